@@ -1,0 +1,63 @@
+# Thin wrapper over CMake so the README commands stay short.
+#   make            build (build/)
+#   make test       build and run every test (ctest)
+#   make asan       build and run every test under ASan + UBSan (build-asan/)
+#   make fuzz-smoke build the libFuzzer targets with clang and run each 60 s
+#   make lint       clang-format check + cppcheck
+#   make format     rewrite sources with clang-format
+#   make check      everything CI runs: test, asan, lint, fuzz-smoke
+#   make demo       the main job: a server with SQLite and local workers
+#   make bench      build and run the benchmarks
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+JOBS       ?= $(shell nproc)
+FUZZ_SECONDS ?= 60
+CMAKE_GEN  := -G Ninja
+SOURCES     = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src include tests bench fuzz -name '*.[ch]')
+
+.PHONY: all build test asan fuzz fuzz-smoke lint format check demo bench clean
+
+all: build
+
+build:
+	@cmake -S . -B $(BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+asan:
+	@cmake -S . -B $(ASAN_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DVK_SANITIZE=ON \
+		-DCMAKE_C_COMPILER=clang >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+fuzz:
+	@cmake -S . -B $(FUZZ_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVK_FUZZ=ON \
+		-DCMAKE_C_COMPILER=clang >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+fuzz-smoke: fuzz
+	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
+lint:
+	clang-format --dry-run --Werror $(SOURCES)
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
+		--inline-suppr --suppress=missingIncludeSystem -I include -I src src include
+
+format:
+	clang-format -i $(SOURCES)
+
+check: test asan lint fuzz-smoke
+
+demo: build
+	scripts/demo.sh
+
+bench: build
+	scripts/bench.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,25 @@
+# Compiler flags and helpers shared by every target.
+
+add_compile_options(-Wall -Wextra -Wstrict-prototypes -Wshadow -Wno-unused-parameter)
+if(VK_WERROR)
+    add_compile_options(-Werror)
+endif()
+if(VK_SANITIZE)
+    add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=all
+                        -fno-omit-frame-pointer)
+    add_link_options(-fsanitize=address,undefined -fno-sanitize-recover=all)
+endif()
+if(VK_FUZZ)
+    add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+    add_link_options(-fsanitize=address,undefined)
+endif()
+
+# vk_unit_test(NAME SOURCES...): a cmocka test binary registered with CTest.
+function(vk_unit_test name)
+    add_executable(${name} ${ARGN})
+    target_link_libraries(${name} PRIVATE vulcan PkgConfig::CMOCKA)
+    target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src)
+    add_test(NAME ${name} COMMAND ${name})
+    set_tests_properties(${name} PROPERTIES TIMEOUT 300
+        ENVIRONMENT "VK_SHARED_DIR=${VK_SHARED_DIR};VK_SOURCE_DIR=${PROJECT_SOURCE_DIR};VK_BINARY_DIR=${PROJECT_BINARY_DIR};CMOCKA_MESSAGE_OUTPUT=stdout")
+endfunction()

@@ -1,0 +1,243 @@
+/*
+ * util — the low-level primitives every other Vulcan module stands on.
+ *
+ * Errors (struct vk_err, VK_E* codes), a bounded string buffer (struct vk_buf),
+ * an arena allocator (struct vk_pool), checked allocation, UUIDs, UTC time and
+ * rendering of "file:line:col: error: ..." diagnostics with a caret.
+ *
+ * Thread-safety: every function here is safe to call from several threads as
+ * long as each object (buffer, pool, error) is used by one thread at a time.
+ * The allocation-failure hook is process-wide and meant for tests only.
+ */
+#ifndef VULCAN_UTIL_H
+#define VULCAN_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- Macros */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define VK_MUST_CHECK __attribute__((warn_unused_result))
+#define VK_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#define VK_NORETURN __attribute__((noreturn))
+#else
+#define VK_MUST_CHECK
+#define VK_PRINTF(fmt, args)
+#define VK_NORETURN
+#endif
+
+/** Abort with a message when `cond` is false. For programmer errors only; stays on in release. */
+#define VK_ASSERT(cond)                                                                            \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            vk_assert_fail(#cond, __FILE__, __LINE__);                                             \
+    } while (0)
+
+#define VK_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+VK_NORETURN void vk_assert_fail(const char *expr, const char *file, int line);
+
+/* ---------------------------------------------------------------- Errors */
+
+/** Error codes. Functions return 0 on success or one of these (negative). */
+enum vk_errcode {
+    VK_OK = 0,
+    VK_ENOMEM = -1,     /**< out of memory */
+    VK_EINVAL = -2,     /**< invalid argument or value */
+    VK_EIO = -3,        /**< I/O error (file, socket, pipe) */
+    VK_EPARSE = -4,     /**< syntax error in some input */
+    VK_ETOOBIG = -5,    /**< an input-derived size exceeded its cap */
+    VK_ENOTFOUND = -6,  /**< the thing asked for does not exist */
+    VK_EEXIST = -7,     /**< the thing to create exists already */
+    VK_ECONFLICT = -8,  /**< state changed under us (stale attempt, lost race) */
+    VK_EDB = -9,        /**< database error */
+    VK_ETIMEDOUT = -10, /**< an operation ran out of time */
+    VK_EPERM = -11,     /**< not allowed */
+    VK_EAGAIN = -12,    /**< temporarily unavailable; try again */
+    VK_ECYCLE = -13,    /**< a cycle (for example in imports) */
+    VK_EVERSION = -14,  /**< incompatible version (schema newer than binary, ...) */
+    VK_EINTERNAL = -15  /**< a bug: should never happen */
+};
+
+/**
+ * Error details. `line`/`col` are 1-based and 0 when the error is not tied to a
+ * position in some source text. `msg` follows the message style: lowercase, no
+ * trailing full stop, subject in single quotes.
+ */
+struct vk_err {
+    int code;
+    uint32_t line;
+    uint32_t col;
+    char msg[256];
+};
+
+/** Reset `err` (may be NULL) to "no error". */
+void vk_err_clear(struct vk_err *err);
+
+/** Record an error in `err` (may be NULL). Returns `code`, so `return vk_err_set(...)` works. */
+int vk_err_set(struct vk_err *err, int code, const char *fmt, ...) VK_PRINTF(3, 4);
+
+/** Like vk_err_set() but also records a source position. Returns `code`. */
+int vk_err_setpos(struct vk_err *err, int code, uint32_t line, uint32_t col, const char *fmt, ...)
+    VK_PRINTF(5, 6);
+
+/** va_list variant of vk_err_setpos(). */
+int vk_err_vsetpos(struct vk_err *err, int code, uint32_t line, uint32_t col, const char *fmt,
+                   va_list ap);
+
+/**
+ * Map the current errno to a VK code and record "<what>: <strerror>" in `err`.
+ * Call it straight after the failing system call. Returns the VK code.
+ */
+int vk_err_errno(struct vk_err *err, const char *what);
+
+/** A short, static, lowercase name for a VK code ("out of memory", ...). */
+const char *vk_strerror(int code);
+
+/* ---------------------------------------------------------------- Memory */
+
+/**
+ * Allocation wrappers. vk_malloc/vk_calloc/vk_realloc return NULL on failure and
+ * are what input-sized allocations use. vk_xmalloc/vk_xcalloc/vk_xrealloc/vk_xstrdup
+ * abort on failure and are for small, fixed-size allocations only.
+ * All returned memory is released with vk_free() (which accepts NULL).
+ */
+void *vk_malloc(size_t n) VK_MUST_CHECK;
+void *vk_calloc(size_t nmemb, size_t size) VK_MUST_CHECK;
+void *vk_realloc(void *p, size_t n) VK_MUST_CHECK;
+void vk_free(void *p);
+void *vk_xmalloc(size_t n);
+void *vk_xcalloc(size_t nmemb, size_t size);
+void *vk_xrealloc(void *p, size_t n);
+char *vk_xstrdup(const char *s);
+char *vk_xstrndup(const char *s, size_t n);
+
+/**
+ * Test hook: make the `n`th vk_malloc/vk_calloc/vk_realloc from now on fail
+ * (1 = the next one), or 0 to switch failures off. Returns the number of
+ * fallible allocations made since the last call. Process-wide; tests only.
+ */
+unsigned long vk_alloc_fail_after(unsigned long n);
+
+/* ---------------------------------------------------------------- Buffer */
+
+/**
+ * A growable byte buffer with a required maximum size. Always NUL-terminated;
+ * `len` excludes the terminator; may hold embedded NULs. A failed append
+ * (VK_ENOMEM, VK_ETOOBIG) releases the buffer, leaving it empty but usable.
+ */
+struct vk_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    size_t max;
+};
+
+/** Common caps. */
+#define VK_MAX_SMALL (64u * 1024u)
+#define VK_MAX_BODY (8u * 1024u * 1024u)
+#define VK_MAX_FILE (64u * 1024u * 1024u)
+
+#define VK_BUF_INIT(maxlen)                                                                        \
+    {                                                                                              \
+        NULL, 0, 0, (maxlen)                                                                       \
+    }
+
+void vk_buf_init(struct vk_buf *b, size_t max);
+/** Free the contents; the buffer is empty and usable again. */
+void vk_buf_release(struct vk_buf *b);
+/** Set `len` to 0, keeping the memory. */
+void vk_buf_reset(struct vk_buf *b);
+/** Make room for `extra` more bytes. Returns 0, VK_ENOMEM or VK_ETOOBIG. */
+int vk_buf_grow(struct vk_buf *b, size_t extra) VK_MUST_CHECK;
+int vk_buf_add(struct vk_buf *b, const void *p, size_t n) VK_MUST_CHECK;
+int vk_buf_adds(struct vk_buf *b, const char *s) VK_MUST_CHECK;
+int vk_buf_addch(struct vk_buf *b, char c) VK_MUST_CHECK;
+int vk_buf_addf(struct vk_buf *b, const char *fmt, ...) VK_MUST_CHECK VK_PRINTF(2, 3);
+int vk_buf_vaddf(struct vk_buf *b, const char *fmt, va_list ap) VK_MUST_CHECK;
+/** Returns owned: the bytes (NUL-terminated, never NULL); the buffer is reset to empty. */
+char *vk_buf_take(struct vk_buf *b, size_t *len);
+/**
+ * Read a whole file into `b` (appending). Fails with VK_ETOOBIG past b->max.
+ * Returns 0 or a VK code with details in `err`.
+ */
+int vk_buf_read_file(struct vk_buf *b, const char *path, struct vk_err *err) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Pool */
+
+/**
+ * An arena: many small allocations freed at once. Used for one parse, one
+ * request. Not thread-safe. Allocations are 16-byte aligned.
+ */
+struct vk_pool_chunk;
+struct vk_pool {
+    struct vk_pool_chunk *chunks;
+    char *cur;
+    char *end;
+    size_t chunk_size;
+    size_t total; /**< bytes obtained from the system */
+};
+
+/** Set up an empty pool; `chunk_size` 0 picks a default (64 KiB). */
+void vk_pool_init(struct vk_pool *p, size_t chunk_size);
+/** Free every allocation made from the pool; the pool is empty and usable again. */
+void vk_pool_release(struct vk_pool *p);
+/** Allocate `n` bytes (uninitialised). Returns NULL when out of memory. */
+void *vk_pool_alloc(struct vk_pool *p, size_t n) VK_MUST_CHECK;
+/** Allocate `n` zeroed bytes. Returns NULL when out of memory. */
+void *vk_pool_zalloc(struct vk_pool *p, size_t n) VK_MUST_CHECK;
+/** Copy `n` bytes of `s` plus a NUL terminator into the pool. NULL when out of memory. */
+char *vk_pool_strndup(struct vk_pool *p, const char *s, size_t n) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Ids, time */
+
+/** Text form of a UUID: 36 characters plus NUL. */
+#define VK_UUID_LEN 37
+
+/** Write a random (v4) UUID in lowercase text form into `out`. Returns 0 or VK_EIO. */
+int vk_uuid_v4(char out[VK_UUID_LEN]) VK_MUST_CHECK;
+/** Write a time-ordered (v7) UUID: sorts by creation time. Returns 0 or VK_EIO. */
+int vk_uuid_v7(char out[VK_UUID_LEN]) VK_MUST_CHECK;
+/** True when `s` is a UUID in canonical text form (any case). */
+bool vk_uuid_valid(const char *s);
+
+/** Milliseconds since the Unix epoch (UTC, wall clock). */
+int64_t vk_now_ms(void);
+/** Monotonic clock in nanoseconds, for measuring durations. */
+int64_t vk_mono_ns(void);
+/** Format `ms` since the epoch as "YYYY-MM-DDTHH:MM:SS.mmmZ" (25 bytes with NUL). */
+#define VK_TIME_LEN 25
+void vk_time_format(int64_t ms, char out[VK_TIME_LEN]);
+/** Parse the vk_time_format() form (also without ".mmm"). Returns 0 or VK_EINVAL. */
+int vk_time_parse(const char *s, int64_t *ms) VK_MUST_CHECK;
+
+/**
+ * Parse a duration such as "90", "90s", "10m", "1h30m", "250ms" into milliseconds.
+ * A bare number means seconds. Returns 0 or VK_EINVAL.
+ */
+int vk_duration_parse(const char *s, size_t len, int64_t *ms) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Diagnostics */
+
+/**
+ * Append a compiler-style diagnostic to `out`:
+ *
+ *     FILE:LINE:COL: error: MSG
+ *        3 | the source line
+ *          |      ^
+ *
+ * `src`/`len` is the whole source text (borrowed) used to show the line; when
+ * NULL or err->line is 0 only the first line is written ("FILE: error: MSG").
+ * `col` counts Unicode code points from 1. Returns 0 or a vk_buf error.
+ */
+int vk_diag_render(struct vk_buf *out, const char *file, const char *src, size_t len,
+                   const struct vk_err *err) VK_MUST_CHECK;
+
+/** Decode one UTF-8 code point at `s` (`len` bytes available). Returns its byte length
+ *  (1..4) and stores the code point in *cp, or returns 0 for an invalid sequence. */
+size_t vk_utf8_decode(const unsigned char *s, size_t len, uint32_t *cp);
+
+#endif /* VULCAN_UTIL_H */

@@ -1,0 +1,65 @@
+/* vulcan: one executable, git-style subcommands. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int cmd_version(int argc, char **argv)
+{
+    if (vk__cli_wants_help(argc, argv)) {
+        puts("usage: vulcan version\n\nPrint the version of this vulcan binary.");
+        return 0;
+    }
+    printf("vulcan %s\n", VK_VERSION);
+    return 0;
+}
+
+static const struct vk_cli_cmd commands[] = {
+    {"version", "print the version", cmd_version},
+    /* kdl, parse, server, worker, run, ... are added as their modules land. */
+};
+
+static void usage(FILE *f)
+{
+    fputs("usage: vulcan <command> [options] [args]\n\n"
+          "Vulcan CI: a self-hosted continuous-integration system.\n\n"
+          "Commands:\n",
+          f);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fputs("\nRun 'vulcan <command> --help' for a command's options.\n"
+          "Documentation: docs/ in the source tree.\n",
+          f);
+}
+
+bool vk__cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return false;
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return true;
+    }
+    return false;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(name, "--version") == 0)
+        return cmd_version(1, argv + 1);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(commands[i].name, name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "vulcan: '%s' is not a command; see 'vulcan --help'\n", name);
+    return 2;
+}

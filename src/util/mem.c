@@ -1,0 +1,96 @@
+/* Allocation wrappers with a test hook that fails the Nth fallible allocation. */
+#include "vulcan/util.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Process-wide test hook; see vk_alloc_fail_after(). */
+static struct {
+    atomic_ulong countdown; /* 0 = never fail */
+    atomic_ulong count;
+} alloc_hook;
+
+static bool should_fail(void)
+{
+    atomic_fetch_add(&alloc_hook.count, 1);
+    unsigned long c = atomic_load(&alloc_hook.countdown);
+    if (c == 0)
+        return false;
+    if (c == 1) {
+        atomic_store(&alloc_hook.countdown, 0);
+        return true;
+    }
+    atomic_store(&alloc_hook.countdown, c - 1);
+    return false;
+}
+
+unsigned long vk_alloc_fail_after(unsigned long n)
+{
+    atomic_store(&alloc_hook.countdown, n);
+    return atomic_exchange(&alloc_hook.count, 0);
+}
+
+void *vk_malloc(size_t n)
+{
+    if (should_fail())
+        return NULL;
+    return malloc(n ? n : 1);
+}
+
+void *vk_calloc(size_t nmemb, size_t size)
+{
+    if (should_fail())
+        return NULL;
+    return calloc(nmemb ? nmemb : 1, size ? size : 1);
+}
+
+void *vk_realloc(void *p, size_t n)
+{
+    if (should_fail())
+        return NULL;
+    return realloc(p, n ? n : 1);
+}
+
+void vk_free(void *p)
+{
+    free(p);
+}
+
+static void *oom(void)
+{
+    fputs("vulcan: out of memory\n", stderr);
+    abort();
+}
+
+void *vk_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    return p ? p : oom();
+}
+
+void *vk_xcalloc(size_t nmemb, size_t size)
+{
+    void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
+    return p ? p : oom();
+}
+
+void *vk_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    return q ? q : oom();
+}
+
+char *vk_xstrdup(const char *s)
+{
+    return vk_xstrndup(s, strlen(s));
+}
+
+char *vk_xstrndup(const char *s, size_t n)
+{
+    char *p = vk_xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
