@@ -18,7 +18,7 @@ endif()
 function(vk_unit_test name)
     add_executable(${name} ${ARGN})
     target_link_libraries(${name} PRIVATE vulcan PkgConfig::CMOCKA)
-    target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src)
+    target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests/unit)
     add_test(NAME ${name} COMMAND ${name})
     set_tests_properties(${name} PROPERTIES TIMEOUT 300
         ENVIRONMENT "VK_SHARED_DIR=${VK_SHARED_DIR};VK_SOURCE_DIR=${PROJECT_SOURCE_DIR};VK_BINARY_DIR=${PROJECT_BINARY_DIR};CMOCKA_MESSAGE_OUTPUT=stdout")

@@ -1,11 +1,7 @@
 /* Unit tests for util: buffers, pools, errors, ids, time, durations, diagnostics. */
+#include "vk_test.h"
 #include "vulcan/util.h"
 
-#include <cmocka.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <string.h>
 
 static void test_buf_basic(void **state)
