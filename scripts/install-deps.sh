@@ -5,7 +5,8 @@ set -eu
 
 PKGS="build-essential cmake ninja-build pkg-config clang clang-format clang-tidy cppcheck
 libclang-rt-14-dev libcmocka-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev
-libssl-dev libsqlite3-dev libpq-dev postgresql bubblewrap git ca-certificates curl procps"
+libssl-dev libsqlite3-dev libpq-dev postgresql bubblewrap git ca-certificates curl procps
+prometheus"
 
 missing=""
 for p in $PKGS; do
