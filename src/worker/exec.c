@@ -1,0 +1,423 @@
+/*
+ * exec.c — the executor's public entry points: the per-worker environment and
+ * vk_exec_run(), which strings the pieces together for one attempt:
+ * validate → workspace → checkout → script file → environment → cgroup →
+ * (bubblewrap) shell → output pump → clean-up → result.
+ */
+#include "worker/exec_int.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MIB (1024u * 1024u)
+
+void vk_exec_cancel_init(struct vk_exec_cancel *c)
+{
+    atomic_init(&c->requested, false);
+}
+
+void vk_exec_cancel_request(struct vk_exec_cancel *c)
+{
+    if (c)
+        atomic_store(&c->requested, true);
+}
+
+bool vk_exec_result_ok(const struct vk_exec_result *r)
+{
+    return r->exit_code == 0 && r->error[0] == '\0' && !r->timed_out && !r->cancelled;
+}
+
+const char *vk_exec_sandbox_name(enum vk_exec_sandbox mode)
+{
+    switch (mode) {
+    case VK_EXEC_SANDBOX_AUTO:
+        return "auto";
+    case VK_EXEC_SANDBOX_BWRAP:
+        return "bwrap";
+    case VK_EXEC_SANDBOX_NONE:
+        return "none";
+    default:
+        return "default";
+    }
+}
+
+int vk_exec_sandbox_parse(const char *s, enum vk_exec_sandbox *out)
+{
+    if (s && strcmp(s, "auto") == 0)
+        *out = VK_EXEC_SANDBOX_AUTO;
+    else if (s && strcmp(s, "bwrap") == 0)
+        *out = VK_EXEC_SANDBOX_BWRAP;
+    else if (s && strcmp(s, "none") == 0)
+        *out = VK_EXEC_SANDBOX_NONE;
+    else
+        return VK_EINVAL;
+    return 0;
+}
+
+void vk_exec_env_release(struct vk_exec_env *env)
+{
+    if (!env)
+        return;
+    vk__exec_cg_env_release(env);
+    vk_free(env->work_dir);
+    vk_free(env->mirror_dir);
+    vk_free(env->run_dir);
+    vk_free(env->bwrap_path);
+    vk_free(env->git_path);
+    vk_free(env->git_home);
+    vk_free(env->shell);
+    memset(env, 0, sizeof *env);
+}
+
+static char *join(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *p = vk_xmalloc(la + lb + 2);
+    memcpy(p, a, la);
+    p[la] = '/';
+    memcpy(p + la + 1, b, lb + 1);
+    return p;
+}
+
+int vk_exec_env_init(struct vk_exec_env *env, const struct vk_exec_config *cfg, struct vk_err *err)
+{
+    memset(env, 0, sizeof *env);
+    if (!cfg || !cfg->work_dir || !*cfg->work_dir)
+        return vk_err_set(err, VK_EINVAL, "executor: no work directory");
+    if (strlen(cfg->work_dir) > 300)
+        return vk_err_set(err, VK_ETOOBIG, "executor: work directory path too long");
+    int rc = vk__exec_mkdir_p(cfg->work_dir, 0700, err);
+    if (rc < 0)
+        return rc;
+    char real[PATH_MAX];
+    if (!realpath(cfg->work_dir, real))
+        return vk_err_errno(err, "realpath work directory");
+    if (strlen(real) > 300)
+        return vk_err_set(err, VK_ETOOBIG, "executor: work directory path too long");
+    env->work_dir = vk_xstrdup(real);
+    env->mirror_dir = join(real, "mirrors");
+    env->run_dir = join(real, "run");
+    if ((rc = vk__exec_mkdir_p(env->mirror_dir, 0700, err)) < 0 ||
+        (rc = vk__exec_mkdir_p(env->run_dir, 0700, err)) < 0) {
+        vk_exec_env_release(env);
+        return rc;
+    }
+    env->git_path = vk__exec_which(cfg->git_path ? cfg->git_path : "/usr/bin/git", "git");
+    env->bwrap_path = vk__exec_which(cfg->bwrap_path ? cfg->bwrap_path : "/usr/bin/bwrap", "bwrap");
+    const char *home = getenv("HOME");
+    env->git_home = vk_xstrdup(home && home[0] == '/' ? home : "/");
+    env->shell_is_bash = access("/bin/bash", X_OK) == 0;
+    env->shell = vk_xstrdup(env->shell_is_bash ? "/bin/bash" : "/bin/sh");
+    env->default_sandbox =
+        cfg->sandbox == VK_EXEC_SANDBOX_DEFAULT ? VK_EXEC_SANDBOX_AUTO : cfg->sandbox;
+    env->checkout_timeout_ms = cfg->checkout_timeout_ms > 0 ? cfg->checkout_timeout_ms
+                                                            : VK_EXEC_DEFAULT_CHECKOUT_TIMEOUT_MS;
+    vk__exec_bwrap_probe(env);
+    if (cfg->no_cgroups) {
+        env->cgroup_mode = VK_EXEC_CGROUP_NONE;
+        snprintf(env->cgroup_why, sizeof env->cgroup_why, "disabled by configuration");
+    } else {
+        vk__exec_cg_detect(env, cfg->cgroup_parent);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- validation */
+
+static bool valid_id(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > VK_EXEC_MAX_ID || s[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') ||
+              (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '-' || s[i] == '_' || s[i] == '.'))
+            return false;
+    return true;
+}
+
+/*
+ * Build the script's environment: the injected entries (later duplicates win),
+ * then PATH and HOME unless injected. Strings are copied into `pool`.
+ */
+static int build_env(const struct vk_exec_spec *spec, const char *ws, struct vk_pool *pool,
+                     struct vk__exec_strv *out, struct vk_err *err)
+{
+    if (spec->nenv > VK_EXEC_MAX_ENV)
+        return vk_err_set(err, VK_ETOOBIG, "too many environment variables (%zu)", spec->nenv);
+    if (spec->nenv > 0 && !spec->env)
+        return vk_err_set(err, VK_EINVAL, "environment array missing");
+    size_t total = 0;
+    bool has_path = false, has_home = false;
+    for (size_t i = 0; i < spec->nenv; i++) {
+        const char *kv = spec->env[i];
+        if (!kv)
+            return vk_err_set(err, VK_EINVAL, "environment entry %zu is NULL", i);
+        const char *eq = strchr(kv, '=');
+        size_t klen = eq ? (size_t)(eq - kv) : 0;
+        if (!eq || klen == 0)
+            return vk_err_set(err, VK_EINVAL, "environment entry %zu is not KEY=VALUE", i);
+        if (klen > VK_EXEC_MAX_ENV_KEY)
+            return vk_err_set(err, VK_ETOOBIG, "environment key %zu is too long", i);
+        size_t vlen = strlen(eq + 1);
+        if (vlen > VK_EXEC_MAX_ENV_VALUE)
+            return vk_err_set(err, VK_ETOOBIG, "environment value of '%.*s' is too long",
+                              (int)(klen > 64 ? 64 : klen), kv);
+        total += klen + vlen + 2;
+        if (total > VK_EXEC_MAX_ENV_TOTAL)
+            return vk_err_set(err, VK_ETOOBIG, "environment too large");
+        if (klen == 4 && memcmp(kv, "PATH", 4) == 0)
+            has_path = true;
+        if (klen == 4 && memcmp(kv, "HOME", 4) == 0)
+            has_home = true;
+        char *copy = vk_pool_strndup(pool, kv, klen + 1 + vlen);
+        if (!copy)
+            return vk_err_set(err, VK_ENOMEM, "out of memory");
+        size_t j = 0;
+        for (; j < out->n; j++)
+            if (strncmp(out->v[j], kv, klen + 1) == 0)
+                break;
+        if (j < out->n) {
+            out->v[j] = copy;
+            continue;
+        }
+        if (vk__exec_strv_push(out, copy) < 0)
+            return vk_err_set(err, VK_ENOMEM, "out of memory");
+    }
+    if (!has_path && vk__exec_strv_push(out, "PATH=" VK_EXEC_DEFAULT_PATH) < 0)
+        return vk_err_set(err, VK_ENOMEM, "out of memory");
+    if (!has_home && vk__exec_strv_push(out, vk__exec_pool_printf(pool, "HOME=%s", ws)) < 0)
+        return vk_err_set(err, VK_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int validate(const struct vk_exec_spec *spec, struct vk_err *err)
+{
+    if (!valid_id(spec->fragment_id))
+        return vk_err_set(err, VK_EINVAL, "invalid fragment id");
+    if (!spec->script)
+        return vk_err_set(err, VK_EINVAL, "no script");
+    if (strlen(spec->script) > VK_EXEC_MAX_SCRIPT)
+        return vk_err_set(err, VK_ETOOBIG, "script larger than %u bytes", VK_EXEC_MAX_SCRIPT);
+    if (spec->timeout_ms < 0 || spec->kill_grace_ms < 0)
+        return vk_err_set(err, VK_EINVAL, "negative timeout");
+    return 0;
+}
+
+/* ---------------------------------------------------------------- run */
+
+struct run_state {
+    const struct vk_exec_env *env;
+    const struct vk_exec_spec *spec;
+    struct vk__exec_sink sink;
+    struct vk_pool pool;
+    struct vk__exec_strv envv;
+    struct vk__exec_strv argv;
+    struct vk__exec_cg cg;
+    bool cg_made;
+    char ws[512];
+    char rdir[600];
+    char script[700];
+    const char *mirror;
+    bool sandboxed;
+};
+
+static void format_size(uint64_t n, char *out, size_t cap)
+{
+    if (n >= MIB && n % MIB == 0)
+        snprintf(out, cap, "%llu MiB", (unsigned long long)(n / MIB));
+    else
+        snprintf(out, cap, "%llu bytes", (unsigned long long)n);
+}
+
+/* Set up cgroups (notice once when limits were asked for but cannot be had). */
+static void setup_cgroup(struct run_state *st, struct vk_exec_result *out)
+{
+    const struct vk_exec_spec *spec = st->spec;
+    bool want = spec->memory_limit_bytes || spec->pids_limit || spec->cpu_millis;
+    char name[VK_EXEC_MAX_ID + 64], why[320];
+    snprintf(name, sizeof name, "vulcan-%s-%u-%ld", spec->fragment_id, spec->attempt,
+             (long)gettid());
+    if (st->env->cgroup_mode == VK_EXEC_CGROUP_NONE) {
+        if (want)
+            vk__exec_sink_notice(&st->sink, "[vulcan] cgroup limits unavailable: %s\n",
+                                 st->env->cgroup_why);
+        return;
+    }
+    if (vk__exec_cg_create(st->env, name, spec, &st->cg, why, sizeof why) == 0) {
+        st->cg_made = true;
+        out->cgroup_used = true;
+    } else if (want) {
+        vk__exec_sink_notice(&st->sink, "[vulcan] cgroup limits unavailable: %s\n", why);
+    }
+}
+
+static int build_argv(struct run_state *st, struct vk_err *err)
+{
+    int rc = 0;
+    if (st->sandboxed)
+        rc = vk__exec_bwrap_argv(st->env, &st->argv, &st->pool, st->ws, st->rdir, st->mirror,
+                                 st->spec->allow_network, &st->envv);
+    if (rc == 0)
+        rc = vk__exec_strv_push(&st->argv, st->env->shell);
+    if (rc == 0 && st->env->shell_is_bash) {
+        rc = vk__exec_strv_push(&st->argv, "-e");
+        if (rc == 0)
+            rc = vk__exec_strv_push(&st->argv, "-o");
+        if (rc == 0)
+            rc = vk__exec_strv_push(&st->argv, "pipefail");
+    } else if (rc == 0) {
+        rc = vk__exec_strv_push(&st->argv, "-e");
+    }
+    if (rc == 0)
+        rc = vk__exec_strv_push(&st->argv, st->script);
+    if (rc < 0)
+        return vk_err_set(err, VK_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* Steps up to and including the script's run. Returns 0 or a VK code with *err set. */
+static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
+                     struct vk_exec_result *out, struct vk_err *err)
+{
+    const struct vk_exec_env *env = st->env;
+    const struct vk_exec_spec *spec = st->spec;
+    int rc = validate(spec, err);
+    if (rc < 0)
+        return rc;
+    enum vk_exec_sandbox mode = spec->sandbox ? spec->sandbox : env->default_sandbox;
+    if (mode == VK_EXEC_SANDBOX_AUTO)
+        mode = env->bwrap_ok ? VK_EXEC_SANDBOX_BWRAP : VK_EXEC_SANDBOX_NONE;
+    if (mode == VK_EXEC_SANDBOX_BWRAP && !env->bwrap_ok)
+        return vk_err_set(err, VK_EPERM, "sandbox 'bwrap' is required but unavailable: %s",
+                          env->bwrap_why);
+    st->sandboxed = mode == VK_EXEC_SANDBOX_BWRAP;
+    out->sandboxed = st->sandboxed;
+
+    snprintf(st->ws, sizeof st->ws, "%s/%s-%u", env->work_dir, spec->fragment_id, spec->attempt);
+    snprintf(out->workspace, sizeof out->workspace, "%s", st->ws);
+    snprintf(st->rdir, sizeof st->rdir, "%s/%s-%u", env->run_dir, spec->fragment_id, spec->attempt);
+    snprintf(st->script, sizeof st->script, "%s/script", st->rdir);
+    if ((rc = vk__exec_rmtree(st->ws, err)) < 0 || (rc = vk__exec_rmtree(st->rdir, err)) < 0)
+        return rc;
+    if (mkdir(st->ws, 0700) < 0)
+        return vk_err_errno(err, "create workspace");
+    if (mkdir(st->rdir, 0700) < 0)
+        return vk_err_errno(err, "create script directory");
+    if ((rc = build_env(spec, st->ws, &st->pool, &st->envv, err)) < 0)
+        return rc;
+    if (cancel && atomic_load(&cancel->requested)) {
+        out->cancelled = true;
+        return vk_err_set(err, VK_EAGAIN, "cancelled before start");
+    }
+
+    if (spec->repository_url && *spec->repository_url) {
+        int64_t t0 = vk_mono_ns();
+        rc = vk__exec_checkout(env, spec, st->ws, &st->pool, &st->sink, cancel, &st->mirror, err);
+        out->checkout_ms = (vk_mono_ns() - t0) / 1000000;
+        if (rc == VK_EAGAIN)
+            out->cancelled = true;
+        if (rc < 0)
+            return rc;
+    }
+    if ((rc = vk__exec_write_file(st->script, spec->script, strlen(spec->script), err)) < 0)
+        return rc;
+    setup_cgroup(st, out);
+    if ((rc = build_argv(st, err)) < 0)
+        return rc;
+
+    char *bwrap_envp[] = {"PATH=" VK_EXEC_DEFAULT_PATH, NULL};
+    struct vk__exec_child c = {
+        .path = st->sandboxed ? env->bwrap_path : env->shell,
+        .argv = st->argv.v,
+        .envp = st->sandboxed ? bwrap_envp : st->envv.v,
+        .cwd = st->ws,
+        .cg = st->cg_made ? &st->cg : NULL,
+        .rlimits = true,
+        .nofile = spec->nofile_limit ? spec->nofile_limit : VK_EXEC_DEFAULT_NOFILE,
+        .as = spec->as_limit_bytes,
+        .fsize = spec->fsize_limit_bytes,
+        .timeout_ms = spec->timeout_ms,
+        .grace_ms = spec->kill_grace_ms ? spec->kill_grace_ms : VK_EXEC_DEFAULT_KILL_GRACE_MS,
+        .term_spare_leader = st->sandboxed,
+        .cancel = cancel,
+        .sink = &st->sink,
+    };
+    struct vk__exec_outcome o;
+    rc = vk__exec_child_run(&c, &o, err);
+    if (rc < 0)
+        return rc;
+    out->exit_code = o.exit_code;
+    out->signal = o.signal;
+    out->timed_out = o.timed_out;
+    out->cancelled = o.cancelled;
+    if (st->cg_made)
+        out->oom_killed = vk__exec_cg_oom(&st->cg);
+    if (o.timed_out)
+        vk__exec_sink_notice(&st->sink, "\n[vulcan] timed out after %lld ms\n",
+                             (long long)spec->timeout_ms);
+    else if (o.cancelled)
+        vk__exec_sink_notice(&st->sink, "\n[vulcan] cancelled\n");
+    if (out->oom_killed)
+        vk__exec_sink_notice(&st->sink, "\n[vulcan] killed: out of memory (limit %llu bytes)\n",
+                             (unsigned long long)spec->memory_limit_bytes);
+    return 0;
+}
+
+int vk_exec_run(const struct vk_exec_env *env, const struct vk_exec_spec *spec,
+                vk_exec_output_fn cb, void *ctx, struct vk_exec_cancel *cancel,
+                struct vk_exec_result *out, struct vk_err *err)
+{
+    int64_t t0 = vk_mono_ns();
+    struct run_state st;
+    memset(&st, 0, sizeof st);
+    memset(out, 0, sizeof *out);
+    out->exit_code = -1;
+    st.env = env;
+    st.spec = spec;
+    st.sink.cb = cb;
+    st.sink.ctx = ctx;
+    st.sink.cap = spec->output_cap ? spec->output_cap : VK_EXEC_DEFAULT_OUTPUT_CAP;
+    vk_pool_init(&st.pool, 0);
+    vk_err_clear(err);
+    struct vk_err local;
+    if (!err)
+        err = &local;
+
+    int rc = run_steps(&st, cancel, out, err);
+    if (rc < 0) {
+        out->exit_code = -1;
+        snprintf(out->error, sizeof out->error, "%s", err->msg);
+        vk__exec_sink_notice(&st.sink, "[vulcan] error: %s\n", err->msg);
+    }
+    if (st.cg_made)
+        vk__exec_cg_destroy(&st.cg);
+    if (st.rdir[0])
+        (void)vk__exec_rmtree(st.rdir, NULL);
+    if (st.ws[0] && !spec->keep_workspace) {
+        struct vk_err rerr;
+        if (vk__exec_rmtree(st.ws, &rerr) < 0)
+            vk__exec_sink_notice(&st.sink, "[vulcan] workspace not fully removed: %s\n", rerr.msg);
+    }
+    out->output_bytes = st.sink.total;
+    out->output_dropped = st.sink.dropped;
+    out->truncated = st.sink.dropped > 0;
+    if (out->truncated) {
+        char cap[64];
+        format_size(st.sink.cap, cap, sizeof cap);
+        vk__exec_sink_notice(&st.sink,
+                             "\n[vulcan] output truncated: the fragment printed more than %s; "
+                             "%llu bytes dropped\n",
+                             cap, (unsigned long long)st.sink.dropped);
+    }
+    vk__exec_strv_release(&st.argv);
+    vk__exec_strv_release(&st.envv);
+    vk_pool_release(&st.pool);
+    out->duration_ms = (vk_mono_ns() - t0) / 1000000;
+    return rc;
+}

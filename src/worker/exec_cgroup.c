@@ -1,0 +1,444 @@
+/*
+ * exec_cgroup.c — per-attempt cgroups for memory/pids/cpu limits and for
+ * killing everything an attempt started.
+ *
+ * Detection (once per worker): the file-system type of /sys/fs/cgroup.
+ *  - cgroup2fs (v2): the parent is /sys/fs/cgroup/<cgroup_parent or "vulcan">;
+ *    the memory, pids and cpu controllers are enabled on the way down.
+ *  - tmpfs (v1 / hybrid): in each of the memory, pids and cpu hierarchies the
+ *    parent is "<this process's own cgroup>/<cgroup_parent or vulcan>" (nested,
+ *    so the worker's own limits keep applying), or the absolute
+ *    "<mount>/<cgroup_parent>" when cgroup_parent starts with '/'.
+ * An attempt's cgroup is "<parent>/vk-<worker pid>-<seq>". The child joins it
+ * by writing "0" into cgroup.procs descriptors opened by the parent before
+ * fork; bubblewrap and everything below it inherit the membership.
+ */
+#include "worker/exec_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#define CG_ROOT "/sys/fs/cgroup"
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+#ifndef CGROUP_SUPER_MAGIC
+#define CGROUP_SUPER_MAGIC 0x27e0eb
+#endif
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
+
+static const char *const v1_names[VK__CG_N] = {"memory", "pids", "cpu"};
+
+/* Write `s` to `dir`/`file`. Returns 0 or -errno. */
+static int write_at(const char *dir, const char *file, const char *s)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t len = strlen(s);
+    ssize_t n = write(fd, s, len);
+    int e = n == (ssize_t)len ? 0 : (n < 0 ? -errno : -EIO);
+    close(fd);
+    return e;
+}
+
+/* Read up to `cap`-1 bytes of `dir`/`file` into `out`. Returns bytes or -1. */
+static ssize_t read_at(const char *dir, const char *file, char *out, size_t cap)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t got = 0;
+    while (got + 1 < cap) {
+        ssize_t n = read(fd, out + got, cap - 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    out[got] = '\0';
+    return (ssize_t)got;
+}
+
+static bool is_fs(const char *path, long magic)
+{
+    struct statfs sf;
+    return statfs(path, &sf) == 0 && (long)sf.f_type == magic;
+}
+
+/* This process's cgroup path in the v1 hierarchy carrying `ctrl`, from /proc/self/cgroup. */
+static bool own_v1_path(const char *ctrl, char *out, size_t cap)
+{
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    if (!f)
+        return false;
+    char line[1024];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        char *c1 = strchr(line, ':');
+        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+            continue;
+        *c2 = '\0';
+        for (char *tok = c1 + 1; tok && *tok;) {
+            char *comma = strchr(tok, ',');
+            size_t tl = comma ? (size_t)(comma - tok) : strlen(tok);
+            if (tl == strlen(ctrl) && strncmp(tok, ctrl, tl) == 0) {
+                char *p = c2 + 1;
+                p[strcspn(p, "\n")] = '\0';
+                snprintf(out, cap, "%s", strcmp(p, "/") == 0 ? "" : p);
+                found = true;
+                break;
+            }
+            tok = comma ? comma + 1 : NULL;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+static bool safe_parent_name(const char *s)
+{
+    if (!s || !*s || strlen(s) > 200 || strstr(s, ".."))
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!(*p == '/' || *p == '-' || *p == '_' || *p == '.' || (*p >= '0' && *p <= '9') ||
+              (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+            return false;
+    return true;
+}
+
+static bool writable_dir(const char *dir)
+{
+    struct vk_err e;
+    return vk__exec_mkdir_p(dir, 0755, &e) == 0 && access(dir, W_OK) == 0;
+}
+
+static void detect_v2(struct vk_exec_env *env, const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, CG_ROOT "/%s", name[0] == '/' ? name + 1 : name);
+    if (!writable_dir(path)) {
+        snprintf(env->cgroup_why, sizeof env->cgroup_why, "'%.100s' is not writable", path);
+        return;
+    }
+    /* Enable the controllers from the root down to the parent itself (errors tolerated). */
+    for (size_t i = strlen(CG_ROOT);; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char walk[1024];
+        snprintf(walk, sizeof walk, "%.*s", (int)i, path);
+        (void)write_at(walk, "cgroup.subtree_control", "+memory");
+        (void)write_at(walk, "cgroup.subtree_control", "+pids");
+        (void)write_at(walk, "cgroup.subtree_control", "+cpu");
+        if (path[i] == '\0')
+            break;
+    }
+    env->cg_v2_parent = vk_xstrdup(path);
+    env->cgroup_mode = VK_EXEC_CGROUP_V2;
+}
+
+static void detect_v1(struct vk_exec_env *env, const char *name)
+{
+    int usable = 0;
+    for (int i = 0; i < VK__CG_N; i++) {
+        char mount[256], own[512], path[1024];
+        snprintf(mount, sizeof mount, CG_ROOT "/%s", v1_names[i]);
+        if (i == VK__CG_CPU && !is_fs(mount, CGROUP_SUPER_MAGIC))
+            snprintf(mount, sizeof mount, CG_ROOT "/cpu,cpuacct");
+        if (!is_fs(mount, CGROUP_SUPER_MAGIC))
+            continue;
+        if (name[0] == '/')
+            snprintf(path, sizeof path, "%s%s", mount, name);
+        else if (own_v1_path(v1_names[i], own, sizeof own))
+            snprintf(path, sizeof path, "%s%s/%s", mount, own, name);
+        else
+            continue;
+        if (!writable_dir(path))
+            continue;
+        env->cg_v1_parent[i] = vk_xstrdup(path);
+        usable++;
+    }
+    if (usable == 0) {
+        snprintf(env->cgroup_why, sizeof env->cgroup_why,
+                 "no writable cgroup v1 hierarchy (memory, pids, cpu)");
+        return;
+    }
+    env->cgroup_mode = VK_EXEC_CGROUP_V1;
+}
+
+void vk__exec_cg_detect(struct vk_exec_env *env, const char *parent_name)
+{
+    env->cgroup_mode = VK_EXEC_CGROUP_NONE;
+    const char *name = parent_name ? parent_name : "vulcan";
+    if (!safe_parent_name(name)) {
+        snprintf(env->cgroup_why, sizeof env->cgroup_why, "bad cgroup parent name");
+        return;
+    }
+    if (is_fs(CG_ROOT, CGROUP2_SUPER_MAGIC))
+        detect_v2(env, name);
+    else if (is_fs(CG_ROOT, TMPFS_MAGIC))
+        detect_v1(env, name);
+    else
+        snprintf(env->cgroup_why, sizeof env->cgroup_why, "no cgroup file system at " CG_ROOT);
+}
+
+void vk__exec_cg_env_release(struct vk_exec_env *env)
+{
+    /* Only empty parents go away: other workers may share them. */
+    if (env->cg_v2_parent)
+        (void)rmdir(env->cg_v2_parent);
+    vk_free(env->cg_v2_parent);
+    env->cg_v2_parent = NULL;
+    for (int i = 0; i < VK__CG_N; i++) {
+        if (env->cg_v1_parent[i])
+            (void)rmdir(env->cg_v1_parent[i]);
+        vk_free(env->cg_v1_parent[i]);
+        env->cg_v1_parent[i] = NULL;
+    }
+}
+
+/* Make `parent`/`name` and open its cgroup.procs. Returns the new dir or NULL. */
+static char *make_leaf(const char *parent, const char *name, int *procs_fd)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", parent, name);
+    if (mkdir(path, 0755) < 0)
+        return NULL;
+    char procs[1100];
+    snprintf(procs, sizeof procs, "%s/cgroup.procs", path);
+    *procs_fd = open(procs, O_WRONLY | O_CLOEXEC);
+    if (*procs_fd < 0) {
+        (void)rmdir(path);
+        return NULL;
+    }
+    return vk_xstrdup(path);
+}
+
+static int create_v2(const struct vk_exec_env *env, const char *name,
+                     const struct vk_exec_spec *spec, struct vk__exec_cg *cg, char *why,
+                     size_t whylen)
+{
+    char num[64];
+    cg->dir[0] = make_leaf(env->cg_v2_parent, name, &cg->procs_fd[0]);
+    if (!cg->dir[0]) {
+        snprintf(why, whylen, "cannot create a cgroup under '%s': %s", env->cg_v2_parent,
+                 strerror(errno));
+        return VK_EIO;
+    }
+    if (spec->memory_limit_bytes) {
+        snprintf(num, sizeof num, "%llu", (unsigned long long)spec->memory_limit_bytes);
+        if (write_at(cg->dir[0], "memory.max", num) < 0) {
+            snprintf(why, whylen, "the memory controller is not available");
+            return VK_EIO;
+        }
+        (void)write_at(cg->dir[0], "memory.swap.max", "0");
+    }
+    if (spec->pids_limit) {
+        snprintf(num, sizeof num, "%u", spec->pids_limit);
+        if (write_at(cg->dir[0], "pids.max", num) < 0) {
+            snprintf(why, whylen, "the pids controller is not available");
+            return VK_EIO;
+        }
+    }
+    if (spec->cpu_millis) {
+        snprintf(num, sizeof num, "%llu 100000", (unsigned long long)spec->cpu_millis * 100u);
+        if (write_at(cg->dir[0], "cpu.max", num) < 0) {
+            snprintf(why, whylen, "the cpu controller is not available");
+            return VK_EIO;
+        }
+    }
+    return 0;
+}
+
+static int create_v1(const struct vk_exec_env *env, const char *name,
+                     const struct vk_exec_spec *spec, struct vk__exec_cg *cg, char *why,
+                     size_t whylen)
+{
+    bool want[VK__CG_N] = {spec->memory_limit_bytes > 0, spec->pids_limit > 0,
+                           spec->cpu_millis > 0};
+    for (int i = 0; i < VK__CG_N; i++) {
+        /* Hierarchies without a limit still help to find every process: keep memory/pids. */
+        if (!env->cg_v1_parent[i] || (i == VK__CG_CPU && !want[i]))
+            continue;
+        cg->dir[i] = make_leaf(env->cg_v1_parent[i], name, &cg->procs_fd[i]);
+        if (!cg->dir[i] && want[i]) {
+            snprintf(why, whylen, "cannot create a cgroup under '%s': %s", env->cg_v1_parent[i],
+                     strerror(errno));
+            return VK_EIO;
+        }
+    }
+    for (int i = 0; i < VK__CG_N; i++)
+        if (want[i] && !cg->dir[i]) {
+            snprintf(why, whylen, "no writable '%s' cgroup hierarchy", v1_names[i]);
+            return VK_EIO;
+        }
+    if (!cg->dir[VK__CG_MEMORY] && !cg->dir[VK__CG_PIDS]) {
+        snprintf(why, whylen, "no writable memory or pids cgroup hierarchy");
+        return VK_EIO;
+    }
+    char num[64];
+    if (want[VK__CG_MEMORY]) {
+        snprintf(num, sizeof num, "%llu", (unsigned long long)spec->memory_limit_bytes);
+        if (write_at(cg->dir[VK__CG_MEMORY], "memory.limit_in_bytes", num) < 0) {
+            snprintf(why, whylen, "cannot set memory.limit_in_bytes");
+            return VK_EIO;
+        }
+        /* No swapping around the limit where swap accounting exists. */
+        (void)write_at(cg->dir[VK__CG_MEMORY], "memory.memsw.limit_in_bytes", num);
+    }
+    if (want[VK__CG_PIDS]) {
+        snprintf(num, sizeof num, "%u", spec->pids_limit);
+        if (write_at(cg->dir[VK__CG_PIDS], "pids.max", num) < 0) {
+            snprintf(why, whylen, "cannot set pids.max");
+            return VK_EIO;
+        }
+    }
+    if (want[VK__CG_CPU]) {
+        snprintf(num, sizeof num, "%llu", (unsigned long long)spec->cpu_millis * 100u);
+        if (write_at(cg->dir[VK__CG_CPU], "cpu.cfs_period_us", "100000") < 0 ||
+            write_at(cg->dir[VK__CG_CPU], "cpu.cfs_quota_us", num) < 0) {
+            snprintf(why, whylen, "cannot set cpu.cfs_quota_us");
+            return VK_EIO;
+        }
+    }
+    return 0;
+}
+
+int vk__exec_cg_create(const struct vk_exec_env *env, const char *name,
+                       const struct vk_exec_spec *spec, struct vk__exec_cg *cg, char *why,
+                       size_t whylen)
+{
+    memset(cg, 0, sizeof *cg);
+    for (int i = 0; i < VK__CG_N; i++)
+        cg->procs_fd[i] = -1;
+    why[0] = '\0';
+    if (env->cgroup_mode == VK_EXEC_CGROUP_NONE) {
+        snprintf(why, whylen, "%s", env->cgroup_why[0] ? env->cgroup_why : "disabled");
+        return VK_EPERM;
+    }
+    cg->mode = env->cgroup_mode;
+    int rc = cg->mode == VK_EXEC_CGROUP_V2 ? create_v2(env, name, spec, cg, why, whylen)
+                                           : create_v1(env, name, spec, cg, why, whylen);
+    if (rc < 0)
+        vk__exec_cg_destroy(cg);
+    return rc;
+}
+
+/* The directory whose cgroup.procs lists the attempt's processes. */
+static const char *member_dir(const struct vk__exec_cg *cg)
+{
+    for (int i = 0; i < VK__CG_N; i++)
+        if (cg->dir[i])
+            return cg->dir[i];
+    return NULL;
+}
+
+/* Signal the listed processes; returns how many were listed. */
+static int signal_members(const struct vk__exec_cg *cg, int sig, pid_t except)
+{
+    const char *dir = member_dir(cg);
+    if (!dir)
+        return 0;
+    char buf[16384];
+    if (read_at(dir, "cgroup.procs", buf, sizeof buf) <= 0)
+        return 0;
+    int count = 0;
+    for (char *p = buf; *p;) {
+        char *end;
+        long pid = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        if (pid > 0 && (pid_t)pid != except) {
+            (void)kill((pid_t)pid, sig);
+            count++;
+        }
+        p = end;
+        while (*p == '\n')
+            p++;
+    }
+    return count;
+}
+
+void vk__exec_cg_signal(const struct vk__exec_cg *cg, int sig, pid_t except)
+{
+    if (cg && cg->mode != VK_EXEC_CGROUP_NONE)
+        (void)signal_members(cg, sig, except);
+}
+
+void vk__exec_cg_kill_all(const struct vk__exec_cg *cg)
+{
+    if (!cg || !member_dir(cg))
+        return;
+    if (cg->mode == VK_EXEC_CGROUP_V2)
+        (void)write_at(cg->dir[0], "cgroup.kill", "1");
+    /* Repeat: a process may fork between reading the list and the kill. ~2 s at most. */
+    for (int round = 0; round < 400; round++) {
+        if (signal_members(cg, SIGKILL, 0) == 0)
+            return;
+        vk__exec_sleep_ms(5);
+    }
+}
+
+/* The value of the line "`key` N" in `text`, or 0. */
+static unsigned long long keyed(const char *text, const char *key)
+{
+    size_t kl = strlen(key);
+    for (const char *p = text; p && *p;) {
+        if (strncmp(p, key, kl) == 0 && p[kl] == ' ')
+            return strtoull(p + kl + 1, NULL, 10);
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    return 0;
+}
+
+bool vk__exec_cg_oom(const struct vk__exec_cg *cg)
+{
+    char buf[2048];
+    if (!cg)
+        return false;
+    if (cg->mode == VK_EXEC_CGROUP_V2 && cg->dir[0])
+        return read_at(cg->dir[0], "memory.events", buf, sizeof buf) > 0 &&
+               keyed(buf, "oom_kill") > 0;
+    if (cg->mode == VK_EXEC_CGROUP_V1 && cg->dir[VK__CG_MEMORY])
+        return read_at(cg->dir[VK__CG_MEMORY], "memory.oom_control", buf, sizeof buf) > 0 &&
+               keyed(buf, "oom_kill") > 0;
+    return false;
+}
+
+void vk__exec_cg_destroy(struct vk__exec_cg *cg)
+{
+    if (!cg)
+        return;
+    vk__exec_cg_kill_all(cg);
+    for (int i = 0; i < VK__CG_N; i++) {
+        if (cg->procs_fd[i] >= 0)
+            close(cg->procs_fd[i]);
+        cg->procs_fd[i] = -1;
+        if (!cg->dir[i])
+            continue;
+        /* Killed tasks leave the cgroup as they finish exiting: retry for a moment. */
+        for (int t = 0; t < 200 && rmdir(cg->dir[i]) < 0 && errno == EBUSY; t++)
+            vk__exec_sleep_ms(5);
+        vk_free(cg->dir[i]);
+        cg->dir[i] = NULL;
+    }
+    cg->mode = VK_EXEC_CGROUP_NONE;
+}

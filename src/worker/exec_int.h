@@ -1,0 +1,181 @@
+/*
+ * exec_int.h — private to the executor (src/worker/exec*.c).
+ *
+ * Pieces: an output sink applying the cap (exec_sink.c), a child runner that
+ * forks, sets up the child and pumps its output while enforcing timeout and
+ * cancel (exec_proc.c), per-attempt cgroups (exec_cgroup.c), bubblewrap argv
+ * (exec_sandbox.c), git mirror + checkout (exec_git.c), workspace files and
+ * safe recursive removal (exec_fs.c), SHA-256 for mirror names (exec_sha256.c, libcrypto).
+ */
+#ifndef VULCAN_WORKER_EXEC_INT_H
+#define VULCAN_WORKER_EXEC_INT_H
+
+#include "vulcan/executor.h"
+#include "vulcan/util.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+/* ---------------------------------------------------------------- Sink */
+
+/** The attempt's output stream: applies the cap, counts bytes. */
+struct vk__exec_sink {
+    vk_exec_output_fn cb;
+    void *ctx;
+    uint64_t cap;
+    uint64_t total;   /**< bytes written through vk__exec_sink_write (delivered + dropped) */
+    uint64_t dropped; /**< bytes over the cap */
+};
+
+/** Deliver `len` bytes of attempt output, counting them against the cap. */
+void vk__exec_sink_write(struct vk__exec_sink *s, const char *data, size_t len);
+/** Like vk__exec_sink_write, but each line starts with `prefix`; *bol tracks line starts. */
+void vk__exec_sink_write_prefixed(struct vk__exec_sink *s, const char *prefix, bool *bol,
+                                  const char *data, size_t len);
+/** An executor notice: delivered even past the cap, not counted. printf-style. */
+void vk__exec_sink_notice(struct vk__exec_sink *s, const char *fmt, ...) VK_PRINTF(2, 3);
+
+/* ---------------------------------------------------------------- Strings */
+
+/** A NULL-terminated vector of borrowed strings (argv, envp). */
+struct vk__exec_strv {
+    char **v;
+    size_t n;
+    size_t cap;
+};
+
+void vk__exec_strv_release(struct vk__exec_strv *sv);
+/**
+ * Append `s` (borrowed: must outlive the vector; a literal or pool string).
+ * A NULL `s` (a failed pool allocation) gives VK_ENOMEM. Returns 0 or VK_ENOMEM.
+ */
+int vk__exec_strv_push(struct vk__exec_strv *sv, char *s) VK_MUST_CHECK;
+/** Append a formatted string allocated from `pool`. Returns 0 or VK_ENOMEM. */
+int vk__exec_strv_pushf(struct vk__exec_strv *sv, struct vk_pool *pool, const char *fmt,
+                        ...) VK_MUST_CHECK VK_PRINTF(3, 4);
+/** A formatted string in `pool`, or NULL when out of memory. */
+char *vk__exec_pool_printf(struct vk_pool *pool, const char *fmt, ...) VK_PRINTF(2, 3);
+
+/* ---------------------------------------------------------------- Cgroups */
+
+enum { VK__CG_MEMORY = 0, VK__CG_PIDS = 1, VK__CG_CPU = 2, VK__CG_N = 3 };
+
+/** One attempt's cgroup(s). v2 uses dir[0] only. */
+struct vk__exec_cg {
+    enum vk_exec_cgroup_mode mode;
+    char *dir[VK__CG_N];
+    int procs_fd[VK__CG_N]; /**< cgroup.procs opened for writing; the child writes "0" */
+};
+
+/** Detect the cgroup mode and prepare parents; fills env->cgroup_mode/cgroup_why. */
+void vk__exec_cg_detect(struct vk_exec_env *env, const char *parent_name);
+/** Remove the parents (only when empty); free their names. */
+void vk__exec_cg_env_release(struct vk_exec_env *env);
+/**
+ * Create the per-attempt cgroup `name` with the spec's limits. Returns 0, or a
+ * VK code with a reason in `why` (for the one-line notice) when unavailable.
+ */
+int vk__exec_cg_create(const struct vk_exec_env *env, const char *name,
+                       const struct vk_exec_spec *spec, struct vk__exec_cg *cg, char *why,
+                       size_t whylen);
+/** Send `sig` to every process in the cgroup except `except` (0 = none). */
+void vk__exec_cg_signal(const struct vk__exec_cg *cg, int sig, pid_t except);
+/** SIGKILL everything in the cgroup until it is empty (bounded wait). */
+void vk__exec_cg_kill_all(const struct vk__exec_cg *cg);
+/** True when the memory controller recorded an OOM kill. */
+bool vk__exec_cg_oom(const struct vk__exec_cg *cg);
+/** Kill what is left, remove the directories, close the fds. Accepts an empty cg. */
+void vk__exec_cg_destroy(struct vk__exec_cg *cg);
+
+/* ---------------------------------------------------------------- Child runner */
+
+/** Describes one child process. Everything is prepared before fork(). */
+struct vk__exec_child {
+    const char *path;             /**< absolute path for execve */
+    char *const *argv;            /**< NULL-terminated */
+    char *const *envp;            /**< NULL-terminated */
+    const char *cwd;              /**< NULL: inherit */
+    const struct vk__exec_cg *cg; /**< NULL: no cgroup */
+    bool rlimits;                 /**< apply core/nofile/as/fsize below */
+    rlim_t nofile, as, fsize;     /**< 0 = leave */
+    int64_t timeout_ms;           /**< 0 = none */
+    int64_t grace_ms;
+    bool term_spare_leader;        /**< on SIGTERM spare the direct child (bubblewrap) */
+    struct vk_exec_cancel *cancel; /**< may be NULL */
+    struct vk__exec_sink *sink;    /**< output destination, or NULL with capture */
+    const char *line_prefix;       /**< non-NULL: prefix every output line */
+    struct vk_buf *capture;        /**< non-NULL: collect output here instead */
+};
+
+struct vk__exec_outcome {
+    int exit_code; /**< 0..255, or -1 */
+    int signal;
+    bool timed_out;
+    bool cancelled;
+};
+
+/**
+ * Fork and exec `c`, pump its output until it and its process group are gone.
+ * Returns 0 (see *o) or a VK code when the child could not be started.
+ */
+int vk__exec_child_run(const struct vk__exec_child *c, struct vk__exec_outcome *o,
+                       struct vk_err *err) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Sandbox */
+
+/**
+ * Append the bubblewrap prefix (bwrap path and options, up to and including
+ * "--") for running in `ws` with the script directory `script_dir` (and, when
+ * non-NULL, the mirror `mirror` read-only) and the environment `envv`.
+ */
+int vk__exec_bwrap_argv(const struct vk_exec_env *env, struct vk__exec_strv *argv,
+                        struct vk_pool *pool, const char *ws, const char *script_dir,
+                        const char *mirror, bool allow_network,
+                        const struct vk__exec_strv *envv) VK_MUST_CHECK;
+/** Probe bubblewrap once; sets env->bwrap_ok / bwrap_why. */
+void vk__exec_bwrap_probe(struct vk_exec_env *env);
+
+/* ---------------------------------------------------------------- Git */
+
+/**
+ * Check out the spec's repository into `ws` through the mirror cache. On
+ * success *mirror_out is the mirror path (allocated from `pool`).
+ * Returns 0 or VK_EINVAL / VK_EIO / VK_ENOTFOUND / VK_ETIMEDOUT / VK_EAGAIN (cancelled).
+ */
+int vk__exec_checkout(const struct vk_exec_env *env, const struct vk_exec_spec *spec,
+                      const char *ws, struct vk_pool *pool, struct vk__exec_sink *sink,
+                      struct vk_exec_cancel *cancel, const char **mirror_out,
+                      struct vk_err *err) VK_MUST_CHECK;
+/** Validate a commit sha (hex, 4..64). */
+bool vk__exec_valid_sha(const char *s);
+/** Validate a branch name (a safe subset of git's rules). */
+bool vk__exec_valid_branch(const char *s);
+/** Validate a repository URL (bounded, printable, not an option). */
+bool vk__exec_valid_url(const char *s);
+
+/* ---------------------------------------------------------------- Files */
+
+/** mkdir -p with `mode`. Returns 0 or a VK code. */
+int vk__exec_mkdir_p(const char *path, mode_t mode, struct vk_err *err) VK_MUST_CHECK;
+/**
+ * Remove `path` and everything below it without following symlinks and
+ * without crossing into other file systems. ENOENT is success.
+ */
+int vk__exec_rmtree(const char *path, struct vk_err *err);
+/** Create `path` (O_EXCL, mode 0644) holding `len` bytes of `data`. */
+int vk__exec_write_file(const char *path, const char *data, size_t len,
+                        struct vk_err *err) VK_MUST_CHECK;
+/** Sleep `ms` milliseconds (restarting on EINTR). */
+void vk__exec_sleep_ms(int64_t ms);
+/** Find `name` as an executable: `pref` if executable, else each PATH dir. Returns owned or NULL.
+ */
+char *vk__exec_which(const char *pref, const char *name);
+
+/* ---------------------------------------------------------------- SHA-256 */
+
+/** Lowercase hex SHA-256 of `len` bytes at `data` into `out` (65 bytes with NUL). */
+void vk__exec_sha256_hex(const void *data, size_t len, char out[65]);
+
+#endif /* VULCAN_WORKER_EXEC_INT_H */

@@ -1,0 +1,166 @@
+/*
+ * exec_sandbox.c — the bubblewrap command line and the start-up probe.
+ *
+ * The sandbox sees: the system directories read-only (symlinks such as
+ * /bin -> usr/bin on merged-/usr systems are recreated as symlinks), a fresh
+ * /dev and /proc, private tmpfs /tmp and /var/tmp, the workspace read-write and
+ * the script directory (and the git mirror the workspace borrows objects from)
+ * read-only, all at their host paths. /etc/shadow and /etc/gshadow are masked.
+ * Every namespace is unshared (--unshare-all: user, ipc, pid, net, uts,
+ * cgroup), except the network with allow_network, and all capabilities are
+ * dropped. bubblewrap itself starts with an environment of PATH only (so an
+ * injected LD_PRELOAD cannot reach it); the script's environment is set with
+ * --clearenv/--setenv.
+ */
+#include "worker/exec_int.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char *const system_dirs[] = {"/usr",   "/bin",    "/sbin", "/lib", "/lib32",
+                                    "/lib64", "/libx32", "/etc",  "/opt"};
+
+#define PUSH(x)                                                                                    \
+    do {                                                                                           \
+        if (vk__exec_strv_push(argv, (x)) < 0)                                                     \
+            return VK_ENOMEM;                                                                      \
+    } while (0)
+
+/* Bind every existing system directory read-only, recreating symlinks as symlinks. */
+static int push_system(struct vk__exec_strv *argv, struct vk_pool *pool)
+{
+    for (size_t i = 0; i < VK_ARRAY_LEN(system_dirs); i++) {
+        struct stat st;
+        char *d = system_dirs[i];
+        if (lstat(d, &st) < 0)
+            continue;
+        if (S_ISLNK(st.st_mode)) {
+            char target[PATH_MAX];
+            ssize_t n = readlink(d, target, sizeof target - 1);
+            if (n <= 0)
+                continue;
+            PUSH("--symlink");
+            PUSH(vk_pool_strndup(pool, target, (size_t)n));
+            PUSH(d);
+        } else if (S_ISDIR(st.st_mode)) {
+            PUSH("--ro-bind");
+            PUSH(d);
+            PUSH(d);
+        }
+    }
+    PUSH("--ro-bind-try");
+    PUSH("/dev/null");
+    PUSH("/etc/shadow");
+    PUSH("--ro-bind-try");
+    PUSH("/dev/null");
+    PUSH("/etc/gshadow");
+    return 0;
+}
+
+int vk__exec_bwrap_argv(const struct vk_exec_env *env, struct vk__exec_strv *argv,
+                        struct vk_pool *pool, const char *ws, const char *script_dir,
+                        const char *mirror, bool allow_network, const struct vk__exec_strv *envv)
+{
+    char *wsd = vk_pool_strndup(pool, ws, strlen(ws));
+    char *sd = vk_pool_strndup(pool, script_dir, strlen(script_dir));
+    PUSH(env->bwrap_path);
+    PUSH("--die-with-parent");
+    PUSH("--unshare-all");
+    if (allow_network)
+        PUSH("--share-net");
+    PUSH("--cap-drop");
+    PUSH("ALL");
+    int rc = push_system(argv, pool);
+    if (rc < 0)
+        return rc;
+    PUSH("--dev");
+    PUSH("/dev");
+    PUSH("--proc");
+    PUSH("/proc");
+    PUSH("--tmpfs");
+    PUSH("/tmp");
+    PUSH("--tmpfs");
+    PUSH("/var/tmp");
+    /* After the tmpfs mounts, so a work_dir below /tmp stays reachable. */
+    PUSH("--bind");
+    PUSH(wsd);
+    PUSH(wsd);
+    PUSH("--ro-bind");
+    PUSH(sd);
+    PUSH(sd);
+    if (mirror) {
+        char *md = vk_pool_strndup(pool, mirror, strlen(mirror));
+        PUSH("--ro-bind");
+        PUSH(md);
+        PUSH(md);
+    }
+    PUSH("--chdir");
+    PUSH(wsd);
+    PUSH("--clearenv");
+    for (size_t i = 0; i < envv->n; i++) {
+        const char *kv = envv->v[i];
+        const char *eq = strchr(kv, '=');
+        if (!eq)
+            continue;
+        PUSH("--setenv");
+        PUSH(vk_pool_strndup(pool, kv, (size_t)(eq - kv)));
+        PUSH(vk_pool_strndup(pool, eq + 1, strlen(eq + 1)));
+    }
+    PUSH("--");
+    return 0;
+}
+
+void vk__exec_bwrap_probe(struct vk_exec_env *env)
+{
+    env->bwrap_ok = false;
+    if (!env->bwrap_path) {
+        snprintf(env->bwrap_why, sizeof env->bwrap_why, "bwrap not found");
+        return;
+    }
+    char *truep = vk__exec_which("/bin/true", "true");
+    if (!truep) {
+        snprintf(env->bwrap_why, sizeof env->bwrap_why, "'true' not found for the probe");
+        return;
+    }
+    char *argv[] = {env->bwrap_path,
+                    "--die-with-parent",
+                    "--unshare-all",
+                    "--cap-drop",
+                    "ALL",
+                    "--ro-bind",
+                    "/",
+                    "/",
+                    "--dev",
+                    "/dev",
+                    "--proc",
+                    "/proc",
+                    "--tmpfs",
+                    "/tmp",
+                    "--",
+                    truep,
+                    NULL};
+    char *envp[] = {"PATH=" VK_EXEC_DEFAULT_PATH, NULL};
+    struct vk_buf out = VK_BUF_INIT(4096);
+    struct vk__exec_child c = {.path = env->bwrap_path,
+                               .argv = argv,
+                               .envp = envp,
+                               .timeout_ms = 10000,
+                               .grace_ms = 1000,
+                               .capture = &out};
+    struct vk__exec_outcome o;
+    struct vk_err err;
+    int rc = vk__exec_child_run(&c, &o, &err);
+    if (rc < 0)
+        snprintf(env->bwrap_why, sizeof env->bwrap_why, "%.150s", err.msg);
+    else if (o.exit_code != 0)
+        snprintf(env->bwrap_why, sizeof env->bwrap_why, "bwrap probe failed (status %d): %.100s",
+                 o.exit_code, out.data ? out.data : "");
+    else
+        env->bwrap_ok = true;
+    vk_buf_release(&out);
+    vk_free(truep);
+}

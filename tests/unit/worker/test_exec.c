@@ -1,0 +1,401 @@
+/*
+ * Executor core: output order, exit codes, -e, environment isolation,
+ * timeout/cancel killing whole process groups, output cap, workspace removal.
+ * Runs real shells (sandbox none here; see test_exec_sandbox.c for bwrap).
+ */
+#include "test_exec_common.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+
+static void test_order_preserved(void **state)
+{
+    (void)state;
+    struct vk_exec_spec s = base_spec("order", "echo a; echo b >&2; echo c; printf d >&2\n");
+    struct collected c;
+    struct vk_exec_result r;
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_string_equal(outs(&c), "a\nb\nc\nd");
+    assert_int_equal(r.exit_code, 0);
+    assert_int_equal(r.signal, 0);
+    assert_true(vk_exec_result_ok(&r));
+    assert_int_equal(r.output_bytes, 7);
+    assert_false(r.truncated);
+    vk_buf_release(&c.b);
+}
+
+static void test_exit_codes(void **state)
+{
+    (void)state;
+    struct collected c;
+    struct vk_exec_result r;
+    struct vk_exec_spec s = base_spec("exit3", "exit 3\n");
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_int_equal(r.exit_code, 3);
+    assert_false(vk_exec_result_ok(&r));
+    vk_buf_release(&c.b);
+
+    s = base_spec("sig", "kill -9 $$\n");
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_int_equal(r.exit_code, -1);
+    assert_int_equal(r.signal, SIGKILL);
+    vk_buf_release(&c.b);
+}
+
+static void test_errexit(void **state)
+{
+    (void)state;
+    struct collected c;
+    struct vk_exec_result r;
+    struct vk_exec_spec s = base_spec("errexit", "echo before\nfalse\necho after\n");
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_int_equal(r.exit_code, 1);
+    assert_string_equal(outs(&c), "before\n");
+    vk_buf_release(&c.b);
+    if (g_env.shell_is_bash) { /* pipefail: a failing stage fails the pipeline */
+        s = base_spec("pipefail", "false | cat\necho after\n");
+        assert_int_equal(run(&s, &c, &r), 0);
+        assert_int_equal(r.exit_code, 1);
+        assert_null(strstr(outs(&c), "after"));
+        vk_buf_release(&c.b);
+    }
+}
+
+static void test_env_isolation(void **state)
+{
+    (void)state;
+    setenv("VK_EXEC_TEST_SECRET", "leaked", 1);
+    const char *env[] = {"FOO=bar", "EMPTY=", "FOO=baz", "WITH_EQ=a=b"};
+    struct vk_exec_spec s =
+        base_spec("enviso", "echo \"secret=${VK_EXEC_TEST_SECRET:-unset} foo=$FOO eq=$WITH_EQ\"\n"
+                            "echo \"home=$HOME pwd=$(pwd) path=$PATH\"\n"
+                            "env | cut -d= -f1 | sort | tr '\\n' ' '\n");
+    s.env = env;
+    s.nenv = 4;
+    struct collected c;
+    struct vk_exec_result r;
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_int_equal(r.exit_code, 0);
+    char want[2048];
+    snprintf(want, sizeof want,
+             "secret=unset foo=baz eq=a=b\nhome=%s pwd=%s path=" VK_EXEC_DEFAULT_PATH "\n",
+             r.workspace, r.workspace);
+    assert_memory_equal(outs(&c), want, strlen(want));
+    /* Only the injected names plus what the shell itself defines. */
+    const char *keys = outs(&c) + strlen(want);
+    assert_string_equal(keys, "EMPTY FOO HOME PATH PWD SHLVL WITH_EQ _ ");
+    vk_buf_release(&c.b);
+    unsetenv("VK_EXEC_TEST_SECRET");
+
+    const char *env2[] = {"PATH=/bin", "HOME=/nowhere"};
+    s = base_spec("envover", "echo \"$PATH $HOME\"\n");
+    s.env = env2;
+    s.nenv = 2;
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_string_equal(outs(&c), "/bin /nowhere\n");
+    vk_buf_release(&c.b);
+}
+
+static void test_invalid_spec(void **state)
+{
+    (void)state;
+    struct collected c;
+    struct vk_exec_result r;
+    const char *bad[][1] = {{"NOEQUALS"}, {"=value"}};
+    for (size_t i = 0; i < 2; i++) {
+        struct vk_exec_spec s = base_spec("badenv", "echo never\n");
+        s.env = bad[i];
+        s.nenv = 1;
+        assert_int_equal(run(&s, &c, &r), VK_EINVAL);
+        assert_int_equal(r.exit_code, -1);
+        assert_non_null(strstr(r.error, "environment entry 0"));
+        assert_null(strstr(outs(&c), "never"));
+        vk_buf_release(&c.b);
+    }
+    const char *ids[] = {"../etc", ".hidden", "a/b", "", "sp ace"};
+    for (size_t i = 0; i < VK_ARRAY_LEN(ids); i++) {
+        struct vk_exec_spec s = base_spec(ids[i], "true\n");
+        assert_int_equal(run(&s, &c, &r), VK_EINVAL);
+        assert_string_equal(r.error, "invalid fragment id");
+        vk_buf_release(&c.b);
+    }
+    char *big = malloc(VK_EXEC_MAX_ENV_VALUE + 16);
+    memcpy(big, "BIG=", 4);
+    memset(big + 4, 'x', VK_EXEC_MAX_ENV_VALUE + 1);
+    big[VK_EXEC_MAX_ENV_VALUE + 5] = '\0';
+    const char *benv[] = {big};
+    struct vk_exec_spec s = base_spec("bigenv", "true\n");
+    s.env = benv;
+    s.nenv = 1;
+    assert_int_equal(run(&s, &c, &r), VK_ETOOBIG);
+    vk_buf_release(&c.b);
+    free(big);
+}
+
+static void test_timeout_kills_group(void **state)
+{
+    (void)state;
+    char pidfile[400], envpf[420];
+    snprintf(pidfile, sizeof pidfile, "%s/timeout.pid", g_root);
+    snprintf(envpf, sizeof envpf, "PIDFILE=%s", pidfile);
+    const char *env[] = {envpf};
+    struct vk_exec_spec s =
+        base_spec("timeout", "sleep 100 &\necho $! > \"$PIDFILE\"\necho started\nsleep 100\n");
+    s.env = env;
+    s.nenv = 1;
+    s.timeout_ms = 500;
+    struct collected c;
+    struct vk_exec_result r;
+    int64_t t0 = vk_mono_ns();
+    assert_int_equal(run(&s, &c, &r), 0);
+    int64_t ms = (vk_mono_ns() - t0) / 1000000;
+    assert_true(r.timed_out);
+    assert_false(r.cancelled);
+    assert_false(vk_exec_result_ok(&r));
+    assert_true(ms >= 450 && ms < 3000);
+    assert_true(r.signal == SIGTERM || r.signal == SIGKILL);
+    assert_non_null(strstr(outs(&c), "started\n"));
+    assert_non_null(strstr(outs(&c), "[vulcan] timed out after 500 ms"));
+    long gc = read_pid_file(pidfile);
+    assert_true(gc > 0);
+    assert_true(pid_dead((pid_t)gc));
+    vk_buf_release(&c.b);
+}
+
+static void test_sigterm_ignored_needs_kill(void **state)
+{
+    (void)state;
+    struct vk_exec_spec s = base_spec("grace", "trap '' TERM\necho ready\nsleep 100\n");
+    s.timeout_ms = 300;
+    s.kill_grace_ms = 400;
+    struct collected c;
+    struct vk_exec_result r;
+    int64_t t0 = vk_mono_ns();
+    assert_int_equal(run(&s, &c, &r), 0);
+    int64_t ms = (vk_mono_ns() - t0) / 1000000;
+    assert_true(r.timed_out);
+    assert_int_equal(r.signal, SIGKILL);
+    assert_true(ms >= 650 && ms < 3000);
+    vk_buf_release(&c.b);
+}
+
+static void test_background_killed_on_success(void **state)
+{
+    (void)state;
+    char pidfile[400], envpf[420];
+    snprintf(pidfile, sizeof pidfile, "%s/bg.pid", g_root);
+    snprintf(envpf, sizeof envpf, "PIDFILE=%s", pidfile);
+    const char *env[] = {envpf};
+    struct vk_exec_spec s = base_spec("bg", "sleep 100 &\necho $! > \"$PIDFILE\"\necho done\n");
+    s.env = env;
+    s.nenv = 1;
+    struct collected c;
+    struct vk_exec_result r;
+    int64_t t0 = vk_mono_ns();
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_int_equal(r.exit_code, 0);
+    assert_true((vk_mono_ns() - t0) / 1000000 < 2000);
+    long p = read_pid_file(pidfile);
+    assert_true(p > 0);
+    assert_true(pid_dead((pid_t)p));
+    vk_buf_release(&c.b);
+}
+
+struct canceller {
+    struct vk_exec_cancel *cancel;
+    int delay_ms;
+};
+
+static void *cancel_thread(void *arg)
+{
+    struct canceller *k = arg;
+    vk__exec_sleep_ms(k->delay_ms);
+    vk_exec_cancel_request(k->cancel);
+    return NULL;
+}
+
+static void test_cancel_from_thread(void **state)
+{
+    (void)state;
+    struct vk_exec_cancel cancel;
+    vk_exec_cancel_init(&cancel);
+    struct canceller k = {&cancel, 300};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, cancel_thread, &k), 0);
+    struct vk_exec_spec s = base_spec("cancel", "echo go\nsleep 100\n");
+    struct collected c;
+    struct vk_exec_result r;
+    struct vk_err err;
+    collected_init(&c);
+    int64_t t0 = vk_mono_ns();
+    assert_int_equal(vk_exec_run(&g_env, &s, collect, &c, &cancel, &r, &err), 0);
+    int64_t ms = (vk_mono_ns() - t0) / 1000000;
+    pthread_join(t, NULL);
+    assert_true(r.cancelled);
+    assert_false(r.timed_out);
+    assert_true(ms >= 280 && ms < 1500); /* ≤100 ms reaction + SIGTERM */
+    assert_non_null(strstr(outs(&c), "[vulcan] cancelled"));
+    vk_buf_release(&c.b);
+
+    /* Cancelled before it starts: nothing runs. */
+    s = base_spec("cancel2", "echo never\n");
+    collected_init(&c);
+    assert_int_equal(vk_exec_run(&g_env, &s, collect, &c, &cancel, &r, &err), VK_EAGAIN);
+    assert_true(r.cancelled);
+    assert_null(strstr(outs(&c), "never"));
+    vk_buf_release(&c.b);
+}
+
+static void test_output_cap(void **state)
+{
+    (void)state;
+    struct vk_exec_spec s = base_spec("cap", "head -c 52428800 /dev/zero | tr '\\0' x\n");
+    struct collected c;
+    struct vk_exec_result r;
+    int64_t t0 = vk_mono_ns();
+    assert_int_equal(run(&s, &c, &r), 0);
+    int64_t ms = (vk_mono_ns() - t0) / 1000000;
+    assert_int_equal(r.exit_code, 0);
+    assert_true(r.truncated);
+    assert_int_equal(r.output_bytes, 52428800u);
+    assert_int_equal(r.output_dropped, 52428800u - VK_EXEC_DEFAULT_OUTPUT_CAP);
+    const char *notice = "\n[vulcan] output truncated: the fragment printed more than 16 MiB; "
+                         "35651584 bytes dropped\n";
+    assert_int_equal(c.b.len, VK_EXEC_DEFAULT_OUTPUT_CAP + strlen(notice));
+    for (size_t i = 0; i < VK_EXEC_DEFAULT_OUTPUT_CAP; i += 4093)
+        assert_int_equal(c.b.data[i], 'x');
+    assert_int_equal(c.b.data[VK_EXEC_DEFAULT_OUTPUT_CAP - 1], 'x');
+    assert_string_equal(c.b.data + VK_EXEC_DEFAULT_OUTPUT_CAP, notice);
+    assert_true(ms < 15000);
+    print_message("50 MiB with a 16 MiB cap: %lld ms\n", (long long)ms);
+    vk_buf_release(&c.b);
+
+    /* A small cap that is not whole MiB. */
+    s = base_spec("cap2", "printf 0123456789\n");
+    s.output_cap = 4;
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_string_equal(outs(&c), "0123\n[vulcan] output truncated: the fragment printed more "
+                                  "than 4 bytes; 6 bytes dropped\n");
+    vk_buf_release(&c.b);
+}
+
+static void test_workspace_lifecycle(void **state)
+{
+    (void)state;
+    char victim[400], envv[420];
+    snprintf(victim, sizeof victim, "%s/victim", g_root);
+    assert_int_equal(mkdir(victim, 0755), 0);
+    char vf[450];
+    snprintf(vf, sizeof vf, "%s/keep.txt", victim);
+    int fd = open(vf, O_WRONLY | O_CREAT, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(envv, sizeof envv, "VICTIM=%s", victim);
+    const char *env[] = {envv};
+    /* Symlinks out of the workspace, a read-only dir, deep nesting: removal must cope. */
+    struct vk_exec_spec s = base_spec(
+        "wslife", "ln -s \"$VICTIM\" link\nln -s \"$VICTIM/keep.txt\" flink\n"
+                  "mkdir -p ro/inner && touch ro/inner/f && chmod 000 ro/inner ro\n"
+                  "d=deep; for i in $(seq 120); do d=$d/x; done; mkdir -p $d; touch $d/leaf\n"
+                  "pwd\n");
+    s.env = env;
+    s.nenv = 1;
+    struct collected c;
+    struct vk_exec_result r;
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_int_equal(r.exit_code, 0);
+    char line[600];
+    snprintf(line, sizeof line, "%s\n", r.workspace);
+    assert_string_equal(outs(&c), line);
+    assert_false(path_exists(r.workspace));
+    assert_true(path_exists(vf));
+    vk_buf_release(&c.b);
+
+    s = base_spec("wskeep", "echo kept > file\n");
+    s.keep_workspace = true;
+    assert_int_equal(run(&s, &c, &r), 0);
+    char kf[600];
+    snprintf(kf, sizeof kf, "%s/file", r.workspace);
+    assert_true(path_exists(kf));
+    /* The next attempt with the same name starts from a fresh directory. */
+    s = base_spec("wskeep", "test ! -e file && echo fresh\n");
+    vk_buf_release(&c.b);
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_string_equal(outs(&c), "fresh\n");
+    vk_buf_release(&c.b);
+}
+
+static void test_rlimits(void **state)
+{
+    (void)state;
+    struct vk_exec_spec s = base_spec("rlim", "ulimit -c; ulimit -n; ulimit -f\n");
+    s.nofile_limit = 100;
+    s.fsize_limit_bytes = 1024 * 1024;
+    struct collected c;
+    struct vk_exec_result r;
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_string_equal(outs(&c), g_env.shell_is_bash ? "0\n100\n1024\n" : "0\n100\n2048\n");
+    vk_buf_release(&c.b);
+    s = base_spec("rlim2", "ulimit -n\nls /proc/self/fd | wc -l\n");
+    assert_int_equal(run(&s, &c, &r), 0);
+    /* 4096 and only 0,1,2 (+ the one ls opens) inherited */
+    assert_string_equal(outs(&c), "4096\n4\n");
+    vk_buf_release(&c.b);
+}
+
+static void test_sha256(void **state)
+{
+    (void)state;
+    char h[65];
+    vk__exec_sha256_hex("abc", 3, h);
+    assert_string_equal(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    vk__exec_sha256_hex("", 0, h);
+    assert_string_equal(h, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    vk__exec_sha256_hex(m, strlen(m), h);
+    assert_string_equal(h, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
+static void test_validators(void **state)
+{
+    (void)state;
+    assert_true(vk__exec_valid_sha("0123abcdef"));
+    assert_false(vk__exec_valid_sha("abc"));
+    assert_false(vk__exec_valid_sha("--upload-pack=x"));
+    assert_true(vk__exec_valid_branch("feature/x-1"));
+    assert_false(vk__exec_valid_branch("-x"));
+    assert_false(vk__exec_valid_branch("a..b"));
+    assert_false(vk__exec_valid_branch("a b"));
+    assert_false(vk__exec_valid_branch("x.lock"));
+    assert_true(vk__exec_valid_url("https://example.com/r.git"));
+    assert_true(vk__exec_valid_url("git@example.com:r.git"));
+    assert_false(vk__exec_valid_url("--upload-pack=touch /tmp/x"));
+    assert_false(vk__exec_valid_url("ext::sh -c touch% /tmp/x"));
+    assert_false(vk__exec_valid_url("ext::sh"));
+    enum vk_exec_sandbox m;
+    assert_int_equal(vk_exec_sandbox_parse("bwrap", &m), 0);
+    assert_int_equal(m, VK_EXEC_SANDBOX_BWRAP);
+    assert_int_equal(vk_exec_sandbox_parse("docker", &m), VK_EINVAL);
+    assert_string_equal(vk_exec_sandbox_name(VK_EXEC_SANDBOX_NONE), "none");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_order_preserved),
+        cmocka_unit_test(test_exit_codes),
+        cmocka_unit_test(test_errexit),
+        cmocka_unit_test(test_env_isolation),
+        cmocka_unit_test(test_invalid_spec),
+        cmocka_unit_test(test_timeout_kills_group),
+        cmocka_unit_test(test_sigterm_ignored_needs_kill),
+        cmocka_unit_test(test_background_killed_on_success),
+        cmocka_unit_test(test_cancel_from_thread),
+        cmocka_unit_test(test_output_cap),
+        cmocka_unit_test(test_workspace_lifecycle),
+        cmocka_unit_test(test_rlimits),
+        cmocka_unit_test(test_sha256),
+        cmocka_unit_test(test_validators),
+    };
+    return cmocka_run_group_tests(tests, env_setup, env_teardown);
+}
