@@ -1,0 +1,553 @@
+/*
+ * store — persistent state of Vulcan CI: tenants, repositories, chains and
+ * their fragment trees, workers, the ready queue and fragment logs.
+ *
+ * One interface, two backends chosen by URL at vk_store_open():
+ *   sqlite:PATH            a file (created with its directory when missing), WAL mode
+ *   sqlite::memory:        a private in-memory database shared by the threads of this process
+ *   postgres://... / postgresql://...   PostgreSQL (libpq URI with its usual parameters)
+ * Callers never see SQL. The schema is migrated at open time (see docs/store.md).
+ *
+ * Conventions:
+ * - Ids are UUIDs in text form (char[VK_UUID_LEN]); an empty string means "none" (SQL NULL).
+ * - Times are int64 milliseconds since the Unix epoch (UTC); 0 means "not set" (SQL NULL).
+ * - Strings in model structs are `const char *`; NULL means SQL NULL. Structs filled by the
+ *   store point into a caller-provided struct vk_pool: they are "returned borrowed (valid
+ *   until the pool is released)". Structs passed in are borrowed for the call only.
+ * - Attempts: a fragment's `attempt` is 1 when it is created and is incremented each time the
+ *   fragment goes back to `ready` (retry after a failure, re-queue after its worker died,
+ *   graceful hand-back). Claiming does not change it; the claim returns it, and every result
+ *   or log for the fragment must carry it (stale attempts get VK_ECONFLICT). Hand-backs are
+ *   counted in `handbacks` and do not count against max_attempts: the reaper gives up when
+ *   attempt - handbacks >= max_attempts.
+ *
+ * Thread-safety: a struct vk_store may be used by any number of threads at once (it holds a
+ * connection pool). A struct vk_store_tx belongs to the thread that began it, and holds one
+ * connection (and on SQLite the write lock) until commit or rollback: keep transactions short.
+ */
+#ifndef VULCAN_STORE_H
+#define VULCAN_STORE_H
+
+#include "vulcan/util.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- Types */
+
+struct vk_store;
+struct vk_store_tx;
+
+/** Schema version this binary knows (the highest migration number). */
+#define VK_STORE_SCHEMA_VERSION 1
+
+/** Caps on input-derived sizes. */
+#define VK_STORE_MAX_FRAGMENTS 10000      /**< fragments in one chain */
+#define VK_STORE_MAX_GROUPS 16            /**< machine groups of one worker / one claim */
+#define VK_STORE_MAX_LOG_CHUNK (1u << 20) /**< bytes in one log append */
+#define VK_STORE_MAX_LIST 200             /**< rows in one chain listing */
+#define VK_STORE_CURSOR_LEN 64            /**< bytes of an opaque listing cursor, with NUL */
+
+enum vk_store_chain_status {
+    VK_STORE_CHAIN_PENDING = 0,
+    VK_STORE_CHAIN_RUNNING,
+    VK_STORE_CHAIN_COMPLETED,
+    VK_STORE_CHAIN_FAILED,
+    VK_STORE_CHAIN_CANCELLED
+};
+
+enum vk_store_frag_status {
+    VK_STORE_FRAG_PENDING = 0,
+    VK_STORE_FRAG_READY,
+    VK_STORE_FRAG_RUNNING,
+    VK_STORE_FRAG_COMPLETED,
+    VK_STORE_FRAG_FAILED,
+    VK_STORE_FRAG_SKIPPED,
+    VK_STORE_FRAG_CANCELLED
+};
+
+enum vk_store_frag_type { VK_STORE_FRAG_INLINE = 0, VK_STORE_FRAG_GROUP };
+
+enum vk_store_worker_status {
+    VK_STORE_WORKER_ALIVE = 0,
+    VK_STORE_WORKER_DEAD,
+    VK_STORE_WORKER_STOPPED
+};
+
+/** A repository (DESIGN §3). */
+struct vk_store_repo {
+    char id[VK_UUID_LEN];
+    char tenant_id[VK_UUID_LEN];
+    const char *url;
+    const char *provider;       /**< github, gitlab, gitea, bitbucket, generic */
+    const char *webhook_secret; /**< may be NULL */
+    const char *workflow_glob;  /**< a glob such as .vulcan/NAME.kdl */
+    const char *default_branch;
+    bool allow_url_imports;
+    int64_t created_at;
+};
+
+/** One run of one workflow. */
+struct vk_store_chain {
+    char id[VK_UUID_LEN];
+    char tenant_id[VK_UUID_LEN];
+    char repository_id[VK_UUID_LEN]; /**< "" when the chain has no repository */
+    const char *source_file;
+    const char *repository_url;
+    const char *commit_sha;
+    const char *branch;
+    const char *trigger; /**< push, pull_request, tag, schedule, manual */
+    const char *trigger_ref;
+    int64_t pr_number; /**< 0 when none */
+    const char *tag;
+    const char *default_machine;
+    const char *env_json;   /**< JSON object text, may be NULL */
+    const char *definition; /**< the workflow source text, kept for rerun; may be NULL */
+    int priority;           /**< higher is claimed first */
+    enum vk_store_chain_status status;
+    const char *error;
+    const char *trace_id;
+    int64_t created_at, started_at, finished_at;
+};
+
+/** A fragment of a chain (a node of its tree). */
+struct vk_store_fragment {
+    char id[VK_UUID_LEN];
+    char chain_id[VK_UUID_LEN];
+    char parent_id[VK_UUID_LEN]; /**< "" for top-level fragments */
+    int sequence;                /**< 0, 1, 2... among siblings */
+    int position;                /**< index in the chain's pre-order */
+    enum vk_store_frag_type type;
+    bool is_parallel; /**< a group whose children run concurrently */
+    const char *name;
+    const char *run_script; /**< NULL for groups */
+    const char *machine;
+    const char *condition;
+    const char *source_url;
+    int64_t timeout_ms; /**< 0: the worker's default */
+    int retries;        /**< re-runs allowed after a script failure */
+    int retries_used;
+    enum vk_store_frag_status status;
+    int attempt; /**< see "Attempts" above */
+    int max_attempts;
+    int handbacks;
+    bool cancel_requested;
+    char worker_id[VK_UUID_LEN]; /**< "" when not assigned */
+    int64_t ready_at, started_at, finished_at;
+    bool has_exit_code;
+    int exit_code;
+    const char *error;
+    const char *env_json;
+};
+
+/**
+ * A fragment to create: vk_store_chain_create() takes an array of these in pre-order.
+ * `parent` is the index of the parent spec in the same array (-1 for top-level) and must
+ * be smaller than the spec's own index. Sequence numbers are computed from the order.
+ */
+struct vk_store_fragment_spec {
+    int parent;
+    enum vk_store_frag_type type;
+    bool is_parallel;
+    const char *name;
+    const char *run_script;
+    const char *machine; /**< NULL: the chain's default machine */
+    const char *condition;
+    const char *source_url;
+    int64_t timeout_ms;
+    int retries;
+    int max_attempts; /**< 0: 3 */
+    const char *env_json;
+};
+
+/** A worker agent. */
+struct vk_store_worker {
+    char id[VK_UUID_LEN];
+    char tenant_id[VK_UUID_LEN]; /**< "" when none */
+    const char **groups;         /**< machine groups, sorted */
+    size_t ngroups;
+    const char *name;
+    const char *version;
+    enum vk_store_worker_status status;
+    int64_t last_heartbeat, registered_at;
+    char current_fragment_id[VK_UUID_LEN]; /**< a running fragment assigned to it, or "" */
+};
+
+/** What a worker needs to run a claimed fragment: the fragment and its chain. */
+struct vk_store_work {
+    struct vk_store_fragment fragment; /**< status running, worker_id set, attempt current */
+    struct vk_store_chain chain;       /**< `definition` is not loaded (NULL) */
+};
+
+/** One stored log chunk (for tests and export). */
+struct vk_store_log_chunk {
+    char fragment_id[VK_UUID_LEN];
+    int attempt;
+    int64_t offset;
+    const unsigned char *data;
+    size_t len;
+};
+
+/** Chain listing filters; NULL / "" / 0 fields do not filter. */
+struct vk_store_chain_filter {
+    const char *status; /**< a chain status name */
+    const char *repository_id;
+    const char *branch;
+    const char *trigger;
+    int64_t since_ms;   /**< created_at >= since_ms */
+    const char *cursor; /**< from a previous page's next_cursor; NULL for the first page */
+    int limit;          /**< 1..VK_STORE_MAX_LIST; 0 means 50 */
+};
+
+/** A change the reaper or a cancel made to a fragment, for the orchestrator to propagate. */
+struct vk_store_frag_change {
+    char fragment_id[VK_UUID_LEN];
+    char chain_id[VK_UUID_LEN];
+    enum vk_store_frag_status status; /**< the new status */
+    const char *machine;
+};
+
+/** Result of vk_store_reap_workers(). */
+struct vk_store_reap_result {
+    size_t nworkers;                      /**< workers marked dead */
+    struct vk_store_frag_change *changes; /**< re-queued (ready) or failed fragments */
+    size_t nchanges;
+};
+
+/** Queue metrics for one machine group (or all groups). */
+struct vk_store_queue_metrics {
+    int64_t pending; /**< pending fragments */
+    int64_t ready;
+    int64_t running;
+    int64_t workers_alive;
+};
+
+/** Fields for vk_store_tx_fragment_update(): only the fields named in `set` are written. */
+enum {
+    VK_STORE_SET_STATUS = 1 << 0,
+    VK_STORE_SET_ATTEMPT = 1 << 1,
+    VK_STORE_SET_WORKER = 1 << 2, /**< worker_id; "" writes NULL */
+    VK_STORE_SET_READY_AT = 1 << 3,
+    VK_STORE_SET_STARTED_AT = 1 << 4,
+    VK_STORE_SET_FINISHED_AT = 1 << 5,
+    VK_STORE_SET_EXIT_CODE = 1 << 6, /**< uses has_exit_code / exit_code */
+    VK_STORE_SET_ERROR = 1 << 7,
+    VK_STORE_SET_RETRIES_USED = 1 << 8,
+    VK_STORE_SET_CANCEL_REQUESTED = 1 << 9
+};
+
+struct vk_store_fragment_update {
+    unsigned set; /**< VK_STORE_SET_* bits */
+    enum vk_store_frag_status status;
+    int attempt;
+    const char *worker_id;
+    int64_t ready_at, started_at, finished_at;
+    bool has_exit_code;
+    int exit_code;
+    const char *error;
+    int retries_used;
+    bool cancel_requested;
+};
+
+/* ---------------------------------------------------------------- Names */
+
+/** Status names ("pending", "ready"...). Return static strings. */
+const char *vk_store_chain_status_name(enum vk_store_chain_status s);
+const char *vk_store_frag_status_name(enum vk_store_frag_status s);
+const char *vk_store_worker_status_name(enum vk_store_worker_status s);
+/** Parse a status name. Returns 0 or VK_EINVAL. */
+int vk_store_chain_status_parse(const char *s, enum vk_store_chain_status *out) VK_MUST_CHECK;
+int vk_store_frag_status_parse(const char *s, enum vk_store_frag_status *out) VK_MUST_CHECK;
+/** True for completed, failed, skipped and cancelled. */
+bool vk_store_frag_status_final(enum vk_store_frag_status s);
+
+/* ---------------------------------------------------------------- Lifecycle */
+
+/**
+ * Open the store at `url` (see the top of this file), creating the SQLite file and its
+ * directory when missing, and migrate the schema. Borrows `url`. On success *out is a new
+ * store owned by the caller; free it with vk_store_close().
+ * Errors: VK_EINVAL (bad URL), VK_EVERSION (database schema newer than this binary),
+ * VK_EDB / VK_EIO (cannot connect or migrate), VK_ENOMEM.
+ */
+int vk_store_open(const char *url, struct vk_store **out, struct vk_err *err) VK_MUST_CHECK;
+
+/** Close the store and all its connections. Accepts NULL. No transaction may be open. */
+void vk_store_close(struct vk_store *store);
+
+/** "sqlite" or "postgres". Returns a static string. */
+const char *vk_store_backend(const struct vk_store *store);
+
+/** The schema version recorded in the database. */
+int vk_store_schema_version(struct vk_store *store, int *version, struct vk_err *err) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Tenants, repositories */
+
+/**
+ * Find the tenant called `name`, creating it when missing; write its id to `id`.
+ * Returns 0, VK_EINVAL or VK_EDB.
+ */
+int vk_store_tenant_ensure(struct vk_store *store, const char *name, char id[VK_UUID_LEN],
+                           struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Create a repository from `repo` (its id and created_at are ignored; the new id is written
+ * back into repo->id, created_at into repo->created_at). Borrows the strings.
+ * Returns 0, VK_EEXIST (same tenant and url), VK_EINVAL, VK_EDB.
+ */
+int vk_store_repo_create(struct vk_store *store, struct vk_store_repo *repo,
+                         struct vk_err *err) VK_MUST_CHECK;
+
+/** Get a repository by id into *out (strings in `pool`). Returns 0, VK_ENOTFOUND, VK_EDB. */
+int vk_store_repo_get(struct vk_store *store, const char *id, struct vk_pool *pool,
+                      struct vk_store_repo *out, struct vk_err *err) VK_MUST_CHECK;
+
+/** Find a repository of any tenant by url. Returns 0, VK_ENOTFOUND, VK_EDB. */
+int vk_store_repo_find_by_url(struct vk_store *store, const char *url, struct vk_pool *pool,
+                              struct vk_store_repo *out, struct vk_err *err) VK_MUST_CHECK;
+
+/** List all repositories ordered by url; *out is an array in `pool`. */
+int vk_store_repo_list(struct vk_store *store, struct vk_pool *pool, struct vk_store_repo **out,
+                       size_t *n, struct vk_err *err) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Chains */
+
+/**
+ * Create a chain and its whole fragment tree in one transaction. `chain` supplies the
+ * chain's fields (id, status and created_at are set by the store and written back; status
+ * starts `pending`). `specs` are `n` fragment specs in pre-order (see struct
+ * vk_store_fragment_spec). Every fragment starts `pending` with attempt 1. When `frag_ids`
+ * is not NULL it receives the `n` new fragment ids in spec order.
+ * Returns 0, VK_EINVAL (bad parent index, missing machine), VK_ETOOBIG (n over
+ * VK_STORE_MAX_FRAGMENTS), VK_EDB.
+ */
+int vk_store_chain_create(struct vk_store *store, struct vk_store_chain *chain,
+                          const struct vk_store_fragment_spec *specs, size_t n,
+                          char (*frag_ids)[VK_UUID_LEN], struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Get a chain by id and, when `frags` is not NULL, its fragments in pre-order (by position).
+ * Everything is allocated in `pool`. Returns 0, VK_ENOTFOUND, VK_EDB.
+ */
+int vk_store_chain_get(struct vk_store *store, const char *id, struct vk_pool *pool,
+                       struct vk_store_chain *chain, struct vk_store_fragment **frags,
+                       size_t *nfrags, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * List chains newest first (created_at, then id, descending) matching `filter`.
+ * *out is an array of *n chains in `pool` (without `definition`). When more rows follow,
+ * `next_cursor` receives an opaque cursor for the next page, else "".
+ * Returns 0, VK_EINVAL (bad cursor or filter), VK_EDB.
+ */
+int vk_store_chain_list(struct vk_store *store, const struct vk_store_chain_filter *filter,
+                        struct vk_pool *pool, struct vk_store_chain **out, size_t *n,
+                        char next_cursor[VK_STORE_CURSOR_LEN], struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Cancel a chain: pending and ready fragments (and groups not yet finished) become
+ * `cancelled`; running inline fragments get `cancel_requested` (their workers learn it from
+ * the heartbeat; their results are still recorded when they arrive); the chain itself becomes
+ * `cancelled` at once with finished_at = now_ms. `*nflagged` (may be NULL) receives the
+ * number of running fragments flagged. Returns 0, VK_ENOTFOUND, VK_ECONFLICT (the chain had
+ * finished already), VK_EDB.
+ */
+int vk_store_chain_cancel(struct vk_store *store, const char *chain_id, int64_t now_ms,
+                          size_t *nflagged, struct vk_err *err) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Transactions */
+
+/**
+ * Begin a write transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: READ COMMITTED with row
+ * locks taken by the getters below). On success *tx is owned by the caller and must be
+ * ended with vk_store_tx_commit() or vk_store_tx_rollback(). While it is open, the same
+ * thread must not call other functions of this store (they would wait for the connection or
+ * the SQLite writer lock the transaction holds). Returns 0 or VK_EDB.
+ */
+int vk_store_tx_begin(struct vk_store *store, struct vk_store_tx **tx,
+                      struct vk_err *err) VK_MUST_CHECK;
+
+/** Commit and free `tx` (also on failure, after rolling back). Returns 0 or VK_EDB. */
+int vk_store_tx_commit(struct vk_store_tx *tx, struct vk_err *err) VK_MUST_CHECK;
+
+/** Roll back and free `tx`. Accepts NULL. */
+void vk_store_tx_rollback(struct vk_store_tx *tx);
+
+/**
+ * Get a fragment by id. On PostgreSQL this locks its chain's row (SELECT ... FOR UPDATE),
+ * so two transactions working on the same chain serialise. Strings in `pool`.
+ * Returns 0, VK_ENOTFOUND, VK_EDB.
+ */
+int vk_store_tx_fragment_get(struct vk_store_tx *tx, const char *id, struct vk_pool *pool,
+                             struct vk_store_fragment *out, struct vk_err *err) VK_MUST_CHECK;
+
+/** Get a chain (without `definition`) and lock its row. Returns 0, VK_ENOTFOUND, VK_EDB. */
+int vk_store_tx_chain_get(struct vk_store_tx *tx, const char *id, struct vk_pool *pool,
+                          struct vk_store_chain *out, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * List the children of fragment `parent_id` of chain `chain_id`, or the chain's top-level
+ * fragments when `parent_id` is NULL or "", ordered by sequence. Array in `pool`.
+ */
+int vk_store_tx_children(struct vk_store_tx *tx, const char *chain_id, const char *parent_id,
+                         struct vk_pool *pool, struct vk_store_fragment **out, size_t *n,
+                         struct vk_err *err) VK_MUST_CHECK;
+
+/** Count children (or top-level fragments) still pending, ready or running. */
+int vk_store_tx_count_unfinished(struct vk_store_tx *tx, const char *chain_id,
+                                 const char *parent_id, int64_t *count,
+                                 struct vk_err *err) VK_MUST_CHECK;
+
+/** Write the fields of `u` named in u->set to fragment `id`. Returns 0, VK_ENOTFOUND, VK_EDB. */
+int vk_store_tx_fragment_update(struct vk_store_tx *tx, const char *id,
+                                const struct vk_store_fragment_update *u,
+                                struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Put fragment `id` back to `ready` for another attempt: attempt + 1, worker cleared, times,
+ * exit code and error cleared, ready_at = now_ms; when `is_retry` retries_used + 1.
+ * Returns 0, VK_ENOTFOUND, VK_EDB.
+ */
+int vk_store_tx_fragment_requeue(struct vk_store_tx *tx, const char *id, bool is_retry,
+                                 int64_t now_ms, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Set a chain's status, and its started_at / finished_at when not 0, and its error when not
+ * NULL. Returns 0, VK_ENOTFOUND, VK_EDB.
+ */
+int vk_store_tx_chain_set(struct vk_store_tx *tx, const char *chain_id,
+                          enum vk_store_chain_status status, int64_t started_at,
+                          int64_t finished_at, const char *error, struct vk_err *err) VK_MUST_CHECK;
+
+/** Mark every pending or ready fragment of the chain `skipped` (one statement). */
+int vk_store_tx_chain_skip_pending(struct vk_store_tx *tx, const char *chain_id, int64_t now_ms,
+                                   int64_t *count, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Record the end of a running fragment, fenced: succeeds only when the fragment is running,
+ * its attempt equals `attempt` and (when `worker_id` is not NULL/"") it is assigned to
+ * `worker_id`. Sets status (completed or failed), exit code (`has_exit_code`), error (may
+ * be NULL) and finished_at. Returns 0, VK_ENOTFOUND, VK_ECONFLICT (stale attempt, other
+ * worker, not running), VK_EINVAL (status not final), VK_EDB.
+ */
+int vk_store_tx_fragment_finish(struct vk_store_tx *tx, const char *fragment_id, int attempt,
+                                const char *worker_id, enum vk_store_frag_status status,
+                                bool has_exit_code, int exit_code, const char *error,
+                                int64_t now_ms, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Announce that fragments of machine group `group` became ready. PostgreSQL: NOTIFY
+ * vulcan_ready, delivered to every replica's vk_store_wait_ready() at commit. SQLite: queued
+ * in-process and delivered at commit. Borrows `group`.
+ */
+int vk_store_tx_notify_ready(struct vk_store_tx *tx, const char *group,
+                             struct vk_err *err) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Queue */
+
+/**
+ * Claim the next ready fragment whose machine is one of `groups` (highest chain priority
+ * first, then oldest ready_at) for `worker_id`: it becomes running, assigned, started_at =
+ * now_ms. Returns 0 and fills *out (strings in `pool`), VK_ENOTFOUND when nothing is ready,
+ * VK_EINVAL (no groups, too many), VK_EDB.
+ */
+int vk_store_claim(struct vk_store *store, const char *worker_id, const char *const *groups,
+                   size_t ngroups, int64_t now_ms, struct vk_pool *pool, struct vk_store_work *out,
+                   struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Graceful hand-back: if fragment `fragment_id` is running on `worker_id` at `attempt`, put
+ * it back to ready (attempt + 1, handbacks + 1, so it does not count against max_attempts).
+ * Returns 0, VK_ENOTFOUND, VK_ECONFLICT, VK_EDB.
+ */
+int vk_store_requeue_fragment(struct vk_store *store, const char *fragment_id, int attempt,
+                              const char *worker_id, int64_t now_ms,
+                              struct vk_err *err) VK_MUST_CHECK;
+
+/** Counts for machine group `group`, or for all groups when NULL. */
+int vk_store_queue_metrics(struct vk_store *store, const char *group,
+                           struct vk_store_queue_metrics *out, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Why does work of `group` wait? *alive: alive workers of the group; *busy: those of them
+ * running a fragment; *dead: dead workers of the group.
+ */
+int vk_store_group_status(struct vk_store *store, const char *group, int64_t *alive, int64_t *busy,
+                          int64_t *dead, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Wait up to `timeout_ms` for ready notifications (see vk_store_tx_notify_ready) and return
+ * the distinct group names received, in `pool`. Returns 0 (with *n possibly 0 when the wait
+ * timed out), VK_EDB. Meant for one waiting thread per store.
+ */
+int vk_store_wait_ready(struct vk_store *store, int timeout_ms, struct vk_pool *pool,
+                        const char ***groups, size_t *n, struct vk_err *err) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Workers */
+
+/**
+ * Register a new worker (alive) serving `groups`; its id is written to `id`.
+ * `tenant_id` may be NULL. Returns 0, VK_EINVAL (no group, too many), VK_EDB.
+ */
+int vk_store_worker_register(struct vk_store *store, const char *tenant_id, const char *name,
+                             const char *version, const char *const *groups, size_t ngroups,
+                             int64_t now_ms, char id[VK_UUID_LEN],
+                             struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Record a heartbeat. *cancel receives the ids (in `pool`) of fragments running on this
+ * worker that should stop (chain cancelled or cancel requested). Returns 0, VK_ENOTFOUND,
+ * VK_ECONFLICT (the worker was declared dead or stopped: register again), VK_EDB.
+ */
+int vk_store_worker_heartbeat(struct vk_store *store, const char *id, int64_t now_ms,
+                              struct vk_pool *pool, const char ***cancel, size_t *ncancel,
+                              struct vk_err *err) VK_MUST_CHECK;
+
+/** Get a worker by id (strings in `pool`). Returns 0, VK_ENOTFOUND, VK_EDB. */
+int vk_store_worker_get(struct vk_store *store, const char *id, struct vk_pool *pool,
+                        struct vk_store_worker *out, struct vk_err *err) VK_MUST_CHECK;
+
+/** List workers (newest registration first); array in `pool`. */
+int vk_store_worker_list(struct vk_store *store, struct vk_pool *pool, struct vk_store_worker **out,
+                         size_t *n, struct vk_err *err) VK_MUST_CHECK;
+
+/** Mark a worker stopped (it said goodbye). Returns 0, VK_ENOTFOUND, VK_EDB. */
+int vk_store_worker_stop(struct vk_store *store, const char *id, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Mark dead every alive worker whose last heartbeat is older than now_ms - timeout_ms and,
+ * in the same transaction, re-queue their running fragments (ready, attempt + 1, worker
+ * cleared) or, when attempt - handbacks reached the limit (`max_attempts` when > 0, else the
+ * fragment's own max_attempts), fail them with "worker '<name>' (<id>) stopped responding;
+ * gave up after N attempts". Ready notifications are sent for re-queued fragments. Changes
+ * are returned in *result (arrays in `pool`) so the orchestrator can propagate failures.
+ */
+int vk_store_reap_workers(struct vk_store *store, int64_t now_ms, int64_t timeout_ms,
+                          int max_attempts, struct vk_pool *pool,
+                          struct vk_store_reap_result *result, struct vk_err *err) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Logs */
+
+/**
+ * Append `len` bytes at byte `offset` of the log of (fragment, attempt). Idempotent: when
+ * offset equals the stored length the bytes are appended; a range already stored is
+ * accepted and ignored (an overlapping tail is appended); offset past the stored length is
+ * VK_EINVAL. VK_ECONFLICT when `attempt` is not the fragment's current attempt.
+ * `*total` (may be NULL) receives the stored length afterwards. Borrows `data`.
+ * Returns 0, VK_ENOTFOUND, VK_ECONFLICT, VK_EINVAL, VK_ETOOBIG (len over
+ * VK_STORE_MAX_LOG_CHUNK), VK_EDB.
+ */
+int vk_store_log_append(struct vk_store *store, const char *fragment_id, int attempt,
+                        int64_t offset, const void *data, size_t len, int64_t *total,
+                        struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Read up to `max` bytes of the log of (fragment, attempt) from byte `offset` into `buf`.
+ * *nread receives the number of bytes copied, *total the stored length. Reading at or past
+ * the end gives *nread 0. Returns 0 or VK_EDB.
+ */
+int vk_store_log_read(struct vk_store *store, const char *fragment_id, int attempt, int64_t offset,
+                      void *buf, size_t max, size_t *nread, int64_t *total,
+                      struct vk_err *err) VK_MUST_CHECK;
+
+#endif /* VULCAN_STORE_H */

@@ -1,0 +1,450 @@
+/*
+ * store queue: the orchestrator's fine-grained transaction operations, claiming ready work,
+ * graceful hand-back, queue metrics and group status.
+ */
+#include "store/store_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int nomem(struct vk_err *err)
+{
+    return vk_err_set(err, VK_ENOMEM, "out of memory");
+}
+
+/* Run a query expected to return one fragment row. */
+static int one_frag(struct vk__conn *c, int id, const char *sql, const struct vk__param *p, int np,
+                    const char *what, struct vk_pool *pool, struct vk_store_fragment *out,
+                    struct vk_err *err)
+{
+    struct vk__res *r = NULL;
+    int rc = vk__query(c, id, sql, p, np, &r, err);
+    if (rc)
+        return rc;
+    rc = vk__next(r, err);
+    if (rc == 0)
+        rc = vk_err_set(err, VK_ENOTFOUND, "fragment '%s' not found", what);
+    if (rc > 0)
+        rc = vk__read_frag(r, 0, pool, out, err);
+    vk__res_free(r);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- Transaction operations */
+
+int vk_store_tx_fragment_get(struct vk_store_tx *tx, const char *id, struct vk_pool *pool,
+                             struct vk_store_fragment *out, struct vk_err *err)
+{
+    struct vk__param p[] = {vk__text(id)};
+    return one_frag(tx->conn, VK__STMT_FRAG_GET_LOCK,
+                    VK__SQL(tx->store,
+                            "SELECT " VK__FRAG_COLS " FROM fragments f JOIN chains c"
+                            " ON c.id = f.chain_id WHERE f.id = $1 FOR UPDATE OF c",
+                            "SELECT " VK__FRAG_COLS " FROM fragments f WHERE f.id = $1"),
+                    p, 1, id, pool, out, err);
+}
+
+int vk_store_tx_chain_get(struct vk_store_tx *tx, const char *id, struct vk_pool *pool,
+                          struct vk_store_chain *out, struct vk_err *err)
+{
+    struct vk__param p[] = {vk__text(id)};
+    struct vk__res *r = NULL;
+    int rc = vk__query(tx->conn, VK__STMT_CHAIN_GET_LOCK,
+                       VK__SQL(tx->store,
+                               "SELECT " VK__CHAIN_COLS " FROM chains c WHERE c.id = $1"
+                               " FOR UPDATE",
+                               "SELECT " VK__CHAIN_COLS " FROM chains c WHERE c.id = $1"),
+                       p, 1, &r, err);
+    if (rc)
+        return rc;
+    rc = vk__next(r, err);
+    if (rc == 0)
+        rc = vk_err_set(err, VK_ENOTFOUND, "chain '%s' not found", id);
+    if (rc > 0)
+        rc = vk__read_chain(r, 0, pool, out, err);
+    vk__res_free(r);
+    return rc;
+}
+
+int vk_store_tx_children(struct vk_store_tx *tx, const char *chain_id, const char *parent_id,
+                         struct vk_pool *pool, struct vk_store_fragment **out, size_t *n,
+                         struct vk_err *err)
+{
+    struct vk__res *r = NULL;
+    int rc;
+    if (parent_id && *parent_id) {
+        struct vk__param p[] = {vk__text(parent_id)};
+        rc = vk__query(tx->conn, VK__STMT_CHILDREN,
+                       "SELECT " VK__FRAG_COLS " FROM fragments f WHERE f.parent_id = $1"
+                       " ORDER BY f.sequence",
+                       p, 1, &r, err);
+    } else {
+        struct vk__param p[] = {vk__text(chain_id)};
+        rc = vk__query(tx->conn, VK__STMT_TOPLEVEL,
+                       "SELECT " VK__FRAG_COLS " FROM fragments f WHERE f.chain_id = $1"
+                       " AND f.parent_id IS NULL ORDER BY f.sequence",
+                       p, 1, &r, err);
+    }
+    if (rc)
+        return rc;
+    rc = vk__read_frags(r, pool, out, n, err);
+    vk__res_free(r);
+    return rc;
+}
+
+int vk_store_tx_count_unfinished(struct vk_store_tx *tx, const char *chain_id,
+                                 const char *parent_id, int64_t *count, struct vk_err *err)
+{
+    if (parent_id && *parent_id) {
+        struct vk__param p[] = {vk__text(parent_id)};
+        return vk__query_int(tx->conn, VK__STMT_COUNT_CHILDREN,
+                             "SELECT COUNT(*) FROM fragments WHERE parent_id = $1"
+                             " AND status IN ('pending', 'ready', 'running')",
+                             p, 1, count, err);
+    }
+    struct vk__param p[] = {vk__text(chain_id)};
+    return vk__query_int(tx->conn, VK__STMT_COUNT_TOPLEVEL,
+                         "SELECT COUNT(*) FROM fragments WHERE chain_id = $1 AND parent_id IS NULL"
+                         " AND status IN ('pending', 'ready', 'running')",
+                         p, 1, count, err);
+}
+
+int vk_store_tx_fragment_update(struct vk_store_tx *tx, const char *id,
+                                const struct vk_store_fragment_update *u, struct vk_err *err)
+{
+    struct vk__param p[12];
+    int np = 0;
+    struct vk_buf sql = VK_BUF_INIT(VK_MAX_SMALL);
+    int rc = vk_buf_adds(&sql, "UPDATE fragments SET id = id");
+#define SETCOL(bit, col, param)                                                                    \
+    if (rc == 0 && (u->set & (bit))) {                                                             \
+        p[np++] = (param);                                                                         \
+        rc = vk_buf_addf(&sql, ", " col " = $%d", np);                                             \
+    }
+    SETCOL(VK_STORE_SET_STATUS, "status", vk__text(vk_store_frag_status_name(u->status)));
+    SETCOL(VK_STORE_SET_ATTEMPT, "attempt", vk__int(u->attempt));
+    SETCOL(VK_STORE_SET_WORKER, "worker_id", vk__id(u->worker_id));
+    SETCOL(VK_STORE_SET_READY_AT, "ready_at", vk__time(u->ready_at));
+    SETCOL(VK_STORE_SET_STARTED_AT, "started_at", vk__time(u->started_at));
+    SETCOL(VK_STORE_SET_FINISHED_AT, "finished_at", vk__time(u->finished_at));
+    SETCOL(VK_STORE_SET_EXIT_CODE, "exit_code",
+           u->has_exit_code ? vk__int(u->exit_code) : vk__text(NULL));
+    SETCOL(VK_STORE_SET_ERROR, "error", vk__text(u->error));
+    SETCOL(VK_STORE_SET_RETRIES_USED, "retries_used", vk__int(u->retries_used));
+    SETCOL(VK_STORE_SET_CANCEL_REQUESTED, "cancel_requested", vk__int(u->cancel_requested));
+#undef SETCOL
+    if (rc == 0) {
+        p[np++] = vk__text(id);
+        rc = vk_buf_addf(&sql, " WHERE id = $%d", np);
+    }
+    if (rc) {
+        vk_buf_release(&sql);
+        return nomem(err);
+    }
+    int64_t changes = 0;
+    rc = vk__exec(tx->conn, VK__STMT_NONE, sql.data, p, np, &changes, err);
+    vk_buf_release(&sql);
+    if (rc == 0 && changes == 0)
+        rc = vk_err_set(err, VK_ENOTFOUND, "fragment '%s' not found", id);
+    return rc;
+}
+
+int vk_store_tx_fragment_requeue(struct vk_store_tx *tx, const char *id, bool is_retry,
+                                 int64_t now_ms, struct vk_err *err)
+{
+    struct vk__param p[] = {vk__text(id), vk__int(is_retry ? 1 : 0), vk__int(now_ms)};
+    int64_t changes = 0;
+    int rc = vk__exec(tx->conn, VK__STMT_REQUEUE,
+                      "UPDATE fragments SET status = 'ready', attempt = attempt + 1,"
+                      " retries_used = retries_used + $2, worker_id = NULL, ready_at = $3,"
+                      " started_at = NULL, finished_at = NULL, exit_code = NULL, error = NULL,"
+                      " cancel_requested = 0 WHERE id = $1",
+                      p, 3, &changes, err);
+    if (rc == 0 && changes == 0)
+        rc = vk_err_set(err, VK_ENOTFOUND, "fragment '%s' not found", id);
+    return rc;
+}
+
+int vk_store_tx_chain_set(struct vk_store_tx *tx, const char *chain_id,
+                          enum vk_store_chain_status status, int64_t started_at,
+                          int64_t finished_at, const char *error, struct vk_err *err)
+{
+    struct vk__param p[] = {vk__text(chain_id), vk__text(vk_store_chain_status_name(status)),
+                            vk__time(started_at), vk__time(finished_at), vk__text(error)};
+    int64_t changes = 0;
+    int rc =
+        vk__exec(tx->conn, VK__STMT_CHAIN_SET,
+                 VK__SQL(tx->store,
+                         "UPDATE chains SET status = $2,"
+                         " started_at = COALESCE($3::bigint, started_at),"
+                         " finished_at = COALESCE($4::bigint, finished_at),"
+                         " error = COALESCE($5::text, error) WHERE id = $1",
+                         "UPDATE chains SET status = $2, started_at = COALESCE($3, started_at),"
+                         " finished_at = COALESCE($4, finished_at),"
+                         " error = COALESCE($5, error) WHERE id = $1"),
+                 p, 5, &changes, err);
+    if (rc == 0 && changes == 0)
+        rc = vk_err_set(err, VK_ENOTFOUND, "chain '%s' not found", chain_id);
+    return rc;
+}
+
+int vk_store_tx_chain_skip_pending(struct vk_store_tx *tx, const char *chain_id, int64_t now_ms,
+                                   int64_t *count, struct vk_err *err)
+{
+    struct vk__param p[] = {vk__text(chain_id), vk__int(now_ms)};
+    int64_t changes = 0;
+    int rc = vk__exec(tx->conn, VK__STMT_SKIP_PENDING,
+                      "UPDATE fragments SET status = 'skipped', finished_at = $2"
+                      " WHERE chain_id = $1 AND status IN ('pending', 'ready')",
+                      p, 2, &changes, err);
+    if (count)
+        *count = changes;
+    return rc;
+}
+
+/* Explain why a fenced update of fragment `id` changed nothing. */
+static int why_not(struct vk__conn *c, const char *id, int attempt, const char *worker_id,
+                   struct vk_err *err)
+{
+    struct vk__param p[] = {vk__text(id)};
+    struct vk__res *r = NULL;
+    int rc =
+        vk__query(c, VK__STMT_FINISH_CHECK,
+                  "SELECT status, attempt, worker_id FROM fragments WHERE id = $1", p, 1, &r, err);
+    if (rc)
+        return rc;
+    rc = vk__next(r, err);
+    if (rc == 0)
+        rc = vk_err_set(err, VK_ENOTFOUND, "fragment '%s' not found", id);
+    if (rc > 0) {
+        const char *st = c->store->ops->res_text(r, 0);
+        int cur = (int)vk__col_int(r, 1);
+        char wid[VK_UUID_LEN];
+        vk__col_id(r, 2, wid);
+        if (cur != attempt)
+            rc = vk_err_set(err, VK_ECONFLICT,
+                            "fragment '%s': attempt %d is stale (current attempt is %d)", id,
+                            attempt, cur);
+        else if (st && strcmp(st, "running") != 0)
+            rc = vk_err_set(err, VK_ECONFLICT, "fragment '%s' is not running (%s)", id, st);
+        else
+            rc = vk_err_set(err, VK_ECONFLICT, "fragment '%s' is assigned to another worker (%s)",
+                            id, worker_id ? worker_id : "");
+    }
+    vk__res_free(r);
+    return rc;
+}
+
+int vk_store_tx_fragment_finish(struct vk_store_tx *tx, const char *fragment_id, int attempt,
+                                const char *worker_id, enum vk_store_frag_status status,
+                                bool has_exit_code, int exit_code, const char *error,
+                                int64_t now_ms, struct vk_err *err)
+{
+    if (!vk_store_frag_status_final(status))
+        return vk_err_set(err, VK_EINVAL, "'%s' is not a final status",
+                          vk_store_frag_status_name(status));
+    struct vk__param p[] = {vk__text(fragment_id),
+                            vk__int(attempt),
+                            vk__id(worker_id),
+                            vk__text(vk_store_frag_status_name(status)),
+                            has_exit_code ? vk__int(exit_code) : vk__text(NULL),
+                            vk__text(error),
+                            vk__int(now_ms)};
+    int64_t changes = 0;
+    int rc = vk__exec(tx->conn, VK__STMT_FINISH,
+                      VK__SQL(tx->store,
+                              "UPDATE fragments SET status = $4, exit_code = $5::integer,"
+                              " error = $6::text, finished_at = $7 WHERE id = $1"
+                              " AND status = 'running' AND attempt = $2"
+                              " AND ($3::text IS NULL OR worker_id = $3::text)",
+                              "UPDATE fragments SET status = $4, exit_code = $5, error = $6,"
+                              " finished_at = $7 WHERE id = $1 AND status = 'running'"
+                              " AND attempt = $2 AND ($3 IS NULL OR worker_id = $3)"),
+                      p, 7, &changes, err);
+    if (rc == 0 && changes == 0)
+        rc = why_not(tx->conn, fragment_id, attempt, worker_id, err);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- Claim */
+
+/* Build the claim statement for `n` groups into `sql`. */
+static int claim_sql(struct vk_store *s, size_t n, struct vk_buf *sql)
+{
+    int rc = vk_buf_adds(sql, "UPDATE fragments SET status = 'running', worker_id = $1,"
+                              " started_at = $2 WHERE id = (SELECT id FROM fragments"
+                              " WHERE status = 'ready' AND machine IN (");
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = vk_buf_addf(sql, "%s$%zu", i ? ", " : "", i + 3);
+    if (rc == 0)
+        rc = vk_buf_adds(sql, ") ORDER BY priority DESC, ready_at, id LIMIT 1");
+    if (rc == 0 && s->dialect == VK__PG)
+        rc = vk_buf_adds(sql, " FOR UPDATE SKIP LOCKED");
+    if (rc == 0)
+        rc = vk_buf_adds(sql, ") AND status = 'ready' RETURNING " VK__FRAG_RCOLS);
+    return rc;
+}
+
+int vk_store_claim(struct vk_store *s, const char *worker_id, const char *const *groups,
+                   size_t ngroups, int64_t now_ms, struct vk_pool *pool, struct vk_store_work *out,
+                   struct vk_err *err)
+{
+    if (ngroups == 0 || ngroups > VK_STORE_MAX_GROUPS)
+        return vk_err_set(err, VK_EINVAL, "a claim needs 1 to %d machine groups",
+                          VK_STORE_MAX_GROUPS);
+    if (!worker_id || !*worker_id)
+        return vk_err_set(err, VK_EINVAL, "a claim needs a worker id");
+    struct vk__param p[2 + VK_STORE_MAX_GROUPS];
+    p[0] = vk__text(worker_id);
+    p[1] = vk__int(now_ms);
+    for (size_t i = 0; i < ngroups; i++)
+        p[2 + i] = vk__text(groups[i]);
+    struct vk_buf sql = VK_BUF_INIT(VK_MAX_SMALL);
+    struct vk__conn *c = NULL;
+    int rc;
+    /* PostgreSQL: one autocommit statement (SKIP LOCKED); SQLite: a short write transaction. */
+    if (s->dialect == VK__PG)
+        rc = vk__store_conn_get(s, &c, err);
+    else
+        rc = vk__store_begin(s, &c, err);
+    if (rc) {
+        vk_buf_release(&sql);
+        return rc;
+    }
+    memset(out, 0, sizeof(*out));
+    /* The SQL text is only needed the first time a connection prepares it. */
+    int id = VK__STMT_CLAIM_1 + (int)ngroups - 1;
+    if (!c->stmts[id] && claim_sql(s, ngroups, &sql) != 0) {
+        rc = nomem(err);
+        goto out;
+    }
+    rc = one_frag(c, VK__STMT_CLAIM_1 + (int)ngroups - 1, sql.data, p, (int)ngroups + 2, "", pool,
+                  &out->fragment, err);
+    if (rc == VK_ENOTFOUND)
+        vk_err_set(err, rc, "no ready fragment");
+    if (rc == 0) {
+        struct vk__param cp[] = {vk__text(out->fragment.chain_id)};
+        struct vk__res *r = NULL;
+        rc = vk__query(c, VK__STMT_WORK_CHAIN,
+                       "SELECT " VK__CHAIN_COLS " FROM chains c WHERE c.id = $1", cp, 1, &r, err);
+        if (rc == 0) {
+            rc = vk__next(r, err);
+            if (rc == 0)
+                rc = vk_err_set(err, VK_EINTERNAL, "chain of fragment '%s' vanished",
+                                out->fragment.id);
+            if (rc > 0)
+                rc = vk__read_chain(r, 0, pool, &out->chain, err);
+        }
+    }
+out:
+    if (s->dialect == VK__PG)
+        vk__store_conn_put(s, c);
+    else
+        rc = vk__store_end(s, c, rc, err);
+    vk_buf_release(&sql);
+    return rc;
+}
+
+int vk_store_requeue_fragment(struct vk_store *s, const char *fragment_id, int attempt,
+                              const char *worker_id, int64_t now_ms, struct vk_err *err)
+{
+    struct vk_store_tx tx = {.store = s};
+    int rc = vk__store_begin(s, &tx.conn, err);
+    if (rc)
+        return rc;
+    struct vk__param p[] = {vk__text(fragment_id), vk__int(attempt), vk__text(worker_id),
+                            vk__int(now_ms)};
+    struct vk__res *r = NULL;
+    rc = vk__query(tx.conn, VK__STMT_NONE,
+                   "UPDATE fragments SET status = 'ready', attempt = attempt + 1,"
+                   " handbacks = handbacks + 1, worker_id = NULL, ready_at = $4,"
+                   " started_at = NULL WHERE id = $1 AND status = 'running' AND attempt = $2"
+                   " AND worker_id = $3 RETURNING machine",
+                   p, 4, &r, err);
+    if (rc == 0)
+        rc = vk__next(r, err);
+    if (rc > 0) {
+        char machine[VK__NOTE_LEN];
+        snprintf(machine, sizeof(machine), "%s", s->ops->res_text(r, 0));
+        vk__res_free(r);
+        rc = vk__store_notify(&tx, machine, err);
+    } else if (rc == 0) {
+        vk__res_free(r);
+        rc = why_not(tx.conn, fragment_id, attempt, worker_id, err);
+    }
+    rc = vk__store_end(s, tx.conn, rc, err);
+    if (rc == 0)
+        for (int i = 0; i < tx.nnotes; i++)
+            vk__store_note_local(s, tx.notes[i]);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- Metrics */
+
+static int count(struct vk_store *s, struct vk__conn *c, const char *sql_all, const char *sql_group,
+                 const char *group, int64_t *out, struct vk_err *err)
+{
+    struct vk__param p[] = {vk__text(group)};
+    return vk__query_int(c, VK__STMT_NONE, group ? sql_group : sql_all, p, group ? 1 : 0, out, err);
+}
+
+int vk_store_queue_metrics(struct vk_store *s, const char *group, struct vk_store_queue_metrics *m,
+                           struct vk_err *err)
+{
+    struct vk__conn *c = NULL;
+    int rc = vk__store_conn_get(s, &c, err);
+    if (rc)
+        return rc;
+    memset(m, 0, sizeof(*m));
+    rc = count(s, c, "SELECT COUNT(*) FROM fragments WHERE status = 'pending'",
+               "SELECT COUNT(*) FROM fragments WHERE status = 'pending' AND machine = $1", group,
+               &m->pending, err);
+    if (rc == 0)
+        rc = count(s, c, "SELECT COUNT(*) FROM fragments WHERE status = 'ready'",
+                   "SELECT COUNT(*) FROM fragments WHERE status = 'ready' AND machine = $1", group,
+                   &m->ready, err);
+    if (rc == 0)
+        rc = count(s, c, "SELECT COUNT(*) FROM fragments WHERE status = 'running'",
+                   "SELECT COUNT(*) FROM fragments WHERE status = 'running' AND machine = $1",
+                   group, &m->running, err);
+    if (rc == 0)
+        rc = count(s, c, "SELECT COUNT(*) FROM workers WHERE status = 'alive'",
+                   "SELECT COUNT(*) FROM workers w JOIN worker_groups g ON g.worker_id = w.id"
+                   " WHERE w.status = 'alive' AND g.machine = $1",
+                   group, &m->workers_alive, err);
+    vk__store_conn_put(s, c);
+    return rc;
+}
+
+int vk_store_group_status(struct vk_store *s, const char *group, int64_t *alive, int64_t *busy,
+                          int64_t *dead, struct vk_err *err)
+{
+    struct vk__conn *c = NULL;
+    int rc = vk__store_conn_get(s, &c, err);
+    if (rc)
+        return rc;
+    struct vk__param p[] = {vk__text(group)};
+    struct vk__res *r = NULL;
+    rc = vk__query(c, VK__STMT_NONE,
+                   "SELECT COALESCE(SUM(CASE WHEN w.status = 'alive' THEN 1 ELSE 0 END), 0),"
+                   " COALESCE(SUM(CASE WHEN w.status = 'alive' AND EXISTS (SELECT 1 FROM"
+                   " fragments f WHERE f.worker_id = w.id AND f.status = 'running')"
+                   " THEN 1 ELSE 0 END), 0),"
+                   " COALESCE(SUM(CASE WHEN w.status = 'dead' THEN 1 ELSE 0 END), 0)"
+                   " FROM workers w JOIN worker_groups g ON g.worker_id = w.id"
+                   " WHERE g.machine = $1",
+                   p, 1, &r, err);
+    if (rc == 0) {
+        rc = vk__next(r, err);
+        if (rc > 0) {
+            *alive = vk__col_int(r, 0);
+            *busy = vk__col_int(r, 1);
+            *dead = vk__col_int(r, 2);
+            rc = 0;
+        } else if (rc == 0) {
+            rc = vk_err_set(err, VK_EINTERNAL, "no row from an aggregate");
+        }
+    }
+    vk__store_conn_put(s, c);
+    return rc;
+}

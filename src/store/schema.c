@@ -1,0 +1,168 @@
+/*
+ * store schema: numbered migrations applied at open time.
+ *
+ * The runner creates schema_migrations when missing, reads the highest applied version,
+ * refuses a database newer than this binary (VK_EVERSION), and applies the missing
+ * migrations inside one transaction, recording each. On PostgreSQL the whole run holds a
+ * session advisory lock so that two servers starting at once do not race; on SQLite
+ * BEGIN IMMEDIATE gives the same exclusion.
+ *
+ * Both backends store ids as TEXT, times as BIGINT milliseconds since the epoch (UTC),
+ * booleans as INTEGER 0/1; only the blob type differs (BLOB / BYTEA).
+ */
+#include "store/store_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define MIGRATION_LOCK_KEY "7240011"
+
+struct migration {
+    int version;
+    const char *name;
+    const char *sql; /* "BLOB" is rewritten to "BYTEA" for PostgreSQL */
+};
+
+static const struct migration migrations[] = {
+    {1, "initial schema",
+     "CREATE TABLE tenants ("
+     " id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL);"
+     "CREATE TABLE repositories ("
+     " id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+     " url TEXT NOT NULL, provider TEXT NOT NULL, webhook_secret TEXT,"
+     " workflow_glob TEXT NOT NULL, default_branch TEXT NOT NULL,"
+     " allow_url_imports INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL,"
+     " UNIQUE (tenant_id, url));"
+     "CREATE INDEX repositories_by_url ON repositories (url);"
+     "CREATE TABLE chains ("
+     " id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+     " repository_id TEXT REFERENCES repositories(id) ON DELETE SET NULL,"
+     " source_file TEXT, repository_url TEXT, commit_sha TEXT, branch TEXT,"
+     " trigger_type TEXT NOT NULL, trigger_ref TEXT, pr_number BIGINT, tag TEXT,"
+     " default_machine TEXT NOT NULL, env_json TEXT, definition TEXT,"
+     " priority INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL, error TEXT, trace_id TEXT,"
+     " created_at BIGINT NOT NULL, started_at BIGINT, finished_at BIGINT);"
+     "CREATE INDEX chains_by_created ON chains (created_at, id);"
+     "CREATE INDEX chains_by_repo ON chains (repository_id, created_at);"
+     "CREATE INDEX chains_by_status ON chains (status, created_at);"
+     "CREATE TABLE fragments ("
+     " id TEXT PRIMARY KEY, chain_id TEXT NOT NULL REFERENCES chains(id) ON DELETE CASCADE,"
+     " parent_id TEXT REFERENCES fragments(id) ON DELETE CASCADE,"
+     " sequence INTEGER NOT NULL, position INTEGER NOT NULL, type TEXT NOT NULL,"
+     " is_parallel INTEGER NOT NULL DEFAULT 0, name TEXT, run_script TEXT,"
+     " machine TEXT NOT NULL, condition TEXT, source_url TEXT,"
+     " timeout_ms BIGINT NOT NULL DEFAULT 0, retries INTEGER NOT NULL DEFAULT 0,"
+     " retries_used INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL,"
+     " attempt INTEGER NOT NULL DEFAULT 1, max_attempts INTEGER NOT NULL DEFAULT 3,"
+     " handbacks INTEGER NOT NULL DEFAULT 0, cancel_requested INTEGER NOT NULL DEFAULT 0,"
+     " priority INTEGER NOT NULL DEFAULT 0, worker_id TEXT, ready_at BIGINT,"
+     " started_at BIGINT, finished_at BIGINT, exit_code INTEGER, error TEXT, env_json TEXT);"
+     "CREATE INDEX fragments_by_chain ON fragments (chain_id, position);"
+     "CREATE INDEX fragments_by_parent ON fragments (parent_id, sequence);"
+     "CREATE INDEX fragments_ready ON fragments (machine, priority DESC, ready_at, id)"
+     " WHERE status = 'ready';"
+     "CREATE INDEX fragments_running ON fragments (worker_id) WHERE status = 'running';"
+     "CREATE INDEX fragments_pending ON fragments (machine) WHERE status = 'pending';"
+     "CREATE TABLE workers ("
+     " id TEXT PRIMARY KEY, tenant_id TEXT, name TEXT NOT NULL, version TEXT,"
+     " status TEXT NOT NULL, last_heartbeat BIGINT NOT NULL, registered_at BIGINT NOT NULL);"
+     "CREATE INDEX workers_by_status ON workers (status, last_heartbeat);"
+     "CREATE TABLE worker_groups ("
+     " worker_id TEXT NOT NULL REFERENCES workers(id) ON DELETE CASCADE,"
+     " machine TEXT NOT NULL, PRIMARY KEY (worker_id, machine));"
+     "CREATE INDEX worker_groups_by_machine ON worker_groups (machine);"
+     "CREATE TABLE log_chunks ("
+     " fragment_id TEXT NOT NULL REFERENCES fragments(id) ON DELETE CASCADE,"
+     " attempt INTEGER NOT NULL, off BIGINT NOT NULL, data BLOB NOT NULL,"
+     " PRIMARY KEY (fragment_id, attempt, off));"},
+};
+
+/* Returns owned: `sql` with BLOB replaced by BYTEA for PostgreSQL (or a plain copy). */
+static char *dialect_sql(struct vk_store *s, const char *sql)
+{
+    size_t n = strlen(sql);
+    char *out = vk_xmalloc(n * 2 + 1);
+    char *o = out;
+    for (const char *p = sql; *p;) {
+        if (s->dialect == VK__PG && strncmp(p, "BLOB", 4) == 0) {
+            memcpy(o, "BYTEA", 5);
+            o += 5;
+            p += 4;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static int apply(struct vk_store *s, struct vk__conn *c, struct vk_err *err)
+{
+    int rc = s->ops->begin(c, true, err);
+    if (rc)
+        return rc;
+    rc = s->ops->exec_script(c,
+                             "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                             " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                             " applied_at BIGINT NOT NULL)",
+                             err);
+    if (rc)
+        goto out;
+    int64_t cur = 0;
+    rc = vk__query_int(c, VK__STMT_NONE, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                       NULL, 0, &cur, err);
+    if (rc)
+        goto out;
+    if (cur > VK_STORE_SCHEMA_VERSION) {
+        rc = vk_err_set(err, VK_EVERSION,
+                        "database schema version %lld is newer than this binary supports (%d): "
+                        "upgrade vulcan",
+                        (long long)cur, VK_STORE_SCHEMA_VERSION);
+        goto out;
+    }
+    for (size_t i = 0; i < VK_ARRAY_LEN(migrations); i++) {
+        const struct migration *m = &migrations[i];
+        if (m->version <= cur)
+            continue;
+        char *sql = dialect_sql(s, m->sql);
+        rc = s->ops->exec_script(c, sql, err);
+        vk_free(sql);
+        if (rc) {
+            char why[sizeof(err->msg)];
+            snprintf(why, sizeof(why), "%s", err ? err->msg : "");
+            vk_err_set(err, rc, "migration %d (%s) failed: %s", m->version, m->name, why);
+            goto out;
+        }
+        struct vk__param p[] = {vk__int(m->version), vk__text(m->name), vk__int(vk_now_ms())};
+        rc = vk__exec(c, VK__STMT_NONE,
+                      "INSERT INTO schema_migrations (version, name, applied_at)"
+                      " VALUES ($1, $2, $3)",
+                      p, 3, NULL, err);
+        if (rc)
+            goto out;
+    }
+out:
+    if (rc == 0)
+        return s->ops->commit(c, err);
+    s->ops->rollback(c);
+    return rc;
+}
+
+int vk__store_migrate(struct vk_store *s, struct vk_err *err)
+{
+    struct vk__conn *c = NULL;
+    int rc = vk__store_conn_get(s, &c, err);
+    if (rc)
+        return rc;
+    if (s->dialect == VK__PG) {
+        rc = s->ops->exec_script(c, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", err);
+        if (rc)
+            goto out;
+    }
+    rc = apply(s, c, err);
+    if (s->dialect == VK__PG)
+        (void)s->ops->exec_script(c, "SELECT pg_advisory_unlock(" MIGRATION_LOCK_KEY ")", NULL);
+out:
+    vk__store_conn_put(s, c);
+    return rc;
+}
