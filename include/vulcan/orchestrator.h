@@ -1,0 +1,160 @@
+/*
+ * orchestrator — turns chain state into a ready queue and keeps it moving
+ * (DESIGN §3, §4).
+ *
+ * Submitting a workflow stores its chain and fragment tree and starts it: the
+ * first fragments whose conditions hold become `ready`. Workers claim ready
+ * fragments (vk_orch_claim); when a result arrives (vk_orch_result) the
+ * orchestrator records it, fenced by attempt, and computes what becomes ready
+ * next, inside one store transaction: the next sibling of a sequential group,
+ * or the group's end when its last child finished; a false condition skips a
+ * fragment and its subtree; a failure (after its retries) fails the chain and
+ * skips everything not yet started. Readiness is only ever computed when
+ * something finishes, never by scanning the queue.
+ *
+ * A reaper thread declares silent workers dead and re-queues or fails their
+ * fragments; a listener thread turns the store's ready notifications (from
+ * this process or, on PostgreSQL, from other replicas) into calls of the
+ * ready hook, which the API uses to wake long-polling workers at once.
+ *
+ * No in-memory state is authoritative: everything lives in the store, so
+ * several replicas can share one PostgreSQL database.
+ *
+ * Thread-safety: every function may be called from any thread at once.
+ */
+#ifndef VULCAN_ORCHESTRATOR_H
+#define VULCAN_ORCHESTRATOR_H
+
+#include "vulcan/store.h"
+#include "vulcan/util.h"
+#include "vulcan/workflow.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- Types */
+
+struct vk_orch;
+
+/** Called (from the listener thread) when fragments of machine group `group` became ready. */
+typedef void vk_orch_ready_fn(void *ctx, const char *group);
+
+struct vk_orch_opts {
+    int64_t worker_timeout_ms;  /**< a worker silent this long is dead (default 30000) */
+    int max_attempts;           /**< attempts before a fragment whose workers died fails (3) */
+    int64_t reap_interval_ms;   /**< how often the reaper looks (default timeout / 4, <= 5000) */
+    vk_orch_ready_fn *on_ready; /**< may be NULL */
+    void *on_ready_ctx;
+};
+
+/** The context a chain runs in (what conditions and scripts see). Borrowed. */
+struct vk_orch_context {
+    const char *tenant_id; /**< NULL: the "default" tenant */
+    const char *source_file;
+    const char *repository_id; /**< NULL: none */
+    const char *repository_url;
+    const char *commit_sha;
+    const char *branch;
+    const char *trigger; /**< default "manual" */
+    const char *trigger_ref;
+    int64_t pr_number;
+    const char *tag;
+    const struct vk_cond_var
+        *env; /**< extra environment (manual inputs, --env), wins over the workflow's */
+    size_t nenv;
+    int priority;
+    const char *trace_id;
+};
+
+/** The result of one attempt, as a worker reports it. Borrowed. */
+struct vk_orch_result {
+    const char *worker_id;
+    const char *fragment_id;
+    int attempt;
+    bool success;
+    bool has_exit_code;
+    int exit_code;
+    const char *error; /**< may be NULL */
+};
+
+/* ---------------------------------------------------------------- Lifecycle */
+
+/**
+ * Create an orchestrator over `store` (borrowed; must outlive it); makes sure the
+ * "default" tenant exists. Borrows `opts` (may be NULL). On success *out is owned
+ * by the caller (vk_orch_free()). Returns 0, VK_ENOMEM or VK_EDB.
+ */
+int vk_orch_new(struct vk_store *store, const struct vk_orch_opts *opts, struct vk_orch **out,
+                struct vk_err *err) VK_MUST_CHECK;
+
+/** Start the reaper and ready-listener threads. Returns 0 or VK_EIO. */
+int vk_orch_start(struct vk_orch *o, struct vk_err *err) VK_MUST_CHECK;
+
+/** Stop the threads (idempotent). */
+void vk_orch_stop(struct vk_orch *o);
+
+/** Stop and free. Accepts NULL. */
+void vk_orch_free(struct vk_orch *o);
+
+/* ---------------------------------------------------------------- Chains */
+
+/**
+ * Store `wf` as a new chain in context `ctx` and start it. `definition`
+ * (may be NULL) is the workflow's source text, kept for rerun. The chain id is
+ * written to `chain_id`; *nfragments (may be NULL) receives the fragment count.
+ * Returns 0, VK_ETOOBIG, VK_EINVAL or VK_EDB.
+ */
+int vk_orch_submit(struct vk_orch *o, const struct vk_workflow *wf, const char *definition,
+                   const struct vk_orch_context *ctx, char chain_id[VK_UUID_LEN],
+                   size_t *nfragments, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Store a chain that failed before it could run (its workflow did not load),
+ * so the user sees why nothing ran: status failed, error `message`.
+ */
+int vk_orch_submit_failed(struct vk_orch *o, const struct vk_orch_context *ctx,
+                          const char *definition, const char *message, char chain_id[VK_UUID_LEN],
+                          struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Cancel a chain: pending work is cancelled, running fragments are told through
+ * their workers' heartbeats. Returns 0, VK_ENOTFOUND, VK_ECONFLICT (already
+ * finished), VK_EDB.
+ */
+int vk_orch_cancel(struct vk_orch *o, const char *chain_id, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Start a new chain from the stored definition and context of `chain_id`.
+ * Returns 0, VK_ENOTFOUND, VK_EINVAL (no stored definition), VK_EPARSE, VK_EDB.
+ */
+int vk_orch_rerun(struct vk_orch *o, const char *chain_id, char new_id[VK_UUID_LEN],
+                  struct vk_err *err) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Work */
+
+/**
+ * Claim the next ready fragment for a worker serving `groups`. Fills *out
+ * (strings in `pool`). Returns 0, VK_ENOTFOUND (nothing ready), VK_EDB.
+ */
+int vk_orch_claim(struct vk_orch *o, const char *worker_id, const char *const *groups,
+                  size_t ngroups, struct vk_pool *pool, struct vk_store_work *out,
+                  struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Record a result and advance the chain. *status (may be NULL) receives the
+ * fragment's status afterwards (ready again when a retry was scheduled).
+ * Returns 0, VK_ENOTFOUND, VK_ECONFLICT (stale attempt or other worker), VK_EDB.
+ */
+int vk_orch_result(struct vk_orch *o, const struct vk_orch_result *r,
+                   enum vk_store_frag_status *status, struct vk_err *err) VK_MUST_CHECK;
+
+/** Run the reaper once now (also done periodically by the reaper thread). */
+int vk_orch_reap(struct vk_orch *o, struct vk_err *err) VK_MUST_CHECK;
+
+/** The id of the "default" tenant. Returns borrowed (valid until vk_orch_free()). */
+const char *vk_orch_default_tenant(const struct vk_orch *o);
+
+/** The store this orchestrator works on. Returns borrowed. */
+struct vk_store *vk_orch_store(struct vk_orch *o);
+
+#endif /* VULCAN_ORCHESTRATOR_H */

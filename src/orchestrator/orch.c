@@ -1,0 +1,252 @@
+/* Orchestrator lifecycle, claiming, results, cancel, and the reaper/listener threads. */
+#include "orch_int.h"
+#include "vulcan/telemetry.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+int vk_orch_new(struct vk_store *store, const struct vk_orch_opts *opts, struct vk_orch **out,
+                struct vk_err *err)
+{
+    struct vk_orch *o = vk_calloc(1, sizeof(*o));
+    if (!o)
+        return vk_err_set(err, VK_ENOMEM, "out of memory");
+    o->store = store;
+    int rc = vk_store_tenant_ensure(store, "default", o->tenant, err);
+    if (rc < 0) {
+        vk_free(o);
+        return rc;
+    }
+    if (opts)
+        o->opts = *opts;
+    if (o->opts.worker_timeout_ms <= 0)
+        o->opts.worker_timeout_ms = 30000;
+    if (o->opts.max_attempts <= 0)
+        o->opts.max_attempts = 3;
+    if (o->opts.reap_interval_ms <= 0) {
+        o->opts.reap_interval_ms = o->opts.worker_timeout_ms / 4;
+        if (o->opts.reap_interval_ms > 5000)
+            o->opts.reap_interval_ms = 5000;
+        if (o->opts.reap_interval_ms < 100)
+            o->opts.reap_interval_ms = 100;
+    }
+    pthread_mutex_init(&o->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&o->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    *out = o;
+    return 0;
+}
+
+const char *vk_orch_default_tenant(const struct vk_orch *o)
+{
+    return o->tenant;
+}
+
+struct vk_store *vk_orch_store(struct vk_orch *o)
+{
+    return o->store;
+}
+
+/* Sleep up to `ms` unless the orchestrator is stopping. Returns false when stopping. */
+static bool nap(struct vk_orch *o, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&o->lock);
+    while (!atomic_load(&o->stopping)) {
+        if (pthread_cond_timedwait(&o->cond, &o->lock, &ts) == ETIMEDOUT)
+            break;
+    }
+    bool go_on = !atomic_load(&o->stopping);
+    pthread_mutex_unlock(&o->lock);
+    return go_on;
+}
+
+static void *reaper_main(void *arg)
+{
+    struct vk_orch *o = arg;
+    while (nap(o, o->opts.reap_interval_ms)) {
+        struct vk_err err;
+        vk_err_clear(&err);
+        if (vk_orch_reap(o, &err) < 0)
+            vk_log(VK_LOG_WARN, "orchestrator", "reaper failed", "error", err.msg, NULL);
+    }
+    return NULL;
+}
+
+/* Turns store notifications (this process, or other replicas on PostgreSQL) into
+ * ready-hook calls. */
+static void *listener_main(void *arg)
+{
+    struct vk_orch *o = arg;
+    while (!atomic_load(&o->stopping)) {
+        struct vk_pool pool;
+        vk_pool_init(&pool, 4096);
+        const char **groups = NULL;
+        size_t n = 0;
+        struct vk_err err;
+        vk_err_clear(&err);
+        int rc = vk_store_wait_ready(o->store, 250, &pool, &groups, &n, &err);
+        if (rc < 0) {
+            vk_log(VK_LOG_WARN, "orchestrator", "waiting for ready notifications failed", "error",
+                   err.msg, NULL);
+            vk_pool_release(&pool);
+            nap(o, 1000);
+            continue;
+        }
+        for (size_t i = 0; i < n && o->opts.on_ready; i++)
+            o->opts.on_ready(o->opts.on_ready_ctx, groups[i]);
+        vk_pool_release(&pool);
+    }
+    return NULL;
+}
+
+int vk_orch_start(struct vk_orch *o, struct vk_err *err)
+{
+    if (o->started)
+        return 0;
+    atomic_store(&o->stopping, false);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    if (pthread_create(&o->reaper, &attr, reaper_main, o) != 0) {
+        pthread_attr_destroy(&attr);
+        return vk_err_set(err, VK_EIO, "cannot start the reaper thread");
+    }
+    if (pthread_create(&o->listener, &attr, listener_main, o) != 0) {
+        pthread_attr_destroy(&attr);
+        vk_orch_stop(o);
+        pthread_join(o->reaper, NULL);
+        return vk_err_set(err, VK_EIO, "cannot start the listener thread");
+    }
+    pthread_attr_destroy(&attr);
+    o->started = true;
+    return 0;
+}
+
+void vk_orch_stop(struct vk_orch *o)
+{
+    pthread_mutex_lock(&o->lock);
+    atomic_store(&o->stopping, true);
+    pthread_cond_broadcast(&o->cond);
+    pthread_mutex_unlock(&o->lock);
+    if (o->started) {
+        pthread_join(o->reaper, NULL);
+        pthread_join(o->listener, NULL);
+        o->started = false;
+    }
+}
+
+void vk_orch_free(struct vk_orch *o)
+{
+    if (!o)
+        return;
+    vk_orch_stop(o);
+    pthread_mutex_destroy(&o->lock);
+    pthread_cond_destroy(&o->cond);
+    vk_free(o);
+}
+
+int vk_orch_claim(struct vk_orch *o, const char *worker_id, const char *const *groups,
+                  size_t ngroups, struct vk_pool *pool, struct vk_store_work *out,
+                  struct vk_err *err)
+{
+    return vk_store_claim(o->store, worker_id, groups, ngroups, vk_now_ms(), pool, out, err);
+}
+
+/* Record a result (fenced by attempt) and advance the chain, all in one transaction. */
+int vk_orch_result(struct vk_orch *o, const struct vk_orch_result *r,
+                   enum vk_store_frag_status *status, struct vk_err *err)
+{
+    struct vk_pool pool;
+    vk_pool_init(&pool, 4096);
+    struct vk_store_tx *tx = NULL;
+    int64_t now = vk_now_ms();
+    int rc = vk_store_tx_begin(o->store, &tx, err);
+    if (rc < 0)
+        goto out;
+    struct vk_store_fragment f;
+    rc = vk_store_tx_fragment_get(tx, r->fragment_id, &pool, &f, err);
+    if (rc < 0)
+        goto fail;
+    if (f.type != VK_STORE_FRAG_INLINE) {
+        rc = vk_err_set(err, VK_EINVAL, "fragment '%s' is a group", r->fragment_id);
+        goto fail;
+    }
+    enum vk_store_frag_status st = r->success ? VK_STORE_FRAG_COMPLETED : VK_STORE_FRAG_FAILED;
+    /* A cancelled chain's running fragment is recorded as cancelled when it stopped
+     * because of the cancel (it failed), as completed when it finished anyway. */
+    if (!r->success && f.cancel_requested)
+        st = VK_STORE_FRAG_CANCELLED;
+    rc = vk_store_tx_fragment_finish(tx, r->fragment_id, r->attempt, r->worker_id, st,
+                                     r->has_exit_code, r->exit_code, r->error, now, err);
+    if (rc < 0)
+        goto fail;
+    if (st == VK_STORE_FRAG_FAILED && f.retries_used < f.retries) {
+        /* `retry N`: run the script again, as a new attempt. */
+        rc = vk_store_tx_fragment_requeue(tx, r->fragment_id, true, now, err);
+        if (rc == 0)
+            rc = vk_store_tx_notify_ready(tx, f.machine, err);
+        st = VK_STORE_FRAG_READY;
+    } else {
+        rc = vk__orch_after_final(tx, r->fragment_id, now, err);
+    }
+    if (rc < 0)
+        goto fail;
+    rc = vk_store_tx_commit(tx, err);
+    if (rc == 0 && status)
+        *status = st;
+    goto out;
+fail:
+    vk_store_tx_rollback(tx);
+out:
+    vk_pool_release(&pool);
+    return rc;
+}
+
+int vk_orch_cancel(struct vk_orch *o, const char *chain_id, struct vk_err *err)
+{
+    return vk_store_chain_cancel(o->store, chain_id, vk_now_ms(), NULL, err);
+}
+
+int vk_orch_reap(struct vk_orch *o, struct vk_err *err)
+{
+    struct vk_pool pool;
+    vk_pool_init(&pool, 4096);
+    struct vk_store_reap_result res = {0};
+    int64_t now = vk_now_ms();
+    int rc = vk_store_reap_workers(o->store, now, o->opts.worker_timeout_ms, o->opts.max_attempts,
+                                   &pool, &res, err);
+    if (rc == 0 && res.nworkers)
+        vk_log(VK_LOG_WARN, "orchestrator", "declared silent workers dead", NULL);
+    for (size_t i = 0; rc == 0 && i < res.nchanges; i++) {
+        const struct vk_store_frag_change *c = &res.changes[i];
+        vk_log(VK_LOG_WARN, "orchestrator",
+               c->status == VK_STORE_FRAG_READY ? "re-queued a fragment of a dead worker"
+                                                : "a fragment failed: its workers kept dying",
+               "fragment_id", c->fragment_id, "chain_id", c->chain_id, NULL);
+        if (c->status == VK_STORE_FRAG_READY)
+            continue;
+        struct vk_store_tx *tx = NULL;
+        rc = vk_store_tx_begin(o->store, &tx, err);
+        if (rc < 0)
+            break;
+        rc = vk__orch_after_final(tx, c->fragment_id, now, err);
+        if (rc < 0)
+            vk_store_tx_rollback(tx);
+        else
+            rc = vk_store_tx_commit(tx, err);
+    }
+    vk_pool_release(&pool);
+    return rc;
+}

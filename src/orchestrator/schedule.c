@@ -1,0 +1,373 @@
+/*
+ * The chain state machine, run inside one store transaction per event.
+ *
+ * activate(): a fragment's turn has come (its predecessor finished, or its
+ * parallel parent started). Its condition is evaluated now; false skips it and
+ * its subtree. An inline fragment becomes ready; a group becomes running and
+ * activates its first child (sequential) or all children (parallel).
+ *
+ * after_final(): a fragment reached a final status. Walk up: the parent group
+ * finishes when no child is unfinished (its status: failed if a child failed,
+ * else completed if a child completed, else skipped); in a sequential group the
+ * next sibling is activated instead. At the top the chain finishes. A failure
+ * fails the chain at once and skips everything not started; running siblings
+ * finish and are recorded, and their groups close when they do.
+ */
+#include "orch_int.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Everything one event needs about its chain: the row and condition variables. */
+struct sched {
+    struct vk_store_tx *tx;
+    struct vk_pool pool;
+    struct vk_store_chain chain;
+    struct vk_cond_var *vars;
+    size_t nvars;
+    bool vars_ready;
+    int64_t now;
+    struct vk_err *err;
+};
+
+enum act_result { ACT_ACTIVE, ACT_DONE };
+
+static int sched_init(struct sched *s, struct vk_store_tx *tx, const char *chain_id, int64_t now,
+                      struct vk_err *err)
+{
+    memset(s, 0, sizeof(*s));
+    s->tx = tx;
+    s->now = now;
+    s->err = err;
+    vk_pool_init(&s->pool, 16 * 1024);
+    return vk_store_tx_chain_get(tx, chain_id, &s->pool, &s->chain, err);
+}
+
+static void sched_release(struct sched *s)
+{
+    vk_pool_release(&s->pool);
+}
+
+static const char *pool_strdup(struct sched *s, const char *v)
+{
+    return v ? vk_pool_strndup(&s->pool, v, strlen(v)) : NULL;
+}
+
+/* Condition variables: the chain's context, then its env (which may override nothing
+ * of the context: context names win, so a workflow cannot fake $BRANCH). */
+static int build_vars(struct sched *s)
+{
+    if (s->vars_ready)
+        return 0;
+    const struct vk_store_chain *c = &s->chain;
+    json_t *env = NULL;
+    size_t nenv = 0;
+    if (c->env_json && *c->env_json) {
+        env = json_loads(c->env_json, 0, NULL);
+        if (json_is_object(env))
+            nenv = json_object_size(env);
+    }
+    s->vars = vk_pool_zalloc(&s->pool, sizeof(*s->vars) * (nenv + 8));
+    if (!s->vars) {
+        json_decref(env);
+        return vk_err_set(s->err, VK_ENOMEM, "out of memory");
+    }
+    size_t n = 0;
+    if (nenv) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(env, k, v)
+        {
+            if (!json_is_string(v))
+                continue;
+            s->vars[n].name = pool_strdup(s, k);
+            s->vars[n].value = pool_strdup(s, json_string_value(v));
+            n++;
+        }
+    }
+    json_decref(env);
+    char pr[24] = "";
+    if (c->pr_number)
+        snprintf(pr, sizeof(pr), "%lld", (long long)c->pr_number);
+    const char *ctx[][2] = {
+        {"BRANCH", c->branch}, {"TRIGGER", c->trigger}, {"COMMIT_SHA", c->commit_sha},
+        {"PR_NUMBER", pr},     {"TAG", c->tag},         {"REPOSITORY_URL", c->repository_url},
+    };
+    for (size_t i = 0; i < VK_ARRAY_LEN(ctx); i++) {
+        s->vars[n].name = ctx[i][0];
+        s->vars[n].value = pool_strdup(s, ctx[i][1] ? ctx[i][1] : "");
+        n++;
+    }
+    s->nvars = n;
+    s->vars_ready = true;
+    return 0;
+}
+
+static int set_status(struct sched *s, const char *id, enum vk_store_frag_status st)
+{
+    struct vk_store_fragment_update u = {0};
+    u.set = VK_STORE_SET_STATUS;
+    u.status = st;
+    if (st == VK_STORE_FRAG_READY) {
+        u.set |= VK_STORE_SET_READY_AT;
+        u.ready_at = s->now;
+    } else if (st == VK_STORE_FRAG_RUNNING) {
+        u.set |= VK_STORE_SET_STARTED_AT;
+        u.started_at = s->now;
+    } else if (vk_store_frag_status_final(st)) {
+        u.set |= VK_STORE_SET_FINISHED_AT;
+        u.finished_at = s->now;
+    }
+    return vk_store_tx_fragment_update(s->tx, id, &u, s->err);
+}
+
+/* Mark a fragment and its whole subtree skipped (a false condition, an empty group). */
+static int skip_subtree(struct sched *s, const struct vk_store_fragment *f, const char *why)
+{
+    struct vk_store_fragment_update u = {0};
+    u.set = VK_STORE_SET_STATUS | VK_STORE_SET_FINISHED_AT | (why ? VK_STORE_SET_ERROR : 0);
+    u.status = VK_STORE_FRAG_SKIPPED;
+    u.finished_at = s->now;
+    u.error = why;
+    int rc = vk_store_tx_fragment_update(s->tx, f->id, &u, s->err);
+    if (rc < 0 || f->type != VK_STORE_FRAG_GROUP)
+        return rc;
+    struct vk_store_fragment *kids = NULL;
+    size_t n = 0;
+    rc = vk_store_tx_children(s->tx, f->chain_id, f->id, &s->pool, &kids, &n, s->err);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = skip_subtree(s, &kids[i], NULL);
+    return rc;
+}
+
+static int condition_holds(struct sched *s, const struct vk_store_fragment *f, bool *holds)
+{
+    *holds = true;
+    if (!f->condition || !*f->condition)
+        return 0;
+    int rc = build_vars(s);
+    if (rc < 0)
+        return rc;
+    struct vk_cond *c = NULL;
+    struct vk_err cerr;
+    vk_err_clear(&cerr);
+    rc = vk_cond_parse(f->condition, strlen(f->condition), &s->pool, &c, &cerr);
+    if (rc < 0) {
+        /* Conditions were checked at load time; a stored one that no longer parses
+         * (e.g. written by another version) is treated as false, with the reason. */
+        *holds = false;
+        return 0;
+    }
+    struct vk_cond_vars vars = {s->vars, s->nvars};
+    return vk_cond_eval(c, vk_cond_lookup_kv, &vars, holds);
+}
+
+static int activate(struct sched *s, const struct vk_store_fragment *f, enum act_result *res);
+
+/* Activate children of group `g` from index `from`: all of them (parallel), or the first
+ * that does not finish at once (sequential). *res: ACT_DONE when nothing is active. */
+static int activate_children(struct sched *s, const struct vk_store_fragment *g,
+                             enum act_result *res)
+{
+    struct vk_store_fragment *kids = NULL;
+    size_t n = 0;
+    int rc = vk_store_tx_children(s->tx, g->chain_id, g->id, &s->pool, &kids, &n, s->err);
+    if (rc < 0)
+        return rc;
+    *res = ACT_DONE;
+    for (size_t i = 0; i < n; i++) {
+        enum act_result r;
+        rc = activate(s, &kids[i], &r);
+        if (rc < 0)
+            return rc;
+        if (r == ACT_ACTIVE) {
+            *res = ACT_ACTIVE;
+            if (!g->is_parallel)
+                break;
+        }
+    }
+    return 0;
+}
+
+/* Status a group gets when its children are all final. */
+static int group_final_status(struct sched *s, const char *chain_id, const char *group_id,
+                              enum vk_store_frag_status *st)
+{
+    struct vk_store_fragment *kids = NULL;
+    size_t n = 0;
+    int rc = vk_store_tx_children(s->tx, chain_id, group_id, &s->pool, &kids, &n, s->err);
+    if (rc < 0)
+        return rc;
+    bool failed = false, completed = false, cancelled = false;
+    for (size_t i = 0; i < n; i++) {
+        failed |= kids[i].status == VK_STORE_FRAG_FAILED;
+        completed |= kids[i].status == VK_STORE_FRAG_COMPLETED;
+        cancelled |= kids[i].status == VK_STORE_FRAG_CANCELLED;
+    }
+    *st = failed      ? VK_STORE_FRAG_FAILED
+          : cancelled ? VK_STORE_FRAG_CANCELLED
+          : completed ? VK_STORE_FRAG_COMPLETED
+                      : VK_STORE_FRAG_SKIPPED;
+    return 0;
+}
+
+static int activate(struct sched *s, const struct vk_store_fragment *f, enum act_result *res)
+{
+    *res = ACT_DONE;
+    if (f->status != VK_STORE_FRAG_PENDING)
+        return 0; /* already handled (e.g. skipped by a failure) */
+    bool holds;
+    int rc = condition_holds(s, f, &holds);
+    if (rc < 0)
+        return rc;
+    if (!holds)
+        return skip_subtree(s, f, "condition is false");
+    if (f->type == VK_STORE_FRAG_INLINE) {
+        rc = set_status(s, f->id, VK_STORE_FRAG_READY);
+        if (rc == 0)
+            rc = vk_store_tx_notify_ready(s->tx, f->machine, s->err);
+        *res = ACT_ACTIVE;
+        return rc;
+    }
+    rc = set_status(s, f->id, VK_STORE_FRAG_RUNNING);
+    if (rc < 0)
+        return rc;
+    rc = activate_children(s, f, res);
+    if (rc < 0 || *res == ACT_ACTIVE)
+        return rc;
+    /* Every child finished at once (all skipped): the group is done too. */
+    enum vk_store_frag_status st;
+    rc = group_final_status(s, f->chain_id, f->id, &st);
+    if (rc == 0)
+        rc = set_status(s, f->id, st);
+    return rc;
+}
+
+/* The chain's top level finished: record the chain's final status. */
+static int finish_chain(struct sched *s)
+{
+    if (s->chain.status == VK_STORE_CHAIN_CANCELLED || s->chain.status == VK_STORE_CHAIN_COMPLETED)
+        return 0;
+    enum vk_store_frag_status st;
+    int rc = group_final_status(s, s->chain.id, NULL, &st);
+    if (rc < 0)
+        return rc;
+    enum vk_store_chain_status cs =
+        (st == VK_STORE_FRAG_FAILED || s->chain.status == VK_STORE_CHAIN_FAILED)
+            ? VK_STORE_CHAIN_FAILED
+            : VK_STORE_CHAIN_COMPLETED;
+    return vk_store_tx_chain_set(s->tx, s->chain.id, cs, 0, s->now, NULL, s->err);
+}
+
+/* A fragment failed for good: fail the chain now and skip what has not started. */
+static int fail_chain(struct sched *s, const struct vk_store_fragment *f)
+{
+    if (s->chain.status != VK_STORE_CHAIN_RUNNING && s->chain.status != VK_STORE_CHAIN_PENDING)
+        return 0;
+    char msg[256];
+    snprintf(msg, sizeof(msg), "fragment '%s' failed", f->name ? f->name : f->id);
+    int rc = vk_store_tx_chain_skip_pending(s->tx, s->chain.id, s->now, NULL, s->err);
+    if (rc == 0)
+        rc = vk_store_tx_chain_set(s->tx, s->chain.id, VK_STORE_CHAIN_FAILED, 0, 0, msg, s->err);
+    s->chain.status = VK_STORE_CHAIN_FAILED;
+    return rc;
+}
+
+static bool chain_active(const struct sched *s)
+{
+    return s->chain.status == VK_STORE_CHAIN_RUNNING || s->chain.status == VK_STORE_CHAIN_PENDING;
+}
+
+int vk__orch_after_final(struct vk_store_tx *tx, const char *frag_id, int64_t now,
+                         struct vk_err *err)
+{
+    struct vk_store_fragment f;
+    struct sched s;
+    struct vk_pool tmp;
+    vk_pool_init(&tmp, 4096);
+    int rc = vk_store_tx_fragment_get(tx, frag_id, &tmp, &f, err);
+    if (rc == 0)
+        rc = sched_init(&s, tx, f.chain_id, now, err);
+    else
+        memset(&s, 0, sizeof(s));
+    if (rc < 0)
+        goto out;
+    if (f.status == VK_STORE_FRAG_FAILED)
+        rc = fail_chain(&s, &f);
+
+    /* Walk up from f. */
+    while (rc == 0) {
+        const char *parent = f.parent_id[0] ? f.parent_id : NULL;
+        struct vk_store_fragment p;
+        if (parent) {
+            rc = vk_store_tx_fragment_get(tx, parent, &s.pool, &p, err);
+            if (rc < 0)
+                break;
+        }
+        bool parallel = parent ? p.is_parallel : false;
+        if (!parallel && chain_active(&s)) {
+            /* Sequential: activate the following siblings until one stays active. */
+            struct vk_store_fragment *sib = NULL;
+            size_t n = 0;
+            rc = vk_store_tx_children(tx, f.chain_id, parent, &s.pool, &sib, &n, err);
+            bool active = false;
+            for (size_t i = 0; rc == 0 && i < n && !active; i++) {
+                if (sib[i].sequence <= f.sequence)
+                    continue;
+                enum act_result r;
+                rc = activate(&s, &sib[i], &r);
+                active = r == ACT_ACTIVE;
+            }
+            if (rc < 0 || active)
+                break;
+        }
+        int64_t left = 0;
+        rc = vk_store_tx_count_unfinished(tx, f.chain_id, parent, &left, err);
+        if (rc < 0 || left > 0)
+            break;
+        if (!parent) {
+            rc = finish_chain(&s);
+            break;
+        }
+        enum vk_store_frag_status st;
+        rc = group_final_status(&s, f.chain_id, parent, &st);
+        if (rc == 0)
+            rc = set_status(&s, parent, st);
+        f = p;
+        f.status = st;
+    }
+out:
+    sched_release(&s);
+    vk_pool_release(&tmp);
+    return rc;
+}
+
+int vk__orch_start_chain(struct vk_store_tx *tx, const char *chain_id, int64_t now,
+                         struct vk_err *err)
+{
+    struct sched s;
+    int rc = sched_init(&s, tx, chain_id, now, err);
+    if (rc < 0)
+        goto out;
+    if (s.chain.status != VK_STORE_CHAIN_PENDING)
+        goto out;
+    rc = vk_store_tx_chain_set(tx, chain_id, VK_STORE_CHAIN_RUNNING, now, 0, NULL, err);
+    if (rc < 0)
+        goto out;
+    s.chain.status = VK_STORE_CHAIN_RUNNING;
+    struct vk_store_fragment *top = NULL;
+    size_t n = 0;
+    rc = vk_store_tx_children(tx, chain_id, NULL, &s.pool, &top, &n, err);
+    bool active = false;
+    for (size_t i = 0; rc == 0 && i < n && !active; i++) {
+        enum act_result r;
+        rc = activate(&s, &top[i], &r);
+        active = r == ACT_ACTIVE;
+    }
+    if (rc == 0 && !active)
+        rc = finish_chain(&s); /* everything skipped */
+out:
+    sched_release(&s);
+    return rc;
+}

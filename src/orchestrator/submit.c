@@ -1,0 +1,220 @@
+/* Turning a loaded workflow (or a stored chain, for rerun) into a new chain. */
+#include "orch_int.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Pre-order flattening of the workflow tree into store specs. */
+struct flatten {
+    struct vk_store_fragment_spec *specs;
+    size_t n, cap;
+    struct vk_pool *pool;
+    int parents[256]; /* spec index of the open group at each depth */
+};
+
+static const char *env_json(struct vk_pool *pool, const struct vk_wf_kv *kv, size_t n,
+                            const struct vk_cond_var *extra, size_t nextra)
+{
+    if (n == 0 && nextra == 0)
+        return NULL;
+    json_t *o = json_object();
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(o, kv[i].key, json_string(kv[i].value));
+    for (size_t i = 0; i < nextra; i++)
+        json_object_set_new(o, extra[i].name, json_string(extra[i].value ? extra[i].value : ""));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    if (!s)
+        return NULL;
+    char *r = vk_pool_strndup(pool, s, strlen(s));
+    free(s);
+    return r;
+}
+
+static int visit(void *ctx, const struct vk_wf_fragment *f, unsigned depth)
+{
+    struct flatten *fl = ctx;
+    if (depth >= VK_ARRAY_LEN(fl->parents))
+        return VK_ETOOBIG;
+    if (fl->n >= VK_STORE_MAX_FRAGMENTS)
+        return VK_ETOOBIG;
+    if (fl->n == fl->cap) {
+        size_t cap = fl->cap ? fl->cap * 2 : 64;
+        struct vk_store_fragment_spec *p = vk_realloc(fl->specs, cap * sizeof(*p));
+        if (!p)
+            return VK_ENOMEM;
+        fl->specs = p;
+        fl->cap = cap;
+    }
+    struct vk_store_fragment_spec *s = &fl->specs[fl->n];
+    memset(s, 0, sizeof(*s));
+    s->parent = depth == 0 ? -1 : fl->parents[depth - 1];
+    s->type = f->type == VK_WF_GROUP ? VK_STORE_FRAG_GROUP : VK_STORE_FRAG_INLINE;
+    s->is_parallel = f->is_parallel;
+    s->name = f->name;
+    s->run_script = f->run;
+    s->machine = f->machine;
+    s->condition = f->condition_src;
+    s->source_url = f->source_url;
+    s->timeout_ms = f->timeout_ms;
+    s->retries = f->retries;
+    s->env_json = env_json(fl->pool, f->env, f->nenv, NULL, 0);
+    fl->parents[depth] = (int)fl->n;
+    fl->n++;
+    return 0;
+}
+
+static void fill_chain(const struct vk_orch *o, struct vk_store_chain *c,
+                       const struct vk_orch_context *ctx)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->tenant_id, sizeof(c->tenant_id), "%s", ctx->tenant_id ? ctx->tenant_id : o->tenant);
+    if (ctx->repository_id)
+        snprintf(c->repository_id, sizeof(c->repository_id), "%s", ctx->repository_id);
+    c->source_file = ctx->source_file;
+    c->repository_url = ctx->repository_url;
+    c->commit_sha = ctx->commit_sha;
+    c->branch = ctx->branch;
+    c->trigger = ctx->trigger ? ctx->trigger : "manual";
+    c->trigger_ref = ctx->trigger_ref;
+    c->pr_number = ctx->pr_number;
+    c->tag = ctx->tag;
+    c->priority = ctx->priority;
+    c->trace_id = ctx->trace_id;
+}
+
+/* Create the chain rows, then start the chain in its own transaction. */
+static int create_and_start(struct vk_orch *o, struct vk_store_chain *chain,
+                            const struct vk_store_fragment_spec *specs, size_t n,
+                            char chain_id[VK_UUID_LEN], struct vk_err *err)
+{
+    int rc = vk_store_chain_create(o->store, chain, specs, n, NULL, err);
+    if (rc < 0)
+        return rc;
+    snprintf(chain_id, VK_UUID_LEN, "%s", chain->id);
+    struct vk_store_tx *tx = NULL;
+    rc = vk_store_tx_begin(o->store, &tx, err);
+    if (rc < 0)
+        return rc;
+    rc = vk__orch_start_chain(tx, chain->id, vk_now_ms(), err);
+    if (rc < 0) {
+        vk_store_tx_rollback(tx);
+        return rc;
+    }
+    return vk_store_tx_commit(tx, err);
+}
+
+int vk_orch_submit(struct vk_orch *o, const struct vk_workflow *wf, const char *definition,
+                   const struct vk_orch_context *ctx, char chain_id[VK_UUID_LEN],
+                   size_t *nfragments, struct vk_err *err)
+{
+    struct vk_pool pool;
+    vk_pool_init(&pool, 0);
+    struct flatten fl = {0};
+    fl.pool = &pool;
+    int rc = vk_workflow_walk(wf, visit, &fl);
+    if (rc != 0) {
+        rc = rc == VK_ENOMEM ? vk_err_set(err, VK_ENOMEM, "out of memory")
+                             : vk_err_set(err, VK_ETOOBIG,
+                                          "the chain has more than %d fragments or is nested "
+                                          "too deep",
+                                          VK_STORE_MAX_FRAGMENTS);
+        goto out;
+    }
+    struct vk_store_chain chain;
+    fill_chain(o, &chain, ctx);
+    chain.source_file = ctx->source_file ? ctx->source_file : wf->file;
+    chain.default_machine = wf->machine;
+    chain.definition = definition;
+    chain.env_json = env_json(&pool, wf->env, wf->nenv, ctx->env, ctx->nenv);
+    rc = create_and_start(o, &chain, fl.specs, fl.n, chain_id, err);
+    if (rc == 0 && nfragments)
+        *nfragments = fl.n;
+out:
+    vk_free(fl.specs);
+    vk_pool_release(&pool);
+    return rc;
+}
+
+int vk_orch_submit_failed(struct vk_orch *o, const struct vk_orch_context *ctx,
+                          const char *definition, const char *message, char chain_id[VK_UUID_LEN],
+                          struct vk_err *err)
+{
+    struct vk_store_chain chain;
+    fill_chain(o, &chain, ctx);
+    chain.definition = definition;
+    chain.default_machine = "default";
+    int rc = vk_store_chain_create(o->store, &chain, NULL, 0, NULL, err);
+    if (rc < 0)
+        return rc;
+    snprintf(chain_id, VK_UUID_LEN, "%s", chain.id);
+    struct vk_store_tx *tx = NULL;
+    rc = vk_store_tx_begin(o->store, &tx, err);
+    if (rc < 0)
+        return rc;
+    int64_t now = vk_now_ms();
+    rc = vk_store_tx_chain_set(tx, chain.id, VK_STORE_CHAIN_FAILED, now, now, message, err);
+    if (rc < 0) {
+        vk_store_tx_rollback(tx);
+        return rc;
+    }
+    return vk_store_tx_commit(tx, err);
+}
+
+int vk_orch_rerun(struct vk_orch *o, const char *chain_id, char new_id[VK_UUID_LEN],
+                  struct vk_err *err)
+{
+    struct vk_pool pool;
+    vk_pool_init(&pool, 0);
+    struct vk_store_chain old;
+    struct vk_store_fragment *frags = NULL;
+    size_t n = 0;
+    struct vk_store_fragment_spec *specs = NULL;
+    int rc = vk_store_chain_get(o->store, chain_id, &pool, &old, &frags, &n, err);
+    if (rc < 0)
+        goto out;
+    if (n == 0) {
+        rc = vk_err_set(err, VK_EINVAL, "chain '%s' has no fragments to run again", chain_id);
+        goto out;
+    }
+    /* The stored tree is the expanded one (imports included), in pre-order, so the
+     * copy runs exactly what ran before without fetching anything again. */
+    specs = vk_calloc(n, sizeof(*specs));
+    if (!specs) {
+        rc = vk_err_set(err, VK_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct vk_store_fragment *f = &frags[i];
+        struct vk_store_fragment_spec *s = &specs[i];
+        s->parent = -1;
+        for (size_t j = i; f->parent_id[0] && j-- > 0;) {
+            if (strcmp(frags[j].id, f->parent_id) == 0) {
+                s->parent = (int)j;
+                break;
+            }
+        }
+        s->type = f->type;
+        s->is_parallel = f->is_parallel;
+        s->name = f->name;
+        s->run_script = f->run_script;
+        s->machine = f->machine;
+        s->condition = f->condition;
+        s->source_url = f->source_url;
+        s->timeout_ms = f->timeout_ms;
+        s->retries = f->retries;
+        s->max_attempts = f->max_attempts;
+        s->env_json = f->env_json;
+    }
+    struct vk_store_chain chain = old;
+    memset(chain.id, 0, sizeof(chain.id));
+    chain.status = VK_STORE_CHAIN_PENDING;
+    chain.error = NULL;
+    chain.started_at = chain.finished_at = chain.created_at = 0;
+    rc = create_and_start(o, &chain, specs, n, new_id, err);
+out:
+    vk_free(specs);
+    vk_pool_release(&pool);
+    return rc;
+}

@@ -1,0 +1,323 @@
+/*
+ * The chain state machine against a real (in-memory SQLite) store: order of
+ * sequential fragments, parallel groups, conditions, failure, retry, cancel,
+ * rerun and the reaper.
+ */
+#include "vk_test.h"
+#include "vulcan/orchestrator.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct fixture {
+    struct vk_store *store;
+    struct vk_orch *orch;
+    char worker[VK_UUID_LEN];
+};
+
+static const char *const default_groups[] = {"default", "a"};
+
+static int setup(void **state)
+{
+    struct fixture *fx = vk_xcalloc(1, sizeof(*fx));
+    struct vk_err err;
+    assert_int_equal(vk_store_open("sqlite::memory:", &fx->store, &err), 0);
+    struct vk_orch_opts opts = {.worker_timeout_ms = 200, .max_attempts = 2};
+    assert_int_equal(vk_orch_new(fx->store, &opts, &fx->orch, &err), 0);
+    assert_int_equal(vk_store_worker_register(fx->store, NULL, "w1", "test", default_groups, 2,
+                                              vk_now_ms(), fx->worker, &err),
+                     0);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    vk_orch_free(fx->orch);
+    vk_store_close(fx->store);
+    vk_free(fx);
+    return 0;
+}
+
+static void submit(struct fixture *fx, const char *kdl, const char *branch, char id[VK_UUID_LEN])
+{
+    struct vk_workflow *wf = NULL;
+    struct vk_wf_error we;
+    vk_wf_error_init(&we);
+    int rc = vk_workflow_load_buffer(kdl, strlen(kdl), "test.kdl", NULL, &wf, &we);
+    if (rc != 0)
+        fail_msg("workflow: %s", we.rendered ? we.rendered : we.msg);
+    struct vk_orch_context ctx = {.branch = branch, .trigger = "push"};
+    struct vk_err err;
+    rc = vk_orch_submit(fx->orch, wf, kdl, &ctx, id, NULL, &err);
+    if (rc != 0)
+        fail_msg("submit: %s", err.msg);
+    vk_workflow_free(wf);
+}
+
+/* Claim one fragment; returns its name in `name` ("" when nothing is ready). */
+static bool claim(struct fixture *fx, char name[64], char id[VK_UUID_LEN], int *attempt)
+{
+    struct vk_pool pool;
+    vk_pool_init(&pool, 0);
+    struct vk_store_work w;
+    struct vk_err err;
+    int rc = vk_orch_claim(fx->orch, fx->worker, default_groups, 2, &pool, &w, &err);
+    bool got = rc == 0;
+    if (rc != 0 && rc != VK_ENOTFOUND)
+        fail_msg("claim: %s", err.msg);
+    name[0] = '\0';
+    if (got) {
+        snprintf(name, 64, "%s", w.fragment.name ? w.fragment.name : "?");
+        snprintf(id, VK_UUID_LEN, "%s", w.fragment.id);
+        *attempt = w.fragment.attempt;
+    }
+    vk_pool_release(&pool);
+    return got;
+}
+
+static enum vk_store_frag_status finish(struct fixture *fx, const char *id, int attempt, bool ok)
+{
+    struct vk_orch_result r = {.worker_id = fx->worker,
+                               .fragment_id = id,
+                               .attempt = attempt,
+                               .success = ok,
+                               .has_exit_code = true,
+                               .exit_code = ok ? 0 : 1};
+    enum vk_store_frag_status st;
+    struct vk_err err;
+    if (vk_orch_result(fx->orch, &r, &st, &err) != 0)
+        fail_msg("result: %s", err.msg);
+    return st;
+}
+
+static enum vk_store_chain_status chain_status(struct fixture *fx, const char *id)
+{
+    struct vk_pool pool;
+    vk_pool_init(&pool, 0);
+    struct vk_store_chain c;
+    struct vk_err err;
+    assert_int_equal(vk_store_chain_get(fx->store, id, &pool, &c, NULL, NULL, &err), 0);
+    vk_pool_release(&pool);
+    return c.status;
+}
+
+/* Status of the fragment called `name` in chain `id`. */
+static enum vk_store_frag_status frag_status(struct fixture *fx, const char *id, const char *name)
+{
+    struct vk_pool pool;
+    vk_pool_init(&pool, 0);
+    struct vk_store_chain c;
+    struct vk_store_fragment *f = NULL;
+    size_t n = 0;
+    struct vk_err err;
+    assert_int_equal(vk_store_chain_get(fx->store, id, &pool, &c, &f, &n, &err), 0);
+    int st = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (f[i].name && strcmp(f[i].name, name) == 0)
+            st = (int)f[i].status;
+    }
+    vk_pool_release(&pool);
+    if (st < 0)
+        fail_msg("no fragment '%s'", name);
+    return (enum vk_store_frag_status)st;
+}
+
+static void test_sequential_order(void **state)
+{
+    struct fixture *fx = *state;
+    char chain[VK_UUID_LEN], id[VK_UUID_LEN], name[64];
+    int attempt;
+    submit(fx,
+           "version \"0.1\"\ntriggers \"push\"\nchain {\n machine \"default\"\n"
+           " fragment { name \"one\"; run \"true\" }\n fragment { name \"two\"; run \"true\" }\n"
+           " fragment { name \"three\"; run \"true\" }\n}\n",
+           "main", chain);
+    const char *order[] = {"one", "two", "three"};
+    for (int i = 0; i < 3; i++) {
+        assert_true(claim(fx, name, id, &attempt));
+        assert_string_equal(name, order[i]);
+        /* Nothing else is ready while one runs. */
+        char n2[64], id2[VK_UUID_LEN];
+        int a2;
+        assert_false(claim(fx, n2, id2, &a2));
+        assert_int_equal(finish(fx, id, attempt, true), VK_STORE_FRAG_COMPLETED);
+    }
+    assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_COMPLETED);
+}
+
+static void test_parallel_and_nested(void **state)
+{
+    struct fixture *fx = *state;
+    char chain[VK_UUID_LEN], name[64];
+    submit(fx,
+           "version \"0.1\"\ntriggers \"push\"\nchain {\n machine \"default\"\n"
+           " parallel {\n  fragment { name \"p1\"; run \"true\" }\n"
+           "  fragment { name \"p2\"; run \"true\"; machine \"a\" }\n"
+           "  parallel { fragment { name \"p3\"; run \"true\" } }\n }\n"
+           " fragment { name \"after\"; run \"true\" }\n}\n",
+           "main", chain);
+    char ids[3][VK_UUID_LEN];
+    int att[3];
+    bool seen[3] = {false, false, false};
+    for (int i = 0; i < 3; i++) {
+        assert_true(claim(fx, name, ids[i], &att[i]));
+        assert_true(name[0] == 'p');
+        seen[name[1] - '1'] = true;
+    }
+    assert_true(seen[0] && seen[1] && seen[2]);
+    char id[VK_UUID_LEN];
+    int a;
+    assert_false(claim(fx, name, id, &a));
+    finish(fx, ids[0], att[0], true);
+    finish(fx, ids[1], att[1], true);
+    assert_false(claim(fx, name, id, &a)); /* "after" waits for the whole group */
+    finish(fx, ids[2], att[2], true);
+    assert_true(claim(fx, name, id, &a));
+    assert_string_equal(name, "after");
+    finish(fx, id, a, true);
+    assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_COMPLETED);
+}
+
+static void test_condition_skips(void **state)
+{
+    struct fixture *fx = *state;
+    char chain[VK_UUID_LEN], id[VK_UUID_LEN], name[64];
+    int a;
+    submit(fx,
+           "version \"0.1\"\ntriggers \"push\"\nchain {\n machine \"default\"\n"
+           " fragment { name \"deploy\"; condition \"$BRANCH == 'main'\"; run \"true\" }\n"
+           " parallel { condition \"$BRANCH =~ 'rel/*'\"\n"
+           "   fragment { name \"inner\"; run \"true\" } }\n"
+           " fragment { name \"last\"; run \"true\" }\n}\n",
+           "feature/x", chain);
+    assert_true(claim(fx, name, id, &a));
+    assert_string_equal(name, "last");
+    assert_int_equal(frag_status(fx, chain, "deploy"), VK_STORE_FRAG_SKIPPED);
+    assert_int_equal(frag_status(fx, chain, "inner"), VK_STORE_FRAG_SKIPPED);
+    finish(fx, id, a, true);
+    assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_COMPLETED);
+}
+
+static void test_failure_skips_rest(void **state)
+{
+    struct fixture *fx = *state;
+    char chain[VK_UUID_LEN], id[VK_UUID_LEN], name[64];
+    int a;
+    submit(fx,
+           "version \"0.1\"\ntriggers \"push\"\nchain {\n machine \"default\"\n"
+           " fragment { name \"build\"; run \"false\" }\n"
+           " fragment { name \"test\"; run \"true\" }\n}\n",
+           "main", chain);
+    assert_true(claim(fx, name, id, &a));
+    assert_int_equal(finish(fx, id, a, false), VK_STORE_FRAG_FAILED);
+    assert_false(claim(fx, name, id, &a));
+    assert_int_equal(frag_status(fx, chain, "test"), VK_STORE_FRAG_SKIPPED);
+    assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_FAILED);
+}
+
+static void test_retry_then_stale(void **state)
+{
+    struct fixture *fx = *state;
+    char chain[VK_UUID_LEN], id[VK_UUID_LEN], name[64];
+    int a;
+    submit(fx,
+           "version \"0.1\"\ntriggers \"push\"\nchain {\n machine \"default\"\n"
+           " fragment { name \"flaky\"; run \"false\"; retry 1 }\n}\n",
+           "main", chain);
+    assert_true(claim(fx, name, id, &a));
+    assert_int_equal(a, 1);
+    assert_int_equal(finish(fx, id, a, false), VK_STORE_FRAG_READY);
+    int a2;
+    assert_true(claim(fx, name, id, &a2));
+    assert_int_equal(a2, 2);
+    /* A result for the old attempt is refused. */
+    struct vk_orch_result r = {.worker_id = fx->worker, .fragment_id = id, .attempt = 1};
+    struct vk_err err;
+    assert_int_equal(vk_orch_result(fx->orch, &r, NULL, &err), VK_ECONFLICT);
+    assert_int_equal(finish(fx, id, a2, true), VK_STORE_FRAG_COMPLETED);
+    assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_COMPLETED);
+}
+
+static void test_cancel_and_rerun(void **state)
+{
+    struct fixture *fx = *state;
+    char chain[VK_UUID_LEN], id[VK_UUID_LEN], name[64];
+    int a;
+    submit(fx,
+           "version \"0.1\"\ntriggers \"push\"\nchain {\n machine \"default\"\n"
+           " fragment { name \"long\"; run \"sleep 100\" }\n"
+           " fragment { name \"next\"; run \"true\" }\n}\n",
+           "main", chain);
+    assert_true(claim(fx, name, id, &a));
+    struct vk_err err;
+    assert_int_equal(vk_orch_cancel(fx->orch, chain, &err), 0);
+    assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_CANCELLED);
+    /* The heartbeat tells the worker. */
+    struct vk_pool pool;
+    vk_pool_init(&pool, 0);
+    const char **cancel = NULL;
+    size_t ncancel = 0;
+    assert_int_equal(vk_store_worker_heartbeat(fx->store, fx->worker, vk_now_ms(), &pool, &cancel,
+                                               &ncancel, &err),
+                     0);
+    assert_int_equal(ncancel, 1);
+    assert_string_equal(cancel[0], id);
+    vk_pool_release(&pool);
+    assert_int_equal(finish(fx, id, a, false), VK_STORE_FRAG_CANCELLED);
+    assert_int_equal(frag_status(fx, chain, "next"), VK_STORE_FRAG_CANCELLED);
+    assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_CANCELLED);
+
+    char again[VK_UUID_LEN];
+    assert_int_equal(vk_orch_rerun(fx->orch, chain, again, &err), 0);
+    assert_string_not_equal(again, chain);
+    assert_true(claim(fx, name, id, &a));
+    assert_string_equal(name, "long");
+    finish(fx, id, a, true);
+    assert_true(claim(fx, name, id, &a));
+    assert_string_equal(name, "next");
+    finish(fx, id, a, true);
+    assert_int_equal(chain_status(fx, again), VK_STORE_CHAIN_COMPLETED);
+}
+
+static void test_reaper_requeues_then_fails(void **state)
+{
+    struct fixture *fx = *state;
+    char chain[VK_UUID_LEN], id[VK_UUID_LEN], name[64];
+    int a;
+    submit(fx,
+           "version \"0.1\"\ntriggers \"push\"\nchain {\n machine \"default\"\n"
+           " fragment { name \"x\"; run \"true\" }\n fragment { name \"y\"; run \"true\" }\n}\n",
+           "main", chain);
+    struct vk_err err;
+    for (int round = 1; round <= 2; round++) {
+        char w[VK_UUID_LEN];
+        assert_int_equal(vk_store_worker_register(fx->store, NULL, "doomed", "t", default_groups, 1,
+                                                  vk_now_ms() - 1000, w, &err),
+                         0);
+        snprintf(fx->worker, sizeof(fx->worker), "%s", w);
+        assert_true(claim(fx, name, id, &a));
+        assert_int_equal(a, round);
+        /* The worker registered a second ago and never beat: dead after 200 ms. */
+        assert_int_equal(vk_orch_reap(fx->orch, &err), 0);
+    }
+    /* Second death reached max_attempts (2): the fragment and the chain failed. */
+    assert_int_equal(frag_status(fx, chain, "x"), VK_STORE_FRAG_FAILED);
+    assert_int_equal(frag_status(fx, chain, "y"), VK_STORE_FRAG_SKIPPED);
+    assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_FAILED);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_sequential_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parallel_and_nested, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_condition_skips, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failure_skips_rest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_then_stale, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_and_rerun, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reaper_requeues_then_fails, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
