@@ -1,0 +1,633 @@
+/*
+ * The server: listening socket, libmicrohttpd daemon and its callbacks
+ * (access handler, completion), request start-up (routing, query, limits,
+ * JSON) and the graceful stop.
+ */
+#include "http/http_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEF_THREADS 2u
+#define DEF_CONN_LIMIT 10000u
+#define DEF_CONN_MEMORY (36u * 1024u)
+#define DEF_IDLE_TIMEOUT_S 60u
+#define DEF_BACKLOG 1024u
+#define DEF_STOP_GRACE_MS 5000u
+#define MAX_QUERY_PARAMS 64u
+
+/* ---------------------------------------------------------------- Lifecycle */
+
+int vk_http_server_new(const struct vk_http_server_opts *opts, struct vk_http_server **out,
+                       struct vk_err *err)
+{
+    *out = NULL;
+    if (!opts || !opts->listen || !*opts->listen)
+        return vk_err_set(err, VK_EINVAL, "http server needs a listen address");
+    struct vk_http_server *srv = vk_calloc(1, sizeof(*srv));
+    if (!srv)
+        return vk_err_set(err, VK_ENOMEM, "out of memory");
+    srv->opts = *opts;
+    srv->listen = vk_xstrdup(opts->listen);
+    srv->opts.listen = srv->listen;
+    if (!srv->opts.threads)
+        srv->opts.threads = DEF_THREADS;
+    if (!srv->opts.connection_limit)
+        srv->opts.connection_limit = DEF_CONN_LIMIT;
+    if (!srv->opts.connection_memory)
+        srv->opts.connection_memory = DEF_CONN_MEMORY;
+    if (!srv->opts.idle_timeout_s)
+        srv->opts.idle_timeout_s = DEF_IDLE_TIMEOUT_S;
+    if (!srv->opts.listen_backlog)
+        srv->opts.listen_backlog = DEF_BACKLOG;
+    if (!srv->opts.stop_grace_ms)
+        srv->opts.stop_grace_ms = DEF_STOP_GRACE_MS;
+    srv->listen_fd = -1;
+    vk__http_router_init(&srv->router);
+    pthread_mutex_init(&srv->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&srv->idle, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = vk__http_watch_init(srv, err);
+    if (rc < 0) {
+        vk_http_server_free(srv);
+        return rc;
+    }
+    *out = srv;
+    return 0;
+}
+
+void vk_http_server_free(struct vk_http_server *srv)
+{
+    if (!srv)
+        return;
+    vk_http_server_stop(srv);
+    vk__http_watch_release(srv);
+    vk__http_router_release(&srv->router);
+    pthread_cond_destroy(&srv->idle);
+    pthread_mutex_destroy(&srv->mu);
+    if (srv->listen_fd >= 0)
+        close(srv->listen_fd);
+    vk_free(srv->listen);
+    vk_free(srv);
+}
+
+int vk_http_route(struct vk_http_server *srv, const char *method, const char *pattern,
+                  vk_http_handler_fn handler, void *ctx, const struct vk_http_route_opts *opts,
+                  struct vk_err *err)
+{
+    if (srv->started)
+        return vk_err_set(err, VK_EINVAL, "route '%s': server already started",
+                          pattern ? pattern : "");
+    return vk__http_router_add(&srv->router, method, pattern, handler, ctx, opts, err);
+}
+
+size_t vk_http_route_count(const struct vk_http_server *srv)
+{
+    return srv->router.n;
+}
+
+int vk_http_route_at(const struct vk_http_server *srv, size_t i, const char **method,
+                     const char **pattern)
+{
+    for (size_t k = 0; k < srv->router.n; k++) {
+        const struct vk__http_route *rt = srv->router.routes[k];
+        if (rt->order == i) {
+            *method = rt->method;
+            *pattern = rt->pattern;
+            return 0;
+        }
+    }
+    return VK_ENOTFOUND;
+}
+
+uint16_t vk_http_server_port(const struct vk_http_server *srv)
+{
+    return srv->port;
+}
+
+/* ---------------------------------------------------------------- Listening */
+
+/* Split "host:port", "[v6]:port" or ":port" and open a listening socket. */
+static int open_listener(struct vk_http_server *srv, struct vk_err *err)
+{
+    const char *spec = srv->listen;
+    char host[256];
+    const char *colon;
+    if (spec[0] == '[') {
+        const char *close_b = strchr(spec, ']');
+        if (!close_b || close_b[1] != ':' || (size_t)(close_b - spec - 1) >= sizeof(host))
+            return vk_err_set(err, VK_EINVAL, "bad listen address '%s'", spec);
+        memcpy(host, spec + 1, (size_t)(close_b - spec - 1));
+        host[close_b - spec - 1] = '\0';
+        colon = close_b + 1;
+    } else {
+        colon = strrchr(spec, ':');
+        if (!colon || (size_t)(colon - spec) >= sizeof(host))
+            return vk_err_set(err, VK_EINVAL, "bad listen address '%s' (want ADDR:PORT)", spec);
+        memcpy(host, spec, (size_t)(colon - spec));
+        host[colon - spec] = '\0';
+        if (!host[0])
+            strcpy(host, "0.0.0.0");
+    }
+    const char *port = colon + 1;
+    char *end = NULL;
+    errno = 0;
+    unsigned long pnum = strtoul(port, &end, 10);
+    if (!*port || *end || errno || pnum > 65535)
+        return vk_err_set(err, VK_EINVAL, "bad port in listen address '%s'", spec);
+
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    int gai = getaddrinfo(host, port, &hints, &ai);
+    if (gai != 0)
+        return vk_err_set(err, VK_EINVAL, "cannot resolve listen address '%s': %s", spec,
+                          gai_strerror(gai));
+    int rc = 0;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc = vk_err_errno(err, "socket");
+        goto out;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ai->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+        listen(fd, (int)srv->opts.listen_backlog) < 0) {
+        int e = errno;
+        rc = vk_err_set(err, VK_EIO, "cannot listen on '%s': %s", spec, strerror(e));
+        close(fd);
+        goto out;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        srv->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                   : ((struct sockaddr_in *)&ss)->sin_port);
+    srv->listen_fd = fd;
+out:
+    freeaddrinfo(ai);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- Request start */
+
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+struct query_ctx {
+    struct vk_http_req *req;
+    size_t n;
+    bool bad;
+};
+
+static enum MHD_Result count_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct query_ctx *q = cls;
+    (void)kind;
+    (void)key;
+    (void)value;
+    q->n++;
+    return MHD_YES;
+}
+
+static enum MHD_Result store_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct query_ctx *q = cls;
+    struct vk_http_req *req = q->req;
+    (void)kind;
+    if (req->nquery >= q->n)
+        return MHD_NO;
+    const char *k = vk__http_decode(&req->pool, key, strlen(key), true);
+    const char *v = value ? vk__http_decode(&req->pool, value, strlen(value), true) : "";
+    if (!k || !v) {
+        q->bad = true;
+        return MHD_NO;
+    }
+    req->query[req->nquery].name = k;
+    req->query[req->nquery].value = v;
+    req->nquery++;
+    return MHD_YES;
+}
+
+static void set_remote(struct vk_http_req *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(req->remote, sizeof(req->remote), "?");
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    socklen_t len =
+        sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    getnameinfo(sa, len, req->remote, sizeof(req->remote), NULL, 0, NI_NUMERICHOST);
+}
+
+/* Reply early from the polling thread (before any handler). */
+static void early_error(struct vk_http_req *req, unsigned status, const char *code, const char *msg,
+                        const char *allow)
+{
+    struct MHD_Response *resp = vk__http_error_response(code, msg);
+    if (!resp)
+        return;
+    if (allow)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    req->early_status = (int)status;
+    int rc = vk__http_submit(req, resp, status, NULL);
+    (void)rc;
+}
+
+/* First call of the access handler: headers are in. Route and check limits. */
+static void begin(struct vk_http_req *req, const char *url, const char *method)
+{
+    struct vk_http_server *srv = req->srv;
+    char msg[320];
+    set_remote(req);
+    req->method = vk_pool_strndup(&req->pool, method, strlen(method));
+    req->path = vk_pool_strndup(&req->pool, url, strlen(url));
+    if (!req->method || !req->path) {
+        early_error(req, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    struct vk_buf allow = VK_BUF_INIT(1024);
+    enum vk__http_match m = vk__http_router_match(&srv->router, req->method, req->path, &req->pool,
+                                                  &req->route, &req->params, &req->nparams, &allow);
+    switch (m) {
+    case VK__HTTP_MATCH_OK:
+        break;
+    case VK__HTTP_MATCH_NOT_FOUND:
+        snprintf(msg, sizeof(msg), "no route for '%.20s %.256s'", req->method, req->path);
+        early_error(req, 404, "not_found", msg, NULL);
+        goto out;
+    case VK__HTTP_MATCH_BAD_METHOD:
+        snprintf(msg, sizeof(msg), "method '%.20s' not allowed on '%.256s'", req->method,
+                 req->path);
+        early_error(req, 405, "method_not_allowed", msg, allow.data ? allow.data : "");
+        goto out;
+    case VK__HTTP_MATCH_BAD_PATH:
+        early_error(req, 400, "bad_request", "invalid percent-encoding in path", NULL);
+        goto out;
+    }
+
+    struct query_ctx q = {.req = req};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, count_query, &q);
+    if (q.n > MAX_QUERY_PARAMS) {
+        early_error(req, 400, "bad_request", "too many query parameters", NULL);
+        goto out;
+    }
+    if (q.n) {
+        req->query = vk_pool_alloc(&req->pool, q.n * sizeof(*req->query));
+        if (!req->query) {
+            early_error(req, 500, "internal", "out of memory", NULL);
+            goto out;
+        }
+        MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, store_query, &q);
+        if (q.bad) {
+            early_error(req, 400, "bad_request", "invalid percent-encoding in query", NULL);
+            goto out;
+        }
+    }
+
+    req->body.max = req->route->max_body;
+    const char *cl =
+        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno || end == cl || n > req->route->max_body) {
+            snprintf(msg, sizeof(msg), "request body larger than %zu bytes", req->route->max_body);
+            early_error(req, 413, "payload_too_large", msg, NULL);
+            goto out;
+        }
+    }
+out:
+    vk_buf_release(&allow);
+}
+
+/* ---------------------------------------------------------------- Access handler */
+
+/*
+ * Refuse a request in the middle of its body. libmicrohttpd 0.9 accepts a
+ * response only before the body is read or after all of it was, and we will
+ * not read past the cap; so write a complete "Connection: close" response
+ * to the socket ourselves and have MHD close the connection (MHD_NO). This is
+ * safe: MHD has written nothing for this request but perhaps a complete
+ * "100 Continue", and the previous response on the connection was finished
+ * before this request was read.
+ */
+static enum MHD_Result reject_mid_upload(struct vk_http_req *req, const char *status_line,
+                                         const char *code, const char *msg)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    json_t *o = json_pack("{s:s, s:s}", "error", code, "message", msg);
+    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (ci && body) {
+        char out[512];
+        int n = snprintf(out, sizeof(out),
+                         "HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                         status_line, strlen(body), body);
+        if (n > 0 && (size_t)n < sizeof(out)) {
+            ssize_t w = send(ci->connect_fd, out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)w; /* best effort: the connection is closed either way */
+            shutdown(ci->connect_fd, SHUT_WR);
+        }
+    }
+    free(body);
+    pthread_mutex_lock(&req->srv->mu);
+    req->state = RS_CLOSING;
+    pthread_mutex_unlock(&req->srv->mu);
+    return MHD_NO;
+}
+
+/* Queue the pending response (polling thread). */
+static enum MHD_Result queue_pending(struct vk_http_req *req)
+{
+    struct vk_http_server *srv = req->srv;
+    pthread_mutex_lock(&srv->mu);
+    struct MHD_Response *resp = req->pending;
+    unsigned status = req->pending_status;
+    req->pending = NULL;
+    req->state = RS_QUEUED;
+    pthread_mutex_unlock(&srv->mu);
+    if (!resp)
+        return MHD_NO;
+    enum MHD_Result r = MHD_queue_response(req->conn, status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+/* After the handler returned: queue its reply, park the request, or 500. */
+static enum MHD_Result after_handler(struct vk_http_req *req)
+{
+    struct vk_http_server *srv = req->srv;
+    pthread_mutex_lock(&srv->mu);
+    if (req->state == RS_HANDLER && req->park_request) {
+        vk_http_req_ref(req); /* the park reference */
+        if (srv->stopping) {
+            req->state = RS_EXPIRING;
+            pthread_mutex_unlock(&srv->mu);
+            vk__http_expire(req, MHD_HTTP_SERVICE_UNAVAILABLE);
+            return queue_pending(req);
+        }
+        req->state = RS_PARKED;
+        req->susp = SUSP_SUSPENDING;
+        req->wake_pending = false;
+        bool deadline = req->deadline_ns > 0;
+        pthread_mutex_unlock(&srv->mu);
+        vk__http_conn_suspend(req, deadline);
+        return MHD_YES;
+    }
+    enum vk__http_rstate st = req->state;
+    pthread_mutex_unlock(&srv->mu);
+    if (st == RS_HANDLER) {
+        struct MHD_Response *resp =
+            vk__http_error_response("internal", "the handler did not reply");
+        if (!resp || vk__http_submit(req, resp, 500, NULL) < 0)
+            return MHD_NO;
+    }
+    return queue_pending(req);
+}
+
+static enum MHD_Result run_handler(struct vk_http_req *req)
+{
+    struct vk_http_server *srv = req->srv;
+    const struct vk__http_route *rt = req->route;
+    if (rt->json) {
+        char msg[300];
+        if (req->body.len == 0) {
+            early_error(req, 400, "bad_request", "request body must be JSON", NULL);
+            return queue_pending(req);
+        }
+        json_error_t je;
+        req->json = json_loadb(req->body.data, req->body.len, JSON_DECODE_ANY, &je);
+        if (!req->json) {
+            snprintf(msg, sizeof(msg), "invalid JSON: %s (line %d, column %d)", je.text, je.line,
+                     je.column);
+            early_error(req, 400, "bad_request", msg, NULL);
+            return queue_pending(req);
+        }
+    }
+    pthread_mutex_lock(&srv->mu);
+    req->state = RS_HANDLER;
+    pthread_mutex_unlock(&srv->mu);
+    rt->handler(req, rt->ctx);
+    return after_handler(req);
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    struct vk_http_server *srv = cls;
+    struct vk_http_req *req = *con_cls;
+    (void)version;
+    if (!req) {
+        req = vk__http_req_new(srv, conn);
+        if (!req)
+            return MHD_NO;
+        *con_cls = req;
+        pthread_mutex_lock(&srv->mu);
+        req->live_next = srv->live;
+        if (srv->live)
+            srv->live->live_prev = req;
+        srv->live = req;
+        srv->live_count++;
+        pthread_mutex_unlock(&srv->mu);
+        begin(req, url, method);
+        if (req->early_status)
+            return queue_pending(req);
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (req->early_status || req->state != RS_NEW)
+            return MHD_YES;
+        if (n > req->body.max - req->body.len) {
+            char msg[96];
+            snprintf(msg, sizeof(msg), "request body larger than %zu bytes", req->body.max);
+            return reject_mid_upload(req, "413 Payload Too Large", "payload_too_large", msg);
+        }
+        if (vk_buf_add(&req->body, upload_data, n) < 0)
+            return reject_mid_upload(req, "500 Internal Server Error", "internal", "out of memory");
+        return MHD_YES;
+    }
+    pthread_mutex_lock(&srv->mu);
+    enum vk__http_rstate st = req->state;
+    pthread_mutex_unlock(&srv->mu);
+    switch (st) {
+    case RS_NEW:
+        return run_handler(req);
+    case RS_REPLIED:
+        return queue_pending(req);
+    case RS_CLOSING:
+        return MHD_NO;
+    default:
+        return MHD_YES;
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct vk_http_server *srv = cls;
+    struct vk_http_req *req = *con_cls;
+    (void)conn;
+    if (!req)
+        return;
+    *con_cls = NULL;
+    pthread_mutex_lock(&srv->mu);
+    bool was_parked = req->state == RS_PARKED;
+    req->state = RS_DONE;
+    vk__http_watch_del(req);
+    req->susp = SUSP_NONE;
+    struct vk_http_stream *st = req->stream;
+    if (req->live_prev)
+        req->live_prev->live_next = req->live_next;
+    else
+        srv->live = req->live_next;
+    if (req->live_next)
+        req->live_next->live_prev = req->live_prev;
+    req->live_prev = req->live_next = NULL;
+    if (--srv->live_count == 0)
+        pthread_cond_broadcast(&srv->idle);
+    pthread_mutex_unlock(&srv->mu);
+    if (was_parked) {
+        /* Should not happen (MHD does not close suspended connections), but
+         * if it does the owner must still learn of it. */
+        if (req->on_close)
+            req->on_close(req, req->cb_ctx);
+        vk_http_req_unref(req);
+    }
+    if (st)
+        vk__http_stream_detach(st, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    vk_http_req_unref(req);
+}
+
+/* ---------------------------------------------------------------- Start, stop */
+
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int vk_http_server_start(struct vk_http_server *srv, struct vk_err *err)
+{
+    if (srv->started)
+        return vk_err_set(err, VK_EINVAL, "http server already started");
+    raise_nofile();
+    int rc = open_listener(srv, err);
+    if (rc < 0)
+        return rc;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(srv->listen_fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem ops[] = {
+        {MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->opts.connection_limit, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)srv->opts.connection_memory, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)srv->opts.idle_timeout_s, NULL},
+        {MHD_OPTION_END, 0, NULL}, /* thread pool, below */
+        {MHD_OPTION_END, 0, NULL}};
+    if (srv->opts.threads > 1)
+        ops[4] =
+            (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)srv->opts.threads, NULL};
+    rc = vk__http_watch_start(srv, err);
+    if (rc < 0)
+        return rc;
+    srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_ARRAY, ops,
+                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+                                   MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
+    if (!srv->daemon) {
+        vk__http_watch_stop(srv);
+        return vk_err_set(err, VK_EIO, "cannot start the http server on '%s'", srv->listen);
+    }
+    srv->started = true;
+    return 0;
+}
+
+/* Complete every parked request and end every stream (the stopping thread). */
+static void drain(struct vk_http_server *srv)
+{
+    pthread_mutex_lock(&srv->mu);
+    srv->stopping = true;
+    size_t n = srv->live_count, k = 0;
+    struct vk_http_req **expire = vk_xcalloc(n ? n : 1, sizeof(*expire));
+    struct MHD_Connection **resume = vk_xcalloc(n ? n : 1, sizeof(*resume));
+    size_t nres = 0;
+    for (struct vk_http_req *r = srv->live; r; r = r->live_next) {
+        if (r->state == RS_PARKED) {
+            r->state = RS_EXPIRING; /* we take over the park reference */
+            expire[k++] = r;
+        } else if (r->stream && vk__http_stream_end_locked(r->stream)) {
+            resume[nres++] = r->conn;
+        }
+    }
+    pthread_mutex_unlock(&srv->mu);
+    for (size_t i = 0; i < nres; i++)
+        MHD_resume_connection(resume[i]);
+    for (size_t i = 0; i < k; i++)
+        vk__http_expire(expire[i], MHD_HTTP_SERVICE_UNAVAILABLE);
+    vk_free(expire);
+    vk_free(resume);
+}
+
+void vk_http_server_stop(struct vk_http_server *srv)
+{
+    if (!srv->started || srv->stopped)
+        return;
+    srv->stopped = true;
+    MHD_socket lfd = MHD_quiesce_daemon(srv->daemon);
+    if (lfd != MHD_INVALID_SOCKET && lfd == srv->listen_fd) {
+        close(lfd);
+        srv->listen_fd = -1;
+    }
+    drain(srv);
+
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += srv->opts.stop_grace_ms / 1000;
+    until.tv_nsec += (long)(srv->opts.stop_grace_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&srv->mu);
+    while (srv->live_count > 0)
+        if (pthread_cond_timedwait(&srv->idle, &srv->mu, &until) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&srv->mu);
+
+    vk__http_watch_stop(srv);
+    MHD_stop_daemon(srv->daemon);
+    srv->daemon = NULL;
+    srv->listen_fd = -1; /* closed above or by MHD_stop_daemon */
+}
