@@ -124,6 +124,16 @@ void vk_kdl_doc_free(struct vk_kdl_doc *doc);
  */
 int vk_kdl_write(const struct vk_kdl_doc *doc, struct vk_buf *out) VK_MUST_CHECK;
 
+/** Flags for vk_kdl_write_opts(). */
+#define VK_KDL_WRITE_SOURCE_ORDER 1u /**< properties in source order, not sorted by key */
+
+/**
+ * Like vk_kdl_write() with `flags` (0 = exactly vk_kdl_write()). Borrows `doc`.
+ * Returns 0 or a vk_buf error (VK_ENOMEM, VK_ETOOBIG).
+ */
+int vk_kdl_write_opts(const struct vk_kdl_doc *doc, unsigned flags,
+                      struct vk_buf *out) VK_MUST_CHECK;
+
 /** Append a single value in canonical form (with its type annotation). */
 int vk_kdl_write_value(const struct vk_kdl_value *v, struct vk_buf *out) VK_MUST_CHECK;
 

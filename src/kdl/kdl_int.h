@@ -24,8 +24,8 @@ static inline bool vk__kdl_is_space(uint32_t c)
 {
     if (c < 0x80)
         return c == 0x20 || c == 0x09;
-    return c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x202f ||
-           c == 0x205f || c == 0x3000;
+    return c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x202f || c == 0x205f ||
+           c == 0x3000;
 }
 
 /** True for a newline code point (CR LF counts as one newline, handled by callers). */
