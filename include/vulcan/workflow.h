@@ -45,6 +45,7 @@
 #define VK_WF_MAX_REDIRECTS 3            /**< default (and maximum) HTTP redirects */
 #define VK_WF_MAX_IMPORT_DEPTH 16        /**< default nesting depth of imports */
 #define VK_WF_MAX_FRAGMENTS 100000       /**< default cap of fragments + groups in one chain */
+#define VK_WF_MAX_IMPORTS 256            /**< default cap of imports (fetches) in one load */
 #define VK_WF_MAX_RETRIES 10             /**< `retry N` accepts 0..10 */
 #define VK_WF_MAX_COND_LEN 4096          /**< longest condition text, bytes */
 #define VK_WF_MAX_COND_DEPTH 64          /**< deepest nesting of ( ) and ! in a condition */
@@ -170,8 +171,9 @@ int vk_cond_eval(const struct vk_cond *c, vk_cond_lookup_fn *lookup, void *ctx,
 
 /**
  * Glob match of `s` against `pattern`, both NUL-terminated: `*` matches any run
- * of characters but '/', `**` any run including '/', a `**` followed by '/'
- * also matches zero directories ("src/**\/a" matches "src/a"), `?` matches one
+ * of characters but '/', `**` any run including '/', a `**` segment followed
+ * by '/' also matches zero directories (pattern src, `**`, a joined by '/'
+ * matches "src/a"), `?` matches one
  * character but '/', `\` quotes the next character; everything else is literal.
  * Bounded work: at most O(len(s) * len(pattern)) steps.
  */
@@ -312,16 +314,16 @@ struct vk_wf_kv {
 struct vk_wf_fragment {
     enum vk_wf_frag_type type;
     bool is_parallel;
-    uint32_t sequence;              /**< 0, 1, 2… among siblings */
-    const char *name;               /**< NULL when not named */
-    const char *run;                /**< inline only */
-    const char *machine;            /**< resolved: own, else nearest group's, else the chain's */
-    const char *condition_src;      /**< NULL when unconditional */
+    uint32_t sequence;               /**< 0, 1, 2… among siblings */
+    const char *name;                /**< NULL when not named */
+    const char *run;                 /**< inline only */
+    const char *machine;             /**< resolved: own, else nearest group's, else the chain's */
+    const char *condition_src;       /**< NULL when unconditional */
     const struct vk_cond *condition; /**< compiled `condition_src` */
-    const char *import_from;        /**< import groups: the `from` text as written */
-    const char *source_url;         /**< the imported document it came from; NULL in the top file */
-    int64_t timeout_ms;             /**< 0: the worker's default */
-    int retries;                    /**< 0..VK_WF_MAX_RETRIES */
+    const char *import_from;         /**< import groups: the `from` text as written */
+    const char *source_url; /**< the imported document it came from; NULL in the top file */
+    int64_t timeout_ms;     /**< 0: the worker's default */
+    int retries;            /**< 0..VK_WF_MAX_RETRIES */
     struct vk_wf_kv *env;
     size_t nenv;
     struct vk_wf_fragment *children;
@@ -331,10 +333,10 @@ struct vk_wf_fragment {
 };
 
 struct vk_workflow {
-    const char *file;    /**< the name the workflow was loaded under */
-    const char *name;    /**< `name`, else the file name without directory and extension */
-    const char *version; /**< "0.1" */
-    const char *machine; /**< chain.machine: the default worker group */
+    const char *file;     /**< the name the workflow was loaded under */
+    const char *name;     /**< `name`, else the file name without directory and extension */
+    const char *version;  /**< "0.1" */
+    const char *machine;  /**< chain.machine: the default worker group */
     struct vk_wf_kv *env; /**< chain.env */
     size_t nenv;
     struct vk_wf_trigger *triggers;
@@ -353,8 +355,8 @@ struct vk_workflow {
 struct vk_wf_fetch_req {
     const char *location; /**< a local path, or an http(s):// URL */
     bool is_url;
-    size_t max_size;  /**< more bytes than this: fail with VK_ETOOBIG */
-    long timeout_ms;  /**< URL fetches: overall time limit */
+    size_t max_size; /**< more bytes than this: fail with VK_ETOOBIG */
+    long timeout_ms; /**< URL fetches: overall time limit */
     int max_redirects;
     bool allow_http; /**< plain http:// allowed (else https only, redirects too) */
 };
@@ -383,12 +385,13 @@ struct vk_wf_options {
     const char *base_path;
     vk_wf_fetch_fn *fetch; /**< default vk_wf_fetch_default */
     void *fetch_ctx;
-    size_t max_import_size;  /**< default VK_WF_MAX_IMPORT_SIZE */
-    long import_timeout_ms;  /**< default VK_WF_IMPORT_TIMEOUT_MS */
-    int max_redirects;       /**< default (and maximum) VK_WF_MAX_REDIRECTS; -1: none */
-    bool allow_http;         /**< allow plain http:// imports */
-    int max_import_depth;    /**< default VK_WF_MAX_IMPORT_DEPTH */
-    size_t max_fragments;    /**< default VK_WF_MAX_FRAGMENTS */
+    size_t max_import_size; /**< default VK_WF_MAX_IMPORT_SIZE */
+    long import_timeout_ms; /**< default VK_WF_IMPORT_TIMEOUT_MS */
+    int max_redirects;      /**< default (and maximum) VK_WF_MAX_REDIRECTS; -1: none */
+    bool allow_http;        /**< allow plain http:// imports */
+    int max_import_depth;   /**< default VK_WF_MAX_IMPORT_DEPTH */
+    size_t max_fragments;   /**< default VK_WF_MAX_FRAGMENTS */
+    size_t max_imports;     /**< default VK_WF_MAX_IMPORTS */
 };
 
 /**

@@ -19,6 +19,8 @@ struct vk_cli_cmd {
 };
 
 /* Subcommands (one file each). Add a line here and in main.c's table. */
+vk_cli_fn vk__cli_kdl;
+vk_cli_fn vk__cli_parse;
 
 /** True when argv holds -h or --help before any "--". */
 bool vk__cli_wants_help(int argc, char **argv);

@@ -16,6 +16,8 @@ static int cmd_version(int argc, char **argv)
 
 static const struct vk_cli_cmd commands[] = {
     {"version", "print the version", cmd_version},
+    {"kdl", "format and check KDL documents", vk__cli_kdl},
+    {"parse", "validate workflow files and show their expanded chains", vk__cli_parse},
     /* kdl, parse, server, worker, run, ... are added as their modules land. */
 };
 

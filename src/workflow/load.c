@@ -1,0 +1,425 @@
+/*
+ * The workflow loader: KDL document → struct vk_workflow. Checks every rule of
+ * DESIGN §2 and reports the first error with its position (load_util.c renders
+ * it). Imports are expanded by import.c, triggers parsed by trigger.c.
+ */
+#include "wf_int.h"
+
+#include <string.h>
+
+#define MAX_TIMEOUT_MS (7LL * 24 * 3600 * 1000)
+
+static bool env_key_ok(struct vk_kdl_str k)
+{
+    if (k.len == 0 || k.len > 128)
+        return false;
+    for (size_t i = 0; i < k.len; i++) {
+        char c = k.ptr[i];
+        bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+        if (!alpha && !(i > 0 && c >= '0' && c <= '9'))
+            return false;
+    }
+    return true;
+}
+
+/* `env { KEY "value" … }` into *kv / *n. */
+static int load_env(struct vk__wf_loader *L, const struct vk_kdl_node *n, struct vk_wf_kv **kv,
+                    size_t *count)
+{
+    int rc = vk__wf_no_args(L, n);
+    if (rc == 0)
+        rc = vk__wf_no_props(L, n);
+    if (rc < 0)
+        return rc;
+    if (!n->has_block)
+        return vk__wf_fail(L, VK_WF_ERR_MISSING, VK_EPARSE, VK__WF_AT(n->pos),
+                           "'env' needs a block: env { NAME \"value\" }");
+    if (n->nchildren) {
+        *kv = vk_pool_zalloc(L->pool, n->nchildren * sizeof(**kv));
+        if (!*kv)
+            return vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+    }
+    size_t k = 0;
+    for (const struct vk_kdl_node *c = n->children; c; c = c->next) {
+        if (!env_key_ok(c->name))
+            return vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(c->pos),
+                               "invalid environment variable name '%s' (letters, digits and "
+                               "'_', not starting with a digit)",
+                               c->name.ptr);
+        for (size_t i = 0; i < k; i++) {
+            if (vk_kdl_str_eq(c->name, (*kv)[i].key))
+                return vk__wf_fail(L, VK_WF_ERR_DUPLICATE, VK_EPARSE, VK__WF_AT(c->pos),
+                                   "environment variable '%s' is set twice (first at line %u)",
+                                   c->name.ptr, (*kv)[i].pos.line);
+        }
+        struct vk_wf_kv *e = &(*kv)[k];
+        rc = vk__wf_one_string(L, c, &e->value);
+        if (rc < 0)
+            return rc;
+        e->key = vk__wf_strdup(L, c->name);
+        if (!e->key)
+            return VK_ENOMEM;
+        e->pos = vk__wf_pos(L, c->pos);
+        k++;
+    }
+    *count = k;
+    return 0;
+}
+
+static bool blank(const char *s)
+{
+    for (; *s; s++) {
+        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+            return false;
+    }
+    return true;
+}
+
+static int nonempty_string(struct vk__wf_loader *L, const struct vk_kdl_node *c, const char **out)
+{
+    int rc = vk__wf_one_string(L, c, out);
+    if (rc == 0 && blank(*out))
+        rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(c->args[0].pos),
+                         "'%s' cannot be empty", c->name.ptr);
+    return rc;
+}
+
+static int load_condition(struct vk__wf_loader *L, const struct vk_kdl_node *c,
+                          struct vk_wf_fragment *f)
+{
+    int rc = nonempty_string(L, c, &f->condition_src);
+    if (rc < 0)
+        return rc;
+    struct vk_cond *cond = NULL;
+    struct vk_err e;
+    vk_err_clear(&e);
+    rc = vk_cond_parse(f->condition_src, strlen(f->condition_src), L->pool, &cond, &e);
+    if (rc == VK_ENOMEM)
+        return vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+    if (rc < 0) {
+        /* e.col counts code points in the condition; turn it back into a byte offset. */
+        const char *s = f->condition_src;
+        size_t off = 0;
+        for (uint32_t col = 1; col < e.col && s[off]; col++) {
+            off++;
+            while (((unsigned char)s[off] & 0xc0) == 0x80)
+                off++;
+        }
+        const struct vk_kdl_value *v = &c->args[0];
+        return vk__wf_fail(L, VK_WF_ERR_CONDITION, VK_EPARSE, v->pos.line,
+                           vk__wf_value_col(L, v, off), "invalid condition: %s", e.msg);
+    }
+    f->condition = cond;
+    return 0;
+}
+
+static struct vk_wf_fragment *alloc_children(struct vk__wf_loader *L, size_t n)
+{
+    struct vk_wf_fragment *c = vk_pool_zalloc(L->pool, n * sizeof(*c));
+    if (!c)
+        vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+    return c;
+}
+
+static int count_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n)
+{
+    if (++L->nfragments > L->opts.max_fragments)
+        return vk__wf_fail(L, VK_WF_ERR_LIMIT, VK_ETOOBIG, VK__WF_AT(n->pos),
+                           "too many fragments: the limit is %zu", L->opts.max_fragments);
+    return 0;
+}
+
+/* Reject a second occurrence of a single-valued field. */
+static int once(struct vk__wf_loader *L, const struct vk_kdl_node *c,
+                const struct vk_kdl_node **seen)
+{
+    if (*seen)
+        return vk__wf_fail(L, VK_WF_ERR_DUPLICATE, VK_EPARSE, VK__WF_AT(c->pos),
+                           "duplicate '%s' (first at line %u)", c->name.ptr, (*seen)->pos.line);
+    *seen = c;
+    return 0;
+}
+
+static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
+                         struct vk_wf_fragment *f);
+
+static int load_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *n,
+                         struct vk_wf_fragment *g)
+{
+    int rc = vk__wf_no_args(L, n);
+    if (rc == 0)
+        rc = vk__wf_no_props(L, n);
+    if (rc < 0)
+        return rc;
+    g->type = VK_WF_GROUP;
+    g->is_parallel = true;
+    const struct vk_kdl_node *seen_name = NULL, *seen_machine = NULL, *seen_cond = NULL;
+    size_t nfrag = 0;
+    for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
+        if (vk_kdl_str_eq(c->name, "fragment") || vk_kdl_str_eq(c->name, "parallel")) {
+            nfrag++;
+        } else if (vk_kdl_str_eq(c->name, "name")) {
+            rc = once(L, c, &seen_name);
+            if (rc == 0)
+                rc = nonempty_string(L, c, &g->name);
+        } else if (vk_kdl_str_eq(c->name, "machine")) {
+            rc = once(L, c, &seen_machine);
+            if (rc == 0)
+                rc = nonempty_string(L, c, &g->machine);
+        } else if (vk_kdl_str_eq(c->name, "condition")) {
+            rc = once(L, c, &seen_cond);
+            if (rc == 0)
+                rc = load_condition(L, c, g);
+        } else {
+            rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
+                             "unknown node '%s' in 'parallel'; expected one of: fragment, "
+                             "parallel, name, machine, condition",
+                             c->name.ptr);
+        }
+    }
+    if (rc < 0)
+        return rc;
+    if (nfrag == 0)
+        return vk__wf_fail(L, VK_WF_ERR_MISSING, VK_EPARSE, VK__WF_AT(n->pos),
+                           "'parallel' holds no fragments");
+    if (!g->machine)
+        g->machine = g->parent->machine;
+    return vk__wf_load_children(L, n->children, g);
+}
+
+static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
+                         struct vk_wf_fragment *f)
+{
+    int rc = vk__wf_no_args(L, n);
+    if (rc == 0)
+        rc = vk__wf_no_props(L, n);
+    if (rc < 0)
+        return rc;
+    if (!n->has_block)
+        return vk__wf_fail(L, VK_WF_ERR_MISSING, VK_EPARSE, VK__WF_AT(n->pos),
+                           "'fragment' needs a block: fragment { run \"…\" }");
+    const struct vk_kdl_node *s_name = NULL, *s_run = NULL, *s_from = NULL, *s_machine = NULL,
+                             *s_cond = NULL, *s_timeout = NULL, *s_retry = NULL, *s_env = NULL;
+    f->type = VK_WF_INLINE;
+    for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
+        if (vk_kdl_str_eq(c->name, "name")) {
+            rc = once(L, c, &s_name);
+            if (rc == 0)
+                rc = nonempty_string(L, c, &f->name);
+        } else if (vk_kdl_str_eq(c->name, "run")) {
+            rc = once(L, c, &s_run);
+            if (rc == 0)
+                rc = nonempty_string(L, c, &f->run);
+        } else if (vk_kdl_str_eq(c->name, "from")) {
+            rc = once(L, c, &s_from);
+            if (rc == 0)
+                rc = nonempty_string(L, c, &f->import_from);
+        } else if (vk_kdl_str_eq(c->name, "machine")) {
+            rc = once(L, c, &s_machine);
+            if (rc == 0)
+                rc = nonempty_string(L, c, &f->machine);
+        } else if (vk_kdl_str_eq(c->name, "condition")) {
+            rc = once(L, c, &s_cond);
+            if (rc == 0)
+                rc = load_condition(L, c, f);
+        } else if (vk_kdl_str_eq(c->name, "timeout")) {
+            const char *t = NULL;
+            rc = once(L, c, &s_timeout);
+            if (rc == 0 && c->nargs == 1 && c->args[0].kind != VK_KDL_STRING)
+                rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(c->args[0].pos),
+                                 "'timeout' takes a duration string such as \"10m\" or "
+                                 "\"1h30m\", not %s",
+                                 vk_kdl_kind_name(c->args[0].kind));
+            if (rc == 0)
+                rc = nonempty_string(L, c, &t);
+            if (rc == 0 && (vk_duration_parse(t, strlen(t), &f->timeout_ms) < 0 ||
+                            f->timeout_ms <= 0 || f->timeout_ms > MAX_TIMEOUT_MS))
+                rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(c->args[0].pos),
+                                 "invalid timeout '%s'; expected a duration from 1s to 7 days "
+                                 "such as \"90s\", \"10m\" or \"1h30m\"",
+                                 t);
+        } else if (vk_kdl_str_eq(c->name, "retry")) {
+            rc = once(L, c, &s_retry);
+            if (rc == 0)
+                rc = vk__wf_no_props(L, c);
+            if (rc == 0)
+                rc = vk__wf_no_children(L, c);
+            if (rc == 0 && (c->nargs != 1 || c->args[0].kind != VK_KDL_INT || c->args[0].i < 0 ||
+                            c->args[0].i > VK_WF_MAX_RETRIES))
+                rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE,
+                                 VK__WF_AT(c->nargs ? c->args[c->nargs > 1].pos : c->pos),
+                                 "'retry' takes one whole number from 0 to %d", VK_WF_MAX_RETRIES);
+            if (rc == 0)
+                f->retries = (int)c->args[0].i;
+        } else if (vk_kdl_str_eq(c->name, "env")) {
+            rc = once(L, c, &s_env);
+            if (rc == 0)
+                rc = load_env(L, c, &f->env, &f->nenv);
+        } else {
+            rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
+                             "unknown node '%s' in 'fragment'; expected one of: run, from, "
+                             "name, machine, condition, timeout, retry, env",
+                             c->name.ptr);
+        }
+    }
+    if (rc < 0)
+        return rc;
+    if (s_run && s_from) {
+        const struct vk_kdl_node *later = s_run->pos.offset > s_from->pos.offset ? s_run : s_from;
+        return vk__wf_fail(L, VK_WF_ERR_EXCLUSIVE, VK_EPARSE, VK__WF_AT(later->pos),
+                           "a fragment has either 'run' or 'from', not both");
+    }
+    if (!s_run && !s_from)
+        return vk__wf_fail(L, VK_WF_ERR_MISSING, VK_EPARSE, VK__WF_AT(n->pos),
+                           "a fragment needs 'run' (a script) or 'from' (an import)");
+    if (!f->machine)
+        f->machine = f->parent->machine;
+    if (s_run)
+        return 0;
+    const struct vk_kdl_node *bad = s_timeout ? s_timeout : s_retry ? s_retry : s_env;
+    if (bad)
+        return vk__wf_fail(L, VK_WF_ERR_EXCLUSIVE, VK_EPARSE, VK__WF_AT(bad->pos),
+                           "'%s' cannot be used with 'from'; set it in the imported file",
+                           bad->name.ptr);
+    f->type = VK_WF_GROUP;
+    return vk__wf_load_import(L, s_from, &s_from->args[0], f);
+}
+
+int vk__wf_load_children(struct vk__wf_loader *L, const struct vk_kdl_node *first,
+                         struct vk_wf_fragment *g)
+{
+    size_t n = 0;
+    for (const struct vk_kdl_node *c = first; c; c = c->next) {
+        if (vk_kdl_str_eq(c->name, "fragment") || vk_kdl_str_eq(c->name, "parallel"))
+            n++;
+    }
+    if (n == 0)
+        return 0;
+    g->children = alloc_children(L, n);
+    if (!g->children)
+        return VK_ENOMEM;
+    for (const struct vk_kdl_node *c = first; c; c = c->next) {
+        bool is_frag = vk_kdl_str_eq(c->name, "fragment");
+        if (!is_frag && !vk_kdl_str_eq(c->name, "parallel"))
+            continue;
+        int rc = count_fragment(L, c);
+        if (rc < 0)
+            return rc;
+        struct vk_wf_fragment *f = &g->children[g->nchildren];
+        f->sequence = (uint32_t)g->nchildren;
+        f->parent = g;
+        f->pos = vk__wf_pos(L, c->pos);
+        f->source_url = L->cur->source_url;
+        g->nchildren++;
+        rc = is_frag ? load_fragment(L, c, f) : load_parallel(L, c, f);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int load_chain(struct vk__wf_loader *L, const struct vk_kdl_node *n)
+{
+    struct vk_workflow *wf = L->wf;
+    int rc = vk__wf_no_args(L, n);
+    if (rc == 0)
+        rc = vk__wf_no_props(L, n);
+    if (rc < 0)
+        return rc;
+    const struct vk_kdl_node *s_machine = NULL, *s_env = NULL;
+    size_t nfrag = 0;
+    for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
+        if (vk_kdl_str_eq(c->name, "fragment") || vk_kdl_str_eq(c->name, "parallel")) {
+            nfrag++;
+        } else if (vk_kdl_str_eq(c->name, "machine")) {
+            rc = once(L, c, &s_machine);
+            if (rc == 0)
+                rc = nonempty_string(L, c, &wf->machine);
+        } else if (vk_kdl_str_eq(c->name, "env")) {
+            rc = once(L, c, &s_env);
+            if (rc == 0)
+                rc = load_env(L, c, &wf->env, &wf->nenv);
+        } else {
+            rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
+                             "unknown node '%s' in 'chain'; expected one of: machine, env, "
+                             "fragment, parallel",
+                             c->name.ptr);
+        }
+    }
+    if (rc < 0)
+        return rc;
+    if (!wf->machine)
+        return vk__wf_fail(L, VK_WF_ERR_NO_MACHINE, VK_EPARSE, VK__WF_AT(n->pos),
+                           "'chain' has no 'machine': add machine \"<group>\", the worker group "
+                           "that runs fragments without a machine of their own");
+    if (nfrag == 0)
+        return vk__wf_fail(L, VK_WF_ERR_MISSING, VK_EPARSE, VK__WF_AT(n->pos),
+                           "'chain' holds no fragments; add fragment { run \"…\" }");
+    struct vk_wf_fragment *root = &wf->root;
+    root->type = VK_WF_GROUP;
+    root->name = "chain";
+    root->machine = wf->machine;
+    root->pos = vk__wf_pos(L, n->pos);
+    return vk__wf_load_children(L, n->children, root);
+}
+
+static int load_version(struct vk__wf_loader *L, const struct vk_kdl_node *n)
+{
+    if (n->nargs == 1 && n->args[0].kind != VK_KDL_STRING)
+        return vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(n->args[0].pos),
+                           "'version' must be a string: version \"%s\"", VK_WF_VERSION);
+    int rc = vk__wf_one_string(L, n, &L->wf->version);
+    if (rc == 0 && strcmp(L->wf->version, VK_WF_VERSION) != 0)
+        rc =
+            vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(n->args[0].pos),
+                        "unsupported version '%s'; expected \"%s\"", L->wf->version, VK_WF_VERSION);
+    return rc;
+}
+
+/* The top-level nodes of a workflow file. */
+int vk__wf_load_document(struct vk__wf_loader *L, const struct vk_kdl_doc *doc);
+int vk__wf_load_document(struct vk__wf_loader *L, const struct vk_kdl_doc *doc)
+{
+    const struct vk_kdl_node *s_version = NULL, *s_name = NULL, *s_triggers = NULL, *s_chain = NULL;
+    int rc = 0;
+    for (const struct vk_kdl_node *c = doc->nodes; rc == 0 && c; c = c->next) {
+        if (vk_kdl_str_eq(c->name, "version")) {
+            rc = once(L, c, &s_version);
+            if (rc == 0)
+                rc = load_version(L, c);
+        } else if (vk_kdl_str_eq(c->name, "name")) {
+            rc = once(L, c, &s_name);
+            if (rc == 0)
+                rc = nonempty_string(L, c, &L->wf->name);
+        } else if (vk_kdl_str_eq(c->name, "triggers")) {
+            rc = once(L, c, &s_triggers);
+            if (rc == 0)
+                rc = vk__wf_load_triggers(L, c);
+        } else if (vk_kdl_str_eq(c->name, "chain")) {
+            rc = once(L, c, &s_chain);
+            if (rc == 0)
+                rc = load_chain(L, c);
+        } else if (vk_kdl_str_eq(c->name, "fragment") || vk_kdl_str_eq(c->name, "parallel")) {
+            rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
+                             "'%s' must be inside 'chain' (only fragment files, which are "
+                             "imported, hold fragments at the top level)",
+                             c->name.ptr);
+        } else {
+            rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
+                             "unknown node '%s'; expected one of: version, name, triggers, chain",
+                             c->name.ptr);
+        }
+    }
+    if (rc < 0)
+        return rc;
+    if (!s_version)
+        return vk__wf_fail(L, VK_WF_ERR_MISSING, VK_EPARSE, 0, 0,
+                           "missing 'version': add version \"%s\" at the top", VK_WF_VERSION);
+    if (!s_triggers)
+        return vk__wf_fail(L, VK_WF_ERR_MISSING, VK_EPARSE, 0, 0,
+                           "missing 'triggers': add for example triggers \"push\"");
+    if (!s_chain)
+        return vk__wf_fail(L, VK_WF_ERR_MISSING, VK_EPARSE, 0, 0,
+                           "missing 'chain': add chain { machine \"…\"; fragment { run \"…\" } }");
+    return 0;
+}

@@ -1,0 +1,520 @@
+/* The workflow loader: every rule of DESIGN §2 and every error kind. */
+#include "vk_test.h"
+#include "vulcan/workflow.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HEAD "version \"0.1\"\ntriggers \"push\"\n"
+
+static struct vk_workflow *load_ok(const char *src)
+{
+    struct vk_workflow *wf = NULL;
+    struct vk_wf_error e;
+    vk_wf_error_init(&e);
+    int rc = vk_workflow_load_buffer(src, strlen(src), "dir/t.kdl", NULL, &wf, &e);
+    if (rc != 0)
+        fail_msg("load failed: %s", e.rendered ? e.rendered : e.msg);
+    vk_wf_error_release(&e);
+    return wf;
+}
+
+struct bad {
+    const char *src;
+    enum vk_wf_errkind kind;
+    uint32_t line, col;
+    const char *msg; /* exact message */
+};
+
+static void check_show(const struct bad *b)
+{
+    struct vk_workflow *wf = NULL;
+    struct vk_wf_error e;
+    vk_wf_error_init(&e);
+    int rc = vk_workflow_load_buffer(b->src, strlen(b->src), "t.kdl", NULL, &wf, &e);
+    if (rc == 0) {
+        print_error("LOADED: %s\n", b->src);
+    } else if (e.kind != b->kind || e.line != b->line || e.col != b->col ||
+               strcmp(e.msg, b->msg) != 0) {
+        print_error("exp %s %u:%u %s\ngot %s\n", vk_wf_errkind_name(b->kind), b->line, b->col,
+                    b->msg, e.rendered);
+    }
+    vk_workflow_free(wf);
+    vk_wf_error_release(&e);
+}
+
+static void check_bad(const struct bad *b)
+{
+    struct vk_workflow *wf = NULL;
+    struct vk_wf_error e;
+    vk_wf_error_init(&e);
+    int rc = vk_workflow_load_buffer(b->src, strlen(b->src), "t.kdl", NULL, &wf, &e);
+    if (rc == 0)
+        fail_msg("loaded but should fail: %s", b->src);
+    assert_null(wf);
+    if (e.kind != b->kind || e.line != b->line || e.col != b->col || strcmp(e.msg, b->msg) != 0)
+        print_error("for:\n%s\nexpected %s at %u:%u '%s'\ngot      %s at %u:%u '%s'", b->src,
+                    vk_wf_errkind_name(b->kind), b->line, b->col, b->msg,
+                    vk_wf_errkind_name(e.kind), e.line, e.col, e.msg);
+    assert_string_equal(e.file, "t.kdl");
+    assert_non_null(e.rendered);
+    char head[1200];
+    if (b->line)
+        snprintf(head, sizeof(head), "t.kdl:%u:%u: error: %s\n", b->line, b->col, b->msg);
+    else
+        snprintf(head, sizeof(head), "t.kdl: error: %s\n", b->msg);
+    assert_memory_equal(e.rendered, head, strlen(head));
+    if (b->line) {
+        /* the caret sits under the column */
+        const char *caret = strrchr(e.rendered, '^');
+        const char *bar = strrchr(e.rendered, '|');
+        assert_non_null(caret);
+        assert_true(bar && caret > bar);
+        assert_int_equal((size_t)(caret - bar) - 1, b->col);
+    }
+    vk_wf_error_release(&e);
+}
+
+static void test_minimal(void **state)
+{
+    (void)state;
+    struct vk_workflow *wf = load_ok(HEAD "chain { machine \"m\"; fragment { run \"x\" } }\n");
+    assert_string_equal(wf->name, "t");
+    assert_string_equal(wf->file, "dir/t.kdl");
+    assert_string_equal(wf->version, "0.1");
+    assert_string_equal(wf->machine, "m");
+    assert_int_equal(wf->ntriggers, 1);
+    assert_int_equal(wf->triggers[0].type, VK_WF_TRIG_PUSH);
+    assert_int_equal(wf->root.nchildren, 1);
+    const struct vk_wf_fragment *f = &wf->root.children[0];
+    assert_int_equal(f->type, VK_WF_INLINE);
+    assert_string_equal(f->run, "x");
+    assert_string_equal(f->machine, "m");
+    assert_null(f->name);
+    assert_null(f->source_url);
+    assert_int_equal(f->pos.line, 3);
+    assert_int_equal(f->pos.col, 22);
+    assert_string_equal(f->pos.file, "dir/t.kdl");
+    assert_ptr_equal(f->parent, &wf->root);
+    vk_workflow_free(wf);
+}
+
+static int visit(void *ctx, const struct vk_wf_fragment *f, unsigned depth)
+{
+    char *s = ctx;
+    char one[64];
+    snprintf(one, sizeof(one), "%u:%s:%u ", depth, f->name ? f->name : "-", f->sequence);
+    strcat(s, one);
+    return 0;
+}
+
+static int stop_at_b(void *ctx, const struct vk_wf_fragment *f, unsigned depth)
+{
+    (void)ctx;
+    (void)depth;
+    return f->name && strcmp(f->name, "b") == 0 ? 42 : 0;
+}
+
+static void test_full(void **state)
+{
+    (void)state;
+    const char *src = "version \"0.1\"\n"
+                      "name \"ci\"\n"
+                      "triggers \"push\" \"pull_request\"\n"
+                      "chain {\n"
+                      "    machine \"default\"\n"
+                      "    env { NODE_ENV \"test\"; B \"2\" }\n"
+                      "    fragment { run \"npm ci\"; name \"a\" }\n"
+                      "    parallel {\n"
+                      "        name \"p\"\n"
+                      "        machine \"big\"\n"
+                      "        fragment { run \"npm test\"; name \"b\" }\n"
+                      "        fragment { run \"lint\"; machine \"small\"; name \"c\" }\n"
+                      "        parallel { name \"q\"; fragment { name \"d\"; run \"x\" } }\n"
+                      "    }\n"
+                      "    fragment {\n"
+                      "        name \"deploy\"\n"
+                      "        condition \"$TRIGGER == 'push' && $BRANCH == 'main'\"\n"
+                      "        run \"\"\"\n"
+                      "            ./deploy.sh\n"
+                      "            echo done\n"
+                      "            \"\"\"\n"
+                      "        timeout \"1h30m\"\n"
+                      "        retry 2\n"
+                      "        env { K \"v\" }\n"
+                      "    }\n"
+                      "}\n";
+    struct vk_workflow *wf = load_ok(src);
+    assert_string_equal(wf->name, "ci");
+    assert_int_equal(wf->nenv, 2);
+    assert_string_equal(wf->env[1].key, "B");
+    assert_string_equal(wf->env[1].value, "2");
+    assert_int_equal(wf->ntriggers, 2);
+    assert_int_equal(vk_workflow_count_fragments(wf), 7);
+    const struct vk_wf_fragment *p = &wf->root.children[1];
+    assert_int_equal(p->type, VK_WF_GROUP);
+    assert_true(p->is_parallel);
+    assert_int_equal(p->sequence, 1);
+    assert_string_equal(p->machine, "big");
+    assert_string_equal(p->children[0].machine, "big");   /* nearest group's */
+    assert_string_equal(p->children[1].machine, "small"); /* own */
+    assert_string_equal(p->children[2].children[0].machine, "big");
+    assert_true(p->children[2].is_parallel);
+    const struct vk_wf_fragment *d = &wf->root.children[2];
+    assert_int_equal(d->sequence, 2);
+    assert_string_equal(d->machine, "default");
+    assert_string_equal(d->run, "./deploy.sh\necho done");
+    assert_int_equal(d->timeout_ms, 5400000);
+    assert_int_equal(d->retries, 2);
+    assert_int_equal(d->nenv, 1);
+    assert_string_equal(d->condition_src, "$TRIGGER == 'push' && $BRANCH == 'main'");
+    struct vk_cond_var v[] = {{"TRIGGER", "push"}, {"BRANCH", "main"}};
+    struct vk_cond_vars vars = {v, 2};
+    bool r = false;
+    assert_int_equal(vk_cond_eval(d->condition, vk_cond_lookup_kv, &vars, &r), 0);
+    assert_true(r);
+    v[1].value = "dev";
+    assert_int_equal(vk_cond_eval(d->condition, vk_cond_lookup_kv, &vars, &r), 0);
+    assert_false(r);
+    char order[256] = "";
+    assert_int_equal(vk_workflow_walk(wf, visit, order), 0);
+    assert_string_equal(order, "0:a:0 0:p:1 1:b:0 1:c:1 1:q:2 2:d:0 0:deploy:2 ");
+    assert_int_equal(vk_workflow_walk(wf, stop_at_b, NULL), 42);
+    vk_workflow_free(wf);
+}
+
+static void test_triggers_block(void **state)
+{
+    (void)state;
+    const char *src =
+        "version \"0.1\"\n"
+        "triggers {\n"
+        "    push { branches \"main\" \"releases/**\"; paths \"src/**\"; paths-ignore \"docs/**\" "
+        "}\n"
+        "    pull_request { types \"opened\" \"closed\"; branches \"main\" }\n"
+        "    tag { patterns \"v*\"; ignore \"v*-rc*\" }\n"
+        "    schedule cron=\"0 2 * * 1-5\" timezone=\"Europe/Amsterdam\"\n"
+        "    schedule cron=\"@daily\"\n"
+        "    manual { input \"environment\" { choice \"staging\" \"production\"; default "
+        "\"staging\"; required #true; description \"where\" }; input \"x\" }\n"
+        "}\n"
+        "chain { machine \"m\"; fragment { run \"x\" } }\n";
+    struct vk_workflow *wf = load_ok(src);
+    assert_int_equal(wf->ntriggers, 6);
+    const struct vk_wf_trigger *t = wf->triggers;
+    assert_int_equal(t[0].branches.n, 2);
+    assert_string_equal(t[0].branches.items[1], "releases/**");
+    assert_string_equal(t[0].paths_ignore.items[0], "docs/**");
+    assert_int_equal(t[1].types.n, 2);
+    assert_string_equal(t[2].tags_ignore.items[0], "v*-rc*");
+    assert_string_equal(t[3].cron, "0 2 * * 1-5");
+    assert_string_equal(t[3].timezone, "Europe/Amsterdam");
+    assert_null(t[4].timezone);
+    assert_int_equal(t[5].ninputs, 2);
+    assert_string_equal(t[5].inputs[0].name, "environment");
+    assert_int_equal(t[5].inputs[0].choices.n, 2);
+    assert_string_equal(t[5].inputs[0].default_value, "staging");
+    assert_string_equal(t[5].inputs[0].description, "where");
+    assert_true(t[5].inputs[0].required);
+    assert_false(t[5].inputs[1].required);
+    assert_int_equal(t[3].pos.line, 6);
+    assert_int_equal(t[3].pos.col, 5);
+    vk_workflow_free(wf);
+}
+
+static void test_default_name(void **state)
+{
+    (void)state;
+    const char *src = HEAD "chain { machine \"m\"; fragment { run \"x\" } }\n";
+    struct vk_workflow *wf = NULL;
+    assert_int_equal(vk_workflow_load_buffer(src, strlen(src), NULL, NULL, &wf, NULL), 0);
+    assert_string_equal(wf->name, "workflow");
+    assert_string_equal(wf->file, "<input>");
+    vk_workflow_free(wf);
+    assert_int_equal(
+        vk_workflow_load_buffer(src, strlen(src), "/a/b/deploy.prod.kdl", NULL, &wf, NULL), 0);
+    assert_string_equal(wf->name, "deploy.prod");
+    vk_workflow_free(wf);
+}
+
+#define C1 "chain { machine \"m\"; fragment { run \"x\" } }\n"
+
+static const struct bad bads[] = {
+    /* syntax */
+    {"version \"0.1\n", VK_WF_ERR_SYNTAX, 1, 9, NULL},
+    /* missing required */
+    {"triggers \"push\"\n" C1, VK_WF_ERR_MISSING, 0, 0,
+     "missing 'version': add version \"0.1\" at the top"},
+    {"version \"0.1\"\n" C1, VK_WF_ERR_MISSING, 0, 0,
+     "missing 'triggers': add for example triggers \"push\""},
+    {HEAD, VK_WF_ERR_MISSING, 0, 0,
+     "missing 'chain': add chain { machine \"…\"; fragment { run \"…\" } }"},
+    {HEAD "chain { machine \"m\" }\n", VK_WF_ERR_MISSING, 3, 1,
+     "'chain' holds no fragments; add fragment { run \"…\" }"},
+    {HEAD "chain { machine \"m\"; fragment { name \"a\" } }\n", VK_WF_ERR_MISSING, 3, 22,
+     "a fragment needs 'run' (a script) or 'from' (an import)"},
+    {HEAD "chain { machine \"m\"; fragment }\n", VK_WF_ERR_MISSING, 3, 22,
+     "'fragment' needs a block: fragment { run \"…\" }"},
+    {HEAD "chain { machine \"m\"; parallel { name \"p\" } }\n", VK_WF_ERR_MISSING, 3, 22,
+     "'parallel' holds no fragments"},
+    {HEAD "chain { machine; fragment { run \"x\" } }\n", VK_WF_ERR_MISSING, 3, 9,
+     "'machine' needs a value: machine \"…\""},
+    /* no machine */
+    {HEAD "chain {\n  fragment { run \"x\" }\n}\n", VK_WF_ERR_NO_MACHINE, 3, 1,
+     "'chain' has no 'machine': add machine \"<group>\", the worker group that runs fragments "
+     "without a machine of their own"},
+    /* unknown nodes */
+    {HEAD "chain { machine \"m\"; fragment { run \"x\"; script \"y\" } }\n", VK_WF_ERR_UNKNOWN_NODE,
+     3, 42,
+     "unknown node 'script' in 'fragment'; expected one of: run, from, name, machine, "
+     "condition, timeout, retry, env"},
+    {HEAD "jobs {}\n" C1, VK_WF_ERR_UNKNOWN_NODE, 3, 1,
+     "unknown node 'jobs'; expected one of: version, name, triggers, chain"},
+    {HEAD "chain { machine \"m\"; step { run \"x\" } }\n", VK_WF_ERR_UNKNOWN_NODE, 3, 22,
+     "unknown node 'step' in 'chain'; expected one of: machine, env, fragment, parallel"},
+    {HEAD "chain { machine \"m\"; parallel { retry 1; fragment { run \"x\" } } }\n",
+     VK_WF_ERR_UNKNOWN_NODE, 3, 33,
+     "unknown node 'retry' in 'parallel'; expected one of: fragment, parallel, name, machine, "
+     "condition"},
+    {HEAD "fragment { run \"x\" }\n" C1, VK_WF_ERR_UNKNOWN_NODE, 3, 1,
+     "'fragment' must be inside 'chain' (only fragment files, which are imported, hold "
+     "fragments at the top level)"},
+    /* invalid values */
+    {"version 0.1\ntriggers \"push\"\n" C1, VK_WF_ERR_INVALID_VALUE, 1, 9,
+     "'version' must be a string: version \"0.1\""},
+    {"version \"0.2\"\ntriggers \"push\"\n" C1, VK_WF_ERR_INVALID_VALUE, 1, 9,
+     "unsupported version '0.2'; expected \"0.1\""},
+    {HEAD "chain { machine \"m\"; fragment { run \"  \" } }\n", VK_WF_ERR_INVALID_VALUE, 3, 37,
+     "'run' cannot be empty"},
+    {HEAD "chain { machine \"m\"; fragment { run 5 } }\n", VK_WF_ERR_INVALID_VALUE, 3, 37,
+     "'run' takes a string, not integer"},
+    {HEAD "chain { machine \"m\"; fragment { run \"a\" \"b\" } }\n", VK_WF_ERR_INVALID_VALUE, 3, 41,
+     "'run' takes one value, found 2"},
+    {HEAD "chain { machine \"m\"; fragment { run \"a\"; retry 11 } }\n", VK_WF_ERR_INVALID_VALUE, 3,
+     48, "'retry' takes one whole number from 0 to 10"},
+    {HEAD "chain { machine \"m\"; fragment { run \"a\"; retry \"1\" } }\n", VK_WF_ERR_INVALID_VALUE,
+     3, 48, "'retry' takes one whole number from 0 to 10"},
+    {HEAD "chain { machine \"m\"; fragment { run \"a\"; timeout \"10 parsecs\" } }\n",
+     VK_WF_ERR_INVALID_VALUE, 3, 50,
+     "invalid timeout '10 parsecs'; expected a duration from 1s to 7 days such as \"90s\", "
+     "\"10m\" or \"1h30m\""},
+    {HEAD "chain { machine \"m\"; fragment { run \"a\"; timeout 600 } }\n", VK_WF_ERR_INVALID_VALUE,
+     3, 50, "'timeout' takes a duration string such as \"10m\" or \"1h30m\", not integer"},
+    {HEAD "chain { machine \"m\"; fragment \"x\" { run \"a\" } }\n", VK_WF_ERR_INVALID_VALUE, 3, 31,
+     "'fragment' takes no arguments"},
+    {HEAD "chain { machine \"m\"; fragment { run \"a\" x=1 } }\n", VK_WF_ERR_INVALID_VALUE, 3, 41,
+     "'run' takes no properties ('x=' is not allowed)"},
+    {HEAD "chain { machine \"m\"; env { \"1X\" \"a\" }; fragment { run \"a\" } }\n",
+     VK_WF_ERR_INVALID_VALUE, 3, 28,
+     "invalid environment variable name '1X' (letters, digits and '_', not starting with a "
+     "digit)"},
+    {HEAD "chain { machine \"m\"; env { X 1 }; fragment { run \"a\" } }\n", VK_WF_ERR_INVALID_VALUE,
+     3, 30, "'X' takes a string, not integer"},
+    /* duplicates */
+    {HEAD "chain { machine \"m\"; fragment { run \"a\"; run \"b\" } }\n", VK_WF_ERR_DUPLICATE, 3,
+     42, "duplicate 'run' (first at line 3)"},
+    {HEAD "chain {\n machine \"m\"\n machine \"n\"\n fragment { run \"a\" } }\n",
+     VK_WF_ERR_DUPLICATE, 5, 2, "duplicate 'machine' (first at line 4)"},
+    {"version \"0.1\"\nversion \"0.1\"\ntriggers \"push\"\n" C1, VK_WF_ERR_DUPLICATE, 2, 1,
+     "duplicate 'version' (first at line 1)"},
+    {HEAD "chain { machine \"m\"; env { A \"1\"; A \"2\" }; fragment { run \"a\" } }\n",
+     VK_WF_ERR_DUPLICATE, 3, 35, "environment variable 'A' is set twice (first at line 3)"},
+    /* mutual exclusion */
+    {HEAD "chain { machine \"m\"; fragment { run \"a\"; from \"b.kdl\" } }\n", VK_WF_ERR_EXCLUSIVE,
+     3, 42, "a fragment has either 'run' or 'from', not both"},
+    {HEAD "chain { machine \"m\"; fragment { from \"b.kdl\"; retry 1 } }\n", VK_WF_ERR_EXCLUSIVE, 3,
+     47,
+     "'retry' cannot be used with 'from'; set it in the imported "
+     "file"},
+    /* conditions: the column points inside the string */
+    {HEAD "chain { machine \"m\"; fragment { run \"a\"; condition \"$A == 'x' &&\" } }\n",
+     VK_WF_ERR_CONDITION, 3, 65,
+     "invalid condition: expected a value ($VAR, 'text', '!' or '('), found the end of the "
+     "condition"},
+    {HEAD "chain { machine \"m\"; fragment { run \"a\"; condition \"$A = 'x'\" } }\n",
+     VK_WF_ERR_CONDITION, 3, 56, "invalid condition: unexpected '='; expected '==' or '=~'"},
+    {HEAD "chain { machine \"m\"; fragment { run \"a\"; condition \"\\\"é\\\" = 'x'\" } }\n",
+     VK_WF_ERR_CONDITION, 3, 59, "invalid condition: unexpected '='; expected '==' or '=~'"},
+    {HEAD "chain { machine \"m\"; fragment { run \"a\"; condition #\"$A = 'x'\"# } }\n",
+     VK_WF_ERR_CONDITION, 3, 57, "invalid condition: unexpected '='; expected '==' or '=~'"},
+    {HEAD "chain { machine \"m\"; parallel { condition \"(\"; fragment { run \"a\" } } }\n",
+     VK_WF_ERR_CONDITION, 3, 45,
+     "invalid condition: expected a value ($VAR, 'text', '!' or '('), found the end of the "
+     "condition"},
+    /* triggers */
+    {"version \"0.1\"\ntriggers \"push\" \"cron\"\n" C1, VK_WF_ERR_TRIGGER, 2, 17,
+     "unknown trigger 'cron'; expected one of: push, pull_request, tag, schedule, manual"},
+    {"version \"0.1\"\ntriggers { commit }\n" C1, VK_WF_ERR_TRIGGER, 2, 12,
+     "unknown trigger 'commit'; expected one of: push, pull_request, tag, schedule, manual"},
+    {"version \"0.1\"\ntriggers \"push\" \"push\"\n" C1, VK_WF_ERR_TRIGGER, 2, 17,
+     "trigger 'push' is declared twice (first at line 2)"},
+    {"version \"0.1\"\ntriggers 1\n" C1, VK_WF_ERR_TRIGGER, 2, 10,
+     "a trigger must be a string, not integer; expected one of: push, pull_request, tag, "
+     "schedule, manual"},
+    {"version \"0.1\"\ntriggers\n" C1, VK_WF_ERR_MISSING, 2, 1,
+     "'triggers' names no trigger; expected one of: push, pull_request, tag, schedule, manual"},
+    {"version \"0.1\"\ntriggers { push { branches \"a\"; branches-ignore \"b\" } }\n" C1,
+     VK_WF_ERR_TRIGGER, 2, 33,
+     "'branches' and 'branches-ignore' cannot both filter one event; use 'branches' with '!' "
+     "patterns instead"},
+    {"version \"0.1\"\ntriggers { push { tags \"v*\" } }\n" C1, VK_WF_ERR_UNKNOWN_NODE, 2, 19,
+     "unknown filter 'tags' in 'push'; expected one of: branches, branches-ignore, paths, "
+     "paths-ignore"},
+    {"version \"0.1\"\ntriggers { pull_request { types \"merged\" } }\n" C1, VK_WF_ERR_TRIGGER, 2,
+     33,
+     "unknown pull_request type 'merged'; expected one of: opened, synchronize, reopened, "
+     "closed, edited, assigned, unassigned, labeled, unlabeled, ready_for_review, "
+     "converted_to_draft, review_requested, review_request_removed, locked, unlocked"},
+    {"version \"0.1\"\ntriggers { schedule cron=\"0 2 * * 8\" }\n" C1, VK_WF_ERR_TRIGGER, 2, 35,
+     "invalid cron expression: day of week out of range: expected 0-7"},
+    {"version \"0.1\"\ntriggers { schedule cron=\"0 2 * *\" }\n" C1, VK_WF_ERR_TRIGGER, 2, 33,
+     "invalid cron expression: expected 5 cron fields (minute hour day-of-month month "
+     "day-of-week), found 4"},
+    {"version \"0.1\"\ntriggers { schedule cron=\"@daily\" timezone=\"Mars/Olympus\" }\n" C1,
+     VK_WF_ERR_TRIGGER, 2, 44,
+     "unknown time zone 'Mars/Olympus'; expected an IANA name such as 'Europe/Amsterdam' or "
+     "'UTC'"},
+    {"version \"0.1\"\ntriggers { schedule cron=\"@daily\" timezone=\"../../etc/passwd\" }\n" C1,
+     VK_WF_ERR_TRIGGER, 2, 44,
+     "unknown time zone '../../etc/passwd'; expected an IANA name such as 'Europe/Amsterdam' "
+     "or 'UTC'"},
+    {"version \"0.1\"\ntriggers { schedule timezone=\"UTC\" }\n" C1, VK_WF_ERR_MISSING, 2, 12,
+     "'schedule' needs cron=\"…\" (for example cron=\"0 2 * * 1-5\")"},
+    {"version \"0.1\"\ntriggers { schedule cron=\"@daily\" at=\"x\" }\n" C1, VK_WF_ERR_TRIGGER, 2,
+     35, "unknown property 'at' of 'schedule'; expected one of: cron, timezone"},
+    {"version \"0.1\"\ntriggers { manual { input \"e\" { choice \"a\"; default \"b\" } } }\n" C1,
+     VK_WF_ERR_INVALID_VALUE, 2, 53, "default 'b' of input 'e' is not one of its choices"},
+    {"version \"0.1\"\ntriggers { manual { input \"e\"; input \"e\" } }\n" C1, VK_WF_ERR_DUPLICATE,
+     2, 32, "input 'e' is declared twice"},
+    {"version \"0.1\"\ntriggers { manual { input \"e\" { required \"yes\" } } }\n" C1,
+     VK_WF_ERR_INVALID_VALUE, 2, 42, "'required' takes one argument, #true or #false"},
+    /* invalid URLs (no fetch happens) */
+    {HEAD "chain { machine \"m\"; fragment { from \"ftp://x/y.kdl\" } }\n", VK_WF_ERR_INVALID_URL,
+     3, 38,
+     "unsupported import location 'ftp://x/y.kdl'; expected a relative path, file://, "
+     "https:// or http://"},
+    {HEAD "chain { machine \"m\"; fragment { from \"http://example.com/a.kdl\" } }\n",
+     VK_WF_ERR_INVALID_URL, 3, 38, "plain http:// imports are not allowed; use https://"},
+    {HEAD "chain { machine \"m\"; fragment { from \"https:///a.kdl\" } }\n", VK_WF_ERR_INVALID_URL,
+     3, 38, "invalid URL 'https:///a.kdl'"},
+    {HEAD "chain { machine \"m\"; fragment { from \"file://rel/a.kdl\" } }\n",
+     VK_WF_ERR_INVALID_URL, 3, 38,
+     "invalid file URL 'file://rel/a.kdl': expected file:///absolute/path"},
+};
+
+static void test_errors(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < VK_ARRAY_LEN(bads); i++) {
+        if (!bads[i].msg) {
+            /* syntax errors: the KDL parser's message; check kind and position only */
+            struct vk_workflow *wf = NULL;
+            struct vk_wf_error e;
+            vk_wf_error_init(&e);
+            assert_int_equal(
+                vk_workflow_load_buffer(bads[i].src, strlen(bads[i].src), "t.kdl", NULL, &wf, &e),
+                VK_EPARSE);
+            assert_int_equal(e.kind, VK_WF_ERR_SYNTAX);
+            assert_int_equal(e.line, bads[i].line);
+            assert_true(e.msg[0] != '\0');
+            assert_non_null(strstr(e.rendered, "t.kdl:1:"));
+            vk_wf_error_release(&e);
+            continue;
+        }
+        if (getenv("VK_SHOW"))
+            check_show(&bads[i]);
+        else
+            check_bad(&bads[i]);
+    }
+}
+
+static void test_rendered(void **state)
+{
+    (void)state;
+    const char *src = HEAD "chain {\n    machine \"m\"\n    fragment { run \"x\"; retry -1 }\n}\n";
+    struct vk_workflow *wf = NULL;
+    struct vk_wf_error e;
+    vk_wf_error_init(&e);
+    assert_int_equal(vk_workflow_load_buffer(src, strlen(src), "ci.kdl", NULL, &wf, &e), VK_EPARSE);
+    assert_string_equal(e.rendered, "ci.kdl:5:31: error: 'retry' takes one whole number from 0 "
+                                    "to 10\n"
+                                    "    5 |     fragment { run \"x\"; retry -1 }\n"
+                                    "      |                               ^\n");
+    assert_string_equal(vk_wf_errkind_name(e.kind), "invalid value");
+    vk_wf_error_release(&e);
+    assert_null(e.rendered);
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    const char *src = HEAD "chain { machine \"m\"; fragment { run \"a\" }; fragment { run \"b\" }; "
+                           "fragment { run \"c\" } }\n";
+    struct vk_wf_options o;
+    memset(&o, 0, sizeof(o));
+    o.max_fragments = 2;
+    struct vk_workflow *wf = NULL;
+    struct vk_wf_error e;
+    vk_wf_error_init(&e);
+    assert_int_equal(vk_workflow_load_buffer(src, strlen(src), "t.kdl", &o, &wf, &e), VK_ETOOBIG);
+    assert_int_equal(e.kind, VK_WF_ERR_LIMIT);
+    assert_string_equal(e.msg, "too many fragments: the limit is 2");
+    assert_int_equal(e.col, 66);
+    vk_wf_error_release(&e);
+}
+
+static void test_io_error(void **state)
+{
+    (void)state;
+    struct vk_workflow *wf = NULL;
+    struct vk_wf_error e;
+    vk_wf_error_init(&e);
+    assert_int_equal(vk_workflow_load_file("/nonexistent/x.kdl", NULL, &wf, &e), VK_EIO);
+    assert_int_equal(e.kind, VK_WF_ERR_IO);
+    assert_int_equal(e.line, 0);
+    assert_string_equal(e.file, "/nonexistent/x.kdl");
+    assert_non_null(strstr(e.rendered, "/nonexistent/x.kdl: error: "));
+    vk_wf_error_release(&e);
+}
+
+static void test_alloc_failure(void **state)
+{
+    (void)state;
+    const char *src = "version \"0.1\"\ntriggers { push { branches \"main\" }; manual { input "
+                      "\"a\" { choice \"x\" } } }\n"
+                      "chain { machine \"m\"; env { A \"1\" }\n"
+                      "fragment { run \"a\"; condition \"$A == 'x' || !$B\" }\n"
+                      "parallel { fragment { run \"b\" }; fragment { run \"c\"; env { X \"y\" } } }"
+                      " }\n";
+    bool done = false;
+    for (unsigned long n = 1; n < 400 && !done; n++) {
+        struct vk_workflow *wf = NULL;
+        struct vk_wf_error e;
+        vk_wf_error_init(&e);
+        vk_alloc_fail_after(n);
+        int rc = vk_workflow_load_buffer(src, strlen(src), "t.kdl", NULL, &wf, &e);
+        vk_alloc_fail_after(0);
+        if (rc == 0) {
+            done = true;
+        } else {
+            assert_int_equal(rc, VK_ENOMEM);
+            assert_null(wf);
+        }
+        vk_workflow_free(wf);
+        vk_wf_error_release(&e);
+    }
+    assert_true(done);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_minimal),        cmocka_unit_test(test_full),
+        cmocka_unit_test(test_triggers_block), cmocka_unit_test(test_default_name),
+        cmocka_unit_test(test_errors),         cmocka_unit_test(test_rendered),
+        cmocka_unit_test(test_limits),         cmocka_unit_test(test_io_error),
+        cmocka_unit_test(test_alloc_failure),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
