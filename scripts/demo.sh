@@ -1,15 +1,47 @@
 #!/bin/sh
-# The main job: build Vulcan CI and show it working on the example workflow.
-# Today that validates examples/simple.kdl and prints its expanded chain; it
-# grows into "a server with SQLite and local workers" as the engine lands.
+# The main job: a Vulcan CI server on SQLite with local workers, running an
+# example workflow so you can watch it, then serving until Ctrl-C.
+#
+#   scripts/demo.sh [WORKFLOW]        (make demo)
+#
+# Environment: PORT (default 8080), WORKERS (default 2), DATA_DIR (default
+# ./vulcan-data), BUILD (default ./build).
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$root/build}
 vulcan="$build/vulcan"
-example=${1:-$root/examples/simple.kdl}
+workflow=${1:-$root/examples/hello.kdl}
+port=${PORT:-8080}
+url="http://127.0.0.1:$port"
+data=${DATA_DIR:-$root/vulcan-data}
 
-echo "== vulcan parse $example"
-"$vulcan" parse "$example"
-echo
-echo "== the same chain as JSON (vulcan parse --json)"
-"$vulcan" parse --json "$example"
+"$vulcan" server --listen "127.0.0.1:$port" --data-dir "$data" --workers "${WORKERS:-2}" \
+    --log-format text --log-level warn &
+server=$!
+trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; exit 0' INT TERM
+
+i=0
+until curl -fsS "$url/health" >/dev/null 2>&1; do
+    i=$((i + 1))
+    if [ $i -gt 100 ] || ! kill -0 $server 2>/dev/null; then
+        echo "demo: the server did not start (is port $port free? PORT=... changes it)" >&2
+        kill -TERM $server 2>/dev/null || true
+        exit 1
+    fi
+    sleep 0.1
+done
+
+echo "== Vulcan CI server at $url (SQLite in $data, ${WORKERS:-2} local workers)"
+echo "== submitting $workflow"
+"$vulcan" submit --server "$url" --branch main --follow "$workflow" || true
+
+cat <<TXT
+
+== The server keeps running. Try:
+   $vulcan submit --server $url --follow examples/hello.kdl
+   curl -s $url/api/v1/chains          # every chain, newest first
+   curl -s $url/api/v1/workers         # the local workers
+   $vulcan run examples/hello.kdl      # a one-off run without a server
+== Ctrl-C stops the server.
+TXT
+wait $server

@@ -87,6 +87,12 @@ struct vk_orch_result {
 int vk_orch_new(struct vk_store *store, const struct vk_orch_opts *opts, struct vk_orch **out,
                 struct vk_err *err) VK_MUST_CHECK;
 
+/**
+ * Set the ready hook (replacing opts.on_ready), before vk_orch_start(): the API
+ * that wakes waiting workers is usually created after the orchestrator.
+ */
+void vk_orch_set_ready_hook(struct vk_orch *o, vk_orch_ready_fn *fn, void *ctx);
+
 /** Start the reaper and ready-listener threads. Returns 0 or VK_EIO. */
 int vk_orch_start(struct vk_orch *o, struct vk_err *err) VK_MUST_CHECK;
 

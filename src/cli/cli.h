@@ -7,8 +7,14 @@
 #ifndef VULCAN_CLI_H
 #define VULCAN_CLI_H
 
+#include "vulcan/http.h"
+#include "vulcan/util.h"
+
+#include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 typedef int vk_cli_fn(int argc, char **argv);
 
@@ -21,6 +27,90 @@ struct vk_cli_cmd {
 /* Subcommands (one file each). Add a line here and in main.c's table. */
 vk_cli_fn vk__cli_kdl;
 vk_cli_fn vk__cli_parse;
+vk_cli_fn vk__cli_worker;
+vk_cli_fn vk__cli_run;
+vk_cli_fn vk__cli_server;
+vk_cli_fn vk__cli_submit;
+
+/* ---------------------------------------------------------------- Options */
+
+enum vk__cli_opt_kind { VK_CLI_STR, VK_CLI_INT, VK_CLI_FLAG, VK_CLI_LIST };
+
+/** Values of a repeatable option (`--group a --group b`, or `a,b` from env/config). */
+struct vk__cli_list {
+    char *items[32];
+    size_t n;
+};
+
+/**
+ * One option: `--name` (and `-shortc`), its kind, where it is stored (`const char *`,
+ * `long long`, `bool` or `struct vk__cli_list`), an optional environment variable,
+ * whether a config file may set it, and the range of an integer.
+ */
+struct vk__cli_opt {
+    const char *name;
+    char shortc;
+    enum vk__cli_opt_kind kind;
+    void *dst;
+    const char *env;
+    bool config;
+    long long min, max;
+};
+
+/**
+ * Parse argv (argv[0] is the command) against `opts`: config file (`--config`),
+ * then environment, then flags. Positional arguments go to `pos` (at most
+ * `maxpos`). Returns 0, or 2 after printing a usage error.
+ */
+int vk__cli_opts_parse(const char *cmd, int argc, char **argv, struct vk__cli_opt *opts, size_t n,
+                       const char **pos, int *npos, int maxpos);
+
+/** Free the values of list options. */
+void vk__cli_opts_release(struct vk__cli_opt *opts, size_t n);
+
+/* ---------------------------------------------------------------- Local workers */
+
+/** Worker processes started by `vulcan server --workers N` and `vulcan run`. */
+struct vk__cli_local {
+    pid_t pids[64];
+    char *argv[64][32];
+    int n;
+    int64_t restart_at[64]; /* backoff for workers that keep dying */
+};
+
+/**
+ * Start `n` `vulcan worker` processes for `server_url`, serving `groups`, each in
+ * its own work directory under `work_root`. `extra` (NULL-terminated, may be NULL)
+ * is appended to every worker's arguments. Returns 0 or VK_EIO.
+ */
+int vk__cli_local_start(struct vk__cli_local *l, int n, const char *server_url,
+                        const char *const *groups, size_t ngroups, const char *work_root,
+                        const char *const *extra, struct vk_err *err);
+
+/** Restart local workers that exited unexpectedly (with a back-off). */
+void vk__cli_local_check(struct vk__cli_local *l);
+
+/** SIGTERM every local worker, wait up to `grace_ms`, then SIGKILL and reap. */
+void vk__cli_local_stop(struct vk__cli_local *l, int64_t grace_ms);
+
+/* ---------------------------------------------------------------- Following chains */
+
+struct vk_http_client;
+
+/** Called between polls (about every 100 ms): waits, handles signals; < 0 stops following. */
+typedef int vk__cli_tick_fn(void *ctx);
+
+/**
+ * Follow chain `chain_id` through the API until it is final: print state changes
+ * and each fragment's output with its name as prefix. *final returns owned the
+ * last chain JSON (NULL on error). Returns 0 or a VK code with details in `err`.
+ */
+int vk__cli_follow(struct vk_http_client *cl, const char *chain_id, bool color,
+                   vk__cli_tick_fn *tick, void *tick_ctx, json_t **final,
+                   struct vk_err *err) VK_MUST_CHECK;
+
+/** Print the fragment table and the chain's verdict from a chain JSON. */
+void vk__cli_print_summary(json_t *chain);
 
 /** True when argv holds -h or --help before any "--". */
 bool vk__cli_wants_help(int argc, char **argv);

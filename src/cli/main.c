@@ -18,7 +18,10 @@ static const struct vk_cli_cmd commands[] = {
     {"version", "print the version", cmd_version},
     {"kdl", "format and check KDL documents", vk__cli_kdl},
     {"parse", "validate workflow files and show their expanded chains", vk__cli_parse},
-    /* kdl, parse, server, worker, run, ... are added as their modules land. */
+    {"worker", "run a worker that pulls and runs fragments", vk__cli_worker},
+    {"run", "run a workflow locally from start to end", vk__cli_run},
+    {"server", "run the server: API, orchestrator, local workers", vk__cli_server},
+    {"submit", "send a workflow to a server and (--follow) watch it run", vk__cli_submit},
 };
 
 static void usage(FILE *f)

@@ -111,6 +111,13 @@ static void *listener_main(void *arg)
     return NULL;
 }
 
+void vk_orch_set_ready_hook(struct vk_orch *o, vk_orch_ready_fn *fn, void *ctx)
+{
+    VK_ASSERT(!o->started);
+    o->opts.on_ready = fn;
+    o->opts.on_ready_ctx = ctx;
+}
+
 int vk_orch_start(struct vk_orch *o, struct vk_err *err)
 {
     if (o->started)

@@ -13,7 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const examples[] = {"simple", "parallel", "conditional", "imports", "triggers"};
+static const char *const examples[] = {"simple",  "parallel", "conditional",
+                                       "imports", "triggers", "hello"};
 
 static void test_examples_golden(void **state)
 {

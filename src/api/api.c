@@ -1,0 +1,140 @@
+/* API lifecycle, shared reply helpers and health routes. */
+#include "api_int.h"
+
+#include <string.h>
+
+json_t *vk__api_str(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+json_t *vk__api_time(int64_t ms)
+{
+    if (ms <= 0)
+        return json_null();
+    char buf[VK_TIME_LEN];
+    vk_time_format(ms, buf);
+    return json_string(buf);
+}
+
+const char *vk__api_get_str(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+void vk__api_reply_err(struct vk_http_req *req, const struct vk_err *err, int code)
+{
+    int status;
+    const char *name;
+    switch (code) {
+    case VK_ENOTFOUND:
+        status = 404;
+        name = "not_found";
+        break;
+    case VK_ECONFLICT:
+        status = 409;
+        name = "conflict";
+        break;
+    case VK_EINVAL:
+    case VK_EPARSE:
+        status = 400;
+        name = "bad_request";
+        break;
+    case VK_ETOOBIG:
+        status = 413;
+        name = "too_large";
+        break;
+    case VK_EDB:
+    case VK_EIO:
+    case VK_EAGAIN:
+        status = 503;
+        name = "unavailable";
+        break;
+    default:
+        status = 500;
+        name = "internal";
+        break;
+    }
+    vk_http_reply_error(req, status, name, "%s", err && err->msg[0] ? err->msg : vk_strerror(code));
+}
+
+static void h_health(struct vk_http_req *req, void *ctx)
+{
+    json_t *o = json_pack("{s:s, s:s}", "status", "ok", "version", VK_VERSION);
+    vk_http_reply_json(req, 200, o);
+}
+
+/* Readiness: the store answers. */
+static void h_health_ready(struct vk_http_req *req, void *ctx)
+{
+    struct vk_api *api = ctx;
+    int version = 0;
+    struct vk_err err;
+    vk_err_clear(&err);
+    if (vk_store_schema_version(api->opts.store, &version, &err) < 0) {
+        vk_http_reply_error(req, 503, "store_unavailable", "%s", err.msg);
+        return;
+    }
+    json_t *o = json_pack("{s:s, s:s, s:i}", "status", "ready", "store",
+                          vk_store_backend(api->opts.store), "schema_version", version);
+    vk_http_reply_json(req, 200, o);
+}
+
+int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_err *err)
+{
+    if (!opts || !opts->listen || !opts->store || !opts->orch)
+        return vk_err_set(err, VK_EINVAL,
+                          "the API needs a listen address, a store and an "
+                          "orchestrator");
+    struct vk_api *api = vk_calloc(1, sizeof(*api));
+    if (!api)
+        return vk_err_set(err, VK_ENOMEM, "out of memory");
+    api->opts = *opts;
+    if (api->opts.heartbeat_interval_s <= 0)
+        api->opts.heartbeat_interval_s = 5;
+    if (api->opts.max_wait_s <= 0)
+        api->opts.max_wait_s = 60;
+    pthread_mutex_init(&api->lock, NULL);
+    struct vk_http_server_opts ho = {.listen = opts->listen, .threads = opts->http_threads};
+    int rc = vk_http_server_new(&ho, &api->http, err);
+    if (rc == 0)
+        rc = vk_http_route(api->http, "GET", "/health", h_health, api, NULL, err);
+    if (rc == 0)
+        rc = vk_http_route(api->http, "GET", "/health/ready", h_health_ready, api, NULL, err);
+    if (rc == 0)
+        rc = vk__api_worker_routes(api, err);
+    if (rc == 0)
+        rc = vk__api_chain_routes(api, err);
+    if (rc < 0) {
+        vk_api_free(api);
+        return rc;
+    }
+    *out = api;
+    return 0;
+}
+
+int vk_api_start(struct vk_api *api, struct vk_err *err)
+{
+    return vk_http_server_start(api->http, err);
+}
+
+uint16_t vk_api_port(const struct vk_api *api)
+{
+    return vk_http_server_port(api->http);
+}
+
+void vk_api_stop(struct vk_api *api)
+{
+    if (api->http)
+        vk_http_server_stop(api->http);
+}
+
+void vk_api_free(struct vk_api *api)
+{
+    if (!api)
+        return;
+    vk_http_server_free(api->http); /* stops first: waiters are completed and freed */
+    pthread_mutex_destroy(&api->lock);
+    vk_free(api);
+}

@@ -1,0 +1,468 @@
+/*
+ * The parser API and chains: POST /api/v1/parse and /validate, chain list,
+ * chain with its fragment tree (and why waiting fragments wait), cancel,
+ * rerun, and a fragment's log.
+ */
+#include "api_int.h"
+#include "vulcan/telemetry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_WORKFLOW (1024u * 1024u)
+#define MAX_LOG_REPLY (64u * 1024u * 1024u)
+
+/* ---------------------------------------------------------------- Parse */
+
+static void reply_wf_error(struct vk_http_req *req, const struct vk_wf_error *we)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}", "error", "invalid_workflow", "message",
+                          we->msg, "kind", vk_wf_errkind_name(we->kind), "file", we->file, "line",
+                          (int)we->line, "col", (int)we->col);
+    if (we->rendered)
+        json_object_set_new(o, "diagnostic", json_string(we->rendered));
+    vk_http_reply_json(req, 400, o);
+}
+
+/* Load the workflow in a parse/validate body. Imports are refused: the server
+ * does not fetch files or URLs on behalf of an API caller. */
+static struct vk_workflow *load_body(struct vk_http_req *req, json_t *body)
+{
+    json_t *content = json_object_get(body, "content");
+    if (!json_is_string(content)) {
+        vk_http_reply_error(req, 400, "bad_request", "'content' (the workflow text) is required");
+        return NULL;
+    }
+    if (json_string_length(content) > MAX_WORKFLOW) {
+        vk_http_reply_error(req, 413, "too_large", "the workflow is larger than %u bytes",
+                            MAX_WORKFLOW);
+        return NULL;
+    }
+    const char *file = vk__api_get_str(body, "source_file_path");
+    struct vk_wf_options opts = {.fetch = vk_wf_fetch_refuse};
+    struct vk_workflow *wf = NULL;
+    struct vk_wf_error we;
+    vk_wf_error_init(&we);
+    int rc = vk_workflow_load_buffer(json_string_value(content), json_string_length(content),
+                                     file ? file : "workflow.kdl", &opts, &wf, &we);
+    if (rc != 0) {
+        reply_wf_error(req, &we);
+        vk_wf_error_release(&we);
+        return NULL;
+    }
+    return wf;
+}
+
+static void h_validate(struct vk_http_req *req, void *ctx)
+{
+    struct vk_workflow *wf = load_body(req, vk_http_json(req));
+    if (!wf)
+        return;
+    json_t *o = json_pack("{s:b, s:s, s:I}", "valid", 1, "name", wf->name, "fragment_count",
+                          (json_int_t)vk_workflow_count_fragments(wf));
+    vk_workflow_free(wf);
+    vk_http_reply_json(req, 200, o);
+}
+
+static void h_parse(struct vk_http_req *req, void *ctx)
+{
+    struct vk_api *api = ctx;
+    json_t *body = vk_http_json(req);
+    const char *strs[] = {"source_file_path", "repository_url", "commit_sha", "branch",
+                          "trigger",          "trigger_ref",    "tag"};
+    for (size_t i = 0; i < VK_ARRAY_LEN(strs); i++) {
+        json_t *v = json_object_get(body, strs[i]);
+        if (v && !json_is_null(v) && (!json_is_string(v) || json_string_length(v) > 4096)) {
+            vk_http_reply_error(req, 400, "bad_request",
+                                "'%s' must be a string of at most 4096 "
+                                "bytes",
+                                strs[i]);
+            return;
+        }
+    }
+    json_t *env = json_object_get(body, "env");
+    if (env && !json_is_object(env)) {
+        vk_http_reply_error(req, 400, "bad_request", "'env' must be an object of strings");
+        return;
+    }
+    struct vk_cond_var vars[64];
+    size_t nvars = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(env, k, v)
+    {
+        if (!json_is_string(v) || nvars == VK_ARRAY_LEN(vars)) {
+            vk_http_reply_error(req, 400, "bad_request",
+                                "'env' must be an object of at most 64 strings");
+            return;
+        }
+        vars[nvars].name = k;
+        vars[nvars].value = json_string_value(v);
+        nvars++;
+    }
+    struct vk_workflow *wf = load_body(req, body);
+    if (!wf)
+        return;
+    json_t *prio = json_object_get(body, "priority");
+    struct vk_orch_context c = {
+        .source_file = vk__api_get_str(body, "source_file_path"),
+        .repository_url = vk__api_get_str(body, "repository_url"),
+        .commit_sha = vk__api_get_str(body, "commit_sha"),
+        .branch = vk__api_get_str(body, "branch"),
+        .trigger = vk__api_get_str(body, "trigger"),
+        .trigger_ref = vk__api_get_str(body, "trigger_ref"),
+        .tag = vk__api_get_str(body, "tag"),
+        .priority = json_is_integer(prio) ? (int)json_integer_value(prio) : 0,
+        .env = vars,
+        .nenv = nvars,
+        .trace_id = NULL,
+    };
+    json_t *pr = json_object_get(body, "pr_number");
+    if (json_is_integer(pr))
+        c.pr_number = json_integer_value(pr);
+    char id[VK_UUID_LEN];
+    size_t n = 0;
+    struct vk_err err;
+    vk_err_clear(&err);
+    int rc = vk_orch_submit(api->opts.orch, wf, json_string_value(json_object_get(body, "content")),
+                            &c, id, &n, &err);
+    vk_workflow_free(wf);
+    if (rc < 0) {
+        vk__api_reply_err(req, &err, rc);
+        return;
+    }
+    vk_log(VK_LOG_INFO, "api", "chain created", "chain_id", id, NULL);
+    vk_http_reply_json(req, 201,
+                       json_pack("{s:s, s:I}", "chain_id", id, "fragment_count", (json_int_t)n));
+}
+
+/* ---------------------------------------------------------------- Chains */
+
+static json_t *chain_json(const struct vk_store_chain *c)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(c->id));
+    json_object_set_new(o, "status", json_string(vk_store_chain_status_name(c->status)));
+    json_object_set_new(o, "source_file", vk__api_str(c->source_file));
+    json_object_set_new(o, "repository_id",
+                        c->repository_id[0] ? json_string(c->repository_id) : json_null());
+    json_object_set_new(o, "repository_url", vk__api_str(c->repository_url));
+    json_object_set_new(o, "commit_sha", vk__api_str(c->commit_sha));
+    json_object_set_new(o, "branch", vk__api_str(c->branch));
+    json_object_set_new(o, "trigger", vk__api_str(c->trigger));
+    json_object_set_new(o, "trigger_ref", vk__api_str(c->trigger_ref));
+    json_object_set_new(o, "pr_number", c->pr_number ? json_integer(c->pr_number) : json_null());
+    json_object_set_new(o, "tag", vk__api_str(c->tag));
+    json_object_set_new(o, "default_machine", vk__api_str(c->default_machine));
+    json_object_set_new(o, "priority", json_integer(c->priority));
+    json_object_set_new(o, "error", vk__api_str(c->error));
+    json_object_set_new(o, "created_at", vk__api_time(c->created_at));
+    json_object_set_new(o, "started_at", vk__api_time(c->started_at));
+    json_object_set_new(o, "finished_at", vk__api_time(c->finished_at));
+    int64_t end = c->finished_at ? c->finished_at : (c->started_at ? vk_now_ms() : 0);
+    json_object_set_new(o, "duration_ms",
+                        c->started_at ? json_integer(end - c->started_at) : json_null());
+    return o;
+}
+
+/* Why a fragment of `group` waits, cached per group for one request. */
+struct wait_cache {
+    const char *group[16];
+    char why[16][160];
+    size_t n;
+};
+
+static const char *wait_reason(struct vk_api *api, struct wait_cache *wc,
+                               const struct vk_store_fragment *f)
+{
+    if (f->status == VK_STORE_FRAG_PENDING)
+        return "waiting for the fragments before it";
+    if (f->status != VK_STORE_FRAG_READY || !f->machine)
+        return NULL;
+    for (size_t i = 0; i < wc->n; i++) {
+        if (strcmp(wc->group[i], f->machine) == 0)
+            return wc->why[i];
+    }
+    if (wc->n == VK_ARRAY_LEN(wc->group))
+        return "waiting for a worker";
+    size_t i = wc->n++;
+    wc->group[i] = f->machine;
+    int64_t alive = 0, busy = 0, dead = 0;
+    struct vk_err err;
+    if (vk_store_group_status(api->opts.store, f->machine, &alive, &busy, &dead, &err) < 0)
+        snprintf(wc->why[i], sizeof(wc->why[i]), "waiting for a worker");
+    else if (alive == 0 && dead == 0)
+        snprintf(wc->why[i], sizeof(wc->why[i]), "no worker is registered for machine group '%s'",
+                 f->machine);
+    else if (alive == 0)
+        snprintf(wc->why[i], sizeof(wc->why[i]), "all %lld workers of machine group '%s' are dead",
+                 (long long)dead, f->machine);
+    else if (busy >= alive)
+        snprintf(wc->why[i], sizeof(wc->why[i]), "all %lld workers of machine group '%s' are busy",
+                 (long long)alive, f->machine);
+    else
+        snprintf(wc->why[i], sizeof(wc->why[i]),
+                 "waiting for one of %lld idle workers of machine group '%s' to pick it up",
+                 (long long)(alive - busy), f->machine);
+    return wc->why[i];
+}
+
+static json_t *fragment_json(struct vk_api *api, struct wait_cache *wc,
+                             const struct vk_store_fragment *f)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(f->id));
+    json_object_set_new(o, "name", vk__api_str(f->name));
+    json_object_set_new(o, "type",
+                        json_string(f->type == VK_STORE_FRAG_GROUP ? "group" : "inline"));
+    json_object_set_new(o, "is_parallel", json_boolean(f->is_parallel));
+    json_object_set_new(o, "sequence", json_integer(f->sequence));
+    json_object_set_new(o, "run_script", vk__api_str(f->run_script));
+    json_object_set_new(o, "machine", vk__api_str(f->machine));
+    json_object_set_new(o, "condition", vk__api_str(f->condition));
+    json_object_set_new(o, "source_url", vk__api_str(f->source_url));
+    json_object_set_new(o, "status", json_string(vk_store_frag_status_name(f->status)));
+    json_object_set_new(o, "attempt", json_integer(f->attempt));
+    json_object_set_new(o, "worker_id", f->worker_id[0] ? json_string(f->worker_id) : json_null());
+    json_object_set_new(o, "ready_at", vk__api_time(f->ready_at));
+    json_object_set_new(o, "started_at", vk__api_time(f->started_at));
+    json_object_set_new(o, "finished_at", vk__api_time(f->finished_at));
+    json_object_set_new(o, "exit_code",
+                        f->has_exit_code ? json_integer(f->exit_code) : json_null());
+    json_object_set_new(o, "error", vk__api_str(f->error));
+    const char *why = wait_reason(api, wc, f);
+    json_object_set_new(o, "waiting_reason", vk__api_str(why));
+    if (f->type == VK_STORE_FRAG_GROUP)
+        json_object_set_new(o, "children", json_array());
+    return o;
+}
+
+static void h_chain_get(struct vk_http_req *req, void *ctx)
+{
+    struct vk_api *api = ctx;
+    const char *id = vk_http_param(req, "id");
+    struct vk_store_chain c;
+    struct vk_store_fragment *frags = NULL;
+    size_t n = 0;
+    struct vk_err err;
+    vk_err_clear(&err);
+    int rc = id && vk_uuid_valid(id)
+                 ? vk_store_chain_get(api->opts.store, id, vk_http_pool(req), &c, &frags, &n, &err)
+                 : vk_err_set(&err, VK_ENOTFOUND, "no chain '%s'", id ? id : "");
+    if (rc < 0) {
+        vk__api_reply_err(req, &err, rc);
+        return;
+    }
+    json_t *o = chain_json(&c);
+    json_t *top = json_array();
+    /* Fragments come in pre-order: a parent always precedes its children, so one
+     * pass with a stack of open groups builds the tree. */
+    json_t **objs = vk_calloc(n ? n : 1, sizeof(*objs));
+    struct wait_cache wc = {.n = 0};
+    for (size_t i = 0; objs && i < n; i++) {
+        objs[i] = fragment_json(api, &wc, &frags[i]);
+        json_t *parent_list = top;
+        for (size_t j = i; frags[i].parent_id[0] && j-- > 0;) {
+            if (strcmp(frags[j].id, frags[i].parent_id) == 0) {
+                parent_list = json_object_get(objs[j], "children");
+                break;
+            }
+        }
+        json_array_append_new(parent_list, objs[i]);
+    }
+    vk_free(objs);
+    json_object_set_new(o, "fragment_count", json_integer((json_int_t)n));
+    json_object_set_new(o, "fragments", top);
+    vk_http_reply_json(req, 200, o);
+}
+
+static void h_chain_list(struct vk_http_req *req, void *ctx)
+{
+    struct vk_api *api = ctx;
+    struct vk_store_chain_filter f = {
+        .status = vk_http_query(req, "status"),
+        .repository_id = vk_http_query(req, "repository"),
+        .branch = vk_http_query(req, "branch"),
+        .trigger = vk_http_query(req, "trigger"),
+        .cursor = vk_http_query(req, "cursor"),
+    };
+    const char *limit = vk_http_query(req, "limit");
+    if (limit) {
+        char *end;
+        long l = strtol(limit, &end, 10);
+        if (!*limit || *end || l < 1 || l > VK_STORE_MAX_LIST) {
+            vk_http_reply_error(req, 400, "bad_request", "'limit' must be 1..%d",
+                                VK_STORE_MAX_LIST);
+            return;
+        }
+        f.limit = (int)l;
+    }
+    const char *since = vk_http_query(req, "since");
+    if (since && vk_time_parse(since, &f.since_ms) != 0) {
+        vk_http_reply_error(req, 400, "bad_request",
+                            "'since' must be a UTC time like 2026-01-31T12:00:00Z");
+        return;
+    }
+    struct vk_store_chain *chains = NULL;
+    size_t n = 0;
+    char next[VK_STORE_CURSOR_LEN] = "";
+    struct vk_err err;
+    vk_err_clear(&err);
+    int rc = vk_store_chain_list(api->opts.store, &f, vk_http_pool(req), &chains, &n, next, &err);
+    if (rc < 0) {
+        vk__api_reply_err(req, &err, rc);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, chain_json(&chains[i]));
+    vk_http_reply_json(req, 200,
+                       json_pack("{s:o, s:o}", "chains", arr, "next_cursor",
+                                 next[0] ? json_string(next) : json_null()));
+}
+
+static void h_chain_cancel(struct vk_http_req *req, void *ctx)
+{
+    struct vk_api *api = ctx;
+    const char *id = vk_http_param(req, "id");
+    struct vk_err err;
+    vk_err_clear(&err);
+    int rc = id && vk_uuid_valid(id) ? vk_orch_cancel(api->opts.orch, id, &err)
+                                     : vk_err_set(&err, VK_ENOTFOUND, "no chain '%s'", id);
+    if (rc < 0) {
+        vk__api_reply_err(req, &err, rc);
+        return;
+    }
+    vk_log(VK_LOG_INFO, "api", "chain cancelled", "chain_id", id, NULL);
+    vk_http_reply_json(req, 200, json_pack("{s:s, s:s}", "chain_id", id, "status", "cancelled"));
+}
+
+static void h_chain_rerun(struct vk_http_req *req, void *ctx)
+{
+    struct vk_api *api = ctx;
+    const char *id = vk_http_param(req, "id");
+    char new_id[VK_UUID_LEN];
+    struct vk_err err;
+    vk_err_clear(&err);
+    int rc = id && vk_uuid_valid(id) ? vk_orch_rerun(api->opts.orch, id, new_id, &err)
+                                     : vk_err_set(&err, VK_ENOTFOUND, "no chain '%s'", id);
+    if (rc < 0) {
+        vk__api_reply_err(req, &err, rc);
+        return;
+    }
+    vk_http_reply_json(req, 201, json_pack("{s:s, s:s}", "chain_id", new_id, "rerun_of", id));
+}
+
+/* The current attempt of a fragment (for the log route's default). */
+static int fragment_attempt(struct vk_api *api, const char *id, int *attempt, struct vk_err *err)
+{
+    struct vk_store_tx *tx = NULL;
+    int rc = vk_store_tx_begin(api->opts.store, &tx, err);
+    if (rc < 0)
+        return rc;
+    struct vk_pool pool;
+    vk_pool_init(&pool, 4096);
+    struct vk_store_fragment f;
+    rc = vk_store_tx_fragment_get(tx, id, &pool, &f, err);
+    if (rc == 0)
+        *attempt = f.attempt;
+    vk_pool_release(&pool);
+    vk_store_tx_rollback(tx);
+    return rc;
+}
+
+static void h_fragment_log(struct vk_http_req *req, void *ctx)
+{
+    struct vk_api *api = ctx;
+    const char *id = vk_http_param(req, "id");
+    struct vk_err err;
+    vk_err_clear(&err);
+    int attempt = 0;
+    const char *a = vk_http_query(req, "attempt");
+    const char *o = vk_http_query(req, "offset");
+    int rc;
+    if (!id || !vk_uuid_valid(id)) {
+        vk_http_reply_error(req, 404, "not_found", "no fragment '%s'", id ? id : "");
+        return;
+    }
+    if (a) {
+        char *end;
+        long v = strtol(a, &end, 10);
+        if (!*a || *end || v < 1 || v > 1000000) {
+            vk_http_reply_error(req, 400, "bad_request", "'attempt' must be a positive integer");
+            return;
+        }
+        attempt = (int)v;
+    } else {
+        rc = fragment_attempt(api, id, &attempt, &err);
+        if (rc < 0) {
+            vk__api_reply_err(req, &err, rc);
+            return;
+        }
+    }
+    int64_t offset = 0;
+    if (o) {
+        char *end;
+        long long v = strtoll(o, &end, 10);
+        if (!*o || *end || v < 0) {
+            vk_http_reply_error(req, 400, "bad_request", "'offset' must be a byte offset");
+            return;
+        }
+        offset = v;
+    }
+    struct vk_buf out = VK_BUF_INIT(MAX_LOG_REPLY);
+    int64_t total = 0;
+    for (;;) {
+        size_t got = 0;
+        rc = vk_buf_grow(&out, 256 * 1024);
+        if (rc < 0)
+            break;
+        rc = vk_store_log_read(api->opts.store, id, attempt, offset, out.data + out.len, 256 * 1024,
+                               &got, &total, &err);
+        if (rc < 0 || got == 0)
+            break;
+        out.len += got;
+        out.data[out.len] = '\0';
+        offset += (int64_t)got;
+    }
+    if (rc < 0 && rc != VK_ETOOBIG) {
+        vk_buf_release(&out);
+        vk__api_reply_err(req, &err, rc);
+        return;
+    }
+    char num[32];
+    snprintf(num, sizeof(num), "%d", attempt);
+    if (vk_http_set_header(req, "X-Vulcan-Attempt", num) == 0) {
+        snprintf(num, sizeof(num), "%lld", (long long)total);
+        (void)!vk_http_set_header(req, "X-Vulcan-Log-Length", num);
+    }
+    vk_http_reply(req, 200, "text/plain; charset=utf-8", out.data ? out.data : "", out.len);
+    vk_buf_release(&out);
+}
+
+int vk__api_chain_routes(struct vk_api *api, struct vk_err *err)
+{
+    const struct vk_http_route_opts json = {.max_body = MAX_WORKFLOW + 64 * 1024, .json = true};
+    const struct vk_http_route_opts small = {.max_body = 4096};
+    struct {
+        const char *method, *pattern;
+        vk_http_handler_fn fn;
+        const struct vk_http_route_opts *opts;
+    } routes[] = {
+        {"POST", "/api/v1/parse", h_parse, &json},
+        {"POST", "/api/v1/validate", h_validate, &json},
+        {"GET", "/api/v1/chains", h_chain_list, NULL},
+        {"GET", "/api/v1/chains/{id}", h_chain_get, NULL},
+        {"POST", "/api/v1/chains/{id}/cancel", h_chain_cancel, &small},
+        {"POST", "/api/v1/chains/{id}/rerun", h_chain_rerun, &small},
+        {"GET", "/api/v1/fragments/{id}/log", h_fragment_log, NULL},
+    };
+    for (size_t i = 0; i < VK_ARRAY_LEN(routes); i++) {
+        int rc = vk_http_route(api->http, routes[i].method, routes[i].pattern, routes[i].fn, api,
+                               routes[i].opts, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,557 @@
+/*
+ * The worker protocol (DESIGN §5): register, heartbeat, long-poll work
+ * requests, log upload and results fenced by attempt, busy, queue metrics.
+ *
+ * Long-poll dispatcher: a work request that finds nothing ready is suspended
+ * and put at the tail of the waiter list (FIFO). vk_api_wake(group) walks the
+ * list and claims work for each waiter serving `group` until the group has no
+ * more ready work. Replies happen under the list lock (the HTTP layer's rule
+ * for suspended requests), and so do claims for waiters, which keeps the list
+ * and the suspended requests consistent without reference counting.
+ */
+#include "api_int.h"
+#include "vulcan/telemetry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_NAME 256
+
+/* ---------------------------------------------------------------- Work items */
+
+static void env_merge(json_t *env, const char *json_text)
+{
+    if (!json_text || !*json_text)
+        return;
+    json_t *o = json_loads(json_text, 0, NULL);
+    const char *k;
+    json_t *v;
+    if (json_is_object(o)) {
+        json_object_foreach(o, k, v)
+        {
+            if (json_is_string(v))
+                json_object_set(env, k, v);
+        }
+    }
+    json_decref(o);
+}
+
+static void env_set(json_t *env, const char *k, const char *v)
+{
+    json_object_set_new(env, k, json_string(v ? v : ""));
+}
+
+/* The JSON work item a worker receives for a claimed fragment. */
+static json_t *work_json(const struct vk_store_work *w, const char *worker_id)
+{
+    const struct vk_store_fragment *f = &w->fragment;
+    const struct vk_store_chain *c = &w->chain;
+    json_t *env = json_object();
+    env_merge(env, c->env_json);
+    env_merge(env, f->env_json);
+    char num[32];
+    env_set(env, "CI", "true");
+    env_set(env, "VULCAN", "true");
+    env_set(env, "BRANCH", c->branch);
+    env_set(env, "TRIGGER", c->trigger);
+    env_set(env, "COMMIT_SHA", c->commit_sha);
+    env_set(env, "TAG", c->tag);
+    env_set(env, "REPOSITORY_URL", c->repository_url);
+    snprintf(num, sizeof(num), "%lld", (long long)c->pr_number);
+    env_set(env, "PR_NUMBER", c->pr_number ? num : "");
+    env_set(env, "VULCAN_CHAIN_ID", c->id);
+    env_set(env, "VULCAN_FRAGMENT_ID", f->id);
+    env_set(env, "VULCAN_FRAGMENT_NAME", f->name);
+    snprintf(num, sizeof(num), "%d", f->attempt);
+    env_set(env, "VULCAN_ATTEMPT", num);
+    env_set(env, "VULCAN_WORKER_ID", worker_id);
+    env_set(env, "VULCAN_MACHINE", f->machine);
+    json_t *o = json_object();
+    json_object_set_new(o, "fragment_id", json_string(f->id));
+    json_object_set_new(o, "chain_id", json_string(c->id));
+    json_object_set_new(o, "attempt", json_integer(f->attempt));
+    json_object_set_new(o, "name", vk__api_str(f->name));
+    json_object_set_new(o, "run_script", vk__api_str(f->run_script));
+    json_object_set_new(o, "env", env);
+    json_object_set_new(o, "timeout_s", json_integer((f->timeout_ms + 999) / 1000));
+    json_object_set_new(o, "repository_url", vk__api_str(c->repository_url));
+    json_object_set_new(o, "commit_sha", vk__api_str(c->commit_sha));
+    json_object_set_new(o, "branch", vk__api_str(c->branch));
+    json_object_set_new(o, "machine", vk__api_str(f->machine));
+    json_object_set_new(o, "trace_id", vk__api_str(c->trace_id));
+    return o;
+}
+
+/* Try to claim work for the waiter `w`; reply 200 when found. Returns 1 when the waiter
+ * was answered, 0 when nothing was ready, <0 on a store error. Called with api->lock held. */
+static int serve_waiter(struct vk__api_waiter *w)
+{
+    struct vk_api *api = w->api;
+    struct vk_pool pool;
+    vk_pool_init(&pool, 8192);
+    struct vk_store_work work;
+    struct vk_err err;
+    vk_err_clear(&err);
+    int rc = vk_orch_claim(api->opts.orch, w->worker_id, (const char *const *)w->groups, w->ngroups,
+                           &pool, &work, &err);
+    if (rc == VK_ENOTFOUND) {
+        rc = 0;
+    } else if (rc == 0) {
+        if (vk_http_reply_json(w->req, 200, work_json(&work, w->worker_id)) != 0) {
+            /* The worker went away between claim and reply: give the fragment back
+             * without counting an attempt, so it is not lost. The wake loop goes on to
+             * the next waiter, which claims it again. */
+            if (vk_store_requeue_fragment(api->opts.store, work.fragment.id, work.fragment.attempt,
+                                          w->worker_id, vk_now_ms(), &err) < 0)
+                vk_log(VK_LOG_ERROR, "api", "cannot hand back a fragment", "fragment_id",
+                       work.fragment.id, "error", err.msg, NULL);
+        }
+        rc = 1;
+    } else {
+        vk_log(VK_LOG_WARN, "api", "claim failed", "worker_id", w->worker_id, "error", err.msg,
+               NULL);
+    }
+    vk_pool_release(&pool);
+    return rc;
+}
+
+static void waiter_unlink(struct vk_api *api, struct vk__api_waiter *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        api->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        api->tail = w->prev;
+    w->prev = w->next = NULL;
+}
+
+static void waiter_free(struct vk__api_waiter *w)
+{
+    for (size_t i = 0; i < w->ngroups; i++)
+        vk_free(w->groups[i]);
+    vk_free(w);
+}
+
+static bool waiter_serves(const struct vk__api_waiter *w, const char *group)
+{
+    for (size_t i = 0; i < w->ngroups; i++) {
+        if (!group || strcmp(w->groups[i], group) == 0)
+            return true;
+    }
+    return false;
+}
+
+void vk_api_wake(void *ctx, const char *group)
+{
+    struct vk_api *api = ctx;
+    pthread_mutex_lock(&api->lock);
+    struct vk__api_waiter *w = api->head;
+    while (w) {
+        struct vk__api_waiter *next = w->next;
+        if (waiter_serves(w, group)) {
+            int rc = serve_waiter(w);
+            if (rc == 1) {
+                waiter_unlink(api, w);
+                waiter_free(w);
+            } else if (group) {
+                break; /* nothing (more) ready in this group */
+            }
+        }
+        w = next;
+    }
+    pthread_mutex_unlock(&api->lock);
+}
+
+static void waiter_timeout(struct vk_http_req *req, void *ctx)
+{
+    struct vk__api_waiter *w = ctx;
+    struct vk_api *api = w->api;
+    pthread_mutex_lock(&api->lock);
+    waiter_unlink(api, w);
+    vk_http_reply_empty(req, 204);
+    pthread_mutex_unlock(&api->lock);
+    waiter_free(w);
+}
+
+static void waiter_closed(struct vk_http_req *req, void *ctx)
+{
+    struct vk__api_waiter *w = ctx;
+    struct vk_api *api = w->api;
+    pthread_mutex_lock(&api->lock);
+    waiter_unlink(api, w);
+    pthread_mutex_unlock(&api->lock);
+    waiter_free(w);
+}
+
+/* ---------------------------------------------------------------- Handlers */
+
+/* The worker behind a request's worker_id, answered 404/409 when it cannot work. */
+static bool load_worker(struct vk_api *api, struct vk_http_req *req, const char *id,
+                        struct vk_store_worker *w)
+{
+    if (!id || !vk_uuid_valid(id)) {
+        vk_http_reply_error(req, 400, "bad_request", "'worker_id' must be a worker id");
+        return false;
+    }
+    struct vk_err err;
+    vk_err_clear(&err);
+    int rc = vk_store_worker_get(api->opts.store, id, vk_http_pool(req), w, &err);
+    if (rc < 0) {
+        vk__api_reply_err(req, &err, rc);
+        return false;
+    }
+    if (w->status != VK_STORE_WORKER_ALIVE) {
+        vk_http_reply_error(req, 409, "worker_gone", "worker '%s' was declared %s; register again",
+                            id, vk_store_worker_status_name(w->status));
+        return false;
+    }
+    return true;
+}
+
+static void h_register(struct vk_http_req *req, void *ctx)
+{
+    struct vk_api *api = ctx;
+    json_t *body = vk_http_json(req);
+    const char *groups[VK_STORE_MAX_GROUPS];
+    size_t n = 0;
+    json_t *list = json_object_get(body, "machine_groups");
+    if (json_is_array(list)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(list, i, v)
+        {
+            if (!json_is_string(v) || json_string_length(v) == 0 ||
+                json_string_length(v) > MAX_NAME) {
+                vk_http_reply_error(req, 400, "bad_request",
+                                    "'machine_groups' must hold non-empty names");
+                return;
+            }
+            if (n == VK_STORE_MAX_GROUPS) {
+                vk_http_reply_error(req, 400, "bad_request",
+                                    "a worker serves at most %d machine groups",
+                                    VK_STORE_MAX_GROUPS);
+                return;
+            }
+            groups[n++] = json_string_value(v);
+        }
+    }
+    const char *one = vk__api_get_str(body, "machine_group");
+    if (n == 0 && one && *one && strlen(one) <= MAX_NAME)
+        groups[n++] = one;
+    if (n == 0) {
+        vk_http_reply_error(req, 400, "bad_request", "'machine_group' is required");
+        return;
+    }
+    const char *name = vk__api_get_str(body, "name");
+    const char *version = vk__api_get_str(body, "version");
+    if ((name && strlen(name) > MAX_NAME) || (version && strlen(version) > MAX_NAME)) {
+        vk_http_reply_error(req, 400, "bad_request", "'name' and 'version' are too long");
+        return;
+    }
+    char id[VK_UUID_LEN];
+    struct vk_err err;
+    vk_err_clear(&err);
+    int rc = vk_store_worker_register(api->opts.store, vk_orch_default_tenant(api->opts.orch),
+                                      name ? name : "worker", version ? version : "", groups, n,
+                                      vk_now_ms(), id, &err);
+    if (rc < 0) {
+        vk__api_reply_err(req, &err, rc);
+        return;
+    }
+    vk_log(VK_LOG_INFO, "api", "worker registered", "worker_id", id, "name", name, "machine_group",
+           groups[0], NULL);
+    vk_http_reply_json(req, 200,
+                       json_pack("{s:s, s:i}", "worker_id", id, "heartbeat_interval_s",
+                                 api->opts.heartbeat_interval_s));
+}
+
+static void h_heartbeat(struct vk_http_req *req, void *ctx)
+{
+    struct vk_api *api = ctx;
+    const char *id = vk__api_get_str(vk_http_json(req), "worker_id");
+    if (!id || !vk_uuid_valid(id)) {
+        vk_http_reply_error(req, 400, "bad_request", "'worker_id' must be a worker id");
+        return;
+    }
+    const char **cancel = NULL;
+    size_t n = 0;
+    struct vk_err err;
+    vk_err_clear(&err);
+    int64_t now = vk_now_ms();
+    int rc =
+        vk_store_worker_heartbeat(api->opts.store, id, now, vk_http_pool(req), &cancel, &n, &err);
+    if (rc < 0) {
+        vk__api_reply_err(req, &err, rc);
+        return;
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, json_string(cancel[i]));
+    vk_http_reply_json(req, 200,
+                       json_pack("{s:s, s:o, s:o}", "status", "ok", "timestamp", vk__api_time(now),
+                                 "cancel", list));
+}
+
+static void h_deregister(struct vk_http_req *req, void *ctx)
+{
+    struct vk_api *api = ctx;
+    const char *id = vk__api_get_str(vk_http_json(req), "worker_id");
+    if (!id || !vk_uuid_valid(id)) {
+        vk_http_reply_error(req, 400, "bad_request", "'worker_id' must be a worker id");
+        return;
+    }
+    struct vk_err err;
+    vk_err_clear(&err);
+    int rc = vk_store_worker_stop(api->opts.store, id, &err);
+    if (rc < 0) {
+        vk__api_reply_err(req, &err, rc);
+        return;
+    }
+    vk_log(VK_LOG_INFO, "api", "worker said goodbye", "worker_id", id, NULL);
+    vk_http_reply_empty(req, 204);
+}
+
+static void h_work_request(struct vk_http_req *req, void *ctx)
+{
+    struct vk_api *api = ctx;
+    json_t *body = vk_http_json(req);
+    struct vk_store_worker worker;
+    if (!load_worker(api, req, vk__api_get_str(body, "worker_id"), &worker))
+        return;
+    json_t *ws = json_object_get(body, "wait_s");
+    int64_t wait_s = json_is_integer(ws) ? json_integer_value(ws) : 30;
+    if (wait_s < 0)
+        wait_s = 0;
+    if (wait_s > api->opts.max_wait_s)
+        wait_s = api->opts.max_wait_s;
+
+    struct vk__api_waiter *w = vk_calloc(1, sizeof(*w));
+    if (!w) {
+        vk_http_reply_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    w->api = api;
+    w->req = req;
+    snprintf(w->worker_id, sizeof(w->worker_id), "%s", worker.id);
+    for (size_t i = 0; i < worker.ngroups && i < VK_STORE_MAX_GROUPS; i++)
+        w->groups[w->ngroups++] = vk_xstrdup(worker.groups[i]);
+
+    pthread_mutex_lock(&api->lock);
+    int rc = serve_waiter(w);
+    if (rc != 0 || wait_s == 0) {
+        if (rc == 0)
+            vk_http_reply_empty(req, 204);
+        else if (rc < 0)
+            vk_http_reply_error(req, 503, "unavailable", "cannot claim work now");
+        pthread_mutex_unlock(&api->lock);
+        waiter_free(w);
+        return;
+    }
+    /* Nothing ready: wait. Suspending under the lock means a wake cannot slip in
+     * between the failed claim and the waiter joining the list. */
+    if (vk_http_suspend(req, wait_s * 1000, waiter_timeout, waiter_closed, w) != 0) {
+        vk_http_reply_empty(req, 204);
+        pthread_mutex_unlock(&api->lock);
+        waiter_free(w);
+        return;
+    }
+    w->prev = api->tail;
+    if (api->tail)
+        api->tail->next = w;
+    else
+        api->head = w;
+    api->tail = w;
+    pthread_mutex_unlock(&api->lock);
+}
+
+static bool parse_int_query(struct vk_http_req *req, const char *name, int64_t *out, bool required)
+{
+    const char *s = vk_http_query(req, name);
+    if (!s) {
+        if (required)
+            vk_http_reply_error(req, 400, "bad_request", "query parameter '%s' is required", name);
+        *out = 0;
+        return !required;
+    }
+    char *end = NULL;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || v < 0) {
+        vk_http_reply_error(req, 400, "bad_request", "'%s' must be a non-negative integer", name);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static void h_log_append(struct vk_http_req *req, void *ctx)
+{
+    struct vk_api *api = ctx;
+    const char *id = vk_http_param(req, "id");
+    int64_t attempt, offset;
+    if (!id || !vk_uuid_valid(id)) {
+        vk_http_reply_error(req, 404, "not_found", "no fragment '%s'", id ? id : "");
+        return;
+    }
+    if (!parse_int_query(req, "attempt", &attempt, true) ||
+        !parse_int_query(req, "offset", &offset, false))
+        return;
+    size_t len;
+    const char *body = vk_http_body(req, &len);
+    struct vk_err err;
+    vk_err_clear(&err);
+    int rc = vk_store_log_append(api->opts.store, id, (int)attempt, offset, body, len, NULL, &err);
+    if (rc < 0) {
+        vk__api_reply_err(req, &err, rc);
+        return;
+    }
+    vk_http_reply_empty(req, 204);
+}
+
+static void h_result(struct vk_http_req *req, void *ctx)
+{
+    struct vk_api *api = ctx;
+    json_t *body = vk_http_json(req);
+    const char *wid = vk__api_get_str(body, "worker_id");
+    const char *fid = vk__api_get_str(body, "fragment_id");
+    json_t *att = json_object_get(body, "attempt");
+    if (!wid || !vk_uuid_valid(wid) || !fid || !vk_uuid_valid(fid) || !json_is_integer(att)) {
+        vk_http_reply_error(req, 400, "bad_request",
+                            "'worker_id', 'fragment_id' and 'attempt' are required");
+        return;
+    }
+    struct vk_err err;
+    vk_err_clear(&err);
+    int rc;
+    if (json_is_true(json_object_get(body, "handback"))) {
+        rc = vk_store_requeue_fragment(api->opts.store, fid, (int)json_integer_value(att), wid,
+                                       vk_now_ms(), &err);
+        if (rc < 0) {
+            vk__api_reply_err(req, &err, rc);
+            return;
+        }
+        vk_log(VK_LOG_INFO, "api", "fragment handed back", "fragment_id", fid, "worker_id", wid,
+               NULL);
+        vk_api_wake(api, NULL);
+        vk_http_reply_json(req, 200, json_pack("{s:s}", "fragment_status", "ready"));
+        return;
+    }
+    json_t *ec = json_object_get(body, "exit_code");
+    const char *msg = vk__api_get_str(body, "error_message");
+    struct vk_orch_result r = {
+        .worker_id = wid,
+        .fragment_id = fid,
+        .attempt = (int)json_integer_value(att),
+        .success = json_is_true(json_object_get(body, "success")),
+        .has_exit_code = json_is_integer(ec),
+        .exit_code = json_is_integer(ec) ? (int)json_integer_value(ec) : 0,
+        .error = msg && *msg ? msg : NULL,
+    };
+    enum vk_store_frag_status st;
+    rc = vk_orch_result(api->opts.orch, &r, &st, &err);
+    if (rc < 0) {
+        vk__api_reply_err(req, &err, rc);
+        return;
+    }
+    vk_http_reply_json(req, 200,
+                       json_pack("{s:s}", "fragment_status", vk_store_frag_status_name(st)));
+}
+
+static void h_busy(struct vk_http_req *req, void *ctx)
+{
+    struct vk_api *api = ctx;
+    const char *id = vk_http_param(req, "id");
+    struct vk_store_worker w;
+    struct vk_err err;
+    vk_err_clear(&err);
+    int rc = id && vk_uuid_valid(id)
+                 ? vk_store_worker_get(api->opts.store, id, vk_http_pool(req), &w, &err)
+                 : vk_err_set(&err, VK_ENOTFOUND, "no worker '%s'", id ? id : "");
+    if (rc < 0) {
+        vk__api_reply_err(req, &err, rc);
+        return;
+    }
+    bool busy = w.current_fragment_id[0] != '\0';
+    vk_http_reply_json(req, 200,
+                       json_pack("{s:b, s:o}", "busy", busy, "fragment_id",
+                                 busy ? json_string(w.current_fragment_id) : json_null()));
+}
+
+static void h_queue_metrics(struct vk_http_req *req, void *ctx)
+{
+    struct vk_api *api = ctx;
+    const char *group = vk_http_query(req, "machine_group");
+    struct vk_store_queue_metrics m;
+    struct vk_err err;
+    vk_err_clear(&err);
+    int rc = vk_store_queue_metrics(api->opts.store, group && *group ? group : NULL, &m, &err);
+    if (rc < 0) {
+        vk__api_reply_err(req, &err, rc);
+        return;
+    }
+    vk_http_reply_json(req, 200,
+                       json_pack("{s:I, s:I, s:I, s:I}", "pending_fragments",
+                                 (json_int_t)(m.pending + m.ready), "ready_fragments",
+                                 (json_int_t)m.ready, "running_fragments", (json_int_t)m.running,
+                                 "active_workers", (json_int_t)m.workers_alive));
+}
+
+static void h_workers(struct vk_http_req *req, void *ctx)
+{
+    struct vk_api *api = ctx;
+    struct vk_store_worker *ws = NULL;
+    size_t n = 0;
+    struct vk_err err;
+    vk_err_clear(&err);
+    int rc = vk_store_worker_list(api->opts.store, vk_http_pool(req), &ws, &n, &err);
+    if (rc < 0) {
+        vk__api_reply_err(req, &err, rc);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *groups = json_array();
+        for (size_t g = 0; g < ws[i].ngroups; g++)
+            json_array_append_new(groups, json_string(ws[i].groups[g]));
+        json_array_append_new(
+            arr, json_pack("{s:s, s:s?, s:s?, s:o, s:s, s:o, s:o, s:o}", "id", ws[i].id, "name",
+                           ws[i].name, "version", ws[i].version, "machine_groups", groups, "status",
+                           vk_store_worker_status_name(ws[i].status), "last_heartbeat",
+                           vk__api_time(ws[i].last_heartbeat), "registered_at",
+                           vk__api_time(ws[i].registered_at), "current_fragment_id",
+                           ws[i].current_fragment_id[0] ? json_string(ws[i].current_fragment_id)
+                                                        : json_null()));
+    }
+    vk_http_reply_json(req, 200, json_pack("{s:o}", "workers", arr));
+}
+
+int vk__api_worker_routes(struct vk_api *api, struct vk_err *err)
+{
+    const struct vk_http_route_opts json = {.max_body = 64 * 1024, .json = true};
+    const struct vk_http_route_opts raw = {.max_body = VK_STORE_MAX_LOG_CHUNK};
+    struct {
+        const char *method, *pattern;
+        vk_http_handler_fn fn;
+        const struct vk_http_route_opts *opts;
+    } routes[] = {
+        {"POST", "/api/v1/workers/register", h_register, &json},
+        {"POST", "/api/v1/workers/heartbeat", h_heartbeat, &json},
+        {"POST", "/api/v1/workers/deregister", h_deregister, &json},
+        {"POST", "/api/v1/work/request", h_work_request, &json},
+        {"POST", "/api/v1/work/{id}/log", h_log_append, &raw},
+        {"POST", "/api/v1/work/result", h_result, &json},
+        {"GET", "/api/v1/workers/{id}/busy", h_busy, NULL},
+        {"GET", "/api/v1/workers", h_workers, NULL},
+        {"GET", "/api/v1/queue/metrics", h_queue_metrics, NULL},
+    };
+    for (size_t i = 0; i < VK_ARRAY_LEN(routes); i++) {
+        int rc = vk_http_route(api->http, routes[i].method, routes[i].pattern, routes[i].fn, api,
+                               routes[i].opts, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}

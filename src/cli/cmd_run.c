@@ -1,0 +1,280 @@
+/*
+ * vulcan run FILE: run a workflow locally from start to end with the same
+ * parser, orchestrator, API and workers as a server (an in-memory SQLite
+ * store, a server on a free loopback port, one local worker process per
+ * machine group), printing each fragment's output live and a summary.
+ */
+#include "cli/cli.h"
+#include "vulcan/api.h"
+#include "vulcan/orchestrator.h"
+#include "vulcan/store.h"
+#include "vulcan/telemetry.h"
+#include "vulcan/workflow.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char usage_text[] =
+    "usage: vulcan run FILE [--env K=V]... [--branch B] [--trigger T] [--base-path DIR]\n"
+    "                       [--sandbox auto|bwrap|none] [--concurrency N] [--log-level L]\n"
+    "\n"
+    "Run a workflow locally from start to end, with the same parser, scheduler and\n"
+    "executor as a server: an in-memory store, a server on a free loopback port and\n"
+    "one local worker per machine group. Each fragment's output is printed live with\n"
+    "its name as prefix, then a summary. Exit status: 0 when the chain completed,\n"
+    "1 when it failed or was cancelled, 2 on bad usage.\n"
+    "\n"
+    "  --env K=V          a variable for conditions and scripts (repeatable)\n"
+    "  --branch B         $BRANCH for conditions and scripts (default: the current git\n"
+    "                     branch, else main)\n"
+    "  --trigger T        $TRIGGER (default manual)\n"
+    "  --base-path DIR    resolve relative imports against DIR\n"
+    "  --sandbox MODE     auto (bubblewrap when it works), bwrap or none (default auto)\n"
+    "  --concurrency N    fragments each machine group runs at once (default 4)\n"
+    "  --log-level LEVEL  server and worker logs on stderr (default warn)\n";
+
+/* Between polls: wait a little; the first SIGINT/SIGTERM cancels the chain, the
+ * second stops following. */
+struct run_tick {
+    sigset_t set;
+    struct vk_orch *orch;
+    const char *chain_id;
+    bool cancelled;
+};
+
+static int run_tick(void *ctx)
+{
+    struct run_tick *t = ctx;
+    struct timespec ts = {0, 100 * 1000000};
+    int sig = sigtimedwait(&t->set, NULL, &ts);
+    if (sig != SIGINT && sig != SIGTERM)
+        return 0;
+    if (t->cancelled)
+        return VK_EAGAIN;
+    fputs("\nvulcan run: cancelling the chain (again to stop waiting)\n", stderr);
+    struct vk_err err;
+    t->cancelled = true;
+    return vk_orch_cancel(t->orch, t->chain_id, &err) < 0 ? VK_EAGAIN : 0;
+}
+
+/* Every machine group the workflow names. */
+struct groups {
+    const char *names[16];
+    size_t n;
+};
+
+static int collect_group(void *ctx, const struct vk_wf_fragment *f, unsigned depth)
+{
+    struct groups *g = ctx;
+    if (f->type != VK_WF_INLINE || !f->machine)
+        return 0;
+    for (size_t i = 0; i < g->n; i++) {
+        if (strcmp(g->names[i], f->machine) == 0)
+            return 0;
+    }
+    if (g->n == VK_ARRAY_LEN(g->names))
+        return 1;
+    g->names[g->n++] = f->machine;
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static void current_branch(char *out, size_t cap)
+{
+    snprintf(out, cap, "main");
+    FILE *p = popen("git rev-parse --abbrev-ref HEAD 2>/dev/null", "r");
+    if (!p)
+        return;
+    char line[256];
+    if (fgets(line, sizeof(line), p)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (line[0] && strcmp(line, "HEAD") != 0)
+            snprintf(out, cap, "%s", line);
+    }
+    pclose(p);
+}
+
+int vk__cli_run(int argc, char **argv)
+{
+    if (vk__cli_wants_help(argc, argv)) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    const char *branch = NULL, *trigger = "manual", *base_path = NULL, *sandbox = "auto",
+               *log_level = "warn";
+    long long concurrency = 4;
+    struct vk__cli_list envs = {.n = 0};
+    struct vk__cli_opt opts[] = {
+        {"env", 'e', VK_CLI_LIST, &envs, NULL, false, 0, 0},
+        {"branch", 0, VK_CLI_STR, &branch, NULL, false, 0, 0},
+        {"trigger", 0, VK_CLI_STR, &trigger, NULL, false, 0, 0},
+        {"base-path", 0, VK_CLI_STR, &base_path, NULL, false, 0, 0},
+        {"sandbox", 0, VK_CLI_STR, &sandbox, "VULCAN_SANDBOX", false, 0, 0},
+        {"concurrency", 'j', VK_CLI_INT, &concurrency, NULL, false, 1, 64},
+        {"log-level", 0, VK_CLI_STR, &log_level, "VULCAN_LOG_LEVEL", false, 0, 0},
+    };
+    const char *pos[1];
+    int npos = 0;
+    int rc = vk__cli_opts_parse("run", argc, argv, opts, VK_ARRAY_LEN(opts), pos, &npos, 1);
+    if (rc)
+        return rc;
+    if (npos != 1) {
+        fputs("vulcan run: one workflow FILE is needed; see 'vulcan run --help'\n", stderr);
+        vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
+        return 2;
+    }
+    enum vk_log_level lv;
+    if (vk_log_level_parse(log_level, &lv) != 0) {
+        fprintf(stderr, "vulcan run: unknown log level '%s'\n", log_level);
+        vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
+        return 2;
+    }
+    vk_log_configure(lv, VK_LOG_TEXT, 2);
+
+    struct vk_cond_var vars[32];
+    size_t nvars = 0;
+    for (size_t i = 0; i < envs.n; i++) {
+        char *eq = strchr(envs.items[i], '=');
+        if (!eq || eq == envs.items[i] || nvars == VK_ARRAY_LEN(vars)) {
+            fprintf(stderr, "vulcan run: --env needs KEY=VALUE, not '%s'\n", envs.items[i]);
+            vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
+            return 2;
+        }
+        *eq = '\0';
+        vars[nvars].name = envs.items[i];
+        vars[nvars].value = eq + 1;
+        nvars++;
+    }
+    char branch_buf[256];
+    if (!branch) {
+        current_branch(branch_buf, sizeof(branch_buf));
+        branch = branch_buf;
+    }
+
+    int status = 1;
+    struct vk_workflow *wf = NULL;
+    struct vk_store *store = NULL;
+    struct vk_orch *orch = NULL;
+    struct vk_api *api = NULL;
+    struct vk__cli_local local;
+    memset(&local, 0, sizeof(local));
+    bool color = isatty(1) && !getenv("NO_COLOR");
+    char work[] = "/tmp/vulcan-run-XXXXXX";
+    bool have_work = false;
+    struct vk_buf src = VK_BUF_INIT(VK_MAX_FILE);
+    struct vk_err err;
+    vk_err_clear(&err);
+
+    struct vk_wf_options wo = {.base_path = base_path};
+    struct vk_wf_error we;
+    vk_wf_error_init(&we);
+    if (vk_buf_read_file(&src, pos[0], &err) < 0) {
+        fprintf(stderr, "vulcan run: %s\n", err.msg);
+        goto out;
+    }
+    if (vk_workflow_load_buffer(src.data, src.len, pos[0], &wo, &wf, &we) != 0) {
+        fputs(we.rendered ? we.rendered : we.msg, stderr);
+        vk_wf_error_release(&we);
+        goto out;
+    }
+    struct groups groups = {.n = 0};
+    if (vk_workflow_walk(wf, collect_group, &groups) != 0) {
+        fputs("vulcan run: the workflow names more than 16 machine groups\n", stderr);
+        goto out;
+    }
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    if (vk_store_open("sqlite::memory:", &store, &err) < 0 ||
+        vk_orch_new(store, NULL, &orch, &err) < 0) {
+        fprintf(stderr, "vulcan run: %s\n", err.msg);
+        goto out;
+    }
+    struct vk_api_opts ao = {.listen = "127.0.0.1:0", .store = store, .orch = orch};
+    if (vk_api_new(&ao, &api, &err) < 0) {
+        fprintf(stderr, "vulcan run: %s\n", err.msg);
+        goto out;
+    }
+    vk_orch_set_ready_hook(orch, vk_api_wake, api);
+    if (vk_orch_start(orch, &err) < 0 || vk_api_start(api, &err) < 0) {
+        fprintf(stderr, "vulcan run: %s\n", err.msg);
+        goto out;
+    }
+    if (!mkdtemp(work)) {
+        fprintf(stderr, "vulcan run: cannot create a work directory: %s\n", strerror(errno));
+        goto out;
+    }
+    have_work = true;
+    char url[64], conc[16];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u", vk_api_port(api));
+    snprintf(conc, sizeof(conc), "%lld", concurrency);
+    const char *extra[] = {"--sandbox", sandbox,        "--concurrency", conc, "--log-level",
+                           log_level,   "--log-format", "text",          NULL};
+    /* One worker per machine group, so routing is the same as on a real fleet. */
+    for (size_t g = 0; g < groups.n; g++) {
+        struct vk__cli_local one;
+        char root[4096];
+        snprintf(root, sizeof(root), "%s/%zu", work, g);
+        if (mkdir(root, 0700) != 0 ||
+            vk__cli_local_start(&one, 1, url, &groups.names[g], 1, root, extra, &err) < 0) {
+            fprintf(stderr, "vulcan run: cannot start a worker: %s\n", err.msg);
+            goto out;
+        }
+        local.pids[local.n] = one.pids[0];
+        memcpy(local.argv[local.n], one.argv[0], sizeof(one.argv[0]));
+        local.n++;
+    }
+
+    char chain_id[VK_UUID_LEN];
+    struct vk_orch_context ctx = {
+        .source_file = pos[0], .branch = branch, .trigger = trigger, .env = vars, .nenv = nvars};
+    if (vk_orch_submit(orch, wf, src.data, &ctx, chain_id, NULL, &err) < 0) {
+        fprintf(stderr, "vulcan run: %s\n", err.msg);
+        goto out;
+    }
+    struct vk_http_client_opts co = {.base_url = url};
+    struct vk_http_client *cl = NULL;
+    if (vk_http_client_new(&co, &cl, &err) < 0) {
+        fprintf(stderr, "vulcan run: %s\n", err.msg);
+        goto out;
+    }
+    struct run_tick tick = {.set = set, .orch = orch, .chain_id = chain_id};
+    json_t *final = NULL;
+    if (vk__cli_follow(cl, chain_id, color, run_tick, &tick, &final, &err) < 0)
+        fprintf(stderr, "vulcan run: %s\n", err.msg);
+    if (final) {
+        vk__cli_print_summary(final);
+        const char *st = json_string_value(json_object_get(final, "status"));
+        status = st && strcmp(st, "completed") == 0 ? 0 : 1;
+        json_decref(final);
+    }
+    vk_http_client_free(cl);
+out:
+    vk__cli_local_stop(&local, 5000);
+    if (api)
+        vk_api_stop(api);
+    vk_api_free(api);
+    vk_orch_free(orch);
+    vk_store_close(store);
+    vk_workflow_free(wf);
+    vk_buf_release(&src);
+    if (have_work)
+        nftw(work, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
+    return status;
+}

@@ -1,0 +1,212 @@
+/*
+ * vulcan server: the HTTP API, the orchestrator (and, with --workers N, local
+ * workers) in one process, over SQLite or PostgreSQL.
+ */
+#include "cli/cli.h"
+#include "vulcan/api.h"
+#include "vulcan/orchestrator.h"
+#include "vulcan/store.h"
+#include "vulcan/telemetry.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static const char usage_text[] =
+    "usage: vulcan server [--listen ADDR:PORT] [--database URL] [--data-dir DIR]\n"
+    "                     [--roles api,orchestrator] [--workers N] [--worker-sandbox MODE]\n"
+    "                     [--worker-timeout SECONDS] [--max-attempts N]\n"
+    "                     [--log-level LEVEL] [--log-format json|text] [--config FILE]\n"
+    "\n"
+    "Run the Vulcan CI server: the HTTP API with the worker protocol, and the\n"
+    "orchestrator (queue, scheduling, retries, dead-worker detection).\n"
+    "\n"
+    "  --listen ADDR:PORT       where to listen (default 127.0.0.1:8080)      VULCAN_LISTEN\n"
+    "  --database URL           sqlite:PATH, sqlite::memory: or postgres://...  VULCAN_DATABASE\n"
+    "                           (default sqlite:DATA_DIR/vulcan.db)\n"
+    "  --data-dir DIR           state of this server (default ./vulcan-data)  VULCAN_DATA_DIR\n"
+    "  --roles LIST             parts to run: api, orchestrator (default both) VULCAN_ROLES\n"
+    "  --workers N              also start N local workers, group 'default'   VULCAN_WORKERS\n"
+    "  --worker-sandbox MODE    sandbox of local workers: auto, bwrap, none (default auto)\n"
+    "  --worker-timeout SECONDS a worker silent this long is dead (default 30)\n"
+    "  --max-attempts N         attempts before a fragment whose workers died fails (3)\n"
+    "  --log-level LEVEL        debug, info, warn, error (default info)      VULCAN_LOG_LEVEL\n"
+    "  --log-format FORMAT      json or text (default: text on a terminal, else json)\n"
+    "  --config FILE            a KDL file of settings, one per line: listen \"0.0.0.0:8080\"\n"
+    "\n"
+    "Flags win over VULCAN_* environment variables, which win over the config file.\n"
+    "SIGTERM or SIGINT stops the server gracefully.\n";
+
+/* Settings shared with `vulcan run`. */
+static int setup_logging(const char *cmd, const char *level, const char *format)
+{
+    enum vk_log_level lv = VK_LOG_INFO;
+    enum vk_log_format fm = isatty(2) ? VK_LOG_TEXT : VK_LOG_JSON;
+    if (level && vk_log_level_parse(level, &lv) != 0) {
+        fprintf(stderr, "vulcan %s: unknown log level '%s'\n", cmd, level);
+        return 2;
+    }
+    if (format && vk_log_format_parse(format, &fm) != 0) {
+        fprintf(stderr, "vulcan %s: unknown log format '%s' (json or text)\n", cmd, format);
+        return 2;
+    }
+    vk_log_configure(lv, fm, 2);
+    return 0;
+}
+
+int vk__cli_server(int argc, char **argv)
+{
+    if (vk__cli_wants_help(argc, argv)) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    const char *listen = "127.0.0.1:8080", *database = NULL, *data_dir = "./vulcan-data";
+    const char *roles = "api,orchestrator", *sandbox = "auto", *log_level = NULL,
+               *log_format = NULL;
+    long long workers = 0, worker_timeout = 30, max_attempts = 3;
+    struct vk__cli_opt opts[] = {
+        {"listen", 0, VK_CLI_STR, &listen, "VULCAN_LISTEN", true, 0, 0},
+        {"database", 0, VK_CLI_STR, &database, "VULCAN_DATABASE", true, 0, 0},
+        {"data-dir", 0, VK_CLI_STR, &data_dir, "VULCAN_DATA_DIR", true, 0, 0},
+        {"roles", 0, VK_CLI_STR, &roles, "VULCAN_ROLES", true, 0, 0},
+        {"workers", 0, VK_CLI_INT, &workers, "VULCAN_WORKERS", true, 0, 64},
+        {"worker-sandbox", 0, VK_CLI_STR, &sandbox, "VULCAN_WORKER_SANDBOX", true, 0, 0},
+        {"worker-timeout", 0, VK_CLI_INT, &worker_timeout, "VULCAN_WORKER_TIMEOUT", true, 1, 86400},
+        {"max-attempts", 0, VK_CLI_INT, &max_attempts, "VULCAN_MAX_ATTEMPTS", true, 1, 100},
+        {"log-level", 0, VK_CLI_STR, &log_level, "VULCAN_LOG_LEVEL", true, 0, 0},
+        {"log-format", 0, VK_CLI_STR, &log_format, "VULCAN_LOG_FORMAT", true, 0, 0},
+    };
+    const char *pos[1];
+    int npos = 0;
+    int rc = vk__cli_opts_parse("server", argc, argv, opts, VK_ARRAY_LEN(opts), pos, &npos, 0);
+    if (rc)
+        return rc;
+    rc = setup_logging("server", log_level, log_format);
+    if (rc)
+        return rc;
+    bool role_api = strstr(roles, "api") != NULL;
+    bool role_orch = strstr(roles, "orchestrator") != NULL;
+    if (!role_api && !role_orch) {
+        fprintf(stderr, "vulcan server: --roles needs api and/or orchestrator, not '%s'\n", roles);
+        return 2;
+    }
+    if (workers > 0 && !role_api) {
+        fputs("vulcan server: --workers needs the api role\n", stderr);
+        return 2;
+    }
+
+    char dbbuf[4096];
+    if (!database) {
+        snprintf(dbbuf, sizeof(dbbuf), "sqlite:%s/vulcan.db", data_dir);
+        database = dbbuf;
+    }
+    /* Signals are taken with sigtimedwait() by this thread; block them before any
+     * thread starts so none of the library's threads receives them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    struct vk_err err;
+    vk_err_clear(&err);
+    struct vk_store *store = NULL;
+    struct vk_orch *orch = NULL;
+    struct vk_api *api = NULL;
+    struct vk__cli_local local;
+    memset(&local, 0, sizeof(local));
+    int status = 1;
+
+    rc = vk_store_open(database, &store, &err);
+    if (rc < 0) {
+        fprintf(stderr, "vulcan server: cannot open the store: %s\n", err.msg);
+        goto out;
+    }
+    struct vk_orch_opts oo = {
+        .worker_timeout_ms = worker_timeout * 1000,
+        .max_attempts = (int)max_attempts,
+    };
+    rc = vk_orch_new(store, &oo, &orch, &err);
+    if (rc == 0 && role_api) {
+        /* Workers must beat well within the timeout: a third of it, at most 5 s
+         * (the API's default), at least 1 s. */
+        long long beat = worker_timeout / 3;
+        struct vk_api_opts ao = {.listen = listen,
+                                 .store = store,
+                                 .orch = orch,
+                                 .heartbeat_interval_s = beat < 1   ? 1
+                                                         : beat > 5 ? 5
+                                                                    : (int)beat};
+        rc = vk_api_new(&ao, &api, &err);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "vulcan server: %s\n", err.msg);
+        goto out;
+    }
+    if (api)
+        vk_orch_set_ready_hook(orch, vk_api_wake, api);
+    if (role_orch && vk_orch_start(orch, &err) < 0) {
+        fprintf(stderr, "vulcan server: %s\n", err.msg);
+        goto out;
+    }
+    if (api && vk_api_start(api, &err) < 0) {
+        fprintf(stderr, "vulcan server: cannot listen on '%s': %s\n", listen, err.msg);
+        goto out;
+    }
+    char url[128] = "";
+    if (api) {
+        char host[96];
+        snprintf(host, sizeof(host), "%s", listen);
+        char *colon = strrchr(host, ':');
+        if (colon)
+            *colon = '\0';
+        if (!host[0] || strcmp(host, "0.0.0.0") == 0)
+            snprintf(host, sizeof(host), "127.0.0.1");
+        snprintf(url, sizeof(url), "http://%s:%u", host, vk_api_port(api));
+    }
+    vk_log(VK_LOG_INFO, "server", "vulcan server started", "url", url[0] ? url : NULL, "store",
+           vk_store_backend(store), "roles", roles, NULL);
+    if (workers > 0) {
+        char root[4096];
+        snprintf(root, sizeof(root), "%s/work", data_dir);
+        mkdir(data_dir, 0755);
+        mkdir(root, 0700);
+        const char *groups[] = {"default"};
+        const char *extra[] = {"--sandbox",
+                               sandbox,
+                               "--log-format",
+                               log_format ? log_format : (isatty(2) ? "text" : "json"),
+                               "--log-level",
+                               log_level ? log_level : "info",
+                               NULL};
+        if (vk__cli_local_start(&local, (int)workers, url, groups, 1, root, extra, &err) < 0) {
+            fprintf(stderr, "vulcan server: %s\n", err.msg);
+            goto out;
+        }
+    }
+    for (;;) {
+        struct timespec ts = {1, 0};
+        int sig = sigtimedwait(&set, NULL, &ts);
+        if (sig == SIGINT || sig == SIGTERM)
+            break;
+        vk__cli_local_check(&local);
+    }
+    vk_log(VK_LOG_INFO, "server", "stopping", NULL);
+    status = 0;
+out:
+    vk__cli_local_stop(&local, 10000);
+    if (api)
+        vk_api_stop(api);
+    if (orch)
+        vk_orch_stop(orch);
+    vk_api_free(api);
+    vk_orch_free(orch);
+    vk_store_close(store);
+    vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
+    return status;
+}

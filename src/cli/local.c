@@ -1,0 +1,116 @@
+/* Local worker processes: `vulcan worker` children of `vulcan server --workers N` / `vulcan run`.
+ */
+#include "cli/cli.h"
+#include "vulcan/telemetry.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static pid_t spawn(char **argv)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    /* Child: the parent blocks signals for sigwait; the worker must see them. */
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    execv("/proc/self/exe", argv);
+    fprintf(stderr, "vulcan: cannot start a local worker: %s\n", strerror(errno));
+    _exit(127);
+}
+
+int vk__cli_local_start(struct vk__cli_local *l, int n, const char *server_url,
+                        const char *const *groups, size_t ngroups, const char *work_root,
+                        const char *const *extra, struct vk_err *err)
+{
+    memset(l, 0, sizeof(*l));
+    if (n > (int)VK_ARRAY_LEN(l->pids))
+        return vk_err_set(err, VK_EINVAL, "at most %zu local workers", VK_ARRAY_LEN(l->pids));
+    for (int i = 0; i < n; i++) {
+        char buf[4096];
+        size_t a = 0;
+        char **argv = l->argv[i];
+        argv[a++] = vk_xstrdup("vulcan");
+        argv[a++] = vk_xstrdup("worker");
+        argv[a++] = vk_xstrdup("--server");
+        argv[a++] = vk_xstrdup(server_url);
+        for (size_t g = 0; g < ngroups && a < 20; g++) {
+            argv[a++] = vk_xstrdup("--group");
+            argv[a++] = vk_xstrdup(groups[g]);
+        }
+        snprintf(buf, sizeof(buf), "%s/worker-%d", work_root, i + 1);
+        argv[a++] = vk_xstrdup("--work-dir");
+        argv[a++] = vk_xstrdup(buf);
+        snprintf(buf, sizeof(buf), "local-%d", i + 1);
+        argv[a++] = vk_xstrdup("--name");
+        argv[a++] = vk_xstrdup(buf);
+        for (size_t e = 0; extra && extra[e] && a < VK_ARRAY_LEN(l->argv[i]) - 1; e++)
+            argv[a++] = vk_xstrdup(extra[e]);
+        argv[a] = NULL;
+        l->pids[i] = spawn(argv);
+        if (l->pids[i] < 0) {
+            l->n = i;
+            return vk_err_errno(err, "fork");
+        }
+        l->n = i + 1;
+    }
+    return 0;
+}
+
+void vk__cli_local_check(struct vk__cli_local *l)
+{
+    int64_t now = vk_now_ms();
+    for (int i = 0; i < l->n; i++) {
+        if (l->pids[i] > 0) {
+            int status;
+            if (waitpid(l->pids[i], &status, WNOHANG) != l->pids[i])
+                continue;
+            char code[32];
+            snprintf(code, sizeof(code), "%d",
+                     WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+            vk_log(VK_LOG_WARN, "server", "a local worker exited; restarting it", "status", code,
+                   NULL);
+            l->pids[i] = 0;
+            l->restart_at[i] = now + 1000;
+        } else if (l->pids[i] == 0 && now >= l->restart_at[i]) {
+            l->pids[i] = spawn(l->argv[i]);
+            if (l->pids[i] < 0)
+                l->pids[i] = 0;
+        }
+    }
+}
+
+void vk__cli_local_stop(struct vk__cli_local *l, int64_t grace_ms)
+{
+    for (int i = 0; i < l->n; i++) {
+        if (l->pids[i] > 0)
+            kill(l->pids[i], SIGTERM);
+    }
+    int64_t deadline = vk_now_ms() + grace_ms;
+    for (int i = 0; i < l->n; i++) {
+        while (l->pids[i] > 0) {
+            int status;
+            pid_t r = waitpid(l->pids[i], &status, WNOHANG);
+            if (r == l->pids[i] || (r < 0 && errno != EINTR)) {
+                l->pids[i] = 0;
+            } else if (vk_now_ms() >= deadline) {
+                kill(l->pids[i], SIGKILL);
+                waitpid(l->pids[i], &status, 0);
+                l->pids[i] = 0;
+            } else {
+                struct timespec ts = {0, 20 * 1000000};
+                nanosleep(&ts, NULL);
+            }
+        }
+        for (size_t a = 0; l->argv[i][a]; a++)
+            vk_free(l->argv[i][a]);
+        memset(l->argv[i], 0, sizeof(l->argv[i]));
+    }
+    l->n = 0;
+}

@@ -1,0 +1,377 @@
+/*
+ * agent_slot.c — one concurrency slot of the worker agent: long-poll for a
+ * work item, run it through the executor while the uploader streams its
+ * output, post the result (retried), repeat until the worker stops.
+ */
+#include "worker/agent_int.h"
+
+#include "vulcan/telemetry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One parsed work item; strings are borrowed from `json`. */
+struct work_item {
+    json_t *json;
+    const char *fragment_id;
+    const char *chain_id;
+    const char *name;
+    const char *script;
+    const char *repository_url;
+    const char *commit_sha;
+    const char *branch;
+    const char *trace_parent;
+    uint32_t attempt;
+    int64_t timeout_s;
+    char **env; /* owned "K=V" strings */
+    size_t nenv;
+    char invalid[200]; /* why the item cannot run ("" when fine) */
+};
+
+struct outcome {
+    bool success;
+    int exit_code;
+    bool handback;
+    char message[300];
+};
+
+static const char *jstr(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static bool fragment_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > VK_EXEC_MAX_ID || s[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static void item_release(struct work_item *it)
+{
+    for (size_t i = 0; i < it->nenv; i++)
+        vk_free(it->env[i]);
+    vk_free(it->env);
+    json_decref(it->json);
+    memset(it, 0, sizeof(*it));
+}
+
+/* Build "K=V" strings from the item's env object (strings, numbers, booleans). */
+static void item_env(struct work_item *it, json_t *env)
+{
+    if (!json_is_object(env))
+        return;
+    size_t n = json_object_size(env);
+    if (n > VK_EXEC_MAX_ENV) {
+        snprintf(it->invalid, sizeof(it->invalid), "too many environment variables (%zu)", n);
+        return;
+    }
+    it->env = vk_xcalloc(n ? n : 1, sizeof(char *));
+    const char *k;
+    json_t *v;
+    json_object_foreach(env, k, v)
+    {
+        char num[64];
+        const char *val;
+        if (json_is_string(v))
+            val = json_string_value(v);
+        else if (json_is_integer(v))
+            val = (snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v)), num);
+        else if (json_is_real(v))
+            val = (snprintf(num, sizeof(num), "%.17g", json_real_value(v)), num);
+        else if (json_is_boolean(v))
+            val = json_is_true(v) ? "true" : "false";
+        else
+            continue; /* null, arrays and objects carry no value */
+        size_t len = strlen(k) + strlen(val) + 2;
+        char *kv = vk_xmalloc(len);
+        snprintf(kv, len, "%s=%s", k, val);
+        it->env[it->nenv++] = kv;
+    }
+}
+
+/* Parse the 200 answer of work/request. Returns false when there is no usable
+ * fragment id (nothing can be reported then); other defects set it->invalid. */
+static bool item_parse(struct work_item *it, const struct vk_buf *body)
+{
+    memset(it, 0, sizeof(*it));
+    json_error_t je;
+    it->json = json_loadb(body->data ? body->data : "", body->len, 0, &je);
+    if (!json_is_object(it->json))
+        return false;
+    it->fragment_id = jstr(it->json, "fragment_id");
+    json_t *att = json_object_get(it->json, "attempt");
+    if (!it->fragment_id || !fragment_id_ok(it->fragment_id) || !json_is_integer(att) ||
+        json_integer_value(att) < 0 || json_integer_value(att) > UINT32_MAX)
+        return false;
+    it->attempt = (uint32_t)json_integer_value(att);
+    it->chain_id = jstr(it->json, "chain_id");
+    it->name = jstr(it->json, "name");
+    it->script = jstr(it->json, "run_script");
+    it->repository_url = jstr(it->json, "repository_url");
+    it->commit_sha = jstr(it->json, "commit_sha");
+    it->branch = jstr(it->json, "branch");
+    it->trace_parent = jstr(it->json, "trace_parent");
+    json_t *to = json_object_get(it->json, "timeout_s");
+    it->timeout_s = json_is_integer(to) ? json_integer_value(to) : 0;
+    if (it->timeout_s < 0)
+        it->timeout_s = 0;
+    if (!it->script)
+        snprintf(it->invalid, sizeof(it->invalid), "work item has no run_script");
+    item_env(it, json_object_get(it->json, "env"));
+    return true;
+}
+
+/* ---------------------------------------------------------------- Results */
+
+static void outcome_from(struct outcome *o, int rc, const struct vk_exec_result *r,
+                         int64_t timeout_ms)
+{
+    o->success = rc == 0 && vk_exec_result_ok(r);
+    o->exit_code = r->exit_code;
+    o->message[0] = '\0';
+    if (rc != 0)
+        snprintf(o->message, sizeof(o->message), "%s",
+                 r->error[0] ? r->error : "the executor failed");
+    else if (r->timed_out)
+        snprintf(o->message, sizeof(o->message), "timed out after %llds",
+                 (long long)(timeout_ms / 1000));
+    else if (r->cancelled)
+        snprintf(o->message, sizeof(o->message), "cancelled");
+    else if (r->oom_killed)
+        snprintf(o->message, sizeof(o->message), "out of memory (cgroup limit)");
+    else if (r->signal)
+        snprintf(o->message, sizeof(o->message), "killed by signal %d", r->signal);
+    else if (r->exit_code != 0)
+        snprintf(o->message, sizeof(o->message), "exit status %d", r->exit_code);
+}
+
+/* Post the result; retried on network and server errors for a bounded time. */
+static void post_result(struct agent_slot *s, const char *claim_id, const struct work_item *it,
+                        const struct outcome *o)
+{
+    struct vk_worker *w = s->w;
+    json_t *body = json_pack("{s:s, s:s, s:I, s:b, s:i, s:s, s:b}", "worker_id", claim_id,
+                             "fragment_id", it->fragment_id, "attempt", (json_int_t)it->attempt,
+                             "success", o->success, "exit_code", o->exit_code, "error_message",
+                             o->message, "handback", o->handback);
+    if (!body)
+        return;
+    int64_t give_up = vk_mono_ns() +
+                      (int64_t)(o->handback ? AGENT_HANDBACK_RETRY_MS : AGENT_RESULT_RETRY_MS) *
+                          1000000;
+    struct agent_backoff b;
+    vk__agent_backoff_init(&b, 30000, (uint64_t)vk_mono_ns() ^ (s->index + 77u));
+    char att[16];
+    snprintf(att, sizeof(att), "%u", it->attempt);
+    for (;;) {
+        json_t *ans = NULL;
+        long status = 0;
+        struct vk_err err;
+        vk_err_clear(&err);
+        int r = vk_http_client_json(s->cl, "POST", "/api/v1/work/result", body,
+                                    AGENT_REQUEST_TIMEOUT_MS, &status, &ans, &err);
+        if (r == 0 && status >= 200 && status < 300) {
+            atomic_fetch_add(&w->st_results, 1);
+            if (o->handback)
+                atomic_fetch_add(&w->st_handbacks, 1);
+            vk_log(VK_LOG_INFO, AGENT_COMPONENT, o->handback ? "fragment handed back"
+                                                             : "result posted",
+                   "fragment_id", it->fragment_id, "chain_id", it->chain_id, "worker_id",
+                   claim_id, "attempt", att, "fragment_status", jstr(ans, "fragment_status"),
+                   NULL);
+            json_decref(ans);
+            break;
+        }
+        if (r == 0 && status >= 400 && status < 500 && status != 408 && status != 429) {
+            char st[16];
+            snprintf(st, sizeof(st), "%ld", status);
+            vk_log(status == 409 ? VK_LOG_WARN : VK_LOG_ERROR, AGENT_COMPONENT,
+                   status == 409 ? "result refused: the attempt is stale" : "result refused",
+                   "fragment_id", it->fragment_id, "chain_id", it->chain_id, "worker_id",
+                   claim_id, "attempt", att, "status", st, "message", jstr(ans, "message"),
+                   NULL);
+            json_decref(ans);
+            break;
+        }
+        json_decref(ans);
+        int64_t delay = vk__agent_backoff_next(&b);
+        int64_t left = (give_up - vk_mono_ns()) / 1000000;
+        if (atomic_load(&w->stop_requests) >= 2 && o->handback)
+            left = 0; /* told twice to stop: the server re-queues it when we are gone */
+        vk_log(b.failures == 1 ? VK_LOG_WARN : VK_LOG_DEBUG, AGENT_COMPONENT,
+               "posting the result failed; retrying", "fragment_id", it->fragment_id, "error",
+               r != 0 ? err.msg : "server error", NULL);
+        if (left <= 0) {
+            vk_log(VK_LOG_ERROR, AGENT_COMPONENT, "giving up posting the result", "fragment_id",
+                   it->fragment_id, "chain_id", it->chain_id, NULL);
+            break;
+        }
+        vk__agent_sleep(w, delay < left ? delay : left, NULL);
+    }
+    json_decref(body);
+}
+
+/* ---------------------------------------------------------------- Running */
+
+static void set_running(struct agent_slot *s, const struct work_item *it)
+{
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->fragment_id, sizeof(s->fragment_id), "%s", it->fragment_id);
+    s->attempt = it->attempt;
+    vk_exec_cancel_init(&s->cancel);
+    atomic_store(&s->handback, false);
+    s->cancelled_by_server = false;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void clear_running(struct agent_slot *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->fragment_id[0] = '\0';
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void set_trace(struct agent_slot *s, const char *tp)
+{
+    /* Best effort: a malformed trace_parent only loses the trace link. */
+    if (vk_http_client_set_header(s->cl, "traceparent", tp) != 0 ||
+        vk_http_client_set_header(s->log_cl, "traceparent", tp) != 0)
+        vk_log(VK_LOG_DEBUG, AGENT_COMPONENT, "trace_parent not usable as a header", NULL);
+}
+
+static void run_item(struct agent_slot *s, const char *claim_id, struct work_item *it)
+{
+    struct vk_worker *w = s->w;
+    struct outcome o = {.exit_code = -1};
+    set_running(s, it);
+    char att[16];
+    snprintf(att, sizeof(att), "%u", it->attempt);
+    if (it->trace_parent && *it->trace_parent)
+        set_trace(s, it->trace_parent);
+
+    if (atomic_load(&w->stopping)) {
+        /* Claimed while shutting down: give it straight back. */
+        o.handback = true;
+        snprintf(o.message, sizeof(o.message), "worker shutting down");
+    } else if (it->invalid[0]) {
+        snprintf(o.message, sizeof(o.message), "invalid work item: %s", it->invalid);
+        vk_log(VK_LOG_ERROR, AGENT_COMPONENT, "invalid work item", "fragment_id",
+               it->fragment_id, "error", it->invalid, NULL);
+    } else {
+        vk_log(VK_LOG_INFO, AGENT_COMPONENT, "running fragment", "fragment_id", it->fragment_id,
+               "chain_id", it->chain_id, "worker_id", claim_id, "attempt", att, "name", it->name,
+               NULL);
+        atomic_fetch_add(&w->st_attempts, 1);
+        int64_t timeout_ms = it->timeout_s > 0 ? it->timeout_s * 1000 : w->default_timeout_ms;
+        struct vk_exec_spec spec = {
+            .fragment_id = it->fragment_id,
+            .attempt = it->attempt,
+            .script = it->script,
+            .env = (const char *const *)it->env,
+            .nenv = it->nenv,
+            .repository_url = it->repository_url,
+            .commit_sha = it->commit_sha,
+            .branch = it->branch,
+            .timeout_ms = timeout_ms,
+            .output_cap = w->output_cap,
+            .memory_limit_bytes = w->memory_limit_bytes,
+            .pids_limit = w->pids_limit,
+            .cpu_millis = w->cpu_millis,
+            .keep_workspace = w->keep_workspace,
+        };
+        struct vk_exec_result res;
+        struct vk_err err;
+        vk_err_clear(&err);
+        bool uploading = vk__agent_upload_start(s) == 0;
+        int rc = vk_exec_run(&w->env, &spec, uploading ? vk__agent_upload_output : NULL, s,
+                             &s->cancel, &res, &err);
+        bool handback = atomic_load(&s->handback) &&
+                        (res.cancelled || rc == VK_EAGAIN || res.exit_code == -1);
+        if (uploading)
+            vk__agent_upload_finish(s, handback);
+        outcome_from(&o, rc, &res, timeout_ms);
+        o.handback = handback;
+        char code[16], ms[24];
+        snprintf(code, sizeof(code), "%d", res.exit_code);
+        snprintf(ms, sizeof(ms), "%lld", (long long)res.duration_ms);
+        vk_log(o.success ? VK_LOG_INFO : VK_LOG_WARN, AGENT_COMPONENT, "fragment finished",
+               "fragment_id", it->fragment_id, "chain_id", it->chain_id, "worker_id", claim_id,
+               "attempt", att, "exit_code", code, "duration_ms", ms, "error",
+               o.message[0] ? o.message : NULL, NULL);
+    }
+    post_result(s, claim_id, it, &o);
+    if (it->trace_parent && *it->trace_parent)
+        set_trace(s, NULL);
+    clear_running(s);
+}
+
+/* ---------------------------------------------------------------- Slot loop */
+
+void *vk__agent_slot_main(void *arg)
+{
+    struct agent_slot *s = arg;
+    struct vk_worker *w = s->w;
+    struct agent_backoff b;
+    vk__agent_backoff_init(&b, AGENT_BACKOFF_MAX_MS, (uint64_t)vk_mono_ns() ^ (s->index + 1u));
+    char path[] = "/api/v1/work/request";
+    while (!atomic_load(&w->stopping)) {
+        char id[AGENT_MAX_ID + 1];
+        uint64_t gen = vk__agent_current(w, id);
+        json_t *req = json_pack("{s:s, s:i}", "worker_id", id, "wait_s", (int)w->wait_s);
+        char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+        json_decref(req);
+        if (!text) {
+            vk__agent_sleep(w, 1000, &w->stopping);
+            continue;
+        }
+        long status = 0;
+        struct vk_buf body;
+        struct vk_err err;
+        vk_err_clear(&err);
+        int rc = vk__agent_poll_post(s->poller, path, text, (long)(w->wait_s + 15) * 1000L,
+                                     &w->stopping, &status, &body, &err);
+        free(text);
+        if (rc == VK_EAGAIN)
+            break;
+        if (rc == 0 && status == 204) {
+            vk__agent_backoff_reset(&b);
+        } else if (rc == 0 && status == 200) {
+            vk__agent_backoff_reset(&b);
+            struct work_item it;
+            if (item_parse(&it, &body))
+                run_item(s, id, &it);
+            else
+                vk_log(VK_LOG_ERROR, AGENT_COMPONENT, "unusable work item (no fragment id)",
+                       "worker_id", id, NULL);
+            item_release(&it);
+        } else if (rc == 0 && (status == 404 || status == 409)) {
+            vk_log(VK_LOG_WARN, AGENT_COMPONENT, "server forgot this worker; registering again",
+                   "worker_id", id, NULL);
+            (void)vk__agent_register(w, s->cl, gen);
+        } else {
+            char st[16];
+            snprintf(st, sizeof(st), "%ld", status);
+            int64_t delay = vk__agent_backoff_next(&b);
+            vk_log(b.failures == 1 ? VK_LOG_WARN : VK_LOG_DEBUG, AGENT_COMPONENT,
+                   "asking for work failed", "worker_id", id, "error", rc != 0 ? err.msg : NULL,
+                   "status", rc == 0 ? st : NULL, NULL);
+            vk_buf_release(&body);
+            vk__agent_sleep(w, delay, &w->stopping);
+            continue;
+        }
+        vk_buf_release(&body);
+    }
+    atomic_store(&s->done, true);
+    return NULL;
+}
