@@ -58,7 +58,7 @@ void vk_free(void *p)
     free(p);
 }
 
-static void *oom(void)
+VK_NORETURN static void oom(void)
 {
     fputs("vulcan: out of memory\n", stderr);
     abort();
@@ -67,19 +67,25 @@ static void *oom(void)
 void *vk_xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
-    return p ? p : oom();
+    if (!p)
+        oom();
+    return p;
 }
 
 void *vk_xcalloc(size_t nmemb, size_t size)
 {
     void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
-    return p ? p : oom();
+    if (!p)
+        oom();
+    return p;
 }
 
 void *vk_xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);
-    return q ? q : oom();
+    if (!q)
+        oom();
+    return q;
 }
 
 char *vk_xstrdup(const char *s)
