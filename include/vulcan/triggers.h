@@ -1,0 +1,452 @@
+/*
+ * triggers — what starts a chain: webhooks from Git hosts (GitHub, GitLab,
+ * Gitea, Bitbucket Cloud and our own generic format), cron schedules in IANA
+ * time zones, and manual triggers with inputs; plus the server-side Git helper
+ * that reads workflow files out of a repository at a commit.
+ *
+ * Everything here is a pure library function (no HTTP, no store): the HTTP
+ * route and the orchestrator call them in this order for a webhook request:
+ *
+ *   1. vk_hook_verify()            raw body + headers + the repository's secret
+ *   2. vk_hook_parse()             → struct vk_hook_event (normalised)
+ *   3. vk_hook_event_matches_repo() against the registered repository URL
+ *   4. vk_hook_event_to_wf()       → struct vk_wf_event for the workflow matcher
+ *   5. struct vk_git_mirror        list/read workflow files at ev->commit_sha
+ *
+ * (docs/triggers.md has the whole recipe and the generic webhook format.)
+ *
+ * Invariants: every string a parsed event holds is NUL-terminated, free of
+ * control characters and bounded (VK_HOOK_MAX_* below); shas are lowercase hex.
+ * Time zones are read from TZif files, never through setenv("TZ")/tzset().
+ *
+ * Thread-safety: no function keeps global mutable state. A parsed event, a
+ * loaded time zone and a mirror handle are each used by one thread at a time
+ * (a loaded zone is immutable and may be shared for reading). Different mirror
+ * handles on the same cache directory may be used from several threads and
+ * processes at once: clones and fetches are serialised with flock().
+ */
+#ifndef VULCAN_TRIGGERS_H
+#define VULCAN_TRIGGERS_H
+
+#include "vulcan/util.h"
+#include "vulcan/workflow.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ================================================================ Webhooks */
+
+/* ---------------------------------------------------------------- Limits */
+
+#define VK_HOOK_MAX_BODY (25u * 1024u * 1024u) /**< GitHub's own payload cap */
+#define VK_HOOK_MAX_URL 2048                   /**< a repository URL */
+#define VK_HOOK_MAX_REF 1024                   /**< a ref, branch or tag name */
+#define VK_HOOK_MAX_TEXT 1024                  /**< sender, action, delivery id, names */
+#define VK_HOOK_MAX_PATH 4096                  /**< one changed path */
+#define VK_HOOK_MAX_PATHS 20000                /**< distinct changed paths kept */
+#define VK_HOOK_MAX_URLS 8                     /**< repository URLs kept per event */
+#define VK_HOOK_MAX_SHA 64                     /**< SHA-256 object names */
+
+/* ---------------------------------------------------------------- Types */
+
+enum vk_hook_provider {
+    VK_HOOK_GITHUB,
+    VK_HOOK_GITLAB,
+    VK_HOOK_GITEA,
+    VK_HOOK_BITBUCKET,
+    VK_HOOK_GENERIC
+};
+
+enum vk_hook_kind {
+    VK_HOOK_EV_OTHER, /**< an event we do not act on (issues, stars, ...) */
+    VK_HOOK_EV_PUSH,  /**< commits pushed to a branch (or the branch deleted) */
+    VK_HOOK_EV_TAG,   /**< a tag pushed (or deleted) */
+    VK_HOOK_EV_PULL_REQUEST,
+    VK_HOOK_EV_PING /**< GitHub's `ping` after a hook is created; generic "ping" */
+};
+
+/**
+ * Look up the request header `name` (match case-insensitively). Returns
+ * borrowed (valid during the call that was given the callback) value, or
+ * NULL when the request has no such header.
+ */
+typedef const char *vk_hook_header_fn(void *ctx, const char *name);
+
+/** A header for vk_hook_header_kv(). */
+struct vk_hook_header {
+    const char *name;
+    const char *value;
+};
+
+/** Context for vk_hook_header_kv(): an array of headers. */
+struct vk_hook_headers {
+    const struct vk_hook_header *items;
+    size_t n;
+};
+
+/** A vk_hook_header_fn over a struct vk_hook_headers (pass it as `ctx`); first match wins. */
+const char *vk_hook_header_kv(void *ctx, const char *name);
+
+/**
+ * A webhook normalised across providers. Strings are NULL when the payload
+ * does not carry them. Everything lives in `pool` (free with
+ * vk_hook_event_free()).
+ *
+ * - `ref` is the full ref as sent ("refs/heads/main", "refs/tags/v1");
+ *   `branch` is the short branch name: for pushes the pushed branch, for pull
+ *   requests the BASE (target) branch, as branch filters match in GitHub
+ *   Actions; `tag` the short tag name of tag events.
+ * - `after`/`before` are the new and old commit of a push (lowercase hex;
+ *   all zeros for "none"). `commit_sha` is what a chain builds: `after` for
+ *   pushes and tags, the head commit for pull requests (Bitbucket sends an
+ *   abbreviated one there: resolve it with vk_git_resolve_commit()); NULL for
+ *   deletions and pings.
+ * - `paths` is the union of added/modified/removed files found in the payload,
+ *   sorted and without duplicates. `paths_complete` is false when the payload
+ *   cannot list every changed file (no commit list, a truncated one, a new
+ *   branch, Bitbucket, pull requests): then compute them with
+ *   vk_git_changed_paths() and store them with vk_hook_event_set_paths().
+ */
+struct vk_hook_event {
+    enum vk_hook_provider provider;
+    enum vk_hook_kind kind;
+    const char *event_name;  /**< the event header's value ("push", "Merge Request Hook") */
+    const char *delivery_id; /**< for redelivery detection; NULL when absent */
+    const char *repo_urls[VK_HOOK_MAX_URLS]; /**< clone, HTML, SSH URLs; distinct strings */
+    size_t nrepo_urls;
+    const char *repo_name; /**< "owner/name" or "group/project" when present */
+    const char *ref;
+    const char *branch;
+    const char *tag;
+    const char *after;
+    const char *before;
+    const char *commit_sha;
+    bool created; /**< the ref did not exist before (before is all zeros) */
+    bool deleted; /**< the ref was deleted (after all zeros or the provider says so) */
+    bool forced;  /**< a force push, when the provider says so */
+    /* pull requests */
+    int64_t pr_number;          /**< GitHub/Gitea/Bitbucket number, GitLab iid; 0 otherwise */
+    const char *pr_action;      /**< opened, synchronize, reopened, closed, edited, ... */
+    const char *pr_head_sha;    /**< the PR's head commit */
+    const char *pr_head_branch; /**< source branch */
+    const char *pr_base_branch; /**< target branch (also in `branch`) */
+    bool pr_merged;             /**< closed by merging, when the provider says so */
+    /* changed files */
+    const char **paths;
+    size_t npaths;
+    bool paths_complete;
+    const char *sender; /**< login / username of who caused the event */
+    struct vk_pool pool;
+};
+
+/* ---------------------------------------------------------------- Operations */
+
+/** "github", "gitlab", "gitea", "bitbucket", "generic". */
+const char *vk_hook_provider_name(enum vk_hook_provider p);
+
+/** Parse a provider name (as in /hooks/<name>). Returns 0 or VK_EINVAL. */
+int vk_hook_provider_parse(const char *name, enum vk_hook_provider *out) VK_MUST_CHECK;
+
+/** "push", "tag", "pull_request", "ping", "other". */
+const char *vk_hook_kind_name(enum vk_hook_kind k);
+
+/**
+ * Check that the request really comes from the provider, in constant time,
+ * before anything else looks at the body:
+ *
+ *   github     X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>
+ *   gitea      X-Gitea-Signature:   <hex HMAC-SHA256(secret, body)>
+ *   bitbucket  X-Hub-Signature:     sha256=<hex HMAC-SHA256(secret, body)>
+ *   gitlab     X-Gitlab-Token:      <the secret itself>
+ *   generic    X-Vulcan-Signature:  sha256=<hex HMAC-SHA256(secret, body)>
+ *
+ * Hex digits may be upper or lower case. `body`/`len` are the raw request
+ * bytes (borrowed; need not be NUL-terminated). `secret` (borrowed) must be
+ * non-empty: a repository without a secret accepts no webhooks.
+ * Returns 0, or VK_EPERM (missing, malformed or wrong signature, no secret)
+ * with the reason in `err`; never says which byte differed.
+ */
+int vk_hook_verify(enum vk_hook_provider provider, vk_hook_header_fn *header, void *ctx,
+                   const char *body, size_t len, const char *secret,
+                   struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Compute the signature header value a provider would send for `body` with
+ * `secret` ("sha256=<hex>" or, for Gitea, "<hex>"; for GitLab the secret
+ * itself) into `out` (at least 72 + strlen(secret) bytes when GitLab).
+ * For tests, the CLI and clients of the generic hook. Returns 0, VK_EINVAL
+ * (no secret) or VK_ETOOBIG (`out` too small).
+ */
+int vk_hook_sign(enum vk_hook_provider provider, const char *body, size_t len, const char *secret,
+                 char *out, size_t outsz) VK_MUST_CHECK;
+
+/**
+ * Normalise a verified webhook. The event type comes from the provider's
+ * header (X-GitHub-Event, X-Gitlab-Event, X-Gitea-Event, X-Event-Key; the
+ * generic provider's body field "event"), the delivery id from X-GitHub-Delivery,
+ * X-Gitlab-Event-UUID, X-Gitea-Delivery, X-Request-UUID (else X-Hook-UUID plus
+ * a hash of the body) or X-Vulcan-Delivery. Events we do not act on give
+ * kind VK_HOOK_EV_OTHER and succeed. Borrows `body`. On success *out is a new
+ * event owned by the caller (vk_hook_event_free()).
+ * Returns 0; VK_EINVAL (no event header, body not a JSON object, a required
+ * field missing or of the wrong type, a malformed sha — the message names the
+ * field, e.g. "field 'repository.clone_url' must be a string"); VK_ETOOBIG
+ * (body or a field over its cap); VK_ENOMEM.
+ */
+int vk_hook_parse(enum vk_hook_provider provider, vk_hook_header_fn *header, void *ctx,
+                  const char *body, size_t len, struct vk_hook_event **out,
+                  struct vk_err *err) VK_MUST_CHECK;
+
+/** Free an event and everything in it. Accepts NULL. */
+void vk_hook_event_free(struct vk_hook_event *ev);
+
+/**
+ * Replace the event's changed paths with a copy of `paths` (borrowed), sorted
+ * and deduplicated, and mark them complete. Returns 0, VK_ETOOBIG or VK_ENOMEM.
+ */
+int vk_hook_event_set_paths(struct vk_hook_event *ev, const char *const *paths, size_t n,
+                            struct vk_err *err) VK_MUST_CHECK;
+
+/** True when any of the event's repository URLs is vk_repo_url_same() as `url`. */
+bool vk_hook_event_matches_repo(const struct vk_hook_event *ev, const char *url);
+
+/**
+ * Fill `out` for vk_workflow_triggered(): push → push (branch), tag → tag,
+ * pull_request → pull_request (branch = base branch, action). The strings are
+ * returned borrowed (valid until vk_hook_event_free(ev)). `paths` is NULL
+ * (unknown: path filters pass) unless `paths_complete`.
+ * Returns 0, or VK_ENOTFOUND when the event starts no workflow: ping, other
+ * events, and deleted branches or tags.
+ */
+int vk_hook_event_to_wf(const struct vk_hook_event *ev, struct vk_wf_event *out) VK_MUST_CHECK;
+
+/* ================================================================ Repository URLs */
+
+/**
+ * Normalise a repository URL for comparison (not for cloning):
+ * https://, http://, ssh://, git://, git+ssh:// and scp-like `[user@]host:path`
+ * all become "host[:port]/path" with credentials, query and fragment dropped,
+ * the host and (network URLs being case-insensitive on every supported
+ * provider) the path lowercased, default ports (80, 443, 22, 9418) dropped,
+ * repeated slashes folded, a trailing "/" and ".git" removed. `file://` URLs
+ * and absolute local paths become the path (case kept), also without ".git"
+ * and trailing "/". Writes a NUL-terminated string to `out`.
+ * Returns 0, VK_EINVAL (empty, control characters or spaces, no host or path)
+ * or VK_ETOOBIG (longer than VK_HOOK_MAX_URL or `outsz`).
+ */
+int vk_repo_url_normalize(const char *url, char *out, size_t outsz) VK_MUST_CHECK;
+
+/** True when both URLs normalise to the same string; false when either is invalid. */
+bool vk_repo_url_same(const char *a, const char *b);
+
+/* ================================================================ Time zones and cron */
+
+/** A time zone read from a TZif file: opaque, immutable after loading. */
+struct vk_tz;
+
+/**
+ * Load the IANA zone `name` ("Europe/Amsterdam", "UTC") from
+ * /usr/share/zoneinfo (names checked with vk_wf_timezone_valid()). Reads the
+ * TZif v2+ 64-bit data (or v1 data when that is all there is) and the POSIX
+ * TZ footer used after the last transition. On success *out is returned owned
+ * (vk_tz_free()). Returns 0, VK_EINVAL (bad name), VK_ENOTFOUND, VK_EPARSE
+ * (not a valid TZif file), VK_ETOOBIG, VK_EIO or VK_ENOMEM.
+ */
+int vk_tz_load(const char *name, struct vk_tz **out, struct vk_err *err) VK_MUST_CHECK;
+
+/** Like vk_tz_load() for TZif bytes at `data` (borrowed); `name` (borrowed) names it. */
+int vk_tz_parse(const void *data, size_t len, const char *name, struct vk_tz **out,
+                struct vk_err *err) VK_MUST_CHECK;
+
+/** Free a zone. Accepts NULL. */
+void vk_tz_free(struct vk_tz *tz);
+
+/** The zone's name. Returns borrowed (valid until vk_tz_free()). */
+const char *vk_tz_name(const struct vk_tz *tz);
+
+/**
+ * The UTC offset in seconds (east positive) at `unix_s` seconds since the
+ * epoch; `isdst` (may be NULL) tells whether daylight saving time is in
+ * effect. `tz` NULL means UTC.
+ */
+int32_t vk_tz_offset(const struct vk_tz *tz, int64_t unix_s, bool *isdst);
+
+/**
+ * Make a zone from a POSIX TZ string alone, such as "CET-1CEST,M3.5.0,M10.5.0/3"
+ * (the form of a TZif footer; rules Jn, n and Mm.w.d with optional /time,
+ * including RFC 8536's negative and >24 h times). `spec` and `name` (NULL: the
+ * spec) are borrowed. On success *out is returned owned (vk_tz_free()).
+ * Returns 0, VK_EPARSE or VK_ENOMEM.
+ */
+int vk_tz_posix(const char *spec, const char *name, struct vk_tz **out,
+                struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * The first fire time of `c` strictly after `after_ms` (Unix milliseconds),
+ * evaluated at minute resolution in the local time of `zone` (NULL: UTC),
+ * stored in *next_ms (always a whole minute of local time).
+ * Daylight-saving rules (Vixie cron / GitHub semantics: every slot runs once):
+ * a local time skipped by a spring-forward change fires once, at the first
+ * instant after the gap (02:30 on the spring-forward day in Europe/Amsterdam
+ * fires at 03:00 CEST; several skipped slots collapse into that one run); a
+ * local time repeated by a fall-back change fires once, at its first
+ * occurrence. Returns 0, or VK_ENOTFOUND when the expression never fires in
+ * the next 30 years (e.g. `0 0 31 2 *`).
+ */
+int vk_cron_next(const struct vk_wf_cron *c, const struct vk_tz *zone, int64_t after_ms,
+                 int64_t *next_ms) VK_MUST_CHECK;
+
+/**
+ * Catch-up after downtime: when at least one fire time f of `c` lies in
+ * (`last_run_ms`, `now_ms`], set *due to true and *fire_ms to the LATEST such
+ * f — a server that was down runs each missed schedule once, not once per
+ * missed slot; else *due is false. For a schedule that never ran, pass the
+ * time it was created as `last_run_ms`. Returns 0 (or VK_EINVAL when
+ * last_run_ms > now_ms).
+ */
+int vk_cron_missed(const struct vk_wf_cron *c, const struct vk_tz *zone, int64_t last_run_ms,
+                   int64_t now_ms, bool *due, int64_t *fire_ms) VK_MUST_CHECK;
+
+/* ================================================================ Manual trigger inputs */
+
+#define VK_TRIG_MAX_INPUTS 64      /**< inputs accepted in one request */
+#define VK_TRIG_MAX_INPUT_LEN 4096 /**< bytes of one input value */
+
+/**
+ * Check the inputs of a manual trigger against the workflow's
+ * `manual { input … }` declarations: every given name must be declared; a
+ * `choice` input takes only one of its choices; a missing (or empty) input
+ * gets its default; a `required` input without value or default is an error.
+ * `given` (borrowed) has `ngiven` name/value pairs (a name given twice is an
+ * error). On success *out is an array of every declared input in declaration
+ * order (inputs with neither value nor default are left out), allocated with
+ * its strings from `pool` (borrows the pool; the result lives as long as it).
+ * Returns 0; VK_EPERM (the workflow has no manual trigger); VK_EINVAL (the
+ * message names the input); VK_ETOOBIG; VK_ENOMEM.
+ */
+int vk_manual_inputs_resolve(const struct vk_workflow *wf, const struct vk_cond_var *given,
+                             size_t ngiven, struct vk_pool *pool, struct vk_cond_var **out,
+                             size_t *nout, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Like vk_manual_inputs_resolve() with the inputs as a JSON object text
+ * `{"name": "value", …}` (borrowed; values may be strings, integers or
+ * booleans, which become "true"/"false"). NULL or an empty `json` means no inputs.
+ */
+int vk_manual_inputs_resolve_json(const struct vk_workflow *wf, const char *json, size_t len,
+                                  struct vk_pool *pool, struct vk_cond_var **out, size_t *nout,
+                                  struct vk_err *err) VK_MUST_CHECK;
+
+/* ================================================================ Server-side git */
+
+#define VK_GIT_DEFAULT_GLOB ".vulcan/*.kdl"
+#define VK_GIT_DEFAULT_TIMEOUT_MS (5 * 60 * 1000)
+#define VK_GIT_MAX_BLOB (1u << 20)  /**< default cap of vk_git_read_file() */
+#define VK_GIT_MAX_LIST (16u << 20) /**< cap of a file listing's bytes */
+#define VK_GIT_MAX_FILES 100000     /**< cap of names in one listing */
+
+/** Options for a mirror. Zero-initialise; 0 / NULL means the default. */
+struct vk_git_opts {
+    const char *git_path; /**< default "/usr/bin/git", else "git" found in PATH */
+    int64_t timeout_ms;   /**< per git command; default VK_GIT_DEFAULT_TIMEOUT_MS */
+    size_t max_blob;      /**< default VK_GIT_MAX_BLOB */
+};
+
+/** Counters of one mirror handle, for tests and metrics. */
+struct vk_git_stats {
+    unsigned clones;   /**< `git clone --mirror` run */
+    unsigned fetches;  /**< `git fetch --prune` run */
+    unsigned commands; /**< git processes started */
+};
+
+/** A handle on the bare mirror `<cache_dir>/<sha256(url) hex>.git` of one repository. */
+struct vk_git_mirror;
+
+/** A list of file names; `items` live in `pool`. */
+struct vk_git_paths {
+    const char **items;
+    size_t n;
+    struct vk_pool pool;
+};
+
+void vk_git_paths_init(struct vk_git_paths *p);
+void vk_git_paths_release(struct vk_git_paths *p);
+
+/**
+ * Open a handle for `url` (borrowed; https, http, ssh, git, scp-like, file://
+ * or an absolute local path; never starting with '-') cached under
+ * `cache_dir` (created if missing). Nothing is cloned yet. `opts` may be
+ * NULL. On success *out is returned owned (vk_git_mirror_free()).
+ * Returns 0, VK_EINVAL (unusable URL), VK_ENOTFOUND (no git), VK_EIO, VK_ENOMEM.
+ */
+int vk_git_mirror_open(const char *cache_dir, const char *url, const struct vk_git_opts *opts,
+                       struct vk_git_mirror **out, struct vk_err *err) VK_MUST_CHECK;
+
+/** Free a handle (the mirror stays on disk). Accepts NULL. */
+void vk_git_mirror_free(struct vk_git_mirror *m);
+
+/** The mirror's directory. Returns borrowed (valid until vk_git_mirror_free()). */
+const char *vk_git_mirror_path(const struct vk_git_mirror *m);
+
+/** The handle's counters. */
+struct vk_git_stats vk_git_mirror_stats(const struct vk_git_mirror *m);
+
+/**
+ * Make sure the mirror exists and holds commit `sha` (NULL: just exists and
+ * is fresh — fetch it always): clone it when absent, fetch when the commit is
+ * missing. Returns 0, VK_EINVAL (bad sha), VK_ENOTFOUND (commit not in the
+ * repository even after a fetch), VK_ETIMEDOUT, VK_EIO.
+ */
+int vk_git_mirror_sync(struct vk_git_mirror *m, const char *sha, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Fetch, then resolve `branch` (a short name; validated) to its head commit
+ * into `out` (41 or 65 bytes: lowercase hex + NUL). Returns 0, VK_EINVAL,
+ * VK_ENOTFOUND (no such branch), VK_ETIMEDOUT, VK_EIO.
+ */
+int vk_git_resolve_branch(struct vk_git_mirror *m, const char *branch, char out[65],
+                          struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Expand a (possibly abbreviated, 4..64 hex digits) commit name to the full
+ * one, fetching once when it is not known yet. Returns 0, VK_EINVAL,
+ * VK_ENOTFOUND (unknown or ambiguous), VK_ETIMEDOUT, VK_EIO.
+ */
+int vk_git_resolve_commit(struct vk_git_mirror *m, const char *sha, char out[65],
+                          struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * The files at commit `sha` (full hex name) whose path matches `glob` (NULL:
+ * VK_GIT_DEFAULT_GLOB; vk_wf_glob_match(): `*` does not cross '/'), sorted.
+ * Appends to `out` (initialised). Syncs the mirror first.
+ * Returns 0, VK_EINVAL, VK_ENOTFOUND, VK_ETOOBIG, VK_ETIMEDOUT, VK_EIO.
+ */
+int vk_git_list_files(struct vk_git_mirror *m, const char *sha, const char *glob,
+                      struct vk_git_paths *out, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Read the file `path` at commit `sha` into `out` (appending), refusing
+ * files larger than opts.max_blob. Returns 0, VK_EINVAL, VK_ENOTFOUND (no
+ * such file), VK_ETOOBIG, VK_ETIMEDOUT, VK_EIO.
+ */
+int vk_git_read_file(struct vk_git_mirror *m, const char *sha, const char *path, struct vk_buf *out,
+                     struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * The paths changed between commits `before` and `after` (`git diff
+ * --name-only`, renames as delete + add), sorted. When `before` is NULL or all
+ * zeros (a new branch), the files changed by `after` itself (against its first
+ * parent; every file for a root commit). Appends to `out` (initialised).
+ * Returns 0, VK_EINVAL, VK_ENOTFOUND, VK_ETOOBIG, VK_ETIMEDOUT, VK_EIO.
+ */
+int vk_git_changed_paths(struct vk_git_mirror *m, const char *before, const char *after,
+                         struct vk_git_paths *out, struct vk_err *err) VK_MUST_CHECK;
+
+/** True for a full object name: 40 or 64 hex digits. */
+bool vk_git_valid_sha(const char *s);
+
+/** True for a branch name git accepts and that cannot be read as an option. */
+bool vk_git_valid_branch(const char *s);
+
+#endif /* VULCAN_TRIGGERS_H */

@@ -1,0 +1,110 @@
+/*
+ * Private helpers shared by the files of the triggers module.
+ */
+#ifndef VULCAN_TRIGGERS_INT_H
+#define VULCAN_TRIGGERS_INT_H
+
+#include "vulcan/triggers.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/** Lowercase hex of `n` bytes at `in` into `out` (2n + 1 bytes). */
+void vk__trig_hex(const unsigned char *in, size_t n, char *out);
+
+/** SHA-256 of `len` bytes at `p` as 64 lowercase hex digits + NUL. */
+int vk__trig_sha256_hex(const void *p, size_t len, char out[65]);
+
+/** True when `s` is `n` hex digits (any case). */
+bool vk__trig_is_hex(const char *s, size_t n);
+
+/** Days since 1970-01-01 of a proleptic Gregorian date (month 1-12). */
+int64_t vk__trig_days_from_civil(int64_t y, unsigned m, unsigned d);
+
+/** The date of `days` since 1970-01-01. */
+void vk__trig_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d);
+
+/** 0 = Sunday. */
+unsigned vk__trig_weekday(int64_t days);
+
+bool vk__trig_leap(int64_t y);
+unsigned vk__trig_month_days(int64_t y, unsigned m);
+
+/* ---------------------------------------------------------------- Webhook parsing */
+
+#include <jansson.h>
+
+/** State of one vk_hook_parse(): the event being filled and the error sink. */
+struct vk__hook_ctx {
+    struct vk_hook_event *ev;
+    json_t *root;
+    vk_hook_header_fn *header;
+    void *hctx;
+    const char *body;
+    size_t len;
+    struct vk_err *err;
+    /* changed paths gathered before sorting (heap, freed by the parser) */
+    char **paths;
+    size_t npaths, cap;
+    bool paths_overflow;
+};
+
+/**
+ * Look up the dotted `path` ("repository.clone_url") under `obj`. JSON null
+ * counts as absent. Returns borrowed (valid while the document lives) value or NULL.
+ */
+json_t *vk__hook_get(json_t *obj, const char *path);
+
+/**
+ * Read the string at `path` under `obj` into *out (copied into the event's
+ * pool; NULL when absent and not `required`). Checks the length against `max`
+ * and refuses control characters. Errors name the field.
+ */
+int vk__hook_str(struct vk__hook_ctx *c, json_t *obj, const char *path, size_t max, bool required,
+                 const char **out);
+
+/** A full commit name (40 or 64 hex digits, lowercased into the pool). */
+int vk__hook_sha(struct vk__hook_ctx *c, json_t *obj, const char *path, bool required,
+                 const char **out);
+
+/** A commit name of 4..64 hex digits (Bitbucket abbreviates pull request commits). */
+int vk__hook_short_sha(struct vk__hook_ctx *c, json_t *obj, const char *path, bool required,
+                       const char **out);
+
+/** An integer at `path` (required). */
+int vk__hook_int(struct vk__hook_ctx *c, json_t *obj, const char *path, int64_t *out);
+
+/** A boolean at `path` (false when absent). */
+bool vk__hook_bool(json_t *obj, const char *path);
+
+/** Add the repository URL at `path` (when present and a string) to the event's list. */
+int vk__hook_url(struct vk__hook_ctx *c, json_t *obj, const char *path);
+
+/** Require at least one repository URL; the message names `what`. */
+int vk__hook_need_url(struct vk__hook_ctx *c, const char *what);
+
+/** Set ref, kind (push, tag or other), branch or tag from a full ref. */
+int vk__hook_set_ref(struct vk__hook_ctx *c, const char *ref, const char *field);
+
+/** Copy a string into the event's pool (NULL when out of memory). */
+const char *vk__hook_dup(struct vk__hook_ctx *c, const char *s);
+
+/** Add every string of the array at `path` (absent: nothing) to the changed paths. */
+int vk__hook_add_paths(struct vk__hook_ctx *c, json_t *obj, const char *path);
+
+/** Add the added/modified/removed lists of every commit in the array at `path`. */
+int vk__hook_commit_paths(struct vk__hook_ctx *c, json_t *obj, const char *path);
+
+/** Fill created/deleted/commit_sha from before/after (all-zero names). */
+void vk__hook_finish_push(struct vk__hook_ctx *c);
+
+/** True for an all-zero commit name. */
+bool vk__hook_zero(const char *sha);
+
+/** Provider parsers: fill c->ev from c->root; `event` is the event header value. */
+int vk__hook_github(struct vk__hook_ctx *c, const char *event, bool gitea);
+int vk__hook_gitlab(struct vk__hook_ctx *c, const char *event);
+int vk__hook_bitbucket(struct vk__hook_ctx *c, const char *event);
+
+#endif

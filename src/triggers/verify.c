@@ -1,0 +1,215 @@
+/*
+ * verify.c — webhook signatures (HMAC-SHA256 over the raw body, or GitLab's
+ * shared token), compared in constant time, and small helpers (hex, SHA-256,
+ * header lookup) shared by the module.
+ */
+#include "triggers/triggers_int.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <string.h>
+#include <strings.h>
+
+void vk__trig_hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+int vk__trig_sha256_hex(const void *p, size_t len, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(p, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+        return VK_EINTERNAL;
+    vk__trig_hex(md, 32, out);
+    return 0;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bool vk__trig_is_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (hexval(s[i]) < 0)
+            return false;
+    return true;
+}
+
+const char *vk_hook_header_kv(void *ctx, const char *name)
+{
+    const struct vk_hook_headers *h = ctx;
+    for (size_t i = 0; h && i < h->n; i++)
+        if (h->items[i].name && strcasecmp(h->items[i].name, name) == 0)
+            return h->items[i].value;
+    return NULL;
+}
+
+const char *vk_hook_provider_name(enum vk_hook_provider p)
+{
+    switch (p) {
+    case VK_HOOK_GITHUB:
+        return "github";
+    case VK_HOOK_GITLAB:
+        return "gitlab";
+    case VK_HOOK_GITEA:
+        return "gitea";
+    case VK_HOOK_BITBUCKET:
+        return "bitbucket";
+    case VK_HOOK_GENERIC:
+        return "generic";
+    }
+    return "unknown";
+}
+
+int vk_hook_provider_parse(const char *name, enum vk_hook_provider *out)
+{
+    static const enum vk_hook_provider all[] = {VK_HOOK_GITHUB, VK_HOOK_GITLAB, VK_HOOK_GITEA,
+                                                VK_HOOK_BITBUCKET, VK_HOOK_GENERIC};
+    for (size_t i = 0; name && i < VK_ARRAY_LEN(all); i++) {
+        if (strcmp(name, vk_hook_provider_name(all[i])) == 0) {
+            *out = all[i];
+            return 0;
+        }
+    }
+    return VK_EINVAL;
+}
+
+const char *vk_hook_kind_name(enum vk_hook_kind k)
+{
+    switch (k) {
+    case VK_HOOK_EV_PUSH:
+        return "push";
+    case VK_HOOK_EV_TAG:
+        return "tag";
+    case VK_HOOK_EV_PULL_REQUEST:
+        return "pull_request";
+    case VK_HOOK_EV_PING:
+        return "ping";
+    case VK_HOOK_EV_OTHER:
+        break;
+    }
+    return "other";
+}
+
+/* Which header carries the signature and whether it has the "sha256=" prefix. */
+static const char *sig_header(enum vk_hook_provider p, bool *prefixed)
+{
+    *prefixed = true;
+    switch (p) {
+    case VK_HOOK_GITHUB:
+        return "X-Hub-Signature-256";
+    case VK_HOOK_GITEA:
+        *prefixed = false;
+        return "X-Gitea-Signature";
+    case VK_HOOK_BITBUCKET:
+        return "X-Hub-Signature";
+    case VK_HOOK_GITLAB:
+        *prefixed = false;
+        return "X-Gitlab-Token";
+    case VK_HOOK_GENERIC:
+        return "X-Vulcan-Signature";
+    }
+    return NULL;
+}
+
+static int hmac256(const char *secret, const char *body, size_t len, unsigned char md[32])
+{
+    unsigned int mdlen = 0;
+    if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)body, len, md,
+              &mdlen) ||
+        mdlen != 32)
+        return VK_EINTERNAL;
+    return 0;
+}
+
+/*
+ * GitLab sends the secret itself. Comparing SHA-256 digests of both sides
+ * keeps the comparison constant-time even when the lengths differ.
+ */
+static int verify_token(const char *given, const char *secret, struct vk_err *err)
+{
+    unsigned char a[EVP_MAX_MD_SIZE], b[EVP_MAX_MD_SIZE];
+    unsigned int na = 0, nb = 0;
+    if (EVP_Digest(given, strlen(given), a, &na, EVP_sha256(), NULL) != 1 ||
+        EVP_Digest(secret, strlen(secret), b, &nb, EVP_sha256(), NULL) != 1)
+        return vk_err_set(err, VK_EPERM, "cannot compute the token digest");
+    if (CRYPTO_memcmp(a, b, 32) != 0)
+        return vk_err_set(err, VK_EPERM, "wrong webhook token in 'X-Gitlab-Token'");
+    return 0;
+}
+
+int vk_hook_verify(enum vk_hook_provider provider, vk_hook_header_fn *header, void *ctx,
+                   const char *body, size_t len, const char *secret, struct vk_err *err)
+{
+    bool prefixed;
+    const char *name = sig_header(provider, &prefixed);
+    if (!name)
+        return vk_err_set(err, VK_EPERM, "unknown webhook provider");
+    if (!secret || !*secret)
+        return vk_err_set(err, VK_EPERM, "no webhook secret configured for this repository");
+    if (!body && len)
+        return vk_err_set(err, VK_EPERM, "no request body");
+    const char *sig = header ? header(ctx, name) : NULL;
+    if (!sig || !*sig)
+        return vk_err_set(err, VK_EPERM, "missing signature header '%s'", name);
+    if (provider == VK_HOOK_GITLAB)
+        return verify_token(sig, secret, err);
+
+    if (prefixed) {
+        if (strncmp(sig, "sha256=", 7) != 0)
+            return vk_err_set(err, VK_EPERM, "signature in '%s' must start with 'sha256='", name);
+        sig += 7;
+    }
+    size_t n = strlen(sig);
+    if (n != 64 || !vk__trig_is_hex(sig, n))
+        return vk_err_set(err, VK_EPERM, "malformed signature in '%s': expected 64 hex digits",
+                          name);
+    unsigned char want[32], got[32];
+    for (size_t i = 0; i < 32; i++)
+        got[i] = (unsigned char)(hexval(sig[2 * i]) << 4 | hexval(sig[2 * i + 1]));
+    if (hmac256(secret, body ? body : "", len, want) < 0)
+        return vk_err_set(err, VK_EPERM, "cannot compute the signature");
+    if (CRYPTO_memcmp(want, got, 32) != 0)
+        return vk_err_set(err, VK_EPERM, "wrong signature in '%s'", name);
+    return 0;
+}
+
+int vk_hook_sign(enum vk_hook_provider provider, const char *body, size_t len, const char *secret,
+                 char *out, size_t outsz)
+{
+    bool prefixed;
+    if (!sig_header(provider, &prefixed) || !secret || !*secret)
+        return VK_EINVAL;
+    if (provider == VK_HOOK_GITLAB) {
+        size_t n = strlen(secret);
+        if (n + 1 > outsz)
+            return VK_ETOOBIG;
+        memcpy(out, secret, n + 1);
+        return 0;
+    }
+    unsigned char md[32];
+    if (hmac256(secret, body ? body : "", len, md) < 0)
+        return VK_EINTERNAL;
+    size_t need = (prefixed ? 7 : 0) + 64 + 1;
+    if (need > outsz)
+        return VK_ETOOBIG;
+    if (prefixed)
+        memcpy(out, "sha256=", 7);
+    vk__trig_hex(md, 32, out + (prefixed ? 7 : 0));
+    return 0;
+}
