@@ -61,32 +61,32 @@ struct vk_worker;
  * Borrowed only during vk_worker_new() (everything is copied).
  */
 struct vk_worker_opts {
-    const char *server_url;     /**< base URL (default VK_WORKER_DEFAULT_SERVER) */
-    const char *const *groups;  /**< machine groups served; at least one, each non-empty */
-    size_t ngroups;             /**< number of entries in `groups` (1..VK_WORKER_MAX_GROUPS) */
-    const char *name;           /**< worker name (default "<hostname>-<pid>") */
-    const char *version;        /**< version reported at registration (default VK_VERSION) */
-    unsigned concurrency;       /**< attempts run at once (default 1, max 256) */
-    const char *work_dir;       /**< executor work root (default VK_WORKER_DEFAULT_WORK_DIR) */
+    const char *server_url;       /**< base URL (default VK_WORKER_DEFAULT_SERVER) */
+    const char *const *groups;    /**< machine groups served; at least one, each non-empty */
+    size_t ngroups;               /**< number of entries in `groups` (1..VK_WORKER_MAX_GROUPS) */
+    const char *name;             /**< worker name (default "<hostname>-<pid>") */
+    const char *version;          /**< version reported at registration (default VK_VERSION) */
+    unsigned concurrency;         /**< attempts run at once (default 1, max 256) */
+    const char *work_dir;         /**< executor work root (default VK_WORKER_DEFAULT_WORK_DIR) */
     enum vk_exec_sandbox sandbox; /**< DEFAULT = auto */
-    unsigned wait_s;            /**< long-poll wait asked of the server (default 30, max 300) */
-    int64_t grace_ms;           /**< shutdown grace (default 60 s; VK_WORKER_NO_GRACE: none) */
-    int64_t default_timeout_ms; /**< script timeout when the work item says 0 (default 1 h) */
-    uint64_t output_cap;        /**< output bytes per attempt (default 16 MiB) */
-    uint64_t memory_limit_bytes; /**< cgroup memory limit per attempt, 0 = none */
-    uint32_t pids_limit;        /**< cgroup pids limit per attempt, 0 = none */
-    uint32_t cpu_millis;        /**< cgroup CPU quota in millicores, 0 = none */
-    bool keep_workspace;        /**< leave workspaces in place (debugging) */
-    bool no_cgroups;            /**< never use cgroups */
+    unsigned wait_s;              /**< long-poll wait asked of the server (default 30, max 300) */
+    int64_t grace_ms;             /**< shutdown grace (default 60 s; VK_WORKER_NO_GRACE: none) */
+    int64_t default_timeout_ms;   /**< script timeout when the work item says 0 (default 1 h) */
+    uint64_t output_cap;          /**< output bytes per attempt (default 16 MiB) */
+    uint64_t memory_limit_bytes;  /**< cgroup memory limit per attempt, 0 = none */
+    uint32_t pids_limit;          /**< cgroup pids limit per attempt, 0 = none */
+    uint32_t cpu_millis;          /**< cgroup CPU quota in millicores, 0 = none */
+    bool keep_workspace;          /**< leave workspaces in place (debugging) */
+    bool no_cgroups;              /**< never use cgroups */
 };
 
 /** Counters since vk_worker_new(), for tests and status output. */
 struct vk_worker_stats {
-    uint64_t registrations;   /**< successful registrations (1 + re-registrations) */
-    uint64_t attempts_run;    /**< attempts handed to the executor */
-    uint64_t results_posted;  /**< results the server acknowledged (any 2xx/4xx answer) */
-    uint64_t handbacks;       /**< attempts reported with handback: true */
-    uint64_t log_bytes_sent;  /**< output bytes the server acknowledged */
+    uint64_t registrations;  /**< successful registrations (1 + re-registrations) */
+    uint64_t attempts_run;   /**< attempts handed to the executor */
+    uint64_t results_posted; /**< results the server acknowledged (any 2xx/4xx answer) */
+    uint64_t handbacks;      /**< attempts reported with handback: true */
+    uint64_t log_bytes_sent; /**< output bytes the server acknowledged */
 };
 
 /* ---------------------------------------------------------------- Lifecycle */

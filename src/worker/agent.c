@@ -3,9 +3,8 @@
  * backoff, the heartbeat thread, and the supervisor loop of vk_worker_run()
  * that drives graceful shutdown.
  */
-#include "worker/agent_int.h"
-
 #include "vulcan/telemetry.h"
+#include "worker/agent_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -242,12 +241,11 @@ static void apply_cancels(struct vk_worker *w, json_t *list)
         for (unsigned k = 0; k < w->concurrency; k++) {
             struct agent_slot *s = &w->slots[k];
             pthread_mutex_lock(&s->mu);
-            if (s->fragment_id[0] && strcmp(s->fragment_id, fid) == 0 &&
-                !s->cancelled_by_server) {
+            if (s->fragment_id[0] && strcmp(s->fragment_id, fid) == 0 && !s->cancelled_by_server) {
                 s->cancelled_by_server = true;
                 vk_exec_cancel_request(&s->cancel);
-                vk_log(VK_LOG_INFO, AGENT_COMPONENT, "server cancelled the fragment",
-                       "fragment_id", fid, NULL);
+                vk_log(VK_LOG_INFO, AGENT_COMPONENT, "server cancelled the fragment", "fragment_id",
+                       fid, NULL);
             }
             pthread_mutex_unlock(&s->mu);
         }
@@ -263,14 +261,14 @@ static void heartbeat_once(struct vk_worker *w, struct agent_backoff *fails)
     long status = 0;
     struct vk_err err;
     vk_err_clear(&err);
-    int r = vk_http_client_json(w->hb_cl, "POST", "/api/v1/workers/heartbeat", body, 10000,
-                                &status, &ans, &err);
+    int r = vk_http_client_json(w->hb_cl, "POST", "/api/v1/workers/heartbeat", body, 10000, &status,
+                                &ans, &err);
     json_decref(body);
     if (r != 0 || status >= 500) {
         /* Only the first failure of a streak is a warning: a server restart
          * would otherwise flood the log. */
         fails->failures++;
-        char st[16];
+        char st[24];
         snprintf(st, sizeof(st), "%ld", status);
         vk_log(fails->failures == 1 ? VK_LOG_WARN : VK_LOG_DEBUG, AGENT_COMPONENT,
                "heartbeat failed", "worker_id", id, "error", r != 0 ? err.msg : NULL, "status",
@@ -288,7 +286,7 @@ static void heartbeat_once(struct vk_worker *w, struct agent_backoff *fails)
         if (json_is_array(cancel))
             apply_cancels(w, cancel);
     } else {
-        char st[16];
+        char st[24];
         snprintf(st, sizeof(st), "%ld", status);
         vk_log(VK_LOG_WARN, AGENT_COMPONENT, "heartbeat refused", "worker_id", id, "status", st,
                NULL);
@@ -334,8 +332,7 @@ static int copy_opts(struct vk_worker *w, const struct vk_worker_opts *o, struct
         return vk_err_set(err, VK_EINVAL, "concurrency %u above %d", o->concurrency,
                           VK_WORKER_MAX_CONCURRENCY);
     if (o->wait_s > VK_WORKER_MAX_WAIT_S)
-        return vk_err_set(err, VK_EINVAL, "wait %u s above %d s", o->wait_s,
-                          VK_WORKER_MAX_WAIT_S);
+        return vk_err_set(err, VK_EINVAL, "wait %u s above %d s", o->wait_s, VK_WORKER_MAX_WAIT_S);
     w->server_url = vk_xstrdup(url);
     w->groups = vk_xcalloc(o->ngroups, sizeof(char *));
     w->ngroups = o->ngroups;
@@ -532,10 +529,10 @@ static void deregister(struct vk_worker *w)
                                     &status, &ans, &err);
         json_decref(ans);
         if (r == 0 && status < 500) {
-            char st[16];
+            char st[24];
             snprintf(st, sizeof(st), "%ld", status);
-            vk_log(status / 100 == 2 ? VK_LOG_INFO : VK_LOG_WARN, AGENT_COMPONENT,
-                   "deregistered", "worker_id", id, "status", st, NULL);
+            vk_log(status / 100 == 2 ? VK_LOG_INFO : VK_LOG_WARN, AGENT_COMPONENT, "deregistered",
+                   "worker_id", id, "status", st, NULL);
             break;
         }
         vk_log(VK_LOG_WARN, AGENT_COMPONENT, "deregistration failed", "worker_id", id, "error",
@@ -588,8 +585,10 @@ static void supervise(struct vk_worker *w, unsigned started)
                 deadline_ns = now + w->grace_ms * 1000000;
                 char g[24];
                 snprintf(g, sizeof(g), "%lldms", (long long)w->grace_ms);
-                vk_log(VK_LOG_INFO, AGENT_COMPONENT, "stopping: no new work; waiting for running "
-                       "fragments", "grace", g, NULL);
+                vk_log(VK_LOG_INFO, AGENT_COMPONENT,
+                       "stopping: no new work; waiting for running "
+                       "fragments",
+                       "grace", g, NULL);
                 begin_stop(w);
             }
             if (n >= 2 && seen < 2) {

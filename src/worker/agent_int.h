@@ -23,13 +23,13 @@
 #include <stdint.h>
 
 #define AGENT_COMPONENT "worker"
-#define AGENT_MAX_ID 128              /* worker ids and fragment ids */
-#define AGENT_STACK (256u * 1024u)    /* thread stack size */
+#define AGENT_MAX_ID 128           /* worker ids and fragment ids */
+#define AGENT_STACK (256u * 1024u) /* thread stack size */
 #define AGENT_BACKOFF_MIN_MS 500
 #define AGENT_BACKOFF_MAX_MS 60000
-#define AGENT_CHUNK_MIN (64u * 1024u) /* send at once when this much is buffered */
+#define AGENT_CHUNK_MIN (64u * 1024u)   /* send at once when this much is buffered */
 #define AGENT_CHUNK_MAX (1024u * 1024u) /* bytes per log request (server cap) */
-#define AGENT_FLUSH_MS 1000           /* send at most this long after the first unsent byte */
+#define AGENT_FLUSH_MS 1000             /* send at most this long after the first unsent byte */
 #define AGENT_BACKPRESSURE (8u * 1024u * 1024u)
 #define AGENT_BACKPRESSURE_WAIT_MS 250
 #define AGENT_RESULT_RETRY_MS (5 * 60 * 1000)
@@ -64,20 +64,20 @@ struct agent_slot {
     char fragment_id[AGENT_MAX_ID + 1];
     uint32_t attempt;
     struct vk_exec_cancel cancel;
-    atomic_bool handback;         /* grace expired: cancel and hand back */
-    bool cancelled_by_server;     /* the heartbeat's cancel list named it */
+    atomic_bool handback;     /* grace expired: cancel and hand back */
+    bool cancelled_by_server; /* the heartbeat's cancel list named it */
 
     /* Upload state (slot->mu). */
     pthread_t up_thread;
     bool up_started;
-    struct vk_buf pending;  /* output not yet taken by the uploader */
-    size_t inflight;        /* bytes the uploader holds, not yet acknowledged */
+    struct vk_buf pending;   /* output not yet taken by the uploader */
+    size_t inflight;         /* bytes the uploader holds, not yet acknowledged */
     int64_t first_unsent_ns; /* when `pending` became non-empty */
-    bool up_finished;       /* the run ended: flush and exit */
-    bool up_abandon;        /* drop everything and exit (handback) */
-    bool up_stale;          /* the server refused the attempt (409) */
-    uint64_t up_offset;     /* bytes acknowledged by the server */
-    uint64_t up_dropped;    /* bytes lost (buffer cap, gave up) */
+    bool up_finished;        /* the run ended: flush and exit */
+    bool up_abandon;         /* drop everything and exit (handback) */
+    bool up_stale;           /* the server refused the attempt (409) */
+    uint64_t up_offset;      /* bytes acknowledged by the server */
+    uint64_t up_dropped;     /* bytes lost (buffer cap, gave up) */
 };
 
 struct vk_worker {

@@ -3,9 +3,8 @@
  * work item, run it through the executor while the uploader streams its
  * output, post the result (retried), repeat until the worker stops.
  */
-#include "worker/agent_int.h"
-
 #include "vulcan/telemetry.h"
+#include "worker/agent_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,19 +160,20 @@ static void post_result(struct agent_slot *s, const char *claim_id, const struct
                         const struct outcome *o)
 {
     struct vk_worker *w = s->w;
-    json_t *body = json_pack("{s:s, s:s, s:I, s:b, s:i, s:s, s:b}", "worker_id", claim_id,
-                             "fragment_id", it->fragment_id, "attempt", (json_int_t)it->attempt,
-                             "success", o->success, "exit_code", o->exit_code, "error_message",
-                             o->message, "handback", o->handback);
+    json_t *body =
+        json_pack("{s:s, s:s, s:I, s:b, s:i, s:s, s:b}", "worker_id", claim_id, "fragment_id",
+                  it->fragment_id, "attempt", (json_int_t)it->attempt, "success", o->success,
+                  "exit_code", o->exit_code, "error_message", o->message, "handback", o->handback);
     if (!body)
         return;
-    int64_t give_up = vk_mono_ns() +
-                      (int64_t)(o->handback ? AGENT_HANDBACK_RETRY_MS : AGENT_RESULT_RETRY_MS) *
-                          1000000;
+    int64_t give_up =
+        vk_mono_ns() +
+        (int64_t)(o->handback ? AGENT_HANDBACK_RETRY_MS : AGENT_RESULT_RETRY_MS) * 1000000;
     struct agent_backoff b;
     vk__agent_backoff_init(&b, 30000, (uint64_t)vk_mono_ns() ^ (s->index + 77u));
     char att[16];
     snprintf(att, sizeof(att), "%u", it->attempt);
+    int64_t hurry_ns = 0;
     for (;;) {
         json_t *ans = NULL;
         long status = 0;
@@ -185,30 +185,32 @@ static void post_result(struct agent_slot *s, const char *claim_id, const struct
             atomic_fetch_add(&w->st_results, 1);
             if (o->handback)
                 atomic_fetch_add(&w->st_handbacks, 1);
-            vk_log(VK_LOG_INFO, AGENT_COMPONENT, o->handback ? "fragment handed back"
-                                                             : "result posted",
-                   "fragment_id", it->fragment_id, "chain_id", it->chain_id, "worker_id",
-                   claim_id, "attempt", att, "fragment_status", jstr(ans, "fragment_status"),
-                   NULL);
+            vk_log(VK_LOG_INFO, AGENT_COMPONENT,
+                   o->handback ? "fragment handed back" : "result posted", "fragment_id",
+                   it->fragment_id, "chain_id", it->chain_id, "worker_id", claim_id, "attempt", att,
+                   "fragment_status", jstr(ans, "fragment_status"), NULL);
             json_decref(ans);
             break;
         }
         if (r == 0 && status >= 400 && status < 500 && status != 408 && status != 429) {
-            char st[16];
+            char st[24];
             snprintf(st, sizeof(st), "%ld", status);
             vk_log(status == 409 ? VK_LOG_WARN : VK_LOG_ERROR, AGENT_COMPONENT,
                    status == 409 ? "result refused: the attempt is stale" : "result refused",
-                   "fragment_id", it->fragment_id, "chain_id", it->chain_id, "worker_id",
-                   claim_id, "attempt", att, "status", st, "message", jstr(ans, "message"),
-                   NULL);
+                   "fragment_id", it->fragment_id, "chain_id", it->chain_id, "worker_id", claim_id,
+                   "attempt", att, "status", st, "message", jstr(ans, "message"), NULL);
             json_decref(ans);
             break;
         }
         json_decref(ans);
         int64_t delay = vk__agent_backoff_next(&b);
+        /* Told twice to stop: the user wants out; try for 10 s more at most. */
+        if (atomic_load(&w->stop_requests) >= 2 && !hurry_ns) {
+            hurry_ns = vk_mono_ns() + 10000 * 1000000LL;
+            if (hurry_ns < give_up)
+                give_up = hurry_ns;
+        }
         int64_t left = (give_up - vk_mono_ns()) / 1000000;
-        if (atomic_load(&w->stop_requests) >= 2 && o->handback)
-            left = 0; /* told twice to stop: the server re-queues it when we are gone */
         vk_log(b.failures == 1 ? VK_LOG_WARN : VK_LOG_DEBUG, AGENT_COMPONENT,
                "posting the result failed; retrying", "fragment_id", it->fragment_id, "error",
                r != 0 ? err.msg : "server error", NULL);
@@ -266,8 +268,8 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
         snprintf(o.message, sizeof(o.message), "worker shutting down");
     } else if (it->invalid[0]) {
         snprintf(o.message, sizeof(o.message), "invalid work item: %s", it->invalid);
-        vk_log(VK_LOG_ERROR, AGENT_COMPONENT, "invalid work item", "fragment_id",
-               it->fragment_id, "error", it->invalid, NULL);
+        vk_log(VK_LOG_ERROR, AGENT_COMPONENT, "invalid work item", "fragment_id", it->fragment_id,
+               "error", it->invalid, NULL);
     } else {
         vk_log(VK_LOG_INFO, AGENT_COMPONENT, "running fragment", "fragment_id", it->fragment_id,
                "chain_id", it->chain_id, "worker_id", claim_id, "attempt", att, "name", it->name,
@@ -296,8 +298,8 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
         bool uploading = vk__agent_upload_start(s) == 0;
         int rc = vk_exec_run(&w->env, &spec, uploading ? vk__agent_upload_output : NULL, s,
                              &s->cancel, &res, &err);
-        bool handback = atomic_load(&s->handback) &&
-                        (res.cancelled || rc == VK_EAGAIN || res.exit_code == -1);
+        bool handback =
+            atomic_load(&s->handback) && (res.cancelled || rc == VK_EAGAIN || res.exit_code == -1);
         if (uploading)
             vk__agent_upload_finish(s, handback);
         outcome_from(&o, rc, &res, timeout_ms);
@@ -305,10 +307,11 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
         char code[16], ms[24];
         snprintf(code, sizeof(code), "%d", res.exit_code);
         snprintf(ms, sizeof(ms), "%lld", (long long)res.duration_ms);
-        vk_log(o.success ? VK_LOG_INFO : VK_LOG_WARN, AGENT_COMPONENT, "fragment finished",
-               "fragment_id", it->fragment_id, "chain_id", it->chain_id, "worker_id", claim_id,
-               "attempt", att, "exit_code", code, "duration_ms", ms, "error",
-               o.message[0] ? o.message : NULL, NULL);
+        vk_log(o.success || o.handback ? VK_LOG_INFO : VK_LOG_WARN, AGENT_COMPONENT,
+               o.handback ? "fragment stopped for hand-back" : "fragment finished", "fragment_id",
+               it->fragment_id, "chain_id", it->chain_id, "worker_id", claim_id, "attempt", att,
+               "exit_code", code, "duration_ms", ms, "error", o.message[0] ? o.message : NULL,
+               NULL);
     }
     post_result(s, claim_id, it, &o);
     if (it->trace_parent && *it->trace_parent)
@@ -339,6 +342,7 @@ void *vk__agent_slot_main(void *arg)
         struct vk_buf body;
         struct vk_err err;
         vk_err_clear(&err);
+        int64_t asked_ns = vk_mono_ns();
         int rc = vk__agent_poll_post(s->poller, path, text, (long)(w->wait_s + 15) * 1000L,
                                      &w->stopping, &status, &body, &err);
         free(text);
@@ -346,21 +350,28 @@ void *vk__agent_slot_main(void *arg)
             break;
         if (rc == 0 && status == 204) {
             vk__agent_backoff_reset(&b);
+            /* A server that does not hold the long-poll must not make us spin. */
+            if (vk_mono_ns() - asked_ns < 50 * 1000000LL)
+                vk__agent_sleep(w, 500, &w->stopping);
         } else if (rc == 0 && status == 200) {
             vk__agent_backoff_reset(&b);
             struct work_item it;
-            if (item_parse(&it, &body))
+            bool usable = item_parse(&it, &body);
+            if (usable)
                 run_item(s, id, &it);
             else
-                vk_log(VK_LOG_ERROR, AGENT_COMPONENT, "unusable work item (no fragment id)",
-                       "worker_id", id, NULL);
+                vk_log(VK_LOG_ERROR, AGENT_COMPONENT,
+                       "unusable work item (no valid fragment_id or attempt)", "worker_id", id,
+                       NULL);
             item_release(&it);
+            if (!usable)
+                vk__agent_sleep(w, 1000, &w->stopping);
         } else if (rc == 0 && (status == 404 || status == 409)) {
             vk_log(VK_LOG_WARN, AGENT_COMPONENT, "server forgot this worker; registering again",
                    "worker_id", id, NULL);
             (void)vk__agent_register(w, s->cl, gen);
         } else {
-            char st[16];
+            char st[24];
             snprintf(st, sizeof(st), "%ld", status);
             int64_t delay = vk__agent_backoff_next(&b);
             vk_log(b.failures == 1 ? VK_LOG_WARN : VK_LOG_DEBUG, AGENT_COMPONENT,

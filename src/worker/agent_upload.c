@@ -11,9 +11,8 @@
  * uploading stops and the run is cancelled. When more than 8 MiB are unsent
  * the callback waits up to 250 ms for room (backpressure on the script).
  */
-#include "worker/agent_int.h"
-
 #include "vulcan/telemetry.h"
+#include "worker/agent_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -138,9 +137,12 @@ static bool send_all(struct agent_slot *s, const char *fid, uint32_t attempt,
         int64_t now = vk_mono_ns();
         if (!failing_since)
             failing_since = now;
-        if (finished && now - failing_since > (int64_t)UPLOAD_GIVE_UP_MS * 1000000) {
-            vk_log(VK_LOG_ERROR, AGENT_COMPONENT, "giving up uploading output", "fragment_id",
-                   fid, "error", why, NULL);
+        int64_t limit_ms = UPLOAD_GIVE_UP_MS;
+        if (atomic_load(&s->w->stop_requests) >= 2)
+            limit_ms = 10000; /* told twice to stop: do not hold the exit for long */
+        if (finished && now - failing_since > limit_ms * 1000000) {
+            vk_log(VK_LOG_ERROR, AGENT_COMPONENT, "giving up uploading output", "fragment_id", fid,
+                   "error", why, NULL);
             return false;
         }
         int64_t delay = vk__agent_backoff_next(b);
