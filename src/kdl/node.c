@@ -145,7 +145,7 @@ static int parse_value_or_string(struct vk__kdl_parser *p, const char *what, str
                             "'%.*s' is a keyword, not an identifier: write '#%.*s' for the "
                             "value or quote it as a string",
                             (int)wn, w, (int)wn, w);
-    char *c = vk__kdl_strdup(p, w, wn);
+    const char *c = vk__kdl_strdup(p, w, wn);
     if (!c)
         return VK_ENOMEM;
     str->ptr = c;
@@ -180,13 +180,28 @@ static int parse_type(struct vk__kdl_parser *p, struct vk_kdl_str *type)
     return 0;
 }
 
+/* Copy a parsed type annotation into the pool: annotations are rare, so values and nodes
+ * keep only a pointer to one. */
+static int keep_type(struct vk__kdl_parser *p, struct vk_kdl_str t, const struct vk_kdl_str **out)
+{
+    struct vk_kdl_str *c = vk_pool_alloc(p->pool, sizeof(*c));
+    if (!c)
+        return vk__kdl_oom(p);
+    *c = t;
+    *out = c;
+    return 0;
+}
+
 /* A value with an optional type annotation (an argument, or a property's value). */
 static int parse_typed_value(struct vk__kdl_parser *p, struct vk_kdl_value *v)
 {
     memset(v, 0, sizeof(*v));
     v->pos = vk__kdl_pos(p, p->pos);
     if (p->pos < p->len && p->s[p->pos] == '(') {
-        int rc = parse_type(p, &v->type);
+        struct vk_kdl_str type = {NULL, 0};
+        int rc = parse_type(p, &type);
+        if (rc == 0)
+            rc = keep_type(p, type, &v->type);
         if (rc)
             return rc;
         bool any = false;
@@ -364,7 +379,7 @@ static int flush_entries(struct vk__kdl_parser *p, struct vk_kdl_node *node)
             goto out;
         }
         memcpy(node->args, p->args, p->nargs * sizeof(*node->args));
-        node->nargs = p->nargs;
+        node->nargs = (uint32_t)p->nargs; /* < VK_KDL_MAX_INPUT: an entry takes 2+ bytes */
     }
     if (node && p->nprops) {
         rc = dedupe_props(p);
@@ -376,7 +391,7 @@ static int flush_entries(struct vk__kdl_parser *p, struct vk_kdl_node *node)
             goto out;
         }
         memcpy(node->props, p->props, p->nprops * sizeof(*node->props));
-        node->nprops = p->nprops;
+        node->nprops = (uint32_t)p->nprops;
     }
 out:
     p->nargs = 0;
@@ -394,7 +409,7 @@ static int parse_children(struct vk__kdl_parser *p, struct vk_kdl_node *node, un
     p->pos++;
     struct vk_kdl_node *first = NULL;
     size_t count = 0;
-    int rc = vk__kdl_parse_nodes(p, node, depth + 1, node == NULL, &first, &count);
+    int rc = vk__kdl_parse_nodes(p, depth + 1, node == NULL, &first, &count);
     if (rc)
         return rc;
     if (p->pos >= p->len)
@@ -402,7 +417,7 @@ static int parse_children(struct vk__kdl_parser *p, struct vk_kdl_node *node, un
     p->pos++; /* '}' */
     if (node) {
         node->children = first;
-        node->nchildren = count;
+        node->nchildren = (uint32_t)count; /* < VK_KDL_MAX_INPUT: a node takes 1+ bytes */
     }
     return 0;
 }
@@ -431,8 +446,12 @@ static int parse_node(struct vk__kdl_parser *p, struct vk_kdl_node *node, unsign
         return rc;
     if (node) {
         node->name = name;
-        node->type = type;
         node->pos = pos;
+        if (type.ptr) {
+            rc = keep_type(p, type, &node->type);
+            if (rc)
+                return rc;
+        }
     }
     bool flushed = false;
     bool seen_block = false; /* any children block, slashdashed or not */
@@ -539,8 +558,8 @@ static int parse_node(struct vk__kdl_parser *p, struct vk_kdl_node *node, unsign
     return 0;
 }
 
-int vk__kdl_parse_nodes(struct vk__kdl_parser *p, struct vk_kdl_node *parent, unsigned depth,
-                        bool discard, struct vk_kdl_node **first, size_t *count)
+int vk__kdl_parse_nodes(struct vk__kdl_parser *p, unsigned depth, bool discard,
+                        struct vk_kdl_node **first, size_t *count)
 {
     struct vk_kdl_node *tail = NULL;
     *first = NULL;
@@ -579,7 +598,6 @@ int vk__kdl_parse_nodes(struct vk__kdl_parser *p, struct vk_kdl_node *parent, un
             node = vk_pool_zalloc(p->pool, sizeof(*node));
             if (!node)
                 return vk__kdl_oom(p);
-            node->parent = parent;
         }
         rc = parse_node(p, node, depth);
         if (rc)

@@ -132,7 +132,7 @@ struct vk_kdl_pos vk__kdl_pos(struct vk__kdl_parser *p, size_t off)
     } else {
         locate(p, off, &r.line, &r.col);
     }
-    r.offset = off;
+    r.offset = (uint32_t)off; /* off <= len <= VK_KDL_MAX_INPUT */
     return r;
 }
 
@@ -202,7 +202,7 @@ char *vk__kdl_str_alloc(struct vk__kdl_parser *p, size_t n)
     return b;
 }
 
-char *vk__kdl_strdup(struct vk__kdl_parser *p, const char *s, size_t n)
+static char *copy_str(struct vk__kdl_parser *p, const char *s, size_t n)
 {
     if (n >= SIZE_MAX - 1) {
         vk__kdl_oom(p);
@@ -215,6 +215,84 @@ char *vk__kdl_strdup(struct vk__kdl_parser *p, const char *s, size_t n)
         memcpy(r, s, n);
     r[n] = '\0';
     return r;
+}
+
+/*
+ * Interning. Node names, property keys and many short values repeat all through a
+ * document; storing each distinct one once saves about half of the string bytes of
+ * bench/kdl_parse's workflow-shaped document. Only strings up to INTERN_MAX_LEN
+ * bytes take part (longer ones rarely repeat and cost more to hash). The table
+ * starts at INTERN_MIN_SLOTS and doubles at half load up to INTERN_MAX_SLOTS
+ * (256 KiB of scratch); once that is half full, new strings are still looked up
+ * but simply copied.
+ */
+#define INTERN_MAX_LEN 32
+#define INTERN_MIN_SLOTS 256u
+#define INTERN_MAX_SLOTS 16384u
+
+static uint32_t str_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* Make room for one more entry. Returns 0, or VK_ENOMEM (recorded). Sets *full when the
+ * table is at its bound and must not take more entries. */
+static int intern_room(struct vk__kdl_parser *p, bool *full)
+{
+    uint32_t slots = p->imask ? p->imask + 1 : 0;
+    *full = false;
+    if (slots && p->iused < slots / 2)
+        return 0;
+    if (slots >= INTERN_MAX_SLOTS) {
+        *full = true;
+        return 0;
+    }
+    uint32_t ns = slots ? slots * 2 : INTERN_MIN_SLOTS;
+    struct vk__kdl_islot *t = vk_calloc(ns, sizeof(*t));
+    if (!t)
+        return vk__kdl_oom(p);
+    for (uint32_t i = 0; i < slots; i++) {
+        if (!p->itab[i].ptr)
+            continue;
+        uint32_t k = p->itab[i].hash & (ns - 1);
+        while (t[k].ptr)
+            k = (k + 1) & (ns - 1);
+        t[k] = p->itab[i];
+    }
+    vk_free(p->itab);
+    p->itab = t;
+    p->imask = ns - 1;
+    return 0;
+}
+
+const char *vk__kdl_strdup(struct vk__kdl_parser *p, const char *s, size_t n)
+{
+    if (n > INTERN_MAX_LEN)
+        return copy_str(p, s, n);
+    bool full;
+    if (intern_room(p, &full))
+        return NULL;
+    uint32_t h = str_hash(s, n);
+    uint32_t k = h & p->imask;
+    for (; p->itab[k].ptr; k = (k + 1) & p->imask) {
+        const struct vk__kdl_islot *e = &p->itab[k];
+        /* `s` may be NULL when n is 0 (an empty scratch buffer): no memcmp then. */
+        if (e->hash == h && e->len == n && (n == 0 || memcmp(e->ptr, s, n) == 0))
+            return e->ptr;
+    }
+    char *c = copy_str(p, s, n);
+    if (c && !full) {
+        p->itab[k].ptr = c;
+        p->itab[k].len = (uint32_t)n;
+        p->itab[k].hash = h;
+        p->iused++;
+    }
+    return c;
 }
 
 int vk__kdl_sbuf_reserve(struct vk__kdl_parser *p, struct vk__kdl_sbuf *b, size_t extra)
@@ -457,6 +535,9 @@ int vk_kdl_parse(const char *src, size_t len, struct vk_kdl_doc **out, struct vk
     vk_err_clear(err);
     if (!src && len)
         return vk_err_set(err, VK_EINVAL, "no input");
+    if (len > VK_KDL_MAX_INPUT)
+        return vk_err_set(err, VK_ETOOBIG, "input too large: %zu bytes (at most %zu)", len,
+                          (size_t)VK_KDL_MAX_INPUT);
     struct vk_kdl_doc *doc = vk_calloc(1, sizeof(*doc));
     if (!doc)
         return vk_err_set(err, VK_ENOMEM, "out of memory");
@@ -479,7 +560,7 @@ int vk_kdl_parse(const char *src, size_t len, struct vk_kdl_doc **out, struct vk
         p.line_start = 3;
         p.cc_off = 3;
     }
-    int rc = vk__kdl_parse_nodes(&p, NULL, 0, false, &doc->nodes, &doc->nnodes);
+    int rc = vk__kdl_parse_nodes(&p, 0, false, &doc->nodes, &doc->nnodes);
     vk__kdl_parser_release(&p);
     if (rc) {
         vk_kdl_doc_free(doc);
@@ -495,6 +576,10 @@ void vk__kdl_parser_release(struct vk__kdl_parser *p)
     vk_free(p->props);
     vk_free(p->sbuf.data);
     vk_free(p->obuf.data);
+    vk_free(p->itab);
+    p->itab = NULL;
+    p->imask = 0;
+    p->iused = 0;
     p->args = NULL;
     p->props = NULL;
     p->sbuf.data = NULL;

@@ -19,6 +19,13 @@ struct vk__kdl_sbuf {
     size_t cap;
 };
 
+/** One slot of the string intern table: a string already in the pool. */
+struct vk__kdl_islot {
+    const char *ptr; /* NULL: empty slot */
+    uint32_t len;
+    uint32_t hash;
+};
+
 struct vk__kdl_parser {
     const unsigned char *s; /* input, not NUL-terminated */
     size_t len;
@@ -39,6 +46,12 @@ struct vk__kdl_parser {
     struct vk__kdl_sbuf sbuf; /* string decoding */
     struct vk__kdl_sbuf obuf; /* multi-line string output */
     char *scur, *send;        /* byte-aligned string space carved from the pool */
+
+    /* Short strings (names, keys, short values) repeat: each distinct one is stored once.
+     * Open addressing, power-of-two size, bounded (see parse.c). */
+    struct vk__kdl_islot *itab;
+    uint32_t imask; /* slots - 1; 0 before the first use */
+    uint32_t iused;
 };
 
 /** A saved position, for a short lookahead. */
@@ -104,16 +117,19 @@ struct vk_kdl_pos vk__kdl_pos(struct vk__kdl_parser *p, size_t off);
 /** Allocate `n` bytes of string storage (no alignment) from the pool; NULL on OOM (error
  * recorded). */
 char *vk__kdl_str_alloc(struct vk__kdl_parser *p, size_t n);
-/** Copy `n` bytes plus a NUL into string storage; NULL on OOM (error recorded). */
-char *vk__kdl_strdup(struct vk__kdl_parser *p, const char *s, size_t n);
+/**
+ * A NUL-terminated copy of `n` bytes in string storage; NULL on OOM (error recorded).
+ * Short strings are interned: equal ones share one copy, so the result is read-only.
+ */
+const char *vk__kdl_strdup(struct vk__kdl_parser *p, const char *s, size_t n);
 int vk__kdl_sbuf_reserve(struct vk__kdl_parser *p, struct vk__kdl_sbuf *b, size_t extra);
 int vk__kdl_node_space(struct vk__kdl_parser *p, bool *any);
 int vk__kdl_line_space(struct vk__kdl_parser *p);
 void vk__kdl_parser_release(struct vk__kdl_parser *p);
 
 /* node.c: parse `nodes` until end of input (depth 0) or a '}' (left unconsumed). */
-int vk__kdl_parse_nodes(struct vk__kdl_parser *p, struct vk_kdl_node *parent, unsigned depth,
-                        bool discard, struct vk_kdl_node **first, size_t *count);
+int vk__kdl_parse_nodes(struct vk__kdl_parser *p, unsigned depth, bool discard,
+                        struct vk_kdl_node **first, size_t *count);
 
 /* string.c: at '"' or '#': parse a quoted or raw string (any form) into the pool. */
 int vk__kdl_parse_quoted(struct vk__kdl_parser *p, struct vk_kdl_str *out);

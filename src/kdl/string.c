@@ -58,7 +58,7 @@ static int sb_add_cp(struct vk__kdl_parser *p, struct vk__kdl_sbuf *b, uint32_t 
 
 static int to_pool(struct vk__kdl_parser *p, const char *d, size_t n, struct vk_kdl_str *out)
 {
-    char *c = vk__kdl_strdup(p, d, n);
+    const char *c = vk__kdl_strdup(p, d, n);
     if (!c)
         return VK_ENOMEM;
     out->ptr = c;

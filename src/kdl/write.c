@@ -167,10 +167,10 @@ static int write_float(const struct vk_kdl_value *v, struct vk_buf *out)
 int vk_kdl_write_value(const struct vk_kdl_value *v, struct vk_buf *out)
 {
     int rc = 0;
-    if (v->type.ptr) {
+    if (v->type) {
         rc = vk_buf_addch(out, '(');
         if (rc == 0)
-            rc = vk_kdl_write_ident(v->type.ptr, v->type.len, out);
+            rc = vk_kdl_write_ident(v->type->ptr, v->type->len, out);
         if (rc == 0)
             rc = vk_buf_addch(out, ')');
         if (rc)
@@ -266,10 +266,10 @@ static int write_nodes(const struct vk_kdl_node *n, unsigned depth, unsigned fla
     for (; n && rc == 0; n = n->next) {
         for (unsigned d = 0; d < depth && rc == 0; d++)
             rc = vk_buf_add(out, "    ", 4);
-        if (rc == 0 && n->type.ptr) {
+        if (rc == 0 && n->type) {
             rc = vk_buf_addch(out, '(');
             if (rc == 0)
-                rc = vk_kdl_write_ident(n->type.ptr, n->type.len, out);
+                rc = vk_kdl_write_ident(n->type->ptr ? n->type->ptr : "", n->type->len, out);
             if (rc == 0)
                 rc = vk_buf_addch(out, ')');
         }

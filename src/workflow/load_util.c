@@ -141,7 +141,7 @@ int vk__wf_one_string(struct vk__wf_loader *L, const struct vk_kdl_node *n, cons
                            "'%s' needs a value: %s \"…\"", n->name.ptr, n->name.ptr);
     if (n->nargs > 1)
         return vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(n->args[1].pos),
-                           "'%s' takes one value, found %zu", n->name.ptr, n->nargs);
+                           "'%s' takes one value, found %u", n->name.ptr, (unsigned)n->nargs);
     return string_value(L, n, &n->args[0], out);
 }
 
@@ -192,7 +192,7 @@ uint32_t vk__wf_value_col(struct vk__wf_loader *L, const struct vk_kdl_value *v,
     const char *src = L->cur ? L->cur->src : NULL;
     size_t len = L->cur ? L->cur->len : 0;
     size_t start = v->pos.offset;
-    if (!src || start >= len || v->type.ptr)
+    if (!src || start >= len || v->type)
         return v->pos.col;
     size_t p = start;
     if (src[p] == '#') {

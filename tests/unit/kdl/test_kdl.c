@@ -78,7 +78,6 @@ static void test_ordinary_document(void **state)
     assert_int_equal(chain->nchildren, 6);
 
     const struct vk_kdl_node *n = chain->children;
-    assert_ptr_equal(n->parent, chain);
     assert_true(vk_kdl_str_eq(n->name, "step"));
     assert_true(vk_kdl_str_eq(n->props[0].value.str, "checkout"));
     n = n->next;
@@ -97,16 +96,18 @@ static void test_ordinary_document(void **state)
     assert_true(n->args[1].b);
     assert_int_equal(n->args[2].kind, VK_KDL_NULL);
     n = n->next;
-    assert_true(vk_kdl_str_eq(n->type, "u8"));
+    assert_non_null(n->type);
+    assert_true(vk_kdl_str_eq(*n->type, "u8"));
     assert_true(vk_kdl_str_eq(n->name, "typed"));
     assert_int_equal(n->nargs, 6);
-    assert_true(vk_kdl_str_eq(n->args[0].type, "date"));
+    assert_non_null(n->args[0].type);
+    assert_true(vk_kdl_str_eq(*n->args[0].type, "date"));
     assert_int_equal(n->args[1].i, -42);
     assert_int_equal(n->args[2].i, 31);
     assert_int_equal(n->args[3].i, 15);
     assert_int_equal(n->args[4].i, 5);
     assert_int_equal(n->args[5].i, 7);
-    assert_null(n->args[1].type.ptr);
+    assert_null(n->args[1].type);
     assert_null(n->next);
     vk_kdl_doc_free(doc);
 }
@@ -187,6 +188,9 @@ static void test_positions(void **state)
     assert_int_equal(n->props[0].value.pos.col, 22);
     assert_int_equal(n->block_pos.line, 2);
     assert_int_equal(n->block_pos.col, 31);
+    assert_int_equal(n->block_pos.offset, 9 + 30 + 4); /* é and 😀 are 2 and 4 bytes */
+    assert_false(doc->nodes->has_block);
+    assert_int_equal(doc->nodes->block_pos.line, 0); /* all zero without a block */
 
     const struct vk_kdl_node *c = n->children;
     assert_int_equal(c->pos.line, 3);
@@ -501,6 +505,151 @@ static void test_not_nul_terminated(void **state)
     vk_kdl_doc_free(doc);
 }
 
+/* ---------------------------------------------------------------- Compact tree */
+
+static void test_struct_sizes(void **state)
+{
+    (void)state;
+    /* The figures docs/kdl.md promises (LP64): a regression here costs memory on every
+     * parse. */
+    if (sizeof(void *) != 8 || sizeof(size_t) != 8)
+        skip();
+    assert_int_equal(sizeof(struct vk_kdl_pos), 12);
+    assert_int_equal(sizeof(struct vk_kdl_value), 48);
+    assert_int_equal(sizeof(struct vk_kdl_prop), 80);
+    assert_int_equal(sizeof(struct vk_kdl_node), 96);
+}
+
+static void test_value_kinds_share_storage(void **state)
+{
+    (void)state;
+    /* Each kind fills the fields the header names for it, although they overlap. */
+    struct vk_kdl_doc *doc =
+        parse_ok("n \"s\" 7 -2.5e1 123456789012345678901234 #true #false #null #nan "
+                 "(t)x k=(u)0.5 j=\"v\"\n"
+                 "(nt)m { c; }\n");
+    const struct vk_kdl_node *n = doc->nodes;
+    assert_int_equal(n->nargs, 9);
+    assert_int_equal(n->nprops, 2);
+    const struct vk_kdl_value *a = n->args;
+    assert_int_equal(a[0].kind, VK_KDL_STRING);
+    assert_true(vk_kdl_str_eq(a[0].str, "s"));
+    assert_int_equal(a[1].kind, VK_KDL_INT);
+    assert_true(a[1].i == 7);
+    assert_int_equal(a[2].kind, VK_KDL_FLOAT);
+    assert_true(a[2].f == -25.0);
+    assert_true(vk_kdl_str_eq(a[2].num, "-2.5e1"));
+    assert_int_equal(a[3].kind, VK_KDL_BIGINT);
+    assert_true(vk_kdl_str_eq(a[3].num, "123456789012345678901234"));
+    assert_int_equal(a[4].kind, VK_KDL_BOOL);
+    assert_true(a[4].b);
+    assert_int_equal(a[5].kind, VK_KDL_BOOL);
+    assert_false(a[5].b);
+    assert_int_equal(a[6].kind, VK_KDL_NULL);
+    assert_int_equal(a[7].kind, VK_KDL_NAN);
+    assert_int_equal(a[8].kind, VK_KDL_STRING);
+    assert_true(vk_kdl_str_eq(a[8].str, "x"));
+    assert_non_null(a[8].type);
+    assert_true(vk_kdl_str_eq(*a[8].type, "t"));
+    for (int i = 0; i < 8; i++)
+        assert_null(a[i].type);
+    const struct vk_kdl_prop *k = vk_kdl_prop_get(n, "k");
+    assert_non_null(k);
+    assert_int_equal(k->value.kind, VK_KDL_FLOAT);
+    assert_true(k->value.f == 0.5);
+    assert_true(vk_kdl_str_eq(*k->value.type, "u"));
+    const struct vk_kdl_prop *j = vk_kdl_prop_get(n, "j");
+    assert_non_null(j);
+    assert_null(j->value.type);
+    assert_true(vk_kdl_str_eq(j->value.str, "v"));
+    assert_null(n->type);
+    assert_false(n->has_block);
+    n = n->next;
+    assert_true(vk_kdl_str_eq(*n->type, "nt"));
+    assert_true(n->has_block);
+    assert_int_equal(n->nchildren, 1);
+    assert_null(n->children->type);
+    vk_kdl_doc_free(doc);
+    assert_canon("n \"s\" 7 -2.5e1 #true (t)x k=(u)0.5\n(nt)m { c; }\n",
+                 "n s 7 -2.5E+1 #true (t)x k=(u)0.5\n(nt)m {\n    c\n}\n");
+}
+
+static void test_interned_strings(void **state)
+{
+    (void)state;
+    /* Short strings are stored once per document whatever their source form; long ones
+     * are copied; equal text with different lengths (embedded NUL) stays apart. */
+    const char *src = "step name=\"build\"\n"
+                      "\"step\" #\"build\"# name=build\n"
+                      "(step)x \"0123456789012345678901234567890123\" "
+                      "0123456789012345678901234567890123\n"
+                      "y \"a\\u{0}b\" \"a\"\n";
+    struct vk_kdl_doc *doc = parse_ok(src);
+    const struct vk_kdl_node *a = doc->nodes, *b = a->next, *c = b->next, *d = c->next;
+    assert_ptr_equal(a->name.ptr, b->name.ptr);
+    assert_ptr_equal(a->name.ptr, c->type->ptr);
+    assert_ptr_equal(a->props[0].key.ptr, b->props[0].key.ptr);
+    assert_ptr_equal(a->props[0].value.str.ptr, b->args[0].str.ptr);
+    assert_ptr_equal(a->props[0].value.str.ptr, b->props[0].value.str.ptr);
+    assert_true(vk_kdl_str_eq(b->args[0].str, "build"));
+    assert_int_equal(c->args[0].str.len, 34);
+    assert_true(c->args[0].str.ptr != c->args[1].str.ptr); /* 34 bytes: not interned */
+    assert_int_equal(d->args[0].str.len, 3);
+    assert_memory_equal(d->args[0].str.ptr, "a\0b", 4);
+    assert_true(vk_kdl_str_eq(d->args[1].str, "a"));
+    vk_kdl_doc_free(doc);
+
+    /* Empty strings in every form (some come from an empty scratch buffer) share one. */
+    doc = parse_ok("e \"\" \"\\   \" #\"\"# \"\"\"\n  \"\"\" \"\\\n \" \"\"\n");
+    assert_int_equal(doc->nodes->nargs, 6);
+    for (unsigned k = 0; k < 6; k++) {
+        assert_int_equal(doc->nodes->args[k].str.len, 0);
+        assert_ptr_equal(doc->nodes->args[k].str.ptr, doc->nodes->args[0].str.ptr);
+        assert_int_equal(doc->nodes->args[k].str.ptr[0], '\0');
+    }
+    vk_kdl_doc_free(doc);
+
+    /* More distinct short strings than the table holds: all still correct. */
+    struct vk_buf big = VK_BUF_INIT(1 << 22);
+    for (unsigned i = 0; i < 20000; i++)
+        assert_int_equal(vk_buf_addf(&big, "n%u v%u \"v%u\"\n", i % 7, i, i), 0);
+    doc = parse_ok(big.data);
+    unsigned i = 0;
+    const char *names[7];
+    for (const struct vk_kdl_node *n = doc->nodes; n; n = n->next, i++) {
+        char want[16];
+        snprintf(want, sizeof(want), "v%u", i);
+        assert_true(vk_kdl_str_eq(n->args[0].str, want));
+        assert_true(vk_kdl_str_eq(n->args[1].str, want));
+        if (i < 4000) /* while the table had room, the second copy was found */
+            assert_ptr_equal(n->args[0].str.ptr, n->args[1].str.ptr);
+        if (i < 7)
+            names[i] = n->name.ptr;
+        else /* names met early stay shared after the table is full */
+            assert_ptr_equal(n->name.ptr, names[i % 7]);
+    }
+    assert_int_equal(i, 20000);
+    vk_kdl_doc_free(doc);
+    vk_buf_release(&big);
+}
+
+static void test_input_cap(void **state)
+{
+    (void)state;
+    /* Offsets and lengths are 32-bit: a longer input is refused before any byte is read,
+     * so a short buffer with a huge length is safe to pass here. */
+    if (SIZE_MAX <= VK_KDL_MAX_INPUT)
+        skip();
+    struct vk_kdl_doc *doc = (struct vk_kdl_doc *)1;
+    struct vk_err err;
+    assert_int_equal(vk_kdl_parse("a", VK_KDL_MAX_INPUT + 1, &doc, &err), VK_ETOOBIG);
+    assert_null(doc);
+    assert_int_equal(err.code, VK_ETOOBIG);
+    assert_non_null(strstr(err.msg, "input too large"));
+    assert_int_equal(vk_kdl_parse("a", SIZE_MAX, &doc, &err), VK_ETOOBIG);
+    assert_null(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,6 +663,10 @@ int main(void)
         cmocka_unit_test(test_writer),
         cmocka_unit_test(test_alloc_failure),
         cmocka_unit_test(test_not_nul_terminated),
+        cmocka_unit_test(test_struct_sizes),
+        cmocka_unit_test(test_value_kinds_share_storage),
+        cmocka_unit_test(test_interned_strings),
+        cmocka_unit_test(test_input_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
