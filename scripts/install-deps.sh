@@ -6,7 +6,27 @@ set -eu
 PKGS="build-essential cmake ninja-build pkg-config clang clang-format clang-tidy cppcheck
 libclang-rt-14-dev libcmocka-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev
 libssl-dev libsqlite3-dev libpq-dev postgresql bubblewrap git ca-certificates curl procps
-prometheus"
+prometheus chromium nodejs"
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+# npm packages of the browser and OTLP tests, from their committed lock files
+# (playwright-core only drives Debian's chromium; it never downloads a browser).
+npm_deps() {
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "install-deps: npm is missing (it comes with Node.js; on Debian: apt-get install npm)" >&2
+        exit 1
+    fi
+    for dir in "$root/tests/browser" "$root/tests/otlp"; do
+        [ -f "$dir/package-lock.json" ] || continue
+        stamp="$dir/node_modules/.package-lock.json"
+        if [ ! -f "$stamp" ] || [ "$dir/package-lock.json" -nt "$stamp" ]; then
+            echo "install-deps: npm ci in ${dir#"$root"/}"
+            (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund \
+                --loglevel=error >/dev/null)
+        fi
+    done
+}
 
 missing=""
 for p in $PKGS; do
@@ -14,7 +34,10 @@ for p in $PKGS; do
         missing="$missing $p"
     fi
 done
-[ -z "$missing" ] && exit 0
+if [ -z "$missing" ]; then
+    npm_deps
+    exit 0
+fi
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then
@@ -25,3 +48,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+npm_deps

@@ -22,6 +22,9 @@
 
 struct vk_api;
 
+/** A clock: Unix milliseconds. */
+typedef int64_t vk_api_clock_fn(void *ctx);
+
 struct vk_api_opts {
     const char *listen;       /**< "ADDR:PORT" (required; port 0 picks one) */
     struct vk_store *store;   /**< borrowed */
@@ -29,6 +32,12 @@ struct vk_api_opts {
     int heartbeat_interval_s; /**< told to workers (default 5) */
     int max_wait_s;           /**< cap on a work request's wait_s (default 60) */
     unsigned http_threads;    /**< HTTP polling threads (default 2) */
+    const char *data_dir;     /**< server state; git mirrors in DATA_DIR/mirrors (default
+                               *   "./vulcan-data"; copied) */
+    vk_api_clock_fn *now_fn;  /**< the scheduler's clock (default: vk_now_ms) */
+    void *now_ctx;            /**< passed to now_fn */
+    int64_t cron_interval_ms; /**< how often the scheduler looks for due schedules (default
+                               *   15000); < 0: no scheduler thread (call vk_api_cron_run) */
 };
 
 /** Create the API and register its routes. Borrows `opts`. */
@@ -52,5 +61,15 @@ void vk_api_free(struct vk_api *api);
  * workers. A vk_orch_ready_fn; pass the vk_api as ctx. Thread-safe.
  */
 void vk_api_wake(void *api, const char *group);
+
+/**
+ * Run the scheduler once now, as its thread does every opts.cron_interval_ms: refresh the
+ * schedules of repositories that asked for it (all of them on the first run), then start
+ * a chain for each schedule whose slot came (a schedule missed while the server was down
+ * runs once, at its latest slot). Each slot is claimed in the store, so with several
+ * servers on one database it fires exactly once. *fired (may be NULL) receives the number
+ * of chains started. Returns 0 or the first store error.
+ */
+int vk_api_cron_run(struct vk_api *api, size_t *fired, struct vk_err *err) VK_MUST_CHECK;
 
 #endif /* VULCAN_API_H */

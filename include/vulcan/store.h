@@ -40,7 +40,7 @@ struct vk_store;
 struct vk_store_tx;
 
 /** Schema version this binary knows (the highest migration number). */
-#define VK_STORE_SCHEMA_VERSION 1
+#define VK_STORE_SCHEMA_VERSION 2
 
 /** Caps on input-derived sizes. */
 #define VK_STORE_MAX_FRAGMENTS 10000      /**< fragments in one chain */
@@ -398,6 +398,17 @@ int vk_store_tx_count_unfinished(struct vk_store_tx *tx, const char *chain_id,
                                  const char *parent_id, int64_t *count,
                                  struct vk_err *err) VK_MUST_CHECK;
 
+/**
+ * Whether any child (or top-level fragment) is still pending, ready or
+ * running: *any. Stops at the first one, scanning from the last sequence
+ * (children are claimed roughly in sequence order, so the last ones finish
+ * last): about O(1) per call while a big parallel group runs, where
+ * vk_store_tx_count_unfinished() visits every child.
+ */
+int vk_store_tx_has_unfinished(struct vk_store_tx *tx, const char *chain_id,
+                               const char *parent_id, bool *any,
+                               struct vk_err *err) VK_MUST_CHECK;
+
 /** Write the fields of `u` named in u->set to fragment `id`. Returns 0, VK_ENOTFOUND, VK_EDB. */
 int vk_store_tx_fragment_update(struct vk_store_tx *tx, const char *id,
                                 const struct vk_store_fragment_update *u,
@@ -549,5 +560,134 @@ int vk_store_log_append(struct vk_store *store, const char *fragment_id, int att
 int vk_store_log_read(struct vk_store *store, const char *fragment_id, int attempt, int64_t offset,
                       void *buf, size_t max, size_t *nread, int64_t *total,
                       struct vk_err *err) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Triggers */
+
+/*
+ * Repository changes, webhook deliveries and cron schedules (schema version 2).
+ *
+ * Deleting a repository keeps its chains (their history stays visible) but clears their
+ * repository_id (ON DELETE SET NULL; repository_url stays); its schedules are deleted.
+ *
+ * Webhook deliveries are remembered for VK_STORE_DELIVERY_KEEP_MS so that a redelivered
+ * webhook creates nothing new; older rows are pruned now and then by
+ * vk_store_delivery_seen() itself.
+ *
+ * A schedule row is one `schedule cron=… timezone=…` trigger of one workflow file of a
+ * repository's default branch. `last_fired_ms` is the slot that fired last (or the time the
+ * row was created); `next_fire_ms` the next slot. Firing a slot is claimed with one
+ * conditional UPDATE (vk_store_schedule_claim()), so with several replicas on one database
+ * each slot fires exactly once.
+ */
+
+#define VK_STORE_DELIVERY_KEEP_MS (7LL * 24 * 3600 * 1000) /**< deliveries kept 7 days */
+#define VK_STORE_MAX_DELIVERY_ID 1024                      /**< bytes of a delivery id */
+#define VK_STORE_MAX_SCHEDULES 1000                        /**< schedules of one repository */
+
+/** Fields for vk_store_repo_update(): only the fields named in `set` are written. */
+enum {
+    VK_STORE_REPO_SET_URL = 1 << 0,
+    VK_STORE_REPO_SET_PROVIDER = 1 << 1,
+    VK_STORE_REPO_SET_SECRET = 1 << 2, /**< NULL webhook_secret writes NULL */
+    VK_STORE_REPO_SET_GLOB = 1 << 3,
+    VK_STORE_REPO_SET_BRANCH = 1 << 4,
+    VK_STORE_REPO_SET_URL_IMPORTS = 1 << 5
+};
+
+struct vk_store_repo_update {
+    unsigned set; /**< VK_STORE_REPO_SET_* bits */
+    const char *url;
+    const char *provider;
+    const char *webhook_secret;
+    const char *workflow_glob;
+    const char *default_branch;
+    bool allow_url_imports;
+};
+
+/** A cron schedule of a repository's workflow. */
+struct vk_store_schedule {
+    char id[VK_UUID_LEN];
+    char repository_id[VK_UUID_LEN];
+    const char *workflow_file;
+    const char *cron;
+    const char *timezone; /**< IANA name; "UTC" when the workflow gave none */
+    int64_t next_fire_ms;
+    int64_t last_fired_ms;
+    int64_t created_at;
+};
+
+/**
+ * Change the fields of repository `id` named in u->set (borrowed). Required fields (url,
+ * provider, glob, branch) may not be set to NULL or "". Returns 0, VK_ENOTFOUND,
+ * VK_EEXIST (the new url is taken in the tenant), VK_EINVAL, VK_EDB.
+ */
+int vk_store_repo_update(struct vk_store *store, const char *id,
+                         const struct vk_store_repo_update *u, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Delete repository `id` and its schedules; its chains stay, without repository_id.
+ * Returns 0, VK_ENOTFOUND, VK_EDB.
+ */
+int vk_store_repo_delete(struct vk_store *store, const char *id, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Record webhook delivery (`provider`, `delivery_id`) received at `now_ms`, unless it was
+ * recorded before: one INSERT … ON CONFLICT DO NOTHING, so two concurrent deliveries of the
+ * same id see exactly one "new". *seen is true when it was known already. About one call in
+ * 64 also deletes deliveries older than VK_STORE_DELIVERY_KEEP_MS. Borrows the strings.
+ * Returns 0, VK_EINVAL (empty or longer than VK_STORE_MAX_DELIVERY_ID), VK_EDB.
+ */
+int vk_store_delivery_seen(struct vk_store *store, const char *provider, const char *delivery_id,
+                           int64_t now_ms, bool *seen, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Forget a delivery (when handling it failed, so that the provider's retry is handled).
+ * Returns 0 (also when it was not recorded) or VK_EDB.
+ */
+int vk_store_delivery_forget(struct vk_store *store, const char *provider, const char *delivery_id,
+                             struct vk_err *err) VK_MUST_CHECK;
+
+/** Delete deliveries received before `before_ms`; *n (may be NULL) gets the count. */
+int vk_store_delivery_prune(struct vk_store *store, int64_t before_ms, int64_t *n,
+                            struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Replace the schedules of repository `repo_id` by the `n` given ones (borrowed; their
+ * id, repository_id and created_at are ignored), in one transaction: rows whose
+ * (workflow_file, cron, timezone) is still wanted are KEPT as they are (their last and
+ * next fire times survive a refresh); rows no longer wanted are deleted; new ones are
+ * inserted with the given next_fire_ms and last_fired_ms (0: now_ms). Duplicates in
+ * `items` count once. Returns 0, VK_ENOTFOUND (no such repository), VK_EINVAL,
+ * VK_ETOOBIG (n over VK_STORE_MAX_SCHEDULES), VK_EDB.
+ */
+int vk_store_schedules_replace(struct vk_store *store, const char *repo_id,
+                               const struct vk_store_schedule *items, size_t n, int64_t now_ms,
+                               struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * List schedules ordered by next_fire_ms then id: of repository `repo_id`, or of every
+ * repository when it is NULL or ""; only those with next_fire_ms <= `due_before_ms` when
+ * that is not 0. At most `limit` rows (0: VK_STORE_MAX_SCHEDULES). *out is an array of
+ * *n schedules in `pool`. Returns 0 or VK_EDB.
+ */
+int vk_store_schedules_list(struct vk_store *store, const char *repo_id, int64_t due_before_ms,
+                            int limit, struct vk_pool *pool, struct vk_store_schedule **out,
+                            size_t *n, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Claim slot `slot_ms` of schedule `id`: UPDATE schedules SET last_fired_ms = slot,
+ * next_fire_ms = next WHERE id = $id AND last_fired_ms < slot. *claimed is true only for
+ * the one caller whose UPDATE changed the row: that caller starts the chain.
+ * Returns 0 or VK_EDB (a missing row is simply not claimed).
+ */
+int vk_store_schedule_claim(struct vk_store *store, const char *id, int64_t slot_ms,
+                            int64_t next_ms, bool *claimed, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Move the next fire time of schedule `id` (when nothing was due, e.g. a stale plan) without
+ * touching last_fired_ms. Returns 0 or VK_EDB.
+ */
+int vk_store_schedule_set_next(struct vk_store *store, const char *id, int64_t next_ms,
+                               struct vk_err *err) VK_MUST_CHECK;
 
 #endif /* VULCAN_STORE_H */

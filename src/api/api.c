@@ -106,6 +106,22 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
         rc = vk__api_worker_routes(api, err);
     if (rc == 0)
         rc = vk__api_chain_routes(api, err);
+    if (rc == 0)
+        rc = vk__api_log_routes(api, err);
+    if (rc == 0)
+        rc = vk__api_read_routes(api, err);
+    if (rc == 0)
+        rc = vk__api_badge_routes(api, err);
+    if (rc == 0)
+        rc = vk__api_openapi_routes(api, err);
+    if (rc == 0)
+        rc = vk__api_console_routes(api, err);
+    if (rc == 0)
+        rc = vk__api_repo_routes(api, err); /* api_repos.c */
+    if (rc == 0)
+        rc = vk__api_hook_routes(api, err); /* api_hooks.c */
+    if (rc == 0)
+        rc = vk__api_cron_init(api, err); /* api_cron.c */
     if (rc < 0) {
         vk_api_free(api);
         return rc;
@@ -116,7 +132,10 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
 
 int vk_api_start(struct vk_api *api, struct vk_err *err)
 {
-    return vk_http_server_start(api->http, err);
+    int rc = vk_http_server_start(api->http, err);
+    if (rc == 0)
+        rc = vk__api_cron_start(api, err); /* the scheduler thread */
+    return rc;
 }
 
 uint16_t vk_api_port(const struct vk_api *api)
@@ -126,6 +145,8 @@ uint16_t vk_api_port(const struct vk_api *api)
 
 void vk_api_stop(struct vk_api *api)
 {
+    vk__api_logs_stop(api); /* followers hold stream handles: end them first */
+    vk__api_cron_stop(api);
     if (api->http)
         vk_http_server_stop(api->http);
 }
@@ -134,7 +155,10 @@ void vk_api_free(struct vk_api *api)
 {
     if (!api)
         return;
+    vk__api_logs_stop(api);
+    vk__api_cron_free(api); /* joins the scheduler before the server goes */
     vk_http_server_free(api->http); /* stops first: waiters are completed and freed */
+    vk__api_logs_release(api);
     pthread_mutex_destroy(&api->lock);
     vk_free(api);
 }

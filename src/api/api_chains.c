@@ -1,7 +1,7 @@
 /*
  * The parser API and chains: POST /api/v1/parse and /validate, chain list,
  * chain with its fragment tree (and why waiting fragments wait), cancel,
- * rerun, and a fragment's log.
+ * rerun. (A fragment's log is in api_logs.c.)
  */
 #include "api_int.h"
 #include "vulcan/telemetry.h"
@@ -11,7 +11,6 @@
 #include <string.h>
 
 #define MAX_WORKFLOW (1024u * 1024u)
-#define MAX_LOG_REPLY (64u * 1024u * 1024u)
 
 /* ---------------------------------------------------------------- Parse */
 
@@ -354,93 +353,6 @@ static void h_chain_rerun(struct vk_http_req *req, void *ctx)
     vk_http_reply_json(req, 201, json_pack("{s:s, s:s}", "chain_id", new_id, "rerun_of", id));
 }
 
-/* The current attempt of a fragment (for the log route's default). */
-static int fragment_attempt(struct vk_api *api, const char *id, int *attempt, struct vk_err *err)
-{
-    struct vk_store_tx *tx = NULL;
-    int rc = vk_store_tx_begin(api->opts.store, &tx, err);
-    if (rc < 0)
-        return rc;
-    struct vk_pool pool;
-    vk_pool_init(&pool, 4096);
-    struct vk_store_fragment f;
-    rc = vk_store_tx_fragment_get(tx, id, &pool, &f, err);
-    if (rc == 0)
-        *attempt = f.attempt;
-    vk_pool_release(&pool);
-    vk_store_tx_rollback(tx);
-    return rc;
-}
-
-static void h_fragment_log(struct vk_http_req *req, void *ctx)
-{
-    struct vk_api *api = ctx;
-    const char *id = vk_http_param(req, "id");
-    struct vk_err err;
-    vk_err_clear(&err);
-    int attempt = 0;
-    const char *a = vk_http_query(req, "attempt");
-    const char *o = vk_http_query(req, "offset");
-    int rc;
-    if (!id || !vk_uuid_valid(id)) {
-        vk_http_reply_error(req, 404, "not_found", "no fragment '%s'", id ? id : "");
-        return;
-    }
-    if (a) {
-        char *end;
-        long v = strtol(a, &end, 10);
-        if (!*a || *end || v < 1 || v > 1000000) {
-            vk_http_reply_error(req, 400, "bad_request", "'attempt' must be a positive integer");
-            return;
-        }
-        attempt = (int)v;
-    } else {
-        rc = fragment_attempt(api, id, &attempt, &err);
-        if (rc < 0) {
-            vk__api_reply_err(req, &err, rc);
-            return;
-        }
-    }
-    int64_t offset = 0;
-    if (o) {
-        char *end;
-        long long v = strtoll(o, &end, 10);
-        if (!*o || *end || v < 0) {
-            vk_http_reply_error(req, 400, "bad_request", "'offset' must be a byte offset");
-            return;
-        }
-        offset = v;
-    }
-    struct vk_buf out = VK_BUF_INIT(MAX_LOG_REPLY);
-    int64_t total = 0;
-    for (;;) {
-        size_t got = 0;
-        rc = vk_buf_grow(&out, 256 * 1024);
-        if (rc < 0)
-            break;
-        rc = vk_store_log_read(api->opts.store, id, attempt, offset, out.data + out.len, 256 * 1024,
-                               &got, &total, &err);
-        if (rc < 0 || got == 0)
-            break;
-        out.len += got;
-        out.data[out.len] = '\0';
-        offset += (int64_t)got;
-    }
-    if (rc < 0 && rc != VK_ETOOBIG) {
-        vk_buf_release(&out);
-        vk__api_reply_err(req, &err, rc);
-        return;
-    }
-    char num[32];
-    snprintf(num, sizeof(num), "%d", attempt);
-    if (vk_http_set_header(req, "X-Vulcan-Attempt", num) == 0) {
-        snprintf(num, sizeof(num), "%lld", (long long)total);
-        (void)!vk_http_set_header(req, "X-Vulcan-Log-Length", num);
-    }
-    vk_http_reply(req, 200, "text/plain; charset=utf-8", out.data ? out.data : "", out.len);
-    vk_buf_release(&out);
-}
-
 int vk__api_chain_routes(struct vk_api *api, struct vk_err *err)
 {
     const struct vk_http_route_opts json = {.max_body = MAX_WORKFLOW + 64 * 1024, .json = true};
@@ -456,7 +368,6 @@ int vk__api_chain_routes(struct vk_api *api, struct vk_err *err)
         {"GET", "/api/v1/chains/{id}", h_chain_get, NULL},
         {"POST", "/api/v1/chains/{id}/cancel", h_chain_cancel, &small},
         {"POST", "/api/v1/chains/{id}/rerun", h_chain_rerun, &small},
-        {"GET", "/api/v1/fragments/{id}/log", h_fragment_log, NULL},
     };
     for (size_t i = 0; i < VK_ARRAY_LEN(routes); i++) {
         int rc = vk_http_route(api->http, routes[i].method, routes[i].pattern, routes[i].fn, api,

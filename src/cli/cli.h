@@ -31,6 +31,35 @@ vk_cli_fn vk__cli_worker;
 vk_cli_fn vk__cli_run;
 vk_cli_fn vk__cli_server;
 vk_cli_fn vk__cli_submit;
+vk_cli_fn vk__cli_repos;   /* cmd_repos.c */
+vk_cli_fn vk__cli_trigger; /* cmd_trigger.c */
+vk_cli_fn vk__cli_chains;  /* cmd_chains.c */
+vk_cli_fn vk__cli_logs;    /* cmd_logs.c */
+vk_cli_fn vk__cli_workers; /* cmd_workers.c */
+
+/* ---------------------------------------------------------------- Client helpers (cmd_chains.c) */
+
+/** True when `fd` is a terminal and NO_COLOR is unset or empty. */
+bool vk__cli_use_color(int fd);
+
+/** The ANSI colour that starts a status name ("" without colour). Returns a static string. */
+const char *vk__cli_status_color(const char *status, bool color);
+
+/** A client for `server`; prints the error and returns 1 on failure, else 0. */
+int vk__cli_client(const char *cmd, const char *server, struct vk_http_client **out);
+
+/**
+ * A JSON call; prints the server's message (or the transport error) and returns 1 when it
+ * failed or the status is 400 or more, else 0. *answer returns owned the body (may be NULL).
+ */
+int vk__cli_call(const char *cmd, struct vk_http_client *cl, const char *method, const char *path,
+                 json_t *body, long *status, json_t **answer);
+
+/** Print JSON, indented, with a newline. */
+void vk__cli_print_json(json_t *j);
+
+/** "3s ago", "5m ago"... of an RFC 3339 time, or "-". */
+void vk__cli_age(const char *rfc3339, char *buf, size_t cap);
 
 /* ---------------------------------------------------------------- Options */
 

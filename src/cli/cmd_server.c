@@ -139,6 +139,7 @@ int vk__cli_server(int argc, char **argv)
         struct vk_api_opts ao = {.listen = listen,
                                  .store = store,
                                  .orch = orch,
+                                 .data_dir = data_dir,
                                  .heartbeat_interval_s = beat < 1   ? 1
                                                          : beat > 5 ? 5
                                                                     : (int)beat};

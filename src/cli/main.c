@@ -22,6 +22,11 @@ static const struct vk_cli_cmd commands[] = {
     {"run", "run a workflow locally from start to end", vk__cli_run},
     {"server", "run the server: API, orchestrator, local workers", vk__cli_server},
     {"submit", "send a workflow to a server and (--follow) watch it run", vk__cli_submit},
+    {"repos", "register, list and remove repositories (webhooks, schedules)", vk__cli_repos},
+    {"trigger", "run a repository's workflows by hand, with inputs", vk__cli_trigger},
+    {"chains", "list, show, cancel and rerun chains on a server", vk__cli_chains},
+    {"logs", "print or follow (-f) the output of a fragment or a chain", vk__cli_logs},
+    {"workers", "list the workers of a server", vk__cli_workers},
 };
 
 static void usage(FILE *f)

@@ -178,7 +178,6 @@ int vk_orch_result(struct vk_orch *o, const struct vk_orch_result *r,
     struct vk_pool pool;
     vk_pool_init(&pool, 4096);
     struct vk_store_tx *tx = NULL;
-    int64_t now = vk_now_ms();
     int rc = vk_store_tx_begin(o->store, &tx, err);
     if (rc < 0)
         goto out;
@@ -186,6 +185,9 @@ int vk_orch_result(struct vk_orch *o, const struct vk_orch_result *r,
     rc = vk_store_tx_fragment_get(tx, r->fragment_id, &pool, &f, err);
     if (rc < 0)
         goto fail;
+    /* Read the clock once the chain is locked (the get above locks it): a result that
+     * waited for another one must not record an earlier time than it. */
+    int64_t now = vk_now_ms();
     if (f.type != VK_STORE_FRAG_INLINE) {
         rc = vk_err_set(err, VK_EINVAL, "fragment '%s' is a group", r->fragment_id);
         goto fail;

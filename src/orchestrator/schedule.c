@@ -237,7 +237,7 @@ static int activate(struct sched *s, const struct vk_store_fragment *f, enum act
     if (rc < 0 || *res == ACT_ACTIVE)
         return rc;
     /* Every child finished at once (all skipped): the group is done too. */
-    enum vk_store_frag_status st;
+    enum vk_store_frag_status st = VK_STORE_FRAG_COMPLETED;
     rc = group_final_status(s, f->chain_id, f->id, &st);
     if (rc == 0)
         rc = set_status(s, f->id, st);
@@ -249,7 +249,7 @@ static int finish_chain(struct sched *s)
 {
     if (s->chain.status == VK_STORE_CHAIN_CANCELLED || s->chain.status == VK_STORE_CHAIN_COMPLETED)
         return 0;
-    enum vk_store_frag_status st;
+    enum vk_store_frag_status st = VK_STORE_FRAG_COMPLETED;
     int rc = group_final_status(s, s->chain.id, NULL, &st);
     if (rc < 0)
         return rc;
@@ -322,15 +322,17 @@ int vk__orch_after_final(struct vk_store_tx *tx, const char *frag_id, int64_t no
             if (rc < 0 || active)
                 break;
         }
-        int64_t left = 0;
-        rc = vk_store_tx_count_unfinished(tx, f.chain_id, parent, &left, err);
-        if (rc < 0 || left > 0)
+        /* Existence, not a count: O(1) per result even in a parallel group of
+         * thousands (a count would visit every child on every result). */
+        bool left = false;
+        rc = vk_store_tx_has_unfinished(tx, f.chain_id, parent, &left, err);
+        if (rc < 0 || left)
             break;
         if (!parent) {
             rc = finish_chain(&s);
             break;
         }
-        enum vk_store_frag_status st;
+        enum vk_store_frag_status st = VK_STORE_FRAG_COMPLETED;
         rc = group_final_status(&s, f.chain_id, parent, &st);
         if (rc == 0)
             rc = set_status(&s, parent, st);

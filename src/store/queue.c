@@ -109,6 +109,37 @@ int vk_store_tx_count_unfinished(struct vk_store_tx *tx, const char *chain_id,
                          p, 1, count, err);
 }
 
+int vk_store_tx_has_unfinished(struct vk_store_tx *tx, const char *chain_id,
+                               const char *parent_id, bool *any, struct vk_err *err)
+{
+    struct vk__res *r = NULL;
+    int rc;
+    /* From the last sequence down (index fragments_by_parent / fragments_by_chain's
+     * parent_id IS NULL rows): the first unfinished one answers. */
+    if (parent_id && *parent_id) {
+        struct vk__param p[] = {vk__text(parent_id)};
+        rc = vk__query(tx->conn, VK__STMT_ANY_CHILDREN,
+                       "SELECT 1 FROM fragments WHERE parent_id = $1"
+                       " AND status IN ('pending', 'ready', 'running')"
+                       " ORDER BY sequence DESC LIMIT 1",
+                       p, 1, &r, err);
+    } else {
+        struct vk__param p[] = {vk__text(chain_id)};
+        rc = vk__query(tx->conn, VK__STMT_ANY_TOPLEVEL,
+                       "SELECT 1 FROM fragments WHERE chain_id = $1 AND parent_id IS NULL"
+                       " AND status IN ('pending', 'ready', 'running') LIMIT 1",
+                       p, 1, &r, err);
+    }
+    if (rc)
+        return rc;
+    rc = vk__next(r, err);
+    vk__res_free(r);
+    if (rc < 0)
+        return rc;
+    *any = rc > 0;
+    return 0;
+}
+
 int vk_store_tx_fragment_update(struct vk_store_tx *tx, const char *id,
                                 const struct vk_store_fragment_update *u, struct vk_err *err)
 {
@@ -271,8 +302,11 @@ int vk_store_tx_fragment_finish(struct vk_store_tx *tx, const char *fragment_id,
 /* Build the claim statement for `n` groups into `sql`. */
 static int claim_sql(struct vk_store *s, size_t n, struct vk_buf *sql)
 {
+    /* started_at never precedes ready_at: `now` was read before the statement, and the
+     * transaction that made the fragment ready may have committed after that. */
     int rc = vk_buf_adds(sql, "UPDATE fragments SET status = 'running', worker_id = $1,"
-                              " started_at = $2 WHERE id = (SELECT id FROM fragments"
+                              " started_at = CASE WHEN ready_at > $2 THEN ready_at ELSE $2 END"
+                              " WHERE id = (SELECT id FROM fragments"
                               " WHERE status = 'ready' AND machine IN (");
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = vk_buf_addf(sql, "%s$%zu", i ? ", " : "", i + 3);
@@ -281,7 +315,11 @@ static int claim_sql(struct vk_store *s, size_t n, struct vk_buf *sql)
     if (rc == 0 && s->dialect == VK__PG)
         rc = vk_buf_adds(sql, " FOR UPDATE SKIP LOCKED");
     if (rc == 0)
-        rc = vk_buf_adds(sql, ") AND status = 'ready' RETURNING " VK__FRAG_RCOLS);
+        rc = vk_buf_adds(sql, ") AND status = 'ready'"
+                              /* A worker declared dead (or stopped) while its long-poll
+                               * waited must not get work: nobody would ever reap it. */
+                              " AND EXISTS (SELECT 1 FROM workers w WHERE w.id = $1"
+                              " AND w.status = 'alive') RETURNING " VK__FRAG_RCOLS);
     return rc;
 }
 

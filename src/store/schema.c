@@ -75,6 +75,18 @@ static const struct migration migrations[] = {
      " fragment_id TEXT NOT NULL REFERENCES fragments(id) ON DELETE CASCADE,"
      " attempt INTEGER NOT NULL, off BIGINT NOT NULL, data BLOB NOT NULL,"
      " PRIMARY KEY (fragment_id, attempt, off));"},
+    {2, "triggers: webhook deliveries and schedules",
+     "CREATE TABLE webhook_deliveries ("
+     " provider TEXT NOT NULL, delivery_id TEXT NOT NULL, received_at BIGINT NOT NULL,"
+     " PRIMARY KEY (provider, delivery_id));"
+     "CREATE INDEX webhook_deliveries_by_time ON webhook_deliveries (received_at);"
+     "CREATE TABLE schedules ("
+     " id TEXT PRIMARY KEY,"
+     " repository_id TEXT NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,"
+     " workflow_file TEXT NOT NULL, cron TEXT NOT NULL, timezone TEXT NOT NULL,"
+     " next_fire_ms BIGINT NOT NULL, last_fired_ms BIGINT NOT NULL, created_at BIGINT NOT NULL,"
+     " UNIQUE (repository_id, workflow_file, cron, timezone));"
+     "CREATE INDEX schedules_due ON schedules (next_fire_ms);"},
 };
 
 /* Returns owned: `sql` with BLOB replaced by BYTEA for PostgreSQL (or a plain copy). */

@@ -21,6 +21,49 @@
 
 /* Per-connection statement slots after the shared ones: transaction control. */
 enum { ST_BEGIN_IMM = VK__STMT_COUNT, ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_TOTAL };
+/* c->stmts[ST_CACHE] holds the connection's struct text_cache (not a statement). */
+enum { ST_CACHE = ST_TOTAL, ST_ALLOC };
+
+/*
+ * Statements run without an id (VK__STMT_NONE: dynamic SQL such as partial
+ * updates, or rarely used queries) are kept prepared per connection, keyed by
+ * their text, in a small LRU: the hot ones (worker lookups, status updates) are
+ * then parsed once per connection instead of on every call.
+ */
+#define TEXT_CACHE_N 32
+#define TEXT_CACHE_MAX_SQL 2048 /* longer texts (batch inserts) are not kept */
+
+struct text_cache {
+    struct {
+        char *sql; /* owned; NULL = free slot */
+        size_t len;
+        uint64_t hash;
+        uint64_t used; /* LRU tick */
+        sqlite3_stmt *st;
+    } e[TEXT_CACHE_N];
+    uint64_t tick;
+};
+
+static uint64_t text_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static void text_cache_free(struct text_cache *tc)
+{
+    if (!tc)
+        return;
+    for (int i = 0; i < TEXT_CACHE_N; i++) {
+        if (tc->e[i].sql) {
+            sqlite3_finalize(tc->e[i].st);
+            vk_free(tc->e[i].sql);
+        }
+    }
+    vk_free(tc);
+}
 static const char *const tx_sql[] = {"BEGIN IMMEDIATE", "BEGIN", "COMMIT", "ROLLBACK"};
 
 struct sqlite_be {
@@ -116,6 +159,7 @@ static void lite_disconnect(struct vk__conn *c)
     if (c->stmts) {
         for (int i = 0; i < ST_TOTAL; i++)
             sqlite3_finalize(c->stmts[i]);
+        text_cache_free(c->stmts[ST_CACHE]);
         vk_free(c->stmts);
         c->stmts = NULL;
     }
@@ -148,7 +192,8 @@ static int lite_connect(struct vk_store *s, struct vk__conn *c, struct vk_err *e
         lite_disconnect(c);
         return rc;
     }
-    c->stmts = vk_xcalloc(ST_TOTAL, sizeof(void *));
+    c->stmts = vk_xcalloc(ST_ALLOC, sizeof(void *));
+    c->stmts[ST_CACHE] = vk_xcalloc(1, sizeof(struct text_cache));
     for (int i = ST_BEGIN_IMM; i < ST_TOTAL; i++) {
         sqlite3_stmt *st = NULL;
         rc = sqlite3_prepare_v2(db, tx_sql[i - ST_BEGIN_IMM], -1, &st, NULL);
@@ -252,18 +297,75 @@ static int prepare(struct vk__conn *c, const char *sql, sqlite3_stmt **out, stru
     return 0;
 }
 
+/*
+ * The cached statement for `sql` (prepared now when missing; the least
+ * recently used entry makes room). Returns 0 with *out set, or an error.
+ * Texts too long to keep give *out a fresh statement and *owned = true.
+ */
+static int cached_stmt(struct vk__conn *c, const char *sql, sqlite3_stmt **out, bool *owned,
+                       struct vk_err *err)
+{
+    struct text_cache *tc = c->stmts[ST_CACHE];
+    size_t n = strlen(sql);
+    *owned = false;
+    if (!tc || n > TEXT_CACHE_MAX_SQL) {
+        *owned = true;
+        return prepare(c, sql, out, err);
+    }
+    uint64_t h = text_hash(sql, n);
+    int victim = 0;
+    for (int i = 0; i < TEXT_CACHE_N; i++) {
+        if (tc->e[i].sql && tc->e[i].hash == h && tc->e[i].len == n &&
+            memcmp(tc->e[i].sql, sql, n) == 0) {
+            tc->e[i].used = ++tc->tick;
+            *out = tc->e[i].st;
+            return 0;
+        }
+        if (!tc->e[victim].sql)
+            continue;
+        if (!tc->e[i].sql || tc->e[i].used < tc->e[victim].used)
+            victim = i;
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = prepare(c, sql, &st, err);
+    if (rc)
+        return rc;
+    char *copy = vk_malloc(n + 1);
+    if (!copy) {
+        *owned = true; /* run it once, keep nothing */
+        *out = st;
+        return 0;
+    }
+    memcpy(copy, sql, n + 1);
+    if (tc->e[victim].sql) {
+        sqlite3_finalize(tc->e[victim].st);
+        vk_free(tc->e[victim].sql);
+    }
+    tc->e[victim].sql = copy;
+    tc->e[victim].len = n;
+    tc->e[victim].hash = h;
+    tc->e[victim].used = ++tc->tick;
+    tc->e[victim].st = st;
+    *out = st;
+    return 0;
+}
+
 static int lite_query(struct vk__conn *c, int id, const char *sql, const struct vk__param *p,
                       int np, int flags, struct vk__res **res, struct vk_err *err)
 {
     (void)flags;
     sqlite3_stmt *st = id >= 0 ? c->stmts[id] : NULL;
+    bool owned = false; /* finalize after use (not kept by the connection) */
     int rc;
-    if (!st) {
+    if (id < 0) {
+        rc = cached_stmt(c, sql, &st, &owned, err);
+        if (rc)
+            return rc;
+    } else if (!st) {
         rc = prepare(c, sql, &st, err);
         if (rc)
             return rc;
-        if (id >= 0)
-            c->stmts[id] = st;
+        c->stmts[id] = st;
     }
     for (int i = 0; i < np; i++) {
         switch (p[i].type) {
@@ -289,7 +391,7 @@ static int lite_query(struct vk__conn *c, int id, const char *sql, const struct 
     memset(r, 0, sizeof(*r));
     r->conn = c;
     r->handle = st;
-    r->row = id; /* remembers whether to finalize */
+    r->row = owned ? -1 : 0; /* remembers whether to finalize */
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         r->step = 1;
@@ -305,7 +407,7 @@ static int lite_query(struct vk__conn *c, int id, const char *sql, const struct 
 fail:
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    if (id < 0)
+    if (owned)
         sqlite3_finalize(st);
     c->res.handle = NULL;
     return rc;

@@ -236,17 +236,52 @@ int vk_store_worker_list(struct vk_store *s, struct vk_pool *pool, struct vk_sto
 
 int vk_store_worker_stop(struct vk_store *s, const char *id, struct vk_err *err)
 {
-    struct vk__conn *c = NULL;
-    int rc = vk__store_begin(s, &c, err);
+    struct vk_store_tx tx = {.store = s};
+    int rc = vk__store_begin(s, &tx.conn, err);
     if (rc)
         return rc;
-    struct vk__param p[] = {vk__text(id)};
+    struct vk__param p[] = {vk__text(id), vk__int(vk_now_ms())};
     int64_t changes = 0;
-    rc = vk__exec(c, VK__STMT_NONE, "UPDATE workers SET status = 'stopped' WHERE id = $1", p, 1,
-                  &changes, err);
+    rc = vk__exec(tx.conn, VK__STMT_NONE, "UPDATE workers SET status = 'stopped' WHERE id = $1", p,
+                  1, &changes, err);
     if (rc == 0 && changes == 0)
         rc = vk_err_set(err, VK_ENOTFOUND, "worker '%s' not found", id);
-    return vk__store_end(s, c, rc, err);
+    /* A worker that says goodbye gives back what it still holds (a work item that
+     * reached it while it was stopping, a result it could not deliver): re-queued as
+     * a hand-back, which does not count against max_attempts. */
+    struct vk__res *r = NULL;
+    if (rc == 0)
+        rc = vk__query(tx.conn, VK__STMT_NONE,
+                       "UPDATE fragments SET status = 'ready', attempt = attempt + 1,"
+                       " handbacks = handbacks + 1, worker_id = NULL, ready_at = $2,"
+                       " started_at = NULL WHERE worker_id = $1 AND status = 'running'"
+                       " RETURNING machine",
+                       p, 2, &r, err);
+    /* Collect the groups first: on PostgreSQL a notification is a statement on the
+     * same connection, which would end this result. */
+    char groups[VK_STORE_MAX_GROUPS][VK__NOTE_LEN];
+    int ngroups = 0;
+    while (rc == 0) {
+        int more = vk__next(r, err);
+        if (more <= 0) {
+            rc = more;
+            break;
+        }
+        const char *g = s->ops->res_text(r, 0);
+        bool seen = false;
+        for (int i = 0; i < ngroups && !seen; i++)
+            seen = strcmp(groups[i], g) == 0;
+        if (!seen && ngroups < VK_STORE_MAX_GROUPS)
+            snprintf(groups[ngroups++], VK__NOTE_LEN, "%s", g);
+    }
+    vk__res_free(r);
+    for (int i = 0; rc == 0 && i < ngroups; i++)
+        rc = vk__store_notify(&tx, groups[i], err);
+    rc = vk__store_end(s, tx.conn, rc, err);
+    if (rc == 0)
+        for (int i = 0; i < tx.nnotes; i++)
+            vk__store_note_local(s, tx.notes[i]);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- Reaper */

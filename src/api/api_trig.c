@@ -1,0 +1,175 @@
+/*
+ * What webhooks, manual triggers and schedules share: read a repository's workflow files
+ * at a commit out of the server's git mirror cache, load them (imports read from git at
+ * the same commit; URL imports only when the repository allows them), and start one chain
+ * per workflow whose triggers match, or a failed chain for a workflow that does not load.
+ */
+#include "api_int.h"
+#include "vulcan/telemetry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int vk__api_mirror_open(struct vk_api *api, const char *url, struct vk_git_mirror **out,
+                        struct vk_err *err)
+{
+    return vk_git_mirror_open(vk__api_mirrors_dir(api), url, NULL, out, err);
+}
+
+/* ---------------------------------------------------------------- Loading */
+
+struct git_fetch {
+    struct vk_git_mirror *m;
+    const char *sha;
+    bool allow_urls;
+};
+
+/*
+ * Imports of a workflow read from a repository: relative (and absolute, and file://) paths
+ * are files of the repository at the same commit, never files of the server; URLs only
+ * when the repository allows them.
+ */
+static int git_fetch(void *ctx, const struct vk_wf_fetch_req *req, struct vk_buf *out,
+                     struct vk_err *err)
+{
+    struct git_fetch *g = ctx;
+    if (req->is_url) {
+        if (!g->allow_urls)
+            return vk_err_set(err, VK_EPERM,
+                              "URL imports are not allowed for this repository "
+                              "(allow_url_imports is off)");
+        return vk_wf_fetch_default(NULL, req, out, err);
+    }
+    const char *p = req->location;
+    while (*p == '/')
+        p++;
+    if (!*p)
+        return vk_err_set(err, VK_ENOTFOUND, "no such file '%s'", req->location);
+    return vk_git_read_file(g->m, g->sha, p, out, err);
+}
+
+void vk__api_trig_set_release(struct vk__api_trig_set *set)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        vk_workflow_free(set->items[i].wf);
+        vk_buf_release(&set->items[i].text);
+        vk_free(set->items[i].error);
+        vk_free(set->items[i].file);
+    }
+    vk_free(set->items);
+    memset(set, 0, sizeof(*set));
+}
+
+static int load_one(struct vk_api *api, struct vk_git_mirror *m, const struct vk_store_repo *repo,
+                    const char *sha, const char *file, struct vk__api_trig_item *it,
+                    struct vk_err *err)
+{
+    memset(it, 0, sizeof(*it));
+    it->file = vk_xstrdup(file);
+    vk_buf_init(&it->text, VK_GIT_MAX_BLOB);
+    int rc = vk_git_read_file(m, sha, file, &it->text, err);
+    if (rc)
+        return rc;
+    /* Relative imports resolve against the file's directory inside the repository. */
+    char base[4096];
+    const char *slash = strrchr(file, '/');
+    snprintf(base, sizeof(base), "/%.*s", slash ? (int)(slash - file) : 0, file);
+    struct git_fetch gf = {.m = m, .sha = sha, .allow_urls = repo->allow_url_imports};
+    struct vk_wf_options o = {.base_path = base, .fetch = git_fetch, .fetch_ctx = &gf};
+    struct vk_wf_error we;
+    vk_wf_error_init(&we);
+    rc = vk_workflow_load_buffer(it->text.data, it->text.len, file, &o, &it->wf, &we);
+    if (rc) {
+        if (rc == VK_ENOMEM) {
+            vk_wf_error_release(&we);
+            return vk_err_set(err, rc, "out of memory");
+        }
+        const char *msg = we.rendered ? we.rendered : we.msg;
+        it->error = vk_xstrdup(msg);
+        vk_wf_error_release(&we);
+    }
+    (void)api;
+    return 0;
+}
+
+int vk__api_trig_load(struct vk_api *api, struct vk_git_mirror *m, const struct vk_store_repo *repo,
+                      const char *sha, const char *only_file, struct vk__api_trig_set *set,
+                      struct vk_err *err)
+{
+    memset(set, 0, sizeof(*set));
+    struct vk_git_paths paths;
+    vk_git_paths_init(&paths);
+    int rc = vk_git_list_files(m, sha, repo->workflow_glob, &paths, err);
+    if (rc)
+        goto out;
+    size_t n = 0;
+    for (size_t i = 0; i < paths.n; i++)
+        n += !only_file || strcmp(paths.items[i], only_file) == 0;
+    if (only_file && n == 0) {
+        rc = vk_err_set(err, VK_ENOTFOUND, "no workflow '%s' at commit %.12s (glob '%s')",
+                        only_file, sha, repo->workflow_glob);
+        goto out;
+    }
+    set->items = vk_xcalloc(n ? n : 1, sizeof(*set->items));
+    for (size_t i = 0; i < paths.n; i++) {
+        if (only_file && strcmp(paths.items[i], only_file) != 0)
+            continue;
+        rc = load_one(api, m, repo, sha, paths.items[i], &set->items[set->n], err);
+        set->n++;
+        if (rc)
+            goto out;
+    }
+out:
+    vk_git_paths_release(&paths);
+    if (rc)
+        vk__api_trig_set_release(set);
+    return rc;
+}
+
+bool vk__api_trig_needs_paths(const struct vk__api_trig_set *set, enum vk_wf_trigger_type type)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        const struct vk_workflow *wf = set->items[i].wf;
+        for (size_t t = 0; wf && t < wf->ntriggers; t++) {
+            const struct vk_wf_trigger *tr = &wf->triggers[t];
+            if (tr->type == type && (tr->paths.n || tr->paths_ignore.n))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* ---------------------------------------------------------------- Submitting */
+
+static void skip(json_t *skipped, const char *file, const char *reason)
+{
+    json_array_append_new(skipped, json_pack("{s:s, s:s}", "file", file, "reason", reason));
+}
+
+int vk__api_trig_submit(struct vk_api *api, const struct vk__api_trig_set *set,
+                        const struct vk_orch_context *tmpl, const struct vk_wf_event *wfev,
+                        json_t *chains, json_t *skipped, struct vk_err *err)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        const struct vk__api_trig_item *it = &set->items[i];
+        struct vk_orch_context c = *tmpl;
+        c.source_file = it->file;
+        char id[VK_UUID_LEN];
+        int rc;
+        if (!it->wf) {
+            rc = vk_orch_submit_failed(api->opts.orch, &c, it->text.data, it->error, id, err);
+        } else if (wfev && !vk_workflow_triggered(it->wf, wfev)) {
+            skip(skipped, it->file, "no trigger matches");
+            continue;
+        } else {
+            rc = vk_orch_submit(api->opts.orch, it->wf, it->text.data, &c, id, NULL, err);
+        }
+        if (rc)
+            return rc;
+        vk_log(VK_LOG_INFO, "triggers", it->wf ? "chain created" : "failed chain created",
+               "chain_id", id, "file", it->file, "trigger", c.trigger ? c.trigger : "", NULL);
+        json_array_append_new(chains, json_string(id));
+    }
+    return 0;
+}

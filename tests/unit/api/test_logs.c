@@ -1,0 +1,287 @@
+/*
+ * The followed log (Server-Sent Events): live output while the fragment runs,
+ * status and end events, UTF-8 cut by an upload boundary, invalid bytes,
+ * resuming with ?offset= and Last-Event-ID, a new attempt, the follower cap's
+ * bookkeeping, and a client that goes away.
+ */
+#include "api_test.h"
+
+#include <pthread.h>
+
+/* What a follower received, parsed. */
+struct got {
+    struct vk_buf raw;
+    struct vk_buf text; /* the "text" of every log event, in order */
+    char events[64][16];
+    size_t nevents;
+    char last_id[64];
+    long long log_events_before_final; /* log events seen before the final status */
+    bool final_seen;
+    int stop_after_events; /* > 0: stop the transfer after this many events */
+};
+
+static void parse(struct got *g)
+{
+    char *p = g->raw.data;
+    char *end;
+    size_t consumed = 0;
+    while ((end = strstr(p, "\n\n")) != NULL) {
+        *end = '\0';
+        char ev[16] = "";
+        const char *data = NULL;
+        for (char *line = strtok(p, "\n"); line; line = strtok(NULL, "\n")) {
+            if (strncmp(line, "event: ", 7) == 0)
+                snprintf(ev, sizeof(ev), "%s", line + 7);
+            else if (strncmp(line, "data: ", 6) == 0)
+                data = line + 6;
+            else if (strncmp(line, "id: ", 4) == 0)
+                snprintf(g->last_id, sizeof(g->last_id), "%s", line + 4);
+        }
+        if (ev[0] && g->nevents < 64)
+            snprintf(g->events[g->nevents++], 16, "%s", ev);
+        json_error_t je;
+        json_t *d = data ? json_loads(data, JSON_ALLOW_NUL, &je) : NULL;
+        if (data && !d)
+            fail_msg("event data is not JSON: %s", data);
+        if (strcmp(ev, "log") == 0) {
+            json_t *t = json_object_get(d, "text");
+            assert_true(json_is_string(t));
+            assert_int_equal(vk_buf_add(&g->text, json_string_value(t), json_string_length(t)), 0);
+            if (!g->final_seen)
+                g->log_events_before_final++;
+        } else if (strcmp(ev, "status") == 0 || strcmp(ev, "end") == 0) {
+            const char *st = js(d, "status");
+            if (st && strcmp(st, "running") != 0)
+                g->final_seen = true;
+        }
+        json_decref(d);
+        p = end + 2;
+        consumed = (size_t)(p - g->raw.data);
+    }
+    if (consumed) {
+        memmove(g->raw.data, g->raw.data + consumed, g->raw.len - consumed);
+        g->raw.len -= consumed;
+        g->raw.data[g->raw.len] = '\0';
+    }
+}
+
+static int on_chunk(void *ctx, const char *data, size_t len)
+{
+    struct got *g = ctx;
+    if (vk_buf_add(&g->raw, data, len) < 0)
+        return VK_ETOOBIG;
+    parse(g);
+    if (g->stop_after_events && (int)g->nevents >= g->stop_after_events)
+        return VK_ECONFLICT;
+    return 0;
+}
+
+static long follow(struct vk_http_client *cl, const char *path, struct got *g)
+{
+    vk_buf_init(&g->raw, 16u << 20);
+    vk_buf_init(&g->text, 16u << 20);
+    long st = 0;
+    struct vk_err err;
+    int rc = vk_http_client_stream(cl, path, 20000, on_chunk, g, &st, &err);
+    assert_true(rc == 0 || rc == VK_ECONFLICT);
+    return st;
+}
+
+static void got_release(struct got *g)
+{
+    vk_buf_release(&g->raw);
+    vk_buf_release(&g->text);
+}
+
+struct producer {
+    struct env *e;
+    char wid[VK_UUID_LEN], fid[VK_UUID_LEN];
+    int attempt;
+};
+
+static void *produce(void *arg)
+{
+    struct producer *p = arg;
+    struct vk_http_client *cl = env_client(p->e);
+    /* Pieces with pauses; "é" (c3 a9) is cut between two uploads; one invalid byte. */
+    const char *pieces[] = {"first line\n", "x\xc3", "\xa9y\n", "bad \xff byte\n", "last\n"};
+    long long off = 0;
+    for (size_t i = 0; i < VK_ARRAY_LEN(pieces); i++) {
+        usleep(250 * 1000);
+        size_t n = strlen(pieces[i]);
+        assert_int_equal(worker_log(cl, p->fid, p->attempt, off, pieces[i], n), 204);
+        off += (long long)n;
+    }
+    usleep(200 * 1000);
+    assert_int_equal(worker_result(cl, p->wid, p->fid, p->attempt, true), 200);
+    vk_http_client_free(cl);
+    return NULL;
+}
+
+static void test_follow_live(void **state)
+{
+    struct env *e = *state;
+    char id[VK_UUID_LEN];
+    struct producer p = {.e = e};
+    submit(e, "follow.kdl", "main", "true", id);
+    worker_register(e, p.wid);
+    p.attempt = worker_claim(e->cl, p.wid, p.fid);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, produce, &p), 0);
+    char path[256];
+    snprintf(path, sizeof(path), "/api/v1/fragments/%s/log?follow=1", p.fid);
+    struct got g = {.nevents = 0};
+    int64_t t0 = vk_now_ms();
+    assert_int_equal(follow(e->cl, path, &g), 200);
+    pthread_join(th, NULL);
+    /* Output arrived while the fragment ran, in several events, and the stream ended by itself. */
+    assert_true(g.log_events_before_final >= 3);
+    assert_string_equal(g.events[0], "status");
+    assert_string_equal(g.events[g.nevents - 1], "end");
+    assert_string_equal(g.events[g.nevents - 2], "status");
+    assert_string_equal(g.text.data, "first line\nx\xc3\xa9y\nbad \xef\xbf\xbd byte\nlast\n");
+    assert_true(vk_now_ms() - t0 < 10000);
+    /* The last id resumes after everything: attempt 1, byte 32. */
+    assert_string_equal(g.last_id, "1:32");
+    got_release(&g);
+
+    /* Resume: from an offset, and with Last-Event-ID (what EventSource sends). */
+    snprintf(path, sizeof(path), "/api/v1/fragments/%s/log?follow=1&offset=11", p.fid);
+    memset(&g, 0, sizeof(g));
+    assert_int_equal(follow(e->cl, path, &g), 200);
+    assert_string_equal(g.text.data, "x\xc3\xa9y\nbad \xef\xbf\xbd byte\nlast\n");
+    got_release(&g);
+    struct vk_http_client *c2 = env_client(e);
+    assert_int_equal(vk_http_client_set_header(c2, "Last-Event-ID", "1:27"), 0);
+    snprintf(path, sizeof(path), "/api/v1/fragments/%s/log?follow=1", p.fid);
+    memset(&g, 0, sizeof(g));
+    assert_int_equal(follow(c2, path, &g), 200);
+    assert_string_equal(g.text.data, "last\n");
+    got_release(&g);
+    assert_int_equal(vk_http_client_set_header(c2, "Last-Event-ID", "garbage"), 0);
+    assert_int_equal(call(c2, "GET", path, NULL, NULL), 400);
+    vk_http_client_free(c2);
+    /* An attempt that does not exist yet. */
+    snprintf(path, sizeof(path), "/api/v1/fragments/%s/log?follow=1&attempt=9", p.fid);
+    assert_int_equal(call(e->cl, "GET", path, NULL, NULL), 404);
+}
+
+static void test_follow_new_attempt(void **state)
+{
+    struct env *e = *state;
+    char id[VK_UUID_LEN], wid[VK_UUID_LEN], fid[VK_UUID_LEN], fid2[VK_UUID_LEN];
+    submit(e, "handback.kdl", "main", "true", id);
+    worker_register(e, wid);
+    int attempt = worker_claim(e->cl, wid, fid);
+    assert_int_equal(worker_log(e->cl, fid, attempt, 0, "one\n", 4), 204);
+    /* Follow from another thread's point of view: read the first events, then hand back. */
+    char path[256];
+    snprintf(path, sizeof(path), "/api/v1/fragments/%s/log?follow=1&attempt=1", fid);
+    /* A graceful hand-back puts the fragment back as attempt 2. */
+    char body[256];
+    snprintf(body, sizeof(body),
+             "{\"worker_id\":\"%s\",\"fragment_id\":\"%s\",\"attempt\":%d,\"success\":false,"
+             "\"handback\":true}",
+             wid, fid, attempt);
+    assert_int_equal(call(e->cl, "POST", "/api/v1/work/result", body, NULL), 200);
+    int a2 = worker_claim(e->cl, wid, fid2);
+    assert_string_equal(fid2, fid);
+    assert_int_equal(a2, 2);
+    assert_int_equal(worker_log(e->cl, fid, a2, 0, "two\n", 4), 204);
+    /* ?attempt=1 is over: its log, then end. */
+    struct got g = {.nevents = 0};
+    assert_int_equal(follow(e->cl, path, &g), 200);
+    assert_string_equal(g.text.data, "one\n");
+    assert_string_equal(g.events[g.nevents - 1], "end");
+    got_release(&g);
+    /* The latest attempt, resumed from Last-Event-ID of attempt 1: attempt 1's rest, an
+     * "attempt" event, then attempt 2 as it goes. */
+    struct vk_http_client *c2 = env_client(e);
+    assert_int_equal(vk_http_client_set_header(c2, "Last-Event-ID", "1:2"), 0);
+    snprintf(path, sizeof(path), "/api/v1/fragments/%s/log?follow=1", fid);
+    memset(&g, 0, sizeof(g));
+    assert_int_equal(worker_result(e->cl, wid, fid, a2, false), 200);
+    assert_int_equal(follow(c2, path, &g), 200);
+    assert_string_equal(g.text.data, "e\ntwo\n");
+    bool saw_attempt = false;
+    for (size_t i = 0; i < g.nevents; i++)
+        saw_attempt |= strcmp(g.events[i], "attempt") == 0;
+    assert_true(saw_attempt);
+    assert_string_equal(g.last_id, "2:4");
+    got_release(&g);
+    vk_http_client_free(c2);
+}
+
+static void test_follow_client_goes_away(void **state)
+{
+    struct env *e = *state;
+    char id[VK_UUID_LEN], wid[VK_UUID_LEN], fid[VK_UUID_LEN];
+    submit(e, "gone.kdl", "main", "true", id);
+    worker_register(e, wid);
+    int attempt = worker_claim(e->cl, wid, fid);
+    assert_int_equal(worker_log(e->cl, fid, attempt, 0, "a\n", 2), 204);
+    char path[256];
+    snprintf(path, sizeof(path), "/api/v1/fragments/%s/log?follow=1", fid);
+    /* Several followers that leave after two events: their threads must end. */
+    for (int i = 0; i < 5; i++) {
+        struct vk_http_client *c = env_client(e);
+        struct got g = {.stop_after_events = 2};
+        assert_int_equal(follow(c, path, &g), 200);
+        got_release(&g);
+        vk_http_client_free(c);
+    }
+    int waited = 0;
+    for (;;) {
+        pthread_mutex_lock(&e->api->follow.lock);
+        unsigned n = e->api->follow.n;
+        pthread_mutex_unlock(&e->api->follow.lock);
+        if (n == 0)
+            break;
+        assert_true(++waited < 100);
+        usleep(50 * 1000);
+    }
+    /* One still following when the API stops (teardown) must not hang or leak. */
+    struct vk_http_client *c = env_client(e);
+    struct got g = {.stop_after_events = 2};
+    assert_int_equal(follow(c, path, &g), 200);
+    got_release(&g);
+    vk_http_client_free(c);
+}
+
+static void test_sse_encoding(void **state)
+{
+    /* complete_prefix and json_text are static in api_logs.c: check them through a
+     * stored log with every byte value, followed to its end. */
+    struct env *e = *state;
+    char id[VK_UUID_LEN], wid[VK_UUID_LEN], fid[VK_UUID_LEN];
+    submit(e, "bytes.kdl", "main", "true", id);
+    worker_register(e, wid);
+    int attempt = worker_claim(e->cl, wid, fid);
+    unsigned char all[256];
+    for (int i = 0; i < 256; i++)
+        all[i] = (unsigned char)i;
+    assert_int_equal(worker_log(e->cl, fid, attempt, 0, all, sizeof(all)), 204);
+    assert_int_equal(worker_result(e->cl, wid, fid, attempt, true), 200);
+    char path[256];
+    snprintf(path, sizeof(path), "/api/v1/fragments/%s/log?follow=1", fid);
+    struct got g = {.nevents = 0};
+    assert_int_equal(follow(e->cl, path, &g), 200);
+    /* ASCII (with controls and NUL) comes through; each byte >= 0x80 is U+FFFD. */
+    assert_int_equal(g.text.len, 128 + 128 * 3);
+    assert_memory_equal(g.text.data, all, 128);
+    for (size_t i = 128; i < g.text.len; i += 3)
+        assert_memory_equal(g.text.data + i, "\xef\xbf\xbd", 3);
+    assert_string_equal(g.last_id, "1:256");
+    got_release(&g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_follow_live, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_follow_new_attempt, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_follow_client_goes_away, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_sse_encoding, env_setup, env_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,176 @@
+/*
+ * The OpenAPI document stays true: every route the server registers (method
+ * and pattern) is described in GET /api/v1/openapi.json, every described
+ * operation exists, and the document is well-formed OpenAPI 3 with unique
+ * operation ids and only local references that resolve.
+ */
+#include "api_test.h"
+
+#include <ctype.h>
+
+static json_t *fetch_doc(struct env *e)
+{
+    json_t *doc = NULL;
+    assert_int_equal(call(e->cl, "GET", "/api/v1/openapi.json", NULL, &doc), 200);
+    assert_non_null(doc);
+    return doc;
+}
+
+static void lower(const char *in, char *out, size_t cap)
+{
+    size_t i = 0;
+    for (; in[i] && i + 1 < cap; i++)
+        out[i] = (char)tolower((unsigned char)in[i]);
+    out[i] = '\0';
+}
+
+static void test_every_route_is_documented(void **state)
+{
+    struct env *e = *state;
+    json_t *doc = fetch_doc(e);
+    assert_non_null(strstr(js(doc, "openapi"), "3."));
+    json_t *paths = json_object_get(doc, "paths");
+    size_t n = vk_http_route_count(e->api->http);
+    assert_true(n > 20);
+    int missing = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *method, *pattern;
+        assert_int_equal(vk_http_route_at(e->api->http, i, &method, &pattern), 0);
+        char m[16];
+        lower(method, m, sizeof(m));
+        json_t *op = json_object_get(json_object_get(paths, pattern), m);
+        if (!json_is_object(op)) {
+            print_message("not in web/openapi.json: %s %s\n", method, pattern);
+            missing++;
+            continue;
+        }
+        assert_true(json_is_object(json_object_get(op, "responses")));
+        assert_non_null(js(op, "summary"));
+    }
+    assert_int_equal(missing, 0);
+    json_decref(doc);
+}
+
+/* Operations of the document that the server does not serve (routes of parts this build
+ * does not register are listed in `optional`). */
+static void test_every_documented_route_exists(void **state)
+{
+    struct env *e = *state;
+    json_t *doc = fetch_doc(e);
+    json_t *paths = json_object_get(doc, "paths");
+    /* Served by other parts of the server (triggers, webhooks) which may not be built into
+     * every configuration: their absence is allowed, but not an unknown path. */
+    const char *optional[] = {"/api/v1/repos", "/hooks/"};
+    const char *p;
+    json_t *item;
+    int unknown = 0;
+    json_t *opids = json_object();
+    json_object_foreach(paths, p, item)
+    {
+        const char *m;
+        json_t *op;
+        json_object_foreach(item, m, op)
+        {
+            const char *opid = js(op, "operationId");
+            assert_non_null(opid);
+            assert_null(json_object_get(opids, opid)); /* unique */
+            json_object_set_new(opids, opid, json_true());
+            bool found = false;
+            for (size_t i = 0; i < vk_http_route_count(e->api->http) && !found; i++) {
+                const char *method, *pattern;
+                assert_int_equal(vk_http_route_at(e->api->http, i, &method, &pattern), 0);
+                char lm[16];
+                lower(method, lm, sizeof(lm));
+                found = strcmp(lm, m) == 0 && strcmp(pattern, p) == 0;
+            }
+            bool opt = false;
+            for (size_t i = 0; i < VK_ARRAY_LEN(optional); i++)
+                opt |= strncmp(p, optional[i], strlen(optional[i])) == 0;
+            if (!found && !opt) {
+                print_message("documented but not served: %s %s\n", m, p);
+                unknown++;
+            }
+        }
+    }
+    json_decref(opids);
+    assert_int_equal(unknown, 0);
+    json_decref(doc);
+}
+
+/* Every "$ref" points at an existing #/components/... entry. */
+static void check_refs(json_t *doc, json_t *node)
+{
+    if (json_is_object(node)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(node, k, v)
+        {
+            if (strcmp(k, "$ref") == 0) {
+                const char *ref = json_string_value(v);
+                assert_non_null(ref);
+                assert_int_equal(strncmp(ref, "#/components/", 13), 0);
+                char sect[64], name[128];
+                assert_int_equal(sscanf(ref + 13, "%63[^/]/%127s", sect, name), 2);
+                assert_non_null(json_object_get(
+                    json_object_get(json_object_get(doc, "components"), sect), name));
+            } else {
+                check_refs(doc, v);
+            }
+        }
+    } else if (json_is_array(node)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(node, i, v)
+        {
+            check_refs(doc, v);
+        }
+    }
+}
+
+static void test_document_is_consistent(void **state)
+{
+    struct env *e = *state;
+    json_t *doc = fetch_doc(e);
+    assert_non_null(js(json_object_get(doc, "info"), "title"));
+    check_refs(doc, doc);
+    /* Path parameters in a pattern are declared as parameters of each operation. */
+    const char *p;
+    json_t *item;
+    json_object_foreach(json_object_get(doc, "paths"), p, item)
+    {
+        const char *m;
+        json_t *op;
+        json_object_foreach(item, m, op)
+        {
+            for (const char *b = strchr(p, '{'); b; b = strchr(b + 1, '{')) {
+                const char *end = strchr(b, '}');
+                assert_non_null(end);
+                bool declared = false;
+                size_t i;
+                json_t *par;
+                json_array_foreach(json_object_get(op, "parameters"), i, par)
+                {
+                    const char *nm = js(par, "name");
+                    declared |= nm && strlen(nm) == (size_t)(end - b - 1) &&
+                                strncmp(nm, b + 1, (size_t)(end - b - 1)) == 0 &&
+                                strcmp(js(par, "in"), "path") == 0;
+                }
+                if (!declared)
+                    fail_msg("%s %s: path parameter %.*s is not declared", m, p, (int)(end - b - 1),
+                             b + 1);
+            }
+        }
+    }
+    json_decref(doc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_every_route_is_documented, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_every_documented_route_exists, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(test_document_is_consistent, env_setup, env_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,414 @@
+/*
+ * Store operations of the triggers (schema version 2): repository update and delete,
+ * webhook deliveries, schedules and their exactly-once claims. Run by CTest against SQLite
+ * (a fresh file per test) and PostgreSQL (scripts/pg-test.sh; CREATE DATABASE per test).
+ */
+/* cmocka.h needs these first. */
+/* clang-format off */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include "store/store_int.h"
+#include "vulcan/store.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct fx {
+    char url[512];
+    struct vk_store *s;
+    char tenant[VK_UUID_LEN];
+    struct vk_pool pool;
+};
+
+static bool is_pg(void)
+{
+    const char *b = getenv("VK_TEST_STORE_BACKEND");
+    return b && strcmp(b, "postgres") == 0;
+}
+
+static int test_seq;
+static char tmp_root[256];
+
+static void fresh_url(char *url, size_t n)
+{
+    test_seq++;
+    if (!is_pg()) {
+        snprintf(url, n, "sqlite:%s/t%d/store.db", tmp_root, test_seq);
+        return;
+    }
+    const char *base = getenv("VK_TEST_PG_URL");
+    if (!base || !*base)
+        fail_msg("VK_TEST_PG_URL is not set: run this test through scripts/pg-test.sh");
+    PGconn *db = PQconnectdb(base);
+    if (PQstatus(db) != CONNECTION_OK)
+        fail_msg("cannot connect to %s: %s", base, PQerrorMessage(db));
+    char sql[128], name[64];
+    snprintf(name, sizeof(name), "vk_tt%d_%d", (int)getpid(), test_seq);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+    PGresult *r = PQexec(db, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        fail_msg("create database: %s", PQerrorMessage(db));
+    PQclear(r);
+    PQfinish(db);
+    const char *slash = strrchr(base, '/');
+    assert_non_null(slash);
+    snprintf(url, n, "%.*s/%s", (int)(slash - base), base, name);
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    struct vk_err err = {0};
+    fresh_url(f->url, sizeof(f->url));
+    if (vk_store_open(f->url, &f->s, &err))
+        fail_msg("open %s: %s", f->url, err.msg);
+    assert_int_equal(vk_store_tenant_ensure(f->s, "default", f->tenant, &err), 0);
+    vk_pool_init(&f->pool, 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    vk_store_close(f->s);
+    vk_pool_release(&f->pool);
+    free(f);
+    return 0;
+}
+
+static void make_repo(struct fx *f, const char *url, struct vk_store_repo *repo)
+{
+    memset(repo, 0, sizeof(*repo));
+    repo->url = url;
+    repo->provider = "github";
+    repo->webhook_secret = "s3cret";
+    memcpy(repo->tenant_id, f->tenant, VK_UUID_LEN);
+    struct vk_err err = {0};
+    if (vk_store_repo_create(f->s, repo, &err))
+        fail_msg("repo_create: %s", err.msg);
+}
+
+/* ---------------------------------------------------------------- Tests */
+
+static void test_schema_version(void **state)
+{
+    struct fx *f = *state;
+    struct vk_err err = {0};
+    int v = 0;
+    assert_int_equal(vk_store_schema_version(f->s, &v, &err), 0);
+    assert_int_equal(v, 2);
+}
+
+static void test_repo_update_delete(void **state)
+{
+    struct fx *f = *state;
+    struct vk_err err = {0};
+    struct vk_store_repo a, b, got;
+    make_repo(f, "https://example.com/a.git", &a);
+    make_repo(f, "https://example.com/b.git", &b);
+
+    struct vk_store_repo_update u = {.set = VK_STORE_REPO_SET_GLOB | VK_STORE_REPO_SET_BRANCH |
+                                            VK_STORE_REPO_SET_URL_IMPORTS |
+                                            VK_STORE_REPO_SET_SECRET,
+                                     .workflow_glob = "ci/*.kdl",
+                                     .default_branch = "trunk",
+                                     .allow_url_imports = true,
+                                     .webhook_secret = NULL};
+    assert_int_equal(vk_store_repo_update(f->s, a.id, &u, &err), 0);
+    assert_int_equal(vk_store_repo_get(f->s, a.id, &f->pool, &got, &err), 0);
+    assert_string_equal(got.workflow_glob, "ci/*.kdl");
+    assert_string_equal(got.default_branch, "trunk");
+    assert_true(got.allow_url_imports);
+    assert_null(got.webhook_secret);
+    assert_string_equal(got.url, "https://example.com/a.git");
+    assert_string_equal(got.provider, "github");
+
+    /* Taking another repository's url conflicts; empty required fields are refused. */
+    struct vk_store_repo_update dup = {.set = VK_STORE_REPO_SET_URL, .url = b.url};
+    assert_int_equal(vk_store_repo_update(f->s, a.id, &dup, &err), VK_EEXIST);
+    struct vk_store_repo_update empty = {.set = VK_STORE_REPO_SET_BRANCH, .default_branch = ""};
+    assert_int_equal(vk_store_repo_update(f->s, a.id, &empty, &err), VK_EINVAL);
+    struct vk_store_repo_update none = {0};
+    assert_int_equal(vk_store_repo_update(f->s, a.id, &none, &err), 0);
+    assert_int_equal(vk_store_repo_update(f->s, "00000000-0000-7000-8000-000000000000", &u, &err),
+                     VK_ENOTFOUND);
+
+    /* A chain of the repository, and a schedule. */
+    struct vk_store_chain ch = {0};
+    memcpy(ch.tenant_id, f->tenant, VK_UUID_LEN);
+    memcpy(ch.repository_id, a.id, VK_UUID_LEN);
+    ch.repository_url = a.url;
+    ch.trigger = "push";
+    ch.default_machine = "default";
+    struct vk_store_fragment_spec sp = {.parent = -1, .run_script = "true"};
+    assert_int_equal(vk_store_chain_create(f->s, &ch, &sp, 1, NULL, &err), 0);
+    struct vk_store_schedule sc = {.workflow_file = ".vulcan/n.kdl",
+                                   .cron = "0 2 * * *",
+                                   .timezone = "UTC",
+                                   .next_fire_ms = 1000};
+    assert_int_equal(vk_store_schedules_replace(f->s, a.id, &sc, 1, 500, &err), 0);
+
+    assert_int_equal(vk_store_repo_delete(f->s, a.id, &err), 0);
+    assert_int_equal(vk_store_repo_get(f->s, a.id, &f->pool, &got, &err), VK_ENOTFOUND);
+    assert_int_equal(vk_store_repo_delete(f->s, a.id, &err), VK_ENOTFOUND);
+    /* The chain stays, without its repository. */
+    struct vk_store_chain c2;
+    assert_int_equal(vk_store_chain_get(f->s, ch.id, &f->pool, &c2, NULL, NULL, &err), 0);
+    assert_string_equal(c2.repository_id, "");
+    assert_string_equal(c2.repository_url, "https://example.com/a.git");
+    struct vk_store_schedule *list = NULL;
+    size_t n = 9;
+    assert_int_equal(vk_store_schedules_list(f->s, NULL, 0, 0, &f->pool, &list, &n, &err), 0);
+    assert_int_equal(n, 0);
+    /* The other repository is untouched. */
+    assert_int_equal(vk_store_repo_get(f->s, b.id, &f->pool, &got, &err), 0);
+}
+
+static void test_deliveries(void **state)
+{
+    struct fx *f = *state;
+    struct vk_err err = {0};
+    bool seen = true;
+    int64_t now = 1700000000000;
+    assert_int_equal(vk_store_delivery_seen(f->s, "github", "d-1", now, &seen, &err), 0);
+    assert_false(seen);
+    assert_int_equal(vk_store_delivery_seen(f->s, "github", "d-1", now + 5, &seen, &err), 0);
+    assert_true(seen);
+    /* Same id from another provider is another delivery. */
+    assert_int_equal(vk_store_delivery_seen(f->s, "gitea", "d-1", now, &seen, &err), 0);
+    assert_false(seen);
+    /* Forget lets a retry through. */
+    assert_int_equal(vk_store_delivery_forget(f->s, "github", "d-1", &err), 0);
+    assert_int_equal(vk_store_delivery_seen(f->s, "github", "d-1", now, &seen, &err), 0);
+    assert_false(seen);
+    /* Bad ids. */
+    assert_int_equal(vk_store_delivery_seen(f->s, "github", "", now, &seen, &err), VK_EINVAL);
+    char big[VK_STORE_MAX_DELIVERY_ID + 2];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(vk_store_delivery_seen(f->s, "github", big, now, &seen, &err), VK_EINVAL);
+    /* Pruning: old rows go, a pruned id is new again. */
+    assert_int_equal(vk_store_delivery_seen(f->s, "github", "old",
+                                            now - VK_STORE_DELIVERY_KEEP_MS - 1, &seen, &err),
+                     0);
+    int64_t pruned = 0;
+    assert_int_equal(vk_store_delivery_prune(f->s, now - VK_STORE_DELIVERY_KEEP_MS, &pruned, &err),
+                     0);
+    assert_int_equal(pruned, 1);
+    assert_int_equal(vk_store_delivery_seen(f->s, "github", "d-1", now, &seen, &err), 0);
+    assert_true(seen);
+    /* Inserting many ids prunes by itself now and then (about one insert in 64). */
+    assert_int_equal(vk_store_delivery_seen(f->s, "github", "old",
+                                            now - VK_STORE_DELIVERY_KEEP_MS - 1, &seen, &err),
+                     0);
+    assert_false(seen);
+    for (int i = 0; i < 400; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "bulk-%d", i);
+        assert_int_equal(vk_store_delivery_seen(f->s, "github", id, now, &seen, &err), 0);
+        assert_false(seen);
+    }
+    assert_int_equal(vk_store_delivery_seen(f->s, "github", "old", now, &seen, &err), 0);
+    assert_false(seen); /* it had been pruned */
+}
+
+struct race {
+    struct vk_store *s;
+    const char *sched_id;
+    int64_t slot, next;
+    int claimed;
+    const char *delivery;
+    int fresh;
+};
+
+static void *race_thread(void *arg)
+{
+    struct race *r = arg;
+    struct vk_err err = {0};
+    for (int i = 0; i < 20; i++) {
+        bool claimed = false, seen = true;
+        if (vk_store_schedule_claim(r->s, r->sched_id, r->slot + i * 60000, r->next, &claimed,
+                                    &err) == 0 &&
+            claimed)
+            __atomic_add_fetch(&r->claimed, 1, __ATOMIC_SEQ_CST);
+        char id[64];
+        snprintf(id, sizeof(id), "%s-%d", r->delivery, i);
+        if (vk_store_delivery_seen(r->s, "github", id, 1, &seen, &err) == 0 && !seen)
+            __atomic_add_fetch(&r->fresh, 1, __ATOMIC_SEQ_CST);
+    }
+    return NULL;
+}
+
+static void test_schedules(void **state)
+{
+    struct fx *f = *state;
+    struct vk_err err = {0};
+    struct vk_store_repo a, b;
+    make_repo(f, "https://example.com/a.git", &a);
+    make_repo(f, "https://example.com/b.git", &b);
+    struct vk_store_schedule want[] = {
+        {.workflow_file = ".vulcan/n.kdl",
+         .cron = "0 2 * * *",
+         .timezone = "Europe/Amsterdam",
+         .next_fire_ms = 5000},
+        {.workflow_file = ".vulcan/n.kdl",
+         .cron = "*/5 * * * *",
+         .timezone = "UTC",
+         .next_fire_ms = 3000},
+        {.workflow_file = ".vulcan/n.kdl",
+         .cron = "*/5 * * * *",
+         .timezone = "UTC",
+         .next_fire_ms = 3000}, /* duplicate: counts once */
+    };
+    assert_int_equal(vk_store_schedules_replace(f->s, a.id, want, 3, 1000, &err), 0);
+    struct vk_store_schedule bs = {.workflow_file = ".vulcan/x.kdl",
+                                   .cron = "@daily",
+                                   .timezone = "UTC",
+                                   .next_fire_ms = 9000};
+    assert_int_equal(vk_store_schedules_replace(f->s, b.id, &bs, 1, 1000, &err), 0);
+    assert_int_equal(vk_store_schedules_replace(f->s, "00000000-0000-7000-8000-000000000000", &bs,
+                                                1, 1000, &err),
+                     VK_ENOTFOUND);
+
+    struct vk_store_schedule *l = NULL;
+    size_t n = 0;
+    assert_int_equal(vk_store_schedules_list(f->s, a.id, 0, 0, &f->pool, &l, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(l[0].cron, "*/5 * * * *"); /* ordered by next fire */
+    assert_int_equal(l[0].next_fire_ms, 3000);
+    assert_int_equal(l[0].last_fired_ms, 1000); /* created now */
+    assert_string_equal(l[1].timezone, "Europe/Amsterdam");
+    assert_string_equal(l[0].repository_id, a.id);
+    char keep_id[VK_UUID_LEN];
+    memcpy(keep_id, l[0].id, VK_UUID_LEN);
+    /* Due listing over every repository. */
+    assert_int_equal(vk_store_schedules_list(f->s, NULL, 5000, 0, &f->pool, &l, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(vk_store_schedules_list(f->s, NULL, 0, 0, &f->pool, &l, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(vk_store_schedules_list(f->s, NULL, 2999, 0, &f->pool, &l, &n, &err), 0);
+    assert_int_equal(n, 0);
+
+    /* Claims: once per slot. */
+    bool claimed = false;
+    assert_int_equal(vk_store_schedule_claim(f->s, keep_id, 3000, 6000, &claimed, &err), 0);
+    assert_true(claimed);
+    assert_int_equal(vk_store_schedule_claim(f->s, keep_id, 3000, 6000, &claimed, &err), 0);
+    assert_false(claimed);
+    assert_int_equal(vk_store_schedule_claim(f->s, keep_id, 2000, 6000, &claimed, &err), 0);
+    assert_false(claimed); /* an older slot */
+    assert_int_equal(vk_store_schedule_set_next(f->s, keep_id, 7000, &err), 0);
+
+    /* Refresh keeps the surviving row with its times, drops the other, adds the new. */
+    struct vk_store_schedule want2[] = {
+        {.workflow_file = ".vulcan/n.kdl",
+         .cron = "*/5 * * * *",
+         .timezone = "UTC",
+         .next_fire_ms = 1},
+        {.workflow_file = ".vulcan/m.kdl",
+         .cron = "@hourly",
+         .timezone = "UTC",
+         .next_fire_ms = 8000,
+         .last_fired_ms = 4000},
+    };
+    assert_int_equal(vk_store_schedules_replace(f->s, a.id, want2, 2, 2000, &err), 0);
+    assert_int_equal(vk_store_schedules_list(f->s, a.id, 0, 0, &f->pool, &l, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(l[0].id, keep_id);
+    assert_int_equal(l[0].last_fired_ms, 3000);
+    assert_int_equal(l[0].next_fire_ms, 7000);
+    assert_string_equal(l[1].workflow_file, ".vulcan/m.kdl");
+    assert_int_equal(l[1].last_fired_ms, 4000);
+    assert_int_equal(l[1].created_at, 2000);
+    /* Empty set removes everything of that repository only. */
+    assert_int_equal(vk_store_schedules_replace(f->s, a.id, NULL, 0, 2000, &err), 0);
+    assert_int_equal(vk_store_schedules_list(f->s, NULL, 0, 0, &f->pool, &l, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(l[0].repository_id, b.id);
+
+    /* Concurrent claims (threads, and on PostgreSQL a second store = another replica). */
+    struct vk_store *s2 = NULL;
+    assert_int_equal(vk_store_open(f->url, &s2, &err), 0);
+    struct race r[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        r[i] = (struct race){.s = i % 2 ? s2 : f->s,
+                             .sched_id = l[0].id,
+                             .slot = 100000,
+                             .next = 999999,
+                             .delivery = "race"};
+        pthread_create(&th[i], NULL, race_thread, &r[i]);
+    }
+    int claimed_total = 0, fresh_total = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        claimed_total += r[i].claimed;
+        fresh_total += r[i].fresh;
+    }
+    vk_store_close(s2);
+    /* Each of the 20 slots once, though a later slot may win before an earlier one is tried
+     * (then the earlier is refused as older): at least 1, at most 20. */
+    assert_true(claimed_total >= 1 && claimed_total <= 20);
+    assert_int_equal(fresh_total, 20);
+}
+
+static void test_slots_exactly_once(void **state)
+{
+    /* Every replica tries the same slots in the same order: each slot claimed once. */
+    struct fx *f = *state;
+    struct vk_err err = {0};
+    struct vk_store_repo a;
+    make_repo(f, "https://example.com/a.git", &a);
+    struct vk_store_schedule sc = {
+        .workflow_file = "w", .cron = "* * * * *", .timezone = "UTC", .next_fire_ms = 60000};
+    assert_int_equal(vk_store_schedules_replace(f->s, a.id, &sc, 1, 1, &err), 0);
+    struct vk_store_schedule *l = NULL;
+    size_t n = 0;
+    assert_int_equal(vk_store_schedules_list(f->s, a.id, 0, 0, &f->pool, &l, &n, &err), 0);
+    assert_int_equal(n, 1);
+    struct vk_store *s2 = NULL;
+    assert_int_equal(vk_store_open(f->url, &s2, &err), 0);
+    int wins = 0;
+    for (int slot = 1; slot <= 30; slot++) {
+        bool c1 = false, c2 = false;
+        assert_int_equal(vk_store_schedule_claim(s2, l[0].id, slot * 60000, 0, &c2, &err), 0);
+        assert_int_equal(vk_store_schedule_claim(f->s, l[0].id, slot * 60000, 0, &c1, &err), 0);
+        assert_true(c1 != c2);
+        wins += c1 + c2;
+    }
+    assert_int_equal(wins, 30);
+    vk_store_close(s2);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+    snprintf(tmp_root, sizeof(tmp_root), "%s/vk-store-trig-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(tmp_root)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        T(test_schema_version), T(test_repo_update_delete), T(test_deliveries),
+        T(test_schedules),      T(test_slots_exactly_once),
+    };
+    int failed = cmocka_run_group_tests_name(
+        is_pg() ? "store_triggers_postgres" : "store_triggers_sqlite", tests, NULL, NULL);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_root);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", tmp_root);
+    return failed ? 1 : 0;
+}
