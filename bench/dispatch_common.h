@@ -254,7 +254,36 @@ static inline int bench_health_wait(struct vk_http_client *cl, int ms)
     return -1;
 }
 
-/* Start `vulcan server --workers 0` over SQLite in a fresh temporary directory. */
+/*
+ * Append the whitespace-separated words of environment variable `var` (e.g.
+ * VK_BENCH_SERVER_ARGS="--otlp-endpoint http://127.0.0.1:4318") to the NULL-terminated
+ * `argv` (room for `cap` entries), splitting a copy kept in `buf`. Returns 0, or -1 when
+ * they do not fit.
+ */
+static inline int bench_extra_args(char **argv, size_t cap, const char *var, char *buf,
+                                   size_t bufsz)
+{
+    const char *v = getenv(var);
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    if (!v || !*v)
+        return 0;
+    if (strlen(v) >= bufsz)
+        return -1;
+    snprintf(buf, bufsz, "%s", v);
+    char *save = NULL;
+    for (char *w = strtok_r(buf, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+        if (n + 1 >= cap)
+            return -1;
+        argv[n++] = w;
+    }
+    argv[n] = NULL;
+    return 0;
+}
+
+/* Start `vulcan server --workers 0` over SQLite in a fresh temporary directory
+ * (plus the words of $VK_BENCH_SERVER_ARGS). */
 static inline int bench_server_start(struct bench_server *s, const char *bin)
 {
     memset(s, 0, sizeof(*s));
@@ -270,9 +299,15 @@ static inline int bench_server_start(struct bench_server *s, const char *bin)
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
     snprintf(db, sizeof(db), "sqlite:%s/vulcan.db", s->dir);
     snprintf(log, sizeof(log), "%s/server.log", s->dir);
-    char *argv[] = {(char *)bin,  "server", "--listen",  listen, "--database",   db,
-                    "--data-dir", s->dir,   "--workers", "0",    "--log-format", "json",
-                    NULL};
+    char *argv[32] = {(char *)bin,  "server", "--listen",  listen, "--database",   db,
+                      "--data-dir", s->dir,   "--workers", "0",    "--log-format", "json",
+                      NULL};
+    char extra[1024];
+    if (bench_extra_args(argv, VK_ARRAY_LEN(argv), "VK_BENCH_SERVER_ARGS", extra, sizeof(extra)) !=
+        0) {
+        fprintf(stderr, "VK_BENCH_SERVER_ARGS is too long\n");
+        return -1;
+    }
     s->pid = bench_spawn(argv, log);
     if (s->pid < 0)
         return -1;
@@ -300,7 +335,8 @@ static inline void bench_server_stop(struct bench_server *s, bool keep_dir)
         bench_rmrf(s->dir);
 }
 
-/* Start `vulcan worker` (sandbox none) with its own work dir under the server's dir. */
+/* Start `vulcan worker` (sandbox none) with its own work dir under the server's dir
+ * (plus the words of $VK_BENCH_WORKER_ARGS). */
 static inline pid_t bench_worker_start(const struct bench_server *s, const char *bin, int index,
                                        int concurrency, int wait_s)
 {
@@ -310,25 +346,31 @@ static inline pid_t bench_worker_start(const struct bench_server *s, const char 
     snprintf(conc, sizeof(conc), "%d", concurrency);
     snprintf(name, sizeof(name), "bench-%d", index);
     snprintf(wait, sizeof(wait), "%d", wait_s);
-    char *argv[] = {(char *)bin,
-                    "worker",
-                    "--server",
-                    (char *)s->url,
-                    "--group",
-                    "default",
-                    "--concurrency",
-                    conc,
-                    "--work-dir",
-                    wd,
-                    "--sandbox",
-                    "none",
-                    "--name",
-                    name,
-                    "--wait",
-                    wait,
-                    "--log-format",
-                    "json",
-                    NULL};
+    char *argv[40] = {(char *)bin,
+                      "worker",
+                      "--server",
+                      (char *)s->url,
+                      "--group",
+                      "default",
+                      "--concurrency",
+                      conc,
+                      "--work-dir",
+                      wd,
+                      "--sandbox",
+                      "none",
+                      "--name",
+                      name,
+                      "--wait",
+                      wait,
+                      "--log-format",
+                      "json",
+                      NULL};
+    char extra[1024];
+    if (bench_extra_args(argv, VK_ARRAY_LEN(argv), "VK_BENCH_WORKER_ARGS", extra, sizeof(extra)) !=
+        0) {
+        fprintf(stderr, "VK_BENCH_WORKER_ARGS is too long\n");
+        return -1;
+    }
     return bench_spawn(argv, log);
 }
 

@@ -16,6 +16,7 @@
 
 #include "vulcan/orchestrator.h"
 #include "vulcan/store.h"
+#include "vulcan/telemetry.h"
 #include "vulcan/util.h"
 
 #include <stdint.h>
@@ -26,18 +27,22 @@ struct vk_api;
 typedef int64_t vk_api_clock_fn(void *ctx);
 
 struct vk_api_opts {
-    const char *listen;       /**< "ADDR:PORT" (required; port 0 picks one) */
-    struct vk_store *store;   /**< borrowed */
-    struct vk_orch *orch;     /**< borrowed */
-    int heartbeat_interval_s; /**< told to workers (default 5) */
-    int max_wait_s;           /**< cap on a work request's wait_s (default 60) */
-    unsigned http_threads;    /**< HTTP polling threads (default 2) */
-    const char *data_dir;     /**< server state; git mirrors in DATA_DIR/mirrors (default
-                               *   "./vulcan-data"; copied) */
-    vk_api_clock_fn *now_fn;  /**< the scheduler's clock (default: vk_now_ms) */
-    void *now_ctx;            /**< passed to now_fn */
-    int64_t cron_interval_ms; /**< how often the scheduler looks for due schedules (default
-                               *   15000); < 0: no scheduler thread (call vk_api_cron_run) */
+    const char *listen;         /**< "ADDR:PORT" (required; port 0 picks one) */
+    struct vk_store *store;     /**< borrowed */
+    struct vk_orch *orch;       /**< borrowed */
+    int heartbeat_interval_s;   /**< told to workers (default 5) */
+    int max_wait_s;             /**< cap on a work request's wait_s (default 60) */
+    unsigned http_threads;      /**< HTTP polling threads (default 2) */
+    const char *data_dir;       /**< server state; git mirrors in DATA_DIR/mirrors (default
+                                 *   "./vulcan-data"; copied) */
+    vk_api_clock_fn *now_fn;    /**< the scheduler's clock (default: vk_now_ms) */
+    void *now_ctx;              /**< passed to now_fn */
+    int64_t cron_interval_ms;   /**< how often the scheduler looks for due schedules (default
+                                 *   15000); < 0: no scheduler thread (call vk_api_cron_run) */
+    struct vk_metrics *metrics; /**< borrowed, may be NULL: with it, `GET /metrics` serves it,
+                                 *   HTTP and webhook metrics are recorded and the queue and
+                                 *   worker gauges are registered (docs/observability.md) */
+    struct vk_tracer *tracer;   /**< borrowed, may be NULL: request and dispatch spans */
 };
 
 /** Create the API and register its routes. Borrows `opts`. */

@@ -6,22 +6,29 @@
  * module and calls vk_exec_run() once per claimed fragment attempt, on the
  * thread that owns the attempt's concurrency slot. One attempt goes:
  *
- *   1. a fresh workspace `<work_dir>/<fragment_id>-<attempt>` (an old one of
- *      the same name is removed first);
+ *   1. a fresh, empty workspace `<work_dir>/<fragment_id>-<attempt>` (an old
+ *      one of the same name is removed first); the calling thread's emptied
+ *      workspace of its previous attempt is renamed into place when it is
+ *      still clean, else a new directory is made;
  *   2. when the spec names a repository: `git` updates a per-worker bare mirror
  *      `<work_dir>/mirrors/<sha256(url)>.git` (clone once, fetch only when the
  *      commit is missing or a branch head is asked for) and checks the commit
  *      out into the workspace with `git clone --shared` (objects borrowed from
  *      the mirror through alternates, so a second checkout copies no objects);
- *   3. the script is written to a private file `<work_dir>/run/<name>/script`
- *      (outside the workspace) and run as `/bin/bash -eo pipefail FILE` when
- *      /bin/bash exists, else `/bin/sh -e FILE`, in a new session/process group,
- *      cwd = workspace, stdin = /dev/null, stdout+stderr on ONE pipe;
+ *   3. the script runs as `/bin/bash -e -o pipefail -c SCRIPT` when /bin/bash
+ *      exists, else `/bin/sh -e -c SCRIPT`; with the AUTO shell (default) a
+ *      plain script (vk_exec_script_is_plain()) runs under `/bin/sh -e`. Scripts
+ *      of VK_EXEC_INLINE_SCRIPT_MAX bytes or more are written to a private file
+ *      `<work_dir>/run/<name>/script` (outside the workspace) and run from it.
+ *      New session/process group, cwd = workspace, stdin = /dev/null,
+ *      stdout+stderr on ONE pipe;
  *   4. output is handed to the caller's callback as it arrives, up to a cap;
  *   5. timeout / cancel: SIGTERM to the process group (and the cgroup), SIGKILL
  *      after a grace period; at the end every process left in the group or the
  *      cgroup is killed, even on success;
- *   6. the workspace and the private dir are removed (unless kept).
+ *   6. the private dir is removed; the workspace is emptied and kept as the
+ *      thread's spare for its next attempt (removed when not clean, and with
+ *      the env), unless keep_workspace.
  *
  * Environment of the script: ONLY the injected KEY=VALUE pairs plus PATH (a
  * default unless injected) and HOME (the workspace unless injected). Nothing of
@@ -35,9 +42,11 @@
  *
  * Limits: rlimits in the child (core 0, nofile, optional address space and
  * file size) and cgroup memory/pids/cpu limits when the host allows (cgroup v2,
- * or v1 hierarchies as on hosts that mount only those). When cgroups are not
- * writable and a limit was asked for, one notice line says so and the run goes
- * on without them.
+ * or v1 hierarchies as on hosts that mount only those). By default (cgroups
+ * AUTO) an attempt gets a cgroup only when it has a limit; ALWAYS gives every
+ * attempt one, so that processes leaving the process group are killed too.
+ * When cgroups are not writable and a limit was asked for, one notice line
+ * says so and the run goes on without them.
  *
  * Lines the executor writes itself into the output stream start with
  * "[vulcan] " (checkout progress, git output, notices, the truncation notice).
@@ -48,7 +57,8 @@
  * serialised with flock(), which also works across worker processes sharing a
  * work_dir). vk_exec_cancel_request() may be called from any thread. The module
  * installs no signal handlers and changes no process-wide signal state; it
- * forks, so the caller must not rely on pthread_atfork tricks either.
+ * starts children with clone(CLONE_VM | CLONE_VFORK) (no fork handlers run),
+ * so the caller must not rely on pthread_atfork tricks either.
  */
 #ifndef VULCAN_EXECUTOR_H
 #define VULCAN_EXECUTOR_H
@@ -77,6 +87,26 @@ enum vk_exec_cgroup_mode {
     VK_EXEC_CGROUP_V2        /**< /sys/fs/cgroup is cgroup2fs */
 };
 
+/**
+ * When an attempt gets its own cgroup. A cgroup applies memory/pids/cpu
+ * limits and lets the executor kill processes that left the attempt's process
+ * group (setsid); creating one costs a few mkdir/rmdir and a slow cgroup.procs
+ * write on every attempt (docs/executor.md, "Limits").
+ */
+enum vk_exec_cgroups {
+    VK_EXEC_CGROUPS_AUTO = 0, /**< only for attempts with a memory, pids or cpu limit (default) */
+    VK_EXEC_CGROUPS_ALWAYS,   /**< every attempt, also without limits (when the host allows) */
+    VK_EXEC_CGROUPS_NEVER     /**< never (limits are then unavailable: one notice line) */
+};
+
+/** Which shell runs the scripts. */
+enum vk_exec_shell {
+    VK_EXEC_SHELL_AUTO = 0, /**< /bin/sh -e for plain scripts (see vk_exec_script_is_plain()),
+                                 else bash -e -o pipefail (sh -e without bash) (default) */
+    VK_EXEC_SHELL_BASH,     /**< always /bin/bash -e -o pipefail (sh -e when bash is missing) */
+    VK_EXEC_SHELL_SH        /**< always /bin/sh -e (no pipefail with dash) */
+};
+
 /** Caps and defaults. */
 #define VK_EXEC_DEFAULT_OUTPUT_CAP (16u * 1024u * 1024u)
 #define VK_EXEC_DEFAULT_KILL_GRACE_MS 5000
@@ -91,6 +121,10 @@ enum vk_exec_cgroup_mode {
 #define VK_EXEC_MAX_ENV_TOTAL (1u << 20) /**< bytes of the whole environment */
 #define VK_EXEC_MAX_URL 4096
 #define VK_EXEC_MAX_REF 255
+/** Scripts shorter than this are passed to the shell with -c (no script file). */
+#define VK_EXEC_INLINE_SCRIPT_MAX (100u * 1024u)
+/** Scripts longer than this are never considered plain (they run under bash). */
+#define VK_EXEC_PLAIN_SCRIPT_MAX 4096u
 
 /**
  * Per-worker configuration, read by vk_exec_env_init(). Zero means "default"
@@ -102,7 +136,9 @@ struct vk_exec_config {
     const char *bwrap_path;       /**< NULL: "/usr/bin/bwrap" then PATH lookup */
     const char *git_path;         /**< NULL: "/usr/bin/git" then PATH lookup */
     const char *cgroup_parent;    /**< NULL: see docs/executor.md */
-    bool no_cgroups;              /**< do not use cgroups even when available */
+    bool no_cgroups;              /**< do not use cgroups even when available (= NEVER) */
+    enum vk_exec_cgroups cgroups; /**< when to make per-attempt cgroups (default AUTO) */
+    enum vk_exec_shell shell;     /**< which shell runs scripts (default AUTO) */
     int64_t checkout_timeout_ms;  /**< per git command (default 10 min) */
 };
 
@@ -114,14 +150,16 @@ struct vk_exec_config {
 struct vk_exec_env {
     char *work_dir;   /**< absolute, owned */
     char *mirror_dir; /**< <work_dir>/mirrors, owned */
-    char *run_dir;    /**< <work_dir>/run, owned */
+    char *run_dir;    /**< <work_dir>/run (files of scripts too big for -c), owned */
     char *bwrap_path; /**< owned; NULL when bubblewrap was not found */
     char *git_path;   /**< owned; NULL when git was not found */
     char *git_home;   /**< HOME for git (the worker's, for ssh keys/credentials), owned */
-    char *shell;      /**< "/bin/bash" or "/bin/sh", owned */
+    char *shell;      /**< the full shell: "/bin/bash" or "/bin/sh", owned */
     bool shell_is_bash;
-    bool bwrap_ok;       /**< the start-up probe of bubblewrap succeeded */
-    char bwrap_why[160]; /**< why bubblewrap is unavailable (empty when bwrap_ok) */
+    enum vk_exec_shell shell_mode; /**< AUTO: plain scripts run under /bin/sh instead */
+    enum vk_exec_cgroups cgroups;  /**< the cgroup policy (NEVER also when no_cgroups) */
+    bool bwrap_ok;                 /**< the start-up probe of bubblewrap succeeded */
+    char bwrap_why[160];           /**< why bubblewrap is unavailable (empty when bwrap_ok) */
     enum vk_exec_sandbox default_sandbox;
     enum vk_exec_cgroup_mode cgroup_mode;
     char cgroup_why[160];  /**< why cgroups are unavailable (empty when usable) */
@@ -180,6 +218,7 @@ struct vk_exec_result {
     bool truncated;          /**< output exceeded the cap; see output_dropped */
     bool sandboxed;          /**< ran inside bubblewrap */
     bool cgroup_used;        /**< ran inside a per-attempt cgroup */
+    bool plain_shell;        /**< ran under /bin/sh because the script is plain (shell AUTO) */
     uint64_t output_bytes;   /**< bytes the attempt produced (checkout + script), incl. dropped */
     uint64_t output_dropped; /**< bytes not delivered because of the cap */
     int64_t duration_ms;     /**< the whole attempt, workspace to clean-up */
@@ -233,6 +272,24 @@ void vk_exec_cancel_request(struct vk_exec_cancel *c);
 
 /** True when the attempt succeeded: the script exited 0, no executor error. */
 bool vk_exec_result_ok(const struct vk_exec_result *r);
+
+/**
+ * True when `script` is "plain": it runs the same under `/bin/sh -e` (dash) as
+ * under `bash -e -o pipefail`, so the AUTO shell may use the cheaper sh. Plain
+ * means: at most VK_EXEC_PLAIN_SCRIPT_MAX bytes of simple commands made of
+ * literal words only (letters, digits, space, tab, newline and `_ . / : = , + @ % -`:
+ * no quoting, expansion, globbing, pipe, list, redirection, comment or
+ * substitution), none of which is a shell keyword or a builtin that differs
+ * between the shells (echo, printf, read, test, set, source, ., time, …), and
+ * an injected environment without BASH*, SHELLOPTS, IFS or ENV. `env` holds
+ * `nenv` "KEY=VALUE" strings (may be NULL when nenv is 0).
+ */
+bool vk_exec_script_is_plain(const char *script, const char *const *env, size_t nenv);
+
+/** Parse "auto" / "always" / "never". Returns 0 or VK_EINVAL. */
+int vk_exec_cgroups_parse(const char *s, enum vk_exec_cgroups *out) VK_MUST_CHECK;
+/** Parse "auto" / "bash" / "sh". Returns 0 or VK_EINVAL. */
+int vk_exec_shell_parse(const char *s, enum vk_exec_shell *out) VK_MUST_CHECK;
 
 /** A short name for a sandbox mode ("auto", "bwrap", "none", "default"). */
 const char *vk_exec_sandbox_name(enum vk_exec_sandbox mode);

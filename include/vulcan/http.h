@@ -65,6 +65,17 @@ typedef void (*vk_http_req_fn)(struct vk_http_req *req, void *ctx);
 /** Called once when the client of a stream goes away before the owner closed it. */
 typedef void (*vk_http_stream_fn)(struct vk_http_stream *st, void *ctx);
 
+/**
+ * Called once per response handed to the network (any status, also the server's own
+ * 404/405/413 answers), on a polling thread: `status` is the HTTP status and
+ * `duration_ns` the monotonic time since the request's headers arrived (for a
+ * suspended request, including its wait; for a stream, up to its first byte). The
+ * request's accessors may be used (vk_http_route_pattern() is NULL when no route
+ * matched). It must be quick and must not reply. `ctx` is opts.on_complete_ctx.
+ */
+typedef void (*vk_http_complete_fn)(const struct vk_http_req *req, int status, int64_t duration_ns,
+                                    void *ctx);
+
 /** Server options. Zero fields take the documented default. */
 struct vk_http_server_opts {
     const char *listen;        /**< "ADDR:PORT": "127.0.0.1:8080", "[::1]:0", ":8080" (all
@@ -77,6 +88,8 @@ struct vk_http_server_opts {
     unsigned listen_backlog;   /**< listen(2) backlog (default 1024) */
     unsigned stop_grace_ms;    /**< vk_http_server_stop() waits this long for requests still
                                 *   being handled or sent (default 5000) */
+    vk_http_complete_fn on_complete; /**< optional: told of every response (metrics) */
+    void *on_complete_ctx;           /**< passed to on_complete */
 };
 
 /** Per-route options. */

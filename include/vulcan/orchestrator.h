@@ -26,6 +26,7 @@
 #define VULCAN_ORCHESTRATOR_H
 
 #include "vulcan/store.h"
+#include "vulcan/telemetry.h"
 #include "vulcan/util.h"
 #include "vulcan/workflow.h"
 
@@ -45,6 +46,9 @@ struct vk_orch_opts {
     int64_t reap_interval_ms;   /**< how often the reaper looks (default timeout / 4, <= 5000) */
     vk_orch_ready_fn *on_ready; /**< may be NULL */
     void *on_ready_ctx;
+    struct vk_metrics *metrics; /**< borrowed, may be NULL: chain/fragment counters and
+                                 *   histograms are recorded there (docs/observability.md) */
+    struct vk_tracer *tracer;   /**< borrowed, may be NULL: chain spans are ended there */
 };
 
 /** The context a chain runs in (what conditions and scripts see). Borrowed. */
@@ -63,8 +67,29 @@ struct vk_orch_context {
         *env; /**< extra environment (manual inputs, --env), wins over the workflow's */
     size_t nenv;
     int priority;
+    /** The W3C traceparent of the span that caused the chain (an API request, a webhook),
+     *  or NULL. With a tracer, the chain gets a span id of its own, child of that span
+     *  (a new trace when NULL); see vk_orch_chain_trace(). */
     const char *trace_id;
 };
+
+/**
+ * Chains and traces. The chain's `trace_id` column holds text of at most
+ * VK_ORCH_TRACE_MAX - 1 bytes: the traceparent of the chain's own span
+ * ("00-<trace id>-<chain span id>-<flags>"), followed, when the chain has a parent
+ * span, by "/" and that parent's 16 hex span id. The chain span itself is exported
+ * when the chain reaches a final status (start: created_at).
+ */
+#define VK_ORCH_TRACE_MAX 80
+
+/**
+ * Parse a chain's stored trace text `s` (may be NULL): *chain receives the chain
+ * span's context, *parent (may be NULL) the parent span's (trace id of the chain,
+ * span id all zero when there is none). Returns 0, or VK_EINVAL when `s` is NULL or
+ * not of that form (older rows, other writers).
+ */
+int vk_orch_chain_trace(const char *s, struct vk_trace_ctx *chain,
+                        struct vk_trace_ctx *parent) VK_MUST_CHECK;
 
 /** The result of one attempt, as a worker reports it. Borrowed. */
 struct vk_orch_result {

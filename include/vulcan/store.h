@@ -405,9 +405,8 @@ int vk_store_tx_count_unfinished(struct vk_store_tx *tx, const char *chain_id,
  * last): about O(1) per call while a big parallel group runs, where
  * vk_store_tx_count_unfinished() visits every child.
  */
-int vk_store_tx_has_unfinished(struct vk_store_tx *tx, const char *chain_id,
-                               const char *parent_id, bool *any,
-                               struct vk_err *err) VK_MUST_CHECK;
+int vk_store_tx_has_unfinished(struct vk_store_tx *tx, const char *chain_id, const char *parent_id,
+                               bool *any, struct vk_err *err) VK_MUST_CHECK;
 
 /** Write the fields of `u` named in u->set to fragment `id`. Returns 0, VK_ENOTFOUND, VK_EDB. */
 int vk_store_tx_fragment_update(struct vk_store_tx *tx, const char *id,

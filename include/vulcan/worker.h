@@ -77,7 +77,13 @@ struct vk_worker_opts {
     uint32_t pids_limit;          /**< cgroup pids limit per attempt, 0 = none */
     uint32_t cpu_millis;          /**< cgroup CPU quota in millicores, 0 = none */
     bool keep_workspace;          /**< leave workspaces in place (debugging) */
-    bool no_cgroups;              /**< never use cgroups */
+    bool no_cgroups;              /**< never use cgroups (= cgroups NEVER) */
+    enum vk_exec_cgroups cgroups; /**< per-attempt cgroups: AUTO (only with limits, default),
+                                       ALWAYS, NEVER */
+    enum vk_exec_shell shell;     /**< AUTO (sh for plain scripts, default), BASH, SH */
+    const char *otlp_endpoint;    /**< OTLP/HTTP collector for the worker's spans (execute,
+                                       checkout, upload log); NULL: none */
+    const char *metrics_listen;   /**< "ADDR:PORT": serve GET /metrics there; NULL: none */
 };
 
 /** Counters since vk_worker_new(), for tests and status output. */

@@ -23,7 +23,7 @@ const char *vk__api_get_str(json_t *o, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-void vk__api_reply_err(struct vk_http_req *req, const struct vk_err *err, int code)
+int vk__api_reply_err(struct vk_http_req *req, const struct vk_err *err, int code)
 {
     int status;
     const char *name;
@@ -57,6 +57,7 @@ void vk__api_reply_err(struct vk_http_req *req, const struct vk_err *err, int co
         break;
     }
     vk_http_reply_error(req, status, name, "%s", err && err->msg[0] ? err->msg : vk_strerror(code));
+    return status;
 }
 
 static void h_health(struct vk_http_req *req, void *ctx)
@@ -97,6 +98,10 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
         api->opts.max_wait_s = 60;
     pthread_mutex_init(&api->lock, NULL);
     struct vk_http_server_opts ho = {.listen = opts->listen, .threads = opts->http_threads};
+    if (opts->metrics) {
+        ho.on_complete = vk__api_http_complete;
+        ho.on_complete_ctx = api;
+    }
     int rc = vk_http_server_new(&ho, &api->http, err);
     if (rc == 0)
         rc = vk_http_route(api->http, "GET", "/health", h_health, api, NULL, err);
@@ -120,6 +125,8 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
         rc = vk__api_repo_routes(api, err); /* api_repos.c */
     if (rc == 0)
         rc = vk__api_hook_routes(api, err); /* api_hooks.c */
+    if (rc == 0)
+        rc = vk__api_metrics_routes(api, err); /* api_metrics.c */
     if (rc == 0)
         rc = vk__api_cron_init(api, err); /* api_cron.c */
     if (rc < 0) {
@@ -156,7 +163,7 @@ void vk_api_free(struct vk_api *api)
     if (!api)
         return;
     vk__api_logs_stop(api);
-    vk__api_cron_free(api); /* joins the scheduler before the server goes */
+    vk__api_cron_free(api);         /* joins the scheduler before the server goes */
     vk_http_server_free(api->http); /* stops first: waiters are completed and freed */
     vk__api_logs_release(api);
     pthread_mutex_destroy(&api->lock);

@@ -64,9 +64,9 @@ static void h_validate(struct vk_http_req *req, void *ctx)
     vk_http_reply_json(req, 200, o);
 }
 
-static void h_parse(struct vk_http_req *req, void *ctx)
+/* POST /api/v1/parse under `span` (may be NULL). Replies; returns the status sent. */
+static int parse_and_submit(struct vk_api *api, struct vk_http_req *req, struct vk_span *span)
 {
-    struct vk_api *api = ctx;
     json_t *body = vk_http_json(req);
     const char *strs[] = {"source_file_path", "repository_url", "commit_sha", "branch",
                           "trigger",          "trigger_ref",    "tag"};
@@ -77,13 +77,13 @@ static void h_parse(struct vk_http_req *req, void *ctx)
                                 "'%s' must be a string of at most 4096 "
                                 "bytes",
                                 strs[i]);
-            return;
+            return 400;
         }
     }
     json_t *env = json_object_get(body, "env");
     if (env && !json_is_object(env)) {
         vk_http_reply_error(req, 400, "bad_request", "'env' must be an object of strings");
-        return;
+        return 400;
     }
     struct vk_cond_var vars[64];
     size_t nvars = 0;
@@ -94,7 +94,7 @@ static void h_parse(struct vk_http_req *req, void *ctx)
         if (!json_is_string(v) || nvars == VK_ARRAY_LEN(vars)) {
             vk_http_reply_error(req, 400, "bad_request",
                                 "'env' must be an object of at most 64 strings");
-            return;
+            return 400;
         }
         vars[nvars].name = k;
         vars[nvars].value = json_string_value(v);
@@ -102,7 +102,7 @@ static void h_parse(struct vk_http_req *req, void *ctx)
     }
     struct vk_workflow *wf = load_body(req, body);
     if (!wf)
-        return;
+        return 400; /* load_body replied (a workflow error, or the body's limits) */
     json_t *prio = json_object_get(body, "priority");
     struct vk_orch_context c = {
         .source_file = vk__api_get_str(body, "source_file_path"),
@@ -117,6 +117,11 @@ static void h_parse(struct vk_http_req *req, void *ctx)
         .nenv = nvars,
         .trace_id = NULL,
     };
+    char tp[VK_TRACEPARENT_LEN];
+    if (span) {
+        vk_span_traceparent(span, tp);
+        c.trace_id = tp;
+    }
     json_t *pr = json_object_get(body, "pr_number");
     if (json_is_integer(pr))
         c.pr_number = json_integer_value(pr);
@@ -127,13 +132,25 @@ static void h_parse(struct vk_http_req *req, void *ctx)
     int rc = vk_orch_submit(api->opts.orch, wf, json_string_value(json_object_get(body, "content")),
                             &c, id, &n, &err);
     vk_workflow_free(wf);
-    if (rc < 0) {
-        vk__api_reply_err(req, &err, rc);
-        return;
-    }
-    vk_log(VK_LOG_INFO, "api", "chain created", "chain_id", id, NULL);
+    if (rc < 0)
+        return vk__api_reply_err(req, &err, rc);
+    struct vk__api_trace_ids ids;
+    vk__api_trace_ids(span, &ids);
+    vk_span_set_str(span, "vulcan.chain_id", id);
+    vk_log(VK_LOG_INFO, "api", "chain created", "chain_id", id, "trace_id",
+           ids.trace_id[0] ? ids.trace_id : NULL, "span_id", ids.span_id[0] ? ids.span_id : NULL,
+           NULL);
     vk_http_reply_json(req, 201,
                        json_pack("{s:s, s:I}", "chain_id", id, "fragment_count", (json_int_t)n));
+    return 201;
+}
+
+static void h_parse(struct vk_http_req *req, void *ctx)
+{
+    struct vk_api *api = ctx;
+    struct vk_span *span = vk__api_span_start(api, req);
+    int status = parse_and_submit(api, req, span);
+    vk__api_span_end(api, span, status);
 }
 
 /* ---------------------------------------------------------------- Chains */

@@ -108,7 +108,8 @@ static void reply_git_error(struct vk_http_req *req, const struct vk_err *err, i
 /* Steps 6: chains for a verified, normalised event. Replies. Returns 0 when it replied
  * with success, else the error code (after replying). */
 static int run_event(struct vk_api *api, struct vk_http_req *req, const struct vk_store_repo *repo,
-                     struct vk_hook_event *ev, struct vk_wf_event *wfev)
+                     struct vk_hook_event *ev, struct vk_wf_event *wfev, const char *trace,
+                     size_t *nchains)
 {
     struct vk_err err;
     vk_err_clear(&err);
@@ -154,6 +155,7 @@ static int run_event(struct vk_api *api, struct vk_http_req *req, const struct v
         .trigger_ref = ev->ref,
         .pr_number = ev->pr_number,
         .tag = ev->tag,
+        .trace_id = trace,
     };
     if (ev->kind == VK_HOOK_EV_PULL_REQUEST) {
         /* The chain builds the PR's head: BRANCH is the source branch (so that a condition
@@ -177,6 +179,7 @@ static int run_event(struct vk_api *api, struct vk_http_req *req, const struct v
             vk_log(VK_LOG_WARN, "triggers", "cannot refresh schedules", "repository_id", repo->id,
                    "error", e2.msg, NULL);
     }
+    *nchains = json_array_size(chains);
     reply_result(req, chains, skipped, NULL);
     chains = skipped = NULL;
 out:
@@ -187,9 +190,20 @@ out:
     return rc;
 }
 
-static void handle(struct vk_api *api, struct vk_http_req *req, enum vk_hook_provider prov,
-                   const char *repo_id)
+/* Verdicts (label values of vulcan_webhook_deliveries_total). */
+#define V_ACCEPTED "accepted"
+#define V_IGNORED "ignored"
+#define V_BAD_SIGNATURE "bad_signature"
+#define V_INVALID "invalid"
+#define V_ERROR "error"
+
+/* One delivery, steps 1-6. Replies; returns the verdict and, through *nchains, the number
+ * of chains started. `trace` (may be NULL) is the traceparent the chains hang from. */
+static const char *handle_delivery(struct vk_api *api, struct vk_http_req *req,
+                                   enum vk_hook_provider prov, const char *repo_id,
+                                   const char *trace, size_t *nchains)
 {
+    const char *verdict = V_ACCEPTED;
     struct vk_err err;
     vk_err_clear(&err);
     struct vk_pool *pool = vk_http_pool(req);
@@ -204,7 +218,7 @@ static void handle(struct vk_api *api, struct vk_http_req *req, enum vk_hook_pro
         rc = vk_store_repo_get(api->opts.store, repo_id, pool, &cand[0], &err);
         if (rc) {
             vk__api_reply_err(req, &err, rc);
-            return;
+            return rc == VK_ENOTFOUND || rc == VK_EINVAL ? V_INVALID : V_ERROR;
         }
         ncand = 1;
     } else {
@@ -214,19 +228,19 @@ static void handle(struct vk_api *api, struct vk_http_req *req, enum vk_hook_pro
             json_decref(j);
             vk_http_reply_error(req, 400, "bad_request", "the body is not a JSON object%s%s",
                                 j ? "" : ": ", j ? "" : je.text);
-            return;
+            return V_INVALID;
         }
         rc = find_candidates(api, j, pool, cand, VK_ARRAY_LEN(cand), &ncand, &err);
         json_decref(j);
         if (rc) {
             vk__api_reply_err(req, &err, rc);
-            return;
+            return V_ERROR;
         }
         if (ncand == 0) {
             vk_http_reply_error(req, 404, "unknown_repository",
                                 "no registered repository matches this %s webhook",
                                 vk_hook_provider_name(prov));
-            return;
+            return V_INVALID;
         }
     }
     /* 2. Verify. */
@@ -239,7 +253,7 @@ static void handle(struct vk_api *api, struct vk_http_req *req, enum vk_hook_pro
     if (!repo) {
         vk_http_reply_error(req, 401, "unauthorized", "%s",
                             err.msg[0] ? err.msg : "the repository has no webhook secret");
-        return;
+        return V_BAD_SIGNATURE;
     }
     /* 3. Normalise. */
     struct vk_hook_event *ev = NULL;
@@ -249,11 +263,12 @@ static void handle(struct vk_api *api, struct vk_http_req *req, enum vk_hook_pro
             vk__api_reply_err(req, &err, rc);
         else
             vk_http_reply_error(req, 400, "bad_request", "%s", err.msg);
-        return;
+        return rc == VK_ENOMEM ? V_ERROR : V_INVALID;
     }
     if (ev->nrepo_urls > 0 && !vk_hook_event_matches_repo(ev, repo->url)) {
         vk_http_reply_error(req, 404, "unknown_repository",
                             "the event is for another repository than '%s'", repo->url);
+        verdict = V_INVALID;
         goto out;
     }
     /* 4. Redelivery. */
@@ -264,10 +279,12 @@ static void handle(struct vk_api *api, struct vk_http_req *req, enum vk_hook_pro
                                     &err);
         if (rc) {
             vk__api_reply_err(req, &err, rc);
+            verdict = V_ERROR;
             goto out;
         }
         if (seen) {
             reply_result(req, json_array(), json_array(), "redelivery: handled before");
+            verdict = V_IGNORED;
             goto out;
         }
     }
@@ -278,10 +295,13 @@ static void handle(struct vk_api *api, struct vk_http_req *req, enum vk_hook_pro
                           : ev->deleted               ? "ref deleted: nothing to build"
                                                       : "event not acted on";
         reply_result(req, json_array(), json_array(), why);
+        verdict = V_IGNORED;
         goto out;
     }
     /* 6. Chains. */
-    rc = run_event(api, req, repo, ev, &wfev);
+    rc = run_event(api, req, repo, ev, &wfev, trace, nchains);
+    if (rc)
+        verdict = V_ERROR;
     if (rc && ev->delivery_id) {
         /* Let the provider's retry be handled. */
         struct vk_err e2;
@@ -291,6 +311,34 @@ static void handle(struct vk_api *api, struct vk_http_req *req, enum vk_hook_pro
     }
 out:
     vk_hook_event_free(ev);
+    return verdict;
+}
+
+/* A delivery with its telemetry: the request span (the chains' parent), the delivery
+ * counter and, when chains started, the webhook-to-chain latency. Nothing of the body or
+ * the signature is logged or put on the span. */
+static void handle(struct vk_api *api, struct vk_http_req *req, enum vk_hook_provider prov,
+                   const char *repo_id)
+{
+    int64_t t0 = vk_mono_ns();
+    struct vk_span *span = vk__api_span_start(api, req);
+    char tp[VK_TRACEPARENT_LEN] = "";
+    vk_span_traceparent(span, tp);
+    const char *pname = vk_hook_provider_name(prov);
+    vk_span_set_str(span, "vulcan.webhook.provider", pname);
+    size_t nchains = 0;
+    const char *verdict = handle_delivery(api, req, prov, repo_id, tp[0] ? tp : NULL, &nchains);
+    if (api->m.webhook_deliveries_total) {
+        vk_counter_inc(vk_metric_counter_with(api->m.webhook_deliveries_total, pname, verdict));
+        if (nchains > 0)
+            vk_histogram_observe(vk_metric_histogram_with(api->m.webhook_to_chain, pname),
+                                 (double)(vk_mono_ns() - t0) / 1e9);
+    }
+    vk_span_set_str(span, "vulcan.webhook.verdict", verdict);
+    vk_span_set_int(span, "vulcan.chains", (int64_t)nchains);
+    if (span && strcmp(verdict, V_ERROR) == 0)
+        vk_span_set_status(span, VK_SPAN_ERROR, "webhook not handled");
+    vk_tracer_end_span(api->opts.tracer, span);
 }
 
 static void h_github(struct vk_http_req *req, void *ctx)

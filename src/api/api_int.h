@@ -4,6 +4,7 @@
 
 #include "vulcan/api.h"
 #include "vulcan/http.h"
+#include "vulcan/telemetry.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -35,7 +36,27 @@ struct vk_api {
     struct vk__api_waiter *head, *tail;
     struct vk__api_follow_set follow;
     struct vk__api_cron *cron; /* the scheduler (api_cron.c); NULL until started */
+    struct vk_metrics_std m;   /* handles in opts.metrics (all NULL without metrics) */
 };
+
+/* ---------------------------------------------------------------- Telemetry (api_metrics.c) */
+
+/* With opts.metrics: register the standard metrics, the gauges and GET /metrics. */
+int vk__api_metrics_routes(struct vk_api *api, struct vk_err *err);
+/* The HTTP layer's on_complete hook: vulcan_http_requests_total and its histogram. */
+void vk__api_http_complete(const struct vk_http_req *req, int status, int64_t duration_ns,
+                           void *ctx);
+/* Start the server span of a request ("METHOD /route/pattern"), child of the request's
+ * traceparent when valid. NULL without a tracer. End it with vk__api_span_end(). */
+struct vk_span *vk__api_span_start(struct vk_api *api, struct vk_http_req *req);
+/* Record the answer's status (0: not known) on `span` (may be NULL) and end it. */
+void vk__api_span_end(struct vk_api *api, struct vk_span *span, int status);
+/* Hex ids of `span` for log fields ("" when NULL). */
+struct vk__api_trace_ids {
+    char trace_id[VK_TRACE_ID_HEX_LEN];
+    char span_id[VK_SPAN_ID_HEX_LEN];
+};
+void vk__api_trace_ids(const struct vk_span *span, struct vk__api_trace_ids *out);
 
 /* Route registration, per file. */
 int vk__api_worker_routes(struct vk_api *api, struct vk_err *err);
@@ -65,8 +86,8 @@ const struct vk__api_asset *vk__api_asset_find(const char *name);
 /* Reply with an embedded asset (ETag, 304, content type by extension). */
 void vk__api_reply_asset(struct vk_http_req *req, const struct vk__api_asset *a);
 
-/* Map a store/orchestrator error to an HTTP reply. */
-void vk__api_reply_err(struct vk_http_req *req, const struct vk_err *err, int code);
+/* Map a store/orchestrator error to an HTTP reply. Returns the status sent. */
+int vk__api_reply_err(struct vk_http_req *req, const struct vk_err *err, int code);
 
 /* JSON helpers: a string or null; a time in ms as an RFC 3339 string or null. */
 json_t *vk__api_str(const char *s);

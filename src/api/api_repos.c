@@ -305,9 +305,9 @@ static void h_workflows(struct vk_http_req *req, void *ctx)
 
 /* ---------------------------------------------------------------- Manual runs */
 
-static void h_trigger(struct vk_http_req *req, void *ctx)
+/* A manual run; `trace` (may be NULL) is the traceparent its chains hang from. */
+static void trigger_run(struct vk_api *api, struct vk_http_req *req, const char *trace)
 {
-    struct vk_api *api = ctx;
     json_t *body = vk_http_json(req);
     if (!json_is_object(body)) {
         vk_http_reply_error(req, 400, "bad_request", "the body must be a JSON object");
@@ -395,6 +395,7 @@ static void h_trigger(struct vk_http_req *req, void *ctx)
             .trigger_ref = ref,
             .env = vars,
             .nenv = nvars,
+            .trace_id = trace,
         };
         struct vk__api_trig_set one = {.items = it, .n = 1};
         rc = vk__api_trig_submit(api, &one, &c, NULL, chains, skipped, &err);
@@ -412,6 +413,16 @@ out:
     json_decref(skipped);
     vk__api_trig_set_release(&set);
     vk_git_mirror_free(m);
+}
+
+static void h_trigger(struct vk_http_req *req, void *ctx)
+{
+    struct vk_api *api = ctx;
+    struct vk_span *span = vk__api_span_start(api, req);
+    char tp[VK_TRACEPARENT_LEN] = "";
+    vk_span_traceparent(span, tp);
+    trigger_run(api, req, tp[0] ? tp : NULL);
+    vk__api_span_end(api, span, 0);
 }
 
 int vk__api_repo_routes(struct vk_api *api, struct vk_err *err)

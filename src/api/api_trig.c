@@ -167,8 +167,12 @@ int vk__api_trig_submit(struct vk_api *api, const struct vk__api_trig_set *set,
         }
         if (rc)
             return rc;
+        char tid[VK_TRACE_ID_HEX_LEN] = "";
+        if (c.trace_id && strlen(c.trace_id) >= 35)
+            snprintf(tid, sizeof(tid), "%.32s", c.trace_id + 3);
         vk_log(VK_LOG_INFO, "triggers", it->wf ? "chain created" : "failed chain created",
-               "chain_id", id, "file", it->file, "trigger", c.trigger ? c.trigger : "", NULL);
+               "chain_id", id, "file", it->file, "trigger", c.trigger ? c.trigger : "", "trace_id",
+               tid[0] ? tid : NULL, NULL);
         json_array_append_new(chains, json_string(id));
     }
     return 0;

@@ -42,8 +42,49 @@ static void env_set(json_t *env, const char *k, const char *v)
     json_object_set_new(env, k, json_string(v ? v : ""));
 }
 
+/*
+ * The "dispatch" span of a claim: from the fragment becoming ready to its hand-over, child
+ * of the chain's span (a trace of its own when the chain has none). Writes the traceparent
+ * the worker's spans hang from into `tp` (the chain's own context without a tracer; "" when
+ * there is none either) and logs the claim with the trace ids.
+ */
+static void dispatch_trace(struct vk_api *api, const struct vk_store_work *w, const char *worker_id,
+                           char tp[VK_TRACEPARENT_LEN])
+{
+    const struct vk_store_fragment *f = &w->fragment;
+    struct vk_trace_ctx chain;
+    bool has_chain = vk_orch_chain_trace(w->chain.trace_id, &chain, NULL) == 0;
+    tp[0] = '\0';
+    struct vk_span *s = vk_tracer_start_span(api->opts.tracer, "dispatch", VK_SPAN_PRODUCER,
+                                             has_chain ? &chain : NULL);
+    if (s) {
+        /* The span covers the queue wait: it began when the fragment became ready (the
+         * tracer stamps "now"; the start is set here, as for the chain span). */
+        if (f->ready_at > 0 && f->ready_at * 1000000 <= s->start_ns)
+            s->start_ns = f->ready_at * 1000000;
+        vk_span_set_str(s, "vulcan.chain_id", w->chain.id);
+        vk_span_set_str(s, "vulcan.fragment_id", f->id);
+        vk_span_set_str(s, "vulcan.fragment.name", f->name);
+        vk_span_set_str(s, "vulcan.worker_id", worker_id);
+        vk_span_set_str(s, "vulcan.machine_group", f->machine);
+        vk_span_set_int(s, "vulcan.attempt", f->attempt);
+        vk_span_traceparent(s, tp);
+    } else if (has_chain) {
+        vk_traceparent_format(&chain, tp);
+    }
+    struct vk__api_trace_ids ids;
+    vk__api_trace_ids(s, &ids);
+    char att[16];
+    snprintf(att, sizeof(att), "%d", f->attempt);
+    vk_log(VK_LOG_INFO, "api", "fragment claimed", "chain_id", w->chain.id, "fragment_id", f->id,
+           "worker_id", worker_id, "attempt", att, "trace_id",
+           ids.trace_id[0] ? ids.trace_id : NULL, "span_id", ids.span_id[0] ? ids.span_id : NULL,
+           NULL);
+    vk_tracer_end_span(api->opts.tracer, s);
+}
+
 /* The JSON work item a worker receives for a claimed fragment. */
-static json_t *work_json(const struct vk_store_work *w, const char *worker_id)
+static json_t *work_json(struct vk_api *api, const struct vk_store_work *w, const char *worker_id)
 {
     const struct vk_store_fragment *f = &w->fragment;
     const struct vk_store_chain *c = &w->chain;
@@ -79,7 +120,12 @@ static json_t *work_json(const struct vk_store_work *w, const char *worker_id)
     json_object_set_new(o, "commit_sha", vk__api_str(c->commit_sha));
     json_object_set_new(o, "branch", vk__api_str(c->branch));
     json_object_set_new(o, "machine", vk__api_str(f->machine));
-    json_object_set_new(o, "trace_id", vk__api_str(c->trace_id));
+    char tp[VK_TRACEPARENT_LEN];
+    dispatch_trace(api, w, worker_id, tp);
+    /* trace_id: the trace's 32 hex digits; trace_parent: what the worker's spans and
+     * requests use as their parent (the dispatch span). */
+    json_object_set_new(o, "trace_id", tp[0] ? json_stringn(tp + 3, 32) : json_null());
+    json_object_set_new(o, "trace_parent", tp[0] ? json_string(tp) : json_null());
     return o;
 }
 
@@ -98,7 +144,7 @@ static int serve_waiter(struct vk__api_waiter *w)
     if (rc == VK_ENOTFOUND) {
         rc = 0;
     } else if (rc == 0) {
-        if (vk_http_reply_json(w->req, 200, work_json(&work, w->worker_id)) != 0) {
+        if (vk_http_reply_json(w->req, 200, work_json(api, &work, w->worker_id)) != 0) {
             /* The worker went away between claim and reply: give the fragment back
              * without counting an attempt, so it is not lost. The wake loop goes on to
              * the next waiter, which claims it again. */
@@ -456,6 +502,17 @@ static void h_result(struct vk_http_req *req, void *ctx)
         vk__api_reply_err(req, &err, rc);
         return;
     }
+    /* The worker sends the traceparent of its claim's dispatch span. */
+    const char *tph = vk_http_traceparent(req);
+    struct vk_trace_ctx tc;
+    char tid[VK_TRACE_ID_HEX_LEN] = "", sid[VK_SPAN_ID_HEX_LEN] = "";
+    if (tph && vk_traceparent_parse(tph, strlen(tph), &tc) == 0) {
+        vk_trace_id_hex(tc.trace_id, tid);
+        vk_span_id_hex(tc.span_id, sid);
+    }
+    vk_log(VK_LOG_INFO, "api", "fragment result", "fragment_id", fid, "worker_id", wid,
+           "fragment_status", vk_store_frag_status_name(st), "trace_id", tid[0] ? tid : NULL,
+           "span_id", sid[0] ? sid : NULL, NULL);
     vk_http_reply_json(req, 200,
                        json_pack("{s:s}", "fragment_status", vk_store_frag_status_name(st)));
 }

@@ -21,6 +21,7 @@ static const char usage_text[] =
     "                     [--roles api,orchestrator] [--workers N] [--worker-sandbox MODE]\n"
     "                     [--worker-timeout SECONDS] [--max-attempts N]\n"
     "                     [--log-level LEVEL] [--log-format json|text] [--config FILE]\n"
+    "                     [--otlp-endpoint URL]\n"
     "\n"
     "Run the Vulcan CI server: the HTTP API with the worker protocol, and the\n"
     "orchestrator (queue, scheduling, retries, dead-worker detection).\n"
@@ -36,10 +37,13 @@ static const char usage_text[] =
     "  --max-attempts N         attempts before a fragment whose workers died fails (3)\n"
     "  --log-level LEVEL        debug, info, warn, error (default info)      VULCAN_LOG_LEVEL\n"
     "  --log-format FORMAT      json or text (default: text on a terminal, else json)\n"
+    "  --otlp-endpoint URL      send traces over OTLP/HTTP to URL (e.g. http://collector:4318)\n"
+    "                           also passed to local workers              VULCAN_OTLP_ENDPOINT\n"
     "  --config FILE            a KDL file of settings, one per line: listen \"0.0.0.0:8080\"\n"
     "\n"
     "Flags win over VULCAN_* environment variables, which win over the config file.\n"
-    "SIGTERM or SIGINT stops the server gracefully.\n";
+    "Metrics: GET /metrics (Prometheus text format). SIGTERM or SIGINT stops the\n"
+    "server gracefully.\n";
 
 /* Settings shared with `vulcan run`. */
 static int setup_logging(const char *cmd, const char *level, const char *format)
@@ -66,7 +70,7 @@ int vk__cli_server(int argc, char **argv)
     }
     const char *listen = "127.0.0.1:8080", *database = NULL, *data_dir = "./vulcan-data";
     const char *roles = "api,orchestrator", *sandbox = "auto", *log_level = NULL,
-               *log_format = NULL;
+               *log_format = NULL, *otlp = NULL;
     long long workers = 0, worker_timeout = 30, max_attempts = 3;
     struct vk__cli_opt opts[] = {
         {"listen", 0, VK_CLI_STR, &listen, "VULCAN_LISTEN", true, 0, 0},
@@ -79,6 +83,7 @@ int vk__cli_server(int argc, char **argv)
         {"max-attempts", 0, VK_CLI_INT, &max_attempts, "VULCAN_MAX_ATTEMPTS", true, 1, 100},
         {"log-level", 0, VK_CLI_STR, &log_level, "VULCAN_LOG_LEVEL", true, 0, 0},
         {"log-format", 0, VK_CLI_STR, &log_format, "VULCAN_LOG_FORMAT", true, 0, 0},
+        {"otlp-endpoint", 0, VK_CLI_STR, &otlp, "VULCAN_OTLP_ENDPOINT", true, 0, 0},
     };
     const char *pos[1];
     int npos = 0;
@@ -121,6 +126,19 @@ int vk__cli_server(int argc, char **argv)
     struct vk__cli_local local;
     memset(&local, 0, sizeof(local));
     int status = 1;
+    /* One registry and one tracer for the process; without --otlp-endpoint the tracer
+     * still makes and propagates trace ids but exports nothing. */
+    struct vk_metrics *metrics = vk_metrics_new(0);
+    struct vk_tracer *tracer = NULL;
+    struct vk_tracer_config tc = {.endpoint = otlp && *otlp ? otlp : NULL,
+                                  .service_name = "vulcan-server",
+                                  .metrics = metrics};
+    rc = vk_tracer_new(&tc, &tracer, &err);
+    if (rc < 0) {
+        fprintf(stderr, "vulcan server: --otlp-endpoint: %s\n", err.msg);
+        status = 2;
+        goto out;
+    }
 
     rc = vk_store_open(database, &store, &err);
     if (rc < 0) {
@@ -130,6 +148,8 @@ int vk__cli_server(int argc, char **argv)
     struct vk_orch_opts oo = {
         .worker_timeout_ms = worker_timeout * 1000,
         .max_attempts = (int)max_attempts,
+        .metrics = metrics,
+        .tracer = tracer,
     };
     rc = vk_orch_new(store, &oo, &orch, &err);
     if (rc == 0 && role_api) {
@@ -140,6 +160,8 @@ int vk__cli_server(int argc, char **argv)
                                  .store = store,
                                  .orch = orch,
                                  .data_dir = data_dir,
+                                 .metrics = metrics,
+                                 .tracer = tracer,
                                  .heartbeat_interval_s = beat < 1   ? 1
                                                          : beat > 5 ? 5
                                                                     : (int)beat};
@@ -184,6 +206,8 @@ int vk__cli_server(int argc, char **argv)
                                log_format ? log_format : (isatty(2) ? "text" : "json"),
                                "--log-level",
                                log_level ? log_level : "info",
+                               otlp && *otlp ? "--otlp-endpoint" : NULL,
+                               otlp,
                                NULL};
         if (vk__cli_local_start(&local, (int)workers, url, groups, 1, root, extra, &err) < 0) {
             fprintf(stderr, "vulcan server: %s\n", err.msg);
@@ -208,6 +232,8 @@ out:
     vk_api_free(api);
     vk_orch_free(orch);
     vk_store_close(store);
+    vk_tracer_free(tracer, 2000); /* export what is queued, up to 2 s */
+    vk_metrics_free(metrics);
     vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
     return status;
 }

@@ -35,9 +35,17 @@ static const char usage_text[] =
     "  --memory BYTES      cgroup memory limit per fragment (default none)\n"
     "  --pids N            cgroup process limit per fragment (default none)\n"
     "  --cpus MILLICORES   cgroup CPU quota per fragment, 1000 = one CPU (default none)\n"
+    "  --cgroups MODE      auto | always | never: a cgroup per fragment only when a limit\n"
+    "                      is set (auto, default), for every fragment so that processes\n"
+    "                      leaving the process group are killed too (always), or never\n"
+    "  --shell MODE        auto | bash | sh: /bin/sh for plain scripts, else bash -e -o\n"
+    "                      pipefail (auto, default), always bash, or always sh\n"
     "  --keep-workspace    do not remove workspaces after a run (debugging)\n"
     "  --log-level L       debug | info | warn | error ($VULCAN_LOG_LEVEL, default info)\n"
     "  --log-format F      json | text (default json)\n"
+    "  --otlp-endpoint URL send spans (execute, checkout, upload log) over OTLP/HTTP\n"
+    "                      ($VULCAN_OTLP_ENDPOINT, e.g. http://collector:4318)\n"
+    "  --metrics-listen ADDR:PORT  serve this worker's GET /metrics (Prometheus format)\n"
     "\n"
     "SIGTERM or SIGINT: stop asking for work, let running fragments finish within\n"
     "the grace period, hand the others back to the server, deregister, exit 0.\n"
@@ -124,6 +132,9 @@ static int apply_env(struct worker_args *a)
     v = getenv("VULCAN_LOG_LEVEL");
     if (v && *v && vk_log_level_parse(v, &a->level) != 0)
         return bad("VULCAN_LOG_LEVEL", v);
+    v = getenv("VULCAN_OTLP_ENDPOINT");
+    if (v && *v)
+        a->o.otlp_endpoint = v;
     return 0;
 }
 
@@ -198,12 +209,22 @@ static int option(struct worker_args *a, const char *opt, const char *val)
         if (parse_u64(val, UINT32_MAX, &n) != 0)
             return bad("cpu quota", val);
         a->o.cpu_millis = (uint32_t)n;
+    } else if (strcmp(opt, "--cgroups") == 0) {
+        if (vk_exec_cgroups_parse(val, &a->o.cgroups) != 0)
+            return bad("cgroups mode", val);
+    } else if (strcmp(opt, "--shell") == 0) {
+        if (vk_exec_shell_parse(val, &a->o.shell) != 0)
+            return bad("shell", val);
     } else if (strcmp(opt, "--log-level") == 0) {
         if (vk_log_level_parse(val, &a->level) != 0)
             return bad("log level", val);
     } else if (strcmp(opt, "--log-format") == 0) {
         if (vk_log_format_parse(val, &a->format) != 0)
             return bad("log format", val);
+    } else if (strcmp(opt, "--otlp-endpoint") == 0) {
+        a->o.otlp_endpoint = val;
+    } else if (strcmp(opt, "--metrics-listen") == 0) {
+        a->o.metrics_listen = val;
     } else {
         fprintf(stderr, "vulcan worker: unknown option '%s'; see 'vulcan worker --help'\n", opt);
         return 2;

@@ -32,6 +32,7 @@ struct vk_http_req *vk__http_req_new(struct vk_http_server *srv, struct MHD_Conn
     vk_buf_init(&req->body, VK_HTTP_HARD_MAX_BODY);
     req->method = "";
     req->path = "";
+    req->start_ns = vk_mono_ns();
     return req;
 }
 

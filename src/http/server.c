@@ -375,6 +375,9 @@ static enum MHD_Result queue_pending(struct vk_http_req *req)
         return MHD_NO;
     enum MHD_Result r = MHD_queue_response(req->conn, status, resp);
     MHD_destroy_response(resp);
+    if (srv->opts.on_complete)
+        srv->opts.on_complete(req, (int)status, vk_mono_ns() - req->start_ns,
+                              srv->opts.on_complete_ctx);
     return r;
 }
 

@@ -20,6 +20,11 @@ int vk_orch_new(struct vk_store *store, const struct vk_orch_opts *opts, struct 
     }
     if (opts)
         o->opts = *opts;
+    rc = vk__orch_telemetry_init(o, err);
+    if (rc < 0) {
+        vk_free(o);
+        return rc;
+    }
     if (o->opts.worker_timeout_ms <= 0)
         o->opts.worker_timeout_ms = 30000;
     if (o->opts.max_attempts <= 0)
@@ -168,7 +173,10 @@ int vk_orch_claim(struct vk_orch *o, const char *worker_id, const char *const *g
                   size_t ngroups, struct vk_pool *pool, struct vk_store_work *out,
                   struct vk_err *err)
 {
-    return vk_store_claim(o->store, worker_id, groups, ngroups, vk_now_ms(), pool, out, err);
+    int rc = vk_store_claim(o->store, worker_id, groups, ngroups, vk_now_ms(), pool, out, err);
+    if (rc == 0)
+        vk__orch_report_claim(o, &out->fragment);
+    return rc;
 }
 
 /* Record a result (fenced by attempt) and advance the chain, all in one transaction. */
@@ -178,6 +186,7 @@ int vk_orch_result(struct vk_orch *o, const struct vk_orch_result *r,
     struct vk_pool pool;
     vk_pool_init(&pool, 4096);
     struct vk_store_tx *tx = NULL;
+    struct vk__orch_ended ended = {0};
     int rc = vk_store_tx_begin(o->store, &tx, err);
     if (rc < 0)
         goto out;
@@ -208,13 +217,17 @@ int vk_orch_result(struct vk_orch *o, const struct vk_orch_result *r,
             rc = vk_store_tx_notify_ready(tx, f.machine, err);
         st = VK_STORE_FRAG_READY;
     } else {
-        rc = vk__orch_after_final(tx, r->fragment_id, now, err);
+        rc = vk__orch_after_final(tx, r->fragment_id, now, &ended, err);
     }
     if (rc < 0)
         goto fail;
     rc = vk_store_tx_commit(tx, err);
     if (rc == 0 && status)
         *status = st;
+    if (rc == 0) {
+        vk__orch_report_fragment(o, &f, st, now);
+        vk__orch_report(o, &ended);
+    }
     goto out;
 fail:
     vk_store_tx_rollback(tx);
@@ -225,7 +238,10 @@ out:
 
 int vk_orch_cancel(struct vk_orch *o, const char *chain_id, struct vk_err *err)
 {
-    return vk_store_chain_cancel(o->store, chain_id, vk_now_ms(), NULL, err);
+    int rc = vk_store_chain_cancel(o->store, chain_id, vk_now_ms(), NULL, err);
+    if (rc == 0)
+        vk__orch_report_cancel(o, chain_id);
+    return rc;
 }
 
 int vk_orch_reap(struct vk_orch *o, struct vk_err *err)
@@ -247,14 +263,17 @@ int vk_orch_reap(struct vk_orch *o, struct vk_err *err)
         if (c->status == VK_STORE_FRAG_READY)
             continue;
         struct vk_store_tx *tx = NULL;
+        struct vk__orch_ended ended = {0};
         rc = vk_store_tx_begin(o->store, &tx, err);
         if (rc < 0)
             break;
-        rc = vk__orch_after_final(tx, c->fragment_id, now, err);
+        rc = vk__orch_after_final(tx, c->fragment_id, now, &ended, err);
         if (rc < 0)
             vk_store_tx_rollback(tx);
         else
             rc = vk_store_tx_commit(tx, err);
+        if (rc == 0)
+            vk__orch_report_dead(o, c->status, &ended);
     }
     vk_pool_release(&pool);
     return rc;

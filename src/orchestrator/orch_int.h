@@ -16,6 +16,21 @@ struct vk_orch {
     atomic_bool stopping;
     pthread_mutex_t lock; /* guards the stop condition */
     pthread_cond_t cond;
+    struct vk_metrics_std m; /* handles in opts.metrics (all NULL without metrics) */
+};
+
+/*
+ * What a transaction finished, reported by vk__orch_report() after the commit (so a
+ * rolled-back transaction records nothing): the chain that reached its final status, if
+ * any, and the inline fragments skipped on the way.
+ */
+struct vk__orch_ended {
+    bool chain_ended;
+    char chain_id[VK_UUID_LEN];
+    enum vk_store_chain_status status;
+    int64_t created_at, finished_at; /* ms */
+    char trace[VK_ORCH_TRACE_MAX];   /* the chain's stored trace text ("" when none) */
+    int64_t skipped;                 /* inline fragments skipped */
 };
 
 /*
@@ -23,13 +38,35 @@ struct vk_orch {
  * top-level fragments. Runs inside `tx`.
  */
 int vk__orch_start_chain(struct vk_store_tx *tx, const char *chain_id, int64_t now,
-                         struct vk_err *err);
+                         struct vk__orch_ended *ended, struct vk_err *err);
 
 /*
  * Fragment `frag_id` just reached a final status (completed, failed, skipped,
  * cancelled) inside `tx`: propagate to its parents and activate what follows.
  */
 int vk__orch_after_final(struct vk_store_tx *tx, const char *frag_id, int64_t now,
-                         struct vk_err *err);
+                         struct vk__orch_ended *ended, struct vk_err *err);
+
+/* ---------------------------------------------------------------- Telemetry (orch_telemetry.c)
+ * Every function accepts an orchestrator without metrics or tracer (then does nothing). */
+
+/* Register the standard metrics when opts.metrics is set. */
+int vk__orch_telemetry_init(struct vk_orch *o, struct vk_err *err);
+/* The trace text a new chain stores, from the causing span's traceparent (may be NULL):
+ * "" without a tracer. */
+void vk__orch_trace_new(struct vk_orch *o, const char *parent_tp, char out[VK_ORCH_TRACE_MAX]);
+/* After a commit: count the ended chain (chains_total, chain_duration, its span) and the
+ * skipped fragments. */
+void vk__orch_report(struct vk_orch *o, const struct vk__orch_ended *e);
+/* A claimed fragment: its queue wait (started_at - ready_at). */
+void vk__orch_report_claim(struct vk_orch *o, const struct vk_store_fragment *f);
+/* After a cancel committed: count the chain as cancelled (one chain read). */
+void vk__orch_report_cancel(struct vk_orch *o, const char *chain_id);
+/* After the reaper gave up on a fragment (status `st`) and committed its consequences. */
+void vk__orch_report_dead(struct vk_orch *o, enum vk_store_frag_status st,
+                          const struct vk__orch_ended *e);
+/* A fragment reached final status `st` after running (claim to result). */
+void vk__orch_report_fragment(struct vk_orch *o, const struct vk_store_fragment *f,
+                              enum vk_store_frag_status st, int64_t now);
 
 #endif

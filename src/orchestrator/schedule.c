@@ -29,6 +29,7 @@ struct sched {
     bool vars_ready;
     int64_t now;
     struct vk_err *err;
+    struct vk__orch_ended *ended; /* may be NULL: what finished, for telemetry */
 };
 
 enum act_result { ACT_ACTIVE, ACT_DONE };
@@ -131,6 +132,8 @@ static int skip_subtree(struct sched *s, const struct vk_store_fragment *f, cons
     u.finished_at = s->now;
     u.error = why;
     int rc = vk_store_tx_fragment_update(s->tx, f->id, &u, s->err);
+    if (rc == 0 && s->ended && f->type == VK_STORE_FRAG_INLINE)
+        s->ended->skipped++;
     if (rc < 0 || f->type != VK_STORE_FRAG_GROUP)
         return rc;
     struct vk_store_fragment *kids = NULL;
@@ -257,7 +260,17 @@ static int finish_chain(struct sched *s)
         (st == VK_STORE_FRAG_FAILED || s->chain.status == VK_STORE_CHAIN_FAILED)
             ? VK_STORE_CHAIN_FAILED
             : VK_STORE_CHAIN_COMPLETED;
-    return vk_store_tx_chain_set(s->tx, s->chain.id, cs, 0, s->now, NULL, s->err);
+    rc = vk_store_tx_chain_set(s->tx, s->chain.id, cs, 0, s->now, NULL, s->err);
+    if (rc == 0 && s->ended) {
+        struct vk__orch_ended *e = s->ended;
+        e->chain_ended = true;
+        snprintf(e->chain_id, sizeof(e->chain_id), "%s", s->chain.id);
+        e->status = cs;
+        e->created_at = s->chain.created_at;
+        e->finished_at = s->now;
+        snprintf(e->trace, sizeof(e->trace), "%s", s->chain.trace_id ? s->chain.trace_id : "");
+    }
+    return rc;
 }
 
 /* A fragment failed for good: fail the chain now and skip what has not started. */
@@ -267,7 +280,10 @@ static int fail_chain(struct sched *s, const struct vk_store_fragment *f)
         return 0;
     char msg[256];
     snprintf(msg, sizeof(msg), "fragment '%s' failed", f->name ? f->name : f->id);
-    int rc = vk_store_tx_chain_skip_pending(s->tx, s->chain.id, s->now, NULL, s->err);
+    int64_t skipped = 0;
+    int rc = vk_store_tx_chain_skip_pending(s->tx, s->chain.id, s->now, &skipped, s->err);
+    if (rc == 0 && s->ended)
+        s->ended->skipped += skipped;
     if (rc == 0)
         rc = vk_store_tx_chain_set(s->tx, s->chain.id, VK_STORE_CHAIN_FAILED, 0, 0, msg, s->err);
     s->chain.status = VK_STORE_CHAIN_FAILED;
@@ -280,7 +296,7 @@ static bool chain_active(const struct sched *s)
 }
 
 int vk__orch_after_final(struct vk_store_tx *tx, const char *frag_id, int64_t now,
-                         struct vk_err *err)
+                         struct vk__orch_ended *ended, struct vk_err *err)
 {
     struct vk_store_fragment f;
     struct sched s;
@@ -293,6 +309,7 @@ int vk__orch_after_final(struct vk_store_tx *tx, const char *frag_id, int64_t no
         memset(&s, 0, sizeof(s));
     if (rc < 0)
         goto out;
+    s.ended = ended;
     if (f.status == VK_STORE_FRAG_FAILED)
         rc = fail_chain(&s, &f);
 
@@ -346,10 +363,11 @@ out:
 }
 
 int vk__orch_start_chain(struct vk_store_tx *tx, const char *chain_id, int64_t now,
-                         struct vk_err *err)
+                         struct vk__orch_ended *ended, struct vk_err *err)
 {
     struct sched s;
     int rc = sched_init(&s, tx, chain_id, now, err);
+    s.ended = ended;
     if (rc < 0)
         goto out;
     if (s.chain.status != VK_STORE_CHAIN_PENDING)

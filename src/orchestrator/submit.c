@@ -65,8 +65,8 @@ static int visit(void *ctx, const struct vk_wf_fragment *f, unsigned depth)
     return 0;
 }
 
-static void fill_chain(const struct vk_orch *o, struct vk_store_chain *c,
-                       const struct vk_orch_context *ctx)
+static void fill_chain(struct vk_orch *o, struct vk_store_chain *c,
+                       const struct vk_orch_context *ctx, char trace[VK_ORCH_TRACE_MAX])
 {
     memset(c, 0, sizeof(*c));
     snprintf(c->tenant_id, sizeof(c->tenant_id), "%s", ctx->tenant_id ? ctx->tenant_id : o->tenant);
@@ -81,7 +81,8 @@ static void fill_chain(const struct vk_orch *o, struct vk_store_chain *c,
     c->pr_number = ctx->pr_number;
     c->tag = ctx->tag;
     c->priority = ctx->priority;
-    c->trace_id = ctx->trace_id;
+    vk__orch_trace_new(o, ctx->trace_id, trace);
+    c->trace_id = trace[0] ? trace : NULL;
 }
 
 /* Create the chain rows, then start the chain in its own transaction. */
@@ -97,12 +98,16 @@ static int create_and_start(struct vk_orch *o, struct vk_store_chain *chain,
     rc = vk_store_tx_begin(o->store, &tx, err);
     if (rc < 0)
         return rc;
-    rc = vk__orch_start_chain(tx, chain->id, vk_now_ms(), err);
+    struct vk__orch_ended ended = {0};
+    rc = vk__orch_start_chain(tx, chain->id, vk_now_ms(), &ended, err);
     if (rc < 0) {
         vk_store_tx_rollback(tx);
         return rc;
     }
-    return vk_store_tx_commit(tx, err);
+    rc = vk_store_tx_commit(tx, err);
+    if (rc == 0)
+        vk__orch_report(o, &ended);
+    return rc;
 }
 
 int vk_orch_submit(struct vk_orch *o, const struct vk_workflow *wf, const char *definition,
@@ -123,7 +128,8 @@ int vk_orch_submit(struct vk_orch *o, const struct vk_workflow *wf, const char *
         goto out;
     }
     struct vk_store_chain chain;
-    fill_chain(o, &chain, ctx);
+    char trace[VK_ORCH_TRACE_MAX];
+    fill_chain(o, &chain, ctx, trace);
     chain.source_file = ctx->source_file ? ctx->source_file : wf->file;
     chain.default_machine = wf->machine;
     chain.definition = definition;
@@ -142,7 +148,8 @@ int vk_orch_submit_failed(struct vk_orch *o, const struct vk_orch_context *ctx,
                           struct vk_err *err)
 {
     struct vk_store_chain chain;
-    fill_chain(o, &chain, ctx);
+    char trace[VK_ORCH_TRACE_MAX];
+    fill_chain(o, &chain, ctx, trace);
     chain.definition = definition;
     chain.default_machine = "default";
     int rc = vk_store_chain_create(o->store, &chain, NULL, 0, NULL, err);
@@ -159,7 +166,17 @@ int vk_orch_submit_failed(struct vk_orch *o, const struct vk_orch_context *ctx,
         vk_store_tx_rollback(tx);
         return rc;
     }
-    return vk_store_tx_commit(tx, err);
+    rc = vk_store_tx_commit(tx, err);
+    if (rc == 0) {
+        struct vk__orch_ended ended = {.chain_ended = true,
+                                       .status = VK_STORE_CHAIN_FAILED,
+                                       .created_at = chain.created_at ? chain.created_at : now,
+                                       .finished_at = now};
+        snprintf(ended.chain_id, sizeof(ended.chain_id), "%s", chain.id);
+        snprintf(ended.trace, sizeof(ended.trace), "%s", trace);
+        vk__orch_report(o, &ended);
+    }
+    return rc;
 }
 
 int vk_orch_rerun(struct vk_orch *o, const char *chain_id, char new_id[VK_UUID_LEN],
@@ -212,6 +229,9 @@ int vk_orch_rerun(struct vk_orch *o, const char *chain_id, char new_id[VK_UUID_L
     chain.status = VK_STORE_CHAIN_PENDING;
     chain.error = NULL;
     chain.started_at = chain.finished_at = chain.created_at = 0;
+    char trace[VK_ORCH_TRACE_MAX];
+    vk__orch_trace_new(o, NULL, trace); /* a run of its own: a new trace */
+    chain.trace_id = trace[0] ? trace : NULL;
     rc = create_and_start(o, &chain, specs, n, new_id, err);
 out:
     vk_free(specs);

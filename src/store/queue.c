@@ -109,8 +109,8 @@ int vk_store_tx_count_unfinished(struct vk_store_tx *tx, const char *chain_id,
                          p, 1, count, err);
 }
 
-int vk_store_tx_has_unfinished(struct vk_store_tx *tx, const char *chain_id,
-                               const char *parent_id, bool *any, struct vk_err *err)
+int vk_store_tx_has_unfinished(struct vk_store_tx *tx, const char *chain_id, const char *parent_id,
+                               bool *any, struct vk_err *err)
 {
     struct vk__res *r = NULL;
     int rc;

@@ -395,6 +395,8 @@ int vk_worker_new(const struct vk_worker_opts *opts, struct vk_worker **out, str
         .work_dir = opts->work_dir && *opts->work_dir ? opts->work_dir : VK_WORKER_DEFAULT_WORK_DIR,
         .sandbox = opts->sandbox,
         .no_cgroups = opts->no_cgroups,
+        .cgroups = opts->cgroups,
+        .shell = opts->shell,
     };
     rc = vk_exec_env_init(&w->env, &ec, err);
     if (rc != 0) {
@@ -421,6 +423,8 @@ int vk_worker_new(const struct vk_worker_opts *opts, struct vk_worker **out, str
     rc = vk__agent_client_new(w, &w->main_cl, err);
     if (rc == 0)
         rc = vk__agent_client_new(w, &w->hb_cl, err);
+    if (rc == 0)
+        rc = vk__agent_telemetry_init(w, opts, err); /* agent_telemetry.c */
     if (rc != 0)
         goto fail;
     pthread_condattr_destroy(&ca);
@@ -450,6 +454,7 @@ void vk_worker_free(struct vk_worker *w)
     }
     vk_http_client_free(w->main_cl);
     vk_http_client_free(w->hb_cl);
+    vk__agent_telemetry_free(w);
     vk_exec_env_release(&w->env);
     for (size_t i = 0; w->groups && i < w->ngroups; i++)
         vk_free(w->groups[i]);

@@ -15,6 +15,7 @@
 
 #include "vulcan/executor.h"
 #include "vulcan/http.h"
+#include "vulcan/telemetry.h"
 #include "vulcan/worker.h"
 
 #include <pthread.h>
@@ -69,15 +70,24 @@ struct agent_slot {
 
     /* Upload state (slot->mu). */
     pthread_t up_thread;
-    bool up_started;
-    struct vk_buf pending;   /* output not yet taken by the uploader */
-    size_t inflight;         /* bytes the uploader holds, not yet acknowledged */
+    bool up_started;       /* the uploader thread runs (started at the first output; slot thread) */
+    bool up_failed;        /* it could not be started for this attempt (slot thread) */
+    struct vk_buf pending; /* output not yet taken by the uploader */
+    size_t inflight;       /* bytes the uploader holds, not yet acknowledged */
     int64_t first_unsent_ns; /* when `pending` became non-empty */
     bool up_finished;        /* the run ended: flush and exit */
     bool up_abandon;         /* drop everything and exit (handback) */
     bool up_stale;           /* the server refused the attempt (409) */
     uint64_t up_offset;      /* bytes acknowledged by the server */
     uint64_t up_dropped;     /* bytes lost (buffer cap, gave up) */
+};
+
+/* The worker's telemetry (agent_telemetry.c): spans and its own /metrics. */
+struct agent_telemetry {
+    struct vk_tracer *tracer;    /* always set (exports only with an endpoint) */
+    struct vk_metrics *reg;      /* NULL without --metrics-listen */
+    struct vk_http_server *http; /* serves GET /metrics */
+    struct vk_metric *fragments, *run_duration, *uploads, *log_bytes;
 };
 
 struct vk_worker {
@@ -120,6 +130,7 @@ struct vk_worker {
     atomic_uint_fast64_t st_results;
     atomic_uint_fast64_t st_handbacks;
     atomic_uint_fast64_t st_log_bytes;
+    struct agent_telemetry tel;
 };
 
 /* agent.c */
@@ -131,6 +142,14 @@ int64_t vk__agent_backoff_next(struct agent_backoff *b);
 void vk__agent_backoff_reset(struct agent_backoff *b);
 int vk__agent_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 int vk__agent_client_new(struct vk_worker *w, struct vk_http_client **out, struct vk_err *err);
+
+/* agent_telemetry.c: set up (tracer; /metrics server when asked) in vk_worker_new, free in
+ * vk_worker_free; record one attempt's outcome. */
+int vk__agent_telemetry_init(struct vk_worker *w, const struct vk_worker_opts *o,
+                             struct vk_err *err);
+void vk__agent_telemetry_free(struct vk_worker *w);
+void vk__agent_telemetry_attempt(struct vk_worker *w, const char *status, double seconds,
+                                 uint64_t log_bytes);
 
 /* agent_slot.c */
 void *vk__agent_slot_main(void *arg);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* One parsed work item; strings are borrowed from `json`. */
 struct work_item {
@@ -252,15 +253,57 @@ static void set_trace(struct agent_slot *s, const char *tp)
         vk_log(VK_LOG_DEBUG, AGENT_COMPONENT, "trace_parent not usable as a header", NULL);
 }
 
+/* The "execute" span of an attempt: child of the work item's trace_parent (the server's
+ * dispatch span), or the root of a new trace. NULL without a tracer. */
+static struct vk_span *execute_span(struct vk_worker *w, const char *claim_id,
+                                    const struct work_item *it)
+{
+    struct vk_trace_ctx parent;
+    bool has = it->trace_parent &&
+               vk_traceparent_parse(it->trace_parent, strlen(it->trace_parent), &parent) == 0;
+    struct vk_span *sp =
+        vk_tracer_start_span(w->tel.tracer, "execute", VK_SPAN_CONSUMER, has ? &parent : NULL);
+    vk_span_set_str(sp, "vulcan.fragment_id", it->fragment_id);
+    vk_span_set_str(sp, "vulcan.chain_id", it->chain_id);
+    vk_span_set_str(sp, "vulcan.fragment.name", it->name);
+    vk_span_set_str(sp, "vulcan.worker_id", claim_id);
+    vk_span_set_int(sp, "vulcan.attempt", it->attempt);
+    return sp;
+}
+
+/* A child span of `parent` named `name` that began at `start_ns` and ends now. */
+static void child_span(struct vk_worker *w, const struct vk_span *parent, const char *name,
+                       int64_t start_ns, const char *key, int64_t value)
+{
+    if (!parent)
+        return;
+    struct vk_span *sp = vk_tracer_start_span(w->tel.tracer, name, VK_SPAN_INTERNAL, &parent->ctx);
+    if (!sp)
+        return;
+    if (start_ns > 0 && start_ns <= sp->start_ns)
+        sp->start_ns = start_ns; /* the tracer stamps "now"; the work began earlier */
+    if (key)
+        vk_span_set_int(sp, key, value);
+    vk_tracer_end_span(w->tel.tracer, sp);
+}
+
 static void run_item(struct agent_slot *s, const char *claim_id, struct work_item *it)
 {
     struct vk_worker *w = s->w;
     struct outcome o = {.exit_code = -1};
+    double run_s = 0;
+    uint64_t run_bytes = 0;
     set_running(s, it);
     char att[16];
     snprintf(att, sizeof(att), "%u", it->attempt);
     if (it->trace_parent && *it->trace_parent)
         set_trace(s, it->trace_parent);
+    struct vk_span *span = execute_span(w, claim_id, it);
+    char tid[VK_TRACE_ID_HEX_LEN] = "", sid[VK_SPAN_ID_HEX_LEN] = "";
+    if (span) {
+        vk_trace_id_hex(span->ctx.trace_id, tid);
+        vk_span_id_hex(span->ctx.span_id, sid);
+    }
 
     if (atomic_load(&w->stopping)) {
         /* Claimed while shutting down: give it straight back. */
@@ -273,7 +316,8 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
     } else {
         vk_log(VK_LOG_INFO, AGENT_COMPONENT, "running fragment", "fragment_id", it->fragment_id,
                "chain_id", it->chain_id, "worker_id", claim_id, "attempt", att, "name", it->name,
-               NULL);
+               "trace_id", tid[0] ? tid : NULL, "span_id", sid[0] ? sid : NULL, NULL);
+        int64_t run_start_ns = span ? span->start_ns : 0;
         atomic_fetch_add(&w->st_attempts, 1);
         int64_t timeout_ms = it->timeout_s > 0 ? it->timeout_s * 1000 : w->default_timeout_ms;
         struct vk_exec_spec spec = {
@@ -300,10 +344,22 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
                              &s->cancel, &res, &err);
         bool handback =
             atomic_load(&s->handback) && (res.cancelled || rc == VK_EAGAIN || res.exit_code == -1);
-        if (uploading)
+        if (res.checkout_ms > 0) /* git ran inside the executor: only its length is known */
+            child_span(w, span, "checkout", run_start_ns, "vulcan.checkout_ms", res.checkout_ms);
+        if (uploading) {
+            /* The final flush: wall-clock start, the tracer's clock. */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            int64_t up_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
             vk__agent_upload_finish(s, handback);
+            pthread_mutex_lock(&s->mu);
+            run_bytes = s->up_offset;
+            pthread_mutex_unlock(&s->mu);
+            child_span(w, span, "upload log", up_ns, "vulcan.log_bytes", (int64_t)run_bytes);
+        }
         outcome_from(&o, rc, &res, timeout_ms);
         o.handback = handback;
+        run_s = (double)res.duration_ms / 1000.0;
         char code[16], ms[24];
         snprintf(code, sizeof(code), "%d", res.exit_code);
         snprintf(ms, sizeof(ms), "%lld", (long long)res.duration_ms);
@@ -316,6 +372,13 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
     post_result(s, claim_id, it, &o);
     if (it->trace_parent && *it->trace_parent)
         set_trace(s, NULL);
+    const char *outcome = o.handback ? "handed_back" : o.success ? "completed" : "failed";
+    vk__agent_telemetry_attempt(w, outcome, run_s, run_bytes);
+    vk_span_set_str(span, "vulcan.outcome", outcome);
+    vk_span_set_int(span, "vulcan.exit_code", o.exit_code);
+    if (!o.success && !o.handback)
+        vk_span_set_status(span, VK_SPAN_ERROR, o.message);
+    vk_tracer_end_span(w->tel.tracer, span);
     clear_running(s);
 }
 

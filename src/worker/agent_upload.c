@@ -28,9 +28,30 @@ static struct timespec abs_ns(int64_t mono_ns)
     return ts;
 }
 
+static void *uploader_main(void *arg);
+
+/* Start the uploader thread at the first output of the attempt (slot thread only). */
+static void start_uploader(struct agent_slot *s)
+{
+    if (s->up_started || s->up_failed)
+        return;
+    if (vk__agent_thread_start(&s->up_thread, uploader_main, s) != 0) {
+        vk_log(VK_LOG_ERROR, AGENT_COMPONENT, "cannot start the log uploader; output is lost",
+               "fragment_id", s->fragment_id, NULL);
+        s->up_failed = true;
+        pthread_mutex_lock(&s->mu);
+        s->up_abandon = true;
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    s->up_started = true;
+}
+
 void vk__agent_upload_output(void *ctx, const char *data, size_t len)
 {
     struct agent_slot *s = ctx;
+    /* The output callback runs on the slot thread, as start and finish do. */
+    start_uploader(s);
     pthread_mutex_lock(&s->mu);
     if (s->up_stale || s->up_abandon) {
         pthread_mutex_unlock(&s->mu);
@@ -219,20 +240,24 @@ int vk__agent_upload_start(struct agent_slot *s)
     s->up_offset = 0;
     s->up_dropped = 0;
     pthread_mutex_unlock(&s->mu);
-    if (vk__agent_thread_start(&s->up_thread, uploader_main, s) != 0) {
-        vk_log(VK_LOG_ERROR, AGENT_COMPONENT, "cannot start the log uploader; output is lost",
-               "fragment_id", s->fragment_id, NULL);
-        s->up_started = false;
-        return VK_EIO;
-    }
-    s->up_started = true;
+    /* The thread itself starts with the first output: an attempt that prints
+     * nothing (common for short steps) costs no thread. */
+    s->up_started = false;
+    s->up_failed = false;
     return 0;
 }
 
 void vk__agent_upload_finish(struct agent_slot *s, bool abandon)
 {
-    if (!s->up_started)
+    if (!s->up_started) {
+        /* No output came (or the thread could not start): nothing to send. */
+        pthread_mutex_lock(&s->mu);
+        s->up_finished = true;
+        s->up_abandon = true;
+        vk_buf_release(&s->pending);
+        pthread_mutex_unlock(&s->mu);
         return;
+    }
     pthread_mutex_lock(&s->mu);
     s->up_finished = true;
     if (abandon)

@@ -6,12 +6,17 @@
  */
 #include "worker/exec_int.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #define MIB (1024u * 1024u)
@@ -59,11 +64,157 @@ int vk_exec_sandbox_parse(const char *s, enum vk_exec_sandbox *out)
     return 0;
 }
 
+int vk_exec_cgroups_parse(const char *s, enum vk_exec_cgroups *out)
+{
+    if (s && strcmp(s, "auto") == 0)
+        *out = VK_EXEC_CGROUPS_AUTO;
+    else if (s && strcmp(s, "always") == 0)
+        *out = VK_EXEC_CGROUPS_ALWAYS;
+    else if (s && strcmp(s, "never") == 0)
+        *out = VK_EXEC_CGROUPS_NEVER;
+    else
+        return VK_EINVAL;
+    return 0;
+}
+
+int vk_exec_shell_parse(const char *s, enum vk_exec_shell *out)
+{
+    if (s && strcmp(s, "auto") == 0)
+        *out = VK_EXEC_SHELL_AUTO;
+    else if (s && strcmp(s, "bash") == 0)
+        *out = VK_EXEC_SHELL_BASH;
+    else if (s && strcmp(s, "sh") == 0)
+        *out = VK_EXEC_SHELL_SH;
+    else
+        return VK_EINVAL;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- plain scripts */
+
+/*
+ * Command words that make a script non-plain: shell keywords and the
+ * builtins whose behaviour differs between dash and bash (or that exist in
+ * only one of them), plus `.`/source (a sourced file may use bash syntax) and
+ * time (a keyword in bash, an external program or nothing under dash). The
+ * builtins left out behave the same in both for literal arguments: cd, true,
+ * false, exit, export, unset, pwd, exec, shift, umask; so scripts such as
+ * `make test` or `./configure --prefix=/usr` are plain.
+ */
+static const char *const non_plain_words[] = {
+    ".",        "[",       "[[",       "]]",       "!",         "{",        "}",       "alias",
+    "bg",       "bind",    "break",    "builtin",  "caller",    "case",     "command", "compgen",
+    "complete", "compopt", "continue", "coproc",   "declare",   "dirs",     "disown",  "do",
+    "done",     "echo",    "elif",     "else",     "enable",    "esac",     "eval",    "fc",
+    "fg",       "fi",      "for",      "function", "getopts",   "hash",     "help",    "history",
+    "if",       "in",      "jobs",     "kill",     "let",       "local",    "logout",  "mapfile",
+    "popd",     "printf",  "pushd",    "read",     "readarray", "readonly", "return",  "select",
+    "set",      "shopt",   "source",   "suspend",  "test",      "then",     "time",    "times",
+    "trap",     "type",    "typeset",  "ulimit",   "unalias",   "until",    "wait",    "while",
+};
+
+/* Builtins of both shells that behave the same with plain arguments, not with options. */
+static const char *const shared_builtins[] = {"cd",    "pwd",  "export", "unset", "exec", "umask",
+                                              "shift", "exit", "true",   "false", ":"};
+
+static bool word_in(const char *w, size_t n, const char *const *list, size_t count)
+{
+    for (size_t k = 0; k < count; k++)
+        if (strlen(list[k]) == n && memcmp(list[k], w, n) == 0)
+            return true;
+    return false;
+}
+
+static bool plain_char(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == ' ' || ch == '\t' || ch == '\n' || ch == '_' || ch == '.' || ch == '/' ||
+           ch == ':' || ch == '=' || ch == ',' || ch == '+' || ch == '@' || ch == '%' || ch == '-';
+}
+
+/* NAME=... with NAME = [A-Za-z_][A-Za-z0-9_]*: a variable assignment word. */
+static bool is_assignment(const char *w, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (w[i] == '_' || (w[i] >= 'a' && w[i] <= 'z') || (w[i] >= 'A' && w[i] <= 'Z') ||
+                     (i > 0 && w[i] >= '0' && w[i] <= '9')))
+        i++;
+    return i > 0 && i < n && w[i] == '=';
+}
+
+static bool plain_env(const char *const *env, size_t nenv)
+{
+    for (size_t i = 0; i < nenv; i++) {
+        const char *kv = env ? env[i] : NULL;
+        if (!kv)
+            return false;
+        /* BASH_ENV is read by non-interactive bash, BASH_FUNC_* are exported
+         * functions, SHELLOPTS/BASHOPTS set options, IFS and ENV differ. */
+        if (strncmp(kv, "BASH", 4) == 0 || strncmp(kv, "SHELLOPTS=", 10) == 0 ||
+            strncmp(kv, "IFS=", 4) == 0 || strncmp(kv, "ENV=", 4) == 0)
+            return false;
+    }
+    return true;
+}
+
+bool vk_exec_script_is_plain(const char *script, const char *const *env, size_t nenv)
+{
+    if (!script || !plain_env(env, nenv))
+        return false;
+    size_t len = strlen(script);
+    if (len > VK_EXEC_PLAIN_SCRIPT_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!plain_char((unsigned char)script[i]))
+            return false;
+    /*
+     * Without ; & | ( ) a command starts only at the beginning of a line. Its
+     * command word (the first word that is not an assignment NAME=value) must not
+     * be in the list; later words are plain arguments (`make test` is plain).
+     */
+    bool cmd_pos = true, builtin_args = false;
+    for (size_t i = 0; i < len;) {
+        if (script[i] == '\n') {
+            cmd_pos = true;
+            builtin_args = false;
+            i++;
+            continue;
+        }
+        if (script[i] == ' ' || script[i] == '\t') {
+            i++;
+            continue;
+        }
+        size_t start = i;
+        while (i < len && script[i] != ' ' && script[i] != '\t' && script[i] != '\n')
+            i++;
+        size_t wl = i - start;
+        if (!cmd_pos) {
+            /* The options of the shared builtins differ (`export -p`, `exec -a`);
+             * options come first, so the word after the builtin tells. */
+            if (builtin_args && script[start] == '-')
+                return false;
+            builtin_args = false;
+            continue;
+        }
+        if (is_assignment(script + start, wl))
+            continue;
+        cmd_pos = false;
+        if (word_in(script + start, wl, non_plain_words, VK_ARRAY_LEN(non_plain_words)))
+            return false;
+        builtin_args = word_in(script + start, wl, shared_builtins, VK_ARRAY_LEN(shared_builtins));
+    }
+    return true;
+}
+
+static void sweep_spares(const struct vk_exec_env *env, bool own);
+
 void vk_exec_env_release(struct vk_exec_env *env)
 {
     if (!env)
         return;
     vk__exec_cg_env_release(env);
+    if (env->work_dir)
+        sweep_spares(env, true);
     vk_free(env->work_dir);
     vk_free(env->mirror_dir);
     vk_free(env->run_dir);
@@ -107,24 +258,140 @@ int vk_exec_env_init(struct vk_exec_env *env, const struct vk_exec_config *cfg, 
         vk_exec_env_release(env);
         return rc;
     }
+    sweep_spares(env, false);
     env->git_path = vk__exec_which(cfg->git_path ? cfg->git_path : "/usr/bin/git", "git");
     env->bwrap_path = vk__exec_which(cfg->bwrap_path ? cfg->bwrap_path : "/usr/bin/bwrap", "bwrap");
     const char *home = getenv("HOME");
     env->git_home = vk_xstrdup(home && home[0] == '/' ? home : "/");
-    env->shell_is_bash = access("/bin/bash", X_OK) == 0;
+    env->shell_mode = cfg->shell;
+    env->shell_is_bash = cfg->shell != VK_EXEC_SHELL_SH && access("/bin/bash", X_OK) == 0;
     env->shell = vk_xstrdup(env->shell_is_bash ? "/bin/bash" : "/bin/sh");
+    env->cgroups = cfg->no_cgroups ? VK_EXEC_CGROUPS_NEVER : cfg->cgroups;
     env->default_sandbox =
         cfg->sandbox == VK_EXEC_SANDBOX_DEFAULT ? VK_EXEC_SANDBOX_AUTO : cfg->sandbox;
     env->checkout_timeout_ms = cfg->checkout_timeout_ms > 0 ? cfg->checkout_timeout_ms
                                                             : VK_EXEC_DEFAULT_CHECKOUT_TIMEOUT_MS;
     vk__exec_bwrap_probe(env);
-    if (cfg->no_cgroups) {
+    if (env->cgroups == VK_EXEC_CGROUPS_NEVER) {
         env->cgroup_mode = VK_EXEC_CGROUP_NONE;
         snprintf(env->cgroup_why, sizeof env->cgroup_why, "disabled by configuration");
     } else {
         vk__exec_cg_detect(env, cfg->cgroup_parent);
     }
     return 0;
+}
+
+/* ---------------------------------------------------------------- spare workspaces */
+
+/*
+ * Creating and removing a directory for every attempt is costly on ext4 (the
+ * inode allocator scans past recently deleted inodes; it grew to a third of a
+ * worker's CPU with thousands of short attempts). So each thread keeps one
+ * emptied workspace as `<work_dir>/.spare-<pid>-<tid>` and renames it into place
+ * for its next attempt. A spare is reused only when it is still an empty
+ * directory of ours with mode 0700 and no extended attributes (so no default
+ * ACL); anything else is removed and a fresh directory made.
+ */
+#define SPARE_PREFIX ".spare-"
+
+static void spare_path(const struct vk_exec_env *env, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/" SPARE_PREFIX "%ld-%ld", env->work_dir, (long)getpid(), (long)gettid());
+}
+
+/* True when `path` is a clean, empty directory we may hand to an attempt. */
+static bool clean_empty_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    struct stat st;
+    bool ok = fstat(fd, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 07777) == 0700 &&
+              flistxattr(fd, NULL, 0) == 0;
+    if (ok) {
+        /* Only "." and ".." (24 bytes each at most): anything more is content. */
+        char buf[256];
+        long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+        int entries = 0;
+        for (long off = 0; n > 0 && off < n;) {
+            unsigned short reclen;
+            memcpy(&reclen, buf + off + 16, sizeof reclen);
+            if (reclen == 0)
+                break;
+            entries++;
+            off += reclen;
+        }
+        ok = n > 0 && entries == 2;
+        if (ok && (n = syscall(SYS_getdents64, fd, buf, sizeof buf)) != 0)
+            ok = false;
+    }
+    close(fd);
+    return ok;
+}
+
+/* Make the fresh workspace `ws` (mode 0700), from the thread's spare when there is one. */
+static int make_workspace(const struct vk_exec_env *env, const char *ws, struct vk_err *err)
+{
+    char spare[600];
+    spare_path(env, spare, sizeof spare);
+    if (rename(spare, ws) == 0) {
+        if (clean_empty_dir(ws))
+            return 0;
+    } else if (mkdir(ws, 0700) == 0) {
+        return 0;
+    } else if (errno != EEXIST) {
+        return vk_err_errno(err, "create workspace");
+    }
+    /* Left by a crashed earlier run, or a spare that is not clean: start afresh. */
+    int rc = vk__exec_rmtree(ws, err);
+    if (rc < 0)
+        return rc;
+    if (mkdir(ws, 0700) < 0)
+        return vk_err_errno(err, "create workspace");
+    return 0;
+}
+
+/* Empty the workspace and keep it as the thread's spare; else remove it. */
+static int drop_workspace(const struct vk_exec_env *env, const char *ws, struct vk_err *err)
+{
+    char spare[600];
+    spare_path(env, spare, sizeof spare);
+    if (vk__exec_empty_dir(ws, NULL) == 0) {
+        int fd = open(ws, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        bool ok = fd >= 0 && fchmod(fd, 0700) == 0 && flistxattr(fd, NULL, 0) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok && rename(ws, spare) == 0)
+            return 0;
+    }
+    return vk__exec_rmtree(ws, err);
+}
+
+/* Remove spares of this process (own) or of processes that are gone (!own). */
+static void sweep_spares(const struct vk_exec_env *env, bool own)
+{
+    DIR *d = opendir(env->work_dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char mine[64];
+    snprintf(mine, sizeof mine, SPARE_PREFIX "%ld-", (long)getpid());
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, SPARE_PREFIX, strlen(SPARE_PREFIX)) != 0)
+            continue;
+        bool ours = strncmp(e->d_name, mine, strlen(mine)) == 0;
+        if (own != ours)
+            continue;
+        if (!own) {
+            long pid = strtol(e->d_name + strlen(SPARE_PREFIX), NULL, 10);
+            if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+                continue; /* a live worker sharing the work_dir */
+        }
+        char path[PATH_MAX];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", env->work_dir, e->d_name) < sizeof path)
+            (void)vk__exec_rmtree(path, NULL);
+    }
+    closedir(d);
 }
 
 /* ---------------------------------------------------------------- validation */
@@ -221,10 +488,12 @@ struct run_state {
     struct vk__exec_cg cg;
     bool cg_made;
     char ws[512];
-    char rdir[600];
-    char script[700];
+    char rdir[600];   /* the script's directory ("" when the script goes inline with -c) */
+    char script[700]; /* the script file ("" when inline) */
     const char *mirror;
     bool sandboxed;
+    bool plain;   /* run under /bin/sh instead of bash (shell AUTO, plain script) */
+    bool ws_made; /* the workspace exists (ours to drop) */
 };
 
 static void format_size(uint64_t n, char *out, size_t cap)
@@ -240,6 +509,10 @@ static void setup_cgroup(struct run_state *st, struct vk_exec_result *out)
 {
     const struct vk_exec_spec *spec = st->spec;
     bool want = spec->memory_limit_bytes || spec->pids_limit || spec->cpu_millis;
+    /* AUTO: no cgroup without a limit (the process group, and bwrap's PID namespace
+     * when sandboxed, still end the attempt's processes). */
+    if (!want && st->env->cgroups != VK_EXEC_CGROUPS_ALWAYS)
+        return;
     char name[VK_EXEC_MAX_ID + 64], why[320];
     snprintf(name, sizeof name, "vulcan-%s-%u-%ld", spec->fragment_id, spec->attempt,
              (long)gettid());
@@ -261,11 +534,12 @@ static int build_argv(struct run_state *st, struct vk_err *err)
 {
     int rc = 0;
     if (st->sandboxed)
-        rc = vk__exec_bwrap_argv(st->env, &st->argv, &st->pool, st->ws, st->rdir, st->mirror,
-                                 st->spec->allow_network, &st->envv);
+        rc = vk__exec_bwrap_argv(st->env, &st->argv, &st->pool, st->ws,
+                                 st->rdir[0] ? st->rdir : NULL, st->mirror, st->spec->allow_network,
+                                 &st->envv);
     if (rc == 0)
-        rc = vk__exec_strv_push(&st->argv, st->env->shell);
-    if (rc == 0 && st->env->shell_is_bash) {
+        rc = vk__exec_strv_push(&st->argv, st->plain ? "/bin/sh" : st->env->shell);
+    if (rc == 0 && st->env->shell_is_bash && !st->plain) {
         rc = vk__exec_strv_push(&st->argv, "-e");
         if (rc == 0)
             rc = vk__exec_strv_push(&st->argv, "-o");
@@ -274,8 +548,14 @@ static int build_argv(struct run_state *st, struct vk_err *err)
     } else if (rc == 0) {
         rc = vk__exec_strv_push(&st->argv, "-e");
     }
-    if (rc == 0)
+    if (rc == 0 && st->script[0]) {
         rc = vk__exec_strv_push(&st->argv, st->script);
+    } else if (rc == 0) {
+        /* Inline: no file to make and remove; the script shows in the process list. */
+        rc = vk__exec_strv_push(&st->argv, "-c");
+        if (rc == 0)
+            rc = vk__exec_strv_push(&st->argv, (char *)st->spec->script);
+    }
     if (rc < 0)
         return vk_err_set(err, VK_ENOMEM, "out of memory");
     return 0;
@@ -301,14 +581,25 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
 
     snprintf(st->ws, sizeof st->ws, "%s/%s-%u", env->work_dir, spec->fragment_id, spec->attempt);
     snprintf(out->workspace, sizeof out->workspace, "%s", st->ws);
-    snprintf(st->rdir, sizeof st->rdir, "%s/%s-%u", env->run_dir, spec->fragment_id, spec->attempt);
-    snprintf(st->script, sizeof st->script, "%s/script", st->rdir);
-    if ((rc = vk__exec_rmtree(st->ws, err)) < 0 || (rc = vk__exec_rmtree(st->rdir, err)) < 0)
+    /* Small scripts go to the shell with -c: one directory per attempt, no file. */
+    bool inline_script = strlen(spec->script) < VK_EXEC_INLINE_SCRIPT_MAX;
+    if (!inline_script) {
+        snprintf(st->rdir, sizeof st->rdir, "%s/%s-%u", env->run_dir, spec->fragment_id,
+                 spec->attempt);
+        snprintf(st->script, sizeof st->script, "%s/script", st->rdir);
+    }
+    if ((rc = make_workspace(env, st->ws, err)) < 0)
         return rc;
-    if (mkdir(st->ws, 0700) < 0)
-        return vk_err_errno(err, "create workspace");
-    if (mkdir(st->rdir, 0700) < 0)
-        return vk_err_errno(err, "create script directory");
+    st->ws_made = true;
+    if (st->rdir[0]) {
+        if ((rc = vk__exec_rmtree(st->rdir, err)) < 0)
+            return rc;
+        if (mkdir(st->rdir, 0700) < 0)
+            return vk_err_errno(err, "create script directory");
+    }
+    st->plain = env->shell_mode == VK_EXEC_SHELL_AUTO && env->shell_is_bash &&
+                vk_exec_script_is_plain(spec->script, spec->env, spec->nenv);
+    out->plain_shell = st->plain;
     if ((rc = build_env(spec, st->ws, &st->pool, &st->envv, err)) < 0)
         return rc;
     if (cancel && atomic_load(&cancel->requested)) {
@@ -325,7 +616,8 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
         if (rc < 0)
             return rc;
     }
-    if ((rc = vk__exec_write_file(st->script, spec->script, strlen(spec->script), err)) < 0)
+    if (st->script[0] &&
+        (rc = vk__exec_write_file(st->script, spec->script, strlen(spec->script), err)) < 0)
         return rc;
     setup_cgroup(st, out);
     if ((rc = build_argv(st, err)) < 0)
@@ -333,7 +625,9 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
 
     char *bwrap_envp[] = {"PATH=" VK_EXEC_DEFAULT_PATH, NULL};
     struct vk__exec_child c = {
-        .path = st->sandboxed ? env->bwrap_path : env->shell,
+        .path = st->sandboxed ? env->bwrap_path
+                : st->plain   ? "/bin/sh"
+                              : env->shell,
         .argv = st->argv.v,
         .envp = st->sandboxed ? bwrap_envp : st->envv.v,
         .cwd = st->ws,
@@ -401,7 +695,7 @@ int vk_exec_run(const struct vk_exec_env *env, const struct vk_exec_spec *spec,
         (void)vk__exec_rmtree(st.rdir, NULL);
     if (st.ws[0] && !spec->keep_workspace) {
         struct vk_err rerr;
-        if (vk__exec_rmtree(st.ws, &rerr) < 0)
+        if ((st.ws_made ? drop_workspace(env, st.ws, &rerr) : vk__exec_rmtree(st.ws, &rerr)) < 0)
             vk__exec_sink_notice(&st.sink, "[vulcan] workspace not fully removed: %s\n", rerr.msg);
     }
     out->output_bytes = st.sink.total;

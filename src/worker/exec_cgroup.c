@@ -218,8 +218,13 @@ static char *make_leaf(const char *parent, const char *name, int *procs_fd)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", parent, name);
-    if (mkdir(path, 0755) < 0)
-        return NULL;
+    if (mkdir(path, 0755) < 0) {
+        /* Another worker sharing the parent removed it when it was empty
+         * (vk_exec_env_release): make it again, once. */
+        struct vk_err e;
+        if (errno != ENOENT || vk__exec_mkdir_p(parent, 0755, &e) < 0 || mkdir(path, 0755) < 0)
+            return NULL;
+    }
     char procs[1100];
     snprintf(procs, sizeof procs, "%s/cgroup.procs", path);
     *procs_fd = open(procs, O_WRONLY | O_CLOEXEC);

@@ -162,6 +162,47 @@ static int empty_dir(int dfd, int top, dev_t dev, int depth, unsigned *hoisted, 
     return rc;
 }
 
+/* Empty the directory `path` (lstat'ed as *st); returns 0 or -errno. */
+static int empty_tree(const char *path, const struct stat *st)
+{
+    if ((st->st_mode & 0700) != 0700)
+        (void)chmod(path, (st->st_mode & 07777) | 0700);
+    int top = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (top < 0)
+        return -errno;
+    unsigned hoisted = 0;
+    int rc = 0;
+    for (int pass = 0; pass < 100000; pass++) {
+        bool again = false;
+        /* A fresh open file description each pass: a dup would share the offset. */
+        int dfd = openat(top, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0) {
+            rc = -errno;
+            break;
+        }
+        rc = empty_dir(dfd, top, st->st_dev, 1, &hoisted, &again);
+        if (!again)
+            break;
+    }
+    close(top);
+    return rc;
+}
+
+int vk__exec_empty_dir(const char *path, struct vk_err *err)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return vk_err_errno(err, "lstat");
+    if (!S_ISDIR(st.st_mode))
+        return vk_err_set(err, VK_EIO, "'%.200s' is not a directory", path);
+    int rc = empty_tree(path, &st);
+    if (rc < 0) {
+        errno = -rc;
+        return vk_err_errno(err, "empty directory");
+    }
+    return 0;
+}
+
 int vk__exec_rmtree(const char *path, struct vk_err *err)
 {
     struct stat st;
@@ -175,26 +216,7 @@ int vk__exec_rmtree(const char *path, struct vk_err *err)
             return vk_err_errno(err, "unlink");
         return 0;
     }
-    if ((st.st_mode & 0700) != 0700)
-        (void)chmod(path, (st.st_mode & 07777) | 0700);
-    int top = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (top < 0)
-        return vk_err_errno(err, "open");
-    unsigned hoisted = 0;
-    int rc = 0;
-    for (int pass = 0; pass < 100000; pass++) {
-        bool again = false;
-        /* A fresh open file description each pass: a dup would share the offset. */
-        int dfd = openat(top, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0) {
-            rc = -errno;
-            break;
-        }
-        rc = empty_dir(dfd, top, st.st_dev, 1, &hoisted, &again);
-        if (!again)
-            break;
-    }
-    close(top);
+    int rc = empty_tree(path, &st);
     if (rc == 0 && rmdir(path) < 0 && errno != ENOENT)
         rc = -errno;
     if (rc < 0) {

@@ -127,8 +127,9 @@ int vk__exec_child_run(const struct vk__exec_child *c, struct vk__exec_outcome *
 
 /**
  * Append the bubblewrap prefix (bwrap path and options, up to and including
- * "--") for running in `ws` with the script directory `script_dir` (and, when
- * non-NULL, the mirror `mirror` read-only) and the environment `envv`.
+ * "--") for running in `ws` with the script directory `script_dir` (NULL when
+ * the script is passed inline with -c) and, when non-NULL, the mirror `mirror`
+ * read-only, and the environment `envv`.
  */
 int vk__exec_bwrap_argv(const struct vk_exec_env *env, struct vk__exec_strv *argv,
                         struct vk_pool *pool, const char *ws, const char *script_dir,
@@ -164,6 +165,8 @@ int vk__exec_mkdir_p(const char *path, mode_t mode, struct vk_err *err) VK_MUST_
  * without crossing into other file systems. ENOENT is success.
  */
 int vk__exec_rmtree(const char *path, struct vk_err *err);
+/** Remove everything below the directory `path` (as vk__exec_rmtree), keeping `path`. */
+int vk__exec_empty_dir(const char *path, struct vk_err *err);
 /** Create `path` (O_EXCL, mode 0644) holding `len` bytes of `data`. */
 int vk__exec_write_file(const char *path, const char *data, size_t len,
                         struct vk_err *err) VK_MUST_CHECK;

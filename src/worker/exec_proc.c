@@ -2,12 +2,17 @@
  * exec_proc.c — start one child process and pump its output until it and its
  * process group are gone, enforcing timeout and cancel.
  *
- * The child is forked (not posix_spawn: it needs setsid, rlimits and cgroup
- * membership before exec). Between fork and exec it only makes
- * async-signal-safe system calls on data prepared by the parent, because the
- * worker is multi-threaded. The parent blocks all signals in the calling
- * thread around fork() so no handler runs in the child before it resets the
- * dispositions; it never touches process-wide signal state.
+ * The child is started with clone(CLONE_VM | CLONE_VFORK) on a stack of its
+ * own, the way posix_spawn() does it (posix_spawn itself cannot join cgroups
+ * or set rlimits before exec): no page tables are copied, so starting a child
+ * costs the same whatever the worker's size, and the calling thread sleeps
+ * until the child has called execve (or exited). Between clone and exec the
+ * child shares the worker's memory, so it only makes async-signal-safe system
+ * calls on data prepared by the parent and writes nothing but its own stack
+ * (and errno). The parent blocks all signals in the calling thread around the
+ * clone so no handler runs in the child before it resets the dispositions
+ * (the child has its own copy of the handler table: no CLONE_SIGHAND); it
+ * never touches process-wide signal state.
  *
  * A close-on-exec "error pipe" tells the parent whether exec succeeded (EOF)
  * or which step failed (a struct child_err). The leader's exit is noticed
@@ -22,6 +27,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +44,7 @@
 #define READ_CHUNK (64 * 1024)
 #define POLL_STEP_MS 100 /* cancel reaction bound */
 #define DRAIN_AFTER_EXIT_MS 500
+#define CHILD_STACK (16 * 1024) /* the child's stack between clone and execve */
 
 enum { STEP_SETSID = 1, STEP_CGROUP, STEP_FDS, STEP_RLIMIT, STEP_CHDIR, STEP_EXEC };
 
@@ -124,6 +131,18 @@ static VK_NORETURN void child_main(const struct vk__exec_child *c, int in_fd, in
             (void)fcntl((int)fd, F_SETFD, FD_CLOEXEC);
     execve(c->path, c->argv, c->envp);
     child_fail(efd, STEP_EXEC);
+}
+
+struct child_args {
+    const struct vk__exec_child *c;
+    int in_fd, out_fd, efd;
+    long maxfd;
+};
+
+static int child_entry(void *arg)
+{
+    const struct child_args *a = arg;
+    child_main(a->c, a->in_fd, a->out_fd, a->efd, a->maxfd);
 }
 
 /* Move `fd` to a number above 2 so the child's dup2 onto 0/1/2 cannot clobber it. */
@@ -216,6 +235,11 @@ int vk__exec_child_run(const struct vk__exec_child *c, struct vk__exec_outcome *
     int pfd[2] = {-1, -1}, efd[2] = {-1, -1}, devnull = -1, pidfd = -1;
     pid_t pid = -1;
     char *buf = NULL;
+    /* The child's stack: part of this frame, which nobody uses while the child runs
+     * (CLONE_VFORK suspends this thread until the child's execve or exit). No
+     * allocation per attempt: a malloc'ed one made glibc grow and trim the thread's
+     * arena (mprotect + madvise) on every attempt. */
+    _Alignas(16) char stack[CHILD_STACK];
     memset(o, 0, sizeof *o);
     o->exit_code = -1;
 
@@ -241,17 +265,17 @@ int vk__exec_child_run(const struct vk__exec_child *c, struct vk__exec_outcome *
     }
     buf = vk_xmalloc(READ_CHUNK);
 
+    struct child_args ca = {c, devnull, pfd[1], efd[1], maxfd};
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid = fork();
-    if (pid == 0)
-        child_main(c, devnull, pfd[1], efd[1], maxfd);
+    /* Returns once the child called execve or exited (CLONE_VFORK). */
+    pid = clone(child_entry, stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &ca);
     int fork_errno = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
         errno = fork_errno;
-        rc = vk_err_errno(err, "fork");
+        rc = vk_err_errno(err, "clone");
         goto out;
     }
     close(pfd[1]);

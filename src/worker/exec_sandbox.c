@@ -66,7 +66,7 @@ int vk__exec_bwrap_argv(const struct vk_exec_env *env, struct vk__exec_strv *arg
                         const char *mirror, bool allow_network, const struct vk__exec_strv *envv)
 {
     char *wsd = vk_pool_strndup(pool, ws, strlen(ws));
-    char *sd = vk_pool_strndup(pool, script_dir, strlen(script_dir));
+    char *sd = script_dir ? vk_pool_strndup(pool, script_dir, strlen(script_dir)) : NULL;
     PUSH(env->bwrap_path);
     PUSH("--die-with-parent");
     PUSH("--unshare-all");
@@ -89,9 +89,11 @@ int vk__exec_bwrap_argv(const struct vk_exec_env *env, struct vk__exec_strv *arg
     PUSH("--bind");
     PUSH(wsd);
     PUSH(wsd);
-    PUSH("--ro-bind");
-    PUSH(sd);
-    PUSH(sd);
+    if (script_dir) {
+        PUSH("--ro-bind");
+        PUSH(sd);
+        PUSH(sd);
+    }
     if (mirror) {
         char *md = vk_pool_strndup(pool, mirror, strlen(mirror));
         PUSH("--ro-bind");

@@ -180,6 +180,51 @@ static void test_parallel_and_nested(void **state)
     assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_COMPLETED);
 }
 
+/* A big parallel group: the group (and what follows it) waits for its last child
+ * whatever the order results come in, including the first child last. */
+static void test_big_parallel_group(void **state)
+{
+    struct fixture *fx = *state;
+    enum { N = 120 };
+    struct vk_buf kdl = VK_BUF_INIT(1u << 20);
+    assert_int_equal(vk_buf_adds(&kdl, "version \"0.1\"\ntriggers \"push\"\nchain {\n"
+                                       " machine \"default\"\n parallel {\n"),
+                     0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(vk_buf_addf(&kdl, "  fragment { name \"f%d\"; run \"true\" }\n", i), 0);
+    assert_int_equal(vk_buf_adds(&kdl, " }\n fragment { name \"after\"; run \"true\" }\n}\n"), 0);
+    char chain[VK_UUID_LEN], name[64];
+    submit(fx, kdl.data, "main", chain);
+    vk_buf_release(&kdl);
+    static char ids[N][VK_UUID_LEN];
+    int att[N], first = -1, last = -1;
+    for (int i = 0; i < N; i++) {
+        assert_true(claim(fx, name, ids[i], &att[i]));
+        if (strcmp(name, "f0") == 0)
+            first = i;
+        if (strcmp(name, "f119") == 0)
+            last = i;
+    }
+    assert_true(first >= 0 && last >= 0);
+    char id[VK_UUID_LEN];
+    int a;
+    assert_false(claim(fx, name, id, &a));
+    /* The highest sequence first, then the rest, the lowest sequence at the very end. */
+    finish(fx, ids[last], att[last], true);
+    for (int i = 0; i < N; i++) {
+        if (i == first || i == last)
+            continue;
+        finish(fx, ids[i], att[i], true);
+        assert_false(claim(fx, name, id, &a));
+    }
+    assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_RUNNING);
+    finish(fx, ids[first], att[first], true);
+    assert_true(claim(fx, name, id, &a));
+    assert_string_equal(name, "after");
+    finish(fx, id, a, true);
+    assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_COMPLETED);
+}
+
 static void test_condition_skips(void **state)
 {
     struct fixture *fx = *state;
@@ -313,6 +358,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sequential_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parallel_and_nested, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_big_parallel_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_condition_skips, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_skips_rest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_then_stale, setup, teardown),

@@ -358,12 +358,59 @@ static void test_chain_tree(void **state)
     assert_int_equal(n, 2);
     assert_string_equal(kids[1].id, ids[3]);
     int64_t cnt = 0;
+    bool any = false;
     assert_int_equal(vk_store_tx_count_unfinished(tx, ch.id, ids[1], &cnt, &err), 0);
     assert_int_equal(cnt, 2);
+    assert_int_equal(vk_store_tx_has_unfinished(tx, ch.id, ids[1], &any, &err), 0);
+    assert_true(any);
+    assert_int_equal(vk_store_tx_has_unfinished(tx, ch.id, NULL, &any, &err), 0);
+    assert_true(any);
+    /* Finishing the last child (by sequence) leaves the first one unfinished. */
+    struct vk_store_fragment_update u = {.set = VK_STORE_SET_STATUS,
+                                         .status = VK_STORE_FRAG_COMPLETED};
+    assert_int_equal(vk_store_tx_fragment_update(tx, ids[3], &u, &err), 0);
+    assert_int_equal(vk_store_tx_has_unfinished(tx, ch.id, ids[1], &any, &err), 0);
+    assert_true(any);
+    assert_int_equal(vk_store_tx_fragment_update(tx, ids[2], &u, &err), 0);
+    assert_int_equal(vk_store_tx_has_unfinished(tx, ch.id, ids[1], &any, &err), 0);
+    assert_false(any);
+    assert_int_equal(vk_store_tx_count_unfinished(tx, ch.id, ids[1], &cnt, &err), 0);
+    assert_int_equal(cnt, 0);
+    /* Many distinct statement texts (partial updates) on one connection: more than
+     * the per-connection statement cache keeps, then the first ones again. */
+    for (int round = 0; round < 2; round++) {
+        for (unsigned mask = 0; mask < 48; mask++) {
+            struct vk_store_fragment_update v = {0};
+            v.set = VK_STORE_SET_STATUS;
+            v.status = VK_STORE_FRAG_PENDING;
+            if (mask & 1)
+                v.set |= VK_STORE_SET_ATTEMPT, v.attempt = (int)mask;
+            if (mask & 2)
+                v.set |= VK_STORE_SET_READY_AT, v.ready_at = 1000 + mask;
+            if (mask & 4)
+                v.set |= VK_STORE_SET_STARTED_AT, v.started_at = 2000 + mask;
+            if (mask & 8)
+                v.set |= VK_STORE_SET_FINISHED_AT, v.finished_at = 3000 + mask;
+            if (mask & 16)
+                v.set |= VK_STORE_SET_RETRIES_USED, v.retries_used = (int)mask;
+            if (mask & 32)
+                v.set |= VK_STORE_SET_ERROR, v.error = "e";
+            assert_int_equal(vk_store_tx_fragment_update(tx, ids[4], &v, &err), 0);
+            struct vk_store_fragment g;
+            assert_int_equal(vk_store_tx_fragment_get(tx, ids[4], &f->pool, &g, &err), 0);
+            assert_int_equal(g.status, VK_STORE_FRAG_PENDING);
+            if (mask & 1)
+                assert_int_equal(g.attempt, (int)mask);
+            if (mask & 16)
+                assert_int_equal(g.retries_used, (int)mask);
+        }
+    }
     assert_int_equal(vk_store_tx_chain_skip_pending(tx, ch.id, 5, &cnt, &err), 0);
-    assert_int_equal(cnt, 6);
+    assert_int_equal(cnt, 4);
     assert_int_equal(vk_store_tx_count_unfinished(tx, ch.id, NULL, &cnt, &err), 0);
     assert_int_equal(cnt, 0);
+    assert_int_equal(vk_store_tx_has_unfinished(tx, ch.id, NULL, &any, &err), 0);
+    assert_false(any);
     vk_store_tx_rollback(tx); /* undone */
     assert_int_equal(vk_store_chain_get(f->s, ch.id, &f->pool, &c2, &fr, &n, &err), 0);
     assert_int_equal(fr[3].status, VK_STORE_FRAG_PENDING);

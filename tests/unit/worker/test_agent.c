@@ -505,6 +505,42 @@ static void test_output_complete_in_order(void **state)
     fake_free(f);
 }
 
+/* Attempts that print nothing start no uploader and send no log request; the slot's
+ * upload state is reset between attempts (quiet, loud, quiet on one slot). */
+static void test_quiet_attempts_send_no_log(void **state)
+{
+    (void)state;
+    struct fake *f = fake_new();
+    fake_start(f);
+    struct agent *a = agent_start(f, 1, 0, 2);
+    assert_true(wait_for(f, &f->registers, 1, 5000));
+    fake_push(f, "frag-quiet1", "true", 0);
+    fake_push(f, "frag-loud", "echo loud", 0);
+    fake_push(f, "frag-quiet2", "true\n", 0);
+    assert_true(wait_for(f, &f->nresults, 3, 15000));
+    pthread_mutex_lock(&f->mu);
+    const char *ids[] = {"frag-quiet1", "frag-loud", "frag-quiet2"};
+    for (int i = 0; i < 3; i++) {
+        struct fake_result *r = result_of(f, ids[i]);
+        assert_non_null(r);
+        assert_true(rbool(r, "success"));
+    }
+    assert_null(log_of(f, "frag-quiet1"));
+    assert_null(log_of(f, "frag-quiet2"));
+    struct fake_log *l = log_of(f, "frag-loud");
+    assert_non_null(l);
+    assert_int_equal(l->data.len, 5);
+    assert_memory_equal(l->data.data, "loud\n", 5);
+    pthread_mutex_unlock(&f->mu);
+    struct vk_worker_stats st;
+    vk_worker_get_stats(a->w, &st);
+    assert_int_equal(st.attempts_run, 3);
+    assert_int_equal(st.log_bytes_sent, 5);
+    agent_stop(a);
+    agent_free(a);
+    fake_free(f);
+}
+
 static void test_output_arrives_progressively(void **state)
 {
     (void)state;
@@ -882,6 +918,7 @@ int main(void)
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_register_retry_when_server_starts_late),
         cmocka_unit_test(test_output_complete_in_order),
+        cmocka_unit_test(test_quiet_attempts_send_no_log),
         cmocka_unit_test(test_output_arrives_progressively),
         cmocka_unit_test(test_result_fields),
         cmocka_unit_test(test_cancel_via_heartbeat),

@@ -379,6 +379,254 @@ static void test_validators(void **state)
     assert_string_equal(vk_exec_sandbox_name(VK_EXEC_SANDBOX_NONE), "none");
 }
 
+static void test_workspace_recycled(void **state)
+{
+    (void)state;
+    struct collected c;
+    struct vk_exec_result r;
+    char spare[700];
+    snprintf(spare, sizeof spare, "%s/.spare-%ld-%ld", g_env.work_dir, (long)getpid(),
+             (long)gettid());
+    /* An attempt that litters and loosens its workspace... */
+    struct vk_exec_spec s = base_spec("rec1", "mkdir -p a/b && echo x > a/b/f && chmod 0777 .\n");
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_int_equal(r.exit_code, 0);
+    vk_buf_release(&c.b);
+    /* ...is emptied and kept as this thread's spare, not removed. */
+    assert_false(path_exists(r.workspace));
+    struct stat st;
+    assert_int_equal(lstat(spare, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(st.st_mode & 07777, 0700);
+    /* The next attempt gets it: empty, mode 0700. */
+    s = base_spec("rec2", "echo \"$(ls -A | wc -l) $(stat -c %a .)\"\n");
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_string_equal(outs(&c), "0 700\n");
+    vk_buf_release(&c.b);
+    /* A spare that is not clean (something wrote into it) is never handed out. */
+    char junk[800];
+    snprintf(junk, sizeof junk, "%s/junk", spare);
+    int fd = open(junk, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_string_equal(outs(&c), "0 700\n");
+    vk_buf_release(&c.b);
+    assert_int_equal(chmod(spare, 0755), 0);
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_string_equal(outs(&c), "0 700\n");
+    vk_buf_release(&c.b);
+    /* Released with the env (another env, so g_env stays usable). */
+    struct vk_exec_env env2;
+    char wd[400];
+    snprintf(wd, sizeof wd, "%s/work-spare", g_root);
+    struct vk_exec_config cfg = {.work_dir = wd, .cgroups = VK_EXEC_CGROUPS_NEVER};
+    struct vk_err err;
+    assert_int_equal(vk_exec_env_init(&env2, &cfg, &err), 0);
+    collected_init(&c);
+    assert_int_equal(vk_exec_run(&env2, &s, collect, &c, NULL, &r, &err), 0);
+    vk_buf_release(&c.b);
+    snprintf(spare, sizeof spare, "%s/.spare-%ld-%ld", env2.work_dir, (long)getpid(),
+             (long)gettid());
+    assert_true(path_exists(spare));
+    vk_exec_env_release(&env2);
+    assert_false(path_exists(spare));
+}
+
+static void test_plain_script_detection(void **state)
+{
+    (void)state;
+    /* Plain: literal simple commands only. */
+    assert_true(vk_exec_script_is_plain("true", NULL, 0));
+    assert_true(vk_exec_script_is_plain("true\n", NULL, 0));
+    assert_true(
+        vk_exec_script_is_plain("make -j4 test\ncd sub\n./configure --prefix=/usr\n", NULL, 0));
+    assert_true(vk_exec_script_is_plain("CC=gcc make all\n", NULL, 0));
+    assert_true(vk_exec_script_is_plain("make echo test time\n", NULL, 0)); /* arguments */
+    assert_true(vk_exec_script_is_plain("A=1 B=2\n", NULL, 0));
+    assert_true(vk_exec_script_is_plain("export A=1\ncd sub\nmake -k\nexec make -j2\n", NULL, 0));
+    assert_true(vk_exec_script_is_plain("", NULL, 0));
+    /* Not plain: anything the shells may read differently. */
+    const char *np[] = {
+        "false | true\n",
+        "a && b\n",
+        "a; b\n",
+        "echo hi\n",
+        "echo -e x\n",
+        "x=$HOME\n",
+        "ls *.c\n",
+        "cat 'a b'\n",
+        "cat \"a\"\n",
+        "a > out\n",
+        "a 2>&1\n",
+        "a &\n",
+        "# comment\n",
+        "a \\\n b\n",
+        "source env.sh\n",
+        ". ./env.sh\n",
+        "[ -f x ]\n",
+        "[[ -f x ]]\n",
+        "test -f x\n",
+        "set -o pipefail\n",
+        "time make\n",
+        "if true\nthen\nx\nfi\n",
+        "read x\n",
+        "printf x\n",
+        "a\r\n",
+        "~/bin/x\n",
+        "(a)\n",
+        "{ a; }\n",
+        "ulimit -n\n",
+        "trap x EXIT\n",
+        "function f\n",
+        "type ls\n",
+        "let x=1\n",
+        "declare x\n",
+        "local x\n",
+        "kill 1\n",
+        "wait\n",
+        "a`b`\n",
+        "!a\n",
+        "a=(1 2)\n",
+        "A=1 echo x\n",
+        "make\n  set -x\n",
+        "\t\tsource x\n",
+        "x\ntime\n",
+        "export -p\n",
+        "exec -a x make\n",
+        "cd -P x\n",
+        "x\nexport -n A\n",
+    };
+    for (size_t i = 0; i < VK_ARRAY_LEN(np); i++) {
+        if (vk_exec_script_is_plain(np[i], NULL, 0))
+            fail_msg("'%s' taken as plain", np[i]);
+    }
+    /* Longer than the plain limit. */
+    char big[VK_EXEC_PLAIN_SCRIPT_MAX + 8];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_false(vk_exec_script_is_plain(big, NULL, 0));
+    /* Environments bash reads on its own. */
+    const char *e1[] = {"A=b", "BASH_ENV=/x"};
+    const char *e2[] = {"BASH_FUNC_make%%=() { true; }"};
+    const char *e3[] = {"SHELLOPTS=xtrace"};
+    const char *e4[] = {"IFS=x"};
+    const char *ok[] = {"A=b", "MAKEFLAGS=-j2"};
+    assert_false(vk_exec_script_is_plain("true", e1, 2));
+    assert_false(vk_exec_script_is_plain("true", e2, 1));
+    assert_false(vk_exec_script_is_plain("true", e3, 1));
+    assert_false(vk_exec_script_is_plain("true", e4, 1));
+    assert_true(vk_exec_script_is_plain("true", ok, 2));
+    assert_false(vk_exec_script_is_plain(NULL, NULL, 0));
+}
+
+static void test_shell_choice(void **state)
+{
+    (void)state;
+    struct collected c;
+    struct vk_exec_result r;
+    /* A plain script runs under /bin/sh when bash would be the shell (auto). */
+    struct vk_exec_spec s = base_spec("shplain", "vk-no-such-command-x1\n");
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_int_equal(r.exit_code, 127);
+    assert_int_equal(r.plain_shell, g_env.shell_is_bash);
+    if (g_env.shell_is_bash) /* dash: "sh: 1: X: not found"; bash: "bash: line 1: X: command not
+                                found" */
+        assert_non_null(strstr(outs(&c), "sh: 1: vk-no-such-command-x1: not found"));
+    vk_buf_release(&c.b);
+    /* Anything else keeps the full shell (bash -e -o pipefail where installed). */
+    s = base_spec("shfull", "echo \"[${BASH_VERSION:+bash}]\"\nfalse | true\necho after\n");
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_false(r.plain_shell);
+    if (g_env.shell_is_bash) {
+        assert_int_equal(r.exit_code, 1); /* pipefail */
+        assert_string_equal(outs(&c), "[bash]\n");
+    } else {
+        assert_string_equal(outs(&c), "[]\nafter\n");
+    }
+    vk_buf_release(&c.b);
+
+    /* --shell bash: never sh. */
+    struct vk_exec_env env2;
+    char wd[400];
+    snprintf(wd, sizeof wd, "%s/work-bash", g_root);
+    struct vk_exec_config cfg = {
+        .work_dir = wd, .shell = VK_EXEC_SHELL_BASH, .cgroups = VK_EXEC_CGROUPS_NEVER};
+    struct vk_err err;
+    assert_int_equal(vk_exec_env_init(&env2, &cfg, &err), 0);
+    s = base_spec("shbash", "true\n");
+    collected_init(&c);
+    assert_int_equal(vk_exec_run(&env2, &s, collect, &c, NULL, &r, &err), 0);
+    assert_int_equal(r.exit_code, 0);
+    assert_false(r.plain_shell);
+    vk_buf_release(&c.b);
+    vk_exec_env_release(&env2);
+
+    /* --shell sh: /bin/sh for everything (no pipefail with dash). */
+    snprintf(wd, sizeof wd, "%s/work-sh", g_root);
+    cfg.work_dir = wd;
+    cfg.shell = VK_EXEC_SHELL_SH;
+    assert_int_equal(vk_exec_env_init(&env2, &cfg, &err), 0);
+    assert_false(env2.shell_is_bash);
+    assert_string_equal(env2.shell, "/bin/sh");
+    s = base_spec("shsh", "echo \"[${BASH_VERSION:-}]\"\n");
+    collected_init(&c);
+    assert_int_equal(vk_exec_run(&env2, &s, collect, &c, NULL, &r, &err), 0);
+    assert_string_equal(outs(&c), "[]\n");
+    vk_buf_release(&c.b);
+    vk_exec_env_release(&env2);
+
+    enum vk_exec_shell sh;
+    enum vk_exec_cgroups cg;
+    assert_int_equal(vk_exec_shell_parse("auto", &sh), 0);
+    assert_int_equal(sh, VK_EXEC_SHELL_AUTO);
+    assert_int_equal(vk_exec_shell_parse("bash", &sh), 0);
+    assert_int_equal(sh, VK_EXEC_SHELL_BASH);
+    assert_int_equal(vk_exec_shell_parse("sh", &sh), 0);
+    assert_int_equal(sh, VK_EXEC_SHELL_SH);
+    assert_int_equal(vk_exec_shell_parse("zsh", &sh), VK_EINVAL);
+    assert_int_equal(vk_exec_cgroups_parse("auto", &cg), 0);
+    assert_int_equal(cg, VK_EXEC_CGROUPS_AUTO);
+    assert_int_equal(vk_exec_cgroups_parse("always", &cg), 0);
+    assert_int_equal(cg, VK_EXEC_CGROUPS_ALWAYS);
+    assert_int_equal(vk_exec_cgroups_parse("never", &cg), 0);
+    assert_int_equal(cg, VK_EXEC_CGROUPS_NEVER);
+    assert_int_equal(vk_exec_cgroups_parse("", &cg), VK_EINVAL);
+    assert_int_equal(vk_exec_cgroups_parse(NULL, &cg), VK_EINVAL);
+}
+
+static void test_script_inline_and_file(void **state)
+{
+    (void)state;
+    struct collected c;
+    struct vk_exec_result r;
+    /* Small scripts go inline (-c): one directory per attempt, nothing under run/. */
+    struct vk_exec_spec s = base_spec("inl", "echo small\n");
+    char rundir[700];
+    snprintf(rundir, sizeof rundir, "%s/inl-1", g_env.run_dir);
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_string_equal(outs(&c), "small\n");
+    assert_false(path_exists(rundir));
+    vk_buf_release(&c.b);
+    /* Scripts of 100 KiB and more go through a private file, as before. */
+    size_t n = VK_EXEC_INLINE_SCRIPT_MAX + 4096;
+    char *big = vk_xmalloc(n + 64);
+    size_t at = 0;
+    while (at + 40 < n)
+        at += (size_t)snprintf(big + at, n + 64 - at, "# padding padding padding padding\n");
+    at += (size_t)snprintf(big + at, n + 64 - at, "echo \"big $0\"\n");
+    s = base_spec("bigscript", big);
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_int_equal(r.exit_code, 0);
+    char want[800];
+    snprintf(want, sizeof want, "big %s/bigscript-1/script\n", g_env.run_dir);
+    assert_string_equal(outs(&c), want);
+    snprintf(rundir, sizeof rundir, "%s/bigscript-1", g_env.run_dir);
+    assert_false(path_exists(rundir)); /* removed afterwards */
+    vk_buf_release(&c.b);
+    vk_free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -394,6 +642,10 @@ int main(void)
         cmocka_unit_test(test_output_cap),
         cmocka_unit_test(test_workspace_lifecycle),
         cmocka_unit_test(test_rlimits),
+        cmocka_unit_test(test_workspace_recycled),
+        cmocka_unit_test(test_plain_script_detection),
+        cmocka_unit_test(test_shell_choice),
+        cmocka_unit_test(test_script_inline_and_file),
         cmocka_unit_test(test_sha256),
         cmocka_unit_test(test_validators),
     };

@@ -9,6 +9,7 @@
 #include "test_exec_common.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -239,31 +240,129 @@ static void test_cgroup_pids_limit(void **state)
     vk_buf_release(&c.b);
 }
 
+/*
+ * A script that starts a daemon `sleep DUR` leaving the process group (setsid),
+ * waits until it runs, then ends. DUR (e.g. "100.4242") makes the daemon easy
+ * to find in /proc, also when it lives in another PID namespace.
+ */
+#define DAEMON_SCRIPT                                                                              \
+    "setsid sh -c 'echo $$ > d.pid; exec sleep \"$DUR\"' </dev/null >/dev/null 2>&1 &\n"           \
+    "while [ ! -s d.pid ]; do sleep 0.01; done\necho spawned\n"
+
+/* The pid of a process whose command line is exactly `sleep DUR`, or 0. */
+static pid_t find_sleep(const char *dur)
+{
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    struct dirent *e;
+    pid_t found = 0;
+    while (!found && (e = readdir(d)) != NULL) {
+        char *end;
+        long p = strtol(e->d_name, &end, 10);
+        if (*end || p <= 0)
+            continue;
+        char path[64], buf[256];
+        snprintf(path, sizeof path, "/proc/%ld/cmdline", p);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        buf[n] = '\0';
+        size_t l0 = strlen(buf);
+        if (strcmp(buf, "sleep") == 0 && (size_t)n > l0 + 1 && strcmp(buf + l0 + 1, dur) == 0 &&
+            !pid_dead((pid_t)p))
+            found = (pid_t)p;
+    }
+    closedir(d);
+    return found;
+}
+
+/* Run DAEMON_SCRIPT in `env` (sandbox `sb`); returns the daemon's host pid, or 0 when gone. */
+static pid_t run_daemon_script(struct vk_exec_env *env, const char *id, enum vk_exec_sandbox sb,
+                               struct vk_exec_result *r)
+{
+    char dur[64], envd[80];
+    snprintf(dur, sizeof dur, "100.%ld%u", (long)getpid(), (unsigned)(vk_mono_ns() % 100000));
+    snprintf(envd, sizeof envd, "DUR=%s", dur);
+    const char *envv[] = {envd};
+    struct vk_exec_spec s = base_spec(id, DAEMON_SCRIPT);
+    s.sandbox = sb;
+    s.env = envv;
+    s.nenv = 1;
+    struct collected c;
+    struct vk_err err;
+    collected_init(&c);
+    assert_int_equal(vk_exec_run(env, &s, collect, &c, NULL, r, &err), 0);
+    assert_int_equal(r->exit_code, 0);
+    assert_string_equal(outs(&c), "spawned\n");
+    vk_buf_release(&c.b);
+    return find_sleep(dur);
+}
+
 static void test_cgroup_kills_escaped_daemon(void **state)
 {
     (void)state;
     if (!have_cgroups())
         skip();
-    char pidfile[400], envpf[420];
-    snprintf(pidfile, sizeof pidfile, "%s/daemon.pid", g_root);
-    snprintf(envpf, sizeof envpf, "PIDFILE=%s", pidfile);
-    const char *env[] = {envpf};
-    /* setsid leaves the process group: only the cgroup still knows it. */
-    struct vk_exec_spec s = base_spec(
-        "cgdaemon",
-        "setsid sh -c 'echo $$ > \"$PIDFILE\"; exec sleep 100' </dev/null >/dev/null 2>&1 &\n"
-        "while [ ! -s \"$PIDFILE\" ]; do sleep 0.01; done\necho spawned\n");
-    s.env = env;
-    s.nenv = 1;
+    /* --cgroups always: a cgroup also without limits. setsid leaves the process
+     * group: only the cgroup still knows the daemon. */
+    struct vk_exec_env env2;
+    char wd[400];
+    snprintf(wd, sizeof wd, "%s/work-always", g_root);
+    struct vk_exec_config cfg = {.work_dir = wd, .cgroups = VK_EXEC_CGROUPS_ALWAYS};
+    struct vk_err err;
+    assert_int_equal(vk_exec_env_init(&env2, &cfg, &err), 0);
+    struct vk_exec_result r;
+    assert_int_equal(run_daemon_script(&env2, "cgdaemon", VK_EXEC_SANDBOX_NONE, &r), 0);
+    assert_true(r.cgroup_used);
+    vk_exec_env_release(&env2);
+}
+
+static void test_cgroups_auto_only_with_limits(void **state)
+{
+    (void)state;
+    /* The default (auto): no cgroup for an attempt without limits... */
+    struct vk_exec_spec s = base_spec("cgauto", "true\n");
     struct collected c;
     struct vk_exec_result r;
     assert_int_equal(run(&s, &c, &r), 0);
     assert_int_equal(r.exit_code, 0);
-    assert_true(r.cgroup_used);
-    long p = read_pid_file(pidfile);
-    assert_true(p > 0);
-    assert_true(pid_dead((pid_t)p));
+    assert_false(r.cgroup_used);
     vk_buf_release(&c.b);
+    if (!have_cgroups())
+        skip();
+    /* ...one as soon as a limit is asked for. */
+    s = base_spec("cgauto2", "true\n");
+    s.pids_limit = 1000;
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_true(r.cgroup_used);
+    vk_buf_release(&c.b);
+}
+
+static void test_escape_without_cgroup(void **state)
+{
+    (void)state;
+    /* Without a cgroup and without a sandbox, a setsid daemon survives the attempt:
+     * the documented trade-off of --cgroups auto. Kill it ourselves. */
+    struct vk_exec_result r;
+    pid_t p = run_daemon_script(&g_env, "escnone", VK_EXEC_SANDBOX_NONE, &r);
+    assert_false(r.cgroup_used);
+    assert_true(p > 0);
+    (void)kill(p, SIGKILL);
+    assert_true(pid_dead(p));
+    /* In the sandbox the daemon lives in bubblewrap's PID namespace, which the
+     * kernel tears down when the sandbox ends: nothing survives, cgroup or not. */
+    if (!have_bwrap())
+        skip();
+    p = run_daemon_script(&g_env, "escbwrap", VK_EXEC_SANDBOX_BWRAP, &r);
+    assert_true(r.sandboxed);
+    assert_false(r.cgroup_used);
+    if (p > 0)
+        (void)kill(p, SIGKILL);
+    assert_int_equal(p, 0);
 }
 
 static void test_cgroup_cpu_quota(void **state)
@@ -285,7 +384,9 @@ static void test_cgroup_cpu_quota(void **state)
                  (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6 +
                  (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
                  (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
-    print_message("cpu used with a 200 millicore quota over 1 s: %.2f s\n", cpu);
+    print_message("cpu used with a 200 millicore quota over 1 s: %.2f s (cgroup %s)%s%s\n", cpu,
+                  r.cgroup_used ? "used" : "not used", outs(&c)[0] ? "; output: " : "", outs(&c));
+    assert_true(r.cgroup_used);
     assert_true(cpu < 0.5);
     vk_buf_release(&c.b);
 }
@@ -324,6 +425,8 @@ int main(void)
         cmocka_unit_test(test_cgroup_memory_limit),
         cmocka_unit_test(test_cgroup_pids_limit),
         cmocka_unit_test(test_cgroup_kills_escaped_daemon),
+        cmocka_unit_test(test_cgroups_auto_only_with_limits),
+        cmocka_unit_test(test_escape_without_cgroup),
         cmocka_unit_test(test_cgroup_cpu_quota),
         cmocka_unit_test(test_cgroup_notice_when_unavailable),
     };
