@@ -436,6 +436,22 @@ void vk_tracer_free(struct vk_tracer *t, unsigned timeout_ms);
 struct vk_span *vk_tracer_start_span(struct vk_tracer *t, const char *name, enum vk_span_kind kind,
                                      const struct vk_trace_ctx *parent);
 
+/**
+ * Start a span whose identity was handed out earlier (e.g. a chain: its span id
+ * is fixed when the chain is created, so fragment spans can name it as parent
+ * long before it ends). `self` gives the trace and span ids; `parent_span_id`
+ * (VK_SPAN_ID_SIZE bytes, may be NULL) its parent; `start_ns` (nanoseconds since
+ * the epoch; 0 = now) when it began. Returns owned, like vk_tracer_start_span();
+ * NULL when `t` is NULL or `self` is not a valid context.
+ */
+struct vk_span *vk_tracer_start_span_as(struct vk_tracer *t, const char *name,
+                                        enum vk_span_kind kind, const struct vk_trace_ctx *self,
+                                        const uint8_t *parent_span_id, int64_t start_ns);
+
+/** Move a span's start back to `start_ns` (work that began before the span was made);
+ *  a later time is ignored. Accepts NULL. */
+void vk_span_set_start(struct vk_span *s, int64_t start_ns);
+
 /** Add a string / integer attribute (borrowed, copied; invalid UTF-8 becomes '?'). */
 void vk_span_set_str(struct vk_span *s, const char *key, const char *value);
 void vk_span_set_int(struct vk_span *s, const char *key, int64_t value);

@@ -58,10 +58,8 @@ static void dispatch_trace(struct vk_api *api, const struct vk_store_work *w, co
     struct vk_span *s = vk_tracer_start_span(api->opts.tracer, "dispatch", VK_SPAN_PRODUCER,
                                              has_chain ? &chain : NULL);
     if (s) {
-        /* The span covers the queue wait: it began when the fragment became ready (the
-         * tracer stamps "now"; the start is set here, as for the chain span). */
-        if (f->ready_at > 0 && f->ready_at * 1000000 <= s->start_ns)
-            s->start_ns = f->ready_at * 1000000;
+        /* The span covers the queue wait: it began when the fragment became ready. */
+        vk_span_set_start(s, f->ready_at * 1000000);
         vk_span_set_str(s, "vulcan.chain_id", w->chain.id);
         vk_span_set_str(s, "vulcan.fragment_id", f->id);
         vk_span_set_str(s, "vulcan.fragment.name", f->name);

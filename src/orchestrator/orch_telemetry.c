@@ -28,15 +28,6 @@ static int hex_val(char c)
     return -1;
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (p[i])
-            return false;
-    }
-    return true;
-}
-
 int vk_orch_chain_trace(const char *s, struct vk_trace_ctx *chain, struct vk_trace_ctx *parent)
 {
     const size_t tp_len = VK_TRACEPARENT_LEN - 1;
@@ -96,23 +87,17 @@ void vk__orch_trace_new(struct vk_orch *o, const char *parent_tp, char out[VK_OR
 /* ---------------------------------------------------------------- Reports */
 
 /* The chain's span, ended now. Its id was fixed when the chain was created (fragment
- * dispatch spans already name it as their parent) and it began at created_at: the tracer
- * hands out fresh ids and start times only, so both are written into the span here. */
+ * dispatch spans already name it as their parent) and it began at created_at. */
 static void chain_span(struct vk_orch *o, const struct vk__orch_ended *e, const char *status)
 {
     struct vk_trace_ctx chain, parent;
     if (!o->opts.tracer || vk_orch_chain_trace(e->trace, &chain, &parent) != 0)
         return;
-    bool has_parent = !all_zero(parent.span_id, VK_SPAN_ID_SIZE);
-    struct vk_span *sp = vk_tracer_start_span(o->opts.tracer, "chain", VK_SPAN_INTERNAL,
-                                              has_parent ? &parent : &chain);
+    struct vk_span *sp =
+        vk_tracer_start_span_as(o->opts.tracer, "chain", VK_SPAN_INTERNAL, &chain, parent.span_id,
+                                e->created_at > 0 ? e->created_at * 1000000 : 0);
     if (!sp)
         return;
-    sp->ctx = chain;
-    memcpy(sp->parent_span_id, parent.span_id, VK_SPAN_ID_SIZE);
-    sp->has_parent = has_parent;
-    if (e->created_at > 0)
-        sp->start_ns = e->created_at * 1000000;
     vk_span_set_str(sp, "vulcan.chain_id", e->chain_id);
     vk_span_set_str(sp, "vulcan.chain.status", status);
     if (e->status == VK_STORE_CHAIN_FAILED)

@@ -459,6 +459,35 @@ struct vk_span *vk_tracer_start_span(struct vk_tracer *t, const char *name, enum
     return s;
 }
 
+struct vk_span *vk_tracer_start_span_as(struct vk_tracer *t, const char *name,
+                                        enum vk_span_kind kind, const struct vk_trace_ctx *self,
+                                        const uint8_t *parent_span_id, int64_t start_ns)
+{
+    if (!t || !vk__telemetry_ctx_valid(self))
+        return NULL;
+    struct vk_span *s = vk_xmalloc(sizeof(*s));
+    vk__telemetry_span_init(s, name, kind, self, self->trace_id, self->span_id);
+    /* span_init made `self` the parent; set the real one (or none). */
+    s->has_parent = false;
+    memset(s->parent_span_id, 0, VK_SPAN_ID_SIZE);
+    if (parent_span_id) {
+        for (size_t i = 0; i < VK_SPAN_ID_SIZE && !s->has_parent; i++)
+            s->has_parent = parent_span_id[i] != 0;
+        if (s->has_parent)
+            memcpy(s->parent_span_id, parent_span_id, VK_SPAN_ID_SIZE);
+    }
+    if (start_ns > 0)
+        s->start_ns = start_ns;
+    atomic_fetch_add_explicit(&t->started, 1, memory_order_relaxed);
+    return s;
+}
+
+void vk_span_set_start(struct vk_span *s, int64_t start_ns)
+{
+    if (s && start_ns > 0 && start_ns < s->start_ns)
+        s->start_ns = start_ns;
+}
+
 void vk_tracer_end_span(struct vk_tracer *t, struct vk_span *s)
 {
     if (!s)

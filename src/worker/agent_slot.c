@@ -280,8 +280,7 @@ static void child_span(struct vk_worker *w, const struct vk_span *parent, const 
     struct vk_span *sp = vk_tracer_start_span(w->tel.tracer, name, VK_SPAN_INTERNAL, &parent->ctx);
     if (!sp)
         return;
-    if (start_ns > 0 && start_ns <= sp->start_ns)
-        sp->start_ns = start_ns; /* the tracer stamps "now"; the work began earlier */
+    vk_span_set_start(sp, start_ns); /* the work began before the span was made */
     if (key)
         vk_span_set_int(sp, key, value);
     vk_tracer_end_span(w->tel.tracer, sp);
