@@ -241,7 +241,11 @@ struct vk_exec_result {
 int vk_exec_env_init(struct vk_exec_env *env, const struct vk_exec_config *cfg,
                      struct vk_err *err) VK_MUST_CHECK;
 
-/** Free what `env` owns and remove the (empty) cgroup parents it created. Accepts NULL. */
+/**
+ * Free what `env` owns, remove the (empty) cgroup parents it created and this
+ * process's spare workspaces in the work root. Call it when no vk_exec_run()
+ * is running on any env of this process with the same work_dir. Accepts NULL.
+ */
 void vk_exec_env_release(struct vk_exec_env *env);
 
 /** Reset a cancel request to "not requested". */

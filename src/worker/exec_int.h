@@ -2,7 +2,7 @@
  * exec_int.h — private to the executor (src/worker/exec*.c).
  *
  * Pieces: an output sink applying the cap (exec_sink.c), a child runner that
- * forks, sets up the child and pumps its output while enforcing timeout and
+ * starts (clone + exec), sets up the child and pumps its output while enforcing timeout and
  * cancel (exec_proc.c), per-attempt cgroups (exec_cgroup.c), bubblewrap argv
  * (exec_sandbox.c), git mirror + checkout (exec_git.c), workspace files and
  * safe recursive removal (exec_fs.c), SHA-256 for mirror names (exec_sha256.c, libcrypto).
@@ -91,7 +91,7 @@ void vk__exec_cg_destroy(struct vk__exec_cg *cg);
 
 /* ---------------------------------------------------------------- Child runner */
 
-/** Describes one child process. Everything is prepared before fork(). */
+/** Describes one child process. Everything is prepared before the clone. */
 struct vk__exec_child {
     const char *path;             /**< absolute path for execve */
     char *const *argv;            /**< NULL-terminated */
@@ -117,7 +117,8 @@ struct vk__exec_outcome {
 };
 
 /**
- * Fork and exec `c`, pump its output until it and its process group are gone.
+ * Start `c` (clone(CLONE_VM|CLONE_VFORK) + execve), pump its output until it and its
+ * process group are gone.
  * Returns 0 (see *o) or a VK code when the child could not be started.
  */
 int vk__exec_child_run(const struct vk__exec_child *c, struct vk__exec_outcome *o,
