@@ -345,6 +345,7 @@ int vk_manual_inputs_resolve_json(const struct vk_workflow *wf, const char *json
 #define VK_GIT_MAX_BLOB (1u << 20)  /**< default cap of vk_git_read_file() */
 #define VK_GIT_MAX_LIST (16u << 20) /**< cap of a file listing's bytes */
 #define VK_GIT_MAX_FILES 100000     /**< cap of names in one listing */
+#define VK_GIT_MAX_READ (64u << 20) /**< cap of the bytes vk_git_read_files() returns */
 
 /** Options for a mirror. Zero-initialise; 0 / NULL means the default. */
 struct vk_git_opts {
@@ -419,7 +420,7 @@ int vk_git_resolve_commit(struct vk_git_mirror *m, const char *sha, char out[65]
 /**
  * The files at commit `sha` (full hex name) whose path matches `glob` (NULL:
  * VK_GIT_DEFAULT_GLOB; vk_wf_glob_match(): `*` does not cross '/'), sorted.
- * Appends to `out` (initialised). Syncs the mirror first.
+ * Appends to `out` (initialised). Syncs the mirror when it lacks the commit.
  * Returns 0, VK_EINVAL, VK_ENOTFOUND, VK_ETOOBIG, VK_ETIMEDOUT, VK_EIO.
  */
 int vk_git_list_files(struct vk_git_mirror *m, const char *sha, const char *glob,
@@ -432,6 +433,40 @@ int vk_git_list_files(struct vk_git_mirror *m, const char *sha, const char *glob
  */
 int vk_git_read_file(struct vk_git_mirror *m, const char *sha, const char *path, struct vk_buf *out,
                      struct vk_err *err) VK_MUST_CHECK;
+
+/** A file read by vk_git_read_files(); `path` and `data` (NUL-terminated) live in the list's pool.
+ */
+struct vk_git_file {
+    const char *path;
+    const char *data;
+    size_t len;
+};
+
+/** Files with their contents; `items` live in `pool`. */
+struct vk_git_files {
+    struct vk_git_file *items;
+    size_t n;
+    size_t bytes; /**< sum of the files' lengths */
+    struct vk_pool pool;
+};
+
+void vk_git_files_init(struct vk_git_files *f);
+/** Free the contents (not the struct). Accepts NULL. */
+void vk_git_files_release(struct vk_git_files *f);
+
+/**
+ * List and read in one go: the files at commit `sha` (full hex name) whose path matches
+ * `glob` (NULL: VK_GIT_DEFAULT_GLOB; as vk_git_list_files()), sorted by path, each with
+ * its bytes (at most opts.max_blob each, VK_GIT_MAX_READ in all). ONE `git cat-file
+ * --batch` process reads the commit, the trees under the glob's fixed directory (only as
+ * deep as the glob can match) and the matching blobs; the mirror is cloned or fetched
+ * only when it lacks the commit. Submodules and paths vk_git_read_file() refuses are left
+ * out. `out` (initialised, empty) is filled only on success.
+ * Returns 0, VK_EINVAL, VK_ENOTFOUND (no such commit, even after a fetch), VK_ETOOBIG,
+ * VK_ETIMEDOUT, VK_EIO, VK_ENOMEM.
+ */
+int vk_git_read_files(struct vk_git_mirror *m, const char *sha, const char *glob,
+                      struct vk_git_files *out, struct vk_err *err) VK_MUST_CHECK;
 
 /**
  * The paths changed between commits `before` and `after` (`git diff

@@ -13,8 +13,9 @@
  *   6. read the workflows at the event's commit from the mirror cache, start the chains
  *      whose triggers match (and failed chains for workflows that do not load), and after
  *      a push to the default branch refresh the repository's schedules.
- * The git work runs on the HTTP thread that received the request (a warm mirror answers in
- * a few milliseconds; run the server with enough --http-threads for slow remotes).
+ * The git work runs on the HTTP thread that received the request: with a warm mirror it is
+ * one `git cat-file --batch` process for the listing and every workflow file
+ * (vk_git_read_files()); run the server with enough --http-threads for slow remotes.
  */
 #include "api_int.h"
 #include "vulcan/telemetry.h"

@@ -61,16 +61,18 @@ void vk__api_trig_set_release(struct vk__api_trig_set *set)
     memset(set, 0, sizeof(*set));
 }
 
+/* Load the workflow `f` (read at `sha`) into `it`. */
 static int load_one(struct vk_api *api, struct vk_git_mirror *m, const struct vk_store_repo *repo,
-                    const char *sha, const char *file, struct vk__api_trig_item *it,
+                    const char *sha, const struct vk_git_file *f, struct vk__api_trig_item *it,
                     struct vk_err *err)
 {
+    const char *file = f->path;
     memset(it, 0, sizeof(*it));
     it->file = vk_xstrdup(file);
     vk_buf_init(&it->text, VK_GIT_MAX_BLOB);
-    int rc = vk_git_read_file(m, sha, file, &it->text, err);
-    if (rc)
-        return rc;
+    if (f->len && vk_buf_add(&it->text, f->data, f->len) < 0)
+        return vk_err_set(err, VK_ETOOBIG, "file '%s' is larger than %u bytes", file,
+                          VK_GIT_MAX_BLOB);
     /* Relative imports resolve against the file's directory inside the repository. */
     char base[4096];
     const char *slash = strrchr(file, '/');
@@ -79,7 +81,7 @@ static int load_one(struct vk_api *api, struct vk_git_mirror *m, const struct vk
     struct vk_wf_options o = {.base_path = base, .fetch = git_fetch, .fetch_ctx = &gf};
     struct vk_wf_error we;
     vk_wf_error_init(&we);
-    rc = vk_workflow_load_buffer(it->text.data, it->text.len, file, &o, &it->wf, &we);
+    int rc = vk_workflow_load_buffer(it->text.data, it->text.len, file, &o, &it->wf, &we);
     if (rc) {
         if (rc == VK_ENOMEM) {
             vk_wf_error_release(&we);
@@ -98,30 +100,31 @@ int vk__api_trig_load(struct vk_api *api, struct vk_git_mirror *m, const struct 
                       struct vk_err *err)
 {
     memset(set, 0, sizeof(*set));
-    struct vk_git_paths paths;
-    vk_git_paths_init(&paths);
-    int rc = vk_git_list_files(m, sha, repo->workflow_glob, &paths, err);
+    /* the listing and every file in one git process */
+    struct vk_git_files files;
+    vk_git_files_init(&files);
+    int rc = vk_git_read_files(m, sha, repo->workflow_glob, &files, err);
     if (rc)
         goto out;
     size_t n = 0;
-    for (size_t i = 0; i < paths.n; i++)
-        n += !only_file || strcmp(paths.items[i], only_file) == 0;
+    for (size_t i = 0; i < files.n; i++)
+        n += !only_file || strcmp(files.items[i].path, only_file) == 0;
     if (only_file && n == 0) {
         rc = vk_err_set(err, VK_ENOTFOUND, "no workflow '%s' at commit %.12s (glob '%s')",
                         only_file, sha, repo->workflow_glob);
         goto out;
     }
     set->items = vk_xcalloc(n ? n : 1, sizeof(*set->items));
-    for (size_t i = 0; i < paths.n; i++) {
-        if (only_file && strcmp(paths.items[i], only_file) != 0)
+    for (size_t i = 0; i < files.n; i++) {
+        if (only_file && strcmp(files.items[i].path, only_file) != 0)
             continue;
-        rc = load_one(api, m, repo, sha, paths.items[i], &set->items[set->n], err);
+        rc = load_one(api, m, repo, sha, &files.items[i], &set->items[set->n], err);
         set->n++;
         if (rc)
             goto out;
     }
 out:
-    vk_git_paths_release(&paths);
+    vk_git_files_release(&files);
     if (rc)
         vk__api_trig_set_release(set);
     return rc;

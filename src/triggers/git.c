@@ -9,11 +9,15 @@
  *
  * A clone goes to a temporary name and is renamed into place, so a half-made
  * mirror is never used. The mirror is fetched only when a wanted commit is
- * missing, or when a branch head is asked for.
+ * missing, or when a branch head is asked for. Reads do not check for the commit
+ * first: they run, and only when git cannot find the commit is the mirror synced and the
+ * read done again. vk_git_read_files() lists and reads the workflow files of a commit
+ * with one `git cat-file --batch` process (a webhook's whole git work on a warm mirror).
  *
  * git runs through posix_spawn() with an argv array (URLs are hostile, "--"
  * ends the options; never a shell), in its own process group with a timeout
- * (the group is killed when it runs out), stdin from /dev/null, output capped,
+ * (the group is killed when it runs out), stdin from /dev/null (a socket we write object
+ * names to for cat-file --batch), output capped,
  * and a minimal environment: GIT_TERMINAL_PROMPT=0, ssh in batch mode, only
  * the file, git, http, https and ssh transports, no system gitconfig.
  */
@@ -29,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -141,6 +146,55 @@ static void drain(int *fd, struct out *o, char *tmp, size_t tmpsz)
 }
 
 /*
+ * Start git with `argv` (argv[0] ignored: the mirror's git) in its own process group, with
+ * stdin from `in_fd` (-1: /dev/null), stdout to `out_fd` and stderr to `err_fd` (-1:
+ * /dev/null), SIGPIPE at its default and nothing blocked. On success *pid is the child.
+ * Returns 0 or VK_EIO.
+ */
+static int spawn_git(struct vk_git_mirror *m, char **argv, int in_fd, int out_fd, int err_fd,
+                     pid_t *pid, struct vk_err *err)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    int rc = VK_EIO;
+    *pid = -1;
+    argv[0] = m->git;
+    if (posix_spawn_file_actions_init(&fa) != 0)
+        return vk_err_set(err, VK_EIO, "cannot start git");
+    if (posix_spawnattr_init(&attr) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        return vk_err_set(err, VK_EIO, "cannot start git");
+    }
+    sigset_t none, dfl;
+    sigemptyset(&none);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGPIPE);
+    int in_ok = in_fd >= 0 ? posix_spawn_file_actions_adddup2(&fa, in_fd, 0)
+                           : posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    int err_ok = err_fd >= 0 ? posix_spawn_file_actions_adddup2(&fa, err_fd, 2)
+                             : posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    if (in_ok == 0 && posix_spawn_file_actions_adddup2(&fa, out_fd, 1) == 0 && err_ok == 0 &&
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                            POSIX_SPAWN_SETSIGDEF) == 0 &&
+        posix_spawnattr_setpgroup(&attr, 0) == 0 && posix_spawnattr_setsigmask(&attr, &none) == 0 &&
+        posix_spawnattr_setsigdefault(&attr, &dfl) == 0) {
+        int e = posix_spawn(pid, m->git, &fa, &attr, argv, m->envp);
+        if (e == 0) {
+            m->stats.commands++;
+            rc = 0;
+        } else {
+            *pid = -1;
+            rc = vk_err_set(err, VK_EIO, "cannot run '%s': %s", m->git, strerror(e));
+        }
+    } else {
+        vk_err_set(err, VK_EIO, "cannot start git");
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    return rc;
+}
+
+/*
  * Run git with `argv` (argv[0] ignored: the mirror's git). Stdout goes to
  * `out` (capped by its max; overflow: VK_ETOOBIG), stderr to `errout`.
  * *status gets the exit status (-1 when killed). Returns 0 when git ran to
@@ -152,40 +206,15 @@ static int run(struct vk_git_mirror *m, const char *what, char **argv, struct vk
     int po[2] = {-1, -1}, pe[2] = {-1, -1};
     int rc = VK_EIO;
     pid_t pid = -1;
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    bool fa_ok = false, attr_ok = false;
     *status = -1;
-    argv[0] = m->git;
     if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0) {
         rc = vk_err_errno(err, "pipe");
         goto out;
     }
-    if (posix_spawn_file_actions_init(&fa) != 0)
+    rc = spawn_git(m, argv, -1, po[1], pe[1], &pid, err);
+    if (rc)
         goto out;
-    fa_ok = true;
-    if (posix_spawnattr_init(&attr) != 0)
-        goto out;
-    attr_ok = true;
-    sigset_t none, dfl;
-    sigemptyset(&none);
-    sigemptyset(&dfl);
-    sigaddset(&dfl, SIGPIPE);
-    if (posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) != 0 ||
-        posix_spawn_file_actions_adddup2(&fa, po[1], 1) != 0 ||
-        posix_spawn_file_actions_adddup2(&fa, pe[1], 2) != 0 ||
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                            POSIX_SPAWN_SETSIGDEF) != 0 ||
-        posix_spawnattr_setpgroup(&attr, 0) != 0 || posix_spawnattr_setsigmask(&attr, &none) ||
-        posix_spawnattr_setsigdefault(&attr, &dfl) != 0)
-        goto out;
-    int e = posix_spawn(&pid, m->git, &fa, &attr, argv, m->envp);
-    if (e != 0) {
-        pid = -1;
-        rc = vk_err_set(err, VK_EIO, "cannot run '%s': %s", m->git, strerror(e));
-        goto out;
-    }
-    m->stats.commands++;
+    rc = VK_EIO;
     close(po[1]);
     close(pe[1]);
     po[1] = pe[1] = -1;
@@ -234,12 +263,6 @@ static int run(struct vk_git_mirror *m, const char *what, char **argv, struct vk
         rc = 0;
     }
 out:
-    if (rc == VK_EIO && pid < 0 && err && err->code == 0)
-        vk_err_set(err, VK_EIO, "cannot start git");
-    if (fa_ok)
-        posix_spawn_file_actions_destroy(&fa);
-    if (attr_ok)
-        posix_spawnattr_destroy(&attr);
     for (int i = 0; i < 2; i++) {
         if (po[i] >= 0)
             close(po[i]);
@@ -421,6 +444,12 @@ static bool mirror_exists(const struct vk_git_mirror *m)
     struct stat st;
     snprintf(head, sizeof(head), "%s/HEAD", m->dir);
     return stat(head, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Clones plus fetches so far: a change means the mirror got new objects. */
+static unsigned syncs(const struct vk_git_mirror *m)
+{
+    return m->stats.clones + m->stats.fetches;
 }
 
 static bool has_commit(struct vk_git_mirror *m, const char *sha)
@@ -633,9 +662,8 @@ int vk_git_list_files(struct vk_git_mirror *m, const char *sha, const char *glob
     for (size_t i = 0; i < gn; i++)
         if ((unsigned char)glob[i] < 0x20)
             return vk_err_set(err, VK_EINVAL, "invalid workflow glob");
-    int rc = vk_git_mirror_sync(m, sha, err);
-    if (rc < 0)
-        return rc;
+    if (!vk_git_valid_sha(sha))
+        return vk_err_set(err, VK_EINVAL, "invalid commit id '%.80s'", sha ? sha : "");
     /* list only below the fixed directory part of the glob (".vulcan" for ".vulcan/x") */
     char prefix[MAX_GLOB + 1];
     size_t pn = glob_dir(glob);
@@ -645,21 +673,30 @@ int vk_git_list_files(struct vk_git_mirror *m, const char *sha, const char *glob
                     "-r", "--name-only",         "-z", "--full-tree", (char *)sha,
                     "--", pn ? prefix : NULL,    NULL};
     struct vk_buf o = VK_BUF_INIT(VK_GIT_MAX_LIST);
-    rc = run_ok(m, "ls-tree", argv, &o, VK_EIO, err);
+    /* the commit is usually there: list first, sync only when that fails */
+    int rc = VK_ENOTFOUND;
+    if (mirror_exists(m))
+        rc = run_ok(m, "ls-tree", argv, &o, VK_EIO, err);
+    if (rc == VK_EIO || rc == VK_ENOTFOUND) {
+        unsigned before = syncs(m);
+        int src = vk_git_mirror_sync(m, sha, err);
+        if (src < 0) {
+            rc = src;
+        } else if (rc == VK_ENOTFOUND || syncs(m) != before) {
+            vk_buf_reset(&o);
+            rc = run_ok(m, "ls-tree", argv, &o, VK_EIO, err);
+        }
+    }
     if (rc == 0)
         rc = collect(&o, glob, out, err);
     vk_buf_release(&o);
     return rc;
 }
 
-int vk_git_read_file(struct vk_git_mirror *m, const char *sha, const char *path, struct vk_buf *out,
-                     struct vk_err *err)
+/* `git cat-file blob <sha>:<path>` into `out`. */
+static int cat_blob(struct vk_git_mirror *m, const char *sha, const char *path, struct vk_buf *out,
+                    struct vk_err *err)
 {
-    if (!valid_path(path))
-        return vk_err_set(err, VK_EINVAL, "invalid file path '%.200s'", path ? path : "");
-    int rc = vk_git_mirror_sync(m, sha, err);
-    if (rc < 0)
-        return rc;
     size_t n = strlen(sha) + strlen(path) + 2;
     char *spec = vk_malloc(n);
     if (!spec)
@@ -667,7 +704,7 @@ int vk_git_read_file(struct vk_git_mirror *m, const char *sha, const char *path,
     snprintf(spec, n, "%s:%s", sha, path);
     char *argv[] = {NULL, "-C", m->dir, "cat-file", "blob", spec, NULL};
     struct vk_buf o = VK_BUF_INIT(m->max_blob);
-    rc = run_ok(m, "cat-file", argv, &o, VK_ENOTFOUND, err);
+    int rc = run_ok(m, "cat-file", argv, &o, VK_ENOTFOUND, err);
     if (rc == VK_ETOOBIG)
         rc = vk_err_set(err, rc, "file '%s' is larger than %zu bytes", path, m->max_blob);
     else if (rc == VK_ENOTFOUND)
@@ -677,6 +714,29 @@ int vk_git_read_file(struct vk_git_mirror *m, const char *sha, const char *path,
     vk_buf_release(&o);
     vk_free(spec);
     return rc;
+}
+
+int vk_git_read_file(struct vk_git_mirror *m, const char *sha, const char *path, struct vk_buf *out,
+                     struct vk_err *err)
+{
+    if (!valid_path(path))
+        return vk_err_set(err, VK_EINVAL, "invalid file path '%.200s'", path ? path : "");
+    if (!vk_git_valid_sha(sha))
+        return vk_err_set(err, VK_EINVAL, "invalid commit id '%.80s'", sha ? sha : "");
+    /* the commit is usually there: read first, sync only when that fails */
+    int rc = VK_ENOTFOUND;
+    if (mirror_exists(m)) {
+        rc = cat_blob(m, sha, path, out, err);
+        if (rc != VK_ENOTFOUND)
+            return rc;
+    }
+    unsigned before = syncs(m);
+    int src = vk_git_mirror_sync(m, sha, err);
+    if (src < 0)
+        return src;
+    if (rc == VK_ENOTFOUND && syncs(m) == before)
+        return rc; /* the commit was there all along: no such file */
+    return cat_blob(m, sha, path, out, err);
 }
 
 int vk_git_changed_paths(struct vk_git_mirror *m, const char *before, const char *after,
@@ -718,4 +778,507 @@ int vk_git_changed_paths(struct vk_git_mirror *m, const char *before, const char
         rc = collect(&o, NULL, out, err);
     vk_buf_release(&o);
     return rc;
+}
+
+/* ---------------------------------------------------------------- Batch reads */
+
+/*
+ * One `git cat-file --batch` process for a whole read: we write an object name per line
+ * on its stdin (a socket, so that a git that died gives EPIPE, never SIGPIPE) and read
+ * "<oid> <type> <size>\n<bytes>\n" or "<name> missing\n" back (git flushes after every
+ * object). One deadline (the mirror's timeout) covers the whole conversation; any error
+ * ends the process.
+ */
+struct batch {
+    struct vk_git_mirror *m;
+    pid_t pid;
+    int in;  /* our end of git's stdin */
+    int out; /* git's stdout */
+    int64_t deadline;
+    size_t hexlen; /* length of the last object id answered: 40 or 64 */
+    size_t pos, len;
+    char buf[16384];
+};
+
+static int batch_fail(struct batch *b, struct vk_err *err, int code, const char *what)
+{
+    if (code == VK_ETIMEDOUT)
+        return vk_err_set(err, code, "git cat-file timed out after %lld ms",
+                          (long long)b->m->timeout_ms);
+    return vk_err_set(err, code, "git cat-file: %s", what);
+}
+
+static void batch_end(struct batch *b)
+{
+    if (b->in >= 0)
+        close(b->in);
+    if (b->out >= 0)
+        close(b->out);
+    b->in = b->out = -1;
+    if (b->pid > 0) {
+        /* read-only work: ending it at once is safe and bounds the wait */
+        kill(-b->pid, SIGKILL);
+        while (waitpid(b->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    b->pid = -1;
+}
+
+static int batch_start(struct batch *b, struct vk_git_mirror *m, struct vk_err *err)
+{
+    int sv[2] = {-1, -1}, po[2] = {-1, -1};
+    memset(b, 0, sizeof(*b));
+    b->m = m;
+    b->pid = -1;
+    b->in = b->out = -1;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return vk_err_errno(err, "socketpair");
+    if (pipe2(po, O_CLOEXEC) < 0) {
+        int rc = vk_err_errno(err, "pipe");
+        close(sv[0]);
+        close(sv[1]);
+        return rc;
+    }
+    char *argv[] = {NULL, "-C", m->dir, "cat-file", "--batch", NULL};
+    int rc = spawn_git(m, argv, sv[1], po[1], -1, &b->pid, err);
+    close(sv[1]);
+    close(po[1]);
+    b->in = sv[0];
+    b->out = po[0];
+    b->deadline = mono_ms() + m->timeout_ms;
+    if (rc)
+        batch_end(b);
+    return rc;
+}
+
+/* Wait until `fd` is ready for `events` or the deadline passes. Returns 0, VK_ETIMEDOUT, VK_EIO. */
+static int batch_wait(struct batch *b, int fd, short events, struct vk_err *err)
+{
+    for (;;) {
+        int64_t left = b->deadline - mono_ms();
+        if (left <= 0)
+            return batch_fail(b, err, VK_ETIMEDOUT, NULL);
+        struct pollfd p = {fd, events, 0};
+        int pr = poll(&p, 1, (int)(left > 1000 ? 1000 : left));
+        if (pr > 0)
+            return 0;
+        if (pr < 0 && errno != EINTR)
+            return vk_err_errno(err, "poll");
+    }
+}
+
+static int batch_write(struct batch *b, const char *p, size_t n, struct vk_err *err)
+{
+    while (n > 0) {
+        int rc = batch_wait(b, b->in, POLLOUT, err);
+        if (rc)
+            return rc;
+        ssize_t w = send(b->in, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+            continue;
+        if (w <= 0)
+            return batch_fail(b, err, VK_EIO, "the process ended early");
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* At least one more byte in b->buf (b->pos < b->len). */
+static int batch_fill(struct batch *b, struct vk_err *err)
+{
+    if (b->pos < b->len)
+        return 0;
+    b->pos = b->len = 0;
+    for (;;) {
+        int rc = batch_wait(b, b->out, POLLIN, err);
+        if (rc)
+            return rc;
+        ssize_t r = read(b->out, b->buf, sizeof(b->buf));
+        if (r > 0) {
+            b->len = (size_t)r;
+            return 0;
+        }
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        return batch_fail(b, err, VK_EIO, "the process ended early");
+    }
+}
+
+/* One header line (without its LF) into `line` (`cap` bytes with the NUL). */
+static int batch_line(struct batch *b, char *line, size_t cap, struct vk_err *err)
+{
+    size_t n = 0;
+    for (;;) {
+        int rc = batch_fill(b, err);
+        if (rc)
+            return rc;
+        char c = b->buf[b->pos++];
+        if (c == '\n')
+            break;
+        if (n + 1 >= cap)
+            return batch_fail(b, err, VK_EIO, "header line too long");
+        line[n++] = c;
+    }
+    line[n] = '\0';
+    return 0;
+}
+
+/*
+ * Ask for object `name` (an oid, "<sha>^{commit}", "<sha>:<path>"; no LF). On success
+ * *missing tells whether it exists; when it does, `type` gets its type and `out` (reset
+ * first) its bytes. An object larger than `cap` is VK_ETOOBIG when `!discard`, else its
+ * first `cap` bytes are kept and the rest skipped. Errors end nothing: the caller calls
+ * batch_end().
+ */
+static int batch_get(struct batch *b, const char *name, size_t cap, bool discard, char type[16],
+                     struct vk_buf *out, bool *missing, struct vk_err *err)
+{
+    char line[VK_HOOK_MAX_PATH + 256];
+    size_t nl = strlen(name);
+    *missing = false;
+    vk_buf_reset(out);
+    if (nl == 0 || nl > VK_HOOK_MAX_PATH + 128 || memchr(name, '\n', nl))
+        return vk_err_set(err, VK_EINVAL, "invalid object name");
+    int rc = batch_write(b, name, nl, err);
+    if (rc == 0)
+        rc = batch_write(b, "\n", 1, err);
+    if (rc == 0)
+        rc = batch_line(b, line, sizeof(line), err);
+    if (rc)
+        return rc;
+    /* "<name> missing" / "<name> ambiguous": the name is ours, so compare the suffix */
+    size_t ll = strlen(line);
+    if (ll == nl + 8 && memcmp(line, name, nl) == 0 && strcmp(line + nl, " missing") == 0) {
+        *missing = true;
+        return 0;
+    }
+    if (ll == nl + 10 && memcmp(line, name, nl) == 0 && strcmp(line + nl, " ambiguous") == 0) {
+        *missing = true;
+        return 0;
+    }
+    /* "<oid> <type> <size>" */
+    char *sp1 = strchr(line, ' ');
+    char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+    size_t hexn = sp1 ? (size_t)(sp1 - line) : 0;
+    if (!sp2 || (hexn != 40 && hexn != 64) || !vk__trig_is_hex(line, hexn) ||
+        (size_t)(sp2 - sp1 - 1) >= 16 || sp2[1] < '0' || sp2[1] > '9' || strlen(sp2 + 1) > 15)
+        return batch_fail(b, err, VK_EIO, "unexpected answer");
+    b->hexlen = hexn;
+    memcpy(type, sp1 + 1, (size_t)(sp2 - sp1 - 1));
+    type[sp2 - sp1 - 1] = '\0';
+    unsigned long long size = 0;
+    for (const char *d = sp2 + 1; *d; d++) {
+        if (*d < '0' || *d > '9')
+            return batch_fail(b, err, VK_EIO, "unexpected answer");
+        size = size * 10 + (unsigned)(*d - '0');
+    }
+    if (size > cap && !discard)
+        return VK_ETOOBIG; /* the caller names the object */
+    /* the bytes, then one LF */
+    unsigned long long left = size + 1;
+    while (left > 0) {
+        rc = batch_fill(b, err);
+        if (rc)
+            return rc;
+        size_t avail = b->len - b->pos;
+        size_t take = avail < left ? avail : (size_t)left;
+        size_t keep_left = out->len < cap ? cap - out->len : 0;
+        size_t keep = take;
+        if (left <= take) /* the final LF is not content */
+            keep = take - 1;
+        if (keep > keep_left)
+            keep = keep_left;
+        if (keep && vk_buf_add(out, b->buf + b->pos, keep) < 0)
+            return vk_err_set(err, VK_ENOMEM, "out of memory");
+        b->pos += take;
+        left -= take;
+    }
+    if (b->buf[b->pos - 1] != '\n')
+        return batch_fail(b, err, VK_EIO, "unexpected answer");
+    return 0;
+}
+
+void vk_git_files_init(struct vk_git_files *f)
+{
+    memset(f, 0, sizeof(*f));
+    vk_pool_init(&f->pool, 0);
+}
+
+void vk_git_files_release(struct vk_git_files *f)
+{
+    if (!f)
+        return;
+    vk_pool_release(&f->pool);
+    f->items = NULL;
+    f->n = 0;
+    f->bytes = 0;
+}
+
+/* A file found while walking the trees: its path and blob id. */
+struct found {
+    char *path;
+    char oid[65];
+};
+
+/* A directory still to read. */
+struct dir {
+    char *path; /* "" for the root */
+    char oid[65];
+};
+
+struct walk {
+    struct batch *b;
+    const char *glob;
+    size_t glob_slashes; /* '/' in the glob; SIZE_MAX when it has "**" */
+    size_t rawlen;       /* bytes of an object id in a tree: 20 or 32 */
+    struct vk_pool pool; /* paths, dirs, found */
+    struct found *found;
+    size_t nfound, capfound;
+    struct dir *dirs;
+    size_t ndirs, capdirs;
+    size_t entries, tree_bytes;
+};
+
+static int grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    size_t nc = *cap ? *cap * 2 : 16;
+    void *p = vk_realloc(*arr, nc * elem);
+    if (!p)
+        return VK_ENOMEM;
+    *arr = p;
+    *cap = nc;
+    return 0;
+}
+
+static char *path_join(struct vk_pool *pool, const char *dir, const char *name, size_t nn)
+{
+    size_t dn = strlen(dir);
+    char *p = vk_pool_alloc(pool, dn + 1 + nn + 1);
+    if (!p)
+        return NULL;
+    memcpy(p, dir, dn);
+    size_t at = dn;
+    if (dn)
+        p[at++] = '/';
+    memcpy(p + at, name, nn);
+    p[at + nn] = '\0';
+    return p;
+}
+
+static size_t slashes(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += *s == '/';
+    return n;
+}
+
+/*
+ * The entries of tree `t` (at `dir`): "<octal mode> <name>\0<raw id>" each. Subtrees
+ * a match could lie under are queued; blobs and symbolic links whose path matches the
+ * glob are kept; submodules (commits) are not files and are left out, and so are paths
+ * vk_git_read_file() would refuse.
+ */
+static int walk_tree(struct walk *w, const char *dir, const struct vk_buf *t, struct vk_err *err)
+{
+    const char *p = t->data, *end = t->data + t->len;
+    w->tree_bytes += t->len;
+    if (w->tree_bytes > VK_GIT_MAX_LIST)
+        return vk_err_set(err, VK_ETOOBIG, "the workflow directory lists more than %u bytes",
+                          VK_GIT_MAX_LIST);
+    /* '/' in the path of an entry of this tree */
+    size_t depth = dir[0] ? slashes(dir) + 1 : 0;
+    while (p < end) {
+        const char *mode = p;
+        const char *sp = memchr(p, ' ', (size_t)(end - p));
+        const char *nul = sp ? memchr(sp, '\0', (size_t)(end - sp)) : NULL;
+        if (!nul || sp == mode || nul == sp + 1 || (size_t)(end - nul - 1) < w->rawlen)
+            return batch_fail(w->b, err, VK_EIO, "malformed tree");
+        if (++w->entries > VK_GIT_MAX_FILES)
+            return vk_err_set(err, VK_ETOOBIG, "more than %d files listed", VK_GIT_MAX_FILES);
+        size_t ml = (size_t)(sp - mode);
+        const char *name = sp + 1;
+        size_t nn = (size_t)(nul - name);
+        char oid[65];
+        vk__trig_hex((const unsigned char *)nul + 1, w->rawlen, oid);
+        p = nul + 1 + w->rawlen;
+        bool is_tree = ml == 5 && memcmp(mode, "40000", 5) == 0;
+        bool is_file =
+            ml == 6 && (memcmp(mode, "100644", 6) == 0 || memcmp(mode, "100755", 6) == 0 ||
+                        memcmp(mode, "120000", 6) == 0);
+        if ((!is_tree && !is_file) || strlen(dir) + 1 + nn > VK_HOOK_MAX_PATH)
+            continue;
+        if (is_tree && depth + 1 > w->glob_slashes)
+            continue; /* nothing below can match */
+        char *path = path_join(&w->pool, dir, name, nn);
+        if (!path)
+            return vk_err_set(err, VK_ENOMEM, "out of memory");
+        if (!valid_path(path))
+            continue;
+        if (is_tree) {
+            if (grow((void **)&w->dirs, &w->capdirs, w->ndirs, sizeof(*w->dirs)))
+                return vk_err_set(err, VK_ENOMEM, "out of memory");
+            w->dirs[w->ndirs].path = path;
+            memcpy(w->dirs[w->ndirs].oid, oid, sizeof(oid));
+            w->ndirs++;
+        } else if (vk_wf_glob_match(w->glob, path)) {
+            if (grow((void **)&w->found, &w->capfound, w->nfound, sizeof(*w->found)))
+                return vk_err_set(err, VK_ENOMEM, "out of memory");
+            w->found[w->nfound].path = path;
+            memcpy(w->found[w->nfound].oid, oid, sizeof(oid));
+            w->nfound++;
+        }
+    }
+    return 0;
+}
+
+static int cmp_found(const void *a, const void *b)
+{
+    return strcmp(((const struct found *)a)->path, ((const struct found *)b)->path);
+}
+
+/*
+ * The walk itself, in an open session: the commit (missing: *missing), the tree at the
+ * glob's fixed directory, the trees below it a match could be in, then every matching
+ * file's bytes into `out`.
+ */
+static int read_files_in(struct walk *w, const char *sha, const char *prefix, bool *missing,
+                         struct vk_git_files *out, struct vk_err *err)
+{
+    struct batch *b = w->b;
+    struct vk_git_mirror *m = b->m;
+    char type[16];
+    char name[VK_HOOK_MAX_PATH + 80];
+    struct vk_buf obj = VK_BUF_INIT(VK_GIT_MAX_LIST);
+    int rc;
+    snprintf(name, sizeof(name), "%s^{commit}", sha);
+    rc = batch_get(b, name, 256, true, type, &obj, missing, err);
+    if (rc || *missing)
+        goto out;
+    w->rawlen = b->hexlen / 2; /* the repository's hash: SHA-1 or SHA-256 */
+    /* the glob's directory: absent, or not a directory, means no files */
+    if (prefix[0])
+        snprintf(name, sizeof(name), "%s:%s", sha, prefix);
+    else
+        snprintf(name, sizeof(name), "%s^{tree}", sha);
+    bool absent = false;
+    rc = batch_get(b, name, VK_GIT_MAX_LIST, false, type, &obj, &absent, err);
+    if (rc == VK_ETOOBIG)
+        rc =
+            vk_err_set(err, rc, "the workflow directory lists more than %u bytes", VK_GIT_MAX_LIST);
+    if (rc || absent || strcmp(type, "tree") != 0)
+        goto out;
+    rc = walk_tree(w, prefix, &obj, err);
+    while (rc == 0 && w->ndirs > 0) {
+        struct dir d = w->dirs[--w->ndirs];
+        rc = batch_get(b, d.oid, VK_GIT_MAX_LIST, false, type, &obj, &absent, err);
+        if (rc == 0 && (absent || strcmp(type, "tree") != 0))
+            rc = batch_fail(b, err, VK_EIO, "a tree is missing");
+        if (rc == VK_ETOOBIG)
+            rc = vk_err_set(err, rc, "the workflow directory lists more than %u bytes",
+                            VK_GIT_MAX_LIST);
+        if (rc == 0)
+            rc = walk_tree(w, d.path, &obj, err);
+    }
+    if (rc)
+        goto out;
+    if (w->nfound > 1)
+        qsort(w->found, w->nfound, sizeof(*w->found), cmp_found);
+    out->items = vk_pool_zalloc(&out->pool, (w->nfound ? w->nfound : 1) * sizeof(*out->items));
+    if (!out->items) {
+        rc = vk_err_set(err, VK_ENOMEM, "out of memory");
+        goto out;
+    }
+    struct vk_buf blob = VK_BUF_INIT(m->max_blob + 1);
+    for (size_t i = 0; i < w->nfound && rc == 0; i++) {
+        const struct found *f = &w->found[i];
+        rc = batch_get(b, f->oid, m->max_blob, false, type, &blob, &absent, err);
+        if (rc == VK_ETOOBIG)
+            rc = vk_err_set(err, rc, "file '%s' is larger than %zu bytes", f->path, m->max_blob);
+        else if (rc == 0 && (absent || strcmp(type, "blob") != 0))
+            rc = batch_fail(b, err, VK_EIO, "a blob is missing");
+        else if (rc == 0 && out->bytes + blob.len > VK_GIT_MAX_READ)
+            rc = vk_err_set(err, VK_ETOOBIG, "the workflow files are larger than %u bytes",
+                            VK_GIT_MAX_READ);
+        if (rc)
+            break;
+        struct vk_git_file *o = &out->items[out->n];
+        o->path = vk_pool_strndup(&out->pool, f->path, strlen(f->path));
+        o->data = vk_pool_strndup(&out->pool, blob.data ? blob.data : "", blob.len);
+        o->len = blob.len;
+        if (!o->path || !o->data) {
+            rc = vk_err_set(err, VK_ENOMEM, "out of memory");
+            break;
+        }
+        out->bytes += blob.len;
+        out->n++;
+    }
+    vk_buf_release(&blob);
+out:
+    vk_buf_release(&obj);
+    return rc;
+}
+
+/* Check a workflow glob; on success *pn is the length of its fixed directory part. */
+static int check_glob(const char *glob, size_t *pn, struct vk_err *err)
+{
+    size_t gn = strnlen(glob, MAX_GLOB + 1);
+    if (gn == 0 || gn > MAX_GLOB || glob[0] == '/')
+        return vk_err_set(err, VK_EINVAL, "invalid workflow glob '%.100s'", glob);
+    for (size_t i = 0; i < gn; i++)
+        if ((unsigned char)glob[i] < 0x20)
+            return vk_err_set(err, VK_EINVAL, "invalid workflow glob");
+    *pn = glob_dir(glob);
+    return 0;
+}
+
+int vk_git_read_files(struct vk_git_mirror *m, const char *sha, const char *glob,
+                      struct vk_git_files *out, struct vk_err *err)
+{
+    if (!glob)
+        glob = VK_GIT_DEFAULT_GLOB;
+    if (!vk_git_valid_sha(sha))
+        return vk_err_set(err, VK_EINVAL, "invalid commit id '%.80s'", sha ? sha : "");
+    size_t pn = 0;
+    int rc = check_glob(glob, &pn, err);
+    if (rc)
+        return rc;
+    char prefix[MAX_GLOB + 1];
+    memcpy(prefix, glob, pn);
+    prefix[pn] = '\0';
+    if (pn && !valid_path(prefix)) {
+        out->items = NULL; /* no file of a tree has such a path */
+        return 0;
+    }
+    /* the commit is usually there: ask first, sync (clone or fetch) only when it is not */
+    for (int attempt = 0;; attempt++) {
+        if (attempt > 0 || !mirror_exists(m)) {
+            rc = vk_git_mirror_sync(m, sha, err);
+            if (rc)
+                return rc;
+        }
+        struct walk w = {.glob = glob,
+                         .glob_slashes = strstr(glob, "**") ? SIZE_MAX : slashes(glob)};
+        vk_pool_init(&w.pool, 0);
+        struct batch b;
+        bool missing = false;
+        rc = batch_start(&b, m, err);
+        if (rc == 0) {
+            w.b = &b;
+            rc = read_files_in(&w, sha, prefix, &missing, out, err);
+        }
+        batch_end(&b);
+        vk_free(w.found);
+        vk_free(w.dirs);
+        vk_pool_release(&w.pool);
+        if (rc)
+            vk_git_files_release(out);
+        if (rc || !missing)
+            return rc;
+        if (attempt > 0)
+            return vk_err_set(err, VK_ENOTFOUND, "commit '%s' not found in '%s'", sha, m->url);
+    }
 }

@@ -329,11 +329,175 @@ static void test_timeout(void **state)
     assert_int_equal(vk_git_mirror_open(dir, url, &opts, &m, &err), VK_ENOTFOUND);
 }
 
+/* Read `glob` at `sha` with vk_git_read_files(); must succeed. */
+static void read_ok(struct vk_git_mirror *m, const char *sha, const char *glob,
+                    struct vk_git_files *f)
+{
+    struct vk_err err = {0};
+    vk_git_files_init(f);
+    if (vk_git_read_files(m, sha, glob, f, &err) != 0)
+        fail_msg("read_files %s: %s", glob ? glob : "(default)", err.msg);
+}
+
+/* The batch reader agrees with vk_git_list_files() + vk_git_read_file(), in one process. */
+static void test_read_files(void **state)
+{
+    (void)state;
+    struct vk_git_mirror *m = open_mirror(NULL);
+    struct vk_err err = {0};
+    static const char *const globs[] = {
+        NULL,   ".vulcan/**",      "**/*.md",     "**",          "src/x.c",
+        "*.md", ".vulcan/*/*.kdl", "nodir/*.kdl", "README.md/*", ".vulcan/sub/**"};
+    const char *commits[] = {c1, c2, c3};
+    for (size_t c = 0; c < VK_ARRAY_LEN(commits); c++) {
+        for (size_t g = 0; g < VK_ARRAY_LEN(globs); g++) {
+            struct vk_git_paths p;
+            vk_git_paths_init(&p);
+            if (vk_git_list_files(m, commits[c], globs[g], &p, &err) != 0)
+                fail_msg("list: %s", err.msg);
+            unsigned before = vk_git_mirror_stats(m).commands;
+            struct vk_git_files f;
+            read_ok(m, commits[c], globs[g], &f);
+            /* warm mirror: one git process for the listing and every file */
+            assert_int_equal(vk_git_mirror_stats(m).commands, before + 1);
+            assert_int_equal(f.n, p.n);
+            size_t bytes = 0;
+            for (size_t i = 0; i < p.n; i++) {
+                assert_string_equal(f.items[i].path, p.items[i]);
+                struct vk_buf b = VK_BUF_INIT(VK_MAX_SMALL);
+                assert_int_equal(vk_git_read_file(m, commits[c], p.items[i], &b, &err), 0);
+                assert_int_equal(f.items[i].len, b.len);
+                assert_memory_equal(f.items[i].data, b.data ? b.data : "", b.len);
+                assert_int_equal(f.items[i].data[f.items[i].len], '\0');
+                bytes += b.len;
+                vk_buf_release(&b);
+            }
+            assert_int_equal(f.bytes, bytes);
+            vk_git_files_release(&f);
+            vk_git_paths_release(&p);
+        }
+    }
+    /* a few exact answers */
+    struct vk_git_files f;
+    read_ok(m, c1, NULL, &f);
+    assert_int_equal(f.n, 3);
+    assert_string_equal(f.items[0].path, ".vulcan/a.kdl");
+    assert_string_equal(f.items[0].data, "version \"0.1\"\n");
+    assert_string_equal(f.items[2].data, "c\n");
+    vk_git_files_release(&f);
+    read_ok(m, c3, NULL, &f);
+    assert_string_equal(f.items[0].data, "version \"0.1\"\na2\n");
+    vk_git_files_release(&f);
+    read_ok(m, c1, ".vulcan/**", &f);
+    assert_int_equal(f.n, 5);
+    assert_string_equal(f.items[4].path, ".vulcan/sub/d.kdl");
+    assert_string_equal(f.items[4].data, "d\n");
+    vk_git_files_release(&f);
+    read_ok(m, c1, "nodir/*.kdl", &f);
+    assert_int_equal(f.n, 0);
+    vk_git_files_release(&f);
+    assert_int_equal(vk_git_mirror_stats(m).fetches, 0);
+    /* one file: one process on a warm mirror; a missing file fetches nothing */
+    unsigned cmds = vk_git_mirror_stats(m).commands;
+    struct vk_buf b = VK_BUF_INIT(VK_MAX_SMALL);
+    assert_int_equal(vk_git_read_file(m, c2, "docs/y.md", &b, &err), 0);
+    assert_string_equal(b.data, "y\n");
+    assert_int_equal(vk_git_mirror_stats(m).commands, cmds + 1);
+    assert_int_equal(vk_git_read_file(m, c2, "docs/nope.md", &b, &err), VK_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "docs/nope.md"));
+    assert_int_equal(vk_git_mirror_stats(m).fetches, 0);
+    vk_buf_release(&b);
+
+    /* bad input */
+    vk_git_files_init(&f);
+    static const char *const bad_shas[] = {"abc", "--all", "HEAD", ZERO "0", "main"};
+    for (size_t i = 0; i < VK_ARRAY_LEN(bad_shas); i++)
+        assert_int_equal(vk_git_read_files(m, bad_shas[i], NULL, &f, &err), VK_EINVAL);
+    assert_int_equal(vk_git_read_files(m, c1, "/abs/*", &f, &err), VK_EINVAL);
+    assert_int_equal(vk_git_read_files(m, c1, "", &f, &err), VK_EINVAL);
+    /* an unknown commit: fetched once, then not found */
+    unsigned fetches = vk_git_mirror_stats(m).fetches;
+    assert_int_equal(
+        vk_git_read_files(m, "2222222222222222222222222222222222222222", NULL, &f, &err),
+        VK_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "not found"));
+    assert_int_equal(vk_git_mirror_stats(m).fetches, fetches + 1);
+    assert_int_equal(f.n, 0);
+    vk_git_mirror_free(m);
+
+    /* the size cap: the whole read fails, naming the file; nothing is returned */
+    struct vk_git_opts opts = {.max_blob = 5};
+    m = open_mirror(&opts);
+    assert_int_equal(vk_git_read_files(m, c1, NULL, &f, &err), VK_ETOOBIG);
+    assert_non_null(strstr(err.msg, ".vulcan/a.kdl"));
+    assert_int_equal(f.n, 0);
+    read_ok(m, c1, ".vulcan/[bc].kdl", &f); /* no such names: '[' is literal */
+    assert_int_equal(f.n, 0);
+    vk_git_files_release(&f);
+    vk_git_files_init(&f);
+    assert_int_equal(vk_git_read_files(m, c1, ".vulcan/b.kdl", &f, &err), 0);
+    assert_int_equal(f.n, 1);
+    assert_string_equal(f.items[0].data, "b\n");
+    vk_git_files_release(&f);
+    vk_git_mirror_free(m);
+}
+
+/*
+ * A commit the mirror lacks is fetched (once); a submodule entry matching the glob is not
+ * a file; a git cat-file that hangs is killed when the timeout runs out.
+ */
+static void test_read_files_fetch_and_timeout(void **state)
+{
+    (void)state;
+    struct vk_git_mirror *m = open_mirror(NULL);
+    struct vk_err err = {0};
+    sh("cd %s && echo f > .vulcan/f.kdl && " GIT "add -A && " GIT
+       "update-index --add --cacheinfo 160000,%s,.vulcan/mod.kdl && " GIT "commit -q -m five",
+       repo, repo, repo, c1, repo);
+    char c5[65];
+    head_of("HEAD", c5);
+    struct vk_git_files f;
+    read_ok(m, c5, NULL, &f);
+    struct vk_git_stats st = vk_git_mirror_stats(m);
+    assert_int_equal(st.fetches, 1);
+    assert_int_equal(st.clones, 0);
+    assert_int_equal(f.n, 5); /* a b c e f, not the submodule mod.kdl */
+    assert_string_equal(f.items[4].path, ".vulcan/f.kdl");
+    assert_string_equal(f.items[4].data, "f\n");
+    for (size_t i = 0; i < f.n; i++)
+        assert_null(strstr(f.items[i].path, "mod"));
+    vk_git_files_release(&f);
+    /* now present: no fetch, one process */
+    read_ok(m, c5, ".vulcan/**", &f);
+    assert_int_equal(vk_git_mirror_stats(m).fetches, 1);
+    assert_int_equal(vk_git_mirror_stats(m).commands, st.commands + 1);
+    vk_git_files_release(&f);
+    vk_git_mirror_free(m);
+
+    /* a git whose cat-file --batch hangs (everything else is the real git) */
+    char fake[400];
+    snprintf(fake, sizeof(fake), "%s/fake-batch-git", tmp);
+    sh("printf '#!/bin/sh\\ncase \"$*\" in *--batch*) sleep 30 & sleep 30;; esac\\n"
+       "exec git \"$@\"\\n' > %s && chmod +x %s",
+       fake, fake);
+    struct vk_git_opts opts = {.git_path = fake, .timeout_ms = 300};
+    m = open_mirror(&opts);
+    vk_git_files_init(&f);
+    int64_t t0 = vk_mono_ns();
+    assert_int_equal(vk_git_read_files(m, c5, NULL, &f, &err), VK_ETIMEDOUT);
+    int64_t ms = (vk_mono_ns() - t0) / 1000000;
+    assert_true(ms >= 300 && ms < 5000);
+    assert_non_null(strstr(err.msg, "timed out"));
+    assert_int_equal(f.n, 0);
+    vk_git_mirror_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_list_and_read),  cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_changed_paths),  cmocka_unit_test(test_mirror_reuse),
+        cmocka_unit_test(test_read_files),     cmocka_unit_test(test_read_files_fetch_and_timeout),
         cmocka_unit_test(test_invalid_inputs), cmocka_unit_test(test_timeout),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
