@@ -521,8 +521,23 @@ int vk_store_worker_get(struct vk_store *store, const char *id, struct vk_pool *
 int vk_store_worker_list(struct vk_store *store, struct vk_pool *pool, struct vk_store_worker **out,
                          size_t *n, struct vk_err *err) VK_MUST_CHECK;
 
-/** Mark a worker stopped (it said goodbye). Returns 0, VK_ENOTFOUND, VK_EDB. */
+/**
+ * Mark a worker stopped (it said goodbye) and hand back what it still holds (re-queued
+ * without counting an attempt). Returns 0, VK_ENOTFOUND, VK_EDB.
+ */
 int vk_store_worker_stop(struct vk_store *store, const char *id, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Reconcile what worker `id` says it runs (`running`, `n` fragment ids, borrowed) with
+ * what the store assigned to it: a fragment running on it since before `claimed_before_ms`
+ * that it does not list was never received (the claim's reply was lost, e.g. the server
+ * died after committing it) and is re-queued as a hand-back (attempt + 1, not counted).
+ * Fragments claimed later are left alone: their reply may still be on its way.
+ * *nrequeued (may be NULL) receives how many were re-queued. Returns 0, VK_EDB.
+ */
+int vk_store_worker_reconcile(struct vk_store *store, const char *id, const char *const *running,
+                              size_t n, int64_t claimed_before_ms, int64_t now_ms,
+                              size_t *nrequeued, struct vk_err *err) VK_MUST_CHECK;
 
 /**
  * Mark dead every alive worker whose last heartbeat is older than now_ms - timeout_ms and,

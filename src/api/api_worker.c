@@ -332,6 +332,31 @@ static void h_heartbeat(struct vk_http_req *req, void *ctx)
         vk__api_reply_err(req, &err, rc);
         return;
     }
+    /* A worker that lists what it runs lets the server find claims whose reply never
+     * reached it (the server died between commit and reply): those are handed back.
+     * Claims younger than the grace may still be on their way and are left alone. */
+    json_t *running = json_object_get(vk_http_json(req), "running");
+    if (json_is_array(running) && json_array_size(running) <= 256) {
+        const char *ids[256];
+        size_t nr = 0, i;
+        json_t *v;
+        json_array_foreach(running, i, v)
+        {
+            if (json_is_string(v))
+                ids[nr++] = json_string_value(v);
+        }
+        int64_t grace = 3 * 1000 * (int64_t)api->opts.heartbeat_interval_s;
+        if (grace < 10000)
+            grace = 10000;
+        size_t requeued = 0;
+        if (vk_store_worker_reconcile(api->opts.store, id, ids, nr, now - grace, now, &requeued,
+                                      &err) < 0)
+            vk_log(VK_LOG_WARN, "api", "cannot reconcile a worker's fragments", "worker_id", id,
+                   "error", err.msg, NULL);
+        else if (requeued)
+            vk_log(VK_LOG_WARN, "api", "re-queued fragments a worker never received", "worker_id",
+                   id, NULL);
+    }
     json_t *list = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(list, json_string(cancel[i]));

@@ -284,6 +284,78 @@ int vk_store_worker_stop(struct vk_store *s, const char *id, struct vk_err *err)
     return rc;
 }
 
+int vk_store_worker_reconcile(struct vk_store *s, const char *id, const char *const *running,
+                              size_t n, int64_t claimed_before_ms, int64_t now_ms,
+                              size_t *nrequeued, struct vk_err *err)
+{
+    if (nrequeued)
+        *nrequeued = 0;
+    struct vk_store_tx tx = {.store = s};
+    int rc = vk__store_begin(s, &tx.conn, err);
+    if (rc)
+        return rc;
+    /* Collect the candidates first: the re-queue statements reuse the connection. */
+    enum { MAX_HELD = 256 };
+    char(*lost)[VK_UUID_LEN] = vk_calloc(MAX_HELD, VK_UUID_LEN);
+    char groups[VK_STORE_MAX_GROUPS][VK__NOTE_LEN];
+    int nlost = 0, ngroups = 0;
+    if (!lost) {
+        vk__store_end(s, tx.conn, VK_ENOMEM, err);
+        return nomem(err);
+    }
+    struct vk__param p[] = {vk__text(id), vk__int(claimed_before_ms)};
+    struct vk__res *r = NULL;
+    rc = vk__query(tx.conn, VK__STMT_NONE,
+                   "SELECT id FROM fragments WHERE worker_id = $1 AND status = 'running'"
+                   " AND started_at < $2",
+                   p, 2, &r, err);
+    while (rc == 0) {
+        int more = vk__next(r, err);
+        if (more <= 0) {
+            rc = more;
+            break;
+        }
+        char fid[VK_UUID_LEN];
+        vk__col_id(r, 0, fid);
+        bool listed = false;
+        for (size_t i = 0; i < n && !listed; i++)
+            listed = running[i] && strcmp(running[i], fid) == 0;
+        if (!listed && nlost < MAX_HELD)
+            memcpy(lost[nlost++], fid, VK_UUID_LEN);
+    }
+    vk__res_free(r);
+    for (int i = 0; rc == 0 && i < nlost; i++) {
+        struct vk__param q[] = {vk__text(lost[i]), vk__text(id), vk__int(now_ms)};
+        r = NULL;
+        rc = vk__query(tx.conn, VK__STMT_NONE,
+                       "UPDATE fragments SET status = 'ready', attempt = attempt + 1,"
+                       " handbacks = handbacks + 1, worker_id = NULL, ready_at = $3,"
+                       " started_at = NULL WHERE id = $1 AND worker_id = $2"
+                       " AND status = 'running' RETURNING machine",
+                       q, 3, &r, err);
+        if (rc == 0 && (rc = vk__next(r, err)) > 0) {
+            const char *g = s->ops->res_text(r, 0);
+            bool seen = false;
+            for (int k = 0; k < ngroups && !seen; k++)
+                seen = strcmp(groups[k], g) == 0;
+            if (!seen && ngroups < VK_STORE_MAX_GROUPS)
+                snprintf(groups[ngroups++], VK__NOTE_LEN, "%s", g);
+            if (nrequeued)
+                (*nrequeued)++;
+            rc = 0;
+        }
+        vk__res_free(r);
+    }
+    for (int i = 0; rc == 0 && i < ngroups; i++)
+        rc = vk__store_notify(&tx, groups[i], err);
+    vk_free(lost);
+    rc = vk__store_end(s, tx.conn, rc, err);
+    if (rc == 0)
+        for (int i = 0; i < tx.nnotes; i++)
+            vk__store_note_local(s, tx.notes[i]);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- Reaper */
 
 struct dead {

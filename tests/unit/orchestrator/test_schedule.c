@@ -353,6 +353,42 @@ static void test_reaper_requeues_then_fails(void **state)
     assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_FAILED);
 }
 
+/* A claim whose reply never reached the worker is handed back by the next heartbeat
+ * that does not list it (once the claim is older than the grace). */
+static void test_reconcile_lost_claim(void **state)
+{
+    struct fixture *fx = *state;
+    char chain[VK_UUID_LEN], id[VK_UUID_LEN], other[VK_UUID_LEN], name[64];
+    int a, b;
+    submit(fx,
+           "version \"0.1\"\ntriggers \"push\"\nchain {\n machine \"default\"\n"
+           " parallel {\n  fragment { name \"kept\"; run \"true\" }\n"
+           "  fragment { name \"lost\"; run \"true\" }\n }\n}\n",
+           "main", chain);
+    assert_true(claim(fx, name, id, &a));
+    assert_true(claim(fx, name, other, &b));
+    struct vk_err err;
+    size_t n = 99;
+    const char *listed[] = {id};
+    int64_t now = vk_now_ms();
+    /* Too young: left alone, whatever the worker says. */
+    assert_int_equal(
+        vk_store_worker_reconcile(fx->store, fx->worker, listed, 1, now - 10000, now, &n, &err), 0);
+    assert_int_equal(n, 0);
+    /* Old enough: the one not listed goes back to the queue, as a hand-back. */
+    assert_int_equal(
+        vk_store_worker_reconcile(fx->store, fx->worker, listed, 1, now + 1, now, &n, &err), 0);
+    assert_int_equal(n, 1);
+    char again[VK_UUID_LEN];
+    int a2;
+    assert_true(claim(fx, name, again, &a2));
+    assert_string_equal(again, other);
+    assert_int_equal(a2, b + 1);
+    finish(fx, id, a, true);
+    finish(fx, again, a2, true);
+    assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_COMPLETED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -364,6 +400,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_then_stale, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_rerun, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reaper_requeues_then_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconcile_lost_claim, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
