@@ -4,91 +4,16 @@
  * (VK_TEST_STORE_BACKEND=postgres; VK_TEST_PG_URL must then be set, else every test fails).
  * Each test gets a fresh database (PostgreSQL: CREATE DATABASE per test).
  */
-/* cmocka.h needs these first. */
-/* clang-format off */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-/* clang-format on */
-
 #include "store/store_int.h"
-#include "vulcan/store.h"
+#include "store_test.h"
 
-#include <libpq-fe.h>
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <unistd.h>
-
-struct fx {
-    char url[512];
-    struct vk_store *s;
-    char tenant[VK_UUID_LEN];
-    struct vk_pool pool;
-};
-
-static bool is_pg(void)
-{
-    const char *b = getenv("VK_TEST_STORE_BACKEND");
-    return b && strcmp(b, "postgres") == 0;
-}
-
-static int test_seq;
-static char tmp_root[256];
-
-/* A URL for a brand-new database. */
-static void fresh_url(char *url, size_t n)
-{
-    test_seq++;
-    if (!is_pg()) {
-        snprintf(url, n, "sqlite:%s/t%d/sub/store.db", tmp_root, test_seq);
-        return;
-    }
-    const char *base = getenv("VK_TEST_PG_URL");
-    if (!base || !*base)
-        fail_msg("VK_TEST_PG_URL is not set: run this test through scripts/pg-test.sh");
-    PGconn *db = PQconnectdb(base);
-    if (PQstatus(db) != CONNECTION_OK)
-        fail_msg("cannot connect to %s: %s", base, PQerrorMessage(db));
-    char sql[128], name[64];
-    snprintf(name, sizeof(name), "vk_t%d_%d", (int)getpid(), test_seq);
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
-    PGresult *r = PQexec(db, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        fail_msg("create database: %s", PQerrorMessage(db));
-    PQclear(r);
-    PQfinish(db);
-    const char *slash = strrchr(base, '/');
-    assert_non_null(slash);
-    snprintf(url, n, "%.*s/%s", (int)(slash - base), base, name);
-}
 
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    struct vk_err err = {0};
-    fresh_url(f->url, sizeof(f->url));
-    int rc = vk_store_open(f->url, &f->s, &err);
-    if (rc)
-        fail_msg("open %s: %s", f->url, err.msg);
-    assert_int_equal(vk_store_tenant_ensure(f->s, "default", f->tenant, &err), 0);
-    vk_pool_init(&f->pool, 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    vk_store_close(f->s);
-    vk_pool_release(&f->pool);
-    free(f);
-    return 0;
+    return fx_setup("vk_t", state);
 }
 
 /* Raw SQL for test set-up and inspection (tests may reach internals). */
@@ -256,7 +181,7 @@ static void test_concurrent_open(void **state)
 {
     (void)state;
     char url[512];
-    fresh_url(url, sizeof(url));
+    fresh_url("vk_t", url, sizeof(url));
     pthread_t th[4];
     struct open_arg a[4];
     for (int i = 0; i < 4; i++) {
