@@ -514,7 +514,16 @@
       formBox);
     api("GET", "/repos/" + r.id + "/workflows").then(function (d) {
       clear(formBox);
-      formBox.appendChild(triggerForm(r, d.workflows || []));
+      /* Only workflows with a manual trigger can be run; a file that does not load says why. */
+      var all = d.workflows || [];
+      var runnable = all.filter(function (w) { return w.manual; });
+      all.forEach(function (w) {
+        if (w.error) formBox.appendChild(h("div", { class: "notice bad small", "data-file": w.file },
+          w.file + " does not load:", h("pre", { class: "diag" }, w.error)));
+      });
+      if (runnable.length) formBox.appendChild(triggerForm(r, runnable));
+      else formBox.appendChild(h("p", { class: "notice" },
+        "No workflow on " + (d.branch || branch) + " has a manual trigger, so there is nothing to run by hand."));
     }, function (e) {
       clear(formBox);
       if (e.status === 404 || e.status === 405)

@@ -15,7 +15,7 @@ const fs = require("fs");
 const os = require("os");
 const path = require("path");
 const net = require("net");
-const { spawn } = require("child_process");
+const { spawn, execFileSync } = require("child_process");
 
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const BIN = process.env.VULCAN_BIN;
@@ -117,6 +117,8 @@ test("the chains list shows a chain go from running to completed without reloadi
   await page.screenshot({ path: path.join(SHOTS, "chains.png"), fullPage: true });
   await page.waitForSelector(`${row}[data-status="completed"]`, { timeout: 20000 });
   if (!(await page.evaluate(() => window.__noReload === true))) throw new Error("the page was reloaded");
+  /* Fewer than a page of chains: no "Older chains" button (a hidden element stays hidden). */
+  if (await page.isVisible('button:has-text("Older chains")')) throw new Error("'Older chains' is shown with no older chains");
   const cells = await page.$$eval(`${row} td`, (tds) => tds.map((t) => t.textContent.trim()));
   if (!cells[1].includes("list-live.kdl")) throw new Error("no source file in the row: " + cells);
   if (!cells.includes("main")) throw new Error("no branch in the row: " + cells);
@@ -141,6 +143,7 @@ test("a fragment's log streams in, with ANSI colours and line links", async (pag
   if (lines[5] !== "line 6 green red") throw new Error("line 6 reads " + JSON.stringify(lines[5]));
   if ((await page.$$(".log .line .a-fg2")).length !== 6) throw new Error("green was not rendered");
   if ((await page.$$(".log .line .a-fg1.a-b")).length !== 6) throw new Error("bold red was not rendered");
+  if (await page.isVisible('button:has-text("Follow the end")')) throw new Error("'Follow the end' is shown while following");
   const state = await page.$eval(".log-state", (s) => s.textContent);
   if (!state.includes("completed")) throw new Error("final state: " + state);
   await page.screenshot({ path: path.join(SHOTS, "log.png"), fullPage: true });
@@ -241,6 +244,171 @@ test("the repositories page shows each repository with its badge", async (page) 
   await page.screenshot({ path: path.join(SHOTS, "repos.png"), fullPage: true });
 });
 
+/* A local git repository the server reads workflows from (file:// URL, branch main). */
+let tmpDir;
+function git(repo, ...args) {
+  return execFileSync("git", ["-C", repo, "-c", "user.name=Vulcan Test", "-c", "user.email=test@vulcan.invalid",
+    "-c", "commit.gpgsign=false", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+}
+function deployKdl(extraInput) {
+  return `version "0.1"
+name "deploy"
+triggers {
+    manual {
+        input "environment" { choice "staging" "production"; default "staging"; description "where to deploy" }
+        input "note" { }
+${extraInput ? "        " + extraInput + "\n" : ""}    }
+}
+chain {
+    machine "default"
+    fragment {
+        name "announce"
+        run #"""
+            echo "deploying to [$environment]"
+            echo "note: [$note]"
+            """#
+    }
+}
+`;
+}
+function makeRepo() {
+  const repo = path.join(tmpDir, "deploy-repo");
+  fs.mkdirSync(path.join(repo, ".vulcan"), { recursive: true });
+  git(repo, "init", "-q", "-b", "main");
+  fs.writeFileSync(path.join(repo, ".vulcan", "deploy.kdl"), deployKdl(null));
+  /* A second manual workflow with a required input and no default, and one that only runs on push. */
+  fs.writeFileSync(path.join(repo, ".vulcan", "release.kdl"), `version "0.1"
+name "release"
+triggers {
+    manual { input "version" { required #true; description "the version to tag" } }
+}
+chain {
+    machine "default"
+    fragment { name "tag"; run "echo tagging $version"; }
+}
+`);
+  fs.writeFileSync(path.join(repo, ".vulcan", "ci.kdl"), `version "0.1"
+name "ci"
+triggers "push"
+chain {
+    machine "default"
+    fragment { name "build"; run "echo build"; }
+}
+`);
+  /* And one that does not load: the page says why instead of offering it. */
+  fs.writeFileSync(path.join(repo, ".vulcan", "broken.kdl"),
+    'version "0.1"\nname "broken"\ntriggers "manual"\nchain {\n    machine "default"\n    fragment { run "x"; retry 11; }\n}\n');
+  git(repo, "add", "-A");
+  git(repo, "commit", "-q", "-m", "workflows");
+  return repo;
+}
+
+test("a manual run from the repository's form: inputs from the workflow, the chain followed to its log", async (page) => {
+  const repo = makeRepo();
+  const r = await api("POST", "/repos", { url: "file://" + repo, provider: "generic", default_branch: "main" });
+  if (r.status !== 201) throw new Error("cannot register the repository: " + r.status + " " + JSON.stringify(r.body));
+  const card = `section.repo[data-repo-id="${r.body.id}"]`;
+  await page.goto(base + "/#/repos");
+  await page.waitForSelector(`${card} form.trigger-form`, { timeout: 15000 });
+
+  /* The workflow list offers the workflows that can be run by hand, deploy first (files in order). */
+  const wfs = await page.$$eval(`${card} select[name="workflow"] option`, (o) => o.map((x) => [x.value, x.textContent]));
+  const files = wfs.map((w) => w[0]);
+  if (files.join(",") !== ".vulcan/deploy.kdl,.vulcan/release.kdl")
+    throw new Error("workflows offered: " + JSON.stringify(wfs));
+  if (!wfs[0][1].startsWith("deploy")) throw new Error("workflow label: " + wfs[0][1]);
+  const broken = await page.$eval(`${card} .notice.bad[data-file=".vulcan/broken.kdl"]`, (e) => e.textContent);
+  if (!/^\.vulcan\/broken\.kdl does not load:\n?.*retry/s.test(broken)) throw new Error("broken workflow: " + broken);
+
+  /* The choice input is a list defaulting to staging; the free-text input is an empty text field. */
+  const env = `${card} select[data-input="environment"]`;
+  const opts = await page.$$eval(`${env} option`, (o) => o.map((x) => x.value));
+  if (opts.join(",") !== "staging,production") throw new Error("environment choices: " + opts);
+  if ((await page.$eval(env, (s) => s.value)) !== "staging") throw new Error("environment does not default to staging");
+  const note = `${card} input[data-input="note"]`;
+  if ((await page.$eval(note, (i) => i.value + "|" + i.required)) !== "|false") throw new Error("note field is not an empty optional text field");
+  const labels = await page.$$eval(`${card} fieldset.inputs label`, (l) => l.map((x) => x.textContent));
+  if (labels.join(",") !== "environment,note") throw new Error("input labels: " + labels);
+  if (!(await page.$eval(`${card} fieldset.inputs`, (f) => f.textContent)).includes("where to deploy"))
+    throw new Error("the input's description is not shown");
+  if ((await page.$eval(`${card} input[name="branch"]`, (i) => i.value)) !== "main") throw new Error("branch field");
+
+  await page.selectOption(env, "production");
+  await page.fill(note, "ship it & 'quote' $HOME");
+  await page.$eval(card, (e) => e.scrollIntoView());
+  await page.screenshot({ path: path.join(SHOTS, "repo-run-form.png"), fullPage: true });
+  await (await page.$(card)).screenshot({ path: path.join(SHOTS, "repo-run-form-card.png") });
+
+  await page.click(`${card} form.trigger-form button[type="submit"]`);
+  const started = await page.waitForSelector(`${card} .notice a[href^="#/chains/"]`, { timeout: 15000 });
+  const href = await started.getAttribute("href");
+  const chainId = href.slice("#/chains/".length);
+  if ((await page.$$(`${card} .notice a[href^="#/chains/"]`)).length !== 1) throw new Error("more than one chain started");
+
+  /* Follow the link to the chain, wait for it to complete, open the fragment's log. */
+  await started.click();
+  await page.waitForFunction((h) => location.hash === h, href);
+  await page.waitForSelector('.chain-head .badge[data-status="completed"]', { timeout: 20000 });
+  const meta = await page.$eval(".chain-head", (e) => e.textContent);
+  if (!/deploy\.kdl/.test(meta) || !/manual/.test(meta) || !/deploy-repo/.test(meta)) throw new Error("chain head: " + meta);
+  const c = await chain(chainId);
+  if (c.trigger !== "manual" || c.branch !== "main" || c.commit_sha !== git(repo, "rev-parse", "HEAD"))
+    throw new Error("chain context: " + JSON.stringify({ t: c.trigger, b: c.branch, sha: c.commit_sha }));
+  await page.click('.frag a.frag-name');
+  await page.waitForSelector('.log[data-ended="1"]', { timeout: 15000 });
+  const lines = await page.$$eval(".log .line .txt", (l) => l.map((x) => x.textContent));
+  /* The worker checks out the triggering commit first, then the script sees the inputs as
+   * environment variables (the note verbatim: no second shell expansion). */
+  const at = lines.indexOf("deploying to [production]");
+  if (at < 0 || lines[at + 1] !== "note: [ship it & 'quote' $HOME]" || at !== lines.length - 2)
+    throw new Error("log: " + JSON.stringify(lines));
+  if (!lines.some((l) => l.includes("checkout") && l.includes(c.commit_sha))) throw new Error("no checkout of the commit: " + JSON.stringify(lines));
+  if (!(await page.$eval(".log-state", (s) => s.textContent)).includes("completed")) throw new Error("fragment did not complete");
+  await page.screenshot({ path: path.join(SHOTS, "repo-run-log.png"), fullPage: true });
+});
+
+test("a manual run with a required input left empty is refused, with the reason in the page", async (page) => {
+  const repo = path.join(tmpDir, "deploy-repo");
+  const id = (await api("GET", "/repos")).body.repos.find((x) => x.url === "file://" + repo).id;
+  const card = `section.repo[data-repo-id="${id}"]`;
+  const before = (await api("GET", "/chains?limit=200")).body.chains.length;
+  let posts = 0;
+  page.on("request", (q) => { if (q.method() === "POST" && q.url().endsWith("/trigger")) posts++; });
+  await page.goto(base + "/#/repos");
+  await page.waitForSelector(`${card} form.trigger-form`, { timeout: 15000 });
+
+  /* release.kdl: its required input is marked and the browser keeps the empty form from being sent. */
+  await page.selectOption(`${card} select[name="workflow"]`, ".vulcan/release.kdl");
+  const version = `${card} input[data-input="version"]`;
+  await page.waitForSelector(version);
+  if (await page.$(`${card} [data-input="environment"]`)) throw new Error("deploy's inputs are still shown");
+  if ((await page.$eval(`${card} label[for$="-in-version"]`, (l) => l.textContent)) !== "version *")
+    throw new Error("the required input is not marked");
+  await page.click(`${card} form.trigger-form button[type="submit"]`);
+  const missing = await page.$eval(version, (i) => i.validity.valueMissing && i.matches(":invalid"));
+  if (!missing) throw new Error("the empty required field was not flagged");
+  await sleep(300);
+  if (posts !== 0) throw new Error("the form was sent with a required input empty");
+
+  /* The workflow changes after the page was loaded: deploy now requires an approver that the
+   * form (built from the old commit) does not have. The server checks the inputs against the
+   * branch head and refuses; its message is shown in the page and nothing starts. */
+  fs.writeFileSync(path.join(repo, ".vulcan", "deploy.kdl"), deployKdl('input "approver" { required #true; }'));
+  git(repo, "commit", "-q", "-am", "deploy needs an approver");
+  await page.selectOption(`${card} select[name="workflow"]`, ".vulcan/deploy.kdl");
+  await page.click(`${card} form.trigger-form button[type="submit"]`);
+  const alert = await page.waitForSelector(`${card} .notice.bad[role="alert"]`, { timeout: 15000 });
+  const msg = await alert.textContent();
+  if (msg !== "the run was refused: missing required input 'approver'") throw new Error("message: " + msg);
+  if (posts !== 1) throw new Error("trigger requests: " + posts);
+  if ((await api("GET", "/chains?limit=200")).body.chains.length !== before) throw new Error("a chain was started");
+  await page.screenshot({ path: path.join(SHOTS, "repo-run-refused.png"), fullPage: true });
+
+  /* Reloaded, the form has the new required field. */
+  await page.reload();
+  await page.waitForSelector(`${card} input[data-input="approver"][required]`, { timeout: 15000 });
+});
+
 test("keyboard: the navigation is reachable with Tab and works with Enter", async (page) => {
   await page.goto(base + "/#/chains");
   await page.waitForSelector("table.chains");
@@ -276,6 +444,7 @@ test("the status badge and the OpenAPI document are served", async () => {
 async function main() {
   fs.mkdirSync(SHOTS, { recursive: true });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "vulcan-browser-"));
+  tmpDir = tmp;
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   const log = fs.openSync(path.join(tmp, "server.log"), "w");
