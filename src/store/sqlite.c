@@ -186,7 +186,17 @@ static int lite_connect(struct vk_store *s, struct vk__conn *c, struct vk_err *e
                                      : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                                        "PRAGMA wal_autocheckpoint=4000;"
                                        "PRAGMA foreign_keys=ON;";
-    rc = sqlite3_exec(db, pragmas, NULL, NULL, NULL);
+    /* Switching a new file to WAL takes an exclusive lock, and SQLite answers BUSY
+     * at once (without the busy handler) while another process opens or migrates
+     * the same file: two servers starting together. Retry within the busy timeout. */
+    for (int waited = 0;; waited += 10) {
+        rc = sqlite3_exec(db, pragmas, NULL, NULL, NULL);
+        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+            break;
+        if (waited >= BUSY_TIMEOUT_MS)
+            break;
+        sqlite3_sleep(10);
+    }
     if (rc != SQLITE_OK) {
         rc = db_err(c, rc, "cannot configure connection", err);
         lite_disconnect(c);
