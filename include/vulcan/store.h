@@ -335,6 +335,13 @@ int vk_store_chain_get(struct vk_store *store, const char *id, struct vk_pool *p
                        size_t *nfrags, struct vk_err *err) VK_MUST_CHECK;
 
 /**
+ * Get one fragment by id, without a transaction or any lock (a plain read, for
+ * readers such as log followers). Strings in `pool`. Returns 0, VK_ENOTFOUND, VK_EDB.
+ */
+int vk_store_fragment_get(struct vk_store *store, const char *id, struct vk_pool *pool,
+                          struct vk_store_fragment *out, struct vk_err *err) VK_MUST_CHECK;
+
+/**
  * List chains newest first (created_at, then id, descending) matching `filter`.
  * *out is an array of *n chains in `pool` (without `definition`). When more rows follow,
  * `next_cursor` receives an opaque cursor for the next page, else "".

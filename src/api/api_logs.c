@@ -120,26 +120,19 @@ static int read_params(struct vk_http_req *req, struct log_params *p)
     return 0;
 }
 
-/* The fragment's chain id, current attempt and status (a short transaction). */
-static int fragment_state(struct vk_api *api, const char *id, char chain_id[VK_UUID_LEN],
-                          int *attempt, enum vk_store_frag_status *status, struct vk_err *err)
+/* The fragment's current attempt and status (a plain read). */
+static int fragment_state(struct vk_api *api, const char *id, int *attempt,
+                          enum vk_store_frag_status *status, struct vk_err *err)
 {
-    struct vk_store_tx *tx = NULL;
-    int rc = vk_store_tx_begin(api->opts.store, &tx, err);
-    if (rc < 0)
-        return rc;
     struct vk_pool pool;
     vk_pool_init(&pool, 4096);
     struct vk_store_fragment f;
-    rc = vk_store_tx_fragment_get(tx, id, &pool, &f, err);
+    int rc = vk_store_fragment_get(api->opts.store, id, &pool, &f, err);
     if (rc == 0) {
         *attempt = f.attempt;
         *status = f.status;
-        if (chain_id)
-            memcpy(chain_id, f.chain_id, VK_UUID_LEN);
     }
     vk_pool_release(&pool);
-    vk_store_tx_rollback(tx);
     return rc;
 }
 
@@ -154,7 +147,7 @@ static void reply_whole(struct vk_api *api, struct vk_http_req *req, const struc
     int rc = 0;
     if (!attempt) {
         enum vk_store_frag_status st;
-        rc = fragment_state(api, p->id, NULL, &attempt, &st, &err);
+        rc = fragment_state(api, p->id, &attempt, &st, &err);
         if (rc < 0) {
             vk__api_reply_err(req, &err, rc);
             return;
@@ -274,7 +267,6 @@ struct follower {
     struct vk_api *api;
     struct vk_http_stream *st;
     char id[VK_UUID_LEN];
-    char chain_id[VK_UUID_LEN];
     int attempt;
     bool fixed_attempt; /* ?attempt=N: end when the fragment moves past it */
     int64_t offset;
@@ -385,23 +377,14 @@ static int send_new_bytes(struct follower *fw, bool final, bool *more)
     return rc;
 }
 
-/* Read the fragment (without a write transaction: through its chain). */
+/* Read the fragment (one row; the follower polls it). */
 static int load_fragment(struct follower *fw, struct vk_pool *pool, struct vk_store_fragment **out)
 {
-    struct vk_store_chain c;
-    struct vk_store_fragment *frags = NULL;
-    size_t n = 0;
     struct vk_err err;
-    int rc = vk_store_chain_get(fw->api->opts.store, fw->chain_id, pool, &c, &frags, &n, &err);
-    if (rc < 0)
-        return rc;
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(frags[i].id, fw->id) == 0) {
-            *out = &frags[i];
-            return 0;
-        }
-    }
-    return VK_ENOTFOUND;
+    *out = vk_pool_alloc(pool, sizeof(**out));
+    if (!*out)
+        return VK_ENOMEM;
+    return vk_store_fragment_get(fw->api->opts.store, fw->id, pool, *out, &err);
 }
 
 /* Drain what is stored, then say how it ended. */
@@ -515,10 +498,9 @@ static void start_follow(struct vk_api *api, struct vk_http_req *req, const stru
 {
     struct vk_err err;
     vk_err_clear(&err);
-    char chain_id[VK_UUID_LEN];
     int attempt = 0;
     enum vk_store_frag_status status;
-    int rc = fragment_state(api, p->id, chain_id, &attempt, &status, &err);
+    int rc = fragment_state(api, p->id, &attempt, &status, &err);
     if (rc < 0) {
         vk__api_reply_err(req, &err, rc);
         return;
@@ -539,7 +521,6 @@ static void start_follow(struct vk_api *api, struct vk_http_req *req, const stru
     fw->data = data;
     fw->api = api;
     memcpy(fw->id, p->id, VK_UUID_LEN);
-    memcpy(fw->chain_id, chain_id, VK_UUID_LEN);
     fw->fixed_attempt = p->fixed;
     fw->attempt = p->attempt ? p->attempt : attempt;
     fw->offset = p->offset;

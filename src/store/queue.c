@@ -44,6 +44,20 @@ int vk_store_tx_fragment_get(struct vk_store_tx *tx, const char *id, struct vk_p
                     p, 1, id, pool, out, err);
 }
 
+int vk_store_fragment_get(struct vk_store *s, const char *id, struct vk_pool *pool,
+                          struct vk_store_fragment *out, struct vk_err *err)
+{
+    struct vk__conn *c = NULL;
+    int rc = vk__store_conn_get(s, &c, err);
+    if (rc)
+        return rc;
+    struct vk__param p[] = {vk__text(id)};
+    rc = one_frag(c, VK__STMT_NONE, "SELECT " VK__FRAG_COLS " FROM fragments f WHERE f.id = $1", p,
+                  1, id, pool, out, err);
+    vk__store_conn_put(s, c);
+    return rc;
+}
+
 int vk_store_tx_chain_get(struct vk_store_tx *tx, const char *id, struct vk_pool *pool,
                           struct vk_store_chain *out, struct vk_err *err)
 {
