@@ -126,7 +126,7 @@ void vk__cli_local_stop(struct vk__cli_local *l, int64_t grace_ms);
 
 struct vk_http_client;
 
-/** Called between polls (about every 100 ms): waits, handles signals; < 0 stops following. */
+/** Called between polls: waits (NULL: 150 ms), handles signals; < 0 stops following. */
 typedef int vk__cli_tick_fn(void *ctx);
 
 /**
@@ -137,6 +137,14 @@ typedef int vk__cli_tick_fn(void *ctx);
 int vk__cli_follow(struct vk_http_client *cl, const char *chain_id, bool color,
                    vk__cli_tick_fn *tick, void *tick_ctx, json_t **final,
                    struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Follow `chain_id` to the end (vk__cli_follow with a plain 150 ms wait between
+ * polls), print the summary when `summary`, and return the exit status a script
+ * can use: 0 when the chain completed, else 1 (errors are printed as "vulcan CMD: ...").
+ */
+int vk__cli_follow_verdict(struct vk_http_client *cl, const char *cmd, const char *chain_id,
+                           bool summary);
 
 /** Print the fragment table and the chain's verdict from a chain JSON. */
 void vk__cli_print_summary(json_t *chain);

@@ -314,13 +314,6 @@ static int chains_show(const char *server, int argc, char **argv)
 
 /* ---------------------------------------------------------------- cancel, rerun */
 
-static int sleep_tick(void *ctx)
-{
-    struct timespec ts = {0, 150 * 1000000};
-    nanosleep(&ts, NULL);
-    return 0;
-}
-
 static int chains_action(const char *server, const char *action, int argc, char **argv)
 {
     bool rerun = strcmp(action, "rerun") == 0;
@@ -359,7 +352,7 @@ static int chains_action(const char *server, const char *action, int argc, char 
     char path[256];
     snprintf(path, sizeof(path), "/api/v1/chains/%.64s/%s", pos[0], action);
     long http = 0;
-    json_t *ans = NULL, *final = NULL;
+    json_t *ans = NULL;
     rc = vk__cli_call(cmd, cl, "POST", path, NULL, &http, &ans);
     if (rc == 0 && json)
         vk__cli_print_json(ans);
@@ -368,20 +361,8 @@ static int chains_action(const char *server, const char *action, int argc, char 
     else if (rc == 0)
         printf("chain %s cancelled\n", pos[0]);
     fflush(stdout);
-    if (rc == 0 && rerun && follow && jstr(ans, "chain_id")) {
-        struct vk_err err;
-        vk_err_clear(&err);
-        if (vk__cli_follow(cl, jstr(ans, "chain_id"), vk__cli_use_color(1), sleep_tick, NULL,
-                           &final, &err) < 0) {
-            fprintf(stderr, "vulcan %s: %s\n", cmd, err.msg);
-            rc = 1;
-        } else if (final) {
-            vk__cli_print_summary(final);
-            const char *st = jstr(final, "status");
-            rc = st && strcmp(st, "completed") == 0 ? 0 : 1;
-        }
-    }
-    json_decref(final);
+    if (rc == 0 && rerun && follow && jstr(ans, "chain_id"))
+        rc = vk__cli_follow_verdict(cl, cmd, jstr(ans, "chain_id"), true);
     json_decref(ans);
     vk_http_client_free(cl);
     return rc;

@@ -229,13 +229,6 @@ static int print_tree(struct vk_http_client *cl, json_t *list)
     return 0;
 }
 
-static int sleep_tick(void *ctx)
-{
-    struct timespec ts = {0, 150 * 1000000};
-    nanosleep(&ts, NULL);
-    return 0;
-}
-
 int vk__cli_logs(int argc, char **argv)
 {
     if (vk__cli_wants_help(argc, argv)) {
@@ -267,20 +260,14 @@ int vk__cli_logs(int argc, char **argv)
     char path[256];
     snprintf(path, sizeof(path), "/api/v1/chains/%s", pos[0]);
     long http = 0;
-    json_t *chain = NULL, *final = NULL;
+    json_t *chain = NULL;
     struct vk_err err;
     vk_err_clear(&err);
     if (vk_http_client_json(cl, "GET", path, NULL, 30000, &http, &chain, &err) < 0) {
         fprintf(stderr, "vulcan logs: %s\n", err.msg);
         rc = 1;
     } else if (http == 200 && follow) {
-        if (vk__cli_follow(cl, pos[0], vk__cli_use_color(1), sleep_tick, NULL, &final, &err) < 0) {
-            fprintf(stderr, "vulcan logs: %s\n", err.msg);
-            rc = 1;
-        } else {
-            const char *st = final ? jstr(final, "status") : NULL;
-            rc = st && strcmp(st, "completed") == 0 ? 0 : 1;
-        }
+        rc = vk__cli_follow_verdict(cl, "logs", pos[0], false);
     } else if (http == 200) {
         rc = print_tree(cl, json_object_get(chain, "fragments"));
     } else if (follow) {
@@ -293,7 +280,6 @@ int vk__cli_logs(int argc, char **argv)
             fprintf(stderr, "vulcan logs: the server answered %ld\n", http);
     }
     fflush(stdout);
-    json_decref(final);
     json_decref(chain);
     vk_http_client_free(cl);
     return rc;

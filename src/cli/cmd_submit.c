@@ -31,13 +31,6 @@ static const char usage_text[] =
     "The server refuses workflows with imports (`from`): it never reads files or\n"
     "URLs on a client's behalf. Exit status: 0 success, 1 failure, 2 bad usage.\n";
 
-static int submit_tick(void *ctx)
-{
-    struct timespec ts = {0, 150 * 1000000};
-    nanosleep(&ts, NULL);
-    return 0;
-}
-
 int vk__cli_submit(int argc, char **argv)
 {
     if (vk__cli_wants_help(argc, argv)) {
@@ -68,7 +61,7 @@ int vk__cli_submit(int argc, char **argv)
     int status = 2;
     struct vk_buf src = VK_BUF_INIT(1024 * 1024);
     struct vk_http_client *cl = NULL;
-    json_t *body = NULL, *answer = NULL, *final = NULL;
+    json_t *body = NULL, *answer = NULL;
     struct vk_err err;
     vk_err_clear(&err);
     if (npos != 1) {
@@ -132,19 +125,9 @@ int vk__cli_submit(int argc, char **argv)
     }
     fflush(stdout);
     status = 0;
-    if (follow && chain_id) {
-        bool color = isatty(1) && !getenv("NO_COLOR");
-        if (vk__cli_follow(cl, chain_id, color, submit_tick, NULL, &final, &err) < 0) {
-            fprintf(stderr, "vulcan submit: %s\n", err.msg);
-            status = 1;
-        } else if (final) {
-            vk__cli_print_summary(final);
-            const char *st = json_string_value(json_object_get(final, "status"));
-            status = st && strcmp(st, "completed") == 0 ? 0 : 1;
-        }
-    }
+    if (follow && chain_id)
+        status = vk__cli_follow_verdict(cl, "submit", chain_id, true);
 out:
-    json_decref(final);
     json_decref(answer);
     json_decref(body);
     vk_http_client_free(cl);

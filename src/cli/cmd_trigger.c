@@ -29,13 +29,6 @@ static const char usage_text[] =
     "\n"
     "Exit status: 0 success, 1 failure (or nothing started), 2 bad usage.\n";
 
-static int tick(void *ctx)
-{
-    struct timespec ts = {0, 150 * 1000000};
-    nanosleep(&ts, NULL);
-    return 0;
-}
-
 int vk__cli_trigger(int argc, char **argv)
 {
     if (vk__cli_wants_help(argc, argv)) {
@@ -61,7 +54,7 @@ int vk__cli_trigger(int argc, char **argv)
         return rc;
     int status = 2;
     struct vk_http_client *cl = NULL;
-    json_t *body = json_object(), *in = json_object(), *answer = NULL, *final = NULL;
+    json_t *body = json_object(), *in = json_object(), *answer = NULL;
     struct vk_err err;
     vk_err_clear(&err);
     if (npos != 1 || !vk_uuid_valid(pos[0])) {
@@ -123,27 +116,12 @@ int vk__cli_trigger(int argc, char **argv)
         goto out;
     }
     status = 0;
-    if (follow) {
-        bool color = isatty(1) && !getenv("NO_COLOR");
-        for (size_t i = 0; i < json_array_size(chains); i++) {
-            const char *id = json_string_value(json_array_get(chains, i));
-            json_decref(final);
-            final = NULL;
-            if (vk__cli_follow(cl, id, color, tick, NULL, &final, &err) < 0) {
-                fprintf(stderr, "vulcan trigger: %s\n", err.msg);
-                status = 1;
-                break;
-            }
-            if (final) {
-                vk__cli_print_summary(final);
-                const char *st = json_string_value(json_object_get(final, "status"));
-                if (!st || strcmp(st, "completed") != 0)
-                    status = 1;
-            }
-        }
+    for (size_t i = 0; follow && i < json_array_size(chains); i++) {
+        if (vk__cli_follow_verdict(cl, "trigger", json_string_value(json_array_get(chains, i)),
+                                   true) != 0)
+            status = 1;
     }
 out:
-    json_decref(final);
     json_decref(answer);
     json_decref(in);
     json_decref(body);

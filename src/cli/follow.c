@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 
 #include <string.h>
+#include <time.h>
 
 /* What has been shown of one inline fragment. */
 struct view {
@@ -184,6 +185,32 @@ void vk__cli_print_summary(json_t *chain)
            err ? err : "");
 }
 
+/* Between polls when the caller has nothing else to do. */
+static int sleep_tick(void *ctx)
+{
+    struct timespec ts = {0, 150 * 1000000};
+    nanosleep(&ts, NULL);
+    return 0;
+}
+
+int vk__cli_follow_verdict(struct vk_http_client *cl, const char *cmd, const char *chain_id,
+                           bool summary)
+{
+    json_t *final = NULL;
+    struct vk_err err;
+    vk_err_clear(&err);
+    if (vk__cli_follow(cl, chain_id, vk__cli_use_color(1), NULL, NULL, &final, &err) < 0) {
+        fprintf(stderr, "vulcan %s: %s\n", cmd, err.msg);
+        return 1;
+    }
+    if (final && summary)
+        vk__cli_print_summary(final);
+    const char *st = final ? jstr(final, "status") : NULL;
+    int status = st && strcmp(st, "completed") == 0 ? 0 : 1;
+    json_decref(final);
+    return status;
+}
+
 int vk__cli_follow(struct vk_http_client *cl, const char *chain_id, bool color,
                    vk__cli_tick_fn *tick, void *tick_ctx, json_t **final, struct vk_err *err)
 {
@@ -220,7 +247,7 @@ int vk__cli_follow(struct vk_http_client *cl, const char *chain_id, bool color,
             }
             json_decref(chain);
         }
-        int t = tick ? tick(tick_ctx) : 0;
+        int t = tick ? tick(tick_ctx) : sleep_tick(NULL);
         if (t)
             rc = t < 0 ? t : 0;
         if (t < 0)
