@@ -146,7 +146,7 @@ static void reply_whole(struct vk_api *api, struct vk_http_req *req, const struc
     vk_err_clear(&err);
     int rc = 0;
     if (!attempt) {
-        enum vk_store_frag_status st;
+        enum vk_store_frag_status st = VK_STORE_FRAG_PENDING;
         rc = fragment_state(api, p->id, &attempt, &st, &err);
         if (rc < 0) {
             vk__api_reply_err(req, &err, rc);
@@ -499,7 +499,7 @@ static void start_follow(struct vk_api *api, struct vk_http_req *req, const stru
     struct vk_err err;
     vk_err_clear(&err);
     int attempt = 0;
-    enum vk_store_frag_status status;
+    enum vk_store_frag_status status = VK_STORE_FRAG_PENDING;
     int rc = fragment_state(api, p->id, &attempt, &status, &err);
     if (rc < 0) {
         vk__api_reply_err(req, &err, rc);
