@@ -14,6 +14,9 @@ if(VK_FUZZ)
     add_link_options(-fsanitize=address,undefined)
 endif()
 
+# The environment every test runs in: where the sources and the build are.
+set(VK_TEST_ENV "VK_SOURCE_DIR=${PROJECT_SOURCE_DIR};VK_BINARY_DIR=${PROJECT_BINARY_DIR};CMOCKA_MESSAGE_OUTPUT=stdout")
+
 # vk_unit_test(NAME SOURCES...): a cmocka test binary registered with CTest.
 function(vk_unit_test name)
     add_executable(${name} ${ARGN})
@@ -21,5 +24,5 @@ function(vk_unit_test name)
     target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests/unit)
     add_test(NAME ${name} COMMAND ${name})
     set_tests_properties(${name} PROPERTIES TIMEOUT 300
-        ENVIRONMENT "VK_SHARED_DIR=${VK_SHARED_DIR};VK_SOURCE_DIR=${PROJECT_SOURCE_DIR};VK_BINARY_DIR=${PROJECT_BINARY_DIR};CMOCKA_MESSAGE_OUTPUT=stdout")
+        ENVIRONMENT "${VK_TEST_ENV}")
 endfunction()

@@ -6,7 +6,6 @@ set -eu
 FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 root=$(cd "$(dirname "$0")/.." && pwd)
-shared=${VK_SHARED_DIR:-$root/../shared}
 found=0
 for bin in "$FUZZ_BUILD"/fuzz/fuzz_*; do
     [ -x "$bin" ] || continue
@@ -15,7 +14,7 @@ for bin in "$FUZZ_BUILD"/fuzz/fuzz_*; do
     seeds=""
     [ -d "$root/fuzz/seeds/$name" ] && seeds="$seeds $root/fuzz/seeds/$name"
     case "$name" in
-    fuzz_kdl*) seeds="$seeds $shared/kdl-spec-tests/input" ;;
+    fuzz_kdl*) seeds="$seeds $root/tests/kdl/spec/input" ;;
     esac
     dict=""
     [ -f "$root/fuzz/$name.dict" ] && dict="-dict=$root/fuzz/$name.dict"

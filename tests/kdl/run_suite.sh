@@ -1,8 +1,6 @@
 #!/bin/sh
 # Run the official KDL 2.0 test suite through `vulcan kdl fmt --canonical`.
 #   run_suite.sh VULCAN_BINARY SUITE_DIR [-v]
-# When VK_SHARED_DIR is set in the environment, $VK_SHARED_DIR/kdl-spec-tests is used
-# instead of SUITE_DIR.
 # For each SUITE_DIR/input/NAME.kdl: when SUITE_DIR/expected_kdl/NAME.kdl exists the
 # output must equal it byte for byte (an expected file holding only a newline means
 # empty output); otherwise vulcan must exit with status 1 and print nothing on stdout.
@@ -11,15 +9,12 @@ set -u
 vulcan=${1:?usage: run_suite.sh VULCAN SUITE_DIR [-v]}
 suite=${2:?usage: run_suite.sh VULCAN SUITE_DIR [-v]}
 verbose=${3:-}
-if [ -n "${VK_SHARED_DIR:-}" ]; then
-    suite=$VK_SHARED_DIR/kdl-spec-tests
-fi
 if [ ! -x "$vulcan" ]; then
     echo "run_suite: '$vulcan' is not an executable" >&2
     exit 2
 fi
 if [ ! -d "$suite/input" ]; then
-    echo "run_suite: no test suite at '$suite' (set VK_SHARED_DIR)" >&2
+    echo "run_suite: no test suite at '$suite' (tests/kdl/spec in the repository)" >&2
     exit 2
 fi
 tmp=$(mktemp -d)
