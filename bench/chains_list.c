@@ -66,7 +66,7 @@ static void *fill_range(void *arg)
             if (vk_store_tx_begin(f->store, &tx, &err) < 0 ||
                 vk_store_tx_chain_set(tx, c.id,
                                       i % 20 ? VK_STORE_CHAIN_COMPLETED : VK_STORE_CHAIN_FAILED,
-                                      vk_now_ms(), vk_now_ms(), NULL, &err) < 0 ||
+                                      vk_time_now_ms(), vk_time_now_ms(), NULL, &err) < 0 ||
                 vk_store_tx_commit(tx, &err) < 0)
                 die("chain_set", err.msg);
         }
@@ -85,13 +85,13 @@ static double timed(struct vk_http_client *cl, const char *label, const char *pa
 {
     double ms[REPS];
     for (int r = 0; r < REPS; r++) {
-        int64_t t0 = vk_mono_ns();
+        int64_t t0 = vk_time_mono_ns();
         long st = 0;
         json_t *a = NULL;
         struct vk_err err;
         if (vk_http_client_json(cl, "GET", path, NULL, 30000, &st, &a, &err) < 0 || st != 200)
             die(path, st ? "status not 200" : err.msg);
-        ms[r] = (double)(vk_mono_ns() - t0) / 1e6;
+        ms[r] = (double)(vk_time_mono_ns() - t0) / 1e6;
         *rows = json_array_size(json_object_get(a, "chains"));
         json_decref(a);
     }
@@ -116,7 +116,8 @@ static int run(const char *url, int n)
     char repos[20][VK_UUID_LEN];
     for (int i = 0; i < 20; i++) {
         char u[128];
-        snprintf(u, sizeof(u), "https://git.example/acme/r%d-%lld.git", i, (long long)vk_now_ms());
+        snprintf(u, sizeof(u), "https://git.example/acme/r%d-%lld.git", i,
+                 (long long)vk_time_now_ms());
         struct vk_store_repo r = {.url = u,
                                   .provider = "generic",
                                   .workflow_glob = ".vulcan/*.kdl",
@@ -128,7 +129,7 @@ static int run(const char *url, int n)
     }
     printf("%s: filling %d chains...\n", vk_store_backend(store), n);
     fflush(stdout);
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     bool pg = strcmp(vk_store_backend(store), "postgres") == 0;
     int nthreads = pg ? 4 : 1; /* SQLite has one writer anyway */
     pthread_t th[4];
@@ -139,7 +140,7 @@ static int run(const char *url, int n)
     }
     for (int t = 0; t < nthreads; t++)
         pthread_join(th[t], NULL);
-    printf("  filled in %.1f s\n", (double)(vk_mono_ns() - t0) / 1e9);
+    printf("  filled in %.1f s\n", (double)(vk_time_mono_ns() - t0) / 1e9);
 
     struct vk_api_opts ao = {.listen = "127.0.0.1:0", .store = store, .orch = orch};
     if (vk_api_new(&ao, &api, &err) < 0 || vk_api_start(api, &err) < 0)

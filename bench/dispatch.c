@@ -45,7 +45,7 @@ static int baseline(char *const argv[], int n, double *wall_ms, double *cpu_ms)
 {
     struct rusage r0, r1;
     getrusage(RUSAGE_CHILDREN, &r0);
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     for (int i = 0; i < n; i++) {
         pid_t pid;
         int st;
@@ -53,7 +53,7 @@ static int baseline(char *const argv[], int n, double *wall_ms, double *cpu_ms)
             return -1;
         waitpid(pid, &st, 0);
     }
-    *wall_ms = (double)(vk_mono_ns() - t0) / 1e6;
+    *wall_ms = (double)(vk_time_mono_ns() - t0) / 1e6;
     getrusage(RUSAGE_CHILDREN, &r1);
     *cpu_ms = tv_ms(r1.ru_utime) + tv_ms(r1.ru_stime) - tv_ms(r0.ru_utime) - tv_ms(r0.ru_stime);
     return 0;
@@ -124,11 +124,11 @@ static int run_config(const char *bin, int nfrag, int nworkers, int conc, bool k
     for (int i = 0; i < nworkers; i++)
         bench_proc_cpu(wp[i], &w0[i], &wc0[i]);
     int64_t t0_real = bench_real_ns();
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     char cid[64];
     if (bench_submit(s.cl, wf, cid) != 0)
         goto out;
-    fg->submit_ms = (double)(vk_mono_ns() - t0) / 1e6;
+    fg->submit_ms = (double)(vk_time_mono_ns() - t0) / 1e6;
     int64_t deadline = t0 + 600LL * 1000000000LL;
     for (;;) {
         usleep(100000);
@@ -136,12 +136,12 @@ static int run_config(const char *bin, int nfrag, int nworkers, int conc, bool k
             goto out;
         if (pending == 0 && running == 0)
             break;
-        if (vk_mono_ns() > deadline) {
+        if (vk_time_mono_ns() > deadline) {
             fprintf(stderr, "timed out: %lld pending, %lld running\n", pending, running);
             goto out;
         }
     }
-    double mono_wall = (double)(vk_mono_ns() - t0) / 1e6;
+    double mono_wall = (double)(vk_time_mono_ns() - t0) / 1e6;
     bench_proc_cpu(s.pid, &s1, &c1);
     fg->server_cpu = s1 - s0;
     fg->server_rss_kb = bench_proc_status(s.pid, "VmHWM");

@@ -54,7 +54,7 @@ struct inproc {
 static void timed_wake(void *ctx, const char *group)
 {
     struct inproc *p = ctx;
-    atomic_store(&p->hook_ns, (long long)vk_mono_ns());
+    atomic_store(&p->hook_ns, (long long)vk_time_mono_ns());
     vk_api_wake(p->api, group);
 }
 
@@ -126,9 +126,9 @@ static int submit(struct inproc *p, const struct vk_workflow *wf, const char *sr
     struct vk_err err;
     vk_err_clear(&err);
     atomic_store(&p->hook_ns, 0);
-    *t0 = vk_mono_ns();
+    *t0 = vk_time_mono_ns();
     int rc = vk_orch_submit(p->orch, wf, src, &c, id, NULL, &err);
-    *t1 = vk_mono_ns();
+    *t1 = vk_time_mono_ns();
     if (rc < 0)
         fprintf(stderr, "submit: %s\n", err.msg);
     return rc;
@@ -241,7 +241,7 @@ static void *poller_main(void *arg)
         long st = 0;
         json_t *req = json_loads(body, 0, NULL);
         int rc = vk_http_client_json(cl, "POST", "/api/v1/work/request", req, 60000, &st, &a, &err);
-        int64_t t = vk_mono_ns();
+        int64_t t = vk_time_mono_ns();
         json_decref(req);
         pthread_mutex_lock(&pl->mu);
         pl->held_ns = t;
@@ -388,7 +388,7 @@ static int part_script(struct inproc *p, const char *bin, int runs)
         }
         struct pollfd pf = {.fd = fd, .events = POLLIN};
         int pr = poll(&pf, 1, 10000);
-        int64_t t = vk_mono_ns();
+        int64_t t = vk_time_mono_ns();
         char buf[16];
         ssize_t got = pr > 0 ? read(fd, buf, sizeof(buf)) : -1;
         close(fd);

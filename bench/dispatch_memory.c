@@ -118,8 +118,8 @@ static void print_proc(const char *label, pid_t pid)
 static int drive(CURLM *m, int ms, int *running)
 {
     int done = 0;
-    int64_t end = vk_mono_ns() + (int64_t)ms * 1000000;
-    while (vk_mono_ns() < end) {
+    int64_t end = vk_time_mono_ns() + (int64_t)ms * 1000000;
+    while (vk_time_mono_ns() < end) {
         curl_multi_perform(m, running);
         CURLMsg *msg;
         int left;
@@ -143,7 +143,7 @@ static int waiters(struct bench_server *s, int n)
     int rc = -1, added = 0;
     if (!ids || !easy || !bodies || !m || !hdrs)
         goto out;
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     for (int i = 0; i < n; i++) {
         char name[32];
         snprintf(name, sizeof(name), "sim-%d", i);
@@ -161,7 +161,7 @@ static int waiters(struct bench_server *s, int n)
         ids[i] = strdup(wid);
         json_decref(a);
     }
-    printf("  registered %d workers in %.0f ms\n", n, (double)(vk_mono_ns() - t0) / 1e6);
+    printf("  registered %d workers in %.0f ms\n", n, (double)(vk_time_mono_ns() - t0) / 1e6);
     char url[128];
     snprintf(url, sizeof(url), "%s/api/v1/work/request", s->url);
     for (int i = 0; i < n; i++) {
@@ -181,7 +181,7 @@ static int waiters(struct bench_server *s, int n)
         added++;
     }
     int running = 0, done = 0;
-    t0 = vk_mono_ns();
+    t0 = vk_time_mono_ns();
     /* Send them all, then wait until nothing is answered for 2 s. */
     for (int k = 0; k < 60; k++) {
         int d = drive(m, 2000, &running);
@@ -190,7 +190,7 @@ static int waiters(struct bench_server *s, int n)
             break;
     }
     printf("  %d long-polls open (%d answered early) after %.0f ms\n", running, done,
-           (double)(vk_mono_ns() - t0) / 1e6);
+           (double)(vk_time_mono_ns() - t0) / 1e6);
     double c0, cc, c1;
     bench_proc_cpu(s->pid, &c0, &cc);
     drive(m, 3000, &running);

@@ -22,13 +22,13 @@ extern char **environ;
 
 static double ms_since(int64_t t0)
 {
-    return (double)(vk_mono_ns() - t0) / 1e6;
+    return (double)(vk_time_mono_ns() - t0) / 1e6;
 }
 
 static double plain_spawn(int runs)
 {
     char *argv[] = {"/bin/sh", "-c", "true", NULL};
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     for (int i = 0; i < runs; i++) {
         pid_t pid;
         int st;
@@ -48,7 +48,7 @@ static double exec_runs(const struct vk_exec_env *env, int runs, enum vk_exec_sa
     s.script = "true\n";
     s.sandbox = sb;
     s.pids_limit = pids_limit;
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     for (int i = 0; i < runs; i++) {
         struct vk_exec_result r;
         struct vk_err err;

@@ -118,7 +118,7 @@ static void *dispatcher(void *arg)
         while (d->n > 0) {
             struct vk_http_req *req = d->w[--d->n];
             char body[64];
-            int len = snprintf(body, sizeof(body), "%lld", (long long)vk_mono_ns());
+            int len = snprintf(body, sizeof(body), "%lld", (long long)vk_time_mono_ns());
             vk_http_reply(req, 200, "text/plain", body, (size_t)len);
         }
     }
@@ -190,7 +190,7 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
     struct item *it = ud;
     size_t n = sz * nm;
     if (it->len == 0)
-        it->recv_ns = vk_mono_ns();
+        it->recv_ns = vk_time_mono_ns();
     size_t c = n < sizeof(it->body) - 1 - it->len ? n : sizeof(it->body) - 1 - it->len;
     memcpy(it->body + it->len, p, c);
     it->len += c;
@@ -245,7 +245,7 @@ static int run_many(unsigned port, pid_t pid, size_t n, struct vk_http_client *c
         curl_multi_add_handle(m, hs[i]);
     }
     int running = 1;
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     long rss_wait = -1;
     bool woke = false;
     int64_t woke_ns = 0;
@@ -260,22 +260,22 @@ static int run_many(unsigned port, pid_t pid, size_t n, struct vk_http_client *c
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&it);
             curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &it->status);
         }
-        if (!woke && vk_mono_ns() - t0 > 200000000LL) {
+        if (!woke && vk_time_mono_ns() - t0 > 200000000LL) {
             long w = waiting(ctl);
             if (w == (long)n) {
                 usleep(300000); /* let the server settle */
                 rss_wait = rss_kb(pid);
                 printf("parked %zu long-polls in %.0f ms; server RSS with them waiting: %ld kB\n",
-                       n, (vk_mono_ns() - t0) / 1e6, rss_wait);
+                       n, (vk_time_mono_ns() - t0) / 1e6, rss_wait);
                 struct vk_http_response r;
                 struct vk_err err;
-                woke_ns = vk_mono_ns();
+                woke_ns = vk_time_mono_ns();
                 if (vk_http_client_request(ctl, "POST", "/wake", NULL, NULL, 0, 5000, &r, &err) ==
                     0)
                     vk_http_response_release(&r);
                 woke = true;
             } else {
-                t0 = vk_mono_ns() - 150000000LL; /* ask again in 50 ms */
+                t0 = vk_time_mono_ns() - 150000000LL; /* ask again in 50 ms */
             }
         }
         if (running)
@@ -324,7 +324,7 @@ static int run_single(unsigned port, size_t iters)
             fprintf(stderr, "single: %s\n", err.msg);
             break;
         }
-        int64_t now = vk_mono_ns();
+        int64_t now = vk_time_mono_ns();
         if (r.status == 200)
             lat[k++] = now - atoll(r.body.data);
         vk_http_response_release(&r);

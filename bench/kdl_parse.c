@@ -185,9 +185,9 @@ int main(int argc, char **argv)
     for (int r = 0; r < runs; r++) {
         struct vk_kdl_doc *doc = NULL;
         struct vk_err err;
-        int64_t t0 = vk_mono_ns();
+        int64_t t0 = vk_time_mono_ns();
         int rc = vk_kdl_parse(input, len, &doc, &err);
-        int64_t t1 = vk_mono_ns();
+        int64_t t1 = vk_time_mono_ns();
         if (rc != 0) {
             fprintf(stderr, "kdl_parse: parse failed at %u:%u: %s\n", err.line, err.col, err.msg);
             return 1;

@@ -79,11 +79,11 @@ static void *producer(void *arg)
         chunk[i] = i % 100 == 99 ? '\n' : (char)('a' + (i * 7) % 26);
     double bytes_per_ns = b->rate_mb * 1e6 / 1e9;
     long long off = 0, goal = (long long)(b->seconds * b->rate_mb * 1e6);
-    b->t_start_ns = vk_mono_ns();
+    b->t_start_ns = vk_time_mono_ns();
     while (off < goal) {
         /* Keep to the schedule: upload when the writer would have produced the bytes. */
         int64_t due = b->t_start_ns + (int64_t)((double)off / bytes_per_ns);
-        int64_t now = vk_mono_ns();
+        int64_t now = vk_time_mono_ns();
         if (due > now) {
             struct timespec ts = {(due - now) / 1000000000, (due - now) % 1000000000};
             nanosleep(&ts, NULL);
@@ -101,7 +101,7 @@ static void *producer(void *arg)
         vk_http_response_release(&resp);
         off += CHUNK;
     }
-    b->t_last_upload_ns = vk_mono_ns();
+    b->t_last_upload_ns = vk_time_mono_ns();
     b->total = off;
     json_t *r = json_pack("{s:s, s:s, s:i, s:b, s:i}", "worker_id", b->wid, "fragment_id", b->fid,
                           "attempt", b->attempt, "success", 1, "exit_code", 0);
@@ -138,7 +138,7 @@ static int on_chunk(void *ctx, const char *data, size_t len)
             json_decref(j);
         } else if (strncmp(ev, "event: end", 10) == 0) {
             s->ended = true;
-            s->t_end_ns = vk_mono_ns();
+            s->t_end_ns = vk_time_mono_ns();
         }
         start = (size_t)(end - s->in.data) + 2;
     }
@@ -245,7 +245,7 @@ int main(int argc, char **argv)
     ssize_t r;
     while ((r = read(fds[0], buf, sizeof(buf))) > 0)
         cli_bytes += r;
-    cli_end = vk_mono_ns();
+    cli_end = vk_time_mono_ns();
     close(fds[0]);
     int wst = 0;
     waitpid(pid, &wst, 0);

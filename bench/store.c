@@ -30,7 +30,7 @@ static void die(const char *what, const struct vk_err *err)
 
 static double secs(int64_t t0)
 {
-    return (double)(vk_mono_ns() - t0) / 1e9;
+    return (double)(vk_time_mono_ns() - t0) / 1e9;
 }
 
 static void create_chain(struct vk_store *s, const char *tenant, int n, const char *machine,
@@ -86,7 +86,7 @@ static void *cycle(void *arg)
     vk_pool_init(&pool, 0);
     while (c->done < c->todo) {
         struct vk_store_work w;
-        int rc = vk_store_claim(c->s, c->worker, g, 1, vk_now_ms(), &pool, &w, &err);
+        int rc = vk_store_claim(c->s, c->worker, g, 1, vk_time_now_ms(), &pool, &w, &err);
         if (rc == VK_ENOTFOUND)
             break;
         if (rc)
@@ -95,7 +95,7 @@ static void *cycle(void *arg)
         if (vk_store_tx_begin(c->s, &tx, &err) != 0)
             die("tx_begin", &err);
         if (vk_store_tx_fragment_finish(tx, w.fragment.id, w.fragment.attempt, c->worker,
-                                        VK_STORE_FRAG_COMPLETED, true, 0, NULL, vk_now_ms(),
+                                        VK_STORE_FRAG_COMPLETED, true, 0, NULL, vk_time_now_ms(),
                                         &err) != 0)
             die("finish", &err);
         if (vk_store_tx_commit(tx, &err) != 0)
@@ -126,11 +126,11 @@ static double run_cycles(struct vk_store *s, const char *tenant, const char *gro
         cl[i].s = s;
         cl[i].group = group;
         cl[i].todo = total;
-        if (vk_store_worker_register(s, NULL, "bench", "1", g, 1, vk_now_ms(), cl[i].worker,
+        if (vk_store_worker_register(s, NULL, "bench", "1", g, 1, vk_time_now_ms(), cl[i].worker,
                                      &err) != 0)
             die("register", &err);
     }
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     for (int i = 0; i < nthreads; i++)
         pthread_create(&th[i], NULL, cycle, &cl[i]);
     int done = 0;
@@ -156,7 +156,7 @@ static void bench(const char *label, const char *url, int cycles)
     if (vk_store_tenant_ensure(s, "bench", tenant, &err) != 0)
         die("tenant", &err);
 
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     for (int i = 0; i < CHAINS; i++)
         create_chain(s, tenant, CHAIN_FRAGS, "idle", cid);
     double dt = secs(t0);
@@ -183,7 +183,7 @@ static void bench(const char *label, const char *url, int cycles)
     char *chunk = malloc(LOG_CHUNK);
     for (int i = 0; i < LOG_CHUNK; i++)
         chunk[i] = (char)('a' + i % 26);
-    t0 = vk_mono_ns();
+    t0 = vk_time_mono_ns();
     for (int64_t off = 0; off < LOG_TOTAL; off += LOG_CHUNK)
         if (vk_store_log_append(s, fid[0], 1, off, chunk, LOG_CHUNK, NULL, &err) != 0)
             die("log append", &err);
@@ -192,7 +192,7 @@ static void bench(const char *label, const char *url, int cycles)
            LOG_TOTAL / dt / 1e6, LOG_TOTAL >> 20, LOG_CHUNK >> 10);
     size_t nread = 0;
     int64_t total = 0;
-    t0 = vk_mono_ns();
+    t0 = vk_time_mono_ns();
     for (int64_t off = 0; off < LOG_TOTAL; off += LOG_CHUNK)
         if (vk_store_log_read(s, fid[0], 1, off, chunk, LOG_CHUNK, &nread, &total, &err) != 0 ||
             nread != LOG_CHUNK)

@@ -25,20 +25,20 @@ struct job {
 static void *count_loop(void *p)
 {
     struct job *j = p;
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     for (long i = 0; i < j->iters; i++)
-        vk_counter_inc(j->c);
-    j->ns = vk_mono_ns() - t0;
+        vk_metrics_counter_inc(j->c);
+    j->ns = vk_time_mono_ns() - t0;
     return NULL;
 }
 
 static void *observe_loop(void *p)
 {
     struct job *j = p;
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     for (long i = 0; i < j->iters; i++)
-        vk_histogram_observe(j->h, (double)(i & 1023) * 0.001);
-    j->ns = vk_mono_ns() - t0;
+        vk_metrics_histogram_observe(j->h, (double)(i & 1023) * 0.001);
+    j->ns = vk_time_mono_ns() - t0;
     return NULL;
 }
 
@@ -97,34 +97,34 @@ static void bench_spans(long n)
     struct vk_tracer *t;
     struct vk_err err;
     struct vk_tracer_config cfg = {.endpoint = ep, .queue_max = 1u << 16, .batch_max = 512};
-    if (vk_tracer_new(&cfg, &t, &err) < 0) {
+    if (vk_trace_new(&cfg, &t, &err) < 0) {
         fprintf(stderr, "%s\n", err.msg);
         exit(1);
     }
     struct vk_trace_ctx parent;
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     for (long i = 0; i < n; i++) {
         struct vk_span *s =
-            vk_tracer_start_span(t, "fragment.run", VK_SPAN_INTERNAL, i ? &parent : NULL);
+            vk_trace_start_span(t, "fragment.run", VK_SPAN_INTERNAL, i ? &parent : NULL);
         if (i == 0)
             parent = s->ctx;
-        vk_span_set_str(s, "machine_group", "default");
-        vk_span_set_int(s, "attempt", 1);
-        vk_tracer_end_span(t, s);
+        vk_trace_span_set_str(s, "machine_group", "default");
+        vk_trace_span_set_int(s, "attempt", 1);
+        vk_trace_end_span(t, s);
     }
-    int64_t ns = vk_mono_ns() - t0;
-    int64_t f0 = vk_mono_ns();
-    if (vk_tracer_flush(t, 60000) < 0)
+    int64_t ns = vk_time_mono_ns() - t0;
+    int64_t f0 = vk_time_mono_ns();
+    if (vk_trace_flush(t, 60000) < 0)
         fprintf(stderr, "flush timed out\n");
-    int64_t flush_ns = vk_mono_ns() - f0;
-    struct vk_tracer_stats st;
-    vk_tracer_stats(t, &st);
+    int64_t flush_ns = vk_time_mono_ns() - f0;
+    struct vk_trace_stats st;
+    vk_trace_stats(t, &st);
     printf("span start+2 attrs+end (queued): %8.1f ns/span  (%ld spans; exported %llu, dropped "
            "queue_full %llu, export_failed %llu; drain after loop %.1f ms, %llu requests)\n",
            (double)ns / (double)n, n, (unsigned long long)st.exported,
            (unsigned long long)st.dropped_queue, (unsigned long long)st.dropped_export,
            (double)flush_ns / 1e6, (unsigned long long)st.requests_ok);
-    vk_tracer_free(t, 1000);
+    vk_trace_free(t, 1000);
     MHD_stop_daemon(d);
 }
 
@@ -141,8 +141,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    struct job j = {.c = vk_metric_counter_with(c, "completed"),
-                    .h = vk_metric_histogram_with(h, "default"),
+    struct job j = {.c = vk_metrics_counter_with(c, "completed"),
+                    .h = vk_metrics_histogram_with(h, "default"),
                     .iters = 20000000L * scale};
     printf("counter inc, 1 thread:           %8.2f ns/op\n", run_threads(count_loop, &j, 1));
     printf("counter inc, 2 threads (shared): %8.2f ns/op per thread\n",
@@ -154,17 +154,17 @@ int main(int argc, char **argv)
            run_threads(observe_loop, &j, 2));
 
     long lookups = 2000000L * scale;
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     for (long i = 0; i < lookups; i++)
-        vk_counter_inc(vk_metric_counter_with(c, (i & 1) ? "completed" : "failed"));
+        vk_metrics_counter_inc(vk_metrics_counter_with(c, (i & 1) ? "completed" : "failed"));
     printf("child lookup + inc (existing):   %8.2f ns/op\n",
-           (double)(vk_mono_ns() - t0) / (double)lookups);
+           (double)(vk_time_mono_ns() - t0) / (double)lookups);
 
     struct vk_buf out = VK_BUF_INIT(VK_MAX_BODY);
-    t0 = vk_mono_ns();
+    t0 = vk_time_mono_ns();
     if (vk_metrics_render(reg, &out, &err) < 0)
         return 1;
-    printf("render (2 families, 3 series):   %8.2f us\n", (double)(vk_mono_ns() - t0) / 1e3);
+    printf("render (2 families, 3 series):   %8.2f us\n", (double)(vk_time_mono_ns() - t0) / 1e3);
     vk_buf_release(&out);
     vk_metrics_free(reg);
 

@@ -70,10 +70,10 @@ static int64_t post(struct vk_http_client *cl, const char *id)
     struct vk_http_response resp;
     if (vk_http_client_set_header(cl, "X-GitHub-Delivery", id))
         return -1;
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     int rc = vk_http_client_request(cl, "POST", "/hooks/github", "application/json", body,
                                     strlen(body), 0, &resp, &err);
-    int64_t dt = vk_mono_ns() - t0;
+    int64_t dt = vk_time_mono_ns() - t0;
     bool ok = rc == 0 && resp.status == 200 && strstr(resp.body.data, "\"chains\":[\"") != NULL;
     if (rc == 0 && !ok)
         fprintf(stderr, "webhook %s: %ld %s\n", id, resp.status, resp.body.data);
@@ -123,8 +123,8 @@ int main(int argc, char **argv)
     if (!mkdtemp(T.tmp) || make_repo() || te_server(&T, "bench", 4) || te_register(&T))
         return 1;
     body = te_fixture_body(&T, "github/push");
-    if (!body ||
-        vk_hook_sign(VK_HOOK_GITHUB, body, strlen(body), TE_SECRET, sig, sizeof(sig)) != 0) {
+    if (!body || vk_triggers_hook_sign(VK_TRIGGERS_GITHUB, body, strlen(body), TE_SECRET, sig,
+                                       sizeof(sig)) != 0) {
         fprintf(stderr, "cannot read the fixture (pass the source directory)\n");
         return 1;
     }
@@ -161,7 +161,7 @@ int main(int argc, char **argv)
     struct sender s[64];
     if (threads > 64)
         threads = 64;
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     for (int i = 0; i < threads; i++) {
         s[i] = (struct sender){.idx = i, .n = total / threads};
         pthread_create(&th[i], NULL, send_main, &s[i]);
@@ -172,7 +172,7 @@ int main(int argc, char **argv)
         failed += s[i].failed;
         sent += s[i].n;
     }
-    double secs = (double)(vk_mono_ns() - t0) / 1e9;
+    double secs = (double)(vk_time_mono_ns() - t0) / 1e9;
     printf("  sustained: %d webhooks from %d senders in %.2f s: %.0f webhooks/s (%d failed)\n",
            sent, threads, secs, sent / secs, failed);
     te_stop(&T);

@@ -67,9 +67,9 @@ int main(int argc, char **argv)
         struct vk_workflow *wf = NULL;
         struct vk_wf_error e;
         vk_wf_error_init(&e);
-        int64_t t0 = vk_mono_ns();
+        int64_t t0 = vk_time_mono_ns();
         int rc = vk_workflow_load_buffer(doc.data, doc.len, "bench.kdl", NULL, &wf, &e);
-        double s = (double)(vk_mono_ns() - t0) / 1e9;
+        double s = (double)(vk_time_mono_ns() - t0) / 1e9;
         if (rc != 0) {
             fprintf(stderr, "%s", e.rendered ? e.rendered : e.msg);
             vk_wf_error_release(&e);

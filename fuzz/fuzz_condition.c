@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *subject = buf + strlen(buf);
         if ((size_t)(subject - buf) < rest)
             subject++;
-        (void)vk_wf_glob_match(buf, subject);
+        (void)vk_glob_match(buf, subject);
         free(buf);
     }
     return 0;

@@ -35,7 +35,7 @@ struct vk_api_opts {
     unsigned http_threads;      /**< HTTP polling threads (default 2) */
     const char *data_dir;       /**< server state; git mirrors in DATA_DIR/mirrors (default
                                  *   "./vulcan-data"; copied) */
-    vk_api_clock_fn *now_fn;    /**< the scheduler's clock (default: vk_now_ms) */
+    vk_api_clock_fn *now_fn;    /**< the scheduler's clock (default: vk_time_now_ms) */
     void *now_ctx;              /**< passed to now_fn */
     int64_t cron_interval_ms;   /**< how often the scheduler looks for due schedules (default
                                  *   15000); < 0: no scheduler thread (call vk_api_cron_run) */

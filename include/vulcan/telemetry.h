@@ -13,8 +13,8 @@
  * Metrics. A registry (struct vk_metrics) owned by the executable holds metric
  * families (counter, gauge, histogram), each with up to VK_METRICS_MAX_LABELS
  * label names. A caller obtains a child (one label combination) once and then
- * updates it with atomics: vk_counter_inc() is one atomic add on a per-thread
- * stripe, vk_histogram_observe() a few. Children live as long as the registry.
+ * updates it with atomics: vk_metrics_counter_inc() is one atomic add on a per-thread
+ * stripe, vk_metrics_histogram_observe() a few. Children live as long as the registry.
  * Each family holds at most `max_series` children; lookups beyond that return
  * the family's overflow child, whose label values are all "__overflow__".
  * vk_metrics_render() writes the Prometheus text exposition format 0.0.4.
@@ -71,13 +71,13 @@ bool vk_log_enabled(enum vk_log_level level);
  * Emit one record. After `msg` come field pairs `const char *key, const char *value`,
  * ended by a NULL key; a NULL value is skipped. Borrows everything.
  *
- *     vk_log(VK_LOG_INFO, "orchestrator", "fragment claimed",
+ *     vk_log_write(VK_LOG_INFO, "orchestrator", "fragment claimed",
  *            "fragment_id", id, "worker_id", wid, NULL);
  */
-void vk_log(enum vk_log_level level, const char *component, const char *msg, ...);
+void vk_log_write(enum vk_log_level level, const char *component, const char *msg, ...);
 
-/** va_list variant of vk_log(); `ap` holds the field pairs. */
-void vk_logv(enum vk_log_level level, const char *component, const char *msg, va_list ap);
+/** va_list variant of vk_log_write(); `ap` holds the field pairs. */
+void vk_log_vwrite(enum vk_log_level level, const char *component, const char *msg, va_list ap);
 
 /* ================================================================ Metrics */
 
@@ -107,10 +107,10 @@ struct vk_metric_sink;
 
 /**
  * Called at scrape time to emit the current samples of a callback gauge with
- * vk_metric_sink_add(). Runs on the scraping thread, one scrape at a time per
+ * vk_metrics_sink_add(). Runs on the scraping thread, one scrape at a time per
  * registry; it must not register metrics or render.
  */
-typedef void (*vk_metric_collect_fn)(void *arg, struct vk_metric_sink *sink);
+typedef void (*vk_metrics_collect_fn)(void *arg, struct vk_metric_sink *sink);
 
 /** Default histogram bounds in seconds: 0.001 … 60 (15 bounds). */
 extern const double vk_metrics_buckets_default[15];
@@ -161,7 +161,7 @@ int vk_metrics_histogram(struct vk_metrics *reg, const char *name, const char *h
  * returns as vk_metrics_gauge().
  */
 int vk_metrics_gauge_fn(struct vk_metrics *reg, const char *name, const char *help,
-                        const char *labels, vk_metric_collect_fn fn, void *arg,
+                        const char *labels, vk_metrics_collect_fn fn, void *arg,
                         struct vk_metric **out, struct vk_err *err) VK_MUST_CHECK;
 
 /* ---------------------------------------------------------------- Children */
@@ -176,49 +176,49 @@ int vk_metrics_gauge_fn(struct vk_metrics *reg, const char *name, const char *he
  * Looking up an existing child takes no lock. Obtain children once, outside
  * hot loops. `m` must be a family of the matching type (programmer error).
  */
-struct vk_counter_child *vk_metric_counter_with(struct vk_metric *m, ...);
-struct vk_gauge_child *vk_metric_gauge_with(struct vk_metric *m, ...);
-struct vk_histogram_child *vk_metric_histogram_with(struct vk_metric *m, ...);
+struct vk_counter_child *vk_metrics_counter_with(struct vk_metric *m, ...);
+struct vk_gauge_child *vk_metrics_gauge_with(struct vk_metric *m, ...);
+struct vk_histogram_child *vk_metrics_histogram_with(struct vk_metric *m, ...);
 
 /** Array variants: `values` holds `n` label values (`n` must equal the label count). */
-struct vk_counter_child *vk_metric_counter_withv(struct vk_metric *m, const char *const *values,
-                                                 size_t n);
-struct vk_gauge_child *vk_metric_gauge_withv(struct vk_metric *m, const char *const *values,
-                                             size_t n);
-struct vk_histogram_child *vk_metric_histogram_withv(struct vk_metric *m, const char *const *values,
-                                                     size_t n);
+struct vk_counter_child *vk_metrics_counter_withv(struct vk_metric *m, const char *const *values,
+                                                  size_t n);
+struct vk_gauge_child *vk_metrics_gauge_withv(struct vk_metric *m, const char *const *values,
+                                              size_t n);
+struct vk_histogram_child *vk_metrics_histogram_withv(struct vk_metric *m,
+                                                      const char *const *values, size_t n);
 
 /** Number of lookups that went to the overflow child of `m` (past the series cap). */
-uint64_t vk_metric_overflows(const struct vk_metric *m);
+uint64_t vk_metrics_overflows(const struct vk_metric *m);
 
 /* ---------------------------------------------------------------- Updates */
 
 /** Add 1 / `n` to a counter child. One relaxed atomic add; accepts NULL (no-op). */
-void vk_counter_inc(struct vk_counter_child *c);
-void vk_counter_add(struct vk_counter_child *c, uint64_t n);
+void vk_metrics_counter_inc(struct vk_counter_child *c);
+void vk_metrics_counter_add(struct vk_counter_child *c, uint64_t n);
 /** Current total of a counter child (sum over its stripes). */
-uint64_t vk_counter_value(const struct vk_counter_child *c);
+uint64_t vk_metrics_counter_value(const struct vk_counter_child *c);
 
 /** Set / add to / read a gauge child. Accept NULL (no-op, 0). */
-void vk_gauge_set(struct vk_gauge_child *g, double v);
-void vk_gauge_add(struct vk_gauge_child *g, double delta);
-double vk_gauge_value(const struct vk_gauge_child *g);
+void vk_metrics_gauge_set(struct vk_gauge_child *g, double v);
+void vk_metrics_gauge_add(struct vk_gauge_child *g, double delta);
+double vk_metrics_gauge_value(const struct vk_gauge_child *g);
 
 /**
  * Record one observation (NaN is ignored). Accepts NULL (no-op). The sample
  * lands in the first bucket whose bound is >= v; _sum and _count follow.
  */
-void vk_histogram_observe(struct vk_histogram_child *h, double v);
+void vk_metrics_histogram_observe(struct vk_histogram_child *h, double v);
 /** Number of observations and their sum so far. */
-uint64_t vk_histogram_count(const struct vk_histogram_child *h);
-double vk_histogram_sum(const struct vk_histogram_child *h);
+uint64_t vk_metrics_histogram_count(const struct vk_histogram_child *h);
+double vk_metrics_histogram_sum(const struct vk_histogram_child *h);
 
 /**
  * From a gauge callback: emit one sample with `value` and the family's label
  * values (as many `const char *` as the family has labels). Samples past the
  * series cap are dropped. Borrows everything.
  */
-void vk_metric_sink_add(struct vk_metric_sink *sink, double value, ...);
+void vk_metrics_sink_add(struct vk_metric_sink *sink, double value, ...);
 
 /* ---------------------------------------------------------------- Rendering */
 
@@ -378,7 +378,7 @@ struct vk_tracer_config {
 };
 
 /** Counters of a tracer (monotonic). */
-struct vk_tracer_stats {
+struct vk_trace_stats {
     uint64_t started;         /**< spans started */
     uint64_t exported;        /**< spans accepted by the collector */
     uint64_t dropped_queue;   /**< spans dropped because the queue was full */
@@ -395,18 +395,18 @@ struct vk_tracer_stats {
  * lowercase hex, ids not all zero, version not "ff"; a future version may carry
  * more fields after a '-'. Borrows `s`. Returns 0 or VK_EINVAL.
  */
-int vk_traceparent_parse(const char *s, size_t len, struct vk_trace_ctx *out) VK_MUST_CHECK;
+int vk_trace_parent_parse(const char *s, size_t len, struct vk_trace_ctx *out) VK_MUST_CHECK;
 
 /** Format `ctx` as a version-00 traceparent value into `out`. */
-void vk_traceparent_format(const struct vk_trace_ctx *ctx, char out[VK_TRACEPARENT_LEN]);
+void vk_trace_parent_format(const struct vk_trace_ctx *ctx, char out[VK_TRACEPARENT_LEN]);
 
 /** Lowercase hex of a trace id / span id. */
 void vk_trace_id_hex(const uint8_t id[VK_TRACE_ID_SIZE], char out[VK_TRACE_ID_HEX_LEN]);
-void vk_span_id_hex(const uint8_t id[VK_SPAN_ID_SIZE], char out[VK_SPAN_ID_HEX_LEN]);
+void vk_trace_span_id_hex(const uint8_t id[VK_SPAN_ID_SIZE], char out[VK_SPAN_ID_HEX_LEN]);
 
 /** Fill `out` with random non-zero ids (OpenSSL RAND_bytes). Returns 0 or VK_EIO. */
 int vk_trace_id_random(uint8_t out[VK_TRACE_ID_SIZE]) VK_MUST_CHECK;
-int vk_span_id_random(uint8_t out[VK_SPAN_ID_SIZE]) VK_MUST_CHECK;
+int vk_trace_span_id_random(uint8_t out[VK_SPAN_ID_SIZE]) VK_MUST_CHECK;
 
 /* ---------------------------------------------------------------- Tracer */
 
@@ -415,50 +415,50 @@ int vk_span_id_random(uint8_t out[VK_SPAN_ID_SIZE]) VK_MUST_CHECK;
  * outlive the tracer). With an endpoint, starts the export thread, which POSTs
  * batches to "<endpoint>/v1/traces" (an endpoint already ending in
  * "/v1/traces" is used as it is). On success *out is returned owned (free with
- * vk_tracer_free()). Returns 0, VK_EINVAL (bad endpoint), VK_ENOMEM or VK_EIO.
+ * vk_trace_free()). Returns 0, VK_EINVAL (bad endpoint), VK_ENOMEM or VK_EIO.
  */
-int vk_tracer_new(const struct vk_tracer_config *cfg, struct vk_tracer **out,
-                  struct vk_err *err) VK_MUST_CHECK;
+int vk_trace_new(const struct vk_tracer_config *cfg, struct vk_tracer **out,
+                 struct vk_err *err) VK_MUST_CHECK;
 
 /**
  * Export what is queued (waiting at most `timeout_ms`), stop the thread and
  * free the tracer; spans still queued are dropped and counted. Accepts NULL.
  */
-void vk_tracer_free(struct vk_tracer *t, unsigned timeout_ms);
+void vk_trace_free(struct vk_tracer *t, unsigned timeout_ms);
 
 /**
  * Start a span named `name` (borrowed, copied) of `kind`. With `parent` (for
  * example parsed from an incoming traceparent, or another span's ctx) the span
  * joins that trace and inherits its flags; without, it starts a new sampled
- * trace. Returns owned: the span, to be passed to vk_tracer_end_span(); NULL
+ * trace. Returns owned: the span, to be passed to vk_trace_end_span(); NULL
  * when `t` is NULL (every vk_span_* function accepts NULL).
  */
-struct vk_span *vk_tracer_start_span(struct vk_tracer *t, const char *name, enum vk_span_kind kind,
-                                     const struct vk_trace_ctx *parent);
+struct vk_span *vk_trace_start_span(struct vk_tracer *t, const char *name, enum vk_span_kind kind,
+                                    const struct vk_trace_ctx *parent);
 
 /**
  * Start a span whose identity was handed out earlier (e.g. a chain: its span id
  * is fixed when the chain is created, so fragment spans can name it as parent
  * long before it ends). `self` gives the trace and span ids; `parent_span_id`
  * (VK_SPAN_ID_SIZE bytes, may be NULL) its parent; `start_ns` (nanoseconds since
- * the epoch; 0 = now) when it began. Returns owned, like vk_tracer_start_span();
+ * the epoch; 0 = now) when it began. Returns owned, like vk_trace_start_span();
  * NULL when `t` is NULL or `self` is not a valid context.
  */
-struct vk_span *vk_tracer_start_span_as(struct vk_tracer *t, const char *name,
-                                        enum vk_span_kind kind, const struct vk_trace_ctx *self,
-                                        const uint8_t *parent_span_id, int64_t start_ns);
+struct vk_span *vk_trace_start_span_as(struct vk_tracer *t, const char *name,
+                                       enum vk_span_kind kind, const struct vk_trace_ctx *self,
+                                       const uint8_t *parent_span_id, int64_t start_ns);
 
 /** Move a span's start back to `start_ns` (work that began before the span was made);
  *  a later time is ignored. Accepts NULL. */
-void vk_span_set_start(struct vk_span *s, int64_t start_ns);
+void vk_trace_span_set_start(struct vk_span *s, int64_t start_ns);
 
 /** Add a string / integer attribute (borrowed, copied; invalid UTF-8 becomes '?'). */
-void vk_span_set_str(struct vk_span *s, const char *key, const char *value);
-void vk_span_set_int(struct vk_span *s, const char *key, int64_t value);
+void vk_trace_span_set_str(struct vk_span *s, const char *key, const char *value);
+void vk_trace_span_set_int(struct vk_span *s, const char *key, int64_t value);
 /** Set the status; `msg` (may be NULL) is kept for VK_SPAN_ERROR only. */
-void vk_span_set_status(struct vk_span *s, enum vk_span_status status, const char *msg);
+void vk_trace_span_set_status(struct vk_span *s, enum vk_span_status status, const char *msg);
 /** The traceparent to send downstream for a child of `s` ("" when `s` is NULL). */
-void vk_span_traceparent(const struct vk_span *s, char out[VK_TRACEPARENT_LEN]);
+void vk_trace_span_traceparent(const struct vk_span *s, char out[VK_TRACEPARENT_LEN]);
 
 /**
  * End the span now and hand it to the exporter. Takes ownership of `s`
@@ -466,23 +466,24 @@ void vk_span_traceparent(const struct vk_span *s, char out[VK_TRACEPARENT_LEN]);
  * no endpoint, or the span is not sampled) the span is freed at once, and
  * counted as dropped in the first case.
  */
-void vk_tracer_end_span(struct vk_tracer *t, struct vk_span *s);
+void vk_trace_end_span(struct vk_tracer *t, struct vk_span *s);
 
 /**
  * Wait until every span ended before this call has been exported or dropped,
  * at most `timeout_ms`. Returns 0 or VK_ETIMEDOUT. For tests and shutdown.
  */
-int vk_tracer_flush(struct vk_tracer *t, unsigned timeout_ms) VK_MUST_CHECK;
+int vk_trace_flush(struct vk_tracer *t, unsigned timeout_ms) VK_MUST_CHECK;
 
 /** Copy the tracer's counters into `out`. */
-void vk_tracer_stats(struct vk_tracer *t, struct vk_tracer_stats *out);
+void vk_trace_stats(struct vk_tracer *t, struct vk_trace_stats *out);
 
 /**
  * Append the OTLP/HTTP JSON request body for `n` spans (an
  * ExportTraceServiceRequest with one resource and one scope) to `out`.
  * Borrows everything. Returns 0, VK_ENOMEM or VK_ETOOBIG.
  */
-int vk_otlp_encode_json(const char *service_name, const char *service_version,
-                        struct vk_span *const *spans, size_t n, struct vk_buf *out) VK_MUST_CHECK;
+int vk_trace_otlp_encode_json(const char *service_name, const char *service_version,
+                              struct vk_span *const *spans, size_t n,
+                              struct vk_buf *out) VK_MUST_CHECK;
 
 #endif /* VULCAN_TELEMETRY_H */

@@ -7,16 +7,16 @@
  * Everything here is a pure library function (no HTTP, no store): the HTTP
  * route and the orchestrator call them in this order for a webhook request:
  *
- *   1. vk_hook_verify()            raw body + headers + the repository's secret
- *   2. vk_hook_parse()             → struct vk_hook_event (normalised)
- *   3. vk_hook_event_matches_repo() against the registered repository URL
- *   4. vk_hook_event_to_wf()       → struct vk_wf_event for the workflow matcher
+ *   1. vk_triggers_hook_verify()            raw body + headers + the repository's secret
+ *   2. vk_triggers_hook_parse()             → struct vk_triggers_event (normalised)
+ *   3. vk_triggers_event_matches_repo() against the registered repository URL
+ *   4. vk_triggers_event_to_wf()       → struct vk_wf_event for the workflow matcher
  *   5. struct vk_git_mirror        list/read workflow files at ev->commit_sha
  *
  * (docs/triggers.md has the whole recipe and the generic webhook format.)
  *
  * Invariants: every string a parsed event holds is NUL-terminated, free of
- * control characters and bounded (VK_HOOK_MAX_* below); shas are lowercase hex.
+ * control characters and bounded (VK_TRIGGERS_MAX_* below); shas are lowercase hex.
  * Time zones are read from TZif files, never through setenv("TZ")/tzset().
  *
  * Thread-safety: no function keeps global mutable state. A parsed event, a
@@ -39,31 +39,31 @@
 
 /* ---------------------------------------------------------------- Limits */
 
-#define VK_HOOK_MAX_BODY (25u * 1024u * 1024u) /**< GitHub's own payload cap */
-#define VK_HOOK_MAX_URL 2048                   /**< a repository URL */
-#define VK_HOOK_MAX_REF 1024                   /**< a ref, branch or tag name */
-#define VK_HOOK_MAX_TEXT 1024                  /**< sender, action, delivery id, names */
-#define VK_HOOK_MAX_PATH 4096                  /**< one changed path */
-#define VK_HOOK_MAX_PATHS 20000                /**< distinct changed paths kept */
-#define VK_HOOK_MAX_URLS 8                     /**< repository URLs kept per event */
-#define VK_HOOK_MAX_SHA 64                     /**< SHA-256 object names */
+#define VK_TRIGGERS_MAX_BODY (25u * 1024u * 1024u) /**< GitHub's own payload cap */
+#define VK_TRIGGERS_MAX_URL 2048                   /**< a repository URL */
+#define VK_TRIGGERS_MAX_REF 1024                   /**< a ref, branch or tag name */
+#define VK_TRIGGERS_MAX_TEXT 1024                  /**< sender, action, delivery id, names */
+#define VK_TRIGGERS_MAX_PATH 4096                  /**< one changed path */
+#define VK_TRIGGERS_MAX_PATHS 20000                /**< distinct changed paths kept */
+#define VK_TRIGGERS_MAX_URLS 8                     /**< repository URLs kept per event */
+#define VK_TRIGGERS_MAX_SHA 64                     /**< SHA-256 object names */
 
 /* ---------------------------------------------------------------- Types */
 
-enum vk_hook_provider {
-    VK_HOOK_GITHUB,
-    VK_HOOK_GITLAB,
-    VK_HOOK_GITEA,
-    VK_HOOK_BITBUCKET,
-    VK_HOOK_GENERIC
+enum vk_triggers_provider {
+    VK_TRIGGERS_GITHUB,
+    VK_TRIGGERS_GITLAB,
+    VK_TRIGGERS_GITEA,
+    VK_TRIGGERS_BITBUCKET,
+    VK_TRIGGERS_GENERIC
 };
 
-enum vk_hook_kind {
-    VK_HOOK_EV_OTHER, /**< an event we do not act on (issues, stars, ...) */
-    VK_HOOK_EV_PUSH,  /**< commits pushed to a branch (or the branch deleted) */
-    VK_HOOK_EV_TAG,   /**< a tag pushed (or deleted) */
-    VK_HOOK_EV_PULL_REQUEST,
-    VK_HOOK_EV_PING /**< GitHub's `ping` after a hook is created; generic "ping" */
+enum vk_triggers_kind {
+    VK_TRIGGERS_EV_OTHER, /**< an event we do not act on (issues, stars, ...) */
+    VK_TRIGGERS_EV_PUSH,  /**< commits pushed to a branch (or the branch deleted) */
+    VK_TRIGGERS_EV_TAG,   /**< a tag pushed (or deleted) */
+    VK_TRIGGERS_EV_PULL_REQUEST,
+    VK_TRIGGERS_EV_PING /**< GitHub's `ping` after a hook is created; generic "ping" */
 };
 
 /**
@@ -71,27 +71,28 @@ enum vk_hook_kind {
  * borrowed (valid during the call that was given the callback) value, or
  * NULL when the request has no such header.
  */
-typedef const char *vk_hook_header_fn(void *ctx, const char *name);
+typedef const char *vk_triggers_header_fn(void *ctx, const char *name);
 
-/** A header for vk_hook_header_kv(). */
-struct vk_hook_header {
+/** A header for vk_triggers_header_kv(). */
+struct vk_triggers_header {
     const char *name;
     const char *value;
 };
 
-/** Context for vk_hook_header_kv(): an array of headers. */
-struct vk_hook_headers {
-    const struct vk_hook_header *items;
+/** Context for vk_triggers_header_kv(): an array of headers. */
+struct vk_triggers_headers {
+    const struct vk_triggers_header *items;
     size_t n;
 };
 
-/** A vk_hook_header_fn over a struct vk_hook_headers (pass it as `ctx`); first match wins. */
-const char *vk_hook_header_kv(void *ctx, const char *name);
+/** A vk_triggers_header_fn over a struct vk_triggers_headers (pass it as `ctx`); first match wins.
+ */
+const char *vk_triggers_header_kv(void *ctx, const char *name);
 
 /**
  * A webhook normalised across providers. Strings are NULL when the payload
  * does not carry them. Everything lives in `pool` (free with
- * vk_hook_event_free()).
+ * vk_triggers_event_free()).
  *
  * - `ref` is the full ref as sent ("refs/heads/main", "refs/tags/v1");
  *   `branch` is the short branch name: for pushes the pushed branch, for pull
@@ -106,14 +107,14 @@ const char *vk_hook_header_kv(void *ctx, const char *name);
  *   sorted and without duplicates. `paths_complete` is false when the payload
  *   cannot list every changed file (no commit list, a truncated one, a new
  *   branch, Bitbucket, pull requests): then compute them with
- *   vk_git_changed_paths() and store them with vk_hook_event_set_paths().
+ *   vk_git_changed_paths() and store them with vk_triggers_event_set_paths().
  */
-struct vk_hook_event {
-    enum vk_hook_provider provider;
-    enum vk_hook_kind kind;
+struct vk_triggers_event {
+    enum vk_triggers_provider provider;
+    enum vk_triggers_kind kind;
     const char *event_name;  /**< the event header's value ("push", "Merge Request Hook") */
     const char *delivery_id; /**< for redelivery detection; NULL when absent */
-    const char *repo_urls[VK_HOOK_MAX_URLS]; /**< clone, HTML, SSH URLs; distinct strings */
+    const char *repo_urls[VK_TRIGGERS_MAX_URLS]; /**< clone, HTML, SSH URLs; distinct strings */
     size_t nrepo_urls;
     const char *repo_name; /**< "owner/name" or "group/project" when present */
     const char *ref;
@@ -143,13 +144,13 @@ struct vk_hook_event {
 /* ---------------------------------------------------------------- Operations */
 
 /** "github", "gitlab", "gitea", "bitbucket", "generic". */
-const char *vk_hook_provider_name(enum vk_hook_provider p);
+const char *vk_triggers_provider_name(enum vk_triggers_provider p);
 
 /** Parse a provider name (as in /hooks/<name>). Returns 0 or VK_EINVAL. */
-int vk_hook_provider_parse(const char *name, enum vk_hook_provider *out) VK_MUST_CHECK;
+int vk_triggers_provider_parse(const char *name, enum vk_triggers_provider *out) VK_MUST_CHECK;
 
 /** "push", "tag", "pull_request", "ping", "other". */
-const char *vk_hook_kind_name(enum vk_hook_kind k);
+const char *vk_triggers_kind_name(enum vk_triggers_kind k);
 
 /**
  * Check that the request really comes from the provider, in constant time,
@@ -167,9 +168,9 @@ const char *vk_hook_kind_name(enum vk_hook_kind k);
  * Returns 0, or VK_EPERM (missing, malformed or wrong signature, no secret)
  * with the reason in `err`; never says which byte differed.
  */
-int vk_hook_verify(enum vk_hook_provider provider, vk_hook_header_fn *header, void *ctx,
-                   const char *body, size_t len, const char *secret,
-                   struct vk_err *err) VK_MUST_CHECK;
+int vk_triggers_hook_verify(enum vk_triggers_provider provider, vk_triggers_header_fn *header,
+                            void *ctx, const char *body, size_t len, const char *secret,
+                            struct vk_err *err) VK_MUST_CHECK;
 
 /**
  * Compute the signature header value a provider would send for `body` with
@@ -178,8 +179,8 @@ int vk_hook_verify(enum vk_hook_provider provider, vk_hook_header_fn *header, vo
  * For tests, the CLI and clients of the generic hook. Returns 0, VK_EINVAL
  * (no secret) or VK_ETOOBIG (`out` too small).
  */
-int vk_hook_sign(enum vk_hook_provider provider, const char *body, size_t len, const char *secret,
-                 char *out, size_t outsz) VK_MUST_CHECK;
+int vk_triggers_hook_sign(enum vk_triggers_provider provider, const char *body, size_t len,
+                          const char *secret, char *out, size_t outsz) VK_MUST_CHECK;
 
 /**
  * Normalise a verified webhook. The event type comes from the provider's
@@ -187,39 +188,40 @@ int vk_hook_sign(enum vk_hook_provider provider, const char *body, size_t len, c
  * generic provider's body field "event"), the delivery id from X-GitHub-Delivery,
  * X-Gitlab-Event-UUID, X-Gitea-Delivery, X-Request-UUID (else X-Hook-UUID plus
  * a hash of the body) or X-Vulcan-Delivery. Events we do not act on give
- * kind VK_HOOK_EV_OTHER and succeed. Borrows `body`. On success *out is a new
- * event owned by the caller (vk_hook_event_free()).
+ * kind VK_TRIGGERS_EV_OTHER and succeed. Borrows `body`. On success *out is a new
+ * event owned by the caller (vk_triggers_event_free()).
  * Returns 0; VK_EINVAL (no event header, body not a JSON object, a required
  * field missing or of the wrong type, a malformed sha — the message names the
  * field, e.g. "field 'repository.clone_url' must be a string"); VK_ETOOBIG
  * (body or a field over its cap); VK_ENOMEM.
  */
-int vk_hook_parse(enum vk_hook_provider provider, vk_hook_header_fn *header, void *ctx,
-                  const char *body, size_t len, struct vk_hook_event **out,
-                  struct vk_err *err) VK_MUST_CHECK;
+int vk_triggers_hook_parse(enum vk_triggers_provider provider, vk_triggers_header_fn *header,
+                           void *ctx, const char *body, size_t len, struct vk_triggers_event **out,
+                           struct vk_err *err) VK_MUST_CHECK;
 
 /** Free an event and everything in it. Accepts NULL. */
-void vk_hook_event_free(struct vk_hook_event *ev);
+void vk_triggers_event_free(struct vk_triggers_event *ev);
 
 /**
  * Replace the event's changed paths with a copy of `paths` (borrowed), sorted
  * and deduplicated, and mark them complete. Returns 0, VK_ETOOBIG or VK_ENOMEM.
  */
-int vk_hook_event_set_paths(struct vk_hook_event *ev, const char *const *paths, size_t n,
-                            struct vk_err *err) VK_MUST_CHECK;
+int vk_triggers_event_set_paths(struct vk_triggers_event *ev, const char *const *paths, size_t n,
+                                struct vk_err *err) VK_MUST_CHECK;
 
-/** True when any of the event's repository URLs is vk_repo_url_same() as `url`. */
-bool vk_hook_event_matches_repo(const struct vk_hook_event *ev, const char *url);
+/** True when any of the event's repository URLs is vk_triggers_url_same() as `url`. */
+bool vk_triggers_event_matches_repo(const struct vk_triggers_event *ev, const char *url);
 
 /**
  * Fill `out` for vk_workflow_triggered(): push → push (branch), tag → tag,
  * pull_request → pull_request (branch = base branch, action). The strings are
- * returned borrowed (valid until vk_hook_event_free(ev)). `paths` is NULL
+ * returned borrowed (valid until vk_triggers_event_free(ev)). `paths` is NULL
  * (unknown: path filters pass) unless `paths_complete`.
  * Returns 0, or VK_ENOTFOUND when the event starts no workflow: ping, other
  * events, and deleted branches or tags.
  */
-int vk_hook_event_to_wf(const struct vk_hook_event *ev, struct vk_wf_event *out) VK_MUST_CHECK;
+int vk_triggers_event_to_wf(const struct vk_triggers_event *ev,
+                            struct vk_wf_event *out) VK_MUST_CHECK;
 
 /* ================================================================ Repository URLs */
 
@@ -233,12 +235,12 @@ int vk_hook_event_to_wf(const struct vk_hook_event *ev, struct vk_wf_event *out)
  * and absolute local paths become the path (case kept), also without ".git"
  * and trailing "/". Writes a NUL-terminated string to `out`.
  * Returns 0, VK_EINVAL (empty, control characters or spaces, no host or path)
- * or VK_ETOOBIG (longer than VK_HOOK_MAX_URL or `outsz`).
+ * or VK_ETOOBIG (longer than VK_TRIGGERS_MAX_URL or `outsz`).
  */
-int vk_repo_url_normalize(const char *url, char *out, size_t outsz) VK_MUST_CHECK;
+int vk_triggers_url_normalize(const char *url, char *out, size_t outsz) VK_MUST_CHECK;
 
 /** True when both URLs normalise to the same string; false when either is invalid. */
-bool vk_repo_url_same(const char *a, const char *b);
+bool vk_triggers_url_same(const char *a, const char *b);
 
 /* ================================================================ Time zones and cron */
 
@@ -247,40 +249,40 @@ struct vk_tz;
 
 /**
  * Load the IANA zone `name` ("Europe/Amsterdam", "UTC") from
- * /usr/share/zoneinfo (names checked with vk_wf_timezone_valid()). Reads the
+ * /usr/share/zoneinfo (names checked with vk_cron_tz_valid()). Reads the
  * TZif v2+ 64-bit data (or v1 data when that is all there is) and the POSIX
  * TZ footer used after the last transition. On success *out is returned owned
- * (vk_tz_free()). Returns 0, VK_EINVAL (bad name), VK_ENOTFOUND, VK_EPARSE
+ * (vk_cron_tz_free()). Returns 0, VK_EINVAL (bad name), VK_ENOTFOUND, VK_EPARSE
  * (not a valid TZif file), VK_ETOOBIG, VK_EIO or VK_ENOMEM.
  */
-int vk_tz_load(const char *name, struct vk_tz **out, struct vk_err *err) VK_MUST_CHECK;
+int vk_cron_tz_load(const char *name, struct vk_tz **out, struct vk_err *err) VK_MUST_CHECK;
 
-/** Like vk_tz_load() for TZif bytes at `data` (borrowed); `name` (borrowed) names it. */
-int vk_tz_parse(const void *data, size_t len, const char *name, struct vk_tz **out,
-                struct vk_err *err) VK_MUST_CHECK;
+/** Like vk_cron_tz_load() for TZif bytes at `data` (borrowed); `name` (borrowed) names it. */
+int vk_cron_tz_parse(const void *data, size_t len, const char *name, struct vk_tz **out,
+                     struct vk_err *err) VK_MUST_CHECK;
 
 /** Free a zone. Accepts NULL. */
-void vk_tz_free(struct vk_tz *tz);
+void vk_cron_tz_free(struct vk_tz *tz);
 
-/** The zone's name. Returns borrowed (valid until vk_tz_free()). */
-const char *vk_tz_name(const struct vk_tz *tz);
+/** The zone's name. Returns borrowed (valid until vk_cron_tz_free()). */
+const char *vk_cron_tz_name(const struct vk_tz *tz);
 
 /**
  * The UTC offset in seconds (east positive) at `unix_s` seconds since the
  * epoch; `isdst` (may be NULL) tells whether daylight saving time is in
  * effect. `tz` NULL means UTC.
  */
-int32_t vk_tz_offset(const struct vk_tz *tz, int64_t unix_s, bool *isdst);
+int32_t vk_cron_tz_offset(const struct vk_tz *tz, int64_t unix_s, bool *isdst);
 
 /**
  * Make a zone from a POSIX TZ string alone, such as "CET-1CEST,M3.5.0,M10.5.0/3"
  * (the form of a TZif footer; rules Jn, n and Mm.w.d with optional /time,
  * including RFC 8536's negative and >24 h times). `spec` and `name` (NULL: the
- * spec) are borrowed. On success *out is returned owned (vk_tz_free()).
+ * spec) are borrowed. On success *out is returned owned (vk_cron_tz_free()).
  * Returns 0, VK_EPARSE or VK_ENOMEM.
  */
-int vk_tz_posix(const char *spec, const char *name, struct vk_tz **out,
-                struct vk_err *err) VK_MUST_CHECK;
+int vk_cron_tz_posix(const char *spec, const char *name, struct vk_tz **out,
+                     struct vk_err *err) VK_MUST_CHECK;
 
 /**
  * The first fire time of `c` strictly after `after_ms` (Unix milliseconds),
@@ -294,7 +296,7 @@ int vk_tz_posix(const char *spec, const char *name, struct vk_tz **out,
  * occurrence. Returns 0, or VK_ENOTFOUND when the expression never fires in
  * the next 30 years (e.g. `0 0 31 2 *`).
  */
-int vk_cron_next(const struct vk_wf_cron *c, const struct vk_tz *zone, int64_t after_ms,
+int vk_cron_next(const struct vk_cron *c, const struct vk_tz *zone, int64_t after_ms,
                  int64_t *next_ms) VK_MUST_CHECK;
 
 /**
@@ -305,7 +307,7 @@ int vk_cron_next(const struct vk_wf_cron *c, const struct vk_tz *zone, int64_t a
  * time it was created as `last_run_ms`. Returns 0 (or VK_EINVAL when
  * last_run_ms > now_ms).
  */
-int vk_cron_missed(const struct vk_wf_cron *c, const struct vk_tz *zone, int64_t last_run_ms,
+int vk_cron_missed(const struct vk_cron *c, const struct vk_tz *zone, int64_t last_run_ms,
                    int64_t now_ms, bool *due, int64_t *fire_ms) VK_MUST_CHECK;
 
 /* ================================================================ Manual trigger inputs */
@@ -325,18 +327,18 @@ int vk_cron_missed(const struct vk_wf_cron *c, const struct vk_tz *zone, int64_t
  * Returns 0; VK_EPERM (the workflow has no manual trigger); VK_EINVAL (the
  * message names the input); VK_ETOOBIG; VK_ENOMEM.
  */
-int vk_manual_inputs_resolve(const struct vk_workflow *wf, const struct vk_cond_var *given,
-                             size_t ngiven, struct vk_pool *pool, struct vk_cond_var **out,
-                             size_t *nout, struct vk_err *err) VK_MUST_CHECK;
+int vk_triggers_inputs_resolve(const struct vk_workflow *wf, const struct vk_cond_var *given,
+                               size_t ngiven, struct vk_pool *pool, struct vk_cond_var **out,
+                               size_t *nout, struct vk_err *err) VK_MUST_CHECK;
 
 /**
- * Like vk_manual_inputs_resolve() with the inputs as a JSON object text
+ * Like vk_triggers_inputs_resolve() with the inputs as a JSON object text
  * `{"name": "value", …}` (borrowed; values may be strings, integers or
  * booleans, which become "true"/"false"). NULL or an empty `json` means no inputs.
  */
-int vk_manual_inputs_resolve_json(const struct vk_workflow *wf, const char *json, size_t len,
-                                  struct vk_pool *pool, struct vk_cond_var **out, size_t *nout,
-                                  struct vk_err *err) VK_MUST_CHECK;
+int vk_triggers_inputs_resolve_json(const struct vk_workflow *wf, const char *json, size_t len,
+                                    struct vk_pool *pool, struct vk_cond_var **out, size_t *nout,
+                                    struct vk_err *err) VK_MUST_CHECK;
 
 /* ================================================================ Server-side git */
 
@@ -419,7 +421,7 @@ int vk_git_resolve_commit(struct vk_git_mirror *m, const char *sha, char out[65]
 
 /**
  * The files at commit `sha` (full hex name) whose path matches `glob` (NULL:
- * VK_GIT_DEFAULT_GLOB; vk_wf_glob_match(): `*` does not cross '/'), sorted.
+ * VK_GIT_DEFAULT_GLOB; vk_glob_match(): `*` does not cross '/'), sorted.
  * Appends to `out` (initialised). Syncs the mirror when it lacks the commit.
  * Returns 0, VK_EINVAL, VK_ENOTFOUND, VK_ETOOBIG, VK_ETIMEDOUT, VK_EIO.
  */

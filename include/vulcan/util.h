@@ -33,12 +33,12 @@
 #define VK_ASSERT(cond)                                                                            \
     do {                                                                                           \
         if (!(cond))                                                                               \
-            vk_assert_fail(#cond, __FILE__, __LINE__);                                             \
+            vk_err_assert_fail(#cond, __FILE__, __LINE__);                                         \
     } while (0)
 
 #define VK_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-VK_NORETURN void vk_assert_fail(const char *expr, const char *file, int line);
+VK_NORETURN void vk_err_assert_fail(const char *expr, const char *file, int line);
 
 /* ---------------------------------------------------------------- Errors */
 
@@ -95,32 +95,32 @@ int vk_err_vsetpos(struct vk_err *err, int code, uint32_t line, uint32_t col, co
 int vk_err_errno(struct vk_err *err, const char *what);
 
 /** A short, static, lowercase name for a VK code ("out of memory", ...). */
-const char *vk_strerror(int code);
+const char *vk_err_name(int code);
 
 /* ---------------------------------------------------------------- Memory */
 
 /**
- * Allocation wrappers. vk_malloc/vk_calloc/vk_realloc return NULL on failure and
- * are what input-sized allocations use. vk_xmalloc/vk_xcalloc/vk_xrealloc/vk_xstrdup
+ * Allocation wrappers. vk_mem_alloc/vk_mem_calloc/vk_mem_realloc return NULL on failure and
+ * are what input-sized allocations use. vk_mem_xalloc/vk_mem_xcalloc/vk_mem_xrealloc/vk_mem_xstrdup
  * abort on failure and are for small, fixed-size allocations only.
- * All returned memory is released with vk_free() (which accepts NULL).
+ * All returned memory is released with vk_mem_free() (which accepts NULL).
  */
-void *vk_malloc(size_t n) VK_MUST_CHECK;
-void *vk_calloc(size_t nmemb, size_t size) VK_MUST_CHECK;
-void *vk_realloc(void *p, size_t n) VK_MUST_CHECK;
-void vk_free(void *p);
-void *vk_xmalloc(size_t n);
-void *vk_xcalloc(size_t nmemb, size_t size);
-void *vk_xrealloc(void *p, size_t n);
-char *vk_xstrdup(const char *s);
-char *vk_xstrndup(const char *s, size_t n);
+void *vk_mem_alloc(size_t n) VK_MUST_CHECK;
+void *vk_mem_calloc(size_t nmemb, size_t size) VK_MUST_CHECK;
+void *vk_mem_realloc(void *p, size_t n) VK_MUST_CHECK;
+void vk_mem_free(void *p);
+void *vk_mem_xalloc(size_t n);
+void *vk_mem_xcalloc(size_t nmemb, size_t size);
+void *vk_mem_xrealloc(void *p, size_t n);
+char *vk_mem_xstrdup(const char *s);
+char *vk_mem_xstrndup(const char *s, size_t n);
 
 /**
- * Test hook: make the `n`th vk_malloc/vk_calloc/vk_realloc from now on fail
+ * Test hook: make the `n`th vk_mem_alloc/vk_mem_calloc/vk_mem_realloc from now on fail
  * (1 = the next one), or 0 to switch failures off. Returns the number of
  * fallible allocations made since the last call. Process-wide; tests only.
  */
-unsigned long vk_alloc_fail_after(unsigned long n);
+unsigned long vk_mem_fail_after(unsigned long n);
 
 /* ---------------------------------------------------------------- Buffer */
 
@@ -205,9 +205,9 @@ int vk_uuid_v7(char out[VK_UUID_LEN]) VK_MUST_CHECK;
 bool vk_uuid_valid(const char *s);
 
 /** Milliseconds since the Unix epoch (UTC, wall clock). */
-int64_t vk_now_ms(void);
+int64_t vk_time_now_ms(void);
 /** Monotonic clock in nanoseconds, for measuring durations. */
-int64_t vk_mono_ns(void);
+int64_t vk_time_mono_ns(void);
 /** Format `ms` since the epoch as "YYYY-MM-DDTHH:MM:SS.mmmZ" (25 bytes with NUL). */
 #define VK_TIME_LEN 25
 void vk_time_format(int64_t ms, char out[VK_TIME_LEN]);
@@ -218,7 +218,7 @@ int vk_time_parse(const char *s, int64_t *ms) VK_MUST_CHECK;
  * Parse a duration such as "90", "90s", "10m", "1h30m", "250ms" into milliseconds.
  * A bare number means seconds. Returns 0 or VK_EINVAL.
  */
-int vk_duration_parse(const char *s, size_t len, int64_t *ms) VK_MUST_CHECK;
+int vk_time_duration_parse(const char *s, size_t len, int64_t *ms) VK_MUST_CHECK;
 
 /* ---------------------------------------------------------------- Diagnostics */
 

@@ -108,7 +108,7 @@ const char *vk_wf_errkind_name(enum vk_wf_errkind kind);
  *
  * Operands of ==, != and =~ must be strings ($VAR or a literal); a string used
  * where a boolean is needed is true when non-empty. `=~` matches the left side
- * against the glob on the right (vk_wf_glob_match()). `!` binds tighter than a
+ * against the glob on the right (vk_glob_match()). `!` binds tighter than a
  * comparison, so `!$A == 'x'` is an error: write `!($A == 'x')`.
  */
 enum vk_cond_op {
@@ -177,7 +177,7 @@ int vk_cond_eval(const struct vk_cond *c, vk_cond_lookup_fn *lookup, void *ctx,
  * character but '/', `\` quotes the next character; everything else is literal.
  * Bounded work: at most O(len(s) * len(pattern)) steps.
  */
-bool vk_wf_glob_match(const char *pattern, const char *s);
+bool vk_glob_match(const char *pattern, const char *s);
 
 /* ---------------------------------------------------------------- Triggers */
 
@@ -268,7 +268,7 @@ const char *vk_wf_trigger_type_name(enum vk_wf_trigger_type type);
  * folded into 0). `dom_any`/`dow_any` record a `*` (for the usual rule: when
  * both fields are restricted, a day matches if either matches).
  */
-struct vk_wf_cron {
+struct vk_cron {
     uint64_t minutes;
     uint32_t hours;
     uint32_t days;
@@ -283,13 +283,13 @@ struct vk_wf_cron {
  * @daily @midnight @hourly). `out` may be NULL to validate only. On error, `err`
  * gets VK_EINVAL with err->col the 1-based column in `expr` and err->line 1.
  */
-int vk_wf_cron_parse(const char *expr, struct vk_wf_cron *out, struct vk_err *err) VK_MUST_CHECK;
+int vk_cron_parse(const char *expr, struct vk_cron *out, struct vk_err *err) VK_MUST_CHECK;
 
 /**
  * True when `name` is an IANA zone name that exists as a regular file under
  * /usr/share/zoneinfo (no "..", no leading '/', letters, digits, "/_+-" only).
  */
-bool vk_wf_timezone_valid(const char *name);
+bool vk_cron_tz_valid(const char *name);
 
 /* ---------------------------------------------------------------- Model */
 

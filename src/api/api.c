@@ -56,7 +56,7 @@ int vk__api_reply_err(struct vk_http_req *req, const struct vk_err *err, int cod
         name = "internal";
         break;
     }
-    vk_http_reply_error(req, status, name, "%s", err && err->msg[0] ? err->msg : vk_strerror(code));
+    vk_http_reply_error(req, status, name, "%s", err && err->msg[0] ? err->msg : vk_err_name(code));
     return status;
 }
 
@@ -88,7 +88,7 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
         return vk_err_set(err, VK_EINVAL,
                           "the API needs a listen address, a store and an "
                           "orchestrator");
-    struct vk_api *api = vk_calloc(1, sizeof(*api));
+    struct vk_api *api = vk_mem_calloc(1, sizeof(*api));
     if (!api)
         return vk_err_set(err, VK_ENOMEM, "out of memory");
     api->opts = *opts;
@@ -167,5 +167,5 @@ void vk_api_free(struct vk_api *api)
     vk_http_server_free(api->http); /* stops first: waiters are completed and freed */
     vk__api_logs_release(api);
     pthread_mutex_destroy(&api->lock);
-    vk_free(api);
+    vk_mem_free(api);
 }

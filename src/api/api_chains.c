@@ -119,7 +119,7 @@ static int parse_and_submit(struct vk_api *api, struct vk_http_req *req, struct 
     };
     char tp[VK_TRACEPARENT_LEN];
     if (span) {
-        vk_span_traceparent(span, tp);
+        vk_trace_span_traceparent(span, tp);
         c.trace_id = tp;
     }
     json_t *pr = json_object_get(body, "pr_number");
@@ -136,10 +136,10 @@ static int parse_and_submit(struct vk_api *api, struct vk_http_req *req, struct 
         return vk__api_reply_err(req, &err, rc);
     struct vk__api_trace_ids ids;
     vk__api_trace_ids(span, &ids);
-    vk_span_set_str(span, "vulcan.chain_id", id);
-    vk_log(VK_LOG_INFO, "api", "chain created", "chain_id", id, "trace_id",
-           ids.trace_id[0] ? ids.trace_id : NULL, "span_id", ids.span_id[0] ? ids.span_id : NULL,
-           NULL);
+    vk_trace_span_set_str(span, "vulcan.chain_id", id);
+    vk_log_write(VK_LOG_INFO, "api", "chain created", "chain_id", id, "trace_id",
+                 ids.trace_id[0] ? ids.trace_id : NULL, "span_id",
+                 ids.span_id[0] ? ids.span_id : NULL, NULL);
     vk_http_reply_json(req, 201,
                        json_pack("{s:s, s:I}", "chain_id", id, "fragment_count", (json_int_t)n));
     return 201;
@@ -176,7 +176,7 @@ static json_t *chain_json(const struct vk_store_chain *c)
     json_object_set_new(o, "created_at", vk__api_time(c->created_at));
     json_object_set_new(o, "started_at", vk__api_time(c->started_at));
     json_object_set_new(o, "finished_at", vk__api_time(c->finished_at));
-    int64_t end = c->finished_at ? c->finished_at : (c->started_at ? vk_now_ms() : 0);
+    int64_t end = c->finished_at ? c->finished_at : (c->started_at ? vk_time_now_ms() : 0);
     json_object_set_new(o, "duration_ms",
                         c->started_at ? json_integer(end - c->started_at) : json_null());
     return o;
@@ -274,7 +274,7 @@ static void h_chain_get(struct vk_http_req *req, void *ctx)
     json_t *top = json_array();
     /* Fragments come in pre-order: a parent always precedes its children, so one
      * pass with a stack of open groups builds the tree. */
-    json_t **objs = vk_calloc(n ? n : 1, sizeof(*objs));
+    json_t **objs = vk_mem_calloc(n ? n : 1, sizeof(*objs));
     struct wait_cache wc = {.n = 0};
     for (size_t i = 0; objs && i < n; i++) {
         objs[i] = fragment_json(api, &wc, &frags[i]);
@@ -287,7 +287,7 @@ static void h_chain_get(struct vk_http_req *req, void *ctx)
         }
         json_array_append_new(parent_list, objs[i]);
     }
-    vk_free(objs);
+    vk_mem_free(objs);
     json_object_set_new(o, "fragment_count", json_integer((json_int_t)n));
     json_object_set_new(o, "fragments", top);
     vk_http_reply_json(req, 200, o);
@@ -350,7 +350,7 @@ static void h_chain_cancel(struct vk_http_req *req, void *ctx)
         vk__api_reply_err(req, &err, rc);
         return;
     }
-    vk_log(VK_LOG_INFO, "api", "chain cancelled", "chain_id", id, NULL);
+    vk_log_write(VK_LOG_INFO, "api", "chain cancelled", "chain_id", id, NULL);
     vk_http_reply_json(req, 200, json_pack("{s:s, s:s}", "chain_id", id, "status", "cancelled"));
 }
 

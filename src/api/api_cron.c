@@ -42,7 +42,7 @@ const char *vk__api_mirrors_dir(const struct vk_api *api)
 
 static int64_t now_ms(struct vk_api *api)
 {
-    return api->opts.now_fn ? api->opts.now_fn(api->opts.now_ctx) : vk_now_ms();
+    return api->opts.now_fn ? api->opts.now_fn(api->opts.now_ctx) : vk_time_now_ms();
 }
 
 /* ---------------------------------------------------------------- Refresh */
@@ -50,19 +50,19 @@ static int64_t now_ms(struct vk_api *api)
 static int add_schedule(struct vk_api *api, const char *file, const struct vk_wf_trigger *t,
                         int64_t now, struct vk_store_schedule *out, struct vk_err *err)
 {
-    struct vk_wf_cron c;
+    struct vk_cron c;
     const char *zone_name = t->timezone ? t->timezone : "UTC";
-    int rc = vk_wf_cron_parse(t->cron, &c, err);
+    int rc = vk_cron_parse(t->cron, &c, err);
     if (rc)
         return rc;
     struct vk_tz *zone = NULL;
-    rc = vk_tz_load(zone_name, &zone, err);
+    rc = vk_cron_tz_load(zone_name, &zone, err);
     if (rc)
         return rc;
     int64_t next = INT64_MAX;
     if (vk_cron_next(&c, zone, now, &next) != 0)
         next = INT64_MAX; /* never fires: keep the row, it is never due */
-    vk_tz_free(zone);
+    vk_cron_tz_free(zone);
     memset(out, 0, sizeof(*out));
     out->workflow_file = file;
     out->cron = t->cron;
@@ -80,7 +80,7 @@ int vk__api_cron_refresh_set(struct vk_api *api, const struct vk_store_repo *rep
     size_t cap = 0;
     for (size_t i = 0; i < set->n; i++)
         cap += set->items[i].wf ? set->items[i].wf->ntriggers : 0;
-    struct vk_store_schedule *items = vk_xcalloc(cap ? cap : 1, sizeof(*items));
+    struct vk_store_schedule *items = vk_mem_xcalloc(cap ? cap : 1, sizeof(*items));
     size_t n = 0;
     for (size_t i = 0; i < set->n; i++) {
         const struct vk_workflow *wf = set->items[i].wf;
@@ -93,12 +93,12 @@ int vk__api_cron_refresh_set(struct vk_api *api, const struct vk_store_repo *rep
             if (add_schedule(api, set->items[i].file, tr, now, &items[n], &e2) == 0)
                 n++;
             else
-                vk_log(VK_LOG_WARN, "cron", "schedule ignored", "file", set->items[i].file, "error",
-                       e2.msg, NULL);
+                vk_log_write(VK_LOG_WARN, "cron", "schedule ignored", "file", set->items[i].file,
+                             "error", e2.msg, NULL);
         }
     }
     int rc = vk_store_schedules_replace(api->opts.store, repo->id, items, n, now, err);
-    vk_free(items);
+    vk_mem_free(items);
     return rc;
 }
 
@@ -156,7 +156,7 @@ static void refresh_pending(struct vk_api *api)
     size_t nrepos = 0;
     if (all) {
         if (vk_store_repo_list(api->opts.store, &pool, &repos, &nrepos, &err) != 0) {
-            vk_log(VK_LOG_WARN, "cron", "cannot list repositories", "error", err.msg, NULL);
+            vk_log_write(VK_LOG_WARN, "cron", "cannot list repositories", "error", err.msg, NULL);
             pthread_mutex_lock(&cr->lock);
             cr->refresh_all = true; /* try again next pass */
             pthread_mutex_unlock(&cr->lock);
@@ -171,8 +171,8 @@ static void refresh_pending(struct vk_api *api)
     for (size_t i = 0; i < nrepos; i++) {
         vk_err_clear(&err);
         if (refresh_repo(api, &repos[i], &err) != 0)
-            vk_log(VK_LOG_WARN, "cron", "cannot refresh schedules", "repository_id", repos[i].id,
-                   "error", err.msg, NULL);
+            vk_log_write(VK_LOG_WARN, "cron", "cannot refresh schedules", "repository_id",
+                         repos[i].id, "error", err.msg, NULL);
     }
     vk_pool_release(&pool);
 }
@@ -198,7 +198,7 @@ static int fire(struct vk_api *api, const struct vk_store_schedule *s, int64_t s
         rc = vk__api_trig_load(api, m, &repo, sha, s->workflow_file, &set, err);
     if (rc == 0) {
         struct vk_wf_event wfev = {.type = VK_WF_TRIG_SCHEDULE, .cron = s->cron};
-        char ref[VK_HOOK_MAX_REF + 16];
+        char ref[VK_TRIGGERS_MAX_REF + 16];
         snprintf(ref, sizeof(ref), "refs/heads/%s", repo.default_branch);
         struct vk_orch_context c = {
             .tenant_id = repo.tenant_id,
@@ -214,8 +214,9 @@ static int fire(struct vk_api *api, const struct vk_store_schedule *s, int64_t s
     if (rc == 0) {
         char at[VK_TIME_LEN];
         vk_time_format(slot, at);
-        vk_log(VK_LOG_INFO, "cron", json_array_size(chains) ? "schedule fired" : "schedule skipped",
-               "file", s->workflow_file, "cron", s->cron, "slot", at, NULL);
+        vk_log_write(VK_LOG_INFO, "cron",
+                     json_array_size(chains) ? "schedule fired" : "schedule skipped", "file",
+                     s->workflow_file, "cron", s->cron, "slot", at, NULL);
     }
     json_decref(chains);
     json_decref(skipped);
@@ -229,9 +230,9 @@ static int fire(struct vk_api *api, const struct vk_store_schedule *s, int64_t s
 static int due_one(struct vk_api *api, const struct vk_store_schedule *s, int64_t now,
                    size_t *fired, struct vk_err *err)
 {
-    struct vk_wf_cron c;
+    struct vk_cron c;
     struct vk_tz *zone = NULL;
-    if (vk_wf_cron_parse(s->cron, &c, err) != 0 || vk_tz_load(s->timezone, &zone, err) != 0) {
+    if (vk_cron_parse(s->cron, &c, err) != 0 || vk_cron_tz_load(s->timezone, &zone, err) != 0) {
         /* A row that cannot be planned any more: park it. */
         return vk_store_schedule_set_next(api->opts.store, s->id, INT64_MAX, err);
     }
@@ -243,7 +244,7 @@ static int due_one(struct vk_api *api, const struct vk_store_schedule *s, int64_
         due = false;
     if (vk_cron_next(&c, zone, now, &next) != 0)
         next = INT64_MAX;
-    vk_tz_free(zone);
+    vk_cron_tz_free(zone);
     if (!due)
         return vk_store_schedule_set_next(api->opts.store, s->id, next, err);
     bool claimed = false;
@@ -253,8 +254,8 @@ static int due_one(struct vk_api *api, const struct vk_store_schedule *s, int64_
     struct vk_err e2;
     vk_err_clear(&e2);
     if (fire(api, s, slot, &e2) != 0)
-        vk_log(VK_LOG_WARN, "cron", "schedule could not start its chain", "file", s->workflow_file,
-               "error", e2.msg, NULL);
+        vk_log_write(VK_LOG_WARN, "cron", "schedule could not start its chain", "file",
+                     s->workflow_file, "error", e2.msg, NULL);
     else
         (*fired)++;
     return 0;
@@ -296,7 +297,7 @@ static void *cron_main(void *arg)
         struct vk_err err;
         vk_err_clear(&err);
         if (vk_api_cron_run(api, NULL, &err) != 0)
-            vk_log(VK_LOG_WARN, "cron", "scheduler pass failed", "error", err.msg, NULL);
+            vk_log_write(VK_LOG_WARN, "cron", "scheduler pass failed", "error", err.msg, NULL);
         pthread_mutex_lock(&cr->lock);
         if (cr->stopping || cr->nwant || cr->refresh_all)
             continue;
@@ -318,7 +319,7 @@ static void *cron_main(void *arg)
 
 int vk__api_cron_init(struct vk_api *api, struct vk_err *err)
 {
-    struct vk__api_cron *cr = vk_calloc(1, sizeof(*cr));
+    struct vk__api_cron *cr = vk_mem_calloc(1, sizeof(*cr));
     if (!cr)
         return vk_err_set(err, VK_ENOMEM, "out of memory");
     pthread_mutex_init(&cr->lock, NULL);
@@ -334,7 +335,7 @@ int vk__api_cron_init(struct vk_api *api, struct vk_err *err)
         sizeof(cr->mirrors)) {
         pthread_cond_destroy(&cr->cond);
         pthread_mutex_destroy(&cr->lock);
-        vk_free(cr);
+        vk_mem_free(cr);
         return vk_err_set(err, VK_EINVAL, "data directory path too long");
     }
     api->cron = cr;
@@ -375,6 +376,6 @@ void vk__api_cron_free(struct vk_api *api)
     vk__api_cron_stop(api);
     pthread_cond_destroy(&cr->cond);
     pthread_mutex_destroy(&cr->lock);
-    vk_free(cr);
+    vk_mem_free(cr);
     api->cron = NULL;
 }

@@ -45,7 +45,7 @@ static void collect_urls(json_t *v, int depth, struct cands *c)
         return;
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
-        if (json_string_length(v) <= VK_HOOK_MAX_URL &&
+        if (json_string_length(v) <= VK_TRIGGERS_MAX_URL &&
             (strstr(s, "://") || s[0] == '/' || (strchr(s, '@') && strchr(s, ':'))))
             c->urls[c->n++] = s;
         return;
@@ -78,7 +78,7 @@ static int find_candidates(struct vk_api *api, json_t *body, struct vk_pool *poo
         return rc;
     for (size_t r = 0; r < nrepos && *n < max; r++) {
         for (size_t u = 0; u < c.n; u++) {
-            if (vk_repo_url_same(repos[r].url, c.urls[u])) {
+            if (vk_triggers_url_same(repos[r].url, c.urls[u])) {
                 out[(*n)++] = repos[r];
                 break;
             }
@@ -109,7 +109,7 @@ static void reply_git_error(struct vk_http_req *req, const struct vk_err *err, i
 /* Steps 6: chains for a verified, normalised event. Replies. Returns 0 when it replied
  * with success, else the error code (after replying). */
 static int run_event(struct vk_api *api, struct vk_http_req *req, const struct vk_store_repo *repo,
-                     struct vk_hook_event *ev, struct vk_wf_event *wfev, const char *trace,
+                     struct vk_triggers_event *ev, struct vk_wf_event *wfev, const char *trace,
                      size_t *nchains)
 {
     struct vk_err err;
@@ -129,23 +129,23 @@ static int run_event(struct vk_api *api, struct vk_http_req *req, const struct v
         struct vk_git_paths paths;
         vk_git_paths_init(&paths);
         char base[65] = "";
-        if (ev->kind == VK_HOOK_EV_PULL_REQUEST)
+        if (ev->kind == VK_TRIGGERS_EV_PULL_REQUEST)
             rc = vk_git_resolve_branch(m, ev->pr_base_branch, base, &err);
         else if (ev->before)
             snprintf(base, sizeof(base), "%s", ev->before);
         if (rc == 0)
             rc = vk_git_changed_paths(m, base[0] ? base : NULL, sha, &paths, &err);
         if (rc == 0)
-            rc = vk_hook_event_set_paths(ev, paths.items, paths.n, &err);
+            rc = vk_triggers_event_set_paths(ev, paths.items, paths.n, &err);
         if (rc == 0)
-            rc = vk_hook_event_to_wf(ev, wfev);
+            rc = vk_triggers_event_to_wf(ev, wfev);
         vk_git_paths_release(&paths);
     }
     if (rc) {
         reply_git_error(req, &err, rc);
         goto out;
     }
-    char ref[VK_HOOK_MAX_REF + 16];
+    char ref[VK_TRIGGERS_MAX_REF + 16];
     struct vk_orch_context c = {
         .tenant_id = repo->tenant_id,
         .repository_id = repo->id,
@@ -158,7 +158,7 @@ static int run_event(struct vk_api *api, struct vk_http_req *req, const struct v
         .tag = ev->tag,
         .trace_id = trace,
     };
-    if (ev->kind == VK_HOOK_EV_PULL_REQUEST) {
+    if (ev->kind == VK_TRIGGERS_EV_PULL_REQUEST) {
         /* The chain builds the PR's head: BRANCH is the source branch (so that a condition
          * such as $BRANCH == 'main' does not hold for a PR into main); the ref names the
          * target branch. */
@@ -172,13 +172,13 @@ static int run_event(struct vk_api *api, struct vk_http_req *req, const struct v
         vk__api_reply_err(req, &err, rc);
         goto out;
     }
-    if (ev->kind == VK_HOOK_EV_PUSH && ev->branch &&
+    if (ev->kind == VK_TRIGGERS_EV_PUSH && ev->branch &&
         strcmp(ev->branch, repo->default_branch) == 0) {
         struct vk_err e2;
         vk_err_clear(&e2);
         if (vk__api_cron_refresh_set(api, repo, &set, &e2) != 0)
-            vk_log(VK_LOG_WARN, "triggers", "cannot refresh schedules", "repository_id", repo->id,
-                   "error", e2.msg, NULL);
+            vk_log_write(VK_LOG_WARN, "triggers", "cannot refresh schedules", "repository_id",
+                         repo->id, "error", e2.msg, NULL);
     }
     *nchains = json_array_size(chains);
     reply_result(req, chains, skipped, NULL);
@@ -201,7 +201,7 @@ out:
 /* One delivery, steps 1-6. Replies; returns the verdict and, through *nchains, the number
  * of chains started. `trace` (may be NULL) is the traceparent the chains hang from. */
 static const char *handle_delivery(struct vk_api *api, struct vk_http_req *req,
-                                   enum vk_hook_provider prov, const char *repo_id,
+                                   enum vk_triggers_provider prov, const char *repo_id,
                                    const char *trace, size_t *nchains)
 {
     const char *verdict = V_ACCEPTED;
@@ -240,15 +240,15 @@ static const char *handle_delivery(struct vk_api *api, struct vk_http_req *req,
         if (ncand == 0) {
             vk_http_reply_error(req, 404, "unknown_repository",
                                 "no registered repository matches this %s webhook",
-                                vk_hook_provider_name(prov));
+                                vk_triggers_provider_name(prov));
             return V_INVALID;
         }
     }
     /* 2. Verify. */
     const struct vk_store_repo *repo = NULL;
     for (size_t i = 0; i < ncand && !repo; i++) {
-        if (cand[i].webhook_secret &&
-            vk_hook_verify(prov, header_fn, req, body, len, cand[i].webhook_secret, &err) == 0)
+        if (cand[i].webhook_secret && vk_triggers_hook_verify(prov, header_fn, req, body, len,
+                                                              cand[i].webhook_secret, &err) == 0)
             repo = &cand[i];
     }
     if (!repo) {
@@ -257,8 +257,8 @@ static const char *handle_delivery(struct vk_api *api, struct vk_http_req *req,
         return V_BAD_SIGNATURE;
     }
     /* 3. Normalise. */
-    struct vk_hook_event *ev = NULL;
-    rc = vk_hook_parse(prov, header_fn, req, body, len, &ev, &err);
+    struct vk_triggers_event *ev = NULL;
+    rc = vk_triggers_hook_parse(prov, header_fn, req, body, len, &ev, &err);
     if (rc) {
         if (rc == VK_ENOMEM)
             vk__api_reply_err(req, &err, rc);
@@ -266,18 +266,18 @@ static const char *handle_delivery(struct vk_api *api, struct vk_http_req *req,
             vk_http_reply_error(req, 400, "bad_request", "%s", err.msg);
         return rc == VK_ENOMEM ? V_ERROR : V_INVALID;
     }
-    if (ev->nrepo_urls > 0 && !vk_hook_event_matches_repo(ev, repo->url)) {
+    if (ev->nrepo_urls > 0 && !vk_triggers_event_matches_repo(ev, repo->url)) {
         vk_http_reply_error(req, 404, "unknown_repository",
                             "the event is for another repository than '%s'", repo->url);
         verdict = V_INVALID;
         goto out;
     }
     /* 4. Redelivery. */
-    const char *pname = vk_hook_provider_name(prov);
+    const char *pname = vk_triggers_provider_name(prov);
     if (ev->delivery_id) {
         bool seen = false;
-        rc = vk_store_delivery_seen(api->opts.store, pname, ev->delivery_id, vk_now_ms(), &seen,
-                                    &err);
+        rc = vk_store_delivery_seen(api->opts.store, pname, ev->delivery_id, vk_time_now_ms(),
+                                    &seen, &err);
         if (rc) {
             vk__api_reply_err(req, &err, rc);
             verdict = V_ERROR;
@@ -291,10 +291,10 @@ static const char *handle_delivery(struct vk_api *api, struct vk_http_req *req,
     }
     /* 5. Events that start nothing. */
     struct vk_wf_event wfev;
-    if (vk_hook_event_to_wf(ev, &wfev) != 0) {
-        const char *why = ev->kind == VK_HOOK_EV_PING ? "ping"
-                          : ev->deleted               ? "ref deleted: nothing to build"
-                                                      : "event not acted on";
+    if (vk_triggers_event_to_wf(ev, &wfev) != 0) {
+        const char *why = ev->kind == VK_TRIGGERS_EV_PING ? "ping"
+                          : ev->deleted                   ? "ref deleted: nothing to build"
+                                                          : "event not acted on";
         reply_result(req, json_array(), json_array(), why);
         verdict = V_IGNORED;
         goto out;
@@ -307,64 +307,65 @@ static const char *handle_delivery(struct vk_api *api, struct vk_http_req *req,
         /* Let the provider's retry be handled. */
         struct vk_err e2;
         if (vk_store_delivery_forget(api->opts.store, pname, ev->delivery_id, &e2) != 0)
-            vk_log(VK_LOG_WARN, "triggers", "cannot forget a failed delivery", "error", e2.msg,
-                   NULL);
+            vk_log_write(VK_LOG_WARN, "triggers", "cannot forget a failed delivery", "error",
+                         e2.msg, NULL);
     }
 out:
-    vk_hook_event_free(ev);
+    vk_triggers_event_free(ev);
     return verdict;
 }
 
 /* A delivery with its telemetry: the request span (the chains' parent), the delivery
  * counter and, when chains started, the webhook-to-chain latency. Nothing of the body or
  * the signature is logged or put on the span. */
-static void handle(struct vk_api *api, struct vk_http_req *req, enum vk_hook_provider prov,
+static void handle(struct vk_api *api, struct vk_http_req *req, enum vk_triggers_provider prov,
                    const char *repo_id)
 {
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     struct vk_span *span = vk__api_span_start(api, req);
     char tp[VK_TRACEPARENT_LEN] = "";
-    vk_span_traceparent(span, tp);
-    const char *pname = vk_hook_provider_name(prov);
-    vk_span_set_str(span, "vulcan.webhook.provider", pname);
+    vk_trace_span_traceparent(span, tp);
+    const char *pname = vk_triggers_provider_name(prov);
+    vk_trace_span_set_str(span, "vulcan.webhook.provider", pname);
     size_t nchains = 0;
     const char *verdict = handle_delivery(api, req, prov, repo_id, tp[0] ? tp : NULL, &nchains);
     if (api->m.webhook_deliveries_total) {
-        vk_counter_inc(vk_metric_counter_with(api->m.webhook_deliveries_total, pname, verdict));
+        vk_metrics_counter_inc(
+            vk_metrics_counter_with(api->m.webhook_deliveries_total, pname, verdict));
         if (nchains > 0)
-            vk_histogram_observe(vk_metric_histogram_with(api->m.webhook_to_chain, pname),
-                                 (double)(vk_mono_ns() - t0) / 1e9);
+            vk_metrics_histogram_observe(vk_metrics_histogram_with(api->m.webhook_to_chain, pname),
+                                         (double)(vk_time_mono_ns() - t0) / 1e9);
     }
-    vk_span_set_str(span, "vulcan.webhook.verdict", verdict);
-    vk_span_set_int(span, "vulcan.chains", (int64_t)nchains);
+    vk_trace_span_set_str(span, "vulcan.webhook.verdict", verdict);
+    vk_trace_span_set_int(span, "vulcan.chains", (int64_t)nchains);
     if (span && strcmp(verdict, V_ERROR) == 0)
-        vk_span_set_status(span, VK_SPAN_ERROR, "webhook not handled");
-    vk_tracer_end_span(api->opts.tracer, span);
+        vk_trace_span_set_status(span, VK_SPAN_ERROR, "webhook not handled");
+    vk_trace_end_span(api->opts.tracer, span);
 }
 
 static void h_github(struct vk_http_req *req, void *ctx)
 {
-    handle(ctx, req, VK_HOOK_GITHUB, NULL);
+    handle(ctx, req, VK_TRIGGERS_GITHUB, NULL);
 }
 
 static void h_gitlab(struct vk_http_req *req, void *ctx)
 {
-    handle(ctx, req, VK_HOOK_GITLAB, NULL);
+    handle(ctx, req, VK_TRIGGERS_GITLAB, NULL);
 }
 
 static void h_gitea(struct vk_http_req *req, void *ctx)
 {
-    handle(ctx, req, VK_HOOK_GITEA, NULL);
+    handle(ctx, req, VK_TRIGGERS_GITEA, NULL);
 }
 
 static void h_bitbucket(struct vk_http_req *req, void *ctx)
 {
-    handle(ctx, req, VK_HOOK_BITBUCKET, NULL);
+    handle(ctx, req, VK_TRIGGERS_BITBUCKET, NULL);
 }
 
 static void h_generic(struct vk_http_req *req, void *ctx)
 {
-    handle(ctx, req, VK_HOOK_GENERIC, vk_http_param(req, "repo_id"));
+    handle(ctx, req, VK_TRIGGERS_GENERIC, vk_http_param(req, "repo_id"));
 }
 
 int vk__api_hook_routes(struct vk_api *api, struct vk_err *err)

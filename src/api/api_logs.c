@@ -313,7 +313,7 @@ static int send_event(struct follower *fw)
         rc = vk_http_stream_write_wait(fw->st, fw->ev.data, fw->ev.len, 200);
     } while (rc == VK_ETIMEDOUT);
     vk_buf_reset(&fw->ev);
-    fw->last_write_ms = vk_now_ms();
+    fw->last_write_ms = vk_time_now_ms();
     return rc;
 }
 
@@ -424,7 +424,7 @@ static int finish_attempt_switch(struct follower *fw, const struct vk_store_frag
 static int follow_loop(struct follower *fw)
 {
     int rc = send_status(fw, NULL);
-    int64_t last_check = vk_now_ms();
+    int64_t last_check = vk_time_now_ms();
     while (rc == 0) {
         if (vk_http_stream_gone(fw->st) || stopping(fw->api))
             return VK_EIO;
@@ -432,7 +432,7 @@ static int follow_loop(struct follower *fw)
         rc = send_new_bytes(fw, false, &more);
         if (rc < 0)
             break;
-        int64_t now = vk_now_ms();
+        int64_t now = vk_time_now_ms();
         if (more && now - last_check < STATUS_MS)
             continue;
         last_check = now;
@@ -461,7 +461,7 @@ static int follow_loop(struct follower *fw)
         }
         vk_pool_release(&pool);
         if (rc == 0 && !more) {
-            if (vk_now_ms() - fw->last_write_ms >= KEEPALIVE_MS) {
+            if (vk_time_now_ms() - fw->last_write_ms >= KEEPALIVE_MS) {
                 rc = vk_buf_adds(&fw->ev, ": keep-alive\n\n");
                 if (rc == 0)
                     rc = send_event(fw);
@@ -476,8 +476,8 @@ static int follow_loop(struct follower *fw)
 static void follower_free(struct follower *fw)
 {
     vk_buf_release(&fw->ev);
-    vk_free(fw->data);
-    vk_free(fw);
+    vk_mem_free(fw->data);
+    vk_mem_free(fw);
 }
 
 static void *follower_main(void *arg)
@@ -510,11 +510,11 @@ static void start_follow(struct vk_api *api, struct vk_http_req *req, const stru
                             p->attempt);
         return;
     }
-    struct follower *fw = vk_calloc(1, sizeof(*fw));
-    unsigned char *data = vk_malloc(READ_CHUNK);
+    struct follower *fw = vk_mem_calloc(1, sizeof(*fw));
+    unsigned char *data = vk_mem_alloc(READ_CHUNK);
     if (!fw || !data) {
-        vk_free(fw);
-        vk_free(data);
+        vk_mem_free(fw);
+        vk_mem_free(data);
         vk_http_reply_error(req, 503, "unavailable", "out of memory");
         return;
     }
@@ -565,7 +565,7 @@ static void start_follow(struct vk_api *api, struct vk_http_req *req, const stru
     pthread_mutex_unlock(&api->follow.lock);
     if (rc == VK_ECONFLICT || rc == 0)
         return; /* the client went away, or the stream was answered */
-    vk_log(VK_LOG_WARN, "api", "cannot start a log follower", "fragment_id", p->id, NULL);
+    vk_log_write(VK_LOG_WARN, "api", "cannot start a log follower", "fragment_id", p->id, NULL);
 }
 
 static void h_fragment_log(struct vk_http_req *req, void *ctx)

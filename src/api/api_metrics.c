@@ -71,7 +71,7 @@ static void collect_fragments(struct vk_api *api, struct vk_metric_sink *sink, b
     for (size_t i = 0; i < g.n; i++) {
         struct vk_store_queue_metrics m;
         if (vk_store_queue_metrics(api->opts.store, g.name[i], &m, &err) == 0)
-            vk_metric_sink_add(sink, (double)(running ? m.running : m.ready), g.name[i]);
+            vk_metrics_sink_add(sink, (double)(running ? m.running : m.ready), g.name[i]);
     }
     vk_pool_release(&pool);
 }
@@ -102,7 +102,7 @@ static void collect_workers(void *arg, struct vk_metric_sink *sink)
             size_t n = 0;
             for (size_t i = 0; i < nw; i++)
                 n += ws[i].status == all[s];
-            vk_metric_sink_add(sink, (double)n, vk_store_worker_status_name(all[s]));
+            vk_metrics_sink_add(sink, (double)n, vk_store_worker_status_name(all[s]));
         }
     }
     vk_pool_release(&pool);
@@ -155,9 +155,10 @@ void vk__api_http_complete(const struct vk_http_req *req, int status, int64_t du
         route = "unmatched";
     char st[16];
     snprintf(st, sizeof(st), "%d", status);
-    vk_counter_inc(vk_metric_counter_with(api->m.http_requests_total, method, route, st));
-    vk_histogram_observe(vk_metric_histogram_with(api->m.http_request_duration, method, route),
-                         (double)duration_ns / 1e9);
+    vk_metrics_counter_inc(vk_metrics_counter_with(api->m.http_requests_total, method, route, st));
+    vk_metrics_histogram_observe(
+        vk_metrics_histogram_with(api->m.http_request_duration, method, route),
+        (double)duration_ns / 1e9);
 }
 
 /* ---------------------------------------------------------------- Spans */
@@ -168,15 +169,15 @@ struct vk_span *vk__api_span_start(struct vk_api *api, struct vk_http_req *req)
         return NULL;
     const char *tp = vk_http_traceparent(req);
     struct vk_trace_ctx parent;
-    bool has = tp && vk_traceparent_parse(tp, strlen(tp), &parent) == 0;
+    bool has = tp && vk_trace_parent_parse(tp, strlen(tp), &parent) == 0;
     const char *method = method_label(vk_http_method(req));
     const char *route = vk_http_route_pattern(req);
     char name[VK_SPAN_NAME_MAX];
     snprintf(name, sizeof(name), "%s %s", method, route ? route : "");
     struct vk_span *s =
-        vk_tracer_start_span(api->opts.tracer, name, VK_SPAN_SERVER, has ? &parent : NULL);
-    vk_span_set_str(s, "http.request.method", method);
-    vk_span_set_str(s, "http.route", route);
+        vk_trace_start_span(api->opts.tracer, name, VK_SPAN_SERVER, has ? &parent : NULL);
+    vk_trace_span_set_str(s, "http.request.method", method);
+    vk_trace_span_set_str(s, "http.route", route);
     return s;
 }
 
@@ -185,10 +186,10 @@ void vk__api_span_end(struct vk_api *api, struct vk_span *span, int status)
     if (!span)
         return;
     if (status > 0)
-        vk_span_set_int(span, "http.response.status_code", status);
+        vk_trace_span_set_int(span, "http.response.status_code", status);
     if (status >= 500)
-        vk_span_set_status(span, VK_SPAN_ERROR, "server error");
-    vk_tracer_end_span(api->opts.tracer, span);
+        vk_trace_span_set_status(span, VK_SPAN_ERROR, "server error");
+    vk_trace_end_span(api->opts.tracer, span);
 }
 
 void vk__api_trace_ids(const struct vk_span *span, struct vk__api_trace_ids *out)
@@ -197,5 +198,5 @@ void vk__api_trace_ids(const struct vk_span *span, struct vk__api_trace_ids *out
     if (!span)
         return;
     vk_trace_id_hex(span->ctx.trace_id, out->trace_id);
-    vk_span_id_hex(span->ctx.span_id, out->span_id);
+    vk_trace_span_id_hex(span->ctx.span_id, out->span_id);
 }

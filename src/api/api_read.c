@@ -24,7 +24,7 @@ static void h_worker_get(struct vk_http_req *req, void *ctx)
     json_t *groups = json_array();
     for (size_t g = 0; g < w.ngroups; g++)
         json_array_append_new(groups, json_string(w.groups[g]));
-    int64_t age = w.last_heartbeat ? vk_now_ms() - w.last_heartbeat : -1;
+    int64_t age = w.last_heartbeat ? vk_time_now_ms() - w.last_heartbeat : -1;
     json_t *o = json_pack(
         "{s:s, s:s?, s:s?, s:o, s:s, s:o, s:o, s:o, s:o}", "id", w.id, "name", w.name, "version",
         w.version, "machine_groups", groups, "status", vk_store_worker_status_name(w.status),

@@ -48,9 +48,9 @@ static bool read_fields(struct vk_http_req *req, json_t *body, struct vk_store_r
     }
     memset(u, 0, sizeof(*u));
     if ((v = json_object_get(body, "url"))) {
-        char norm[VK_HOOK_MAX_URL + 1];
+        char norm[VK_TRIGGERS_MAX_URL + 1];
         if (!json_is_string(v) ||
-            vk_repo_url_normalize(json_string_value(v), norm, sizeof(norm)) != 0 ||
+            vk_triggers_url_normalize(json_string_value(v), norm, sizeof(norm)) != 0 ||
             json_string_value(v)[0] == '-')
             return bad(req, "'%s' must be a repository URL (https, ssh, git, file:// or a path)",
                        "url");
@@ -58,8 +58,8 @@ static bool read_fields(struct vk_http_req *req, json_t *body, struct vk_store_r
         u->set |= VK_STORE_REPO_SET_URL;
     }
     if ((v = json_object_get(body, "provider"))) {
-        enum vk_hook_provider p;
-        if (!json_is_string(v) || vk_hook_provider_parse(json_string_value(v), &p) != 0)
+        enum vk_triggers_provider p;
+        if (!json_is_string(v) || vk_triggers_provider_parse(json_string_value(v), &p) != 0)
             return bad(req, "'%s' must be github, gitlab, gitea, bitbucket or generic", "provider");
         u->provider = json_string_value(v);
         u->set |= VK_STORE_REPO_SET_PROVIDER;
@@ -136,7 +136,8 @@ static void h_create(struct vk_http_req *req, void *ctx)
         return;
     }
     vk__api_cron_want_refresh(api, r.id);
-    vk_log(VK_LOG_INFO, "api", "repository created", "repository_id", r.id, "url", r.url, NULL);
+    vk_log_write(VK_LOG_INFO, "api", "repository created", "repository_id", r.id, "url", r.url,
+                 NULL);
     vk_http_reply_json(req, 201, repo_json(&r));
 }
 
@@ -340,7 +341,7 @@ static void trigger_run(struct vk_api *api, struct vk_http_req *req, const char 
     struct vk__api_trig_set set = {0};
     json_t *chains = json_array(), *skipped = json_array();
     struct vk_pool *pool = vk_http_pool(req);
-    char sha[65], ref[VK_HOOK_MAX_REF + 16];
+    char sha[65], ref[VK_TRIGGERS_MAX_REF + 16];
     snprintf(ref, sizeof(ref), "refs/heads/%s", branch);
     int rc = resolve(api, &r, branch, commit, &m, sha, &err);
     if (rc == 0)
@@ -369,8 +370,8 @@ static void trigger_run(struct vk_api *api, struct vk_http_req *req, const char 
             continue;
         }
         if (it->wf) {
-            rc = vk_manual_inputs_resolve_json(it->wf, inputs, inputs ? strlen(inputs) : 0, pool,
-                                               &vars, &nvars, &err);
+            rc = vk_triggers_inputs_resolve_json(it->wf, inputs, inputs ? strlen(inputs) : 0, pool,
+                                                 &vars, &nvars, &err);
             if (rc == VK_ENOMEM) {
                 vk__api_reply_err(req, &err, rc);
                 goto out;
@@ -420,7 +421,7 @@ static void h_trigger(struct vk_http_req *req, void *ctx)
     struct vk_api *api = ctx;
     struct vk_span *span = vk__api_span_start(api, req);
     char tp[VK_TRACEPARENT_LEN] = "";
-    vk_span_traceparent(span, tp);
+    vk_trace_span_traceparent(span, tp);
     trigger_run(api, req, tp[0] ? tp : NULL);
     vk__api_span_end(api, span, 0);
 }

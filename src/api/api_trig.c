@@ -54,10 +54,10 @@ void vk__api_trig_set_release(struct vk__api_trig_set *set)
     for (size_t i = 0; i < set->n; i++) {
         vk_workflow_free(set->items[i].wf);
         vk_buf_release(&set->items[i].text);
-        vk_free(set->items[i].error);
-        vk_free(set->items[i].file);
+        vk_mem_free(set->items[i].error);
+        vk_mem_free(set->items[i].file);
     }
-    vk_free(set->items);
+    vk_mem_free(set->items);
     memset(set, 0, sizeof(*set));
 }
 
@@ -68,7 +68,7 @@ static int load_one(struct vk_api *api, struct vk_git_mirror *m, const struct vk
 {
     const char *file = f->path;
     memset(it, 0, sizeof(*it));
-    it->file = vk_xstrdup(file);
+    it->file = vk_mem_xstrdup(file);
     vk_buf_init(&it->text, VK_GIT_MAX_BLOB);
     if (f->len && vk_buf_add(&it->text, f->data, f->len) < 0)
         return vk_err_set(err, VK_ETOOBIG, "file '%s' is larger than %u bytes", file,
@@ -88,7 +88,7 @@ static int load_one(struct vk_api *api, struct vk_git_mirror *m, const struct vk
             return vk_err_set(err, rc, "out of memory");
         }
         const char *msg = we.rendered ? we.rendered : we.msg;
-        it->error = vk_xstrdup(msg);
+        it->error = vk_mem_xstrdup(msg);
         vk_wf_error_release(&we);
     }
     (void)api;
@@ -114,7 +114,7 @@ int vk__api_trig_load(struct vk_api *api, struct vk_git_mirror *m, const struct 
                         only_file, sha, repo->workflow_glob);
         goto out;
     }
-    set->items = vk_xcalloc(n ? n : 1, sizeof(*set->items));
+    set->items = vk_mem_xcalloc(n ? n : 1, sizeof(*set->items));
     for (size_t i = 0; i < files.n; i++) {
         if (only_file && strcmp(files.items[i].path, only_file) != 0)
             continue;
@@ -173,9 +173,9 @@ int vk__api_trig_submit(struct vk_api *api, const struct vk__api_trig_set *set,
         char tid[VK_TRACE_ID_HEX_LEN] = "";
         if (c.trace_id && strlen(c.trace_id) >= 35)
             snprintf(tid, sizeof(tid), "%.32s", c.trace_id + 3);
-        vk_log(VK_LOG_INFO, "triggers", it->wf ? "chain created" : "failed chain created",
-               "chain_id", id, "file", it->file, "trigger", c.trigger ? c.trigger : "", "trace_id",
-               tid[0] ? tid : NULL, NULL);
+        vk_log_write(VK_LOG_INFO, "triggers", it->wf ? "chain created" : "failed chain created",
+                     "chain_id", id, "file", it->file, "trigger", c.trigger ? c.trigger : "",
+                     "trace_id", tid[0] ? tid : NULL, NULL);
         json_array_append_new(chains, json_string(id));
     }
     return 0;

@@ -55,30 +55,30 @@ static void dispatch_trace(struct vk_api *api, const struct vk_store_work *w, co
     struct vk_trace_ctx chain;
     bool has_chain = vk_orch_chain_trace(w->chain.trace_id, &chain, NULL) == 0;
     tp[0] = '\0';
-    struct vk_span *s = vk_tracer_start_span(api->opts.tracer, "dispatch", VK_SPAN_PRODUCER,
-                                             has_chain ? &chain : NULL);
+    struct vk_span *s = vk_trace_start_span(api->opts.tracer, "dispatch", VK_SPAN_PRODUCER,
+                                            has_chain ? &chain : NULL);
     if (s) {
         /* The span covers the queue wait: it began when the fragment became ready. */
-        vk_span_set_start(s, f->ready_at * 1000000);
-        vk_span_set_str(s, "vulcan.chain_id", w->chain.id);
-        vk_span_set_str(s, "vulcan.fragment_id", f->id);
-        vk_span_set_str(s, "vulcan.fragment.name", f->name);
-        vk_span_set_str(s, "vulcan.worker_id", worker_id);
-        vk_span_set_str(s, "vulcan.machine_group", f->machine);
-        vk_span_set_int(s, "vulcan.attempt", f->attempt);
-        vk_span_traceparent(s, tp);
+        vk_trace_span_set_start(s, f->ready_at * 1000000);
+        vk_trace_span_set_str(s, "vulcan.chain_id", w->chain.id);
+        vk_trace_span_set_str(s, "vulcan.fragment_id", f->id);
+        vk_trace_span_set_str(s, "vulcan.fragment.name", f->name);
+        vk_trace_span_set_str(s, "vulcan.worker_id", worker_id);
+        vk_trace_span_set_str(s, "vulcan.machine_group", f->machine);
+        vk_trace_span_set_int(s, "vulcan.attempt", f->attempt);
+        vk_trace_span_traceparent(s, tp);
     } else if (has_chain) {
-        vk_traceparent_format(&chain, tp);
+        vk_trace_parent_format(&chain, tp);
     }
     struct vk__api_trace_ids ids;
     vk__api_trace_ids(s, &ids);
     char att[16];
     snprintf(att, sizeof(att), "%d", f->attempt);
-    vk_log(VK_LOG_INFO, "api", "fragment claimed", "chain_id", w->chain.id, "fragment_id", f->id,
-           "worker_id", worker_id, "attempt", att, "trace_id",
-           ids.trace_id[0] ? ids.trace_id : NULL, "span_id", ids.span_id[0] ? ids.span_id : NULL,
-           NULL);
-    vk_tracer_end_span(api->opts.tracer, s);
+    vk_log_write(VK_LOG_INFO, "api", "fragment claimed", "chain_id", w->chain.id, "fragment_id",
+                 f->id, "worker_id", worker_id, "attempt", att, "trace_id",
+                 ids.trace_id[0] ? ids.trace_id : NULL, "span_id",
+                 ids.span_id[0] ? ids.span_id : NULL, NULL);
+    vk_trace_end_span(api->opts.tracer, s);
 }
 
 /* The JSON work item a worker receives for a claimed fragment. */
@@ -147,14 +147,14 @@ static int serve_waiter(struct vk__api_waiter *w)
              * without counting an attempt, so it is not lost. The wake loop goes on to
              * the next waiter, which claims it again. */
             if (vk_store_requeue_fragment(api->opts.store, work.fragment.id, work.fragment.attempt,
-                                          w->worker_id, vk_now_ms(), &err) < 0)
-                vk_log(VK_LOG_ERROR, "api", "cannot hand back a fragment", "fragment_id",
-                       work.fragment.id, "error", err.msg, NULL);
+                                          w->worker_id, vk_time_now_ms(), &err) < 0)
+                vk_log_write(VK_LOG_ERROR, "api", "cannot hand back a fragment", "fragment_id",
+                             work.fragment.id, "error", err.msg, NULL);
         }
         rc = 1;
     } else {
-        vk_log(VK_LOG_WARN, "api", "claim failed", "worker_id", w->worker_id, "error", err.msg,
-               NULL);
+        vk_log_write(VK_LOG_WARN, "api", "claim failed", "worker_id", w->worker_id, "error",
+                     err.msg, NULL);
     }
     vk_pool_release(&pool);
     return rc;
@@ -176,8 +176,8 @@ static void waiter_unlink(struct vk_api *api, struct vk__api_waiter *w)
 static void waiter_free(struct vk__api_waiter *w)
 {
     for (size_t i = 0; i < w->ngroups; i++)
-        vk_free(w->groups[i]);
-    vk_free(w);
+        vk_mem_free(w->groups[i]);
+    vk_mem_free(w);
 }
 
 static bool waiter_serves(const struct vk__api_waiter *w, const char *group)
@@ -301,13 +301,13 @@ static void h_register(struct vk_http_req *req, void *ctx)
     vk_err_clear(&err);
     int rc = vk_store_worker_register(api->opts.store, vk_orch_default_tenant(api->opts.orch),
                                       name ? name : "worker", version ? version : "", groups, n,
-                                      vk_now_ms(), id, &err);
+                                      vk_time_now_ms(), id, &err);
     if (rc < 0) {
         vk__api_reply_err(req, &err, rc);
         return;
     }
-    vk_log(VK_LOG_INFO, "api", "worker registered", "worker_id", id, "name", name, "machine_group",
-           groups[0], NULL);
+    vk_log_write(VK_LOG_INFO, "api", "worker registered", "worker_id", id, "name", name,
+                 "machine_group", groups[0], NULL);
     vk_http_reply_json(req, 200,
                        json_pack("{s:s, s:i}", "worker_id", id, "heartbeat_interval_s",
                                  api->opts.heartbeat_interval_s));
@@ -325,7 +325,7 @@ static void h_heartbeat(struct vk_http_req *req, void *ctx)
     size_t n = 0;
     struct vk_err err;
     vk_err_clear(&err);
-    int64_t now = vk_now_ms();
+    int64_t now = vk_time_now_ms();
     int rc =
         vk_store_worker_heartbeat(api->opts.store, id, now, vk_http_pool(req), &cancel, &n, &err);
     if (rc < 0) {
@@ -351,11 +351,11 @@ static void h_heartbeat(struct vk_http_req *req, void *ctx)
         size_t requeued = 0;
         if (vk_store_worker_reconcile(api->opts.store, id, ids, nr, now - grace, now, &requeued,
                                       &err) < 0)
-            vk_log(VK_LOG_WARN, "api", "cannot reconcile a worker's fragments", "worker_id", id,
-                   "error", err.msg, NULL);
+            vk_log_write(VK_LOG_WARN, "api", "cannot reconcile a worker's fragments", "worker_id",
+                         id, "error", err.msg, NULL);
         else if (requeued)
-            vk_log(VK_LOG_WARN, "api", "re-queued fragments a worker never received", "worker_id",
-                   id, NULL);
+            vk_log_write(VK_LOG_WARN, "api", "re-queued fragments a worker never received",
+                         "worker_id", id, NULL);
     }
     json_t *list = json_array();
     for (size_t i = 0; i < n; i++)
@@ -380,7 +380,7 @@ static void h_deregister(struct vk_http_req *req, void *ctx)
         vk__api_reply_err(req, &err, rc);
         return;
     }
-    vk_log(VK_LOG_INFO, "api", "worker said goodbye", "worker_id", id, NULL);
+    vk_log_write(VK_LOG_INFO, "api", "worker said goodbye", "worker_id", id, NULL);
     vk_http_reply_empty(req, 204);
 }
 
@@ -398,7 +398,7 @@ static void h_work_request(struct vk_http_req *req, void *ctx)
     if (wait_s > api->opts.max_wait_s)
         wait_s = api->opts.max_wait_s;
 
-    struct vk__api_waiter *w = vk_calloc(1, sizeof(*w));
+    struct vk__api_waiter *w = vk_mem_calloc(1, sizeof(*w));
     if (!w) {
         vk_http_reply_error(req, 503, "unavailable", "out of memory");
         return;
@@ -407,7 +407,7 @@ static void h_work_request(struct vk_http_req *req, void *ctx)
     w->req = req;
     snprintf(w->worker_id, sizeof(w->worker_id), "%s", worker.id);
     for (size_t i = 0; i < worker.ngroups && i < VK_STORE_MAX_GROUPS; i++)
-        w->groups[w->ngroups++] = vk_xstrdup(worker.groups[i]);
+        w->groups[w->ngroups++] = vk_mem_xstrdup(worker.groups[i]);
 
     pthread_mutex_lock(&api->lock);
     int rc = serve_waiter(w);
@@ -497,13 +497,13 @@ static void h_result(struct vk_http_req *req, void *ctx)
     int rc;
     if (json_is_true(json_object_get(body, "handback"))) {
         rc = vk_store_requeue_fragment(api->opts.store, fid, (int)json_integer_value(att), wid,
-                                       vk_now_ms(), &err);
+                                       vk_time_now_ms(), &err);
         if (rc < 0) {
             vk__api_reply_err(req, &err, rc);
             return;
         }
-        vk_log(VK_LOG_INFO, "api", "fragment handed back", "fragment_id", fid, "worker_id", wid,
-               NULL);
+        vk_log_write(VK_LOG_INFO, "api", "fragment handed back", "fragment_id", fid, "worker_id",
+                     wid, NULL);
         vk_api_wake(api, NULL);
         vk_http_reply_json(req, 200, json_pack("{s:s}", "fragment_status", "ready"));
         return;
@@ -529,13 +529,13 @@ static void h_result(struct vk_http_req *req, void *ctx)
     const char *tph = vk_http_traceparent(req);
     struct vk_trace_ctx tc;
     char tid[VK_TRACE_ID_HEX_LEN] = "", sid[VK_SPAN_ID_HEX_LEN] = "";
-    if (tph && vk_traceparent_parse(tph, strlen(tph), &tc) == 0) {
+    if (tph && vk_trace_parent_parse(tph, strlen(tph), &tc) == 0) {
         vk_trace_id_hex(tc.trace_id, tid);
-        vk_span_id_hex(tc.span_id, sid);
+        vk_trace_span_id_hex(tc.span_id, sid);
     }
-    vk_log(VK_LOG_INFO, "api", "fragment result", "fragment_id", fid, "worker_id", wid,
-           "fragment_status", vk_store_frag_status_name(st), "trace_id", tid[0] ? tid : NULL,
-           "span_id", sid[0] ? sid : NULL, NULL);
+    vk_log_write(VK_LOG_INFO, "api", "fragment result", "fragment_id", fid, "worker_id", wid,
+                 "fragment_status", vk_store_frag_status_name(st), "trace_id", tid[0] ? tid : NULL,
+                 "span_id", sid[0] ? sid : NULL, NULL);
     vk_http_reply_json(req, 200,
                        json_pack("{s:s}", "fragment_status", vk_store_frag_status_name(st)));
 }

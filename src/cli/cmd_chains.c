@@ -81,7 +81,7 @@ void vk__cli_age(const char *rfc3339, char *buf, size_t cap)
         snprintf(buf, cap, "-");
         return;
     }
-    int64_t d = (vk_now_ms() - t) / 1000;
+    int64_t d = (vk_time_now_ms() - t) / 1000;
     if (d < 0)
         d = 0;
     if (d < 60)

@@ -51,7 +51,7 @@ static int read_input(const char *path, struct vk_buf *b, struct vk_err *err)
             return 0;
         int rc = vk_buf_add(b, chunk, (size_t)n);
         if (rc)
-            return vk_err_set(err, rc, "standard input: %s", vk_strerror(rc));
+            return vk_err_set(err, rc, "standard input: %s", vk_err_name(rc));
     }
 }
 
@@ -119,7 +119,7 @@ static int cmd_fmt(int argc, char **argv)
     int status = 0;
     int rc = vk_kdl_write_opts(doc, canonical ? 0 : VK_KDL_WRITE_SOURCE_ORDER, &out);
     if (rc) {
-        fprintf(stderr, "vulcan kdl fmt: %s\n", vk_strerror(rc));
+        fprintf(stderr, "vulcan kdl fmt: %s\n", vk_err_name(rc));
         status = 1;
     } else if (out.len && fwrite(out.data, 1, out.len, stdout) != out.len) {
         fprintf(stderr, "vulcan kdl fmt: write error\n");

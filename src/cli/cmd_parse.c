@@ -98,7 +98,7 @@ int vk__cli_parse(int argc, char **argv)
             struct vk_buf out = VK_BUF_INIT(VK_MAX_FILE);
             rc = json ? vk_workflow_to_json(wf, &out) : vk_workflow_to_text(wf, &out);
             if (rc < 0) {
-                fprintf(stderr, "%s: error: cannot render: %s\n", files[i], vk_strerror(rc));
+                fprintf(stderr, "%s: error: cannot render: %s\n", files[i], vk_err_name(rc));
                 status = 1;
             } else if (json && many) {
                 /* Indent is cosmetic; strip the final newline and separate with commas. */

@@ -133,7 +133,7 @@ int vk__cli_server(int argc, char **argv)
     struct vk_tracer_config tc = {.endpoint = otlp && *otlp ? otlp : NULL,
                                   .service_name = "vulcan-server",
                                   .metrics = metrics};
-    rc = vk_tracer_new(&tc, &tracer, &err);
+    rc = vk_trace_new(&tc, &tracer, &err);
     if (rc < 0) {
         fprintf(stderr, "vulcan server: --otlp-endpoint: %s\n", err.msg);
         status = 2;
@@ -192,8 +192,8 @@ int vk__cli_server(int argc, char **argv)
             snprintf(host, sizeof(host), "127.0.0.1");
         snprintf(url, sizeof(url), "http://%s:%u", host, vk_api_port(api));
     }
-    vk_log(VK_LOG_INFO, "server", "vulcan server started", "url", url[0] ? url : NULL, "store",
-           vk_store_backend(store), "roles", roles, NULL);
+    vk_log_write(VK_LOG_INFO, "server", "vulcan server started", "url", url[0] ? url : NULL,
+                 "store", vk_store_backend(store), "roles", roles, NULL);
     if (workers > 0) {
         char root[4096];
         snprintf(root, sizeof(root), "%s/work", data_dir);
@@ -221,7 +221,7 @@ int vk__cli_server(int argc, char **argv)
             break;
         vk__cli_local_check(&local);
     }
-    vk_log(VK_LOG_INFO, "server", "stopping", NULL);
+    vk_log_write(VK_LOG_INFO, "server", "stopping", NULL);
     status = 0;
 out:
     vk__cli_local_stop(&local, 10000);
@@ -232,7 +232,7 @@ out:
     vk_api_free(api);
     vk_orch_free(orch);
     vk_store_close(store);
-    vk_tracer_free(tracer, 2000); /* export what is queued, up to 2 s */
+    vk_trace_free(tracer, 2000); /* export what is queued, up to 2 s */
     vk_metrics_free(metrics);
     vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
     return status;

@@ -74,7 +74,7 @@ static int parse_seconds_ms(const char *s, int64_t *ms)
         *ms = (int64_t)(d * 1000.0 + 0.5);
         return 0;
     }
-    return vk_duration_parse(s, strlen(s), ms);
+    return vk_time_duration_parse(s, strlen(s), ms);
 }
 
 static int parse_u64(const char *s, uint64_t max, uint64_t *out)
@@ -144,7 +144,7 @@ static int env_groups(struct worker_args *a)
     const char *v = getenv("VULCAN_WORKER_GROUPS");
     if (!v || !*v)
         return 0;
-    a->env_groups = vk_xstrdup(v);
+    a->env_groups = vk_mem_xstrdup(v);
     char *save = NULL;
     for (char *t = strtok_r(a->env_groups, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         while (*t == ' ')
@@ -295,7 +295,7 @@ int vk__cli_worker(int argc, char **argv)
     a.format = VK_LOG_JSON;
     int status = parse_args(&a, argc, argv);
     if (status) {
-        vk_free(a.env_groups);
+        vk_mem_free(a.env_groups);
         return status;
     }
     vk_log_configure(a.level, a.format, -1);
@@ -305,7 +305,7 @@ int vk__cli_worker(int argc, char **argv)
     vk_err_clear(&err);
     if (vk_worker_new(&a.o, &w, &err) != 0) {
         fprintf(stderr, "vulcan worker: %s\n", err.msg);
-        vk_free(a.env_groups);
+        vk_mem_free(a.env_groups);
         return err.code == VK_EINVAL ? 2 : 1;
     }
     sig_state.worker = w;
@@ -327,6 +327,6 @@ int vk__cli_worker(int argc, char **argv)
     signal(SIGINT, SIG_IGN);
     sig_state.worker = NULL;
     vk_worker_free(w);
-    vk_free(a.env_groups);
+    vk_mem_free(a.env_groups);
     return status;
 }

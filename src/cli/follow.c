@@ -49,7 +49,7 @@ static struct view *view_for(struct follow *fw, const char *id)
     }
     if (fw->n == fw->cap) {
         fw->cap = fw->cap ? fw->cap * 2 : 16;
-        fw->views = vk_xrealloc(fw->views, fw->cap * sizeof(*fw->views));
+        fw->views = vk_mem_xrealloc(fw->views, fw->cap * sizeof(*fw->views));
     }
     struct view *v = &fw->views[fw->n++];
     memset(v, 0, sizeof(*v));
@@ -255,6 +255,6 @@ int vk__cli_follow(struct vk_http_client *cl, const char *chain_id, bool color,
     }
     for (size_t i = 0; i < fw.n; i++)
         vk_buf_release(&fw.views[i].partial);
-    vk_free(fw.views);
+    vk_mem_free(fw.views);
     return rc;
 }

@@ -36,22 +36,22 @@ int vk__cli_local_start(struct vk__cli_local *l, int n, const char *server_url,
         char buf[4096];
         size_t a = 0;
         char **argv = l->argv[i];
-        argv[a++] = vk_xstrdup("vulcan");
-        argv[a++] = vk_xstrdup("worker");
-        argv[a++] = vk_xstrdup("--server");
-        argv[a++] = vk_xstrdup(server_url);
+        argv[a++] = vk_mem_xstrdup("vulcan");
+        argv[a++] = vk_mem_xstrdup("worker");
+        argv[a++] = vk_mem_xstrdup("--server");
+        argv[a++] = vk_mem_xstrdup(server_url);
         for (size_t g = 0; g < ngroups && a < 20; g++) {
-            argv[a++] = vk_xstrdup("--group");
-            argv[a++] = vk_xstrdup(groups[g]);
+            argv[a++] = vk_mem_xstrdup("--group");
+            argv[a++] = vk_mem_xstrdup(groups[g]);
         }
         snprintf(buf, sizeof(buf), "%s/worker-%d", work_root, i + 1);
-        argv[a++] = vk_xstrdup("--work-dir");
-        argv[a++] = vk_xstrdup(buf);
+        argv[a++] = vk_mem_xstrdup("--work-dir");
+        argv[a++] = vk_mem_xstrdup(buf);
         snprintf(buf, sizeof(buf), "local-%d", i + 1);
-        argv[a++] = vk_xstrdup("--name");
-        argv[a++] = vk_xstrdup(buf);
+        argv[a++] = vk_mem_xstrdup("--name");
+        argv[a++] = vk_mem_xstrdup(buf);
         for (size_t e = 0; extra && extra[e] && a < VK_ARRAY_LEN(l->argv[i]) - 1; e++)
-            argv[a++] = vk_xstrdup(extra[e]);
+            argv[a++] = vk_mem_xstrdup(extra[e]);
         argv[a] = NULL;
         l->pids[i] = spawn(argv);
         if (l->pids[i] < 0) {
@@ -65,7 +65,7 @@ int vk__cli_local_start(struct vk__cli_local *l, int n, const char *server_url,
 
 void vk__cli_local_check(struct vk__cli_local *l)
 {
-    int64_t now = vk_now_ms();
+    int64_t now = vk_time_now_ms();
     for (int i = 0; i < l->n; i++) {
         if (l->pids[i] > 0) {
             int status;
@@ -74,8 +74,8 @@ void vk__cli_local_check(struct vk__cli_local *l)
             char code[32];
             snprintf(code, sizeof(code), "%d",
                      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-            vk_log(VK_LOG_WARN, "server", "a local worker exited; restarting it", "status", code,
-                   NULL);
+            vk_log_write(VK_LOG_WARN, "server", "a local worker exited; restarting it", "status",
+                         code, NULL);
             l->pids[i] = 0;
             l->restart_at[i] = now + 1000;
         } else if (l->pids[i] == 0 && now >= l->restart_at[i]) {
@@ -92,14 +92,14 @@ void vk__cli_local_stop(struct vk__cli_local *l, int64_t grace_ms)
         if (l->pids[i] > 0)
             kill(l->pids[i], SIGTERM);
     }
-    int64_t deadline = vk_now_ms() + grace_ms;
+    int64_t deadline = vk_time_now_ms() + grace_ms;
     for (int i = 0; i < l->n; i++) {
         while (l->pids[i] > 0) {
             int status;
             pid_t r = waitpid(l->pids[i], &status, WNOHANG);
             if (r == l->pids[i] || (r < 0 && errno != EINTR)) {
                 l->pids[i] = 0;
-            } else if (vk_now_ms() >= deadline) {
+            } else if (vk_time_now_ms() >= deadline) {
                 kill(l->pids[i], SIGKILL);
                 waitpid(l->pids[i], &status, 0);
                 l->pids[i] = 0;
@@ -109,7 +109,7 @@ void vk__cli_local_stop(struct vk__cli_local *l, int64_t grace_ms)
             }
         }
         for (size_t a = 0; l->argv[i][a]; a++)
-            vk_free(l->argv[i][a]);
+            vk_mem_free(l->argv[i][a]);
         memset(l->argv[i], 0, sizeof(l->argv[i]));
     }
     l->n = 0;

@@ -52,7 +52,7 @@ static int set_value(const char *cmd, struct vk__cli_opt *o, const char *v, cons
                     fprintf(stderr, "vulcan %s: too many values for --%s\n", cmd, o->name);
                     return 2;
                 }
-                l->items[l->n++] = vk_xstrndup(p, len);
+                l->items[l->n++] = vk_mem_xstrndup(p, len);
             }
             p += len + (comma ? 1 : 0);
         }
@@ -65,7 +65,7 @@ static int set_value(const char *cmd, struct vk__cli_opt *o, const char *v, cons
 static void list_clear(struct vk__cli_list *l)
 {
     for (size_t i = 0; i < l->n; i++)
-        vk_free(l->items[i]);
+        vk_mem_free(l->items[i]);
     l->n = 0;
 }
 
@@ -124,7 +124,7 @@ static int load_config(const char *cmd, const char *path, struct vk__cli_opt *op
                 break;
             }
             if (o->kind == VK_CLI_STR)
-                text = vk_xstrdup(text); /* kept for the life of the process */
+                text = vk_mem_xstrdup(text); /* kept for the life of the process */
             rc = set_value(cmd, o, text, "config");
         }
     }

@@ -52,15 +52,15 @@ int vk_http_client_new(const struct vk_http_client_opts *opts, struct vk_http_cl
     if (curl_init_rc != CURLE_OK)
         return vk_err_set(err, VK_EIO, "curl_global_init failed: %s",
                           curl_easy_strerror(curl_init_rc));
-    struct vk_http_client *cl = vk_calloc(1, sizeof(*cl));
+    struct vk_http_client *cl = vk_mem_calloc(1, sizeof(*cl));
     if (!cl)
         return vk_err_set(err, VK_ENOMEM, "out of memory");
     cl->curl = curl_easy_init();
     if (!cl->curl) {
-        vk_free(cl);
+        vk_mem_free(cl);
         return vk_err_set(err, VK_ENOMEM, "curl_easy_init failed");
     }
-    cl->base = vk_xstrdup(opts->base_url);
+    cl->base = vk_mem_xstrdup(opts->base_url);
     size_t bl = strlen(cl->base);
     while (bl > 0 && cl->base[bl - 1] == '/')
         cl->base[--bl] = '\0';
@@ -79,14 +79,14 @@ void vk_http_client_free(struct vk_http_client *cl)
     struct client_hdr *h = cl->headers;
     while (h) {
         struct client_hdr *next = h->next;
-        vk_free(h->name);
-        vk_free(h->line);
-        vk_free(h);
+        vk_mem_free(h->name);
+        vk_mem_free(h->line);
+        vk_mem_free(h);
         h = next;
     }
     curl_easy_cleanup(cl->curl);
-    vk_free(cl->base);
-    vk_free(cl);
+    vk_mem_free(cl->base);
+    vk_mem_free(cl);
 }
 
 static bool header_text_ok(const char *s, bool name)
@@ -111,23 +111,23 @@ int vk_http_client_set_header(struct vk_http_client *cl, const char *name, const
     if (*pp) {
         struct client_hdr *old = *pp;
         *pp = old->next;
-        vk_free(old->name);
-        vk_free(old->line);
-        vk_free(old);
+        vk_mem_free(old->name);
+        vk_mem_free(old->line);
+        vk_mem_free(old);
     }
     if (!value)
         return 0;
-    struct client_hdr *h = vk_calloc(1, sizeof(*h));
+    struct client_hdr *h = vk_mem_calloc(1, sizeof(*h));
     if (!h)
         return VK_ENOMEM;
     size_t n = strlen(name) + strlen(value) + 3;
-    h->line = vk_malloc(n);
+    h->line = vk_mem_alloc(n);
     if (!h->line) {
-        vk_free(h);
+        vk_mem_free(h);
         return VK_ENOMEM;
     }
     snprintf(h->line, n, "%s: %s", name, value);
-    h->name = vk_xstrdup(name);
+    h->name = vk_mem_xstrdup(name);
     h->next = cl->headers;
     cl->headers = h;
     return 0;

@@ -135,7 +135,7 @@ struct vk_http_req {
     struct vk_buf body;
     json_t *json;
     char remote[48];
-    int64_t start_ns; /* vk_mono_ns() when the request arrived (for on_complete) */
+    int64_t start_ns; /* vk_time_mono_ns() when the request arrived (for on_complete) */
 };
 
 struct vk_http_stream {

@@ -8,7 +8,7 @@
  * state machine (http_int.h, enum vk__http_rstate) makes the first reply win
  * and every later one return VK_ECONFLICT.
  */
-#include "http/http_int.h"
+#include "http_int.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -18,7 +18,7 @@
 
 struct vk_http_req *vk__http_req_new(struct vk_http_server *srv, struct MHD_Connection *conn)
 {
-    struct vk_http_req *req = vk_calloc(1, sizeof(*req));
+    struct vk_http_req *req = vk_mem_calloc(1, sizeof(*req));
     if (!req)
         return NULL;
     req->srv = srv;
@@ -32,7 +32,7 @@ struct vk_http_req *vk__http_req_new(struct vk_http_server *srv, struct MHD_Conn
     vk_buf_init(&req->body, VK_HTTP_HARD_MAX_BODY);
     req->method = "";
     req->path = "";
-    req->start_ns = vk_mono_ns();
+    req->start_ns = vk_time_mono_ns();
     return req;
 }
 
@@ -45,15 +45,15 @@ void vk__http_req_free(struct vk_http_req *req)
     struct vk__http_hdr *h = req->resp_headers;
     while (h) {
         struct vk__http_hdr *next = h->next;
-        vk_free(h->name);
-        vk_free(h->value);
-        vk_free(h);
+        vk_mem_free(h->name);
+        vk_mem_free(h->value);
+        vk_mem_free(h);
         h = next;
     }
     json_decref(req->json);
     vk_buf_release(&req->body);
     vk_pool_release(&req->pool);
-    vk_free(req);
+    vk_mem_free(req);
 }
 
 void vk_http_req_ref(struct vk_http_req *req)
@@ -205,11 +205,11 @@ static void check_status(int status)
 
 int vk_http_set_header(struct vk_http_req *req, const char *name, const char *value)
 {
-    struct vk__http_hdr *h = vk_calloc(1, sizeof(*h));
+    struct vk__http_hdr *h = vk_mem_calloc(1, sizeof(*h));
     if (!h)
         return VK_ENOMEM;
-    h->name = vk_xstrdup(name);
-    h->value = vk_xstrdup(value);
+    h->name = vk_mem_xstrdup(name);
+    h->value = vk_mem_xstrdup(value);
     /* Append, to keep the caller's order. */
     struct vk__http_hdr **pp = &req->resp_headers;
     while (*pp)
@@ -311,7 +311,7 @@ int vk_http_suspend(struct vk_http_req *req, int64_t timeout_ms, vk_http_req_fn 
     req->on_timeout = on_timeout;
     req->on_close = on_close;
     req->cb_ctx = ctx;
-    req->deadline_ns = timeout_ms > 0 ? vk_mono_ns() + timeout_ms * 1000000 : 0;
+    req->deadline_ns = timeout_ms > 0 ? vk_time_mono_ns() + timeout_ms * 1000000 : 0;
     pthread_mutex_unlock(&srv->mu);
     return 0;
 }

@@ -1,5 +1,5 @@
 /* Route table: pattern parsing, specificity order, matching and %-decoding. */
-#include "http/http_int.h"
+#include "http_int.h"
 
 #include <string.h>
 
@@ -15,18 +15,18 @@ static void route_free(struct vk__http_route *rt)
     if (!rt)
         return;
     for (size_t i = 0; i < rt->nsegs; i++)
-        vk_free(rt->segs[i].text);
-    vk_free(rt->segs);
-    vk_free(rt->method);
-    vk_free(rt->pattern);
-    vk_free(rt);
+        vk_mem_free(rt->segs[i].text);
+    vk_mem_free(rt->segs);
+    vk_mem_free(rt->method);
+    vk_mem_free(rt->pattern);
+    vk_mem_free(rt);
 }
 
 void vk__http_router_release(struct vk__http_router *r)
 {
     for (size_t i = 0; i < r->n; i++)
         route_free(r->routes[i]);
-    vk_free(r->routes);
+    vk_mem_free(r->routes);
     vk__http_router_init(r);
 }
 
@@ -57,7 +57,7 @@ static int parse_pattern(struct vk__http_route *rt, const char *pattern, struct 
     size_t n = 0;
     for (const char *p = pattern; *p; p++)
         n += *p == '/';
-    rt->segs = vk_xcalloc(n, sizeof(*rt->segs));
+    rt->segs = vk_mem_xcalloc(n, sizeof(*rt->segs));
     const char *p = pattern;
     while (*p) {
         p++; /* skip '/' */
@@ -70,7 +70,7 @@ static int parse_pattern(struct vk__http_route *rt, const char *pattern, struct 
             if (e)
                 return vk_err_set(err, VK_EINVAL, "route pattern '%s': '*' must be last", pattern);
             s->kind = SEG_REST;
-            s->text = vk_xstrdup("*");
+            s->text = vk_mem_xstrdup("*");
             s->len = 1;
         } else if (p[0] == '{') {
             if (len < 3 || p[len - 1] != '}')
@@ -85,14 +85,14 @@ static int parse_pattern(struct vk__http_route *rt, const char *pattern, struct 
                     return vk_err_set(err, VK_EINVAL, "route pattern '%s': parameter named twice",
                                       pattern);
             s->kind = SEG_PARAM;
-            s->text = vk_xstrndup(p + 1, len - 2);
+            s->text = vk_mem_xstrndup(p + 1, len - 2);
             s->len = len - 2;
         } else {
             for (size_t i = 0; i < len; i++)
                 if (!is_lit_char(p[i]))
                     return vk_err_set(err, VK_EINVAL, "route pattern '%s': bad character", pattern);
             s->kind = SEG_LIT;
-            s->text = vk_xstrndup(p, len);
+            s->text = vk_mem_xstrndup(p, len);
             s->len = len;
         }
         rt->nsegs++;
@@ -133,14 +133,14 @@ int vk__http_router_add(struct vk__http_router *r, const char *method, const cha
             strcmp(r->routes[i]->pattern, pattern) == 0)
             return vk_err_set(err, VK_EEXIST, "route '%s %s' registered twice", method, pattern);
 
-    struct vk__http_route *rt = vk_xcalloc(1, sizeof(*rt));
+    struct vk__http_route *rt = vk_mem_xcalloc(1, sizeof(*rt));
     int rc = parse_pattern(rt, pattern, err);
     if (rc < 0) {
         route_free(rt);
         return rc;
     }
-    rt->method = vk_xstrdup(method);
-    rt->pattern = vk_xstrdup(pattern);
+    rt->method = vk_mem_xstrdup(method);
+    rt->pattern = vk_mem_xstrdup(pattern);
     rt->handler = handler;
     rt->ctx = ctx;
     rt->max_body = max_body;
@@ -148,7 +148,7 @@ int vk__http_router_add(struct vk__http_router *r, const char *method, const cha
     rt->order = r->n;
     if (r->n == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 16;
-        r->routes = vk_xrealloc(r->routes, r->cap * sizeof(*r->routes));
+        r->routes = vk_mem_xrealloc(r->routes, r->cap * sizeof(*r->routes));
     }
     /* Stable insertion: after every route at least as specific. */
     size_t pos = r->n;

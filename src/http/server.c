@@ -3,7 +3,7 @@
  * (access handler, completion), request start-up (routing, query, limits,
  * JSON) and the graceful stop.
  */
-#include "http/http_int.h"
+#include "http_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,11 +33,11 @@ int vk_http_server_new(const struct vk_http_server_opts *opts, struct vk_http_se
     *out = NULL;
     if (!opts || !opts->listen || !*opts->listen)
         return vk_err_set(err, VK_EINVAL, "http server needs a listen address");
-    struct vk_http_server *srv = vk_calloc(1, sizeof(*srv));
+    struct vk_http_server *srv = vk_mem_calloc(1, sizeof(*srv));
     if (!srv)
         return vk_err_set(err, VK_ENOMEM, "out of memory");
     srv->opts = *opts;
-    srv->listen = vk_xstrdup(opts->listen);
+    srv->listen = vk_mem_xstrdup(opts->listen);
     srv->opts.listen = srv->listen;
     if (!srv->opts.threads)
         srv->opts.threads = DEF_THREADS;
@@ -79,8 +79,8 @@ void vk_http_server_free(struct vk_http_server *srv)
     pthread_mutex_destroy(&srv->mu);
     if (srv->listen_fd >= 0)
         close(srv->listen_fd);
-    vk_free(srv->listen);
-    vk_free(srv);
+    vk_mem_free(srv->listen);
+    vk_mem_free(srv);
 }
 
 int vk_http_route(struct vk_http_server *srv, const char *method, const char *pattern,
@@ -376,7 +376,7 @@ static enum MHD_Result queue_pending(struct vk_http_req *req)
     enum MHD_Result r = MHD_queue_response(req->conn, status, resp);
     MHD_destroy_response(resp);
     if (srv->opts.on_complete)
-        srv->opts.on_complete(req, (int)status, vk_mono_ns() - req->start_ns,
+        srv->opts.on_complete(req, (int)status, vk_time_mono_ns() - req->start_ns,
                               srv->opts.on_complete_ctx);
     return r;
 }
@@ -583,8 +583,8 @@ static void drain(struct vk_http_server *srv)
     pthread_mutex_lock(&srv->mu);
     srv->stopping = true;
     size_t n = srv->live_count, k = 0;
-    struct vk_http_req **expire = vk_xcalloc(n ? n : 1, sizeof(*expire));
-    struct MHD_Connection **resume = vk_xcalloc(n ? n : 1, sizeof(*resume));
+    struct vk_http_req **expire = vk_mem_xcalloc(n ? n : 1, sizeof(*expire));
+    struct MHD_Connection **resume = vk_mem_xcalloc(n ? n : 1, sizeof(*resume));
     size_t nres = 0;
     for (struct vk_http_req *r = srv->live; r; r = r->live_next) {
         if (r->state == RS_PARKED) {
@@ -599,8 +599,8 @@ static void drain(struct vk_http_server *srv)
         MHD_resume_connection(resume[i]);
     for (size_t i = 0; i < k; i++)
         vk__http_expire(expire[i], MHD_HTTP_SERVICE_UNAVAILABLE);
-    vk_free(expire);
-    vk_free(resume);
+    vk_mem_free(expire);
+    vk_mem_free(resume);
 }
 
 void vk_http_server_stop(struct vk_http_server *srv)

@@ -4,7 +4,7 @@
  * thread. When the queue is empty the reader suspends the connection (so an
  * idle stream costs no CPU); a write, a close or a disconnect resumes it.
  */
-#include "http/http_int.h"
+#include "http_int.h"
 
 #include <errno.h>
 #include <string.h>
@@ -19,8 +19,8 @@ void vk__http_stream_unref(struct vk_http_stream *st)
     if (atomic_fetch_sub_explicit(&st->refs, 1, memory_order_acq_rel) != 1)
         return;
     pthread_cond_destroy(&st->room);
-    vk_free(st->q);
-    vk_free(st);
+    vk_mem_free(st->q);
+    vk_mem_free(st);
 }
 
 int vk_http_reply_stream(struct vk_http_req *req, int status, const char *content_type,
@@ -28,7 +28,7 @@ int vk_http_reply_stream(struct vk_http_req *req, int status, const char *conten
 {
     *out = NULL;
     VK_ASSERT(status >= 100 && status <= 999);
-    struct vk_http_stream *st = vk_calloc(1, sizeof(*st));
+    struct vk_http_stream *st = vk_mem_calloc(1, sizeof(*st));
     if (!st)
         return VK_ENOMEM;
     atomic_init(&st->refs, 2); /* the owner's and the connection's */
@@ -59,7 +59,7 @@ int vk_http_reply_stream(struct vk_http_req *req, int status, const char *conten
     int rc = vk__http_submit(req, resp, (unsigned)status, st);
     if (rc < 0) {
         pthread_cond_destroy(&st->room);
-        vk_free(st);
+        vk_mem_free(st);
         return rc;
     }
     *out = st;
@@ -69,7 +69,7 @@ fail_resp:
     MHD_destroy_response(resp);
 fail:
     pthread_cond_destroy(&st->room);
-    vk_free(st);
+    vk_mem_free(st);
     return VK_ENOMEM;
 }
 
@@ -123,7 +123,7 @@ static int queue_room(struct vk_http_stream *st, size_t len)
         cap *= 2;
     if (cap > st->qmax)
         cap = st->qmax;
-    char *q = vk_realloc(st->q, cap);
+    char *q = vk_mem_realloc(st->q, cap);
     if (!q)
         return VK_ENOMEM;
     st->q = q;

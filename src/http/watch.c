@@ -8,7 +8,7 @@
  * event that was already dequeued when another thread unwatched (and maybe
  * freed) its request is recognised as stale under srv->mu and ignored.
  */
-#include "http/http_int.h"
+#include "http_int.h"
 
 #include <errno.h>
 #include <string.h>
@@ -46,8 +46,8 @@ void vk__http_watch_release(struct vk_http_server *srv)
     if (srv->wakefd >= 0)
         close(srv->wakefd);
     srv->epfd = srv->wakefd = -1;
-    vk_free(srv->heap);
-    vk_free(srv->slots);
+    vk_mem_free(srv->heap);
+    vk_mem_free(srv->slots);
     srv->heap = NULL;
     srv->slots = NULL;
 }
@@ -118,7 +118,7 @@ void vk__http_watch_add(struct vk_http_req *req, bool with_deadline)
     if (with_deadline) {
         if (srv->heap_len == srv->heap_cap) {
             srv->heap_cap = srv->heap_cap ? srv->heap_cap * 2 : 64;
-            srv->heap = vk_xrealloc(srv->heap, srv->heap_cap * sizeof(*srv->heap));
+            srv->heap = vk_mem_xrealloc(srv->heap, srv->heap_cap * sizeof(*srv->heap));
         }
         srv->heap[srv->heap_len] = req;
         req->heap_idx = srv->heap_len++;
@@ -132,7 +132,7 @@ void vk__http_watch_add(struct vk_http_req *req, bool with_deadline)
         return;
     if (srv->slot_free < 0) {
         int n = srv->nslots ? srv->nslots * 2 : 64;
-        srv->slots = vk_xrealloc(srv->slots, (size_t)n * sizeof(*srv->slots));
+        srv->slots = vk_mem_xrealloc(srv->slots, (size_t)n * sizeof(*srv->slots));
         for (int i = srv->nslots; i < n; i++) {
             srv->slots[i].req = NULL;
             srv->slots[i].gen = 0;
@@ -219,7 +219,7 @@ static int64_t run_deadlines(struct vk_http_server *srv)
 {
     for (;;) {
         pthread_mutex_lock(&srv->mu);
-        int64_t now = vk_mono_ns();
+        int64_t now = vk_time_mono_ns();
         if (srv->heap_len == 0) {
             pthread_mutex_unlock(&srv->mu);
             return -1;

@@ -7,8 +7,8 @@
  * so the scratch is free again for the children. Slashdashed parts are parsed
  * and checked like the rest but not kept.
  */
-#include "kdl/kdl_int.h"
-#include "kdl/parse_int.h"
+#include "kdl_int.h"
+#include "parse_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -217,7 +217,7 @@ static int push_arg(struct vk__kdl_parser *p, const struct vk_kdl_value *v)
 {
     if (p->nargs == p->capargs) {
         size_t nc = p->capargs ? p->capargs * 2 : 16;
-        struct vk_kdl_value *n = vk_realloc(p->args, nc * sizeof(*n));
+        struct vk_kdl_value *n = vk_mem_realloc(p->args, nc * sizeof(*n));
         if (!n)
             return vk__kdl_oom(p);
         p->args = n;
@@ -231,7 +231,7 @@ static int push_prop(struct vk__kdl_parser *p, const struct vk_kdl_prop *pr)
 {
     if (p->nprops == p->capprops) {
         size_t nc = p->capprops ? p->capprops * 2 : 16;
-        struct vk_kdl_prop *n = vk_realloc(p->props, nc * sizeof(*n));
+        struct vk_kdl_prop *n = vk_mem_realloc(p->props, nc * sizeof(*n));
         if (!n)
             return vk__kdl_oom(p);
         p->props = n;
@@ -343,11 +343,11 @@ static int dedupe_props(struct vk__kdl_parser *p)
                     break;
                 }
     } else {
-        const struct vk_kdl_prop **idx = vk_malloc(n * sizeof(*idx));
-        dead = vk_calloc(n, 1);
+        const struct vk_kdl_prop **idx = vk_mem_alloc(n * sizeof(*idx));
+        dead = vk_mem_calloc(n, 1);
         if (!idx || !dead) {
-            vk_free(idx);
-            vk_free(dead);
+            vk_mem_free(idx);
+            vk_mem_free(dead);
             return vk__kdl_oom(p);
         }
         for (size_t i = 0; i < n; i++)
@@ -356,7 +356,7 @@ static int dedupe_props(struct vk__kdl_parser *p)
         for (size_t i = 0; i + 1 < n; i++)
             if (same_key(idx[i], idx[i + 1]))
                 dead[idx[i] - pr] = 1;
-        vk_free(idx);
+        vk_mem_free(idx);
     }
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
@@ -364,7 +364,7 @@ static int dedupe_props(struct vk__kdl_parser *p)
             pr[k++] = pr[i];
     p->nprops = k;
     if (dead != small)
-        vk_free(dead);
+        vk_mem_free(dead);
     return 0;
 }
 

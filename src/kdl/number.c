@@ -5,7 +5,7 @@
  * are converted here, up to MAX_RADIX_DIGITS digits). Decimals with a fraction
  * or an exponent become VK_KDL_FLOAT with strtod's double and the source text.
  */
-#include "kdl/parse_int.h"
+#include "parse_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -13,8 +13,8 @@
  * NUL-terminated. Recursion happens only for children blocks and is capped at
  * VK_KDL_MAX_DEPTH.
  */
-#include "kdl/kdl_int.h"
-#include "kdl/parse_int.h"
+#include "kdl_int.h"
+#include "parse_int.h"
 #include "vulcan/kdl.h"
 
 #include <math.h>
@@ -253,7 +253,7 @@ static int intern_room(struct vk__kdl_parser *p, bool *full)
         return 0;
     }
     uint32_t ns = slots ? slots * 2 : INTERN_MIN_SLOTS;
-    struct vk__kdl_islot *t = vk_calloc(ns, sizeof(*t));
+    struct vk__kdl_islot *t = vk_mem_calloc(ns, sizeof(*t));
     if (!t)
         return vk__kdl_oom(p);
     for (uint32_t i = 0; i < slots; i++) {
@@ -264,7 +264,7 @@ static int intern_room(struct vk__kdl_parser *p, bool *full)
             k = (k + 1) & (ns - 1);
         t[k] = p->itab[i];
     }
-    vk_free(p->itab);
+    vk_mem_free(p->itab);
     p->itab = t;
     p->imask = ns - 1;
     return 0;
@@ -304,7 +304,7 @@ int vk__kdl_sbuf_reserve(struct vk__kdl_parser *p, struct vk__kdl_sbuf *b, size_
     size_t ncap = b->cap ? b->cap : 256;
     while (ncap - b->len < extra)
         ncap *= 2;
-    char *n = vk_realloc(b->data, ncap);
+    char *n = vk_mem_realloc(b->data, ncap);
     if (!n)
         return vk__kdl_oom(p);
     b->data = n;
@@ -526,7 +526,7 @@ void vk_kdl_doc_free(struct vk_kdl_doc *doc)
     if (!doc)
         return;
     vk_pool_release(&doc->pool);
-    vk_free(doc);
+    vk_mem_free(doc);
 }
 
 int vk_kdl_parse(const char *src, size_t len, struct vk_kdl_doc **out, struct vk_err *err)
@@ -538,7 +538,7 @@ int vk_kdl_parse(const char *src, size_t len, struct vk_kdl_doc **out, struct vk
     if (len > VK_KDL_MAX_INPUT)
         return vk_err_set(err, VK_ETOOBIG, "input too large: %zu bytes (at most %zu)", len,
                           (size_t)VK_KDL_MAX_INPUT);
-    struct vk_kdl_doc *doc = vk_calloc(1, sizeof(*doc));
+    struct vk_kdl_doc *doc = vk_mem_calloc(1, sizeof(*doc));
     if (!doc)
         return vk_err_set(err, VK_ENOMEM, "out of memory");
     /* Bigger chunks for big documents: fewer mallocs, same bound on waste (< 1/4 chunk). */
@@ -572,11 +572,11 @@ int vk_kdl_parse(const char *src, size_t len, struct vk_kdl_doc **out, struct vk
 
 void vk__kdl_parser_release(struct vk__kdl_parser *p)
 {
-    vk_free(p->args);
-    vk_free(p->props);
-    vk_free(p->sbuf.data);
-    vk_free(p->obuf.data);
-    vk_free(p->itab);
+    vk_mem_free(p->args);
+    vk_mem_free(p->props);
+    vk_mem_free(p->sbuf.data);
+    vk_mem_free(p->obuf.data);
+    vk_mem_free(p->itab);
     p->itab = NULL;
     p->imask = 0;
     p->iused = 0;

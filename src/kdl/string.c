@@ -11,8 +11,8 @@
  * 2. dedent by the closing line's whitespace prefix,
  * 3. resolve the remaining escapes.
  */
-#include "kdl/kdl_int.h"
-#include "kdl/parse_int.h"
+#include "kdl_int.h"
+#include "parse_int.h"
 
 #include <string.h>
 

@@ -9,7 +9,7 @@
  * decimal; floats print from their source text normalised: no '_', no leading
  * '+', no leading zeros, 'E' with an explicit exponent sign ("1e10" -> "1E+10").
  */
-#include "kdl/kdl_int.h"
+#include "kdl_int.h"
 #include "vulcan/kdl.h"
 
 #include <math.h>
@@ -243,7 +243,7 @@ static int write_props(const struct vk_kdl_node *n, unsigned flags, struct vk_bu
     const struct vk_kdl_prop *small[16];
     const struct vk_kdl_prop **idx = small;
     if (n->nprops > VK_ARRAY_LEN(small)) {
-        idx = vk_malloc(n->nprops * sizeof(*idx));
+        idx = vk_mem_alloc(n->nprops * sizeof(*idx));
         if (!idx) {
             vk_buf_release(out);
             return VK_ENOMEM;
@@ -255,7 +255,7 @@ static int write_props(const struct vk_kdl_node *n, unsigned flags, struct vk_bu
     for (size_t i = 0; i < n->nprops && rc == 0; i++)
         rc = write_prop(idx[i], out);
     if (idx != small)
-        vk_free(idx);
+        vk_mem_free(idx);
     return rc;
 }
 

@@ -9,20 +9,20 @@
 int vk_orch_new(struct vk_store *store, const struct vk_orch_opts *opts, struct vk_orch **out,
                 struct vk_err *err)
 {
-    struct vk_orch *o = vk_calloc(1, sizeof(*o));
+    struct vk_orch *o = vk_mem_calloc(1, sizeof(*o));
     if (!o)
         return vk_err_set(err, VK_ENOMEM, "out of memory");
     o->store = store;
     int rc = vk_store_tenant_ensure(store, "default", o->tenant, err);
     if (rc < 0) {
-        vk_free(o);
+        vk_mem_free(o);
         return rc;
     }
     if (opts)
         o->opts = *opts;
     rc = vk__orch_telemetry_init(o, err);
     if (rc < 0) {
-        vk_free(o);
+        vk_mem_free(o);
         return rc;
     }
     if (o->opts.worker_timeout_ms <= 0)
@@ -84,7 +84,7 @@ static void *reaper_main(void *arg)
         struct vk_err err;
         vk_err_clear(&err);
         if (vk_orch_reap(o, &err) < 0)
-            vk_log(VK_LOG_WARN, "orchestrator", "reaper failed", "error", err.msg, NULL);
+            vk_log_write(VK_LOG_WARN, "orchestrator", "reaper failed", "error", err.msg, NULL);
     }
     return NULL;
 }
@@ -103,8 +103,8 @@ static void *listener_main(void *arg)
         vk_err_clear(&err);
         int rc = vk_store_wait_ready(o->store, 250, &pool, &groups, &n, &err);
         if (rc < 0) {
-            vk_log(VK_LOG_WARN, "orchestrator", "waiting for ready notifications failed", "error",
-                   err.msg, NULL);
+            vk_log_write(VK_LOG_WARN, "orchestrator", "waiting for ready notifications failed",
+                         "error", err.msg, NULL);
             vk_pool_release(&pool);
             nap(o, 1000);
             continue;
@@ -166,14 +166,14 @@ void vk_orch_free(struct vk_orch *o)
     vk_orch_stop(o);
     pthread_mutex_destroy(&o->lock);
     pthread_cond_destroy(&o->cond);
-    vk_free(o);
+    vk_mem_free(o);
 }
 
 int vk_orch_claim(struct vk_orch *o, const char *worker_id, const char *const *groups,
                   size_t ngroups, struct vk_pool *pool, struct vk_store_work *out,
                   struct vk_err *err)
 {
-    int rc = vk_store_claim(o->store, worker_id, groups, ngroups, vk_now_ms(), pool, out, err);
+    int rc = vk_store_claim(o->store, worker_id, groups, ngroups, vk_time_now_ms(), pool, out, err);
     if (rc == 0)
         vk__orch_report_claim(o, &out->fragment);
     return rc;
@@ -196,7 +196,7 @@ int vk_orch_result(struct vk_orch *o, const struct vk_orch_result *r,
         goto fail;
     /* Read the clock once the chain is locked (the get above locks it): a result that
      * waited for another one must not record an earlier time than it. */
-    int64_t now = vk_now_ms();
+    int64_t now = vk_time_now_ms();
     if (f.type != VK_STORE_FRAG_INLINE) {
         rc = vk_err_set(err, VK_EINVAL, "fragment '%s' is a group", r->fragment_id);
         goto fail;
@@ -238,7 +238,7 @@ out:
 
 int vk_orch_cancel(struct vk_orch *o, const char *chain_id, struct vk_err *err)
 {
-    int rc = vk_store_chain_cancel(o->store, chain_id, vk_now_ms(), NULL, err);
+    int rc = vk_store_chain_cancel(o->store, chain_id, vk_time_now_ms(), NULL, err);
     if (rc == 0)
         vk__orch_report_cancel(o, chain_id);
     return rc;
@@ -249,17 +249,17 @@ int vk_orch_reap(struct vk_orch *o, struct vk_err *err)
     struct vk_pool pool;
     vk_pool_init(&pool, 4096);
     struct vk_store_reap_result res = {0};
-    int64_t now = vk_now_ms();
+    int64_t now = vk_time_now_ms();
     int rc = vk_store_reap_workers(o->store, now, o->opts.worker_timeout_ms, o->opts.max_attempts,
                                    &pool, &res, err);
     if (rc == 0 && res.nworkers)
-        vk_log(VK_LOG_WARN, "orchestrator", "declared silent workers dead", NULL);
+        vk_log_write(VK_LOG_WARN, "orchestrator", "declared silent workers dead", NULL);
     for (size_t i = 0; rc == 0 && i < res.nchanges; i++) {
         const struct vk_store_frag_change *c = &res.changes[i];
-        vk_log(VK_LOG_WARN, "orchestrator",
-               c->status == VK_STORE_FRAG_READY ? "re-queued a fragment of a dead worker"
-                                                : "a fragment failed: its workers kept dying",
-               "fragment_id", c->fragment_id, "chain_id", c->chain_id, NULL);
+        vk_log_write(VK_LOG_WARN, "orchestrator",
+                     c->status == VK_STORE_FRAG_READY ? "re-queued a fragment of a dead worker"
+                                                      : "a fragment failed: its workers kept dying",
+                     "fragment_id", c->fragment_id, "chain_id", c->chain_id, NULL);
         if (c->status == VK_STORE_FRAG_READY)
             continue;
         struct vk_store_tx *tx = NULL;

@@ -34,7 +34,7 @@ int vk_orch_chain_trace(const char *s, struct vk_trace_ctx *chain, struct vk_tra
     if (!s)
         return VK_EINVAL;
     size_t n = strnlen(s, VK_ORCH_TRACE_MAX);
-    if (n < tp_len || vk_traceparent_parse(s, tp_len, chain) != 0)
+    if (n < tp_len || vk_trace_parent_parse(s, tp_len, chain) != 0)
         return VK_EINVAL;
     struct vk_trace_ctx p;
     memset(&p, 0, sizeof(p));
@@ -62,7 +62,7 @@ void vk__orch_trace_new(struct vk_orch *o, const char *parent_tp, char out[VK_OR
         return;
     struct vk_trace_ctx parent, chain;
     memset(&chain, 0, sizeof(chain));
-    bool has = parent_tp && vk_traceparent_parse(parent_tp, strlen(parent_tp), &parent) == 0;
+    bool has = parent_tp && vk_trace_parent_parse(parent_tp, strlen(parent_tp), &parent) == 0;
     if (has) {
         memcpy(chain.trace_id, parent.trace_id, VK_TRACE_ID_SIZE);
         chain.flags = parent.flags;
@@ -71,13 +71,13 @@ void vk__orch_trace_new(struct vk_orch *o, const char *parent_tp, char out[VK_OR
             return;
         chain.flags = VK_TRACE_FLAG_SAMPLED;
     }
-    if (vk_span_id_random(chain.span_id) != 0)
+    if (vk_trace_span_id_random(chain.span_id) != 0)
         return;
     char tp[VK_TRACEPARENT_LEN];
-    vk_traceparent_format(&chain, tp);
+    vk_trace_parent_format(&chain, tp);
     if (has) {
         char ph[VK_SPAN_ID_HEX_LEN];
-        vk_span_id_hex(parent.span_id, ph);
+        vk_trace_span_id_hex(parent.span_id, ph);
         snprintf(out, VK_ORCH_TRACE_MAX, "%s/%s", tp, ph);
     } else {
         snprintf(out, VK_ORCH_TRACE_MAX, "%s", tp);
@@ -94,32 +94,32 @@ static void chain_span(struct vk_orch *o, const struct vk__orch_ended *e, const 
     if (!o->opts.tracer || vk_orch_chain_trace(e->trace, &chain, &parent) != 0)
         return;
     struct vk_span *sp =
-        vk_tracer_start_span_as(o->opts.tracer, "chain", VK_SPAN_INTERNAL, &chain, parent.span_id,
-                                e->created_at > 0 ? e->created_at * 1000000 : 0);
+        vk_trace_start_span_as(o->opts.tracer, "chain", VK_SPAN_INTERNAL, &chain, parent.span_id,
+                               e->created_at > 0 ? e->created_at * 1000000 : 0);
     if (!sp)
         return;
-    vk_span_set_str(sp, "vulcan.chain_id", e->chain_id);
-    vk_span_set_str(sp, "vulcan.chain.status", status);
+    vk_trace_span_set_str(sp, "vulcan.chain_id", e->chain_id);
+    vk_trace_span_set_str(sp, "vulcan.chain.status", status);
     if (e->status == VK_STORE_CHAIN_FAILED)
-        vk_span_set_status(sp, VK_SPAN_ERROR, "chain failed");
+        vk_trace_span_set_status(sp, VK_SPAN_ERROR, "chain failed");
     else if (e->status == VK_STORE_CHAIN_COMPLETED)
-        vk_span_set_status(sp, VK_SPAN_OK, NULL);
-    vk_tracer_end_span(o->opts.tracer, sp);
+        vk_trace_span_set_status(sp, VK_SPAN_OK, NULL);
+    vk_trace_end_span(o->opts.tracer, sp);
 }
 
 void vk__orch_report(struct vk_orch *o, const struct vk__orch_ended *e)
 {
     if (e->skipped > 0 && o->m.fragments_total)
-        vk_counter_add(vk_metric_counter_with(o->m.fragments_total, "skipped"),
-                       (uint64_t)e->skipped);
+        vk_metrics_counter_add(vk_metrics_counter_with(o->m.fragments_total, "skipped"),
+                               (uint64_t)e->skipped);
     if (!e->chain_ended)
         return;
     const char *st = vk_store_chain_status_name(e->status);
     if (o->m.chains_total) {
-        vk_counter_inc(vk_metric_counter_with(o->m.chains_total, st));
+        vk_metrics_counter_inc(vk_metrics_counter_with(o->m.chains_total, st));
         if (e->created_at > 0 && e->finished_at >= e->created_at)
-            vk_histogram_observe(vk_metric_histogram_with(o->m.chain_duration, st),
-                                 (double)(e->finished_at - e->created_at) / 1000.0);
+            vk_metrics_histogram_observe(vk_metrics_histogram_with(o->m.chain_duration, st),
+                                         (double)(e->finished_at - e->created_at) / 1000.0);
     }
     chain_span(o, e, st);
 }
@@ -128,8 +128,8 @@ void vk__orch_report_claim(struct vk_orch *o, const struct vk_store_fragment *f)
 {
     if (!o->m.fragment_queue_wait || f->ready_at <= 0 || f->started_at < f->ready_at)
         return;
-    vk_histogram_observe(vk_metric_histogram_with(o->m.fragment_queue_wait, f->machine),
-                         (double)(f->started_at - f->ready_at) / 1000.0);
+    vk_metrics_histogram_observe(vk_metrics_histogram_with(o->m.fragment_queue_wait, f->machine),
+                                 (double)(f->started_at - f->ready_at) / 1000.0);
 }
 
 void vk__orch_report_fragment(struct vk_orch *o, const struct vk_store_fragment *f,
@@ -138,17 +138,19 @@ void vk__orch_report_fragment(struct vk_orch *o, const struct vk_store_fragment 
     if (!o->m.fragments_total || !vk_store_frag_status_final(st))
         return;
     const char *name = vk_store_frag_status_name(st);
-    vk_counter_inc(vk_metric_counter_with(o->m.fragments_total, name));
+    vk_metrics_counter_inc(vk_metrics_counter_with(o->m.fragments_total, name));
     if (f->started_at > 0 && now >= f->started_at)
-        vk_histogram_observe(vk_metric_histogram_with(o->m.fragment_run_duration, f->machine, name),
-                             (double)(now - f->started_at) / 1000.0);
+        vk_metrics_histogram_observe(
+            vk_metrics_histogram_with(o->m.fragment_run_duration, f->machine, name),
+            (double)(now - f->started_at) / 1000.0);
 }
 
 void vk__orch_report_dead(struct vk_orch *o, enum vk_store_frag_status st,
                           const struct vk__orch_ended *e)
 {
     if (o->m.fragments_total && vk_store_frag_status_final(st))
-        vk_counter_inc(vk_metric_counter_with(o->m.fragments_total, vk_store_frag_status_name(st)));
+        vk_metrics_counter_inc(
+            vk_metrics_counter_with(o->m.fragments_total, vk_store_frag_status_name(st)));
     vk__orch_report(o, e);
 }
 
@@ -176,8 +178,8 @@ void vk__orch_report_cancel(struct vk_orch *o, const char *chain_id)
             cancelled +=
                 frags[i].type == VK_STORE_FRAG_INLINE && frags[i].status == VK_STORE_FRAG_CANCELLED;
         if (o->m.fragments_total && cancelled > 0)
-            vk_counter_add(vk_metric_counter_with(o->m.fragments_total, "cancelled"),
-                           (uint64_t)cancelled);
+            vk_metrics_counter_add(vk_metrics_counter_with(o->m.fragments_total, "cancelled"),
+                                   (uint64_t)cancelled);
         vk__orch_report(o, &e);
     }
     vk_pool_release(&pool);

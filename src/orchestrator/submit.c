@@ -41,7 +41,7 @@ static int visit(void *ctx, const struct vk_wf_fragment *f, unsigned depth)
         return VK_ETOOBIG;
     if (fl->n == fl->cap) {
         size_t cap = fl->cap ? fl->cap * 2 : 64;
-        struct vk_store_fragment_spec *p = vk_realloc(fl->specs, cap * sizeof(*p));
+        struct vk_store_fragment_spec *p = vk_mem_realloc(fl->specs, cap * sizeof(*p));
         if (!p)
             return VK_ENOMEM;
         fl->specs = p;
@@ -99,7 +99,7 @@ static int create_and_start(struct vk_orch *o, struct vk_store_chain *chain,
     if (rc < 0)
         return rc;
     struct vk__orch_ended ended = {0};
-    rc = vk__orch_start_chain(tx, chain->id, vk_now_ms(), &ended, err);
+    rc = vk__orch_start_chain(tx, chain->id, vk_time_now_ms(), &ended, err);
     if (rc < 0) {
         vk_store_tx_rollback(tx);
         return rc;
@@ -138,7 +138,7 @@ int vk_orch_submit(struct vk_orch *o, const struct vk_workflow *wf, const char *
     if (rc == 0 && nfragments)
         *nfragments = fl.n;
 out:
-    vk_free(fl.specs);
+    vk_mem_free(fl.specs);
     vk_pool_release(&pool);
     return rc;
 }
@@ -160,7 +160,7 @@ int vk_orch_submit_failed(struct vk_orch *o, const struct vk_orch_context *ctx,
     rc = vk_store_tx_begin(o->store, &tx, err);
     if (rc < 0)
         return rc;
-    int64_t now = vk_now_ms();
+    int64_t now = vk_time_now_ms();
     rc = vk_store_tx_chain_set(tx, chain.id, VK_STORE_CHAIN_FAILED, now, now, message, err);
     if (rc < 0) {
         vk_store_tx_rollback(tx);
@@ -197,7 +197,7 @@ int vk_orch_rerun(struct vk_orch *o, const char *chain_id, char new_id[VK_UUID_L
     }
     /* The stored tree is the expanded one (imports included), in pre-order, so the
      * copy runs exactly what ran before without fetching anything again. */
-    specs = vk_calloc(n, sizeof(*specs));
+    specs = vk_mem_calloc(n, sizeof(*specs));
     if (!specs) {
         rc = vk_err_set(err, VK_ENOMEM, "out of memory");
         goto out;
@@ -234,7 +234,7 @@ int vk_orch_rerun(struct vk_orch *o, const char *chain_id, char new_id[VK_UUID_L
     chain.trace_id = trace[0] ? trace : NULL;
     rc = create_and_start(o, &chain, specs, n, new_id, err);
 out:
-    vk_free(specs);
+    vk_mem_free(specs);
     vk_pool_release(&pool);
     return rc;
 }

@@ -2,7 +2,7 @@
  * store chains: tenants, repositories, chain creation (with the whole fragment tree in one
  * transaction), chain lookup, filtered listing with cursor pagination, and cancel.
  */
-#include "store/store_int.h"
+#include "store_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +38,7 @@ int vk_store_tenant_ensure(struct vk_store *s, const char *name, char id[VK_UUID
     rc = vk__store_begin(s, &c, err);
     if (rc)
         return rc;
-    struct vk__param p[] = {vk__text(nid), vk__text(name), vk__int(vk_now_ms())};
+    struct vk__param p[] = {vk__text(nid), vk__text(name), vk__int(vk_time_now_ms())};
     rc = vk__exec(c, VK__STMT_NONE,
                   "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)"
                   " ON CONFLICT (name) DO NOTHING",
@@ -92,7 +92,7 @@ int vk_store_repo_create(struct vk_store *s, struct vk_store_repo *repo, struct 
     int rc = new_id(repo->id, err);
     if (rc)
         return rc;
-    repo->created_at = vk_now_ms();
+    repo->created_at = vk_time_now_ms();
     struct vk__param p[] = {
         vk__text(repo->id),
         vk__text(repo->tenant_id),
@@ -195,7 +195,7 @@ int vk_store_repo_list(struct vk_store *s, struct vk_pool *pool, struct vk_store
 static int check_specs(const struct vk_store_chain *ch, const struct vk_store_fragment_spec *sp,
                        size_t n, int *seq, struct vk_err *err)
 {
-    int *next = vk_calloc(n + 1, sizeof(int));
+    int *next = vk_mem_calloc(n + 1, sizeof(int));
     if (!next)
         return nomem(err);
     int rc = 0;
@@ -213,7 +213,7 @@ static int check_specs(const struct vk_store_chain *ch, const struct vk_store_fr
         else
             seq[i] = next[par + 1]++;
     }
-    vk_free(next);
+    vk_mem_free(next);
     return rc;
 }
 
@@ -276,10 +276,10 @@ int vk_store_chain_create(struct vk_store *s, struct vk_store_chain *ch,
     int rc = 0;
     struct vk__conn *c = NULL;
     char(*ids)[VK_UUID_LEN] = frag_ids;
-    int *seq = vk_calloc(n + 1, sizeof(int));
-    struct vk__param *p = vk_calloc(FRAG_BATCH * FRAG_INSERT_COLS, sizeof(*p));
+    int *seq = vk_mem_calloc(n + 1, sizeof(int));
+    struct vk__param *p = vk_mem_calloc(FRAG_BATCH * FRAG_INSERT_COLS, sizeof(*p));
     if (!ids)
-        ids = vk_calloc(n + 1, VK_UUID_LEN);
+        ids = vk_mem_calloc(n + 1, VK_UUID_LEN);
     if (!seq || !p || !ids) {
         rc = nomem(err);
         goto out;
@@ -293,7 +293,7 @@ int vk_store_chain_create(struct vk_store *s, struct vk_store_chain *ch,
     if (rc)
         goto out;
     ch->status = VK_STORE_CHAIN_PENDING;
-    ch->created_at = vk_now_ms();
+    ch->created_at = vk_time_now_ms();
     struct vk__param cp[] = {
         vk__text(ch->id),
         vk__text(ch->tenant_id),
@@ -332,9 +332,9 @@ int vk_store_chain_create(struct vk_store *s, struct vk_store_chain *ch,
     rc = vk__store_end(s, c, rc, err);
 out:
     if (ids != frag_ids)
-        vk_free(ids);
-    vk_free(seq);
-    vk_free(p);
+        vk_mem_free(ids);
+    vk_mem_free(seq);
+    vk_mem_free(p);
     return rc;
 }
 

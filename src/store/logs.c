@@ -2,7 +2,7 @@
  * store logs: fragment output as ordered chunks per (fragment, attempt), appended
  * idempotently by byte offset and read back from any offset.
  */
-#include "store/store_int.h"
+#include "store_int.h"
 
 #include <string.h>
 

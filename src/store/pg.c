@@ -9,7 +9,7 @@
  * before use, so the next operation after a restart reconnects.
  * Ready notifications use a dedicated LISTEN connection (wait_notify).
  */
-#include "store/store_int.h"
+#include "store_int.h"
 
 #include <arpa/inet.h>
 #include <libpq-fe.h>
@@ -75,8 +75,8 @@ static int pg_open(struct vk_store *s, const char *url, struct vk_err *err)
         return VK_EINVAL;
     }
     PQconninfoFree(opts);
-    struct pg_be *be = vk_xcalloc(1, sizeof(*be));
-    be->url = vk_xstrdup(url);
+    struct pg_be *be = vk_mem_xcalloc(1, sizeof(*be));
+    be->url = vk_mem_xstrdup(url);
     pthread_mutex_init(&be->listen_lock, NULL);
     s->be = be;
     s->maxconns = PG_POOL;
@@ -91,8 +91,8 @@ static void pg_close(struct vk_store *s)
     if (be->listen)
         PQfinish(be->listen);
     pthread_mutex_destroy(&be->listen_lock);
-    vk_free(be->url);
-    vk_free(be);
+    vk_mem_free(be->url);
+    vk_mem_free(be);
     s->be = NULL;
 }
 
@@ -123,7 +123,7 @@ static int pg_connect(struct vk_store *s, struct vk__conn *c, struct vk_err *err
     c->db = pg_dial(s->be, err);
     if (!c->db)
         return err ? err->code : VK_EDB;
-    c->stmts = vk_xcalloc(VK__STMT_COUNT, sizeof(void *));
+    c->stmts = vk_mem_xcalloc(VK__STMT_COUNT, sizeof(void *));
     return 0;
 }
 
@@ -132,7 +132,7 @@ static void pg_disconnect(struct vk__conn *c)
     if (c->db)
         PQfinish(c->db);
     c->db = NULL;
-    vk_free(c->stmts);
+    vk_mem_free(c->stmts);
     c->stmts = NULL;
 }
 
@@ -210,10 +210,10 @@ static int pg_query(struct vk__conn *c, int id, const char *sql, const struct vk
     PGresult *res = NULL;
     int rc = 0;
     if (np > SMALL_PARAMS) {
-        vals = vk_malloc(sizeof(*vals) * (size_t)np);
-        lens = vk_malloc(sizeof(*lens) * (size_t)np);
-        fmts = vk_malloc(sizeof(*fmts) * (size_t)np);
-        nums = vk_malloc(sizeof(*nums) * (size_t)np);
+        vals = vk_mem_alloc(sizeof(*vals) * (size_t)np);
+        lens = vk_mem_alloc(sizeof(*lens) * (size_t)np);
+        fmts = vk_mem_alloc(sizeof(*fmts) * (size_t)np);
+        nums = vk_mem_alloc(sizeof(*nums) * (size_t)np);
         if (!vals || !lens || !fmts || !nums) {
             rc = vk_err_set(err, VK_ENOMEM, "out of memory");
             goto out;
@@ -276,10 +276,10 @@ static int pg_query(struct vk__conn *c, int id, const char *sql, const struct vk
 out:
     PQclear(res);
     if (vals != vals_s) {
-        vk_free(vals);
-        vk_free(lens);
-        vk_free(fmts);
-        vk_free(nums);
+        vk_mem_free(vals);
+        vk_mem_free(lens);
+        vk_mem_free(fmts);
+        vk_mem_free(nums);
     }
     return rc;
 }

@@ -2,7 +2,7 @@
  * store queue: the orchestrator's fine-grained transaction operations, claiming ready work,
  * graceful hand-back, queue metrics and group status.
  */
-#include "store/store_int.h"
+#include "store_int.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  * store rows: reading chain and fragment rows (in the column order of VK__CHAIN_COLS and
  * VK__FRAG_COLS) into model structs whose strings live in a caller's pool.
  */
-#include "store/store_int.h"
+#include "store_int.h"
 
 #include <string.h>
 

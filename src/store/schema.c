@@ -10,7 +10,7 @@
  * Both backends store ids as TEXT, times as BIGINT milliseconds since the epoch (UTC),
  * booleans as INTEGER 0/1; only the blob type differs (BLOB / BYTEA).
  */
-#include "store/store_int.h"
+#include "store_int.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -93,7 +93,7 @@ static const struct migration migrations[] = {
 static char *dialect_sql(struct vk_store *s, const char *sql)
 {
     size_t n = strlen(sql);
-    char *out = vk_xmalloc(n * 2 + 1);
+    char *out = vk_mem_xalloc(n * 2 + 1);
     char *o = out;
     for (const char *p = sql; *p;) {
         if (s->dialect == VK__PG && strncmp(p, "BLOB", 4) == 0) {
@@ -138,14 +138,14 @@ static int apply(struct vk_store *s, struct vk__conn *c, struct vk_err *err)
             continue;
         char *sql = dialect_sql(s, m->sql);
         rc = s->ops->exec_script(c, sql, err);
-        vk_free(sql);
+        vk_mem_free(sql);
         if (rc) {
             char why[sizeof(err->msg)];
             snprintf(why, sizeof(why), "%s", err ? err->msg : "");
             vk_err_set(err, rc, "migration %d (%s) failed: %s", m->version, m->name, why);
             goto out;
         }
-        struct vk__param p[] = {vk__int(m->version), vk__text(m->name), vk__int(vk_now_ms())};
+        struct vk__param p[] = {vk__int(m->version), vk__text(m->name), vk__int(vk_time_now_ms())};
         rc = vk__exec(c, VK__STMT_NONE,
                       "INSERT INTO schema_migrations (version, name, applied_at)"
                       " VALUES ($1, $2, $3)",

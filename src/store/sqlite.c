@@ -7,7 +7,7 @@
  * other; the busy timeout only matters between processes. ":memory:" uses a single
  * connection (the pool then acts as the mutex that shares it between threads).
  */
-#include "store/store_int.h"
+#include "store_int.h"
 
 #include <errno.h>
 #include <sqlite3.h>
@@ -59,10 +59,10 @@ static void text_cache_free(struct text_cache *tc)
     for (int i = 0; i < TEXT_CACHE_N; i++) {
         if (tc->e[i].sql) {
             sqlite3_finalize(tc->e[i].st);
-            vk_free(tc->e[i].sql);
+            vk_mem_free(tc->e[i].sql);
         }
     }
-    vk_free(tc);
+    vk_mem_free(tc);
 }
 static const char *const tx_sql[] = {"BEGIN IMMEDIATE", "BEGIN", "COMMIT", "ROLLBACK"};
 
@@ -91,7 +91,7 @@ static int db_err(struct vk__conn *c, int rc, const char *what, struct vk_err *e
 /* Create every missing directory above `path` (mkdir -p of its dirname). */
 static int make_parent_dirs(const char *path, struct vk_err *err)
 {
-    char *p = vk_xstrdup(path);
+    char *p = vk_mem_xstrdup(path);
     int rc = 0;
     for (char *q = p + 1; *q; q++) {
         if (*q != '/')
@@ -104,7 +104,7 @@ static int make_parent_dirs(const char *path, struct vk_err *err)
         }
         *q = '/';
     }
-    vk_free(p);
+    vk_mem_free(p);
     return rc;
 }
 
@@ -125,18 +125,18 @@ static int lite_open(struct vk_store *s, const char *url, struct vk_err *err)
         return vk_err_set(err, VK_EINVAL, "database url '%s' has no path", url);
     if (strlen(rest) > 4096)
         return vk_err_set(err, VK_ETOOBIG, "database path too long");
-    struct sqlite_be *be = vk_xcalloc(1, sizeof(*be));
+    struct sqlite_be *be = vk_mem_xcalloc(1, sizeof(*be));
     if (strcmp(rest, ":memory:") == 0) {
         be->memory = true;
-        be->path = vk_xstrdup(":memory:");
+        be->path = vk_mem_xstrdup(":memory:");
         s->maxconns = 1;
     } else {
-        be->path = vk_xstrdup(rest);
+        be->path = vk_mem_xstrdup(rest);
         s->maxconns = SQLITE_POOL;
         int rc = make_parent_dirs(be->path, err);
         if (rc) {
-            vk_free(be->path);
-            vk_free(be);
+            vk_mem_free(be->path);
+            vk_mem_free(be);
             return rc;
         }
     }
@@ -149,8 +149,8 @@ static void lite_close(struct vk_store *s)
     struct sqlite_be *be = s->be;
     if (!be)
         return;
-    vk_free(be->path);
-    vk_free(be);
+    vk_mem_free(be->path);
+    vk_mem_free(be);
     s->be = NULL;
 }
 
@@ -160,7 +160,7 @@ static void lite_disconnect(struct vk__conn *c)
         for (int i = 0; i < ST_TOTAL; i++)
             sqlite3_finalize(c->stmts[i]);
         text_cache_free(c->stmts[ST_CACHE]);
-        vk_free(c->stmts);
+        vk_mem_free(c->stmts);
         c->stmts = NULL;
     }
     sqlite3_close_v2(c->db);
@@ -202,8 +202,8 @@ static int lite_connect(struct vk_store *s, struct vk__conn *c, struct vk_err *e
         lite_disconnect(c);
         return rc;
     }
-    c->stmts = vk_xcalloc(ST_ALLOC, sizeof(void *));
-    c->stmts[ST_CACHE] = vk_xcalloc(1, sizeof(struct text_cache));
+    c->stmts = vk_mem_xcalloc(ST_ALLOC, sizeof(void *));
+    c->stmts[ST_CACHE] = vk_mem_xcalloc(1, sizeof(struct text_cache));
     for (int i = ST_BEGIN_IMM; i < ST_TOTAL; i++) {
         sqlite3_stmt *st = NULL;
         rc = sqlite3_prepare_v2(db, tx_sql[i - ST_BEGIN_IMM], -1, &st, NULL);
@@ -295,13 +295,13 @@ static int lite_exec_script(struct vk__conn *c, const char *sql, struct vk_err *
 static int prepare(struct vk__conn *c, const char *sql, sqlite3_stmt **out, struct vk_err *err)
 {
     size_t n = strlen(sql);
-    char *q = vk_malloc(n + 1);
+    char *q = vk_mem_alloc(n + 1);
     if (!q)
         return vk_err_set(err, VK_ENOMEM, "out of memory");
     for (size_t i = 0; i <= n; i++)
         q[i] = sql[i] == '$' ? '?' : sql[i];
     int rc = sqlite3_prepare_v2(c->db, q, (int)n, out, NULL);
-    vk_free(q);
+    vk_mem_free(q);
     if (rc != SQLITE_OK)
         return db_err(c, rc, "prepare", err);
     return 0;
@@ -340,7 +340,7 @@ static int cached_stmt(struct vk__conn *c, const char *sql, sqlite3_stmt **out, 
     int rc = prepare(c, sql, &st, err);
     if (rc)
         return rc;
-    char *copy = vk_malloc(n + 1);
+    char *copy = vk_mem_alloc(n + 1);
     if (!copy) {
         *owned = true; /* run it once, keep nothing */
         *out = st;
@@ -349,7 +349,7 @@ static int cached_stmt(struct vk__conn *c, const char *sql, sqlite3_stmt **out, 
     memcpy(copy, sql, n + 1);
     if (tc->e[victim].sql) {
         sqlite3_finalize(tc->e[victim].st);
-        vk_free(tc->e[victim].sql);
+        vk_mem_free(tc->e[victim].sql);
     }
     tc->e[victim].sql = copy;
     tc->e[victim].len = n;

@@ -2,7 +2,7 @@
  * store: opening by URL, the connection pool, transactions, query helpers, status names
  * and ready notifications. Shared by both backends.
  */
-#include "store/store_int.h"
+#include "store_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,7 +75,7 @@ int vk_store_open(const char *url, struct vk_store **out, struct vk_err *err)
         return vk_err_set(err, VK_EINVAL,
                           "unsupported database url '%.64s' (use sqlite:PATH or postgres://...)",
                           url);
-    struct vk_store *s = vk_xcalloc(1, sizeof(*s));
+    struct vk_store *s = vk_mem_xcalloc(1, sizeof(*s));
     s->ops = ops;
     s->dialect = ops->dialect;
     pthread_mutex_init(&s->lock, NULL);
@@ -105,7 +105,7 @@ void vk_store_close(struct vk_store *s)
         struct vk__conn *c = s->idle;
         s->idle = c->next;
         s->ops->disconnect(c);
-        vk_free(c);
+        vk_mem_free(c);
     }
     if (s->ops)
         s->ops->close(s);
@@ -113,7 +113,7 @@ void vk_store_close(struct vk_store *s)
     pthread_cond_destroy(&s->cond);
     pthread_cond_destroy(&s->note_cond);
     pthread_mutex_destroy(&s->write_lock);
-    vk_free(s);
+    vk_mem_free(s);
 }
 
 const char *vk_store_backend(const struct vk_store *s)
@@ -137,7 +137,7 @@ int vk__store_conn_get(struct vk_store *s, struct vk__conn **out, struct vk_err 
                 return 0;
             }
             s->ops->disconnect(c);
-            vk_free(c);
+            vk_mem_free(c);
             pthread_mutex_lock(&s->lock);
             s->nconns--;
             continue;
@@ -145,11 +145,11 @@ int vk__store_conn_get(struct vk_store *s, struct vk__conn **out, struct vk_err 
         if (s->nconns < s->maxconns) {
             s->nconns++;
             pthread_mutex_unlock(&s->lock);
-            struct vk__conn *c = vk_xcalloc(1, sizeof(*c));
+            struct vk__conn *c = vk_mem_xcalloc(1, sizeof(*c));
             c->store = s;
             int rc = s->ops->connect(s, c, err);
             if (rc) {
-                vk_free(c);
+                vk_mem_free(c);
                 pthread_mutex_lock(&s->lock);
                 s->nconns--;
                 pthread_cond_signal(&s->cond);
@@ -173,7 +173,7 @@ void vk__store_conn_put(struct vk_store *s, struct vk__conn *c)
         s->ops->rollback(c);
     if (c->broken) {
         s->ops->disconnect(c);
-        vk_free(c);
+        vk_mem_free(c);
         pthread_mutex_lock(&s->lock);
         s->nconns--;
     } else {
@@ -315,11 +315,11 @@ int vk_store_schema_version(struct vk_store *s, int *version, struct vk_err *err
 
 int vk_store_tx_begin(struct vk_store *s, struct vk_store_tx **out, struct vk_err *err)
 {
-    struct vk_store_tx *tx = vk_xcalloc(1, sizeof(*tx));
+    struct vk_store_tx *tx = vk_mem_xcalloc(1, sizeof(*tx));
     tx->store = s;
     int rc = vk__store_begin(s, &tx->conn, err);
     if (rc) {
-        vk_free(tx);
+        vk_mem_free(tx);
         *out = NULL;
         return rc;
     }
@@ -340,7 +340,7 @@ int vk_store_tx_commit(struct vk_store_tx *tx, struct vk_err *err)
     int rc = vk__store_end(tx->store, tx->conn, 0, err);
     if (rc == 0)
         deliver_notes(tx);
-    vk_free(tx);
+    vk_mem_free(tx);
     return rc;
 }
 
@@ -349,7 +349,7 @@ void vk_store_tx_rollback(struct vk_store_tx *tx)
     if (!tx)
         return;
     vk__store_end(tx->store, tx->conn, VK_EINTERNAL, NULL);
-    vk_free(tx);
+    vk_mem_free(tx);
 }
 
 /* ---------------------------------------------------------------- Notifications */

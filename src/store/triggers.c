@@ -3,7 +3,7 @@
  * and cron schedules (refresh, due listing, exactly-once claims across replicas).
  * Schema: migration 2 in schema.c.
  */
-#include "store/store_int.h"
+#include "store_int.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  * lookup, listing, and the reaper that declares silent workers dead and re-queues or
  * fails their running fragments.
  */
-#include "store/store_int.h"
+#include "store_int.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -240,7 +240,7 @@ int vk_store_worker_stop(struct vk_store *s, const char *id, struct vk_err *err)
     int rc = vk__store_begin(s, &tx.conn, err);
     if (rc)
         return rc;
-    struct vk__param p[] = {vk__text(id), vk__int(vk_now_ms())};
+    struct vk__param p[] = {vk__text(id), vk__int(vk_time_now_ms())};
     int64_t changes = 0;
     rc = vk__exec(tx.conn, VK__STMT_NONE, "UPDATE workers SET status = 'stopped' WHERE id = $1", p,
                   1, &changes, err);
@@ -296,7 +296,7 @@ int vk_store_worker_reconcile(struct vk_store *s, const char *id, const char *co
         return rc;
     /* Collect the candidates first: the re-queue statements reuse the connection. */
     enum { MAX_HELD = 256 };
-    char(*lost)[VK_UUID_LEN] = vk_calloc(MAX_HELD, VK_UUID_LEN);
+    char(*lost)[VK_UUID_LEN] = vk_mem_calloc(MAX_HELD, VK_UUID_LEN);
     char groups[VK_STORE_MAX_GROUPS][VK__NOTE_LEN];
     int nlost = 0, ngroups = 0;
     if (!lost) {
@@ -348,7 +348,7 @@ int vk_store_worker_reconcile(struct vk_store *s, const char *id, const char *co
     }
     for (int i = 0; rc == 0 && i < ngroups; i++)
         rc = vk__store_notify(&tx, groups[i], err);
-    vk_free(lost);
+    vk_mem_free(lost);
     rc = vk__store_end(s, tx.conn, rc, err);
     if (rc == 0)
         for (int i = 0; i < tx.nnotes; i++)
@@ -471,7 +471,7 @@ int vk_store_reap_workers(struct vk_store *s, int64_t now_ms, int64_t timeout_ms
         rc = 0;
         if (ndead == dcap) {
             dcap = dcap ? dcap * 2 : 8;
-            struct dead *b = vk_realloc(dead, dcap * sizeof(*b));
+            struct dead *b = vk_mem_realloc(dead, dcap * sizeof(*b));
             if (!b) {
                 rc = nomem(err);
                 break;
@@ -487,7 +487,7 @@ int vk_store_reap_workers(struct vk_store *s, int64_t now_ms, int64_t timeout_ms
         rc = 0;
     for (size_t i = 0; i < ndead && rc == 0; i++)
         rc = reap_one(&tx, &dead[i], now_ms, max_attempts, pool, result, &ccap, err);
-    vk_free(dead);
+    vk_mem_free(dead);
     rc = vk__store_end(s, tx.conn, rc, err);
     if (rc == 0) {
         result->nworkers = ndead;

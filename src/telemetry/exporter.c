@@ -5,7 +5,7 @@
  * Callers only ever take `lock` for a few pointer operations (append to the
  * queue); the export thread takes the whole batch out under the lock and does
  * the encoding and the HTTP request without it, so a slow or absent collector
- * never delays vk_tracer_end_span(). A full queue drops the span and counts it.
+ * never delays vk_trace_end_span(). A full queue drops the span and counts it.
  * A failed request is retried with exponential backoff (the backoff carries
  * over to the next batch while the collector stays down, so we don't hammer
  * it); after max_attempts the batch is dropped and counted. The first success
@@ -44,7 +44,7 @@ struct vk_tracer {
 
     pthread_mutex_t lock;
     pthread_cond_t wake; /* the export thread waits here */
-    pthread_cond_t done; /* vk_tracer_flush() waits here */
+    pthread_cond_t done; /* vk_trace_flush() waits here */
     struct vk_span *head;
     struct vk_span **tail;
     size_t qlen;
@@ -151,7 +151,7 @@ static unsigned backoff_ms(const struct vk_tracer *t)
 static void count_dropped_export(struct vk_tracer *t, size_t n)
 {
     atomic_fetch_add(&t->dropped_export, n);
-    vk_counter_add(t->m_dropped_export, n);
+    vk_metrics_counter_add(t->m_dropped_export, n);
 }
 
 /* Send `n` spans, retrying. Runs without the lock but for the backoff sleeps.
@@ -159,13 +159,13 @@ static void count_dropped_export(struct vk_tracer *t, size_t n)
 static bool export_batch(struct vk_tracer *t, struct vk_span **spans, size_t n, struct vk_buf *body)
 {
     vk_buf_reset(body);
-    if (vk_otlp_encode_json(t->service_name, t->service_version, spans, n, body) < 0)
+    if (vk_trace_otlp_encode_json(t->service_name, t->service_version, spans, n, body) < 0)
         return false;
     for (unsigned attempt = 0; attempt < t->max_attempts; attempt++) {
         if (t->fail_streak > 0) {
-            int64_t until = vk_mono_ns() + (int64_t)backoff_ms(t) * 1000000;
+            int64_t until = vk_time_mono_ns() + (int64_t)backoff_ms(t) * 1000000;
             pthread_mutex_lock(&t->lock);
-            while (!t->stop && vk_mono_ns() < until)
+            while (!t->stop && vk_time_mono_ns() < until)
                 wait_until(t, &t->wake, until);
             bool stopping = t->stop;
             pthread_mutex_unlock(&t->lock);
@@ -175,7 +175,7 @@ static bool export_batch(struct vk_tracer *t, struct vk_span **spans, size_t n, 
         }
         unsigned timeout = t->timeout_ms;
         if (t->stop) {
-            int64_t left = (t->stop_deadline_ns - vk_mono_ns()) / 1000000;
+            int64_t left = (t->stop_deadline_ns - vk_time_mono_ns()) / 1000000;
             if (left <= 0)
                 return false;
             if ((unsigned)left < timeout)
@@ -200,18 +200,18 @@ static void *export_main(void *arg)
 {
     struct vk_tracer *t = arg;
     struct vk_buf body = VK_BUF_INIT(VK_MAX_BODY);
-    struct vk_span **batch = vk_xcalloc(t->batch_max, sizeof(*batch));
-    int64_t next_flush = vk_mono_ns() + (int64_t)t->flush_interval_ms * 1000000;
+    struct vk_span **batch = vk_mem_xcalloc(t->batch_max, sizeof(*batch));
+    int64_t next_flush = vk_time_mono_ns() + (int64_t)t->flush_interval_ms * 1000000;
 
     pthread_mutex_lock(&t->lock);
     for (;;) {
         bool due = t->qlen >= t->batch_max || t->flush_waiters > 0 || t->stop ||
-                   (t->qlen > 0 && vk_mono_ns() >= next_flush);
-        if (t->stop && (t->qlen == 0 || vk_mono_ns() >= t->stop_deadline_ns))
+                   (t->qlen > 0 && vk_time_mono_ns() >= next_flush);
+        if (t->stop && (t->qlen == 0 || vk_time_mono_ns() >= t->stop_deadline_ns))
             break;
         if (!due || t->qlen == 0) {
-            if (vk_mono_ns() >= next_flush)
-                next_flush = vk_mono_ns() + (int64_t)t->flush_interval_ms * 1000000;
+            if (vk_time_mono_ns() >= next_flush)
+                next_flush = vk_time_mono_ns() + (int64_t)t->flush_interval_ms * 1000000;
             wait_until(t, &t->wake, next_flush);
             continue;
         }
@@ -227,13 +227,13 @@ static void *export_main(void *arg)
 
         if (export_batch(t, batch, n, &body)) {
             atomic_fetch_add(&t->exported, n);
-            vk_counter_add(t->m_exported, n);
+            vk_metrics_counter_add(t->m_exported, n);
         } else {
             count_dropped_export(t, n);
         }
         for (size_t i = 0; i < n; i++)
-            vk_free(batch[i]);
-        next_flush = vk_mono_ns() + (int64_t)t->flush_interval_ms * 1000000;
+            vk_mem_free(batch[i]);
+        next_flush = vk_time_mono_ns() + (int64_t)t->flush_interval_ms * 1000000;
 
         pthread_mutex_lock(&t->lock);
         t->finished += n;
@@ -244,7 +244,7 @@ static void *export_main(void *arg)
     while (t->head) {
         struct vk_span *s = t->head;
         t->head = s->next;
-        vk_free(s);
+        vk_mem_free(s);
         left++;
     }
     t->tail = &t->head;
@@ -253,7 +253,7 @@ static void *export_main(void *arg)
     pthread_cond_broadcast(&t->done);
     pthread_mutex_unlock(&t->lock);
     count_dropped_export(t, left);
-    vk_free(batch);
+    vk_mem_free(batch);
     vk_buf_release(&body);
     return NULL;
 }
@@ -279,7 +279,7 @@ static char *build_url(const char *endpoint, struct vk_err *err)
     }
     const char *suffix = "/v1/traces";
     bool has = len >= 10 && memcmp(endpoint + len - 10, suffix, 10) == 0;
-    char *url = vk_malloc(len + 11);
+    char *url = vk_mem_alloc(len + 11);
     if (!url) {
         vk_err_set(err, VK_ENOMEM, "out of memory");
         return NULL;
@@ -300,10 +300,10 @@ static void tracer_destroy(struct vk_tracer *t)
     pthread_cond_destroy(&t->done);
     pthread_cond_destroy(&t->wake);
     pthread_mutex_destroy(&t->lock);
-    vk_free(t->url);
-    vk_free(t->service_name);
-    vk_free(t->service_version);
-    vk_free(t);
+    vk_mem_free(t->url);
+    vk_mem_free(t->service_name);
+    vk_mem_free(t->service_version);
+    vk_mem_free(t);
 }
 
 static int register_metrics(struct vk_tracer *t, struct vk_metrics *reg, struct vk_err *err)
@@ -318,16 +318,16 @@ static int register_metrics(struct vk_tracer *t, struct vk_metrics *reg, struct 
                                 "reason", &dropped, err);
     if (rc < 0)
         return rc;
-    t->m_exported = vk_metric_counter_with(exported);
-    t->m_dropped_queue = vk_metric_counter_with(dropped, "queue_full");
-    t->m_dropped_export = vk_metric_counter_with(dropped, "export_failed");
+    t->m_exported = vk_metrics_counter_with(exported);
+    t->m_dropped_queue = vk_metrics_counter_with(dropped, "queue_full");
+    t->m_dropped_export = vk_metrics_counter_with(dropped, "export_failed");
     return 0;
 }
 
-int vk_tracer_new(const struct vk_tracer_config *cfg, struct vk_tracer **out, struct vk_err *err)
+int vk_trace_new(const struct vk_tracer_config *cfg, struct vk_tracer **out, struct vk_err *err)
 {
     *out = NULL;
-    struct vk_tracer *t = vk_calloc(1, sizeof(*t));
+    struct vk_tracer *t = vk_mem_calloc(1, sizeof(*t));
     if (!t)
         return vk_err_set(err, VK_ENOMEM, "out of memory");
     pthread_mutex_init(&t->lock, NULL);
@@ -350,8 +350,8 @@ int vk_tracer_new(const struct vk_tracer_config *cfg, struct vk_tracer **out, st
         tracer_destroy(t);
         return vk_err_set(err, VK_EINVAL, "tracer queue or batch size too large");
     }
-    t->service_name = vk_malloc(256);
-    t->service_version = vk_malloc(128);
+    t->service_name = vk_mem_alloc(256);
+    t->service_version = vk_mem_alloc(128);
     if (!t->service_name || !t->service_version) {
         tracer_destroy(t);
         return vk_err_set(err, VK_ENOMEM, "out of memory");
@@ -375,7 +375,7 @@ int vk_tracer_new(const struct vk_tracer_config *cfg, struct vk_tracer **out, st
             return rc;
         }
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-            vk_free(url);
+            vk_mem_free(url);
             tracer_destroy(t);
             return vk_err_set(err, VK_EIO, "cannot initialise libcurl");
         }
@@ -397,14 +397,14 @@ int vk_tracer_new(const struct vk_tracer_config *cfg, struct vk_tracer **out, st
     return 0;
 }
 
-void vk_tracer_free(struct vk_tracer *t, unsigned timeout_ms)
+void vk_trace_free(struct vk_tracer *t, unsigned timeout_ms)
 {
     if (!t)
         return;
     if (t->has_thread) {
         pthread_mutex_lock(&t->lock);
         t->stop = true;
-        t->stop_deadline_ns = vk_mono_ns() + (int64_t)timeout_ms * 1000000;
+        t->stop_deadline_ns = vk_time_mono_ns() + (int64_t)timeout_ms * 1000000;
         pthread_cond_broadcast(&t->wake);
         pthread_mutex_unlock(&t->lock);
         pthread_join(t->thread, NULL);
@@ -437,14 +437,14 @@ static void random_id(struct vk_tracer *t, uint8_t *out, size_t n)
             if (out[i])
                 return;
     }
-    int64_t now = vk__telemetry_now_ns() ^ vk_mono_ns();
+    int64_t now = vk__telemetry_now_ns() ^ vk_time_mono_ns();
     memset(out, 0, n);
     memcpy(out, &now, n < sizeof(now) ? n : sizeof(now));
     out[n - 1] |= 1;
 }
 
-struct vk_span *vk_tracer_start_span(struct vk_tracer *t, const char *name, enum vk_span_kind kind,
-                                     const struct vk_trace_ctx *parent)
+struct vk_span *vk_trace_start_span(struct vk_tracer *t, const char *name, enum vk_span_kind kind,
+                                    const struct vk_trace_ctx *parent)
 {
     uint8_t trace_id[VK_TRACE_ID_SIZE] = {0};
     uint8_t span_id[VK_SPAN_ID_SIZE];
@@ -453,19 +453,19 @@ struct vk_span *vk_tracer_start_span(struct vk_tracer *t, const char *name, enum
     if (!vk__telemetry_ctx_valid(parent))
         random_id(t, trace_id, sizeof(trace_id));
     random_id(t, span_id, sizeof(span_id));
-    struct vk_span *s = vk_xmalloc(sizeof(*s));
+    struct vk_span *s = vk_mem_xalloc(sizeof(*s));
     vk__telemetry_span_init(s, name, kind, parent, trace_id, span_id);
     atomic_fetch_add_explicit(&t->started, 1, memory_order_relaxed);
     return s;
 }
 
-struct vk_span *vk_tracer_start_span_as(struct vk_tracer *t, const char *name,
-                                        enum vk_span_kind kind, const struct vk_trace_ctx *self,
-                                        const uint8_t *parent_span_id, int64_t start_ns)
+struct vk_span *vk_trace_start_span_as(struct vk_tracer *t, const char *name,
+                                       enum vk_span_kind kind, const struct vk_trace_ctx *self,
+                                       const uint8_t *parent_span_id, int64_t start_ns)
 {
     if (!t || !vk__telemetry_ctx_valid(self))
         return NULL;
-    struct vk_span *s = vk_xmalloc(sizeof(*s));
+    struct vk_span *s = vk_mem_xalloc(sizeof(*s));
     vk__telemetry_span_init(s, name, kind, self, self->trace_id, self->span_id);
     /* span_init made `self` the parent; set the real one (or none). */
     s->has_parent = false;
@@ -482,28 +482,28 @@ struct vk_span *vk_tracer_start_span_as(struct vk_tracer *t, const char *name,
     return s;
 }
 
-void vk_span_set_start(struct vk_span *s, int64_t start_ns)
+void vk_trace_span_set_start(struct vk_span *s, int64_t start_ns)
 {
     if (s && start_ns > 0 && start_ns < s->start_ns)
         s->start_ns = start_ns;
 }
 
-void vk_tracer_end_span(struct vk_tracer *t, struct vk_span *s)
+void vk_trace_end_span(struct vk_tracer *t, struct vk_span *s)
 {
     if (!s)
         return;
     s->end_ns = vk__telemetry_now_ns();
     if (!t || !t->url || !(s->ctx.flags & VK_TRACE_FLAG_SAMPLED)) {
-        vk_free(s);
+        vk_mem_free(s);
         return;
     }
     s->next = NULL;
     pthread_mutex_lock(&t->lock);
     if (t->qlen >= t->queue_max || t->stop) {
         pthread_mutex_unlock(&t->lock);
-        vk_free(s);
+        vk_mem_free(s);
         atomic_fetch_add_explicit(&t->dropped_queue, 1, memory_order_relaxed);
-        vk_counter_inc(t->m_dropped_queue);
+        vk_metrics_counter_inc(t->m_dropped_queue);
         return;
     }
     *t->tail = s;
@@ -515,18 +515,18 @@ void vk_tracer_end_span(struct vk_tracer *t, struct vk_span *s)
     pthread_mutex_unlock(&t->lock);
 }
 
-int vk_tracer_flush(struct vk_tracer *t, unsigned timeout_ms)
+int vk_trace_flush(struct vk_tracer *t, unsigned timeout_ms)
 {
     if (!t || !t->has_thread)
         return 0;
-    int64_t deadline = vk_mono_ns() + (int64_t)timeout_ms * 1000000;
+    int64_t deadline = vk_time_mono_ns() + (int64_t)timeout_ms * 1000000;
     int rc = 0;
     pthread_mutex_lock(&t->lock);
     uint64_t target = t->enqueued;
     t->flush_waiters++;
     pthread_cond_signal(&t->wake);
     while (t->finished < target) {
-        if (vk_mono_ns() >= deadline) {
+        if (vk_time_mono_ns() >= deadline) {
             rc = VK_ETIMEDOUT;
             break;
         }
@@ -537,7 +537,7 @@ int vk_tracer_flush(struct vk_tracer *t, unsigned timeout_ms)
     return rc;
 }
 
-void vk_tracer_stats(struct vk_tracer *t, struct vk_tracer_stats *out)
+void vk_trace_stats(struct vk_tracer *t, struct vk_trace_stats *out)
 {
     memset(out, 0, sizeof(*out));
     if (!t)

@@ -123,13 +123,13 @@ static int add_field(struct vk_buf *b, bool json, const char *key, const char *v
     return rc;
 }
 
-void vk_logv(enum vk_log_level level, const char *component, const char *msg, va_list ap)
+void vk_log_vwrite(enum vk_log_level level, const char *component, const char *msg, va_list ap)
 {
     if (!vk_log_enabled(level))
         return;
     bool json = atomic_load(&log_config.format) == VK_LOG_JSON;
     char ts[VK_TIME_LEN];
-    vk_time_format(vk_now_ms(), ts);
+    vk_time_format(vk_time_now_ms(), ts);
 
     struct vk_buf b = VK_BUF_INIT(LOG_LINE_MAX);
     int rc;
@@ -160,7 +160,7 @@ void vk_logv(enum vk_log_level level, const char *component, const char *msg, va
                         json ? "{\"time\":\"%s\",\"level\":\"error\",\"msg\":\"log record "
                                "dropped: %s\"}\n"
                              : "time=%s level=error msg=\"log record dropped: %s\"\n",
-                        ts, vk_strerror(rc)) != 0)
+                        ts, vk_err_name(rc)) != 0)
             return;
     }
     int fd = atomic_load(&log_config.fd);
@@ -176,10 +176,10 @@ void vk_logv(enum vk_log_level level, const char *component, const char *msg, va
     vk_buf_release(&b);
 }
 
-void vk_log(enum vk_log_level level, const char *component, const char *msg, ...)
+void vk_log_write(enum vk_log_level level, const char *component, const char *msg, ...)
 {
     va_list ap;
     va_start(ap, msg);
-    vk_logv(level, component, msg, ap);
+    vk_log_vwrite(level, component, msg, ap);
     va_end(ap);
 }

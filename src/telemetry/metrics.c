@@ -68,7 +68,7 @@ struct vk_metric {
     char *labels[VK_METRICS_MAX_LABELS];
     size_t nbounds;
     double bounds[VK_METRICS_MAX_BUCKETS];
-    vk_metric_collect_fn fn;
+    vk_metrics_collect_fn fn;
     void *fn_arg;
     size_t max_series;
 
@@ -218,16 +218,16 @@ static size_t child_size(const struct vk_metric *m)
 /* A zeroed child with copies of `vals`, or NULL when out of memory. */
 static struct series *series_new(const struct vk_metric *m, const char *const *vals)
 {
-    struct series *s = vk_calloc(1, child_size(m));
+    struct series *s = vk_mem_calloc(1, child_size(m));
     if (!s)
         return NULL;
     for (size_t i = 0; i < m->nlabels; i++) {
         size_t n = strlen(vals[i]);
-        s->values[i] = vk_malloc(n + 1);
+        s->values[i] = vk_mem_alloc(n + 1);
         if (!s->values[i]) {
             for (size_t j = 0; j < i; j++)
-                vk_free(s->values[j]);
-            vk_free(s);
+                vk_mem_free(s->values[j]);
+            vk_mem_free(s);
             return NULL;
         }
         memcpy(s->values[i], vals[i], n + 1);
@@ -242,8 +242,8 @@ static void series_free(const struct vk_metric *m, struct series *s)
     if (!s)
         return;
     for (size_t i = 0; i < m->nlabels; i++)
-        vk_free(s->values[i]);
-    vk_free(s);
+        vk_mem_free(s->values[i]);
+    vk_mem_free(s);
 }
 
 static struct series *probe(struct vk_metric *m, const char *const *vals, uint64_t h)
@@ -302,7 +302,7 @@ static struct series *lookup(struct vk_metric *m, const char *const *raw, size_t
 
 struct vk_metrics *vk_metrics_new(size_t max_series)
 {
-    struct vk_metrics *reg = vk_xcalloc(1, sizeof(*reg));
+    struct vk_metrics *reg = vk_mem_xcalloc(1, sizeof(*reg));
     pthread_mutex_init(&reg->lock, NULL);
     reg->max_series = max_series ? max_series : VK_METRICS_DEFAULT_MAX_SERIES;
     return reg;
@@ -319,13 +319,13 @@ static void family_free(struct vk_metric *m)
         s = next;
     }
     series_free(m, m->overflow);
-    vk_free((void *)m->slots);
+    vk_mem_free((void *)m->slots);
     for (size_t i = 0; i < m->nlabels; i++)
-        vk_free(m->labels[i]);
-    vk_free(m->name);
-    vk_free(m->help);
+        vk_mem_free(m->labels[i]);
+    vk_mem_free(m->name);
+    vk_mem_free(m->help);
     pthread_mutex_destroy(&m->lock);
-    vk_free(m);
+    vk_mem_free(m);
 }
 
 void vk_metrics_free(struct vk_metrics *reg)
@@ -334,9 +334,9 @@ void vk_metrics_free(struct vk_metrics *reg)
         return;
     for (size_t i = 0; i < reg->nfamilies; i++)
         family_free(reg->families[i]);
-    vk_free(reg->families);
+    vk_mem_free(reg->families);
     pthread_mutex_destroy(&reg->lock);
-    vk_free(reg);
+    vk_mem_free(reg);
 }
 
 /* ---------------------------------------------------------------- registration */
@@ -388,7 +388,7 @@ static int parse_labels(const char *labels, char names[][64], bool histogram, st
 }
 
 static bool same_family(const struct vk_metric *m, enum mtype type, char names[][64], int n,
-                        const double *bounds, size_t nbounds, vk_metric_collect_fn fn, void *arg)
+                        const double *bounds, size_t nbounds, vk_metrics_collect_fn fn, void *arg)
 {
     if (m->type != type || m->nlabels != (size_t)n || m->nbounds != nbounds)
         return false;
@@ -409,7 +409,7 @@ static int family_init_children(struct vk_metric *m)
     size_t slots = 8;
     while (slots < want)
         slots *= 2;
-    m->slots = vk_calloc(slots, sizeof(*m->slots));
+    m->slots = vk_mem_calloc(slots, sizeof(*m->slots));
     if (!m->slots)
         return VK_ENOMEM;
     m->mask = slots - 1;
@@ -429,7 +429,7 @@ static int family_init_children(struct vk_metric *m)
 
 static int do_register(struct vk_metrics *reg, enum mtype type, const char *name, const char *help,
                        const char *labels, const double *bounds, size_t nbounds,
-                       vk_metric_collect_fn fn, void *arg, struct vk_metric **out,
+                       vk_metrics_collect_fn fn, void *arg, struct vk_metric **out,
                        struct vk_err *err)
 {
     char names[VK_METRICS_MAX_LABELS][64];
@@ -470,7 +470,7 @@ static int do_register(struct vk_metrics *reg, enum mtype type, const char *name
         goto out;
     }
 
-    struct vk_metric *m = vk_calloc(1, sizeof(*m));
+    struct vk_metric *m = vk_mem_calloc(1, sizeof(*m));
     if (!m) {
         rc = vk_err_set(err, VK_ENOMEM, "out of memory registering '%s'", name);
         goto out;
@@ -484,15 +484,15 @@ static int do_register(struct vk_metrics *reg, enum mtype type, const char *name
     m->nbounds = nbounds;
     for (size_t i = 0; i < nbounds; i++)
         m->bounds[i] = bounds[i];
-    m->name = vk_malloc(strlen(name) + 1);
-    m->help = vk_malloc(strlen(help ? help : "") + 1);
+    m->name = vk_mem_alloc(strlen(name) + 1);
+    m->help = vk_mem_alloc(strlen(help ? help : "") + 1);
     rc = (m->name && m->help) ? 0 : VK_ENOMEM;
     if (rc == 0) {
         strcpy(m->name, name);
         strcpy(m->help, help ? help : "");
     }
     for (int i = 0; rc == 0 && i < n; i++) {
-        m->labels[i] = vk_malloc(strlen(names[i]) + 1);
+        m->labels[i] = vk_mem_alloc(strlen(names[i]) + 1);
         if (!m->labels[i])
             rc = VK_ENOMEM;
         else
@@ -503,7 +503,7 @@ static int do_register(struct vk_metrics *reg, enum mtype type, const char *name
         rc = family_init_children(m);
     if (rc == 0) {
         struct vk_metric **fams =
-            vk_realloc(reg->families, (reg->nfamilies + 1) * sizeof(*reg->families));
+            vk_mem_realloc(reg->families, (reg->nfamilies + 1) * sizeof(*reg->families));
         if (!fams)
             rc = VK_ENOMEM;
         else
@@ -541,7 +541,7 @@ int vk_metrics_histogram(struct vk_metrics *reg, const char *name, const char *h
 }
 
 int vk_metrics_gauge_fn(struct vk_metrics *reg, const char *name, const char *help,
-                        const char *labels, vk_metric_collect_fn fn, void *arg,
+                        const char *labels, vk_metrics_collect_fn fn, void *arg,
                         struct vk_metric **out, struct vk_err *err)
 {
     VK_ASSERT(fn != NULL);
@@ -558,7 +558,7 @@ static struct series *lookup_va(struct vk_metric *m, va_list ap)
     return lookup(m, vals, m->nlabels);
 }
 
-struct vk_counter_child *vk_metric_counter_with(struct vk_metric *m, ...)
+struct vk_counter_child *vk_metrics_counter_with(struct vk_metric *m, ...)
 {
     VK_ASSERT(m->type == M_COUNTER);
     va_list ap;
@@ -568,7 +568,7 @@ struct vk_counter_child *vk_metric_counter_with(struct vk_metric *m, ...)
     return (struct vk_counter_child *)s;
 }
 
-struct vk_gauge_child *vk_metric_gauge_with(struct vk_metric *m, ...)
+struct vk_gauge_child *vk_metrics_gauge_with(struct vk_metric *m, ...)
 {
     VK_ASSERT(m->type == M_GAUGE);
     va_list ap;
@@ -578,7 +578,7 @@ struct vk_gauge_child *vk_metric_gauge_with(struct vk_metric *m, ...)
     return (struct vk_gauge_child *)s;
 }
 
-struct vk_histogram_child *vk_metric_histogram_with(struct vk_metric *m, ...)
+struct vk_histogram_child *vk_metrics_histogram_with(struct vk_metric *m, ...)
 {
     VK_ASSERT(m->type == M_HISTOGRAM);
     va_list ap;
@@ -588,28 +588,28 @@ struct vk_histogram_child *vk_metric_histogram_with(struct vk_metric *m, ...)
     return (struct vk_histogram_child *)s;
 }
 
-struct vk_counter_child *vk_metric_counter_withv(struct vk_metric *m, const char *const *values,
-                                                 size_t n)
+struct vk_counter_child *vk_metrics_counter_withv(struct vk_metric *m, const char *const *values,
+                                                  size_t n)
 {
     VK_ASSERT(m->type == M_COUNTER);
     return (struct vk_counter_child *)lookup(m, values, n);
 }
 
-struct vk_gauge_child *vk_metric_gauge_withv(struct vk_metric *m, const char *const *values,
-                                             size_t n)
+struct vk_gauge_child *vk_metrics_gauge_withv(struct vk_metric *m, const char *const *values,
+                                              size_t n)
 {
     VK_ASSERT(m->type == M_GAUGE);
     return (struct vk_gauge_child *)lookup(m, values, n);
 }
 
-struct vk_histogram_child *vk_metric_histogram_withv(struct vk_metric *m, const char *const *values,
-                                                     size_t n)
+struct vk_histogram_child *vk_metrics_histogram_withv(struct vk_metric *m,
+                                                      const char *const *values, size_t n)
 {
     VK_ASSERT(m->type == M_HISTOGRAM);
     return (struct vk_histogram_child *)lookup(m, values, n);
 }
 
-uint64_t vk_metric_overflows(const struct vk_metric *m)
+uint64_t vk_metrics_overflows(const struct vk_metric *m)
 {
     return atomic_load_explicit(&m->overflows, memory_order_relaxed);
 }
@@ -622,19 +622,19 @@ static unsigned stripe_of_thread(void)
     return (unsigned)((id * 0x9E3779B97F4A7C15ull) >> 61); /* top 3 bits: 0..7 */
 }
 
-void vk_counter_add(struct vk_counter_child *c, uint64_t n)
+void vk_metrics_counter_add(struct vk_counter_child *c, uint64_t n)
 {
     if (!c)
         return;
     atomic_fetch_add_explicit(&c->stripes[stripe_of_thread()].v, n, memory_order_relaxed);
 }
 
-void vk_counter_inc(struct vk_counter_child *c)
+void vk_metrics_counter_inc(struct vk_counter_child *c)
 {
-    vk_counter_add(c, 1);
+    vk_metrics_counter_add(c, 1);
 }
 
-uint64_t vk_counter_value(const struct vk_counter_child *c)
+uint64_t vk_metrics_counter_value(const struct vk_counter_child *c)
 {
     uint64_t total = 0;
     if (!c)
@@ -644,7 +644,7 @@ uint64_t vk_counter_value(const struct vk_counter_child *c)
     return total;
 }
 
-void vk_gauge_set(struct vk_gauge_child *g, double v)
+void vk_metrics_gauge_set(struct vk_gauge_child *g, double v)
 {
     if (g)
         atomic_store_explicit(&g->bits, dbits(v), memory_order_relaxed);
@@ -658,20 +658,20 @@ static void add_double(atomic_uint_fast64_t *bits, double delta)
     }
 }
 
-void vk_gauge_add(struct vk_gauge_child *g, double delta)
+void vk_metrics_gauge_add(struct vk_gauge_child *g, double delta)
 {
     if (g)
         add_double(&g->bits, delta);
 }
 
-double vk_gauge_value(const struct vk_gauge_child *g)
+double vk_metrics_gauge_value(const struct vk_gauge_child *g)
 {
     return g ? bitsd(atomic_load_explicit(&g->bits, memory_order_relaxed)) : 0;
 }
 
 /* The bucket is found by a linear scan over at most VK_METRICS_MAX_BUCKETS
  * bounds: with the default 15 it costs less than a binary search's branches. */
-void vk_histogram_observe(struct vk_histogram_child *h, double v)
+void vk_metrics_histogram_observe(struct vk_histogram_child *h, double v)
 {
     if (!h || isnan(v))
         return;
@@ -683,7 +683,7 @@ void vk_histogram_observe(struct vk_histogram_child *h, double v)
     add_double(&h->sum_bits, v);
 }
 
-uint64_t vk_histogram_count(const struct vk_histogram_child *h)
+uint64_t vk_metrics_histogram_count(const struct vk_histogram_child *h)
 {
     if (!h)
         return 0;
@@ -694,7 +694,7 @@ uint64_t vk_histogram_count(const struct vk_histogram_child *h)
     return total;
 }
 
-double vk_histogram_sum(const struct vk_histogram_child *h)
+double vk_metrics_histogram_sum(const struct vk_histogram_child *h)
 {
     return h ? bitsd(atomic_load_explicit(&h->sum_bits, memory_order_relaxed)) : 0;
 }
@@ -768,10 +768,10 @@ static int render_series(struct vk_buf *out, const struct vk_metric *m, const st
     switch (m->type) {
     case M_COUNTER:
         snprintf(num, sizeof(num), "%llu",
-                 (unsigned long long)vk_counter_value((const struct vk_counter_child *)s));
+                 (unsigned long long)vk_metrics_counter_value((const struct vk_counter_child *)s));
         return add_sample(out, m, "", vals, NULL, num);
     case M_GAUGE:
-        fmt_double(vk_gauge_value((const struct vk_gauge_child *)s), num, sizeof(num));
+        fmt_double(vk_metrics_gauge_value((const struct vk_gauge_child *)s), num, sizeof(num));
         return add_sample(out, m, "", vals, NULL, num);
     case M_HISTOGRAM: {
         const struct vk_histogram_child *h = (const struct vk_histogram_child *)s;
@@ -787,7 +787,7 @@ static int render_series(struct vk_buf *out, const struct vk_metric *m, const st
             rc = add_sample(out, m, "_bucket", vals, le, num);
         }
         if (rc == 0) {
-            fmt_double(vk_histogram_sum(h), num, sizeof(num));
+            fmt_double(vk_metrics_histogram_sum(h), num, sizeof(num));
             rc = add_sample(out, m, "_sum", vals, NULL, num);
         }
         if (rc == 0) {
@@ -814,7 +814,7 @@ static int cmp_series(const void *a, const void *b)
     return 0;
 }
 
-void vk_metric_sink_add(struct vk_metric_sink *sink, double value, ...)
+void vk_metrics_sink_add(struct vk_metric_sink *sink, double value, ...)
 {
     const struct vk_metric *m = sink->m;
     char bufs[VK_METRICS_MAX_LABELS][VK_METRICS_MAX_VALUE_LEN + 1];
@@ -857,19 +857,19 @@ static int render_family(struct vk_buf *out, struct vk_metric *m)
      * be read after it is released. */
     pthread_mutex_lock(&m->lock);
     size_t n = m->nseries;
-    struct series **all = vk_malloc((n + 1) * sizeof(*all));
+    struct series **all = vk_mem_alloc((n + 1) * sizeof(*all));
     size_t k = 0;
     for (struct series *s = m->first; all && s && k < n; s = s->next)
         all[k++] = s;
     pthread_mutex_unlock(&m->lock);
     if (!all)
         return VK_ENOMEM;
-    if (m->overflow && vk_metric_overflows(m) > 0)
+    if (m->overflow && vk_metrics_overflows(m) > 0)
         all[k++] = m->overflow;
     qsort(all, k, sizeof(*all), cmp_series);
     for (size_t i = 0; rc == 0 && i < k; i++)
         rc = render_series(out, m, all[i]);
-    vk_free(all);
+    vk_mem_free(all);
     return rc;
 }
 
@@ -881,7 +881,7 @@ int vk_metrics_render(struct vk_metrics *reg, struct vk_buf *out, struct vk_err 
         rc = render_family(out, reg->families[i]);
     pthread_mutex_unlock(&reg->lock);
     if (rc < 0)
-        return vk_err_set(err, rc, "cannot render metrics: %s", vk_strerror(rc));
+        return vk_err_set(err, rc, "cannot render metrics: %s", vk_err_name(rc));
     return 0;
 }
 

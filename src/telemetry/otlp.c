@@ -54,10 +54,10 @@ static int add_span(struct vk_buf *out, const struct vk_span *s)
 {
     char tid[VK_TRACE_ID_HEX_LEN], sid[VK_SPAN_ID_HEX_LEN], pid[VK_SPAN_ID_HEX_LEN];
     vk_trace_id_hex(s->ctx.trace_id, tid);
-    vk_span_id_hex(s->ctx.span_id, sid);
+    vk_trace_span_id_hex(s->ctx.span_id, sid);
     int rc = vk_buf_addf(out, "{\"traceId\":\"%s\",\"spanId\":\"%s\",", tid, sid);
     if (rc == 0 && s->has_parent) {
-        vk_span_id_hex(s->parent_span_id, pid);
+        vk_trace_span_id_hex(s->parent_span_id, pid);
         rc = vk_buf_addf(out, "\"parentSpanId\":\"%s\",", pid);
     }
     if (rc == 0)
@@ -96,8 +96,8 @@ static int add_span(struct vk_buf *out, const struct vk_span *s)
     return rc;
 }
 
-int vk_otlp_encode_json(const char *service_name, const char *service_version,
-                        struct vk_span *const *spans, size_t n, struct vk_buf *out)
+int vk_trace_otlp_encode_json(const char *service_name, const char *service_version,
+                              struct vk_span *const *spans, size_t n, struct vk_buf *out)
 {
     char name[256], version[128];
     vk__telemetry_copy_utf8(name, sizeof(name), service_name ? service_name : "vulcan");

@@ -36,7 +36,7 @@ int vk_trace_id_random(uint8_t out[VK_TRACE_ID_SIZE])
     return random_nonzero(out, VK_TRACE_ID_SIZE);
 }
 
-int vk_span_id_random(uint8_t out[VK_SPAN_ID_SIZE])
+int vk_trace_span_id_random(uint8_t out[VK_SPAN_ID_SIZE])
 {
     return random_nonzero(out, VK_SPAN_ID_SIZE);
 }
@@ -55,7 +55,7 @@ void vk_trace_id_hex(const uint8_t id[VK_TRACE_ID_SIZE], char out[VK_TRACE_ID_HE
     vk__telemetry_hex(id, VK_TRACE_ID_SIZE, out);
 }
 
-void vk_span_id_hex(const uint8_t id[VK_SPAN_ID_SIZE], char out[VK_SPAN_ID_HEX_LEN])
+void vk_trace_span_id_hex(const uint8_t id[VK_SPAN_ID_SIZE], char out[VK_SPAN_ID_HEX_LEN])
 {
     vk__telemetry_hex(id, VK_SPAN_ID_SIZE, out);
 }
@@ -88,7 +88,7 @@ static bool parse_hex(const char *s, size_t n, uint8_t *out)
  * layout is fixed: version(2) '-' trace-id(32) '-' parent-id(16) '-' flags(2)
  * = 55 characters. Version 00 must end there; a later version may append
  * "-…" which we ignore, as the spec asks. */
-int vk_traceparent_parse(const char *s, size_t len, struct vk_trace_ctx *out)
+int vk_trace_parent_parse(const char *s, size_t len, struct vk_trace_ctx *out)
 {
     struct vk_trace_ctx ctx;
     uint8_t version;
@@ -119,7 +119,7 @@ int vk_traceparent_parse(const char *s, size_t len, struct vk_trace_ctx *out)
     return 0;
 }
 
-void vk_traceparent_format(const struct vk_trace_ctx *ctx, char out[VK_TRACEPARENT_LEN])
+void vk_trace_parent_format(const struct vk_trace_ctx *ctx, char out[VK_TRACEPARENT_LEN])
 {
     out[0] = '0';
     out[1] = '0';
@@ -216,7 +216,7 @@ static struct vk_span_attr *add_attr(struct vk_span *s, const char *key)
     return a;
 }
 
-void vk_span_set_str(struct vk_span *s, const char *key, const char *value)
+void vk_trace_span_set_str(struct vk_span *s, const char *key, const char *value)
 {
     if (!s)
         return;
@@ -237,7 +237,7 @@ void vk_span_set_str(struct vk_span *s, const char *key, const char *value)
     s->nattrs++;
 }
 
-void vk_span_set_int(struct vk_span *s, const char *key, int64_t value)
+void vk_trace_span_set_int(struct vk_span *s, const char *key, int64_t value)
 {
     if (!s)
         return;
@@ -249,7 +249,7 @@ void vk_span_set_int(struct vk_span *s, const char *key, int64_t value)
     s->nattrs++;
 }
 
-void vk_span_set_status(struct vk_span *s, enum vk_span_status status, const char *msg)
+void vk_trace_span_set_status(struct vk_span *s, enum vk_span_status status, const char *msg)
 {
     if (!s)
         return;
@@ -259,11 +259,11 @@ void vk_span_set_status(struct vk_span *s, enum vk_span_status status, const cha
         vk__telemetry_copy_utf8(s->status_msg, sizeof(s->status_msg), msg);
 }
 
-void vk_span_traceparent(const struct vk_span *s, char out[VK_TRACEPARENT_LEN])
+void vk_trace_span_traceparent(const struct vk_span *s, char out[VK_TRACEPARENT_LEN])
 {
     if (!s) {
         out[0] = '\0';
         return;
     }
-    vk_traceparent_format(&s->ctx, out);
+    vk_trace_parent_format(&s->ctx, out);
 }

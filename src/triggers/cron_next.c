@@ -14,7 +14,7 @@
  * in the second pass of a repeated hour, so "every 15 minutes" keeps its
  * pace through the autumn change.
  */
-#include "triggers/triggers_int.h"
+#include "triggers_int.h"
 
 #include <string.h>
 
@@ -28,7 +28,7 @@ static int64_t floor_div(int64_t a, int64_t b)
     return a / b - (a % b != 0 && (a < 0) != (b < 0));
 }
 
-static bool day_ok(const struct vk_wf_cron *c, int64_t days, unsigned dom)
+static bool day_ok(const struct vk_cron *c, int64_t days, unsigned dom)
 {
     bool d = c->days >> dom & 1;
     bool w = c->weekdays >> vk__trig_weekday(days) & 1;
@@ -42,7 +42,7 @@ static bool day_ok(const struct vk_wf_cron *c, int64_t days, unsigned dom)
  * The first matching wall time >= `l` (a whole minute), or INT64_MIN past
  * the horizon year.
  */
-static int64_t next_local(const struct vk_wf_cron *c, int64_t l, int64_t ylimit)
+static int64_t next_local(const struct vk_cron *c, int64_t l, int64_t ylimit)
 {
     int64_t days = floor_div(l, DAY);
     int hour = (int)((l - days * DAY) / HOUR);
@@ -90,7 +90,7 @@ static int64_t next_local(const struct vk_wf_cron *c, int64_t l, int64_t ylimit)
 
 static int64_t wall(const struct vk_tz *tz, int64_t t)
 {
-    return t + vk_tz_offset(tz, t, NULL);
+    return t + vk_cron_tz_offset(tz, t, NULL);
 }
 
 /*
@@ -100,13 +100,13 @@ static int64_t wall(const struct vk_tz *tz, int64_t t)
  */
 static int instants(const struct vk_tz *tz, int64_t l, int64_t out[2])
 {
-    int32_t offs[3] = {vk_tz_offset(tz, l - WINDOW, NULL), vk_tz_offset(tz, l, NULL),
-                       vk_tz_offset(tz, l + WINDOW, NULL)};
+    int32_t offs[3] = {vk_cron_tz_offset(tz, l - WINDOW, NULL), vk_cron_tz_offset(tz, l, NULL),
+                       vk_cron_tz_offset(tz, l + WINDOW, NULL)};
     int64_t found[3] = {0, 0, 0};
     int n = 0;
     for (int i = 0; i < 3; i++) {
         int64_t t = l - offs[i];
-        if (vk_tz_offset(tz, t, NULL) != offs[i])
+        if (vk_cron_tz_offset(tz, t, NULL) != offs[i])
             continue;
         bool dup = false;
         for (int k = 0; k < n; k++)
@@ -139,7 +139,7 @@ static int instants(const struct vk_tz *tz, int64_t l, int64_t out[2])
     return n >= 2 ? 2 : 1;
 }
 
-int vk_cron_next(const struct vk_wf_cron *c, const struct vk_tz *zone, int64_t after_ms,
+int vk_cron_next(const struct vk_cron *c, const struct vk_tz *zone, int64_t after_ms,
                  int64_t *next_ms)
 {
     if (!c || !c->minutes || !c->hours || !c->days || !c->months || !c->weekdays)
@@ -177,7 +177,7 @@ int vk_cron_next(const struct vk_wf_cron *c, const struct vk_tz *zone, int64_t a
     return 0;
 }
 
-int vk_cron_missed(const struct vk_wf_cron *c, const struct vk_tz *zone, int64_t last_run_ms,
+int vk_cron_missed(const struct vk_cron *c, const struct vk_tz *zone, int64_t last_run_ms,
                    int64_t now_ms, bool *due, int64_t *fire_ms)
 {
     *due = false;

@@ -21,7 +21,7 @@
  * and a minimal environment: GIT_TERMINAL_PROMPT=0, ssh in batch mode, only
  * the file, git, http, https and ssh transports, no system gitconfig.
  */
-#include "triggers/triggers_int.h"
+#include "triggers_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -71,8 +71,8 @@ static bool valid_short_sha(const char *s)
 /* git check-ref-format's rules, plus: nothing an option parser could take. */
 bool vk_git_valid_branch(const char *s)
 {
-    size_t n = s ? strnlen(s, VK_HOOK_MAX_REF + 1) : 0;
-    if (n == 0 || n > VK_HOOK_MAX_REF || s[0] == '-' || s[0] == '/' || s[0] == '.' ||
+    size_t n = s ? strnlen(s, VK_TRIGGERS_MAX_REF + 1) : 0;
+    if (n == 0 || n > VK_TRIGGERS_MAX_REF || s[0] == '-' || s[0] == '/' || s[0] == '.' ||
         s[n - 1] == '/' || s[n - 1] == '.' || strstr(s, "..") || strstr(s, "@{") ||
         strstr(s, "//") || strstr(s, "/.") || (n >= 5 && strcmp(s + n - 5, ".lock") == 0) ||
         strcmp(s, "@") == 0 || strstr(s, ".lock/"))
@@ -87,8 +87,8 @@ bool vk_git_valid_branch(const char *s)
 
 static bool valid_path(const char *p)
 {
-    size_t n = p ? strnlen(p, VK_HOOK_MAX_PATH + 1) : 0;
-    if (n == 0 || n > VK_HOOK_MAX_PATH || p[0] == '/')
+    size_t n = p ? strnlen(p, VK_TRIGGERS_MAX_PATH + 1) : 0;
+    if (n == 0 || n > VK_TRIGGERS_MAX_PATH || p[0] == '/')
         return false;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
@@ -107,8 +107,8 @@ static bool valid_path(const char *p)
 
 static bool valid_url(const char *u)
 {
-    size_t n = u ? strnlen(u, VK_HOOK_MAX_URL + 1) : 0;
-    if (n == 0 || n > VK_HOOK_MAX_URL || u[0] == '-')
+    size_t n = u ? strnlen(u, VK_TRIGGERS_MAX_URL + 1) : 0;
+    if (n == 0 || n > VK_TRIGGERS_MAX_URL || u[0] == '-')
         return false;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)u[i] <= 0x20 || u[i] == 0x7f)
@@ -128,7 +128,7 @@ struct out {
 
 static int64_t mono_ms(void)
 {
-    return vk_mono_ns() / 1000000;
+    return vk_time_mono_ns() / 1000000;
 }
 
 static void drain(int *fd, struct out *o, char *tmp, size_t tmpsz)
@@ -301,7 +301,7 @@ static int run_ok(struct vk_git_mirror *m, const char *what, char **argv, struct
 static char *join(const char *a, const char *b, const char *c)
 {
     size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
-    char *s = vk_malloc(n);
+    char *s = vk_mem_alloc(n);
     if (s)
         snprintf(s, n, "%s%s%s", a, b, c);
     return s;
@@ -360,7 +360,7 @@ int vk_git_mirror_open(const char *cache_dir, const char *url, const struct vk_g
     char hex[65];
     if (vk__trig_sha256_hex(url, strlen(url), hex) < 0)
         return vk_err_set(err, VK_EINTERNAL, "cannot hash the URL");
-    struct vk_git_mirror *m = vk_calloc(1, sizeof(*m));
+    struct vk_git_mirror *m = vk_mem_calloc(1, sizeof(*m));
     if (!m)
         return vk_err_set(err, VK_ENOMEM, "out of memory");
     m->git = find_git(opts ? opts->git_path : NULL);
@@ -401,14 +401,14 @@ void vk_git_mirror_free(struct vk_git_mirror *m)
 {
     if (!m)
         return;
-    vk_free(m->url);
-    vk_free(m->dir);
-    vk_free(m->lock);
-    vk_free(m->cache);
-    vk_free(m->git);
+    vk_mem_free(m->url);
+    vk_mem_free(m->dir);
+    vk_mem_free(m->lock);
+    vk_mem_free(m->cache);
+    vk_mem_free(m->git);
     for (int i = 0; i < 8; i++)
-        vk_free(m->envp[i]);
-    vk_free(m);
+        vk_mem_free(m->envp[i]);
+    vk_mem_free(m);
 }
 
 const char *vk_git_mirror_path(const struct vk_git_mirror *m)
@@ -476,7 +476,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 static int clone_mirror(struct vk_git_mirror *m, struct vk_err *err)
 {
     char suffix[64];
-    snprintf(suffix, sizeof(suffix), ".tmp-%ld-%lld", (long)getpid(), (long long)vk_mono_ns());
+    snprintf(suffix, sizeof(suffix), ".tmp-%ld-%lld", (long)getpid(), (long long)vk_time_mono_ns());
     char *tmp = join(m->dir, suffix, "");
     if (!tmp)
         return vk_err_set(err, VK_ENOMEM, "out of memory");
@@ -488,7 +488,7 @@ static int clone_mirror(struct vk_git_mirror *m, struct vk_err *err)
         rc = vk_err_errno(err, "rename");
     if (rc < 0)
         nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    vk_free(tmp);
+    vk_mem_free(tmp);
     return rc;
 }
 
@@ -571,7 +571,7 @@ int vk_git_resolve_branch(struct vk_git_mirror *m, const char *branch, char out[
     int rc = vk_git_mirror_sync(m, NULL, err);
     if (rc < 0)
         return rc;
-    char spec[VK_HOOK_MAX_REF + 32];
+    char spec[VK_TRIGGERS_MAX_REF + 32];
     snprintf(spec, sizeof(spec), "refs/heads/%s^{commit}", branch);
     rc = rev_parse(m, spec, out, err);
     if (rc == VK_ENOTFOUND)
@@ -623,7 +623,7 @@ static int collect(struct vk_buf *b, const char *glob, struct vk_git_paths *out,
         const char *name = b->data + i;
         size_t len = strnlen(name, b->len - i);
         i += len + 1;
-        if (len == 0 || (glob && !vk_wf_glob_match(glob, name)))
+        if (len == 0 || (glob && !vk_glob_match(glob, name)))
             continue;
         items[n] = vk_pool_strndup(&out->pool, name, len);
         if (!items[n])
@@ -698,7 +698,7 @@ static int cat_blob(struct vk_git_mirror *m, const char *sha, const char *path, 
                     struct vk_err *err)
 {
     size_t n = strlen(sha) + strlen(path) + 2;
-    char *spec = vk_malloc(n);
+    char *spec = vk_mem_alloc(n);
     if (!spec)
         return vk_err_set(err, VK_ENOMEM, "out of memory");
     snprintf(spec, n, "%s:%s", sha, path);
@@ -712,7 +712,7 @@ static int cat_blob(struct vk_git_mirror *m, const char *sha, const char *path, 
     if (rc == 0 && o.len && vk_buf_add(out, o.data, o.len) < 0)
         rc = vk_err_set(err, VK_ETOOBIG, "file '%s' does not fit the buffer", path);
     vk_buf_release(&o);
-    vk_free(spec);
+    vk_mem_free(spec);
     return rc;
 }
 
@@ -742,7 +742,7 @@ int vk_git_read_file(struct vk_git_mirror *m, const char *sha, const char *path,
 int vk_git_changed_paths(struct vk_git_mirror *m, const char *before, const char *after,
                          struct vk_git_paths *out, struct vk_err *err)
 {
-    bool fresh = !before || vk__hook_zero(before);
+    bool fresh = !before || vk__triggers_zero(before);
     if (!vk_git_valid_sha(after) || (!fresh && !vk_git_valid_sha(before)))
         return vk_err_set(err, VK_EINVAL, "invalid commit id");
     int rc = vk_git_mirror_sync(m, after, err);
@@ -934,11 +934,11 @@ static int batch_line(struct batch *b, char *line, size_t cap, struct vk_err *er
 static int batch_get(struct batch *b, const char *name, size_t cap, bool discard, char type[16],
                      struct vk_buf *out, bool *missing, struct vk_err *err)
 {
-    char line[VK_HOOK_MAX_PATH + 256];
+    char line[VK_TRIGGERS_MAX_PATH + 256];
     size_t nl = strlen(name);
     *missing = false;
     vk_buf_reset(out);
-    if (nl == 0 || nl > VK_HOOK_MAX_PATH + 128 || memchr(name, '\n', nl))
+    if (nl == 0 || nl > VK_TRIGGERS_MAX_PATH + 128 || memchr(name, '\n', nl))
         return vk_err_set(err, VK_EINVAL, "invalid object name");
     int rc = batch_write(b, name, nl, err);
     if (rc == 0)
@@ -1045,7 +1045,7 @@ static int grow(void **arr, size_t *cap, size_t n, size_t elem)
     if (n < *cap)
         return 0;
     size_t nc = *cap ? *cap * 2 : 16;
-    void *p = vk_realloc(*arr, nc * elem);
+    void *p = vk_mem_realloc(*arr, nc * elem);
     if (!p)
         return VK_ENOMEM;
     *arr = p;
@@ -1109,7 +1109,7 @@ static int walk_tree(struct walk *w, const char *dir, const struct vk_buf *t, st
         bool is_file =
             ml == 6 && (memcmp(mode, "100644", 6) == 0 || memcmp(mode, "100755", 6) == 0 ||
                         memcmp(mode, "120000", 6) == 0);
-        if ((!is_tree && !is_file) || strlen(dir) + 1 + nn > VK_HOOK_MAX_PATH)
+        if ((!is_tree && !is_file) || strlen(dir) + 1 + nn > VK_TRIGGERS_MAX_PATH)
             continue;
         if (is_tree && depth + 1 > w->glob_slashes)
             continue; /* nothing below can match */
@@ -1124,7 +1124,7 @@ static int walk_tree(struct walk *w, const char *dir, const struct vk_buf *t, st
             w->dirs[w->ndirs].path = path;
             memcpy(w->dirs[w->ndirs].oid, oid, sizeof(oid));
             w->ndirs++;
-        } else if (vk_wf_glob_match(w->glob, path)) {
+        } else if (vk_glob_match(w->glob, path)) {
             if (grow((void **)&w->found, &w->capfound, w->nfound, sizeof(*w->found)))
                 return vk_err_set(err, VK_ENOMEM, "out of memory");
             w->found[w->nfound].path = path;
@@ -1151,7 +1151,7 @@ static int read_files_in(struct walk *w, const char *sha, const char *prefix, bo
     struct batch *b = w->b;
     struct vk_git_mirror *m = b->m;
     char type[16];
-    char name[VK_HOOK_MAX_PATH + 80];
+    char name[VK_TRIGGERS_MAX_PATH + 80];
     struct vk_buf obj = VK_BUF_INIT(VK_GIT_MAX_LIST);
     int rc;
     snprintf(name, sizeof(name), "%s^{commit}", sha);
@@ -1271,8 +1271,8 @@ int vk_git_read_files(struct vk_git_mirror *m, const char *sha, const char *glob
             rc = read_files_in(&w, sha, prefix, &missing, out, err);
         }
         batch_end(&b);
-        vk_free(w.found);
-        vk_free(w.dirs);
+        vk_mem_free(w.found);
+        vk_mem_free(w.dirs);
         vk_pool_release(&w.pool);
         if (rc)
             vk_git_files_release(out);

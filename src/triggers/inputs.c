@@ -2,7 +2,7 @@
  * inputs.c — inputs of a manual trigger checked against the workflow's
  * `manual { input "name" { choice …; default …; required } }` declarations.
  */
-#include "triggers/triggers_int.h"
+#include "triggers_int.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -37,9 +37,9 @@ static int check_value(const char *name, const char *v, struct vk_err *err)
     return 0;
 }
 
-int vk_manual_inputs_resolve(const struct vk_workflow *wf, const struct vk_cond_var *given,
-                             size_t ngiven, struct vk_pool *pool, struct vk_cond_var **out,
-                             size_t *nout, struct vk_err *err)
+int vk_triggers_inputs_resolve(const struct vk_workflow *wf, const struct vk_cond_var *given,
+                               size_t ngiven, struct vk_pool *pool, struct vk_cond_var **out,
+                               size_t *nout, struct vk_err *err)
 {
     *out = NULL;
     *nout = 0;
@@ -101,12 +101,12 @@ int vk_manual_inputs_resolve(const struct vk_workflow *wf, const struct vk_cond_
     return 0;
 }
 
-int vk_manual_inputs_resolve_json(const struct vk_workflow *wf, const char *json, size_t len,
-                                  struct vk_pool *pool, struct vk_cond_var **out, size_t *nout,
-                                  struct vk_err *err)
+int vk_triggers_inputs_resolve_json(const struct vk_workflow *wf, const char *json, size_t len,
+                                    struct vk_pool *pool, struct vk_cond_var **out, size_t *nout,
+                                    struct vk_err *err)
 {
     if (!json || len == 0)
-        return vk_manual_inputs_resolve(wf, NULL, 0, pool, out, nout, err);
+        return vk_triggers_inputs_resolve(wf, NULL, 0, pool, out, nout, err);
     if (len > VK_MAX_SMALL * 8)
         return vk_err_set(err, VK_ETOOBIG, "inputs too large");
     json_error_t jerr;
@@ -125,7 +125,7 @@ int vk_manual_inputs_resolve_json(const struct vk_workflow *wf, const char *json
             vk_err_set(err, VK_ETOOBIG, "too many inputs (%zu, at most %d)", n, VK_TRIG_MAX_INPUTS);
         goto out;
     }
-    given = vk_calloc(n ? n : 1, sizeof(*given));
+    given = vk_mem_calloc(n ? n : 1, sizeof(*given));
     if (!given) {
         rc = vk_err_set(err, VK_ENOMEM, "out of memory");
         goto out;
@@ -161,9 +161,9 @@ int vk_manual_inputs_resolve_json(const struct vk_workflow *wf, const char *json
         given[i].value = s;
         i++;
     }
-    rc = vk_manual_inputs_resolve(wf, given, i, pool, out, nout, err);
+    rc = vk_triggers_inputs_resolve(wf, given, i, pool, out, nout, err);
 out:
-    vk_free(given);
+    vk_mem_free(given);
     json_decref(root);
     return rc;
 }

@@ -1,18 +1,18 @@
 /*
  * providers.c — the payload shapes of GitHub (and Gitea, which mirrors it),
- * GitLab and Bitbucket Cloud, mapped onto struct vk_hook_event.
+ * GitLab and Bitbucket Cloud, mapped onto struct vk_triggers_event.
  */
-#include "triggers/triggers_int.h"
+#include "triggers_int.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #define GITHUB_MAX_COMMITS 20 /* GitHub lists at most 20 commits in a push */
 
-static int repo_urls(struct vk__hook_ctx *c, const char *const *paths, size_t n)
+static int repo_urls(struct vk__triggers_ctx *c, const char *const *paths, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        int rc = vk__hook_url(c, c->root, paths[i]);
+        int rc = vk__triggers_url(c, c->root, paths[i]);
         if (rc < 0)
             return rc;
     }
@@ -24,29 +24,29 @@ static int repo_urls(struct vk__hook_ctx *c, const char *const *paths, size_t n)
 static const char *const github_urls[] = {"repository.clone_url", "repository.html_url",
                                           "repository.ssh_url", "repository.git_url"};
 
-static int github_push(struct vk__hook_ctx *c, bool gitea)
+static int github_push(struct vk__triggers_ctx *c, bool gitea)
 {
-    struct vk_hook_event *ev = c->ev;
+    struct vk_triggers_event *ev = c->ev;
     json_t *r = c->root;
     const char *ref = NULL;
     int rc;
-    if ((rc = vk__hook_str(c, r, "ref", VK_HOOK_MAX_REF, true, &ref)) < 0 ||
-        (rc = vk__hook_set_ref(c, ref, "ref")) < 0 ||
-        (rc = vk__hook_sha(c, r, "before", true, &ev->before)) < 0 ||
-        (rc = vk__hook_sha(c, r, "after", true, &ev->after)) < 0)
+    if ((rc = vk__triggers_str(c, r, "ref", VK_TRIGGERS_MAX_REF, true, &ref)) < 0 ||
+        (rc = vk__triggers_set_ref(c, ref, "ref")) < 0 ||
+        (rc = vk__triggers_sha(c, r, "before", true, &ev->before)) < 0 ||
+        (rc = vk__triggers_sha(c, r, "after", true, &ev->after)) < 0)
         return rc;
-    ev->created = vk__hook_bool(r, "created");
-    ev->deleted = vk__hook_bool(r, "deleted");
-    ev->forced = vk__hook_bool(r, "forced");
-    vk__hook_finish_push(c);
+    ev->created = vk__triggers_bool(r, "created");
+    ev->deleted = vk__triggers_bool(r, "deleted");
+    ev->forced = vk__triggers_bool(r, "forced");
+    vk__triggers_finish_push(c);
     if (!ev->sender &&
-        (rc = vk__hook_str(c, r, "pusher.name", VK_HOOK_MAX_TEXT, false, &ev->sender)) < 0)
+        (rc = vk__triggers_str(c, r, "pusher.name", VK_TRIGGERS_MAX_TEXT, false, &ev->sender)) < 0)
         return rc;
 
-    json_t *commits = vk__hook_get(r, "commits");
+    json_t *commits = vk__triggers_get(r, "commits");
     if (commits && !json_is_array(commits))
         return vk_err_set(c->err, VK_EINVAL, "field 'commits' must be an array");
-    if ((rc = vk__hook_commit_paths(c, r, "commits")) < 0)
+    if ((rc = vk__triggers_commit_paths(c, r, "commits")) < 0)
         return rc;
     /*
      * The list is complete when the payload has every commit of an update of
@@ -55,10 +55,10 @@ static int github_push(struct vk__hook_ctx *c, bool gitea)
      * the commit list does not show.
      */
     size_t n = commits ? json_array_size(commits) : 0;
-    bool complete = commits && ev->kind == VK_HOOK_EV_PUSH && !ev->created && !ev->deleted &&
+    bool complete = commits && ev->kind == VK_TRIGGERS_EV_PUSH && !ev->created && !ev->deleted &&
                     !ev->forced && n > 0;
     if (complete && gitea) {
-        json_t *total = vk__hook_get(r, "total_commits");
+        json_t *total = vk__triggers_get(r, "total_commits");
         if (json_is_integer(total) && (size_t)json_integer_value(total) != n)
             complete = false;
     } else if (complete && n >= GITHUB_MAX_COMMITS) {
@@ -76,53 +76,54 @@ static const char *gitea_action(const char *a)
     return a;
 }
 
-static int github_pr(struct vk__hook_ctx *c, bool gitea)
+static int github_pr(struct vk__triggers_ctx *c, bool gitea)
 {
-    struct vk_hook_event *ev = c->ev;
+    struct vk_triggers_event *ev = c->ev;
     json_t *r = c->root;
     int rc;
-    ev->kind = VK_HOOK_EV_PULL_REQUEST;
-    if ((rc = vk__hook_str(c, r, "action", VK_HOOK_MAX_TEXT, true, &ev->pr_action)) < 0 ||
-        (rc = vk__hook_int(c, r, "number", &ev->pr_number)) < 0 ||
-        (rc = vk__hook_sha(c, r, "pull_request.head.sha", true, &ev->pr_head_sha)) < 0 ||
-        (rc = vk__hook_str(c, r, "pull_request.head.ref", VK_HOOK_MAX_REF, true,
-                           &ev->pr_head_branch)) < 0 ||
-        (rc = vk__hook_str(c, r, "pull_request.base.ref", VK_HOOK_MAX_REF, true,
-                           &ev->pr_base_branch)) < 0)
+    ev->kind = VK_TRIGGERS_EV_PULL_REQUEST;
+    if ((rc = vk__triggers_str(c, r, "action", VK_TRIGGERS_MAX_TEXT, true, &ev->pr_action)) < 0 ||
+        (rc = vk__triggers_int(c, r, "number", &ev->pr_number)) < 0 ||
+        (rc = vk__triggers_sha(c, r, "pull_request.head.sha", true, &ev->pr_head_sha)) < 0 ||
+        (rc = vk__triggers_str(c, r, "pull_request.head.ref", VK_TRIGGERS_MAX_REF, true,
+                               &ev->pr_head_branch)) < 0 ||
+        (rc = vk__triggers_str(c, r, "pull_request.base.ref", VK_TRIGGERS_MAX_REF, true,
+                               &ev->pr_base_branch)) < 0)
         return rc;
     if (gitea)
         ev->pr_action = gitea_action(ev->pr_action);
     /* "synchronize" carries the old and new head */
-    if ((rc = vk__hook_sha(c, r, "before", false, &ev->before)) < 0 ||
-        (rc = vk__hook_sha(c, r, "after", false, &ev->after)) < 0)
+    if ((rc = vk__triggers_sha(c, r, "before", false, &ev->before)) < 0 ||
+        (rc = vk__triggers_sha(c, r, "after", false, &ev->after)) < 0)
         return rc;
-    ev->pr_merged = vk__hook_bool(r, "pull_request.merged");
+    ev->pr_merged = vk__triggers_bool(r, "pull_request.merged");
     ev->branch = ev->pr_base_branch;
     ev->commit_sha = ev->pr_head_sha;
     return 0;
 }
 
-int vk__hook_github(struct vk__hook_ctx *c, const char *event, bool gitea)
+int vk__triggers_github(struct vk__triggers_ctx *c, const char *event, bool gitea)
 {
-    struct vk_hook_event *ev = c->ev;
+    struct vk_triggers_event *ev = c->ev;
     json_t *r = c->root;
     int rc;
-    if ((rc = vk__hook_str(c, r, "sender.login", VK_HOOK_MAX_TEXT, false, &ev->sender)) < 0 ||
-        (rc = vk__hook_str(c, r, "repository.full_name", VK_HOOK_MAX_TEXT, false, &ev->repo_name)) <
+    if ((rc = vk__triggers_str(c, r, "sender.login", VK_TRIGGERS_MAX_TEXT, false, &ev->sender)) <
             0 ||
+        (rc = vk__triggers_str(c, r, "repository.full_name", VK_TRIGGERS_MAX_TEXT, false,
+                               &ev->repo_name)) < 0 ||
         (rc = repo_urls(c, github_urls, VK_ARRAY_LEN(github_urls))) < 0)
         return rc;
     if (strcmp(event, "ping") == 0) {
-        ev->kind = VK_HOOK_EV_PING; /* organisation hooks have no repository */
+        ev->kind = VK_TRIGGERS_EV_PING; /* organisation hooks have no repository */
         return 0;
     }
     bool push = strcmp(event, "push") == 0;
     bool pr = strcmp(event, "pull_request") == 0;
     if (!push && !pr) {
-        ev->kind = VK_HOOK_EV_OTHER;
+        ev->kind = VK_TRIGGERS_EV_OTHER;
         return 0;
     }
-    if ((rc = vk__hook_need_url(c, "repository.clone_url")) < 0)
+    if ((rc = vk__triggers_need_url(c, "repository.clone_url")) < 0)
         return rc;
     return push ? github_push(c, gitea) : github_pr(c, gitea);
 }
@@ -134,48 +135,49 @@ static const char *const gitlab_urls[] = {"project.git_http_url",   "project.git
                                           "project.ssh_url",        "repository.git_http_url",
                                           "repository.git_ssh_url", "repository.homepage"};
 
-static int gitlab_push(struct vk__hook_ctx *c)
+static int gitlab_push(struct vk__triggers_ctx *c)
 {
-    struct vk_hook_event *ev = c->ev;
+    struct vk_triggers_event *ev = c->ev;
     json_t *r = c->root;
     const char *ref = NULL;
     int rc;
-    if ((rc = vk__hook_str(c, r, "ref", VK_HOOK_MAX_REF, true, &ref)) < 0 ||
-        (rc = vk__hook_set_ref(c, ref, "ref")) < 0 ||
-        (rc = vk__hook_sha(c, r, "before", true, &ev->before)) < 0 ||
-        (rc = vk__hook_sha(c, r, "after", true, &ev->after)) < 0)
+    if ((rc = vk__triggers_str(c, r, "ref", VK_TRIGGERS_MAX_REF, true, &ref)) < 0 ||
+        (rc = vk__triggers_set_ref(c, ref, "ref")) < 0 ||
+        (rc = vk__triggers_sha(c, r, "before", true, &ev->before)) < 0 ||
+        (rc = vk__triggers_sha(c, r, "after", true, &ev->after)) < 0)
         return rc;
-    vk__hook_finish_push(c);
-    json_t *commits = vk__hook_get(r, "commits");
+    vk__triggers_finish_push(c);
+    json_t *commits = vk__triggers_get(r, "commits");
     if (commits && !json_is_array(commits))
         return vk_err_set(c->err, VK_EINVAL, "field 'commits' must be an array");
-    if ((rc = vk__hook_commit_paths(c, r, "commits")) < 0)
+    if ((rc = vk__triggers_commit_paths(c, r, "commits")) < 0)
         return rc;
     /* GitLab lists at most 20 commits and says how many there were */
     size_t n = commits ? json_array_size(commits) : 0;
-    json_t *total = vk__hook_get(r, "total_commits_count");
-    ev->paths_complete = ev->kind == VK_HOOK_EV_PUSH && n > 0 && !ev->created && !ev->deleted &&
+    json_t *total = vk__triggers_get(r, "total_commits_count");
+    ev->paths_complete = ev->kind == VK_TRIGGERS_EV_PUSH && n > 0 && !ev->created && !ev->deleted &&
                          json_is_integer(total) && (size_t)json_integer_value(total) == n;
     return 0;
 }
 
-static int gitlab_mr(struct vk__hook_ctx *c)
+static int gitlab_mr(struct vk__triggers_ctx *c)
 {
-    struct vk_hook_event *ev = c->ev;
+    struct vk_triggers_event *ev = c->ev;
     json_t *r = c->root;
     const char *action = NULL;
     const char *oldrev = NULL;
     int rc;
-    ev->kind = VK_HOOK_EV_PULL_REQUEST;
-    if ((rc = vk__hook_int(c, r, "object_attributes.iid", &ev->pr_number)) < 0 ||
-        (rc = vk__hook_str(c, r, "object_attributes.action", VK_HOOK_MAX_TEXT, true, &action)) <
+    ev->kind = VK_TRIGGERS_EV_PULL_REQUEST;
+    if ((rc = vk__triggers_int(c, r, "object_attributes.iid", &ev->pr_number)) < 0 ||
+        (rc = vk__triggers_str(c, r, "object_attributes.action", VK_TRIGGERS_MAX_TEXT, true,
+                               &action)) < 0 ||
+        (rc = vk__triggers_sha(c, r, "object_attributes.last_commit.id", true, &ev->pr_head_sha)) <
             0 ||
-        (rc = vk__hook_sha(c, r, "object_attributes.last_commit.id", true, &ev->pr_head_sha)) < 0 ||
-        (rc = vk__hook_str(c, r, "object_attributes.source_branch", VK_HOOK_MAX_REF, true,
-                           &ev->pr_head_branch)) < 0 ||
-        (rc = vk__hook_str(c, r, "object_attributes.target_branch", VK_HOOK_MAX_REF, true,
-                           &ev->pr_base_branch)) < 0 ||
-        (rc = vk__hook_sha(c, r, "object_attributes.oldrev", false, &oldrev)) < 0)
+        (rc = vk__triggers_str(c, r, "object_attributes.source_branch", VK_TRIGGERS_MAX_REF, true,
+                               &ev->pr_head_branch)) < 0 ||
+        (rc = vk__triggers_str(c, r, "object_attributes.target_branch", VK_TRIGGERS_MAX_REF, true,
+                               &ev->pr_base_branch)) < 0 ||
+        (rc = vk__triggers_sha(c, r, "object_attributes.oldrev", false, &oldrev)) < 0)
         return rc;
     /*
      * GitLab's actions in GitHub's words. "update" is also sent for title or
@@ -201,33 +203,34 @@ static int gitlab_mr(struct vk__hook_ctx *c)
     return 0;
 }
 
-int vk__hook_gitlab(struct vk__hook_ctx *c, const char *event)
+int vk__triggers_gitlab(struct vk__triggers_ctx *c, const char *event)
 {
-    struct vk_hook_event *ev = c->ev;
+    struct vk_triggers_event *ev = c->ev;
     json_t *r = c->root;
     int rc;
-    if ((rc = vk__hook_str(c, r, "project.path_with_namespace", VK_HOOK_MAX_TEXT, false,
-                           &ev->repo_name)) < 0 ||
+    if ((rc = vk__triggers_str(c, r, "project.path_with_namespace", VK_TRIGGERS_MAX_TEXT, false,
+                               &ev->repo_name)) < 0 ||
         (rc = repo_urls(c, gitlab_urls, VK_ARRAY_LEN(gitlab_urls))) < 0)
         return rc;
     /* pushes carry user_username, merge requests a user object */
-    if ((rc = vk__hook_str(c, r, "user_username", VK_HOOK_MAX_TEXT, false, &ev->sender)) < 0 ||
-        (!ev->sender &&
-         (rc = vk__hook_str(c, r, "user.username", VK_HOOK_MAX_TEXT, false, &ev->sender)) < 0))
+    if ((rc = vk__triggers_str(c, r, "user_username", VK_TRIGGERS_MAX_TEXT, false, &ev->sender)) <
+            0 ||
+        (!ev->sender && (rc = vk__triggers_str(c, r, "user.username", VK_TRIGGERS_MAX_TEXT, false,
+                                               &ev->sender)) < 0))
         return rc;
     bool push = strcmp(event, "Push Hook") == 0, tag = strcmp(event, "Tag Push Hook") == 0;
     bool mr = strcmp(event, "Merge Request Hook") == 0;
     if (!push && !tag && !mr) {
-        ev->kind = VK_HOOK_EV_OTHER;
+        ev->kind = VK_TRIGGERS_EV_OTHER;
         return 0;
     }
-    if ((rc = vk__hook_need_url(c, "project.git_http_url")) < 0)
+    if ((rc = vk__triggers_need_url(c, "project.git_http_url")) < 0)
         return rc;
     if (mr)
         return gitlab_mr(c);
     if ((rc = gitlab_push(c)) < 0)
         return rc;
-    if ((push && ev->kind != VK_HOOK_EV_PUSH) || (tag && ev->kind != VK_HOOK_EV_TAG))
+    if ((push && ev->kind != VK_TRIGGERS_EV_PUSH) || (tag && ev->kind != VK_TRIGGERS_EV_TAG))
         return vk_err_set(c->err, VK_EINVAL, "field 'ref' does not fit event '%s'", event);
     return 0;
 }
@@ -236,16 +239,16 @@ int vk__hook_gitlab(struct vk__hook_ctx *c, const char *event)
 
 static const char *const bitbucket_urls[] = {"repository.links.html.href"};
 
-static int bitbucket_clone_links(struct vk__hook_ctx *c)
+static int bitbucket_clone_links(struct vk__triggers_ctx *c)
 {
-    json_t *arr = vk__hook_get(c->root, "repository.links.clone");
+    json_t *arr = vk__triggers_get(c->root, "repository.links.clone");
     if (!json_is_array(arr))
         return 0;
     size_t i;
     json_t *v;
     json_array_foreach(arr, i, v)
     {
-        int rc = vk__hook_url(c, v, "href");
+        int rc = vk__triggers_url(c, v, "href");
         if (rc < 0)
             return rc;
     }
@@ -257,54 +260,54 @@ static int bitbucket_clone_links(struct vk__hook_ctx *c)
  * target.hash}, null when the ref was created or deleted). One webhook can
  * carry several changes; the event describes the first one.
  */
-static int bitbucket_push(struct vk__hook_ctx *c)
+static int bitbucket_push(struct vk__triggers_ctx *c)
 {
-    struct vk_hook_event *ev = c->ev;
+    struct vk_triggers_event *ev = c->ev;
     json_t *r = c->root;
-    json_t *changes = vk__hook_get(r, "push.changes");
+    json_t *changes = vk__triggers_get(r, "push.changes");
     if (!json_is_array(changes) || json_array_size(changes) == 0)
         return vk_err_set(c->err, VK_EINVAL, "missing field 'push.changes'");
     json_t *ch = json_array_get(changes, 0);
     if (!json_is_object(ch))
         return vk_err_set(c->err, VK_EINVAL, "field 'push.changes[0]' must be an object");
-    json_t *nw = vk__hook_get(ch, "new"), *old = vk__hook_get(ch, "old");
+    json_t *nw = vk__triggers_get(ch, "new"), *old = vk__triggers_get(ch, "old");
     json_t *side = nw ? nw : old;
     if (!side)
         return vk_err_set(c->err, VK_EINVAL, "missing field 'push.changes[0].new'");
     const char *type = NULL, *name = NULL;
     int rc;
-    if ((rc = vk__hook_str(c, side, "type", VK_HOOK_MAX_TEXT, true, &type)) < 0 ||
-        (rc = vk__hook_str(c, side, "name", VK_HOOK_MAX_REF, true, &name)) < 0)
+    if ((rc = vk__triggers_str(c, side, "type", VK_TRIGGERS_MAX_TEXT, true, &type)) < 0 ||
+        (rc = vk__triggers_str(c, side, "name", VK_TRIGGERS_MAX_REF, true, &name)) < 0)
         return rc;
     bool tag = strcmp(type, "tag") == 0;
     if (!tag && strcmp(type, "branch") != 0 && strcmp(type, "named_branch") != 0) {
-        c->ev->kind = VK_HOOK_EV_OTHER;
+        c->ev->kind = VK_TRIGGERS_EV_OTHER;
         return 0;
     }
-    char ref[VK_HOOK_MAX_REF + 16];
+    char ref[VK_TRIGGERS_MAX_REF + 16];
     snprintf(ref, sizeof(ref), "%s%s", tag ? "refs/tags/" : "refs/heads/", name);
-    const char *full = vk__hook_dup(c, ref);
+    const char *full = vk__triggers_dup(c, ref);
     if (!full)
         return vk_err_set(c->err, VK_ENOMEM, "out of memory");
-    if ((rc = vk__hook_set_ref(c, full, "push.changes[0].new.name")) < 0)
+    if ((rc = vk__triggers_set_ref(c, full, "push.changes[0].new.name")) < 0)
         return rc;
     /* field names in errors are relative to push.changes[0] */
-    if ((nw && (rc = vk__hook_sha(c, ch, "new.target.hash", true, &ev->after)) < 0) ||
-        (old && (rc = vk__hook_sha(c, ch, "old.target.hash", true, &ev->before)) < 0))
+    if ((nw && (rc = vk__triggers_sha(c, ch, "new.target.hash", true, &ev->after)) < 0) ||
+        (old && (rc = vk__triggers_sha(c, ch, "old.target.hash", true, &ev->before)) < 0))
         return rc;
-    ev->forced = vk__hook_bool(ch, "forced");
-    ev->deleted = !nw || vk__hook_bool(ch, "closed");
-    vk__hook_finish_push(c);
+    ev->forced = vk__triggers_bool(ch, "forced");
+    ev->deleted = !nw || vk__triggers_bool(ch, "closed");
+    vk__triggers_finish_push(c);
     ev->paths_complete = false; /* Bitbucket sends no file lists */
     return 0;
 }
 
-static int bitbucket_pr(struct vk__hook_ctx *c, const char *what)
+static int bitbucket_pr(struct vk__triggers_ctx *c, const char *what)
 {
-    struct vk_hook_event *ev = c->ev;
+    struct vk_triggers_event *ev = c->ev;
     json_t *r = c->root;
     int rc;
-    ev->kind = VK_HOOK_EV_PULL_REQUEST;
+    ev->kind = VK_TRIGGERS_EV_PULL_REQUEST;
     if (strcmp(what, "created") == 0)
         ev->pr_action = "opened";
     else if (strcmp(what, "updated") == 0)
@@ -315,42 +318,42 @@ static int bitbucket_pr(struct vk__hook_ctx *c, const char *what)
     } else {
         ev->pr_action = "closed"; /* rejected (declined) */
     }
-    if ((rc = vk__hook_int(c, r, "pullrequest.id", &ev->pr_number)) < 0 ||
-        (rc = vk__hook_short_sha(c, r, "pullrequest.source.commit.hash", true, &ev->pr_head_sha)) <
-            0 ||
-        (rc = vk__hook_str(c, r, "pullrequest.source.branch.name", VK_HOOK_MAX_REF, true,
-                           &ev->pr_head_branch)) < 0 ||
-        (rc = vk__hook_str(c, r, "pullrequest.destination.branch.name", VK_HOOK_MAX_REF, true,
-                           &ev->pr_base_branch)) < 0)
+    if ((rc = vk__triggers_int(c, r, "pullrequest.id", &ev->pr_number)) < 0 ||
+        (rc = vk__triggers_short_sha(c, r, "pullrequest.source.commit.hash", true,
+                                     &ev->pr_head_sha)) < 0 ||
+        (rc = vk__triggers_str(c, r, "pullrequest.source.branch.name", VK_TRIGGERS_MAX_REF, true,
+                               &ev->pr_head_branch)) < 0 ||
+        (rc = vk__triggers_str(c, r, "pullrequest.destination.branch.name", VK_TRIGGERS_MAX_REF,
+                               true, &ev->pr_base_branch)) < 0)
         return rc;
     ev->branch = ev->pr_base_branch;
     ev->commit_sha = ev->pr_head_sha;
     return 0;
 }
 
-int vk__hook_bitbucket(struct vk__hook_ctx *c, const char *event)
+int vk__triggers_bitbucket(struct vk__triggers_ctx *c, const char *event)
 {
-    struct vk_hook_event *ev = c->ev;
+    struct vk_triggers_event *ev = c->ev;
     json_t *r = c->root;
     int rc;
-    if ((rc = vk__hook_str(c, r, "repository.full_name", VK_HOOK_MAX_TEXT, false, &ev->repo_name)) <
-            0 ||
+    if ((rc = vk__triggers_str(c, r, "repository.full_name", VK_TRIGGERS_MAX_TEXT, false,
+                               &ev->repo_name)) < 0 ||
         (rc = repo_urls(c, bitbucket_urls, VK_ARRAY_LEN(bitbucket_urls))) < 0 ||
         (rc = bitbucket_clone_links(c)) < 0)
         return rc;
     static const char *const actor[] = {"actor.nickname", "actor.username", "actor.display_name"};
     for (size_t i = 0; i < VK_ARRAY_LEN(actor) && !ev->sender; i++)
-        if ((rc = vk__hook_str(c, r, actor[i], VK_HOOK_MAX_TEXT, false, &ev->sender)) < 0)
+        if ((rc = vk__triggers_str(c, r, actor[i], VK_TRIGGERS_MAX_TEXT, false, &ev->sender)) < 0)
             return rc;
     bool push = strcmp(event, "repo:push") == 0;
     const char *what = strncmp(event, "pullrequest:", 12) == 0 ? event + 12 : NULL;
     bool pr = what && (strcmp(what, "created") == 0 || strcmp(what, "updated") == 0 ||
                        strcmp(what, "fulfilled") == 0 || strcmp(what, "rejected") == 0);
     if (!push && !pr) {
-        ev->kind = VK_HOOK_EV_OTHER;
+        ev->kind = VK_TRIGGERS_EV_OTHER;
         return 0;
     }
-    if ((rc = vk__hook_need_url(c, "repository.links.html.href")) < 0)
+    if ((rc = vk__triggers_need_url(c, "repository.links.html.href")) < 0)
         return rc;
     return push ? bitbucket_push(c) : bitbucket_pr(c, what);
 }

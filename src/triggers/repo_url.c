@@ -4,7 +4,7 @@
  * "https://User:tok@GitHub.com:443/Owner/Repo.git/", "git@github.com:owner/repo"
  * and "ssh://git@github.com/owner/repo" all become "github.com/owner/repo".
  */
-#include "triggers/triggers_int.h"
+#include "triggers_int.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -126,15 +126,15 @@ static bool scheme_known(const char *s, size_t n)
     return false;
 }
 
-int vk_repo_url_normalize(const char *url, char *out, size_t outsz)
+int vk_triggers_url_normalize(const char *url, char *out, size_t outsz)
 {
     if (!url || !out || outsz == 0)
         return VK_EINVAL;
     out[0] = '\0';
-    size_t len = strnlen(url, VK_HOOK_MAX_URL + 1);
+    size_t len = strnlen(url, VK_TRIGGERS_MAX_URL + 1);
     if (len == 0)
         return VK_EINVAL;
-    if (len > VK_HOOK_MAX_URL)
+    if (len > VK_TRIGGERS_MAX_URL)
         return VK_ETOOBIG;
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)url[i] <= 0x20 || url[i] == 0x7f)
@@ -219,11 +219,11 @@ done:
     return rc;
 }
 
-bool vk_repo_url_same(const char *a, const char *b)
+bool vk_triggers_url_same(const char *a, const char *b)
 {
-    char na[VK_HOOK_MAX_URL + 1], nb[VK_HOOK_MAX_URL + 1];
-    if (vk_repo_url_normalize(a, na, sizeof(na)) < 0 ||
-        vk_repo_url_normalize(b, nb, sizeof(nb)) < 0)
+    char na[VK_TRIGGERS_MAX_URL + 1], nb[VK_TRIGGERS_MAX_URL + 1];
+    if (vk_triggers_url_normalize(a, na, sizeof(na)) < 0 ||
+        vk_triggers_url_normalize(b, nb, sizeof(nb)) < 0)
         return false;
     return strcmp(na, nb) == 0;
 }

@@ -8,7 +8,7 @@
  * transition (Debian's "slim" zone files stop their tables early and rely on
  * it; the "fat" ones stop in 2037).
  */
-#include "triggers/triggers_int.h"
+#include "triggers_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -242,7 +242,7 @@ static int32_t posix_offset(const struct posix_tz *tz, int64_t t, bool *isdst)
 
 /* ---------------------------------------------------------------- Lookup */
 
-int32_t vk_tz_offset(const struct vk_tz *tz, int64_t t, bool *isdst)
+int32_t vk_cron_tz_offset(const struct vk_tz *tz, int64_t t, bool *isdst)
 {
     bool dummy;
     if (!isdst)
@@ -271,21 +271,21 @@ int32_t vk_tz_offset(const struct vk_tz *tz, int64_t t, bool *isdst)
     return tz->offs[tz->idx[lo]];
 }
 
-const char *vk_tz_name(const struct vk_tz *tz)
+const char *vk_cron_tz_name(const struct vk_tz *tz)
 {
     return tz ? tz->name : "UTC";
 }
 
-void vk_tz_free(struct vk_tz *tz)
+void vk_cron_tz_free(struct vk_tz *tz)
 {
     if (!tz)
         return;
-    vk_free(tz->name);
-    vk_free(tz->times);
-    vk_free(tz->idx);
-    vk_free(tz->offs);
-    vk_free(tz->isdst);
-    vk_free(tz);
+    vk_mem_free(tz->name);
+    vk_mem_free(tz->times);
+    vk_mem_free(tz->idx);
+    vk_mem_free(tz->offs);
+    vk_mem_free(tz->isdst);
+    vk_mem_free(tz);
 }
 
 /* ---------------------------------------------------------------- TZif */
@@ -348,10 +348,10 @@ static int read_block(struct reader *r, const struct header *h, size_t tsize, st
     const unsigned char *p = r->p + r->off;
     tz->ntimes = h->timecnt;
     tz->ntypes = h->typecnt;
-    tz->times = vk_malloc((h->timecnt ? h->timecnt : 1) * sizeof(*tz->times));
-    tz->idx = vk_malloc(h->timecnt ? h->timecnt : 1);
-    tz->offs = vk_malloc(h->typecnt * sizeof(*tz->offs));
-    tz->isdst = vk_malloc(h->typecnt);
+    tz->times = vk_mem_alloc((h->timecnt ? h->timecnt : 1) * sizeof(*tz->times));
+    tz->idx = vk_mem_alloc(h->timecnt ? h->timecnt : 1);
+    tz->offs = vk_mem_alloc(h->typecnt * sizeof(*tz->offs));
+    tz->isdst = vk_mem_alloc(h->typecnt);
     if (!tz->times || !tz->idx || !tz->offs || !tz->isdst)
         return VK_ENOMEM;
     for (size_t i = 0; i < h->timecnt; i++) {
@@ -379,25 +379,25 @@ static int read_block(struct reader *r, const struct header *h, size_t tsize, st
 
 static void reset_tables(struct vk_tz *tz)
 {
-    vk_free(tz->times);
-    vk_free(tz->idx);
-    vk_free(tz->offs);
-    vk_free(tz->isdst);
+    vk_mem_free(tz->times);
+    vk_mem_free(tz->idx);
+    vk_mem_free(tz->offs);
+    vk_mem_free(tz->isdst);
     tz->times = NULL;
     tz->idx = NULL;
     tz->offs = NULL;
     tz->isdst = NULL;
 }
 
-int vk_tz_parse(const void *data, size_t len, const char *name, struct vk_tz **out,
-                struct vk_err *err)
+int vk_cron_tz_parse(const void *data, size_t len, const char *name, struct vk_tz **out,
+                     struct vk_err *err)
 {
     *out = NULL;
     if (!name)
         name = "<tzif>";
     if (len > TZ_MAX_FILE)
         return vk_err_set(err, VK_ETOOBIG, "time zone file '%s' too large", name);
-    struct vk_tz *tz = vk_calloc(1, sizeof(*tz));
+    struct vk_tz *tz = vk_mem_calloc(1, sizeof(*tz));
     if (!tz)
         return vk_err_set(err, VK_ENOMEM, "out of memory");
     struct reader r = {data, len, 0};
@@ -429,14 +429,14 @@ int vk_tz_parse(const void *data, size_t len, const char *name, struct vk_tz **o
         }
     }
     if (rc == 0) {
-        tz->name = vk_malloc(strlen(name) + 1);
+        tz->name = vk_mem_alloc(strlen(name) + 1);
         if (!tz->name)
             rc = VK_ENOMEM;
         else
             memcpy(tz->name, name, strlen(name) + 1);
     }
     if (rc < 0) {
-        vk_tz_free(tz);
+        vk_cron_tz_free(tz);
         if (rc == VK_ENOMEM)
             return vk_err_set(err, rc, "out of memory");
         return vk_err_set(err, VK_EPARSE, "'%s' is not a valid TZif file", name);
@@ -445,26 +445,26 @@ int vk_tz_parse(const void *data, size_t len, const char *name, struct vk_tz **o
     return 0;
 }
 
-int vk_tz_posix(const char *spec, const char *name, struct vk_tz **out, struct vk_err *err)
+int vk_cron_tz_posix(const char *spec, const char *name, struct vk_tz **out, struct vk_err *err)
 {
     *out = NULL;
     if (!spec)
         return vk_err_set(err, VK_EPARSE, "no POSIX TZ string");
-    struct vk_tz *tz = vk_calloc(1, sizeof(*tz));
+    struct vk_tz *tz = vk_mem_calloc(1, sizeof(*tz));
     if (!tz)
         return vk_err_set(err, VK_ENOMEM, "out of memory");
-    tz->offs = vk_calloc(1, sizeof(*tz->offs));
-    tz->isdst = vk_calloc(1, 1);
+    tz->offs = vk_mem_calloc(1, sizeof(*tz->offs));
+    tz->isdst = vk_mem_calloc(1, 1);
     const char *nm = name ? name : spec;
-    tz->name = vk_malloc(strlen(nm) + 1);
+    tz->name = vk_mem_alloc(strlen(nm) + 1);
     if (!tz->offs || !tz->isdst || !tz->name) {
-        vk_tz_free(tz);
+        vk_cron_tz_free(tz);
         return vk_err_set(err, VK_ENOMEM, "out of memory");
     }
     memcpy(tz->name, nm, strlen(nm) + 1);
     tz->ntypes = 1;
     if (strlen(spec) > 255 || posix_parse(spec, &tz->footer) < 0) {
-        vk_tz_free(tz);
+        vk_cron_tz_free(tz);
         return vk_err_set(err, VK_EPARSE, "invalid POSIX TZ string '%.64s'", spec);
     }
     tz->offs[0] = tz->footer.std_off;
@@ -472,10 +472,10 @@ int vk_tz_posix(const char *spec, const char *name, struct vk_tz **out, struct v
     return 0;
 }
 
-int vk_tz_load(const char *name, struct vk_tz **out, struct vk_err *err)
+int vk_cron_tz_load(const char *name, struct vk_tz **out, struct vk_err *err)
 {
     *out = NULL;
-    if (!name || !vk_wf_timezone_valid(name))
+    if (!name || !vk_cron_tz_valid(name))
         return vk_err_set(err, VK_EINVAL, "unknown time zone '%.128s'", name ? name : "");
     char path[256];
     snprintf(path, sizeof(path), "%s/%s", TZ_DIR, name);
@@ -487,7 +487,7 @@ int vk_tz_load(const char *name, struct vk_tz **out, struct vk_err *err)
             return vk_err_set(err, rc, "unknown time zone '%s'", name);
         return rc;
     }
-    rc = vk_tz_parse(b.data, b.len, name, out, err);
+    rc = vk_cron_tz_parse(b.data, b.len, name, out, err);
     vk_buf_release(&b);
     return rc;
 }

@@ -3,7 +3,7 @@
  * shared token), compared in constant time, and small helpers (hex, SHA-256,
  * header lookup) shared by the module.
  */
-#include "triggers/triggers_int.h"
+#include "triggers_int.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -50,38 +50,39 @@ bool vk__trig_is_hex(const char *s, size_t n)
     return true;
 }
 
-const char *vk_hook_header_kv(void *ctx, const char *name)
+const char *vk_triggers_header_kv(void *ctx, const char *name)
 {
-    const struct vk_hook_headers *h = ctx;
+    const struct vk_triggers_headers *h = ctx;
     for (size_t i = 0; h && i < h->n; i++)
         if (h->items[i].name && strcasecmp(h->items[i].name, name) == 0)
             return h->items[i].value;
     return NULL;
 }
 
-const char *vk_hook_provider_name(enum vk_hook_provider p)
+const char *vk_triggers_provider_name(enum vk_triggers_provider p)
 {
     switch (p) {
-    case VK_HOOK_GITHUB:
+    case VK_TRIGGERS_GITHUB:
         return "github";
-    case VK_HOOK_GITLAB:
+    case VK_TRIGGERS_GITLAB:
         return "gitlab";
-    case VK_HOOK_GITEA:
+    case VK_TRIGGERS_GITEA:
         return "gitea";
-    case VK_HOOK_BITBUCKET:
+    case VK_TRIGGERS_BITBUCKET:
         return "bitbucket";
-    case VK_HOOK_GENERIC:
+    case VK_TRIGGERS_GENERIC:
         return "generic";
     }
     return "unknown";
 }
 
-int vk_hook_provider_parse(const char *name, enum vk_hook_provider *out)
+int vk_triggers_provider_parse(const char *name, enum vk_triggers_provider *out)
 {
-    static const enum vk_hook_provider all[] = {VK_HOOK_GITHUB, VK_HOOK_GITLAB, VK_HOOK_GITEA,
-                                                VK_HOOK_BITBUCKET, VK_HOOK_GENERIC};
+    static const enum vk_triggers_provider all[] = {VK_TRIGGERS_GITHUB, VK_TRIGGERS_GITLAB,
+                                                    VK_TRIGGERS_GITEA, VK_TRIGGERS_BITBUCKET,
+                                                    VK_TRIGGERS_GENERIC};
     for (size_t i = 0; name && i < VK_ARRAY_LEN(all); i++) {
-        if (strcmp(name, vk_hook_provider_name(all[i])) == 0) {
+        if (strcmp(name, vk_triggers_provider_name(all[i])) == 0) {
             *out = all[i];
             return 0;
         }
@@ -89,39 +90,39 @@ int vk_hook_provider_parse(const char *name, enum vk_hook_provider *out)
     return VK_EINVAL;
 }
 
-const char *vk_hook_kind_name(enum vk_hook_kind k)
+const char *vk_triggers_kind_name(enum vk_triggers_kind k)
 {
     switch (k) {
-    case VK_HOOK_EV_PUSH:
+    case VK_TRIGGERS_EV_PUSH:
         return "push";
-    case VK_HOOK_EV_TAG:
+    case VK_TRIGGERS_EV_TAG:
         return "tag";
-    case VK_HOOK_EV_PULL_REQUEST:
+    case VK_TRIGGERS_EV_PULL_REQUEST:
         return "pull_request";
-    case VK_HOOK_EV_PING:
+    case VK_TRIGGERS_EV_PING:
         return "ping";
-    case VK_HOOK_EV_OTHER:
+    case VK_TRIGGERS_EV_OTHER:
         break;
     }
     return "other";
 }
 
 /* Which header carries the signature and whether it has the "sha256=" prefix. */
-static const char *sig_header(enum vk_hook_provider p, bool *prefixed)
+static const char *sig_header(enum vk_triggers_provider p, bool *prefixed)
 {
     *prefixed = true;
     switch (p) {
-    case VK_HOOK_GITHUB:
+    case VK_TRIGGERS_GITHUB:
         return "X-Hub-Signature-256";
-    case VK_HOOK_GITEA:
+    case VK_TRIGGERS_GITEA:
         *prefixed = false;
         return "X-Gitea-Signature";
-    case VK_HOOK_BITBUCKET:
+    case VK_TRIGGERS_BITBUCKET:
         return "X-Hub-Signature";
-    case VK_HOOK_GITLAB:
+    case VK_TRIGGERS_GITLAB:
         *prefixed = false;
         return "X-Gitlab-Token";
-    case VK_HOOK_GENERIC:
+    case VK_TRIGGERS_GENERIC:
         return "X-Vulcan-Signature";
     }
     return NULL;
@@ -153,8 +154,9 @@ static int verify_token(const char *given, const char *secret, struct vk_err *er
     return 0;
 }
 
-int vk_hook_verify(enum vk_hook_provider provider, vk_hook_header_fn *header, void *ctx,
-                   const char *body, size_t len, const char *secret, struct vk_err *err)
+int vk_triggers_hook_verify(enum vk_triggers_provider provider, vk_triggers_header_fn *header,
+                            void *ctx, const char *body, size_t len, const char *secret,
+                            struct vk_err *err)
 {
     bool prefixed;
     const char *name = sig_header(provider, &prefixed);
@@ -167,7 +169,7 @@ int vk_hook_verify(enum vk_hook_provider provider, vk_hook_header_fn *header, vo
     const char *sig = header ? header(ctx, name) : NULL;
     if (!sig || !*sig)
         return vk_err_set(err, VK_EPERM, "missing signature header '%s'", name);
-    if (provider == VK_HOOK_GITLAB)
+    if (provider == VK_TRIGGERS_GITLAB)
         return verify_token(sig, secret, err);
 
     if (prefixed) {
@@ -189,13 +191,13 @@ int vk_hook_verify(enum vk_hook_provider provider, vk_hook_header_fn *header, vo
     return 0;
 }
 
-int vk_hook_sign(enum vk_hook_provider provider, const char *body, size_t len, const char *secret,
-                 char *out, size_t outsz)
+int vk_triggers_hook_sign(enum vk_triggers_provider provider, const char *body, size_t len,
+                          const char *secret, char *out, size_t outsz)
 {
     bool prefixed;
     if (!sig_header(provider, &prefixed) || !secret || !*secret)
         return VK_EINVAL;
-    if (provider == VK_HOOK_GITLAB) {
+    if (provider == VK_TRIGGERS_GITLAB) {
         size_t n = strlen(secret);
         if (n + 1 > outsz)
             return VK_ETOOBIG;

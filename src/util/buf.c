@@ -20,7 +20,7 @@ void vk_buf_init(struct vk_buf *b, size_t max)
 
 void vk_buf_release(struct vk_buf *b)
 {
-    vk_free(b->data);
+    vk_mem_free(b->data);
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
@@ -47,7 +47,7 @@ int vk_buf_grow(struct vk_buf *b, size_t extra)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     if (cap > b->max + 1)
         cap = b->max + 1;
-    char *p = vk_realloc(b->data, cap);
+    char *p = vk_mem_realloc(b->data, cap);
     if (!p) {
         vk_buf_release(b);
         return VK_ENOMEM;
@@ -110,7 +110,7 @@ char *vk_buf_take(struct vk_buf *b, size_t *len)
     if (len)
         *len = b->len;
     if (!p)
-        p = vk_xstrndup(empty_string, 0);
+        p = vk_mem_xstrndup(empty_string, 0);
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
@@ -131,7 +131,7 @@ int vk_buf_read_file(struct vk_buf *b, const char *path, struct vk_err *err)
     for (;;) {
         rc = vk_buf_grow(b, 65536 < b->max - b->len ? 65536 : b->max - b->len);
         if (rc < 0) {
-            rc = vk_err_set(err, rc, "cannot read '%s': %s", path, vk_strerror(rc));
+            rc = vk_err_set(err, rc, "cannot read '%s': %s", path, vk_err_name(rc));
             goto out;
         }
         size_t room = b->cap - b->len - 1;

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void vk_assert_fail(const char *expr, const char *file, int line)
+void vk_err_assert_fail(const char *expr, const char *file, int line)
 {
     fprintf(stderr, "vulcan: assertion failed: %s (%s:%d)\n", expr, file, line);
     abort();
@@ -90,7 +90,7 @@ int vk_err_errno(struct vk_err *err, const char *what)
     return vk_err_set(err, code, "%s: %s", what, strerror(e));
 }
 
-const char *vk_strerror(int code)
+const char *vk_err_name(int code)
 {
     switch (code) {
     case VK_OK:

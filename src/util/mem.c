@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Process-wide test hook; see vk_alloc_fail_after(). */
+/* Process-wide test hook; see vk_mem_fail_after(). */
 static struct {
     atomic_ulong countdown; /* 0 = never fail */
     atomic_ulong count;
@@ -26,34 +26,34 @@ static bool should_fail(void)
     return false;
 }
 
-unsigned long vk_alloc_fail_after(unsigned long n)
+unsigned long vk_mem_fail_after(unsigned long n)
 {
     atomic_store(&alloc_hook.countdown, n);
     return atomic_exchange(&alloc_hook.count, 0);
 }
 
-void *vk_malloc(size_t n)
+void *vk_mem_alloc(size_t n)
 {
     if (should_fail())
         return NULL;
     return malloc(n ? n : 1);
 }
 
-void *vk_calloc(size_t nmemb, size_t size)
+void *vk_mem_calloc(size_t nmemb, size_t size)
 {
     if (should_fail())
         return NULL;
     return calloc(nmemb ? nmemb : 1, size ? size : 1);
 }
 
-void *vk_realloc(void *p, size_t n)
+void *vk_mem_realloc(void *p, size_t n)
 {
     if (should_fail())
         return NULL;
     return realloc(p, n ? n : 1);
 }
 
-void vk_free(void *p)
+void vk_mem_free(void *p)
 {
     free(p);
 }
@@ -64,7 +64,7 @@ VK_NORETURN static void oom(void)
     abort();
 }
 
-void *vk_xmalloc(size_t n)
+void *vk_mem_xalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
     if (!p)
@@ -72,7 +72,7 @@ void *vk_xmalloc(size_t n)
     return p;
 }
 
-void *vk_xcalloc(size_t nmemb, size_t size)
+void *vk_mem_xcalloc(size_t nmemb, size_t size)
 {
     void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
     if (!p)
@@ -80,7 +80,7 @@ void *vk_xcalloc(size_t nmemb, size_t size)
     return p;
 }
 
-void *vk_xrealloc(void *p, size_t n)
+void *vk_mem_xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);
     if (!q)
@@ -88,14 +88,14 @@ void *vk_xrealloc(void *p, size_t n)
     return q;
 }
 
-char *vk_xstrdup(const char *s)
+char *vk_mem_xstrdup(const char *s)
 {
-    return vk_xstrndup(s, strlen(s));
+    return vk_mem_xstrndup(s, strlen(s));
 }
 
-char *vk_xstrndup(const char *s, size_t n)
+char *vk_mem_xstrndup(const char *s, size_t n)
 {
-    char *p = vk_xmalloc(n + 1);
+    char *p = vk_mem_xalloc(n + 1);
     memcpy(p, s, n);
     p[n] = '\0';
     return p;

@@ -25,7 +25,7 @@ void vk_pool_release(struct vk_pool *p)
     struct vk_pool_chunk *c = p->chunks;
     while (c) {
         struct vk_pool_chunk *next = c->next;
-        vk_free(c);
+        vk_mem_free(c);
         c = next;
     }
     p->chunks = NULL;
@@ -48,7 +48,7 @@ void *vk_pool_alloc(struct vk_pool *p, size_t n)
          * current chunk's free space stays usable. */
         if (n > SIZE_MAX - hdr)
             return NULL;
-        struct vk_pool_chunk *c = vk_malloc(hdr + n);
+        struct vk_pool_chunk *c = vk_mem_alloc(hdr + n);
         if (!c)
             return NULL;
         c->size = hdr + n;
@@ -62,7 +62,7 @@ void *vk_pool_alloc(struct vk_pool *p, size_t n)
         }
         return (char *)c + hdr;
     }
-    struct vk_pool_chunk *c = vk_malloc(hdr + p->chunk_size);
+    struct vk_pool_chunk *c = vk_mem_alloc(hdr + p->chunk_size);
     if (!c)
         return NULL;
     c->size = hdr + p->chunk_size;

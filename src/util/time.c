@@ -35,7 +35,7 @@ int vk_uuid_v7(char out[VK_UUID_LEN])
     unsigned char b[16];
     if (RAND_bytes(b, sizeof(b)) != 1)
         return VK_EIO;
-    uint64_t ms = (uint64_t)vk_now_ms();
+    uint64_t ms = (uint64_t)vk_time_now_ms();
     for (int i = 0; i < 6; i++)
         b[i] = (unsigned char)(ms >> (40 - 8 * i));
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x70);
@@ -60,14 +60,14 @@ bool vk_uuid_valid(const char *s)
     return s[36] == '\0';
 }
 
-int64_t vk_now_ms(void)
+int64_t vk_time_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t vk_mono_ns(void)
+int64_t vk_time_mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -124,7 +124,7 @@ int vk_time_parse(const char *s, int64_t *ms)
     return 0;
 }
 
-int vk_duration_parse(const char *s, size_t len, int64_t *ms)
+int vk_time_duration_parse(const char *s, size_t len, int64_t *ms)
 {
     size_t i = 0;
     int64_t total = 0;

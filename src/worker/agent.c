@@ -3,8 +3,8 @@
  * backoff, the heartbeat thread, and the supervisor loop of vk_worker_run()
  * that drives graceful shutdown.
  */
+#include "agent_int.h"
 #include "vulcan/telemetry.h"
-#include "worker/agent_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -104,7 +104,7 @@ int vk__agent_client_new(struct vk_worker *w, struct vk_http_client **out, struc
 
 static uint64_t seed_for(const struct vk_worker *w, unsigned salt)
 {
-    return (uint64_t)vk_mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)w ^
+    return (uint64_t)vk_time_mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)w ^
            ((uint64_t)salt * 0x9e3779b97f4a7c15ull);
 }
 
@@ -180,9 +180,9 @@ int vk__agent_register(struct vk_worker *w, struct vk_http_client *cl, uint64_t 
             atomic_fetch_add(&w->st_registrations, 1);
             char iv[16];
             snprintf(iv, sizeof(iv), "%d", interval);
-            vk_log(VK_LOG_INFO, AGENT_COMPONENT, seen_gen ? "registered again" : "registered",
-                   "worker_id", id, "name", w->name, "machine_group", w->groups[0],
-                   "heartbeat_interval_s", iv, NULL);
+            vk_log_write(VK_LOG_INFO, AGENT_COMPONENT, seen_gen ? "registered again" : "registered",
+                         "worker_id", id, "name", w->name, "machine_group", w->groups[0],
+                         "heartbeat_interval_s", iv, NULL);
             rc = 0;
             break;
         }
@@ -199,8 +199,8 @@ int vk__agent_register(struct vk_worker *w, struct vk_http_client *cl, uint64_t 
         char att[16], in[24];
         snprintf(att, sizeof(att), "%u", b.failures);
         snprintf(in, sizeof(in), "%lldms", (long long)delay);
-        vk_log(VK_LOG_WARN, AGENT_COMPONENT, "registration failed", "server", w->server_url,
-               "error", why, "attempt", att, "retry_in", in, NULL);
+        vk_log_write(VK_LOG_WARN, AGENT_COMPONENT, "registration failed", "server", w->server_url,
+                     "error", why, "attempt", att, "retry_in", in, NULL);
         if (seen_gen == 0) {
             /* The first registration runs on vk_worker_run()'s thread before
              * the supervisor: a stop request only shows on the pipe. */
@@ -244,8 +244,8 @@ static void apply_cancels(struct vk_worker *w, json_t *list)
             if (s->fragment_id[0] && strcmp(s->fragment_id, fid) == 0 && !s->cancelled_by_server) {
                 s->cancelled_by_server = true;
                 vk_exec_cancel_request(&s->cancel);
-                vk_log(VK_LOG_INFO, AGENT_COMPONENT, "server cancelled the fragment", "fragment_id",
-                       fid, NULL);
+                vk_log_write(VK_LOG_INFO, AGENT_COMPONENT, "server cancelled the fragment",
+                             "fragment_id", fid, NULL);
             }
             pthread_mutex_unlock(&s->mu);
         }
@@ -270,17 +270,17 @@ static void heartbeat_once(struct vk_worker *w, struct agent_backoff *fails)
         fails->failures++;
         char st[24];
         snprintf(st, sizeof(st), "%ld", status);
-        vk_log(fails->failures == 1 ? VK_LOG_WARN : VK_LOG_DEBUG, AGENT_COMPONENT,
-               "heartbeat failed", "worker_id", id, "error", r != 0 ? err.msg : NULL, "status",
-               r == 0 ? st : NULL, NULL);
+        vk_log_write(fails->failures == 1 ? VK_LOG_WARN : VK_LOG_DEBUG, AGENT_COMPONENT,
+                     "heartbeat failed", "worker_id", id, "error", r != 0 ? err.msg : NULL,
+                     "status", r == 0 ? st : NULL, NULL);
     } else if (status == 404 || status == 409) {
-        vk_log(VK_LOG_WARN, AGENT_COMPONENT, "server forgot this worker; registering again",
-               "worker_id", id, NULL);
+        vk_log_write(VK_LOG_WARN, AGENT_COMPONENT, "server forgot this worker; registering again",
+                     "worker_id", id, NULL);
         fails->failures = 0;
         (void)vk__agent_register(w, w->hb_cl, gen);
     } else if (status == 200) {
         if (fails->failures > 0)
-            vk_log(VK_LOG_INFO, AGENT_COMPONENT, "heartbeat ok again", "worker_id", id, NULL);
+            vk_log_write(VK_LOG_INFO, AGENT_COMPONENT, "heartbeat ok again", "worker_id", id, NULL);
         fails->failures = 0;
         json_t *cancel = json_object_get(ans, "cancel");
         if (json_is_array(cancel))
@@ -288,8 +288,8 @@ static void heartbeat_once(struct vk_worker *w, struct agent_backoff *fails)
     } else {
         char st[24];
         snprintf(st, sizeof(st), "%ld", status);
-        vk_log(VK_LOG_WARN, AGENT_COMPONENT, "heartbeat refused", "worker_id", id, "status", st,
-               NULL);
+        vk_log_write(VK_LOG_WARN, AGENT_COMPONENT, "heartbeat refused", "worker_id", id, "status",
+                     st, NULL);
     }
     json_decref(ans);
 }
@@ -333,20 +333,20 @@ static int copy_opts(struct vk_worker *w, const struct vk_worker_opts *o, struct
                           VK_WORKER_MAX_CONCURRENCY);
     if (o->wait_s > VK_WORKER_MAX_WAIT_S)
         return vk_err_set(err, VK_EINVAL, "wait %u s above %d s", o->wait_s, VK_WORKER_MAX_WAIT_S);
-    w->server_url = vk_xstrdup(url);
-    w->groups = vk_xcalloc(o->ngroups, sizeof(char *));
+    w->server_url = vk_mem_xstrdup(url);
+    w->groups = vk_mem_xcalloc(o->ngroups, sizeof(char *));
     w->ngroups = o->ngroups;
     for (size_t i = 0; i < o->ngroups; i++) {
         const char *g = o->groups[i];
         if (!g || !*g || strlen(g) > 255)
             return vk_err_set(err, VK_EINVAL, "machine group %zu is empty or too long", i + 1);
-        w->groups[i] = vk_xstrdup(g);
+        w->groups[i] = vk_mem_xstrdup(g);
     }
     if (o->name && *o->name) {
         if (strlen(o->name) > VK_WORKER_MAX_NAME)
             return vk_err_set(err, VK_EINVAL, "worker name longer than %d bytes",
                               VK_WORKER_MAX_NAME);
-        w->name = vk_xstrdup(o->name);
+        w->name = vk_mem_xstrdup(o->name);
     } else {
         char host[64] = "worker";
         if (gethostname(host, sizeof(host)) != 0)
@@ -354,9 +354,9 @@ static int copy_opts(struct vk_worker *w, const struct vk_worker_opts *o, struct
         host[sizeof(host) - 1] = '\0';
         char name[96];
         snprintf(name, sizeof(name), "%s-%ld", host, (long)getpid());
-        w->name = vk_xstrdup(name);
+        w->name = vk_mem_xstrdup(name);
     }
-    w->version = vk_xstrdup(o->version && *o->version ? o->version : VK_VERSION);
+    w->version = vk_mem_xstrdup(o->version && *o->version ? o->version : VK_VERSION);
     w->concurrency = o->concurrency ? o->concurrency : 1;
     w->wait_s = o->wait_s ? o->wait_s : VK_WORKER_DEFAULT_WAIT_S;
     w->grace_ms = o->grace_ms == 0 ? VK_WORKER_DEFAULT_GRACE_MS : o->grace_ms < 0 ? 0 : o->grace_ms;
@@ -375,7 +375,7 @@ int vk_worker_new(const struct vk_worker_opts *opts, struct vk_worker **out, str
     *out = NULL;
     if (!opts)
         return vk_err_set(err, VK_EINVAL, "no worker options");
-    struct vk_worker *w = vk_xcalloc(1, sizeof(*w));
+    struct vk_worker *w = vk_mem_xcalloc(1, sizeof(*w));
     w->stop_pipe[0] = w->stop_pipe[1] = -1;
     pthread_mutex_init(&w->reg_mu, NULL);
     pthread_mutex_init(&w->mu, NULL);
@@ -403,7 +403,7 @@ int vk_worker_new(const struct vk_worker_opts *opts, struct vk_worker **out, str
         memset(&w->env, 0, sizeof(w->env));
         goto fail;
     }
-    w->slots = vk_xcalloc(w->concurrency, sizeof(*w->slots));
+    w->slots = vk_mem_xcalloc(w->concurrency, sizeof(*w->slots));
     for (unsigned i = 0; i < w->concurrency; i++) {
         struct agent_slot *s = &w->slots[i];
         s->w = w;
@@ -450,18 +450,18 @@ void vk_worker_free(struct vk_worker *w)
             pthread_mutex_destroy(&s->mu);
             pthread_cond_destroy(&s->cond);
         }
-        vk_free(w->slots);
+        vk_mem_free(w->slots);
     }
     vk_http_client_free(w->main_cl);
     vk_http_client_free(w->hb_cl);
     vk__agent_telemetry_free(w);
     vk_exec_env_release(&w->env);
     for (size_t i = 0; w->groups && i < w->ngroups; i++)
-        vk_free(w->groups[i]);
-    vk_free(w->groups);
-    vk_free(w->server_url);
-    vk_free(w->name);
-    vk_free(w->version);
+        vk_mem_free(w->groups[i]);
+    vk_mem_free(w->groups);
+    vk_mem_free(w->server_url);
+    vk_mem_free(w->name);
+    vk_mem_free(w->version);
     if (w->stop_pipe[0] >= 0)
         close(w->stop_pipe[0]);
     if (w->stop_pipe[1] >= 0)
@@ -469,7 +469,7 @@ void vk_worker_free(struct vk_worker *w)
     pthread_mutex_destroy(&w->reg_mu);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cond);
-    vk_free(w);
+    vk_mem_free(w);
 }
 
 void vk_worker_stop(struct vk_worker *w)
@@ -536,12 +536,12 @@ static void deregister(struct vk_worker *w)
         if (r == 0 && status < 500) {
             char st[24];
             snprintf(st, sizeof(st), "%ld", status);
-            vk_log(status / 100 == 2 ? VK_LOG_INFO : VK_LOG_WARN, AGENT_COMPONENT, "deregistered",
-                   "worker_id", id, "status", st, NULL);
+            vk_log_write(status / 100 == 2 ? VK_LOG_INFO : VK_LOG_WARN, AGENT_COMPONENT,
+                         "deregistered", "worker_id", id, "status", st, NULL);
             break;
         }
-        vk_log(VK_LOG_WARN, AGENT_COMPONENT, "deregistration failed", "worker_id", id, "error",
-               r != 0 ? err.msg : "server error", NULL);
+        vk_log_write(VK_LOG_WARN, AGENT_COMPONENT, "deregistration failed", "worker_id", id,
+                     "error", r != 0 ? err.msg : "server error", NULL);
         usleep(300000);
     }
     json_decref(body);
@@ -556,8 +556,9 @@ static void hand_back_running(struct vk_worker *w)
         if (s->fragment_id[0] && !atomic_load(&s->handback)) {
             atomic_store(&s->handback, true);
             vk_exec_cancel_request(&s->cancel);
-            vk_log(VK_LOG_INFO, AGENT_COMPONENT, "grace period over; handing the fragment back",
-                   "fragment_id", s->fragment_id, NULL);
+            vk_log_write(VK_LOG_INFO, AGENT_COMPONENT,
+                         "grace period over; handing the fragment back", "fragment_id",
+                         s->fragment_id, NULL);
         }
         pthread_mutex_unlock(&s->mu);
     }
@@ -584,21 +585,21 @@ static void supervise(struct vk_worker *w, unsigned started)
             drain_pipe(w->stop_pipe[0]);
         int n = atomic_load(&w->stop_requests);
         if (n > seen) {
-            int64_t now = vk_mono_ns();
+            int64_t now = vk_time_mono_ns();
             if (!stopping) {
                 stopping = true;
                 deadline_ns = now + w->grace_ms * 1000000;
                 char g[24];
                 snprintf(g, sizeof(g), "%lldms", (long long)w->grace_ms);
-                vk_log(VK_LOG_INFO, AGENT_COMPONENT,
-                       "stopping: no new work; waiting for running "
-                       "fragments",
-                       "grace", g, NULL);
+                vk_log_write(VK_LOG_INFO, AGENT_COMPONENT,
+                             "stopping: no new work; waiting for running "
+                             "fragments",
+                             "grace", g, NULL);
                 begin_stop(w);
             }
             if (n >= 2 && seen < 2) {
                 deadline_ns = now;
-                vk_log(VK_LOG_INFO, AGENT_COMPONENT, "second stop request: no grace", NULL);
+                vk_log_write(VK_LOG_INFO, AGENT_COMPONENT, "second stop request: no grace", NULL);
             }
             seen = n;
         }
@@ -606,7 +607,7 @@ static void supervise(struct vk_worker *w, unsigned started)
             continue;
         if (all_slots_done(w, started))
             break;
-        if (vk_mono_ns() >= deadline_ns)
+        if (vk_time_mono_ns() >= deadline_ns)
             hand_back_running(w);
     }
 }
@@ -617,15 +618,17 @@ int vk_worker_run(struct vk_worker *w, struct vk_err *err)
         return vk_err_set(err, VK_EINVAL, "vk_worker_run called twice");
     char sb[16];
     snprintf(sb, sizeof(sb), "%u", w->concurrency);
-    vk_log(VK_LOG_INFO, AGENT_COMPONENT, "worker starting", "server", w->server_url, "name",
-           w->name, "machine_group", w->groups[0], "concurrency", sb, "sandbox",
-           w->env.bwrap_ok && w->env.default_sandbox != VK_EXEC_SANDBOX_NONE ? "bwrap" : "none",
-           "work_dir", w->env.work_dir, NULL);
+    vk_log_write(VK_LOG_INFO, AGENT_COMPONENT, "worker starting", "server", w->server_url, "name",
+                 w->name, "machine_group", w->groups[0], "concurrency", sb, "sandbox",
+                 w->env.bwrap_ok && w->env.default_sandbox != VK_EXEC_SANDBOX_NONE ? "bwrap"
+                                                                                   : "none",
+                 "work_dir", w->env.work_dir, NULL);
     if (w->env.default_sandbox == VK_EXEC_SANDBOX_AUTO && !w->env.bwrap_ok)
-        vk_log(VK_LOG_WARN, AGENT_COMPONENT, "bubblewrap unavailable; running without a sandbox",
-               "reason", w->env.bwrap_why, NULL);
+        vk_log_write(VK_LOG_WARN, AGENT_COMPONENT,
+                     "bubblewrap unavailable; running without a sandbox", "reason",
+                     w->env.bwrap_why, NULL);
     if (vk__agent_register(w, w->main_cl, 0) != 0) {
-        vk_log(VK_LOG_INFO, AGENT_COMPONENT, "stopped before registering", NULL);
+        vk_log_write(VK_LOG_INFO, AGENT_COMPONENT, "stopped before registering", NULL);
         return 0;
     }
     int rc = 0;
@@ -655,6 +658,6 @@ int vk_worker_run(struct vk_worker *w, struct vk_err *err)
         pthread_join(hb, NULL);
     }
     deregister(w);
-    vk_log(VK_LOG_INFO, AGENT_COMPONENT, "worker stopped", NULL);
+    vk_log_write(VK_LOG_INFO, AGENT_COMPONENT, "worker stopped", NULL);
     return rc;
 }

@@ -8,7 +8,7 @@
  * it several times a second even when no data moves). The handle is kept
  * between requests, so the connection is reused.
  */
-#include "worker/agent_int.h"
+#include "agent_int.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -43,15 +43,15 @@ int vk__agent_poller_new(const char *base_url, struct agent_poller **out, struct
     if (poll_curl_rc != CURLE_OK)
         return vk_err_set(err, VK_EIO, "curl_global_init failed: %s",
                           curl_easy_strerror(poll_curl_rc));
-    struct agent_poller *p = vk_calloc(1, sizeof(*p));
+    struct agent_poller *p = vk_mem_calloc(1, sizeof(*p));
     if (!p)
         return vk_err_set(err, VK_ENOMEM, "out of memory");
     p->curl = curl_easy_init();
     if (!p->curl) {
-        vk_free(p);
+        vk_mem_free(p);
         return vk_err_set(err, VK_ENOMEM, "curl_easy_init failed");
     }
-    p->base = vk_xstrdup(base_url);
+    p->base = vk_mem_xstrdup(base_url);
     size_t n = strlen(p->base);
     while (n > 0 && p->base[n - 1] == '/')
         p->base[--n] = '\0';
@@ -64,8 +64,8 @@ void vk__agent_poller_free(struct agent_poller *p)
     if (!p)
         return;
     curl_easy_cleanup(p->curl);
-    vk_free(p->base);
-    vk_free(p);
+    vk_mem_free(p->base);
+    vk_mem_free(p);
 }
 
 static size_t poll_on_write(char *ptr, size_t size, size_t nmemb, void *ud)

@@ -3,8 +3,8 @@
  * work item, run it through the executor while the uploader streams its
  * output, post the result (retried), repeat until the worker stops.
  */
+#include "agent_int.h"
 #include "vulcan/telemetry.h"
-#include "worker/agent_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,8 +60,8 @@ static bool fragment_id_ok(const char *s)
 static void item_release(struct work_item *it)
 {
     for (size_t i = 0; i < it->nenv; i++)
-        vk_free(it->env[i]);
-    vk_free(it->env);
+        vk_mem_free(it->env[i]);
+    vk_mem_free(it->env);
     json_decref(it->json);
     memset(it, 0, sizeof(*it));
 }
@@ -76,7 +76,7 @@ static void item_env(struct work_item *it, json_t *env)
         snprintf(it->invalid, sizeof(it->invalid), "too many environment variables (%zu)", n);
         return;
     }
-    it->env = vk_xcalloc(n ? n : 1, sizeof(char *));
+    it->env = vk_mem_xcalloc(n ? n : 1, sizeof(char *));
     const char *k;
     json_t *v;
     json_object_foreach(env, k, v)
@@ -94,7 +94,7 @@ static void item_env(struct work_item *it, json_t *env)
         else
             continue; /* null, arrays and objects carry no value */
         size_t len = strlen(k) + strlen(val) + 2;
-        char *kv = vk_xmalloc(len);
+        char *kv = vk_mem_xalloc(len);
         snprintf(kv, len, "%s=%s", k, val);
         it->env[it->nenv++] = kv;
     }
@@ -168,10 +168,10 @@ static void post_result(struct agent_slot *s, const char *claim_id, const struct
     if (!body)
         return;
     int64_t give_up =
-        vk_mono_ns() +
+        vk_time_mono_ns() +
         (int64_t)(o->handback ? AGENT_HANDBACK_RETRY_MS : AGENT_RESULT_RETRY_MS) * 1000000;
     struct agent_backoff b;
-    vk__agent_backoff_init(&b, 30000, (uint64_t)vk_mono_ns() ^ (s->index + 77u));
+    vk__agent_backoff_init(&b, 30000, (uint64_t)vk_time_mono_ns() ^ (s->index + 77u));
     char att[16];
     snprintf(att, sizeof(att), "%u", it->attempt);
     int64_t hurry_ns = 0;
@@ -186,20 +186,21 @@ static void post_result(struct agent_slot *s, const char *claim_id, const struct
             atomic_fetch_add(&w->st_results, 1);
             if (o->handback)
                 atomic_fetch_add(&w->st_handbacks, 1);
-            vk_log(VK_LOG_INFO, AGENT_COMPONENT,
-                   o->handback ? "fragment handed back" : "result posted", "fragment_id",
-                   it->fragment_id, "chain_id", it->chain_id, "worker_id", claim_id, "attempt", att,
-                   "fragment_status", jstr(ans, "fragment_status"), NULL);
+            vk_log_write(VK_LOG_INFO, AGENT_COMPONENT,
+                         o->handback ? "fragment handed back" : "result posted", "fragment_id",
+                         it->fragment_id, "chain_id", it->chain_id, "worker_id", claim_id,
+                         "attempt", att, "fragment_status", jstr(ans, "fragment_status"), NULL);
             json_decref(ans);
             break;
         }
         if (r == 0 && status >= 400 && status < 500 && status != 408 && status != 429) {
             char st[24];
             snprintf(st, sizeof(st), "%ld", status);
-            vk_log(status == 409 ? VK_LOG_WARN : VK_LOG_ERROR, AGENT_COMPONENT,
-                   status == 409 ? "result refused: the attempt is stale" : "result refused",
-                   "fragment_id", it->fragment_id, "chain_id", it->chain_id, "worker_id", claim_id,
-                   "attempt", att, "status", st, "message", jstr(ans, "message"), NULL);
+            vk_log_write(status == 409 ? VK_LOG_WARN : VK_LOG_ERROR, AGENT_COMPONENT,
+                         status == 409 ? "result refused: the attempt is stale" : "result refused",
+                         "fragment_id", it->fragment_id, "chain_id", it->chain_id, "worker_id",
+                         claim_id, "attempt", att, "status", st, "message", jstr(ans, "message"),
+                         NULL);
             json_decref(ans);
             break;
         }
@@ -207,17 +208,17 @@ static void post_result(struct agent_slot *s, const char *claim_id, const struct
         int64_t delay = vk__agent_backoff_next(&b);
         /* Told twice to stop: the user wants out; try for 10 s more at most. */
         if (atomic_load(&w->stop_requests) >= 2 && !hurry_ns) {
-            hurry_ns = vk_mono_ns() + 10000 * 1000000LL;
+            hurry_ns = vk_time_mono_ns() + 10000 * 1000000LL;
             if (hurry_ns < give_up)
                 give_up = hurry_ns;
         }
-        int64_t left = (give_up - vk_mono_ns()) / 1000000;
-        vk_log(b.failures == 1 ? VK_LOG_WARN : VK_LOG_DEBUG, AGENT_COMPONENT,
-               "posting the result failed; retrying", "fragment_id", it->fragment_id, "error",
-               r != 0 ? err.msg : "server error", NULL);
+        int64_t left = (give_up - vk_time_mono_ns()) / 1000000;
+        vk_log_write(b.failures == 1 ? VK_LOG_WARN : VK_LOG_DEBUG, AGENT_COMPONENT,
+                     "posting the result failed; retrying", "fragment_id", it->fragment_id, "error",
+                     r != 0 ? err.msg : "server error", NULL);
         if (left <= 0) {
-            vk_log(VK_LOG_ERROR, AGENT_COMPONENT, "giving up posting the result", "fragment_id",
-                   it->fragment_id, "chain_id", it->chain_id, NULL);
+            vk_log_write(VK_LOG_ERROR, AGENT_COMPONENT, "giving up posting the result",
+                         "fragment_id", it->fragment_id, "chain_id", it->chain_id, NULL);
             break;
         }
         vk__agent_sleep(w, delay < left ? delay : left, NULL);
@@ -250,7 +251,7 @@ static void set_trace(struct agent_slot *s, const char *tp)
     /* Best effort: a malformed trace_parent only loses the trace link. */
     if (vk_http_client_set_header(s->cl, "traceparent", tp) != 0 ||
         vk_http_client_set_header(s->log_cl, "traceparent", tp) != 0)
-        vk_log(VK_LOG_DEBUG, AGENT_COMPONENT, "trace_parent not usable as a header", NULL);
+        vk_log_write(VK_LOG_DEBUG, AGENT_COMPONENT, "trace_parent not usable as a header", NULL);
 }
 
 /* The "execute" span of an attempt: child of the work item's trace_parent (the server's
@@ -260,14 +261,14 @@ static struct vk_span *execute_span(struct vk_worker *w, const char *claim_id,
 {
     struct vk_trace_ctx parent;
     bool has = it->trace_parent &&
-               vk_traceparent_parse(it->trace_parent, strlen(it->trace_parent), &parent) == 0;
+               vk_trace_parent_parse(it->trace_parent, strlen(it->trace_parent), &parent) == 0;
     struct vk_span *sp =
-        vk_tracer_start_span(w->tel.tracer, "execute", VK_SPAN_CONSUMER, has ? &parent : NULL);
-    vk_span_set_str(sp, "vulcan.fragment_id", it->fragment_id);
-    vk_span_set_str(sp, "vulcan.chain_id", it->chain_id);
-    vk_span_set_str(sp, "vulcan.fragment.name", it->name);
-    vk_span_set_str(sp, "vulcan.worker_id", claim_id);
-    vk_span_set_int(sp, "vulcan.attempt", it->attempt);
+        vk_trace_start_span(w->tel.tracer, "execute", VK_SPAN_CONSUMER, has ? &parent : NULL);
+    vk_trace_span_set_str(sp, "vulcan.fragment_id", it->fragment_id);
+    vk_trace_span_set_str(sp, "vulcan.chain_id", it->chain_id);
+    vk_trace_span_set_str(sp, "vulcan.fragment.name", it->name);
+    vk_trace_span_set_str(sp, "vulcan.worker_id", claim_id);
+    vk_trace_span_set_int(sp, "vulcan.attempt", it->attempt);
     return sp;
 }
 
@@ -277,13 +278,13 @@ static void child_span(struct vk_worker *w, const struct vk_span *parent, const 
 {
     if (!parent)
         return;
-    struct vk_span *sp = vk_tracer_start_span(w->tel.tracer, name, VK_SPAN_INTERNAL, &parent->ctx);
+    struct vk_span *sp = vk_trace_start_span(w->tel.tracer, name, VK_SPAN_INTERNAL, &parent->ctx);
     if (!sp)
         return;
-    vk_span_set_start(sp, start_ns); /* the work began before the span was made */
+    vk_trace_span_set_start(sp, start_ns); /* the work began before the span was made */
     if (key)
-        vk_span_set_int(sp, key, value);
-    vk_tracer_end_span(w->tel.tracer, sp);
+        vk_trace_span_set_int(sp, key, value);
+    vk_trace_end_span(w->tel.tracer, sp);
 }
 
 static void run_item(struct agent_slot *s, const char *claim_id, struct work_item *it)
@@ -301,7 +302,7 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
     char tid[VK_TRACE_ID_HEX_LEN] = "", sid[VK_SPAN_ID_HEX_LEN] = "";
     if (span) {
         vk_trace_id_hex(span->ctx.trace_id, tid);
-        vk_span_id_hex(span->ctx.span_id, sid);
+        vk_trace_span_id_hex(span->ctx.span_id, sid);
     }
 
     if (atomic_load(&w->stopping)) {
@@ -310,12 +311,13 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
         snprintf(o.message, sizeof(o.message), "worker shutting down");
     } else if (it->invalid[0]) {
         snprintf(o.message, sizeof(o.message), "invalid work item: %s", it->invalid);
-        vk_log(VK_LOG_ERROR, AGENT_COMPONENT, "invalid work item", "fragment_id", it->fragment_id,
-               "error", it->invalid, NULL);
+        vk_log_write(VK_LOG_ERROR, AGENT_COMPONENT, "invalid work item", "fragment_id",
+                     it->fragment_id, "error", it->invalid, NULL);
     } else {
-        vk_log(VK_LOG_INFO, AGENT_COMPONENT, "running fragment", "fragment_id", it->fragment_id,
-               "chain_id", it->chain_id, "worker_id", claim_id, "attempt", att, "name", it->name,
-               "trace_id", tid[0] ? tid : NULL, "span_id", sid[0] ? sid : NULL, NULL);
+        vk_log_write(VK_LOG_INFO, AGENT_COMPONENT, "running fragment", "fragment_id",
+                     it->fragment_id, "chain_id", it->chain_id, "worker_id", claim_id, "attempt",
+                     att, "name", it->name, "trace_id", tid[0] ? tid : NULL, "span_id",
+                     sid[0] ? sid : NULL, NULL);
         int64_t run_start_ns = span ? span->start_ns : 0;
         atomic_fetch_add(&w->st_attempts, 1);
         int64_t timeout_ms = it->timeout_s > 0 ? it->timeout_s * 1000 : w->default_timeout_ms;
@@ -362,22 +364,22 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
         char code[16], ms[24];
         snprintf(code, sizeof(code), "%d", res.exit_code);
         snprintf(ms, sizeof(ms), "%lld", (long long)res.duration_ms);
-        vk_log(o.success || o.handback ? VK_LOG_INFO : VK_LOG_WARN, AGENT_COMPONENT,
-               o.handback ? "fragment stopped for hand-back" : "fragment finished", "fragment_id",
-               it->fragment_id, "chain_id", it->chain_id, "worker_id", claim_id, "attempt", att,
-               "exit_code", code, "duration_ms", ms, "error", o.message[0] ? o.message : NULL,
-               NULL);
+        vk_log_write(o.success || o.handback ? VK_LOG_INFO : VK_LOG_WARN, AGENT_COMPONENT,
+                     o.handback ? "fragment stopped for hand-back" : "fragment finished",
+                     "fragment_id", it->fragment_id, "chain_id", it->chain_id, "worker_id",
+                     claim_id, "attempt", att, "exit_code", code, "duration_ms", ms, "error",
+                     o.message[0] ? o.message : NULL, NULL);
     }
     post_result(s, claim_id, it, &o);
     if (it->trace_parent && *it->trace_parent)
         set_trace(s, NULL);
     const char *outcome = o.handback ? "handed_back" : o.success ? "completed" : "failed";
     vk__agent_telemetry_attempt(w, outcome, run_s, run_bytes);
-    vk_span_set_str(span, "vulcan.outcome", outcome);
-    vk_span_set_int(span, "vulcan.exit_code", o.exit_code);
+    vk_trace_span_set_str(span, "vulcan.outcome", outcome);
+    vk_trace_span_set_int(span, "vulcan.exit_code", o.exit_code);
     if (!o.success && !o.handback)
-        vk_span_set_status(span, VK_SPAN_ERROR, o.message);
-    vk_tracer_end_span(w->tel.tracer, span);
+        vk_trace_span_set_status(span, VK_SPAN_ERROR, o.message);
+    vk_trace_end_span(w->tel.tracer, span);
     clear_running(s);
 }
 
@@ -388,7 +390,7 @@ void *vk__agent_slot_main(void *arg)
     struct agent_slot *s = arg;
     struct vk_worker *w = s->w;
     struct agent_backoff b;
-    vk__agent_backoff_init(&b, AGENT_BACKOFF_MAX_MS, (uint64_t)vk_mono_ns() ^ (s->index + 1u));
+    vk__agent_backoff_init(&b, AGENT_BACKOFF_MAX_MS, (uint64_t)vk_time_mono_ns() ^ (s->index + 1u));
     char path[] = "/api/v1/work/request";
     while (!atomic_load(&w->stopping)) {
         char id[AGENT_MAX_ID + 1];
@@ -404,7 +406,7 @@ void *vk__agent_slot_main(void *arg)
         struct vk_buf body;
         struct vk_err err;
         vk_err_clear(&err);
-        int64_t asked_ns = vk_mono_ns();
+        int64_t asked_ns = vk_time_mono_ns();
         int rc = vk__agent_poll_post(s->poller, path, text, (long)(w->wait_s + 15) * 1000L,
                                      &w->stopping, &status, &body, &err);
         free(text);
@@ -413,7 +415,7 @@ void *vk__agent_slot_main(void *arg)
         if (rc == 0 && status == 204) {
             vk__agent_backoff_reset(&b);
             /* A server that does not hold the long-poll must not make us spin. */
-            if (vk_mono_ns() - asked_ns < 50 * 1000000LL)
+            if (vk_time_mono_ns() - asked_ns < 50 * 1000000LL)
                 vk__agent_sleep(w, 500, &w->stopping);
         } else if (rc == 0 && status == 200) {
             vk__agent_backoff_reset(&b);
@@ -422,23 +424,23 @@ void *vk__agent_slot_main(void *arg)
             if (usable)
                 run_item(s, id, &it);
             else
-                vk_log(VK_LOG_ERROR, AGENT_COMPONENT,
-                       "unusable work item (no valid fragment_id or attempt)", "worker_id", id,
-                       NULL);
+                vk_log_write(VK_LOG_ERROR, AGENT_COMPONENT,
+                             "unusable work item (no valid fragment_id or attempt)", "worker_id",
+                             id, NULL);
             item_release(&it);
             if (!usable)
                 vk__agent_sleep(w, 1000, &w->stopping);
         } else if (rc == 0 && (status == 404 || status == 409)) {
-            vk_log(VK_LOG_WARN, AGENT_COMPONENT, "server forgot this worker; registering again",
-                   "worker_id", id, NULL);
+            vk_log_write(VK_LOG_WARN, AGENT_COMPONENT,
+                         "server forgot this worker; registering again", "worker_id", id, NULL);
             (void)vk__agent_register(w, s->cl, gen);
         } else {
             char st[24];
             snprintf(st, sizeof(st), "%ld", status);
             int64_t delay = vk__agent_backoff_next(&b);
-            vk_log(b.failures == 1 ? VK_LOG_WARN : VK_LOG_DEBUG, AGENT_COMPONENT,
-                   "asking for work failed", "worker_id", id, "error", rc != 0 ? err.msg : NULL,
-                   "status", rc == 0 ? st : NULL, NULL);
+            vk_log_write(b.failures == 1 ? VK_LOG_WARN : VK_LOG_DEBUG, AGENT_COMPONENT,
+                         "asking for work failed", "worker_id", id, "error",
+                         rc != 0 ? err.msg : NULL, "status", rc == 0 ? st : NULL, NULL);
             vk_buf_release(&body);
             vk__agent_sleep(w, delay, &w->stopping);
             continue;

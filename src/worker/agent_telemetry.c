@@ -9,7 +9,7 @@
  *   vulcan_worker_log_bytes_total                       output bytes the server acknowledged
  *   vulcan_trace_spans_exported_total, vulcan_trace_spans_dropped_total{reason}
  */
-#include "worker/agent_int.h"
+#include "agent_int.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -59,8 +59,8 @@ static int metrics_init(struct vk_worker *w, const char *listen, struct vk_err *
     if (rc == 0) {
         char port[16];
         snprintf(port, sizeof(port), "%u", vk_http_server_port(t->http));
-        vk_log(VK_LOG_INFO, AGENT_COMPONENT, "serving metrics", "listen", listen, "port", port,
-               NULL);
+        vk_log_write(VK_LOG_INFO, AGENT_COMPONENT, "serving metrics", "listen", listen, "port",
+                     port, NULL);
     }
     return rc;
 }
@@ -78,7 +78,7 @@ int vk__agent_telemetry_init(struct vk_worker *w, const struct vk_worker_opts *o
         .service_name = "vulcan-worker",
         .metrics = w->tel.reg,
     };
-    return vk_tracer_new(&tc, &w->tel.tracer, err);
+    return vk_trace_new(&tc, &w->tel.tracer, err);
 }
 
 void vk__agent_telemetry_free(struct vk_worker *w)
@@ -86,7 +86,7 @@ void vk__agent_telemetry_free(struct vk_worker *w)
     struct agent_telemetry *t = &w->tel;
     vk_http_server_free(t->http); /* before the registry it renders */
     t->http = NULL;
-    vk_tracer_free(t->tracer, 2000); /* export what is queued, up to 2 s */
+    vk_trace_free(t->tracer, 2000); /* export what is queued, up to 2 s */
     t->tracer = NULL;
     vk_metrics_free(t->reg);
     t->reg = NULL;
@@ -98,10 +98,10 @@ void vk__agent_telemetry_attempt(struct vk_worker *w, const char *status, double
     struct agent_telemetry *t = &w->tel;
     if (!t->reg)
         return;
-    vk_counter_inc(vk_metric_counter_with(t->fragments, status));
-    vk_histogram_observe(vk_metric_histogram_with(t->run_duration, status), seconds);
+    vk_metrics_counter_inc(vk_metrics_counter_with(t->fragments, status));
+    vk_metrics_histogram_observe(vk_metrics_histogram_with(t->run_duration, status), seconds);
     if (log_bytes > 0) {
-        vk_counter_inc(vk_metric_counter_with(t->uploads));
-        vk_counter_add(vk_metric_counter_with(t->log_bytes), log_bytes);
+        vk_metrics_counter_inc(vk_metrics_counter_with(t->uploads));
+        vk_metrics_counter_add(vk_metrics_counter_with(t->log_bytes), log_bytes);
     }
 }

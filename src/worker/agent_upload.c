@@ -11,8 +11,8 @@
  * uploading stops and the run is cancelled. When more than 8 MiB are unsent
  * the callback waits up to 250 ms for room (backpressure on the script).
  */
+#include "agent_int.h"
 #include "vulcan/telemetry.h"
-#include "worker/agent_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -36,8 +36,8 @@ static void start_uploader(struct agent_slot *s)
     if (s->up_started || s->up_failed)
         return;
     if (vk__agent_thread_start(&s->up_thread, uploader_main, s) != 0) {
-        vk_log(VK_LOG_ERROR, AGENT_COMPONENT, "cannot start the log uploader; output is lost",
-               "fragment_id", s->fragment_id, NULL);
+        vk_log_write(VK_LOG_ERROR, AGENT_COMPONENT, "cannot start the log uploader; output is lost",
+                     "fragment_id", s->fragment_id, NULL);
         s->up_failed = true;
         pthread_mutex_lock(&s->mu);
         s->up_abandon = true;
@@ -58,7 +58,7 @@ void vk__agent_upload_output(void *ctx, const char *data, size_t len)
         return;
     }
     if (s->pending.len + s->inflight > AGENT_BACKPRESSURE) {
-        struct timespec until = abs_ns(vk_mono_ns() + AGENT_BACKPRESSURE_WAIT_MS * 1000000LL);
+        struct timespec until = abs_ns(vk_time_mono_ns() + AGENT_BACKPRESSURE_WAIT_MS * 1000000LL);
         while (s->pending.len + s->inflight > AGENT_BACKPRESSURE && !s->up_stale &&
                !s->up_abandon) {
             if (pthread_cond_timedwait(&s->cond, &s->mu, &until) == ETIMEDOUT)
@@ -74,7 +74,7 @@ void vk__agent_upload_output(void *ctx, const char *data, size_t len)
         s->up_dropped += len; /* out of memory: vk_buf_add released the buffer */
         was_empty = true;
     } else if (was_empty) {
-        s->first_unsent_ns = vk_mono_ns();
+        s->first_unsent_ns = vk_time_mono_ns();
     }
     if (was_empty || s->pending.len >= AGENT_CHUNK_MIN)
         pthread_cond_broadcast(&s->cond);
@@ -143,10 +143,11 @@ static bool send_all(struct agent_slot *s, const char *fid, uint32_t attempt,
             continue;
         }
         if (rc == VK_ECONFLICT || rc == VK_EINVAL) {
-            vk_log(VK_LOG_WARN, AGENT_COMPONENT,
-                   rc == VK_ECONFLICT ? "log refused: the attempt is stale; cancelling the run"
-                                      : "log refused; output of this attempt is not uploaded",
-                   "fragment_id", fid, "error", why, NULL);
+            vk_log_write(VK_LOG_WARN, AGENT_COMPONENT,
+                         rc == VK_ECONFLICT
+                             ? "log refused: the attempt is stale; cancelling the run"
+                             : "log refused; output of this attempt is not uploaded",
+                         "fragment_id", fid, "error", why, NULL);
             pthread_mutex_lock(&s->mu);
             s->up_stale = true;
             if (rc == VK_ECONFLICT)
@@ -155,22 +156,22 @@ static bool send_all(struct agent_slot *s, const char *fid, uint32_t attempt,
             pthread_mutex_unlock(&s->mu);
             return false;
         }
-        int64_t now = vk_mono_ns();
+        int64_t now = vk_time_mono_ns();
         if (!failing_since)
             failing_since = now;
         int64_t limit_ms = UPLOAD_GIVE_UP_MS;
         if (atomic_load(&s->w->stop_requests) >= 2)
             limit_ms = 10000; /* told twice to stop: do not hold the exit for long */
         if (finished && now - failing_since > limit_ms * 1000000) {
-            vk_log(VK_LOG_ERROR, AGENT_COMPONENT, "giving up uploading output", "fragment_id", fid,
-                   "error", why, NULL);
+            vk_log_write(VK_LOG_ERROR, AGENT_COMPONENT, "giving up uploading output", "fragment_id",
+                         fid, "error", why, NULL);
             return false;
         }
         int64_t delay = vk__agent_backoff_next(b);
-        vk_log(b->failures == 1 ? VK_LOG_WARN : VK_LOG_DEBUG, AGENT_COMPONENT,
-               "log upload failed; retrying", "fragment_id", fid, "error", why, NULL);
+        vk_log_write(b->failures == 1 ? VK_LOG_WARN : VK_LOG_DEBUG, AGENT_COMPONENT,
+                     "log upload failed; retrying", "fragment_id", fid, "error", why, NULL);
         pthread_mutex_lock(&s->mu);
-        struct timespec until = abs_ns(vk_mono_ns() + delay * 1000000);
+        struct timespec until = abs_ns(vk_time_mono_ns() + delay * 1000000);
         while (!s->up_abandon) {
             if (pthread_cond_timedwait(&s->cond, &s->mu, &until) == ETIMEDOUT)
                 break;
@@ -185,7 +186,7 @@ static void *uploader_main(void *arg)
     struct agent_slot *s = arg;
     char fid[AGENT_MAX_ID + 1];
     struct agent_backoff b;
-    vk__agent_backoff_init(&b, 10000, (uint64_t)vk_mono_ns() ^ (s->index + 99u));
+    vk__agent_backoff_init(&b, 10000, (uint64_t)vk_time_mono_ns() ^ (s->index + 99u));
     pthread_mutex_lock(&s->mu);
     memcpy(fid, s->fragment_id, sizeof(fid));
     uint32_t attempt = s->attempt;
@@ -200,7 +201,7 @@ static void *uploader_main(void *arg)
         }
         if (!s->up_finished && s->pending.len < AGENT_CHUNK_MIN) {
             int64_t due = s->first_unsent_ns + (int64_t)AGENT_FLUSH_MS * 1000000;
-            if (vk_mono_ns() < due) {
+            if (vk_time_mono_ns() < due) {
                 struct timespec until = abs_ns(due);
                 (void)pthread_cond_timedwait(&s->cond, &s->mu, &until);
                 continue;

@@ -4,7 +4,7 @@
  * validate → workspace → checkout → script file → environment → cgroup →
  * (bubblewrap) shell → output pump → clean-up → result.
  */
-#include "worker/exec_int.h"
+#include "exec_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -215,20 +215,20 @@ void vk_exec_env_release(struct vk_exec_env *env)
     vk__exec_cg_env_release(env);
     if (env->work_dir)
         sweep_spares(env, true);
-    vk_free(env->work_dir);
-    vk_free(env->mirror_dir);
-    vk_free(env->run_dir);
-    vk_free(env->bwrap_path);
-    vk_free(env->git_path);
-    vk_free(env->git_home);
-    vk_free(env->shell);
+    vk_mem_free(env->work_dir);
+    vk_mem_free(env->mirror_dir);
+    vk_mem_free(env->run_dir);
+    vk_mem_free(env->bwrap_path);
+    vk_mem_free(env->git_path);
+    vk_mem_free(env->git_home);
+    vk_mem_free(env->shell);
     memset(env, 0, sizeof *env);
 }
 
 static char *join(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
-    char *p = vk_xmalloc(la + lb + 2);
+    char *p = vk_mem_xalloc(la + lb + 2);
     memcpy(p, a, la);
     p[la] = '/';
     memcpy(p + la + 1, b, lb + 1);
@@ -250,7 +250,7 @@ int vk_exec_env_init(struct vk_exec_env *env, const struct vk_exec_config *cfg, 
         return vk_err_errno(err, "realpath work directory");
     if (strlen(real) > 300)
         return vk_err_set(err, VK_ETOOBIG, "executor: work directory path too long");
-    env->work_dir = vk_xstrdup(real);
+    env->work_dir = vk_mem_xstrdup(real);
     env->mirror_dir = join(real, "mirrors");
     env->run_dir = join(real, "run");
     if ((rc = vk__exec_mkdir_p(env->mirror_dir, 0700, err)) < 0 ||
@@ -262,10 +262,10 @@ int vk_exec_env_init(struct vk_exec_env *env, const struct vk_exec_config *cfg, 
     env->git_path = vk__exec_which(cfg->git_path ? cfg->git_path : "/usr/bin/git", "git");
     env->bwrap_path = vk__exec_which(cfg->bwrap_path ? cfg->bwrap_path : "/usr/bin/bwrap", "bwrap");
     const char *home = getenv("HOME");
-    env->git_home = vk_xstrdup(home && home[0] == '/' ? home : "/");
+    env->git_home = vk_mem_xstrdup(home && home[0] == '/' ? home : "/");
     env->shell_mode = cfg->shell;
     env->shell_is_bash = cfg->shell != VK_EXEC_SHELL_SH && access("/bin/bash", X_OK) == 0;
-    env->shell = vk_xstrdup(env->shell_is_bash ? "/bin/bash" : "/bin/sh");
+    env->shell = vk_mem_xstrdup(env->shell_is_bash ? "/bin/bash" : "/bin/sh");
     env->cgroups = cfg->no_cgroups ? VK_EXEC_CGROUPS_NEVER : cfg->cgroups;
     env->default_sandbox =
         cfg->sandbox == VK_EXEC_SANDBOX_DEFAULT ? VK_EXEC_SANDBOX_AUTO : cfg->sandbox;
@@ -608,9 +608,9 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
     }
 
     if (spec->repository_url && *spec->repository_url) {
-        int64_t t0 = vk_mono_ns();
+        int64_t t0 = vk_time_mono_ns();
         rc = vk__exec_checkout(env, spec, st->ws, &st->pool, &st->sink, cancel, &st->mirror, err);
-        out->checkout_ms = (vk_mono_ns() - t0) / 1000000;
+        out->checkout_ms = (vk_time_mono_ns() - t0) / 1000000;
         if (rc == VK_EAGAIN)
             out->cancelled = true;
         if (rc < 0)
@@ -667,7 +667,7 @@ int vk_exec_run(const struct vk_exec_env *env, const struct vk_exec_spec *spec,
                 vk_exec_output_fn cb, void *ctx, struct vk_exec_cancel *cancel,
                 struct vk_exec_result *out, struct vk_err *err)
 {
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     struct run_state st;
     memset(&st, 0, sizeof st);
     memset(out, 0, sizeof *out);
@@ -712,6 +712,6 @@ int vk_exec_run(const struct vk_exec_env *env, const struct vk_exec_spec *spec,
     vk__exec_strv_release(&st.argv);
     vk__exec_strv_release(&st.envv);
     vk_pool_release(&st.pool);
-    out->duration_ms = (vk_mono_ns() - t0) / 1000000;
+    out->duration_ms = (vk_time_mono_ns() - t0) / 1000000;
     return rc;
 }

@@ -13,7 +13,7 @@
  * by writing "0" into cgroup.procs descriptors opened by the parent before
  * fork; bubblewrap and everything below it inherit the membership.
  */
-#include "worker/exec_int.h"
+#include "exec_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -149,7 +149,7 @@ static void detect_v2(struct vk_exec_env *env, const char *name)
         if (path[i] == '\0')
             break;
     }
-    env->cg_v2_parent = vk_xstrdup(path);
+    env->cg_v2_parent = vk_mem_xstrdup(path);
     env->cgroup_mode = VK_EXEC_CGROUP_V2;
 }
 
@@ -171,7 +171,7 @@ static void detect_v1(struct vk_exec_env *env, const char *name)
             continue;
         if (!writable_dir(path))
             continue;
-        env->cg_v1_parent[i] = vk_xstrdup(path);
+        env->cg_v1_parent[i] = vk_mem_xstrdup(path);
         usable++;
     }
     if (usable == 0) {
@@ -203,12 +203,12 @@ void vk__exec_cg_env_release(struct vk_exec_env *env)
     /* Only empty parents go away: other workers may share them. */
     if (env->cg_v2_parent)
         (void)rmdir(env->cg_v2_parent);
-    vk_free(env->cg_v2_parent);
+    vk_mem_free(env->cg_v2_parent);
     env->cg_v2_parent = NULL;
     for (int i = 0; i < VK__CG_N; i++) {
         if (env->cg_v1_parent[i])
             (void)rmdir(env->cg_v1_parent[i]);
-        vk_free(env->cg_v1_parent[i]);
+        vk_mem_free(env->cg_v1_parent[i]);
         env->cg_v1_parent[i] = NULL;
     }
 }
@@ -232,7 +232,7 @@ static char *make_leaf(const char *parent, const char *name, int *procs_fd)
         (void)rmdir(path);
         return NULL;
     }
-    return vk_xstrdup(path);
+    return vk_mem_xstrdup(path);
 }
 
 static int create_v2(const struct vk_exec_env *env, const char *name,
@@ -442,7 +442,7 @@ void vk__exec_cg_destroy(struct vk__exec_cg *cg)
         /* Killed tasks leave the cgroup as they finish exiting: retry for a moment. */
         for (int t = 0; t < 200 && rmdir(cg->dir[i]) < 0 && errno == EBUSY; t++)
             vk__exec_sleep_ms(5);
-        vk_free(cg->dir[i]);
+        vk_mem_free(cg->dir[i]);
         cg->dir[i] = NULL;
     }
     cg->mode = VK_EXEC_CGROUP_NONE;

@@ -9,7 +9,7 @@
  * bound the number of open descriptors, a subtree deeper than MAX_DEPTH is
  * moved up to the top directory and removed from there on a later pass.
  */
-#include "worker/exec_int.h"
+#include "exec_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -80,7 +80,7 @@ int vk__exec_write_file(const char *path, const char *data, size_t len, struct v
 char *vk__exec_which(const char *pref, const char *name)
 {
     if (pref && access(pref, X_OK) == 0)
-        return vk_xstrdup(pref);
+        return vk_mem_xstrdup(pref);
     const char *path = getenv("PATH");
     if (!path || !*path)
         path = VK_EXEC_DEFAULT_PATH;
@@ -91,7 +91,7 @@ char *vk__exec_which(const char *pref, const char *name)
         if (n > 0 && n + strlen(name) + 2 < sizeof cand) {
             snprintf(cand, sizeof cand, "%.*s/%s", (int)n, path, name);
             if (cand[0] == '/' && access(cand, X_OK) == 0)
-                return vk_xstrdup(cand);
+                return vk_mem_xstrdup(cand);
         }
         path += n;
         if (*path == ':')

@@ -18,7 +18,7 @@
  * transports file, git, http, https and ssh allowed, and a minimal
  * environment (PATH, HOME of the worker, LC_ALL=C).
  */
-#include "worker/exec_int.h"
+#include "exec_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -155,7 +155,7 @@ static int run_git(struct git_run *g, const char *cwd, char **args, struct vk_bu
 
 static int lock_wait(int fd, int op, struct git_run *g, struct vk_err *err)
 {
-    int64_t until = vk_mono_ns() / 1000000 + g->env->checkout_timeout_ms;
+    int64_t until = vk_time_mono_ns() / 1000000 + g->env->checkout_timeout_ms;
     for (;;) {
         if (flock(fd, op | LOCK_NB) == 0)
             return 0;
@@ -163,7 +163,7 @@ static int lock_wait(int fd, int op, struct git_run *g, struct vk_err *err)
             return vk_err_errno(err, "flock mirror");
         if (g->cancel && atomic_load(&g->cancel->requested))
             return vk_err_set(err, VK_EAGAIN, "checkout cancelled");
-        if (vk_mono_ns() / 1000000 > until)
+        if (vk_time_mono_ns() / 1000000 > until)
             return vk_err_set(err, VK_ETIMEDOUT, "timed out waiting for the mirror lock");
         vk__exec_sleep_ms(20);
     }
@@ -310,7 +310,7 @@ int vk__exec_checkout(const struct vk_exec_env *env, const struct vk_exec_spec *
                          sha ? sha : (br ? "branch " : "the default branch"),
                          sha ? "" : (br ? br : ""));
 
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     int lockfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (lockfd < 0)
         return vk_err_errno(err, "open mirror lock");
@@ -336,7 +336,7 @@ int vk__exec_checkout(const struct vk_exec_env *env, const struct vk_exec_spec *
     if (rc < 0)
         return rc;
     vk__exec_sink_notice(sink, "[vulcan] checkout done: %s in %lld ms\n", full,
-                         (long long)((vk_mono_ns() - t0) / 1000000));
+                         (long long)((vk_time_mono_ns() - t0) / 1000000));
     *mirror_out = mirror;
     return 0;
 }

@@ -20,7 +20,7 @@
  * keeps the process-group id reserved while the rest of the group is killed:
  * kill(-pgid) can then never hit a recycled group.
  */
-#include "worker/exec_int.h"
+#include "exec_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -208,7 +208,7 @@ static void signal_job(const struct vk__exec_child *c, pid_t pid, int sig)
 
 static int64_t now_ms(void)
 {
-    return vk_mono_ns() / 1000000;
+    return vk_time_mono_ns() / 1000000;
 }
 
 /* Hand `n` bytes of child output to the sink or the capture buffer. */
@@ -263,7 +263,7 @@ int vk__exec_child_run(const struct vk__exec_child *c, struct vk__exec_outcome *
         rc = vk_err_errno(err, "dup");
         goto out;
     }
-    buf = vk_xmalloc(READ_CHUNK);
+    buf = vk_mem_xalloc(READ_CHUNK);
 
     struct child_args ca = {c, devnull, pfd[1], efd[1], maxfd};
     sigset_t all, old;
@@ -396,7 +396,7 @@ out:
             o->signal = WTERMSIG(st);
         }
     }
-    vk_free(buf);
+    vk_mem_free(buf);
     if (pidfd >= 0)
         close(pidfd);
     for (int i = 0; i < 2; i++) {

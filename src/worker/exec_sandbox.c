@@ -12,7 +12,7 @@
  * injected LD_PRELOAD cannot reach it); the script's environment is set with
  * --clearenv/--setenv.
  */
-#include "worker/exec_int.h"
+#include "exec_int.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -164,5 +164,5 @@ void vk__exec_bwrap_probe(struct vk_exec_env *env)
     else
         env->bwrap_ok = true;
     vk_buf_release(&out);
-    vk_free(truep);
+    vk_mem_free(truep);
 }

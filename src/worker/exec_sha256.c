@@ -2,7 +2,7 @@
  * exec_sha256.c — hex SHA-256 of a URL, to name mirror directories. Uses
  * OpenSSL's libcrypto, which the project links anyway.
  */
-#include "worker/exec_int.h"
+#include "exec_int.h"
 
 #include <openssl/evp.h>
 

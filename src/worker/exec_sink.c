@@ -2,7 +2,7 @@
  * exec_sink.c — the attempt's output stream (cap, prefixes, notices) and the
  * small string vectors used to build argv/envp arrays.
  */
-#include "worker/exec_int.h"
+#include "exec_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -65,7 +65,7 @@ void vk__exec_strv_release(struct vk__exec_strv *sv)
 {
     if (!sv)
         return;
-    vk_free(sv->v);
+    vk_mem_free(sv->v);
     sv->v = NULL;
     sv->n = 0;
     sv->cap = 0;
@@ -77,7 +77,7 @@ int vk__exec_strv_push(struct vk__exec_strv *sv, char *s)
         return VK_ENOMEM; /* a failed pool allocation upstream */
     if (sv->n + 2 > sv->cap) {
         size_t ncap = sv->cap ? sv->cap * 2 : 32;
-        char **nv = vk_realloc(sv->v, ncap * sizeof *nv);
+        char **nv = vk_mem_realloc(sv->v, ncap * sizeof *nv);
         if (!nv)
             return VK_ENOMEM;
         sv->v = nv;

@@ -70,7 +70,7 @@ int vk_workflow_load_buffer(const char *src, size_t len, const char *file_name,
     top.src = src;
     top.len = len;
 
-    struct vk_workflow *wf = vk_calloc(1, sizeof(*wf));
+    struct vk_workflow *wf = vk_mem_calloc(1, sizeof(*wf));
     if (!wf)
         return vk__wf_fail(&L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
     vk_pool_init(&wf->pool, 0);
@@ -169,7 +169,7 @@ void vk_workflow_free(struct vk_workflow *wf)
     if (!wf)
         return;
     vk_pool_release(&wf->pool);
-    vk_free(wf);
+    vk_mem_free(wf);
 }
 
 static size_t count(const struct vk_wf_fragment *g)

@@ -410,7 +410,7 @@ static int eval(const struct vk_cond *c, vk_cond_lookup_fn *lookup, void *ctx, b
         const char *l = value_of(c->l, lookup, ctx);
         const char *r = value_of(c->r, lookup, ctx);
         if (c->op == VK_COND_MATCH)
-            *res = vk_wf_glob_match(r, l);
+            *res = vk_glob_match(r, l);
         else
             *res = (strcmp(l, r) == 0) == (c->op == VK_COND_EQ);
         return 0;

@@ -130,9 +130,9 @@ static int parse_field(const struct field *f, const char *s, size_t start, size_
     return 0;
 }
 
-int vk_wf_cron_parse(const char *expr, struct vk_wf_cron *out, struct vk_err *err)
+int vk_cron_parse(const char *expr, struct vk_cron *out, struct vk_err *err)
 {
-    struct vk_wf_cron c;
+    struct vk_cron c;
     memset(&c, 0, sizeof(c));
     size_t len = strlen(expr);
     if (len > 256)
@@ -147,7 +147,7 @@ int vk_wf_cron_parse(const char *expr, struct vk_wf_cron *out, struct vk_err *er
         for (size_t k = 0; k < VK_ARRAY_LEN(macros); k++) {
             if (strlen(macros[k].name) == e - lead &&
                 strncasecmp(expr + lead, macros[k].name, e - lead) == 0) {
-                int rc = vk_wf_cron_parse(macros[k].expr, &c, err);
+                int rc = vk_cron_parse(macros[k].expr, &c, err);
                 if (rc == 0 && out)
                     *out = c;
                 return rc;
@@ -195,7 +195,7 @@ int vk_wf_cron_parse(const char *expr, struct vk_wf_cron *out, struct vk_err *er
     return 0;
 }
 
-bool vk_wf_timezone_valid(const char *name)
+bool vk_cron_tz_valid(const char *name)
 {
     size_t n = strlen(name);
     if (n == 0 || n > 128 || name[0] == '/' || strstr(name, ".."))

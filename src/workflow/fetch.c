@@ -51,7 +51,7 @@ static int fetch_file(const struct vk_wf_fetch_req *req, struct vk_buf *out, str
         }
         rc = vk_buf_add(out, chunk, (size_t)n);
         if (rc < 0) {
-            vk_err_set(err, rc, "%s", vk_strerror(rc));
+            vk_err_set(err, rc, "%s", vk_err_name(rc));
             goto out;
         }
     }

@@ -93,7 +93,7 @@ static void add_state(bool *set, const struct tok *t, size_t n, size_t i)
     }
 }
 
-bool vk_wf_glob_match(const char *pattern, const char *s)
+bool vk_glob_match(const char *pattern, const char *s)
 {
     struct tok t[GLOB_MAX_TOKENS];
     bool a[GLOB_MAX_TOKENS + 1], b[GLOB_MAX_TOKENS + 1];

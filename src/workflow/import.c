@@ -215,7 +215,7 @@ static int fetch_error(struct vk__wf_loader *L, const struct vk_kdl_value *v, co
     if (rc == VK_ENOMEM)
         return vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
     return vk__wf_fail(L, VK_WF_ERR_FETCH, rc, VK__WF_AT(v->pos), "%s '%s': %s", what, loc,
-                       e->msg[0] ? e->msg : vk_strerror(rc));
+                       e->msg[0] ? e->msg : vk_err_name(rc));
 }
 
 int vk__wf_load_document(struct vk__wf_loader *L, const struct vk_kdl_doc *doc);

@@ -232,7 +232,7 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                                  vk_kdl_kind_name(c->args[0].kind));
             if (rc == 0)
                 rc = nonempty_string(L, c, &t);
-            if (rc == 0 && (vk_duration_parse(t, strlen(t), &f->timeout_ms) < 0 ||
+            if (rc == 0 && (vk_time_duration_parse(t, strlen(t), &f->timeout_ms) < 0 ||
                             f->timeout_ms <= 0 || f->timeout_ms > MAX_TIMEOUT_MS))
                 rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(c->args[0].pos),
                                  "invalid timeout '%s'; expected a duration from 1s to 7 days "

@@ -30,7 +30,7 @@ void vk_wf_error_release(struct vk_wf_error *e)
 {
     if (!e)
         return;
-    vk_free(e->rendered);
+    vk_mem_free(e->rendered);
     vk_wf_error_init(e);
 }
 

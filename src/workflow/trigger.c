@@ -167,14 +167,14 @@ static int load_schedule(struct vk__wf_loader *L, const struct vk_kdl_node *n,
         if (is_cron) {
             struct vk_err e;
             vk_err_clear(&e);
-            if (strlen(v) != p->value.str.len || vk_wf_cron_parse(v, NULL, &e) < 0)
+            if (strlen(v) != p->value.str.len || vk_cron_parse(v, NULL, &e) < 0)
                 return vk__wf_fail(L, VK_WF_ERR_TRIGGER, VK_EPARSE, p->value.pos.line,
                                    vk__wf_value_col(L, &p->value, e.col ? e.col - 1 : 0),
                                    "invalid cron expression: %s",
                                    e.msg[0] ? e.msg : "contains a NUL character");
             t->cron = v;
         } else {
-            if (strlen(v) != p->value.str.len || !vk_wf_timezone_valid(v))
+            if (strlen(v) != p->value.str.len || !vk_cron_tz_valid(v))
                 return vk__wf_fail(L, VK_WF_ERR_TRIGGER, VK_EPARSE, VK__WF_AT(p->value.pos),
                                    "unknown time zone '%s'; expected an IANA name such as "
                                    "'Europe/Amsterdam' or 'UTC'",
@@ -344,9 +344,9 @@ static bool list_match(const struct vk_wf_strlist *l, const char *s)
     for (size_t i = 0; i < l->n; i++) {
         const char *p = l->items[i];
         if (p[0] == '!') {
-            if (vk_wf_glob_match(p + 1, s))
+            if (vk_glob_match(p + 1, s))
                 r = false;
-        } else if (vk_wf_glob_match(p, s)) {
+        } else if (vk_glob_match(p, s)) {
             r = true;
         }
     }

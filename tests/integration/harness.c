@@ -35,7 +35,7 @@
 
 int64_t vkt_now(void)
 {
-    return vk_mono_ns() / 1000000;
+    return vk_time_mono_ns() / 1000000;
 }
 
 void vkt_sleep(int64_t ms)

@@ -117,7 +117,7 @@ static bool skipped_has(json_t *a, const char *file)
 }
 
 /* Post and expect `status` and, when `want` is given, exactly those chains. */
-static json_t *post_ok(enum vk_hook_provider p, const char *name, const struct te_send *o,
+static json_t *post_ok(enum vk_triggers_provider p, const char *name, const struct te_send *o,
                        long status)
 {
     long st = 0;
@@ -284,7 +284,7 @@ static void test_provider_events(void **state)
     json_t *a;
 
     /* GitHub push to main: main, docs (the payload lists docs/old.md), broken (failed). */
-    a = post_ok(VK_HOOK_GITHUB, "github/push", NULL, 200);
+    a = post_ok(VK_TRIGGERS_GITHUB, "github/push", NULL, 200);
     struct exp gh_push[] = {
         {".vulcan/main.kdl", "push", "main", T.c, 0, NULL, "refs/heads/main", false},
         {".vulcan/docs.kdl", "push", "main", T.c, 0, NULL, "refs/heads/main", false},
@@ -308,7 +308,7 @@ static void test_provider_events(void **state)
     vk_pool_release(&pool);
 
     /* GitHub tag v1.2.0. */
-    a = post_ok(VK_HOOK_GITHUB, "github/tag", NULL, 200);
+    a = post_ok(VK_TRIGGERS_GITHUB, "github/tag", NULL, 200);
     struct exp gh_tag[] = {
         {".vulcan/release.kdl", "tag", NULL, T.c, 0, "v1.2.0", "refs/tags/v1.2.0", false},
         {".vulcan/broken.kdl", "tag", NULL, T.c, 0, "v1.2.0", NULL, true},
@@ -320,33 +320,33 @@ static void test_provider_events(void **state)
     struct exp gh_pr[] = {
         {".vulcan/pr.kdl", "pull_request", "feature/fast", T.b, 42, NULL, "refs/heads/main", false},
     };
-    a = post_ok(VK_HOOK_GITHUB, "github/pull_request_opened", NULL, 200);
+    a = post_ok(VK_TRIGGERS_GITHUB, "github/pull_request_opened", NULL, 200);
     check_answer(a, gh_pr, 1, 4);
     json_decref(a);
-    a = post_ok(VK_HOOK_GITHUB, "github/pull_request_synchronize", NULL, 200);
+    a = post_ok(VK_TRIGGERS_GITHUB, "github/pull_request_synchronize", NULL, 200);
     check_answer(a, gh_pr, 1, 4);
     json_decref(a);
 
     /* GitHub ping and a deleted branch: 200, nothing. */
-    a = post_ok(VK_HOOK_GITHUB, "github/ping", NULL, 200);
+    a = post_ok(VK_TRIGGERS_GITHUB, "github/ping", NULL, 200);
     check_answer(a, NULL, 0, 0);
     json_decref(a);
-    a = post_ok(VK_HOOK_GITHUB, "github/push_deleted", NULL, 200);
+    a = post_ok(VK_TRIGGERS_GITHUB, "github/push_deleted", NULL, 200);
     check_answer(a, NULL, 0, 0);
     json_decref(a);
 
     /* GitLab: push (complete commit list with docs/old.md), tag, merge request update. */
-    a = post_ok(VK_HOOK_GITLAB, "gitlab/push", NULL, 200);
+    a = post_ok(VK_TRIGGERS_GITLAB, "gitlab/push", NULL, 200);
     check_answer(a, gh_push, 3, 3);
     json_decref(a);
-    a = post_ok(VK_HOOK_GITLAB, "gitlab/tag_push", NULL, 200);
+    a = post_ok(VK_TRIGGERS_GITLAB, "gitlab/tag_push", NULL, 200);
     struct exp gl_tag[] = {
         {".vulcan/release.kdl", "tag", NULL, T.c, 0, "v1.0.0", "refs/tags/v1.0.0", false},
         {".vulcan/broken.kdl", "tag", NULL, T.c, 0, "v1.0.0", NULL, true},
     };
     check_answer(a, gl_tag, 2, 4);
     json_decref(a);
-    a = post_ok(VK_HOOK_GITLAB, "gitlab/merge_request", NULL, 200);
+    a = post_ok(VK_TRIGGERS_GITLAB, "gitlab/merge_request", NULL, 200);
     struct exp gl_mr[] = {
         {".vulcan/pr.kdl", "pull_request", "feature/fast", T.b, 7, NULL, "refs/heads/main", false},
     };
@@ -354,14 +354,14 @@ static void test_provider_events(void **state)
     json_decref(a);
 
     /* Gitea: a push to develop starts only the broken workflow's failed chain. */
-    a = post_ok(VK_HOOK_GITEA, "gitea/push", NULL, 200);
+    a = post_ok(VK_TRIGGERS_GITEA, "gitea/push", NULL, 200);
     struct exp gt_push[] = {
         {".vulcan/broken.kdl", "push", "develop", T.c, 0, NULL, "refs/heads/develop", true},
     };
     check_answer(a, gt_push, 1, 5);
     assert_true(skipped_has(a, ".vulcan/main.kdl"));
     json_decref(a);
-    a = post_ok(VK_HOOK_GITEA, "gitea/pull_request", NULL, 200);
+    a = post_ok(VK_TRIGGERS_GITEA, "gitea/pull_request", NULL, 200);
     json_t *prs = json_object_get(a, "chains");
     assert_int_equal(json_array_size(prs), 1);
     struct vk_store_chain ch;
@@ -377,7 +377,7 @@ static void test_provider_events(void **state)
     json_decref(a);
 
     /* Bitbucket: push (paths computed with git: no docs change), PR with a short sha. */
-    a = post_ok(VK_HOOK_BITBUCKET, "bitbucket/repo_push", NULL, 200);
+    a = post_ok(VK_TRIGGERS_BITBUCKET, "bitbucket/repo_push", NULL, 200);
     struct exp bb_push[] = {
         {".vulcan/main.kdl", "push", "main", T.c, 0, NULL, NULL, false},
         {".vulcan/broken.kdl", "push", "main", T.c, 0, NULL, NULL, true},
@@ -385,7 +385,7 @@ static void test_provider_events(void **state)
     check_answer(a, bb_push, 2, 4);
     assert_true(skipped_has(a, ".vulcan/docs.kdl"));
     json_decref(a);
-    a = post_ok(VK_HOOK_BITBUCKET, "bitbucket/pullrequest_created", NULL, 200);
+    a = post_ok(VK_TRIGGERS_BITBUCKET, "bitbucket/pullrequest_created", NULL, 200);
     struct exp bb_pr[] = {
         {".vulcan/pr.kdl", "pull_request", "feature/fast", T.b, 12, NULL, "refs/heads/main", false},
     };
@@ -396,7 +396,7 @@ static void test_provider_events(void **state)
     char path[128];
     snprintf(path, sizeof(path), "/hooks/generic/%s", T.repo_id);
     struct te_send gs = {.path = path};
-    a = post_ok(VK_HOOK_GENERIC, "generic/push", &gs, 200);
+    a = post_ok(VK_TRIGGERS_GENERIC, "generic/push", &gs, 200);
     check_answer(a, bb_push, 2, 4);
     json_decref(a);
 
@@ -412,17 +412,17 @@ static void test_refusals(void **state)
     long st = 0;
     json_t *a = NULL;
     static const struct {
-        enum vk_hook_provider p;
+        enum vk_triggers_provider p;
         const char *name;
     } all[] = {
-        {VK_HOOK_GITHUB, "github/push"},   {VK_HOOK_GITLAB, "gitlab/push"},
-        {VK_HOOK_GITEA, "gitea/push"},     {VK_HOOK_BITBUCKET, "bitbucket/repo_push"},
-        {VK_HOOK_GENERIC, "generic/push"},
+        {VK_TRIGGERS_GITHUB, "github/push"},   {VK_TRIGGERS_GITLAB, "gitlab/push"},
+        {VK_TRIGGERS_GITEA, "gitea/push"},     {VK_TRIGGERS_BITBUCKET, "bitbucket/repo_push"},
+        {VK_TRIGGERS_GENERIC, "generic/push"},
     };
     char gpath[128];
     snprintf(gpath, sizeof(gpath), "/hooks/generic/%s", T.repo_id);
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-        const char *route = all[i].p == VK_HOOK_GENERIC ? gpath : NULL;
+        const char *route = all[i].p == VK_TRIGGERS_GENERIC ? gpath : NULL;
         /* Wrong secret, then no signature at all: 401. Fresh delivery ids, so a later
          * correct one would not be mistaken for a redelivery. */
         struct te_send wrong = {.secret = "not the secret", .delivery = "wrong-1", .path = route};
@@ -445,11 +445,12 @@ static void test_refusals(void **state)
     {
         char *body = te_fixture_body(&T, "github/push");
         char sig[128];
-        assert_int_equal(
-            vk_hook_sign(VK_HOOK_GITHUB, body, strlen(body), TE_SECRET, sig, sizeof(sig)), 0);
+        assert_int_equal(vk_triggers_hook_sign(VK_TRIGGERS_GITHUB, body, strlen(body), TE_SECRET,
+                                               sig, sizeof(sig)),
+                         0);
         te_subst(&body, "octocat", "octodog"); /* still valid JSON, other bytes */
         struct te_send t = {.body = body, .body_len = strlen(body), .signature = sig};
-        assert_int_equal(te_post(&T, VK_HOOK_GITHUB, "github/push", &t, &st, &a), 0);
+        assert_int_equal(te_post(&T, VK_TRIGGERS_GITHUB, "github/push", &t, &st, &a), 0);
         assert_int_equal(st, 401);
         json_decref(a);
         free(body);
@@ -462,7 +463,7 @@ static void test_refusals(void **state)
         big[0] = '{';
         big[n - 1] = '}';
         struct te_send t = {.body = big, .body_len = n, .delivery = "big-1"};
-        assert_int_equal(te_post(&T, VK_HOOK_GITHUB, "github/push", &t, &st, &a), 0);
+        assert_int_equal(te_post(&T, VK_TRIGGERS_GITHUB, "github/push", &t, &st, &a), 0);
         assert_int_equal(st, 413);
         json_decref(a);
         free(big);
@@ -471,18 +472,18 @@ static void test_refusals(void **state)
     {
         static const char bad[] = "{\"ref\": \"refs/heads/main\", ";
         struct te_send t = {.body = bad, .body_len = sizeof(bad) - 1, .delivery = "bad-1"};
-        assert_int_equal(te_post(&T, VK_HOOK_GITHUB, "github/push", &t, &st, &a), 0);
+        assert_int_equal(te_post(&T, VK_TRIGGERS_GITHUB, "github/push", &t, &st, &a), 0);
         assert_int_equal(st, 400);
         json_decref(a);
         static const char arr[] = "[1, 2]";
         struct te_send t2 = {.body = arr, .body_len = sizeof(arr) - 1, .delivery = "bad-2"};
-        assert_int_equal(te_post(&T, VK_HOOK_GITLAB, "gitlab/push", &t2, &st, &a), 0);
+        assert_int_equal(te_post(&T, VK_TRIGGERS_GITLAB, "gitlab/push", &t2, &st, &a), 0);
         assert_int_equal(st, 400);
         json_decref(a);
         /* Generic (repository known from the path): a verified but malformed body. */
         struct te_send t3 = {
             .body = bad, .body_len = sizeof(bad) - 1, .path = gpath, .delivery = "bad-3"};
-        assert_int_equal(te_post(&T, VK_HOOK_GENERIC, "generic/push", &t3, &st, &a), 0);
+        assert_int_equal(te_post(&T, VK_TRIGGERS_GENERIC, "generic/push", &t3, &st, &a), 0);
         assert_int_equal(st, 400);
         json_decref(a);
     }
@@ -492,7 +493,7 @@ static void test_refusals(void **state)
         char *ref = strstr(body, "\"ref\"");
         memcpy(ref, "\"rxf\"", 5);
         struct te_send t = {.body = body, .body_len = strlen(body), .delivery = "bad-4"};
-        assert_int_equal(te_post(&T, VK_HOOK_GITHUB, "github/push", &t, &st, &a), 0);
+        assert_int_equal(te_post(&T, VK_TRIGGERS_GITHUB, "github/push", &t, &st, &a), 0);
         assert_int_equal(st, 400);
         assert_non_null(strstr(json_string_value(json_object_get(a, "message")), "ref"));
         json_decref(a);
@@ -501,12 +502,12 @@ static void test_refusals(void **state)
     /* Unknown event: 200, nothing. */
     {
         struct te_send t = {.event = "issues", .delivery = "issues-1"};
-        assert_int_equal(te_post(&T, VK_HOOK_GITHUB, "github/push", &t, &st, &a), 0);
+        assert_int_equal(te_post(&T, VK_TRIGGERS_GITHUB, "github/push", &t, &st, &a), 0);
         assert_int_equal(st, 200);
         check_answer(a, NULL, 0, 0);
         json_decref(a);
         struct te_send t2 = {.event = "Note Hook", .delivery = "note-1"};
-        assert_int_equal(te_post(&T, VK_HOOK_GITLAB, "gitlab/push", &t2, &st, &a), 0);
+        assert_int_equal(te_post(&T, VK_TRIGGERS_GITLAB, "gitlab/push", &t2, &st, &a), 0);
         assert_int_equal(st, 200);
         check_answer(a, NULL, 0, 0);
         json_decref(a);
@@ -517,13 +518,13 @@ static void test_refusals(void **state)
         snprintf(path, sizeof(path), "%s/tests/fixtures/github/push.json", getenv("VK_SOURCE_DIR"));
         char *body = te_read(path);
         struct te_send t = {.body = body, .body_len = strlen(body), .delivery = "unknown-1"};
-        assert_int_equal(te_post(&T, VK_HOOK_GITHUB, "github/push", &t, &st, &a), 0);
+        assert_int_equal(te_post(&T, VK_TRIGGERS_GITHUB, "github/push", &t, &st, &a), 0);
         assert_int_equal(st, 404);
         json_decref(a);
         free(body);
         struct te_send t2 = {.path = "/hooks/generic/00000000-0000-7000-8000-000000000000",
                              .delivery = "unknown-2"};
-        assert_int_equal(te_post(&T, VK_HOOK_GENERIC, "generic/push", &t2, &st, &a), 0);
+        assert_int_equal(te_post(&T, VK_TRIGGERS_GENERIC, "generic/push", &t2, &st, &a), 0);
         assert_int_equal(st, 404);
         json_decref(a);
     }
@@ -532,12 +533,12 @@ static void test_refusals(void **state)
         char *body = te_fixture_body(&T, "github/push");
         te_subst(&body, T.c, "1111111111111111111111111111111111111111");
         struct te_send t = {.body = body, .body_len = strlen(body), .delivery = "nosha-1"};
-        assert_int_equal(te_post(&T, VK_HOOK_GITHUB, "github/push", &t, &st, &a), 0);
+        assert_int_equal(te_post(&T, VK_TRIGGERS_GITHUB, "github/push", &t, &st, &a), 0);
         assert_int_equal(st, 502);
         json_decref(a);
         te_subst(&body, "1111111111111111111111111111111111111111", T.c);
         t.body = body;
-        assert_int_equal(te_post(&T, VK_HOOK_GITHUB, "github/push", &t, &st, &a), 0);
+        assert_int_equal(te_post(&T, VK_TRIGGERS_GITHUB, "github/push", &t, &st, &a), 0);
         assert_int_equal(st, 200);
         assert_int_equal(json_array_size(json_object_get(a, "chains")), 3);
         json_decref(a);

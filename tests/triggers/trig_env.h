@@ -308,16 +308,16 @@ static inline char *te_fixture_body(const struct te *t, const char *name)
     return b;
 }
 
-static inline const char *te_sig_header(enum vk_hook_provider p)
+static inline const char *te_sig_header(enum vk_triggers_provider p)
 {
     switch (p) {
-    case VK_HOOK_GITHUB:
+    case VK_TRIGGERS_GITHUB:
         return "X-Hub-Signature-256";
-    case VK_HOOK_GITEA:
+    case VK_TRIGGERS_GITEA:
         return "X-Gitea-Signature";
-    case VK_HOOK_BITBUCKET:
+    case VK_TRIGGERS_BITBUCKET:
         return "X-Hub-Signature";
-    case VK_HOOK_GITLAB:
+    case VK_TRIGGERS_GITLAB:
         return "X-Gitlab-Token";
     default:
         return "X-Vulcan-Signature";
@@ -340,7 +340,7 @@ struct te_send {
  * POST fixture `name` ("github/push") with its headers, signed for `prov`. *status gets
  * the HTTP status, *answer (may be NULL) the JSON answer (owned). Returns 0 or -1.
  */
-static inline int te_post(const struct te *t, enum vk_hook_provider prov, const char *name,
+static inline int te_post(const struct te *t, enum vk_triggers_provider prov, const char *name,
                           const struct te_send *o, long *status, json_t **answer)
 {
     struct te_send none = {0};
@@ -388,7 +388,8 @@ static inline int te_post(const struct te *t, enum vk_hook_provider prov, const 
         char sig[2048];
         if (o->signature)
             snprintf(sig, sizeof(sig), "%s", o->signature);
-        else if (vk_hook_sign(prov, bp, blen, o->secret ? o->secret : TE_SECRET, sig, sizeof(sig)))
+        else if (vk_triggers_hook_sign(prov, bp, blen, o->secret ? o->secret : TE_SECRET, sig,
+                                       sizeof(sig)))
             goto out;
         if (vk_http_client_set_header(cl, sig_name, sig))
             goto out;
@@ -397,7 +398,7 @@ static inline int te_post(const struct te *t, enum vk_hook_provider prov, const 
     if (o->path)
         snprintf(route, sizeof(route), "%s", o->path);
     else
-        snprintf(route, sizeof(route), "/hooks/%s", vk_hook_provider_name(prov));
+        snprintf(route, sizeof(route), "/hooks/%s", vk_triggers_provider_name(prov));
     struct vk_http_response resp;
     if (vk_http_client_request(cl, "POST", route, "application/json", bp, blen, 0, &resp, &err)) {
         fprintf(stderr, "post %s: %s\n", name, err.msg);

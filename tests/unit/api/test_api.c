@@ -315,7 +315,7 @@ static void test_badge(void **state)
     assert_int_equal(get_raw(e->cl, path, &svg, &len, NULL, 0), 200);
     assert_non_null(strstr(svg, ">running<"));
     free(svg);
-    assert_int_equal(vk_store_chain_cancel(e->store, c.id, vk_now_ms(), NULL, &err), 0);
+    assert_int_equal(vk_store_chain_cancel(e->store, c.id, vk_time_now_ms(), NULL, &err), 0);
     assert_int_equal(get_raw(e->cl, path, &svg, &len, NULL, 0), 200);
     assert_non_null(strstr(svg, ">cancelled<"));
     free(svg);
@@ -330,8 +330,8 @@ static void test_badge(void **state)
     assert_int_equal(vk_store_chain_create(e->store, &c2, &spec, 1, NULL, &err), 0);
     struct vk_store_tx *tx = NULL;
     assert_int_equal(vk_store_tx_begin(e->store, &tx, &err), 0);
-    assert_int_equal(vk_store_tx_chain_set(tx, c2.id, VK_STORE_CHAIN_COMPLETED, vk_now_ms(),
-                                           vk_now_ms(), NULL, &err),
+    assert_int_equal(vk_store_tx_chain_set(tx, c2.id, VK_STORE_CHAIN_COMPLETED, vk_time_now_ms(),
+                                           vk_time_now_ms(), NULL, &err),
                      0);
     assert_int_equal(vk_store_tx_commit(tx, &err), 0);
     snprintf(path, sizeof(path), "/api/v1/repos/%s/badge.svg?branch=release", r.id);

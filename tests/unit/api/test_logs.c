@@ -131,7 +131,7 @@ static void test_follow_live(void **state)
     char path[256];
     snprintf(path, sizeof(path), "/api/v1/fragments/%s/log?follow=1", p.fid);
     struct got g = {.nevents = 0};
-    int64_t t0 = vk_now_ms();
+    int64_t t0 = vk_time_now_ms();
     assert_int_equal(follow(e->cl, path, &g), 200);
     pthread_join(th, NULL);
     /* Output arrived while the fragment ran, in several events, and the stream ended by itself. */
@@ -140,7 +140,7 @@ static void test_follow_live(void **state)
     assert_string_equal(g.events[g.nevents - 1], "end");
     assert_string_equal(g.events[g.nevents - 2], "status");
     assert_string_equal(g.text.data, "first line\nx\xc3\xa9y\nbad \xef\xbf\xbd byte\nlast\n");
-    assert_true(vk_now_ms() - t0 < 10000);
+    assert_true(vk_time_now_ms() - t0 < 10000);
     /* The last id resumes after everything: attempt 1, byte 32. */
     assert_string_equal(g.last_id, "1:32");
     got_release(&g);

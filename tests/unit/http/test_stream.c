@@ -65,10 +65,10 @@ static void *produce(void *arg)
         /* Bounded wait when the queue is full (it holds 64 bytes). */
         VK_ASSERT(vk_http_stream_write_wait(p->o->st, line, (size_t)n, 5000) == 0);
         if (i == 0)
-            p->first_written_ns = vk_mono_ns();
+            p->first_written_ns = vk_time_mono_ns();
         usleep(20000);
     }
-    p->closed_ns = vk_mono_ns();
+    p->closed_ns = vk_time_mono_ns();
     if (p->close_at_end) {
         vk_http_stream_close(p->o->st);
         p->o->st = NULL;
@@ -88,7 +88,7 @@ static int on_chunk(void *ctx, const char *data, size_t len)
 {
     struct sink *s = ctx;
     if (s->calls++ == 0)
-        s->first_ns = vk_mono_ns();
+        s->first_ns = vk_time_mono_ns();
     if (s->len + len < sizeof(s->data)) {
         memcpy(s->data + s->len, data, len);
         s->len += len;

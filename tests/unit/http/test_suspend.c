@@ -158,9 +158,9 @@ static void test_reply_from_other_thread(void **state)
     pthread_t t;
     pthread_create(&t, NULL, completer, &f->o);
     char *body = NULL;
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     assert_int_equal(test_call(cl, "GET", "/wait/7", NULL, &body), 200);
-    assert_true(vk_mono_ns() - t0 >= 40 * 1000000LL);
+    assert_true(vk_time_mono_ns() - t0 >= 40 * 1000000LL);
     assert_non_null(strstr(body, "\"i7\""));
     free(body);
     pthread_join(t, NULL);
@@ -195,9 +195,9 @@ static void test_timeout(void **state)
     struct fixture *f = fx_new();
     f->o.timeout_ms = 150;
     struct vk_http_client *cl = test_client(f->srv, 5000);
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     assert_int_equal(test_call(cl, "GET", "/wait/1", NULL, NULL), 204);
-    int64_t ms = (vk_mono_ns() - t0) / 1000000;
+    int64_t ms = (vk_time_mono_ns() - t0) / 1000000;
     assert_true(ms >= 140 && ms < 2000);
     assert_int_equal(atomic_load(&f->o.timeouts), 1);
 
@@ -348,9 +348,9 @@ static void test_graceful_stop(void **state)
     struct multi_run *r = multi_start(vk_http_server_port(f->srv), N, "/wait/%d", 20000, 0);
     wait_parked(&f->o, N);
     f->o.timeout_replies = true; /* half answer from on_timeout ... */
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     vk_http_server_stop(f->srv);
-    int64_t ms = (vk_mono_ns() - t0) / 1000000;
+    int64_t ms = (vk_time_mono_ns() - t0) / 1000000;
     multi_join(r);
     assert_true(ms < 2000);
     for (size_t i = 0; i < N; i++)

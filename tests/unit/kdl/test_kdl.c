@@ -43,7 +43,7 @@ static void assert_canon(const char *text, const char *want)
 {
     char *got = canon(text);
     assert_string_equal(got, want);
-    vk_free(got);
+    vk_mem_free(got);
 }
 
 /* ---------------------------------------------------------------- Tree */
@@ -398,8 +398,8 @@ static void test_writer(void **state)
     char *once = canon(tricky);
     char *twice = canon(once);
     assert_string_equal(once, twice);
-    vk_free(once);
-    vk_free(twice);
+    vk_mem_free(once);
+    vk_mem_free(twice);
 
     /* Source order for the non-canonical form. */
     struct vk_kdl_doc *doc = parse_ok("n b=1 a=2\n");
@@ -446,9 +446,9 @@ static void test_alloc_failure(void **state)
     unsigned long n;
     int rc = VK_ENOMEM;
     for (n = 1; n < 10000 && rc == VK_ENOMEM; n++) {
-        vk_alloc_fail_after(n);
+        vk_mem_fail_after(n);
         rc = parse_exact(sample, len, &doc, &err);
-        vk_alloc_fail_after(0);
+        vk_mem_fail_after(0);
         if (rc == VK_ENOMEM) {
             assert_null(doc);
             assert_int_equal(err.code, VK_ENOMEM);
@@ -464,9 +464,9 @@ static void test_alloc_failure(void **state)
     rc = VK_ENOMEM;
     for (n = 1; n < 1000 && rc == VK_ENOMEM; n++) {
         struct vk_buf out = VK_BUF_INIT(1 << 20);
-        vk_alloc_fail_after(n);
+        vk_mem_fail_after(n);
         rc = vk_kdl_write(doc, &out);
-        vk_alloc_fail_after(0);
+        vk_mem_fail_after(0);
         vk_buf_release(&out);
     }
     assert_int_equal(rc, 0);

@@ -19,13 +19,13 @@ static const char *const default_groups[] = {"default", "a"};
 
 static int setup(void **state)
 {
-    struct fixture *fx = vk_xcalloc(1, sizeof(*fx));
+    struct fixture *fx = vk_mem_xcalloc(1, sizeof(*fx));
     struct vk_err err;
     assert_int_equal(vk_store_open("sqlite::memory:", &fx->store, &err), 0);
     struct vk_orch_opts opts = {.worker_timeout_ms = 200, .max_attempts = 2};
     assert_int_equal(vk_orch_new(fx->store, &opts, &fx->orch, &err), 0);
     assert_int_equal(vk_store_worker_register(fx->store, NULL, "w1", "test", default_groups, 2,
-                                              vk_now_ms(), fx->worker, &err),
+                                              vk_time_now_ms(), fx->worker, &err),
                      0);
     *state = fx;
     return 0;
@@ -36,7 +36,7 @@ static int teardown(void **state)
     struct fixture *fx = *state;
     vk_orch_free(fx->orch);
     vk_store_close(fx->store);
-    vk_free(fx);
+    vk_mem_free(fx);
     return 0;
 }
 
@@ -304,8 +304,8 @@ static void test_cancel_and_rerun(void **state)
     vk_pool_init(&pool, 0);
     const char **cancel = NULL;
     size_t ncancel = 0;
-    assert_int_equal(vk_store_worker_heartbeat(fx->store, fx->worker, vk_now_ms(), &pool, &cancel,
-                                               &ncancel, &err),
+    assert_int_equal(vk_store_worker_heartbeat(fx->store, fx->worker, vk_time_now_ms(), &pool,
+                                               &cancel, &ncancel, &err),
                      0);
     assert_int_equal(ncancel, 1);
     assert_string_equal(cancel[0], id);
@@ -339,7 +339,7 @@ static void test_reaper_requeues_then_fails(void **state)
     for (int round = 1; round <= 2; round++) {
         char w[VK_UUID_LEN];
         assert_int_equal(vk_store_worker_register(fx->store, NULL, "doomed", "t", default_groups, 1,
-                                                  vk_now_ms() - 1000, w, &err),
+                                                  vk_time_now_ms() - 1000, w, &err),
                          0);
         snprintf(fx->worker, sizeof(fx->worker), "%s", w);
         assert_true(claim(fx, name, id, &a));
@@ -370,7 +370,7 @@ static void test_reconcile_lost_claim(void **state)
     struct vk_err err;
     size_t n = 99;
     const char *listed[] = {id};
-    int64_t now = vk_now_ms();
+    int64_t now = vk_time_now_ms();
     /* Too young: left alone, whatever the worker says. */
     assert_int_equal(
         vk_store_worker_reconcile(fx->store, fx->worker, listed, 1, now - 10000, now, &n, &err), 0);

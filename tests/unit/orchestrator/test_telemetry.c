@@ -22,17 +22,17 @@ static const char *const groups[] = {"default"};
 
 static int setup(void **state)
 {
-    struct fixture *fx = vk_xcalloc(1, sizeof(*fx));
+    struct fixture *fx = vk_mem_xcalloc(1, sizeof(*fx));
     struct vk_err err;
     assert_int_equal(vk_store_open("sqlite::memory:", &fx->store, &err), 0);
     fx->reg = vk_metrics_new(0);
     assert_int_equal(vk_metrics_std_register(fx->reg, &fx->m, &err), 0);
     struct vk_tracer_config tc = {.service_name = "test"}; /* no endpoint: nothing exported */
-    assert_int_equal(vk_tracer_new(&tc, &fx->tracer, &err), 0);
+    assert_int_equal(vk_trace_new(&tc, &fx->tracer, &err), 0);
     struct vk_orch_opts opts = {.metrics = fx->reg, .tracer = fx->tracer};
     assert_int_equal(vk_orch_new(fx->store, &opts, &fx->orch, &err), 0);
-    assert_int_equal(vk_store_worker_register(fx->store, NULL, "w1", "test", groups, 1, vk_now_ms(),
-                                              fx->worker, &err),
+    assert_int_equal(vk_store_worker_register(fx->store, NULL, "w1", "test", groups, 1,
+                                              vk_time_now_ms(), fx->worker, &err),
                      0);
     *state = fx;
     return 0;
@@ -42,10 +42,10 @@ static int teardown(void **state)
 {
     struct fixture *fx = *state;
     vk_orch_free(fx->orch);
-    vk_tracer_free(fx->tracer, 0);
+    vk_trace_free(fx->tracer, 0);
     vk_metrics_free(fx->reg);
     vk_store_close(fx->store);
-    vk_free(fx);
+    vk_mem_free(fx);
     return 0;
 }
 
@@ -88,7 +88,7 @@ static bool run_one(struct fixture *fx, bool ok, char trace[VK_ORCH_TRACE_MAX])
 
 static uint64_t counter(struct vk_metric *m, const char *v)
 {
-    return vk_counter_value(vk_metric_counter_with(m, v));
+    return vk_metrics_counter_value(vk_metrics_counter_with(m, v));
 }
 
 static const char three[] = "version \"0.1\"\ntriggers \"manual\"\nchain {\n  machine \"default\"\n"
@@ -107,11 +107,13 @@ static void test_counts_results_and_skips(void **state)
     assert_int_equal(counter(fx->m.fragments_total, "completed"), 2);
     assert_int_equal(counter(fx->m.fragments_total, "skipped"), 1);
     assert_int_equal(
-        vk_histogram_count(vk_metric_histogram_with(fx->m.chain_duration, "completed")), 1);
+        vk_metrics_histogram_count(vk_metrics_histogram_with(fx->m.chain_duration, "completed")),
+        1);
     assert_int_equal(
-        vk_histogram_count(vk_metric_histogram_with(fx->m.fragment_queue_wait, "default")), 2);
-    assert_int_equal(vk_histogram_count(vk_metric_histogram_with(fx->m.fragment_run_duration,
-                                                                 "default", "completed")),
+        vk_metrics_histogram_count(vk_metrics_histogram_with(fx->m.fragment_queue_wait, "default")),
+        2);
+    assert_int_equal(vk_metrics_histogram_count(vk_metrics_histogram_with(
+                         fx->m.fragment_run_duration, "default", "completed")),
                      2);
 
     /* A failure fails the chain and skips the rest. */
@@ -142,9 +144,9 @@ static void test_chain_trace_text(void **state)
     char hex[VK_TRACE_ID_HEX_LEN], sp[VK_SPAN_ID_HEX_LEN];
     vk_trace_id_hex(chain.trace_id, hex);
     assert_string_equal(hex, "4bf92f3577b34da6a3ce929d0e0e4736"); /* joins the caller's trace */
-    vk_span_id_hex(parent.span_id, sp);
+    vk_trace_span_id_hex(parent.span_id, sp);
     assert_string_equal(sp, "00f067aa0ba902b7"); /* child of the caller's span */
-    vk_span_id_hex(chain.span_id, sp);
+    vk_trace_span_id_hex(chain.span_id, sp);
     assert_string_not_equal(sp, "00f067aa0ba902b7"); /* with a span id of its own */
 
     assert_true(run_one(fx, true, NULL)); /* finish the first chain */
@@ -176,8 +178,8 @@ static void test_without_telemetry(void **state)
     struct vk_err err;
     assert_int_equal(vk_store_open("sqlite::memory:", &fx.store, &err), 0);
     assert_int_equal(vk_orch_new(fx.store, NULL, &fx.orch, &err), 0);
-    assert_int_equal(vk_store_worker_register(fx.store, NULL, "w1", "test", groups, 1, vk_now_ms(),
-                                              fx.worker, &err),
+    assert_int_equal(vk_store_worker_register(fx.store, NULL, "w1", "test", groups, 1,
+                                              vk_time_now_ms(), fx.worker, &err),
                      0);
     char id[VK_UUID_LEN], trace[VK_ORCH_TRACE_MAX];
     submit(&fx, three, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", id);

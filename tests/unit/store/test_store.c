@@ -96,7 +96,7 @@ static int finish(struct vk_store *s, const char *fid, int attempt, const char *
     if (rc)
         return rc;
     rc = vk_store_tx_fragment_finish(tx, fid, attempt, wid, VK_STORE_FRAG_COMPLETED, true, 0, NULL,
-                                     vk_now_ms(), err);
+                                     vk_time_now_ms(), err);
     if (rc) {
         vk_store_tx_rollback(tx);
         return rc;
@@ -151,7 +151,7 @@ static void test_newer_schema_refused(void **state)
     struct fx *f = *state;
     struct vk_err err = {0};
     struct vk__param p[] = {vk__int(VK_STORE_SCHEMA_VERSION + 1), vk__text("from the future"),
-                            vk__int(vk_now_ms())};
+                            vk__int(vk_time_now_ms())};
     sql_exec(f->s, "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
              p, 3);
     struct vk_store *s2 = NULL;
@@ -461,8 +461,8 @@ static void test_claim_order_and_fencing(void **state)
     set_ready(f->s, other[0], 50);
     const char *g[] = {"linux"};
     char w[VK_UUID_LEN];
-    assert_int_equal(vk_store_worker_register(f->s, NULL, "w1", "1.0", g, 1, vk_now_ms(), w, &err),
-                     0);
+    assert_int_equal(
+        vk_store_worker_register(f->s, NULL, "w1", "1.0", g, 1, vk_time_now_ms(), w, &err), 0);
     struct vk_store_work work;
     /* Priority first, then age. */
     const char *order[4] = {hi[0], lo[1], lo[2], lo[0]};
@@ -705,9 +705,9 @@ static void test_notify(void **state)
     assert_int_equal(vk_store_tx_begin(f->s, &tx, &err), 0);
     assert_int_equal(vk_store_tx_notify_ready(tx, "linux", &err), 0);
     assert_int_equal(vk_store_tx_commit(tx, &err), 0);
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     bool linux_seen = false;
-    while (!linux_seen && vk_mono_ns() - t0 < 3000000000LL) {
+    while (!linux_seen && vk_time_mono_ns() - t0 < 3000000000LL) {
         assert_int_equal(vk_store_wait_ready(f->s, 1000, &f->pool, &groups, &n, &err), 0);
         for (size_t i = 0; i < n; i++) {
             assert_string_not_equal(groups[i], "gpu");
@@ -813,7 +813,7 @@ static void *claim_loop(void *arg)
     vk_pool_init(&pool, 0);
     for (;;) {
         struct vk_store_work w;
-        int rc = vk_store_claim(c->s, c->worker, g, 1, vk_now_ms(), &pool, &w, &err);
+        int rc = vk_store_claim(c->s, c->worker, g, 1, vk_time_now_ms(), &pool, &w, &err);
         if (rc == VK_ENOTFOUND)
             break;
         if (rc == 0)
@@ -870,9 +870,9 @@ static void test_concurrent_claims_threads(void **state)
         memset(&cl[i], 0, sizeof(cl[i]));
         cl[i].s = f->s;
         cl[i].claimed = calloc(NQUEUE, VK_UUID_LEN);
-        assert_int_equal(
-            vk_store_worker_register(f->s, NULL, "t", "1", g, 1, vk_now_ms(), cl[i].worker, &err),
-            0);
+        assert_int_equal(vk_store_worker_register(f->s, NULL, "t", "1", g, 1, vk_time_now_ms(),
+                                                  cl[i].worker, &err),
+                         0);
     }
     for (int i = 0; i < NTHREADS; i++)
         pthread_create(&th[i], NULL, claim_loop, &cl[i]);
@@ -902,7 +902,7 @@ static void child_claims(const char *url, const char *path)
         memset(&cl[i], 0, sizeof(cl[i]));
         cl[i].s = s;
         cl[i].claimed = calloc(NQUEUE, VK_UUID_LEN);
-        if (vk_store_worker_register(s, NULL, "p", "1", g, 1, vk_now_ms(), cl[i].worker, &err))
+        if (vk_store_worker_register(s, NULL, "p", "1", g, 1, vk_time_now_ms(), cl[i].worker, &err))
             _exit(3);
         pthread_create(&th[i], NULL, claim_loop, &cl[i]);
     }
@@ -978,14 +978,15 @@ static void test_pg_restart(void **state)
         set_ready(f->s, fr[i], i + 1);
     const char *g[] = {"linux"};
     char w[VK_UUID_LEN];
-    assert_int_equal(vk_store_worker_register(f->s, NULL, "w", "1", g, 1, vk_now_ms(), w, &err), 0);
+    assert_int_equal(
+        vk_store_worker_register(f->s, NULL, "w", "1", g, 1, vk_time_now_ms(), w, &err), 0);
     struct vk_store_work work;
-    assert_int_equal(vk_store_claim(f->s, w, g, 1, vk_now_ms(), &f->pool, &work, &err), 0);
+    assert_int_equal(vk_store_claim(f->s, w, g, 1, vk_time_now_ms(), &f->pool, &work, &err), 0);
     assert_string_equal(work.fragment.id, fr[0]);
 
     pg_ctl("stop");
     /* While the server is down: a clear error, no crash. */
-    int rc = vk_store_claim(f->s, w, g, 1, vk_now_ms(), &f->pool, &work, &err);
+    int rc = vk_store_claim(f->s, w, g, 1, vk_time_now_ms(), &f->pool, &work, &err);
     assert_int_equal(rc, VK_EDB);
     assert_non_null(strstr(err.msg, "postgres"));
     rc = finish(f->s, fr[0], 1, w, &err);
@@ -1003,7 +1004,7 @@ static void test_pg_restart(void **state)
         assert_int_equal(rc, VK_EDB);
         assert_true(++failures <= 1);
     }
-    assert_int_equal(vk_store_claim(f->s, w, g, 1, vk_now_ms(), &f->pool, &work, &err), 0);
+    assert_int_equal(vk_store_claim(f->s, w, g, 1, vk_time_now_ms(), &f->pool, &work, &err), 0);
     assert_string_equal(work.fragment.id, fr[1]);
     int64_t total = 0;
     assert_int_equal(vk_store_log_append(f->s, fr[1], 1, 0, "back", 4, &total, &err), 0);
@@ -1026,7 +1027,7 @@ static void test_alloc_failures(void **state)
         struct vk_store_chain ch;
         struct vk_store_fragment *frs = NULL;
         size_t n = 0;
-        vk_alloc_fail_after(k);
+        vk_mem_fail_after(k);
         int rc = vk_store_chain_get(f->s, cid, &pool, &ch, &frs, &n, &err);
         if (rc == 0) {
             char next[VK_STORE_CURSOR_LEN];
@@ -1034,7 +1035,7 @@ static void test_alloc_failures(void **state)
             struct vk_store_chain_filter flt = {0};
             rc = vk_store_chain_list(f->s, &flt, &pool, &list, &n, next, &err);
         }
-        unsigned long made = vk_alloc_fail_after(0);
+        unsigned long made = vk_mem_fail_after(0);
         vk_pool_release(&pool);
         assert_true(rc == 0 || rc == VK_ENOMEM);
         if (rc == 0 && made < k)

@@ -14,7 +14,7 @@ static void capture(char *out, size_t cap, enum vk_log_level min, enum vk_log_fo
     int p[2];
     assert_int_equal(pipe(p), 0);
     vk_log_configure(min, fmt, p[1]);
-    vk_log(level, "test", msg, k, v, NULL);
+    vk_log_write(level, "test", msg, k, v, NULL);
     close(p[1]);
     ssize_t n = read(p[0], out, cap - 1);
     close(p[0]);

@@ -41,16 +41,16 @@ static void test_render_exact(void **state)
                                           NULL),
                      0);
     /* Created in this order, rendered sorted by label value. */
-    vk_counter_add(vk_metric_counter_with(chains, "failed"), 2);
-    vk_counter_inc(vk_metric_counter_with(chains, "completed"));
-    vk_counter_inc(vk_metric_counter_with(chains, "completed"));
-    vk_counter_inc(vk_metric_counter_with(chains, "completed"));
-    vk_gauge_set(vk_metric_gauge_with(running), 4);
-    vk_gauge_add(vk_metric_gauge_with(running), -1.5);
-    struct vk_histogram_child *h = vk_metric_histogram_with(wait, "default");
-    vk_histogram_observe(h, 0.25);
-    vk_histogram_observe(h, 1);
-    vk_histogram_observe(h, 3);
+    vk_metrics_counter_add(vk_metrics_counter_with(chains, "failed"), 2);
+    vk_metrics_counter_inc(vk_metrics_counter_with(chains, "completed"));
+    vk_metrics_counter_inc(vk_metrics_counter_with(chains, "completed"));
+    vk_metrics_counter_inc(vk_metrics_counter_with(chains, "completed"));
+    vk_metrics_gauge_set(vk_metrics_gauge_with(running), 4);
+    vk_metrics_gauge_add(vk_metrics_gauge_with(running), -1.5);
+    struct vk_histogram_child *h = vk_metrics_histogram_with(wait, "default");
+    vk_metrics_histogram_observe(h, 0.25);
+    vk_metrics_histogram_observe(h, 1);
+    vk_metrics_histogram_observe(h, 3);
     char *text = render(reg);
     const char *want = "# HELP vulcan_chains_total Chains by final status.\n"
                        "# TYPE vulcan_chains_total counter\n"
@@ -72,7 +72,7 @@ static void test_render_exact(void **state)
                        "vulcan_fragment_queue_wait_seconds_sum{machine_group=\"default\"} 4.25\n"
                        "vulcan_fragment_queue_wait_seconds_count{machine_group=\"default\"} 3\n";
     assert_string_equal(text, want);
-    vk_free(text);
+    vk_mem_free(text);
     vk_metrics_free(reg);
 }
 
@@ -83,12 +83,12 @@ static void test_label_escaping(void **state)
     assert_int_equal(
         vk_metrics_counter(reg, "t_total", "Help with \\ and\nnewline.", "route,verdict", &m, NULL),
         0);
-    vk_counter_inc(vk_metric_counter_with(m, "a\"b\\c\nd", "caf\xc3\xa9"));
-    vk_counter_inc(vk_metric_counter_with(m, "bad\xff\xfe", (const char *)NULL));
+    vk_metrics_counter_inc(vk_metrics_counter_with(m, "a\"b\\c\nd", "caf\xc3\xa9"));
+    vk_metrics_counter_inc(vk_metrics_counter_with(m, "bad\xff\xfe", (const char *)NULL));
     char longv[300];
     memset(longv, 'x', sizeof(longv) - 1);
     longv[sizeof(longv) - 1] = '\0';
-    vk_counter_inc(vk_metric_counter_with(m, longv, "l"));
+    vk_metrics_counter_inc(vk_metrics_counter_with(m, longv, "l"));
     char *text = render(reg);
     assert_non_null(strstr(text, "# HELP t_total Help with \\\\ and\\nnewline.\n"));
     assert_non_null(strstr(text, "t_total{route=\"a\\\"b\\\\c\\nd\",verdict=\"caf\xc3\xa9\"} 1\n"));
@@ -99,20 +99,20 @@ static void test_label_escaping(void **state)
              VK_METRICS_MAX_VALUE_LEN, longv);
     assert_non_null(strstr(text, want));
     /* The same sanitised value finds the same child. */
-    assert_ptr_equal(vk_metric_counter_with(m, "bad\xff\xfe", ""),
-                     vk_metric_counter_with(m, "bad??", (const char *)NULL));
+    assert_ptr_equal(vk_metrics_counter_with(m, "bad\xff\xfe", ""),
+                     vk_metrics_counter_with(m, "bad??", (const char *)NULL));
     /* A multi-byte character is never cut in half. */
     char utf[VK_METRICS_MAX_VALUE_LEN + 2];
     memset(utf, 'y', VK_METRICS_MAX_VALUE_LEN - 1);
     memcpy(utf + VK_METRICS_MAX_VALUE_LEN - 1, "\xc3\xa9", 3);
-    struct vk_counter_child *c = vk_metric_counter_with(m, utf, "u");
-    vk_counter_inc(c);
-    vk_free(text);
+    struct vk_counter_child *c = vk_metrics_counter_with(m, utf, "u");
+    vk_metrics_counter_inc(c);
+    vk_mem_free(text);
     text = render(reg);
     snprintf(want, sizeof(want), "t_total{route=\"%.*s\",verdict=\"u\"} 1\n",
              VK_METRICS_MAX_VALUE_LEN - 1, utf);
     assert_non_null(strstr(text, want));
-    vk_free(text);
+    vk_mem_free(text);
     vk_metrics_free(reg);
 }
 
@@ -121,17 +121,17 @@ static void test_histogram_buckets(void **state)
     struct vk_metrics *reg = vk_metrics_new(0);
     struct vk_metric *m;
     assert_int_equal(vk_metrics_histogram(reg, "d_seconds", "d", NULL, NULL, 0, &m, NULL), 0);
-    struct vk_histogram_child *h = vk_metric_histogram_with(m);
+    struct vk_histogram_child *h = vk_metrics_histogram_with(m);
     /* Boundaries are inclusive (le): 0.001 lands in le="0.001". */
-    vk_histogram_observe(h, 0.001);
-    vk_histogram_observe(h, 0.0011);
-    vk_histogram_observe(h, 0);
-    vk_histogram_observe(h, -1);
-    vk_histogram_observe(h, 60);
-    vk_histogram_observe(h, 61);
-    vk_histogram_observe(h, NAN); /* ignored */
-    vk_histogram_observe(h, INFINITY);
-    assert_int_equal(vk_histogram_count(h), 7);
+    vk_metrics_histogram_observe(h, 0.001);
+    vk_metrics_histogram_observe(h, 0.0011);
+    vk_metrics_histogram_observe(h, 0);
+    vk_metrics_histogram_observe(h, -1);
+    vk_metrics_histogram_observe(h, 60);
+    vk_metrics_histogram_observe(h, 61);
+    vk_metrics_histogram_observe(h, NAN); /* ignored */
+    vk_metrics_histogram_observe(h, INFINITY);
+    assert_int_equal(vk_metrics_histogram_count(h), 7);
     char *text = render(reg);
     assert_non_null(strstr(text, "d_seconds_bucket{le=\"0.001\"} 3\n"));
     assert_non_null(strstr(text, "d_seconds_bucket{le=\"0.0025\"} 4\n"));
@@ -150,7 +150,7 @@ static void test_histogram_buckets(void **state)
         assert_true(v >= prev);
         prev = v;
     }
-    vk_free(text);
+    vk_mem_free(text);
 
     /* Bad bounds are refused. */
     struct vk_metric *bad;
@@ -187,15 +187,15 @@ static void test_registration(void **state)
     assert_int_equal(vk_metrics_std_register(reg, &std1, &err), 0);
     assert_int_equal(vk_metrics_std_register(reg, &std2, &err), 0);
     assert_ptr_equal(std1.http_request_duration, std2.http_request_duration);
-    vk_counter_inc(
-        vk_metric_counter_with(std1.http_requests_total, "GET", "/api/v1/chains", "200"));
-    vk_histogram_observe(vk_metric_histogram_with(std1.chain_duration, "completed"), 42);
+    vk_metrics_counter_inc(
+        vk_metrics_counter_with(std1.http_requests_total, "GET", "/api/v1/chains", "200"));
+    vk_metrics_histogram_observe(vk_metrics_histogram_with(std1.chain_duration, "completed"), 42);
     char *text = render(reg);
     assert_non_null(strstr(text, "vulcan_http_requests_total{method=\"GET\",route=\"/api/v1/"
                                  "chains\",status=\"200\"} 1\n"));
     assert_non_null(strstr(text, "vulcan_chain_duration_seconds_bucket{status=\"completed\","
                                  "le=\"60\"} 1\n"));
-    vk_free(text);
+    vk_mem_free(text);
     vk_metrics_free(reg);
 }
 
@@ -207,29 +207,29 @@ static void test_cardinality_cap(void **state)
     char v[32];
     for (int i = 0; i < VK_METRICS_DEFAULT_MAX_SERIES; i++) {
         snprintf(v, sizeof(v), "r%04d", i);
-        vk_counter_inc(vk_metric_counter_with(m, v));
+        vk_metrics_counter_inc(vk_metrics_counter_with(m, v));
     }
-    assert_int_equal(vk_metric_overflows(m), 0);
-    struct vk_counter_child *ov = vk_metric_counter_with(m, "one-too-many");
-    struct vk_counter_child *ov2 = vk_metric_counter_with(m, "another");
+    assert_int_equal(vk_metrics_overflows(m), 0);
+    struct vk_counter_child *ov = vk_metrics_counter_with(m, "one-too-many");
+    struct vk_counter_child *ov2 = vk_metrics_counter_with(m, "another");
     assert_ptr_equal(ov, ov2);
-    vk_counter_add(ov, 5);
+    vk_metrics_counter_add(ov, 5);
     /* An existing child is still found past the cap. */
-    vk_counter_inc(vk_metric_counter_with(m, "r0007"));
-    assert_int_equal(vk_metric_overflows(m), 2);
+    vk_metrics_counter_inc(vk_metrics_counter_with(m, "r0007"));
+    assert_int_equal(vk_metrics_overflows(m), 2);
     char *text = render(reg);
     assert_int_equal(count_lines_with(text, "\nreq_total{"), VK_METRICS_DEFAULT_MAX_SERIES + 1);
     assert_non_null(strstr(text, "req_total{route=\"" VK_METRICS_OVERFLOW_VALUE "\"} 5\n"));
     assert_non_null(strstr(text, "req_total{route=\"r0007\"} 2\n"));
     assert_null(strstr(text, "one-too-many"));
-    vk_free(text);
+    vk_mem_free(text);
     vk_metrics_free(reg);
 
     /* A small cap from vk_metrics_new(). */
     reg = vk_metrics_new(2);
     assert_int_equal(vk_metrics_gauge(reg, "g", "g", "k", &m, NULL), 0);
-    assert_ptr_not_equal(vk_metric_gauge_with(m, "a"), vk_metric_gauge_with(m, "b"));
-    assert_ptr_equal(vk_metric_gauge_with(m, "c"), vk_metric_gauge_with(m, "d"));
+    assert_ptr_not_equal(vk_metrics_gauge_with(m, "a"), vk_metrics_gauge_with(m, "b"));
+    assert_ptr_equal(vk_metrics_gauge_with(m, "c"), vk_metrics_gauge_with(m, "d"));
     vk_metrics_free(reg);
 }
 
@@ -242,9 +242,9 @@ static void collect_groups(void *arg, struct vk_metric_sink *sink)
 {
     struct groups *g = arg;
     g->calls++;
-    vk_metric_sink_add(sink, 3, "default");
-    vk_metric_sink_add(sink, 0, "gpu \"big\"");
-    vk_metric_sink_add(sink, g->calls, "calls");
+    vk_metrics_sink_add(sink, 3, "default");
+    vk_metrics_sink_add(sink, 0, "gpu \"big\"");
+    vk_metrics_sink_add(sink, g->calls, "calls");
 }
 
 static void test_gauge_callback(void **state)
@@ -260,10 +260,10 @@ static void test_gauge_callback(void **state)
                               "# TYPE vulcan_fragments_ready gauge\n"
                               "vulcan_fragments_ready{machine_group=\"default\"} 3\n"
                               "vulcan_fragments_ready{machine_group=\"gpu \\\"big\\\"\"} 0\n");
-    vk_free(text); /* the third sample is past the cap of 2 */
+    vk_mem_free(text); /* the third sample is past the cap of 2 */
     text = render(reg);
     assert_int_equal(g.calls, 2);
-    vk_free(text);
+    vk_mem_free(text);
     vk_metrics_free(reg);
 }
 
@@ -281,18 +281,18 @@ struct worker_arg {
 static void *hammer(void *p)
 {
     struct worker_arg *a = p;
-    struct vk_counter_child *shared = vk_metric_counter_with(a->c, "shared");
-    struct vk_histogram_child *h = vk_metric_histogram_with(a->h, "x");
-    struct vk_gauge_child *g = vk_metric_gauge_with(a->g);
+    struct vk_counter_child *shared = vk_metrics_counter_with(a->c, "shared");
+    struct vk_histogram_child *h = vk_metrics_histogram_with(a->h, "x");
+    struct vk_gauge_child *g = vk_metrics_gauge_with(a->g);
     char name[16];
     for (int i = 0; i < ITERS; i++) {
-        vk_counter_inc(shared);
-        vk_histogram_observe(h, (i % 4) * 0.5); /* 0, .5, 1, 1.5 */
-        vk_gauge_add(g, 1);
+        vk_metrics_counter_inc(shared);
+        vk_metrics_histogram_observe(h, (i % 4) * 0.5); /* 0, .5, 1, 1.5 */
+        vk_metrics_gauge_add(g, 1);
         if (i % 1000 == 0) {
             /* Racing creations of the same 50 children from every thread. */
             snprintf(name, sizeof(name), "k%d", (i / 1000) % 50);
-            vk_counter_inc(vk_metric_counter_with(a->c, name));
+            vk_metrics_counter_inc(vk_metrics_counter_with(a->c, name));
         }
     }
     return NULL;
@@ -314,20 +314,20 @@ static void test_concurrent_increments(void **state)
     }
     for (int i = 0; i < THREADS; i++)
         pthread_join(th[i], NULL);
-    assert_int_equal(vk_counter_value(vk_metric_counter_with(c, "shared")),
+    assert_int_equal(vk_metrics_counter_value(vk_metrics_counter_with(c, "shared")),
                      (uint64_t)THREADS * ITERS);
     uint64_t per_k = 0;
     char name[16];
     for (int k = 0; k < 50; k++) {
         snprintf(name, sizeof(name), "k%d", k);
-        per_k += vk_counter_value(vk_metric_counter_with(c, name));
+        per_k += vk_metrics_counter_value(vk_metrics_counter_with(c, name));
     }
     assert_int_equal(per_k, (uint64_t)THREADS * (ITERS / 1000));
-    struct vk_histogram_child *hc = vk_metric_histogram_with(h, "x");
-    assert_int_equal(vk_histogram_count(hc), (uint64_t)THREADS * ITERS);
+    struct vk_histogram_child *hc = vk_metrics_histogram_with(h, "x");
+    assert_int_equal(vk_metrics_histogram_count(hc), (uint64_t)THREADS * ITERS);
     /* Every sum is a multiple of 0.5: exact in binary floating point. */
-    assert_true(vk_histogram_sum(hc) == (double)THREADS * (ITERS / 4) * 3.0);
-    assert_true(vk_gauge_value(vk_metric_gauge_with(g)) == (double)THREADS * ITERS);
+    assert_true(vk_metrics_histogram_sum(hc) == (double)THREADS * (ITERS / 4) * 3.0);
+    assert_true(vk_metrics_gauge_value(vk_metrics_gauge_with(g)) == (double)THREADS * ITERS);
     char *text = render(reg);
     char want[128];
     snprintf(want, sizeof(want), "h_seconds_bucket{k=\"x\",le=\"0.5\"} %d\n", THREADS * ITERS / 2);
@@ -336,7 +336,7 @@ static void test_concurrent_increments(void **state)
              THREADS * ITERS / 4 * 3);
     assert_non_null(strstr(text, want));
     assert_int_equal(count_lines_with(text, "\nc_total{"), 51);
-    vk_free(text);
+    vk_mem_free(text);
     vk_metrics_free(reg);
 }
 
@@ -380,31 +380,35 @@ static void test_promtool(void **state)
     assert_int_equal(
         vk_metrics_gauge(reg, VK_METRIC_WORKERS, "Workers by status.", "status", &workers, &err),
         0);
-    vk_gauge_set(vk_metric_gauge_with(workers, "alive"), 3);
-    vk_gauge_set(vk_metric_gauge_with(workers, "dead"), 0.1);
-    vk_counter_inc(vk_metric_counter_with(std.chains_total, "completed"));
-    vk_counter_inc(vk_metric_counter_with(std.webhook_deliveries_total, "github", "accepted"));
-    vk_counter_inc(
-        vk_metric_counter_with(std.http_requests_total, "POST", "/hooks/\"x\"\\\n", "401"));
-    vk_histogram_observe(vk_metric_histogram_with(std.fragment_queue_wait, "default"), 0.02);
-    vk_histogram_observe(vk_metric_histogram_with(std.http_request_duration, "GET", "/metrics"),
-                         0.0001);
-    vk_histogram_observe(vk_metric_histogram_with(std.fragment_run_duration, "gpu", "failed"), 1e9);
-    vk_histogram_observe(vk_metric_histogram_with(std.chain_duration, "failed"), 1.0 / 3.0);
+    vk_metrics_gauge_set(vk_metrics_gauge_with(workers, "alive"), 3);
+    vk_metrics_gauge_set(vk_metrics_gauge_with(workers, "dead"), 0.1);
+    vk_metrics_counter_inc(vk_metrics_counter_with(std.chains_total, "completed"));
+    vk_metrics_counter_inc(
+        vk_metrics_counter_with(std.webhook_deliveries_total, "github", "accepted"));
+    vk_metrics_counter_inc(
+        vk_metrics_counter_with(std.http_requests_total, "POST", "/hooks/\"x\"\\\n", "401"));
+    vk_metrics_histogram_observe(vk_metrics_histogram_with(std.fragment_queue_wait, "default"),
+                                 0.02);
+    vk_metrics_histogram_observe(
+        vk_metrics_histogram_with(std.http_request_duration, "GET", "/metrics"), 0.0001);
+    vk_metrics_histogram_observe(
+        vk_metrics_histogram_with(std.fragment_run_duration, "gpu", "failed"), 1e9);
+    vk_metrics_histogram_observe(vk_metrics_histogram_with(std.chain_duration, "failed"),
+                                 1.0 / 3.0);
     struct vk_tracer *t;
     struct vk_tracer_config tc = {.metrics = reg};
-    assert_int_equal(vk_tracer_new(&tc, &t, &err), 0);
+    assert_int_equal(vk_trace_new(&tc, &t, &err), 0);
     char *text = render(reg);
     char out[8192];
     int rc = promtool_check(text, out, sizeof(out));
     if (rc != 0 || out[0])
         fail_msg("promtool exit %d: %s\n--- input ---\n%s", rc, out, text);
-    vk_free(text);
+    vk_mem_free(text);
 
     /* The check is real: promtool rejects broken text. */
     rc = promtool_check("# TYPE x counter\nx{a=\"b} 1\n", out, sizeof(out));
     assert_int_not_equal(rc, 0);
-    vk_tracer_free(t, 0);
+    vk_trace_free(t, 0);
     vk_metrics_free(reg);
 }
 

@@ -41,26 +41,26 @@ static void test_traceparent_table(void **state)
     };
     for (size_t i = 0; i < VK_ARRAY_LEN(cases); i++) {
         struct vk_trace_ctx ctx;
-        int rc = vk_traceparent_parse(cases[i].in, strlen(cases[i].in), &ctx);
+        int rc = vk_trace_parent_parse(cases[i].in, strlen(cases[i].in), &ctx);
         if ((rc == 0) != cases[i].ok)
             fail_msg("case %zu '%s': rc %d", i, cases[i].in, rc);
     }
     struct vk_trace_ctx ctx;
     const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    assert_int_equal(vk_traceparent_parse(tp, strlen(tp), &ctx), 0);
+    assert_int_equal(vk_trace_parent_parse(tp, strlen(tp), &ctx), 0);
     assert_int_equal(ctx.trace_id[0], 0x4b);
     assert_int_equal(ctx.trace_id[15], 0x36);
     assert_int_equal(ctx.span_id[7], 0xb7);
     assert_int_equal(ctx.flags, 1);
     char out[VK_TRACEPARENT_LEN];
-    vk_traceparent_format(&ctx, out);
+    vk_trace_parent_format(&ctx, out);
     assert_string_equal(out, tp);
     /* Length is checked before anything is read: a short buffer is safe. */
-    assert_int_equal(vk_traceparent_parse(tp, 54, &ctx), VK_EINVAL);
-    assert_int_equal(vk_traceparent_parse(NULL, 0, &ctx), VK_EINVAL);
+    assert_int_equal(vk_trace_parent_parse(tp, 54, &ctx), VK_EINVAL);
+    assert_int_equal(vk_trace_parent_parse(NULL, 0, &ctx), VK_EINVAL);
     /* A later version's flags are read from the same place. */
     const char *v1 = "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09";
-    assert_int_equal(vk_traceparent_parse(v1, strlen(v1), &ctx), 0);
+    assert_int_equal(vk_trace_parent_parse(v1, strlen(v1), &ctx), 0);
     assert_int_equal(ctx.flags, 9);
 }
 
@@ -76,63 +76,63 @@ static void test_ids_and_spans(void **state)
 
     struct vk_tracer *t;
     struct vk_tracer_config cfg = {.service_name = "vulcan-test"};
-    assert_int_equal(vk_tracer_new(&cfg, &t, NULL), 0);
-    struct vk_span *root = vk_tracer_start_span(t, "root", VK_SPAN_SERVER, NULL);
+    assert_int_equal(vk_trace_new(&cfg, &t, NULL), 0);
+    struct vk_span *root = vk_trace_start_span(t, "root", VK_SPAN_SERVER, NULL);
     assert_non_null(root);
     assert_false(root->has_parent);
     assert_int_equal(root->ctx.flags, VK_TRACE_FLAG_SAMPLED);
     assert_true(root->start_ns > 1600000000LL * 1000000000LL);
-    struct vk_span *child = vk_tracer_start_span(t, "child", VK_SPAN_CLIENT, &root->ctx);
+    struct vk_span *child = vk_trace_start_span(t, "child", VK_SPAN_CLIENT, &root->ctx);
     assert_memory_equal(child->ctx.trace_id, root->ctx.trace_id, VK_TRACE_ID_SIZE);
     assert_memory_equal(child->parent_span_id, root->ctx.span_id, VK_SPAN_ID_SIZE);
     assert_memory_not_equal(child->ctx.span_id, root->ctx.span_id, VK_SPAN_ID_SIZE);
     assert_true(child->has_parent);
     char tp[VK_TRACEPARENT_LEN];
-    vk_span_traceparent(child, tp);
+    vk_trace_span_traceparent(child, tp);
     struct vk_trace_ctx back;
-    assert_int_equal(vk_traceparent_parse(tp, strlen(tp), &back), 0);
+    assert_int_equal(vk_trace_parent_parse(tp, strlen(tp), &back), 0);
     assert_memory_equal(&back, &child->ctx, sizeof(back));
 
     /* Attributes: limits, UTF-8 repair, counted drops. */
-    vk_span_set_str(child, "bad",
-                    "x\xff"
-                    "y");
-    vk_span_set_int(child, "n", -42);
+    vk_trace_span_set_str(child, "bad",
+                          "x\xff"
+                          "y");
+    vk_trace_span_set_int(child, "n", -42);
     assert_string_equal(child->attrs[0].str, "x?y");
     assert_int_equal(child->attrs[1].num, -42);
     for (int i = 0; i < VK_SPAN_MAX_ATTRS; i++)
-        vk_span_set_int(child, "more", i);
+        vk_trace_span_set_int(child, "more", i);
     assert_int_equal(child->nattrs, VK_SPAN_MAX_ATTRS);
     assert_int_equal(child->dropped_attrs, 2);
     char big[4000];
     memset(big, 'v', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
-    vk_span_set_str(root, "big", big);
-    vk_span_set_str(root, "after", "x");
+    vk_trace_span_set_str(root, "big", big);
+    vk_trace_span_set_str(root, "after", "x");
     assert_int_equal(root->nattrs, 1);
     assert_true(strlen(root->attrs[0].str) < VK_SPAN_ATTR_BYTES);
     assert_int_equal(root->dropped_attrs, 1);
-    vk_span_set_status(root, VK_SPAN_ERROR, "boom");
+    vk_trace_span_set_status(root, VK_SPAN_ERROR, "boom");
     assert_string_equal(root->status_msg, "boom");
-    vk_span_set_status(root, VK_SPAN_OK, "ignored");
+    vk_trace_span_set_status(root, VK_SPAN_OK, "ignored");
     assert_string_equal(root->status_msg, "");
 
     /* Without an endpoint, ending frees; a NULL tracer is a no-op everywhere. */
-    vk_tracer_end_span(t, child);
-    vk_tracer_end_span(t, root);
-    assert_null(vk_tracer_start_span(NULL, "x", VK_SPAN_INTERNAL, NULL));
-    vk_span_set_str(NULL, "k", "v");
-    vk_tracer_end_span(NULL, NULL);
-    struct vk_tracer_stats st;
-    vk_tracer_stats(t, &st);
+    vk_trace_end_span(t, child);
+    vk_trace_end_span(t, root);
+    assert_null(vk_trace_start_span(NULL, "x", VK_SPAN_INTERNAL, NULL));
+    vk_trace_span_set_str(NULL, "k", "v");
+    vk_trace_end_span(NULL, NULL);
+    struct vk_trace_stats st;
+    vk_trace_stats(t, &st);
     assert_int_equal(st.started, 2);
-    vk_tracer_free(t, 0);
+    vk_trace_free(t, 0);
 
     struct vk_err err;
     cfg.endpoint = "ftp://x";
-    assert_int_equal(vk_tracer_new(&cfg, &t, &err), VK_EINVAL);
+    assert_int_equal(vk_trace_new(&cfg, &t, &err), VK_EINVAL);
     cfg.endpoint = "http://a b";
-    assert_int_equal(vk_tracer_new(&cfg, &t, &err), VK_EINVAL);
+    assert_int_equal(vk_trace_new(&cfg, &t, &err), VK_EINVAL);
 }
 
 static json_t *attr_get(json_t *attrs, const char *key)
@@ -151,16 +151,16 @@ static void test_otlp_json(void **state)
 {
     struct vk_tracer *t;
     struct vk_tracer_config cfg = {0};
-    assert_int_equal(vk_tracer_new(&cfg, &t, NULL), 0);
-    struct vk_span *s = vk_tracer_start_span(t, "say \"hi\"\n", VK_SPAN_SERVER, NULL);
-    struct vk_span *c = vk_tracer_start_span(t, "child", VK_SPAN_INTERNAL, &s->ctx);
-    vk_span_set_str(s, "http.route", "/api/v1/chains/{id}");
-    vk_span_set_int(s, "http.status_code", 500);
-    vk_span_set_status(s, VK_SPAN_ERROR, "ctl\x01");
+    assert_int_equal(vk_trace_new(&cfg, &t, NULL), 0);
+    struct vk_span *s = vk_trace_start_span(t, "say \"hi\"\n", VK_SPAN_SERVER, NULL);
+    struct vk_span *c = vk_trace_start_span(t, "child", VK_SPAN_INTERNAL, &s->ctx);
+    vk_trace_span_set_str(s, "http.route", "/api/v1/chains/{id}");
+    vk_trace_span_set_int(s, "http.status_code", 500);
+    vk_trace_span_set_status(s, VK_SPAN_ERROR, "ctl\x01");
     s->end_ns = s->start_ns + 1500;
     struct vk_span *spans[] = {s, c};
     struct vk_buf out = VK_BUF_INIT(VK_MAX_SMALL);
-    assert_int_equal(vk_otlp_encode_json("vulcan-server", "1.2.3", spans, 2, &out), 0);
+    assert_int_equal(vk_trace_otlp_encode_json("vulcan-server", "1.2.3", spans, 2, &out), 0);
     json_error_t je;
     json_t *doc = json_loads(out.data, 0, &je);
     if (!doc)
@@ -179,7 +179,7 @@ static void test_otlp_json(void **state)
     json_t *j0 = json_array_get(arr, 0);
     char tid[VK_TRACE_ID_HEX_LEN], sid[VK_SPAN_ID_HEX_LEN];
     vk_trace_id_hex(s->ctx.trace_id, tid);
-    vk_span_id_hex(s->ctx.span_id, sid);
+    vk_trace_span_id_hex(s->ctx.span_id, sid);
     assert_string_equal(json_string_value(json_object_get(j0, "traceId")), tid);
     assert_string_equal(json_string_value(json_object_get(j0, "spanId")), sid);
     assert_null(json_object_get(j0, "parentSpanId"));
@@ -202,9 +202,9 @@ static void test_otlp_json(void **state)
     assert_string_equal(json_string_value(json_object_get(j1, "traceId")), tid);
     json_decref(doc);
     vk_buf_release(&out);
-    vk_tracer_end_span(t, s);
-    vk_tracer_end_span(t, c);
-    vk_tracer_free(t, 0);
+    vk_trace_end_span(t, s);
+    vk_trace_end_span(t, c);
+    vk_trace_free(t, 0);
 }
 
 /* ---------------------------------------------------------------- receiver */
@@ -348,7 +348,7 @@ static size_t receiver_count(struct receiver *r)
 static json_t *find_span(struct receiver *r, const uint8_t id[VK_SPAN_ID_SIZE])
 {
     char hex[VK_SPAN_ID_HEX_LEN];
-    vk_span_id_hex(id, hex);
+    vk_trace_span_id_hex(id, hex);
     size_t i;
     json_t *sp;
     json_array_foreach(r->spans, i, sp)
@@ -382,26 +382,26 @@ static void test_export_to_receiver(void **state)
                                    .flush_interval_ms = 50,
                                    .retry_initial_ms = 10,
                                    .metrics = reg};
-    assert_int_equal(vk_tracer_new(&cfg, &t, &err), 0);
+    assert_int_equal(vk_trace_new(&cfg, &t, &err), 0);
 
     /* An incoming request with a traceparent; a child span per step. */
     const char *incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     struct vk_trace_ctx remote;
-    assert_int_equal(vk_traceparent_parse(incoming, strlen(incoming), &remote), 0);
-    struct vk_span *server = vk_tracer_start_span(t, "POST /api/v1/parse", VK_SPAN_SERVER, &remote);
-    vk_span_set_str(server, "http.route", "/api/v1/parse");
-    vk_span_set_int(server, "http.status_code", 201);
+    assert_int_equal(vk_trace_parent_parse(incoming, strlen(incoming), &remote), 0);
+    struct vk_span *server = vk_trace_start_span(t, "POST /api/v1/parse", VK_SPAN_SERVER, &remote);
+    vk_trace_span_set_str(server, "http.route", "/api/v1/parse");
+    vk_trace_span_set_int(server, "http.status_code", 201);
     uint8_t server_id[VK_SPAN_ID_SIZE], child_ids[25][VK_SPAN_ID_SIZE];
     memcpy(server_id, server->ctx.span_id, VK_SPAN_ID_SIZE);
     for (int i = 0; i < 25; i++) {
-        struct vk_span *c = vk_tracer_start_span(t, "store.insert", VK_SPAN_INTERNAL, &server->ctx);
-        vk_span_set_int(c, "i", i);
+        struct vk_span *c = vk_trace_start_span(t, "store.insert", VK_SPAN_INTERNAL, &server->ctx);
+        vk_trace_span_set_int(c, "i", i);
         memcpy(child_ids[i], c->ctx.span_id, VK_SPAN_ID_SIZE);
-        vk_tracer_end_span(t, c);
+        vk_trace_end_span(t, c);
     }
-    vk_span_set_status(server, VK_SPAN_ERROR, "partly failed");
-    vk_tracer_end_span(t, server);
-    assert_int_equal(vk_tracer_flush(t, 5000), 0);
+    vk_trace_span_set_status(server, VK_SPAN_ERROR, "partly failed");
+    vk_trace_end_span(t, server);
+    assert_int_equal(vk_trace_flush(t, 5000), 0);
 
     assert_int_equal(receiver_count(&r), 26);
     assert_int_equal(r.bad_requests, 0);
@@ -421,7 +421,7 @@ static void test_export_to_receiver(void **state)
         json_string_value(json_object_get(json_object_get(js, "status"), "message")),
         "partly failed");
     char server_hex[VK_SPAN_ID_HEX_LEN];
-    vk_span_id_hex(server_id, server_hex);
+    vk_trace_span_id_hex(server_id, server_hex);
     for (int i = 0; i < 25; i++) {
         json_t *c = find_span(&r, child_ids[i]);
         assert_non_null(c);
@@ -434,12 +434,12 @@ static void test_export_to_receiver(void **state)
                                 attr_get(json_object_get(c, "attributes"), "i"), "intValue")),
                             want);
     }
-    struct vk_tracer_stats st;
-    vk_tracer_stats(t, &st);
+    struct vk_trace_stats st;
+    vk_trace_stats(t, &st);
     assert_int_equal(st.exported, 26);
     assert_int_equal(st.dropped_queue + st.dropped_export, 0);
     assert_true(st.requests_failed >= 1); /* the 503 */
-    vk_tracer_free(t, 1000);
+    vk_trace_free(t, 1000);
 
     struct vk_buf out = VK_BUF_INIT(VK_MAX_BODY);
     assert_int_equal(vk_metrics_render(reg, &out, &err), 0);
@@ -477,25 +477,25 @@ static void test_export_down_then_recovers(void **state)
                                    .retry_max_ms = 100,
                                    .max_attempts = 2,
                                    .metrics = reg};
-    assert_int_equal(vk_tracer_new(&cfg, &t, &err), 0);
+    assert_int_equal(vk_trace_new(&cfg, &t, &err), 0);
 
     /* 3000 spans while nobody listens: the caller never waits. */
     enum { N = 3000 };
     static int64_t took[N];
     for (int i = 0; i < N; i++) {
-        struct vk_span *s = vk_tracer_start_span(t, "job", VK_SPAN_INTERNAL, NULL);
-        int64_t t0 = vk_mono_ns();
-        vk_tracer_end_span(t, s);
-        took[i] = vk_mono_ns() - t0;
+        struct vk_span *s = vk_trace_start_span(t, "job", VK_SPAN_INTERNAL, NULL);
+        int64_t t0 = vk_time_mono_ns();
+        vk_trace_end_span(t, s);
+        took[i] = vk_time_mono_ns() - t0;
     }
     qsort(took, N, sizeof(took[0]), cmp_i64);
     print_message("end_span while collector down: median %lld ns, p99 %lld ns, max %lld ns\n",
                   (long long)took[N / 2], (long long)took[N * 99 / 100], (long long)took[N - 1]);
     assert_true(took[N / 2] < 50000);
     assert_true(took[N * 99 / 100] < 50000);
-    assert_int_equal(vk_tracer_flush(t, 10000), 0);
-    struct vk_tracer_stats st;
-    vk_tracer_stats(t, &st);
+    assert_int_equal(vk_trace_flush(t, 10000), 0);
+    struct vk_trace_stats st;
+    vk_trace_stats(t, &st);
     assert_int_equal(st.exported, 0);
     assert_true(st.dropped_queue > 0);
     assert_true(st.dropped_export > 0);
@@ -517,19 +517,19 @@ static void test_export_down_then_recovers(void **state)
     /* The collector comes back on the same port: export recovers. */
     receiver_start(&r, port);
     assert_int_equal(r.port, port);
-    struct vk_span *s = vk_tracer_start_span(t, "after", VK_SPAN_INTERNAL, NULL);
+    struct vk_span *s = vk_trace_start_span(t, "after", VK_SPAN_INTERNAL, NULL);
     uint8_t id[VK_SPAN_ID_SIZE];
     memcpy(id, s->ctx.span_id, sizeof(id));
-    vk_tracer_end_span(t, s);
-    assert_int_equal(vk_tracer_flush(t, 10000), 0);
-    vk_tracer_stats(t, &st);
+    vk_trace_end_span(t, s);
+    assert_int_equal(vk_trace_flush(t, 10000), 0);
+    vk_trace_stats(t, &st);
     if (st.exported == 0) {
         /* The first attempt may have raced the listener; one more batch must pass. */
-        s = vk_tracer_start_span(t, "after", VK_SPAN_INTERNAL, NULL);
+        s = vk_trace_start_span(t, "after", VK_SPAN_INTERNAL, NULL);
         memcpy(id, s->ctx.span_id, sizeof(id));
-        vk_tracer_end_span(t, s);
-        assert_int_equal(vk_tracer_flush(t, 10000), 0);
-        vk_tracer_stats(t, &st);
+        vk_trace_end_span(t, s);
+        assert_int_equal(vk_trace_flush(t, 10000), 0);
+        vk_trace_stats(t, &st);
     }
     assert_true(st.exported >= 1);
     pthread_mutex_lock(&r.lock);
@@ -542,7 +542,7 @@ static void test_export_down_then_recovers(void **state)
              (unsigned long long)st.exported);
     assert_non_null(strstr(out.data, want));
     vk_buf_release(&out);
-    vk_tracer_free(t, 1000);
+    vk_trace_free(t, 1000);
     vk_metrics_free(reg);
     receiver_release(&r);
 }
@@ -559,12 +559,12 @@ static void test_shutdown_deadline(void **state)
     struct vk_tracer *t;
     struct vk_tracer_config cfg = {
         .endpoint = ep, .flush_interval_ms = 60000, .retry_initial_ms = 5000, .max_attempts = 10};
-    assert_int_equal(vk_tracer_new(&cfg, &t, NULL), 0);
+    assert_int_equal(vk_trace_new(&cfg, &t, NULL), 0);
     for (int i = 0; i < 10; i++)
-        vk_tracer_end_span(t, vk_tracer_start_span(t, "x", VK_SPAN_INTERNAL, NULL));
-    int64_t t0 = vk_mono_ns();
-    vk_tracer_free(t, 300);
-    int64_t ms = (vk_mono_ns() - t0) / 1000000;
+        vk_trace_end_span(t, vk_trace_start_span(t, "x", VK_SPAN_INTERNAL, NULL));
+    int64_t t0 = vk_time_mono_ns();
+    vk_trace_free(t, 300);
+    int64_t ms = (vk_time_mono_ns() - t0) / 1000000;
     print_message("shutdown with a dead collector took %lld ms\n", (long long)ms);
     assert_true(ms < 3000);
     receiver_release(&r);

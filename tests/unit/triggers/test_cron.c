@@ -19,7 +19,7 @@ static struct vk_tz *zone(const char *name)
 {
     struct vk_tz *tz = NULL;
     struct vk_err err = {0};
-    if (vk_tz_load(name, &tz, &err) != 0)
+    if (vk_cron_tz_load(name, &tz, &err) != 0)
         fail_msg("%s: %s", name, err.msg);
     return tz;
 }
@@ -61,13 +61,13 @@ static void test_offsets_known(void **state)
     for (size_t i = 0; i < VK_ARRAY_LEN(rows); i++) {
         struct vk_tz *tz = zone(rows[i].zone);
         bool dst = !rows[i].dst;
-        int32_t off = vk_tz_offset(tz, T(rows[i].at) / 1000, &dst);
+        int32_t off = vk_cron_tz_offset(tz, T(rows[i].at) / 1000, &dst);
         if (off != rows[i].off || dst != rows[i].dst)
             fail_msg("row %zu %s at %s: offset %d dst %d", i, rows[i].zone, rows[i].at, off, dst);
-        assert_string_equal(vk_tz_name(tz), rows[i].zone);
-        vk_tz_free(tz);
+        assert_string_equal(vk_cron_tz_name(tz), rows[i].zone);
+        vk_cron_tz_free(tz);
     }
-    assert_int_equal(vk_tz_offset(NULL, 1234567, NULL), 0);
+    assert_int_equal(vk_cron_tz_offset(NULL, 1234567, NULL), 0);
 }
 
 /*
@@ -93,13 +93,13 @@ static void test_offsets_match_libc(void **state)
             struct tm tm;
             localtime_r(&tt, &tm);
             bool dst;
-            int32_t off = vk_tz_offset(tz, t, &dst);
+            int32_t off = vk_cron_tz_offset(tz, t, &dst);
             if (off != tm.tm_gmtoff && mismatches++ < 3)
                 print_error("%s at %lld: ours %d libc %ld\n", zones[z], (long long)t, off,
                             tm.tm_gmtoff);
         }
         assert_int_equal(mismatches, 0);
-        vk_tz_free(tz);
+        vk_cron_tz_free(tz);
     }
     if (saved) {
         setenv("TZ", saved, 1);
@@ -140,13 +140,13 @@ static void test_posix_rules(void **state)
     for (size_t i = 0; i < VK_ARRAY_LEN(rows); i++) {
         struct vk_tz *tz = NULL;
         struct vk_err err = {0};
-        if (vk_tz_posix(rows[i].spec, NULL, &tz, &err) != 0)
+        if (vk_cron_tz_posix(rows[i].spec, NULL, &tz, &err) != 0)
             fail_msg("row %zu '%s': %s", i, rows[i].spec, err.msg);
-        int32_t off = vk_tz_offset(tz, T(rows[i].at) / 1000, NULL);
+        int32_t off = vk_cron_tz_offset(tz, T(rows[i].at) / 1000, NULL);
         if (off != rows[i].off)
             fail_msg("row %zu '%s' at %s: %d, want %d", i, rows[i].spec, rows[i].at, off,
                      rows[i].off);
-        vk_tz_free(tz);
+        vk_cron_tz_free(tz);
     }
     static const char *const bad[] = {"",
                                       "C",
@@ -158,7 +158,7 @@ static void test_posix_rules(void **state)
                                       "CET-1CEST,J0,J10"};
     for (size_t i = 0; i < VK_ARRAY_LEN(bad); i++) {
         struct vk_tz *tz = NULL;
-        if (vk_tz_posix(bad[i], NULL, &tz, NULL) == 0)
+        if (vk_cron_tz_posix(bad[i], NULL, &tz, NULL) == 0)
             fail_msg("'%s' accepted", bad[i]);
         assert_null(tz);
     }
@@ -169,20 +169,20 @@ static void test_tz_load_errors(void **state)
     (void)state;
     struct vk_tz *tz = NULL;
     struct vk_err err = {0};
-    assert_int_equal(vk_tz_load("Mars/Olympus_Mons", &tz, &err), VK_EINVAL);
-    assert_int_equal(vk_tz_load("../etc/passwd", &tz, &err), VK_EINVAL);
-    assert_int_equal(vk_tz_load("/etc/passwd", &tz, &err), VK_EINVAL);
+    assert_int_equal(vk_cron_tz_load("Mars/Olympus_Mons", &tz, &err), VK_EINVAL);
+    assert_int_equal(vk_cron_tz_load("../etc/passwd", &tz, &err), VK_EINVAL);
+    assert_int_equal(vk_cron_tz_load("/etc/passwd", &tz, &err), VK_EINVAL);
     assert_null(tz);
     /* truncated and corrupted TZif data */
     struct vk_buf b = VK_BUF_INIT(1 << 20);
     assert_int_equal(vk_buf_read_file(&b, "/usr/share/zoneinfo/Europe/Amsterdam", &err), 0);
     for (size_t cut = 0; cut < b.len; cut += 97) {
-        int rc = vk_tz_parse(b.data, cut, "cut", &tz, &err);
+        int rc = vk_cron_tz_parse(b.data, cut, "cut", &tz, &err);
         if (rc == 0) {
             /* a v1 prefix can be complete: it must still answer sensibly */
-            int32_t off = vk_tz_offset(tz, 0, NULL);
+            int32_t off = vk_cron_tz_offset(tz, 0, NULL);
             assert_true(off >= -26 * 3600 && off <= 26 * 3600);
-            vk_tz_free(tz);
+            vk_cron_tz_free(tz);
             tz = NULL;
         } else {
             assert_int_equal(rc, VK_EPARSE);
@@ -190,7 +190,7 @@ static void test_tz_load_errors(void **state)
         }
     }
     b.data[0] = 'X';
-    assert_int_equal(vk_tz_parse(b.data, b.len, "bad", &tz, &err), VK_EPARSE);
+    assert_int_equal(vk_cron_tz_parse(b.data, b.len, "bad", &tz, &err), VK_EPARSE);
     vk_buf_release(&b);
 }
 
@@ -265,9 +265,9 @@ static void test_next_table(void **state)
     (void)state;
     for (size_t i = 0; i < VK_ARRAY_LEN(rows); i++) {
         const struct row *r = &rows[i];
-        struct vk_wf_cron c;
+        struct vk_cron c;
         struct vk_err err = {0};
-        if (vk_wf_cron_parse(r->cron, &c, &err) != 0)
+        if (vk_cron_parse(r->cron, &c, &err) != 0)
             fail_msg("row %zu '%s': %s", i, r->cron, err.msg);
         struct vk_tz *tz = r->zone ? zone(r->zone) : NULL;
         int64_t next = 0;
@@ -282,7 +282,7 @@ static void test_next_table(void **state)
             fail_msg("row %zu '%s' in %s after %s: got %s, want %s", i, r->cron,
                      r->zone ? r->zone : "UTC", r->after, got, r->next);
         }
-        vk_tz_free(tz);
+        vk_cron_tz_free(tz);
     }
 }
 
@@ -290,8 +290,8 @@ static void test_next_table(void **state)
 static void test_hourly_through_fall_back(void **state)
 {
     (void)state;
-    struct vk_wf_cron c;
-    assert_int_equal(vk_wf_cron_parse("0 * * * *", &c, NULL), 0);
+    struct vk_cron c;
+    assert_int_equal(vk_cron_parse("0 * * * *", &c, NULL), 0);
     struct vk_tz *tz = zone("America/New_York");
     int64_t t = T("2026-11-01T03:59:00Z");   /* 23:59 EDT on Oct 31 */
     int64_t end = T("2026-11-02T05:00:00Z"); /* 00:00 EST on Nov 2 */
@@ -303,7 +303,7 @@ static void test_hourly_through_fall_back(void **state)
         n++;
     }
     assert_int_equal(n, 25);
-    vk_tz_free(tz);
+    vk_cron_tz_free(tz);
 }
 
 /* ---------------------------------------------------------------- Missed runs */
@@ -315,8 +315,8 @@ static void test_hourly_through_fall_back(void **state)
 static void test_missed_fake_clock(void **state)
 {
     (void)state;
-    struct vk_wf_cron c;
-    assert_int_equal(vk_wf_cron_parse("*/30 * * * *", &c, NULL), 0);
+    struct vk_cron c;
+    assert_int_equal(vk_cron_parse("*/30 * * * *", &c, NULL), 0);
     int64_t last_run = T("2026-03-01T03:00:00Z");
     /* the server was down until 05:10 on March 10: 442 slots were missed */
     int64_t now = T("2026-03-10T05:10:00Z");
@@ -358,10 +358,10 @@ static void test_missed_fake_clock(void **state)
 static void test_missed_sparse(void **state)
 {
     (void)state;
-    struct vk_wf_cron c;
+    struct vk_cron c;
     bool due;
     int64_t fire;
-    assert_int_equal(vk_wf_cron_parse("0 0 29 2 *", &c, NULL), 0);
+    assert_int_equal(vk_cron_parse("0 0 29 2 *", &c, NULL), 0);
     assert_int_equal(
         vk_cron_missed(&c, NULL, T("2024-02-29T00:00:00Z"), T("2030-01-01T00:00:00Z"), &due, &fire),
         0);
@@ -373,20 +373,20 @@ static void test_missed_sparse(void **state)
     assert_false(due);
     /* a daily run missed across the Amsterdam spring gap is the 03:00 CEST one */
     struct vk_tz *tz = zone("Europe/Amsterdam");
-    assert_int_equal(vk_wf_cron_parse("30 2 * * *", &c, NULL), 0);
+    assert_int_equal(vk_cron_parse("30 2 * * *", &c, NULL), 0);
     assert_int_equal(
         vk_cron_missed(&c, tz, T("2026-03-28T01:30:00Z"), T("2026-03-29T05:00:00Z"), &due, &fire),
         0);
     assert_true(due);
     assert_int_equal(fire, T("2026-03-29T01:00:00Z"));
     /* weekly, down for three weeks: the latest Monday */
-    assert_int_equal(vk_wf_cron_parse("0 9 * * 1", &c, NULL), 0);
+    assert_int_equal(vk_cron_parse("0 9 * * 1", &c, NULL), 0);
     assert_int_equal(
         vk_cron_missed(&c, tz, T("2026-06-01T07:00:00Z"), T("2026-06-24T00:00:00Z"), &due, &fire),
         0);
     assert_true(due);
     assert_int_equal(fire, T("2026-06-22T07:00:00Z"));
-    vk_tz_free(tz);
+    vk_cron_tz_free(tz);
 }
 
 int main(void)

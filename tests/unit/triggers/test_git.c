@@ -317,9 +317,9 @@ static void test_timeout(void **state)
     struct vk_git_mirror *m = NULL;
     struct vk_err err = {0};
     assert_int_equal(vk_git_mirror_open(dir, url, &opts, &m, &err), 0);
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     assert_int_equal(vk_git_mirror_sync(m, NULL, &err), VK_ETIMEDOUT);
-    int64_t ms = (vk_mono_ns() - t0) / 1000000;
+    int64_t ms = (vk_time_mono_ns() - t0) / 1000000;
     assert_true(ms >= 300 && ms < 5000);
     assert_non_null(strstr(err.msg, "timed out"));
     vk_git_mirror_free(m);
@@ -483,9 +483,9 @@ static void test_read_files_fetch_and_timeout(void **state)
     struct vk_git_opts opts = {.git_path = fake, .timeout_ms = 300};
     m = open_mirror(&opts);
     vk_git_files_init(&f);
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     assert_int_equal(vk_git_read_files(m, c5, NULL, &f, &err), VK_ETIMEDOUT);
-    int64_t ms = (vk_mono_ns() - t0) / 1000000;
+    int64_t ms = (vk_time_mono_ns() - t0) / 1000000;
     assert_true(ms >= 300 && ms < 5000);
     assert_non_null(strstr(err.msg, "timed out"));
     assert_int_equal(f.n, 0);

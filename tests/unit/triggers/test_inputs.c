@@ -49,7 +49,7 @@ static void test_resolve(void **state)
 
     /* defaults filled, declaration order, undeclared-and-unset left out */
     const struct vk_cond_var given[] = {{"version", "1.4.2"}};
-    assert_int_equal(vk_manual_inputs_resolve(wf, given, 1, &pool, &out, &n, &err), 0);
+    assert_int_equal(vk_triggers_inputs_resolve(wf, given, 1, &pool, &out, &n, &err), 0);
     assert_int_equal(n, 3);
     assert_string_equal(out[0].name, "environment");
     assert_string_equal(out[0].value, "staging");
@@ -71,28 +71,30 @@ static void test_resolve(void **state)
     /* a valid choice, a free-form input */
     const struct vk_cond_var g2[] = {
         {"environment", "production"}, {"version", "2"}, {"note", "hotfix"}};
-    assert_int_equal(vk_manual_inputs_resolve(wf, g2, 3, &pool, &out, &n, &err), 0);
+    assert_int_equal(vk_triggers_inputs_resolve(wf, g2, 3, &pool, &out, &n, &err), 0);
     assert_int_equal(n, 4);
     assert_string_equal(get(out, n, "environment"), "production");
     assert_string_equal(get(out, n, "note"), "hotfix");
 
     /* errors name the input */
     const struct vk_cond_var bad_choice[] = {{"environment", "prod"}, {"version", "1"}};
-    assert_int_equal(vk_manual_inputs_resolve(wf, bad_choice, 2, &pool, &out, &n, &err), VK_EINVAL);
+    assert_int_equal(vk_triggers_inputs_resolve(wf, bad_choice, 2, &pool, &out, &n, &err),
+                     VK_EINVAL);
     assert_non_null(strstr(err.msg, "'environment'"));
     assert_non_null(strstr(err.msg, "'prod'"));
-    assert_int_equal(vk_manual_inputs_resolve(wf, NULL, 0, &pool, &out, &n, &err), VK_EINVAL);
+    assert_int_equal(vk_triggers_inputs_resolve(wf, NULL, 0, &pool, &out, &n, &err), VK_EINVAL);
     assert_string_equal(err.msg, "missing required input 'version'");
     const struct vk_cond_var empty_req[] = {{"version", ""}};
-    assert_int_equal(vk_manual_inputs_resolve(wf, empty_req, 1, &pool, &out, &n, &err), VK_EINVAL);
+    assert_int_equal(vk_triggers_inputs_resolve(wf, empty_req, 1, &pool, &out, &n, &err),
+                     VK_EINVAL);
     const struct vk_cond_var unknown[] = {{"version", "1"}, {"region", "eu"}};
-    assert_int_equal(vk_manual_inputs_resolve(wf, unknown, 2, &pool, &out, &n, &err), VK_EINVAL);
+    assert_int_equal(vk_triggers_inputs_resolve(wf, unknown, 2, &pool, &out, &n, &err), VK_EINVAL);
     assert_string_equal(err.msg, "unknown input 'region'");
     const struct vk_cond_var twice[] = {{"version", "1"}, {"version", "2"}};
-    assert_int_equal(vk_manual_inputs_resolve(wf, twice, 2, &pool, &out, &n, &err), VK_EINVAL);
+    assert_int_equal(vk_triggers_inputs_resolve(wf, twice, 2, &pool, &out, &n, &err), VK_EINVAL);
     assert_non_null(strstr(err.msg, "twice"));
     const struct vk_cond_var ctl[] = {{"version", "1\x1b[2J"}};
-    assert_int_equal(vk_manual_inputs_resolve(wf, ctl, 1, &pool, &out, &n, &err), VK_EINVAL);
+    assert_int_equal(vk_triggers_inputs_resolve(wf, ctl, 1, &pool, &out, &n, &err), VK_EINVAL);
 
     vk_pool_release(&pool);
     vk_workflow_free(wf);
@@ -108,7 +110,7 @@ static void test_resolve_json(void **state)
     struct vk_cond_var *out = NULL;
     size_t n = 0;
     const char *j = "{\"version\": 3, \"dry_run\": true}";
-    assert_int_equal(vk_manual_inputs_resolve_json(wf, j, strlen(j), &pool, &out, &n, &err), 0);
+    assert_int_equal(vk_triggers_inputs_resolve_json(wf, j, strlen(j), &pool, &out, &n, &err), 0);
     assert_string_equal(get(out, n, "version"), "3");
     assert_string_equal(get(out, n, "dry_run"), "true");
     assert_string_equal(get(out, n, "environment"), "staging");
@@ -120,23 +122,24 @@ static void test_resolve_json(void **state)
                                       "{\"version\":\"1\",\"version\":\"2\"}",
                                       "{\"version\": \"a\\u0000b\"}"};
     for (size_t i = 0; i < VK_ARRAY_LEN(bad); i++)
-        if (vk_manual_inputs_resolve_json(wf, bad[i], strlen(bad[i]), &pool, &out, &n, &err) !=
+        if (vk_triggers_inputs_resolve_json(wf, bad[i], strlen(bad[i]), &pool, &out, &n, &err) !=
             VK_EINVAL)
             fail_msg("'%s' accepted", bad[i]);
     /* no body: only defaults, and the required input is missing */
-    assert_int_equal(vk_manual_inputs_resolve_json(wf, NULL, 0, &pool, &out, &n, &err), VK_EINVAL);
+    assert_int_equal(vk_triggers_inputs_resolve_json(wf, NULL, 0, &pool, &out, &n, &err),
+                     VK_EINVAL);
     vk_pool_release(&pool);
     vk_workflow_free(wf);
 
     /* a workflow without a manual trigger refuses; the simple form takes no inputs */
     wf = load("push");
     vk_pool_init(&pool, 0);
-    assert_int_equal(vk_manual_inputs_resolve_json(wf, "{}", 2, &pool, &out, &n, &err), VK_EPERM);
+    assert_int_equal(vk_triggers_inputs_resolve_json(wf, "{}", 2, &pool, &out, &n, &err), VK_EPERM);
     vk_workflow_free(wf);
     wf = load("manual");
-    assert_int_equal(vk_manual_inputs_resolve_json(wf, "{}", 2, &pool, &out, &n, &err), 0);
+    assert_int_equal(vk_triggers_inputs_resolve_json(wf, "{}", 2, &pool, &out, &n, &err), 0);
     assert_int_equal(n, 0);
-    assert_int_equal(vk_manual_inputs_resolve_json(wf, "{\"x\":\"1\"}", 9, &pool, &out, &n, &err),
+    assert_int_equal(vk_triggers_inputs_resolve_json(wf, "{\"x\":\"1\"}", 9, &pool, &out, &n, &err),
                      VK_EINVAL);
     vk_pool_release(&pool);
     vk_workflow_free(wf);

@@ -63,8 +63,8 @@ static void test_normalize_table(void **state)
 {
     (void)state;
     for (size_t i = 0; i < VK_ARRAY_LEN(rows); i++) {
-        char out[VK_HOOK_MAX_URL + 1];
-        int rc = vk_repo_url_normalize(rows[i].url, out, sizeof(out));
+        char out[VK_TRIGGERS_MAX_URL + 1];
+        int rc = vk_triggers_url_normalize(rows[i].url, out, sizeof(out));
         if (rows[i].norm) {
             if (rc != 0)
                 fail_msg("row %zu '%s': rc %d", i, rows[i].url, rc);
@@ -79,28 +79,28 @@ static void test_normalize_table(void **state)
 static void test_same(void **state)
 {
     (void)state;
-    assert_true(vk_repo_url_same("https://github.com/o/r.git", "git@github.com:o/r"));
-    assert_true(vk_repo_url_same("ssh://git@GITHUB.com/O/R/", "http://github.com/o/r"));
-    assert_true(vk_repo_url_same("file:///tmp/x/repo", "/tmp/x/repo.git"));
-    assert_false(vk_repo_url_same("file:///tmp/x/Repo", "/tmp/x/repo"));
-    assert_false(vk_repo_url_same("https://github.com/o/r", "https://gitlab.com/o/r"));
-    assert_false(vk_repo_url_same("https://github.com/o/r", "https://github.com/o/r2"));
-    assert_false(vk_repo_url_same("https://github.com/o/r", "https://github.com:8443/o/r"));
-    assert_false(vk_repo_url_same("https://github.com/o/r", "https://github.com/o"));
-    assert_false(vk_repo_url_same("", ""));
-    assert_false(vk_repo_url_same(NULL, "https://github.com/o/r"));
+    assert_true(vk_triggers_url_same("https://github.com/o/r.git", "git@github.com:o/r"));
+    assert_true(vk_triggers_url_same("ssh://git@GITHUB.com/O/R/", "http://github.com/o/r"));
+    assert_true(vk_triggers_url_same("file:///tmp/x/repo", "/tmp/x/repo.git"));
+    assert_false(vk_triggers_url_same("file:///tmp/x/Repo", "/tmp/x/repo"));
+    assert_false(vk_triggers_url_same("https://github.com/o/r", "https://gitlab.com/o/r"));
+    assert_false(vk_triggers_url_same("https://github.com/o/r", "https://github.com/o/r2"));
+    assert_false(vk_triggers_url_same("https://github.com/o/r", "https://github.com:8443/o/r"));
+    assert_false(vk_triggers_url_same("https://github.com/o/r", "https://github.com/o"));
+    assert_false(vk_triggers_url_same("", ""));
+    assert_false(vk_triggers_url_same(NULL, "https://github.com/o/r"));
 }
 
 static void test_limits(void **state)
 {
     (void)state;
-    char url[VK_HOOK_MAX_URL + 10];
+    char url[VK_TRIGGERS_MAX_URL + 10];
     strcpy(url, "https://h/");
     memset(url + 10, 'a', sizeof(url) - 11);
     url[sizeof(url) - 1] = '\0';
-    char out[VK_HOOK_MAX_URL + 1];
-    assert_int_equal(vk_repo_url_normalize(url, out, sizeof(out)), VK_ETOOBIG);
-    assert_int_equal(vk_repo_url_normalize("https://github.com/o/r", out, 10), VK_ETOOBIG);
+    char out[VK_TRIGGERS_MAX_URL + 1];
+    assert_int_equal(vk_triggers_url_normalize(url, out, sizeof(out)), VK_ETOOBIG);
+    assert_int_equal(vk_triggers_url_normalize("https://github.com/o/r", out, 10), VK_ETOOBIG);
     assert_string_equal(out, "");
 }
 

@@ -67,7 +67,7 @@ static char g_work[256];
 
 static int64_t now_ms(void)
 {
-    return vk_mono_ns() / 1000000;
+    return vk_time_mono_ns() / 1000000;
 }
 
 /* ---------------------------------------------------------------- Fake server */

@@ -146,9 +146,9 @@ static void test_timeout_kills_group(void **state)
     s.timeout_ms = 500;
     struct collected c;
     struct vk_exec_result r;
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     assert_int_equal(run(&s, &c, &r), 0);
-    int64_t ms = (vk_mono_ns() - t0) / 1000000;
+    int64_t ms = (vk_time_mono_ns() - t0) / 1000000;
     assert_true(r.timed_out);
     assert_false(r.cancelled);
     assert_false(vk_exec_result_ok(&r));
@@ -170,9 +170,9 @@ static void test_sigterm_ignored_needs_kill(void **state)
     s.kill_grace_ms = 400;
     struct collected c;
     struct vk_exec_result r;
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     assert_int_equal(run(&s, &c, &r), 0);
-    int64_t ms = (vk_mono_ns() - t0) / 1000000;
+    int64_t ms = (vk_time_mono_ns() - t0) / 1000000;
     assert_true(r.timed_out);
     assert_int_equal(r.signal, SIGKILL);
     assert_true(ms >= 650 && ms < 3000);
@@ -191,10 +191,10 @@ static void test_background_killed_on_success(void **state)
     s.nenv = 1;
     struct collected c;
     struct vk_exec_result r;
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     assert_int_equal(run(&s, &c, &r), 0);
     assert_int_equal(r.exit_code, 0);
-    assert_true((vk_mono_ns() - t0) / 1000000 < 2000);
+    assert_true((vk_time_mono_ns() - t0) / 1000000 < 2000);
     long p = read_pid_file(pidfile);
     assert_true(p > 0);
     assert_true(pid_dead((pid_t)p));
@@ -227,9 +227,9 @@ static void test_cancel_from_thread(void **state)
     struct vk_exec_result r;
     struct vk_err err;
     collected_init(&c);
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     assert_int_equal(vk_exec_run(&g_env, &s, collect, &c, &cancel, &r, &err), 0);
-    int64_t ms = (vk_mono_ns() - t0) / 1000000;
+    int64_t ms = (vk_time_mono_ns() - t0) / 1000000;
     pthread_join(t, NULL);
     assert_true(r.cancelled);
     assert_false(r.timed_out);
@@ -252,9 +252,9 @@ static void test_output_cap(void **state)
     struct vk_exec_spec s = base_spec("cap", "head -c 52428800 /dev/zero | tr '\\0' x\n");
     struct collected c;
     struct vk_exec_result r;
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     assert_int_equal(run(&s, &c, &r), 0);
-    int64_t ms = (vk_mono_ns() - t0) / 1000000;
+    int64_t ms = (vk_time_mono_ns() - t0) / 1000000;
     assert_int_equal(r.exit_code, 0);
     assert_true(r.truncated);
     assert_int_equal(r.output_bytes, 52428800u);
@@ -610,7 +610,7 @@ static void test_script_inline_and_file(void **state)
     vk_buf_release(&c.b);
     /* Scripts of 100 KiB and more go through a private file, as before. */
     size_t n = VK_EXEC_INLINE_SCRIPT_MAX + 4096;
-    char *big = vk_xmalloc(n + 64);
+    char *big = vk_mem_xalloc(n + 64);
     size_t at = 0;
     while (at + 40 < n)
         at += (size_t)snprintf(big + at, n + 64 - at, "# padding padding padding padding\n");
@@ -624,7 +624,7 @@ static void test_script_inline_and_file(void **state)
     snprintf(rundir, sizeof rundir, "%s/bigscript-1", g_env.run_dir);
     assert_false(path_exists(rundir)); /* removed afterwards */
     vk_buf_release(&c.b);
-    vk_free(big);
+    vk_mem_free(big);
 }
 
 int main(void)

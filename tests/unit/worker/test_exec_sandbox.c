@@ -173,9 +173,9 @@ static void test_sandbox_timeout_and_grace(void **state)
     s.kill_grace_ms = 2000;
     struct collected c;
     struct vk_exec_result r;
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     assert_int_equal(run(&s, &c, &r), 0);
-    int64_t ms = (vk_mono_ns() - t0) / 1000000;
+    int64_t ms = (vk_time_mono_ns() - t0) / 1000000;
     assert_true(r.timed_out);
     assert_non_null(strstr(outs(&c), "got-term"));
     assert_int_equal(r.exit_code, 7);
@@ -231,12 +231,12 @@ static void test_cgroup_pids_limit(void **state)
     s.pids_limit = 20;
     struct collected c;
     struct vk_exec_result r;
-    int64_t t0 = vk_mono_ns();
+    int64_t t0 = vk_time_mono_ns();
     assert_int_equal(run(&s, &c, &r), 0);
     assert_int_equal(r.exit_code, 0);
     assert_null(strstr(outs(&c), "all-started"));
     assert_non_null(strstr(outs(&c), "fork"));
-    assert_true((vk_mono_ns() - t0) / 1000000 < 3000); /* the sleeps were killed */
+    assert_true((vk_time_mono_ns() - t0) / 1000000 < 3000); /* the sleeps were killed */
     vk_buf_release(&c.b);
 }
 
@@ -285,7 +285,7 @@ static pid_t run_daemon_script(struct vk_exec_env *env, const char *id, enum vk_
                                struct vk_exec_result *r)
 {
     char dur[64], envd[80];
-    snprintf(dur, sizeof dur, "100.%ld%u", (long)getpid(), (unsigned)(vk_mono_ns() % 100000));
+    snprintf(dur, sizeof dur, "100.%ld%u", (long)getpid(), (unsigned)(vk_time_mono_ns() % 100000));
     snprintf(envd, sizeof envd, "DUR=%s", dur);
     const char *envv[] = {envd};
     struct vk_exec_spec s = base_spec(id, DAEMON_SCRIPT);

@@ -190,7 +190,7 @@ static void test_glob(void **state)
         {"a**/b", "ab", false},
     };
     for (size_t i = 0; i < VK_ARRAY_LEN(rows); i++) {
-        if (vk_wf_glob_match(rows[i].pat, rows[i].s) != rows[i].m)
+        if (vk_glob_match(rows[i].pat, rows[i].s) != rows[i].m)
             fail_msg("glob '%s' on '%s': expected %d", rows[i].pat, rows[i].s, rows[i].m);
     }
 }
@@ -203,9 +203,9 @@ static void test_alloc_failure(void **state)
         struct vk_pool pool;
         struct vk_cond *c = NULL;
         vk_pool_init(&pool, 256);
-        vk_alloc_fail_after(n);
+        vk_mem_fail_after(n);
         int rc = vk_cond_parse(src, strlen(src), &pool, &c, NULL);
-        vk_alloc_fail_after(0);
+        vk_mem_fail_after(0);
         vk_pool_release(&pool);
         assert_true(rc == 0 || rc == VK_ENOMEM);
         if (rc == 0)

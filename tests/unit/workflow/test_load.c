@@ -492,9 +492,9 @@ static void test_alloc_failure(void **state)
         struct vk_workflow *wf = NULL;
         struct vk_wf_error e;
         vk_wf_error_init(&e);
-        vk_alloc_fail_after(n);
+        vk_mem_fail_after(n);
         int rc = vk_workflow_load_buffer(src, strlen(src), "t.kdl", NULL, &wf, &e);
-        vk_alloc_fail_after(0);
+        vk_mem_fail_after(0);
         if (rc == 0) {
             done = true;
         } else {

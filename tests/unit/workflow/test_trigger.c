@@ -290,29 +290,29 @@ static void test_schedule_cron_match(void **state)
 static void test_cron(void **state)
 {
     (void)state;
-    struct vk_wf_cron c;
+    struct vk_cron c;
     struct vk_err e;
-    assert_int_equal(vk_wf_cron_parse("0 2 * * 1-5", &c, NULL), 0);
+    assert_int_equal(vk_cron_parse("0 2 * * 1-5", &c, NULL), 0);
     assert_int_equal(c.minutes, 1);
     assert_int_equal(c.hours, 1u << 2);
     assert_int_equal(c.weekdays, 0x3e);
     assert_true(c.dom_any);
     assert_false(c.dow_any);
-    assert_int_equal(vk_wf_cron_parse("*/15 0-23/6 1,15 JAN-mar SUN,sat", &c, NULL), 0);
+    assert_int_equal(vk_cron_parse("*/15 0-23/6 1,15 JAN-mar SUN,sat", &c, NULL), 0);
     assert_int_equal(c.minutes, (1ull << 0) | (1ull << 15) | (1ull << 30) | (1ull << 45));
     assert_int_equal(c.hours, (1u << 0) | (1u << 6) | (1u << 12) | (1u << 18));
     assert_int_equal(c.days, (1u << 1) | (1u << 15));
     assert_int_equal(c.months, (1u << 1) | (1u << 2) | (1u << 3));
     assert_int_equal(c.weekdays, 0x41);
-    assert_int_equal(vk_wf_cron_parse("0 0 * * 7", &c, NULL), 0);
+    assert_int_equal(vk_cron_parse("0 0 * * 7", &c, NULL), 0);
     assert_int_equal(c.weekdays, 1);
-    assert_int_equal(vk_wf_cron_parse("5/20 * * * *", &c, NULL), 0);
+    assert_int_equal(vk_cron_parse("5/20 * * * *", &c, NULL), 0);
     assert_int_equal(c.minutes, (1ull << 5) | (1ull << 25) | (1ull << 45));
     const char *macros[] = {"@yearly", "@annually", "@monthly", "@weekly",
                             "@daily",  "@midnight", "@hourly"};
     for (size_t i = 0; i < VK_ARRAY_LEN(macros); i++)
-        assert_int_equal(vk_wf_cron_parse(macros[i], NULL, NULL), 0);
-    assert_int_equal(vk_wf_cron_parse("@weekly", &c, NULL), 0);
+        assert_int_equal(vk_cron_parse(macros[i], NULL, NULL), 0);
+    assert_int_equal(vk_cron_parse("@weekly", &c, NULL), 0);
     assert_int_equal(c.weekdays, 1);
 
     static const struct {
@@ -340,7 +340,7 @@ static void test_cron(void **state)
     };
     for (size_t i = 0; i < VK_ARRAY_LEN(bad); i++) {
         vk_err_clear(&e);
-        if (vk_wf_cron_parse(bad[i].expr, NULL, &e) != VK_EINVAL)
+        if (vk_cron_parse(bad[i].expr, NULL, &e) != VK_EINVAL)
             fail_msg("'%s' accepted", bad[i].expr);
         if (e.col != bad[i].col || strcmp(e.msg, bad[i].msg) != 0)
             fail_msg("'%s': expected %u '%s', got %u '%s'", bad[i].expr, bad[i].col, bad[i].msg,
@@ -351,14 +351,14 @@ static void test_cron(void **state)
 static void test_timezone(void **state)
 {
     (void)state;
-    assert_true(vk_wf_timezone_valid("Europe/Amsterdam"));
-    assert_true(vk_wf_timezone_valid("UTC"));
-    assert_false(vk_wf_timezone_valid("Europe")); /* a directory */
-    assert_false(vk_wf_timezone_valid("Mars/Base"));
-    assert_false(vk_wf_timezone_valid("../zoneinfo/UTC")); /* no ".." */
-    assert_false(vk_wf_timezone_valid("/etc/passwd"));
-    assert_false(vk_wf_timezone_valid(""));
-    assert_false(vk_wf_timezone_valid("UTC "));
+    assert_true(vk_cron_tz_valid("Europe/Amsterdam"));
+    assert_true(vk_cron_tz_valid("UTC"));
+    assert_false(vk_cron_tz_valid("Europe")); /* a directory */
+    assert_false(vk_cron_tz_valid("Mars/Base"));
+    assert_false(vk_cron_tz_valid("../zoneinfo/UTC")); /* no ".." */
+    assert_false(vk_cron_tz_valid("/etc/passwd"));
+    assert_false(vk_cron_tz_valid(""));
+    assert_false(vk_cron_tz_valid("UTC "));
 }
 
 int main(void)
