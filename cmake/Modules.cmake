@@ -43,13 +43,15 @@ endfunction()
 # Lower modules first; a module may use only the ones listed in its DEPS (and theirs).
 vk_module(util LIBS CRYPTO)
 vk_module(kdl DEPS util)
-vk_module(workflow DEPS kdl util LIBS CURL)
+vk_module(cron DEPS util)
+vk_module(workflow DEPS kdl cron util LIBS CURL)
 vk_module(store DEPS util LIBS SQLITE PQ)
 vk_module(telemetry DEPS util LIBS JANSSON CURL CRYPTO)
 vk_module(http DEPS util LIBS MHD CURL JANSSON)
 vk_module(orchestrator DEPS store workflow telemetry util LIBS JANSSON)
-vk_module(triggers DEPS workflow util LIBS JANSSON CRYPTO)
-vk_module(worker HEADERS worker executor DEPS http telemetry util LIBS CURL JANSSON CRYPTO)
+vk_module(git DEPS util LIBS CRYPTO)
+vk_module(triggers DEPS workflow git util LIBS JANSSON CRYPTO)
+vk_module(worker HEADERS worker executor DEPS http git telemetry util LIBS CURL JANSSON CRYPTO)
 vk_module(api DEPS orchestrator triggers store workflow http telemetry util LIBS JANSSON)
 
 # Everything, for the executable, the tests and the benchmarks.

@@ -1,8 +1,8 @@
 /*
  * triggers — what starts a chain: webhooks from Git hosts (GitHub, GitLab,
- * Gitea, Bitbucket Cloud and our own generic format), cron schedules in IANA
- * time zones, and manual triggers with inputs; plus the server-side Git helper
- * that reads workflow files out of a repository at a commit.
+ * Gitea, Bitbucket Cloud and our own generic format) and manual triggers with
+ * inputs; cron schedules are in vulcan/cron.h, reading workflow files out of a
+ * repository at a commit in vulcan/git.h.
  *
  * Everything here is a pure library function (no HTTP, no store): the HTTP
  * route and the orchestrator call them in this order for a webhook request:
@@ -28,6 +28,7 @@
 #ifndef VULCAN_TRIGGERS_H
 #define VULCAN_TRIGGERS_H
 
+#include "vulcan/git.h"
 #include "vulcan/util.h"
 #include "vulcan/workflow.h"
 
@@ -242,74 +243,6 @@ int vk_triggers_url_normalize(const char *url, char *out, size_t outsz) VK_MUST_
 /** True when both URLs normalise to the same string; false when either is invalid. */
 bool vk_triggers_url_same(const char *a, const char *b);
 
-/* ================================================================ Time zones and cron */
-
-/** A time zone read from a TZif file: opaque, immutable after loading. */
-struct vk_tz;
-
-/**
- * Load the IANA zone `name` ("Europe/Amsterdam", "UTC") from
- * /usr/share/zoneinfo (names checked with vk_cron_tz_valid()). Reads the
- * TZif v2+ 64-bit data (or v1 data when that is all there is) and the POSIX
- * TZ footer used after the last transition. On success *out is returned owned
- * (vk_cron_tz_free()). Returns 0, VK_EINVAL (bad name), VK_ENOTFOUND, VK_EPARSE
- * (not a valid TZif file), VK_ETOOBIG, VK_EIO or VK_ENOMEM.
- */
-int vk_cron_tz_load(const char *name, struct vk_tz **out, struct vk_err *err) VK_MUST_CHECK;
-
-/** Like vk_cron_tz_load() for TZif bytes at `data` (borrowed); `name` (borrowed) names it. */
-int vk_cron_tz_parse(const void *data, size_t len, const char *name, struct vk_tz **out,
-                     struct vk_err *err) VK_MUST_CHECK;
-
-/** Free a zone. Accepts NULL. */
-void vk_cron_tz_free(struct vk_tz *tz);
-
-/** The zone's name. Returns borrowed (valid until vk_cron_tz_free()). */
-const char *vk_cron_tz_name(const struct vk_tz *tz);
-
-/**
- * The UTC offset in seconds (east positive) at `unix_s` seconds since the
- * epoch; `isdst` (may be NULL) tells whether daylight saving time is in
- * effect. `tz` NULL means UTC.
- */
-int32_t vk_cron_tz_offset(const struct vk_tz *tz, int64_t unix_s, bool *isdst);
-
-/**
- * Make a zone from a POSIX TZ string alone, such as "CET-1CEST,M3.5.0,M10.5.0/3"
- * (the form of a TZif footer; rules Jn, n and Mm.w.d with optional /time,
- * including RFC 8536's negative and >24 h times). `spec` and `name` (NULL: the
- * spec) are borrowed. On success *out is returned owned (vk_cron_tz_free()).
- * Returns 0, VK_EPARSE or VK_ENOMEM.
- */
-int vk_cron_tz_posix(const char *spec, const char *name, struct vk_tz **out,
-                     struct vk_err *err) VK_MUST_CHECK;
-
-/**
- * The first fire time of `c` strictly after `after_ms` (Unix milliseconds),
- * evaluated at minute resolution in the local time of `zone` (NULL: UTC),
- * stored in *next_ms (always a whole minute of local time).
- * Daylight-saving rules (Vixie cron / GitHub semantics: every slot runs once):
- * a local time skipped by a spring-forward change fires once, at the first
- * instant after the gap (02:30 on the spring-forward day in Europe/Amsterdam
- * fires at 03:00 CEST; several skipped slots collapse into that one run); a
- * local time repeated by a fall-back change fires once, at its first
- * occurrence. Returns 0, or VK_ENOTFOUND when the expression never fires in
- * the next 30 years (e.g. `0 0 31 2 *`).
- */
-int vk_cron_next(const struct vk_cron *c, const struct vk_tz *zone, int64_t after_ms,
-                 int64_t *next_ms) VK_MUST_CHECK;
-
-/**
- * Catch-up after downtime: when at least one fire time f of `c` lies in
- * (`last_run_ms`, `now_ms`], set *due to true and *fire_ms to the LATEST such
- * f — a server that was down runs each missed schedule once, not once per
- * missed slot; else *due is false. For a schedule that never ran, pass the
- * time it was created as `last_run_ms`. Returns 0 (or VK_EINVAL when
- * last_run_ms > now_ms).
- */
-int vk_cron_missed(const struct vk_cron *c, const struct vk_tz *zone, int64_t last_run_ms,
-                   int64_t now_ms, bool *due, int64_t *fire_ms) VK_MUST_CHECK;
-
 /* ================================================================ Manual trigger inputs */
 
 #define VK_TRIG_MAX_INPUTS 64      /**< inputs accepted in one request */
@@ -339,151 +272,5 @@ int vk_triggers_inputs_resolve(const struct vk_workflow *wf, const struct vk_con
 int vk_triggers_inputs_resolve_json(const struct vk_workflow *wf, const char *json, size_t len,
                                     struct vk_pool *pool, struct vk_cond_var **out, size_t *nout,
                                     struct vk_err *err) VK_MUST_CHECK;
-
-/* ================================================================ Server-side git */
-
-#define VK_GIT_DEFAULT_GLOB ".vulcan/*.kdl"
-#define VK_GIT_DEFAULT_TIMEOUT_MS (5 * 60 * 1000)
-#define VK_GIT_MAX_BLOB (1u << 20)  /**< default cap of vk_git_read_file() */
-#define VK_GIT_MAX_LIST (16u << 20) /**< cap of a file listing's bytes */
-#define VK_GIT_MAX_FILES 100000     /**< cap of names in one listing */
-#define VK_GIT_MAX_READ (64u << 20) /**< cap of the bytes vk_git_read_files() returns */
-
-/** Options for a mirror. Zero-initialise; 0 / NULL means the default. */
-struct vk_git_opts {
-    const char *git_path; /**< default "/usr/bin/git", else "git" found in PATH */
-    int64_t timeout_ms;   /**< per git command; default VK_GIT_DEFAULT_TIMEOUT_MS */
-    size_t max_blob;      /**< default VK_GIT_MAX_BLOB */
-};
-
-/** Counters of one mirror handle, for tests and metrics. */
-struct vk_git_stats {
-    unsigned clones;   /**< `git clone --mirror` run */
-    unsigned fetches;  /**< `git fetch --prune` run */
-    unsigned commands; /**< git processes started */
-};
-
-/** A handle on the bare mirror `<cache_dir>/<sha256(url) hex>.git` of one repository. */
-struct vk_git_mirror;
-
-/** A list of file names; `items` live in `pool`. */
-struct vk_git_paths {
-    const char **items;
-    size_t n;
-    struct vk_pool pool;
-};
-
-void vk_git_paths_init(struct vk_git_paths *p);
-void vk_git_paths_release(struct vk_git_paths *p);
-
-/**
- * Open a handle for `url` (borrowed; https, http, ssh, git, scp-like, file://
- * or an absolute local path; never starting with '-') cached under
- * `cache_dir` (created if missing). Nothing is cloned yet. `opts` may be
- * NULL. On success *out is returned owned (vk_git_mirror_free()).
- * Returns 0, VK_EINVAL (unusable URL), VK_ENOTFOUND (no git), VK_EIO, VK_ENOMEM.
- */
-int vk_git_mirror_open(const char *cache_dir, const char *url, const struct vk_git_opts *opts,
-                       struct vk_git_mirror **out, struct vk_err *err) VK_MUST_CHECK;
-
-/** Free a handle (the mirror stays on disk). Accepts NULL. */
-void vk_git_mirror_free(struct vk_git_mirror *m);
-
-/** The mirror's directory. Returns borrowed (valid until vk_git_mirror_free()). */
-const char *vk_git_mirror_path(const struct vk_git_mirror *m);
-
-/** The handle's counters. */
-struct vk_git_stats vk_git_mirror_stats(const struct vk_git_mirror *m);
-
-/**
- * Make sure the mirror exists and holds commit `sha` (NULL: just exists and
- * is fresh — fetch it always): clone it when absent, fetch when the commit is
- * missing. Returns 0, VK_EINVAL (bad sha), VK_ENOTFOUND (commit not in the
- * repository even after a fetch), VK_ETIMEDOUT, VK_EIO.
- */
-int vk_git_mirror_sync(struct vk_git_mirror *m, const char *sha, struct vk_err *err) VK_MUST_CHECK;
-
-/**
- * Fetch, then resolve `branch` (a short name; validated) to its head commit
- * into `out` (41 or 65 bytes: lowercase hex + NUL). Returns 0, VK_EINVAL,
- * VK_ENOTFOUND (no such branch), VK_ETIMEDOUT, VK_EIO.
- */
-int vk_git_resolve_branch(struct vk_git_mirror *m, const char *branch, char out[65],
-                          struct vk_err *err) VK_MUST_CHECK;
-
-/**
- * Expand a (possibly abbreviated, 4..64 hex digits) commit name to the full
- * one, fetching once when it is not known yet. Returns 0, VK_EINVAL,
- * VK_ENOTFOUND (unknown or ambiguous), VK_ETIMEDOUT, VK_EIO.
- */
-int vk_git_resolve_commit(struct vk_git_mirror *m, const char *sha, char out[65],
-                          struct vk_err *err) VK_MUST_CHECK;
-
-/**
- * The files at commit `sha` (full hex name) whose path matches `glob` (NULL:
- * VK_GIT_DEFAULT_GLOB; vk_glob_match(): `*` does not cross '/'), sorted.
- * Appends to `out` (initialised). Syncs the mirror when it lacks the commit.
- * Returns 0, VK_EINVAL, VK_ENOTFOUND, VK_ETOOBIG, VK_ETIMEDOUT, VK_EIO.
- */
-int vk_git_list_files(struct vk_git_mirror *m, const char *sha, const char *glob,
-                      struct vk_git_paths *out, struct vk_err *err) VK_MUST_CHECK;
-
-/**
- * Read the file `path` at commit `sha` into `out` (appending), refusing
- * files larger than opts.max_blob. Returns 0, VK_EINVAL, VK_ENOTFOUND (no
- * such file), VK_ETOOBIG, VK_ETIMEDOUT, VK_EIO.
- */
-int vk_git_read_file(struct vk_git_mirror *m, const char *sha, const char *path, struct vk_buf *out,
-                     struct vk_err *err) VK_MUST_CHECK;
-
-/** A file read by vk_git_read_files(); `path` and `data` (NUL-terminated) live in the list's pool.
- */
-struct vk_git_file {
-    const char *path;
-    const char *data;
-    size_t len;
-};
-
-/** Files with their contents; `items` live in `pool`. */
-struct vk_git_files {
-    struct vk_git_file *items;
-    size_t n;
-    size_t bytes; /**< sum of the files' lengths */
-    struct vk_pool pool;
-};
-
-void vk_git_files_init(struct vk_git_files *f);
-/** Free the contents (not the struct). Accepts NULL. */
-void vk_git_files_release(struct vk_git_files *f);
-
-/**
- * List and read in one go: the files at commit `sha` (full hex name) whose path matches
- * `glob` (NULL: VK_GIT_DEFAULT_GLOB; as vk_git_list_files()), sorted by path, each with
- * its bytes (at most opts.max_blob each, VK_GIT_MAX_READ in all). ONE `git cat-file
- * --batch` process reads the commit, the trees under the glob's fixed directory (only as
- * deep as the glob can match) and the matching blobs; the mirror is cloned or fetched
- * only when it lacks the commit. Submodules and paths vk_git_read_file() refuses are left
- * out. `out` (initialised, empty) is filled only on success.
- * Returns 0, VK_EINVAL, VK_ENOTFOUND (no such commit, even after a fetch), VK_ETOOBIG,
- * VK_ETIMEDOUT, VK_EIO, VK_ENOMEM.
- */
-int vk_git_read_files(struct vk_git_mirror *m, const char *sha, const char *glob,
-                      struct vk_git_files *out, struct vk_err *err) VK_MUST_CHECK;
-
-/**
- * The paths changed between commits `before` and `after` (`git diff
- * --name-only`, renames as delete + add), sorted. When `before` is NULL or all
- * zeros (a new branch), the files changed by `after` itself (against its first
- * parent; every file for a root commit). Appends to `out` (initialised).
- * Returns 0, VK_EINVAL, VK_ENOTFOUND, VK_ETOOBIG, VK_ETIMEDOUT, VK_EIO.
- */
-int vk_git_changed_paths(struct vk_git_mirror *m, const char *before, const char *after,
-                         struct vk_git_paths *out, struct vk_err *err) VK_MUST_CHECK;
-
-/** True for a full object name: 40 or 64 hex digits. */
-bool vk_git_valid_sha(const char *s);
-
-/** True for a branch name git accepts and that cannot be read as an option. */
-bool vk_git_valid_branch(const char *s);
 
 #endif /* VULCAN_TRIGGERS_H */

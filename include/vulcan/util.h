@@ -240,4 +240,16 @@ int vk_diag_render(struct vk_buf *out, const char *file, const char *src, size_t
  *  (1..4) and stores the code point in *cp, or returns 0 for an invalid sequence. */
 size_t vk_utf8_decode(const unsigned char *s, size_t len, uint32_t *cp);
 
+/* ---------------------------------------------------------------- Glob */
+
+/**
+ * Glob match of `s` against `pattern`, both NUL-terminated: `*` matches any run
+ * of characters but '/', `**` any run including '/', a `**` segment followed
+ * by '/' also matches zero directories (pattern src, `**`, a joined by '/'
+ * matches "src/a"), `?` matches one
+ * character but '/', `\` quotes the next character; everything else is literal.
+ * Bounded work: at most O(len(s) * len(pattern)) steps.
+ */
+bool vk_glob_match(const char *pattern, const char *s);
+
 #endif /* VULCAN_UTIL_H */

@@ -31,6 +31,7 @@
 #ifndef VULCAN_WORKFLOW_H
 #define VULCAN_WORKFLOW_H
 
+#include "vulcan/cron.h"
 #include "vulcan/util.h"
 
 #include <stdbool.h>
@@ -169,16 +170,6 @@ int vk_cond_parse(const char *src, size_t len, struct vk_pool *pool, struct vk_c
 int vk_cond_eval(const struct vk_cond *c, vk_cond_lookup_fn *lookup, void *ctx,
                  bool *result) VK_MUST_CHECK;
 
-/**
- * Glob match of `s` against `pattern`, both NUL-terminated: `*` matches any run
- * of characters but '/', `**` any run including '/', a `**` segment followed
- * by '/' also matches zero directories (pattern src, `**`, a joined by '/'
- * matches "src/a"), `?` matches one
- * character but '/', `\` quotes the next character; everything else is literal.
- * Bounded work: at most O(len(s) * len(pattern)) steps.
- */
-bool vk_glob_match(const char *pattern, const char *s);
-
 /* ---------------------------------------------------------------- Triggers */
 
 enum vk_wf_trigger_type {
@@ -261,35 +252,6 @@ bool vk_wf_trigger_matches(const struct vk_wf_trigger *t, const struct vk_wf_eve
 
 /** The name of a trigger type ("push", "pull_request", "tag", "schedule", "manual"). */
 const char *vk_wf_trigger_type_name(enum vk_wf_trigger_type type);
-
-/**
- * A validated cron expression: bit i set means value i allowed. Minutes 0-59,
- * hours 0-23, days of month 1-31, months 1-12, weekdays 0-6 (0 = Sunday; 7 is
- * folded into 0). `dom_any`/`dow_any` record a `*` (for the usual rule: when
- * both fields are restricted, a day matches if either matches).
- */
-struct vk_cron {
-    uint64_t minutes;
-    uint32_t hours;
-    uint32_t days;
-    uint16_t months;
-    uint8_t weekdays;
-    bool dom_any, dow_any;
-};
-
-/**
- * Parse a 5-field cron expression (numbers, `*`, ranges a-b, lists a,b, steps
- * /n, names JAN-DEC and SUN-SAT, the macros @yearly @annually @monthly @weekly
- * @daily @midnight @hourly). `out` may be NULL to validate only. On error, `err`
- * gets VK_EINVAL with err->col the 1-based column in `expr` and err->line 1.
- */
-int vk_cron_parse(const char *expr, struct vk_cron *out, struct vk_err *err) VK_MUST_CHECK;
-
-/**
- * True when `name` is an IANA zone name that exists as a regular file under
- * /usr/share/zoneinfo (no "..", no leading '/', letters, digits, "/_+-" only).
- */
-bool vk_cron_tz_valid(const char *name);
 
 /* ---------------------------------------------------------------- Model */
 

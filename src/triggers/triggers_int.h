@@ -19,18 +19,6 @@ int vk__trig_sha256_hex(const void *p, size_t len, char out[65]);
 /** True when `s` is `n` hex digits (any case). */
 bool vk__trig_is_hex(const char *s, size_t n);
 
-/** Days since 1970-01-01 of a proleptic Gregorian date (month 1-12). */
-int64_t vk__trig_days_from_civil(int64_t y, unsigned m, unsigned d);
-
-/** The date of `days` since 1970-01-01. */
-void vk__trig_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d);
-
-/** 0 = Sunday. */
-unsigned vk__trig_weekday(int64_t days);
-
-bool vk__trig_leap(int64_t y);
-unsigned vk__trig_month_days(int64_t y, unsigned m);
-
 /* ---------------------------------------------------------------- Webhook parsing */
 
 #include <jansson.h>

@@ -4,7 +4,7 @@
  * Pieces: an output sink applying the cap (exec_sink.c), a child runner that
  * starts (clone + exec), sets up the child and pumps its output while enforcing timeout and
  * cancel (exec_proc.c), per-attempt cgroups (exec_cgroup.c), bubblewrap argv
- * (exec_sandbox.c), git mirror + checkout (exec_git.c), workspace files and
+ * (exec_sandbox.c), checkout through the git module (exec_git.c), workspace files and
  * safe recursive removal (exec_fs.c), SHA-256 for mirror names (exec_sha256.c, libcrypto).
  */
 #ifndef VULCAN_WORKER_EXEC_INT_H
@@ -150,12 +150,6 @@ int vk__exec_checkout(const struct vk_exec_env *env, const struct vk_exec_spec *
                       const char *ws, struct vk_pool *pool, struct vk__exec_sink *sink,
                       struct vk_exec_cancel *cancel, const char **mirror_out,
                       struct vk_err *err) VK_MUST_CHECK;
-/** Validate a commit sha (hex, 4..64). */
-bool vk__exec_valid_sha(const char *s);
-/** Validate a branch name (a safe subset of git's rules). */
-bool vk__exec_valid_branch(const char *s);
-/** Validate a repository URL (bounded, printable, not an option). */
-bool vk__exec_valid_url(const char *s);
 
 /* ---------------------------------------------------------------- Files */
 

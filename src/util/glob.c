@@ -1,12 +1,12 @@
 /*
- * Glob matching for trigger filters and the `=~` operator.
+ * Glob matching: trigger filters, the `=~` condition operator, workflow file globs.
  *
  * The pattern is compiled into tokens and matched by simulating the
  * non-deterministic automaton over the input one code point at a time, so the
  * work is bounded by len(input) * tokens whatever the pattern (no exponential
  * backtracking on inputs like "a*a*a*a*b").
  */
-#include "vulcan/workflow.h"
+#include "vulcan/util.h"
 
 #include <string.h>
 

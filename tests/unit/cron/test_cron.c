@@ -1,6 +1,6 @@
 /* Time zones (TZif files, POSIX footers) and cron next-fire / missed-run times. */
 #include "vk_test.h"
-#include "vulcan/triggers.h"
+#include "vulcan/cron.h"
 
 #include <stdio.h>
 #include <stdlib.h>

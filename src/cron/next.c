@@ -14,7 +14,7 @@
  * in the second pass of a repeated hour, so "every 15 minutes" keeps its
  * pace through the autumn change.
  */
-#include "triggers_int.h"
+#include "cron_int.h"
 
 #include <string.h>
 
@@ -31,7 +31,7 @@ static int64_t floor_div(int64_t a, int64_t b)
 static bool day_ok(const struct vk_cron *c, int64_t days, unsigned dom)
 {
     bool d = c->days >> dom & 1;
-    bool w = c->weekdays >> vk__trig_weekday(days) & 1;
+    bool w = c->weekdays >> vk__cron_weekday(days) & 1;
     /* Vixie rule: when both fields are restricted, either may match */
     if (c->dom_any || c->dow_any)
         return d && w;
@@ -50,12 +50,12 @@ static int64_t next_local(const struct vk_cron *c, int64_t l, int64_t ylimit)
     for (;;) {
         int64_t y;
         unsigned m, d;
-        vk__trig_civil_from_days(days, &y, &m, &d);
+        vk__cron_civil_from_days(days, &y, &m, &d);
         if (y > ylimit)
             return INT64_MIN;
         if (!(c->months >> m & 1)) {
-            days = m == 12 ? vk__trig_days_from_civil(y + 1, 1, 1)
-                           : vk__trig_days_from_civil(y, m + 1, 1);
+            days = m == 12 ? vk__cron_days_from_civil(y + 1, 1, 1)
+                           : vk__cron_days_from_civil(y, m + 1, 1);
             hour = min = 0;
             continue;
         }
@@ -152,7 +152,7 @@ int vk_cron_next(const struct vk_cron *c, const struct vk_tz *zone, int64_t afte
         l -= 3 * HOUR;
     int64_t y;
     unsigned m, d;
-    vk__trig_civil_from_days(floor_div(l, DAY), &y, &m, &d);
+    vk__cron_civil_from_days(floor_div(l, DAY), &y, &m, &d);
     int64_t ylimit = y + YEARS;
     int64_t best = INT64_MAX;
     for (long iter = 0; iter < 1000000; iter++) {

@@ -8,7 +8,7 @@
  * transition (Debian's "slim" zone files stop their tables early and rely on
  * it; the "fat" ones stop in 2037).
  */
-#include "triggers_int.h"
+#include "cron_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +26,7 @@
 /* ---------------------------------------------------------------- Calendar */
 
 /* Howard Hinnant's days_from_civil / civil_from_days (public domain algorithms). */
-int64_t vk__trig_days_from_civil(int64_t y, unsigned m, unsigned d)
+int64_t vk__cron_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -36,7 +36,7 @@ int64_t vk__trig_days_from_civil(int64_t y, unsigned m, unsigned d)
     return era * 146097 + (int64_t)doe - 719468;
 }
 
-void vk__trig_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+void vk__cron_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 {
     z += 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
@@ -49,21 +49,21 @@ void vk__trig_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
     *y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
-unsigned vk__trig_weekday(int64_t days)
+unsigned vk__cron_weekday(int64_t days)
 {
     int64_t w = (days + 4) % 7; /* 1970-01-01 was a Thursday */
     return (unsigned)(w < 0 ? w + 7 : w);
 }
 
-bool vk__trig_leap(int64_t y)
+bool vk__cron_leap(int64_t y)
 {
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
-unsigned vk__trig_month_days(int64_t y, unsigned m)
+unsigned vk__cron_month_days(int64_t y, unsigned m)
 {
     static const unsigned char days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && vk__trig_leap(y) ? 29 : days[m - 1];
+    return m == 2 && vk__cron_leap(y) ? 29 : days[m - 1];
 }
 
 static int64_t floor_div(int64_t a, int64_t b)
@@ -208,16 +208,16 @@ static int posix_parse(const char *s, struct posix_tz *tz)
 /* Seconds from the start of year `y` (local) to the rule's day at 00:00. */
 static int64_t rule_day(const struct rule_date *r, int64_t y)
 {
-    int64_t jan1 = vk__trig_days_from_civil(y, 1, 1);
+    int64_t jan1 = vk__cron_days_from_civil(y, 1, 1);
     int64_t day;
     if (r->kind == 'J') {
-        day = r->n - 1 + (vk__trig_leap(y) && r->n >= 60 ? 1 : 0);
+        day = r->n - 1 + (vk__cron_leap(y) && r->n >= 60 ? 1 : 0);
     } else if (r->kind == 'N') {
         day = r->n;
     } else {
-        int64_t first = vk__trig_days_from_civil(y, (unsigned)r->m, 1);
-        int dom = 1 + (int)((r->d - (int)vk__trig_weekday(first) + 7) % 7) + (r->w - 1) * 7;
-        while (dom > (int)vk__trig_month_days(y, (unsigned)r->m))
+        int64_t first = vk__cron_days_from_civil(y, (unsigned)r->m, 1);
+        int dom = 1 + (int)((r->d - (int)vk__cron_weekday(first) + 7) % 7) + (r->w - 1) * 7;
+        while (dom > (int)vk__cron_month_days(y, (unsigned)r->m))
             dom -= 7;
         day = first + dom - 1 - jan1;
     }
@@ -231,7 +231,7 @@ static int32_t posix_offset(const struct posix_tz *tz, int64_t t, bool *isdst)
         return tz->std_off;
     int64_t y;
     unsigned m, d;
-    vk__trig_civil_from_days(floor_div(t + tz->std_off, 86400), &y, &m, &d);
+    vk__cron_civil_from_days(floor_div(t + tz->std_off, 86400), &y, &m, &d);
     /* start is given in standard local time, end in daylight local time */
     int64_t start = rule_day(&tz->start, y) + tz->start.time - tz->std_off;
     int64_t end = rule_day(&tz->end, y) + tz->end.time - tz->dst_off;

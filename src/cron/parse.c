@@ -3,7 +3,7 @@
  * Validation only builds bit sets; computing the next fire time belongs to the
  * triggers module.
  */
-#include "vulcan/workflow.h"
+#include "cron_int.h"
 
 #include <stdio.h>
 #include <string.h>

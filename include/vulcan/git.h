@@ -1,0 +1,264 @@
+/*
+ * git — the one Git module of server and worker: validators for everything
+ * that reaches a git command line, a per-repository bare mirror cache with its
+ * lock, reads of trees and files at a commit, and checkouts into workspaces.
+ *
+ *   <cache_dir>/<sha256(url) hex>.git    bare mirror (git clone --mirror)
+ *   <cache_dir>/<sha256(url) hex>.lock   flock()ed while the mirror is cloned or
+ *                                        fetched (threads and processes)
+ *
+ * The server's trigger service reads workflow files out of mirrors; a worker
+ * checks commits out of its own mirrors into workspaces (`git clone --shared`,
+ * objects borrowed through alternates, so the mirror's objects are never
+ * pruned: gc.auto is off for every mirror command). Both go through the same
+ * validators, the same mirror-and-lock scheme and the same process runner.
+ *
+ * A clone goes to a temporary name and is renamed into place, so a half-made
+ * mirror is never used. A mirror is fetched only when a wanted commit is
+ * missing or when a branch head is asked for. Reads do not check for the
+ * commit first: they run, and only when git cannot find it is the mirror
+ * synced and the read done again.
+ *
+ * git runs through posix_spawn() with an argv array (URLs, refs and paths are
+ * hostile: each is validated here, and "--" or --end-of-options ends the
+ * options; never a shell), in its own process group with a deadline (the group
+ * is killed when it runs out, or when the caller's cancel callback says so),
+ * stdin from /dev/null, output capped, and a minimal environment:
+ * GIT_TERMINAL_PROMPT=0, ssh in batch mode, only the file, git, http, https
+ * and ssh transports, no system gitconfig, LC_ALL=C. docs/architecture.md says
+ * why the git command is used rather than libgit2.
+ *
+ * Thread-safety: no global state. A mirror handle is used by one thread at a
+ * time; different handles on the same cache directory may be used from any
+ * number of threads and processes at once (clones and fetches are serialised
+ * with flock(); reads need no lock).
+ */
+#ifndef VULCAN_GIT_H
+#define VULCAN_GIT_H
+
+#include "vulcan/util.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- Limits */
+
+#define VK_GIT_MAX_URL 2048  /**< a repository URL */
+#define VK_GIT_MAX_REF 1024  /**< a branch name */
+#define VK_GIT_MAX_PATH 4096 /**< a path inside a repository */
+#define VK_GIT_DEFAULT_GLOB ".vulcan/*.kdl"
+#define VK_GIT_DEFAULT_TIMEOUT_MS (5 * 60 * 1000)
+#define VK_GIT_MAX_BLOB (1u << 20)  /**< default cap of vk_git_read_file() */
+#define VK_GIT_MAX_LIST (16u << 20) /**< cap of a file listing's bytes */
+#define VK_GIT_MAX_FILES 100000     /**< cap of names in one listing */
+#define VK_GIT_MAX_READ (64u << 20) /**< cap of the bytes vk_git_read_files() returns */
+#define VK_GIT_SHA_LEN 65           /**< a full object name: 40 or 64 hex digits + NUL */
+
+/* ---------------------------------------------------------------- Validation */
+
+/** True for a full object name: 40 or 64 hex digits. */
+bool vk_git_valid_sha(const char *s);
+
+/** True for a possibly abbreviated object name: 4 to 64 hex digits. */
+bool vk_git_valid_short_sha(const char *s);
+
+/**
+ * True for a branch name `git check-ref-format --branch` accepts and that
+ * cannot be read as an option or a revision expression: at most
+ * VK_GIT_MAX_REF bytes, no control characters, space or any of ~^:?*[\,
+ * not "@", not starting with '-', '/' or '.', no "..", "@{", "//" or "/.",
+ * not ending with '/', '.' or ".lock", no ".lock/" component.
+ */
+bool vk_git_valid_branch(const char *s);
+
+/**
+ * True for a repository URL git may be given: at most VK_GIT_MAX_URL bytes,
+ * printable without spaces, not starting with '-', and without "::" anywhere
+ * (git's "<transport>::<address>" form runs remote helpers such as ext::).
+ * Which schemes and hosts are allowed is the caller's policy.
+ */
+bool vk_git_valid_url(const char *s);
+
+/**
+ * True for a relative path inside a repository: at most VK_GIT_MAX_PATH bytes,
+ * no control characters, not absolute, no empty, "." or ".." segment.
+ */
+bool vk_git_valid_path(const char *s);
+
+/**
+ * Write `url` to `out` (`cap` bytes, NUL-terminated, truncated) with the user
+ * information of a network URL ("https://TOKEN@host/…") replaced by "***",
+ * for logs and messages.
+ */
+void vk_git_redact_url(const char *url, char *out, size_t cap);
+
+/* ---------------------------------------------------------------- Types */
+
+/** Polled at least every 100 ms while git runs or a lock is awaited: true stops it. */
+typedef bool (*vk_git_cancel_fn)(void *ctx);
+
+/** Receives what git prints on stderr (progress, complaints) as it arrives. */
+typedef void (*vk_git_output_fn)(void *ctx, const char *data, size_t len);
+
+/** Options of a mirror handle. Zero-initialise; 0 / NULL means the default. */
+struct vk_git_opts {
+    const char *git_path;        /**< default "/usr/bin/git", else "git" found in PATH */
+    const char *home;            /**< HOME of git (ssh keys, credentials); default $HOME */
+    int64_t timeout_ms;          /**< per git command and per lock wait (default 5 min) */
+    size_t max_blob;             /**< default VK_GIT_MAX_BLOB */
+    vk_git_cancel_fn cancel;     /**< may be NULL; then VK_EAGAIN ends what was running */
+    void *cancel_ctx;            /**< passed to cancel */
+    vk_git_output_fn on_stderr;  /**< may be NULL: git's stderr is only kept for messages */
+    void *on_stderr_ctx;         /**< passed to on_stderr */
+};
+
+/** Counters of one mirror handle, for tests and metrics. */
+struct vk_git_stats {
+    unsigned clones;   /**< `git clone --mirror` run */
+    unsigned fetches;  /**< `git fetch` run */
+    unsigned commands; /**< git processes started */
+};
+
+/** A handle on the bare mirror of one repository in one cache directory. */
+struct vk_git_mirror;
+
+/** A list of file names; `items` live in `pool`. */
+struct vk_git_paths {
+    const char **items;
+    size_t n;
+    struct vk_pool pool;
+};
+
+/** A file read by vk_git_read_files(); `path` and `data` (NUL-terminated) live in the list's
+ * pool. */
+struct vk_git_file {
+    const char *path;
+    const char *data;
+    size_t len;
+};
+
+/** Files with their contents; `items` live in `pool`. */
+struct vk_git_files {
+    struct vk_git_file *items;
+    size_t n;
+    size_t bytes; /**< sum of the files' lengths */
+    struct vk_pool pool;
+};
+
+/* ---------------------------------------------------------------- Lifecycle */
+
+void vk_git_paths_init(struct vk_git_paths *p);
+/** Free the contents (not the struct). Accepts NULL. */
+void vk_git_paths_release(struct vk_git_paths *p);
+void vk_git_files_init(struct vk_git_files *f);
+/** Free the contents (not the struct). Accepts NULL. */
+void vk_git_files_release(struct vk_git_files *f);
+
+/**
+ * Open a handle for `url` (borrowed; vk_git_valid_url()) cached under
+ * `cache_dir` (created 0700 if missing). Nothing is cloned yet. `opts` may be
+ * NULL (copied, but the callbacks' contexts are borrowed for the handle's
+ * life). On success *out is returned owned (vk_git_mirror_free()).
+ * Returns 0, VK_EINVAL (unusable URL or directory), VK_ENOTFOUND (no git),
+ * VK_EIO, VK_ENOMEM.
+ */
+int vk_git_mirror_open(const char *cache_dir, const char *url, const struct vk_git_opts *opts,
+                       struct vk_git_mirror **out, struct vk_err *err) VK_MUST_CHECK;
+
+/** Free a handle (the mirror stays on disk). Accepts NULL. */
+void vk_git_mirror_free(struct vk_git_mirror *m);
+
+/** The mirror's directory. Returns borrowed (valid until vk_git_mirror_free()). */
+const char *vk_git_mirror_path(const struct vk_git_mirror *m);
+
+/** The handle's counters. */
+struct vk_git_stats vk_git_mirror_stats(const struct vk_git_mirror *m);
+
+/* ---------------------------------------------------------------- Mirror upkeep */
+
+/**
+ * Make sure the mirror exists and holds commit `sha` (a full name; NULL: just
+ * exists and is fresh — fetch it always): clone it when absent, fetch when the
+ * commit is missing, and as a last resort fetch the commit by name (servers
+ * that allow unreachable commits). Returns 0, VK_EINVAL (bad sha), VK_ENOTFOUND
+ * (commit not in the repository even after a fetch), VK_ETIMEDOUT, VK_EAGAIN
+ * (cancelled), VK_EIO.
+ */
+int vk_git_mirror_sync(struct vk_git_mirror *m, const char *sha, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Fetch, then resolve `branch` (a short name; validated) to its head commit
+ * into `out`. Returns 0, VK_EINVAL, VK_ENOTFOUND (no such branch),
+ * VK_ETIMEDOUT, VK_EAGAIN, VK_EIO.
+ */
+int vk_git_resolve_branch(struct vk_git_mirror *m, const char *branch, char out[VK_GIT_SHA_LEN],
+                          struct vk_err *err) VK_MUST_CHECK;
+
+/** Like vk_git_resolve_branch() for the repository's default branch (its HEAD). */
+int vk_git_resolve_head(struct vk_git_mirror *m, char out[VK_GIT_SHA_LEN],
+                        struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Expand a (possibly abbreviated, vk_git_valid_short_sha()) commit name to the
+ * full one, syncing once when it is not known yet. Returns 0, VK_EINVAL,
+ * VK_ENOTFOUND (unknown or ambiguous), VK_ETIMEDOUT, VK_EAGAIN, VK_EIO.
+ */
+int vk_git_resolve_commit(struct vk_git_mirror *m, const char *sha, char out[VK_GIT_SHA_LEN],
+                          struct vk_err *err) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Reads */
+
+/**
+ * The files at commit `sha` (full hex name) whose path matches `glob` (NULL:
+ * VK_GIT_DEFAULT_GLOB; vk_glob_match(): `*` does not cross '/'), sorted.
+ * Appends to `out` (initialised). Syncs the mirror when it lacks the commit.
+ * Returns 0, VK_EINVAL, VK_ENOTFOUND, VK_ETOOBIG, VK_ETIMEDOUT, VK_EIO.
+ */
+int vk_git_list_files(struct vk_git_mirror *m, const char *sha, const char *glob,
+                      struct vk_git_paths *out, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Read the file `path` at commit `sha` into `out` (appending), refusing files
+ * larger than opts.max_blob. Returns 0, VK_EINVAL, VK_ENOTFOUND (no such
+ * file), VK_ETOOBIG, VK_ETIMEDOUT, VK_EIO.
+ */
+int vk_git_read_file(struct vk_git_mirror *m, const char *sha, const char *path, struct vk_buf *out,
+                     struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * List and read in one go: the files at commit `sha` (full hex name) whose path
+ * matches `glob` (as vk_git_list_files()), sorted by path, each with its bytes
+ * (at most opts.max_blob each, VK_GIT_MAX_READ in all). ONE `git cat-file
+ * --batch` process reads the commit, the trees under the glob's fixed directory
+ * (only as deep as the glob can match) and the matching blobs; the mirror is
+ * cloned or fetched only when it lacks the commit. Submodules and paths
+ * vk_git_read_file() refuses are left out. `out` (initialised, empty) is filled
+ * only on success. Returns 0, VK_EINVAL, VK_ENOTFOUND (no such commit, even
+ * after a fetch), VK_ETOOBIG, VK_ETIMEDOUT, VK_EIO, VK_ENOMEM.
+ */
+int vk_git_read_files(struct vk_git_mirror *m, const char *sha, const char *glob,
+                      struct vk_git_files *out, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * The paths changed between commits `before` and `after` (`git diff
+ * --name-only`, renames as delete + add), sorted. When `before` is NULL or all
+ * zeros (a new branch), the files changed by `after` itself (against its first
+ * parent; every file for a root commit). Appends to `out` (initialised).
+ * Returns 0, VK_EINVAL, VK_ENOTFOUND, VK_ETOOBIG, VK_ETIMEDOUT, VK_EIO.
+ */
+int vk_git_changed_paths(struct vk_git_mirror *m, const char *before, const char *after,
+                         struct vk_git_paths *out, struct vk_err *err) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Checkout */
+
+/**
+ * Check commit `sha` (a full name the mirror holds: vk_git_resolve_*() first)
+ * out into the existing, empty directory `workspace`: `git clone --shared
+ * --no-checkout` of the mirror (no object is copied), then a detached checkout.
+ * Needs no lock. Returns 0, VK_EINVAL, VK_ETIMEDOUT, VK_EAGAIN, VK_EIO.
+ */
+int vk_git_checkout(struct vk_git_mirror *m, const char *sha, const char *workspace,
+                    struct vk_err *err) VK_MUST_CHECK;
+
+#endif /* VULCAN_GIT_H */
