@@ -1,6 +1,10 @@
 /*
  * api — the HTTP face of the server: the worker protocol (DESIGN §5), the
- * parser API, chains, fragments' logs, workers, health.
+ * parser API, chains, fragments' logs, workers, repositories, webhooks, the
+ * console, health and metrics. It only parses, calls and replies: git work
+ * (webhooks after their verification, manual runs, workflow listings) is
+ * queued for the trigger service (vulcan/triggers.h) and the client waits,
+ * suspended, for its outcome.
  *
  * A vk_api owns its HTTP server and the long-poll dispatcher: a worker asking
  * for work when none is ready is suspended (no thread held) and woken the
@@ -17,28 +21,32 @@
 #include "vulcan/orchestrator.h"
 #include "vulcan/store.h"
 #include "vulcan/telemetry.h"
+#include "vulcan/triggers.h"
 #include "vulcan/util.h"
 
 #include <stdint.h>
 
 struct vk_api;
 
-/** A clock: Unix milliseconds. */
-typedef int64_t vk_api_clock_fn(void *ctx);
+#define VK_API_DEFAULT_HOOK_WAIT_MS 8000     /**< webhooks: answer 202 after this */
+#define VK_API_DEFAULT_TRIGGER_WAIT_MS 30000 /**< manual runs 202, listings 503 after this */
 
 struct vk_api_opts {
-    const char *listen;         /**< "ADDR:PORT" (required; port 0 picks one) */
-    struct vk_store *store;     /**< borrowed */
-    struct vk_orch *orch;       /**< borrowed */
-    int heartbeat_interval_s;   /**< told to workers (default 5) */
-    int max_wait_s;             /**< cap on a work request's wait_s (default 60) */
-    unsigned http_threads;      /**< HTTP polling threads (default 2) */
-    const char *data_dir;       /**< server state; git mirrors in DATA_DIR/mirrors (default
-                                 *   "./vulcan-data"; copied) */
-    vk_api_clock_fn *now_fn;    /**< the scheduler's clock (default: vk_time_now_ms) */
-    void *now_ctx;              /**< passed to now_fn */
-    int64_t cron_interval_ms;   /**< how often the scheduler looks for due schedules (default
-                                 *   15000); < 0: no scheduler thread (call vk_api_cron_run) */
+    const char *listen;                   /**< "ADDR:PORT" (required; port 0 picks one) */
+    struct vk_store *store;               /**< borrowed */
+    struct vk_orch *orch;                 /**< borrowed */
+    int heartbeat_interval_s;             /**< told to workers (default 5) */
+    int max_wait_s;                       /**< cap on a work request's wait_s (default 60) */
+    unsigned http_threads;                /**< HTTP polling threads (default 2) */
+    bool no_api;                          /**< serve only /health*, /metrics and (unless no_console)
+                                           *   the console: no JSON API, worker protocol or webhooks */
+    bool no_console;                      /**< do not serve the web console (GET / and its files) */
+    struct vk_triggers_service *triggers; /**< borrowed, may be NULL: this process's trigger
+                                           *   service, told of queued requests and telling
+                                           *   their outcomes at once (without one, outcomes
+                                           *   of other replicas' services are polled) */
+    int64_t hook_wait_ms;                 /**< default VK_API_DEFAULT_HOOK_WAIT_MS */
+    int64_t trigger_wait_ms;              /**< default VK_API_DEFAULT_TRIGGER_WAIT_MS */
     struct vk_metrics *metrics; /**< borrowed, may be NULL: with it, `GET /metrics` serves it,
                                  *   HTTP and webhook metrics are recorded and the queue and
                                  *   worker gauges are registered (docs/observability.md) */
@@ -66,15 +74,5 @@ void vk_api_free(struct vk_api *api);
  * workers. A vk_orch_ready_fn; pass the vk_api as ctx. Thread-safe.
  */
 void vk_api_wake(void *api, const char *group);
-
-/**
- * Run the scheduler once now, as its thread does every opts.cron_interval_ms: refresh the
- * schedules of repositories that asked for it (all of them on the first run), then start
- * a chain for each schedule whose slot came (a schedule missed while the server was down
- * runs once, at its latest slot). Each slot is claimed in the store, so with several
- * servers on one database it fires exactly once. *fired (may be NULL) receives the number
- * of chains started. Returns 0 or the first store error.
- */
-int vk_api_cron_run(struct vk_api *api, size_t *fired, struct vk_err *err) VK_MUST_CHECK;
 
 #endif /* VULCAN_API_H */

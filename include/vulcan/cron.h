@@ -117,4 +117,27 @@ int vk_cron_next(const struct vk_cron *c, const struct vk_tz *zone, int64_t afte
 int vk_cron_missed(const struct vk_cron *c, const struct vk_tz *zone, int64_t last_run_ms,
                    int64_t now_ms, bool *due, int64_t *fire_ms) VK_MUST_CHECK;
 
+/* ---------------------------------------------------------------- Scheduling */
+
+/** What a scheduler does with one schedule now (vk_cron_plan()). */
+struct vk_cron_plan {
+    bool due;        /**< a slot came since it last fired: fire it (once) */
+    int64_t slot_ms; /**< when due: the latest slot in (last fired, now] */
+    int64_t next_ms; /**< the first slot after now; INT64_MAX when it never fires again */
+};
+
+/**
+ * The scheduling rule, for a schedule `expr` in the IANA zone `zone_name`
+ * (NULL or "": UTC) that last fired (or was created) at `last_fired_ms`: it is
+ * due when a slot lies in (last_fired_ms, now_ms], and then fires once, for
+ * the latest such slot (a server that was down runs a missed schedule once,
+ * not once per missed slot); its next fire time is the first slot after
+ * now_ms. The scheduler claims `slot_ms` in its store before firing, so that
+ * several replicas fire each slot once. Returns 0; VK_EINVAL when the
+ * expression or the zone is unusable (out->next_ms is INT64_MAX: park it);
+ * VK_ENOMEM.
+ */
+int vk_cron_plan(const char *expr, const char *zone_name, int64_t last_fired_ms, int64_t now_ms,
+                 struct vk_cron_plan *out, struct vk_err *err) VK_MUST_CHECK;
+
 #endif /* VULCAN_CRON_H */

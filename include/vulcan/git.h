@@ -103,14 +103,14 @@ typedef void (*vk_git_output_fn)(void *ctx, const char *data, size_t len);
 
 /** Options of a mirror handle. Zero-initialise; 0 / NULL means the default. */
 struct vk_git_opts {
-    const char *git_path;        /**< default "/usr/bin/git", else "git" found in PATH */
-    const char *home;            /**< HOME of git (ssh keys, credentials); default $HOME */
-    int64_t timeout_ms;          /**< per git command and per lock wait (default 5 min) */
-    size_t max_blob;             /**< default VK_GIT_MAX_BLOB */
-    vk_git_cancel_fn cancel;     /**< may be NULL; then VK_EAGAIN ends what was running */
-    void *cancel_ctx;            /**< passed to cancel */
-    vk_git_output_fn on_stderr;  /**< may be NULL: git's stderr is only kept for messages */
-    void *on_stderr_ctx;         /**< passed to on_stderr */
+    const char *git_path;       /**< default "/usr/bin/git", else "git" found in PATH */
+    const char *home;           /**< HOME of git (ssh keys, credentials); default $HOME */
+    int64_t timeout_ms;         /**< per git command and per lock wait (default 5 min) */
+    size_t max_blob;            /**< default VK_GIT_MAX_BLOB */
+    vk_git_cancel_fn cancel;    /**< may be NULL; then VK_EAGAIN ends what was running */
+    void *cancel_ctx;           /**< passed to cancel */
+    vk_git_output_fn on_stderr; /**< may be NULL: git's stderr is only kept for messages */
+    void *on_stderr_ctx;        /**< passed to on_stderr */
 };
 
 /** Counters of one mirror handle, for tests and metrics. */

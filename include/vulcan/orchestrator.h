@@ -49,6 +49,8 @@ struct vk_orch_opts {
     struct vk_metrics *metrics; /**< borrowed, may be NULL: chain/fragment counters and
                                  *   histograms are recorded there (docs/observability.md) */
     struct vk_tracer *tracer;   /**< borrowed, may be NULL: chain spans are ended there */
+    bool no_reaper;             /**< vk_orch_start() starts no reaper: another process has
+                                 *   the orchestrator role (`vulcan server --roles`) */
 };
 
 /** The context a chain runs in (what conditions and scripts see). Borrowed. */
@@ -71,6 +73,10 @@ struct vk_orch_context {
      *  or NULL. With a tracer, the chain gets a span id of its own, child of that span
      *  (a new trace when NULL); see vk_orch_chain_trace(). */
     const char *trace_id;
+    /** The trigger request the chain is made for, or NULL: with one, a request handled
+     *  again makes each workflow's chain once (vk_orch_submit() then answers VK_EEXIST
+     *  with the existing chain's id). */
+    const char *trigger_request_id;
 };
 
 /**
@@ -118,7 +124,10 @@ int vk_orch_new(struct vk_store *store, const struct vk_orch_opts *opts, struct 
  */
 void vk_orch_set_ready_hook(struct vk_orch *o, vk_orch_ready_fn *fn, void *ctx);
 
-/** Start the reaper and ready-listener threads. Returns 0 or VK_EIO. */
+/**
+ * Start the reaper thread (unless opts.no_reaper) and, when a ready hook is set, the
+ * ready-listener thread. Returns 0 or VK_EIO.
+ */
 int vk_orch_start(struct vk_orch *o, struct vk_err *err) VK_MUST_CHECK;
 
 /** Stop the threads (idempotent). */
@@ -133,7 +142,8 @@ void vk_orch_free(struct vk_orch *o);
  * Store `wf` as a new chain in context `ctx` and start it. `definition`
  * (may be NULL) is the workflow's source text, kept for rerun. The chain id is
  * written to `chain_id`; *nfragments (may be NULL) receives the fragment count.
- * Returns 0, VK_ETOOBIG, VK_EINVAL or VK_EDB.
+ * Returns 0, VK_ETOOBIG, VK_EINVAL, VK_EDB, or VK_EEXIST when ctx->trigger_request_id
+ * made this source file's chain already (its id is in `chain_id`; it was started).
  */
 int vk_orch_submit(struct vk_orch *o, const struct vk_workflow *wf, const char *definition,
                    const struct vk_orch_context *ctx, char chain_id[VK_UUID_LEN],

@@ -40,7 +40,7 @@ struct vk_store;
 struct vk_store_tx;
 
 /** Schema version this binary knows (the highest migration number). */
-#define VK_STORE_SCHEMA_VERSION 2
+#define VK_STORE_SCHEMA_VERSION 3
 
 /** Caps on input-derived sizes. */
 #define VK_STORE_MAX_FRAGMENTS 10000      /**< fragments in one chain */
@@ -109,6 +109,10 @@ struct vk_store_chain {
     const char *error;
     const char *trace_id;
     int64_t created_at, started_at, finished_at;
+    /** The trigger request that made the chain, "" when none. With one, creating a second
+     *  chain of the same request and source_file is VK_EEXIST (a request handled again
+     *  after its handler died makes each chain once). */
+    char trigger_request_id[VK_UUID_LEN];
 };
 
 /** A fragment of a chain (a node of its tree). */
@@ -320,7 +324,8 @@ int vk_store_repo_list(struct vk_store *store, struct vk_pool *pool, struct vk_s
  * vk_store_fragment_spec). Every fragment starts `pending` with attempt 1. When `frag_ids`
  * is not NULL it receives the `n` new fragment ids in spec order.
  * Returns 0, VK_EINVAL (bad parent index, missing machine), VK_ETOOBIG (n over
- * VK_STORE_MAX_FRAGMENTS), VK_EDB.
+ * VK_STORE_MAX_FRAGMENTS), VK_EEXIST (chain->trigger_request_id made a chain of this
+ * source_file already: its id is written to chain->id), VK_EDB.
  */
 int vk_store_chain_create(struct vk_store *store, struct vk_store_chain *chain,
                           const struct vk_store_fragment_spec *specs, size_t n,
@@ -710,5 +715,91 @@ int vk_store_schedule_claim(struct vk_store *store, const char *id, int64_t slot
  */
 int vk_store_schedule_set_next(struct vk_store *store, const char *id, int64_t next_ms,
                                struct vk_err *err) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Trigger requests */
+
+/*
+ * Work for the trigger service (schema version 3): everything that needs git on the
+ * server (a verified webhook, a manual run, a listing of a repository's workflows, a
+ * refresh of its schedules) is a row here, written by whoever received the request (an
+ * HTTP thread: one INSERT, no git) and handled by a trigger service thread of any
+ * replica, which claims it (PostgreSQL: FOR UPDATE SKIP LOCKED) and records the outcome
+ * as an HTTP status and a JSON body. A request claimed by a handler that died (claimed
+ * before `stale_before_ms`) is claimed again; chains it made already are not made twice
+ * (vk_store_chain.trigger_request_id). Finished requests are kept VK_STORE_TREQ_KEEP_MS.
+ */
+
+#define VK_STORE_TREQ_KEEP_MS (7LL * 24 * 3600 * 1000) /**< finished requests kept 7 days */
+#define VK_STORE_TREQ_MAX_BODY (1u << 20)              /**< bytes of a webhook body */
+#define VK_STORE_TREQ_MAX_PARAMS (512u * 1024u)        /**< bytes of params / result JSON */
+
+enum vk_store_treq_kind {
+    VK_STORE_TREQ_WEBHOOK = 0, /**< a verified webhook: provider, params {"headers"}, body */
+    VK_STORE_TREQ_MANUAL,      /**< a manual run: params {branch, commit, workflow, inputs} */
+    VK_STORE_TREQ_WORKFLOWS,   /**< list the workflows of a branch: params {branch} */
+    VK_STORE_TREQ_REFRESH      /**< refresh the schedules from the default branch */
+};
+
+enum vk_store_treq_status { VK_STORE_TREQ_QUEUED = 0, VK_STORE_TREQ_RUNNING, VK_STORE_TREQ_DONE };
+
+/** A trigger request. Strings NULL when absent; see the conventions at the top. */
+struct vk_store_treq {
+    char id[VK_UUID_LEN];
+    char tenant_id[VK_UUID_LEN];
+    char repository_id[VK_UUID_LEN];
+    enum vk_store_treq_kind kind;
+    const char *provider;    /**< webhooks: the provider name */
+    const char *delivery_id; /**< webhooks: the delivery id, when the provider sent one */
+    const char *params;      /**< JSON object text, at most VK_STORE_TREQ_MAX_PARAMS */
+    const void *body;        /**< webhooks: the raw body (not loaded by list/get; see claim) */
+    size_t body_len;
+    const char *trace_id; /**< W3C traceparent the request's chains hang from */
+    enum vk_store_treq_status status;
+    int attempts; /**< times it was claimed */
+    const char *claimed_by;
+    int64_t claimed_at;
+    int result_status;  /**< when done: an HTTP status (200, 201, 400, 404, 502...) */
+    const char *result; /**< when done: JSON object text */
+    int64_t created_at, finished_at;
+};
+
+const char *vk_store_treq_kind_name(enum vk_store_treq_kind k);
+const char *vk_store_treq_status_name(enum vk_store_treq_status s);
+
+/**
+ * Queue a request: rq's kind, tenant_id, repository_id (may be ""), provider,
+ * delivery_id, params, body and trace_id are stored (borrowed); the new id and
+ * created_at (`now_ms`) are written back; status becomes queued. Returns 0, VK_EINVAL,
+ * VK_ETOOBIG (body or params over their caps), VK_EDB.
+ */
+int vk_store_treq_create(struct vk_store *store, struct vk_store_treq *rq, int64_t now_ms,
+                         struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Claim the oldest queued request, or a running one claimed before `stale_before_ms`
+ * (its handler died), for `claimer` (borrowed, an id of the handling thread): it becomes
+ * running, attempts + 1. *out (strings and body in `pool`) is the claimed row, body
+ * included. Returns 0, VK_ENOTFOUND when there is nothing to do, VK_EDB.
+ */
+int vk_store_treq_claim(struct vk_store *store, const char *claimer, int64_t now_ms,
+                        int64_t stale_before_ms, struct vk_pool *pool, struct vk_store_treq *out,
+                        struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Record the outcome of request `id`, fenced by `claimer` (the claim it holds): done,
+ * `result_status`, `result` (JSON text, borrowed), finished_at. Returns 0, VK_ENOTFOUND,
+ * VK_ECONFLICT (claimed by another handler since: its outcome wins), VK_ETOOBIG, VK_EDB.
+ */
+int vk_store_treq_finish(struct vk_store *store, const char *id, const char *claimer,
+                         int result_status, const char *result, int64_t now_ms,
+                         struct vk_err *err) VK_MUST_CHECK;
+
+/** Get request `id` (without its body) into *out (strings in `pool`). 0, VK_ENOTFOUND, VK_EDB. */
+int vk_store_treq_get(struct vk_store *store, const char *id, struct vk_pool *pool,
+                      struct vk_store_treq *out, struct vk_err *err) VK_MUST_CHECK;
+
+/** Delete requests finished before `before_ms`; *n (may be NULL) gets the count. */
+int vk_store_treq_prune(struct vk_store *store, int64_t before_ms, int64_t *n,
+                        struct vk_err *err) VK_MUST_CHECK;
 
 #endif /* VULCAN_STORE_H */

@@ -1,37 +1,48 @@
 /*
- * triggers — what starts a chain: webhooks from Git hosts (GitHub, GitLab,
- * Gitea, Bitbucket Cloud and our own generic format) and manual triggers with
- * inputs; cron schedules are in vulcan/cron.h, reading workflow files out of a
- * repository at a commit in vulcan/git.h.
+ * triggers — what starts a chain, in two layers.
  *
- * Everything here is a pure library function (no HTTP, no store): the HTTP
- * route and the orchestrator call them in this order for a webhook request:
+ * The library (pure functions, no I/O): webhooks from Git hosts (GitHub,
+ * GitLab, Gitea, Bitbucket Cloud and our own generic format) verified in
+ * constant time and normalised, repository URL matching, and the inputs of
+ * manual runs. The HTTP layer calls them for a webhook in this order:
  *
- *   1. vk_triggers_hook_verify()            raw body + headers + the repository's secret
- *   2. vk_triggers_hook_parse()             → struct vk_triggers_event (normalised)
- *   3. vk_triggers_event_matches_repo() against the registered repository URL
- *   4. vk_triggers_event_to_wf()       → struct vk_wf_event for the workflow matcher
- *   5. struct vk_git_mirror        list/read workflow files at ev->commit_sha
+ *   1. vk_triggers_hook_verify()         raw body + headers + the repository's secret
+ *   2. vk_triggers_hook_parse()          → struct vk_triggers_event (normalised)
+ *   3. vk_triggers_event_matches_repo()  against the registered repository URL
+ *   4. vk_triggers_event_to_wf()         → struct vk_wf_event for the workflow matcher
+ *
+ * The trigger service (struct vk_triggers_service, the `triggers` role of
+ * `vulcan server`): everything after verification that needs git. It handles
+ * the trigger requests of the store (vk_store_treq_*: a verified webhook, a
+ * manual run, a listing of workflows, a schedule refresh) on its own threads:
+ * reads the workflow files of the commit from the server's mirror cache
+ * (vulcan/git.h), matches their triggers, starts chains through the
+ * orchestrator, and records the outcome in the request. It also runs the cron
+ * scheduler (the timing rules are vulcan/cron.h's). The HTTP threads that
+ * queued a request never wait on git: they wait, suspended, for its outcome.
+ * Any replica's service may handle any request; nothing is in memory only.
  *
  * (docs/triggers.md has the whole recipe and the generic webhook format.)
  *
  * Invariants: every string a parsed event holds is NUL-terminated, free of
- * control characters and bounded (VK_TRIGGERS_MAX_* below); shas are lowercase hex.
- * Time zones are read from TZif files, never through setenv("TZ")/tzset().
+ * control characters and bounded (VK_TRIGGERS_MAX_* below); shas are
+ * lowercase hex.
  *
- * Thread-safety: no function keeps global mutable state. A parsed event, a
- * loaded time zone and a mirror handle are each used by one thread at a time
- * (a loaded zone is immutable and may be shared for reading). Different mirror
- * handles on the same cache directory may be used from several threads and
- * processes at once: clones and fetches are serialised with flock().
+ * Thread-safety: no library function keeps global mutable state; a parsed
+ * event is used by one thread at a time. The service's functions may be
+ * called from any thread.
  */
 #ifndef VULCAN_TRIGGERS_H
 #define VULCAN_TRIGGERS_H
 
 #include "vulcan/git.h"
+#include "vulcan/orchestrator.h"
+#include "vulcan/store.h"
+#include "vulcan/telemetry.h"
 #include "vulcan/util.h"
 #include "vulcan/workflow.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -272,5 +283,115 @@ int vk_triggers_inputs_resolve(const struct vk_workflow *wf, const struct vk_con
 int vk_triggers_inputs_resolve_json(const struct vk_workflow *wf, const char *json, size_t len,
                                     struct vk_pool *pool, struct vk_cond_var **out, size_t *nout,
                                     struct vk_err *err) VK_MUST_CHECK;
+
+/* ================================================================ Recorded headers */
+
+/**
+ * A vk_triggers_header_fn that looks `name` up in the JSON object `ctx` (a
+ * json_t *, borrowed) of header names and string values, case-insensitively:
+ * how the trigger service replays the headers a webhook arrived with.
+ */
+const char *vk_triggers_header_json(void *ctx, const char *name);
+
+/**
+ * A recorder around another header function: every header looked up through
+ * vk_triggers_header_record() that exists is also put into `seen` (a JSON
+ * object). Verify and parse a webhook through it, and `seen` holds exactly
+ * the headers the trigger service needs to parse it again.
+ */
+struct vk_triggers_header_log {
+    vk_triggers_header_fn *inner; /**< the request's own lookup */
+    void *inner_ctx;
+    json_t *seen; /**< borrowed JSON object; values are added to it */
+};
+
+/** The recorder's vk_triggers_header_fn; `ctx` is a struct vk_triggers_header_log. */
+const char *vk_triggers_header_record(void *ctx, const char *name);
+
+/* ================================================================ The trigger service */
+
+struct vk_triggers_service;
+
+/** A clock: Unix milliseconds. */
+typedef int64_t (*vk_triggers_clock_fn)(void *ctx);
+
+/**
+ * Told (on a service thread, after the outcome is committed) that request `id`
+ * ended with `status` and the JSON text `result` (borrowed for the call).
+ */
+typedef void (*vk_triggers_done_fn)(void *ctx, const char *id, int status, const char *result);
+
+/** Defaults. */
+#define VK_TRIGGERS_DEFAULT_THREADS 2
+#define VK_TRIGGERS_DEFAULT_CRON_INTERVAL_MS 15000
+#define VK_TRIGGERS_DEFAULT_POLL_MS 250         /**< look for requests of other replicas */
+#define VK_TRIGGERS_STALE_MS (15LL * 60 * 1000) /**< a claim older than this is taken over */
+#define VK_TRIGGERS_MAX_ATTEMPTS 3              /**< claims before a request is given up */
+
+struct vk_triggers_opts {
+    struct vk_store *store;      /**< borrowed, required */
+    struct vk_orch *orch;        /**< borrowed, required: chains are started through it */
+    const char *data_dir;        /**< git mirrors in DATA_DIR/mirrors (default ./vulcan-data) */
+    unsigned threads;            /**< request threads (default VK_TRIGGERS_DEFAULT_THREADS) */
+    int64_t poll_ms;             /**< how often idle threads look for requests queued elsewhere
+                                  *   (default VK_TRIGGERS_DEFAULT_POLL_MS) */
+    int64_t cron_interval_ms;    /**< scheduler pass interval (default 15000); < 0: no
+                                  *   scheduler thread (call vk_triggers_cron_run()) */
+    vk_triggers_clock_fn now_fn; /**< the scheduler's clock (default vk_time_now_ms) */
+    void *now_ctx;               /**< passed to now_fn */
+    vk_triggers_done_fn on_done; /**< may be NULL (see vk_triggers_set_done_hook()) */
+    void *on_done_ctx;
+    struct vk_metrics *metrics; /**< borrowed, may be NULL: webhook-to-chain latency */
+};
+
+/**
+ * Create a service (no thread yet). Borrows `opts` (data_dir is copied). On
+ * success *out is returned owned (vk_triggers_service_free()).
+ * Returns 0, VK_EINVAL, VK_ENOMEM.
+ */
+int vk_triggers_service_new(const struct vk_triggers_opts *opts, struct vk_triggers_service **out,
+                            struct vk_err *err) VK_MUST_CHECK;
+
+/** Set the done hook (replacing opts.on_done), before vk_triggers_service_start(). */
+void vk_triggers_set_done_hook(struct vk_triggers_service *svc, vk_triggers_done_fn fn, void *ctx);
+
+/** Start the request threads and (unless opts.cron_interval_ms < 0) the scheduler. */
+int vk_triggers_service_start(struct vk_triggers_service *svc, struct vk_err *err) VK_MUST_CHECK;
+
+/** A request was queued in this process: wake an idle thread now. Thread-safe. */
+void vk_triggers_wake(struct vk_triggers_service *svc);
+
+/** Stop the threads (a request in progress finishes first). Idempotent. */
+void vk_triggers_service_stop(struct vk_triggers_service *svc);
+
+/** Stop and free. Accepts NULL. */
+void vk_triggers_service_free(struct vk_triggers_service *svc);
+
+/**
+ * Handle queued requests on the calling thread until none is left; *n (may be
+ * NULL) receives how many were handled. For tests and tools without threads.
+ */
+int vk_triggers_run_pending(struct vk_triggers_service *svc, size_t *n,
+                            struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Run the scheduler once now, as its thread does every opts.cron_interval_ms:
+ * handle the refresh requests of repositories (and, on the first pass, refresh
+ * every repository), then start a chain for each schedule whose slot came (a
+ * schedule missed while the server was down runs once, at its latest slot).
+ * Each slot is claimed in the store, so with several replicas on one database
+ * it fires exactly once. *fired (may be NULL) receives the number of chains
+ * started. Returns 0 or the first store error.
+ */
+int vk_triggers_cron_run(struct vk_triggers_service *svc, size_t *fired,
+                         struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Queue a schedule refresh of repository `repo_id` (after it was created or its
+ * URL, glob or default branch changed). A vk_store_treq_create() of kind
+ * VK_STORE_TREQ_REFRESH, usable without a service. Returns 0 or a store error.
+ */
+int vk_triggers_request_refresh(struct vk_store *store, const char *tenant_id, const char *repo_id,
+                                struct vk_err *err) VK_MUST_CHECK;
 
 #endif /* VULCAN_TRIGGERS_H */

@@ -97,6 +97,14 @@ int vk_err_errno(struct vk_err *err, const char *what);
 /** A short, static, lowercase name for a VK code ("out of memory", ...). */
 const char *vk_err_name(int code);
 
+/**
+ * The HTTP status that answers a failure of `code` (VK_ENOTFOUND 404, VK_ECONFLICT 409,
+ * VK_EINVAL/VK_EPARSE 400, VK_ETOOBIG 413, VK_EDB/VK_EIO/VK_EAGAIN 503, else 500) and,
+ * through *name (may be NULL; a static string), its error code for JSON answers
+ * ("not_found", "conflict", "bad_request", "too_large", "unavailable", "internal").
+ */
+int vk_err_http(int code, const char **name);
+
 /* ---------------------------------------------------------------- Memory */
 
 /**

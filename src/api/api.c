@@ -2,6 +2,7 @@
 #include "api_int.h"
 
 #include <string.h>
+#include <time.h>
 
 json_t *vk__api_str(const char *s)
 {
@@ -25,37 +26,8 @@ const char *vk__api_get_str(json_t *o, const char *key)
 
 int vk__api_reply_err(struct vk_http_req *req, const struct vk_err *err, int code)
 {
-    int status;
-    const char *name;
-    switch (code) {
-    case VK_ENOTFOUND:
-        status = 404;
-        name = "not_found";
-        break;
-    case VK_ECONFLICT:
-        status = 409;
-        name = "conflict";
-        break;
-    case VK_EINVAL:
-    case VK_EPARSE:
-        status = 400;
-        name = "bad_request";
-        break;
-    case VK_ETOOBIG:
-        status = 413;
-        name = "too_large";
-        break;
-    case VK_EDB:
-    case VK_EIO:
-    case VK_EAGAIN:
-        status = 503;
-        name = "unavailable";
-        break;
-    default:
-        status = 500;
-        name = "internal";
-        break;
-    }
+    const char *name = NULL;
+    int status = vk_err_http(code, &name);
     vk_http_reply_error(req, status, name, "%s", err && err->msg[0] ? err->msg : vk_err_name(code));
     return status;
 }
@@ -102,37 +74,46 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
         ho.on_complete = vk__api_http_complete;
         ho.on_complete_ctx = api;
     }
+    pthread_mutex_init(&api->treq_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&api->treq_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    bool json_api = !opts->no_api;
     int rc = vk_http_server_new(&ho, &api->http, err);
     if (rc == 0)
         rc = vk_http_route(api->http, "GET", "/health", h_health, api, NULL, err);
     if (rc == 0)
         rc = vk_http_route(api->http, "GET", "/health/ready", h_health_ready, api, NULL, err);
-    if (rc == 0)
+    if (rc == 0 && json_api)
         rc = vk__api_worker_routes(api, err);
-    if (rc == 0)
+    if (rc == 0 && json_api)
         rc = vk__api_chain_routes(api, err);
-    if (rc == 0)
+    if (rc == 0 && json_api)
         rc = vk__api_log_routes(api, err);
-    if (rc == 0)
+    if (rc == 0 && json_api)
         rc = vk__api_read_routes(api, err);
-    if (rc == 0)
+    if (rc == 0 && json_api)
         rc = vk__api_badge_routes(api, err);
-    if (rc == 0)
+    if (rc == 0 && json_api)
         rc = vk__api_openapi_routes(api, err);
-    if (rc == 0)
+    if (rc == 0 && !opts->no_console)
         rc = vk__api_console_routes(api, err);
-    if (rc == 0)
+    if (rc == 0 && json_api)
         rc = vk__api_repo_routes(api, err); /* api_repos.c */
-    if (rc == 0)
+    if (rc == 0 && json_api)
         rc = vk__api_hook_routes(api, err); /* api_hooks.c */
+    if (rc == 0 && json_api)
+        rc = vk__api_treq_routes(api, err); /* api_treq.c */
     if (rc == 0)
         rc = vk__api_metrics_routes(api, err); /* api_metrics.c */
-    if (rc == 0)
-        rc = vk__api_cron_init(api, err); /* api_cron.c */
     if (rc < 0) {
         vk_api_free(api);
         return rc;
     }
+    if (opts->triggers)
+        vk_triggers_set_done_hook(opts->triggers, vk__api_treq_done, api);
     *out = api;
     return 0;
 }
@@ -141,7 +122,7 @@ int vk_api_start(struct vk_api *api, struct vk_err *err)
 {
     int rc = vk_http_server_start(api->http, err);
     if (rc == 0)
-        rc = vk__api_cron_start(api, err); /* the scheduler thread */
+        rc = vk__api_treq_start(api, err); /* outcomes of other replicas' trigger services */
     return rc;
 }
 
@@ -153,9 +134,9 @@ uint16_t vk_api_port(const struct vk_api *api)
 void vk_api_stop(struct vk_api *api)
 {
     vk__api_logs_stop(api); /* followers hold stream handles: end them first */
-    vk__api_cron_stop(api);
+    vk__api_treq_stop(api);
     if (api->http)
-        vk_http_server_stop(api->http);
+        vk_http_server_stop(api->http); /* waiting clients get their timeout answer */
 }
 
 void vk_api_free(struct vk_api *api)
@@ -163,9 +144,11 @@ void vk_api_free(struct vk_api *api)
     if (!api)
         return;
     vk__api_logs_stop(api);
-    vk__api_cron_free(api);         /* joins the scheduler before the server goes */
+    vk__api_treq_stop(api);
     vk_http_server_free(api->http); /* stops first: waiters are completed and freed */
     vk__api_logs_release(api);
+    pthread_cond_destroy(&api->treq_cond);
+    pthread_mutex_destroy(&api->treq_lock);
     pthread_mutex_destroy(&api->lock);
     vk_mem_free(api);
 }

@@ -10,17 +10,17 @@
  *   3. normalise the event (400 on a bad payload), check it names that repository;
  *   4. a delivery id seen before: 200, nothing more;
  *   5. ping, ignored events and deletions: 200, nothing more;
- *   6. read the workflows at the event's commit from the mirror cache, start the chains
- *      whose triggers match (and failed chains for workflows that do not load), and after
- *      a push to the default branch refresh the repository's schedules.
- * The git work runs on the HTTP thread that received the request: with a warm mirror it is
- * one `git cat-file --batch` process for the listing and every workflow file
- * (vk_git_read_files()); run the server with enough --http-threads for slow remotes.
+ *   6. queue a trigger request with the body and the headers the parser looked at: the
+ *      trigger service reads the workflows at the event's commit and starts the chains
+ *      (and failed chains for workflows that do not load); the client waits, suspended,
+ *      for that outcome, at most opts.hook_wait_ms, then gets 202 with the request's id.
+ * The HTTP thread never runs git: steps 1-5 are store reads and pure functions.
  */
 #include "api_int.h"
 #include "vulcan/telemetry.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_HOOK_BODY (1024u * 1024u) /* what providers send is far smaller */
@@ -91,104 +91,17 @@ static int find_candidates(struct vk_api *api, json_t *body, struct vk_pool *poo
 
 static void reply_result(struct vk_http_req *req, json_t *chains, json_t *skipped, const char *note)
 {
-    json_t *o = json_pack("{s:o, s:o}", "chains", chains, "skipped", skipped);
-    if (note)
-        json_object_set_new(o, "note", json_string(note));
-    vk_http_reply_json(req, 200, o);
-}
-
-static void reply_git_error(struct vk_http_req *req, const struct vk_err *err, int rc)
-{
-    if (rc == VK_EDB || rc == VK_ENOMEM) {
-        vk__api_reply_err(req, err, rc);
+    json_t *o =
+        chains && skipped ? json_pack("{s:o, s:o}", "chains", chains, "skipped", skipped) : NULL;
+    if (o && note && json_object_set_new(o, "note", json_string(note)) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    if (!o) {
+        vk_http_reply_error(req, 500, "internal", "out of memory");
         return;
     }
-    vk_http_reply_error(req, 502, "git_error", "cannot read the repository: %s", err->msg);
-}
-
-/* Steps 6: chains for a verified, normalised event. Replies. Returns 0 when it replied
- * with success, else the error code (after replying). */
-static int run_event(struct vk_api *api, struct vk_http_req *req, const struct vk_store_repo *repo,
-                     struct vk_triggers_event *ev, struct vk_wf_event *wfev, const char *trace,
-                     size_t *nchains)
-{
-    struct vk_err err;
-    vk_err_clear(&err);
-    struct vk_git_mirror *m = NULL;
-    struct vk__api_trig_set set = {0};
-    json_t *chains = json_array(), *skipped = json_array();
-    char sha[65] = "";
-    int rc = vk__api_mirror_open(api, repo->url, &m, &err);
-    if (rc == 0 && vk_git_valid_sha(ev->commit_sha))
-        snprintf(sha, sizeof(sha), "%s", ev->commit_sha);
-    else if (rc == 0)
-        rc = vk_git_resolve_commit(m, ev->commit_sha, sha, &err); /* Bitbucket's short sha */
-    if (rc == 0)
-        rc = vk__api_trig_load(api, m, repo, sha, NULL, &set, &err);
-    if (rc == 0 && !ev->paths_complete && vk__api_trig_needs_paths(&set, wfev->type)) {
-        struct vk_git_paths paths;
-        vk_git_paths_init(&paths);
-        char base[65] = "";
-        if (ev->kind == VK_TRIGGERS_EV_PULL_REQUEST)
-            rc = vk_git_resolve_branch(m, ev->pr_base_branch, base, &err);
-        else if (ev->before)
-            snprintf(base, sizeof(base), "%s", ev->before);
-        if (rc == 0)
-            rc = vk_git_changed_paths(m, base[0] ? base : NULL, sha, &paths, &err);
-        if (rc == 0)
-            rc = vk_triggers_event_set_paths(ev, paths.items, paths.n, &err);
-        if (rc == 0)
-            rc = vk_triggers_event_to_wf(ev, wfev);
-        vk_git_paths_release(&paths);
-    }
-    if (rc) {
-        reply_git_error(req, &err, rc);
-        goto out;
-    }
-    char ref[VK_TRIGGERS_MAX_REF + 16];
-    struct vk_orch_context c = {
-        .tenant_id = repo->tenant_id,
-        .repository_id = repo->id,
-        .repository_url = repo->url,
-        .commit_sha = sha,
-        .branch = ev->branch,
-        .trigger = vk_wf_trigger_type_name(wfev->type),
-        .trigger_ref = ev->ref,
-        .pr_number = ev->pr_number,
-        .tag = ev->tag,
-        .trace_id = trace,
-    };
-    if (ev->kind == VK_TRIGGERS_EV_PULL_REQUEST) {
-        /* The chain builds the PR's head: BRANCH is the source branch (so that a condition
-         * such as $BRANCH == 'main' does not hold for a PR into main); the ref names the
-         * target branch. */
-        if (ev->pr_head_branch)
-            c.branch = ev->pr_head_branch;
-        snprintf(ref, sizeof(ref), "refs/heads/%s", ev->pr_base_branch ? ev->pr_base_branch : "");
-        c.trigger_ref = ref;
-    }
-    rc = vk__api_trig_submit(api, &set, &c, wfev, chains, skipped, &err);
-    if (rc) {
-        vk__api_reply_err(req, &err, rc);
-        goto out;
-    }
-    if (ev->kind == VK_TRIGGERS_EV_PUSH && ev->branch &&
-        strcmp(ev->branch, repo->default_branch) == 0) {
-        struct vk_err e2;
-        vk_err_clear(&e2);
-        if (vk__api_cron_refresh_set(api, repo, &set, &e2) != 0)
-            vk_log_write(VK_LOG_WARN, "triggers", "cannot refresh schedules", "repository_id",
-                         repo->id, "error", e2.msg, NULL);
-    }
-    *nchains = json_array_size(chains);
-    reply_result(req, chains, skipped, NULL);
-    chains = skipped = NULL;
-out:
-    json_decref(chains);
-    json_decref(skipped);
-    vk__api_trig_set_release(&set);
-    vk_git_mirror_free(m);
-    return rc;
+    vk_http_reply_json(req, 200, o);
 }
 
 /* Verdicts (label values of vulcan_webhook_deliveries_total). */
@@ -198,11 +111,12 @@ out:
 #define V_INVALID "invalid"
 #define V_ERROR "error"
 
-/* One delivery, steps 1-6. Replies; returns the verdict and, through *nchains, the number
- * of chains started. `trace` (may be NULL) is the traceparent the chains hang from. */
+/* One delivery, steps 1-6. Replies (or leaves the reply to step 6, then NULL is returned:
+ * the outcome counts it); else returns the verdict. `trace` (may be NULL) is the
+ * traceparent the chains hang from. */
 static const char *handle_delivery(struct vk_api *api, struct vk_http_req *req,
                                    enum vk_triggers_provider prov, const char *repo_id,
-                                   const char *trace, size_t *nchains)
+                                   const char *trace)
 {
     const char *verdict = V_ACCEPTED;
     struct vk_err err;
@@ -244,22 +158,31 @@ static const char *handle_delivery(struct vk_api *api, struct vk_http_req *req,
             return V_INVALID;
         }
     }
-    /* 2. Verify. */
+    /* 2. Verify, recording the headers looked at (the trigger service parses again). */
+    json_t *headers = json_object();
+    if (!headers) {
+        vk_http_reply_error(req, 500, "internal", "out of memory");
+        return V_ERROR;
+    }
+    struct vk_triggers_header_log hlog = {.inner = header_fn, .inner_ctx = req, .seen = headers};
     const struct vk_store_repo *repo = NULL;
     for (size_t i = 0; i < ncand && !repo; i++) {
-        if (cand[i].webhook_secret && vk_triggers_hook_verify(prov, header_fn, req, body, len,
-                                                              cand[i].webhook_secret, &err) == 0)
+        if (cand[i].webhook_secret &&
+            vk_triggers_hook_verify(prov, vk_triggers_header_record, &hlog, body, len,
+                                    cand[i].webhook_secret, &err) == 0)
             repo = &cand[i];
     }
     if (!repo) {
+        json_decref(headers);
         vk_http_reply_error(req, 401, "unauthorized", "%s",
                             err.msg[0] ? err.msg : "the repository has no webhook secret");
         return V_BAD_SIGNATURE;
     }
     /* 3. Normalise. */
     struct vk_triggers_event *ev = NULL;
-    rc = vk_triggers_hook_parse(prov, header_fn, req, body, len, &ev, &err);
+    rc = vk_triggers_hook_parse(prov, vk_triggers_header_record, &hlog, body, len, &ev, &err);
     if (rc) {
+        json_decref(headers);
         if (rc == VK_ENOMEM)
             vk__api_reply_err(req, &err, rc);
         else
@@ -299,46 +222,59 @@ static const char *handle_delivery(struct vk_api *api, struct vk_http_req *req,
         verdict = V_IGNORED;
         goto out;
     }
-    /* 6. Chains. */
-    rc = run_event(api, req, repo, ev, &wfev, trace, nchains);
-    if (rc)
+    /* 6. The trigger service does the rest; the outcome is the reply. */
+    json_t *params = json_pack("{s:O}", "headers", headers);
+    char *ptext = params ? json_dumps(params, JSON_COMPACT) : NULL;
+    json_decref(params);
+    if (!ptext) {
+        vk_http_reply_error(req, 500, "internal", "out of memory");
         verdict = V_ERROR;
+        goto out;
+    }
+    struct vk_store_treq rq = {.kind = VK_STORE_TREQ_WEBHOOK,
+                               .provider = pname,
+                               .delivery_id = ev->delivery_id,
+                               .params = ptext,
+                               .body = body,
+                               .body_len = len,
+                               .trace_id = trace};
+    snprintf(rq.tenant_id, sizeof(rq.tenant_id), "%s", repo->tenant_id);
+    snprintf(rq.repository_id, sizeof(rq.repository_id), "%s", repo->id);
+    int64_t wait =
+        api->opts.hook_wait_ms > 0 ? api->opts.hook_wait_ms : VK_API_DEFAULT_HOOK_WAIT_MS;
+    rc = vk__api_treq_submit(api, req, &rq, wait, VK__API_TREQ_LATE_202, pname);
+    free(ptext);
+    verdict = rc ? V_ERROR : NULL;
     if (rc && ev->delivery_id) {
-        /* Let the provider's retry be handled. */
+        /* not queued: let the provider's retry be handled */
         struct vk_err e2;
         if (vk_store_delivery_forget(api->opts.store, pname, ev->delivery_id, &e2) != 0)
             vk_log_write(VK_LOG_WARN, "triggers", "cannot forget a failed delivery", "error",
                          e2.msg, NULL);
     }
 out:
+    json_decref(headers);
     vk_triggers_event_free(ev);
     return verdict;
 }
 
-/* A delivery with its telemetry: the request span (the chains' parent), the delivery
- * counter and, when chains started, the webhook-to-chain latency. Nothing of the body or
- * the signature is logged or put on the span. */
+/* A delivery with its telemetry: the request span (the chains' parent) and the delivery
+ * counter (for a queued delivery, counted when its outcome is answered). Nothing of the
+ * body or the signature is logged or put on the span. */
 static void handle(struct vk_api *api, struct vk_http_req *req, enum vk_triggers_provider prov,
                    const char *repo_id)
 {
-    int64_t t0 = vk_time_mono_ns();
     struct vk_span *span = vk__api_span_start(api, req);
     char tp[VK_TRACEPARENT_LEN] = "";
     vk_trace_span_traceparent(span, tp);
     const char *pname = vk_triggers_provider_name(prov);
     vk_trace_span_set_str(span, "vulcan.webhook.provider", pname);
-    size_t nchains = 0;
-    const char *verdict = handle_delivery(api, req, prov, repo_id, tp[0] ? tp : NULL, &nchains);
-    if (api->m.webhook_deliveries_total) {
+    const char *verdict = handle_delivery(api, req, prov, repo_id, tp[0] ? tp : NULL);
+    if (verdict && api->m.webhook_deliveries_total)
         vk_metrics_counter_inc(
             vk_metrics_counter_with(api->m.webhook_deliveries_total, pname, verdict));
-        if (nchains > 0)
-            vk_metrics_histogram_observe(vk_metrics_histogram_with(api->m.webhook_to_chain, pname),
-                                         (double)(vk_time_mono_ns() - t0) / 1e9);
-    }
-    vk_trace_span_set_str(span, "vulcan.webhook.verdict", verdict);
-    vk_trace_span_set_int(span, "vulcan.chains", (int64_t)nchains);
-    if (span && strcmp(verdict, V_ERROR) == 0)
+    vk_trace_span_set_str(span, "vulcan.webhook.verdict", verdict ? verdict : "queued");
+    if (span && verdict && strcmp(verdict, V_ERROR) == 0)
         vk_trace_span_set_status(span, VK_SPAN_ERROR, "webhook not handled");
     vk_trace_end_span(api->opts.tracer, span);
 }

@@ -1,4 +1,4 @@
-/* Private to the API: shared between api.c, api_worker.c and api_chains.c. */
+/* Private to the API: shared between its files. */
 #ifndef VULCAN_API_INT_H
 #define VULCAN_API_INT_H
 
@@ -35,8 +35,13 @@ struct vk_api {
     pthread_mutex_t lock; /* guards the waiter list */
     struct vk__api_waiter *head, *tail;
     struct vk__api_follow_set follow;
-    struct vk__api_cron *cron; /* the scheduler (api_cron.c); NULL until started */
-    struct vk_metrics_std m;   /* handles in opts.metrics (all NULL without metrics) */
+    struct vk_metrics_std m; /* handles in opts.metrics (all NULL without metrics) */
+    /* Clients waiting for trigger requests (api_treq.c). */
+    pthread_mutex_t treq_lock; /* guards the list and the flags */
+    pthread_cond_t treq_cond;  /* wakes the poller */
+    struct vk__api_treq_wait *treq_head;
+    pthread_t treq_poller;
+    bool treq_started, treq_stopping;
 };
 
 /* ---------------------------------------------------------------- Telemetry (api_metrics.c) */
@@ -97,57 +102,33 @@ json_t *vk__api_time(int64_t ms);
 const char *vk__api_get_str(json_t *o, const char *key);
 
 /* ---------------------------------------------------------------- Triggers */
-/* Repositories, webhooks, manual runs and schedules (api_repos.c, api_hooks.c, api_trig.c,
- * api_cron.c). */
+/* Repositories and webhooks (api_repos.c, api_hooks.c) hand git work to the trigger service
+ * through trigger requests (api_treq.c). */
 #include "vulcan/triggers.h"
 
 int vk__api_repo_routes(struct vk_api *api, struct vk_err *err); /* api_repos.c */
 int vk__api_hook_routes(struct vk_api *api, struct vk_err *err); /* api_hooks.c */
+int vk__api_treq_routes(struct vk_api *api, struct vk_err *err); /* api_treq.c */
 
-/* One workflow file read at a commit: its text, and the loaded workflow or the error. */
-struct vk__api_trig_item {
-    char *file;
-    struct vk_buf text;
-    struct vk_workflow *wf; /* NULL when it did not load */
-    char *error;            /* the rendered load error when wf is NULL */
+/* What a client gets when the trigger service did not answer within its wait. */
+enum vk__api_treq_late {
+    VK__API_TREQ_LATE_202, /* 202 with the request's id: it is done later */
+    VK__API_TREQ_LATE_503  /* 503: there is no later for a listing */
 };
 
-struct vk__api_trig_set {
-    struct vk__api_trig_item *items;
-    size_t n;
-};
-
-/* DATA_DIR/mirrors (copied from the options by vk__api_cron_init). */
-const char *vk__api_mirrors_dir(const struct vk_api *api);
-/* Open a handle on the mirror of `url` under DATA_DIR/mirrors. */
-int vk__api_mirror_open(struct vk_api *api, const char *url, struct vk_git_mirror **out,
-                        struct vk_err *err);
-/* Read and load the workflow files of `repo` at `sha` (all matching its glob, or only
- * `only_file`: VK_ENOTFOUND when it is not there). A file that does not load is an item
- * with `error`, not a failure. */
-int vk__api_trig_load(struct vk_api *api, struct vk_git_mirror *m, const struct vk_store_repo *repo,
-                      const char *sha, const char *only_file, struct vk__api_trig_set *set,
-                      struct vk_err *err);
-void vk__api_trig_set_release(struct vk__api_trig_set *set);
-/* True when a loaded workflow has a trigger of `type` with a paths filter. */
-bool vk__api_trig_needs_paths(const struct vk__api_trig_set *set, enum vk_wf_trigger_type type);
-/* Start a chain per item whose triggers match `wfev` (NULL: every item) in context `tmpl`
- * (source_file is set per item), a failed chain per item that did not load; append the
- * chain ids to `chains` and {"file","reason"} to `skipped`. */
-int vk__api_trig_submit(struct vk_api *api, const struct vk__api_trig_set *set,
-                        const struct vk_orch_context *tmpl, const struct vk_wf_event *wfev,
-                        json_t *chains, json_t *skipped, struct vk_err *err);
-
-/* The scheduler (api_cron.c): init in vk_api_new, start its thread in vk_api_start (unless
- * opts.cron_interval_ms < 0), stop in vk_api_stop (idempotent), free in vk_api_free. */
-int vk__api_cron_init(struct vk_api *api, struct vk_err *err);
-int vk__api_cron_start(struct vk_api *api, struct vk_err *err);
-void vk__api_cron_stop(struct vk_api *api);
-void vk__api_cron_free(struct vk_api *api);
-/* Replace the schedules of `repo` by those of the loaded workflows in `set`. */
-int vk__api_cron_refresh_set(struct vk_api *api, const struct vk_store_repo *repo,
-                             const struct vk__api_trig_set *set, struct vk_err *err);
-/* Ask the scheduler to refresh `repo_id`'s schedules soon (after create/update). */
-void vk__api_cron_want_refresh(struct vk_api *api, const char *repo_id);
+/*
+ * Queue `rq` (vk_store_treq_create) and suspend `req` until its outcome is known, at most
+ * `wait_ms`; the outcome is the reply. `provider` (may be NULL) names a webhook's provider
+ * for the deliveries counter. Replies itself on every path. Returns 0 when the request is
+ * waiting, else the error it answered.
+ */
+int vk__api_treq_submit(struct vk_api *api, struct vk_http_req *req, struct vk_store_treq *rq,
+                        int64_t wait_ms, enum vk__api_treq_late late, const char *provider);
+/* The trigger service's done hook (a vk_triggers_done_fn; ctx is the vk_api). */
+void vk__api_treq_done(void *ctx, const char *id, int status, const char *result);
+/* The poller thread for requests handled by other replicas: start in vk_api_start, stop in
+ * vk_api_stop (idempotent). */
+int vk__api_treq_start(struct vk_api *api, struct vk_err *err);
+void vk__api_treq_stop(struct vk_api *api);
 
 #endif

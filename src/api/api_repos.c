@@ -1,7 +1,8 @@
 /*
  * Repositories: POST/GET /api/v1/repos, GET/PATCH/DELETE /api/v1/repos/{id},
  * GET /api/v1/repos/{id}/workflows (the workflows at the default branch head, with their
- * manual inputs) and POST /api/v1/repos/{id}/trigger (a manual run).
+ * manual inputs) and POST /api/v1/repos/{id}/trigger (a manual run). The last two need
+ * git: they are trigger requests, answered with the trigger service's outcome.
  *
  * The webhook secret is write-only: answers say only whether one is set.
  */
@@ -9,6 +10,7 @@
 #include "vulcan/telemetry.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_SECRET 1024
@@ -102,6 +104,18 @@ static void reply_store_err(struct vk_http_req *req, const struct vk_err *err, i
         vk__api_reply_err(req, err, rc);
 }
 
+/* The repository's schedules may have changed: ask the trigger service to read them. */
+static void want_refresh(struct vk_api *api, const char *tenant_id, const char *repo_id)
+{
+    struct vk_err err;
+    vk_err_clear(&err);
+    if (vk_triggers_request_refresh(api->opts.store, tenant_id, repo_id, &err) != 0)
+        vk_log_write(VK_LOG_WARN, "api", "cannot queue a schedule refresh", "repository_id",
+                     repo_id, "error", err.msg, NULL);
+    else
+        vk_triggers_wake(api->opts.triggers);
+}
+
 /* ---------------------------------------------------------------- CRUD */
 
 static void h_create(struct vk_http_req *req, void *ctx)
@@ -135,7 +149,7 @@ static void h_create(struct vk_http_req *req, void *ctx)
         reply_store_err(req, &err, rc);
         return;
     }
-    vk__api_cron_want_refresh(api, r.id);
+    want_refresh(api, r.tenant_id, r.id);
     vk_log_write(VK_LOG_INFO, "api", "repository created", "repository_id", r.id, "url", r.url,
                  NULL);
     vk_http_reply_json(req, 201, repo_json(&r));
@@ -196,9 +210,12 @@ static void h_patch(struct vk_http_req *req, void *ctx)
         reply_store_err(req, &err, rc);
         return;
     }
+    struct vk_store_repo r;
+    if (!get_repo(api, req, &r))
+        return;
     if (u.set & (VK_STORE_REPO_SET_URL | VK_STORE_REPO_SET_GLOB | VK_STORE_REPO_SET_BRANCH))
-        vk__api_cron_want_refresh(api, id);
-    h_get(req, ctx);
+        want_refresh(api, r.tenant_id, r.id);
+    vk_http_reply_json(req, 200, repo_json(&r));
 }
 
 static void h_delete(struct vk_http_req *req, void *ctx)
@@ -214,109 +231,51 @@ static void h_delete(struct vk_http_req *req, void *ctx)
     vk_http_reply_empty(req, 204);
 }
 
-/* ---------------------------------------------------------------- Workflows */
+/* ---------------------------------------------------------------- Workflows and manual runs */
 
-static const struct vk_wf_trigger *manual_trigger(const struct vk_workflow *wf)
+/* Queue a trigger request of `kind` for the repository in the path, with `params`. */
+static void submit(struct vk_api *api, struct vk_http_req *req, enum vk_store_treq_kind kind,
+                   json_t *params, const char *trace, enum vk__api_treq_late late)
 {
-    for (size_t t = 0; wf && t < wf->ntriggers; t++) {
-        if (wf->triggers[t].type == VK_WF_TRIG_MANUAL)
-            return &wf->triggers[t];
+    struct vk_store_repo r;
+    if (!get_repo(api, req, &r)) {
+        json_decref(params);
+        return;
     }
-    return NULL;
-}
-
-static json_t *inputs_json(const struct vk_wf_trigger *t)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; t && i < t->ninputs; i++) {
-        const struct vk_wf_input *in = &t->inputs[i];
-        json_t *ch = json_array();
-        for (size_t c = 0; c < in->choices.n; c++)
-            json_array_append_new(ch, json_string(in->choices.items[c]));
-        json_array_append_new(a, json_pack("{s:s, s:o, s:o, s:o, s:b}", "name", in->name,
-                                           "description", vk__api_str(in->description), "default",
-                                           vk__api_str(in->default_value), "choices", ch,
-                                           "required", in->required));
+    char *text = params ? json_dumps(params, JSON_COMPACT) : NULL;
+    json_decref(params);
+    if (!text) {
+        vk_http_reply_error(req, 500, "internal", "out of memory");
+        return;
     }
-    return a;
-}
-
-/* Open the mirror and resolve `commit` (4..64 hex digits) or the head of `branch`. */
-static int resolve(struct vk_api *api, const struct vk_store_repo *r, const char *branch,
-                   const char *commit, struct vk_git_mirror **m, char sha[65], struct vk_err *err)
-{
-    int rc = vk__api_mirror_open(api, r->url, m, err);
-    if (rc)
-        return rc;
-    if (commit)
-        return vk_git_resolve_commit(*m, commit, sha, err);
-    return vk_git_resolve_branch(*m, branch, sha, err);
-}
-
-static void reply_git(struct vk_http_req *req, const struct vk_err *err, int rc)
-{
-    if (rc == VK_ENOTFOUND || rc == VK_EINVAL || rc == VK_ENOMEM || rc == VK_EDB)
-        vk__api_reply_err(req, err, rc);
-    else
-        vk_http_reply_error(req, 502, "git_error", "cannot read the repository: %s", err->msg);
+    struct vk_store_treq rq = {.kind = kind, .params = text, .trace_id = trace};
+    snprintf(rq.tenant_id, sizeof(rq.tenant_id), "%s", r.tenant_id);
+    snprintf(rq.repository_id, sizeof(rq.repository_id), "%s", r.id);
+    int64_t wait =
+        api->opts.trigger_wait_ms > 0 ? api->opts.trigger_wait_ms : VK_API_DEFAULT_TRIGGER_WAIT_MS;
+    (void)vk__api_treq_submit(api, req, &rq, wait, late, NULL);
+    free(text);
 }
 
 static void h_workflows(struct vk_http_req *req, void *ctx)
 {
-    struct vk_api *api = ctx;
-    struct vk_store_repo r;
-    if (!get_repo(api, req, &r))
-        return;
     const char *branch = vk_http_query(req, "branch");
-    if (!branch || !*branch)
-        branch = r.default_branch;
-    if (!vk_git_valid_branch(branch)) {
+    if (branch && *branch && !vk_git_valid_branch(branch)) {
         vk_http_reply_error(req, 400, "bad_request", "invalid branch name");
         return;
     }
-    struct vk_err err;
-    vk_err_clear(&err);
-    struct vk_git_mirror *m = NULL;
-    struct vk__api_trig_set set = {0};
-    char sha[65];
-    int rc = resolve(api, &r, branch, NULL, &m, sha, &err);
-    if (rc == 0)
-        rc = vk__api_trig_load(api, m, &r, sha, NULL, &set, &err);
-    if (rc) {
-        reply_git(req, &err, rc);
-        vk_git_mirror_free(m);
-        return;
-    }
-    json_t *a = json_array();
-    for (size_t i = 0; i < set.n; i++) {
-        const struct vk__api_trig_item *it = &set.items[i];
-        const struct vk_wf_trigger *mt = manual_trigger(it->wf);
-        json_t *o = json_pack("{s:s, s:o, s:b, s:o}", "file", it->file, "name",
-                              vk__api_str(it->wf ? it->wf->name : NULL), "manual", mt != NULL,
-                              "inputs", inputs_json(mt));
-        if (!it->wf)
-            json_object_set_new(o, "error", json_string(it->error));
-        json_array_append_new(a, o);
-    }
-    vk__api_trig_set_release(&set);
-    vk_git_mirror_free(m);
-    vk_http_reply_json(
-        req, 200, json_pack("{s:o, s:s, s:s}", "workflows", a, "branch", branch, "commit", sha));
+    json_t *params = branch && *branch ? json_pack("{s:s}", "branch", branch) : json_object();
+    submit(ctx, req, VK_STORE_TREQ_WORKFLOWS, params, NULL, VK__API_TREQ_LATE_503);
 }
 
-/* ---------------------------------------------------------------- Manual runs */
-
-/* A manual run; `trace` (may be NULL) is the traceparent its chains hang from. */
-static void trigger_run(struct vk_api *api, struct vk_http_req *req, const char *trace)
+static void h_trigger(struct vk_http_req *req, void *ctx)
 {
+    struct vk_api *api = ctx;
     json_t *body = vk_http_json(req);
     if (!json_is_object(body)) {
         vk_http_reply_error(req, 400, "bad_request", "the body must be a JSON object");
         return;
     }
-    struct vk_store_repo r;
-    if (!get_repo(api, req, &r))
-        return;
     json_t *jb = json_object_get(body, "branch"), *jc = json_object_get(body, "commit");
     json_t *jw = json_object_get(body, "workflow"), *ji = json_object_get(body, "inputs");
     if ((jb && !json_is_null(jb) && !json_is_string(jb)) ||
@@ -327,102 +286,20 @@ static void trigger_run(struct vk_api *api, struct vk_http_req *req, const char 
                             "expected {branch, commit?, workflow?, inputs{}} with strings");
         return;
     }
-    const char *branch = json_is_string(jb) ? json_string_value(jb) : r.default_branch;
-    const char *commit = json_is_string(jc) ? json_string_value(jc) : NULL;
-    const char *only = json_is_string(jw) ? json_string_value(jw) : NULL;
-    if (!vk_git_valid_branch(branch)) {
+    if (json_is_string(jb) && !vk_git_valid_branch(json_string_value(jb))) {
         vk_http_reply_error(req, 400, "bad_request", "invalid branch name");
         return;
     }
-    char *inputs = json_is_object(ji) ? json_dumps(ji, JSON_COMPACT) : NULL;
-    struct vk_err err;
-    vk_err_clear(&err);
-    struct vk_git_mirror *m = NULL;
-    struct vk__api_trig_set set = {0};
-    json_t *chains = json_array(), *skipped = json_array();
-    struct vk_pool *pool = vk_http_pool(req);
-    char sha[65], ref[VK_TRIGGERS_MAX_REF + 16];
-    snprintf(ref, sizeof(ref), "refs/heads/%s", branch);
-    int rc = resolve(api, &r, branch, commit, &m, sha, &err);
-    if (rc == 0)
-        rc = vk__api_trig_load(api, m, &r, sha, only, &set, &err);
-    if (rc) {
-        reply_git(req, &err, rc);
-        goto out;
+    if (json_is_string(jc) && !vk_git_valid_short_sha(json_string_value(jc))) {
+        vk_http_reply_error(req, 400, "bad_request", "invalid commit id");
+        return;
     }
-    for (size_t i = 0; i < set.n; i++) {
-        struct vk__api_trig_item *it = &set.items[i];
-        struct vk_cond_var *vars = NULL;
-        size_t nvars = 0;
-        if (it->wf && !manual_trigger(it->wf)) {
-            if (only) {
-                vk_http_reply_error(req, 400, "bad_request", "workflow '%s' has no manual trigger",
-                                    it->file);
-                goto out;
-            }
-            json_array_append_new(
-                skipped, json_pack("{s:s, s:s}", "file", it->file, "reason", "no manual trigger"));
-            continue;
-        }
-        if (!it->wf && !only) {
-            json_array_append_new(skipped, json_pack("{s:s, s:s}", "file", it->file, "reason",
-                                                     "the workflow does not load"));
-            continue;
-        }
-        if (it->wf) {
-            rc = vk_triggers_inputs_resolve_json(it->wf, inputs, inputs ? strlen(inputs) : 0, pool,
-                                                 &vars, &nvars, &err);
-            if (rc == VK_ENOMEM) {
-                vk__api_reply_err(req, &err, rc);
-                goto out;
-            }
-            if (rc) {
-                if (only) {
-                    vk_http_reply_error(req, 400, "bad_input", "%s", err.msg);
-                    goto out;
-                }
-                json_array_append_new(skipped,
-                                      json_pack("{s:s, s:s}", "file", it->file, "reason", err.msg));
-                continue;
-            }
-        }
-        struct vk_orch_context c = {
-            .tenant_id = r.tenant_id,
-            .repository_id = r.id,
-            .repository_url = r.url,
-            .commit_sha = sha,
-            .branch = branch,
-            .trigger = "manual",
-            .trigger_ref = ref,
-            .env = vars,
-            .nenv = nvars,
-            .trace_id = trace,
-        };
-        struct vk__api_trig_set one = {.items = it, .n = 1};
-        rc = vk__api_trig_submit(api, &one, &c, NULL, chains, skipped, &err);
-        if (rc) {
-            vk__api_reply_err(req, &err, rc);
-            goto out;
-        }
-    }
-    vk_http_reply_json(
-        req, json_array_size(chains) ? 201 : 200,
-        json_pack("{s:O, s:O, s:s}", "chains", chains, "skipped", skipped, "commit", sha));
-out:
-    free(inputs);
-    json_decref(chains);
-    json_decref(skipped);
-    vk__api_trig_set_release(&set);
-    vk_git_mirror_free(m);
-}
-
-static void h_trigger(struct vk_http_req *req, void *ctx)
-{
-    struct vk_api *api = ctx;
     struct vk_span *span = vk__api_span_start(api, req);
     char tp[VK_TRACEPARENT_LEN] = "";
     vk_trace_span_traceparent(span, tp);
-    trigger_run(api, req, tp[0] ? tp : NULL);
+    json_t *params = json_pack("{s:O?, s:O?, s:O?, s:O?}", "branch", jb, "commit", jc, "workflow",
+                               jw, "inputs", ji);
+    submit(api, req, VK_STORE_TREQ_MANUAL, params, tp[0] ? tp : NULL, VK__API_TREQ_LATE_202);
     vk__api_span_end(api, span, 0);
 }
 

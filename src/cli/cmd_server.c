@@ -1,12 +1,14 @@
 /*
- * vulcan server: the HTTP API, the orchestrator (and, with --workers N, local
- * workers) in one process, over SQLite or PostgreSQL.
+ * vulcan server: the HTTP API, the orchestrator, the trigger service and the
+ * console (and, with --workers N, local workers) in one process, over SQLite or
+ * PostgreSQL; --roles runs any subset of them, so that they can run apart.
  */
 #include "cli/cli.h"
 #include "vulcan/api.h"
 #include "vulcan/orchestrator.h"
 #include "vulcan/store.h"
 #include "vulcan/telemetry.h"
+#include "vulcan/triggers.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -18,19 +20,24 @@
 
 static const char usage_text[] =
     "usage: vulcan server [--listen ADDR:PORT] [--database URL] [--data-dir DIR]\n"
-    "                     [--roles api,orchestrator] [--workers N] [--worker-sandbox MODE]\n"
+    "                     [--roles LIST] [--workers N] [--worker-sandbox MODE]\n"
     "                     [--worker-timeout SECONDS] [--max-attempts N]\n"
     "                     [--log-level LEVEL] [--log-format json|text] [--config FILE]\n"
     "                     [--otlp-endpoint URL]\n"
     "\n"
-    "Run the Vulcan CI server: the HTTP API with the worker protocol, and the\n"
-    "orchestrator (queue, scheduling, retries, dead-worker detection).\n"
+    "Run the Vulcan CI server: the HTTP API with the worker protocol, the\n"
+    "orchestrator (queue, scheduling, retries, dead-worker detection), the trigger\n"
+    "service (webhooks, manual runs and cron schedules: everything that reads git)\n"
+    "and the web console.\n"
     "\n"
     "  --listen ADDR:PORT       where to listen (default 127.0.0.1:8080)      VULCAN_LISTEN\n"
     "  --database URL           sqlite:PATH, sqlite::memory: or postgres://...  VULCAN_DATABASE\n"
     "                           (default sqlite:DATA_DIR/vulcan.db)\n"
     "  --data-dir DIR           state of this server (default ./vulcan-data)  VULCAN_DATA_DIR\n"
-    "  --roles LIST             parts to run: api, orchestrator (default both) VULCAN_ROLES\n"
+    "  --roles LIST             parts to run, comma-separated: api, orchestrator,\n"
+    "                           triggers, console (default all four)        VULCAN_ROLES\n"
+    "                           Every process answers /health and /metrics.\n"
+    "  --trigger-threads N      trigger service threads (default 2)\n"
     "  --workers N              also start N local workers, group 'default'   VULCAN_WORKERS\n"
     "  --worker-sandbox MODE    sandbox of local workers: auto, bwrap, none (default auto)\n"
     "  --worker-timeout SECONDS a worker silent this long is dead (default 30)\n"
@@ -44,6 +51,46 @@ static const char usage_text[] =
     "Flags win over VULCAN_* environment variables, which win over the config file.\n"
     "Metrics: GET /metrics (Prometheus text format). SIGTERM or SIGINT stops the\n"
     "server gracefully.\n";
+
+enum { ROLE_API = 1, ROLE_ORCH = 2, ROLE_TRIG = 4, ROLE_CONSOLE = 8 };
+
+/* "api,orchestrator,triggers,console" (any non-empty subset, any order) into bits. */
+static int parse_roles(const char *list, unsigned *out)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {{"api", ROLE_API},
+                 {"orchestrator", ROLE_ORCH},
+                 {"triggers", ROLE_TRIG},
+                 {"console", ROLE_CONSOLE}};
+    *out = 0;
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        bool known = false;
+        for (size_t i = 0; i < VK_ARRAY_LEN(names) && !known; i++) {
+            if (n == strlen(names[i].name) && strncmp(p, names[i].name, n) == 0) {
+                *out |= names[i].bit;
+                known = true;
+            }
+        }
+        if (!known) {
+            fprintf(stderr,
+                    "vulcan server: unknown role '%.*s' in --roles (api, orchestrator, "
+                    "triggers, console)\n",
+                    (int)n, p);
+            return 2;
+        }
+        p += n + (p[n] == ',');
+    }
+    if (!*out) {
+        fputs("vulcan server: --roles needs at least one of api, orchestrator, triggers, "
+              "console\n",
+              stderr);
+        return 2;
+    }
+    return 0;
+}
 
 /* Settings shared with `vulcan run`. */
 static int setup_logging(const char *cmd, const char *level, const char *format)
@@ -69,15 +116,16 @@ int vk__cli_server(int argc, char **argv)
         return 0;
     }
     const char *listen = "127.0.0.1:8080", *database = NULL, *data_dir = "./vulcan-data";
-    const char *roles = "api,orchestrator", *sandbox = "auto", *log_level = NULL,
+    const char *roles = "api,orchestrator,triggers,console", *sandbox = "auto", *log_level = NULL,
                *log_format = NULL, *otlp = NULL;
-    long long workers = 0, worker_timeout = 30, max_attempts = 3;
+    long long workers = 0, worker_timeout = 30, max_attempts = 3, trigger_threads = 2;
     struct vk__cli_opt opts[] = {
         {"listen", 0, VK_CLI_STR, &listen, "VULCAN_LISTEN", true, 0, 0},
         {"database", 0, VK_CLI_STR, &database, "VULCAN_DATABASE", true, 0, 0},
         {"data-dir", 0, VK_CLI_STR, &data_dir, "VULCAN_DATA_DIR", true, 0, 0},
         {"roles", 0, VK_CLI_STR, &roles, "VULCAN_ROLES", true, 0, 0},
         {"workers", 0, VK_CLI_INT, &workers, "VULCAN_WORKERS", true, 0, 64},
+        {"trigger-threads", 0, VK_CLI_INT, &trigger_threads, "VULCAN_TRIGGER_THREADS", true, 1, 64},
         {"worker-sandbox", 0, VK_CLI_STR, &sandbox, "VULCAN_WORKER_SANDBOX", true, 0, 0},
         {"worker-timeout", 0, VK_CLI_INT, &worker_timeout, "VULCAN_WORKER_TIMEOUT", true, 1, 86400},
         {"max-attempts", 0, VK_CLI_INT, &max_attempts, "VULCAN_MAX_ATTEMPTS", true, 1, 100},
@@ -93,12 +141,11 @@ int vk__cli_server(int argc, char **argv)
     rc = setup_logging("server", log_level, log_format);
     if (rc)
         return rc;
-    bool role_api = strstr(roles, "api") != NULL;
-    bool role_orch = strstr(roles, "orchestrator") != NULL;
-    if (!role_api && !role_orch) {
-        fprintf(stderr, "vulcan server: --roles needs api and/or orchestrator, not '%s'\n", roles);
+    unsigned r = 0;
+    if (parse_roles(roles, &r) != 0)
         return 2;
-    }
+    bool role_api = r & ROLE_API, role_orch = r & ROLE_ORCH, role_trig = r & ROLE_TRIG;
+    bool role_console = r & ROLE_CONSOLE;
     if (workers > 0 && !role_api) {
         fputs("vulcan server: --workers needs the api role\n", stderr);
         return 2;
@@ -123,6 +170,7 @@ int vk__cli_server(int argc, char **argv)
     struct vk_store *store = NULL;
     struct vk_orch *orch = NULL;
     struct vk_api *api = NULL;
+    struct vk_triggers_service *trig = NULL;
     struct vk__cli_local local;
     memset(&local, 0, sizeof(local));
     int status = 1;
@@ -150,16 +198,28 @@ int vk__cli_server(int argc, char **argv)
         .max_attempts = (int)max_attempts,
         .metrics = metrics,
         .tracer = tracer,
+        .no_reaper = !role_orch,
     };
     rc = vk_orch_new(store, &oo, &orch, &err);
-    if (rc == 0 && role_api) {
+    if (rc == 0 && role_trig) {
+        struct vk_triggers_opts to = {.store = store,
+                                      .orch = orch,
+                                      .data_dir = data_dir,
+                                      .threads = (unsigned)trigger_threads,
+                                      .metrics = metrics};
+        rc = vk_triggers_service_new(&to, &trig, &err);
+    }
+    if (rc == 0) {
         /* Workers must beat well within the timeout: a third of it, at most 5 s
-         * (the API's default), at least 1 s. */
+         * (the API's default), at least 1 s. Every process listens, for /health and
+         * /metrics; only the api and console roles add their routes. */
         long long beat = worker_timeout / 3;
         struct vk_api_opts ao = {.listen = listen,
                                  .store = store,
                                  .orch = orch,
-                                 .data_dir = data_dir,
+                                 .triggers = trig,
+                                 .no_api = !role_api,
+                                 .no_console = !role_console,
                                  .metrics = metrics,
                                  .tracer = tracer,
                                  .heartbeat_interval_s = beat < 1   ? 1
@@ -171,18 +231,18 @@ int vk__cli_server(int argc, char **argv)
         fprintf(stderr, "vulcan server: %s\n", err.msg);
         goto out;
     }
-    if (api)
+    if (role_api)
         vk_orch_set_ready_hook(orch, vk_api_wake, api);
-    if (role_orch && vk_orch_start(orch, &err) < 0) {
+    if (vk_orch_start(orch, &err) < 0 || (trig && vk_triggers_service_start(trig, &err) < 0)) {
         fprintf(stderr, "vulcan server: %s\n", err.msg);
         goto out;
     }
-    if (api && vk_api_start(api, &err) < 0) {
+    if (vk_api_start(api, &err) < 0) {
         fprintf(stderr, "vulcan server: cannot listen on '%s': %s\n", listen, err.msg);
         goto out;
     }
     char url[128] = "";
-    if (api) {
+    {
         char host[96];
         snprintf(host, sizeof(host), "%s", listen);
         char *colon = strrchr(host, ':');
@@ -227,9 +287,11 @@ out:
     vk__cli_local_stop(&local, 10000);
     if (api)
         vk_api_stop(api);
+    vk_triggers_service_stop(trig);
     if (orch)
         vk_orch_stop(orch);
     vk_api_free(api);
+    vk_triggers_service_free(trig);
     vk_orch_free(orch);
     vk_store_close(store);
     vk_trace_free(tracer, 2000); /* export what is queued, up to 2 s */

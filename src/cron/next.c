@@ -210,3 +210,24 @@ int vk_cron_missed(const struct vk_cron *c, const struct vk_tz *zone, int64_t la
     }
     return 0;
 }
+
+int vk_cron_plan(const char *expr, const char *zone_name, int64_t last_fired_ms, int64_t now_ms,
+                 struct vk_cron_plan *out, struct vk_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    out->next_ms = INT64_MAX;
+    struct vk_cron c;
+    struct vk_tz *zone = NULL;
+    int rc = vk_cron_parse(expr, &c, err);
+    if (rc == 0)
+        rc = vk_cron_tz_load(zone_name && *zone_name ? zone_name : "UTC", &zone, err);
+    if (rc)
+        return rc == VK_ENOMEM ? rc : VK_EINVAL;
+    if (last_fired_ms <= now_ms &&
+        vk_cron_missed(&c, zone, last_fired_ms, now_ms, &out->due, &out->slot_ms) != 0)
+        out->due = false;
+    if (vk_cron_next(&c, zone, now_ms, &out->next_ms) != 0)
+        out->next_ms = INT64_MAX; /* never fires again */
+    vk_cron_tz_free(zone);
+    return 0;
+}

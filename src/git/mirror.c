@@ -202,8 +202,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 static int clone_mirror(struct vk_git_mirror *m, struct vk_err *err)
 {
     char suffix[64];
-    snprintf(suffix, sizeof(suffix), ".tmp-%ld-%lld", (long)getpid(),
-             (long long)vk_time_mono_ns());
+    snprintf(suffix, sizeof(suffix), ".tmp-%ld-%lld", (long)getpid(), (long long)vk_time_mono_ns());
     char *tmp = join(m->dir, suffix, "");
     if (!tmp)
         return vk_err_set(err, VK_ENOMEM, "out of memory");
@@ -223,7 +222,7 @@ static int clone_mirror(struct vk_git_mirror *m, struct vk_err *err)
 static int fetch_mirror(struct vk_git_mirror *m, const char *sha, struct vk_err *err)
 {
     /* gc off: never prune objects a concurrent reader or a workspace may be using */
-    char *argv[] = {NULL,      "-C",     m->dir,      "-c", "gc.auto=0", "fetch",
+    char *argv[] = {NULL,      "-C",      m->dir,   "-c",        "gc.auto=0", "fetch",
                     "--prune", "--quiet", "origin", (char *)sha, NULL};
     m->stats.fetches++;
     return vk__git_run_ok(m, "fetch", argv, NULL, VK_EIO, err);

@@ -192,4 +192,3 @@ int vk_git_changed_paths(struct vk_git_mirror *m, const char *before, const char
     vk_buf_release(&o);
     return rc;
 }
-

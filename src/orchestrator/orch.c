@@ -131,14 +131,18 @@ int vk_orch_start(struct vk_orch *o, struct vk_err *err)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
-    if (pthread_create(&o->reaper, &attr, reaper_main, o) != 0) {
+    o->reaper_on = !o->opts.no_reaper;
+    o->listener_on = o->opts.on_ready != NULL;
+    if (o->reaper_on && pthread_create(&o->reaper, &attr, reaper_main, o) != 0) {
         pthread_attr_destroy(&attr);
+        o->reaper_on = o->listener_on = false;
         return vk_err_set(err, VK_EIO, "cannot start the reaper thread");
     }
-    if (pthread_create(&o->listener, &attr, listener_main, o) != 0) {
+    if (o->listener_on && pthread_create(&o->listener, &attr, listener_main, o) != 0) {
         pthread_attr_destroy(&attr);
+        o->listener_on = false;
+        o->started = true;
         vk_orch_stop(o);
-        pthread_join(o->reaper, NULL);
         return vk_err_set(err, VK_EIO, "cannot start the listener thread");
     }
     pthread_attr_destroy(&attr);
@@ -153,8 +157,11 @@ void vk_orch_stop(struct vk_orch *o)
     pthread_cond_broadcast(&o->cond);
     pthread_mutex_unlock(&o->lock);
     if (o->started) {
-        pthread_join(o->reaper, NULL);
-        pthread_join(o->listener, NULL);
+        if (o->reaper_on)
+            pthread_join(o->reaper, NULL);
+        if (o->listener_on)
+            pthread_join(o->listener, NULL);
+        o->reaper_on = o->listener_on = false;
         o->started = false;
     }
 }

@@ -13,6 +13,7 @@ struct vk_orch {
     char tenant[VK_UUID_LEN]; /* the "default" tenant */
     pthread_t reaper, listener;
     bool started;
+    bool reaper_on, listener_on; /* which threads vk_orch_start() started */
     atomic_bool stopping;
     pthread_mutex_t lock; /* guards the stop condition */
     pthread_cond_t cond;

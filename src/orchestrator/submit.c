@@ -81,17 +81,41 @@ static void fill_chain(struct vk_orch *o, struct vk_store_chain *c,
     c->pr_number = ctx->pr_number;
     c->tag = ctx->tag;
     c->priority = ctx->priority;
+    if (ctx->trigger_request_id)
+        snprintf(c->trigger_request_id, sizeof(c->trigger_request_id), "%s",
+                 ctx->trigger_request_id);
     vk__orch_trace_new(o, ctx->trace_id, trace);
     c->trace_id = trace[0] ? trace : NULL;
 }
 
-/* Create the chain rows, then start the chain in its own transaction. */
+/* True when chain `id` is still pending (made, never started). */
+static bool still_pending(struct vk_orch *o, const char *id)
+{
+    struct vk_pool pool;
+    vk_pool_init(&pool, 1024);
+    struct vk_store_chain c;
+    bool pending = vk_store_chain_get(o->store, id, &pool, &c, NULL, NULL, NULL) == 0 &&
+                   c.status == VK_STORE_CHAIN_PENDING;
+    vk_pool_release(&pool);
+    return pending;
+}
+
+/*
+ * Create the chain rows, then start the chain in its own transaction. A chain its
+ * trigger request made already (VK_EEXIST, its id in chain_id) is started when whoever
+ * made it died before starting it, and VK_EEXIST is returned either way.
+ */
 static int create_and_start(struct vk_orch *o, struct vk_store_chain *chain,
                             const struct vk_store_fragment_spec *specs, size_t n,
                             char chain_id[VK_UUID_LEN], struct vk_err *err)
 {
     int rc = vk_store_chain_create(o->store, chain, specs, n, NULL, err);
-    if (rc < 0)
+    bool again = rc == VK_EEXIST && chain->id[0];
+    if (again && !still_pending(o, chain->id)) {
+        snprintf(chain_id, VK_UUID_LEN, "%s", chain->id);
+        return VK_EEXIST;
+    }
+    if (rc < 0 && !again)
         return rc;
     snprintf(chain_id, VK_UUID_LEN, "%s", chain->id);
     struct vk_store_tx *tx = NULL;
@@ -107,7 +131,7 @@ static int create_and_start(struct vk_orch *o, struct vk_store_chain *chain,
     rc = vk_store_tx_commit(tx, err);
     if (rc == 0)
         vk__orch_report(o, &ended);
-    return rc;
+    return rc == 0 && again ? VK_EEXIST : rc;
 }
 
 int vk_orch_submit(struct vk_orch *o, const struct vk_workflow *wf, const char *definition,
@@ -153,6 +177,8 @@ int vk_orch_submit_failed(struct vk_orch *o, const struct vk_orch_context *ctx,
     chain.definition = definition;
     chain.default_machine = "default";
     int rc = vk_store_chain_create(o->store, &chain, NULL, 0, NULL, err);
+    if (rc == VK_EEXIST && chain.id[0]) /* its trigger request made it already */
+        snprintf(chain_id, VK_UUID_LEN, "%s", chain.id);
     if (rc < 0)
         return rc;
     snprintf(chain_id, VK_UUID_LEN, "%s", chain.id);
@@ -226,6 +252,7 @@ int vk_orch_rerun(struct vk_orch *o, const char *chain_id, char new_id[VK_UUID_L
     }
     struct vk_store_chain chain = old;
     memset(chain.id, 0, sizeof(chain.id));
+    chain.trigger_request_id[0] = '\0'; /* a run of its own, not its request's */
     chain.status = VK_STORE_CHAIN_PENDING;
     chain.error = NULL;
     chain.started_at = chain.finished_at = chain.created_at = 0;

@@ -264,6 +264,36 @@ static int insert_batch(struct vk__conn *c, const struct vk_store_chain *ch,
     return rc;
 }
 
+/*
+ * The chain a trigger request made already for the same workflow file (the request is
+ * being handled again after its first handler died): its id into ch->id, VK_EEXIST.
+ */
+static int existing_chain(struct vk_store *s, struct vk_store_chain *ch, struct vk_err *err)
+{
+    struct vk__conn *c = NULL;
+    int rc = vk__store_conn_get(s, &c, err);
+    if (rc)
+        return rc;
+    struct vk__param p[] = {vk__text(ch->trigger_request_id), vk__text(ch->source_file)};
+    struct vk__res *r = NULL;
+    rc = vk__query(c, VK__STMT_NONE,
+                   "SELECT id FROM chains WHERE trigger_request_id = $1 AND source_file = $2", p, 2,
+                   &r, err);
+    if (rc == 0) {
+        rc = vk__next(r, err);
+        if (rc > 0) {
+            vk__col_id(r, 0, ch->id);
+            rc = vk_err_set(err, VK_EEXIST, "trigger request '%s' made chain '%s' already",
+                            ch->trigger_request_id, ch->id);
+        } else if (rc == 0) {
+            rc = vk_err_set(err, VK_EEXIST, "the chain exists already");
+        }
+        vk__res_free(r);
+    }
+    vk__store_conn_put(s, c);
+    return rc;
+}
+
 int vk_store_chain_create(struct vk_store *s, struct vk_store_chain *ch,
                           const struct vk_store_fragment_spec *specs, size_t n,
                           char (*frag_ids)[VK_UUID_LEN], struct vk_err *err)
@@ -312,6 +342,7 @@ int vk_store_chain_create(struct vk_store *s, struct vk_store_chain *ch,
         vk__int(ch->priority),
         vk__text(ch->trace_id),
         vk__int(ch->created_at),
+        vk__id(ch->trigger_request_id),
     };
     rc = vk__store_begin(s, &c, err);
     if (rc)
@@ -320,8 +351,8 @@ int vk_store_chain_create(struct vk_store *s, struct vk_store_chain *ch,
                   "INSERT INTO chains (id, tenant_id, repository_id, source_file, repository_url,"
                   " commit_sha, branch, trigger_type, trigger_ref, pr_number, tag,"
                   " default_machine, env_json, definition, priority, trace_id, created_at,"
-                  " status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-                  " $15, $16, $17, 'pending')",
+                  " trigger_request_id, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+                  " $11, $12, $13, $14, $15, $16, $17, $18, 'pending')",
                   cp, (int)VK_ARRAY_LEN(cp), NULL, err);
     if (rc == VK_EINVAL)
         vk_err_set(err, rc, "unknown tenant or repository for the chain");
@@ -330,6 +361,8 @@ int vk_store_chain_create(struct vk_store *s, struct vk_store_chain *ch,
         rc = insert_batch(c, ch, specs, i, k, ids, seq, p, err);
     }
     rc = vk__store_end(s, c, rc, err);
+    if (rc == VK_EEXIST && ch->trigger_request_id[0])
+        rc = existing_chain(s, ch, err);
 out:
     if (ids != frag_ids)
         vk_mem_free(ids);

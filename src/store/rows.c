@@ -49,6 +49,7 @@ int vk__read_chain(struct vk__res *r, int k, struct vk_pool *pool, struct vk_sto
     c->created_at = vk__col_int(r, k + 17);
     c->started_at = vk__col_int(r, k + 18);
     c->finished_at = vk__col_int(r, k + 19);
+    vk__col_id(r, k + 20, c->trigger_request_id);
     return bad ? nomem(err) : 0;
 }
 

@@ -87,6 +87,18 @@ static const struct migration migrations[] = {
      " next_fire_ms BIGINT NOT NULL, last_fired_ms BIGINT NOT NULL, created_at BIGINT NOT NULL,"
      " UNIQUE (repository_id, workflow_file, cron, timezone));"
      "CREATE INDEX schedules_due ON schedules (next_fire_ms);"},
+    {3, "trigger requests: work for the trigger service",
+     "CREATE TABLE trigger_requests ("
+     " id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+     " repository_id TEXT REFERENCES repositories(id) ON DELETE CASCADE,"
+     " kind TEXT NOT NULL, provider TEXT, delivery_id TEXT, params TEXT, body BLOB,"
+     " trace_id TEXT, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+     " claimed_by TEXT, claimed_at BIGINT, result_status INTEGER, result TEXT,"
+     " created_at BIGINT NOT NULL, finished_at BIGINT);"
+     "CREATE INDEX trigger_requests_queue ON trigger_requests (status, created_at, id);"
+     "CREATE INDEX trigger_requests_by_time ON trigger_requests (created_at);"
+     "ALTER TABLE chains ADD COLUMN trigger_request_id TEXT;"
+     "CREATE UNIQUE INDEX chains_by_trigger_request ON chains (trigger_request_id, source_file);"},
 };
 
 /* Returns owned: `sql` with BLOB replaced by BYTEA for PostgreSQL (or a plain copy). */

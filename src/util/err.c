@@ -127,3 +127,26 @@ const char *vk_err_name(int code)
         return "internal error";
     }
 }
+
+int vk_err_http(int code, const char **name)
+{
+    static const struct {
+        int code, status;
+        const char *name;
+    } map[] = {
+        {VK_ENOTFOUND, 404, "not_found"}, {VK_ECONFLICT, 409, "conflict"},
+        {VK_EINVAL, 400, "bad_request"},  {VK_EPARSE, 400, "bad_request"},
+        {VK_ETOOBIG, 413, "too_large"},   {VK_EDB, 503, "unavailable"},
+        {VK_EIO, 503, "unavailable"},     {VK_EAGAIN, 503, "unavailable"},
+    };
+    for (size_t i = 0; i < VK_ARRAY_LEN(map); i++) {
+        if (map[i].code == code) {
+            if (name)
+                *name = map[i].name;
+            return map[i].status;
+        }
+    }
+    if (name)
+        *name = "internal";
+    return 500;
+}

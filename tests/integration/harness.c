@@ -595,6 +595,47 @@ int vkt_worker_start(struct vkt *t, const char *name, const char *group, const c
     return i;
 }
 
+int vkt_proc_start(struct vkt *t, const char *name, const char *const *args)
+{
+    if (t->nworkers == VKT_MAX_PROCS)
+        FAIL("too many processes");
+    int i = t->nworkers++;
+    struct vkt_proc *p = &t->workers[i];
+    memset(p, 0, sizeof(*p));
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    snprintf(p->log, sizeof(p->log), "%s/proc-%s.log", t->tmp, name);
+    const char *argv[48];
+    size_t n = 0;
+    argv[n++] = "vulcan";
+    for (size_t k = 0; args && args[k] && n < VK_ARRAY_LEN(argv) - 1; k++)
+        argv[n++] = args[k];
+    argv[n] = NULL;
+    p->pid = spawn(t, argv, p->log);
+    return i;
+}
+
+uint16_t vkt_free_port(void)
+{
+    return free_port();
+}
+
+long vkt_status_of(const char *base, const char *path)
+{
+    struct vk_http_client *cl = NULL;
+    struct vk_http_client_opts o = {.base_url = base, .timeout_ms = 5000};
+    struct vk_err err;
+    if (vk_http_client_new(&o, &cl, &err) != 0)
+        return 0;
+    struct vk_http_response r;
+    long st = 0;
+    if (vk_http_client_request(cl, "GET", path, NULL, NULL, 0, 5000, &r, &err) == 0) {
+        st = r.status;
+        vk_http_response_release(&r);
+    }
+    vk_http_client_free(cl);
+    return st;
+}
+
 void vkt_worker_signal(struct vkt *t, int i, int sig)
 {
     struct vkt_proc *p = &t->workers[i];

@@ -101,6 +101,20 @@ void vkt_server_kill9(struct vkt *t);
  */
 int vkt_worker_start(struct vkt *t, const char *name, const char *group, const char *const *extra);
 
+/**
+ * Start another `vulcan` process named `name` with `args` (argv without the program,
+ * NULL-terminated; for example a second `server` with other --roles), tracked like a
+ * worker: its index works with vkt_worker_signal/vkt_worker_wait, and teardown stops
+ * and checks it before the main server.
+ */
+int vkt_proc_start(struct vkt *t, const char *name, const char *const *args);
+
+/** A free TCP port on 127.0.0.1 (for more servers than the main one). */
+uint16_t vkt_free_port(void);
+
+/** GET `path` of `base` (any server's URL) and return the HTTP status, 0 without answer. */
+long vkt_status_of(const char *base, const char *path);
+
 /** Send `sig` to worker `i`; SIGKILL also marks it killed on purpose and reaps it. */
 void vkt_worker_signal(struct vkt *t, int i, int sig);
 

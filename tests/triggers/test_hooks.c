@@ -664,7 +664,7 @@ static void test_cron_missed_once(void **state)
     /* 2026-03-02T10:00Z: the first pass refreshes every repository; nothing is due. The
      * schedule exists already (the push refreshed it); re-plan to "created now". */
     assert_int_equal(vk_store_schedules_replace(T.store, T.repo_id, NULL, 0, T.clock, &err), 0);
-    assert_int_equal(vk_api_cron_run(T.api, &fired, &err), 0);
+    assert_int_equal(vk_triggers_cron_run(T.trig, &fired, &err), 0);
     assert_int_equal(fired, 0);
     struct vk_pool pool;
     vk_pool_init(&pool, 0);
@@ -680,35 +680,34 @@ static void test_cron_missed_once(void **state)
     /* The server "was down" for three days and a bit: one run, at the latest slot. */
     size_t before = count_chains();
     T.clock += 3 * 86400000LL + 3600000;
-    assert_int_equal(vk_api_cron_run(T.api, &fired, &err), 0);
+    assert_int_equal(vk_triggers_cron_run(T.trig, &fired, &err), 0);
     assert_int_equal(fired, 1);
     assert_int_equal(count_chains(), before + 1);
-    assert_int_equal(vk_api_cron_run(T.api, &fired, &err), 0);
+    assert_int_equal(vk_triggers_cron_run(T.trig, &fired, &err), 0);
     assert_int_equal(fired, 0);
 
     /* A second replica on the same database with the same clock: nothing again; one more
      * day: exactly one of the two fires. */
     struct te R = T;
-    R.api = NULL;
+    R.trig = NULL;
     char data[400];
     snprintf(data, sizeof(data), "%s/data2", T.tmp);
-    struct vk_api_opts ao = {.listen = "127.0.0.1:0",
-                             .store = T.store,
-                             .orch = T.orch,
-                             .data_dir = data,
-                             .now_fn = te_clock,
-                             .now_ctx = &T,
-                             .cron_interval_ms = -1};
-    assert_int_equal(vk_api_new(&ao, &R.api, &err), 0);
-    assert_int_equal(vk_api_cron_run(R.api, &fired, &err), 0); /* refreshes: keeps the row */
+    struct vk_triggers_opts to = {.store = T.store,
+                                  .orch = T.orch,
+                                  .data_dir = data,
+                                  .now_fn = te_clock,
+                                  .now_ctx = &T,
+                                  .cron_interval_ms = -1};
+    assert_int_equal(vk_triggers_service_new(&to, &R.trig, &err), 0);
+    assert_int_equal(vk_triggers_cron_run(R.trig, &fired, &err), 0); /* refreshes: keeps the row */
     assert_int_equal(fired, 0);
     T.clock += 86400000LL;
     size_t f1 = 0, f2 = 0;
-    assert_int_equal(vk_api_cron_run(R.api, &f1, &err), 0);
-    assert_int_equal(vk_api_cron_run(T.api, &f2, &err), 0);
+    assert_int_equal(vk_triggers_cron_run(R.trig, &f1, &err), 0);
+    assert_int_equal(vk_triggers_cron_run(T.trig, &f2, &err), 0);
     assert_int_equal(f1 + f2, 1);
     assert_int_equal(count_chains(), before + 2);
-    vk_api_free(R.api);
+    vk_triggers_service_free(R.trig);
 
     /* The chain: trigger schedule on the default branch head. */
     vk_pool_init(&pool, 0);

@@ -43,6 +43,7 @@ struct te {
     char dburl[512];
     struct vk_store *store;
     struct vk_orch *orch;
+    struct vk_triggers_service *trig;
     struct vk_api *api;
     char base_url[64];
     char repo_id[VK_UUID_LEN];
@@ -203,7 +204,7 @@ static inline int te_db_url(struct te *t, const char *tag)
     return 0;
 }
 
-/* Store, orchestrator and API (scheduler thread off: the tests drive it). */
+/* Store, orchestrator, trigger service and API (scheduler thread off: the tests drive it). */
 static inline int te_server(struct te *t, const char *tag, unsigned threads)
 {
     struct vk_err err = {0};
@@ -215,15 +216,23 @@ static inline int te_server(struct te *t, const char *tag, unsigned threads)
     }
     char data[400];
     snprintf(data, sizeof(data), "%s/data", t->tmp);
+    struct vk_triggers_opts to = {.store = t->store,
+                                  .orch = t->orch,
+                                  .data_dir = data,
+                                  .now_fn = te_clock,
+                                  .now_ctx = t,
+                                  .cron_interval_ms = -1};
+    if (vk_triggers_service_new(&to, &t->trig, &err)) {
+        fprintf(stderr, "triggers: %s\n", err.msg);
+        return -1;
+    }
     struct vk_api_opts ao = {.listen = "127.0.0.1:0",
                              .store = t->store,
                              .orch = t->orch,
-                             .data_dir = data,
-                             .http_threads = threads,
-                             .now_fn = te_clock,
-                             .now_ctx = t,
-                             .cron_interval_ms = -1};
-    if (vk_api_new(&ao, &t->api, &err) || vk_api_start(t->api, &err)) {
+                             .triggers = t->trig,
+                             .http_threads = threads};
+    if (vk_api_new(&ao, &t->api, &err) || vk_api_start(t->api, &err) ||
+        vk_triggers_service_start(t->trig, &err)) {
         fprintf(stderr, "api: %s\n", err.msg);
         return -1;
     }
@@ -233,10 +242,13 @@ static inline int te_server(struct te *t, const char *tag, unsigned threads)
 
 static inline void te_stop(struct te *t)
 {
+    vk_api_stop(t->api);
+    vk_triggers_service_free(t->trig);
     vk_api_free(t->api);
     vk_orch_free(t->orch);
     vk_store_close(t->store);
     t->api = NULL;
+    t->trig = NULL;
     t->orch = NULL;
     t->store = NULL;
 }

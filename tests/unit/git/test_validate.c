@@ -12,7 +12,8 @@ static void test_sha(void **state)
 {
     (void)state;
     assert_true(vk_git_valid_sha("0123456789abcdef0123456789abcdef01234567"));
-    assert_true(vk_git_valid_sha("0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"));
+    assert_true(
+        vk_git_valid_sha("0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"));
     assert_false(vk_git_valid_sha("0123abcdef"));
     assert_false(vk_git_valid_sha("0123456789abcdef0123456789abcdef0123456g"));
     assert_false(vk_git_valid_sha(NULL));
@@ -27,10 +28,10 @@ static void test_branch(void **state)
 {
     (void)state;
     static const char *const good[] = {"main", "feature/x-1", "releases/v1.2", "a@b", "x.y"};
-    static const char *const bad[] = {"",      "-x",    "a..b",  "a b",    "x.lock", "@",
-                                      ".x",    "a/.b",  "a//b",  "/a",     "a/",     "a.",
-                                      "a@{1}", "a~1",   "a^",    "a:b",    "a?",     "a*",
-                                      "a[b",   "a\\b",  "a\tb",  "a.lock/b", "\x7f"};
+    static const char *const bad[] = {"",      "-x",   "a..b", "a b",      "x.lock", "@",
+                                      ".x",    "a/.b", "a//b", "/a",       "a/",     "a.",
+                                      "a@{1}", "a~1",  "a^",   "a:b",      "a?",     "a*",
+                                      "a[b",   "a\\b", "a\tb", "a.lock/b", "\x7f"};
     for (size_t i = 0; i < VK_ARRAY_LEN(good); i++)
         assert_true(vk_git_valid_branch(good[i]));
     for (size_t i = 0; i < VK_ARRAY_LEN(bad); i++) {

@@ -1,6 +1,7 @@
 /*
- * Store operations of the triggers (schema version 2): repository update and delete,
- * webhook deliveries, schedules and their exactly-once claims. Run by CTest against SQLite
+ * Store operations of the triggers: repository update and delete, webhook deliveries,
+ * schedules and their exactly-once claims (schema version 2), trigger requests and the
+ * chains a request makes once (schema version 3). Run by CTest against SQLite
  * (a fresh file per test) and PostgreSQL (scripts/pg-test.sh; CREATE DATABASE per test).
  */
 #include "store/store_int.h"
@@ -33,7 +34,7 @@ static void test_schema_version(void **state)
     struct vk_err err = {0};
     int v = 0;
     assert_int_equal(vk_store_schema_version(f->s, &v, &err), 0);
-    assert_int_equal(v, 2);
+    assert_int_equal(v, VK_STORE_SCHEMA_VERSION);
 }
 
 static void test_repo_update_delete(void **state)
@@ -317,6 +318,106 @@ static void test_slots_exactly_once(void **state)
     vk_store_close(s2);
 }
 
+/* Trigger requests: queued, claimed once by one of two replicas, fenced outcomes, a body
+ * of any bytes, a stale claim taken over, and the chain a request makes made once. */
+static void test_trigger_requests(void **state)
+{
+    struct fx *f = *state;
+    struct vk_err err = {0};
+    struct vk_store_repo a;
+    make_repo(f, "https://example.com/a.git", &a);
+    static const char body[] = "{\"x\":1}\0tail";
+    struct vk_store_treq rq = {.kind = VK_STORE_TREQ_WEBHOOK,
+                               .provider = "github",
+                               .delivery_id = "d-1",
+                               .params = "{\"headers\":{\"X-GitHub-Event\":\"push\"}}",
+                               .body = body,
+                               .body_len = sizeof(body) - 1,
+                               .trace_id =
+                                   "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"};
+    memcpy(rq.tenant_id, f->tenant, VK_UUID_LEN);
+    memcpy(rq.repository_id, a.id, VK_UUID_LEN);
+    assert_int_equal(vk_store_treq_create(f->s, &rq, 1000, &err), 0);
+    assert_true(vk_uuid_valid(rq.id));
+    struct vk_store_treq second = {.kind = VK_STORE_TREQ_REFRESH};
+    memcpy(second.tenant_id, f->tenant, VK_UUID_LEN);
+    memcpy(second.repository_id, a.id, VK_UUID_LEN);
+    assert_int_equal(vk_store_treq_create(f->s, &second, 2000, &err), 0);
+
+    /* two replicas: each claims a different one, oldest first; then nothing is left */
+    struct vk_store *s2 = NULL;
+    assert_int_equal(vk_store_open(f->url, &s2, &err), 0);
+    struct vk_store_treq c1, c2, c3;
+    assert_int_equal(vk_store_treq_claim(f->s, "one", 3000, 0, &f->pool, &c1, &err), 0);
+    assert_int_equal(vk_store_treq_claim(s2, "two", 3000, 0, &f->pool, &c2, &err), 0);
+    assert_int_equal(vk_store_treq_claim(f->s, "one", 3000, 0, &f->pool, &c3, &err), VK_ENOTFOUND);
+    assert_string_equal(c1.id, rq.id);
+    assert_string_equal(c2.id, second.id);
+    assert_int_equal(c1.kind, VK_STORE_TREQ_WEBHOOK);
+    assert_int_equal(c1.status, VK_STORE_TREQ_RUNNING);
+    assert_int_equal(c1.attempts, 1);
+    assert_string_equal(c1.provider, "github");
+    assert_string_equal(c1.delivery_id, "d-1");
+    assert_string_equal(c1.params, rq.params);
+    assert_string_equal(c1.trace_id, rq.trace_id);
+    assert_int_equal(c1.body_len, sizeof(body) - 1);
+    assert_memory_equal(c1.body, body, sizeof(body) - 1);
+    assert_int_equal(c2.body_len, 0);
+
+    /* the outcome is fenced by the claim */
+    assert_int_equal(vk_store_treq_finish(f->s, c1.id, "two", 200, "{}", 4000, &err), VK_ECONFLICT);
+    assert_int_equal(vk_store_treq_finish(f->s, c1.id, "one", 201, "{\"chains\":[]}", 4000, &err),
+                     0);
+    struct vk_store_treq got;
+    assert_int_equal(vk_store_treq_get(s2, c1.id, &f->pool, &got, &err), 0);
+    assert_int_equal(got.status, VK_STORE_TREQ_DONE);
+    assert_int_equal(got.result_status, 201);
+    assert_string_equal(got.result, "{\"chains\":[]}");
+    assert_int_equal(got.finished_at, 4000);
+    assert_null(got.body);
+
+    /* a claim whose handler died is taken over once stale, attempts counting */
+    assert_int_equal(vk_store_treq_claim(f->s, "three", 5000, 2999, &f->pool, &c3, &err),
+                     VK_ENOTFOUND);
+    assert_int_equal(vk_store_treq_claim(f->s, "three", 5000, 3001, &f->pool, &c3, &err), 0);
+    assert_string_equal(c3.id, second.id);
+    assert_int_equal(c3.attempts, 2);
+    assert_int_equal(vk_store_treq_finish(s2, second.id, "two", 200, "{}", 6000, &err),
+                     VK_ECONFLICT);
+
+    /* a chain of a request is made once per source file */
+    struct vk_store_chain ch = {
+        .source_file = ".vulcan/ci.kdl", .default_machine = "default", .trigger = "push"};
+    memcpy(ch.tenant_id, f->tenant, VK_UUID_LEN);
+    memcpy(ch.trigger_request_id, rq.id, VK_UUID_LEN);
+    struct vk_store_fragment_spec spec = {.parent = -1, .run_script = "true"};
+    assert_int_equal(vk_store_chain_create(f->s, &ch, &spec, 1, NULL, &err), 0);
+    char first[VK_UUID_LEN];
+    memcpy(first, ch.id, VK_UUID_LEN);
+    struct vk_store_chain again = ch;
+    memset(again.id, 0, sizeof(again.id));
+    assert_int_equal(vk_store_chain_create(f->s, &again, &spec, 1, NULL, &err), VK_EEXIST);
+    assert_string_equal(again.id, first);
+    again.source_file = ".vulcan/other.kdl";
+    assert_int_equal(vk_store_chain_create(f->s, &again, &spec, 1, NULL, &err), 0);
+    struct vk_store_chain back;
+    assert_int_equal(vk_store_chain_get(f->s, first, &f->pool, &back, NULL, NULL, &err), 0);
+    assert_string_equal(back.trigger_request_id, rq.id);
+
+    /* pruning removes finished requests only */
+    int64_t pruned = 0;
+    assert_int_equal(vk_store_treq_prune(f->s, 10000, &pruned, &err), 0);
+    assert_int_equal(pruned, 1);
+    assert_int_equal(vk_store_treq_get(f->s, c1.id, &f->pool, &got, &err), VK_ENOTFOUND);
+    assert_int_equal(vk_store_treq_get(f->s, second.id, &f->pool, &got, &err), 0);
+
+    /* bad input */
+    struct vk_store_treq bad = {.kind = VK_STORE_TREQ_MANUAL};
+    assert_int_equal(vk_store_treq_create(f->s, &bad, 1, &err), VK_EINVAL);
+    assert_int_equal(vk_store_treq_get(f->s, "not-an-id", &f->pool, &got, &err), VK_ENOTFOUND);
+    vk_store_close(s2);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -329,7 +430,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         T(test_schema_version), T(test_repo_update_delete), T(test_deliveries),
-        T(test_schedules),      T(test_slots_exactly_once),
+        T(test_schedules),      T(test_slots_exactly_once), T(test_trigger_requests),
     };
     int failed = cmocka_run_group_tests_name(
         is_pg() ? "store_triggers_postgres" : "store_triggers_sqlite", tests, NULL, NULL);

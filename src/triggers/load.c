@@ -1,20 +1,19 @@
 /*
- * What webhooks, manual triggers and schedules share: read a repository's workflow files
- * at a commit out of the server's git mirror cache, load them (imports read from git at
- * the same commit; URL imports only when the repository allows them), and start one chain
- * per workflow whose triggers match, or a failed chain for a workflow that does not load.
+ * load.c — what webhooks, manual runs and schedules share: read a repository's workflow
+ * files at a commit out of the server's git mirror cache, load them (imports read from
+ * git at the same commit; URL imports only when the repository allows them), and start
+ * one chain per workflow whose triggers match, or a failed chain for a workflow that
+ * does not load.
  */
-#include "api_int.h"
-#include "vulcan/telemetry.h"
+#include "service_int.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-int vk__api_mirror_open(struct vk_api *api, const char *url, struct vk_git_mirror **out,
-                        struct vk_err *err)
+int vk__trig_mirror_open(struct vk_triggers_service *svc, const char *url,
+                         struct vk_git_mirror **out, struct vk_err *err)
 {
-    return vk_git_mirror_open(vk__api_mirrors_dir(api), url, NULL, out, err);
+    return vk_git_mirror_open(svc->mirrors, url, NULL, out, err);
 }
 
 /* ---------------------------------------------------------------- Loading */
@@ -49,7 +48,7 @@ static int git_fetch(void *ctx, const struct vk_wf_fetch_req *req, struct vk_buf
     return vk_git_read_file(g->m, g->sha, p, out, err);
 }
 
-void vk__api_trig_set_release(struct vk__api_trig_set *set)
+void vk__trig_set_release(struct vk__trig_set *set)
 {
     for (size_t i = 0; i < set->n; i++) {
         vk_workflow_free(set->items[i].wf);
@@ -62,9 +61,8 @@ void vk__api_trig_set_release(struct vk__api_trig_set *set)
 }
 
 /* Load the workflow `f` (read at `sha`) into `it`. */
-static int load_one(struct vk_api *api, struct vk_git_mirror *m, const struct vk_store_repo *repo,
-                    const char *sha, const struct vk_git_file *f, struct vk__api_trig_item *it,
-                    struct vk_err *err)
+static int load_one(struct vk_git_mirror *m, const struct vk_store_repo *repo, const char *sha,
+                    const struct vk_git_file *f, struct vk__trig_item *it, struct vk_err *err)
 {
     const char *file = f->path;
     memset(it, 0, sizeof(*it));
@@ -91,13 +89,11 @@ static int load_one(struct vk_api *api, struct vk_git_mirror *m, const struct vk
         it->error = vk_mem_xstrdup(msg);
         vk_wf_error_release(&we);
     }
-    (void)api;
     return 0;
 }
 
-int vk__api_trig_load(struct vk_api *api, struct vk_git_mirror *m, const struct vk_store_repo *repo,
-                      const char *sha, const char *only_file, struct vk__api_trig_set *set,
-                      struct vk_err *err)
+int vk__trig_load(struct vk_git_mirror *m, const struct vk_store_repo *repo, const char *sha,
+                  const char *only_file, struct vk__trig_set *set, struct vk_err *err)
 {
     memset(set, 0, sizeof(*set));
     /* the listing and every file in one git process */
@@ -118,7 +114,7 @@ int vk__api_trig_load(struct vk_api *api, struct vk_git_mirror *m, const struct 
     for (size_t i = 0; i < files.n; i++) {
         if (only_file && strcmp(files.items[i].path, only_file) != 0)
             continue;
-        rc = load_one(api, m, repo, sha, &files.items[i], &set->items[set->n], err);
+        rc = load_one(m, repo, sha, &files.items[i], &set->items[set->n], err);
         set->n++;
         if (rc)
             goto out;
@@ -126,11 +122,11 @@ int vk__api_trig_load(struct vk_api *api, struct vk_git_mirror *m, const struct 
 out:
     vk_git_files_release(&files);
     if (rc)
-        vk__api_trig_set_release(set);
+        vk__trig_set_release(set);
     return rc;
 }
 
-bool vk__api_trig_needs_paths(const struct vk__api_trig_set *set, enum vk_wf_trigger_type type)
+bool vk__trig_needs_paths(const struct vk__trig_set *set, enum vk_wf_trigger_type type)
 {
     for (size_t i = 0; i < set->n; i++) {
         const struct vk_workflow *wf = set->items[i].wf;
@@ -145,38 +141,47 @@ bool vk__api_trig_needs_paths(const struct vk__api_trig_set *set, enum vk_wf_tri
 
 /* ---------------------------------------------------------------- Submitting */
 
-static void skip(json_t *skipped, const char *file, const char *reason)
+int vk__trig_skip(json_t *skipped, const char *file, const char *reason)
 {
-    json_array_append_new(skipped, json_pack("{s:s, s:s}", "file", file, "reason", reason));
+    json_t *o = json_pack("{s:s, s:s}", "file", file, "reason", reason);
+    if (!o || json_array_append_new(skipped, o) != 0)
+        return VK_ENOMEM;
+    return 0;
 }
 
-int vk__api_trig_submit(struct vk_api *api, const struct vk__api_trig_set *set,
-                        const struct vk_orch_context *tmpl, const struct vk_wf_event *wfev,
-                        json_t *chains, json_t *skipped, struct vk_err *err)
+int vk__trig_submit(struct vk_triggers_service *svc, const struct vk__trig_set *set,
+                    const struct vk_orch_context *tmpl, const struct vk_wf_event *wfev,
+                    json_t *chains, json_t *skipped, struct vk_err *err)
 {
     for (size_t i = 0; i < set->n; i++) {
-        const struct vk__api_trig_item *it = &set->items[i];
+        const struct vk__trig_item *it = &set->items[i];
         struct vk_orch_context c = *tmpl;
         c.source_file = it->file;
         char id[VK_UUID_LEN];
         int rc;
         if (!it->wf) {
-            rc = vk_orch_submit_failed(api->opts.orch, &c, it->text.data, it->error, id, err);
+            rc = vk_orch_submit_failed(svc->opts.orch, &c, it->text.data, it->error, id, err);
         } else if (wfev && !vk_workflow_triggered(it->wf, wfev)) {
-            skip(skipped, it->file, "no trigger matches");
+            if (vk__trig_skip(skipped, it->file, "no trigger matches") != 0)
+                return vk_err_set(err, VK_ENOMEM, "out of memory");
             continue;
         } else {
-            rc = vk_orch_submit(api->opts.orch, it->wf, it->text.data, &c, id, NULL, err);
+            rc = vk_orch_submit(svc->opts.orch, it->wf, it->text.data, &c, id, NULL, err);
         }
-        if (rc)
+        bool again = rc == VK_EEXIST; /* made by an earlier handler of this request */
+        if (rc && !again)
             return rc;
         char tid[VK_TRACE_ID_HEX_LEN] = "";
         if (c.trace_id && strlen(c.trace_id) >= 35)
             snprintf(tid, sizeof(tid), "%.32s", c.trace_id + 3);
-        vk_log_write(VK_LOG_INFO, "triggers", it->wf ? "chain created" : "failed chain created",
+        vk_log_write(VK_LOG_INFO, "triggers",
+                     again     ? "chain made before"
+                     : it->wf ? "chain created"
+                              : "failed chain created",
                      "chain_id", id, "file", it->file, "trigger", c.trigger ? c.trigger : "",
                      "trace_id", tid[0] ? tid : NULL, NULL);
-        json_array_append_new(chains, json_string(id));
+        if (json_array_append_new(chains, json_string(id)) != 0)
+            return vk_err_set(err, VK_ENOMEM, "out of memory");
     }
     return 0;
 }
