@@ -250,6 +250,16 @@ struct vk_wf_event {
 /** Does `ev` match the single trigger `t` (GitHub Actions rules; see docs/workflow.md)? */
 bool vk_wf_trigger_matches(const struct vk_wf_trigger *t, const struct vk_wf_event *ev);
 
+/**
+ * Like vk_wf_trigger_matches(), and when `t` does not match, why, in `why` (`cap`
+ * bytes, NUL-terminated, "" when it matches), naming the filter that decided:
+ * "push: branch 'feature/x' is not in branches (main, releases/x)",
+ * "pull_request: action 'closed' is not in types (…)", "push: every changed path
+ * (2) matches paths-ignore (docs/x)", "tag: 'v1-rc1' matches ignore (v*-rc*)".
+ */
+bool vk_wf_trigger_explain(const struct vk_wf_trigger *t, const struct vk_wf_event *ev, char *why,
+                           size_t cap);
+
 /** The name of a trigger type ("push", "pull_request", "tag", "schedule", "manual"). */
 const char *vk_wf_trigger_type_name(enum vk_wf_trigger_type type);
 
@@ -400,6 +410,14 @@ int vk_workflow_walk(const struct vk_workflow *wf, vk_wf_visit_fn *visit, void *
  * (vk_wf_trigger_matches()).
  */
 bool vk_workflow_triggered(const struct vk_workflow *wf, const struct vk_wf_event *ev);
+
+/**
+ * Like vk_workflow_triggered(), and when nothing matches, why, in `why` (`cap` bytes):
+ * the explanation of each trigger of the event's type ("; "-separated), or, when the
+ * workflow has none, "no push trigger (the workflow triggers on pull_request, manual)".
+ */
+bool vk_workflow_triggered_why(const struct vk_workflow *wf, const struct vk_wf_event *ev,
+                               char *why, size_t cap);
 
 /**
  * Append the JSON form of `wf` (docs/parse-json.md; 2-space indent, keys in a

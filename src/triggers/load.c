@@ -157,12 +157,12 @@ int vk__trig_submit(struct vk_triggers_service *svc, const struct vk__trig_set *
         const struct vk__trig_item *it = &set->items[i];
         struct vk_orch_context c = *tmpl;
         c.source_file = it->file;
-        char id[VK_UUID_LEN];
+        char id[VK_UUID_LEN], why[1024];
         int rc;
         if (!it->wf) {
             rc = vk_orch_submit_failed(svc->opts.orch, &c, it->text.data, it->error, id, err);
-        } else if (wfev && !vk_workflow_triggered(it->wf, wfev)) {
-            if (vk__trig_skip(skipped, it->file, "no trigger matches") != 0)
+        } else if (wfev && !vk_workflow_triggered_why(it->wf, wfev, why, sizeof(why))) {
+            if (vk__trig_skip(skipped, it->file, why[0] ? why : "no trigger matches") != 0)
                 return vk_err_set(err, VK_ENOMEM, "out of memory");
             continue;
         } else {

@@ -4,6 +4,7 @@
  */
 #include "wf_int.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const char *const type_names[] = {"push", "pull_request", "tag", "schedule", "manual"};
@@ -404,6 +405,131 @@ static bool action_ok(const struct vk_wf_trigger *t, const char *action)
     for (size_t i = 0; i < VK_ARRAY_LEN(default_pr_types); i++) {
         if (strcmp(default_pr_types[i], a) == 0)
             return true;
+    }
+    return false;
+}
+
+/* "a, b, c" of a pattern list, into `out` (truncated with "…"). */
+static void list_text(const struct vk_wf_strlist *l, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < l->n && len + 1 < cap; i++) {
+        int w = snprintf(out + len, cap - len, "%s%s", i ? ", " : "", l->items[i]);
+        if (w < 0 || (size_t)w >= cap - len) {
+            if (cap >= 4)
+                snprintf(out + cap - 4, 4, "...");
+            return;
+        }
+        len += (size_t)w;
+    }
+}
+
+/* Why push/pull_request trigger `t` refuses the event's branch or paths ("" when not). */
+static void why_branch_paths(const struct vk_wf_trigger *t, const struct vk_wf_event *ev,
+                             const char *branch, char *why, size_t cap)
+{
+    char pats[512];
+    if (t->branches.n && !list_match(&t->branches, branch)) {
+        list_text(&t->branches, pats, sizeof(pats));
+        snprintf(why, cap, "%s: branch '%s' is not in branches (%s)",
+                 vk_wf_trigger_type_name(t->type), branch, pats);
+    } else if (t->branches_ignore.n && list_match(&t->branches_ignore, branch)) {
+        list_text(&t->branches_ignore, pats, sizeof(pats));
+        snprintf(why, cap, "%s: branch '%s' matches branches-ignore (%s)",
+                 vk_wf_trigger_type_name(t->type), branch, pats);
+    } else if (!paths_ok(t, ev)) {
+        bool in_paths = true;
+        if (t->paths.n) {
+            in_paths = false;
+            for (size_t i = 0; !in_paths && i < ev->npaths; i++)
+                in_paths = ev->paths[i] && list_match(&t->paths, ev->paths[i]);
+        }
+        const struct vk_wf_strlist *l = in_paths ? &t->paths_ignore : &t->paths;
+        list_text(l, pats, sizeof(pats));
+        snprintf(why, cap,
+                 in_paths ? "%s: every changed path (%zu) matches paths-ignore (%s)"
+                          : "%s: none of the %zu changed paths matches paths (%s)",
+                 vk_wf_trigger_type_name(t->type), ev->npaths, pats);
+    }
+}
+
+bool vk_wf_trigger_explain(const struct vk_wf_trigger *t, const struct vk_wf_event *ev, char *why,
+                           size_t cap)
+{
+    if (cap)
+        why[0] = '\0';
+    if (vk_wf_trigger_matches(t, ev))
+        return true;
+    if (!cap || !t || !ev)
+        return false;
+    char pats[512];
+    if (t->type != ev->type) {
+        snprintf(why, cap, "a %s trigger does not fire on %s", vk_wf_trigger_type_name(t->type),
+                 vk_wf_trigger_type_name(ev->type));
+        return false;
+    }
+    if (t->type == VK_WF_TRIG_PULL_REQUEST && !action_ok(t, ev->action)) {
+        if (t->types.n)
+            list_text(&t->types, pats, sizeof(pats));
+        else
+            snprintf(pats, sizeof(pats), "opened, synchronize, reopened by default");
+        snprintf(why, cap, "pull_request: action '%s' is not in types (%s)",
+                 ev->action ? ev->action : "opened", pats);
+        return false;
+    }
+    switch (t->type) {
+    case VK_WF_TRIG_PULL_REQUEST: /* the action fits: the branch or the paths refused it */
+    case VK_WF_TRIG_PUSH:
+        why_branch_paths(t, ev, strip(ev->branch, "refs/heads/"), why, cap);
+        break;
+    case VK_WF_TRIG_TAG: {
+        const char *tag = strip(ev->tag, "refs/tags/");
+        bool in = !t->tags.n || list_match(&t->tags, tag);
+        list_text(in ? &t->tags_ignore : &t->tags, pats, sizeof(pats));
+        snprintf(why, cap, in ? "tag: '%s' matches ignore (%s)" : "tag: '%s' is not in patterns (%s)",
+                 tag, pats);
+        break;
+    }
+    case VK_WF_TRIG_SCHEDULE:
+        snprintf(why, cap, "schedule: cron '%s' is another schedule", t->cron ? t->cron : "");
+        break;
+    case VK_WF_TRIG_MANUAL:
+        break;
+    }
+    return false;
+}
+
+bool vk_workflow_triggered_why(const struct vk_workflow *wf, const struct vk_wf_event *ev,
+                               char *why, size_t cap)
+{
+    if (cap)
+        why[0] = '\0';
+    size_t len = 0, of_type = 0;
+    for (size_t i = 0; wf && i < wf->ntriggers; i++) {
+        const struct vk_wf_trigger *t = &wf->triggers[i];
+        char one[768];
+        if (vk_wf_trigger_explain(t, ev, one, sizeof(one))) {
+            if (cap)
+                why[0] = '\0';
+            return true;
+        }
+        if (t->type != ev->type || !one[0] || len + 1 >= cap)
+            continue;
+        int w = snprintf(why + len, cap - len, "%s%s", of_type++ ? "; " : "", one);
+        len = w < 0 ? len : len + (size_t)w >= cap ? cap - 1 : len + (size_t)w;
+    }
+    if (of_type == 0 && cap) {
+        /* no trigger of the event's type: say which it has */
+        len = (size_t)snprintf(why, cap, "no %s trigger (the workflow triggers on",
+                               vk_wf_trigger_type_name(ev->type));
+        for (size_t i = 0; wf && i < wf->ntriggers && len + 1 < cap; i++) {
+            int w = snprintf(why + len, cap - len, "%s%s", i ? ", " : " ",
+                             vk_wf_trigger_type_name(wf->triggers[i].type));
+            len = w < 0 ? len : len + (size_t)w >= cap ? cap - 1 : len + (size_t)w;
+        }
+        if (len + 1 < cap)
+            snprintf(why + len, cap - len, "%s)", wf && wf->ntriggers ? "" : " nothing");
     }
     return false;
 }
