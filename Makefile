@@ -2,22 +2,24 @@
 #   make            build (build/)
 #   make test       build and run every test (ctest)
 #   make asan       build and run every test under ASan + UBSan (build-asan/)
+#   make tsan       build with clang + TSan (build-tsan/), run the threaded modules' unit tests
 #   make fuzz-smoke build the libFuzzer targets with clang and run each 60 s
 #   make lint       clang-format check + cppcheck
 #   make format     rewrite sources with clang-format
-#   make check      everything CI runs: test, asan, lint, fuzz-smoke
+#   make check      everything CI runs: test, asan, tsan, lint, fuzz-smoke
 #   make demo       the main job: a server with SQLite and local workers
 #   make bench      build and run the benchmarks
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 CMAKE_GEN  := -G Ninja
 SOURCES     = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src include tests bench fuzz -name '*.[ch]')
 
-.PHONY: all build test asan fuzz fuzz-smoke lint format check demo bench clean
+.PHONY: all build test asan tsan fuzz fuzz-smoke lint format check demo bench clean
 
 all: build
 
@@ -34,6 +36,16 @@ asan:
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+# The unit tests of the modules that run threads (server, orchestrator, store on both
+# backends, worker). Suppressions: only races inside third-party libraries (see the file).
+TSAN_TESTS ?= ^unit_(http|orchestrator|store|worker)_
+tsan:
+	@cmake -S . -B $(TSAN_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DVK_TSAN=ON \
+		-DCMAKE_C_COMPILER=clang >/dev/null
+	@cmake --build $(TSAN_BUILD) -j $(JOBS)
+	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/scripts/tsan.supp" \
+		ctest --output-on-failure -j $(JOBS) -R '$(TSAN_TESTS)'
 
 fuzz:
 	@cmake -S . -B $(FUZZ_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVK_FUZZ=ON \
@@ -54,7 +66,7 @@ lint:
 format:
 	clang-format -i $(SOURCES)
 
-check: test asan lint fuzz-smoke
+check: test asan tsan lint fuzz-smoke
 
 demo: build
 	scripts/demo.sh
@@ -63,4 +75,4 @@ bench: build
 	scripts/bench.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

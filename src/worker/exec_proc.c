@@ -46,6 +46,24 @@
 #define DRAIN_AFTER_EXIT_MS 500
 #define CHILD_STACK (16 * 1024) /* the child's stack between clone and execve */
 
+/*
+ * ThreadSanitizer cannot follow a child that shares the parent's memory: its clone()
+ * interceptor does its after-fork bookkeeping in the child, on the thread state it
+ * shares with the parent, and the parent then dies in a runtime CHECK. It turns
+ * vfork() into fork() for the same reason; a TSan build does the same here (the
+ * child gets a copy of the memory, everything else is unchanged).
+ */
+#if defined(__SANITIZE_THREAD__)
+#define SHARE_VM 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SHARE_VM 0
+#endif
+#endif
+#ifndef SHARE_VM
+#define SHARE_VM CLONE_VM
+#endif
+
 enum { STEP_SETSID = 1, STEP_CGROUP, STEP_FDS, STEP_RLIMIT, STEP_CHDIR, STEP_EXEC };
 
 struct child_err {
@@ -270,7 +288,7 @@ int vk__exec_child_run(const struct vk__exec_child *c, struct vk__exec_outcome *
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     /* Returns once the child called execve or exited (CLONE_VFORK). */
-    pid = clone(child_entry, stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &ca);
+    pid = clone(child_entry, stack + CHILD_STACK, SHARE_VM | CLONE_VFORK | SIGCHLD, &ca);
     int fork_errno = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {

@@ -223,7 +223,7 @@ static void check_sanitizer_log(struct vkt_proc *p, bool *ok)
     size_t len = 0;
     char *s = p->log[0] ? vkt_read(p->log, &len) : NULL;
     if (s && (strstr(s, "ERROR: AddressSanitizer") || strstr(s, "ERROR: LeakSanitizer") ||
-              strstr(s, "runtime error:"))) {
+              strstr(s, "runtime error:") || strstr(s, "WARNING: ThreadSanitizer"))) {
         printf("%s: sanitizer report in its log\n", p->name);
         *ok = false;
     }
