@@ -39,7 +39,7 @@ asan:
 
 # The unit tests of the modules that run threads (server, orchestrator, store on both
 # backends, worker). Suppressions: only races inside third-party libraries (see the file).
-TSAN_TESTS ?= ^unit_(http|orchestrator|store|worker)_
+TSAN_TESTS ?= ^(unit_(http|orchestrator|store|worker|git|api)_|triggers_test_hooks)
 tsan:
 	@cmake -S . -B $(TSAN_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DVK_TSAN=ON \
 		-DCMAKE_C_COMPILER=clang >/dev/null
