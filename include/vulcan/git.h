@@ -49,11 +49,12 @@
 #define VK_GIT_MAX_PATH 4096 /**< a path inside a repository */
 #define VK_GIT_DEFAULT_GLOB ".vulcan/*.kdl"
 #define VK_GIT_DEFAULT_TIMEOUT_MS (5 * 60 * 1000)
-#define VK_GIT_MAX_BLOB (1u << 20)  /**< default cap of vk_git_read_file() */
-#define VK_GIT_MAX_LIST (16u << 20) /**< cap of a file listing's bytes */
-#define VK_GIT_MAX_FILES 100000     /**< cap of names in one listing */
-#define VK_GIT_MAX_READ (64u << 20) /**< cap of the bytes vk_git_read_files() returns */
-#define VK_GIT_SHA_LEN 65           /**< a full object name: 40 or 64 hex digits + NUL */
+#define VK_GIT_MAX_BLOB (1u << 20)     /**< default cap of vk_git_read_file() */
+#define VK_GIT_MAX_LIST (16u << 20)    /**< cap of a file listing's bytes */
+#define VK_GIT_MAX_FILES 100000        /**< cap of names in one listing */
+#define VK_GIT_MAX_READ (64u << 20)    /**< cap of the bytes vk_git_read_files() returns */
+#define VK_GIT_SHA_LEN 65              /**< a full object name: 40 or 64 hex digits + NUL */
+#define VK_GIT_MAX_MESSAGE (64u << 10) /**< bytes of a commit object read (its message is cut) */
 
 /* ---------------------------------------------------------------- Validation */
 
@@ -138,11 +139,21 @@ struct vk_git_file {
     size_t len;
 };
 
-/** Files with their contents; `items` live in `pool`. */
+/** What a commit says of itself; strings NULL when absent. */
+struct vk_git_commit {
+    const char *author;       /**< "Name <email>" */
+    const char *author_name;  /**< "Name" */
+    const char *author_email; /**< "email" */
+    const char *message;      /**< the whole message (cut at VK_GIT_MAX_MESSAGE bytes) */
+    const char *subject;      /**< its first line */
+};
+
+/** Files with their contents, and the commit they were read at; all lives in `pool`. */
 struct vk_git_files {
     struct vk_git_file *items;
     size_t n;
     size_t bytes; /**< sum of the files' lengths */
+    struct vk_git_commit commit;
     struct vk_pool pool;
 };
 
@@ -227,7 +238,8 @@ int vk_git_read_file(struct vk_git_mirror *m, const char *sha, const char *path,
                      struct vk_err *err) VK_MUST_CHECK;
 
 /**
- * List and read in one go: the files at commit `sha` (full hex name) whose path
+ * List and read in one go: the commit's author and message (out->commit), and the
+ * files at commit `sha` (full hex name) whose path
  * matches `glob` (as vk_git_list_files()), sorted by path, each with its bytes
  * (at most opts.max_blob each, VK_GIT_MAX_READ in all). ONE `git cat-file
  * --batch` process reads the commit, the trees under the glob's fixed directory

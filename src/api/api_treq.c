@@ -93,8 +93,8 @@ static void on_timeout(struct vk_http_req *req, void *ctx)
         count_webhook(api, w, 202);
         char loc[96];
         snprintf(loc, sizeof(loc), "/api/v1/trigger-requests/%s", w->id);
-        json_t *o = json_pack("{s:s, s:s, s:s}", "trigger_request", w->id, "status", "queued",
-                              "url", loc);
+        json_t *o =
+            json_pack("{s:s, s:s, s:s}", "trigger_request", w->id, "status", "queued", "url", loc);
         vk_http_reply_json(req, 202, o);
     }
     pthread_mutex_unlock(&api->treq_lock);
@@ -226,21 +226,20 @@ static void h_get(struct vk_http_req *req, void *ctx)
     struct vk_store_treq rq;
     struct vk_err err;
     vk_err_clear(&err);
-    int rc = vk_store_treq_get(api->opts.store, vk_http_param(req, "id"), vk_http_pool(req), &rq,
-                               &err);
+    int rc =
+        vk_store_treq_get(api->opts.store, vk_http_param(req, "id"), vk_http_pool(req), &rq, &err);
     if (rc) {
         vk__api_reply_err(req, &err, rc);
         return;
     }
     json_t *result = rq.result ? json_loads(rq.result, 0, NULL) : NULL;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "id", rq.id, "kind",
-                          vk_store_treq_kind_name(rq.kind), "status",
-                          vk_store_treq_status_name(rq.status), "repository_id",
-                          vk__api_str(rq.repository_id[0] ? rq.repository_id : NULL),
-                          "created_at", vk__api_time(rq.created_at), "finished_at",
-                          vk__api_time(rq.finished_at), "result_status",
-                          rq.result_status ? json_integer(rq.result_status) : json_null(),
-                          "result", result ? result : json_null());
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "id", rq.id, "kind",
+        vk_store_treq_kind_name(rq.kind), "status", vk_store_treq_status_name(rq.status),
+        "repository_id", vk__api_str(rq.repository_id[0] ? rq.repository_id : NULL), "created_at",
+        vk__api_time(rq.created_at), "finished_at", vk__api_time(rq.finished_at), "result_status",
+        rq.result_status ? json_integer(rq.result_status) : json_null(), "result",
+        result ? result : json_null());
     vk_http_reply_json(req, 200, o);
 }
 

@@ -401,8 +401,11 @@ static int read_files_in(struct walk *w, const char *sha, const char *prefix, bo
     struct vk_buf obj = VK_BUF_INIT(VK_GIT_MAX_LIST);
     int rc;
     snprintf(name, sizeof(name), "%s^{commit}", sha);
-    rc = batch_get(b, name, 256, true, type, &obj, missing, err);
+    rc = batch_get(b, name, VK_GIT_MAX_MESSAGE, true, type, &obj, missing, err);
     if (rc || *missing)
+        goto out;
+    rc = vk__git_commit_parse(obj.data, obj.len, &out->pool, &out->commit, err);
+    if (rc)
         goto out;
     w->rawlen = b->hexlen / 2; /* the repository's hash: SHA-1 or SHA-256 */
     /* the glob's directory: absent, or not a directory, means no files */

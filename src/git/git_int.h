@@ -73,6 +73,11 @@ int vk__git_rev_parse(struct vk_git_mirror *m, const char *spec, char out[VK_GIT
 /* True when the 40 or 64 hex digit name of the all-zero object ("none" in webhooks). */
 bool vk__git_zero(const char *sha);
 
+/* Fill *out from the raw commit object `data` (`len` bytes; possibly cut at
+ * VK_GIT_MAX_MESSAGE): author and the message, copied into `pool`. */
+int vk__git_commit_parse(const char *data, size_t len, struct vk_pool *pool,
+                         struct vk_git_commit *out, struct vk_err *err);
+
 /* Validate a workflow glob; *pn receives the length of its fixed directory part. */
 int vk__git_check_glob(const char *glob, size_t *pn, struct vk_err *err);
 

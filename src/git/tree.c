@@ -192,3 +192,51 @@ int vk_git_changed_paths(struct vk_git_mirror *m, const char *before, const char
     vk_buf_release(&o);
     return rc;
 }
+
+/* ---------------------------------------------------------------- Commit objects */
+
+static const char *dup(struct vk_pool *pool, const char *s, size_t n, bool *bad)
+{
+    const char *d = vk_pool_strndup(pool, s, n);
+    *bad = *bad || !d;
+    return d;
+}
+
+int vk__git_commit_parse(const char *data, size_t len, struct vk_pool *pool,
+                         struct vk_git_commit *out, struct vk_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    bool bad = false;
+    const char *p = data, *end = data + len;
+    /* headers, one per line, until an empty line; continuation lines start with ' ' */
+    while (p < end && *p != '\n') {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        if ((size_t)(le - p) > 7 && memcmp(p, "author ", 7) == 0 && !out->author) {
+            const char *a = p + 7;
+            const char *gt = memchr(a, '>', (size_t)(le - a));
+            const char *lt = memchr(a, '<', (size_t)(le - a));
+            if (gt && lt && lt < gt) {
+                out->author = dup(pool, a, (size_t)(gt + 1 - a), &bad);
+                size_t nn = (size_t)(lt - a);
+                while (nn && a[nn - 1] == ' ')
+                    nn--;
+                out->author_name = dup(pool, a, nn, &bad);
+                out->author_email = dup(pool, lt + 1, (size_t)(gt - lt - 1), &bad);
+            }
+        }
+        p = nl ? nl + 1 : end;
+    }
+    if (p < end && *p == '\n') {
+        p++;
+        size_t n = (size_t)(end - p);
+        /* no NUL inside: the message is a C string for the rest of us */
+        const char *z = memchr(p, '\0', n);
+        if (z)
+            n = (size_t)(z - p);
+        out->message = dup(pool, p, n, &bad);
+        const char *nl = memchr(p, '\n', n);
+        out->subject = dup(pool, p, nl ? (size_t)(nl - p) : n, &bad);
+    }
+    return bad ? vk_err_set(err, VK_ENOMEM, "out of memory") : 0;
+}

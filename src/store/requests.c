@@ -33,7 +33,7 @@ static int parse_name(const char *const *names, size_t n, const char *s, int *ou
 }
 
 #define TREQ_COLS                                                                                  \
-    "id, tenant_id, repository_id, kind, provider, delivery_id, params, trace_id, status, "       \
+    "id, tenant_id, repository_id, kind, provider, delivery_id, params, trace_id, status, "        \
     "attempts, claimed_by, claimed_at, result_status, result, created_at, finished_at"
 
 static int read_treq(struct vk__res *r, struct vk_pool *pool, struct vk_store_treq *out,
@@ -124,16 +124,12 @@ int vk_store_treq_create(struct vk_store *s, struct vk_store_treq *rq, int64_t n
     int rc = vk__store_begin(s, &c, err);
     if (rc)
         return rc;
-    struct vk__param p[] = {vk__text(rq->id),
-                            vk__text(rq->tenant_id),
-                            vk__id(rq->repository_id),
-                            vk__text(kinds[rq->kind]),
-                            vk__text(rq->provider),
-                            vk__text(rq->delivery_id),
-                            vk__text(rq->params),
-                            rq->body ? vk__blob(rq->body, rq->body_len) : vk__text(NULL),
-                            vk__text(rq->trace_id),
-                            vk__int(now_ms)};
+    struct vk__param p[] = {
+        vk__text(rq->id),          vk__text(rq->tenant_id),
+        vk__id(rq->repository_id), vk__text(kinds[rq->kind]),
+        vk__text(rq->provider),    vk__text(rq->delivery_id),
+        vk__text(rq->params),      rq->body ? vk__blob(rq->body, rq->body_len) : vk__text(NULL),
+        vk__text(rq->trace_id),    vk__int(now_ms)};
     rc = vk__exec(c, VK__STMT_NONE,
                   "INSERT INTO trigger_requests (id, tenant_id, repository_id, kind, provider,"
                   " delivery_id, params, body, trace_id, status, created_at)"
@@ -180,9 +176,8 @@ int vk_store_treq_claim(struct vk_store *s, const char *claimer, int64_t now_ms,
     return vk__store_end(s, c, rc, err);
 }
 
-int vk_store_treq_finish(struct vk_store *s, const char *id, const char *claimer,
-                         int result_status, const char *result, int64_t now_ms,
-                         struct vk_err *err)
+int vk_store_treq_finish(struct vk_store *s, const char *id, const char *claimer, int result_status,
+                         const char *result, int64_t now_ms, struct vk_err *err)
 {
     if (result && strlen(result) > VK_STORE_TREQ_MAX_PARAMS)
         return vk_err_set(err, VK_ETOOBIG, "a trigger request result of more than %u bytes",
@@ -222,8 +217,8 @@ int vk_store_treq_get(struct vk_store *s, const char *id, struct vk_pool *pool,
         return rc;
     struct vk__param p[] = {vk__text(id)};
     struct vk__res *r = NULL;
-    rc = vk__query(c, VK__STMT_NONE, "SELECT " TREQ_COLS " FROM trigger_requests WHERE id = $1",
-                   p, 1, &r, err);
+    rc = vk__query(c, VK__STMT_NONE, "SELECT " TREQ_COLS " FROM trigger_requests WHERE id = $1", p,
+                   1, &r, err);
     if (rc == 0) {
         rc = vk__next(r, err);
         if (rc > 0)

@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 int vk__trig_mirror_open(struct vk_triggers_service *svc, const char *url,
                          struct vk_git_mirror **out, struct vk_err *err)
@@ -57,7 +58,23 @@ void vk__trig_set_release(struct vk__trig_set *set)
         vk_mem_free(set->items[i].file);
     }
     vk_mem_free(set->items);
+    vk_mem_free(set->commit_message);
+    vk_mem_free(set->commit_author);
     memset(set, 0, sizeof(*set));
+}
+
+bool vk__trig_skip_marker(const char *message, char which[16])
+{
+    static const char *const markers[] = {"[skip ci]", "[ci skip]"};
+    for (const char *p = message; p && *p; p++) {
+        for (size_t i = 0; i < VK_ARRAY_LEN(markers); i++) {
+            if (strncasecmp(p, markers[i], strlen(markers[i])) == 0) {
+                snprintf(which, 16, "%s", markers[i]);
+                return true;
+            }
+        }
+    }
+    return false;
 }
 
 /* Load the workflow `f` (read at `sha`) into `it`. */
@@ -111,6 +128,10 @@ int vk__trig_load(struct vk_git_mirror *m, const struct vk_store_repo *repo, con
         goto out;
     }
     set->items = vk_mem_xcalloc(n ? n : 1, sizeof(*set->items));
+    if (files.commit.message)
+        set->commit_message = vk_mem_xstrdup(files.commit.message);
+    if (files.commit.author)
+        set->commit_author = vk_mem_xstrdup(files.commit.author);
     for (size_t i = 0; i < files.n; i++) {
         if (only_file && strcmp(files.items[i].path, only_file) != 0)
             continue;
@@ -175,7 +196,7 @@ int vk__trig_submit(struct vk_triggers_service *svc, const struct vk__trig_set *
         if (c.trace_id && strlen(c.trace_id) >= 35)
             snprintf(tid, sizeof(tid), "%.32s", c.trace_id + 3);
         vk_log_write(VK_LOG_INFO, "triggers",
-                     again     ? "chain made before"
+                     again    ? "chain made before"
                      : it->wf ? "chain created"
                               : "failed chain created",
                      "chain_id", id, "file", it->file, "trigger", c.trigger ? c.trigger : "",

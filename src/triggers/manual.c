@@ -35,11 +35,11 @@ static json_t *inputs_json(const struct vk_wf_trigger *t)
                 ch = NULL;
             }
         }
-        json_t *o = ch ? json_pack("{s:s, s:o, s:o, s:o, s:b}", "name", in->name, "description",
-                                   str_or_null(in->description), "default",
-                                   str_or_null(in->default_value), "choices", ch, "required",
-                                   in->required)
-                       : NULL;
+        json_t *o =
+            ch ? json_pack("{s:s, s:o, s:o, s:o, s:b}", "name", in->name, "description",
+                           str_or_null(in->description), "default", str_or_null(in->default_value),
+                           "choices", ch, "required", in->required)
+               : NULL;
         if (!o || json_array_append_new(a, o) != 0) {
             json_decref(a);
             return NULL;
@@ -78,8 +78,8 @@ static int git_outcome(const struct vk_err *e, int rc, int *status, json_t **res
     return vk__trig_git_error(e, rc, status, result);
 }
 
-int vk__trig_workflows(struct vk_triggers_service *svc, const struct vk_store_treq *rq,
-                       int *status, json_t **result, struct vk_err *err)
+int vk__trig_workflows(struct vk_triggers_service *svc, const struct vk_store_treq *rq, int *status,
+                       json_t **result, struct vk_err *err)
 {
     struct vk_pool pool;
     vk_pool_init(&pool, 0);
@@ -223,8 +223,8 @@ int vk__trig_manual(struct vk_triggers_service *svc, const struct vk_store_treq 
         branch = r.default_branch;
     if (bad || (ji && !json_is_null(ji) && !json_is_object(ji))) {
         rc = vk__trig_refuse(400, "bad_request",
-                             "expected {branch, commit?, workflow?, inputs{}} with strings",
-                             status, result);
+                             "expected {branch, commit?, workflow?, inputs{}} with strings", status,
+                             result);
         goto out;
     }
     if (!vk_git_valid_branch(branch)) {

@@ -97,8 +97,8 @@ int vk__trig_refresh(struct vk_triggers_service *svc, const struct vk_store_treq
         rc = *result ? 0 : vk_err_set(err, VK_ENOMEM, "out of memory");
     } else if (rc != VK_EDB && rc != VK_ENOMEM) {
         /* a git failure: recorded, not retried (the next push or pass refreshes again) */
-        vk_log_write(VK_LOG_WARN, "cron", "cannot refresh schedules", "repository_id",
-                     repo.id, "error", err->msg, NULL);
+        vk_log_write(VK_LOG_WARN, "cron", "cannot refresh schedules", "repository_id", repo.id,
+                     "error", err->msg, NULL);
         rc = vk__trig_git_error(err, rc, status, result);
     }
     vk_pool_release(&pool);
@@ -202,8 +202,8 @@ static int due_one(struct vk_triggers_service *svc, const struct vk_store_schedu
     if (!plan.due)
         return vk_store_schedule_set_next(svc->opts.store, s->id, plan.next_ms, err);
     bool claimed = false;
-    int rc = vk_store_schedule_claim(svc->opts.store, s->id, plan.slot_ms, plan.next_ms, &claimed,
-                                     err);
+    int rc =
+        vk_store_schedule_claim(svc->opts.store, s->id, plan.slot_ms, plan.next_ms, &claimed, err);
     if (rc || !claimed)
         return rc;
     if (fire(svc, s, plan.slot_ms, &e2) != 0)

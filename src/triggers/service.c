@@ -31,8 +31,7 @@ int64_t vk__trig_now(struct vk_triggers_service *svc)
 
 /* ---------------------------------------------------------------- Outcomes */
 
-int vk__trig_refuse(int status, const char *name, const char *msg, int *out_status,
-                    json_t **result)
+int vk__trig_refuse(int status, const char *name, const char *msg, int *out_status, json_t **result)
 {
     *out_status = status;
     *result = json_pack("{s:s, s:s}", "error", name, "message", msg ? msg : "");
@@ -197,8 +196,8 @@ static void prune_now_and_then(struct vk_triggers_service *svc)
     struct vk_err err;
     vk_err_clear(&err);
     if (vk_store_treq_prune(svc->opts.store, now - VK_STORE_TREQ_KEEP_MS, NULL, &err) != 0)
-        vk_log_write(VK_LOG_WARN, "triggers", "cannot prune old trigger requests", "error",
-                     err.msg, NULL);
+        vk_log_write(VK_LOG_WARN, "triggers", "cannot prune old trigger requests", "error", err.msg,
+                     NULL);
 }
 
 static void *request_main(void *p)

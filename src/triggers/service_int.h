@@ -48,7 +48,13 @@ struct vk__trig_item {
 struct vk__trig_set {
     struct vk__trig_item *items;
     size_t n;
+    char *commit_message; /* the commit's message and "Name <email>" (NULL when unknown) */
+    char *commit_author;
 };
+
+/* True when the commit message asks CI to skip it: "[skip ci]" or "[ci skip]" anywhere
+ * (case-insensitive), as GitHub, GitLab and Gitea honour; the marker found into `which`. */
+bool vk__trig_skip_marker(const char *message, char which[16]);
 
 /* Read and load the workflow files of `repo` at `sha` (all matching its glob, or only
  * `only_file`: VK_ENOTFOUND when it is not there). A file that does not load is an item
@@ -82,8 +88,8 @@ int vk__trig_webhook(struct vk_triggers_service *svc, const struct vk_store_treq
                      json_t **result, struct vk_err *err); /* webhook.c */
 int vk__trig_manual(struct vk_triggers_service *svc, const struct vk_store_treq *rq, int *status,
                     json_t **result, struct vk_err *err); /* manual.c */
-int vk__trig_workflows(struct vk_triggers_service *svc, const struct vk_store_treq *rq,
-                       int *status, json_t **result, struct vk_err *err); /* manual.c */
+int vk__trig_workflows(struct vk_triggers_service *svc, const struct vk_store_treq *rq, int *status,
+                       json_t **result, struct vk_err *err); /* manual.c */
 int vk__trig_refresh(struct vk_triggers_service *svc, const struct vk_store_treq *rq, int *status,
                      json_t **result, struct vk_err *err); /* scheduler.c */
 

@@ -67,8 +67,8 @@ int vk__trig_webhook(struct vk_triggers_service *svc, const struct vk_store_treq
         rc = vk_err_set(err, VK_EINVAL, "a webhook request without headers");
         goto out;
     }
-    rc = vk_triggers_hook_parse(prov, vk_triggers_header_json, headers, rq->body, rq->body_len,
-                                &ev, err);
+    rc = vk_triggers_hook_parse(prov, vk_triggers_header_json, headers, rq->body, rq->body_len, &ev,
+                                err);
     if (rc) {
         if (rc != VK_ENOMEM)
             rc = vk__trig_refuse(400, "bad_request", err->msg, status, result);
@@ -77,8 +77,7 @@ int vk__trig_webhook(struct vk_triggers_service *svc, const struct vk_store_treq
     struct vk_wf_event wfev;
     if (vk_triggers_event_to_wf(ev, &wfev) != 0) { /* the HTTP layer filters these out */
         *status = 200;
-        *result = json_pack("{s:[], s:[], s:s}", "chains", "skipped", "note",
-                            "event not acted on");
+        *result = json_pack("{s:[], s:[], s:s}", "chains", "skipped", "note", "event not acted on");
         if (!*result)
             rc = vk_err_set(err, VK_ENOMEM, "out of memory");
         goto out;
@@ -108,6 +107,25 @@ int vk__trig_webhook(struct vk_triggers_service *svc, const struct vk_store_treq
     }
     if (rc) {
         rc = vk__trig_git_error(err, rc, status, result);
+        goto out;
+    }
+    char marker[16];
+    if ((ev->kind == VK_TRIGGERS_EV_PUSH || ev->kind == VK_TRIGGERS_EV_PULL_REQUEST) &&
+        vk__trig_skip_marker(set.commit_message, marker)) {
+        /* GitHub, GitLab and Gitea start nothing for such a commit; neither do we */
+        char note[96];
+        snprintf(note, sizeof(note), "skipped: the head commit's message says %s", marker);
+        skipped = json_array();
+        for (size_t i = 0; skipped && i < set.n; i++)
+            if (vk__trig_skip(skipped, set.items[i].file, note) != 0)
+                rc = vk_err_set(err, VK_ENOMEM, "out of memory");
+        *status = 200;
+        *result = rc == 0 && skipped
+                      ? json_pack("{s:[], s:o, s:s}", "chains", "skipped", skipped, "note", note)
+                      : NULL;
+        skipped = NULL;
+        if (!*result)
+            rc = vk_err_set(err, VK_ENOMEM, "out of memory");
         goto out;
     }
     char ref[VK_TRIGGERS_MAX_REF + 16];

@@ -487,8 +487,9 @@ bool vk_wf_trigger_explain(const struct vk_wf_trigger *t, const struct vk_wf_eve
         const char *tag = strip(ev->tag, "refs/tags/");
         bool in = !t->tags.n || list_match(&t->tags, tag);
         list_text(in ? &t->tags_ignore : &t->tags, pats, sizeof(pats));
-        snprintf(why, cap, in ? "tag: '%s' matches ignore (%s)" : "tag: '%s' is not in patterns (%s)",
-                 tag, pats);
+        snprintf(why, cap,
+                 in ? "tag: '%s' matches ignore (%s)" : "tag: '%s' is not in patterns (%s)", tag,
+                 pats);
         break;
     }
     case VK_WF_TRIG_SCHEDULE:

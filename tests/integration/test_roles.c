@@ -32,17 +32,18 @@ static void sh(const char *fmt, ...)
     "GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com GIT_COMMITTER_NAME=t "                       \
     "GIT_COMMITTER_EMAIL=t@example.com git -C %s "
 
-static const char ci_kdl[] = "version \"0.1\"\n"
-                             "triggers \"push\" \"manual\"\n"
-                             "chain {\n"
-                             "    machine \"default\"\n"
-                             "    fragment { name \"build\"; run \"echo built by $TRIGGER\"; }\n"
-                             "    fragment {\n"
-                             "        name \"slow\"\n"
-                             "        run \"if [ \\\"$VULCAN_ATTEMPT\\\" = 1 ]; then sleep 120; fi; "
-                             "echo attempt $VULCAN_ATTEMPT\"\n"
-                             "    }\n"
-                             "}\n";
+static const char ci_kdl[] =
+    "version \"0.1\"\n"
+    "triggers \"push\" \"manual\"\n"
+    "chain {\n"
+    "    machine \"default\"\n"
+    "    fragment { name \"build\"; run \"echo built by $TRIGGER\"; }\n"
+    "    fragment {\n"
+    "        name \"slow\"\n"
+    "        run \"if [ \\\"$VULCAN_ATTEMPT\\\" = 1 ]; then sleep 120; fi; "
+    "echo attempt $VULCAN_ATTEMPT\"\n"
+    "    }\n"
+    "}\n";
 
 /* A repository with .vulcan/ci.kdl; its bare copy's file:// URL into `url`, head in `sha`. */
 static void make_repo(struct vkt *t, char *url, size_t cap, char sha[41])
@@ -69,10 +70,10 @@ static void start_role(struct vkt *t, const char *roles, uint16_t port, char *ur
     snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
     snprintf(data, sizeof(data), "%s/data-%s", t->tmp, roles);
     snprintf(url, cap, "http://127.0.0.1:%u", port);
-    const char *args[] = {"server",   "--roles",         roles,    "--listen",      listen,
-                          "--database", t->db_url,       "--data-dir", data,        "--log-format",
-                          "json",     "--worker-timeout", "3",      "--log-level",  "debug",
-                          NULL};
+    const char *args[] = {"server", "--roles",      roles,     "--listen",
+                          listen,   "--database",   t->db_url, "--data-dir",
+                          data,     "--log-format", "json",    "--worker-timeout",
+                          "3",      "--log-level",  "debug",   NULL};
     vkt_proc_start(t, roles, args);
     int64_t end = vkt_now() + 20000 * vkt_slow();
     while (vkt_status_of(url, "/health") != 200) {
@@ -87,10 +88,11 @@ static long send_push(struct vkt *t, const char *repo_id, const char *url, const
                       const char *delivery, json_t **answer)
 {
     char body[2048];
-    snprintf(body, sizeof(body),
-             "{\"event\":\"push\",\"ref\":\"refs/heads/main\",\"before\":\"%040d\",\"after\":\"%s\","
-             "\"repository\":{\"url\":\"%s\"}}",
-             0, sha, url);
+    snprintf(
+        body, sizeof(body),
+        "{\"event\":\"push\",\"ref\":\"refs/heads/main\",\"before\":\"%040d\",\"after\":\"%s\","
+        "\"repository\":{\"url\":\"%s\"}}",
+        0, sha, url);
     char sig[96];
     assert_int_equal(
         vk_triggers_hook_sign(VK_TRIGGERS_GENERIC, body, strlen(body), "s3cret", sig, sizeof(sig)),
@@ -101,8 +103,8 @@ static long send_push(struct vkt *t, const char *repo_id, const char *url, const
     assert_int_equal(vk_http_client_set_header(t->cl, "X-Vulcan-Signature", sig), 0);
     assert_int_equal(vk_http_client_set_header(t->cl, "X-Vulcan-Delivery", delivery), 0);
     long st = 0;
-    int rc = vk_http_client_json(t->cl, "POST", path, json_loads(body, 0, NULL), 30000, &st,
-                                 answer, &err);
+    int rc = vk_http_client_json(t->cl, "POST", path, json_loads(body, 0, NULL), 30000, &st, answer,
+                                 &err);
     assert_int_equal(vk_http_client_set_header(t->cl, "X-Vulcan-Signature", NULL), 0);
     assert_int_equal(vk_http_client_set_header(t->cl, "X-Vulcan-Delivery", NULL), 0);
     if (rc)

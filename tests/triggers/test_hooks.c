@@ -654,6 +654,71 @@ static void test_manual(void **state)
     assert_int_equal(count_chains(), before + 3);
 }
 
+/* A generic push of commit `sha` to `branch`; returns the answer (owned), status 200. */
+static json_t *generic_push(const char *branch, const char *sha, const char *delivery)
+{
+    char body[2048], path[128];
+    snprintf(body, sizeof(body),
+             "{\"event\":\"push\",\"ref\":\"refs/heads/%s\",\"before\":\"%040d\","
+             "\"after\":\"%s\",\"repository\":{\"url\":\"%s\"}}",
+             branch, 0, sha, T.repo_url);
+    snprintf(path, sizeof(path), "/hooks/generic/%s", T.repo_id);
+    struct te_send o = {.body = body, .body_len = strlen(body), .path = path, .delivery = delivery};
+    return post_ok(VK_TRIGGERS_GENERIC, "generic/push", &o, 200);
+}
+
+static const char *reason_of(json_t *a, const char *file)
+{
+    json_t *s = json_object_get(a, "skipped");
+    for (size_t i = 0; i < json_array_size(s); i++) {
+        json_t *x = json_array_get(s, i);
+        if (strcmp(json_string_value(json_object_get(x, "file")), file) == 0)
+            return json_string_value(json_object_get(x, "reason"));
+    }
+    fail_msg("'%s' is not in skipped", file);
+    return NULL;
+}
+
+/* Issue 12: a push whose head commit says [skip ci] (or [ci skip]) starts nothing and the
+ * answer says why; a push that starts nothing names, per workflow, the filter that decided. */
+static void test_skip_markers_and_reasons(void **state)
+{
+    (void)state;
+    char d[41];
+    assert_int_equal(te_sh(TE_GIT
+                           "checkout -q -b skipme && echo x >> %s/docs/guide.md && " TE_GIT
+                           "commit -q -am 'docs: typo\n\nlong text [SKIP CI] more' && " TE_GIT
+                           "push -q %s skipme && " TE_GIT "checkout -q main",
+                           T.work, T.work, T.work, T.work, T.bare, T.work),
+                     0);
+    assert_int_equal(te_rev(&T, "skipme", d), 0);
+    size_t before = count_chains();
+    json_t *a = generic_push("main", d, "skip-1");
+    assert_int_equal(json_array_size(json_object_get(a, "chains")), 0);
+    const char *note = json_string_value(json_object_get(a, "note"));
+    assert_non_null(note);
+    assert_non_null(strstr(note, "[skip ci]"));
+    assert_non_null(strstr(reason_of(a, ".vulcan/main.kdl"), "[skip ci]"));
+    json_decref(a);
+    assert_int_equal(count_chains(), before);
+
+    /* the reasons of a push that matches no workflow */
+    a = generic_push("feature/x", T.c, "reasons-1");
+    assert_int_equal(json_array_size(json_object_get(a, "chains")), 1); /* broken.kdl fails */
+    assert_string_equal(reason_of(a, ".vulcan/main.kdl"),
+                        "push: branch 'feature/x' is not in branches (main)");
+    assert_string_equal(reason_of(a, ".vulcan/pr.kdl"),
+                        "no push trigger (the workflow triggers on pull_request)");
+    assert_string_equal(reason_of(a, ".vulcan/release.kdl"),
+                        "no push trigger (the workflow triggers on tag)");
+    json_decref(a);
+    /* a push to main that changes no docs: docs.kdl's paths filter decides */
+    a = generic_push("main", T.c, "reasons-2");
+    const char *why = reason_of(a, ".vulcan/docs.kdl");
+    assert_non_null(strstr(why, "changed paths matches paths (docs/**)"));
+    json_decref(a);
+}
+
 /* ---------------------------------------------------------------- Schedules */
 
 static void test_cron_missed_once(void **state)
@@ -726,9 +791,13 @@ static void test_cron_missed_once(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_repos_api),       cmocka_unit_test(test_workflows_listing),
-        cmocka_unit_test(test_provider_events), cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_manual),          cmocka_unit_test(test_cron_missed_once),
+        cmocka_unit_test(test_repos_api),
+        cmocka_unit_test(test_workflows_listing),
+        cmocka_unit_test(test_provider_events),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_manual),
+        cmocka_unit_test(test_cron_missed_once),
+        cmocka_unit_test(test_skip_markers_and_reasons),
     };
     const char *b = getenv("VK_TEST_STORE_BACKEND");
     return cmocka_run_group_tests_name(b && strcmp(b, "postgres") == 0 ? "triggers_postgres"
