@@ -238,7 +238,7 @@ int vk__cli_server(int argc, char **argv)
         goto out;
     }
     if (vk_api_start(api, &err) < 0) {
-        fprintf(stderr, "vulcan server: cannot listen on '%s': %s\n", listen, err.msg);
+        fprintf(stderr, "vulcan server: %s\n", err.msg); /* names the address */
         goto out;
     }
     char url[128] = "";

@@ -166,6 +166,7 @@ struct vk_http_server {
     int listen_fd;
     uint16_t port;
     bool started, stopped;
+    atomic_bool refuse_new; /* stopping: the accept policy refuses new connections */
 
     pthread_mutex_t mu;
     pthread_cond_t idle; /* live_count reached 0 */

@@ -540,6 +540,15 @@ static void raise_nofile(void)
     }
 }
 
+/* The accept policy: refuse connections once the server is stopping. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    struct vk_http_server *srv = cls;
+    (void)addr;
+    (void)len;
+    return atomic_load(&srv->refuse_new) ? MHD_NO : MHD_YES;
+}
+
 int vk_http_server_start(struct vk_http_server *srv, struct vk_err *err)
 {
     if (srv->started)
@@ -566,7 +575,7 @@ int vk_http_server_start(struct vk_http_server *srv, struct vk_err *err)
     rc = vk__http_watch_start(srv, err);
     if (rc < 0)
         return rc;
-    srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_ARRAY, ops,
+    srv->daemon = MHD_start_daemon(flags, 0, on_accept, srv, on_access, srv, MHD_OPTION_ARRAY, ops,
                                    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
                                    MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
     if (!srv->daemon) {
@@ -608,11 +617,12 @@ void vk_http_server_stop(struct vk_http_server *srv)
     if (!srv->started || srv->stopped)
         return;
     srv->stopped = true;
-    MHD_socket lfd = MHD_quiesce_daemon(srv->daemon);
-    if (lfd != MHD_INVALID_SOCKET && lfd == srv->listen_fd) {
-        close(lfd);
-        srv->listen_fd = -1;
-    }
+    /* Stop taking connections: the accept policy refuses every new one from now on.
+     * Not MHD_quiesce_daemon(): with epoll polling threads it races with those threads,
+     * which remove the listen socket from their epoll sets themselves, and libmicrohttpd
+     * aborts the process when it loses that race ("Failed to remove listen FD from epoll
+     * set"; once in a parallel ctest run, issue 12). */
+    atomic_store(&srv->refuse_new, true);
     drain(srv);
 
     struct timespec until;
@@ -630,7 +640,7 @@ void vk_http_server_stop(struct vk_http_server *srv)
     pthread_mutex_unlock(&srv->mu);
 
     vk__http_watch_stop(srv);
-    MHD_stop_daemon(srv->daemon);
+    MHD_stop_daemon(srv->daemon); /* joins the polling threads, closes the listen socket */
     srv->daemon = NULL;
-    srv->listen_fd = -1; /* closed above or by MHD_stop_daemon */
+    srv->listen_fd = -1;
 }
