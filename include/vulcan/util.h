@@ -2,8 +2,8 @@
  * util — the low-level primitives every other Vulcan module stands on.
  *
  * Errors (struct vk_err, VK_E* codes), a bounded string buffer (struct vk_buf),
- * an arena allocator (struct vk_pool), checked allocation, UUIDs, UTC time and
- * rendering of "file:line:col: error: ..." diagnostics with a caret.
+ * an arena allocator (struct vk_pool), checked allocation, hex text, UUIDs, UTC
+ * time and rendering of "file:line:col: error: ..." diagnostics with a caret.
  *
  * Thread-safety: every function here is safe to call from several threads as
  * long as each object (buffer, pool, error) is used by one thread at a time.
@@ -191,6 +191,33 @@ void *vk_pool_alloc(struct vk_pool *p, size_t n) VK_MUST_CHECK;
 void *vk_pool_zalloc(struct vk_pool *p, size_t n) VK_MUST_CHECK;
 /** Copy `n` bytes of `s` plus a NUL terminator into the pool. NULL when out of memory. */
 char *vk_pool_strndup(struct vk_pool *p, const char *s, size_t n) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Hex */
+
+/** The digits vk_hex_decode() accepts. */
+enum vk_hex_case {
+    VK_HEX_ANY_CASE = 0, /**< 0-9, a-f and A-F */
+    VK_HEX_LOWER = 1     /**< 0-9 and a-f only (the W3C trace context grammar) */
+};
+
+/**
+ * Write the `n` bytes at `p` (borrowed) as 2n lowercase hex digits and a NUL into `out`,
+ * which has room for 2n + 1 bytes.
+ */
+void vk_hex_encode(const void *p, size_t n, char *out);
+
+/** The value 0..15 of the hex digit `c` (either case), or -1 when `c` is not a hex digit. */
+int vk_hex_value(int c);
+
+/** True when the `n` characters at `s` are all hex digits (either case); true when n is 0. */
+bool vk_hex_is(const char *s, size_t n);
+
+/**
+ * Decode the `len` hex digits at `s` (need not be NUL-terminated) into len / 2 bytes at
+ * `out`. Returns 0, or VK_EINVAL when `len` is odd or a character is not a digit `accept`
+ * allows (`out` may then be partly written).
+ */
+int vk_hex_decode(const char *s, size_t len, void *out, enum vk_hex_case accept) VK_MUST_CHECK;
 
 /* ---------------------------------------------------------------- Ids, time */
 
