@@ -205,7 +205,6 @@ static size_t complete_prefix(const unsigned char *s, size_t len)
 /* Append `len` bytes as the body of a JSON string (no quotes). */
 static int json_text(struct vk_buf *b, const unsigned char *s, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
     int rc = vk_buf_grow(b, len + len / 8 + 16);
     size_t i = 0;
     while (rc == 0 && i < len) {
@@ -250,9 +249,7 @@ static int json_text(struct vk_buf *b, const unsigned char *s, size_t len)
             break;
         default:
             memcpy(esc, "\\u00", 4);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            esc[6] = '\0';
+            vk_hex_encode(&c, 1, esc + 4);
             rc = vk_buf_adds(b, esc);
             break;
         }

@@ -132,7 +132,6 @@ static const char ls_usage[] =
 /* Append "?k=v" or "&k=v", percent-encoding v. */
 static void append_q(struct vk_buf *b, const char *k, const char *v)
 {
-    static const char hex[] = "0123456789ABCDEF";
     if (!v || !*v)
         return;
     int rc = vk_buf_addf(b, "%s%s=", b->len ? "&" : "?", k);
@@ -141,7 +140,7 @@ static void append_q(struct vk_buf *b, const char *k, const char *v)
             strchr("-._~", *p))
             rc = vk_buf_addch(b, (char)*p);
         else
-            rc = vk_buf_addf(b, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
+            rc = vk_buf_addf(b, "%%%02X", *p);
     }
     if (rc < 0)
         vk_buf_reset(b);

@@ -160,17 +160,6 @@ int vk__http_router_add(struct vk__http_router *r, const char *method, const cha
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 char *vk__http_decode(struct vk_pool *pool, const char *s, size_t len, bool plus)
 {
     char *out = vk_pool_alloc(pool, len + 1);
@@ -182,7 +171,7 @@ char *vk__http_decode(struct vk_pool *pool, const char *s, size_t len, bool plus
         if (c == '%') {
             if (i + 2 >= len)
                 return NULL;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            int hi = vk_hex_value(s[i + 1]), lo = vk_hex_value(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return NULL;
             c = (char)(hi * 16 + lo);

@@ -61,7 +61,6 @@ bool vk_log_enabled(enum vk_log_level level)
 /* Append `s` as a JSON string body (without quotes), escaping what JSON needs. */
 static int add_json_escaped(struct vk_buf *b, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
     int rc = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p && rc == 0; p++) {
         unsigned char c = *p;
@@ -75,7 +74,8 @@ static int add_json_escaped(struct vk_buf *b, const char *s)
         } else if (c == '\t') {
             rc = vk_buf_add(b, "\\t", 2);
         } else if (c < 0x20 || c == 0x7f) {
-            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            char e[7] = {'\\', 'u', '0', '0'};
+            vk_hex_encode(&c, 1, e + 4);
             rc = vk_buf_add(b, e, 6);
         } else {
             rc = vk_buf_addch(b, (char)c);

@@ -8,9 +8,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/** Lowercase hex of `n` bytes into `out` (2n + 1 bytes). */
-void vk__telemetry_hex(const uint8_t *p, size_t n, char *out);
-
 /** Wall-clock nanoseconds since the Unix epoch. */
 int64_t vk__telemetry_now_ns(void);
 

@@ -84,7 +84,7 @@ static int sha_common(struct vk__triggers_ctx *c, json_t *obj, const char *path,
         return rc;
     size_t n = strlen(*out);
     bool full = n == 40 || n == 64;
-    if (!vk__trig_is_hex(*out, n) || n < minlen || (minlen == 40 && !full))
+    if (!vk_hex_is(*out, n) || n < minlen || (minlen == 40 && !full))
         return vk_err_set(c->err, VK_EINVAL, "field '%s' is not a commit id (%s hex digits)", path,
                           minlen == 40 ? "40 or 64" : "4 to 64");
     char *s = (char *)*out; /* our own pool copy */

@@ -59,13 +59,13 @@ struct vk_git_mirror {
 bool vk_git_valid_sha(const char *s)
 {
     size_t n = s ? strnlen(s, 65) : 0;
-    return (n == 40 || n == 64) && vk__trig_is_hex(s, n);
+    return (n == 40 || n == 64) && vk_hex_is(s, n);
 }
 
 static bool valid_short_sha(const char *s)
 {
     size_t n = s ? strnlen(s, 65) : 0;
-    return n >= 4 && n <= 64 && vk__trig_is_hex(s, n);
+    return n >= 4 && n <= 64 && vk_hex_is(s, n);
 }
 
 /* git check-ref-format's rules, plus: nothing an option parser could take. */
@@ -552,7 +552,7 @@ static int rev_parse(struct vk_git_mirror *m, const char *spec, char out[65], st
         size_t n = o.len;
         while (n && (o.data[n - 1] == '\n' || o.data[n - 1] == '\r'))
             n--;
-        if ((n != 40 && n != 64) || !vk__trig_is_hex(o.data, n)) {
+        if ((n != 40 && n != 64) || !vk_hex_is(o.data, n)) {
             rc = vk_err_set(err, VK_EIO, "unexpected output of git rev-parse");
         } else {
             memcpy(out, o.data, n);
@@ -961,7 +961,7 @@ static int batch_get(struct batch *b, const char *name, size_t cap, bool discard
     char *sp1 = strchr(line, ' ');
     char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
     size_t hexn = sp1 ? (size_t)(sp1 - line) : 0;
-    if (!sp2 || (hexn != 40 && hexn != 64) || !vk__trig_is_hex(line, hexn) ||
+    if (!sp2 || (hexn != 40 && hexn != 64) || !vk_hex_is(line, hexn) ||
         (size_t)(sp2 - sp1 - 1) >= 16 || sp2[1] < '0' || sp2[1] > '9' || strlen(sp2 + 1) > 15)
         return batch_fail(b, err, VK_EIO, "unexpected answer");
     b->hexlen = hexn;
@@ -1103,7 +1103,7 @@ static int walk_tree(struct walk *w, const char *dir, const struct vk_buf *t, st
         const char *name = sp + 1;
         size_t nn = (size_t)(nul - name);
         char oid[65];
-        vk__trig_hex((const unsigned char *)nul + 1, w->rawlen, oid);
+        vk_hex_encode(nul + 1, w->rawlen, oid);
         p = nul + 1 + w->rawlen;
         bool is_tree = ml == 5 && memcmp(mode, "40000", 5) == 0;
         bool is_file =

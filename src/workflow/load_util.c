@@ -238,10 +238,10 @@ uint32_t vk__wf_value_col(struct vk__wf_loader *L, const struct vk_kdl_value *v,
             if (q < len && src[q] == '{')
                 q++;
             while (q < len && src[q] != '}') {
-                char c = src[q++];
-                cp = cp * 16 + (uint32_t)(c >= 'a'   ? c - 'a' + 10
-                                          : c >= 'A' ? c - 'A' + 10
-                                                     : c - '0');
+                int d = vk_hex_value(src[q++]);
+                if (d < 0)
+                    return v->pos.col;
+                cp = cp * 16 + (uint32_t)d;
                 if (cp > 0x10ffff)
                     return v->pos.col;
             }
