@@ -2,8 +2,8 @@
  * util — the low-level primitives every other Vulcan module stands on.
  *
  * Errors (struct vk_err, VK_E* codes), a bounded string buffer (struct vk_buf),
- * an arena allocator (struct vk_pool), checked allocation, hex text, UUIDs, UTC
- * time and rendering of "file:line:col: error: ..." diagnostics with a caret.
+ * an arena allocator (struct vk_pool), checked allocation, hex text, SHA-256,
+ * UUIDs, UTC time and rendering of "file:line:col: error: ..." diagnostics with a caret.
  *
  * Thread-safety: every function here is safe to call from several threads as
  * long as each object (buffer, pool, error) is used by one thread at a time.
@@ -218,6 +218,19 @@ bool vk_hex_is(const char *s, size_t n);
  * allows (`out` may then be partly written).
  */
 int vk_hex_decode(const char *s, size_t len, void *out, enum vk_hex_case accept) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- SHA-256 */
+
+/** Text form of a SHA-256 digest: 64 lowercase hex digits plus NUL. */
+#define VK_SHA256_HEX_LEN 65
+
+/**
+ * Write the SHA-256 of the `len` bytes at `p` (borrowed; may be NULL when len is 0) as
+ * VK_SHA256_HEX_LEN - 1 lowercase hex digits and a NUL into `out`.
+ * Returns 0, or VK_EINTERNAL when libcrypto cannot compute the digest: it could not
+ * allocate its digest context, or no loaded provider offers SHA-256. `out` is then "".
+ */
+int vk_sha256_hex(const void *p, size_t len, char out[VK_SHA256_HEX_LEN]) VK_MUST_CHECK;
 
 /* ---------------------------------------------------------------- Ids, time */
 

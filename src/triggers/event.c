@@ -473,7 +473,7 @@ static int read_delivery(struct vk__triggers_ctx *c)
     if ((rc = header_text(c, "X-Hook-UUID", &hook)) < 0 || !hook)
         return rc;
     char hex[65], id[VK_TRIGGERS_MAX_TEXT + 80];
-    if (vk__trig_sha256_hex(c->body, c->len, hex) < 0)
+    if (vk_sha256_hex(c->body, c->len, hex) < 0)
         return vk_err_set(c->err, VK_EINTERNAL, "cannot hash the body");
     snprintf(id, sizeof(id), "%s:%.32s", hook, hex);
     ev->delivery_id = vk__triggers_dup(c, id);

@@ -358,7 +358,7 @@ int vk_git_mirror_open(const char *cache_dir, const char *url, const struct vk_g
     if (rc < 0)
         return rc;
     char hex[65];
-    if (vk__trig_sha256_hex(url, strlen(url), hex) < 0)
+    if (vk_sha256_hex(url, strlen(url), hex) < 0)
         return vk_err_set(err, VK_EINTERNAL, "cannot hash the URL");
     struct vk_git_mirror *m = vk_mem_calloc(1, sizeof(*m));
     if (!m)

@@ -10,9 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/** SHA-256 of `len` bytes at `p` as 64 lowercase hex digits + NUL. */
-int vk__trig_sha256_hex(const void *p, size_t len, char out[65]);
-
 /** Days since 1970-01-01 of a proleptic Gregorian date (month 1-12). */
 int64_t vk__trig_days_from_civil(int64_t y, unsigned m, unsigned d);
 

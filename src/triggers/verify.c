@@ -1,7 +1,7 @@
 /*
  * verify.c — webhook signatures (HMAC-SHA256 over the raw body, or GitLab's
- * shared token), compared in constant time, and small helpers (SHA-256, header
- * lookup) shared by the module.
+ * shared token), compared in constant time, and the header lookup shared by the
+ * module.
  */
 #include "triggers_int.h"
 
@@ -10,16 +10,6 @@
 #include <openssl/hmac.h>
 #include <string.h>
 #include <strings.h>
-
-int vk__trig_sha256_hex(const void *p, size_t len, char out[65])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(p, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-        return VK_EINTERNAL;
-    vk_hex_encode(md, 32, out);
-    return 0;
-}
 
 const char *vk_triggers_header_kv(void *ctx, const char *name)
 {

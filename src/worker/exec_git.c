@@ -301,7 +301,7 @@ int vk__exec_checkout(const struct vk_exec_env *env, const struct vk_exec_spec *
 
     char shown[600], hex[65];
     redact_url(url, shown, sizeof shown);
-    vk__exec_sha256_hex(url, strlen(url), hex);
+    VK_ASSERT(vk_sha256_hex(url, strlen(url), hex) == 0);
     char *mirror = vk__exec_pool_printf(pool, "%s/%s.git", env->mirror_dir, hex);
     char *lockp = vk__exec_pool_printf(pool, "%s/%s.lock", env->mirror_dir, hex);
     if (!mirror || !lockp)

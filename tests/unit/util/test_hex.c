@@ -1,4 +1,4 @@
-/* Unit tests for util's hex text: encoding, digit values, checks, decoding. */
+/* Unit tests for util's hex text (encoding, digit values, checks, decoding) and SHA-256. */
 #include "vk_test.h"
 #include "vulcan/util.h"
 
@@ -74,12 +74,27 @@ static void test_hex_round_trip(void **state)
     assert_memory_equal(b, back, sizeof(b));
 }
 
+/* The FIPS 180-2 examples, and the empty input with a NULL pointer. */
+static void test_sha256_hex(void **state)
+{
+    char h[VK_SHA256_HEX_LEN];
+    assert_int_equal(vk_sha256_hex("abc", 3, h), 0);
+    assert_string_equal(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_int_equal(vk_sha256_hex("", 0, h), 0);
+    assert_string_equal(h, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    assert_int_equal(vk_sha256_hex(NULL, 0, h), 0);
+    assert_string_equal(h, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    assert_int_equal(vk_sha256_hex(m, strlen(m), h), 0);
+    assert_string_equal(h, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hex_encode),     cmocka_unit_test(test_hex_value),
         cmocka_unit_test(test_hex_is),         cmocka_unit_test(test_hex_decode),
-        cmocka_unit_test(test_hex_round_trip),
+        cmocka_unit_test(test_hex_round_trip), cmocka_unit_test(test_sha256_hex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
