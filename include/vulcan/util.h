@@ -2,8 +2,9 @@
  * util — the low-level primitives every other Vulcan module stands on.
  *
  * Errors (struct vk_err, VK_E* codes), a bounded string buffer (struct vk_buf),
- * an arena allocator (struct vk_pool), checked allocation, hex text, SHA-256,
- * UUIDs, UTC time and rendering of "file:line:col: error: ..." diagnostics with a caret.
+ * an arena allocator (struct vk_pool), checked allocation, growing arrays, hex
+ * text, SHA-256, UUIDs, UTC time and rendering of "file:line:col: error: ..."
+ * diagnostics with a caret.
  *
  * Thread-safety: every function here is safe to call from several threads as
  * long as each object (buffer, pool, error) is used by one thread at a time.
@@ -191,6 +192,37 @@ void *vk_pool_alloc(struct vk_pool *p, size_t n) VK_MUST_CHECK;
 void *vk_pool_zalloc(struct vk_pool *p, size_t n) VK_MUST_CHECK;
 /** Copy `n` bytes of `s` plus a NUL terminator into the pool. NULL when out of memory. */
 char *vk_pool_strndup(struct vk_pool *p, const char *s, size_t n) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Arrays */
+
+/*
+ * Growth of an array the caller keeps as a pointer `T *items` and a capacity
+ * `size_t cap` (NULL and 0 when nothing is allocated). `itemsp` is the address of
+ * that pointer (a `T **`, passed without a cast; object pointers share one
+ * representation on every platform we build for). When `need` > *cap the capacity
+ * becomes `first` (for an empty array) or twice *cap, doubled again until it
+ * holds `need` elements of `elem_size` bytes; the first *cap elements are kept and
+ * the new ones are uninitialised. When `need` <= *cap nothing happens.
+ */
+
+/**
+ * Grow a heap array (freed with vk_mem_free()). Returns 0, VK_ETOOBIG when the size
+ * in bytes would not fit in a size_t, or VK_ENOMEM; on error *itemsp and *cap are
+ * unchanged and the array is still the caller's.
+ */
+int vk_array_grow(void *itemsp, size_t *cap, size_t need, size_t first,
+                  size_t elem_size) VK_MUST_CHECK;
+
+/** Like vk_array_grow() but aborts on failure, as vk_mem_xrealloc() does: for small tables only. */
+void vk_array_xgrow(void *itemsp, size_t *cap, size_t need, size_t first, size_t elem_size);
+
+/**
+ * Like vk_array_grow() for an array allocated from `pool`: the new array comes from the
+ * pool, the old one is copied and left to it. Returns 0, VK_ETOOBIG or VK_ENOMEM (the
+ * array is then unchanged).
+ */
+int vk_array_pool_grow(struct vk_pool *pool, void *itemsp, size_t *cap, size_t need, size_t first,
+                       size_t elem_size) VK_MUST_CHECK;
 
 /* ---------------------------------------------------------------- Hex */
 
