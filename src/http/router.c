@@ -146,10 +146,7 @@ int vk__http_router_add(struct vk__http_router *r, const char *method, const cha
     rt->max_body = max_body;
     rt->json = opts && opts->json;
     rt->order = r->n;
-    if (r->n == r->cap) {
-        r->cap = r->cap ? r->cap * 2 : 16;
-        r->routes = vk_mem_xrealloc(r->routes, r->cap * sizeof(*r->routes));
-    }
+    vk_array_xgrow(&r->routes, &r->cap, r->n + 1, 16, sizeof(*r->routes));
     /* Stable insertion: after every route at least as specific. */
     size_t pos = r->n;
     while (pos > 0 && compare_routes(rt, r->routes[pos - 1]) < 0)

@@ -197,14 +197,8 @@ static int add_path(struct vk__triggers_ctx *c, const char *field, const char *s
         c->paths_overflow = true; /* the caller computes them with git */
         return 0;
     }
-    if (c->npaths == c->cap) {
-        size_t ncap = c->cap ? c->cap * 2 : 64;
-        char **np = vk_mem_realloc(c->paths, ncap * sizeof(*np));
-        if (!np)
-            return nomem(c);
-        c->paths = np;
-        c->cap = ncap;
-    }
+    if (vk_array_grow(&c->paths, &c->cap, c->npaths + 1, 64, sizeof(*c->paths)) < 0)
+        return nomem(c);
     char *copy = vk_mem_alloc(n + 1);
     if (!copy)
         return nomem(c);
