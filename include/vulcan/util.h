@@ -129,6 +129,12 @@ unsigned long vk_mem_fail_after(unsigned long n);
  * A growable byte buffer with a required maximum size. Always NUL-terminated;
  * `len` excludes the terminator; may hold embedded NULs. A failed append
  * (VK_ENOMEM, VK_ETOOBIG) releases the buffer, leaving it empty but usable.
+ *
+ * `data` is never NULL once the buffer is initialised: a buffer that owns no memory
+ * (`cap` 0: after VK_BUF_INIT, vk_buf_init, vk_buf_release, vk_buf_take or a failed
+ * append) points at the shared vk_buf_empty, so `data` can be read as "" without a
+ * check. Never write through `data` while `cap` is 0 (grow first), and never free
+ * `data` yourself: use vk_buf_release() or take it with vk_buf_take().
  */
 struct vk_buf {
     char *data;
@@ -142,13 +148,17 @@ struct vk_buf {
 #define VK_MAX_BODY (8u * 1024u * 1024u)
 #define VK_MAX_FILE (64u * 1024u * 1024u)
 
+/** The empty string every empty buffer points at. Shared by all threads; never written. */
+extern char vk_buf_empty[1];
+
 #define VK_BUF_INIT(maxlen)                                                                        \
     {                                                                                              \
-        NULL, 0, 0, (maxlen)                                                                       \
+        vk_buf_empty, 0, 0, (maxlen)                                                               \
     }
 
+/** Set up an empty buffer of at most `max` bytes (`data` is vk_buf_empty). */
 void vk_buf_init(struct vk_buf *b, size_t max);
-/** Free the contents; the buffer is empty and usable again. */
+/** Free the contents; the buffer is empty (`data` is vk_buf_empty) and usable again. */
 void vk_buf_release(struct vk_buf *b);
 /** Set `len` to 0, keeping the memory. */
 void vk_buf_reset(struct vk_buf *b);
@@ -159,7 +169,10 @@ int vk_buf_adds(struct vk_buf *b, const char *s) VK_MUST_CHECK;
 int vk_buf_addch(struct vk_buf *b, char c) VK_MUST_CHECK;
 int vk_buf_addf(struct vk_buf *b, const char *fmt, ...) VK_MUST_CHECK VK_PRINTF(2, 3);
 int vk_buf_vaddf(struct vk_buf *b, const char *fmt, va_list ap) VK_MUST_CHECK;
-/** Returns owned: the bytes (NUL-terminated, never NULL); the buffer is reset to empty. */
+/**
+ * Returns owned: the bytes (NUL-terminated, never NULL, always heap memory to free with
+ * vk_mem_free(), also for an empty buffer); the buffer is left empty and owns no memory.
+ */
 char *vk_buf_take(struct vk_buf *b, size_t *len);
 /**
  * Read a whole file into `b` (appending). Fails with VK_ETOOBIG past b->max.
