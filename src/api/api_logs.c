@@ -179,7 +179,7 @@ static void reply_whole(struct vk_api *api, struct vk_http_req *req, const struc
         snprintf(num, sizeof(num), "%lld", (long long)total);
         (void)!vk_http_set_header(req, "X-Vulcan-Log-Length", num);
     }
-    vk_http_reply(req, 200, "text/plain; charset=utf-8", out.data ? out.data : "", out.len);
+    vk_http_reply(req, 200, "text/plain; charset=utf-8", out.data, out.len);
     vk_buf_release(&out);
 }
 

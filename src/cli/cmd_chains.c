@@ -188,8 +188,8 @@ static int chains_ls(const char *server, int argc, char **argv)
         append_q(&q, "since", since);
         append_q(&q, "cursor", cursor);
         char path[9000];
-        snprintf(path, sizeof(path), "/api/v1/chains%s%slimit=%lld", q.len ? q.data : "",
-                 q.len ? "&" : "?", limit);
+        snprintf(path, sizeof(path), "/api/v1/chains%s%slimit=%lld", q.data, q.len ? "&" : "?",
+                 limit);
         vk_buf_release(&q);
         long http = 0;
         json_t *ans = NULL;

@@ -122,7 +122,7 @@ const char *vk_http_body(const struct vk_http_req *req, size_t *len)
 {
     if (len)
         *len = req->body.len;
-    return req->body.data ? req->body.data : "";
+    return req->body.data;
 }
 
 json_t *vk_http_json(const struct vk_http_req *req)

@@ -280,7 +280,7 @@ static void begin(struct vk_http_req *req, const char *url, const char *method)
     case VK__HTTP_MATCH_BAD_METHOD:
         snprintf(msg, sizeof(msg), "method '%.20s' not allowed on '%.256s'", req->method,
                  req->path);
-        early_error(req, 405, "method_not_allowed", msg, allow.data ? allow.data : "");
+        early_error(req, 405, "method_not_allowed", msg, allow.data);
         goto out;
     case VK__HTTP_MATCH_BAD_PATH:
         early_error(req, 400, "bad_request", "invalid percent-encoding in path", NULL);

@@ -67,7 +67,7 @@ int vk__wf_fail(struct vk__wf_loader *L, enum vk_wf_errkind kind, int code, uint
         else
             rc = vk_buf_addf(&out, "%s: error: %s\n", e->file, e->msg);
     }
-    const char *nl = tmp.data ? memchr(tmp.data, '\n', tmp.len) : NULL;
+    const char *nl = memchr(tmp.data, '\n', tmp.len);
     if (rc == 0 && nl)
         rc = vk_buf_add(&out, nl + 1, tmp.len - (size_t)(nl + 1 - tmp.data));
     if (rc == 0)
