@@ -314,9 +314,10 @@ static int send_event(struct follower *fw)
     return rc;
 }
 
+/* Takes ownership of `data`; NULL (its builder ran out of memory) is VK_ENOMEM. */
 static int send_json_event(struct follower *fw, const char *event, json_t *data)
 {
-    char *s = json_dumps(data, JSON_COMPACT);
+    char *s = vk_http_json_text(data, JSON_COMPACT, NULL);
     json_decref(data);
     if (!s)
         return VK_ENOMEM;
@@ -329,12 +330,13 @@ static int send_status(struct follower *fw, const struct vk_store_fragment *f)
 {
     json_t *o = json_pack("{s:s, s:i}", "status", vk_store_frag_status_name(fw->status), "attempt",
                           fw->attempt);
+    int bad = 0;
     if (f) {
-        json_object_set_new(o, "exit_code",
-                            f->has_exit_code ? json_integer(f->exit_code) : json_null());
-        json_object_set_new(o, "error", vk__api_str(f->error));
+        bad |= json_object_set_new(o, "exit_code",
+                                   f->has_exit_code ? json_integer(f->exit_code) : json_null());
+        bad |= json_object_set_new(o, "error", vk__api_str(f->error));
     }
-    return send_json_event(fw, "status", o);
+    return send_json_event(fw, "status", vk_http_json_checked(o, bad));
 }
 
 /*
