@@ -221,10 +221,18 @@ int vk_http_set_header(struct vk_http_req *req, const char *name, const char *va
 int vk_http_reply(struct vk_http_req *req, int status, const char *content_type, const void *ptr,
                   size_t len);
 
-/** Reply with a JSON body. Takes ownership of `body` (NULL sends "null"). */
+/**
+ * Reply with a JSON body. Takes ownership of `body`. When `body` is NULL (its builder ran
+ * out of memory) or cannot be encoded, answers 500 {"error":"internal","message":"out of
+ * memory"} instead, never "null" or a partial body, and returns VK_ENOMEM (VK_ECONFLICT
+ * when the request was completed already).
+ */
 int vk_http_reply_json(struct vk_http_req *req, int status, json_t *body);
 
-/** Reply {"error": code, "message": <printf of fmt>}. Borrows `code` and `fmt`. */
+/**
+ * Reply {"error": code, "message": <printf of fmt>}. Borrows `code` and `fmt`. Out of
+ * memory: the 500 of vk_http_reply_json().
+ */
 int vk_http_reply_error(struct vk_http_req *req, int status, const char *code, const char *fmt, ...)
     VK_PRINTF(4, 5);
 
@@ -317,6 +325,25 @@ bool vk_http_stream_gone(struct vk_http_stream *st);
  * (never use `st` afterwards). Thread-safe. Accepts NULL.
  */
 void vk_http_stream_close(struct vk_http_stream *st);
+
+/* ================================================================ JSON text */
+
+/**
+ * Returns owned: `v` (borrowed) as JSON text with jansson's dump `flags`, NUL-terminated
+ * (free with free()), and its length in *len (may be NULL); NULL when `v` is NULL or out
+ * of memory. Use it instead of json_dumps(), which can return a text with a hole in it
+ * when memory runs out (jansson skips over a failed write of an object key).
+ */
+char *vk_http_json_text(const json_t *v, size_t flags, size_t *len) VK_MUST_CHECK;
+
+/**
+ * The end of a JSON builder: returns `v` (takes ownership) when `failed` is 0, else
+ * frees it and returns NULL. A builder ORs the results of its json_object_set_new() and
+ * json_array_append_new() calls (each -1 on failure, a NULL value included) into
+ * `failed`, so that running out of memory yields NULL, which vk_http_reply_json()
+ * answers with 500, rather than an object with members missing.
+ */
+json_t *vk_http_json_checked(json_t *v, int failed);
 
 /* ================================================================ Client */
 

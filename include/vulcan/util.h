@@ -2,8 +2,9 @@
  * util — the low-level primitives every other Vulcan module stands on.
  *
  * Errors (struct vk_err, VK_E* codes), a bounded string buffer (struct vk_buf),
- * an arena allocator (struct vk_pool), checked allocation, UUIDs, UTC time and
- * rendering of "file:line:col: error: ..." diagnostics with a caret.
+ * an arena allocator (struct vk_pool), checked allocation, growing arrays, hex
+ * text, SHA-256, UUIDs, UTC time and rendering of "file:line:col: error: ..."
+ * diagnostics with a caret.
  *
  * Thread-safety: every function here is safe to call from several threads as
  * long as each object (buffer, pool, error) is used by one thread at a time.
@@ -136,6 +137,12 @@ unsigned long vk_mem_fail_after(unsigned long n);
  * A growable byte buffer with a required maximum size. Always NUL-terminated;
  * `len` excludes the terminator; may hold embedded NULs. A failed append
  * (VK_ENOMEM, VK_ETOOBIG) releases the buffer, leaving it empty but usable.
+ *
+ * `data` is never NULL once the buffer is initialised: a buffer that owns no memory
+ * (`cap` 0: after VK_BUF_INIT, vk_buf_init, vk_buf_release, vk_buf_take or a failed
+ * append) points at the shared vk_buf_empty, so `data` can be read as "" without a
+ * check. Never write through `data` while `cap` is 0 (grow first), and never free
+ * `data` yourself: use vk_buf_release() or take it with vk_buf_take().
  */
 struct vk_buf {
     char *data;
@@ -149,13 +156,17 @@ struct vk_buf {
 #define VK_MAX_BODY (8u * 1024u * 1024u)
 #define VK_MAX_FILE (64u * 1024u * 1024u)
 
+/** The empty string every empty buffer points at. Shared by all threads; never written. */
+extern char vk_buf_empty[1];
+
 #define VK_BUF_INIT(maxlen)                                                                        \
     {                                                                                              \
-        NULL, 0, 0, (maxlen)                                                                       \
+        vk_buf_empty, 0, 0, (maxlen)                                                               \
     }
 
+/** Set up an empty buffer of at most `max` bytes (`data` is vk_buf_empty). */
 void vk_buf_init(struct vk_buf *b, size_t max);
-/** Free the contents; the buffer is empty and usable again. */
+/** Free the contents; the buffer is empty (`data` is vk_buf_empty) and usable again. */
 void vk_buf_release(struct vk_buf *b);
 /** Set `len` to 0, keeping the memory. */
 void vk_buf_reset(struct vk_buf *b);
@@ -166,7 +177,10 @@ int vk_buf_adds(struct vk_buf *b, const char *s) VK_MUST_CHECK;
 int vk_buf_addch(struct vk_buf *b, char c) VK_MUST_CHECK;
 int vk_buf_addf(struct vk_buf *b, const char *fmt, ...) VK_MUST_CHECK VK_PRINTF(2, 3);
 int vk_buf_vaddf(struct vk_buf *b, const char *fmt, va_list ap) VK_MUST_CHECK;
-/** Returns owned: the bytes (NUL-terminated, never NULL); the buffer is reset to empty. */
+/**
+ * Returns owned: the bytes (NUL-terminated, never NULL, always heap memory to free with
+ * vk_mem_free(), also for an empty buffer); the buffer is left empty and owns no memory.
+ */
 char *vk_buf_take(struct vk_buf *b, size_t *len);
 /**
  * Read a whole file into `b` (appending). Fails with VK_ETOOBIG past b->max.
@@ -199,6 +213,77 @@ void *vk_pool_alloc(struct vk_pool *p, size_t n) VK_MUST_CHECK;
 void *vk_pool_zalloc(struct vk_pool *p, size_t n) VK_MUST_CHECK;
 /** Copy `n` bytes of `s` plus a NUL terminator into the pool. NULL when out of memory. */
 char *vk_pool_strndup(struct vk_pool *p, const char *s, size_t n) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Arrays */
+
+/*
+ * Growth of an array the caller keeps as a pointer `T *items` and a capacity
+ * `size_t cap` (NULL and 0 when nothing is allocated). `itemsp` is the address of
+ * that pointer (a `T **`, passed without a cast; object pointers share one
+ * representation on every platform we build for). When `need` > *cap the capacity
+ * becomes `first` (for an empty array) or twice *cap, doubled again until it
+ * holds `need` elements of `elem_size` bytes; the first *cap elements are kept and
+ * the new ones are uninitialised. When `need` <= *cap nothing happens.
+ */
+
+/**
+ * Grow a heap array (freed with vk_mem_free()). Returns 0, VK_ETOOBIG when the size
+ * in bytes would not fit in a size_t, or VK_ENOMEM; on error *itemsp and *cap are
+ * unchanged and the array is still the caller's.
+ */
+int vk_array_grow(void *itemsp, size_t *cap, size_t need, size_t first,
+                  size_t elem_size) VK_MUST_CHECK;
+
+/** Like vk_array_grow() but aborts on failure, as vk_mem_xrealloc() does: for small tables only. */
+void vk_array_xgrow(void *itemsp, size_t *cap, size_t need, size_t first, size_t elem_size);
+
+/**
+ * Like vk_array_grow() for an array allocated from `pool`: the new array comes from the
+ * pool, the old one is copied and left to it. Returns 0, VK_ETOOBIG or VK_ENOMEM (the
+ * array is then unchanged).
+ */
+int vk_array_pool_grow(struct vk_pool *pool, void *itemsp, size_t *cap, size_t need, size_t first,
+                       size_t elem_size) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Hex */
+
+/** The digits vk_hex_decode() accepts. */
+enum vk_hex_case {
+    VK_HEX_ANY_CASE = 0, /**< 0-9, a-f and A-F */
+    VK_HEX_LOWER = 1     /**< 0-9 and a-f only (the W3C trace context grammar) */
+};
+
+/**
+ * Write the `n` bytes at `p` (borrowed) as 2n lowercase hex digits and a NUL into `out`,
+ * which has room for 2n + 1 bytes.
+ */
+void vk_hex_encode(const void *p, size_t n, char *out);
+
+/** The value 0..15 of the hex digit `c` (either case), or -1 when `c` is not a hex digit. */
+int vk_hex_value(int c);
+
+/** True when the `n` characters at `s` are all hex digits (either case); true when n is 0. */
+bool vk_hex_is(const char *s, size_t n);
+
+/**
+ * Decode the `len` hex digits at `s` (need not be NUL-terminated) into len / 2 bytes at
+ * `out`. Returns 0, or VK_EINVAL when `len` is odd or a character is not a digit `accept`
+ * allows (`out` may then be partly written).
+ */
+int vk_hex_decode(const char *s, size_t len, void *out, enum vk_hex_case accept) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- SHA-256 */
+
+/** Text form of a SHA-256 digest: 64 lowercase hex digits plus NUL. */
+#define VK_SHA256_HEX_LEN 65
+
+/**
+ * Write the SHA-256 of the `len` bytes at `p` (borrowed; may be NULL when len is 0) as
+ * VK_SHA256_HEX_LEN - 1 lowercase hex digits and a NUL into `out`.
+ * Returns 0, or VK_EINTERNAL when libcrypto cannot compute the digest: it could not
+ * allocate its digest context, or no loaded provider offers SHA-256. `out` is then "".
+ */
+int vk_sha256_hex(const void *p, size_t len, char out[VK_SHA256_HEX_LEN]) VK_MUST_CHECK;
 
 /* ---------------------------------------------------------------- Ids, time */
 

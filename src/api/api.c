@@ -18,6 +18,15 @@ json_t *vk__api_time(int64_t ms)
     return json_string(buf);
 }
 
+json_t *vk__api_str_array(const char *const *items, size_t n)
+{
+    json_t *a = json_array();
+    int bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad |= json_array_append_new(a, json_string(items[i]));
+    return vk_http_json_checked(a, bad);
+}
+
 const char *vk__api_get_str(json_t *o, const char *key)
 {
     json_t *v = json_object_get(o, key);

@@ -19,9 +19,10 @@ static void reply_wf_error(struct vk_http_req *req, const struct vk_wf_error *we
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}", "error", "invalid_workflow", "message",
                           we->msg, "kind", vk_wf_errkind_name(we->kind), "file", we->file, "line",
                           (int)we->line, "col", (int)we->col);
+    int bad = 0;
     if (we->rendered)
-        json_object_set_new(o, "diagnostic", json_string(we->rendered));
-    vk_http_reply_json(req, 400, o);
+        bad |= json_object_set_new(o, "diagnostic", json_string(we->rendered));
+    vk_http_reply_json(req, 400, vk_http_json_checked(o, bad));
 }
 
 /* Load the workflow in a parse/validate body. Imports are refused: the server
@@ -158,28 +159,30 @@ static void h_parse(struct vk_http_req *req, void *ctx)
 static json_t *chain_json(const struct vk_store_chain *c)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(c->id));
-    json_object_set_new(o, "status", json_string(vk_store_chain_status_name(c->status)));
-    json_object_set_new(o, "source_file", vk__api_str(c->source_file));
-    json_object_set_new(o, "repository_id",
-                        c->repository_id[0] ? json_string(c->repository_id) : json_null());
-    json_object_set_new(o, "repository_url", vk__api_str(c->repository_url));
-    json_object_set_new(o, "commit_sha", vk__api_str(c->commit_sha));
-    json_object_set_new(o, "branch", vk__api_str(c->branch));
-    json_object_set_new(o, "trigger", vk__api_str(c->trigger));
-    json_object_set_new(o, "trigger_ref", vk__api_str(c->trigger_ref));
-    json_object_set_new(o, "pr_number", c->pr_number ? json_integer(c->pr_number) : json_null());
-    json_object_set_new(o, "tag", vk__api_str(c->tag));
-    json_object_set_new(o, "default_machine", vk__api_str(c->default_machine));
-    json_object_set_new(o, "priority", json_integer(c->priority));
-    json_object_set_new(o, "error", vk__api_str(c->error));
-    json_object_set_new(o, "created_at", vk__api_time(c->created_at));
-    json_object_set_new(o, "started_at", vk__api_time(c->started_at));
-    json_object_set_new(o, "finished_at", vk__api_time(c->finished_at));
+    int bad = 0;
+    bad |= json_object_set_new(o, "id", json_string(c->id));
+    bad |= json_object_set_new(o, "status", json_string(vk_store_chain_status_name(c->status)));
+    bad |= json_object_set_new(o, "source_file", vk__api_str(c->source_file));
+    bad |= json_object_set_new(o, "repository_id",
+                               c->repository_id[0] ? json_string(c->repository_id) : json_null());
+    bad |= json_object_set_new(o, "repository_url", vk__api_str(c->repository_url));
+    bad |= json_object_set_new(o, "commit_sha", vk__api_str(c->commit_sha));
+    bad |= json_object_set_new(o, "branch", vk__api_str(c->branch));
+    bad |= json_object_set_new(o, "trigger", vk__api_str(c->trigger));
+    bad |= json_object_set_new(o, "trigger_ref", vk__api_str(c->trigger_ref));
+    bad |= json_object_set_new(o, "pr_number",
+                               c->pr_number ? json_integer(c->pr_number) : json_null());
+    bad |= json_object_set_new(o, "tag", vk__api_str(c->tag));
+    bad |= json_object_set_new(o, "default_machine", vk__api_str(c->default_machine));
+    bad |= json_object_set_new(o, "priority", json_integer(c->priority));
+    bad |= json_object_set_new(o, "error", vk__api_str(c->error));
+    bad |= json_object_set_new(o, "created_at", vk__api_time(c->created_at));
+    bad |= json_object_set_new(o, "started_at", vk__api_time(c->started_at));
+    bad |= json_object_set_new(o, "finished_at", vk__api_time(c->finished_at));
     int64_t end = c->finished_at ? c->finished_at : (c->started_at ? vk_time_now_ms() : 0);
-    json_object_set_new(o, "duration_ms",
-                        c->started_at ? json_integer(end - c->started_at) : json_null());
-    return o;
+    bad |= json_object_set_new(o, "duration_ms",
+                               c->started_at ? json_integer(end - c->started_at) : json_null());
+    return vk_http_json_checked(o, bad);
 }
 
 /* Why a fragment of `group` waits, cached per group for one request. */
@@ -228,30 +231,32 @@ static json_t *fragment_json(struct vk_api *api, struct wait_cache *wc,
                              const struct vk_store_fragment *f)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(f->id));
-    json_object_set_new(o, "name", vk__api_str(f->name));
-    json_object_set_new(o, "type",
-                        json_string(f->type == VK_STORE_FRAG_GROUP ? "group" : "inline"));
-    json_object_set_new(o, "is_parallel", json_boolean(f->is_parallel));
-    json_object_set_new(o, "sequence", json_integer(f->sequence));
-    json_object_set_new(o, "run_script", vk__api_str(f->run_script));
-    json_object_set_new(o, "machine", vk__api_str(f->machine));
-    json_object_set_new(o, "condition", vk__api_str(f->condition));
-    json_object_set_new(o, "source_url", vk__api_str(f->source_url));
-    json_object_set_new(o, "status", json_string(vk_store_frag_status_name(f->status)));
-    json_object_set_new(o, "attempt", json_integer(f->attempt));
-    json_object_set_new(o, "worker_id", f->worker_id[0] ? json_string(f->worker_id) : json_null());
-    json_object_set_new(o, "ready_at", vk__api_time(f->ready_at));
-    json_object_set_new(o, "started_at", vk__api_time(f->started_at));
-    json_object_set_new(o, "finished_at", vk__api_time(f->finished_at));
-    json_object_set_new(o, "exit_code",
-                        f->has_exit_code ? json_integer(f->exit_code) : json_null());
-    json_object_set_new(o, "error", vk__api_str(f->error));
+    int bad = 0;
+    bad |= json_object_set_new(o, "id", json_string(f->id));
+    bad |= json_object_set_new(o, "name", vk__api_str(f->name));
+    bad |= json_object_set_new(o, "type",
+                               json_string(f->type == VK_STORE_FRAG_GROUP ? "group" : "inline"));
+    bad |= json_object_set_new(o, "is_parallel", json_boolean(f->is_parallel));
+    bad |= json_object_set_new(o, "sequence", json_integer(f->sequence));
+    bad |= json_object_set_new(o, "run_script", vk__api_str(f->run_script));
+    bad |= json_object_set_new(o, "machine", vk__api_str(f->machine));
+    bad |= json_object_set_new(o, "condition", vk__api_str(f->condition));
+    bad |= json_object_set_new(o, "source_url", vk__api_str(f->source_url));
+    bad |= json_object_set_new(o, "status", json_string(vk_store_frag_status_name(f->status)));
+    bad |= json_object_set_new(o, "attempt", json_integer(f->attempt));
+    bad |= json_object_set_new(o, "worker_id",
+                               f->worker_id[0] ? json_string(f->worker_id) : json_null());
+    bad |= json_object_set_new(o, "ready_at", vk__api_time(f->ready_at));
+    bad |= json_object_set_new(o, "started_at", vk__api_time(f->started_at));
+    bad |= json_object_set_new(o, "finished_at", vk__api_time(f->finished_at));
+    bad |= json_object_set_new(o, "exit_code",
+                               f->has_exit_code ? json_integer(f->exit_code) : json_null());
+    bad |= json_object_set_new(o, "error", vk__api_str(f->error));
     const char *why = wait_reason(api, wc, f);
-    json_object_set_new(o, "waiting_reason", vk__api_str(why));
+    bad |= json_object_set_new(o, "waiting_reason", vk__api_str(why));
     if (f->type == VK_STORE_FRAG_GROUP)
-        json_object_set_new(o, "children", json_array());
-    return o;
+        bad |= json_object_set_new(o, "children", json_array());
+    return vk_http_json_checked(o, bad);
 }
 
 static void h_chain_get(struct vk_http_req *req, void *ctx)
@@ -275,6 +280,7 @@ static void h_chain_get(struct vk_http_req *req, void *ctx)
     /* Fragments come in pre-order: a parent always precedes its children, so one
      * pass with a stack of open groups builds the tree. */
     json_t **objs = vk_mem_calloc(n ? n : 1, sizeof(*objs));
+    int bad = !objs;
     struct wait_cache wc = {.n = 0};
     for (size_t i = 0; objs && i < n; i++) {
         objs[i] = fragment_json(api, &wc, &frags[i]);
@@ -285,12 +291,15 @@ static void h_chain_get(struct vk_http_req *req, void *ctx)
                 break;
             }
         }
-        json_array_append_new(parent_list, objs[i]);
+        if (json_array_append_new(parent_list, objs[i]) < 0) {
+            objs[i] = NULL; /* freed by jansson: its children have no list to go to */
+            bad = 1;
+        }
     }
     vk_mem_free(objs);
-    json_object_set_new(o, "fragment_count", json_integer((json_int_t)n));
-    json_object_set_new(o, "fragments", top);
-    vk_http_reply_json(req, 200, o);
+    bad |= json_object_set_new(o, "fragment_count", json_integer((json_int_t)n));
+    bad |= json_object_set_new(o, "fragments", top);
+    vk_http_reply_json(req, 200, vk_http_json_checked(o, bad));
 }
 
 static void h_chain_list(struct vk_http_req *req, void *ctx)
@@ -331,11 +340,12 @@ static void h_chain_list(struct vk_http_req *req, void *ctx)
         return;
     }
     json_t *arr = json_array();
+    int bad = 0;
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, chain_json(&chains[i]));
-    vk_http_reply_json(req, 200,
-                       json_pack("{s:o, s:o}", "chains", arr, "next_cursor",
-                                 next[0] ? json_string(next) : json_null()));
+        bad |= json_array_append_new(arr, chain_json(&chains[i]));
+    json_t *o = json_pack("{s:o, s:o}", "chains", arr, "next_cursor",
+                          next[0] ? json_string(next) : json_null());
+    vk_http_reply_json(req, 200, vk_http_json_checked(o, bad));
 }
 
 static void h_chain_cancel(struct vk_http_req *req, void *ctx)

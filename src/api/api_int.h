@@ -94,9 +94,11 @@ void vk__api_reply_asset(struct vk_http_req *req, const struct vk__api_asset *a)
 /* Map a store/orchestrator error to an HTTP reply. Returns the status sent. */
 int vk__api_reply_err(struct vk_http_req *req, const struct vk_err *err, int code);
 
-/* JSON helpers: a string or null; a time in ms as an RFC 3339 string or null. */
+/* JSON helpers: a string or null; a time in ms as an RFC 3339 string or null; an array of
+ * `n` strings. Each is NULL when out of memory; builders check with vk_http_json_checked(). */
 json_t *vk__api_str(const char *s);
 json_t *vk__api_time(int64_t ms);
+json_t *vk__api_str_array(const char *const *items, size_t n);
 
 /* A JSON string member of `o`, or NULL when absent or not a string. */
 const char *vk__api_get_str(json_t *o, const char *key);

@@ -179,7 +179,7 @@ static void reply_whole(struct vk_api *api, struct vk_http_req *req, const struc
         snprintf(num, sizeof(num), "%lld", (long long)total);
         (void)!vk_http_set_header(req, "X-Vulcan-Log-Length", num);
     }
-    vk_http_reply(req, 200, "text/plain; charset=utf-8", out.data ? out.data : "", out.len);
+    vk_http_reply(req, 200, "text/plain; charset=utf-8", out.data, out.len);
     vk_buf_release(&out);
 }
 
@@ -205,7 +205,6 @@ static size_t complete_prefix(const unsigned char *s, size_t len)
 /* Append `len` bytes as the body of a JSON string (no quotes). */
 static int json_text(struct vk_buf *b, const unsigned char *s, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
     int rc = vk_buf_grow(b, len + len / 8 + 16);
     size_t i = 0;
     while (rc == 0 && i < len) {
@@ -250,9 +249,7 @@ static int json_text(struct vk_buf *b, const unsigned char *s, size_t len)
             break;
         default:
             memcpy(esc, "\\u00", 4);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            esc[6] = '\0';
+            vk_hex_encode(&c, 1, esc + 4);
             rc = vk_buf_adds(b, esc);
             break;
         }
@@ -317,9 +314,10 @@ static int send_event(struct follower *fw)
     return rc;
 }
 
+/* Takes ownership of `data`; NULL (its builder ran out of memory) is VK_ENOMEM. */
 static int send_json_event(struct follower *fw, const char *event, json_t *data)
 {
-    char *s = json_dumps(data, JSON_COMPACT);
+    char *s = vk_http_json_text(data, JSON_COMPACT, NULL);
     json_decref(data);
     if (!s)
         return VK_ENOMEM;
@@ -332,12 +330,13 @@ static int send_status(struct follower *fw, const struct vk_store_fragment *f)
 {
     json_t *o = json_pack("{s:s, s:i}", "status", vk_store_frag_status_name(fw->status), "attempt",
                           fw->attempt);
+    int bad = 0;
     if (f) {
-        json_object_set_new(o, "exit_code",
-                            f->has_exit_code ? json_integer(f->exit_code) : json_null());
-        json_object_set_new(o, "error", vk__api_str(f->error));
+        bad |= json_object_set_new(o, "exit_code",
+                                   f->has_exit_code ? json_integer(f->exit_code) : json_null());
+        bad |= json_object_set_new(o, "error", vk__api_str(f->error));
     }
-    return send_json_event(fw, "status", o);
+    return send_json_event(fw, "status", vk_http_json_checked(o, bad));
 }
 
 /*

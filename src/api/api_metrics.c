@@ -27,7 +27,7 @@ static void h_metrics(struct vk_http_req *req, void *ctx)
     if (rc < 0)
         vk__api_reply_err(req, &err, rc);
     else
-        vk_http_reply(req, 200, VK_METRICS_CONTENT_TYPE, out.data ? out.data : "", out.len);
+        vk_http_reply(req, 200, VK_METRICS_CONTENT_TYPE, out.data, out.len);
     vk_buf_release(&out);
 }
 

@@ -21,9 +21,7 @@ static void h_worker_get(struct vk_http_req *req, void *ctx)
         vk__api_reply_err(req, &err, rc);
         return;
     }
-    json_t *groups = json_array();
-    for (size_t g = 0; g < w.ngroups; g++)
-        json_array_append_new(groups, json_string(w.groups[g]));
+    json_t *groups = vk__api_str_array(w.groups, w.ngroups);
     int64_t age = w.last_heartbeat ? vk_time_now_ms() - w.last_heartbeat : -1;
     json_t *o = json_pack(
         "{s:s, s:s?, s:s?, s:o, s:s, s:o, s:o, s:o, s:o}", "id", w.id, "name", w.name, "version",

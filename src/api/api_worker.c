@@ -20,26 +20,34 @@
 
 /* ---------------------------------------------------------------- Work items */
 
-static void env_merge(json_t *env, const char *json_text)
+/* Add the string members of the object in `json_text` (NULL, "" or not an object: none).
+ * Returns 0, or -1 when out of memory. */
+static int env_merge(json_t *env, const char *json_text)
 {
     if (!json_text || !*json_text)
-        return;
-    json_t *o = json_loads(json_text, 0, NULL);
+        return 0;
+    json_error_t je;
+    json_t *o = json_loads(json_text, 0, &je);
+    /* Malformed text is ignored; running out of memory is not (jansson gives no reason
+     * when it could not even start). */
+    int bad = !o && (json_error_code(&je) == json_error_out_of_memory || !je.text[0]);
     const char *k;
     json_t *v;
     if (json_is_object(o)) {
         json_object_foreach(o, k, v)
         {
             if (json_is_string(v))
-                json_object_set(env, k, v);
+                bad |= json_object_set(env, k, v);
         }
     }
     json_decref(o);
+    return bad ? -1 : 0;
 }
 
-static void env_set(json_t *env, const char *k, const char *v)
+/* Returns 0, or -1 when out of memory. */
+static int env_set(json_t *env, const char *k, const char *v)
 {
-    json_object_set_new(env, k, json_string(v ? v : ""));
+    return json_object_set_new(env, k, json_string(v ? v : ""));
 }
 
 /*
@@ -87,44 +95,44 @@ static json_t *work_json(struct vk_api *api, const struct vk_store_work *w, cons
     const struct vk_store_fragment *f = &w->fragment;
     const struct vk_store_chain *c = &w->chain;
     json_t *env = json_object();
-    env_merge(env, c->env_json);
-    env_merge(env, f->env_json);
+    int bad = env_merge(env, c->env_json);
+    bad |= env_merge(env, f->env_json);
     char num[32];
-    env_set(env, "CI", "true");
-    env_set(env, "VULCAN", "true");
-    env_set(env, "BRANCH", c->branch);
-    env_set(env, "TRIGGER", c->trigger);
-    env_set(env, "COMMIT_SHA", c->commit_sha);
-    env_set(env, "TAG", c->tag);
-    env_set(env, "REPOSITORY_URL", c->repository_url);
+    bad |= env_set(env, "CI", "true");
+    bad |= env_set(env, "VULCAN", "true");
+    bad |= env_set(env, "BRANCH", c->branch);
+    bad |= env_set(env, "TRIGGER", c->trigger);
+    bad |= env_set(env, "COMMIT_SHA", c->commit_sha);
+    bad |= env_set(env, "TAG", c->tag);
+    bad |= env_set(env, "REPOSITORY_URL", c->repository_url);
     snprintf(num, sizeof(num), "%lld", (long long)c->pr_number);
-    env_set(env, "PR_NUMBER", c->pr_number ? num : "");
-    env_set(env, "VULCAN_CHAIN_ID", c->id);
-    env_set(env, "VULCAN_FRAGMENT_ID", f->id);
-    env_set(env, "VULCAN_FRAGMENT_NAME", f->name);
+    bad |= env_set(env, "PR_NUMBER", c->pr_number ? num : "");
+    bad |= env_set(env, "VULCAN_CHAIN_ID", c->id);
+    bad |= env_set(env, "VULCAN_FRAGMENT_ID", f->id);
+    bad |= env_set(env, "VULCAN_FRAGMENT_NAME", f->name);
     snprintf(num, sizeof(num), "%d", f->attempt);
-    env_set(env, "VULCAN_ATTEMPT", num);
-    env_set(env, "VULCAN_WORKER_ID", worker_id);
-    env_set(env, "VULCAN_MACHINE", f->machine);
+    bad |= env_set(env, "VULCAN_ATTEMPT", num);
+    bad |= env_set(env, "VULCAN_WORKER_ID", worker_id);
+    bad |= env_set(env, "VULCAN_MACHINE", f->machine);
     json_t *o = json_object();
-    json_object_set_new(o, "fragment_id", json_string(f->id));
-    json_object_set_new(o, "chain_id", json_string(c->id));
-    json_object_set_new(o, "attempt", json_integer(f->attempt));
-    json_object_set_new(o, "name", vk__api_str(f->name));
-    json_object_set_new(o, "run_script", vk__api_str(f->run_script));
-    json_object_set_new(o, "env", env);
-    json_object_set_new(o, "timeout_s", json_integer((f->timeout_ms + 999) / 1000));
-    json_object_set_new(o, "repository_url", vk__api_str(c->repository_url));
-    json_object_set_new(o, "commit_sha", vk__api_str(c->commit_sha));
-    json_object_set_new(o, "branch", vk__api_str(c->branch));
-    json_object_set_new(o, "machine", vk__api_str(f->machine));
+    bad |= json_object_set_new(o, "fragment_id", json_string(f->id));
+    bad |= json_object_set_new(o, "chain_id", json_string(c->id));
+    bad |= json_object_set_new(o, "attempt", json_integer(f->attempt));
+    bad |= json_object_set_new(o, "name", vk__api_str(f->name));
+    bad |= json_object_set_new(o, "run_script", vk__api_str(f->run_script));
+    bad |= json_object_set_new(o, "env", env);
+    bad |= json_object_set_new(o, "timeout_s", json_integer((f->timeout_ms + 999) / 1000));
+    bad |= json_object_set_new(o, "repository_url", vk__api_str(c->repository_url));
+    bad |= json_object_set_new(o, "commit_sha", vk__api_str(c->commit_sha));
+    bad |= json_object_set_new(o, "branch", vk__api_str(c->branch));
+    bad |= json_object_set_new(o, "machine", vk__api_str(f->machine));
     char tp[VK_TRACEPARENT_LEN];
     dispatch_trace(api, w, worker_id, tp);
     /* trace_id: the trace's 32 hex digits; trace_parent: what the worker's spans and
      * requests use as their parent (the dispatch span). */
-    json_object_set_new(o, "trace_id", tp[0] ? json_stringn(tp + 3, 32) : json_null());
-    json_object_set_new(o, "trace_parent", tp[0] ? json_string(tp) : json_null());
-    return o;
+    bad |= json_object_set_new(o, "trace_id", tp[0] ? json_stringn(tp + 3, 32) : json_null());
+    bad |= json_object_set_new(o, "trace_parent", tp[0] ? json_string(tp) : json_null());
+    return vk_http_json_checked(o, bad);
 }
 
 /* Try to claim work for the waiter `w`; reply 200 when found. Returns 1 when the waiter
@@ -142,10 +150,11 @@ static int serve_waiter(struct vk__api_waiter *w)
     if (rc == VK_ENOTFOUND) {
         rc = 0;
     } else if (rc == 0) {
+        /* NULL (out of memory) is answered with a 500 and VK_ENOMEM. */
         if (vk_http_reply_json(w->req, 200, work_json(api, &work, w->worker_id)) != 0) {
-            /* The worker went away between claim and reply: give the fragment back
-             * without counting an attempt, so it is not lost. The wake loop goes on to
-             * the next waiter, which claims it again. */
+            /* No work item, or the worker went away between claim and reply: give the
+             * fragment back without counting an attempt, so it is not lost. The wake loop
+             * goes on to the next waiter, which claims it again. */
             if (vk_store_requeue_fragment(api->opts.store, work.fragment.id, work.fragment.attempt,
                                           w->worker_id, vk_time_now_ms(), &err) < 0)
                 vk_log_write(VK_LOG_ERROR, "api", "cannot hand back a fragment", "fragment_id",
@@ -357,12 +366,9 @@ static void h_heartbeat(struct vk_http_req *req, void *ctx)
             vk_log_write(VK_LOG_WARN, "api", "re-queued fragments a worker never received",
                          "worker_id", id, NULL);
     }
-    json_t *list = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(list, json_string(cancel[i]));
     vk_http_reply_json(req, 200,
                        json_pack("{s:s, s:o, s:o}", "status", "ok", "timestamp", vk__api_time(now),
-                                 "cancel", list));
+                                 "cancel", vk__api_str_array(cancel, n)));
 }
 
 static void h_deregister(struct vk_http_req *req, void *ctx)
@@ -592,11 +598,10 @@ static void h_workers(struct vk_http_req *req, void *ctx)
         return;
     }
     json_t *arr = json_array();
+    int bad = 0;
     for (size_t i = 0; i < n; i++) {
-        json_t *groups = json_array();
-        for (size_t g = 0; g < ws[i].ngroups; g++)
-            json_array_append_new(groups, json_string(ws[i].groups[g]));
-        json_array_append_new(
+        json_t *groups = vk__api_str_array(ws[i].groups, ws[i].ngroups);
+        bad |= json_array_append_new(
             arr, json_pack("{s:s, s:s?, s:s?, s:o, s:s, s:o, s:o, s:o}", "id", ws[i].id, "name",
                            ws[i].name, "version", ws[i].version, "machine_groups", groups, "status",
                            vk_store_worker_status_name(ws[i].status), "last_heartbeat",
@@ -605,7 +610,7 @@ static void h_workers(struct vk_http_req *req, void *ctx)
                            ws[i].current_fragment_id[0] ? json_string(ws[i].current_fragment_id)
                                                         : json_null()));
     }
-    vk_http_reply_json(req, 200, json_pack("{s:o}", "workers", arr));
+    vk_http_reply_json(req, 200, vk_http_json_checked(json_pack("{s:o}", "workers", arr), bad));
 }
 
 int vk__api_worker_routes(struct vk_api *api, struct vk_err *err)

@@ -55,8 +55,12 @@ int vk__cli_client(const char *cmd, const char *server, struct vk_http_client **
 int vk__cli_call(const char *cmd, struct vk_http_client *cl, const char *method, const char *path,
                  json_t *body, long *status, json_t **answer);
 
-/** Print JSON, indented, with a newline. */
-void vk__cli_print_json(json_t *j);
+/**
+ * Print `j` (borrowed) as indented JSON with a newline. Returns 0, or 1 after saying
+ * "vulcan CMD: out of memory" when `j` is NULL (its builder ran out of memory) or cannot
+ * be encoded.
+ */
+int vk__cli_print_json(const char *cmd, json_t *j);
 
 /** "3s ago", "5m ago"... of an RFC 3339 time, or "-". */
 void vk__cli_age(const char *rfc3339, char *buf, size_t cap);

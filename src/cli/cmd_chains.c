@@ -65,12 +65,16 @@ int vk__cli_call(const char *cmd, struct vk_http_client *cl, const char *method,
     return 0;
 }
 
-void vk__cli_print_json(json_t *j)
+int vk__cli_print_json(const char *cmd, json_t *j)
 {
-    char *s = json_dumps(j, JSON_INDENT(2));
-    if (s)
-        puts(s);
+    char *s = vk_http_json_text(j, JSON_INDENT(2), NULL);
+    if (!s) {
+        fprintf(stderr, "vulcan %s: out of memory\n", cmd);
+        return 1;
+    }
+    puts(s);
     free(s);
+    return 0;
 }
 
 /* "3s ago", "5m ago", or the date. */
@@ -132,7 +136,6 @@ static const char ls_usage[] =
 /* Append "?k=v" or "&k=v", percent-encoding v. */
 static void append_q(struct vk_buf *b, const char *k, const char *v)
 {
-    static const char hex[] = "0123456789ABCDEF";
     if (!v || !*v)
         return;
     int rc = vk_buf_addf(b, "%s%s=", b->len ? "&" : "?", k);
@@ -141,7 +144,7 @@ static void append_q(struct vk_buf *b, const char *k, const char *v)
             strchr("-._~", *p))
             rc = vk_buf_addch(b, (char)*p);
         else
-            rc = vk_buf_addf(b, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
+            rc = vk_buf_addf(b, "%%%02X", *p);
     }
     if (rc < 0)
         vk_buf_reset(b);
@@ -189,8 +192,8 @@ static int chains_ls(const char *server, int argc, char **argv)
         append_q(&q, "since", since);
         append_q(&q, "cursor", cursor);
         char path[9000];
-        snprintf(path, sizeof(path), "/api/v1/chains%s%slimit=%lld", q.len ? q.data : "",
-                 q.len ? "&" : "?", limit);
+        snprintf(path, sizeof(path), "/api/v1/chains%s%slimit=%lld", q.data, q.len ? "&" : "?",
+                 limit);
         vk_buf_release(&q);
         long http = 0;
         json_t *ans = NULL;
@@ -199,7 +202,12 @@ static int chains_ls(const char *server, int argc, char **argv)
             status_code = 1;
             break;
         }
-        json_array_extend(rows, json_object_get(ans, "chains"));
+        if (json_array_extend(rows, json_object_get(ans, "chains")) < 0) {
+            fputs("vulcan chains ls: out of memory\n", stderr);
+            json_decref(ans);
+            status_code = 1;
+            break;
+        }
         const char *nc = jstr(ans, "next_cursor");
         json_decref(next);
         next = nc ? json_string(nc) : json_null();
@@ -210,7 +218,7 @@ static int chains_ls(const char *server, int argc, char **argv)
     }
     if (status_code == 0 && json) {
         json_t *o = json_pack("{s:O, s:O}", "chains", rows, "next_cursor", next);
-        vk__cli_print_json(o);
+        status_code = vk__cli_print_json("chains ls", o);
         json_decref(o);
     } else if (status_code == 0) {
         printf("%-36s  %-10s  %-24s  %-16s  %-12s  %-10s  %9s\n", "CHAIN", "STATUS", "WORKFLOW",
@@ -286,7 +294,7 @@ static int chains_show(const char *server, int argc, char **argv)
     json_t *c = NULL;
     rc = vk__cli_call("chains show", cl, "GET", path, NULL, &http, &c);
     if (rc == 0 && json) {
-        vk__cli_print_json(c);
+        rc = vk__cli_print_json("chains show", c);
     } else if (rc == 0) {
         bool color = vk__cli_use_color(1);
         const char *st = jstr(c, "status");
@@ -300,7 +308,7 @@ static int chains_show(const char *server, int argc, char **argv)
         }
         vk__cli_print_summary(c);
         json_t *frags = json_object_get(c, "fragments");
-        char *dump = json_dumps(frags, JSON_COMPACT);
+        char *dump = vk_http_json_text(frags, JSON_COMPACT, NULL);
         if (dump && strstr(dump, "\"waiting_reason\":\"")) {
             puts("\nwaiting:");
             waiting_rows(frags);
@@ -355,7 +363,7 @@ static int chains_action(const char *server, const char *action, int argc, char 
     json_t *ans = NULL;
     rc = vk__cli_call(cmd, cl, "POST", path, NULL, &http, &ans);
     if (rc == 0 && json)
-        vk__cli_print_json(ans);
+        rc = vk__cli_print_json(cmd, ans);
     else if (rc == 0 && rerun)
         printf("%s\n", jstr(ans, "chain_id"));
     else if (rc == 0)

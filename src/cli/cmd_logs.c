@@ -144,7 +144,7 @@ static int follow_fragment(struct vk_http_client *cl, const char *id, long long 
             break;
         if (http >= 400 && http != 503) {
             fprintf(stderr, "vulcan logs: the server answered %ld: %.*s\n", http,
-                    (int)(s.in.len > 300 ? 300 : s.in.len), s.in.data ? s.in.data : "");
+                    (int)(s.in.len > 300 ? 300 : s.in.len), s.in.data);
             goto out;
         }
         if (s.bad) {
@@ -191,10 +191,10 @@ static int print_fragment(struct vk_http_client *cl, const char *id, long long a
     if (resp.status != 200) {
         rc = 1;
     } else if (!prefix) {
-        fwrite(resp.body.data ? resp.body.data : "", 1, resp.body.len, stdout);
+        fwrite(resp.body.data, 1, resp.body.len, stdout);
     } else {
         const char *p = resp.body.data, *end = p + resp.body.len;
-        while (p && p < end) {
+        while (p < end) {
             const char *nl = memchr(p, '\n', (size_t)(end - p));
             size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
             printf("[%s] %.*s\n", prefix, (int)n, p);

@@ -53,14 +53,6 @@ static int request(const char *server, const char *method, const char *path, jso
     return 0;
 }
 
-static void print_json(json_t *j)
-{
-    char *s = json_dumps(j, JSON_INDENT(2));
-    if (s)
-        puts(s);
-    free(s);
-}
-
 static int cmd_add(const char *server_default, int argc, char **argv)
 {
     const char *server = server_default, *provider = "generic", *secret = NULL, *glob = NULL,
@@ -86,17 +78,23 @@ static int cmd_add(const char *server_default, int argc, char **argv)
     }
     json_t *body = json_pack("{s:s, s:s, s:b}", "url", pos[0], "provider", provider,
                              "allow_url_imports", url_imports);
+    int bad = !body;
     if (secret)
-        json_object_set_new(body, "webhook_secret", json_string(secret));
+        bad |= json_object_set_new(body, "webhook_secret", json_string(secret));
     if (glob)
-        json_object_set_new(body, "workflow_glob", json_string(glob));
+        bad |= json_object_set_new(body, "workflow_glob", json_string(glob));
     if (branch)
-        json_object_set_new(body, "default_branch", json_string(branch));
+        bad |= json_object_set_new(body, "default_branch", json_string(branch));
+    body = vk_http_json_checked(body, bad);
+    if (!body) {
+        fputs("vulcan repos add: out of memory\n", stderr);
+        return 1;
+    }
     json_t *a = NULL;
     rc = request(server, "POST", "/api/v1/repos", body, 201, &a);
     if (rc == 0) {
         if (json)
-            print_json(a);
+            rc = vk__cli_print_json("repos add", a);
         else
             printf("%s\n", json_string_value(json_object_get(a, "id")));
         if (!secret && !json)
@@ -123,7 +121,7 @@ static int cmd_ls(const char *server_default, int argc, char **argv)
     json_t *a = NULL;
     rc = request(server, "GET", "/api/v1/repos", NULL, 200, &a);
     if (rc == 0 && json) {
-        print_json(a);
+        rc = vk__cli_print_json("repos ls", a);
     } else if (rc == 0) {
         json_t *repos = json_object_get(a, "repos");
         printf("%-36s  %-9s  %-10s  %s\n", "ID", "PROVIDER", "BRANCH", "URL");

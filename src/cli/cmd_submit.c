@@ -70,6 +70,12 @@ int vk__cli_submit(int argc, char **argv)
     }
     json_t *env = json_object();
     body = json_pack("{s:o}", "env", env);
+    if (!body) {
+        fputs("vulcan submit: out of memory\n", stderr);
+        status = 1;
+        goto out;
+    }
+    int bad = 0;
     for (size_t i = 0; i < envs.n; i++) {
         char *eq = strchr(envs.items[i], '=');
         if (!eq || eq == envs.items[i]) {
@@ -77,24 +83,29 @@ int vk__cli_submit(int argc, char **argv)
             goto out;
         }
         *eq = '\0';
-        json_object_set_new(env, envs.items[i], json_string(eq + 1));
+        bad |= json_object_set_new(env, envs.items[i], json_string(eq + 1));
     }
     status = 1;
     if (vk_buf_read_file(&src, pos[0], &err) < 0) {
         fprintf(stderr, "vulcan submit: %s\n", err.msg);
         goto out;
     }
+    /* No content: the file is not UTF-8 (jansson refuses it), or out of memory. */
     json_object_set_new(body, "content", json_stringn(src.data, src.len));
-    json_object_set_new(body, "source_file_path", json_string(pos[0]));
-    json_object_set_new(body, "branch", json_string(branch));
-    json_object_set_new(body, "trigger", json_string(trigger));
-    json_object_set_new(body, "priority", json_integer(priority));
+    bad |= json_object_set_new(body, "source_file_path", json_string(pos[0]));
+    bad |= json_object_set_new(body, "branch", json_string(branch));
+    bad |= json_object_set_new(body, "trigger", json_string(trigger));
+    bad |= json_object_set_new(body, "priority", json_integer(priority));
     if (commit)
-        json_object_set_new(body, "commit_sha", json_string(commit));
+        bad |= json_object_set_new(body, "commit_sha", json_string(commit));
     if (repo)
-        json_object_set_new(body, "repository_url", json_string(repo));
+        bad |= json_object_set_new(body, "repository_url", json_string(repo));
     if (!json_is_string(json_object_get(body, "content"))) {
         fprintf(stderr, "vulcan submit: '%s' is not UTF-8 text\n", pos[0]);
+        goto out;
+    }
+    if (bad) {
+        fputs("vulcan submit: out of memory\n", stderr);
         goto out;
     }
     struct vk_http_client_opts co = {.base_url = server};
@@ -116,10 +127,8 @@ int vk__cli_submit(int argc, char **argv)
     }
     const char *chain_id = json_string_value(json_object_get(answer, "chain_id"));
     if (json) {
-        char *s = json_dumps(answer, JSON_INDENT(2));
-        if (s)
-            puts(s);
-        free(s);
+        if (vk__cli_print_json("submit", answer))
+            goto out;
     } else {
         printf("%s\n", chain_id);
     }

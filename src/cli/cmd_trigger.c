@@ -55,6 +55,7 @@ int vk__cli_trigger(int argc, char **argv)
     int status = 2;
     struct vk_http_client *cl = NULL;
     json_t *body = json_object(), *in = json_object(), *answer = NULL;
+    int bad = 0;
     struct vk_err err;
     vk_err_clear(&err);
     if (npos != 1 || !vk_uuid_valid(pos[0])) {
@@ -69,16 +70,20 @@ int vk__cli_trigger(int argc, char **argv)
             goto out;
         }
         *eq = '\0';
-        json_object_set_new(in, inputs.items[i], json_string(eq + 1));
+        bad |= json_object_set_new(in, inputs.items[i], json_string(eq + 1));
     }
-    json_object_set(body, "inputs", in);
+    bad |= json_object_set(body, "inputs", in);
     if (branch)
-        json_object_set_new(body, "branch", json_string(branch));
+        bad |= json_object_set_new(body, "branch", json_string(branch));
     if (commit)
-        json_object_set_new(body, "commit", json_string(commit));
+        bad |= json_object_set_new(body, "commit", json_string(commit));
     if (workflow)
-        json_object_set_new(body, "workflow", json_string(workflow));
+        bad |= json_object_set_new(body, "workflow", json_string(workflow));
     status = 1;
+    if (bad) {
+        fputs("vulcan trigger: out of memory\n", stderr);
+        goto out;
+    }
     char path[128];
     snprintf(path, sizeof(path), "/api/v1/repos/%s/trigger", pos[0]);
     struct vk_http_client_opts co = {.base_url = server};
@@ -97,10 +102,8 @@ int vk__cli_trigger(int argc, char **argv)
     json_t *chains = json_object_get(answer, "chains");
     json_t *skipped = json_object_get(answer, "skipped");
     if (json) {
-        char *s = json_dumps(answer, JSON_INDENT(2));
-        if (s)
-            puts(s);
-        free(s);
+        if (vk__cli_print_json("trigger", answer))
+            goto out;
     } else {
         for (size_t i = 0; i < json_array_size(chains); i++)
             printf("%s\n", json_string_value(json_array_get(chains, i)));

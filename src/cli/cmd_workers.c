@@ -82,7 +82,7 @@ int vk__cli_workers(int argc, char **argv)
     json_t *ans = NULL;
     rc = vk__cli_call("workers", cl, "GET", path, NULL, &http, &ans);
     if (rc == 0 && json) {
-        vk__cli_print_json(ans);
+        rc = vk__cli_print_json("workers", ans);
     } else if (rc == 0) {
         bool color = vk__cli_use_color(1);
         printf("%-36s  %-16s  %-16s  %-8s  %-10s  %s\n", "WORKER", "NAME", "GROUPS", "STATUS",

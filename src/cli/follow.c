@@ -47,10 +47,7 @@ static struct view *view_for(struct follow *fw, const char *id)
         if (strcmp(fw->views[i].id, id) == 0)
             return &fw->views[i];
     }
-    if (fw->n == fw->cap) {
-        fw->cap = fw->cap ? fw->cap * 2 : 16;
-        fw->views = vk_mem_xrealloc(fw->views, fw->cap * sizeof(*fw->views));
-    }
+    vk_array_xgrow(&fw->views, &fw->cap, fw->n + 1, 16, sizeof(*fw->views));
     struct view *v = &fw->views[fw->n++];
     memset(v, 0, sizeof(*v));
     snprintf(v->id, sizeof(v->id), "%s", id);

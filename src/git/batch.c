@@ -25,24 +25,6 @@
  * object). One deadline (the mirror's timeout) covers the whole conversation; any error
  * ends the process.
  */
-static bool hex_is(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!strchr("0123456789abcdefABCDEF", s[i]) || !s[i])
-            return false;
-    return true;
-}
-
-static void hex_encode(const unsigned char *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 struct batch {
     struct vk_git_mirror *m;
     pid_t pid;
@@ -215,7 +197,7 @@ static int batch_get(struct batch *b, const char *name, size_t cap, bool discard
     char *sp1 = strchr(line, ' ');
     char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
     size_t hexn = sp1 ? (size_t)(sp1 - line) : 0;
-    if (!sp2 || (hexn != 40 && hexn != 64) || !hex_is(line, hexn) ||
+    if (!sp2 || (hexn != 40 && hexn != 64) || !vk_hex_is(line, hexn) ||
         (size_t)(sp2 - sp1 - 1) >= 16 || sp2[1] < '0' || sp2[1] > '9' || strlen(sp2 + 1) > 15)
         return batch_fail(b, err, VK_EIO, "unexpected answer");
     b->hexlen = hexn;
@@ -294,19 +276,6 @@ struct walk {
     size_t entries, tree_bytes;
 };
 
-static int grow(void **arr, size_t *cap, size_t n, size_t elem)
-{
-    if (n < *cap)
-        return 0;
-    size_t nc = *cap ? *cap * 2 : 16;
-    void *p = vk_mem_realloc(*arr, nc * elem);
-    if (!p)
-        return VK_ENOMEM;
-    *arr = p;
-    *cap = nc;
-    return 0;
-}
-
 static char *path_join(struct vk_pool *pool, const char *dir, const char *name, size_t nn)
 {
     size_t dn = strlen(dir);
@@ -349,7 +318,7 @@ static int walk_tree(struct walk *w, const char *dir, const struct vk_buf *t, st
         const char *name = sp + 1;
         size_t nn = (size_t)(nul - name);
         char oid[65];
-        hex_encode((const unsigned char *)nul + 1, w->rawlen, oid);
+        vk_hex_encode(nul + 1, w->rawlen, oid);
         p = nul + 1 + w->rawlen;
         bool is_tree = ml == 5 && memcmp(mode, "40000", 5) == 0;
         bool is_file =
@@ -365,13 +334,13 @@ static int walk_tree(struct walk *w, const char *dir, const struct vk_buf *t, st
         if (!vk_git_valid_path(path))
             continue;
         if (is_tree) {
-            if (grow((void **)&w->dirs, &w->capdirs, w->ndirs, sizeof(*w->dirs)))
+            if (vk_array_grow(&w->dirs, &w->capdirs, w->ndirs + 1, 16, sizeof(*w->dirs)))
                 return vk_err_set(err, VK_ENOMEM, "out of memory");
             w->dirs[w->ndirs].path = path;
             memcpy(w->dirs[w->ndirs].oid, oid, sizeof(oid));
             w->ndirs++;
         } else if (vk_glob_match(w->glob, path)) {
-            if (grow((void **)&w->found, &w->capfound, w->nfound, sizeof(*w->found)))
+            if (vk_array_grow(&w->found, &w->capfound, w->nfound + 1, 16, sizeof(*w->found)))
                 return vk_err_set(err, VK_ENOMEM, "out of memory");
             w->found[w->nfound].path = path;
             memcpy(w->found[w->nfound].oid, oid, sizeof(oid));
@@ -456,7 +425,7 @@ static int read_files_in(struct walk *w, const char *sha, const char *prefix, bo
             break;
         struct vk_git_file *o = &out->items[out->n];
         o->path = vk_pool_strndup(&out->pool, f->path, strlen(f->path));
-        o->data = vk_pool_strndup(&out->pool, blob.data ? blob.data : "", blob.len);
+        o->data = vk_pool_strndup(&out->pool, blob.data, blob.len);
         o->len = blob.len;
         if (!o->path || !o->data) {
             rc = vk_err_set(err, VK_ENOMEM, "out of memory");

@@ -10,12 +10,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- Handle */
@@ -68,22 +68,6 @@ static char *find_git(const char *want)
     return NULL;
 }
 
-/* The mirror's name: SHA-256 of the URL in lowercase hex. */
-static int url_name(const char *url, char out[65])
-{
-    unsigned char md[32];
-    unsigned int mdlen = 0;
-    static const char digits[] = "0123456789abcdef";
-    if (EVP_Digest(url, strlen(url), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-        return VK_EINTERNAL;
-    for (size_t i = 0; i < 32; i++) {
-        out[2 * i] = digits[md[i] >> 4];
-        out[2 * i + 1] = digits[md[i] & 15];
-    }
-    out[64] = '\0';
-    return 0;
-}
-
 int vk_git_mirror_open(const char *cache_dir, const char *url, const struct vk_git_opts *opts,
                        struct vk_git_mirror **out, struct vk_err *err)
 {
@@ -95,8 +79,8 @@ int vk_git_mirror_open(const char *cache_dir, const char *url, const struct vk_g
     int rc = mkdir_p(cache_dir, err);
     if (rc < 0)
         return rc;
-    char hex[65];
-    if (url_name(url, hex) < 0)
+    char hex[VK_SHA256_HEX_LEN]; /* the mirror's name */
+    if (vk_sha256_hex(url, strlen(url), hex) < 0)
         return vk_err_set(err, VK_EINTERNAL, "cannot hash the URL");
     struct vk_git_mirror *m = vk_mem_calloc(1, sizeof(*m));
     if (!m)

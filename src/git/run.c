@@ -178,8 +178,6 @@ out:
 /* The first line of git's stderr, for messages. */
 static const char *first_line(struct vk_buf *b)
 {
-    if (!b->data)
-        return "";
     char *nl = memchr(b->data, '\n', b->len);
     if (nl)
         *nl = '\0';

@@ -8,26 +8,16 @@
 #include <stdio.h>
 #include <string.h>
 
-static bool is_hex(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
-            return false;
-    }
-    return true;
-}
-
 bool vk_git_valid_sha(const char *s)
 {
     size_t n = s ? strnlen(s, VK_GIT_SHA_LEN) : 0;
-    return (n == 40 || n == 64) && is_hex(s, n);
+    return (n == 40 || n == 64) && vk_hex_is(s, n);
 }
 
 bool vk_git_valid_short_sha(const char *s)
 {
     size_t n = s ? strnlen(s, VK_GIT_SHA_LEN) : 0;
-    return n >= 4 && n <= 64 && is_hex(s, n);
+    return n >= 4 && n <= 64 && vk_hex_is(s, n);
 }
 
 bool vk__git_zero(const char *sha)

@@ -315,14 +315,15 @@ int vk_http_client_json(struct vk_http_client *cl, const char *method, const cha
     if (status)
         *status = 0;
     char *text = NULL;
+    size_t len = 0;
     if (req_body) {
-        text = json_dumps(req_body, JSON_COMPACT | JSON_ENCODE_ANY);
+        text = vk_http_json_text(req_body, JSON_COMPACT | JSON_ENCODE_ANY, &len);
         if (!text)
             return vk_err_set(err, VK_ENOMEM, "cannot encode the request body");
     }
     struct vk_http_response resp;
-    int rc = vk_http_client_request(cl, method, path, text ? "application/json" : NULL, text,
-                                    text ? strlen(text) : 0, timeout_ms, &resp, err);
+    int rc = vk_http_client_request(cl, method, path, text ? "application/json" : NULL, text, len,
+                                    timeout_ms, &resp, err);
     free(text);
     if (rc < 0)
         return rc;

@@ -122,7 +122,7 @@ const char *vk_http_body(const struct vk_http_req *req, size_t *len)
 {
     if (len)
         *len = req->body.len;
-    return req->body.data ? req->body.data : "";
+    return req->body.data;
 }
 
 json_t *vk_http_json(const struct vk_http_req *req)
@@ -250,13 +250,36 @@ int vk_http_reply(struct vk_http_req *req, int status, const char *content_type,
     return reply_owned(req, status, content_type, copy, len);
 }
 
+/* The answer when a reply's JSON cannot be built or encoded: fixed text, so it needs no
+ * memory but the response's. Never written (MHD only reads a persistent buffer). */
+static char oom_json[] = "{\"error\":\"internal\",\"message\":\"out of memory\"}";
+
+/* Answer 500 out of memory instead of the reply the owner wanted; returns VK_ENOMEM
+ * (VK_ECONFLICT when the request is completed already). */
+static int reply_oom(struct vk_http_req *req)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sizeof(oom_json) - 1, oom_json, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return VK_ENOMEM;
+    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") !=
+        MHD_YES) {
+        MHD_destroy_response(resp);
+        return VK_ENOMEM;
+    }
+    int rc = vk__http_submit(req, resp, 500, NULL);
+    return rc < 0 ? rc : VK_ENOMEM;
+}
+
 int vk_http_reply_json(struct vk_http_req *req, int status, json_t *body)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("null");
+    check_status(status);
+    size_t len = 0;
+    char *text = vk_http_json_text(body, JSON_COMPACT | JSON_ENCODE_ANY, &len);
     json_decref(body);
     if (!text)
-        return VK_ENOMEM;
-    return reply_owned(req, status, "application/json", text, strlen(text));
+        return reply_oom(req);
+    return reply_owned(req, status, "application/json", text, len);
 }
 
 int vk_http_reply_error(struct vk_http_req *req, int status, const char *code, const char *fmt, ...)
@@ -269,9 +292,7 @@ int vk_http_reply_error(struct vk_http_req *req, int status, const char *code, c
     json_t *o = json_pack("{s:s, s:s}", "error", code, "message", msg);
     if (!o) /* invalid UTF-8 in the message: send it without */
         o = json_pack("{s:s, s:s}", "error", code, "message", "(message not valid UTF-8)");
-    if (!o)
-        return VK_ENOMEM;
-    return vk_http_reply_json(req, status, o);
+    return vk_http_reply_json(req, status, o); /* NULL still: out of memory, a 500 */
 }
 
 int vk_http_reply_empty(struct vk_http_req *req, int status)
@@ -282,12 +303,12 @@ int vk_http_reply_empty(struct vk_http_req *req, int status)
 struct MHD_Response *vk__http_error_response(const char *code, const char *msg)
 {
     json_t *o = json_pack("{s:s, s:s}", "error", code, "message", msg);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    size_t len = 0;
+    char *text = vk_http_json_text(o, JSON_COMPACT, &len);
     json_decref(o);
     if (!text)
         return NULL;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(text);
         return NULL;

@@ -146,10 +146,7 @@ int vk__http_router_add(struct vk__http_router *r, const char *method, const cha
     rt->max_body = max_body;
     rt->json = opts && opts->json;
     rt->order = r->n;
-    if (r->n == r->cap) {
-        r->cap = r->cap ? r->cap * 2 : 16;
-        r->routes = vk_mem_xrealloc(r->routes, r->cap * sizeof(*r->routes));
-    }
+    vk_array_xgrow(&r->routes, &r->cap, r->n + 1, 16, sizeof(*r->routes));
     /* Stable insertion: after every route at least as specific. */
     size_t pos = r->n;
     while (pos > 0 && compare_routes(rt, r->routes[pos - 1]) < 0)
@@ -158,17 +155,6 @@ int vk__http_router_add(struct vk__http_router *r, const char *method, const cha
     r->routes[pos] = rt;
     r->n++;
     return 0;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 char *vk__http_decode(struct vk_pool *pool, const char *s, size_t len, bool plus)
@@ -182,7 +168,7 @@ char *vk__http_decode(struct vk_pool *pool, const char *s, size_t len, bool plus
         if (c == '%') {
             if (i + 2 >= len)
                 return NULL;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            int hi = vk_hex_value(s[i + 1]), lo = vk_hex_value(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return NULL;
             c = (char)(hi * 16 + lo);

@@ -280,7 +280,7 @@ static void begin(struct vk_http_req *req, const char *url, const char *method)
     case VK__HTTP_MATCH_BAD_METHOD:
         snprintf(msg, sizeof(msg), "method '%.20s' not allowed on '%.256s'", req->method,
                  req->path);
-        early_error(req, 405, "method_not_allowed", msg, allow.data ? allow.data : "");
+        early_error(req, 405, "method_not_allowed", msg, allow.data);
         goto out;
     case VK__HTTP_MATCH_BAD_PATH:
         early_error(req, 400, "bad_request", "invalid percent-encoding in path", NULL);
@@ -340,7 +340,7 @@ static enum MHD_Result reject_mid_upload(struct vk_http_req *req, const char *st
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     json_t *o = json_pack("{s:s, s:s}", "error", code, "message", msg);
-    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *body = vk_http_json_text(o, JSON_COMPACT, NULL);
     json_decref(o);
     if (ci && body) {
         char out[512];
@@ -425,6 +425,12 @@ static enum MHD_Result run_handler(struct vk_http_req *req)
         }
         json_error_t je;
         req->json = json_loadb(req->body.data, req->body.len, JSON_DECODE_ANY, &je);
+        /* Out of memory, or so early that jansson gave no reason (it could not set up its
+         * lexer): not the client's fault. */
+        if (!req->json && (json_error_code(&je) == json_error_out_of_memory || !je.text[0])) {
+            early_error(req, 500, "internal", "out of memory", NULL);
+            return queue_pending(req);
+        }
         if (!req->json) {
             snprintf(msg, sizeof(msg), "invalid JSON: %s (line %d, column %d)", je.text, je.line,
                      je.column);

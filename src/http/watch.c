@@ -11,6 +11,7 @@
 #include "http_int.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -116,10 +117,7 @@ void vk__http_watch_add(struct vk_http_req *req, bool with_deadline)
 {
     struct vk_http_server *srv = req->srv;
     if (with_deadline) {
-        if (srv->heap_len == srv->heap_cap) {
-            srv->heap_cap = srv->heap_cap ? srv->heap_cap * 2 : 64;
-            srv->heap = vk_mem_xrealloc(srv->heap, srv->heap_cap * sizeof(*srv->heap));
-        }
+        vk_array_xgrow(&srv->heap, &srv->heap_cap, srv->heap_len + 1, 64, sizeof(*srv->heap));
         srv->heap[srv->heap_len] = req;
         req->heap_idx = srv->heap_len++;
         heap_up(srv, req->heap_idx);
@@ -131,8 +129,10 @@ void vk__http_watch_add(struct vk_http_req *req, bool with_deadline)
     if (!ci)
         return;
     if (srv->slot_free < 0) {
-        int n = srv->nslots ? srv->nslots * 2 : 64;
-        srv->slots = vk_mem_xrealloc(srv->slots, (size_t)n * sizeof(*srv->slots));
+        size_t cap = (size_t)srv->nslots;
+        vk_array_xgrow(&srv->slots, &cap, cap + 1, 64, sizeof(*srv->slots));
+        VK_ASSERT(cap <= INT_MAX);
+        int n = (int)cap;
         for (int i = srv->nslots; i < n; i++) {
             srv->slots[i].req = NULL;
             srv->slots[i].gen = 0;

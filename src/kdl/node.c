@@ -215,28 +215,16 @@ static int parse_typed_value(struct vk__kdl_parser *p, struct vk_kdl_value *v)
 
 static int push_arg(struct vk__kdl_parser *p, const struct vk_kdl_value *v)
 {
-    if (p->nargs == p->capargs) {
-        size_t nc = p->capargs ? p->capargs * 2 : 16;
-        struct vk_kdl_value *n = vk_mem_realloc(p->args, nc * sizeof(*n));
-        if (!n)
-            return vk__kdl_oom(p);
-        p->args = n;
-        p->capargs = nc;
-    }
+    if (vk_array_grow(&p->args, &p->capargs, p->nargs + 1, 16, sizeof(*p->args)) < 0)
+        return vk__kdl_oom(p);
     p->args[p->nargs++] = *v;
     return 0;
 }
 
 static int push_prop(struct vk__kdl_parser *p, const struct vk_kdl_prop *pr)
 {
-    if (p->nprops == p->capprops) {
-        size_t nc = p->capprops ? p->capprops * 2 : 16;
-        struct vk_kdl_prop *n = vk_mem_realloc(p->props, nc * sizeof(*n));
-        if (!n)
-            return vk__kdl_oom(p);
-        p->props = n;
-        p->capprops = nc;
-    }
+    if (vk_array_grow(&p->props, &p->capprops, p->nprops + 1, 16, sizeof(*p->props)) < 0)
+        return vk__kdl_oom(p);
     p->props[p->nprops++] = *pr;
     return 0;
 }

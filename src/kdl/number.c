@@ -16,15 +16,11 @@
 /* Base-1e9 limbs for MAX_RADIX_DIGITS hex digits: 4096 * log10(16) / 9 < 550. */
 #define MAX_LIMBS 560
 
+/* The value of a digit in any base up to 16; 99 (beyond every base) for anything else. */
 static int digit_val(unsigned char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return 99;
+    int v = vk_hex_value(c);
+    return v < 0 ? 99 : v;
 }
 
 /* Store the decimal text `neg`+`digits` (no leading zeros unless "0") as a BIGINT. */

@@ -297,18 +297,9 @@ const char *vk__kdl_strdup(struct vk__kdl_parser *p, const char *s, size_t n)
 
 int vk__kdl_sbuf_reserve(struct vk__kdl_parser *p, struct vk__kdl_sbuf *b, size_t extra)
 {
-    if (extra <= b->cap - b->len)
-        return 0;
-    if (extra > SIZE_MAX / 2 - b->len)
+    if (extra > SIZE_MAX / 2 - b->len ||
+        vk_array_grow(&b->data, &b->cap, b->len + extra, 256, 1) < 0)
         return vk__kdl_oom(p);
-    size_t ncap = b->cap ? b->cap : 256;
-    while (ncap - b->len < extra)
-        ncap *= 2;
-    char *n = vk_mem_realloc(b->data, ncap);
-    if (!n)
-        return vk__kdl_oom(p);
-    b->data = n;
-    b->cap = ncap;
     return 0;
 }
 

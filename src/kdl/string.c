@@ -66,17 +66,6 @@ static int to_pool(struct vk__kdl_parser *p, const char *d, size_t n, struct vk_
     return 0;
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /*
  * At a backslash at `i` (not a whitespace escape): check the escape, store its length in the
  * source in *n and the code point it stands for in *cp.
@@ -128,10 +117,10 @@ static int read_escape(struct vk__kdl_parser *p, size_t i, size_t *n, uint32_t *
     j++;
     uint32_t v = 0;
     size_t nd = 0;
-    while (j < p->len && hexval(s[j]) >= 0) {
+    while (j < p->len && vk_hex_value(s[j]) >= 0) {
         if (++nd > 6)
             return vk__kdl_fail(p, i, "invalid unicode escape: more than 6 hex digits");
-        v = v * 16 + (uint32_t)hexval(s[j]);
+        v = v * 16 + (uint32_t)vk_hex_value(s[j]);
         j++;
     }
     if (nd == 0 || j >= p->len || s[j] != '}')
@@ -266,7 +255,7 @@ static int unescape(struct vk__kdl_parser *p, struct vk__kdl_sbuf *o, const char
         case 'u':
             i++; /* '{' */
             while (i < n && x[i] != '}')
-                cp = cp * 16 + (uint32_t)hexval((unsigned char)x[i++]);
+                cp = cp * 16 + (uint32_t)vk_hex_value(x[i++]);
             i++;
             break;
         default: /* '\\' and '"' */

@@ -19,15 +19,6 @@ int vk__orch_telemetry_init(struct vk_orch *o, struct vk_err *err)
 
 /* ---------------------------------------------------------------- Trace text */
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 int vk_orch_chain_trace(const char *s, struct vk_trace_ctx *chain, struct vk_trace_ctx *parent)
 {
     const size_t tp_len = VK_TRACEPARENT_LEN - 1;
@@ -41,14 +32,9 @@ int vk_orch_chain_trace(const char *s, struct vk_trace_ctx *chain, struct vk_tra
     memcpy(p.trace_id, chain->trace_id, VK_TRACE_ID_SIZE);
     p.flags = chain->flags;
     if (n != tp_len) {
-        if (n != tp_len + 1 + 2 * VK_SPAN_ID_SIZE || s[tp_len] != '/')
+        if (n != tp_len + 1 + 2 * VK_SPAN_ID_SIZE || s[tp_len] != '/' ||
+            vk_hex_decode(s + tp_len + 1, 2 * VK_SPAN_ID_SIZE, p.span_id, VK_HEX_LOWER) != 0)
             return VK_EINVAL;
-        for (size_t i = 0; i < VK_SPAN_ID_SIZE; i++) {
-            int hi = hex_val(s[tp_len + 1 + 2 * i]), lo = hex_val(s[tp_len + 2 + 2 * i]);
-            if (hi < 0 || lo < 0)
-                return VK_EINVAL;
-            p.span_id[i] = (uint8_t)(hi << 4 | lo);
-        }
     }
     if (parent)
         *parent = p;

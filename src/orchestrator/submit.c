@@ -39,14 +39,8 @@ static int visit(void *ctx, const struct vk_wf_fragment *f, unsigned depth)
         return VK_ETOOBIG;
     if (fl->n >= VK_STORE_MAX_FRAGMENTS)
         return VK_ETOOBIG;
-    if (fl->n == fl->cap) {
-        size_t cap = fl->cap ? fl->cap * 2 : 64;
-        struct vk_store_fragment_spec *p = vk_mem_realloc(fl->specs, cap * sizeof(*p));
-        if (!p)
-            return VK_ENOMEM;
-        fl->specs = p;
-        fl->cap = cap;
-    }
+    if (vk_array_grow(&fl->specs, &fl->cap, fl->n + 1, 64, sizeof(*fl->specs)) < 0)
+        return VK_ENOMEM;
     struct vk_store_fragment_spec *s = &fl->specs[fl->n];
     memset(s, 0, sizeof(*s));
     s->parent = depth == 0 ? -1 : fl->parents[depth - 1];

@@ -168,16 +168,9 @@ int vk_store_repo_list(struct vk_store *s, struct vk_pool *pool, struct vk_store
     rc = vk__query(c, VK__STMT_NONE, "SELECT " REPO_COLS " FROM repositories ORDER BY url, id",
                    NULL, 0, &r, err);
     while (rc == 0 && (rc = vk__next(r, err)) > 0) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 16;
-            struct vk_store_repo *b = vk_pool_alloc(pool, cap * sizeof(*b));
-            if (!b) {
-                rc = nomem(err);
-                break;
-            }
-            if (len)
-                memcpy(b, a, len * sizeof(*a));
-            a = b;
+        if (vk_array_pool_grow(pool, &a, &cap, len + 1, 16, sizeof(*a)) < 0) {
+            rc = nomem(err);
+            break;
         }
         rc = read_repo(r, pool, &a[len++], err);
     }

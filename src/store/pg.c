@@ -343,16 +343,8 @@ static int add_group(struct vk_pool *pool, const char ***groups, size_t *n, size
     for (size_t i = 0; i < *n; i++)
         if (strcmp((*groups)[i], name) == 0)
             return 0;
-    if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 8;
-        const char **g = vk_pool_alloc(pool, ncap * sizeof(*g));
-        if (!g)
-            return VK_ENOMEM;
-        if (*n)
-            memcpy(g, *groups, *n * sizeof(*g));
-        *groups = g;
-        *cap = ncap;
-    }
+    if (vk_array_pool_grow(pool, groups, cap, *n + 1, 8, sizeof(**groups)) < 0)
+        return VK_ENOMEM;
     const char *copy = vk_pool_strndup(pool, name, strlen(name));
     if (!copy)
         return VK_ENOMEM;

@@ -97,20 +97,15 @@ int vk__read_frag(struct vk__res *r, int k, struct vk_pool *pool, struct vk_stor
 int vk__read_frags(struct vk__res *r, struct vk_pool *pool, struct vk_store_fragment **out,
                    size_t *n, struct vk_err *err)
 {
-    size_t cap = 16, len = 0;
-    struct vk_store_fragment *a = vk_pool_alloc(pool, cap * sizeof(*a));
+    size_t cap = 0, len = 0;
+    struct vk_store_fragment *a = NULL;
     int rc;
-    if (!a)
+    /* Allocated up front: an empty result is a non-NULL array too. */
+    if (vk_array_pool_grow(pool, &a, &cap, 1, 16, sizeof(*a)) < 0)
         return nomem(err);
     while ((rc = vk__next(r, err)) > 0) {
-        if (len == cap) {
-            struct vk_store_fragment *b = vk_pool_alloc(pool, cap * 2 * sizeof(*b));
-            if (!b)
-                return nomem(err);
-            memcpy(b, a, len * sizeof(*a));
-            a = b;
-            cap *= 2;
-        }
+        if (vk_array_pool_grow(pool, &a, &cap, len + 1, 16, sizeof(*a)) < 0)
+            return nomem(err);
         rc = vk__read_frag(r, 0, pool, &a[len], err);
         if (rc)
             return rc;

@@ -225,15 +225,8 @@ static int read_scheds(struct vk__res *r, struct vk_pool *pool, struct vk_store_
     struct vk_store_schedule *a = NULL;
     int rc;
     while ((rc = vk__next(r, err)) > 0) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 16;
-            struct vk_store_schedule *b = vk_pool_alloc(pool, cap * sizeof(*b));
-            if (!b)
-                return nomem(err);
-            if (len)
-                memcpy(b, a, len * sizeof(*a));
-            a = b;
-        }
+        if (vk_array_pool_grow(pool, &a, &cap, len + 1, 16, sizeof(*a)) < 0)
+            return nomem(err);
         rc = read_sched(r, pool, &a[len++], err);
         if (rc)
             return rc;

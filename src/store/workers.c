@@ -91,16 +91,9 @@ int vk_store_worker_heartbeat(struct vk_store *s, const char *id, int64_t now_ms
                        p, 1, &r, err);
     size_t cap = 0;
     while (rc == 0 && (rc = vk__next(r, err)) > 0) {
-        if (*ncancel == cap) {
-            cap = cap ? cap * 2 : 4;
-            const char **a = vk_pool_alloc(pool, cap * sizeof(*a));
-            if (!a) {
-                rc = nomem(err);
-                break;
-            }
-            if (*ncancel)
-                memcpy(a, *cancel, *ncancel * sizeof(*a));
-            *cancel = a;
+        if (vk_array_pool_grow(pool, cancel, &cap, *ncancel + 1, 4, sizeof(**cancel)) < 0) {
+            rc = nomem(err);
+            break;
         }
         const char *fid = vk__col_str(r, 0, pool);
         if (!fid) {
@@ -211,16 +204,9 @@ int vk_store_worker_list(struct vk_store *s, struct vk_pool *pool, struct vk_sto
                    "SELECT " WORKER_COLS " FROM workers w ORDER BY w.registered_at DESC, w.id",
                    NULL, 0, &r, err);
     while (rc == 0 && (rc = vk__next(r, err)) > 0) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 16;
-            struct vk_store_worker *b = vk_pool_alloc(pool, cap * sizeof(*b));
-            if (!b) {
-                rc = nomem(err);
-                break;
-            }
-            if (len)
-                memcpy(b, a, len * sizeof(*a));
-            a = b;
+        if (vk_array_pool_grow(pool, &a, &cap, len + 1, 16, sizeof(*a)) < 0) {
+            rc = nomem(err);
+            break;
         }
         rc = read_worker(r, pool, &a[len++], err);
     }
@@ -367,15 +353,9 @@ static int add_change(struct vk_pool *pool, struct vk_store_reap_result *res, si
                       const char *fid, const char *cid, const char *machine,
                       enum vk_store_frag_status st)
 {
-    if (res->nchanges == *cap) {
-        *cap = *cap ? *cap * 2 : 16;
-        struct vk_store_frag_change *a = vk_pool_alloc(pool, *cap * sizeof(*a));
-        if (!a)
-            return VK_ENOMEM;
-        if (res->nchanges)
-            memcpy(a, res->changes, res->nchanges * sizeof(*a));
-        res->changes = a;
-    }
+    if (vk_array_pool_grow(pool, &res->changes, cap, res->nchanges + 1, 16, sizeof(*res->changes)) <
+        0)
+        return VK_ENOMEM;
     struct vk_store_frag_change *ch = &res->changes[res->nchanges++];
     snprintf(ch->fragment_id, sizeof(ch->fragment_id), "%s", fid);
     snprintf(ch->chain_id, sizeof(ch->chain_id), "%s", cid);
@@ -469,14 +449,9 @@ int vk_store_reap_workers(struct vk_store *s, int64_t now_ms, int64_t timeout_ms
                    p, 1, &r, err);
     while (rc == 0 && (rc = vk__next(r, err)) > 0) {
         rc = 0;
-        if (ndead == dcap) {
-            dcap = dcap ? dcap * 2 : 8;
-            struct dead *b = vk_mem_realloc(dead, dcap * sizeof(*b));
-            if (!b) {
-                rc = nomem(err);
-                break;
-            }
-            dead = b;
+        if (vk_array_grow(&dead, &dcap, ndead + 1, 8, sizeof(*dead)) < 0) {
+            rc = nomem(err);
+            break;
         }
         vk__col_id(r, 0, dead[ndead].id);
         snprintf(dead[ndead].name, sizeof(dead[ndead].name), "%s", s->ops->res_text(r, 1));

@@ -1,5 +1,8 @@
-/* Structured log records: JSON lines or logfmt, one write(2) per record. */
-#include "vulcan/telemetry.h"
+/*
+ * Structured log records: JSON lines or logfmt, one write(2) per record. Strings are
+ * quoted and escaped by jansson (JSON records, and quoted logfmt values).
+ */
+#include "telemetry_int.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -58,29 +61,23 @@ bool vk_log_enabled(enum vk_log_level level)
     return (int)level >= atomic_load(&log_config.level) && level < VK_LOG_OFF;
 }
 
-/* Append `s` as a JSON string body (without quotes), escaping what JSON needs. */
-static int add_json_escaped(struct vk_buf *b, const char *s)
+/* Append `s` as a quoted JSON string, escaped by jansson. Bytes that are not UTF-8 become
+ * '?', as in spans: jansson refuses them, and they would make the record invalid JSON. */
+static int add_json_str(struct vk_buf *b, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    int rc = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p && rc == 0; p++) {
-        unsigned char c = *p;
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            rc = vk_buf_add(b, e, 2);
-        } else if (c == '\n') {
-            rc = vk_buf_add(b, "\\n", 2);
-        } else if (c == '\r') {
-            rc = vk_buf_add(b, "\\r", 2);
-        } else if (c == '\t') {
-            rc = vk_buf_add(b, "\\t", 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            rc = vk_buf_add(b, e, 6);
-        } else {
-            rc = vk_buf_addch(b, (char)c);
-        }
+    json_t *j = json_string(s);
+    char *fixed = NULL;
+    if (!j) {
+        size_t n = strlen(s) + 1;
+        fixed = vk_mem_alloc(n);
+        if (!fixed)
+            return VK_ENOMEM;
+        vk__telemetry_copy_utf8(fixed, n, s);
+        j = json_string(fixed);
     }
+    int rc = vk__telemetry_json_add(b, j, JSON_ENCODE_ANY);
+    json_decref(j);
+    vk_mem_free(fixed);
     return rc;
 }
 
@@ -99,24 +96,18 @@ static int add_field(struct vk_buf *b, bool json, const char *key, const char *v
 {
     int rc;
     if (json) {
-        rc = vk_buf_adds(b, ",\"");
+        rc = vk_buf_addch(b, ',');
         if (rc == 0)
-            rc = add_json_escaped(b, key);
+            rc = add_json_str(b, key);
         if (rc == 0)
-            rc = vk_buf_adds(b, "\":\"");
+            rc = vk_buf_addch(b, ':');
         if (rc == 0)
-            rc = add_json_escaped(b, value);
-        if (rc == 0)
-            rc = vk_buf_addch(b, '"');
+            rc = add_json_str(b, value);
         return rc;
     }
     rc = vk_buf_addf(b, " %s=", key);
     if (rc == 0 && logfmt_needs_quotes(value)) {
-        rc = vk_buf_addch(b, '"');
-        if (rc == 0)
-            rc = add_json_escaped(b, value);
-        if (rc == 0)
-            rc = vk_buf_addch(b, '"');
+        rc = add_json_str(b, value);
     } else if (rc == 0) {
         rc = vk_buf_adds(b, value);
     }

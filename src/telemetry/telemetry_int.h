@@ -4,12 +4,19 @@
 
 #include "vulcan/telemetry.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/** Lowercase hex of `n` bytes into `out` (2n + 1 bytes). */
-void vk__telemetry_hex(const uint8_t *p, size_t n, char *out);
+/**
+ * Append `v` (borrowed; NULL counts as out of memory) as JSON text with jansson's
+ * `flags` to `out`. Returns 0, VK_ENOMEM or VK_ETOOBIG: a failed append releases `out`,
+ * as vk_buf does, and when jansson runs out of memory `out` is as it was. Never leaves
+ * a partial text where json_dumps() could: jansson skips over a failed write of an
+ * object key.
+ */
+int vk__telemetry_json_add(struct vk_buf *out, const json_t *v, size_t flags);
 
 /** Wall-clock nanoseconds since the Unix epoch. */
 int64_t vk__telemetry_now_ns(void);

@@ -8,8 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-static const char hexdig[] = "0123456789abcdef";
-
 /* ---------------------------------------------------------------- ids */
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -41,47 +39,22 @@ int vk_trace_span_id_random(uint8_t out[VK_SPAN_ID_SIZE])
     return random_nonzero(out, VK_SPAN_ID_SIZE);
 }
 
-void vk__telemetry_hex(const uint8_t *p, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hexdig[p[i] >> 4];
-        out[2 * i + 1] = hexdig[p[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 void vk_trace_id_hex(const uint8_t id[VK_TRACE_ID_SIZE], char out[VK_TRACE_ID_HEX_LEN])
 {
-    vk__telemetry_hex(id, VK_TRACE_ID_SIZE, out);
+    vk_hex_encode(id, VK_TRACE_ID_SIZE, out);
 }
 
 void vk_trace_span_id_hex(const uint8_t id[VK_SPAN_ID_SIZE], char out[VK_SPAN_ID_HEX_LEN])
 {
-    vk__telemetry_hex(id, VK_SPAN_ID_SIZE, out);
+    vk_hex_encode(id, VK_SPAN_ID_SIZE, out);
 }
 
 /* ---------------------------------------------------------------- traceparent */
 
-/* Lowercase hex only: the W3C grammar (HEXDIGLC) refuses uppercase. */
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
+/* `n` bytes from 2n lowercase hex digits: the W3C grammar (HEXDIGLC) refuses uppercase. */
 static bool parse_hex(const char *s, size_t n, uint8_t *out)
 {
-    for (size_t i = 0; i < n; i++) {
-        int hi = hexval(s[2 * i]);
-        int lo = hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return false;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return true;
+    return vk_hex_decode(s, 2 * n, out, VK_HEX_LOWER) == 0;
 }
 
 /* Accepts the header value with optional surrounding spaces/tabs (OWS). The
@@ -124,11 +97,11 @@ void vk_trace_parent_format(const struct vk_trace_ctx *ctx, char out[VK_TRACEPAR
     out[0] = '0';
     out[1] = '0';
     out[2] = '-';
-    vk__telemetry_hex(ctx->trace_id, VK_TRACE_ID_SIZE, out + 3);
+    vk_hex_encode(ctx->trace_id, VK_TRACE_ID_SIZE, out + 3);
     out[35] = '-';
-    vk__telemetry_hex(ctx->span_id, VK_SPAN_ID_SIZE, out + 36);
+    vk_hex_encode(ctx->span_id, VK_SPAN_ID_SIZE, out + 36);
     out[52] = '-';
-    vk__telemetry_hex(&ctx->flags, 1, out + 53);
+    vk_hex_encode(&ctx->flags, 1, out + 53);
 }
 
 /* ---------------------------------------------------------------- spans */

@@ -84,7 +84,7 @@ static int sha_common(struct vk__triggers_ctx *c, json_t *obj, const char *path,
         return rc;
     size_t n = strlen(*out);
     bool full = n == 40 || n == 64;
-    if (!vk__trig_is_hex(*out, n) || n < minlen || (minlen == 40 && !full))
+    if (!vk_hex_is(*out, n) || n < minlen || (minlen == 40 && !full))
         return vk_err_set(c->err, VK_EINVAL, "field '%s' is not a commit id (%s hex digits)", path,
                           minlen == 40 ? "40 or 64" : "4 to 64");
     char *s = (char *)*out; /* our own pool copy */
@@ -197,14 +197,8 @@ static int add_path(struct vk__triggers_ctx *c, const char *field, const char *s
         c->paths_overflow = true; /* the caller computes them with git */
         return 0;
     }
-    if (c->npaths == c->cap) {
-        size_t ncap = c->cap ? c->cap * 2 : 64;
-        char **np = vk_mem_realloc(c->paths, ncap * sizeof(*np));
-        if (!np)
-            return nomem(c);
-        c->paths = np;
-        c->cap = ncap;
-    }
+    if (vk_array_grow(&c->paths, &c->cap, c->npaths + 1, 64, sizeof(*c->paths)) < 0)
+        return nomem(c);
     char *copy = vk_mem_alloc(n + 1);
     if (!copy)
         return nomem(c);
@@ -473,7 +467,7 @@ static int read_delivery(struct vk__triggers_ctx *c)
     if ((rc = header_text(c, "X-Hook-UUID", &hook)) < 0 || !hook)
         return rc;
     char hex[65], id[VK_TRIGGERS_MAX_TEXT + 80];
-    if (vk__trig_sha256_hex(c->body, c->len, hex) < 0)
+    if (vk_sha256_hex(c->body, c->len, hex) < 0)
         return vk_err_set(c->err, VK_EINTERNAL, "cannot hash the body");
     snprintf(id, sizeof(id), "%s:%.32s", hook, hex);
     ev->delivery_id = vk__triggers_dup(c, id);

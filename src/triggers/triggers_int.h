@@ -10,15 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/** Lowercase hex of `n` bytes at `in` into `out` (2n + 1 bytes). */
-void vk__trig_hex(const unsigned char *in, size_t n, char *out);
-
-/** SHA-256 of `len` bytes at `p` as 64 lowercase hex digits + NUL. */
-int vk__trig_sha256_hex(const void *p, size_t len, char out[65]);
-
-/** True when `s` is `n` hex digits (any case). */
-bool vk__trig_is_hex(const char *s, size_t n);
-
 /* ---------------------------------------------------------------- Webhook parsing */
 
 #include <jansson.h>

@@ -1,7 +1,7 @@
 /*
  * verify.c — webhook signatures (HMAC-SHA256 over the raw body, or GitLab's
- * shared token), compared in constant time, and small helpers (hex, SHA-256,
- * header lookup) shared by the module.
+ * shared token), compared in constant time, and the header lookup shared by the
+ * module.
  */
 #include "triggers_int.h"
 
@@ -10,45 +10,6 @@
 #include <openssl/hmac.h>
 #include <string.h>
 #include <strings.h>
-
-void vk__trig_hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-int vk__trig_sha256_hex(const void *p, size_t len, char out[65])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(p, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-        return VK_EINTERNAL;
-    vk__trig_hex(md, 32, out);
-    return 0;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-bool vk__trig_is_hex(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (hexval(s[i]) < 0)
-            return false;
-    return true;
-}
 
 const char *vk_triggers_header_kv(void *ctx, const char *name)
 {
@@ -177,13 +138,10 @@ int vk_triggers_hook_verify(enum vk_triggers_provider provider, vk_triggers_head
             return vk_err_set(err, VK_EPERM, "signature in '%s' must start with 'sha256='", name);
         sig += 7;
     }
-    size_t n = strlen(sig);
-    if (n != 64 || !vk__trig_is_hex(sig, n))
+    unsigned char want[32], got[32];
+    if (strlen(sig) != 64 || vk_hex_decode(sig, 64, got, VK_HEX_ANY_CASE) != 0)
         return vk_err_set(err, VK_EPERM, "malformed signature in '%s': expected 64 hex digits",
                           name);
-    unsigned char want[32], got[32];
-    for (size_t i = 0; i < 32; i++)
-        got[i] = (unsigned char)(hexval(sig[2 * i]) << 4 | hexval(sig[2 * i + 1]));
     if (hmac256(secret, body ? body : "", len, want) < 0)
         return vk_err_set(err, VK_EPERM, "cannot compute the signature");
     if (CRYPTO_memcmp(want, got, 32) != 0)
@@ -212,6 +170,6 @@ int vk_triggers_hook_sign(enum vk_triggers_provider provider, const char *body, 
         return VK_ETOOBIG;
     if (prefixed)
         memcpy(out, "sha256=", 7);
-    vk__trig_hex(md, 32, out + (prefixed ? 7 : 0));
+    vk_hex_encode(md, 32, out + (prefixed ? 7 : 0));
     return 0;
 }

@@ -1,4 +1,8 @@
-/* Bounded, always NUL-terminated byte buffer. */
+/*
+ * Bounded, always NUL-terminated byte buffer. An empty buffer that owns no memory
+ * (cap == 0) points at vk_buf_empty, so `data` is never NULL; anything that writes
+ * into `data` or frees it first checks cap, as git's strbuf does with its slopbuf.
+ */
 #include "vulcan/util.h"
 
 #include <errno.h>
@@ -8,20 +12,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char empty_string[1];
+char vk_buf_empty[1];
 
 void vk_buf_init(struct vk_buf *b, size_t max)
 {
-    b->data = NULL;
+    b->data = vk_buf_empty;
     b->len = 0;
     b->cap = 0;
     b->max = max;
 }
 
+/* Accepts an initialised buffer, or an all-zero one (data NULL). */
 void vk_buf_release(struct vk_buf *b)
 {
-    vk_mem_free(b->data);
-    b->data = NULL;
+    if (b->cap)
+        vk_mem_free(b->data);
+    VK_ASSERT(vk_buf_empty[0] == '\0');
+    b->data = vk_buf_empty;
     b->len = 0;
     b->cap = 0;
 }
@@ -29,8 +36,10 @@ void vk_buf_release(struct vk_buf *b)
 void vk_buf_reset(struct vk_buf *b)
 {
     b->len = 0;
-    if (b->data)
+    if (b->cap)
         b->data[0] = '\0';
+    else
+        b->data = vk_buf_empty;
 }
 
 int vk_buf_grow(struct vk_buf *b, size_t extra)
@@ -47,11 +56,13 @@ int vk_buf_grow(struct vk_buf *b, size_t extra)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     if (cap > b->max + 1)
         cap = b->max + 1;
-    char *p = vk_mem_realloc(b->data, cap);
+    char *p = vk_mem_realloc(b->cap ? b->data : NULL, cap);
     if (!p) {
         vk_buf_release(b);
         return VK_ENOMEM;
     }
+    if (!b->cap)
+        p[0] = '\0'; /* new memory: still reads as "" */
     b->data = p;
     b->cap = cap;
     return 0;
@@ -106,12 +117,10 @@ int vk_buf_addf(struct vk_buf *b, const char *fmt, ...)
 
 char *vk_buf_take(struct vk_buf *b, size_t *len)
 {
-    char *p = b->data;
+    char *p = b->cap ? b->data : vk_mem_xstrndup("", 0);
     if (len)
         *len = b->len;
-    if (!p)
-        p = vk_mem_xstrndup(empty_string, 0);
-    b->data = NULL;
+    b->data = vk_buf_empty;
     b->len = 0;
     b->cap = 0;
     return p;

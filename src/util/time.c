@@ -6,17 +6,18 @@
 #include <string.h>
 #include <time.h>
 
+/* 8-4-4-4-12 hex digits; each group's NUL is overwritten by the next dash. */
 static void uuid_format(const unsigned char b[16], char out[VK_UUID_LEN])
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
+    static const size_t group[] = {4, 2, 2, 2, 6};
+    size_t in = 0, o = 0;
+    for (size_t g = 0; g < VK_ARRAY_LEN(group); g++) {
+        if (g)
             out[o++] = '-';
-        out[o++] = hex[b[i] >> 4];
-        out[o++] = hex[b[i] & 15];
+        vk_hex_encode(b + in, group[g], out + o);
+        in += group[g];
+        o += 2 * group[g];
     }
-    out[o] = '\0';
 }
 
 int vk_uuid_v4(char out[VK_UUID_LEN])
@@ -53,7 +54,7 @@ bool vk_uuid_valid(const char *s)
         if (i == 8 || i == 13 || i == 18 || i == 23) {
             if (c != '-')
                 return false;
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+        } else if (vk_hex_value(c) < 0) {
             return false;
         }
     }

@@ -106,7 +106,7 @@ static bool item_parse(struct work_item *it, const struct vk_buf *body)
 {
     memset(it, 0, sizeof(*it));
     json_error_t je;
-    it->json = json_loadb(body->data ? body->data : "", body->len, 0, &je);
+    it->json = json_loadb(body->data, body->len, 0, &je);
     if (!json_is_object(it->json))
         return false;
     it->fragment_id = jstr(it->json, "fragment_id");

@@ -26,7 +26,7 @@ static void h_metrics(struct vk_http_req *req, void *ctx)
     if (vk_metrics_render(w->tel.reg, &out, &err) < 0)
         vk_http_reply_error(req, 500, "internal", "%s", err.msg);
     else
-        vk_http_reply(req, 200, VK_METRICS_CONTENT_TYPE, out.data ? out.data : "", out.len);
+        vk_http_reply(req, 200, VK_METRICS_CONTENT_TYPE, out.data, out.len);
     vk_buf_release(&out);
 }
 

@@ -5,7 +5,7 @@
  * starts (clone + exec), sets up the child and pumps its output while enforcing timeout and
  * cancel (exec_proc.c), per-attempt cgroups (exec_cgroup.c), bubblewrap argv
  * (exec_sandbox.c), checkout through the git module (exec_git.c), workspace files and
- * safe recursive removal (exec_fs.c), SHA-256 for mirror names (exec_sha256.c, libcrypto).
+ * safe recursive removal (exec_fs.c).
  */
 #ifndef VULCAN_WORKER_EXEC_INT_H
 #define VULCAN_WORKER_EXEC_INT_H
@@ -170,10 +170,5 @@ void vk__exec_sleep_ms(int64_t ms);
 /** Find `name` as an executable: `pref` if executable, else each PATH dir. Returns owned or NULL.
  */
 char *vk__exec_which(const char *pref, const char *name);
-
-/* ---------------------------------------------------------------- SHA-256 */
-
-/** Lowercase hex SHA-256 of `len` bytes at `data` into `out` (65 bytes with NUL). */
-void vk__exec_sha256_hex(const void *data, size_t len, char out[65]);
 
 #endif /* VULCAN_WORKER_EXEC_INT_H */

@@ -160,7 +160,7 @@ void vk__exec_bwrap_probe(struct vk_exec_env *env)
         snprintf(env->bwrap_why, sizeof env->bwrap_why, "%.150s", err.msg);
     else if (o.exit_code != 0)
         snprintf(env->bwrap_why, sizeof env->bwrap_why, "bwrap probe failed (status %d): %.100s",
-                 o.exit_code, out.data ? out.data : "");
+                 o.exit_code, out.data);
     else
         env->bwrap_ok = true;
     vk_buf_release(&out);

@@ -75,14 +75,8 @@ int vk__exec_strv_push(struct vk__exec_strv *sv, char *s)
 {
     if (!s)
         return VK_ENOMEM; /* a failed pool allocation upstream */
-    if (sv->n + 2 > sv->cap) {
-        size_t ncap = sv->cap ? sv->cap * 2 : 32;
-        char **nv = vk_mem_realloc(sv->v, ncap * sizeof *nv);
-        if (!nv)
-            return VK_ENOMEM;
-        sv->v = nv;
-        sv->cap = ncap;
-    }
+    if (vk_array_grow(&sv->v, &sv->cap, sv->n + 2, 32, sizeof(*sv->v)) < 0)
+        return VK_ENOMEM;
     sv->v[sv->n] = s;
     sv->n++;
     sv->v[sv->n] = NULL;

@@ -159,7 +159,7 @@ int vk_workflow_load_file(const char *path, const struct vk_wf_options *opts,
                                               : VK_EIO,
                            0, 0, "cannot read the workflow: %s", m);
     }
-    rc = vk_workflow_load_buffer(b.data ? b.data : "", b.len, path, opts, out, error);
+    rc = vk_workflow_load_buffer(b.data, b.len, path, opts, out, error);
     vk_buf_release(&b);
     return rc;
 }

@@ -311,7 +311,7 @@ int vk__wf_load_import(struct vk__wf_loader *L, const struct vk_kdl_node *n,
     }
     struct vk__wf_file file = {
         .name = loc,
-        .src = body.data ? body.data : "",
+        .src = body.data,
         .len = body.len,
         .source_url = loc,
         .base = base_of(L, loc, is_url),

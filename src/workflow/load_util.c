@@ -67,7 +67,7 @@ int vk__wf_fail(struct vk__wf_loader *L, enum vk_wf_errkind kind, int code, uint
         else
             rc = vk_buf_addf(&out, "%s: error: %s\n", e->file, e->msg);
     }
-    const char *nl = tmp.data ? memchr(tmp.data, '\n', tmp.len) : NULL;
+    const char *nl = memchr(tmp.data, '\n', tmp.len);
     if (rc == 0 && nl)
         rc = vk_buf_add(&out, nl + 1, tmp.len - (size_t)(nl + 1 - tmp.data));
     if (rc == 0)
@@ -238,10 +238,10 @@ uint32_t vk__wf_value_col(struct vk__wf_loader *L, const struct vk_kdl_value *v,
             if (q < len && src[q] == '{')
                 q++;
             while (q < len && src[q] != '}') {
-                char c = src[q++];
-                cp = cp * 16 + (uint32_t)(c >= 'a'   ? c - 'a' + 10
-                                          : c >= 'A' ? c - 'A' + 10
-                                                     : c - '0');
+                int d = vk_hex_value(src[q++]);
+                if (d < 0)
+                    return v->pos.col;
+                cp = cp * 16 + (uint32_t)d;
                 if (cp > 0x10ffff)
                     return v->pos.col;
             }

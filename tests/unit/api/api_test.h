@@ -105,8 +105,6 @@ static inline long get_raw(struct vk_http_client *cl, const char *path, char **b
     if (ctype)
         snprintf(ctype, ctcap, "%s", resp.content_type);
     *body = vk_buf_take(&resp.body, len);
-    if (!*body)
-        *body = strdup("");
     vk_http_response_release(&resp);
     return st;
 }

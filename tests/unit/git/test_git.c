@@ -420,7 +420,7 @@ static void test_read_files(void **state)
                 struct vk_buf b = VK_BUF_INIT(VK_MAX_SMALL);
                 assert_int_equal(vk_git_read_file(m, commits[c], p.items[i], &b, &err), 0);
                 assert_int_equal(f.items[i].len, b.len);
-                assert_memory_equal(f.items[i].data, b.data ? b.data : "", b.len);
+                assert_memory_equal(f.items[i].data, b.data, b.len);
                 assert_int_equal(f.items[i].data[f.items[i].len], '\0');
                 bytes += b.len;
                 vk_buf_release(&b);

@@ -95,8 +95,8 @@ static void test_stop_under_load(void **state)
     for (int round = 0; round < rounds(); round++) {
         struct env e = {.nstreams = 0};
         pthread_mutex_init(&e.lock, NULL);
-        struct vk_http_server_opts o = {.listen = "127.0.0.1:0", .threads = threads(),
-                                        .stop_grace_ms = 200};
+        struct vk_http_server_opts o = {
+            .listen = "127.0.0.1:0", .threads = threads(), .stop_grace_ms = 200};
         struct vk_err err;
         assert_int_equal(vk_http_server_new(&o, &e.srv, &err), 0);
         assert_int_equal(vk_http_route(e.srv, "GET", "/ok", h_ok, &e, NULL, &err), 0);

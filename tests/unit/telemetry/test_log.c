@@ -39,6 +39,25 @@ static void test_json_record(void **state)
     json_decref(o);
 }
 
+/* Every record is valid JSON: control characters are escaped, and bytes that are not
+ * UTF-8 become '?' (jansson would refuse them). */
+static void test_json_escapes(void **state)
+{
+    char line[4096];
+    capture(line, sizeof(line), VK_LOG_DEBUG, VK_LOG_JSON, VK_LOG_INFO, "tab\tdel\x7f\\/", "bad",
+            "a\xff\xfe"
+            "b \xc3\xa9");
+    json_error_t e;
+    json_t *o = json_loads(line, 0, &e);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "msg")), "tab\tdel\x7f\\/");
+    assert_string_equal(json_string_value(json_object_get(o, "bad")), "a??b \xc3\xa9");
+    json_decref(o);
+    /* A quoted logfmt value uses the same escapes. */
+    capture(line, sizeof(line), VK_LOG_DEBUG, VK_LOG_TEXT, VK_LOG_INFO, "m", "k", "a \"b\"\n\x01");
+    assert_non_null(strstr(line, " k=\"a \\\"b\\\"\\n\\u0001\"\n"));
+}
+
 static void test_text_record(void **state)
 {
     char line[4096];
@@ -68,6 +87,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_record),
+        cmocka_unit_test(test_json_escapes),
         cmocka_unit_test(test_text_record),
         cmocka_unit_test(test_levels),
     };

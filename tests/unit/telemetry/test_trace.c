@@ -1,4 +1,5 @@
 /* Traces: traceparent, ids, spans, OTLP JSON, and the exporter against a real loopback receiver. */
+#include "json_fail.h"
 #include "vk_test.h"
 #include "vulcan/telemetry.h"
 
@@ -204,6 +205,48 @@ static void test_otlp_json(void **state)
     vk_buf_release(&out);
     vk_trace_end_span(t, s);
     vk_trace_end_span(t, c);
+    vk_trace_free(t, 0);
+}
+
+/* Out of memory anywhere in the JSON document: VK_ENOMEM and nothing appended, never a
+ * partial body. Without a failure: the same text as before. */
+static void test_otlp_json_oom(void **state)
+{
+    struct vk_tracer *t;
+    struct vk_tracer_config cfg = {0};
+    assert_int_equal(vk_trace_new(&cfg, &t, NULL), 0);
+    struct vk_span *s = vk_trace_start_span(t, "root", VK_SPAN_SERVER, NULL);
+    struct vk_span *c = vk_trace_start_span(t, "child", VK_SPAN_CLIENT, &s->ctx);
+    vk_trace_span_set_str(s, "http.route", "/x");
+    vk_trace_span_set_int(s, "http.status_code", 503);
+    vk_trace_span_set_str(c, "peer", "db");
+    vk_trace_span_set_status(c, VK_SPAN_ERROR, "down");
+    struct vk_span *spans[] = {s, c};
+    struct vk_buf want = VK_BUF_INIT(VK_MAX_SMALL);
+    assert_int_equal(vk_trace_otlp_encode_json("svc", "1", spans, 2, &want), 0);
+    json_fail_install();
+    unsigned long n;
+    for (n = 1;; n++) {
+        struct vk_buf out = VK_BUF_INIT(VK_MAX_SMALL);
+        json_fail_after(n, false);
+        int rc = vk_trace_otlp_encode_json("svc", "1", spans, 2, &out);
+        bool fired = json_fail_fired();
+        json_fail_after(0, false);
+        if (!fired) {
+            assert_int_equal(rc, 0);
+            assert_string_equal(out.data, want.data);
+            vk_buf_release(&out);
+            break;
+        }
+        assert_int_equal(rc, VK_ENOMEM);
+        assert_int_equal(out.len, 0);
+        vk_buf_release(&out);
+    }
+    json_fail_uninstall();
+    assert_true(n > 10); /* every allocation of the document was failed once */
+    vk_buf_release(&want);
+    vk_trace_end_span(t, c);
+    vk_trace_end_span(t, s);
     vk_trace_free(t, 0);
 }
 
@@ -573,11 +616,9 @@ static void test_shutdown_deadline(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_traceparent_table),
-        cmocka_unit_test(test_ids_and_spans),
-        cmocka_unit_test(test_otlp_json),
-        cmocka_unit_test(test_export_to_receiver),
-        cmocka_unit_test(test_export_down_then_recovers),
+        cmocka_unit_test(test_traceparent_table),  cmocka_unit_test(test_ids_and_spans),
+        cmocka_unit_test(test_otlp_json),          cmocka_unit_test(test_otlp_json_oom),
+        cmocka_unit_test(test_export_to_receiver), cmocka_unit_test(test_export_down_then_recovers),
         cmocka_unit_test(test_shutdown_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

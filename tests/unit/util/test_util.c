@@ -13,14 +13,14 @@ static void test_buf_basic(void **state)
     assert_int_equal(b.len, 8);
     /* Past the cap: error, and the buffer is released. */
     assert_int_equal(vk_buf_adds(&b, "0123456789"), VK_ETOOBIG);
-    assert_null(b.data);
+    assert_ptr_equal(b.data, vk_buf_empty);
     assert_int_equal(b.len, 0);
     assert_int_equal(vk_buf_adds(&b, "again"), 0);
     size_t n;
     char *s = vk_buf_take(&b, &n);
     assert_string_equal(s, "again");
     assert_int_equal(n, 5);
-    assert_null(b.data);
+    assert_ptr_equal(b.data, vk_buf_empty);
     vk_mem_free(s);
     /* Exactly at the cap is fine. */
     assert_int_equal(vk_buf_adds(&b, "0123456789abcdef"), 0);
@@ -33,10 +33,110 @@ static void test_buf_oom(void **state)
     struct vk_buf b = VK_BUF_INIT(1024);
     vk_mem_fail_after(1);
     assert_int_equal(vk_buf_adds(&b, "x"), VK_ENOMEM);
-    assert_null(b.data);
+    assert_ptr_equal(b.data, vk_buf_empty);
+    assert_string_equal(b.data, "");
     assert_int_equal(vk_buf_adds(&b, "y"), 0);
     assert_string_equal(b.data, "y");
     vk_buf_release(&b);
+}
+
+/* An empty buffer reads as "" without a NULL check, and owns no memory. */
+static void assert_empty(const struct vk_buf *b)
+{
+    assert_ptr_equal(b->data, vk_buf_empty);
+    assert_string_equal(b->data, "");
+    assert_int_equal(b->len, 0);
+    assert_int_equal(b->cap, 0);
+}
+
+static void test_buf_empty(void **state)
+{
+    struct vk_buf a = VK_BUF_INIT(64);
+    assert_empty(&a);
+    struct vk_buf b;
+    vk_buf_init(&b, 64);
+    assert_empty(&b);
+    assert_int_equal(b.max, 64);
+    /* Reset and release of an empty buffer write nothing into the shared string. */
+    vk_buf_reset(&b);
+    assert_empty(&b);
+    vk_buf_release(&b);
+    vk_buf_release(&b);
+    assert_empty(&b);
+    /* Growing from it allocates, even for no bytes. */
+    assert_int_equal(vk_buf_grow(&b, 0), 0);
+    assert_ptr_not_equal(b.data, vk_buf_empty);
+    assert_true(b.cap > 0);
+    assert_string_equal(b.data, "");
+    vk_buf_release(&b);
+    assert_empty(&b);
+    assert_int_equal(vk_buf_add(&b, "", 0), 0);
+    assert_ptr_not_equal(b.data, vk_buf_empty);
+    assert_int_equal(vk_buf_adds(&b, "abc"), 0);
+    vk_buf_reset(&b);
+    assert_string_equal(b.data, "");
+    assert_true(b.cap > 0);
+    vk_buf_release(&b);
+    assert_empty(&b);
+    /* An all-zero buffer (data NULL) can be released and reset. */
+    struct vk_buf z;
+    memset(&z, 0, sizeof(z));
+    vk_buf_release(&z);
+    assert_empty(&z);
+    memset(&z, 0, sizeof(z));
+    vk_buf_reset(&z);
+    assert_empty(&z);
+    assert_string_equal(vk_buf_empty, "");
+}
+
+static void test_buf_take(void **state)
+{
+    /* From an empty buffer: a fresh heap "" the caller frees, never the shared string. */
+    struct vk_buf b = VK_BUF_INIT(64);
+    size_t n = 99;
+    char *s = vk_buf_take(&b, &n);
+    assert_ptr_not_equal(s, vk_buf_empty);
+    assert_string_equal(s, "");
+    assert_int_equal(n, 0);
+    vk_mem_free(s);
+    assert_empty(&b);
+    /* Grown but holding nothing: the buffer's own memory. */
+    assert_int_equal(vk_buf_grow(&b, 8), 0);
+    char *mem = b.data;
+    s = vk_buf_take(&b, NULL);
+    assert_ptr_equal(s, mem);
+    assert_string_equal(s, "");
+    vk_mem_free(s);
+    assert_empty(&b);
+    /* With content. */
+    assert_int_equal(vk_buf_addf(&b, "%s-%d", "x", 1), 0);
+    s = vk_buf_take(&b, &n);
+    assert_string_equal(s, "x-1");
+    assert_int_equal(n, 3);
+    vk_mem_free(s);
+    assert_empty(&b);
+}
+
+static void test_buf_failed_append(void **state)
+{
+    /* Every failed append leaves the buffer empty, pointing at the shared string. */
+    struct vk_buf b = VK_BUF_INIT(4);
+    assert_int_equal(vk_buf_adds(&b, "abc"), 0);
+    assert_int_equal(vk_buf_addf(&b, "%s", "toolong"), VK_ETOOBIG);
+    assert_empty(&b);
+    assert_int_equal(vk_buf_addch(&b, 'a'), 0);
+    vk_mem_fail_after(1);
+    assert_int_equal(vk_buf_addf(&b, "%s", "bcdefgh"), VK_ETOOBIG);
+    vk_mem_fail_after(0);
+    assert_empty(&b);
+    vk_mem_fail_after(1);
+    assert_int_equal(vk_buf_adds(&b, "ab"), VK_ENOMEM);
+    assert_empty(&b);
+    struct vk_err err;
+    assert_int_equal(vk_buf_read_file(&b, "/nonexistent/vulcan-test", &err), VK_ENOTFOUND);
+    assert_empty(&b);
+    vk_buf_release(&b);
+    assert_string_equal(vk_buf_empty, "");
 }
 
 static void test_pool(void **state)
@@ -150,10 +250,17 @@ static void test_utf8(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_basic), cmocka_unit_test(test_buf_oom),
-        cmocka_unit_test(test_pool),      cmocka_unit_test(test_err),
-        cmocka_unit_test(test_uuid),      cmocka_unit_test(test_time),
-        cmocka_unit_test(test_duration),  cmocka_unit_test(test_diag),
+        cmocka_unit_test(test_buf_basic),
+        cmocka_unit_test(test_buf_oom),
+        cmocka_unit_test(test_buf_empty),
+        cmocka_unit_test(test_buf_take),
+        cmocka_unit_test(test_buf_failed_append),
+        cmocka_unit_test(test_pool),
+        cmocka_unit_test(test_err),
+        cmocka_unit_test(test_uuid),
+        cmocka_unit_test(test_time),
+        cmocka_unit_test(test_duration),
+        cmocka_unit_test(test_diag),
         cmocka_unit_test(test_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -343,19 +343,6 @@ static void test_rlimits(void **state)
     vk_buf_release(&c.b);
 }
 
-static void test_sha256(void **state)
-{
-    (void)state;
-    char h[65];
-    vk__exec_sha256_hex("abc", 3, h);
-    assert_string_equal(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    vk__exec_sha256_hex("", 0, h);
-    assert_string_equal(h, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-    const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
-    vk__exec_sha256_hex(m, strlen(m), h);
-    assert_string_equal(h, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
-}
-
 static void test_sandbox_names(void **state)
 {
     (void)state;
@@ -633,7 +620,6 @@ int main(void)
         cmocka_unit_test(test_plain_script_detection),
         cmocka_unit_test(test_shell_choice),
         cmocka_unit_test(test_script_inline_and_file),
-        cmocka_unit_test(test_sha256),
         cmocka_unit_test(test_sandbox_names),
     };
     return cmocka_run_group_tests(tests, env_setup, env_teardown);

@@ -70,7 +70,7 @@ static void add_second_commit(void)
 static void mirror_path(char *out, size_t cap)
 {
     char hex[65];
-    vk__exec_sha256_hex(g_url, strlen(g_url), hex);
+    assert_int_equal(vk_sha256_hex(g_url, strlen(g_url), hex), 0);
     snprintf(out, cap, "%s/%s.git", g_env.mirror_dir, hex);
 }
 
