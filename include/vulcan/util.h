@@ -13,10 +13,12 @@
 #ifndef VULCAN_UTIL_H
 #define VULCAN_UTIL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* ---------------------------------------------------------------- Macros */
 
@@ -299,6 +301,18 @@ bool vk_uuid_valid(const char *s);
 
 /** Milliseconds since the Unix epoch (UTC, wall clock). */
 int64_t vk_time_now_ms(void);
+/**
+ * Initialise `cond` so that its timed waits measure CLOCK_MONOTONIC (a wall-clock step
+ * neither shortens nor stretches them). Pair with vk_time_deadline().
+ */
+void vk_time_cond_init(pthread_cond_t *cond);
+
+/**
+ * The CLOCK_MONOTONIC instant `ms` milliseconds from now (`ms` <= 0: now), as
+ * pthread_cond_timedwait() takes it on a condition made with vk_time_cond_init().
+ */
+struct timespec vk_time_deadline(int64_t ms);
+
 /** Monotonic clock in nanoseconds, for measuring durations. */
 int64_t vk_time_mono_ns(void);
 /** Format `ms` since the epoch as "YYYY-MM-DDTHH:MM:SS.mmmZ" (25 bytes with NUL). */

@@ -84,11 +84,7 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
         ho.on_complete_ctx = api;
     }
     pthread_mutex_init(&api->treq_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&api->treq_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    vk_time_cond_init(&api->treq_cond);
     bool json_api = !opts->no_api;
     int rc = vk_http_server_new(&ho, &api->http, err);
     if (rc == 0)

@@ -284,14 +284,7 @@ static bool stopping(struct vk_api *api)
 /* Sleep up to `ms`, waking early when the API stops. */
 static void nap(struct vk_api *api, int ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = vk_time_deadline(ms);
     pthread_mutex_lock(&api->follow.lock);
     while (!api->follow.stopping) {
         if (pthread_cond_timedwait(&api->follow.cond, &api->follow.lock, &ts) == ETIMEDOUT)
@@ -583,11 +576,7 @@ int vk__api_log_routes(struct vk_api *api, struct vk_err *err)
 {
     if (!api->follow.ready) {
         pthread_mutex_init(&api->follow.lock, NULL);
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&api->follow.cond, &ca);
-        pthread_condattr_destroy(&ca);
+        vk_time_cond_init(&api->follow.cond);
         api->follow.ready = true;
     }
     return vk_http_route(api->http, "GET", "/api/v1/fragments/{id}/log", h_fragment_log, api, NULL,

@@ -96,6 +96,17 @@ static bool read_fields(struct vk_http_req *req, json_t *body, struct vk_store_r
     return true;
 }
 
+/* The request's JSON object body into `u`; else a 400 is sent and false returned. */
+static bool read_body(struct vk_http_req *req, struct vk_store_repo_update *u)
+{
+    json_t *body = vk_http_json(req);
+    if (!json_is_object(body)) {
+        vk_http_reply_error(req, 400, "bad_request", "the body must be a JSON object");
+        return false;
+    }
+    return read_fields(req, body, u);
+}
+
 static void reply_store_err(struct vk_http_req *req, const struct vk_err *err, int rc)
 {
     if (rc == VK_EEXIST)
@@ -121,13 +132,8 @@ static void want_refresh(struct vk_api *api, const char *tenant_id, const char *
 static void h_create(struct vk_http_req *req, void *ctx)
 {
     struct vk_api *api = ctx;
-    json_t *body = vk_http_json(req);
     struct vk_store_repo_update u;
-    if (!json_is_object(body)) {
-        vk_http_reply_error(req, 400, "bad_request", "the body must be a JSON object");
-        return;
-    }
-    if (!read_fields(req, body, &u))
+    if (!read_body(req, &u))
         return;
     if (!(u.set & VK_STORE_REPO_SET_URL)) {
         vk_http_reply_error(req, 400, "bad_request", "'url' is required");
@@ -194,13 +200,8 @@ static void h_get(struct vk_http_req *req, void *ctx)
 static void h_patch(struct vk_http_req *req, void *ctx)
 {
     struct vk_api *api = ctx;
-    json_t *body = vk_http_json(req);
     struct vk_store_repo_update u;
-    if (!json_is_object(body)) {
-        vk_http_reply_error(req, 400, "bad_request", "the body must be a JSON object");
-        return;
-    }
-    if (!read_fields(req, body, &u))
+    if (!read_body(req, &u))
         return;
     const char *id = vk_http_param(req, "id");
     struct vk_err err;

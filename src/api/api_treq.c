@@ -178,13 +178,7 @@ static void *poller_main(void *arg)
             pthread_cond_wait(&api->treq_cond, &api->treq_lock);
             continue;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += POLL_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = vk_time_deadline(POLL_MS);
         while (!api->treq_stopping &&
                pthread_cond_timedwait(&api->treq_cond, &api->treq_lock, &ts) != ETIMEDOUT)
             ;

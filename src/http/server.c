@@ -54,11 +54,7 @@ int vk_http_server_new(const struct vk_http_server_opts *opts, struct vk_http_se
     srv->listen_fd = -1;
     vk__http_router_init(&srv->router);
     pthread_mutex_init(&srv->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&srv->idle, &ca);
-    pthread_condattr_destroy(&ca);
+    vk_time_cond_init(&srv->idle);
     int rc = vk__http_watch_init(srv, err);
     if (rc < 0) {
         vk_http_server_free(srv);
@@ -631,14 +627,7 @@ void vk_http_server_stop(struct vk_http_server *srv)
     atomic_store(&srv->refuse_new, true);
     drain(srv);
 
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += srv->opts.stop_grace_ms / 1000;
-    until.tv_nsec += (long)(srv->opts.stop_grace_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = vk_time_deadline(srv->opts.stop_grace_ms);
     pthread_mutex_lock(&srv->mu);
     while (srv->live_count > 0)
         if (pthread_cond_timedwait(&srv->idle, &srv->mu, &until) == ETIMEDOUT)

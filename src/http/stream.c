@@ -37,11 +37,7 @@ int vk_http_reply_stream(struct vk_http_req *req, int status, const char *conten
     st->qmax = opts && opts->max_queue ? opts->max_queue : VK_HTTP_DEFAULT_STREAM_QUEUE;
     st->on_close = opts ? opts->on_close : NULL;
     st->ctx = opts ? opts->ctx : NULL;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&st->room, &ca);
-    pthread_condattr_destroy(&ca);
+    vk_time_cond_init(&st->room);
 
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK,
                                                                   vk__http_stream_read, st, NULL);
@@ -173,11 +169,7 @@ int vk_http_stream_write_wait(struct vk_http_stream *st, const void *ptr, size_t
                               int64_t timeout_ms)
 {
     struct vk_http_server *srv = st->srv;
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    int64_t ns = until.tv_nsec + (timeout_ms > 0 ? timeout_ms : 0) % 1000 * 1000000;
-    until.tv_sec += (timeout_ms > 0 ? timeout_ms : 0) / 1000 + ns / 1000000000;
-    until.tv_nsec = ns % 1000000000;
+    struct timespec until = vk_time_deadline(timeout_ms);
     bool resume;
     pthread_mutex_lock(&srv->mu);
     int rc;

@@ -37,11 +37,7 @@ int vk_orch_new(struct vk_store *store, const struct vk_orch_opts *opts, struct 
             o->opts.reap_interval_ms = 100;
     }
     pthread_mutex_init(&o->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&o->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    vk_time_cond_init(&o->cond);
     *out = o;
     return 0;
 }
@@ -59,14 +55,7 @@ struct vk_store *vk_orch_store(struct vk_orch *o)
 /* Sleep up to `ms` unless the orchestrator is stopping. Returns false when stopping. */
 static bool nap(struct vk_orch *o, int64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
+    struct timespec ts = vk_time_deadline(ms);
     pthread_mutex_lock(&o->lock);
     while (!atomic_load(&o->stopping)) {
         if (pthread_cond_timedwait(&o->cond, &o->lock, &ts) == ETIMEDOUT)

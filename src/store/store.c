@@ -80,7 +80,7 @@ int vk_store_open(const char *url, struct vk_store **out, struct vk_err *err)
     s->dialect = ops->dialect;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
-    pthread_cond_init(&s->note_cond, NULL);
+    vk_time_cond_init(&s->note_cond); /* timed waits: vk_time_deadline() */
     pthread_mutex_init(&s->write_lock, NULL);
     int rc = ops->open(s, url, err);
     if (rc) {
@@ -401,14 +401,7 @@ int vk_store_wait_ready(struct vk_store *s, int timeout_ms, struct vk_pool *pool
     *n = 0;
     pthread_mutex_lock(&s->lock);
     if (s->nnotes == 0 && timeout_ms > 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += timeout_ms / 1000;
-        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = vk_time_deadline(timeout_ms);
         while (s->nnotes == 0) {
             if (pthread_cond_timedwait(&s->note_cond, &s->lock, &ts) != 0)
                 break;

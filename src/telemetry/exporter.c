@@ -332,12 +332,8 @@ int vk_trace_new(const struct vk_tracer_config *cfg, struct vk_tracer **out, str
         return vk_err_set(err, VK_ENOMEM, "out of memory");
     pthread_mutex_init(&t->lock, NULL);
     pthread_mutex_init(&t->id_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&t->wake, &ca);
-    pthread_cond_init(&t->done, &ca);
-    pthread_condattr_destroy(&ca);
+    vk_time_cond_init(&t->wake);
+    vk_time_cond_init(&t->done);
     t->tail = &t->head;
     t->queue_max = cfg->queue_max ? cfg->queue_max : 2048;
     t->batch_max = cfg->batch_max ? cfg->batch_max : 256;

@@ -254,14 +254,7 @@ static void *cron_main(void *arg)
         if (vk_triggers_cron_run(svc, NULL, &err) != 0)
             vk_log_write(VK_LOG_WARN, "cron", "scheduler pass failed", "error", err.msg, NULL);
         pthread_mutex_lock(&svc->lock);
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += interval / 1000;
-        ts.tv_nsec += (interval % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = vk_time_deadline(interval);
         while (!svc->stopping && pthread_cond_timedwait(&svc->cond, &svc->lock, &ts) != ETIMEDOUT)
             ;
     }

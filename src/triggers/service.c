@@ -163,14 +163,7 @@ struct thread_arg {
 /* Sleep until woken, stopping, or `ms` passed. Returns false when stopping. */
 static bool idle(struct vk_triggers_service *svc, int64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = vk_time_deadline(ms);
     pthread_mutex_lock(&svc->lock);
     while (!svc->stopping && svc->wakes == 0) {
         if (pthread_cond_timedwait(&svc->cond, &svc->lock, &ts) == ETIMEDOUT)
@@ -261,11 +254,7 @@ int vk_triggers_service_new(const struct vk_triggers_opts *opts, struct vk_trigg
         return VK_EINVAL;
     }
     pthread_mutex_init(&svc->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&svc->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    vk_time_cond_init(&svc->cond);
     svc->refresh_all = true;
     *out = svc;
     return 0;

@@ -25,23 +25,10 @@ uint64_t vk__agent_current(struct vk_worker *w, char id[AGENT_MAX_ID + 1])
     return gen;
 }
 
-static struct timespec deadline_in(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* Sleep `ms` on w->cond; returns true early when *abort_flag (may be NULL) is set. */
 bool vk__agent_sleep(struct vk_worker *w, int64_t ms, const atomic_bool *abort_flag)
 {
-    struct timespec until = deadline_in(ms);
+    struct timespec until = vk_time_deadline(ms);
     bool aborted = false;
     pthread_mutex_lock(&w->mu);
     for (;;) {
@@ -301,7 +288,7 @@ static void *heartbeat_main(void *arg)
     vk__agent_backoff_init(&fails, 0, 1);
     pthread_mutex_lock(&w->mu);
     while (!w->hb_stop) {
-        struct timespec until = deadline_in((int64_t)w->hb_interval_s * 1000);
+        struct timespec until = vk_time_deadline((int64_t)w->hb_interval_s * 1000);
         while (!w->hb_stop) {
             if (pthread_cond_timedwait(&w->cond, &w->mu, &until) == ETIMEDOUT)
                 break;
@@ -379,10 +366,7 @@ int vk_worker_new(const struct vk_worker_opts *opts, struct vk_worker **out, str
     w->stop_pipe[0] = w->stop_pipe[1] = -1;
     pthread_mutex_init(&w->reg_mu, NULL);
     pthread_mutex_init(&w->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cond, &ca);
+    vk_time_cond_init(&w->cond);
     w->hb_interval_s = 5;
     int rc = copy_opts(w, opts, err);
     if (rc != 0)
@@ -409,7 +393,7 @@ int vk_worker_new(const struct vk_worker_opts *opts, struct vk_worker **out, str
         s->w = w;
         s->index = i;
         pthread_mutex_init(&s->mu, NULL);
-        pthread_cond_init(&s->cond, &ca);
+        vk_time_cond_init(&s->cond);
         vk_exec_cancel_init(&s->cancel);
         vk_buf_init(&s->pending, (size_t)w->output_cap + AGENT_CHUNK_MAX);
         rc = vk__agent_client_new(w, &s->cl, err);
@@ -427,11 +411,9 @@ int vk_worker_new(const struct vk_worker_opts *opts, struct vk_worker **out, str
         rc = vk__agent_telemetry_init(w, opts, err); /* agent_telemetry.c */
     if (rc != 0)
         goto fail;
-    pthread_condattr_destroy(&ca);
     *out = w;
     return 0;
 fail:
-    pthread_condattr_destroy(&ca);
     vk_worker_free(w);
     return rc;
 }

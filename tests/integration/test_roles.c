@@ -16,17 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void sh(const char *fmt, ...) VK_PRINTF(1, 2);
-static void sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    if (system(cmd) != 0)
-        fail_msg("command failed: %s", cmd);
-}
+#define sh vk_test_sh
 
 #define GIT                                                                                        \
     "GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com GIT_COMMITTER_NAME=t "                       \

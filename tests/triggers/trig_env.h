@@ -9,6 +9,7 @@
 #ifndef VK_TRIG_ENV_H
 #define VK_TRIG_ENV_H
 
+#include "../unit/vk_sh.h"
 #include "vulcan/api.h"
 #include "vulcan/http.h"
 #include "vulcan/orchestrator.h"
@@ -55,19 +56,7 @@ static inline int64_t te_clock(void *ctx)
     return __atomic_load_n(&((struct te *)ctx)->clock, __ATOMIC_SEQ_CST);
 }
 
-static inline int te_sh(const char *fmt, ...) VK_PRINTF(1, 2);
-static inline int te_sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    if (rc != 0)
-        fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
-    return rc;
-}
+#define te_sh vk_test_sh_status
 
 static inline int te_write(const struct te *t, const char *rel, const char *text)
 {

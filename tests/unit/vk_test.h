@@ -53,4 +53,13 @@ static inline long vk_test_slowdown(void)
 }
 #define VK_TEST_SLOWDOWN vk_test_slowdown()
 
+#include "vk_sh.h"
+
+/* vk_test_sh(): vk_test_sh_status() that fails the test when the command fails. */
+#define vk_test_sh(...)                                                                            \
+    do {                                                                                           \
+        if (vk_test_sh_status(__VA_ARGS__) != 0)                                                   \
+            fail_msg("a set-up command failed");                                                   \
+    } while (0)
+
 #endif

@@ -14,18 +14,7 @@ static char tmp[256];
 static char repo[300], cache[300];
 static char c1[65], c2[65], c3[65];
 
-/* Test set-up only: our own temp paths, so a shell is fine here. */
-static void sh(const char *fmt, ...) VK_PRINTF(1, 2);
-static void sh(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    if (system(cmd) != 0)
-        fail_msg("command failed: %s", cmd);
-}
+#define sh vk_test_sh
 
 static void head_of(const char *rev, char out[65])
 {

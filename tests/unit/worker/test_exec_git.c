@@ -12,16 +12,7 @@ static char g_origin[400]; /* bare repository */
 static char g_url[520];    /* file:// URL of it */
 static char g_sha1[65], g_sha2[65];
 
-static int sh(const char *fmt, ...) VK_PRINTF(1, 2);
-static int sh(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
+#define sh vk_test_sh_status
 
 static void read_line(const char *cmd, char *out, size_t cap)
 {
