@@ -93,8 +93,9 @@ static long send_push(struct vkt *t, const char *repo_id, const char *url, const
     assert_int_equal(vk_http_client_set_header(t->cl, "X-Vulcan-Signature", sig), 0);
     assert_int_equal(vk_http_client_set_header(t->cl, "X-Vulcan-Delivery", delivery), 0);
     long st = 0;
-    int rc = vk_http_client_json(t->cl, "POST", path, json_loads(body, 0, NULL), 30000, &st, answer,
-                                 &err);
+    json_t *jb = json_loads(body, 0, NULL);
+    int rc = vk_http_client_json(t->cl, "POST", path, jb, 30000, &st, answer, &err);
+    json_decref(jb);
     assert_int_equal(vk_http_client_set_header(t->cl, "X-Vulcan-Signature", NULL), 0);
     assert_int_equal(vk_http_client_set_header(t->cl, "X-Vulcan-Delivery", NULL), 0);
     if (rc)
