@@ -36,6 +36,31 @@ const char *vk_wf_trigger_type_name(enum vk_wf_trigger_type type)
     return "?";
 }
 
+/* Trigger names of other CI systems, and what to write here instead. */
+static const struct {
+    const char *name, *hint;
+} foreign_triggers[] = {
+    {"workflow_dispatch", "a run by hand is 'manual' (manual { input … } for inputs)"},
+    {"dispatch", "a run by hand is 'manual'"},
+    {"web", "a run by hand is 'manual'"},
+    {"tags", "tags are their own trigger: tag { patterns \"v*\" }"},
+    {"pull_request_target", "write 'pull_request'"},
+    {"merge_request", "write 'pull_request' (merge requests of every provider)"},
+    {"cron", "write schedule cron=\"…\""},
+};
+
+/* Fail on an unknown trigger `name`, with a hint when it is another system's. */
+static int unknown_trigger(struct vk__wf_loader *L, struct vk_kdl_pos pos, const char *name)
+{
+    for (size_t i = 0; i < VK_ARRAY_LEN(foreign_triggers); i++) {
+        if (strcmp(name, foreign_triggers[i].name) == 0)
+            return vk__wf_fail(L, VK_WF_ERR_TRIGGER, VK_EPARSE, VK__WF_AT(pos),
+                               "unknown trigger '%s': %s", name, foreign_triggers[i].hint);
+    }
+    return vk__wf_fail(L, VK_WF_ERR_TRIGGER, VK_EPARSE, VK__WF_AT(pos),
+                       "unknown trigger '%s'; " EXPECTED_TRIGGERS, name);
+}
+
 static int type_of(struct vk_kdl_str s)
 {
     for (size_t i = 0; i < VK_ARRAY_LEN(type_names); i++) {
@@ -125,6 +150,12 @@ static int load_filters(struct vk__wf_loader *L, const struct vk_kdl_node *n,
             rc = filter_list(L, c, &t->tags);
         } else if (!ev && vk_kdl_str_eq(c->name, "ignore")) {
             rc = filter_list(L, c, &t->tags_ignore);
+        } else if (t->type == VK_WF_TRIG_PUSH &&
+                   (vk_kdl_str_eq(c->name, "tags") || vk_kdl_str_eq(c->name, "tags-ignore"))) {
+            rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
+                             "'%s' is not a push filter: tags are a trigger of their own, "
+                             "tag { patterns \"v*\"; ignore \"v*-rc*\" } beside push",
+                             c->name.ptr);
         } else {
             const char *exp = t->type == VK_WF_TRIG_TAG ? "patterns, ignore"
                               : t->type == VK_WF_TRIG_PUSH
@@ -304,16 +335,14 @@ int vk__wf_load_triggers(struct vk__wf_loader *L, const struct vk_kdl_node *n)
                                vk_kdl_kind_name(v->kind));
         int ty = type_of(v->str);
         if (ty < 0)
-            return vk__wf_fail(L, VK_WF_ERR_TRIGGER, VK_EPARSE, VK__WF_AT(v->pos),
-                               "unknown trigger '%s'; " EXPECTED_TRIGGERS, v->str.ptr);
+            return unknown_trigger(L, v->pos, v->str.ptr);
         if (!add_trigger(L, (enum vk_wf_trigger_type)ty, v->pos, v->str))
             return VK_EPARSE;
     }
     for (const struct vk_kdl_node *c = n->children; c; c = c->next) {
         int ty = type_of(c->name);
         if (ty < 0)
-            return vk__wf_fail(L, VK_WF_ERR_TRIGGER, VK_EPARSE, VK__WF_AT(c->pos),
-                               "unknown trigger '%s'; " EXPECTED_TRIGGERS, c->name.ptr);
+            return unknown_trigger(L, c->pos, c->name.ptr);
         struct vk_wf_trigger *t = add_trigger(L, (enum vk_wf_trigger_type)ty, c->pos, c->name);
         if (!t)
             return VK_EPARSE;

@@ -344,7 +344,18 @@ static const struct bad bads[] = {
      "condition"},
     /* triggers */
     {"version \"0.1\"\ntriggers \"push\" \"cron\"\n" C1, VK_WF_ERR_TRIGGER, 2, 17,
-     "unknown trigger 'cron'; expected one of: push, pull_request, tag, schedule, manual"},
+     "unknown trigger 'cron': write schedule cron=\"…\""},
+    /* issue 12: names of other CI systems get a hint, not only a list */
+    {"version \"0.1\"\ntriggers \"push\" \"workflow_dispatch\"\n" C1, VK_WF_ERR_TRIGGER, 2, 17,
+     "unknown trigger 'workflow_dispatch': a run by hand is 'manual' (manual { input … } for "
+     "inputs)"},
+    {"version \"0.1\"\ntriggers { workflow_dispatch }\n" C1, VK_WF_ERR_TRIGGER, 2, 12,
+     "unknown trigger 'workflow_dispatch': a run by hand is 'manual' (manual { input … } for "
+     "inputs)"},
+    {"version \"0.1\"\ntriggers { push { branches \"main\"; tags \"v*\" } }\n" C1,
+     VK_WF_ERR_UNKNOWN_NODE, 2, 36,
+     "'tags' is not a push filter: tags are a trigger of their own, tag { patterns \"v*\"; "
+     "ignore \"v*-rc*\" } beside push"},
     {"version \"0.1\"\ntriggers { commit }\n" C1, VK_WF_ERR_TRIGGER, 2, 12,
      "unknown trigger 'commit'; expected one of: push, pull_request, tag, schedule, manual"},
     {"version \"0.1\"\ntriggers \"push\" \"push\"\n" C1, VK_WF_ERR_TRIGGER, 2, 17,
@@ -358,8 +369,8 @@ static const struct bad bads[] = {
      VK_WF_ERR_TRIGGER, 2, 33,
      "'branches' and 'branches-ignore' cannot both filter one event; use 'branches' with '!' "
      "patterns instead"},
-    {"version \"0.1\"\ntriggers { push { tags \"v*\" } }\n" C1, VK_WF_ERR_UNKNOWN_NODE, 2, 19,
-     "unknown filter 'tags' in 'push'; expected one of: branches, branches-ignore, paths, "
+    {"version \"0.1\"\ntriggers { push { tag \"v*\" } }\n" C1, VK_WF_ERR_UNKNOWN_NODE, 2, 19,
+     "unknown filter 'tag' in 'push'; expected one of: branches, branches-ignore, paths, "
      "paths-ignore"},
     {"version \"0.1\"\ntriggers { pull_request { types \"merged\" } }\n" C1, VK_WF_ERR_TRIGGER, 2,
      33,
