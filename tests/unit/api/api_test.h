@@ -13,6 +13,7 @@
 #include "vulcan/orchestrator.h"
 #include "vulcan/store.h"
 
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,13 +38,53 @@ static inline struct vk_http_client *env_client(struct env *e)
     return cl;
 }
 
+/*
+ * The store of a test: VK_TEST_STORE_BACKEND=file gives a fresh SQLite file per test,
+ * postgres a fresh database per test on the cluster of scripts/pg-test.sh (VK_TEST_PG_URL);
+ * else VK_TEST_STORE_URL, else sqlite::memory: (one connection: no concurrency at all).
+ */
+static inline void env_store_url(char *url, size_t n)
+{
+    static int seq;
+    const char *b = getenv("VK_TEST_STORE_BACKEND");
+    const char *given = getenv("VK_TEST_STORE_URL");
+    seq++;
+    if (b && strcmp(b, "file") == 0) {
+        char dir[256];
+        snprintf(dir, sizeof(dir), "%s/vk-api-XXXXXX",
+                 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+        if (!mkdtemp(dir))
+            fail_msg("mkdtemp failed");
+        snprintf(url, n, "sqlite:%s/api.db", dir);
+    } else if (b && strcmp(b, "postgres") == 0) {
+        const char *base = getenv("VK_TEST_PG_URL");
+        if (!base || !*base)
+            fail_msg("VK_TEST_PG_URL is not set: run this test through scripts/pg-test.sh");
+        PGconn *db = PQconnectdb(base);
+        char sql[128], name[64];
+        snprintf(name, sizeof(name), "vk_api_%d_%d", (int)getpid(), seq);
+        snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+        PGresult *r = PQstatus(db) == CONNECTION_OK ? PQexec(db, sql) : NULL;
+        bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        PQfinish(db);
+        if (!ok)
+            fail_msg("cannot create a database on %s", base);
+        const char *slash = strrchr(base, '/');
+        snprintf(url, n, "%.*s/%s", (int)(slash - base), base, name);
+    } else {
+        snprintf(url, n, "%s", given && *given ? given : "sqlite::memory:");
+    }
+}
+
 static inline int env_setup(void **state)
 {
     struct env *e = calloc(1, sizeof(*e));
     struct vk_err err;
     vk_err_clear(&err);
-    const char *url = getenv("VK_TEST_STORE_URL");
-    if (vk_store_open(url && *url ? url : "sqlite::memory:", &e->store, &err) != 0)
+    char url[1024];
+    env_store_url(url, sizeof(url));
+    if (vk_store_open(url, &e->store, &err) != 0)
         fail_msg("store: %s", err.msg);
     if (vk_orch_new(e->store, NULL, &e->orch, &err) != 0)
         fail_msg("orch: %s", err.msg);

@@ -97,23 +97,59 @@ struct producer {
     struct env *e;
     char wid[VK_UUID_LEN], fid[VK_UUID_LEN];
     int attempt;
+    char failure[600]; /* what went wrong in the thread ("" when nothing): asserted after join */
 };
+
+/* One request from the producer thread, which must not call cmocka: a failure is recorded. */
+static bool produce_call(struct producer *p, struct vk_http_client *cl, const char *path,
+                         const char *type, const void *body, size_t len, long want)
+{
+    struct vk_http_response resp;
+    struct vk_err err;
+    if (vk_http_client_request(cl, "POST", path, type, body, len, 0, &resp, &err) != 0) {
+        snprintf(p->failure, sizeof(p->failure), "POST %s: %s", path, err.msg);
+        return false;
+    }
+    long st = resp.status;
+    vk_http_response_release(&resp);
+    if (st != want)
+        snprintf(p->failure, sizeof(p->failure), "POST %s: status %ld, expected %ld", path, st,
+                 want);
+    return st == want;
+}
 
 static void *produce(void *arg)
 {
     struct producer *p = arg;
-    struct vk_http_client *cl = env_client(p->e);
+    struct vk_http_client *cl = NULL;
+    struct vk_http_client_opts o = {.base_url = p->e->base, .timeout_ms = 30000};
+    struct vk_err err;
+    if (vk_http_client_new(&o, &cl, &err) != 0) {
+        snprintf(p->failure, sizeof(p->failure), "client: %s", err.msg);
+        return NULL;
+    }
     /* Pieces with pauses; "é" (c3 a9) is cut between two uploads; one invalid byte. */
     const char *pieces[] = {"first line\n", "x\xc3", "\xa9y\n", "bad \xff byte\n", "last\n"};
     long long off = 0;
-    for (size_t i = 0; i < VK_ARRAY_LEN(pieces); i++) {
+    bool ok = true;
+    for (size_t i = 0; ok && i < VK_ARRAY_LEN(pieces); i++) {
         usleep(250 * 1000);
         size_t n = strlen(pieces[i]);
-        assert_int_equal(worker_log(cl, p->fid, p->attempt, off, pieces[i], n), 204);
+        char path[256];
+        snprintf(path, sizeof(path), "/api/v1/work/%s/log?attempt=%d&offset=%lld", p->fid,
+                 p->attempt, off);
+        ok = produce_call(p, cl, path, "application/octet-stream", pieces[i], n, 204);
         off += (long long)n;
     }
     usleep(200 * 1000);
-    assert_int_equal(worker_result(cl, p->wid, p->fid, p->attempt, true), 200);
+    char body[256];
+    snprintf(body, sizeof(body),
+             "{\"worker_id\":\"%s\",\"fragment_id\":\"%s\",\"attempt\":%d,\"success\":true,"
+             "\"exit_code\":0}",
+             p->wid, p->fid, p->attempt);
+    if (ok)
+        (void)produce_call(p, cl, "/api/v1/work/result", "application/json", body, strlen(body),
+                           200);
     vk_http_client_free(cl);
     return NULL;
 }
@@ -134,6 +170,8 @@ static void test_follow_live(void **state)
     int64_t t0 = vk_time_now_ms();
     assert_int_equal(follow(e->cl, path, &g), 200);
     pthread_join(th, NULL);
+    if (p.failure[0])
+        fail_msg("producer: %s", p.failure);
     /* Output arrived while the fragment ran, in several events, and the stream ended by itself. */
     assert_true(g.log_events_before_final >= 3);
     assert_string_equal(g.events[0], "status");
@@ -248,6 +286,55 @@ static void test_follow_client_goes_away(void **state)
     vk_http_client_free(c);
 }
 
+/*
+ * Regression (issue 12, for the fix of the last session): the log routes took a write
+ * transaction (SQLite BEGIN IMMEDIATE, a chain row lock on PostgreSQL) just to read a
+ * fragment. With the chain locked by a transaction that lasts, a log read and the first
+ * events of a follow must still answer at once.
+ */
+static void test_log_reads_take_no_lock(void **state)
+{
+    struct env *e = *state;
+    char id[VK_UUID_LEN], wid[VK_UUID_LEN], fid[VK_UUID_LEN];
+    submit(e, "locked.kdl", "main", "true", id);
+    worker_register(e, wid);
+    int attempt = worker_claim(e->cl, wid, fid);
+    assert_int_equal(worker_log(e->cl, fid, attempt, 0, "held\n", 5), 204);
+    /* sqlite::memory: has one connection, so the lock cannot be held meanwhile: the
+     * unit_api_test_logs_file and _pg runs (tests/unit/api/CMakeLists.txt) check this */
+    const char *b = getenv("VK_TEST_STORE_BACKEND");
+    if (!b) {
+        print_message("(checked by the file and PostgreSQL runs of this test)\n");
+        return;
+    }
+    struct vk_store_tx *tx = NULL;
+    struct vk_err err = {0};
+    struct vk_pool pool;
+    vk_pool_init(&pool, 0);
+    struct vk_store_fragment f;
+    assert_int_equal(vk_store_tx_begin(e->store, &tx, &err), 0);
+    assert_int_equal(vk_store_tx_fragment_get(tx, fid, &pool, &f, &err), 0); /* locks the chain */
+    char path[256];
+    snprintf(path, sizeof(path), "/api/v1/fragments/%s/log", fid);
+    int64_t t0 = vk_time_mono_ns();
+    char *body = NULL;
+    struct vk_http_response resp;
+    if (vk_http_client_request(e->cl, "GET", path, NULL, NULL, 0, 5000 * VK_TEST_SLOWDOWN, &resp,
+                               &err) != 0)
+        fail_msg("the log read waited for the chain's lock: %s", err.msg);
+    int64_t ms = (vk_time_mono_ns() - t0) / 1000000;
+    assert_int_equal(resp.status, 200);
+    body = vk_buf_take(&resp.body, NULL);
+    vk_http_response_release(&resp);
+    print_message("log read with the chain locked: %lld ms\n", (long long)ms);
+    assert_string_equal(body, "held\n");
+    free(body);
+    /* before the fix this waited for the lock: the busy timeout (5 s) or the transaction */
+    assert_true(ms < 1000 * VK_TEST_SLOWDOWN);
+    vk_store_tx_rollback(tx);
+    vk_pool_release(&pool);
+}
+
 static void test_sse_encoding(void **state)
 {
     /* complete_prefix and json_text are static in api_logs.c: check them through a
@@ -281,6 +368,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_follow_live, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_follow_new_attempt, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_follow_client_goes_away, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_log_reads_take_no_lock, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_sse_encoding, env_setup, env_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

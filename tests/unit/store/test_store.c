@@ -201,6 +201,54 @@ static void test_concurrent_open(void **state)
     vk_store_close(s);
 }
 
+/*
+ * Regression (issue 12, for the fix of the last session): two servers starting at once on
+ * one new SQLite file got "cannot configure connection: database is locked": switching
+ * the file to WAL answers BUSY without the busy handler while another process opens it.
+ * Processes (not threads: the store serialises its own threads) open fresh files at the
+ * same instant, 20 times over; every open must succeed.
+ */
+static void test_wal_switch_processes(void **state)
+{
+    (void)state;
+    if (is_pg())
+        return; /* the WAL switch is SQLite's; PostgreSQL runs the open race above */
+    enum { PROCS = 4, ROUNDS = 20 };
+    for (int round = 0; round < ROUNDS; round++) {
+        char url[512];
+        fresh_url("vk_wal", url, sizeof(url));
+        int go[2];
+        assert_int_equal(pipe(go), 0);
+        pid_t kids[PROCS];
+        for (int i = 0; i < PROCS; i++) {
+            kids[i] = fork();
+            assert_true(kids[i] >= 0);
+            if (kids[i] == 0) {
+                close(go[1]);
+                char c;
+                if (read(go[0], &c, 1) != 1) /* all start together */
+                    _exit(3);
+                struct vk_store *s = NULL;
+                struct vk_err err = {0};
+                int rc = vk_store_open(url, &s, &err);
+                if (rc)
+                    fprintf(stderr, "round %d: open: %s\n", round, err.msg);
+                vk_store_close(s);
+                _exit(rc ? 1 : 0);
+            }
+        }
+        close(go[0]);
+        assert_int_equal(write(go[1], "gggg", PROCS), PROCS);
+        close(go[1]);
+        for (int i = 0; i < PROCS; i++) {
+            int st = 0;
+            assert_int_equal(waitpid(kids[i], &st, 0), kids[i]);
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                fail_msg("round %d: a process could not open the new file (status %d)", round, st);
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- Chains */
 
 static void test_chain_tree(void **state)
@@ -1060,6 +1108,7 @@ int main(void)
         T(test_open_and_reopen),
         T(test_newer_schema_refused),
         cmocka_unit_test(test_concurrent_open),
+        cmocka_unit_test(test_wal_switch_processes),
         T(test_chain_tree),
         T(test_chain_create_invalid),
         T(test_chain_big),

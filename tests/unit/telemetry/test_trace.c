@@ -534,8 +534,9 @@ static void test_export_down_then_recovers(void **state)
     qsort(took, N, sizeof(took[0]), cmp_i64);
     print_message("end_span while collector down: median %lld ns, p99 %lld ns, max %lld ns\n",
                   (long long)took[N / 2], (long long)took[N * 99 / 100], (long long)took[N - 1]);
-    assert_true(took[N / 2] < 50000);
-    assert_true(took[N * 99 / 100] < 50000);
+    /* never waits for the network: well under a scheduler tick, even under sanitizers */
+    assert_true(took[N / 2] < 50000 * VK_TEST_SLOWDOWN);
+    assert_true(took[N * 99 / 100] < 50000 * VK_TEST_SLOWDOWN);
     assert_int_equal(vk_trace_flush(t, 10000), 0);
     struct vk_trace_stats st;
     vk_trace_stats(t, &st);
@@ -609,7 +610,7 @@ static void test_shutdown_deadline(void **state)
     vk_trace_free(t, 300);
     int64_t ms = (vk_time_mono_ns() - t0) / 1000000;
     print_message("shutdown with a dead collector took %lld ms\n", (long long)ms);
-    assert_true(ms < 3000);
+    assert_true(ms < 3000 * VK_TEST_SLOWDOWN);
     receiver_release(&r);
 }
 

@@ -703,7 +703,8 @@ static void test_concurrency_two_overlap(void **state)
     int64_t first_result = f->results[0].t_ms;
     assert_true(f->handed_ms[1] < first_result);
     assert_true(f->handed_ms[0] < first_result);
-    assert_true(took < 2900);
+    /* the overlap above is what proves they ran at once; this only says nothing hung */
+    assert_true(took < 2900 * VK_TEST_SLOWDOWN);
     assert_true(rbool(result_of(f, "frag-a"), "success"));
     assert_true(rbool(result_of(f, "frag-b"), "success"));
     assert_memory_equal(log_of(f, "frag-a")->data.data, "a\n", 2);
@@ -723,7 +724,7 @@ static void test_stop_idle_is_prompt(void **state)
     assert_true(wait_for(f, &f->registers, 1, 5000));
     usleep(300000);
     int64_t took = agent_stop(a);
-    assert_true(took < 2500);
+    assert_true(took < 2500 * VK_TEST_SLOWDOWN);
     assert_int_equal(f->deregisters, 1);
     agent_free(a);
     fake_free(f);
@@ -741,7 +742,7 @@ static void test_stop_lets_running_fragment_finish(void **state)
     usleep(300000);
     int64_t took = agent_stop(a);
     assert_true(took >= 1200);
-    assert_true(took < 8000);
+    assert_true(took < 8000 * VK_TEST_SLOWDOWN);
     pthread_mutex_lock(&f->mu);
     assert_int_equal(f->nresults, 1);
     struct fake_result *r = result_of(f, "frag-grace");
@@ -768,7 +769,7 @@ static void test_stop_hands_back_after_grace(void **state)
     usleep(300000);
     int64_t took = agent_stop(a);
     assert_true(took >= 400);
-    assert_true(took < 6000);
+    assert_true(took < 6000 * VK_TEST_SLOWDOWN);
     pthread_mutex_lock(&f->mu);
     assert_int_equal(f->nresults, 1);
     struct fake_result *r = result_of(f, "frag-long");
