@@ -5,8 +5,8 @@
 #define VULCAN_VK_SH_H
 
 #include <stdarg.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 /*
  * Run a shell command made from `fmt` (test set-up only: our own temporary paths) and
