@@ -26,9 +26,8 @@ static int read_job(struct vk__res *r, struct vk_pool *pool, struct vk_store_sta
                           j->chain_id);
     j->attempts = (int)vk__col_int(r, 3);
     j->first_failed_at = vk__col_int(r, 4);
-    const char **strs[] = {&j->commit_sha, &j->source_file,  &j->definition,
-                           &j->error,      &j->repo_url,     &j->provider,
-                           &j->status_token, &j->status_api_url};
+    const char **strs[] = {&j->commit_sha, &j->source_file, &j->definition,   &j->error,
+                           &j->repo_url,   &j->provider,    &j->status_token, &j->status_api_url};
     const int cols[] = {5, 6, 7, 8, 12, 13, 14, 15};
     for (size_t i = 0; i < VK_ARRAY_LEN(cols); i++) {
         *strs[i] = vk__col_str(r, cols[i], pool);
@@ -121,8 +120,8 @@ static int release(struct vk__conn *c, const char *chain_id, const char *claimer
                     p, 2, NULL, err);
 }
 
-int vk_store_status_done(struct vk_store *s, const char *chain_id, const char *claimer,
-                         int64_t seq, bool *newer, struct vk_err *err)
+int vk_store_status_done(struct vk_store *s, const char *chain_id, const char *claimer, int64_t seq,
+                         bool *newer, struct vk_err *err)
 {
     struct vk__conn *c = NULL;
     int rc = vk__store_begin(s, &c, err);
@@ -141,8 +140,7 @@ int vk_store_status_done(struct vk_store *s, const char *chain_id, const char *c
 }
 
 int vk_store_status_retry(struct vk_store *s, const char *chain_id, const char *claimer,
-                          int64_t seq, int64_t next_at_ms, int64_t failed_at_ms,
-                          struct vk_err *err)
+                          int64_t seq, int64_t next_at_ms, int64_t failed_at_ms, struct vk_err *err)
 {
     struct vk__conn *c = NULL;
     int rc = vk__store_begin(s, &c, err);
