@@ -142,10 +142,12 @@ out:
     return v;
 }
 
-/* Report one claimed job and end its claim. Returns 0 or a store error. */
+/* Report one claimed job and end its claim (*ended: done with it, not to be retried).
+ * Returns 0 or a store error. */
 static int report(struct vk_triggers_service *svc, const char *claimer,
-                  const struct vk_store_status_job *j, struct vk_err *serr)
+                  const struct vk_store_status_job *j, bool *ended, struct vk_err *serr)
 {
+    *ended = true;
     struct vk_err err;
     vk_err_clear(&err);
     enum vk_triggers_provider p = VK_TRIGGERS_GENERIC;
@@ -186,19 +188,18 @@ static int report(struct vk_triggers_service *svc, const char *claimer,
                                                           : VK_TRIGGERS_STATUS_DEFAULT_GIVE_UP_MS;
         if (j->first_failed_at && now - j->first_failed_at >= give_up) {
             vk_log_write(VK_LOG_ERROR, "triggers", "commit status given up", "chain_id",
-                         j->chain_id, "provider", j->provider, "state", state, "attempts",
-                         attempt, "error", err.msg, NULL);
-            return vk_store_status_done(svc->opts.store, j->chain_id, claimer, j->seq, NULL,
-                                        serr);
+                         j->chain_id, "provider", j->provider, "state", state, "attempts", attempt,
+                         "error", err.msg, NULL);
+            return vk_store_status_done(svc->opts.store, j->chain_id, claimer, j->seq, NULL, serr);
         }
+        *ended = false;
         int64_t base = svc->opts.status_retry_ms > 0 ? svc->opts.status_retry_ms : 1000;
         int64_t delay = vk_triggers_status_backoff(base, j->attempts + 1);
         char in_ms[24];
         snprintf(in_ms, sizeof(in_ms), "%lld", (long long)delay);
         vk_log_write(VK_LOG_WARN, "triggers", "commit status failed, will retry", "chain_id",
-                     j->chain_id, "provider", j->provider, "state", state, "attempt",
-                     attempt, "retry_in_ms", in_ms, "error",
-                     err.msg, NULL);
+                     j->chain_id, "provider", j->provider, "state", state, "attempt", attempt,
+                     "retry_in_ms", in_ms, "error", err.msg, NULL);
         return vk_store_status_retry(svc->opts.store, j->chain_id, claimer, j->seq, now + delay,
                                      now, serr);
     }
@@ -226,8 +227,9 @@ static int status_pass(struct vk_triggers_service *svc, const char *claimer, siz
         rc = vk_store_status_claim(svc->opts.store, claimer, now, now - STATUS_STALE_MS,
                                    STATUS_BATCH, &pool, &jobs, &n, err);
         for (size_t i = 0; rc == 0 && i < n; i++) {
-            rc = report(svc, claimer, &jobs[i], err);
-            done += rc == 0;
+            bool ended_one = false;
+            rc = report(svc, claimer, &jobs[i], &ended_one, err);
+            done += rc == 0 && ended_one;
         }
         vk_pool_release(&pool);
         if (rc || n < STATUS_BATCH)
@@ -255,8 +257,8 @@ static void *status_main(void *p)
         struct vk_err err;
         vk_err_clear(&err);
         if (status_pass(svc, claimer, NULL, &err) != 0)
-            vk_log_write(VK_LOG_WARN, "triggers", "cannot report commit statuses", "error",
-                         err.msg, NULL);
+            vk_log_write(VK_LOG_WARN, "triggers", "cannot report commit statuses", "error", err.msg,
+                         NULL);
         struct timespec ts = vk_time_deadline(every);
         pthread_mutex_lock(&svc->lock);
         while (!svc->stopping)

@@ -22,10 +22,10 @@
 
 /* The parts of a repository URL that the status APIs need (case kept). */
 struct url_parts {
-    bool http;            /* http:// or https:// (the API is on the same origin) */
-    char origin[512];     /* "https://host[:port]" for http(s), "https://host" else, or "" */
-    const char *path;     /* into the URL: the path without its leading slashes */
-    size_t path_len;      /* without trailing slashes and ".git" */
+    bool http;        /* http:// or https:// (the API is on the same origin) */
+    char origin[512]; /* "https://host[:port]" for http(s), "https://host" else, or "" */
+    const char *path; /* into the URL: the path without its leading slashes */
+    size_t path_len;  /* without trailing slashes and ".git" */
 };
 
 static bool host_ok(const char *h, size_t n)
@@ -64,9 +64,9 @@ static int split_url(const char *url, struct url_parts *u, struct vk_err *err)
                   (sn == 5 && strncasecmp(url, "https", 5) == 0);
         keep_port = u->http;
         if (u->http) {
-            if (host_len == 0 || (size_t)snprintf(u->origin, sizeof(u->origin), "%.*s%.*s",
-                                                  (int)(sn + 3), url, (int)host_len,
-                                                  host) >= sizeof(u->origin))
+            if (host_len == 0 ||
+                (size_t)snprintf(u->origin, sizeof(u->origin), "%.*s%.*s", (int)(sn + 3), url,
+                                 (int)host_len, host) >= sizeof(u->origin))
                 return vk_err_set(err, VK_EINVAL, "bad repository url host");
             host = NULL; /* done */
         }
@@ -110,8 +110,8 @@ static int split_url(const char *url, struct url_parts *u, struct vk_err *err)
 
 static bool seg_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '~' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '~' || c == '-';
 }
 
 /* Check the segments of p[0..n) (folding repeated slashes) into out; count them. */
@@ -160,8 +160,7 @@ int vk_triggers_status_repo_path(enum vk_triggers_provider p, const char *repo_u
     if (rc)
         return rc;
     if (segs < 2)
-        return vk_err_set(err, VK_EINVAL, "repository url '%s' does not name owner/repo",
-                          repo_url);
+        return vk_err_set(err, VK_EINVAL, "repository url '%s' does not name owner/repo", repo_url);
     const char *start = clean;
     if (p != VK_TRIGGERS_GITLAB) { /* the last two segments */
         const char *last = strrchr(clean, '/');
@@ -374,8 +373,8 @@ int vk_triggers_status_build(const struct vk_triggers_status *st,
     switch (st->provider) {
     case VK_TRIGGERS_GITHUB:
     case VK_TRIGGERS_GITEA:
-        plen = (size_t)snprintf(out->path, sizeof(out->path), "/repos/%s/statuses/%s", repo,
-                                st->sha);
+        plen =
+            (size_t)snprintf(out->path, sizeof(out->path), "/repos/%s/statuses/%s", repo, st->sha);
         bad |= json_object_set_new(body, "context", json_string(name));
         break;
     case VK_TRIGGERS_GITLAB: {
@@ -415,9 +414,9 @@ int vk_triggers_status_build(const struct vk_triggers_status *st,
     bad |= json_object_set_new(body, "state", json_string(state));
     bad |= json_object_set_new(body, "description", json_string(desc));
     if (target)
-        bad |= json_object_set_new(body, st->provider == VK_TRIGGERS_BITBUCKET ? "url"
-                                                                               : "target_url",
-                                   json_string(target));
+        bad |=
+            json_object_set_new(body, st->provider == VK_TRIGGERS_BITBUCKET ? "url" : "target_url",
+                                json_string(target));
     if (!bad)
         out->body = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(body);
