@@ -120,20 +120,21 @@ static void test_derivation(void **state)
     (void)state;
     char out[256];
     struct vk_err err = {0};
-    assert_int_equal(vk_triggers_status_api_url(VK_TRIGGERS_GITEA, "ssh://git@gitea.example:2222/o/r",
-                                                out, sizeof(out), &err),
+    assert_int_equal(vk_triggers_status_api_url(VK_TRIGGERS_GITEA,
+                                                "ssh://git@gitea.example:2222/o/r", out,
+                                                sizeof(out), &err),
                      0);
     assert_string_equal(out, "https://gitea.example/api/v1"); /* the ssh port is not the API's */
-    assert_int_equal(vk_triggers_status_api_url(VK_TRIGGERS_GITEA, "http://10.0.0.5:3000/o/r",
-                                                out, sizeof(out), &err),
+    assert_int_equal(vk_triggers_status_api_url(VK_TRIGGERS_GITEA, "http://10.0.0.5:3000/o/r", out,
+                                                sizeof(out), &err),
                      0);
     assert_string_equal(out, "http://10.0.0.5:3000/api/v1");
-    assert_int_equal(vk_triggers_status_api_url(VK_TRIGGERS_GITEA, "file:///srv/o/r", out,
-                                                sizeof(out), &err),
-                     VK_EINVAL);
-    assert_int_equal(vk_triggers_status_api_url(VK_TRIGGERS_GENERIC, "https://x/o/r", out,
-                                                sizeof(out), &err),
-                     VK_EINVAL);
+    assert_int_equal(
+        vk_triggers_status_api_url(VK_TRIGGERS_GITEA, "file:///srv/o/r", out, sizeof(out), &err),
+        VK_EINVAL);
+    assert_int_equal(
+        vk_triggers_status_api_url(VK_TRIGGERS_GENERIC, "https://x/o/r", out, sizeof(out), &err),
+        VK_EINVAL);
     assert_int_equal(vk_triggers_status_repo_path(VK_TRIGGERS_GITHUB,
                                                   "https://user:pw@github.com//o//r.git/", out,
                                                   sizeof(out), &err),
@@ -304,8 +305,10 @@ static void test_retry_and_give_up(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_github),     cmocka_unit_test(test_gitlab_gitea_bitbucket),
-        cmocka_unit_test(test_derivation), cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_github),
+        cmocka_unit_test(test_gitlab_gitea_bitbucket),
+        cmocka_unit_test(test_derivation),
+        cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_retry_and_give_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
