@@ -10,14 +10,14 @@ prometheus chromium nodejs"
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-# npm packages of the browser and OTLP tests, from their committed lock files
+# npm packages of the browser, OTLP and commit-status tests, from their committed lock files
 # (playwright-core only drives Debian's chromium; it never downloads a browser).
 npm_deps() {
     if ! command -v npm >/dev/null 2>&1; then
         echo "install-deps: npm is missing (it comes with Node.js; on Debian: apt-get install npm)" >&2
         exit 1
     fi
-    for dir in "$root/tests/browser" "$root/tests/otlp"; do
+    for dir in "$root/tests/browser" "$root/tests/otlp" "$root/tests/status"; do
         [ -f "$dir/package-lock.json" ] || continue
         stamp="$dir/node_modules/.package-lock.json"
         if [ ! -f "$stamp" ] || [ "$dir/package-lock.json" -nt "$stamp" ]; then

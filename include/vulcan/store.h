@@ -40,7 +40,7 @@ struct vk_store;
 struct vk_store_tx;
 
 /** Schema version this binary knows (the highest migration number). */
-#define VK_STORE_SCHEMA_VERSION 3
+#define VK_STORE_SCHEMA_VERSION 6
 
 /** Caps on input-derived sizes. */
 #define VK_STORE_MAX_FRAGMENTS 10000      /**< fragments in one chain */
@@ -86,6 +86,9 @@ struct vk_store_repo {
     const char *default_branch;
     bool allow_url_imports;
     int64_t created_at;
+    const char *status_token;   /**< commit statuses: the provider's access token, may be NULL */
+    const char *status_api_url; /**< commit statuses: the provider's API base URL; NULL: the
+                                 *   provider's default (vk_triggers_status_api_url()) */
 };
 
 /** One run of one workflow. */
@@ -617,7 +620,9 @@ enum {
     VK_STORE_REPO_SET_SECRET = 1 << 2, /**< NULL webhook_secret writes NULL */
     VK_STORE_REPO_SET_GLOB = 1 << 3,
     VK_STORE_REPO_SET_BRANCH = 1 << 4,
-    VK_STORE_REPO_SET_URL_IMPORTS = 1 << 5
+    VK_STORE_REPO_SET_URL_IMPORTS = 1 << 5,
+    VK_STORE_REPO_SET_STATUS_TOKEN = 1 << 6, /**< NULL status_token writes NULL */
+    VK_STORE_REPO_SET_STATUS_API = 1 << 7    /**< NULL status_api_url writes NULL (the default) */
 };
 
 struct vk_store_repo_update {
@@ -628,6 +633,8 @@ struct vk_store_repo_update {
     const char *workflow_glob;
     const char *default_branch;
     bool allow_url_imports;
+    const char *status_token;
+    const char *status_api_url;
 };
 
 /** A cron schedule of a repository's workflow. */
@@ -801,5 +808,77 @@ int vk_store_treq_get(struct vk_store *store, const char *id, struct vk_pool *po
 /** Delete requests finished before `before_ms`; *n (may be NULL) gets the count. */
 int vk_store_treq_prune(struct vk_store *store, int64_t before_ms, int64_t *n,
                         struct vk_err *err) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Commit statuses */
+
+/*
+ * The commit-status outbox (schema version 6). A trigger on the chains table writes, in
+ * the same transaction as every change of a chain's status (its creation included), the
+ * chain's row here: one row per chain holding its newest status and `seq`, the number of
+ * changes so far (so a reporter that fell behind reports only the latest state). Only
+ * chains with a repository, a commit, and a repository that has a status token and a
+ * provider with a status API (github, gitlab, gitea, bitbucket) get a row.
+ *
+ * A reporter claims due rows (vk_store_status_claim(); PostgreSQL skips rows another
+ * replica holds), posts them, and ends each claim with vk_store_status_done() (reported,
+ * or given up) or vk_store_status_retry() (try again later). Both are fenced by the claim
+ * and by `seq`: when the chain changed meanwhile, the row stays for its newer status and
+ * is due at once. A claim older than `stale_before_ms` (its reporter died) is taken over:
+ * a status is reported at least once, and by one reporter at a time.
+ */
+
+#define VK_STORE_STATUS_MAX_CLAIM 64 /**< rows in one claim */
+
+/** A claimed status report: the outbox row, its chain and its repository. */
+struct vk_store_status_job {
+    char chain_id[VK_UUID_LEN];
+    int64_t seq;                       /**< fences done / retry */
+    enum vk_store_chain_status status; /**< the status to report */
+    int attempts;                      /**< failed posts of this status so far */
+    int64_t first_failed_at;           /**< when the first post of this status failed, or 0 */
+    const char *commit_sha;
+    const char *source_file; /**< may be NULL */
+    const char *definition;  /**< the workflow text, may be NULL */
+    const char *error;       /**< the chain's error, may be NULL */
+    int64_t created_at, started_at, finished_at;
+    /* The chain's repository now; all NULL when it was deleted (or lost its token). */
+    const char *repo_url;
+    const char *provider;
+    const char *status_token;
+    const char *status_api_url;
+};
+
+/**
+ * Claim up to `max` (1..VK_STORE_STATUS_MAX_CLAIM) outbox rows that are due (next attempt
+ * at or before `now_ms`) and not claimed, or claimed before `stale_before_ms`, for
+ * `claimer` (borrowed: an id unique to the calling thread). *jobs is an array of *n jobs
+ * in `pool` (*n may be 0). Returns 0, VK_EINVAL, VK_EDB.
+ */
+int vk_store_status_claim(struct vk_store *store, const char *claimer, int64_t now_ms,
+                          int64_t stale_before_ms, int max, struct vk_pool *pool,
+                          struct vk_store_status_job **jobs, size_t *n,
+                          struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * End `claimer`'s claim of chain `chain_id`'s row: deleted when its seq is still `seq`
+ * (that status was reported, or given up), else released for the newer status (*newer,
+ * may be NULL, is then true). A claim taken over by another reporter is left alone.
+ * Returns 0 or VK_EDB.
+ */
+int vk_store_status_done(struct vk_store *store, const char *chain_id, const char *claimer,
+                         int64_t seq, bool *newer, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Release `claimer`'s claim of chain `chain_id`'s row for another try at `next_at_ms`:
+ * attempts + 1, first_failed_at set when not yet (to `failed_at_ms`). When its seq is no
+ * longer `seq` the row is only released (its newer status is due at once).
+ * Returns 0 or VK_EDB.
+ */
+int vk_store_status_retry(struct vk_store *store, const char *chain_id, const char *claimer,
+                          int64_t seq, int64_t next_at_ms, int64_t failed_at_ms,
+                          struct vk_err *err) VK_MUST_CHECK;
+
+/** The number of outbox rows (reports not yet done) into *n. Returns 0 or VK_EDB. */
+int vk_store_status_backlog(struct vk_store *store, int64_t *n, struct vk_err *err) VK_MUST_CHECK;
 
 #endif /* VULCAN_STORE_H */

@@ -342,6 +342,16 @@ struct vk_triggers_opts {
     vk_triggers_done_fn on_done; /**< may be NULL (see vk_triggers_set_done_hook()) */
     void *on_done_ctx;
     struct vk_metrics *metrics; /**< borrowed, may be NULL: webhook-to-chain latency */
+    /* Commit statuses (see "Commit statuses" below). */
+    const char *public_url;    /**< the console's URL for status links (copied; may be set
+                                *   later with vk_triggers_set_public_url()) */
+    int64_t status_poll_ms;    /**< reporter pass interval (default 500); < 0: no reporter
+                                *   thread (call vk_triggers_status_run()) */
+    int64_t status_retry_ms;   /**< the first retry's delay (default 1000), doubled per
+                                *   failure up to VK_TRIGGERS_STATUS_MAX_BACKOFF_MS */
+    int64_t status_give_up_ms; /**< a status still failing this long after its first
+                                *   failure is given up, logged (default 1 hour) */
+    long status_timeout_ms;    /**< one post's timeout (default 10000) */
 };
 
 /**
@@ -385,6 +395,105 @@ int vk_triggers_run_pending(struct vk_triggers_service *svc, size_t *n,
  */
 int vk_triggers_cron_run(struct vk_triggers_service *svc, size_t *fired,
                          struct vk_err *err) VK_MUST_CHECK;
+
+/* ================================================================ Commit statuses */
+
+/*
+ * Each chain of a repository that has a status token is reported to the provider the
+ * repository came from, with a link to the chain in the console: when it is created
+ * (pending), when it starts (running) and when it ends (success, failure, error for a
+ * cancel). The store's outbox (vk_store_status_*) is written in the same transaction as
+ * each status change; the reporter thread of the trigger service (any replica) claims
+ * its rows, posts the newest status of each chain, retries failures (network errors,
+ * 408, 429, 5xx) with exponential backoff and gives up after opts.status_give_up_ms
+ * (logged); other answers (401, 404, 422...) are logged and dropped. A chain's own
+ * result never depends on its report.
+ *
+ * The functions below build the request (pure, no I/O): the API base URL, the
+ * repository's path at the provider, the path, headers and JSON body.
+ */
+
+#define VK_TRIGGERS_STATUS_MAX_TOKEN 1024     /**< bytes of a status token */
+#define VK_TRIGGERS_STATUS_MAX_PUBLIC_URL 200 /**< bytes of the console's public URL */
+#define VK_TRIGGERS_STATUS_MAX_DESC 140       /**< bytes of a description (GitHub's limit) */
+#define VK_TRIGGERS_STATUS_MAX_NAME 100       /**< bytes of a context / name */
+#define VK_TRIGGERS_STATUS_MAX_KEY 40         /**< bytes of a Bitbucket key */
+#define VK_TRIGGERS_STATUS_MAX_BACKOFF_MS (5LL * 60 * 1000) /**< the longest retry delay */
+#define VK_TRIGGERS_STATUS_DEFAULT_GIVE_UP_MS (60LL * 60 * 1000)
+
+/** What to report. Strings are borrowed. */
+struct vk_triggers_status {
+    enum vk_triggers_provider provider; /**< github, gitlab, gitea or bitbucket */
+    const char *api_url;                /**< API base URL; NULL/"": the provider's default */
+    const char *repo_url;               /**< the registered repository URL */
+    const char *token;
+    const char *sha; /**< 40 or 64 lowercase hex digits */
+    enum vk_store_chain_status status;
+    const char *workflow;    /**< the workflow's name (context "vulcan/<name>") */
+    const char *target_url;  /**< the chain's page in the console */
+    const char *description; /**< cut to VK_TRIGGERS_STATUS_MAX_DESC bytes */
+};
+
+/** A request to send: POST base + path with the headers and the JSON body. */
+struct vk_triggers_status_req {
+    char base[VK_TRIGGERS_MAX_URL + 1];
+    char path[VK_TRIGGERS_MAX_URL + 256];
+    const char *header_names[6];
+    char header_values[6][VK_TRIGGERS_STATUS_MAX_TOKEN + 64];
+    size_t nheaders;
+    char *body; /**< JSON text, owned (vk_triggers_status_req_release()) */
+};
+
+/**
+ * The provider's default API base URL for `repo_url` into `out` (`n` bytes):
+ * https://api.github.com, https://gitlab.com/api/v4, https://api.bitbucket.org/2.0, and for
+ * Gitea the repository's host (and the path before owner/repo) + /api/v1 (https unless
+ * the repository URL is http). Returns 0, VK_EINVAL (generic provider, or a Gitea URL
+ * without a host), VK_ETOOBIG.
+ */
+int vk_triggers_status_api_url(enum vk_triggers_provider p, const char *repo_url, char *out,
+                               size_t n, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * The repository's path at the provider, from `repo_url` (case kept, `.git` and slashes
+ * dropped) into `out`: "owner/repo" (GitHub, Gitea; Bitbucket "workspace/slug": the last
+ * two path segments), or GitLab's whole project path ("group/sub/project"). Segments may
+ * hold only letters, digits and . _ ~ - (not "." or ".."). Returns 0, VK_EINVAL, VK_ETOOBIG.
+ */
+int vk_triggers_status_repo_path(enum vk_triggers_provider p, const char *repo_url, char *out,
+                                 size_t n, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Build the request reporting `st` (borrowed) into *out (initialised here; release it with
+ * vk_triggers_status_req_release(), also after a failure). Every field is checked and
+ * bounded: the token (no control characters, at most VK_TRIGGERS_STATUS_MAX_TOKEN), the
+ * sha, the repository path; the workflow name and description are cut at a character
+ * boundary. Returns 0, VK_EINVAL, VK_ETOOBIG, VK_ENOMEM.
+ */
+int vk_triggers_status_build(const struct vk_triggers_status *st,
+                             struct vk_triggers_status_req *out, struct vk_err *err) VK_MUST_CHECK;
+
+/** Free the body of a built request. Accepts a zeroed request. */
+void vk_triggers_status_req_release(struct vk_triggers_status_req *req);
+
+/**
+ * The delay before retry number `attempt` (1 for the first failure) with first delay
+ * `base_ms`: base_ms * 2^(attempt-1), at most VK_TRIGGERS_STATUS_MAX_BACKOFF_MS.
+ */
+int64_t vk_triggers_status_backoff(int64_t base_ms, int attempt);
+
+/** Set the console URL of status links (copied; cut to VK_TRIGGERS_STATUS_MAX_PUBLIC_URL
+ *  bytes, trailing slashes dropped). Thread-safe. */
+void vk_triggers_set_public_url(struct vk_triggers_service *svc, const char *url);
+
+/**
+ * Run one reporter pass on the calling thread, as the reporter thread does every
+ * opts.status_poll_ms: claim the due status reports and post each. *posted (may be NULL)
+ * receives the number of reports ended (reported, dropped or given up). Returns 0 or a
+ * store error.
+ */
+int vk_triggers_status_run(struct vk_triggers_service *svc, size_t *posted,
+                           struct vk_err *err) VK_MUST_CHECK;
 
 /**
  * Queue a schedule refresh of repository `repo_id` (after it was created or its

@@ -4,7 +4,8 @@
  * manual inputs) and POST /api/v1/repos/{id}/trigger (a manual run). The last two need
  * git: they are trigger requests, answered with the trigger service's outcome.
  *
- * The webhook secret is write-only: answers say only whether one is set.
+ * The webhook secret and the commit-status token are write-only: answers say only
+ * whether one is set (has_secret, has_status_token).
  */
 #include "api_int.h"
 #include "vulcan/telemetry.h"
@@ -20,11 +21,38 @@
 
 static json_t *repo_json(const struct vk_store_repo *r)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:o}", "id", r->id, "url", r->url,
-                     "provider", r->provider, "workflow_glob", r->workflow_glob, "default_branch",
-                     r->default_branch, "allow_url_imports", r->allow_url_imports, "has_secret",
-                     r->webhook_secret && *r->webhook_secret, "created_at",
-                     vk__api_time(r->created_at));
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:o, s:o}", "id", r->id, "url",
+                     r->url, "provider", r->provider, "workflow_glob", r->workflow_glob,
+                     "default_branch", r->default_branch, "allow_url_imports", r->allow_url_imports,
+                     "has_secret", r->webhook_secret && *r->webhook_secret, "has_status_token",
+                     r->status_token && *r->status_token, "status_api_url",
+                     vk__api_str(r->status_api_url), "created_at", vk__api_time(r->created_at));
+}
+
+/* A status token: printable, no spaces (it goes into an HTTP header). */
+static bool token_ok(json_t *v)
+{
+    if (!json_is_string(v) || json_string_length(v) > VK_TRIGGERS_STATUS_MAX_TOKEN)
+        return false;
+    const char *t = json_string_value(v);
+    for (size_t i = 0; i < json_string_length(v); i++)
+        if ((unsigned char)t[i] < 0x21 || t[i] == 0x7f)
+            return false;
+    return true;
+}
+
+/* A status API base URL: http(s), no spaces, control characters, query or fragment. */
+static bool api_url_ok(json_t *v)
+{
+    if (!json_is_string(v) || json_string_length(v) > VK_TRIGGERS_MAX_URL)
+        return false;
+    const char *u = json_string_value(v);
+    if (strncmp(u, "https://", 8) != 0 && strncmp(u, "http://", 7) != 0)
+        return false;
+    for (size_t i = 0; i < json_string_length(v); i++)
+        if ((unsigned char)u[i] < 0x21 || u[i] == 0x7f || u[i] == '?' || u[i] == '#')
+            return false;
+    return strlen(u) == json_string_length(v);
 }
 
 static bool bad(struct vk_http_req *req, const char *fmt, const char *what)
@@ -37,7 +65,8 @@ static bool bad(struct vk_http_req *req, const char *fmt, const char *what)
 static bool read_fields(struct vk_http_req *req, json_t *body, struct vk_store_repo_update *u)
 {
     static const char *const known[] = {"url",           "provider",       "webhook_secret",
-                                        "workflow_glob", "default_branch", "allow_url_imports"};
+                                        "workflow_glob", "default_branch", "allow_url_imports",
+                                        "status_token",  "status_api_url"};
     const char *k;
     json_t *v;
     json_object_foreach(body, k, v)
@@ -93,6 +122,20 @@ static bool read_fields(struct vk_http_req *req, json_t *body, struct vk_store_r
         u->allow_url_imports = json_is_true(v);
         u->set |= VK_STORE_REPO_SET_URL_IMPORTS;
     }
+    if ((v = json_object_get(body, "status_token"))) {
+        if (!json_is_null(v) && !token_ok(v))
+            return bad(req, "'%s' must be a token of at most 1024 printable bytes, or null",
+                       "status_token");
+        u->status_token = json_is_string(v) && json_string_length(v) ? json_string_value(v) : NULL;
+        u->set |= VK_STORE_REPO_SET_STATUS_TOKEN;
+    }
+    if ((v = json_object_get(body, "status_api_url"))) {
+        if (!json_is_null(v) && !api_url_ok(v))
+            return bad(req, "'%s' must be an http(s) URL without query or fragment, or null",
+                       "status_api_url");
+        u->status_api_url = json_is_string(v) ? json_string_value(v) : NULL;
+        u->set |= VK_STORE_REPO_SET_STATUS_API;
+    }
     return true;
 }
 
@@ -146,6 +189,8 @@ static void h_create(struct vk_http_req *req, void *ctx)
         .workflow_glob = u.workflow_glob ? u.workflow_glob : VK_GIT_DEFAULT_GLOB,
         .default_branch = u.default_branch ? u.default_branch : "main",
         .allow_url_imports = u.allow_url_imports,
+        .status_token = u.status_token,
+        .status_api_url = u.status_api_url,
     };
     snprintf(r.tenant_id, sizeof(r.tenant_id), "%s", vk_orch_default_tenant(api->opts.orch));
     struct vk_err err;

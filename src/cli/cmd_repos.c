@@ -1,6 +1,6 @@
 /*
- * vulcan repos add|ls|rm: register, list and remove the repositories a server builds
- * (POST/GET /api/v1/repos, DELETE /api/v1/repos/{id}).
+ * vulcan repos add|update|ls|rm: register, change, list and remove the repositories a
+ * server builds (POST/GET /api/v1/repos, PATCH/DELETE /api/v1/repos/{id}).
  */
 #include "cli/cli.h"
 
@@ -9,7 +9,11 @@
 
 static const char usage_text[] =
     "usage: vulcan repos add URL --provider P --secret S [--glob G] [--branch B]\n"
-    "                            [--allow-url-imports] [--server URL] [--json]\n"
+    "                            [--allow-url-imports] [--status-token T]\n"
+    "                            [--status-api-url URL] [--server URL] [--json]\n"
+    "       vulcan repos update ID [--url URL] [--provider P] [--secret S] [--glob G]\n"
+    "                            [--branch B] [--status-token T] [--status-api-url URL]\n"
+    "                            [--server URL] [--json]\n"
     "       vulcan repos ls [--server URL] [--json]\n"
     "       vulcan repos rm ID [--server URL]\n"
     "\n"
@@ -22,6 +26,10 @@ static const char usage_text[] =
     "  --glob G              the workflow files (default .vulcan/*.kdl)\n"
     "  --branch B            the default branch: schedules come from it (default main)\n"
     "  --allow-url-imports   let workflows import fragments from http(s) URLs\n"
+    "  --status-token T      the provider token commit statuses are posted with (never\n"
+    "                        shown again; '' removes it)          VULCAN_STATUS_TOKEN\n"
+    "  --status-api-url URL  the provider's API (GitHub Enterprise, self-hosted GitLab or\n"
+    "                        Gitea; '' for the provider's default)\n"
     "  --server URL          the server (default $VULCAN_SERVER, else http://127.0.0.1:8080)\n"
     "  --json                print the server's JSON answer\n"
     "\n"
@@ -53,10 +61,73 @@ static int request(const char *server, const char *method, const char *path, jso
     return 0;
 }
 
+/* The commit-status settings into `body`: "" clears (null). Returns 0 or -1. */
+static int set_status_fields(json_t *body, const char *token, const char *api_url)
+{
+    int bad = 0;
+    if (token)
+        bad |= json_object_set_new(body, "status_token", *token ? json_string(token) : json_null());
+    if (api_url)
+        bad |= json_object_set_new(body, "status_api_url",
+                                   *api_url ? json_string(api_url) : json_null());
+    return bad;
+}
+
+static int cmd_update(const char *server_default, int argc, char **argv)
+{
+    const char *server = server_default, *url = NULL, *provider = NULL, *secret = NULL,
+               *glob = NULL, *branch = NULL, *token = NULL, *api_url = NULL;
+    bool json = false;
+    struct vk__cli_opt opts[] = {
+        {"server", 0, VK_CLI_STR, &server, "VULCAN_SERVER", false, 0, 0},
+        {"url", 0, VK_CLI_STR, &url, NULL, false, 0, 0},
+        {"provider", 0, VK_CLI_STR, &provider, NULL, false, 0, 0},
+        {"secret", 0, VK_CLI_STR, &secret, "VULCAN_WEBHOOK_SECRET", false, 0, 0},
+        {"glob", 0, VK_CLI_STR, &glob, NULL, false, 0, 0},
+        {"branch", 0, VK_CLI_STR, &branch, NULL, false, 0, 0},
+        {"status-token", 0, VK_CLI_STR, &token, "VULCAN_STATUS_TOKEN", false, 0, 0},
+        {"status-api-url", 0, VK_CLI_STR, &api_url, NULL, false, 0, 0},
+        {"json", 0, VK_CLI_FLAG, &json, NULL, false, 0, 0},
+    };
+    const char *pos[1];
+    int npos = 0;
+    int rc =
+        vk__cli_opts_parse("repos update", argc, argv, opts, VK_ARRAY_LEN(opts), pos, &npos, 1);
+    if (rc)
+        return rc;
+    if (npos != 1 || !vk_uuid_valid(pos[0])) {
+        fputs("vulcan repos update: one repository ID is needed (see 'vulcan repos ls')\n", stderr);
+        return 2;
+    }
+    json_t *body = json_object();
+    int bad = !body;
+    const char *const names[] = {"url", "provider", "webhook_secret", "workflow_glob",
+                                 "default_branch"};
+    const char *const vals[] = {url, provider, secret, glob, branch};
+    for (size_t i = 0; i < VK_ARRAY_LEN(names); i++)
+        if (vals[i])
+            bad |= json_object_set_new(body, names[i], json_string(vals[i]));
+    bad |= set_status_fields(body, token, api_url);
+    body = vk_http_json_checked(body, bad);
+    if (!body) {
+        fputs("vulcan repos update: out of memory\n", stderr);
+        return 1;
+    }
+    char path[128];
+    snprintf(path, sizeof(path), "/api/v1/repos/%s", pos[0]);
+    json_t *a = NULL;
+    rc = request(server, "PATCH", path, body, 200, &a);
+    if (rc == 0 && json)
+        rc = vk__cli_print_json("repos update", a);
+    json_decref(a);
+    json_decref(body);
+    return rc;
+}
+
 static int cmd_add(const char *server_default, int argc, char **argv)
 {
     const char *server = server_default, *provider = "generic", *secret = NULL, *glob = NULL,
-               *branch = NULL;
+               *branch = NULL, *token = NULL, *api_url = NULL;
     bool url_imports = false, json = false;
     struct vk__cli_opt opts[] = {
         {"server", 0, VK_CLI_STR, &server, "VULCAN_SERVER", false, 0, 0},
@@ -65,6 +136,8 @@ static int cmd_add(const char *server_default, int argc, char **argv)
         {"glob", 0, VK_CLI_STR, &glob, NULL, false, 0, 0},
         {"branch", 0, VK_CLI_STR, &branch, NULL, false, 0, 0},
         {"allow-url-imports", 0, VK_CLI_FLAG, &url_imports, NULL, false, 0, 0},
+        {"status-token", 0, VK_CLI_STR, &token, "VULCAN_STATUS_TOKEN", false, 0, 0},
+        {"status-api-url", 0, VK_CLI_STR, &api_url, NULL, false, 0, 0},
         {"json", 0, VK_CLI_FLAG, &json, NULL, false, 0, 0},
     };
     const char *pos[1];
@@ -85,6 +158,7 @@ static int cmd_add(const char *server_default, int argc, char **argv)
         bad |= json_object_set_new(body, "workflow_glob", json_string(glob));
     if (branch)
         bad |= json_object_set_new(body, "default_branch", json_string(branch));
+    bad |= set_status_fields(body, token, api_url);
     body = vk_http_json_checked(body, bad);
     if (!body) {
         fputs("vulcan repos add: out of memory\n", stderr);
@@ -171,10 +245,12 @@ int vk__cli_repos(int argc, char **argv)
     const char *sub = argv[1];
     if (strcmp(sub, "add") == 0)
         return cmd_add(server, argc - 1, argv + 1);
+    if (strcmp(sub, "update") == 0)
+        return cmd_update(server, argc - 1, argv + 1);
     if (strcmp(sub, "ls") == 0 || strcmp(sub, "list") == 0)
         return cmd_ls(server, argc - 1, argv + 1);
     if (strcmp(sub, "rm") == 0 || strcmp(sub, "remove") == 0)
         return cmd_rm(server, argc - 1, argv + 1);
-    fprintf(stderr, "vulcan repos: unknown subcommand '%s' (add, ls, rm)\n", sub);
+    fprintf(stderr, "vulcan repos: unknown subcommand '%s' (add, update, ls, rm)\n", sub);
     return 2;
 }

@@ -23,7 +23,7 @@ static const char usage_text[] =
     "                     [--roles LIST] [--workers N] [--worker-sandbox MODE]\n"
     "                     [--worker-timeout SECONDS] [--max-attempts N]\n"
     "                     [--log-level LEVEL] [--log-format json|text] [--config FILE]\n"
-    "                     [--otlp-endpoint URL]\n"
+    "                     [--otlp-endpoint URL] [--public-url URL]\n"
     "\n"
     "Run the Vulcan CI server: the HTTP API with the worker protocol, the\n"
     "orchestrator (queue, scheduling, retries, dead-worker detection), the trigger\n"
@@ -46,6 +46,9 @@ static const char usage_text[] =
     "  --log-format FORMAT      json or text (default: text on a terminal, else json)\n"
     "  --otlp-endpoint URL      send traces over OTLP/HTTP to URL (e.g. http://collector:4318)\n"
     "                           also passed to local workers              VULCAN_OTLP_ENDPOINT\n"
+    "  --public-url URL         the console's URL in commit-status links, e.g.\n"
+    "                           https://ci.example.com (default: the listen URL)  "
+    "VULCAN_PUBLIC_URL\n"
     "  --config FILE            a KDL file of settings, one per line: listen \"0.0.0.0:8080\"\n"
     "\n"
     "Flags win over VULCAN_* environment variables, which win over the config file.\n"
@@ -109,6 +112,19 @@ static int setup_logging(const char *cmd, const char *level, const char *format)
     return 0;
 }
 
+/* "http://HOST:PORT" of `listen` (0.0.0.0 or no host: 127.0.0.1) with `port`. */
+static void listen_url(const char *listen, unsigned port, char *out, size_t n)
+{
+    char host[96];
+    snprintf(host, sizeof(host), "%s", listen);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    if (!host[0] || strcmp(host, "0.0.0.0") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
+    snprintf(out, n, "http://%s:%u", host, port);
+}
+
 int vk__cli_server(int argc, char **argv)
 {
     if (vk__cli_wants_help(argc, argv)) {
@@ -117,7 +133,7 @@ int vk__cli_server(int argc, char **argv)
     }
     const char *listen = "127.0.0.1:8080", *database = NULL, *data_dir = "./vulcan-data";
     const char *roles = "api,orchestrator,triggers,console", *sandbox = "auto", *log_level = NULL,
-               *log_format = NULL, *otlp = NULL;
+               *log_format = NULL, *otlp = NULL, *public_url = NULL;
     long long workers = 0, worker_timeout = 30, max_attempts = 3, trigger_threads = 2;
     struct vk__cli_opt opts[] = {
         {"listen", 0, VK_CLI_STR, &listen, "VULCAN_LISTEN", true, 0, 0},
@@ -132,6 +148,7 @@ int vk__cli_server(int argc, char **argv)
         {"log-level", 0, VK_CLI_STR, &log_level, "VULCAN_LOG_LEVEL", true, 0, 0},
         {"log-format", 0, VK_CLI_STR, &log_format, "VULCAN_LOG_FORMAT", true, 0, 0},
         {"otlp-endpoint", 0, VK_CLI_STR, &otlp, "VULCAN_OTLP_ENDPOINT", true, 0, 0},
+        {"public-url", 0, VK_CLI_STR, &public_url, "VULCAN_PUBLIC_URL", true, 0, 0},
     };
     const char *pos[1];
     int npos = 0;
@@ -146,6 +163,14 @@ int vk__cli_server(int argc, char **argv)
         return 2;
     bool role_api = r & ROLE_API, role_orch = r & ROLE_ORCH, role_trig = r & ROLE_TRIG;
     bool role_console = r & ROLE_CONSOLE;
+    if (public_url &&
+        (strlen(public_url) > VK_TRIGGERS_STATUS_MAX_PUBLIC_URL ||
+         (strncmp(public_url, "http://", 7) != 0 && strncmp(public_url, "https://", 8) != 0) ||
+         strpbrk(public_url, " \t\r\n\"#?") != NULL)) {
+        fprintf(stderr, "vulcan server: --public-url must be an http(s) URL of at most %d bytes\n",
+                VK_TRIGGERS_STATUS_MAX_PUBLIC_URL);
+        return 2;
+    }
     if (workers > 0 && !role_api) {
         fputs("vulcan server: --workers needs the api role\n", stderr);
         return 2;
@@ -202,11 +227,17 @@ int vk__cli_server(int argc, char **argv)
     };
     rc = vk_orch_new(store, &oo, &orch, &err);
     if (rc == 0 && role_trig) {
+        /* The listen URL as far as known before listening (a port 0 is set once known). */
+        char early_url[128] = "";
+        const char *port = strrchr(listen, ':');
+        if (port && strtoul(port + 1, NULL, 10) > 0)
+            listen_url(listen, (unsigned)strtoul(port + 1, NULL, 10), early_url, sizeof(early_url));
         struct vk_triggers_opts to = {.store = store,
                                       .orch = orch,
                                       .data_dir = data_dir,
                                       .threads = (unsigned)trigger_threads,
-                                      .metrics = metrics};
+                                      .metrics = metrics,
+                                      .public_url = public_url ? public_url : early_url};
         rc = vk_triggers_service_new(&to, &trig, &err);
     }
     if (rc == 0) {
@@ -242,16 +273,9 @@ int vk__cli_server(int argc, char **argv)
         goto out;
     }
     char url[128] = "";
-    {
-        char host[96];
-        snprintf(host, sizeof(host), "%s", listen);
-        char *colon = strrchr(host, ':');
-        if (colon)
-            *colon = '\0';
-        if (!host[0] || strcmp(host, "0.0.0.0") == 0)
-            snprintf(host, sizeof(host), "127.0.0.1");
-        snprintf(url, sizeof(url), "http://%s:%u", host, vk_api_port(api));
-    }
+    listen_url(listen, vk_api_port(api), url, sizeof(url));
+    if (trig && !public_url) /* statuses link to the console at the listen URL */
+        vk_triggers_set_public_url(trig, url);
     vk_log_write(VK_LOG_INFO, "server", "vulcan server started", "url", url[0] ? url : NULL,
                  "store", vk_store_backend(store), "roles", roles, NULL);
     if (workers > 0) {

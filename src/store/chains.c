@@ -63,7 +63,7 @@ int vk_store_tenant_ensure(struct vk_store *s, const char *name, char id[VK_UUID
 
 #define REPO_COLS                                                                                  \
     "id, tenant_id, url, provider, webhook_secret, workflow_glob, default_branch, "                \
-    "allow_url_imports, created_at"
+    "allow_url_imports, created_at, status_token, status_api_url"
 
 static int read_repo(struct vk__res *r, struct vk_pool *pool, struct vk_store_repo *o,
                      struct vk_err *err)
@@ -79,8 +79,12 @@ static int read_repo(struct vk__res *r, struct vk_pool *pool, struct vk_store_re
     o->default_branch = vk__col_str(r, 6, pool);
     o->allow_url_imports = vk__col_int(r, 7) != 0;
     o->created_at = vk__col_int(r, 8);
+    o->status_token = vk__col_str(r, 9, pool);
+    o->status_api_url = vk__col_str(r, 10, pool);
     if (!o->url || !o->provider || !o->workflow_glob || !o->default_branch ||
-        (!null_secret && !o->webhook_secret))
+        (!null_secret && !o->webhook_secret) ||
+        (!o->status_token && !r->conn->store->ops->res_null(r, 9)) ||
+        (!o->status_api_url && !r->conn->store->ops->res_null(r, 10)))
         return nomem(err);
     return 0;
 }
@@ -103,6 +107,8 @@ int vk_store_repo_create(struct vk_store *s, struct vk_store_repo *repo, struct 
         vk__text(repo->default_branch ? repo->default_branch : "main"),
         vk__int(repo->allow_url_imports),
         vk__int(repo->created_at),
+        vk__text(repo->status_token),
+        vk__text(repo->status_api_url),
     };
     struct vk__conn *c = NULL;
     rc = vk__store_begin(s, &c, err);
@@ -110,8 +116,8 @@ int vk_store_repo_create(struct vk_store *s, struct vk_store_repo *repo, struct 
         return rc;
     rc = vk__exec(c, VK__STMT_NONE,
                   "INSERT INTO repositories (" REPO_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7,"
-                  " $8, $9)",
-                  p, 9, NULL, err);
+                  " $8, $9, $10, $11)",
+                  p, (int)VK_ARRAY_LEN(p), NULL, err);
     if (rc == VK_EEXIST)
         vk_err_set(err, rc, "repository '%s' exists already", repo->url);
     else if (rc == VK_EINVAL)

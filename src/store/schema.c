@@ -23,6 +23,46 @@ struct migration {
     const char *sql; /* "BLOB" is rewritten to "BYTEA" for PostgreSQL */
 };
 
+/*
+ * Migration 6: the commit-status outbox. Every change of a chain's status (its creation
+ * included) upserts the chain's row in status_outbox in the same transaction, by a trigger
+ * on chains, whatever code path made the change: nothing is lost on a crash. Only chains
+ * of a repository with a status token and a provider that has a status API get a row; a
+ * row holds the newest status only (seq counts the changes), so a reporter that falls
+ * behind reports the latest state once (src/store/status.c, src/triggers/status*.c).
+ */
+#define STATUS_COLUMNS                                                                             \
+    "ALTER TABLE repositories ADD COLUMN status_token TEXT;"                                       \
+    "ALTER TABLE repositories ADD COLUMN status_api_url TEXT;"                                     \
+    "CREATE TABLE status_outbox ("                                                                 \
+    " chain_id TEXT PRIMARY KEY REFERENCES chains(id) ON DELETE CASCADE,"                          \
+    " status TEXT NOT NULL, seq BIGINT NOT NULL DEFAULT 1, next_at BIGINT NOT NULL DEFAULT 0,"     \
+    " attempts INTEGER NOT NULL DEFAULT 0, first_failed_at BIGINT, claimed_by TEXT,"               \
+    " claimed_at BIGINT);"                                                                         \
+    "CREATE INDEX status_outbox_due ON status_outbox (next_at, chain_id);"
+#define STATUS_UPSERT                                                                              \
+    "INSERT INTO status_outbox (chain_id, status) SELECT NEW.id, NEW.status FROM repositories r"   \
+    " WHERE r.id = NEW.repository_id AND r.status_token IS NOT NULL"                               \
+    " AND r.provider IN ('github', 'gitlab', 'gitea', 'bitbucket')"                                \
+    " ON CONFLICT (chain_id) DO UPDATE SET status = excluded.status,"                              \
+    " seq = status_outbox.seq + 1, next_at = 0, attempts = 0, first_failed_at = NULL;"
+#define STATUS_SQLITE                                                                              \
+    STATUS_COLUMNS                                                                                 \
+    "CREATE TRIGGER chains_status_created AFTER INSERT ON chains"                                  \
+    " WHEN NEW.repository_id IS NOT NULL AND NEW.commit_sha IS NOT NULL BEGIN " STATUS_UPSERT      \
+    " END;"                                                                                        \
+    "CREATE TRIGGER chains_status_changed AFTER UPDATE OF status ON chains"                        \
+    " WHEN NEW.repository_id IS NOT NULL AND NEW.commit_sha IS NOT NULL"                           \
+    " AND OLD.status <> NEW.status BEGIN " STATUS_UPSERT " END;"
+#define STATUS_PG                                                                                  \
+    STATUS_COLUMNS                                                                                 \
+    "CREATE FUNCTION vulcan_status_outbox() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN"         \
+    " IF NEW.repository_id IS NULL OR NEW.commit_sha IS NULL THEN RETURN NULL; END IF;"            \
+    " IF TG_OP = 'UPDATE' AND OLD.status = NEW.status THEN RETURN NULL; END IF; " STATUS_UPSERT    \
+    " RETURN NULL; END $f$;"                                                                       \
+    "CREATE TRIGGER chains_status_outbox AFTER INSERT OR UPDATE OF status ON chains"               \
+    " FOR EACH ROW EXECUTE FUNCTION vulcan_status_outbox();"
+
 static const struct migration migrations[] = {
     {1, "initial schema",
      "CREATE TABLE tenants ("
@@ -99,7 +139,22 @@ static const struct migration migrations[] = {
      "CREATE INDEX trigger_requests_by_time ON trigger_requests (created_at);"
      "ALTER TABLE chains ADD COLUMN trigger_request_id TEXT;"
      "CREATE UNIQUE INDEX chains_by_trigger_request ON chains (trigger_request_id, source_file);"},
+    {6, "commit statuses: repository tokens and the status outbox", STATUS_SQLITE},
 };
+
+/* Migrations whose PostgreSQL text differs beyond BLOB (triggers are written differently). */
+static const struct migration pg_migrations[] = {
+    {6, "commit statuses: repository tokens and the status outbox", STATUS_PG},
+};
+
+/* The text of migration `m` for the store's dialect. */
+static const char *migration_sql(const struct vk_store *s, const struct migration *m)
+{
+    for (size_t i = 0; s->dialect == VK__PG && i < VK_ARRAY_LEN(pg_migrations); i++)
+        if (pg_migrations[i].version == m->version)
+            return pg_migrations[i].sql;
+    return m->sql;
+}
 
 /* Returns owned: `sql` with BLOB replaced by BYTEA for PostgreSQL (or a plain copy). */
 static char *dialect_sql(struct vk_store *s, const char *sql)
@@ -148,7 +203,7 @@ static int apply(struct vk_store *s, struct vk__conn *c, struct vk_err *err)
         const struct migration *m = &migrations[i];
         if (m->version <= cur)
             continue;
-        char *sql = dialect_sql(s, m->sql);
+        char *sql = dialect_sql(s, migration_sql(s, m));
         rc = s->ops->exec_script(c, sql, err);
         vk_mem_free(sql);
         if (rc) {

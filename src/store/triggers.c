@@ -45,9 +45,12 @@ int vk_store_repo_update(struct vk_store *s, const char *id, const struct vk_sto
         {VK_STORE_REPO_SET_GLOB, "workflow_glob", true},
         {VK_STORE_REPO_SET_BRANCH, "default_branch", true},
         {VK_STORE_REPO_SET_URL_IMPORTS, "allow_url_imports", true},
+        {VK_STORE_REPO_SET_STATUS_TOKEN, "status_token", false},
+        {VK_STORE_REPO_SET_STATUS_API, "status_api_url", false},
     };
-    const char *vals[] = {u->url, u->provider, u->webhook_secret, u->workflow_glob,
-                          u->default_branch};
+    const char *vals[] = {u->url,           u->provider,       u->webhook_secret,
+                          u->workflow_glob, u->default_branch, NULL,
+                          u->status_token,  u->status_api_url};
     struct vk__param p[1 + VK_ARRAY_LEN(cols)];
     char sql[512];
     size_t len = (size_t)snprintf(sql, sizeof(sql), "UPDATE repositories SET ");

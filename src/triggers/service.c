@@ -256,6 +256,8 @@ int vk_triggers_service_new(const struct vk_triggers_opts *opts, struct vk_trigg
     pthread_mutex_init(&svc->lock, NULL);
     vk_time_cond_init(&svc->cond);
     svc->refresh_all = true;
+    vk_triggers_set_public_url(svc, opts->public_url);
+    svc->opts.public_url = NULL; /* copied into public_url */
     *out = svc;
     return 0;
 }
@@ -287,6 +289,8 @@ int vk_triggers_service_start(struct vk_triggers_service *svc, struct vk_err *er
         svc->nthreads++;
     }
     int rc = vk__trig_cron_start(svc, err);
+    if (rc == 0)
+        rc = vk__trig_status_start(svc, err);
     if (rc)
         vk_triggers_service_stop(svc);
     return rc;
@@ -315,6 +319,7 @@ void vk_triggers_service_stop(struct vk_triggers_service *svc)
         pthread_join(svc->threads[i], NULL);
     svc->nthreads = 0;
     vk__trig_cron_join(svc);
+    vk__trig_status_join(svc);
 }
 
 void vk_triggers_service_free(struct vk_triggers_service *svc)

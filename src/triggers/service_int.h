@@ -24,7 +24,10 @@ struct vk_triggers_service {
     unsigned nthreads;
     pthread_t cron_thread;
     bool cron_started;
-    bool refresh_all;   /* the scheduler's first pass refreshes every repository */
+    bool refresh_all;        /* the scheduler's first pass refreshes every repository */
+    pthread_t status_thread; /* the commit-status reporter (status.c) */
+    bool status_started;
+    char public_url[VK_TRIGGERS_STATUS_MAX_PUBLIC_URL + 1]; /* links of statuses */
     int64_t next_prune; /* when finished requests are pruned next (vk_time_now_ms) */
 };
 
@@ -109,5 +112,11 @@ int vk__trig_schedules_from_set(struct vk_triggers_service *svc, const struct vk
 /* The scheduler thread: start / stop (with the service's lock not held). */
 int vk__trig_cron_start(struct vk_triggers_service *svc, struct vk_err *err);
 void vk__trig_cron_join(struct vk_triggers_service *svc);
+
+/* ---------------------------------------------------------------- Commit statuses (status.c) */
+
+/* The reporter thread: start / stop (with the service's lock not held). */
+int vk__trig_status_start(struct vk_triggers_service *svc, struct vk_err *err);
+void vk__trig_status_join(struct vk_triggers_service *svc);
 
 #endif /* VULCAN_TRIGGERS_SERVICE_INT_H */

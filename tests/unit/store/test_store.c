@@ -122,7 +122,7 @@ static void test_open_and_reopen(void **state)
     assert_int_equal(vk_store_tenant_ensure(s2, "default", t2, &err), 0);
     assert_string_equal(t2, f->tenant);
     vk_store_close(s2);
-    assert_int_equal(sql_int(f->s, "SELECT COUNT(*) FROM schema_migrations", NULL, 0),
+    assert_int_equal(sql_int(f->s, "SELECT MAX(version) FROM schema_migrations", NULL, 0),
                      VK_STORE_SCHEMA_VERSION);
     /* Bad URLs. */
     assert_int_equal(vk_store_open("mysql://x", &s2, &err), VK_EINVAL);
@@ -196,7 +196,7 @@ static void test_concurrent_open(void **state)
     struct vk_store *s = NULL;
     struct vk_err err = {0};
     assert_int_equal(vk_store_open(url, &s, &err), 0);
-    assert_int_equal(sql_int(s, "SELECT COUNT(*) FROM schema_migrations", NULL, 0),
+    assert_int_equal(sql_int(s, "SELECT MAX(version) FROM schema_migrations", NULL, 0),
                      VK_STORE_SCHEMA_VERSION);
     vk_store_close(s);
 }
