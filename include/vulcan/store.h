@@ -40,7 +40,7 @@ struct vk_store;
 struct vk_store_tx;
 
 /** Schema version this binary knows (the highest migration number). */
-#define VK_STORE_SCHEMA_VERSION 6
+#define VK_STORE_SCHEMA_VERSION 4
 
 /** Caps on input-derived sizes. */
 #define VK_STORE_MAX_FRAGMENTS 10000      /**< fragments in one chain */
@@ -812,7 +812,7 @@ int vk_store_treq_prune(struct vk_store *store, int64_t before_ms, int64_t *n,
 /* ---------------------------------------------------------------- Commit statuses */
 
 /*
- * The commit-status outbox (schema version 6). A trigger on the chains table writes, in
+ * The commit-status outbox (schema version 4). A trigger on the chains table writes, in
  * the same transaction as every change of a chain's status (its creation included), the
  * chain's row here: one row per chain holding its newest status and `seq`, the number of
  * changes so far (so a reporter that fell behind reports only the latest state). Only

@@ -24,7 +24,7 @@ struct migration {
 };
 
 /*
- * Migration 6: the commit-status outbox. Every change of a chain's status (its creation
+ * Migration 4: the commit-status outbox. Every change of a chain's status (its creation
  * included) upserts the chain's row in status_outbox in the same transaction, by a trigger
  * on chains, whatever code path made the change: nothing is lost on a crash. Only chains
  * of a repository with a status token and a provider that has a status API get a row; a
@@ -139,12 +139,12 @@ static const struct migration migrations[] = {
      "CREATE INDEX trigger_requests_by_time ON trigger_requests (created_at);"
      "ALTER TABLE chains ADD COLUMN trigger_request_id TEXT;"
      "CREATE UNIQUE INDEX chains_by_trigger_request ON chains (trigger_request_id, source_file);"},
-    {6, "commit statuses: repository tokens and the status outbox", STATUS_SQLITE},
+    {4, "commit statuses: repository tokens and the status outbox", STATUS_SQLITE},
 };
 
 /* Migrations whose PostgreSQL text differs beyond BLOB (triggers are written differently). */
 static const struct migration pg_migrations[] = {
-    {6, "commit statuses: repository tokens and the status outbox", STATUS_PG},
+    {4, "commit statuses: repository tokens and the status outbox", STATUS_PG},
 };
 
 /* The text of migration `m` for the store's dialect. */

@@ -1,5 +1,5 @@
 /*
- * store status: the commit-status outbox (schema: migration 6 in schema.c, where the
+ * store status: the commit-status outbox (schema: migration 4 in schema.c, where the
  * trigger on chains that fills it is). Claims are one UPDATE of the oldest due rows; on
  * PostgreSQL its sub-select skips rows other replicas hold locked. Ending a claim is
  * fenced by the claimer and the row's seq, so a newer status that arrived meanwhile is

@@ -1,5 +1,5 @@
 /*
- * The commit-status outbox (schema version 6): the trigger on chains writes a row in the
+ * The commit-status outbox (schema version 4): the trigger on chains writes a row in the
  * same transaction as each status change, only for chains of a repository with a status
  * token and a provider with a status API; claims are exclusive between claimers (several
  * replicas) and taken over when stale; ending a claim is fenced by seq, so a newer status
