@@ -211,7 +211,9 @@ static int perform(struct vk_http_client *cl, const char *method, const char *pa
     struct curl_slist *hdrs = NULL, *tmp;
     int rc = 0;
     char ctline[256];
+    bool own_expect = false; /* the caller set Expect (e.g. 100-continue): keep it */
     for (struct client_hdr *h = cl->headers; h; h = h->next) {
+        own_expect = own_expect || strncasecmp(h->line, "Expect:", 7) == 0;
         tmp = curl_slist_append(hdrs, h->line);
         if (!tmp)
             goto nomem;
@@ -229,10 +231,12 @@ static int perform(struct vk_http_client *cl, const char *method, const char *pa
             goto nomem;
         hdrs = tmp;
     }
-    tmp = curl_slist_append(hdrs, "Expect:"); /* no 100-continue round trip */
-    if (!tmp)
-        goto nomem;
-    hdrs = tmp;
+    if (!own_expect) {
+        tmp = curl_slist_append(hdrs, "Expect:"); /* no 100-continue round trip */
+        if (!tmp)
+            goto nomem;
+        hdrs = tmp;
+    }
 
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);

@@ -335,6 +335,7 @@ struct te_send {
     const char *signature; /* send this signature instead of computing it */
     const char *body;      /* send this body instead of the fixture's */
     size_t body_len;
+    bool expect_continue; /* send "Expect: 100-continue": the body only after the server's go */
 };
 
 /*
@@ -385,6 +386,8 @@ static inline int te_post(const struct te *t, enum vk_triggers_provider prov, co
         if (vk_http_client_set_header(cl, line, v))
             goto out;
     }
+    if (o->expect_continue && vk_http_client_set_header(cl, "Expect", "100-continue"))
+        goto out;
     if (!o->no_signature) {
         char sig[2048];
         if (o->signature)
