@@ -731,7 +731,7 @@ static void test_cron_missed_once(void **state)
     struct vk_err err = {0};
     /* 2026-03-02T10:00Z: the first pass refreshes every repository; nothing is due. The
      * schedule exists already (the push refreshed it); re-plan to "created now". */
-    assert_int_equal(vk_store_schedules_replace(T.store, T.repo_id, NULL, 0, T.clock, &err), 0);
+    assert_int_equal(vk_store_schedules_replace(T.store, T.repo_id, NULL, 0, te_clock(&T), &err), 0);
     assert_int_equal(vk_triggers_cron_run(T.trig, &fired, &err), 0);
     assert_int_equal(fired, 0);
     struct vk_pool pool;
@@ -740,14 +740,14 @@ static void test_cron_missed_once(void **state)
     size_t n = 0;
     assert_int_equal(vk_store_schedules_list(T.store, T.repo_id, 0, 0, &pool, &sc, &n, &err), 0);
     assert_int_equal(n, 1);
-    assert_int_equal(sc[0].last_fired_ms, T.clock);
+    assert_int_equal(sc[0].last_fired_ms, te_clock(&T));
     /* Next: 2026-03-03 02:00 CET = 01:00Z. */
     assert_int_equal(sc[0].next_fire_ms, 1772499600000);
     vk_pool_release(&pool);
 
     /* The server "was down" for three days and a bit: one run, at the latest slot. */
     size_t before = count_chains();
-    T.clock += 3 * 86400000LL + 3600000;
+    te_advance(&T, 3 * 86400000LL + 3600000); /* the service's threads read it */
     assert_int_equal(vk_triggers_cron_run(T.trig, &fired, &err), 0);
     assert_int_equal(fired, 1);
     assert_int_equal(count_chains(), before + 1);
@@ -769,7 +769,7 @@ static void test_cron_missed_once(void **state)
     assert_int_equal(vk_triggers_service_new(&to, &R.trig, &err), 0);
     assert_int_equal(vk_triggers_cron_run(R.trig, &fired, &err), 0); /* refreshes: keeps the row */
     assert_int_equal(fired, 0);
-    T.clock += 86400000LL;
+    te_advance(&T, 86400000LL);
     size_t f1 = 0, f2 = 0;
     assert_int_equal(vk_triggers_cron_run(R.trig, &f1, &err), 0);
     assert_int_equal(vk_triggers_cron_run(T.trig, &f2, &err), 0);
