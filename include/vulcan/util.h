@@ -62,7 +62,8 @@ enum vk_errcode {
     VK_EAGAIN = -12,    /**< temporarily unavailable; try again */
     VK_ECYCLE = -13,    /**< a cycle (for example in imports) */
     VK_EVERSION = -14,  /**< incompatible version (schema newer than binary, ...) */
-    VK_EINTERNAL = -15  /**< a bug: should never happen */
+    VK_EINTERNAL = -15, /**< a bug: should never happen */
+    VK_EAUTH = -16      /**< no valid credential: unauthenticated (HTTP 401) */
 };
 
 /**
@@ -102,9 +103,10 @@ const char *vk_err_name(int code);
 
 /**
  * The HTTP status that answers a failure of `code` (VK_ENOTFOUND 404, VK_ECONFLICT 409,
- * VK_EINVAL/VK_EPARSE 400, VK_ETOOBIG 413, VK_EDB/VK_EIO/VK_EAGAIN 503, else 500) and,
- * through *name (may be NULL; a static string), its error code for JSON answers
- * ("not_found", "conflict", "bad_request", "too_large", "unavailable", "internal").
+ * VK_EINVAL/VK_EPARSE 400, VK_EAUTH 401, VK_EPERM 403, VK_ETOOBIG 413, VK_EDB/VK_EIO/VK_EAGAIN 503,
+ * else 500) and, through *name (may be NULL; a static string), its error code for JSON answers
+ * ("not_found", "conflict", "bad_request", "unauthenticated", "forbidden", "too_large",
+ * "unavailable", "internal").
  */
 int vk_err_http(int code, const char **name);
 

@@ -119,6 +119,8 @@ const char *vk_err_name(int code)
         return "not permitted";
     case VK_EAGAIN:
         return "try again";
+    case VK_EAUTH:
+        return "not authenticated";
     case VK_ECYCLE:
         return "cycle";
     case VK_EVERSION:
@@ -136,7 +138,8 @@ int vk_err_http(int code, const char **name)
     } map[] = {
         {VK_ENOTFOUND, 404, "not_found"}, {VK_ECONFLICT, 409, "conflict"},
         {VK_EINVAL, 400, "bad_request"},  {VK_EPARSE, 400, "bad_request"},
-        {VK_ETOOBIG, 413, "too_large"},   {VK_EDB, 503, "unavailable"},
+        {VK_ETOOBIG, 413, "too_large"},   {VK_EAUTH, 401, "unauthenticated"},
+        {VK_EPERM, 403, "forbidden"},     {VK_EDB, 503, "unavailable"},
         {VK_EIO, 503, "unavailable"},     {VK_EAGAIN, 503, "unavailable"},
     };
     for (size_t i = 0; i < VK_ARRAY_LEN(map); i++) {

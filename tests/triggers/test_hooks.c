@@ -731,7 +731,8 @@ static void test_cron_missed_once(void **state)
     struct vk_err err = {0};
     /* 2026-03-02T10:00Z: the first pass refreshes every repository; nothing is due. The
      * schedule exists already (the push refreshed it); re-plan to "created now". */
-    assert_int_equal(vk_store_schedules_replace(T.store, T.repo_id, NULL, 0, te_clock(&T), &err), 0);
+    assert_int_equal(vk_store_schedules_replace(T.store, T.repo_id, NULL, 0, te_clock(&T), &err),
+                     0);
     assert_int_equal(vk_triggers_cron_run(T.trig, &fired, &err), 0);
     assert_int_equal(fired, 0);
     struct vk_pool pool;
