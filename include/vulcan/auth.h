@@ -25,11 +25,11 @@
 #ifndef VULCAN_AUTH_H
 #define VULCAN_AUTH_H
 
+#include "vulcan/util.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include "vulcan/util.h"
 
 /* ---------------------------------------------------------------- Tokens */
 
@@ -43,12 +43,12 @@ enum vk_auth_kind {
     VK_AUTH_KIND_COUNT
 };
 
-#define VK_AUTH_PREFIX_LEN 7                                                /* "vk_pat_" */
-#define VK_AUTH_BODY_LEN 43                                                 /* 256 bits */
-#define VK_AUTH_CHECK_LEN 6                                                 /* CRC-32 */
+#define VK_AUTH_PREFIX_LEN 7 /* "vk_pat_" */
+#define VK_AUTH_BODY_LEN 43  /* 256 bits */
+#define VK_AUTH_CHECK_LEN 6  /* CRC-32 */
 #define VK_AUTH_TOKEN_LEN (VK_AUTH_PREFIX_LEN + VK_AUTH_BODY_LEN + VK_AUTH_CHECK_LEN) /* 56 */
-#define VK_AUTH_TOKEN_MAX (VK_AUTH_TOKEN_LEN + 1) /**< buffer size with the NUL */
-#define VK_AUTH_HASH_MAX 65                       /**< SHA-256 hex with the NUL */
+#define VK_AUTH_TOKEN_MAX (VK_AUTH_TOKEN_LEN + 1)   /**< buffer size with the NUL */
+#define VK_AUTH_HASH_MAX 65                         /**< SHA-256 hex with the NUL */
 #define VK_AUTH_FP_MAX (VK_AUTH_PREFIX_LEN + 8 + 2) /**< "vk_pat_" "…" 8 hex, NUL */
 
 /** The prefix of `kind` ("vk_pat_"); a static string. */
@@ -90,8 +90,8 @@ bool vk_auth_equal(const void *a, const void *b, size_t n);
 
 /* ---------------------------------------------------------------- Passwords */
 
-#define VK_AUTH_PHC_MAX 128      /**< an encoded Argon2id hash with the NUL */
-#define VK_AUTH_PASSWORD_MIN 8   /**< shortest password accepted for a new hash */
+#define VK_AUTH_PHC_MAX 128       /**< an encoded Argon2id hash with the NUL */
+#define VK_AUTH_PASSWORD_MIN 8    /**< shortest password accepted for a new hash */
 #define VK_AUTH_PASSWORD_MAX 1024 /**< longest password accepted (bytes) */
 
 /** Argon2id cost. The defaults (vk_auth_kdf_default) follow OWASP's 2024 advice. */

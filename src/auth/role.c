@@ -74,8 +74,8 @@ void vk_auth_scopes_format(unsigned scopes, char out[VK_AUTH_SCOPES_MAX])
     for (size_t i = 0; i < VK_ARRAY_LEN(SCOPES); i++) {
         if (!(scopes & SCOPES[i].bit))
             continue;
-        o += (size_t)snprintf(out + o, VK_AUTH_SCOPES_MAX - o, "%s%s", o ? "," : "",
-                              SCOPES[i].name);
+        o +=
+            (size_t)snprintf(out + o, VK_AUTH_SCOPES_MAX - o, "%s%s", o ? "," : "", SCOPES[i].name);
     }
 }
 

@@ -89,7 +89,8 @@ int vk_auth_token_new(enum vk_auth_kind kind, char token[VK_AUTH_TOKEN_MAX],
     memcpy(t, KINDS[kind].prefix, VK_AUTH_PREFIX_LEN);
     if (vk_auth_random_text(t + VK_AUTH_PREFIX_LEN, VK_AUTH_BODY_LEN) != 0)
         return VK_EIO;
-    check_digits(t, VK_AUTH_PREFIX_LEN + VK_AUTH_BODY_LEN, t + VK_AUTH_PREFIX_LEN + VK_AUTH_BODY_LEN);
+    check_digits(t, VK_AUTH_PREFIX_LEN + VK_AUTH_BODY_LEN,
+                 t + VK_AUTH_PREFIX_LEN + VK_AUTH_BODY_LEN);
     t[VK_AUTH_TOKEN_LEN] = '\0';
     if (hash_token(t, VK_AUTH_TOKEN_LEN, hash) != 0) {
         OPENSSL_cleanse(t, sizeof(t));
@@ -126,8 +127,8 @@ int vk_auth_token_parse(const char *token, size_t len, enum vk_auth_kind want,
     char want_check[VK_AUTH_CHECK_LEN];
     check_digits(token, VK_AUTH_PREFIX_LEN + VK_AUTH_BODY_LEN, want_check);
     if (memcmp(want_check, token + VK_AUTH_PREFIX_LEN + VK_AUTH_BODY_LEN, VK_AUTH_CHECK_LEN) != 0)
-        return vk_err_set(err, VK_EAUTH,
-                          "%s check digits do not match (mistyped or truncated?)", KINDS[k].name);
+        return vk_err_set(err, VK_EAUTH, "%s check digits do not match (mistyped or truncated?)",
+                          KINDS[k].name);
     if (want != VK_AUTH_KIND_COUNT && (enum vk_auth_kind)k != want)
         return vk_err_set(err, VK_EAUTH, "a %s is not accepted here (a %s is needed)",
                           KINDS[k].name, vk_auth_kind_name(want));

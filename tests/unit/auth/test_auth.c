@@ -19,14 +19,12 @@ static void test_token_new_and_parse(void **state)
         assert_string_equal(hash, want);
         enum vk_auth_kind got = VK_AUTH_KIND_COUNT;
         struct vk_err err;
-        assert_int_equal(vk_auth_token_parse(tok, strlen(tok), VK_AUTH_KIND_COUNT, &got, again,
-                                             &err),
-                         0);
+        assert_int_equal(
+            vk_auth_token_parse(tok, strlen(tok), VK_AUTH_KIND_COUNT, &got, again, &err), 0);
         assert_int_equal(got, k);
         assert_string_equal(again, hash);
-        assert_int_equal(vk_auth_token_parse(tok, strlen(tok), (enum vk_auth_kind)k, &got, again,
-                                             &err),
-                         0);
+        assert_int_equal(
+            vk_auth_token_parse(tok, strlen(tok), (enum vk_auth_kind)k, &got, again, &err), 0);
     }
 }
 
@@ -109,9 +107,8 @@ static void test_token_refusals(void **state)
     /* A NUL inside: len counts it, so it is malformed, not a shorter token. */
     memcpy(t, tok, sizeof(tok));
     t[30] = '\0';
-    assert_int_equal(vk_auth_token_parse(t, VK_AUTH_TOKEN_LEN, VK_AUTH_KIND_COUNT, NULL, hash,
-                                         NULL),
-                     VK_EAUTH);
+    assert_int_equal(
+        vk_auth_token_parse(t, VK_AUTH_TOKEN_LEN, VK_AUTH_KIND_COUNT, NULL, hash, NULL), VK_EAUTH);
 }
 
 static void test_fingerprint(void **state)
@@ -236,11 +233,16 @@ static void test_scopes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_token_new_and_parse), cmocka_unit_test(test_tokens_differ),
-        cmocka_unit_test(test_token_refusals),      cmocka_unit_test(test_fingerprint),
-        cmocka_unit_test(test_random_text),         cmocka_unit_test(test_password_hash_verify),
-        cmocka_unit_test(test_password_bounds),     cmocka_unit_test(test_password_defaults),
-        cmocka_unit_test(test_roles),               cmocka_unit_test(test_scopes),
+        cmocka_unit_test(test_token_new_and_parse),
+        cmocka_unit_test(test_tokens_differ),
+        cmocka_unit_test(test_token_refusals),
+        cmocka_unit_test(test_fingerprint),
+        cmocka_unit_test(test_random_text),
+        cmocka_unit_test(test_password_hash_verify),
+        cmocka_unit_test(test_password_bounds),
+        cmocka_unit_test(test_password_defaults),
+        cmocka_unit_test(test_roles),
+        cmocka_unit_test(test_scopes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
