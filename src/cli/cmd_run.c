@@ -23,11 +23,18 @@
 static const char usage_text[] =
     "usage: vulcan run FILE [--env K=V]... [--branch B] [--trigger T] [--base-path DIR]\n"
     "                       [--sandbox auto|bwrap|none] [--concurrency N] [--log-level L]\n"
+    "                       [--commit REF]\n"
     "\n"
     "Run a workflow locally from start to end, with the same parser, scheduler and\n"
     "executor as a server: an in-memory store, a server on a free loopback port and\n"
     "one local worker per machine group. Each fragment's output is printed live with\n"
-    "its name as prefix, then a summary. Exit status: 0 when the chain completed,\n"
+    "its name as prefix, then a summary.\n"
+    "\n"
+    "Inside a git work tree, fragments run against a snapshot of the work tree as it\n"
+    "is (tracked and untracked non-ignored files, uncommitted changes included);\n"
+    "with --commit REF, against a clean checkout of that commit. Outside a work tree\n"
+    "a notice says so and fragments start in an empty directory.\n"
+    "Exit status: 0 when the chain completed,\n"
     "1 when it failed or was cancelled, 2 on bad usage.\n"
     "\n"
     "  --env K=V          a variable for conditions and scripts (repeatable)\n"
@@ -37,7 +44,9 @@ static const char usage_text[] =
     "  --base-path DIR    resolve relative imports against DIR\n"
     "  --sandbox MODE     auto (bubblewrap when it works), bwrap or none (default auto)\n"
     "  --concurrency N    fragments each machine group runs at once (default 4)\n"
-    "  --log-level LEVEL  server and worker logs on stderr (default warn)\n";
+    "  --log-level LEVEL  server and worker logs on stderr (default warn)\n"
+    "  --commit REF       run against a clean checkout of commit REF of the current\n"
+    "                     repository instead of the work tree\n";
 
 /* Between polls: wait a little; the first SIGINT/SIGTERM cancels the chain, the
  * second stops following. */
@@ -104,6 +113,46 @@ static void current_branch(char *out, size_t cap)
     pclose(p);
 }
 
+/*
+ * Put the code to run into a bare snapshot repository `snap` and write the commit to
+ * run into `sha`: the work tree as it is (through a temporary index, so the user's
+ * index and refs are untouched), or the commit `ref` (passed through the environment,
+ * never through the shell's parser). Returns 0, 1 when the current directory is not
+ * in a git work tree, -1 on failure (git's message is on stderr).
+ */
+static int snapshot(const char *snap, const char *ref, char *sha, size_t cap)
+{
+    if (system("git rev-parse --is-inside-work-tree >/dev/null 2>&1") != 0)
+        return 1;
+    if (ref && setenv("VULCAN_RUN_REF", ref, 1) != 0)
+        return -1;
+    char script[8192];
+    snprintf(script, sizeof(script),
+             "set -e; snap='%s'; git init -q --bare \"$snap\"; "
+             "if [ -n \"${VULCAN_RUN_REF:-}\" ]; then "
+             "c=$(git rev-parse --verify --quiet \"$VULCAN_RUN_REF^{commit}\") || "
+             "{ echo \"vulcan run: no commit '$VULCAN_RUN_REF'\" >&2; exit 1; }; "
+             "else idx=\"$snap/vulcan-index\"; src=$(git rev-parse --path-format=absolute "
+             "--git-path index); if [ -f \"$src\" ]; then cp \"$src\" \"$idx\"; fi; "
+             "export GIT_INDEX_FILE=\"$idx\"; git add -A -- ':/'; tree=$(git write-tree); "
+             "c=$(git -c user.name=vulcan -c user.email=vulcan@localhost commit-tree "
+             "-m 'vulcan run: work tree snapshot' \"$tree\"); unset GIT_INDEX_FILE; fi; "
+             "git push -q \"$snap\" \"$c:refs/heads/main\" >&2; echo \"$c\"",
+             snap);
+    FILE *p = popen(script, "r");
+    if (!p)
+        return -1;
+    char line[64] = "";
+    bool got = fgets(line, sizeof(line), p) != NULL;
+    int st = pclose(p);
+    unsetenv("VULCAN_RUN_REF");
+    line[strcspn(line, "\n")] = '\0';
+    if (!got || st != 0 || strlen(line) < 40)
+        return -1;
+    snprintf(sha, cap, "%s", line);
+    return 0;
+}
+
 int vk__cli_run(int argc, char **argv)
 {
     if (vk__cli_wants_help(argc, argv)) {
@@ -111,7 +160,7 @@ int vk__cli_run(int argc, char **argv)
         return 0;
     }
     const char *branch = NULL, *trigger = "manual", *base_path = NULL, *sandbox = "auto",
-               *log_level = "warn";
+               *log_level = "warn", *commit = NULL;
     long long concurrency = 4;
     struct vk__cli_list envs = {.n = 0};
     struct vk__cli_opt opts[] = {
@@ -122,6 +171,7 @@ int vk__cli_run(int argc, char **argv)
         {"sandbox", 0, VK_CLI_STR, &sandbox, "VULCAN_SANDBOX", false, 0, 0},
         {"concurrency", 'j', VK_CLI_INT, &concurrency, NULL, false, 1, 64},
         {"log-level", 0, VK_CLI_STR, &log_level, "VULCAN_LOG_LEVEL", false, 0, 0},
+        {"commit", 0, VK_CLI_STR, &commit, NULL, false, 0, 0},
     };
     const char *pos[1];
     int npos = 0;
@@ -220,6 +270,21 @@ int vk__cli_run(int argc, char **argv)
         goto out;
     }
     have_work = true;
+    char snap[4096], sha[72];
+    snprintf(snap, sizeof(snap), "%s/source.git", work);
+    int sn = snapshot(snap, commit, sha, sizeof(sha));
+    if (sn < 0) {
+        fputs("vulcan run: cannot take a snapshot of the git work tree\n", stderr);
+        goto out;
+    }
+    if (sn == 1 && commit) {
+        fputs("vulcan run: --commit needs a git work tree; none here\n", stderr);
+        goto out;
+    }
+    if (sn == 1)
+        fputs("vulcan run: not inside a git work tree; fragments start in an empty "
+              "directory\n",
+              stderr);
     char url[64], conc[16];
     snprintf(url, sizeof(url), "http://127.0.0.1:%u", vk_api_port(api));
     snprintf(conc, sizeof(conc), "%lld", concurrency);
@@ -241,8 +306,13 @@ int vk__cli_run(int argc, char **argv)
     }
 
     char chain_id[VK_UUID_LEN];
-    struct vk_orch_context ctx = {
-        .source_file = pos[0], .branch = branch, .trigger = trigger, .env = vars, .nenv = nvars};
+    struct vk_orch_context ctx = {.source_file = pos[0],
+                                  .repository_url = sn == 0 ? snap : NULL,
+                                  .commit_sha = sn == 0 ? sha : NULL,
+                                  .branch = branch,
+                                  .trigger = trigger,
+                                  .env = vars,
+                                  .nenv = nvars};
     if (vk_orch_submit(orch, wf, src.data, &ctx, chain_id, NULL, &err) < 0) {
         fprintf(stderr, "vulcan run: %s\n", err.msg);
         goto out;
