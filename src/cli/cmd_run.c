@@ -116,29 +116,27 @@ static void current_branch(char *out, size_t cap)
 /*
  * Put the code to run into a bare snapshot repository `snap` and write the commit to
  * run into `sha`: the work tree as it is (through a temporary index, so the user's
- * index and refs are untouched), or the commit `ref` (passed through the environment,
- * never through the shell's parser). Returns 0, 1 when the current directory is not
- * in a git work tree, -1 on failure (git's message is on stderr).
+ * index and refs are untouched), or the commit `ref` (`ref` and `snap` are passed through
+ * the environment, never through the shell's parser). Returns 0, 1 when the current directory is
+ * not in a git work tree, -1 on failure (git's message is on stderr).
  */
 static int snapshot(const char *snap, const char *ref, char *sha, size_t cap)
 {
     if (system("git rev-parse --is-inside-work-tree >/dev/null 2>&1") != 0)
         return 1;
-    if (ref && setenv("VULCAN_RUN_REF", ref, 1) != 0)
+    if ((ref && setenv("VULCAN_RUN_REF", ref, 1) != 0) || setenv("VULCAN_RUN_SNAP", snap, 1) != 0)
         return -1;
-    char script[8192];
-    snprintf(script, sizeof(script),
-             "set -e; snap='%s'; git init -q --bare \"$snap\"; "
-             "if [ -n \"${VULCAN_RUN_REF:-}\" ]; then "
-             "c=$(git rev-parse --verify --quiet \"$VULCAN_RUN_REF^{commit}\") || "
-             "{ echo \"vulcan run: no commit '$VULCAN_RUN_REF'\" >&2; exit 1; }; "
-             "else idx=\"$snap/vulcan-index\"; src=$(git rev-parse --path-format=absolute "
-             "--git-path index); if [ -f \"$src\" ]; then cp \"$src\" \"$idx\"; fi; "
-             "export GIT_INDEX_FILE=\"$idx\"; git add -A -- ':/'; tree=$(git write-tree); "
-             "c=$(git -c user.name=vulcan -c user.email=vulcan@localhost commit-tree "
-             "-m 'vulcan run: work tree snapshot' \"$tree\"); unset GIT_INDEX_FILE; fi; "
-             "git push -q \"$snap\" \"$c:refs/heads/main\" >&2; echo \"$c\"",
-             snap);
+    static const char script[] =
+        "set -e; snap=\"$VULCAN_RUN_SNAP\"; git init -q --bare \"$snap\"; "
+        "if [ -n \"${VULCAN_RUN_REF:-}\" ]; then "
+        "c=$(git rev-parse --verify --quiet \"$VULCAN_RUN_REF^{commit}\") || "
+        "{ echo \"vulcan run: no commit '$VULCAN_RUN_REF'\" >&2; exit 1; }; "
+        "else idx=\"$snap/vulcan-index\"; src=$(git rev-parse --path-format=absolute "
+        "--git-path index); if [ -f \"$src\" ]; then cp \"$src\" \"$idx\"; fi; "
+        "export GIT_INDEX_FILE=\"$idx\"; git add -A -- ':/'; tree=$(git write-tree); "
+        "c=$(git -c user.name=vulcan -c user.email=vulcan@localhost commit-tree "
+        "-m 'vulcan run: work tree snapshot' \"$tree\"); unset GIT_INDEX_FILE; fi; "
+        "git push -q \"$snap\" \"$c:refs/heads/main\" >&2; echo \"$c\"";
     FILE *p = popen(script, "r");
     if (!p)
         return -1;
@@ -146,6 +144,7 @@ static int snapshot(const char *snap, const char *ref, char *sha, size_t cap)
     bool got = fgets(line, sizeof(line), p) != NULL;
     int st = pclose(p);
     unsetenv("VULCAN_RUN_REF");
+    unsetenv("VULCAN_RUN_SNAP");
     line[strcspn(line, "\n")] = '\0';
     if (!got || st != 0 || strlen(line) < 40)
         return -1;
