@@ -154,6 +154,10 @@ static pid_t spawn(struct vkt *t, const char *const *argv, const char *log)
      * dies with the test process, should CTest kill that on a timeout. */
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* In the test's own directory, outside the source tree: `vulcan run` inside a git
+     * work tree would run against a snapshot of it (Vulcan's own sources here). */
+    if (chdir(t->tmp) != 0)
+        _exit(126);
     execv(t->bin, (char *const *)argv);
     fprintf(stderr, "cannot run '%s': %s\n", t->bin, strerror(errno));
     _exit(127);
