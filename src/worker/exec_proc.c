@@ -109,6 +109,19 @@ static int set_limit(int res, rlim_t want)
     return setrlimit(res, &rl);
 }
 
+/* Soft limit only: the hard limit stays as the worker has it (a script may raise it, e.g.
+ * `ulimit -c unlimited` to get core dumps). */
+static int set_soft_limit(int res, rlim_t want)
+{
+    struct rlimit rl;
+    if (getrlimit(res, &rl) < 0)
+        return -1;
+    if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+        want = rl.rlim_max;
+    rl.rlim_cur = want;
+    return setrlimit(res, &rl);
+}
+
 /* Runs in the forked child: async-signal-safe calls only. */
 static VK_NORETURN void child_main(const struct vk__exec_child *c, int in_fd, int out_fd, int efd,
                                    long maxfd)
@@ -132,7 +145,7 @@ static VK_NORETURN void child_main(const struct vk__exec_child *c, int in_fd, in
     if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
         child_fail(efd, STEP_FDS);
     if (c->rlimits) {
-        if (set_limit(RLIMIT_CORE, 0) < 0)
+        if (set_soft_limit(RLIMIT_CORE, 0) < 0)
             child_fail(efd, STEP_RLIMIT);
         if (c->nofile && set_limit(RLIMIT_NOFILE, c->nofile) < 0)
             child_fail(efd, STEP_RLIMIT);

@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/resource.h>
 
 static void test_order_preserved(void **state)
 {
@@ -343,6 +344,24 @@ static void test_rlimits(void **state)
     vk_buf_release(&c.b);
 }
 
+/* Issue 12 item 6: the soft core limit is 0 but the hard one is the worker's, so a script may
+ * enable core dumps. */
+static void test_core_limit_raisable(void **state)
+{
+    (void)state;
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_CORE, &rl), 0);
+    if (rl.rlim_max != RLIM_INFINITY)
+        skip();
+    struct vk_exec_spec s = base_spec("core", "ulimit -c; ulimit -c unlimited && ulimit -c\n");
+    struct collected c;
+    struct vk_exec_result r;
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_int_equal(r.exit_code, 0);
+    assert_string_equal(outs(&c), "0\nunlimited\n");
+    vk_buf_release(&c.b);
+}
+
 static void test_sandbox_names(void **state)
 {
     (void)state;
@@ -616,6 +635,7 @@ int main(void)
         cmocka_unit_test(test_output_cap),
         cmocka_unit_test(test_workspace_lifecycle),
         cmocka_unit_test(test_rlimits),
+        cmocka_unit_test(test_core_limit_raisable),
         cmocka_unit_test(test_workspace_recycled),
         cmocka_unit_test(test_plain_script_detection),
         cmocka_unit_test(test_shell_choice),
