@@ -273,6 +273,35 @@ static int finish_chain(struct sched *s)
     return rc;
 }
 
+/*
+ * Close every running group under `parent` (NULL: the chain's top level) left with no
+ * unfinished child, innermost first. After a failure skipped what had not started, a
+ * group whose children were all pending is finished but nothing would ever walk up
+ * from it (no child of it will report a result): without this pass it stayed
+ * `running` and kept its chain from finishing (issue 12 item 1).
+ */
+static int close_idle_groups(struct sched *s, const char *parent)
+{
+    struct vk_store_fragment *kids = NULL;
+    size_t n = 0;
+    int rc = vk_store_tx_children(s->tx, s->chain.id, parent, &s->pool, &kids, &n, s->err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (kids[i].type != VK_STORE_FRAG_GROUP || kids[i].status != VK_STORE_FRAG_RUNNING)
+            continue;
+        rc = close_idle_groups(s, kids[i].id);
+        bool left = false;
+        if (rc == 0)
+            rc = vk_store_tx_has_unfinished(s->tx, s->chain.id, kids[i].id, &left, s->err);
+        if (rc < 0 || left)
+            continue;
+        enum vk_store_frag_status st = VK_STORE_FRAG_SKIPPED;
+        rc = group_final_status(s, s->chain.id, kids[i].id, &st);
+        if (rc == 0)
+            rc = set_status(s, kids[i].id, st);
+    }
+    return rc;
+}
+
 /* A fragment failed for good: fail the chain now and skip what has not started. */
 static int fail_chain(struct sched *s, const struct vk_store_fragment *f)
 {
@@ -284,6 +313,8 @@ static int fail_chain(struct sched *s, const struct vk_store_fragment *f)
     int rc = vk_store_tx_chain_skip_pending(s->tx, s->chain.id, s->now, &skipped, s->err);
     if (rc == 0 && s->ended)
         s->ended->skipped += skipped;
+    if (rc == 0)
+        rc = close_idle_groups(s, NULL);
     if (rc == 0)
         rc = vk_store_tx_chain_set(s->tx, s->chain.id, VK_STORE_CHAIN_FAILED, 0, 0, msg, s->err);
     s->chain.status = VK_STORE_CHAIN_FAILED;
