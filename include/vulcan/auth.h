@@ -76,7 +76,8 @@ int vk_auth_token_parse(const char *token, size_t len, enum vk_auth_kind want,
                         enum vk_auth_kind *kind, char hash[VK_AUTH_HASH_MAX],
                         struct vk_err *err) VK_MUST_CHECK;
 
-/** Write the fingerprint of a token of `kind` whose hash is `hash` ("vk_pat_…1a2b3c4d"). */
+/** Write the fingerprint of a token of `kind` whose hash is `hash` (borrowed; NULL or
+ *  shorter than 8 digits gives '?' for the missing ones): "vk_pat_.1a2b3c4d". */
 void vk_auth_fingerprint(enum vk_auth_kind kind, const char *hash, char out[VK_AUTH_FP_MAX]);
 
 /**

@@ -145,7 +145,10 @@ void vk_auth_fingerprint(enum vk_auth_kind kind, const char *hash, char out[VK_A
     memcpy(out, vk_auth_kind_prefix(kind), VK_AUTH_PREFIX_LEN);
     o = VK_AUTH_PREFIX_LEN;
     out[o++] = '.';
-    for (size_t i = 0; i < 8; i++)
-        out[o++] = hash && vk_hex_value((unsigned char)hash[i]) >= 0 ? hash[i] : '?';
+    bool end = !hash;
+    for (size_t i = 0; i < 8; i++) {
+        end = end || hash[i] == '\0'; /* a short hash: never read past its end */
+        out[o++] = !end && vk_hex_value((unsigned char)hash[i]) >= 0 ? hash[i] : '?';
+    }
     out[o] = '\0';
 }
