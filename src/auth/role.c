@@ -49,11 +49,13 @@ int vk_auth_scopes_parse(const char *text, unsigned *out, struct vk_err *err)
                 found = true;
             }
         }
+        if (!found && n == 0)
+            return vk_err_set(err, VK_EINVAL,
+                              "a scope list is empty or has an empty name "
+                              "(the scopes are read, write, admin)");
         if (!found)
             return vk_err_set(err, VK_EINVAL,
-                              n ? "unknown scope '%.*s' (the scopes are read, write, admin)"
-                                : "%.*sa scope list is empty or has an empty name "
-                                  "(the scopes are read, write, admin)",
+                              "unknown scope '%.*s' (the scopes are read, write, admin)",
                               (int)(n > 40 ? 40 : n), p);
         while (*e == ' ')
             e++;

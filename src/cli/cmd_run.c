@@ -140,15 +140,16 @@ static int snapshot(const char *snap, const char *ref, char *sha, size_t cap)
     FILE *p = popen(script, "r");
     if (!p)
         return -1;
-    char line[64] = "";
+    char line[128] = ""; /* a SHA-1 or SHA-256 object name */
     bool got = fgets(line, sizeof(line), p) != NULL;
     int st = pclose(p);
     unsetenv("VULCAN_RUN_REF");
     unsetenv("VULCAN_RUN_SNAP");
     line[strcspn(line, "\n")] = '\0';
-    if (!got || st != 0 || strlen(line) < 40)
+    size_t n = strlen(line);
+    if (!got || st != 0 || n < 40 || n >= cap)
         return -1;
-    snprintf(sha, cap, "%s", line);
+    memcpy(sha, line, n + 1);
     return 0;
 }
 

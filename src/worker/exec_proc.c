@@ -97,7 +97,10 @@ static VK_NORETURN void child_fail(int efd, int step)
     _exit(127);
 }
 
-static int set_limit(int res, rlim_t want)
+/* Lower the soft limit of `res` to `want` (never above the hard limit); the hard limit too
+ * unless `keep_hard`, which leaves it as the worker has it so a script may raise the soft
+ * one again (`ulimit -c unlimited` for core dumps). */
+static int set_limit(int res, rlim_t want, bool keep_hard)
 {
     struct rlimit rl;
     if (getrlimit(res, &rl) < 0)
@@ -105,20 +108,8 @@ static int set_limit(int res, rlim_t want)
     if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
         want = rl.rlim_max;
     rl.rlim_cur = want;
-    rl.rlim_max = want;
-    return setrlimit(res, &rl);
-}
-
-/* Soft limit only: the hard limit stays as the worker has it (a script may raise it, e.g.
- * `ulimit -c unlimited` to get core dumps). */
-static int set_soft_limit(int res, rlim_t want)
-{
-    struct rlimit rl;
-    if (getrlimit(res, &rl) < 0)
-        return -1;
-    if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
-        want = rl.rlim_max;
-    rl.rlim_cur = want;
+    if (!keep_hard)
+        rl.rlim_max = want;
     return setrlimit(res, &rl);
 }
 
@@ -145,13 +136,13 @@ static VK_NORETURN void child_main(const struct vk__exec_child *c, int in_fd, in
     if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
         child_fail(efd, STEP_FDS);
     if (c->rlimits) {
-        if (set_soft_limit(RLIMIT_CORE, 0) < 0)
+        if (set_limit(RLIMIT_CORE, 0, true) < 0)
             child_fail(efd, STEP_RLIMIT);
-        if (c->nofile && set_limit(RLIMIT_NOFILE, c->nofile) < 0)
+        if (c->nofile && set_limit(RLIMIT_NOFILE, c->nofile, false) < 0)
             child_fail(efd, STEP_RLIMIT);
-        if (c->as && set_limit(RLIMIT_AS, c->as) < 0)
+        if (c->as && set_limit(RLIMIT_AS, c->as, false) < 0)
             child_fail(efd, STEP_RLIMIT);
-        if (c->fsize && set_limit(RLIMIT_FSIZE, c->fsize) < 0)
+        if (c->fsize && set_limit(RLIMIT_FSIZE, c->fsize, false) < 0)
             child_fail(efd, STEP_RLIMIT);
     }
     if (c->cwd && chdir(c->cwd) < 0)

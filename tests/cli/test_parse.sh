@@ -4,19 +4,7 @@
 set -u
 vulcan=$1
 src=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-
-check() { # name, condition result (0 = ok)
-    if [ "$2" -eq 0 ]; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAILED: $1"
-    fi
-}
+. "$(dirname "$0")/lib.sh"
 
 cat >"$tmp/bad.kdl" <<'KDL'
 version "0.1"
@@ -62,5 +50,4 @@ check "a missing file exits 1" $([ $? -eq 1 ]; echo $?)
 grep -q "missing.kdl" "$tmp/err"
 check "a missing file is named" $?
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -4,19 +4,7 @@
 # Usage: test_run_checkout.sh VULCAN_BINARY
 set -u
 vulcan=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-check() { # name, condition result (0 = ok)
-    if [ "$2" -eq 0 ]; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAILED: $1"
-        sed 's/^/    /' "$tmp/out" "$tmp/err" 2>/dev/null | head -40
-    fi
-}
+. "$(dirname "$0")/lib.sh"
 
 proj="$tmp/proj"
 mkdir -p "$proj/.vulcan"
@@ -77,5 +65,4 @@ check "outside a work tree it says so" $?
 GIT_CEILING_DIRECTORIES="$tmp" "$vulcan" run --commit HEAD ci.kdl >"$tmp/out" 2>"$tmp/err"
 check "--commit outside a work tree exits 1" $([ $? -eq 1 ]; echo $?)
 
-echo "test_run_checkout: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
