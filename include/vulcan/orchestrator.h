@@ -189,6 +189,15 @@ int vk_orch_claim(struct vk_orch *o, const char *worker_id, const char *const *g
 int vk_orch_result(struct vk_orch *o, const struct vk_orch_result *r,
                    enum vk_store_frag_status *status, struct vk_err *err) VK_MUST_CHECK;
 
+/**
+ * Settle the chains an old defect or a crash left unsettled: a failed or cancelled chain
+ * with a group still `running` although nothing under it can run, or a final chain without
+ * finished_at (issue 12 item 1; such rows survived restarts). Idempotent; vk_orch_start()
+ * runs it once when it starts the reaper. *n (may be NULL) receives the number of chains
+ * looked at. Returns 0, VK_EDB.
+ */
+int vk_orch_repair(struct vk_orch *o, size_t *n, struct vk_err *err) VK_MUST_CHECK;
+
 /** Run the reaper once now (also done periodically by the reaper thread). */
 int vk_orch_reap(struct vk_orch *o, struct vk_err *err) VK_MUST_CHECK;
 

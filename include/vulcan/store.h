@@ -360,6 +360,15 @@ int vk_store_chain_list(struct vk_store *store, const struct vk_store_chain_filt
                         char next_cursor[VK_STORE_CURSOR_LEN], struct vk_err *err) VK_MUST_CHECK;
 
 /**
+ * Chains a crash or an old defect may have left unsettled, oldest first, at most `limit`:
+ * a final chain (failed, cancelled, completed) whose finished_at is NULL, or a failed or
+ * cancelled chain with a group still `running`. *ids is an array of *n ids in `pool`.
+ * The orchestrator repairs them at start (vk_orch_repair()). Returns 0, VK_EDB.
+ */
+int vk_store_chain_unsettled(struct vk_store *store, size_t limit, struct vk_pool *pool,
+                             char ***ids, size_t *n, struct vk_err *err) VK_MUST_CHECK;
+
+/**
  * Cancel a chain: pending and ready fragments (and groups not yet finished) become
  * `cancelled`; running inline fragments get `cancel_requested` (their workers learn it from
  * the heartbeat; their results are still recorded when they arrive); the chain itself becomes

@@ -121,6 +121,14 @@ int vk_orch_start(struct vk_orch *o, struct vk_err *err)
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
     o->reaper_on = !o->opts.no_reaper;
+    if (o->reaper_on) {
+        int rc = vk_orch_repair(o, NULL, err);
+        if (rc < 0) {
+            pthread_attr_destroy(&attr);
+            o->reaper_on = false;
+            return rc;
+        }
+    }
     o->listener_on = o->opts.on_ready != NULL;
     if (o->reaper_on && pthread_create(&o->reaper, &attr, reaper_main, o) != 0) {
         pthread_attr_destroy(&attr);
@@ -272,5 +280,35 @@ int vk_orch_reap(struct vk_orch *o, struct vk_err *err)
             vk__orch_report_dead(o, c->status, &ended);
     }
     vk_pool_release(&pool);
+    return rc;
+}
+
+int vk_orch_repair(struct vk_orch *o, size_t *count, struct vk_err *err)
+{
+    /* One pass: a chain that stays listed (a fragment of it still runs on a live worker)
+     * must not be met again, and an old defect left tens of rows, not thousands. */
+    enum { MAX_CHAINS = 10000 };
+    struct vk_pool pool;
+    vk_pool_init(&pool, 4096);
+    char **ids = NULL;
+    size_t n = 0;
+    int rc = vk_store_chain_unsettled(o->store, MAX_CHAINS, &pool, &ids, &n, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct vk_store_tx *tx = NULL;
+        rc = vk_store_tx_begin(o->store, &tx, err);
+        if (rc < 0)
+            break;
+        rc = vk__orch_repair_chain(tx, ids[i], vk_time_now_ms(), err);
+        if (rc < 0)
+            vk_store_tx_rollback(tx);
+        else
+            rc = vk_store_tx_commit(tx, err);
+        if (rc == 0)
+            vk_log_write(VK_LOG_WARN, "orchestrator", "repaired a chain left unsettled", "chain_id",
+                         ids[i], NULL);
+    }
+    vk_pool_release(&pool);
+    if (count)
+        *count = rc == 0 ? n : 0;
     return rc;
 }

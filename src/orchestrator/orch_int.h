@@ -48,6 +48,14 @@ int vk__orch_start_chain(struct vk_store_tx *tx, const char *chain_id, int64_t n
 int vk__orch_after_final(struct vk_store_tx *tx, const char *frag_id, int64_t now,
                          struct vk__orch_ended *ended, struct vk_err *err);
 
+/*
+ * Settle a chain an old defect or a crash left unsettled (see vk_store_chain_unsettled()):
+ * close its groups that have no unfinished child and give a final chain with nothing left
+ * running its finished_at. Does nothing to a pending or running chain. Runs inside `tx`.
+ */
+int vk__orch_repair_chain(struct vk_store_tx *tx, const char *chain_id, int64_t now,
+                          struct vk_err *err);
+
 /* ---------------------------------------------------------------- Telemetry (orch_telemetry.c)
  * Every function accepts an orchestrator without metrics or tracer (then does nothing). */
 

@@ -422,3 +422,26 @@ out:
     sched_release(&s);
     return rc;
 }
+
+int vk__orch_repair_chain(struct vk_store_tx *tx, const char *chain_id, int64_t now,
+                          struct vk_err *err)
+{
+    struct sched s;
+    int rc = sched_init(&s, tx, chain_id, now, err);
+    if (rc < 0)
+        goto out;
+    enum vk_store_chain_status cs = s.chain.status;
+    if (cs == VK_STORE_CHAIN_PENDING || cs == VK_STORE_CHAIN_RUNNING)
+        goto out; /* live: its own events settle it */
+    if (cs != VK_STORE_CHAIN_COMPLETED)
+        rc = close_idle_groups(&s, NULL);
+    bool left = false;
+    if (rc == 0)
+        rc = vk_store_tx_has_unfinished(tx, chain_id, NULL, &left, err);
+    /* A fragment still running on a live worker finishes the chain when its result comes. */
+    if (rc == 0 && !left && !s.chain.finished_at)
+        rc = vk_store_tx_chain_set(tx, chain_id, cs, 0, now, NULL, err);
+out:
+    sched_release(&s);
+    return rc;
+}

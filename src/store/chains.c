@@ -514,6 +514,43 @@ int vk_store_chain_list(struct vk_store *s, const struct vk_store_chain_filter *
 
 /* ---------------------------------------------------------------- Cancel */
 
+int vk_store_chain_unsettled(struct vk_store *s, size_t limit, struct vk_pool *pool, char ***ids,
+                             size_t *n, struct vk_err *err)
+{
+    *ids = NULL;
+    *n = 0;
+    struct vk__conn *c = NULL;
+    int rc = vk__store_conn_get(s, &c, err);
+    if (rc)
+        return rc;
+    struct vk__param p[] = {vk__int((int64_t)limit)};
+    struct vk__res *r = NULL;
+    rc = vk__query(c, VK__STMT_NONE,
+                   "SELECT id FROM chains c WHERE"
+                   " (c.status IN ('failed', 'cancelled', 'completed') AND c.finished_at IS NULL)"
+                   " OR (c.status IN ('failed', 'cancelled') AND EXISTS (SELECT 1 FROM fragments f"
+                   " WHERE f.chain_id = c.id AND f.type = 'group' AND f.status = 'running'))"
+                   " ORDER BY c.created_at, c.id LIMIT $1",
+                   p, 1, &r, err);
+    size_t cap = 0, len = 0;
+    char **a = NULL;
+    while (rc == 0 && (rc = vk__next(r, err)) > 0) {
+        if (vk_array_pool_grow(pool, &a, &cap, len + 1, 16, sizeof(*a)) < 0 ||
+            !(a[len] = (char *)vk__col_str(r, 0, pool))) {
+            rc = nomem(err);
+            break;
+        }
+        len++;
+    }
+    vk__res_free(r);
+    vk__store_conn_put(s, c);
+    if (rc < 0)
+        return rc;
+    *ids = a;
+    *n = len;
+    return 0;
+}
+
 int vk_store_chain_cancel(struct vk_store *s, const char *chain_id, int64_t now_ms,
                           size_t *nflagged, struct vk_err *err)
 {

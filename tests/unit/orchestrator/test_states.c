@@ -11,6 +11,7 @@
  * a sequential group (written as an import, the only sequential group the
  * language has; the fetcher below serves the generated files).
  */
+#include "store/store_int.h"
 #include "vk_test.h"
 #include "vulcan/orchestrator.h"
 
@@ -310,11 +311,96 @@ static void test_three_nested_parallel(void **state)
         fail_msg("%s", r);
 }
 
+static void sql_exec(struct vk_store *s, const char *sql)
+{
+    struct vk__conn *c = NULL;
+    struct vk_err err = {0};
+    assert_int_equal(vk__store_conn_get(s, &c, &err), 0);
+    int rc = vk__exec(c, VK__STMT_NONE, sql, NULL, 0, NULL, &err);
+    vk__store_conn_put(s, c);
+    if (rc)
+        fail_msg("%s: %s", sql, err.msg);
+}
+
+/*
+ * Rows the defect left before its fix survived restarts: put them back as they were (the
+ * chain failed, its groups running, finished_at NULL) and start the orchestrator as a
+ * restarted server does. A live chain next to them is left alone.
+ */
+static void test_repair_at_start(void **state)
+{
+    struct fixture *fx = *state;
+    char why[256];
+    const char *r = run_one(fx, "P(L,P(L,P(L)))", 0, 0, why, sizeof(why));
+    if (r)
+        fail_msg("%s", r);
+    sql_exec(fx->store, "UPDATE fragments SET status = 'running', finished_at = NULL"
+                        " WHERE type = 'group'");
+    sql_exec(fx->store, "UPDATE chains SET finished_at = NULL");
+    /* A live chain: running, one fragment claimed and not finished. */
+    struct vk_wf_error we;
+    vk_wf_error_init(&we);
+    struct vk_workflow *wf = NULL;
+    const char *kdl = "version \"0.1\"\ntriggers \"push\"\nchain {\nmachine \"default\"\n"
+                      "parallel { fragment { name \"x\"; run \"true\" } }\n}\n";
+    struct vk_wf_options o;
+    memset(&o, 0, sizeof(o));
+    if (vk_workflow_load_buffer(kdl, strlen(kdl), "w.kdl", &o, &wf, &we) != 0)
+        fail_msg("workflow: %s", we.rendered ? we.rendered : we.msg);
+    struct vk_orch_context ctx = {.branch = "main", .trigger = "push"};
+    struct vk_err err;
+    char live[VK_UUID_LEN];
+    assert_int_equal(vk_orch_submit(fx->orch, wf, kdl, &ctx, live, NULL, &err), 0);
+    vk_workflow_free(wf);
+    struct claimed c;
+    assert_true(claim(fx, &c));
+
+    struct vk_orch_opts opts = {.worker_timeout_ms = 60000, .max_attempts = 2};
+    struct vk_orch *o2 = NULL;
+    assert_int_equal(vk_orch_new(fx->store, &opts, &o2, &err), 0);
+    assert_int_equal(vk_orch_start(o2, &err), 0);
+    vk_orch_stop(o2);
+    vk_orch_free(o2);
+
+    struct vk_pool pool;
+    vk_pool_init(&pool, 0);
+    struct vk_store_chain_filter all;
+    memset(&all, 0, sizeof(all));
+    all.limit = 10;
+    struct vk_store_chain *chains = NULL;
+    size_t nc = 0;
+    char cursor[VK_STORE_CURSOR_LEN];
+    assert_int_equal(vk_store_chain_list(fx->store, &all, &pool, &chains, &nc, cursor, &err), 0);
+    assert_int_equal(nc, 2);
+    for (size_t i = 0; i < nc; i++) {
+        struct vk_store_chain ch;
+        struct vk_store_fragment *f = NULL;
+        size_t nf = 0;
+        assert_int_equal(vk_store_chain_get(fx->store, chains[i].id, &pool, &ch, &f, &nf, &err), 0);
+        bool is_live = strcmp(ch.id, live) == 0;
+        assert_int_equal(ch.status, is_live ? VK_STORE_CHAIN_RUNNING : VK_STORE_CHAIN_FAILED);
+        assert_int_equal(ch.finished_at != 0, !is_live);
+        for (size_t j = 0; j < nf; j++) {
+            if (is_live)
+                assert_int_equal(f[j].status, VK_STORE_FRAG_RUNNING);
+            else if (!vk_store_frag_status_final(f[j].status) || !f[j].finished_at)
+                fail_msg("fragment #%d is %s", f[j].position,
+                         vk_store_frag_status_name(f[j].status));
+        }
+    }
+    /* Nothing is left to repair; a second start finds nothing. */
+    size_t n = 9;
+    assert_int_equal(vk_orch_repair(fx->orch, &n, &err), 0);
+    assert_int_equal(n, 0);
+    vk_pool_release(&pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_three_nested_parallel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_shape_ends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_repair_at_start, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

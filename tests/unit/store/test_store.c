@@ -1094,6 +1094,37 @@ static void test_alloc_failures(void **state)
     assert_int_equal(vk_store_chain_get(f->s, cid, &f->pool, &ch, NULL, NULL, &err), 0);
 }
 
+/* Rows an old defect left (issue 12 item 1) are found; settled and live chains are not. */
+static void test_chain_unsettled(void **state)
+{
+    struct fx *f = *state;
+    struct vk_err err = {0};
+    char ids[2][VK_UUID_LEN], cid[VK_UUID_LEN], live[VK_UUID_LEN];
+    make_flat_chain(f, 2, "default", 0, ids, cid);
+    make_flat_chain(f, 1, "default", 0, NULL, live);
+    char **got = NULL;
+    size_t n = 9;
+    assert_int_equal(vk_store_chain_unsettled(f->s, 10, &f->pool, &got, &n, &err), 0);
+    assert_int_equal(n, 0);
+    /* A failed chain without finished_at. */
+    struct vk__param p[] = {vk__text(cid)}, pf[] = {vk__text(ids[0])}, pl[] = {vk__text(live)};
+    sql_exec(f->s, "UPDATE chains SET status = 'failed', finished_at = NULL WHERE id = $1", p, 1);
+    sql_exec(f->s, "UPDATE chains SET status = 'running' WHERE id = $1", pl, 1);
+    assert_int_equal(vk_store_chain_unsettled(f->s, 10, &f->pool, &got, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(got[0], cid);
+    /* Finished, but with a group left running. */
+    sql_exec(f->s, "UPDATE chains SET finished_at = 5 WHERE id = $1", p, 1);
+    assert_int_equal(vk_store_chain_unsettled(f->s, 10, &f->pool, &got, &n, &err), 0);
+    assert_int_equal(n, 0);
+    sql_exec(f->s, "UPDATE fragments SET type = 'group', status = 'running' WHERE id = $1", pf, 1);
+    assert_int_equal(vk_store_chain_unsettled(f->s, 10, &f->pool, &got, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(got[0], cid);
+    assert_int_equal(vk_store_chain_unsettled(f->s, 0, &f->pool, &got, &n, &err), 0);
+    assert_int_equal(n, 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1117,6 +1148,7 @@ int main(void)
         T(test_workers_and_reaper),
         T(test_handback),
         T(test_cancel),
+        T(test_chain_unsettled),
         T(test_notify),
         T(test_logs),
         T(test_alloc_failures),
