@@ -109,16 +109,21 @@ struct vk__cli_local {
     char *argv[64][32];
     int n;
     int64_t restart_at[64]; /* backoff for workers that keep dying */
+    int log_fd;             /* the workers' stdout and stderr; -1: inherited */
 };
 
+/** An empty set of local workers whose output goes to `log_fd` (borrowed; -1: inherited). */
+void vk__cli_local_init(struct vk__cli_local *l, int log_fd);
+
 /**
- * Start `n` `vulcan worker` processes for `server_url`, serving `groups`, each in
+ * Start `n` more `vulcan worker` processes for `server_url`, serving `groups`, each in
  * its own work directory under `work_root`. `extra` (NULL-terminated, may be NULL)
- * is appended to every worker's arguments. Returns 0 or VK_EIO.
+ * is appended to every worker's arguments. Returns 0, VK_EINVAL (more than 64 in all)
+ * or VK_EIO.
  */
-int vk__cli_local_start(struct vk__cli_local *l, int n, const char *server_url,
-                        const char *const *groups, size_t ngroups, const char *work_root,
-                        const char *const *extra, struct vk_err *err);
+int vk__cli_local_add(struct vk__cli_local *l, int n, const char *server_url,
+                      const char *const *groups, size_t ngroups, const char *work_root,
+                      const char *const *extra, struct vk_err *err);
 
 /** Restart local workers that exited unexpectedly (with a back-off). */
 void vk__cli_local_check(struct vk__cli_local *l);

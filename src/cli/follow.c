@@ -120,9 +120,20 @@ static void visit(struct follow *fw, json_t *list)
         struct view *v = view_for(fw, id);
         long long attempt = json_integer_value(json_object_get(f, "attempt"));
         bool started = strcmp(st, "running") == 0 || final_status(st);
-        if (started && attempt != v->attempt) {
-            if (v->attempt)
-                printf("[%s] -- attempt %lld --\n", label(f), attempt);
+        if (started && attempt > v->attempt) {
+            /* Earlier attempts (a retry, or a worker that died): the rest of each one's
+             * output, even when a poll never saw it run, then a line that says it ended. */
+            for (long long a = v->attempt ? v->attempt : 1; a < attempt; a++) {
+                if (a != v->attempt) {
+                    v->attempt = a;
+                    v->offset = 0;
+                }
+                pull_log(fw, f, v);
+                if (v->partial.len)
+                    print_lines(fw, label(f), v, "", 0, true);
+                printf("[%s] \u2500\u2500 attempt %lld failed; attempt %lld follows\n", label(f), a,
+                       a + 1);
+            }
             v->attempt = attempt;
             v->offset = 0;
         }
