@@ -155,8 +155,11 @@ int vk__cli_follow(struct vk_http_client *cl, const char *chain_id, bool color,
 int vk__cli_follow_verdict(struct vk_http_client *cl, const char *cmd, const char *chain_id,
                            bool summary);
 
-/** Print the fragment table and the chain's verdict from a chain JSON. */
-void vk__cli_print_summary(json_t *chain);
+/**
+ * Print the fragment table and the chain's verdict from a chain JSON. `id_width`: 0 no
+ * id column, 8 the ids' last 8 digits (their short form), else full ids.
+ */
+void vk__cli_print_summary(json_t *chain, int id_width);
 
 /** True when argv holds -h or --help before any "--". */
 bool vk__cli_wants_help(int argc, char **argv);

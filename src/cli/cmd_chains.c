@@ -266,15 +266,18 @@ static void waiting_rows(json_t *list)
 static int chains_show(const char *server, int argc, char **argv)
 {
     if (vk__cli_wants_help(argc, argv)) {
-        puts("usage: vulcan chains show CHAIN [--json] [--server URL]\n\n"
-             "Show a chain: its state and its fragment tree (status, duration, attempt, exit\n"
-             "code) and why waiting fragments wait. Exit 0 when shown, 1 on error.");
+        puts("usage: vulcan chains show CHAIN [-v] [--json] [--server URL]\n\n"
+             "Show a chain: its state and its fragment tree (id, name, status, duration,\n"
+             "attempt, exit code) and why waiting fragments wait. Fragment ids are shown by\n"
+             "their last 8 hex digits, which 'vulcan logs' accepts; -v shows them in full.\n"
+             "Exit 0 when shown, 1 on error.");
         return 0;
     }
-    bool json = false;
+    bool json = false, verbose = false;
     struct vk__cli_opt opts[] = {
         {"server", 0, VK_CLI_STR, &server, "VULCAN_SERVER", false, 0, 0},
         {"json", 0, VK_CLI_FLAG, &json, NULL, false, 0, 0},
+        {"verbose", 'v', VK_CLI_FLAG, &verbose, NULL, false, 0, 0},
     };
     const char *pos[1];
     int npos = 0;
@@ -306,7 +309,7 @@ static int chains_show(const char *server, int argc, char **argv)
             if (jstr(c, keys[i]))
                 printf("%-10s %s\n", keys[i], jstr(c, keys[i]));
         }
-        vk__cli_print_summary(c);
+        vk__cli_print_summary(c, verbose ? 36 : 8);
         json_t *frags = json_object_get(c, "fragments");
         char *dump = vk_http_json_text(frags, JSON_COMPACT, NULL);
         if (dump && strstr(dump, "\"waiting_reason\":\"")) {

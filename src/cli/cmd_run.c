@@ -344,7 +344,7 @@ int vk__cli_run(int argc, char **argv)
     if (vk__cli_follow(cl, chain_id, color, run_tick, &tick, &final, &err) < 0)
         fprintf(stderr, "vulcan run: %s\n", err.msg);
     if (final) {
-        vk__cli_print_summary(final);
+        vk__cli_print_summary(final, 0);
         const char *st = json_string_value(json_object_get(final, "status"));
         status = st && strcmp(st, "completed") == 0 ? 0 : 1;
         json_decref(final);
