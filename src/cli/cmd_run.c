@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -363,8 +364,10 @@ out:
         nftw(work, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     if (log_fd >= 0) {
         vk_log_configure(VK_LOG_WARN, VK_LOG_TEXT, 2);
+        struct stat st;
+        bool empty = fstat(log_fd, &st) == 0 && st.st_size == 0;
         close(log_fd);
-        if (status == 0)
+        if (status == 0 || empty)
             unlink(log_path);
         else
             fprintf(stderr, "vulcan run: server and worker records are in %s\n", log_path);
