@@ -62,6 +62,14 @@ int vk__cli_call(const char *cmd, struct vk_http_client *cl, const char *method,
  */
 int vk__cli_print_json(const char *cmd, json_t *j);
 
+/**
+ * The chain id `arg` stands for (cmd_logs.c): a full id as it is, or a unique start or end
+ * of one (4+ hex digits) among the 1000 most recent chains, into `id`. Returns 0, or the
+ * exit status (1 no match or a server error, 2 not an id or ambiguous) after printing why.
+ */
+int vk__cli_chain_id(struct vk_http_client *cl, const char *cmd, const char *arg,
+                     char id[VK_UUID_LEN]);
+
 /** "3s ago", "5m ago"... of an RFC 3339 time, or "-". */
 void vk__cli_age(const char *rfc3339, char *buf, size_t cap);
 

@@ -291,8 +291,14 @@ static int chains_show(const char *server, int argc, char **argv)
     struct vk_http_client *cl = NULL;
     if (vk__cli_client("chains show", server, &cl))
         return 1;
+    char id[VK_UUID_LEN];
+    rc = vk__cli_chain_id(cl, "chains show", pos[0], id);
+    if (rc) {
+        vk_http_client_free(cl);
+        return rc;
+    }
     char path[256];
-    snprintf(path, sizeof(path), "/api/v1/chains/%.64s", pos[0]);
+    snprintf(path, sizeof(path), "/api/v1/chains/%.64s", id);
     long http = 0;
     json_t *c = NULL;
     rc = vk__cli_call("chains show", cl, "GET", path, NULL, &http, &c);
@@ -360,8 +366,14 @@ static int chains_action(const char *server, const char *action, int argc, char 
     struct vk_http_client *cl = NULL;
     if (vk__cli_client(cmd, server, &cl))
         return 1;
+    char id[VK_UUID_LEN];
+    rc = vk__cli_chain_id(cl, cmd, pos[0], id);
+    if (rc) {
+        vk_http_client_free(cl);
+        return rc;
+    }
     char path[256];
-    snprintf(path, sizeof(path), "/api/v1/chains/%.64s/%s", pos[0], action);
+    snprintf(path, sizeof(path), "/api/v1/chains/%.64s/%s", id, action);
     long http = 0;
     json_t *ans = NULL;
     rc = vk__cli_call(cmd, cl, "POST", path, NULL, &http, &ans);
@@ -370,7 +382,7 @@ static int chains_action(const char *server, const char *action, int argc, char 
     else if (rc == 0 && rerun)
         printf("%s\n", jstr(ans, "chain_id"));
     else if (rc == 0)
-        printf("chain %s cancelled\n", pos[0]);
+        printf("chain %s cancelled\n", id);
     fflush(stdout);
     if (rc == 0 && rerun && follow && jstr(ans, "chain_id"))
         rc = vk__cli_follow_verdict(cl, cmd, jstr(ans, "chain_id"), true);

@@ -279,9 +279,9 @@ static void fragment_names(struct vk_buf *b, json_t *list)
     }
 }
 
-static void print_candidates(const char *arg, const struct candidates *cs)
+static void print_candidates(const char *cmd, const char *arg, const struct candidates *cs)
 {
-    fprintf(stderr, "vulcan logs: '%s' is ambiguous; it matches %zu:\n", arg, cs->n);
+    fprintf(stderr, "vulcan %s: '%s' is ambiguous; it matches %zu:\n", cmd, arg, cs->n);
     for (size_t i = 0; i < cs->n && i < SHOW_CANDIDATES; i++)
         fprintf(stderr, "  %-8s  %s  %s\n", cs->c[i].chain ? "chain" : "fragment", cs->c[i].id,
                 cs->c[i].name);
@@ -294,7 +294,7 @@ static void print_candidates(const char *arg, const struct candidates *cs)
  * among the SCAN_CHAINS most recent chains and the fragments of the SCAN_FRAGMENT_CHAINS
  * most recent. Returns 0, or 1 after printing the error.
  */
-static int find_ids(struct vk_http_client *cl, const char *hex, bool chains_only,
+static int find_ids(struct vk_http_client *cl, const char *cmd, const char *hex, bool chains_only,
                     struct candidates *cs)
 {
     char cursor[128] = "";
@@ -305,7 +305,7 @@ static int find_ids(struct vk_http_client *cl, const char *hex, bool chains_only
                  cursor);
         long http = 0;
         json_t *ans = NULL;
-        if (vk__cli_call("logs", cl, "GET", path, NULL, &http, &ans)) {
+        if (vk__cli_call(cmd, cl, "GET", path, NULL, &http, &ans)) {
             json_decref(ans);
             return 1;
         }
@@ -455,10 +455,11 @@ static int chain_exit(json_t *chain)
     return 1;
 }
 
-/* A chain (when `want_chain`) or fragment id, resolved from a full id or a unique start or
- * end of one into `id`. Returns 0, or the exit status after printing why not. */
-static int resolve(struct vk_http_client *cl, const char *arg, bool chains_only, char *id,
-                   bool *is_chain)
+/* A chain (or, unless `chains_only`, fragment) id, resolved from a full id (returns -1:
+ * the caller finds out which) or a unique start or end of one (returns 0) into `id`;
+ * else the exit status after printing why not. */
+static int resolve(struct vk_http_client *cl, const char *cmd, const char *arg, bool chains_only,
+                   char *id, bool *is_chain)
 {
     char hex[33];
     if (vk_uuid_valid(arg)) {
@@ -468,29 +469,37 @@ static int resolve(struct vk_http_client *cl, const char *arg, bool chains_only,
     }
     if (!hex_arg(arg, hex)) {
         fprintf(stderr,
-                "vulcan logs: '%s' is not an id: give a chain or fragment id, or at least 4 "
+                "vulcan %s: '%s' is not an id: give a chain or fragment id, or at least 4 "
                 "of its hex digits (see 'vulcan chains ls', 'vulcan chains show CHAIN')\n",
-                arg);
+                cmd, arg);
         return 2;
     }
     struct candidates cs = {.n = 0};
-    if (find_ids(cl, hex, chains_only, &cs))
+    if (find_ids(cl, cmd, hex, chains_only, &cs))
         return 1;
     if (cs.n == 0) {
         fprintf(stderr,
-                "vulcan logs: no %s matches '%s' (ids are matched against the %d most recent "
+                "vulcan %s: no %s matches '%s' (ids are matched against the %d most recent "
                 "chains%s)\n",
-                chains_only ? "chain" : "chain or fragment", arg, SCAN_CHAINS,
+                cmd, chains_only ? "chain" : "chain or fragment", arg, SCAN_CHAINS,
                 chains_only ? "" : " and the fragments of the 50 most recent");
         return 1;
     }
     if (cs.n > 1) {
-        print_candidates(arg, &cs);
+        print_candidates(cmd, arg, &cs);
         return 2;
     }
     snprintf(id, VK_UUID_LEN, "%s", cs.c[0].id);
     *is_chain = cs.c[0].chain;
     return 0;
+}
+
+int vk__cli_chain_id(struct vk_http_client *cl, const char *cmd, const char *arg,
+                     char id[VK_UUID_LEN])
+{
+    bool is_chain = true;
+    int rc = resolve(cl, cmd, arg, true, id, &is_chain);
+    return rc < 0 ? 0 : rc;
 }
 
 /* Fragment `name` of chain `chain` (its tree) into `id`. Returns 0 or the exit status. */
@@ -504,7 +513,7 @@ static int by_name(json_t *chain, const char *name, char *id)
         return 0;
     }
     if (cs.n > 1) {
-        print_candidates(name, &cs);
+        print_candidates("logs", name, &cs);
         return 2;
     }
     struct vk_buf names = VK_BUF_INIT(4096);
@@ -546,7 +555,7 @@ int vk__cli_logs(int argc, char **argv)
     char id[VK_UUID_LEN];
     bool is_chain = false;
     json_t *chain = NULL;
-    rc = resolve(cl, pos[0], npos == 2, id, &is_chain);
+    rc = resolve(cl, "logs", pos[0], npos == 2, id, &is_chain);
     if (rc > 0)
         goto out;
     /* A full id: a chain or a fragment? Ask for the chain first. */

@@ -98,5 +98,13 @@ grep -q "^[0-9a-f-]\{36\} unit (gcc) " "$tmp/out"
 check "chains show -v lists full fragment ids" $?
 "$vulcan" chains show --json "$chain" | grep -q "\"id\": \"[0-9a-f-]*$frag\""
 check "chains show --json has the full ids" $?
+"$vulcan" chains show "$tail8" >"$tmp/out" 2>"$tmp/err" && grep -q "^chain  *$chain$" "$tmp/out"
+check "chains show takes the chain's short id" $?
+"$vulcan" chains show "$head8" >"$tmp/out" 2>"$tmp/err" && grep -q "^chain  *$chain$" "$tmp/out"
+check "chains show matches chains only: the first 8 digits are unique among them" $?
+"$vulcan" chains show nope >"$tmp/out" 2>"$tmp/err"
+check "chains show of a non-id exits 2" $([ $? -eq 2 ]; echo $?)
+"$vulcan" chains rerun "$tail8" >"$tmp/out" 2>"$tmp/err" && grep -q "^[0-9a-f-]\{36\}$" "$tmp/out"
+check "chains rerun takes the chain's short id" $?
 
 finish
