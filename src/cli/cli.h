@@ -114,7 +114,7 @@ void vk__cli_opts_release(struct vk__cli_opt *opts, size_t n);
 /** Worker processes started by `vulcan server --workers N` and `vulcan run`. */
 struct vk__cli_local {
     pid_t pids[64];
-    char *argv[64][32];
+    char *argv[64][40]; /* 4 + 2 x 8 groups + 4 + extra arguments + NULL */
     int n;
     int64_t restart_at[64]; /* backoff for workers that keep dying */
     int log_fd;             /* the workers' stdout and stderr; -1: inherited */
@@ -126,8 +126,8 @@ void vk__cli_local_init(struct vk__cli_local *l, int log_fd);
 /**
  * Start `n` more `vulcan worker` processes for `server_url`, serving `groups`, each in
  * its own work directory under `work_root`. `extra` (NULL-terminated, may be NULL)
- * is appended to every worker's arguments. Returns 0, VK_EINVAL (more than 64 in all)
- * or VK_EIO.
+ * is appended to every worker's arguments. Returns 0, VK_EINVAL (more than 64 workers in
+ * all, or more than 8 groups) or VK_EIO.
  */
 int vk__cli_local_add(struct vk__cli_local *l, int n, const char *server_url,
                       const char *const *groups, size_t ngroups, const char *work_root,

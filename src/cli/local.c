@@ -39,6 +39,8 @@ int vk__cli_local_add(struct vk__cli_local *l, int n, const char *server_url,
 {
     if (n > (int)VK_ARRAY_LEN(l->pids) - l->n)
         return vk_err_set(err, VK_EINVAL, "at most %zu local workers", VK_ARRAY_LEN(l->pids));
+    if (ngroups > 8) /* what fits in argv below, next to the other arguments */
+        return vk_err_set(err, VK_EINVAL, "at most 8 machine groups for local workers");
     for (int i = l->n; i < l->n + n; i++) {
         char buf[4096];
         size_t a = 0;
@@ -47,7 +49,7 @@ int vk__cli_local_add(struct vk__cli_local *l, int n, const char *server_url,
         argv[a++] = vk_mem_xstrdup("worker");
         argv[a++] = vk_mem_xstrdup("--server");
         argv[a++] = vk_mem_xstrdup(server_url);
-        for (size_t g = 0; g < ngroups && a < 20; g++) {
+        for (size_t g = 0; g < ngroups; g++) {
             argv[a++] = vk_mem_xstrdup("--group");
             argv[a++] = vk_mem_xstrdup(groups[g]);
         }

@@ -73,6 +73,12 @@ check "VULCAN_WORKER_GROUPS=ubuntu-24.04 serves the workflow" $?
 check "VULCAN_WORKER_GROUPS replaces 'default'" $?
 stop_server
 
+timeout 20 "$vulcan" server --listen 127.0.0.1:0 --data-dir "$tmp/nine" --workers 1 \
+    --groups a,b,c,d,e,f,g,h,i >"$tmp/out" 2>"$tmp/err"
+check "more than 8 --groups fails" $([ $? -eq 1 ]; echo $?)
+grep -q "at most 8 machine groups" "$tmp/err"
+check "... and says so" $?
+
 "$vulcan" server --help >"$tmp/out"
 grep -q -- "--groups LIST" "$tmp/out"
 check "server --help documents --groups" $?
