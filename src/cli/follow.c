@@ -131,8 +131,13 @@ static void visit(struct follow *fw, json_t *list)
                 pull_log(fw, f, v);
                 if (v->partial.len)
                     print_lines(fw, label(f), v, "", 0, true);
-                printf("[%s] \u2500\u2500 attempt %lld failed; attempt %lld follows\n", label(f), a,
-                       a + 1);
+                /* Attempts `retry N` allows; a worker that died adds one more. */
+                long long most = json_integer_value(json_object_get(f, "retries")) + 1;
+                char of[32] = "";
+                if (attempt <= most)
+                    snprintf(of, sizeof(of), " of %lld", most);
+                printf("[%s] \u2500\u2500 attempt %lld%s failed; attempt %lld follows\n", label(f),
+                       a, of, a + 1);
             }
             v->attempt = attempt;
             v->offset = 0;

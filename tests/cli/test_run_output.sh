@@ -41,9 +41,9 @@ grep -q "^\[build\] first-attempt-output$" "$tmp/out"
 check "attempt 1's output is shown" $?
 grep -q "^\[build\] second-attempt-output$" "$tmp/out"
 check "attempt 2's output is shown" $?
-grep -q "^\[build\] ── attempt 1 failed; attempt 2 follows$" "$tmp/out" &&
-    [ "$(grep -n 'first-attempt' "$tmp/out" | cut -d: -f1)" -lt "$(grep -n 'attempt 1 failed' "$tmp/out" | cut -d: -f1)" ] &&
-    [ "$(grep -n 'attempt 1 failed' "$tmp/out" | cut -d: -f1)" -lt "$(grep -n 'second-attempt' "$tmp/out" | cut -d: -f1)" ]
+grep -q "^\[build\] ── attempt 1 of 3 failed; attempt 2 follows$" "$tmp/out" &&
+    [ "$(grep -n 'first-attempt' "$tmp/out" | cut -d: -f1)" -lt "$(grep -n 'attempt 1 of 3 failed' "$tmp/out" | cut -d: -f1)" ] &&
+    [ "$(grep -n 'attempt 1 of 3 failed' "$tmp/out" | cut -d: -f1)" -lt "$(grep -n 'second-attempt' "$tmp/out" | cut -d: -f1)" ]
 check "a line separates attempt 1 from attempt 2, in order" $?
 ! grep -q "$records" "$tmp/out" "$tmp/err"
 check "no log records on stdout or stderr without -v" $?
