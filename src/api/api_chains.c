@@ -244,6 +244,8 @@ static json_t *fragment_json(struct vk_api *api, struct wait_cache *wc,
     bad |= json_object_set_new(o, "source_url", vk__api_str(f->source_url));
     bad |= json_object_set_new(o, "status", json_string(vk_store_frag_status_name(f->status)));
     bad |= json_object_set_new(o, "attempt", json_integer(f->attempt));
+    bad |= json_object_set_new(o, "retries", json_integer(f->retries));
+    bad |= json_object_set_new(o, "retries_used", json_integer(f->retries_used));
     bad |= json_object_set_new(o, "worker_id",
                                f->worker_id[0] ? json_string(f->worker_id) : json_null());
     bad |= json_object_set_new(o, "ready_at", vk__api_time(f->ready_at));

@@ -62,6 +62,14 @@ int vk__cli_call(const char *cmd, struct vk_http_client *cl, const char *method,
  */
 int vk__cli_print_json(const char *cmd, json_t *j);
 
+/**
+ * The chain id `arg` stands for (cmd_logs.c): a full id as it is, or a unique start or end
+ * of one (4+ hex digits) among the 1000 most recent chains, into `id`. Returns 0, or the
+ * exit status (1 no match or a server error, 2 not an id or ambiguous) after printing why.
+ */
+int vk__cli_chain_id(struct vk_http_client *cl, const char *cmd, const char *arg,
+                     char id[VK_UUID_LEN]);
+
 /** "3s ago", "5m ago"... of an RFC 3339 time, or "-". */
 void vk__cli_age(const char *rfc3339, char *buf, size_t cap);
 
@@ -106,19 +114,24 @@ void vk__cli_opts_release(struct vk__cli_opt *opts, size_t n);
 /** Worker processes started by `vulcan server --workers N` and `vulcan run`. */
 struct vk__cli_local {
     pid_t pids[64];
-    char *argv[64][32];
+    char *argv[64][40]; /* 4 + 2 x 8 groups + 4 + extra arguments + NULL */
     int n;
     int64_t restart_at[64]; /* backoff for workers that keep dying */
+    int log_fd;             /* the workers' stdout and stderr; -1: inherited */
 };
 
+/** An empty set of local workers whose output goes to `log_fd` (borrowed; -1: inherited). */
+void vk__cli_local_init(struct vk__cli_local *l, int log_fd);
+
 /**
- * Start `n` `vulcan worker` processes for `server_url`, serving `groups`, each in
+ * Start `n` more `vulcan worker` processes for `server_url`, serving `groups`, each in
  * its own work directory under `work_root`. `extra` (NULL-terminated, may be NULL)
- * is appended to every worker's arguments. Returns 0 or VK_EIO.
+ * is appended to every worker's arguments. Returns 0, VK_EINVAL (more than 64 workers in
+ * all, or more than 8 groups) or VK_EIO.
  */
-int vk__cli_local_start(struct vk__cli_local *l, int n, const char *server_url,
-                        const char *const *groups, size_t ngroups, const char *work_root,
-                        const char *const *extra, struct vk_err *err);
+int vk__cli_local_add(struct vk__cli_local *l, int n, const char *server_url,
+                      const char *const *groups, size_t ngroups, const char *work_root,
+                      const char *const *extra, struct vk_err *err);
 
 /** Restart local workers that exited unexpectedly (with a back-off). */
 void vk__cli_local_check(struct vk__cli_local *l);
@@ -150,8 +163,11 @@ int vk__cli_follow(struct vk_http_client *cl, const char *chain_id, bool color,
 int vk__cli_follow_verdict(struct vk_http_client *cl, const char *cmd, const char *chain_id,
                            bool summary);
 
-/** Print the fragment table and the chain's verdict from a chain JSON. */
-void vk__cli_print_summary(json_t *chain);
+/**
+ * Print the fragment table and the chain's verdict from a chain JSON. `id_width`: 0 no
+ * id column, 8 the ids' last 8 digits (their short form), else full ids.
+ */
+void vk__cli_print_summary(json_t *chain, int id_width);
 
 /** True when argv holds -h or --help before any "--". */
 bool vk__cli_wants_help(int argc, char **argv);

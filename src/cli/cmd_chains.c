@@ -266,15 +266,18 @@ static void waiting_rows(json_t *list)
 static int chains_show(const char *server, int argc, char **argv)
 {
     if (vk__cli_wants_help(argc, argv)) {
-        puts("usage: vulcan chains show CHAIN [--json] [--server URL]\n\n"
-             "Show a chain: its state and its fragment tree (status, duration, attempt, exit\n"
-             "code) and why waiting fragments wait. Exit 0 when shown, 1 on error.");
+        puts("usage: vulcan chains show CHAIN [-v] [--json] [--server URL]\n\n"
+             "Show a chain: its state and its fragment tree (id, name, status, duration,\n"
+             "attempt, exit code) and why waiting fragments wait. Fragment ids are shown by\n"
+             "their last 8 hex digits, which 'vulcan logs' accepts; -v shows them in full.\n"
+             "Exit 0 when shown, 1 on error.");
         return 0;
     }
-    bool json = false;
+    bool json = false, verbose = false;
     struct vk__cli_opt opts[] = {
         {"server", 0, VK_CLI_STR, &server, "VULCAN_SERVER", false, 0, 0},
         {"json", 0, VK_CLI_FLAG, &json, NULL, false, 0, 0},
+        {"verbose", 'v', VK_CLI_FLAG, &verbose, NULL, false, 0, 0},
     };
     const char *pos[1];
     int npos = 0;
@@ -288,8 +291,14 @@ static int chains_show(const char *server, int argc, char **argv)
     struct vk_http_client *cl = NULL;
     if (vk__cli_client("chains show", server, &cl))
         return 1;
+    char id[VK_UUID_LEN];
+    rc = vk__cli_chain_id(cl, "chains show", pos[0], id);
+    if (rc) {
+        vk_http_client_free(cl);
+        return rc;
+    }
     char path[256];
-    snprintf(path, sizeof(path), "/api/v1/chains/%.64s", pos[0]);
+    snprintf(path, sizeof(path), "/api/v1/chains/%.64s", id);
     long http = 0;
     json_t *c = NULL;
     rc = vk__cli_call("chains show", cl, "GET", path, NULL, &http, &c);
@@ -306,7 +315,7 @@ static int chains_show(const char *server, int argc, char **argv)
             if (jstr(c, keys[i]))
                 printf("%-10s %s\n", keys[i], jstr(c, keys[i]));
         }
-        vk__cli_print_summary(c);
+        vk__cli_print_summary(c, verbose ? 36 : 8);
         json_t *frags = json_object_get(c, "fragments");
         char *dump = vk_http_json_text(frags, JSON_COMPACT, NULL);
         if (dump && strstr(dump, "\"waiting_reason\":\"")) {
@@ -357,8 +366,14 @@ static int chains_action(const char *server, const char *action, int argc, char 
     struct vk_http_client *cl = NULL;
     if (vk__cli_client(cmd, server, &cl))
         return 1;
+    char id[VK_UUID_LEN];
+    rc = vk__cli_chain_id(cl, cmd, pos[0], id);
+    if (rc) {
+        vk_http_client_free(cl);
+        return rc;
+    }
     char path[256];
-    snprintf(path, sizeof(path), "/api/v1/chains/%.64s/%s", pos[0], action);
+    snprintf(path, sizeof(path), "/api/v1/chains/%.64s/%s", id, action);
     long http = 0;
     json_t *ans = NULL;
     rc = vk__cli_call(cmd, cl, "POST", path, NULL, &http, &ans);
@@ -367,7 +382,7 @@ static int chains_action(const char *server, const char *action, int argc, char 
     else if (rc == 0 && rerun)
         printf("%s\n", jstr(ans, "chain_id"));
     else if (rc == 0)
-        printf("chain %s cancelled\n", pos[0]);
+        printf("chain %s cancelled\n", id);
     fflush(stdout);
     if (rc == 0 && rerun && follow && jstr(ans, "chain_id"))
         rc = vk__cli_follow_verdict(cl, cmd, jstr(ans, "chain_id"), true);

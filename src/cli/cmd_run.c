@@ -17,13 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 static const char usage_text[] =
     "usage: vulcan run FILE [--env K=V]... [--branch B] [--trigger T] [--base-path DIR]\n"
     "                       [--sandbox auto|bwrap|none] [--concurrency N] [--log-level L]\n"
-    "                       [--commit REF]\n"
+    "                       [--commit REF] [-v]\n"
     "\n"
     "Run a workflow locally from start to end, with the same parser, scheduler and\n"
     "executor as a server: an in-memory store, a server on a free loopback port and\n"
@@ -44,7 +45,10 @@ static const char usage_text[] =
     "  --base-path DIR    resolve relative imports against DIR\n"
     "  --sandbox MODE     auto (bubblewrap when it works), bwrap or none (default auto)\n"
     "  --concurrency N    fragments each machine group runs at once (default 4)\n"
-    "  --log-level LEVEL  server and worker logs on stderr (default warn)\n"
+    "  --log-level LEVEL  level of the server's and workers' records (default warn;\n"
+    "                     info with -v)\n"
+    "  -v, --verbose      show those records on stderr; without -v they go to a file,\n"
+    "                     named when the run fails (the output is the fragments' own)\n"
     "  --commit REF       run against a clean checkout of commit REF of the current\n"
     "                     repository instead of the work tree\n";
 
@@ -160,8 +164,9 @@ int vk__cli_run(int argc, char **argv)
         return 0;
     }
     const char *branch = NULL, *trigger = "manual", *base_path = NULL, *sandbox = "auto",
-               *log_level = "warn", *commit = NULL;
+               *log_level = NULL, *commit = NULL;
     long long concurrency = 4;
+    bool verbose = false;
     struct vk__cli_list envs = {.n = 0};
     struct vk__cli_opt opts[] = {
         {"env", 'e', VK_CLI_LIST, &envs, NULL, false, 0, 0},
@@ -172,6 +177,7 @@ int vk__cli_run(int argc, char **argv)
         {"concurrency", 'j', VK_CLI_INT, &concurrency, NULL, false, 1, 64},
         {"log-level", 0, VK_CLI_STR, &log_level, "VULCAN_LOG_LEVEL", false, 0, 0},
         {"commit", 0, VK_CLI_STR, &commit, NULL, false, 0, 0},
+        {"verbose", 'v', VK_CLI_FLAG, &verbose, NULL, false, 0, 0},
     };
     const char *pos[1];
     int npos = 0;
@@ -183,6 +189,8 @@ int vk__cli_run(int argc, char **argv)
         vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
         return 2;
     }
+    if (!log_level)
+        log_level = verbose ? "info" : "warn";
     enum vk_log_level lv;
     if (vk_log_level_parse(log_level, &lv) != 0) {
         fprintf(stderr, "vulcan run: unknown log level '%s'\n", log_level);
@@ -216,8 +224,21 @@ int vk__cli_run(int argc, char **argv)
     struct vk_store *store = NULL;
     struct vk_orch *orch = NULL;
     struct vk_api *api = NULL;
+    /* Server and worker records go to a log file unless --verbose: the terminal shows
+     * the fragments' output only. The file is kept (and named) when the run fails. */
+    char log_path[] = "/tmp/vulcan-run-XXXXXX.log";
+    int log_fd = -1;
+    if (!verbose) {
+        log_fd = mkstemps(log_path, 4);
+        if (log_fd < 0) {
+            fprintf(stderr, "vulcan run: cannot create a log file: %s\n", strerror(errno));
+            vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
+            return 1;
+        }
+        vk_log_configure(lv, VK_LOG_TEXT, log_fd);
+    }
     struct vk__cli_local local;
-    memset(&local, 0, sizeof(local));
+    vk__cli_local_init(&local, log_fd);
     bool color = isatty(1) && !getenv("NO_COLOR");
     char work[] = "/tmp/vulcan-run-XXXXXX";
     bool have_work = false;
@@ -292,17 +313,13 @@ int vk__cli_run(int argc, char **argv)
                            log_level,   "--log-format", "text",          NULL};
     /* One worker per machine group, so routing is the same as on a real fleet. */
     for (size_t g = 0; g < groups.n; g++) {
-        struct vk__cli_local one;
         char root[4096];
         snprintf(root, sizeof(root), "%s/%zu", work, g);
         if (mkdir(root, 0700) != 0 ||
-            vk__cli_local_start(&one, 1, url, &groups.names[g], 1, root, extra, &err) < 0) {
+            vk__cli_local_add(&local, 1, url, &groups.names[g], 1, root, extra, &err) < 0) {
             fprintf(stderr, "vulcan run: cannot start a worker: %s\n", err.msg);
             goto out;
         }
-        local.pids[local.n] = one.pids[0];
-        memcpy(local.argv[local.n], one.argv[0], sizeof(one.argv[0]));
-        local.n++;
     }
 
     char chain_id[VK_UUID_LEN];
@@ -328,7 +345,7 @@ int vk__cli_run(int argc, char **argv)
     if (vk__cli_follow(cl, chain_id, color, run_tick, &tick, &final, &err) < 0)
         fprintf(stderr, "vulcan run: %s\n", err.msg);
     if (final) {
-        vk__cli_print_summary(final);
+        vk__cli_print_summary(final, 0);
         const char *st = json_string_value(json_object_get(final, "status"));
         status = st && strcmp(st, "completed") == 0 ? 0 : 1;
         json_decref(final);
@@ -345,6 +362,16 @@ out:
     vk_buf_release(&src);
     if (have_work)
         nftw(work, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (log_fd >= 0) {
+        vk_log_configure(VK_LOG_WARN, VK_LOG_TEXT, 2);
+        struct stat st;
+        bool empty = fstat(log_fd, &st) == 0 && st.st_size == 0;
+        close(log_fd);
+        if (status == 0 || empty)
+            unlink(log_path);
+        else
+            fprintf(stderr, "vulcan run: server and worker records are in %s\n", log_path);
+    }
     vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
     return status;
 }

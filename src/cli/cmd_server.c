@@ -11,6 +11,7 @@
 #include "vulcan/triggers.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,8 @@
 
 static const char usage_text[] =
     "usage: vulcan server [--listen ADDR:PORT] [--database URL] [--data-dir DIR]\n"
-    "                     [--roles LIST] [--workers N] [--worker-sandbox MODE]\n"
+    "                     [--roles LIST] [--workers N] [--groups LIST]\n"
+    "                     [--worker-sandbox MODE]\n"
     "                     [--worker-timeout SECONDS] [--max-attempts N]\n"
     "                     [--log-level LEVEL] [--log-format json|text] [--config FILE]\n"
     "                     [--otlp-endpoint URL] [--public-url URL]\n"
@@ -38,7 +40,13 @@ static const char usage_text[] =
     "                           triggers, console (default all four)        VULCAN_ROLES\n"
     "                           Every process answers /health and /metrics.\n"
     "  --trigger-threads N      trigger service threads (default 2)\n"
-    "  --workers N              also start N local workers, group 'default'   VULCAN_WORKERS\n"
+    "  --workers N              also start N local workers per machine group  VULCAN_WORKERS\n"
+    "  --groups LIST            machine groups of the local workers, comma-separated:\n"
+    "                           N workers serve all of them (at most 8)\n"
+    "                                                          VULCAN_WORKER_GROUPS\n"
+    "                           Without it, N workers serve 'default' and N more are\n"
+    "                           started for each other group as soon as work of that\n"
+    "                           group is ready (so 'machine \"ubuntu-24.04\"' just runs).\n"
     "  --worker-sandbox MODE    sandbox of local workers: auto, bwrap, none (default auto)\n"
     "  --worker-timeout SECONDS a worker silent this long is dead (default 30)\n"
     "  --max-attempts N         attempts before a fragment whose workers died fails (3)\n"
@@ -95,6 +103,56 @@ static int parse_roles(const char *list, unsigned *out)
     return 0;
 }
 
+/*
+ * Without --groups, local workers follow the work: the orchestrator's ready hook (its
+ * listener thread) notes each machine group that got ready work, and the main loop starts
+ * local workers for the groups they do not serve yet.
+ */
+struct auto_groups {
+    pthread_mutex_t lock;
+    struct vk_api *api;
+    char names[48][128]; /* groups noted or served, in order */
+    size_t n, served;    /* names[served..n) still need workers */
+};
+
+static void auto_ready(void *ctx, const char *group)
+{
+    struct auto_groups *ag = ctx;
+    pthread_mutex_lock(&ag->lock);
+    bool known = false;
+    for (size_t i = 0; i < ag->n && !known; i++)
+        known = strcmp(ag->names[i], group) == 0;
+    if (!known && ag->n < VK_ARRAY_LEN(ag->names) && strlen(group) < sizeof(ag->names[0]))
+        snprintf(ag->names[ag->n++], sizeof(ag->names[0]), "%s", group);
+    pthread_mutex_unlock(&ag->lock);
+    vk_api_wake(ag->api, group);
+}
+
+/* Start `per_group` local workers for each group noted since the last call. */
+static void auto_start(struct auto_groups *ag, struct vk__cli_local *local, int per_group,
+                       const char *url, const char *root, const char *const *extra)
+{
+    for (;;) {
+        char group[128];
+        pthread_mutex_lock(&ag->lock);
+        bool more = ag->served < ag->n;
+        if (more)
+            snprintf(group, sizeof(group), "%s", ag->names[ag->served++]);
+        pthread_mutex_unlock(&ag->lock);
+        if (!more)
+            return;
+        struct vk_err err;
+        vk_err_clear(&err);
+        const char *g[] = {group};
+        if (vk__cli_local_add(local, per_group, url, g, 1, root, extra, &err) < 0)
+            vk_log_write(VK_LOG_WARN, "server", "cannot start local workers for a machine group",
+                         "group", group, "error", err.msg, NULL);
+        else
+            vk_log_write(VK_LOG_INFO, "server", "started local workers for a machine group",
+                         "group", group, NULL);
+    }
+}
+
 /* Settings shared with `vulcan run`. */
 static int setup_logging(const char *cmd, const char *level, const char *format)
 {
@@ -135,7 +193,9 @@ int vk__cli_server(int argc, char **argv)
     const char *roles = "api,orchestrator,triggers,console", *sandbox = "auto", *log_level = NULL,
                *log_format = NULL, *otlp = NULL, *public_url = NULL;
     long long workers = 0, worker_timeout = 30, max_attempts = 3, trigger_threads = 2;
+    struct vk__cli_list groups = {.n = 0};
     struct vk__cli_opt opts[] = {
+        {"groups", 0, VK_CLI_LIST, &groups, "VULCAN_WORKER_GROUPS", true, 0, 0},
         {"listen", 0, VK_CLI_STR, &listen, "VULCAN_LISTEN", true, 0, 0},
         {"database", 0, VK_CLI_STR, &database, "VULCAN_DATABASE", true, 0, 0},
         {"data-dir", 0, VK_CLI_STR, &data_dir, "VULCAN_DATA_DIR", true, 0, 0},
@@ -197,7 +257,10 @@ int vk__cli_server(int argc, char **argv)
     struct vk_api *api = NULL;
     struct vk_triggers_service *trig = NULL;
     struct vk__cli_local local;
-    memset(&local, 0, sizeof(local));
+    vk__cli_local_init(&local, -1);
+    struct auto_groups ag = {.lock = PTHREAD_MUTEX_INITIALIZER, .n = 1, .served = 1};
+    snprintf(ag.names[0], sizeof(ag.names[0]), "default");
+    bool follow_work = workers > 0 && groups.n == 0;
     int status = 1;
     /* One registry and one tracer for the process; without --otlp-endpoint the tracer
      * still makes and propagates trace ids but exports nothing. */
@@ -262,7 +325,10 @@ int vk__cli_server(int argc, char **argv)
         fprintf(stderr, "vulcan server: %s\n", err.msg);
         goto out;
     }
-    if (role_api)
+    ag.api = api;
+    if (role_api && follow_work)
+        vk_orch_set_ready_hook(orch, auto_ready, &ag);
+    else if (role_api)
         vk_orch_set_ready_hook(orch, vk_api_wake, api);
     if (vk_orch_start(orch, &err) < 0 || (trig && vk_triggers_service_start(trig, &err) < 0)) {
         fprintf(stderr, "vulcan server: %s\n", err.msg);
@@ -278,31 +344,35 @@ int vk__cli_server(int argc, char **argv)
         vk_triggers_set_public_url(trig, url);
     vk_log_write(VK_LOG_INFO, "server", "vulcan server started", "url", url[0] ? url : NULL,
                  "store", vk_store_backend(store), "roles", roles, NULL);
+    char root[4096];
+    snprintf(root, sizeof(root), "%s/work", data_dir);
+    const char *extra[] = {"--sandbox",
+                           sandbox,
+                           "--log-format",
+                           log_format ? log_format : (isatty(2) ? "text" : "json"),
+                           "--log-level",
+                           log_level ? log_level : "info",
+                           otlp && *otlp ? "--otlp-endpoint" : NULL,
+                           otlp,
+                           NULL};
     if (workers > 0) {
-        char root[4096];
-        snprintf(root, sizeof(root), "%s/work", data_dir);
         mkdir(data_dir, 0755);
         mkdir(root, 0700);
-        const char *groups[] = {"default"};
-        const char *extra[] = {"--sandbox",
-                               sandbox,
-                               "--log-format",
-                               log_format ? log_format : (isatty(2) ? "text" : "json"),
-                               "--log-level",
-                               log_level ? log_level : "info",
-                               otlp && *otlp ? "--otlp-endpoint" : NULL,
-                               otlp,
-                               NULL};
-        if (vk__cli_local_start(&local, (int)workers, url, groups, 1, root, extra, &err) < 0) {
+        const char *def[] = {"default"};
+        if (vk__cli_local_add(&local, (int)workers, url,
+                              groups.n ? (const char **)groups.items : def, groups.n ? groups.n : 1,
+                              root, extra, &err) < 0) {
             fprintf(stderr, "vulcan server: %s\n", err.msg);
             goto out;
         }
     }
     for (;;) {
-        struct timespec ts = {1, 0};
+        struct timespec ts = {0, 200 * 1000000};
         int sig = sigtimedwait(&set, NULL, &ts);
         if (sig == SIGINT || sig == SIGTERM)
             break;
+        if (follow_work)
+            auto_start(&ag, &local, (int)workers, url, root, extra);
         vk__cli_local_check(&local);
     }
     vk_log_write(VK_LOG_INFO, "server", "stopping", NULL);

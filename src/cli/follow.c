@@ -120,9 +120,25 @@ static void visit(struct follow *fw, json_t *list)
         struct view *v = view_for(fw, id);
         long long attempt = json_integer_value(json_object_get(f, "attempt"));
         bool started = strcmp(st, "running") == 0 || final_status(st);
-        if (started && attempt != v->attempt) {
-            if (v->attempt)
-                printf("[%s] -- attempt %lld --\n", label(f), attempt);
+        if (started && attempt > v->attempt) {
+            /* Earlier attempts (a retry, or a worker that died): the rest of each one's
+             * output, even when a poll never saw it run, then a line that says it ended. */
+            for (long long a = v->attempt ? v->attempt : 1; a < attempt; a++) {
+                if (a != v->attempt) {
+                    v->attempt = a;
+                    v->offset = 0;
+                }
+                pull_log(fw, f, v);
+                if (v->partial.len)
+                    print_lines(fw, label(f), v, "", 0, true);
+                /* Attempts `retry N` allows; a worker that died adds one more. */
+                long long most = json_integer_value(json_object_get(f, "retries")) + 1;
+                char of[32] = "";
+                if (attempt <= most)
+                    snprintf(of, sizeof(of), " of %lld", most);
+                printf("[%s] \u2500\u2500 attempt %lld%s failed; attempt %lld follows\n", label(f),
+                       a, of, a + 1);
+            }
             v->attempt = attempt;
             v->offset = 0;
         }
@@ -147,7 +163,7 @@ static void visit(struct follow *fw, json_t *list)
     fflush(stdout);
 }
 
-static void summary_rows(json_t *list, unsigned depth)
+static void summary_rows(json_t *list, unsigned depth, int id_width)
 {
     size_t i;
     json_t *f;
@@ -164,17 +180,25 @@ static void summary_rows(json_t *list, unsigned depth)
         json_t *c = json_object_get(f, "exit_code");
         if (json_is_integer(c))
             snprintf(code, sizeof(code), "%lld", (long long)json_integer_value(c));
+        const char *id = jstr(f, "id") ? jstr(f, "id") : "-";
+        if (id_width == 8 && strlen(id) == 36)
+            printf("%-8s ", id + 28);
+        else if (id_width)
+            printf("%-36s ", id);
         printf("%-36.36s %-10s %9s %7lld %5s\n", name, jstr(f, "status"), dur,
                (long long)json_integer_value(json_object_get(f, "attempt")), code);
         if (json_is_array(kids))
-            summary_rows(kids, depth + 1);
+            summary_rows(kids, depth + 1, id_width);
     }
 }
 
-void vk__cli_print_summary(json_t *chain)
+void vk__cli_print_summary(json_t *chain, int id_width)
 {
-    printf("\n%-36s %-10s %9s %7s %5s\n", "FRAGMENT", "STATUS", "DURATION", "ATTEMPT", "EXIT");
-    summary_rows(json_object_get(chain, "fragments"), 0);
+    putchar('\n');
+    if (id_width)
+        printf("%-*s ", id_width == 8 ? 8 : 36, "ID");
+    printf("%-36s %-10s %9s %7s %5s\n", "FRAGMENT", "STATUS", "DURATION", "ATTEMPT", "EXIT");
+    summary_rows(json_object_get(chain, "fragments"), 0, id_width);
     json_t *d = json_object_get(chain, "duration_ms");
     const char *err = jstr(chain, "error");
     printf("\nchain %s: %s in %.2fs%s%s\n", jstr(chain, "id"), jstr(chain, "status"),
@@ -201,7 +225,7 @@ int vk__cli_follow_verdict(struct vk_http_client *cl, const char *cmd, const cha
         return 1;
     }
     if (final && summary)
-        vk__cli_print_summary(final);
+        vk__cli_print_summary(final, 0);
     const char *st = final ? jstr(final, "status") : NULL;
     int status = st && strcmp(st, "completed") == 0 ? 0 : 1;
     json_decref(final);

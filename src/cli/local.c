@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static pid_t spawn(char **argv)
+static pid_t spawn(char **argv, int log_fd)
 {
     pid_t pid = fork();
     if (pid != 0)
@@ -20,19 +20,28 @@ static pid_t spawn(char **argv)
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
+    if (log_fd >= 0 && (dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0))
+        _exit(127);
     execv("/proc/self/exe", argv);
     fprintf(stderr, "vulcan: cannot start a local worker: %s\n", strerror(errno));
     _exit(127);
 }
 
-int vk__cli_local_start(struct vk__cli_local *l, int n, const char *server_url,
-                        const char *const *groups, size_t ngroups, const char *work_root,
-                        const char *const *extra, struct vk_err *err)
+void vk__cli_local_init(struct vk__cli_local *l, int log_fd)
 {
     memset(l, 0, sizeof(*l));
-    if (n > (int)VK_ARRAY_LEN(l->pids))
+    l->log_fd = log_fd;
+}
+
+int vk__cli_local_add(struct vk__cli_local *l, int n, const char *server_url,
+                      const char *const *groups, size_t ngroups, const char *work_root,
+                      const char *const *extra, struct vk_err *err)
+{
+    if (n > (int)VK_ARRAY_LEN(l->pids) - l->n)
         return vk_err_set(err, VK_EINVAL, "at most %zu local workers", VK_ARRAY_LEN(l->pids));
-    for (int i = 0; i < n; i++) {
+    if (ngroups > 8) /* what fits in argv below, next to the other arguments */
+        return vk_err_set(err, VK_EINVAL, "at most 8 machine groups for local workers");
+    for (int i = l->n; i < l->n + n; i++) {
         char buf[4096];
         size_t a = 0;
         char **argv = l->argv[i];
@@ -40,7 +49,7 @@ int vk__cli_local_start(struct vk__cli_local *l, int n, const char *server_url,
         argv[a++] = vk_mem_xstrdup("worker");
         argv[a++] = vk_mem_xstrdup("--server");
         argv[a++] = vk_mem_xstrdup(server_url);
-        for (size_t g = 0; g < ngroups && a < 20; g++) {
+        for (size_t g = 0; g < ngroups; g++) {
             argv[a++] = vk_mem_xstrdup("--group");
             argv[a++] = vk_mem_xstrdup(groups[g]);
         }
@@ -53,13 +62,15 @@ int vk__cli_local_start(struct vk__cli_local *l, int n, const char *server_url,
         for (size_t e = 0; extra && extra[e] && a < VK_ARRAY_LEN(l->argv[i]) - 1; e++)
             argv[a++] = vk_mem_xstrdup(extra[e]);
         argv[a] = NULL;
-        l->pids[i] = spawn(argv);
+        l->pids[i] = spawn(argv, l->log_fd);
         if (l->pids[i] < 0) {
-            l->n = i;
+            for (size_t k = 0; argv[k]; k++)
+                vk_mem_free(argv[k]);
+            memset(l->argv[i], 0, sizeof(l->argv[i]));
             return vk_err_errno(err, "fork");
         }
-        l->n = i + 1;
     }
+    l->n += n;
     return 0;
 }
 
@@ -79,7 +90,7 @@ void vk__cli_local_check(struct vk__cli_local *l)
             l->pids[i] = 0;
             l->restart_at[i] = now + 1000;
         } else if (l->pids[i] == 0 && now >= l->restart_at[i]) {
-            l->pids[i] = spawn(l->argv[i]);
+            l->pids[i] = spawn(l->argv[i], l->log_fd);
             if (l->pids[i] < 0)
                 l->pids[i] = 0;
         }
