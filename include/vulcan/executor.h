@@ -140,7 +140,14 @@ struct vk_exec_config {
     enum vk_exec_cgroups cgroups; /**< when to make per-attempt cgroups (default AUTO) */
     enum vk_exec_shell shell;     /**< which shell runs scripts (default AUTO) */
     int64_t checkout_timeout_ms;  /**< per git command (default 10 min) */
+    const char *const *bind_ro;   /**< `nbind_ro` absolute host paths bound read-only into the
+                                       sandbox at the same path (`--sandbox-ro`), borrowed */
+    size_t nbind_ro;              /**< at most VK_EXEC_MAX_BINDS */
+    const char *const *bind_rw;   /**< the same, writable (`--sandbox-rw`) */
+    size_t nbind_rw;              /**< at most VK_EXEC_MAX_BINDS */
 };
+
+#define VK_EXEC_MAX_BINDS 32 /**< extra sandbox paths of each kind */
 
 /**
  * Per-worker state computed once: paths, detected cgroup mode, bubblewrap
@@ -166,6 +173,10 @@ struct vk_exec_env {
     char *cg_v2_parent;    /**< v2: parent directory of the per-attempt cgroups, owned */
     char *cg_v1_parent[3]; /**< v1: parents in the memory, pids, cpu hierarchies, owned */
     int64_t checkout_timeout_ms;
+    char **bind_ro; /**< resolved (realpath) read-only extra binds, owned */
+    size_t nbind_ro;
+    char **bind_rw; /**< resolved writable extra binds, owned */
+    size_t nbind_rw;
 };
 
 /**

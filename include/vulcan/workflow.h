@@ -296,6 +296,7 @@ struct vk_wf_fragment {
     const char *source_url; /**< the imported document it came from; NULL in the top file */
     int64_t timeout_ms;     /**< 0: the worker's default */
     int retries;            /**< 0..VK_WF_MAX_RETRIES */
+    bool network;           /**< resolved `network`: own, else nearest group's, else the chain's */
     struct vk_wf_kv *env;
     size_t nenv;
     struct vk_wf_fragment *children;
@@ -309,6 +310,7 @@ struct vk_workflow {
     const char *name;     /**< `name`, else the file name without directory and extension */
     const char *version;  /**< "0.1" */
     const char *machine;  /**< chain.machine: the default worker group */
+    bool network;         /**< chain.network: sandboxed scripts share the host network */
     struct vk_wf_kv *env; /**< chain.env */
     size_t nenv;
     struct vk_wf_trigger *triggers;

@@ -10,7 +10,8 @@ struct flatten {
     struct vk_store_fragment_spec *specs;
     size_t n, cap;
     struct vk_pool *pool;
-    int parents[256]; /* spec index of the open group at each depth */
+    int parents[256];                     /* spec index of the open group at each depth */
+    const struct vk_wf_fragment *network; /* the first inline fragment with `network #true` */
 };
 
 static const char *env_json(struct vk_pool *pool, const struct vk_wf_kv *kv, size_t n,
@@ -53,7 +54,16 @@ static int visit(void *ctx, const struct vk_wf_fragment *f, unsigned depth)
     s->source_url = f->source_url;
     s->timeout_ms = f->timeout_ms;
     s->retries = f->retries;
-    s->env_json = env_json(fl->pool, f->env, f->nenv, NULL, 0);
+    /* `network` travels in the fragment's environment as VULCAN_NETWORK (the script sees
+     * it, the worker reads it): no store column. A user-set VULCAN_NETWORK never grants it. */
+    struct vk_cond_var net = {"VULCAN_NETWORK", f->network ? "true" : "false"};
+    bool user_net = false;
+    for (size_t i = 0; i < f->nenv; i++)
+        user_net |= strcmp(f->env[i].key, net.name) == 0;
+    bool add_net = f->type == VK_WF_INLINE && (f->network || user_net);
+    if (f->type == VK_WF_INLINE && f->network && !fl->network)
+        fl->network = f;
+    s->env_json = env_json(fl->pool, f->env, f->nenv, add_net ? &net : NULL, add_net ? 1 : 0);
     fl->parents[depth] = (int)fl->n;
     fl->n++;
     return 0;
@@ -143,6 +153,15 @@ int vk_orch_submit(struct vk_orch *o, const struct vk_workflow *wf, const char *
                                           "the chain has more than %d fragments or is nested "
                                           "too deep",
                                           VK_STORE_MAX_FRAGMENTS);
+        goto out;
+    }
+    if (o->opts.deny_network && fl.network) {
+        const struct vk_wf_fragment *f = fl.network;
+        rc = vk_err_set(err, VK_EPERM,
+                        "%s:%u:%u: fragment '%s' asks for the network ('network #true') but "
+                        "this server's policy is --sandbox-network deny",
+                        f->pos.file ? f->pos.file : wf->file, f->pos.line, f->pos.col,
+                        f->name ? f->name : "(unnamed)");
         goto out;
     }
     struct vk_store_chain chain;

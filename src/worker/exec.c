@@ -222,6 +222,12 @@ void vk_exec_env_release(struct vk_exec_env *env)
     vk_mem_free(env->git_path);
     vk_mem_free(env->git_home);
     vk_mem_free(env->shell);
+    for (size_t i = 0; i < env->nbind_ro; i++)
+        vk_mem_free(env->bind_ro[i]);
+    for (size_t i = 0; i < env->nbind_rw; i++)
+        vk_mem_free(env->bind_rw[i]);
+    vk_mem_free(env->bind_ro);
+    vk_mem_free(env->bind_rw);
     memset(env, 0, sizeof *env);
 }
 
@@ -233,6 +239,29 @@ static char *join(const char *a, const char *b)
     p[la] = '/';
     memcpy(p + la + 1, b, lb + 1);
     return p;
+}
+
+/* Resolve the operator's extra sandbox paths: absolute, existing, at most VK_EXEC_MAX_BINDS. */
+static int copy_binds(const char *const *in, size_t n, const char *what, char ***out, size_t *nout,
+                      struct vk_err *err)
+{
+    if (n > VK_EXEC_MAX_BINDS)
+        return vk_err_set(err, VK_ETOOBIG, "executor: more than %d %s paths", VK_EXEC_MAX_BINDS,
+                          what);
+    if (n == 0)
+        return 0;
+    *out = vk_mem_xcalloc(n, sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        char real[PATH_MAX];
+        if (!in[i] || in[i][0] != '/')
+            return vk_err_set(err, VK_EINVAL, "executor: %s path '%s' is not absolute", what,
+                              in[i] ? in[i] : "");
+        if (!realpath(in[i], real))
+            return vk_err_set(err, VK_EINVAL, "executor: %s path '%s': %s", what, in[i],
+                              strerror(errno));
+        (*out)[(*nout)++] = vk_mem_xstrdup(real);
+    }
+    return 0;
 }
 
 int vk_exec_env_init(struct vk_exec_env *env, const struct vk_exec_config *cfg, struct vk_err *err)
@@ -255,6 +284,13 @@ int vk_exec_env_init(struct vk_exec_env *env, const struct vk_exec_config *cfg, 
     env->run_dir = join(real, "run");
     if ((rc = vk__exec_mkdir_p(env->mirror_dir, 0700, err)) < 0 ||
         (rc = vk__exec_mkdir_p(env->run_dir, 0700, err)) < 0) {
+        vk_exec_env_release(env);
+        return rc;
+    }
+    if ((rc = copy_binds(cfg->bind_ro, cfg->nbind_ro, "--sandbox-ro", &env->bind_ro, &env->nbind_ro,
+                         err)) < 0 ||
+        (rc = copy_binds(cfg->bind_rw, cfg->nbind_rw, "--sandbox-rw", &env->bind_rw, &env->nbind_rw,
+                         err)) < 0) {
         vk_exec_env_release(env);
         return rc;
     }

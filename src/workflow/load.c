@@ -140,6 +140,22 @@ static int once(struct vk__wf_loader *L, const struct vk_kdl_node *c,
     return 0;
 }
 
+/* `network #true|#false`: one bool, the sandbox shares the host network. */
+static int load_network(struct vk__wf_loader *L, const struct vk_kdl_node *c, bool *out)
+{
+    int rc = vk__wf_no_props(L, c);
+    if (rc == 0)
+        rc = vk__wf_no_children(L, c);
+    if (rc == 0 && (c->nargs != 1 || c->args[0].kind != VK_KDL_BOOL))
+        rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE,
+                         VK__WF_AT(c->nargs ? c->args[c->nargs > 1].pos : c->pos),
+                         "'network' takes one boolean: #true (share the host network) or "
+                         "#false (none, the default)");
+    if (rc == 0)
+        *out = c->args[0].b;
+    return rc;
+}
+
 static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                          struct vk_wf_fragment *f);
 
@@ -153,6 +169,7 @@ static int load_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *n,
         return rc;
     g->type = VK_WF_GROUP;
     g->is_parallel = true;
+    g->network = g->parent->network;
     const struct vk_kdl_node *seen_name = NULL, *seen_machine = NULL, *seen_cond = NULL;
     size_t nfrag = 0;
     for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
@@ -199,8 +216,10 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
         return vk__wf_fail(L, VK_WF_ERR_MISSING, VK_EPARSE, VK__WF_AT(n->pos),
                            "'fragment' needs a block: fragment { run \"…\" }");
     const struct vk_kdl_node *s_name = NULL, *s_run = NULL, *s_from = NULL, *s_machine = NULL,
-                             *s_cond = NULL, *s_timeout = NULL, *s_retry = NULL, *s_env = NULL;
+                             *s_cond = NULL, *s_timeout = NULL, *s_retry = NULL, *s_env = NULL,
+                             *s_network = NULL;
     f->type = VK_WF_INLINE;
+    f->network = f->parent->network;
     for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
         if (vk_kdl_str_eq(c->name, "name")) {
             rc = once(L, c, &s_name);
@@ -255,10 +274,14 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
             rc = once(L, c, &s_env);
             if (rc == 0)
                 rc = load_env(L, c, &f->env, &f->nenv);
+        } else if (vk_kdl_str_eq(c->name, "network")) {
+            rc = once(L, c, &s_network);
+            if (rc == 0)
+                rc = load_network(L, c, &f->network);
         } else {
             rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
                              "unknown node '%s' in 'fragment'; expected one of: run, from, "
-                             "name, machine, condition, timeout, retry, env",
+                             "name, machine, condition, timeout, retry, env, network",
                              c->name.ptr);
         }
     }
@@ -276,7 +299,10 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
         f->machine = f->parent->machine;
     if (s_run)
         return 0;
-    const struct vk_kdl_node *bad = s_timeout ? s_timeout : s_retry ? s_retry : s_env;
+    const struct vk_kdl_node *bad = s_timeout ? s_timeout
+                                    : s_retry ? s_retry
+                                    : s_env   ? s_env
+                                              : s_network;
     if (bad)
         return vk__wf_fail(L, VK_WF_ERR_EXCLUSIVE, VK_EPARSE, VK__WF_AT(bad->pos),
                            "'%s' cannot be used with 'from'; set it in the imported file",
@@ -326,7 +352,7 @@ static int load_chain(struct vk__wf_loader *L, const struct vk_kdl_node *n)
         rc = vk__wf_no_props(L, n);
     if (rc < 0)
         return rc;
-    const struct vk_kdl_node *s_machine = NULL, *s_env = NULL;
+    const struct vk_kdl_node *s_machine = NULL, *s_env = NULL, *s_network = NULL;
     size_t nfrag = 0;
     for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
         if (vk_kdl_str_eq(c->name, "fragment") || vk_kdl_str_eq(c->name, "parallel")) {
@@ -339,10 +365,14 @@ static int load_chain(struct vk__wf_loader *L, const struct vk_kdl_node *n)
             rc = once(L, c, &s_env);
             if (rc == 0)
                 rc = load_env(L, c, &wf->env, &wf->nenv);
+        } else if (vk_kdl_str_eq(c->name, "network")) {
+            rc = once(L, c, &s_network);
+            if (rc == 0)
+                rc = load_network(L, c, &wf->network);
         } else {
             rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
                              "unknown node '%s' in 'chain'; expected one of: machine, env, "
-                             "fragment, parallel",
+                             "network, fragment, parallel",
                              c->name.ptr);
         }
     }
@@ -359,6 +389,7 @@ static int load_chain(struct vk__wf_loader *L, const struct vk_kdl_node *n)
     root->type = VK_WF_GROUP;
     root->name = "chain";
     root->machine = wf->machine;
+    root->network = wf->network;
     root->pos = vk__wf_pos(L, n->pos);
     return vk__wf_load_children(L, n->children, root);
 }
