@@ -12,7 +12,16 @@ struct flatten {
     struct vk_pool *pool;
     int parents[256];                     /* spec index of the open group at each depth */
     const struct vk_wf_fragment *network; /* the first inline fragment with `network #true` */
+    bool chain_net_env; /* the chain's env (or the submission's) sets VULCAN_NETWORK itself */
 };
+
+static bool kv_has(const struct vk_wf_kv *kv, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(kv[i].key, key) == 0)
+            return true;
+    return false;
+}
 
 static const char *env_json(struct vk_pool *pool, const struct vk_wf_kv *kv, size_t n,
                             const struct vk_cond_var *extra, size_t nextra)
@@ -57,10 +66,8 @@ static int visit(void *ctx, const struct vk_wf_fragment *f, unsigned depth)
     /* `network` travels in the fragment's environment as VULCAN_NETWORK (the script sees
      * it, the worker reads it): no store column. A user-set VULCAN_NETWORK never grants it. */
     struct vk_cond_var net = {"VULCAN_NETWORK", f->network ? "true" : "false"};
-    bool user_net = false;
-    for (size_t i = 0; i < f->nenv; i++)
-        user_net |= strcmp(f->env[i].key, net.name) == 0;
-    bool add_net = f->type == VK_WF_INLINE && (f->network || user_net);
+    bool add_net = f->type == VK_WF_INLINE &&
+                   (f->network || fl->chain_net_env || kv_has(f->env, f->nenv, net.name));
     if (f->type == VK_WF_INLINE && f->network && !fl->network)
         fl->network = f;
     s->env_json = env_json(fl->pool, f->env, f->nenv, add_net ? &net : NULL, add_net ? 1 : 0);
@@ -146,6 +153,9 @@ int vk_orch_submit(struct vk_orch *o, const struct vk_workflow *wf, const char *
     vk_pool_init(&pool, 0);
     struct flatten fl = {0};
     fl.pool = &pool;
+    fl.chain_net_env = kv_has(wf->env, wf->nenv, "VULCAN_NETWORK");
+    for (size_t i = 0; ctx->env && i < ctx->nenv; i++)
+        fl.chain_net_env |= ctx->env[i].name && strcmp(ctx->env[i].name, "VULCAN_NETWORK") == 0;
     int rc = vk_workflow_walk(wf, visit, &fl);
     if (rc != 0) {
         rc = rc == VK_ENOMEM ? vk_err_set(err, VK_ENOMEM, "out of memory")

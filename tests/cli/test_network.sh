@@ -49,6 +49,10 @@ check "a fragment with 'network #true' reaches it" $?
 grep -q "net=true" "$tmp/out"
 check "the script sees VULCAN_NETWORK=true" $?
 
+"$vulcan" run --sandbox bwrap --env VULCAN_NETWORK=true "$tmp/net.kdl" >"$tmp/out" 2>"$tmp/err"
+grep -q "offline=refused" "$tmp/out"
+check "setting VULCAN_NETWORK by hand grants no network" $?
+
 python3 -c 'import json,sys; print(json.dumps({"content": open(sys.argv[1]).read(), "source_file_path": "net.kdl"}))' \
     "$tmp/net.kdl" >"$tmp/body.json"
 code=$(curl -sS -o "$tmp/out" -w '%{http_code}' -H 'Content-Type: application/json' \
@@ -58,6 +62,35 @@ check "with --sandbox-network deny, POST /api/v1/parse refuses (403)" $?
 grep -q "fragment 'install' asks for the network" "$tmp/out" && grep -q "sandbox-network deny" "$tmp/out" &&
     grep -q "net.kdl:9:5:" "$tmp/out"
 check "the refusal names the fragment, its position and the policy" $?
+
+# A worker started with --no-network fails such a fragment rather than run it offline.
+port2=$((port + 1))
+"$vulcan" server --listen "127.0.0.1:$port2" --data-dir "$tmp/data2" --roles api,orchestrator \
+    --log-level error >"$tmp/server2.log" 2>&1 &
+server2=$!
+"$vulcan" worker --server "http://127.0.0.1:$port2" --group default --work-dir "$tmp/w" \
+    --no-network --wait 1 --log-level error >"$tmp/worker.log" 2>&1 &
+worker=$!
+trap 'kill "$server" "$server2" "$worker" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$port2/health" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+code=$(curl -sS -o "$tmp/out" -w '%{http_code}' -H 'Content-Type: application/json' \
+    --data-binary @"$tmp/body.json" "http://127.0.0.1:$port2/api/v1/parse" 2>"$tmp/err")
+[ "$code" = 201 ]
+check "with the default policy (allow), the workflow is accepted" $?
+chain=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["chain_id"])' "$tmp/out" 2>/dev/null)
+for _ in $(seq 1 150); do
+    curl -fsS "http://127.0.0.1:$port2/api/v1/chains/$chain" >"$tmp/out" 2>"$tmp/err"
+    grep -q '"status": *"\(failed\|succeeded\|cancelled\)"' "$tmp/out" &&
+        grep -q "no-network" "$tmp/out" && break
+    sleep 0.2
+done
+grep -q "fragment 'install' asks for the network ('network #true') but this worker runs with --no-network" "$tmp/out"
+check "a --no-network worker fails the fragment and says why" $?
+grep -q '"name":"install".*"status":"failed"' "$tmp/out" && grep -q '"status":"completed"' "$tmp/out"
+check "only the network fragment fails; the one without network ran" $?
 
 "$vulcan" server --sandbox-network maybe >"$tmp/out" 2>"$tmp/err"
 check "an unknown --sandbox-network policy exits 2" $([ $? -eq 2 ]; echo $?)
