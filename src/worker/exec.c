@@ -499,6 +499,25 @@ static int build_env(const struct vk_exec_spec *spec, const char *ws, struct vk_
     return 0;
 }
 
+/* Set KEY=VALUE in `envv`, replacing an injected KEY (what the executor knows wins). */
+static int set_env(struct vk__exec_strv *envv, struct vk_pool *pool, const char *key,
+                   const char *value, struct vk_err *err)
+{
+    char *kv = vk__exec_pool_printf(pool, "%s=%s", key, value);
+    if (!kv)
+        return vk_err_set(err, VK_ENOMEM, "out of memory");
+    size_t klen = strlen(key) + 1;
+    for (size_t j = 0; j < envv->n; j++) {
+        if (strncmp(envv->v[j], kv, klen) == 0) {
+            envv->v[j] = kv;
+            return 0;
+        }
+    }
+    if (vk__exec_strv_push(envv, kv) < 0)
+        return vk_err_set(err, VK_ENOMEM, "out of memory");
+    return 0;
+}
+
 static int validate(const struct vk_exec_spec *spec, struct vk_err *err)
 {
     if (!valid_id(spec->fragment_id))
@@ -645,11 +664,15 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
 
     if (spec->repository_url && *spec->repository_url) {
         int64_t t0 = vk_time_mono_ns();
-        rc = vk__exec_checkout(env, spec, st->ws, &st->pool, &st->sink, cancel, &st->mirror, err);
+        const char *sha = NULL;
+        rc = vk__exec_checkout(env, spec, st->ws, &st->pool, &st->sink, cancel, &st->mirror, &sha,
+                               err);
         out->checkout_ms = (vk_time_mono_ns() - t0) / 1000000;
         if (rc == VK_EAGAIN)
             out->cancelled = true;
         if (rc < 0)
+            return rc;
+        if ((rc = set_env(&st->envv, &st->pool, "VULCAN_CHECKOUT_SHA", sha, err)) < 0)
             return rc;
     }
     if (st->script[0] &&

@@ -132,7 +132,11 @@ static void test_checkout_and_mirror_reuse(void **state)
 static void test_branch_head(void **state)
 {
     (void)state;
-    struct vk_exec_spec s = base_spec("gitbr", "git rev-parse HEAD\n");
+    struct vk_exec_spec s =
+        base_spec("gitbr", "git rev-parse HEAD\necho \"checkout=$VULCAN_CHECKOUT_SHA\"\n");
+    const char *inject[] = {"VULCAN_CHECKOUT_SHA=forged"};
+    s.env = inject;
+    s.nenv = 1;
     s.repository_url = g_url;
     s.branch = "main";
     struct collected c;
@@ -141,6 +145,9 @@ static void test_branch_head(void **state)
     assert_int_equal(r.exit_code, 0);
     char want[100];
     snprintf(want, sizeof want, "%s\n", g_sha2[0] ? g_sha2 : g_sha1);
+    assert_non_null(strstr(outs(&c), want));
+    /* VULCAN_CHECKOUT_SHA: the full id checked out, never an injected value */
+    snprintf(want, sizeof want, "checkout=%s\n", g_sha2[0] ? g_sha2 : g_sha1);
     assert_non_null(strstr(outs(&c), want));
     vk_buf_release(&c.b);
 
