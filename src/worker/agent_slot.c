@@ -24,8 +24,9 @@ struct work_item {
     const char *trace_parent;
     uint32_t attempt;
     int64_t timeout_s;
-    bool network; /* the fragment asked for the host network (VULCAN_NETWORK=true) */
-    char **env;   /* owned "K=V" strings */
+    bool network;            /* the fragment asked for the host network (VULCAN_NETWORK=true) */
+    uint32_t checkout_depth; /* VULCAN_CHECKOUT_DEPTH, 0 = full history */
+    char **env;              /* owned "K=V" strings */
     size_t nenv;
     char invalid[200]; /* why the item cannot run ("" when fine) */
 };
@@ -74,6 +75,13 @@ static void item_env(struct work_item *it, json_t *env)
         return;
     it->network = json_is_string(json_object_get(env, "VULCAN_NETWORK")) &&
                   strcmp(json_string_value(json_object_get(env, "VULCAN_NETWORK")), "true") == 0;
+    json_t *dv = json_object_get(env, "VULCAN_CHECKOUT_DEPTH");
+    if (json_is_string(dv)) {
+        char *end = NULL;
+        unsigned long d = strtoul(json_string_value(dv), &end, 10);
+        if (end && *end == '\0' && d <= 1000000)
+            it->checkout_depth = (uint32_t)d;
+    }
     size_t n = json_object_size(env);
     if (n > VK_EXEC_MAX_ENV) {
         snprintf(it->invalid, sizeof(it->invalid), "too many environment variables (%zu)", n);
@@ -340,6 +348,7 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
             .repository_url = it->repository_url,
             .commit_sha = it->commit_sha,
             .branch = it->branch,
+            .checkout_depth = it->checkout_depth,
             .timeout_ms = timeout_ms,
             .allow_network = it->network,
             .output_cap = w->output_cap,

@@ -71,7 +71,9 @@ int vk__exec_checkout(const struct vk_exec_env *env, const struct vk_exec_spec *
         rc = vk_git_resolve_branch(m, br, full, err);
     else if (rc == 0)
         rc = vk_git_resolve_head(m, full, err);
-    if (rc == 0)
+    if (rc == 0 && spec->checkout_depth > 0)
+        rc = vk_git_checkout_shallow(m, full, ws, spec->checkout_depth, err);
+    else if (rc == 0)
         rc = vk_git_checkout(m, full, ws, err);
     if (rc == 0) {
         *mirror_out = vk__exec_pool_printf(pool, "%s", vk_git_mirror_path(m));

@@ -282,15 +282,21 @@ static const struct bad bads[] = {
     {HEAD "chain { machine \"m\"; fragment { from \"a.kdl\"; network #true } }\n",
      VK_WF_ERR_EXCLUSIVE, 3, 47,
      "'network' cannot be used with 'from'; set it in the imported file"},
+    {HEAD "chain { machine \"m\"; fragment { run \"x\"; checkout { depth 0 } } }\n",
+     VK_WF_ERR_INVALID_VALUE, 3, 59,
+     "'depth' takes one whole number from 1 to 1000000 (the commits of history checked out)"},
+    {HEAD "chain { machine \"m\"; fragment { run \"x\"; checkout { lfs #true } } }\n",
+     VK_WF_ERR_UNKNOWN_NODE, 3, 53, "unknown node 'lfs' in 'checkout'; expected: depth"},
     /* unknown nodes */
     {HEAD "chain { machine \"m\"; fragment { run \"x\"; script \"y\" } }\n", VK_WF_ERR_UNKNOWN_NODE,
      3, 42,
      "unknown node 'script' in 'fragment'; expected one of: run, from, name, machine, "
-     "condition, timeout, retry, env, network"},
+     "condition, timeout, retry, env, network, checkout"},
     {HEAD "jobs {}\n" C1, VK_WF_ERR_UNKNOWN_NODE, 3, 1,
      "unknown node 'jobs'; expected one of: version, name, triggers, chain"},
     {HEAD "chain { machine \"m\"; step { run \"x\" } }\n", VK_WF_ERR_UNKNOWN_NODE, 3, 22,
-     "unknown node 'step' in 'chain'; expected one of: machine, env, network, fragment, parallel"},
+     "unknown node 'step' in 'chain'; expected one of: machine, env, network, checkout, fragment, "
+     "parallel"},
     {HEAD "chain { machine \"m\"; parallel { retry 1; fragment { run \"x\" } } }\n",
      VK_WF_ERR_UNKNOWN_NODE, 3, 33,
      "unknown node 'retry' in 'parallel'; expected one of: fragment, parallel, name, machine, "
@@ -557,6 +563,13 @@ static void test_network(void **state)
     assert_false(wf->network);
     assert_false(wf->root.children[0].network);
     assert_true(wf->root.children[1].network);
+    vk_workflow_free(wf);
+    /* checkout { depth N }: the chain's, overridden by a fragment's */
+    wf = load_ok(HEAD "chain { machine \"m\"; checkout { depth 5 }; fragment { run \"a\" }; "
+                      "fragment { run \"b\"; checkout { depth 1 } } }\n");
+    assert_int_equal(wf->checkout_depth, 5);
+    assert_int_equal(wf->root.children[0].checkout_depth, 5);
+    assert_int_equal(wf->root.children[1].checkout_depth, 1);
     vk_workflow_free(wf);
 }
 
