@@ -140,7 +140,14 @@ struct vk_exec_config {
     enum vk_exec_cgroups cgroups; /**< when to make per-attempt cgroups (default AUTO) */
     enum vk_exec_shell shell;     /**< which shell runs scripts (default AUTO) */
     int64_t checkout_timeout_ms;  /**< per git command (default 10 min) */
+    const char *const *bind_ro;   /**< `nbind_ro` absolute host paths bound read-only into the
+                                       sandbox at the same path (`--sandbox-ro`), borrowed */
+    size_t nbind_ro;              /**< at most VK_EXEC_MAX_BINDS */
+    const char *const *bind_rw;   /**< the same, writable (`--sandbox-rw`) */
+    size_t nbind_rw;              /**< at most VK_EXEC_MAX_BINDS */
 };
+
+#define VK_EXEC_MAX_BINDS 32 /**< extra sandbox paths of each kind */
 
 /**
  * Per-worker state computed once: paths, detected cgroup mode, bubblewrap
@@ -166,6 +173,10 @@ struct vk_exec_env {
     char *cg_v2_parent;    /**< v2: parent directory of the per-attempt cgroups, owned */
     char *cg_v1_parent[3]; /**< v1: parents in the memory, pids, cpu hierarchies, owned */
     int64_t checkout_timeout_ms;
+    char **bind_ro; /**< resolved (realpath) read-only extra binds, owned */
+    size_t nbind_ro;
+    char **bind_rw; /**< resolved writable extra binds, owned */
+    size_t nbind_rw;
 };
 
 /**
@@ -181,6 +192,7 @@ struct vk_exec_spec {
     const char *repository_url;   /**< NULL/"": no checkout */
     const char *commit_sha;       /**< hex, 4..64 chars; NULL/"": the branch head */
     const char *branch;           /**< used when commit_sha is empty; NULL: the default HEAD */
+    uint32_t checkout_depth;      /**< history fetched into the workspace, 0 = all (shared) */
     int64_t timeout_ms;           /**< wall-clock limit of the script, 0 = none */
     int64_t kill_grace_ms;        /**< SIGTERM → SIGKILL delay, 0 = 5000 */
     uint64_t output_cap;          /**< bytes delivered at most, 0 = 16 MiB */

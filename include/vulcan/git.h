@@ -273,4 +273,13 @@ int vk_git_changed_paths(struct vk_git_mirror *m, const char *before, const char
 int vk_git_checkout(struct vk_git_mirror *m, const char *sha, const char *workspace,
                     struct vk_err *err) VK_MUST_CHECK;
 
+/**
+ * Like vk_git_checkout() with only the last `depth` (>= 1) commits of history:
+ * `git init`, `git fetch --depth DEPTH file://MIRROR SHA` (the objects are
+ * copied; the mirror keeps its full history) and a detached checkout of it.
+ * Returns 0, VK_EINVAL, VK_ETIMEDOUT, VK_EAGAIN, VK_EIO.
+ */
+int vk_git_checkout_shallow(struct vk_git_mirror *m, const char *sha, const char *workspace,
+                            uint32_t depth, struct vk_err *err) VK_MUST_CHECK;
+
 #endif /* VULCAN_GIT_H */

@@ -51,6 +51,8 @@ struct vk_orch_opts {
     struct vk_tracer *tracer;   /**< borrowed, may be NULL: chain spans are ended there */
     bool no_reaper;             /**< vk_orch_start() starts no reaper: another process has
                                  *   the orchestrator role (`vulcan server --roles`) */
+    bool deny_network;          /**< `--sandbox-network deny`: vk_orch_submit() refuses a
+                                 *   workflow with a `network #true` fragment (VK_EPERM) */
 };
 
 /** The context a chain runs in (what conditions and scripts see). Borrowed. */

@@ -78,6 +78,12 @@ struct vk_worker_opts {
     uint32_t cpu_millis;          /**< cgroup CPU quota in millicores, 0 = none */
     bool keep_workspace;          /**< leave workspaces in place (debugging) */
     bool no_cgroups;              /**< never use cgroups (= cgroups NEVER) */
+    const char *const *bind_ro;   /**< extra read-only sandbox paths (`--sandbox-ro`), nbind_ro */
+    size_t nbind_ro;              /**< at most VK_EXEC_MAX_BINDS */
+    const char *const *bind_rw;   /**< extra writable sandbox paths (`--sandbox-rw`) */
+    size_t nbind_rw;              /**< at most VK_EXEC_MAX_BINDS */
+    bool no_network;              /**< fail fragments with `network #true` instead of
+                                       running them (they would run without network) */
     enum vk_exec_cgroups cgroups; /**< per-attempt cgroups: AUTO (only with limits, default),
                                        ALWAYS, NEVER */
     enum vk_exec_shell shell;     /**< AUTO (sh for plain scripts, default), BASH, SH */

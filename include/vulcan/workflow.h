@@ -293,9 +293,11 @@ struct vk_wf_fragment {
     const char *condition_src;       /**< NULL when unconditional */
     const struct vk_cond *condition; /**< compiled `condition_src` */
     const char *import_from;         /**< import groups: the `from` text as written */
-    const char *source_url; /**< the imported document it came from; NULL in the top file */
-    int64_t timeout_ms;     /**< 0: the worker's default */
-    int retries;            /**< 0..VK_WF_MAX_RETRIES */
+    const char *source_url;  /**< the imported document it came from; NULL in the top file */
+    int64_t timeout_ms;      /**< 0: the worker's default */
+    int retries;             /**< 0..VK_WF_MAX_RETRIES */
+    bool network;            /**< resolved `network`: own, else nearest group's, else the chain's */
+    uint32_t checkout_depth; /**< resolved `checkout { depth N }` like `network`; 0 = all */
     struct vk_wf_kv *env;
     size_t nenv;
     struct vk_wf_fragment *children;
@@ -305,11 +307,13 @@ struct vk_wf_fragment {
 };
 
 struct vk_workflow {
-    const char *file;     /**< the name the workflow was loaded under */
-    const char *name;     /**< `name`, else the file name without directory and extension */
-    const char *version;  /**< "0.1" */
-    const char *machine;  /**< chain.machine: the default worker group */
-    struct vk_wf_kv *env; /**< chain.env */
+    const char *file;        /**< the name the workflow was loaded under */
+    const char *name;        /**< `name`, else the file name without directory and extension */
+    const char *version;     /**< "0.1" */
+    const char *machine;     /**< chain.machine: the default worker group */
+    bool network;            /**< chain.network: sandboxed scripts share the host network */
+    uint32_t checkout_depth; /**< chain.checkout.depth, 0 = full history */
+    struct vk_wf_kv *env;    /**< chain.env */
     size_t nenv;
     struct vk_wf_trigger *triggers;
     size_t ntriggers;

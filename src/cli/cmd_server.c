@@ -22,7 +22,7 @@
 static const char usage_text[] =
     "usage: vulcan server [--listen ADDR:PORT] [--database URL] [--data-dir DIR]\n"
     "                     [--roles LIST] [--workers N] [--groups LIST]\n"
-    "                     [--worker-sandbox MODE]\n"
+    "                     [--worker-sandbox MODE] [--sandbox-network allow|deny]\n"
     "                     [--worker-timeout SECONDS] [--max-attempts N]\n"
     "                     [--log-level LEVEL] [--log-format json|text] [--config FILE]\n"
     "                     [--otlp-endpoint URL] [--public-url URL]\n"
@@ -48,6 +48,8 @@ static const char usage_text[] =
     "                           started for each other group as soon as work of that\n"
     "                           group is ready (so 'machine \"ubuntu-24.04\"' just runs).\n"
     "  --worker-sandbox MODE    sandbox of local workers: auto, bwrap, none (default auto)\n"
+    "  --sandbox-network POLICY allow or deny: may fragments ask for the host network\n"
+    "                           with `network #true` (default allow)  VULCAN_SANDBOX_NETWORK\n"
     "  --worker-timeout SECONDS a worker silent this long is dead (default 30)\n"
     "  --max-attempts N         attempts before a fragment whose workers died fails (3)\n"
     "  --log-level LEVEL        debug, info, warn, error (default info)      VULCAN_LOG_LEVEL\n"
@@ -191,7 +193,7 @@ int vk__cli_server(int argc, char **argv)
     }
     const char *listen = "127.0.0.1:8080", *database = NULL, *data_dir = "./vulcan-data";
     const char *roles = "api,orchestrator,triggers,console", *sandbox = "auto", *log_level = NULL,
-               *log_format = NULL, *otlp = NULL, *public_url = NULL;
+               *log_format = NULL, *otlp = NULL, *public_url = NULL, *net_policy = "allow";
     long long workers = 0, worker_timeout = 30, max_attempts = 3, trigger_threads = 2;
     struct vk__cli_list groups = {.n = 0};
     struct vk__cli_opt opts[] = {
@@ -203,6 +205,7 @@ int vk__cli_server(int argc, char **argv)
         {"workers", 0, VK_CLI_INT, &workers, "VULCAN_WORKERS", true, 0, 64},
         {"trigger-threads", 0, VK_CLI_INT, &trigger_threads, "VULCAN_TRIGGER_THREADS", true, 1, 64},
         {"worker-sandbox", 0, VK_CLI_STR, &sandbox, "VULCAN_WORKER_SANDBOX", true, 0, 0},
+        {"sandbox-network", 0, VK_CLI_STR, &net_policy, "VULCAN_SANDBOX_NETWORK", true, 0, 0},
         {"worker-timeout", 0, VK_CLI_INT, &worker_timeout, "VULCAN_WORKER_TIMEOUT", true, 1, 86400},
         {"max-attempts", 0, VK_CLI_INT, &max_attempts, "VULCAN_MAX_ATTEMPTS", true, 1, 100},
         {"log-level", 0, VK_CLI_STR, &log_level, "VULCAN_LOG_LEVEL", true, 0, 0},
@@ -229,6 +232,11 @@ int vk__cli_server(int argc, char **argv)
          strpbrk(public_url, " \t\r\n\"#?") != NULL)) {
         fprintf(stderr, "vulcan server: --public-url must be an http(s) URL of at most %d bytes\n",
                 VK_TRIGGERS_STATUS_MAX_PUBLIC_URL);
+        return 2;
+    }
+    if (strcmp(net_policy, "allow") != 0 && strcmp(net_policy, "deny") != 0) {
+        fprintf(stderr, "vulcan server: --sandbox-network must be allow or deny, not '%s'\n",
+                net_policy);
         return 2;
     }
     if (workers > 0 && !role_api) {
@@ -287,6 +295,7 @@ int vk__cli_server(int argc, char **argv)
         .metrics = metrics,
         .tracer = tracer,
         .no_reaper = !role_orch,
+        .deny_network = strcmp(net_policy, "deny") == 0,
     };
     rc = vk_orch_new(store, &oo, &orch, &err);
     if (rc == 0 && role_trig) {

@@ -26,6 +26,9 @@ static const char usage_text[] =
     "  --concurrency N     fragments run at once ($VULCAN_WORKER_CONCURRENCY, default 1)\n"
     "  --work-dir DIR      workspaces and git mirrors ($VULCAN_WORK_DIR, default ./vulcan-work)\n"
     "  --sandbox MODE      auto | bwrap | none (default auto: bubblewrap when it works)\n"
+    "  --sandbox-ro PATH   bind the host PATH read-only into the sandbox at the same\n"
+    "                      path (tools such as /opt/toolchains); repeat for several\n"
+    "  --sandbox-rw PATH   the same, writable (a shared cache); repeat for several\n"
     "  --name NAME         worker name shown by the server (default HOSTNAME-PID)\n"
     "  --grace SECONDS     on SIGTERM, how long running fragments may go on before they\n"
     "                      are cancelled and handed back (default 60)\n"
@@ -41,6 +44,8 @@ static const char usage_text[] =
     "  --shell MODE        auto | bash | sh: /bin/sh for plain scripts, else bash -e -o\n"
     "                      pipefail (auto, default), always bash, or always sh\n"
     "  --keep-workspace    do not remove workspaces after a run (debugging)\n"
+    "  --no-network        fail fragments that ask for the network (`network #true`)\n"
+    "                      instead of running them\n"
     "  --log-level L       debug | info | warn | error ($VULCAN_LOG_LEVEL, default info)\n"
     "  --log-format F      json | text (default json)\n"
     "  --otlp-endpoint URL send spans (execute, checkout, upload log) over OTLP/HTTP\n"
@@ -91,6 +96,7 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 struct worker_args {
     struct vk_worker_opts o;
     const char *groups[VK_WORKER_MAX_GROUPS];
+    const char *bind_ro[VK_EXEC_MAX_BINDS], *bind_rw[VK_EXEC_MAX_BINDS];
     char *env_groups; /* owned copy of $VULCAN_WORKER_GROUPS, split in place */
     enum vk_log_level level;
     enum vk_log_format format;
@@ -179,6 +185,16 @@ static int option(struct worker_args *a, const char *opt, const char *val)
     } else if (strcmp(opt, "--sandbox") == 0) {
         if (vk_exec_sandbox_parse(val, &a->o.sandbox) != 0)
             return bad("sandbox mode", val);
+    } else if (strcmp(opt, "--sandbox-ro") == 0 || strcmp(opt, "--sandbox-rw") == 0) {
+        bool ro = opt[11] == 'o';
+        size_t *nb = ro ? &a->o.nbind_ro : &a->o.nbind_rw;
+        if (val[0] != '/' || *nb >= VK_EXEC_MAX_BINDS)
+            return bad(ro ? "--sandbox-ro path (absolute, at most 32)"
+                          : "--sandbox-rw path (absolute, at most 32)",
+                       val);
+        (ro ? a->bind_ro : a->bind_rw)[(*nb)++] = val;
+        a->o.bind_ro = a->bind_ro;
+        a->o.bind_rw = a->bind_rw;
     } else if (strcmp(opt, "--name") == 0) {
         a->o.name = val;
     } else if (strcmp(opt, "--grace") == 0) {
@@ -241,6 +257,10 @@ static int parse_args(struct worker_args *a, int argc, char **argv)
         const char *arg = argv[i];
         if (strcmp(arg, "--keep-workspace") == 0) {
             a->o.keep_workspace = true;
+            continue;
+        }
+        if (strcmp(arg, "--no-network") == 0) {
+            a->o.no_network = true;
             continue;
         }
         if (strncmp(arg, "--", 2) != 0) {

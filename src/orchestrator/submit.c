@@ -10,8 +10,18 @@ struct flatten {
     struct vk_store_fragment_spec *specs;
     size_t n, cap;
     struct vk_pool *pool;
-    int parents[256]; /* spec index of the open group at each depth */
+    int parents[256];                     /* spec index of the open group at each depth */
+    const struct vk_wf_fragment *network; /* the first inline fragment with `network #true` */
+    bool chain_net_env; /* the chain's env (or the submission's) sets VULCAN_NETWORK itself */
 };
+
+static bool kv_has(const struct vk_wf_kv *kv, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(kv[i].key, key) == 0)
+            return true;
+    return false;
+}
 
 static const char *env_json(struct vk_pool *pool, const struct vk_wf_kv *kv, size_t n,
                             const struct vk_cond_var *extra, size_t nextra)
@@ -53,7 +63,23 @@ static int visit(void *ctx, const struct vk_wf_fragment *f, unsigned depth)
     s->source_url = f->source_url;
     s->timeout_ms = f->timeout_ms;
     s->retries = f->retries;
-    s->env_json = env_json(fl->pool, f->env, f->nenv, NULL, 0);
+    /* `network` travels in the fragment's environment as VULCAN_NETWORK (the script sees
+     * it, the worker reads it): no store column. A user-set VULCAN_NETWORK never grants it. */
+    struct vk_cond_var net = {"VULCAN_NETWORK", f->network ? "true" : "false"};
+    bool add_net = f->type == VK_WF_INLINE &&
+                   (f->network || fl->chain_net_env || kv_has(f->env, f->nenv, net.name));
+    if (f->type == VK_WF_INLINE && f->network && !fl->network)
+        fl->network = f;
+    /* `checkout { depth N }` travels the same way, as VULCAN_CHECKOUT_DEPTH. */
+    char dep[16];
+    snprintf(dep, sizeof dep, "%u", f->checkout_depth);
+    struct vk_cond_var extra[2];
+    size_t nextra = 0;
+    if (add_net)
+        extra[nextra++] = net;
+    if (f->type == VK_WF_INLINE && f->checkout_depth > 0)
+        extra[nextra++] = (struct vk_cond_var){"VULCAN_CHECKOUT_DEPTH", dep};
+    s->env_json = env_json(fl->pool, f->env, f->nenv, nextra ? extra : NULL, nextra);
     fl->parents[depth] = (int)fl->n;
     fl->n++;
     return 0;
@@ -136,6 +162,9 @@ int vk_orch_submit(struct vk_orch *o, const struct vk_workflow *wf, const char *
     vk_pool_init(&pool, 0);
     struct flatten fl = {0};
     fl.pool = &pool;
+    fl.chain_net_env = kv_has(wf->env, wf->nenv, "VULCAN_NETWORK");
+    for (size_t i = 0; ctx->env && i < ctx->nenv; i++)
+        fl.chain_net_env |= ctx->env[i].name && strcmp(ctx->env[i].name, "VULCAN_NETWORK") == 0;
     int rc = vk_workflow_walk(wf, visit, &fl);
     if (rc != 0) {
         rc = rc == VK_ENOMEM ? vk_err_set(err, VK_ENOMEM, "out of memory")
@@ -143,6 +172,15 @@ int vk_orch_submit(struct vk_orch *o, const struct vk_workflow *wf, const char *
                                           "the chain has more than %d fragments or is nested "
                                           "too deep",
                                           VK_STORE_MAX_FRAGMENTS);
+        goto out;
+    }
+    if (o->opts.deny_network && fl.network) {
+        const struct vk_wf_fragment *f = fl.network;
+        rc = vk_err_set(err, VK_EPERM,
+                        "%s:%u:%u: fragment '%s' asks for the network ('network #true') but "
+                        "this server's policy is --sandbox-network deny",
+                        f->pos.file ? f->pos.file : wf->file, f->pos.line, f->pos.col,
+                        f->name ? f->name : "(unnamed)");
         goto out;
     }
     struct vk_store_chain chain;

@@ -354,6 +354,7 @@ static int copy_opts(struct vk_worker *w, const struct vk_worker_opts *o, struct
     w->pids_limit = o->pids_limit;
     w->cpu_millis = o->cpu_millis;
     w->keep_workspace = o->keep_workspace;
+    w->no_network = o->no_network;
     return 0;
 }
 
@@ -381,6 +382,10 @@ int vk_worker_new(const struct vk_worker_opts *opts, struct vk_worker **out, str
         .no_cgroups = opts->no_cgroups,
         .cgroups = opts->cgroups,
         .shell = opts->shell,
+        .bind_ro = opts->bind_ro,
+        .nbind_ro = opts->nbind_ro,
+        .bind_rw = opts->bind_rw,
+        .nbind_rw = opts->nbind_rw,
     };
     rc = vk_exec_env_init(&w->env, &ec, err);
     if (rc != 0) {

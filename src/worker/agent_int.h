@@ -101,6 +101,7 @@ struct vk_worker {
     unsigned wait_s;
     int64_t grace_ms;
     int64_t default_timeout_ms;
+    bool no_network; /* --no-network: fail fragments that ask for the network */
     uint64_t output_cap;
     uint64_t memory_limit_bytes;
     uint32_t pids_limit;

@@ -24,7 +24,9 @@ struct work_item {
     const char *trace_parent;
     uint32_t attempt;
     int64_t timeout_s;
-    char **env; /* owned "K=V" strings */
+    bool network;            /* the fragment asked for the host network (VULCAN_NETWORK=true) */
+    uint32_t checkout_depth; /* VULCAN_CHECKOUT_DEPTH, 0 = full history */
+    char **env;              /* owned "K=V" strings */
     size_t nenv;
     char invalid[200]; /* why the item cannot run ("" when fine) */
 };
@@ -71,6 +73,15 @@ static void item_env(struct work_item *it, json_t *env)
 {
     if (!json_is_object(env))
         return;
+    it->network = json_is_string(json_object_get(env, "VULCAN_NETWORK")) &&
+                  strcmp(json_string_value(json_object_get(env, "VULCAN_NETWORK")), "true") == 0;
+    json_t *dv = json_object_get(env, "VULCAN_CHECKOUT_DEPTH");
+    if (json_is_string(dv)) {
+        char *end = NULL;
+        unsigned long d = strtoul(json_string_value(dv), &end, 10);
+        if (end && *end == '\0' && d <= 1000000)
+            it->checkout_depth = (uint32_t)d;
+    }
     size_t n = json_object_size(env);
     if (n > VK_EXEC_MAX_ENV) {
         snprintf(it->invalid, sizeof(it->invalid), "too many environment variables (%zu)", n);
@@ -313,6 +324,13 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
         snprintf(o.message, sizeof(o.message), "invalid work item: %s", it->invalid);
         vk_log_write(VK_LOG_ERROR, AGENT_COMPONENT, "invalid work item", "fragment_id",
                      it->fragment_id, "error", it->invalid, NULL);
+    } else if (it->network && w->no_network) {
+        snprintf(o.message, sizeof(o.message),
+                 "fragment '%s' asks for the network ('network #true') but this worker runs "
+                 "with --no-network",
+                 it->name ? it->name : it->fragment_id);
+        vk_log_write(VK_LOG_ERROR, AGENT_COMPONENT, "network refused", "fragment_id",
+                     it->fragment_id, NULL);
     } else {
         vk_log_write(VK_LOG_INFO, AGENT_COMPONENT, "running fragment", "fragment_id",
                      it->fragment_id, "chain_id", it->chain_id, "worker_id", claim_id, "attempt",
@@ -330,7 +348,9 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
             .repository_url = it->repository_url,
             .commit_sha = it->commit_sha,
             .branch = it->branch,
+            .checkout_depth = it->checkout_depth,
             .timeout_ms = timeout_ms,
+            .allow_network = it->network,
             .output_cap = w->output_cap,
             .memory_limit_bytes = w->memory_limit_bytes,
             .pids_limit = w->pids_limit,

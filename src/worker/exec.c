@@ -222,6 +222,12 @@ void vk_exec_env_release(struct vk_exec_env *env)
     vk_mem_free(env->git_path);
     vk_mem_free(env->git_home);
     vk_mem_free(env->shell);
+    for (size_t i = 0; i < env->nbind_ro; i++)
+        vk_mem_free(env->bind_ro[i]);
+    for (size_t i = 0; i < env->nbind_rw; i++)
+        vk_mem_free(env->bind_rw[i]);
+    vk_mem_free(env->bind_ro);
+    vk_mem_free(env->bind_rw);
     memset(env, 0, sizeof *env);
 }
 
@@ -233,6 +239,29 @@ static char *join(const char *a, const char *b)
     p[la] = '/';
     memcpy(p + la + 1, b, lb + 1);
     return p;
+}
+
+/* Resolve the operator's extra sandbox paths: absolute, existing, at most VK_EXEC_MAX_BINDS. */
+static int copy_binds(const char *const *in, size_t n, const char *what, char ***out, size_t *nout,
+                      struct vk_err *err)
+{
+    if (n > VK_EXEC_MAX_BINDS)
+        return vk_err_set(err, VK_ETOOBIG, "executor: more than %d %s paths", VK_EXEC_MAX_BINDS,
+                          what);
+    if (n == 0)
+        return 0;
+    *out = vk_mem_xcalloc(n, sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        char real[PATH_MAX];
+        if (!in[i] || in[i][0] != '/')
+            return vk_err_set(err, VK_EINVAL, "executor: %s path '%s' is not absolute", what,
+                              in[i] ? in[i] : "");
+        if (!realpath(in[i], real))
+            return vk_err_set(err, VK_EINVAL, "executor: %s path '%s': %s", what, in[i],
+                              strerror(errno));
+        (*out)[(*nout)++] = vk_mem_xstrdup(real);
+    }
+    return 0;
 }
 
 int vk_exec_env_init(struct vk_exec_env *env, const struct vk_exec_config *cfg, struct vk_err *err)
@@ -255,6 +284,13 @@ int vk_exec_env_init(struct vk_exec_env *env, const struct vk_exec_config *cfg, 
     env->run_dir = join(real, "run");
     if ((rc = vk__exec_mkdir_p(env->mirror_dir, 0700, err)) < 0 ||
         (rc = vk__exec_mkdir_p(env->run_dir, 0700, err)) < 0) {
+        vk_exec_env_release(env);
+        return rc;
+    }
+    if ((rc = copy_binds(cfg->bind_ro, cfg->nbind_ro, "--sandbox-ro", &env->bind_ro, &env->nbind_ro,
+                         err)) < 0 ||
+        (rc = copy_binds(cfg->bind_rw, cfg->nbind_rw, "--sandbox-rw", &env->bind_rw, &env->nbind_rw,
+                         err)) < 0) {
         vk_exec_env_release(env);
         return rc;
     }
@@ -463,6 +499,25 @@ static int build_env(const struct vk_exec_spec *spec, const char *ws, struct vk_
     return 0;
 }
 
+/* Set KEY=VALUE in `envv`, replacing an injected KEY (what the executor knows wins). */
+static int set_env(struct vk__exec_strv *envv, struct vk_pool *pool, const char *key,
+                   const char *value, struct vk_err *err)
+{
+    char *kv = vk__exec_pool_printf(pool, "%s=%s", key, value);
+    if (!kv)
+        return vk_err_set(err, VK_ENOMEM, "out of memory");
+    size_t klen = strlen(key) + 1;
+    for (size_t j = 0; j < envv->n; j++) {
+        if (strncmp(envv->v[j], kv, klen) == 0) {
+            envv->v[j] = kv;
+            return 0;
+        }
+    }
+    if (vk__exec_strv_push(envv, kv) < 0)
+        return vk_err_set(err, VK_ENOMEM, "out of memory");
+    return 0;
+}
+
 static int validate(const struct vk_exec_spec *spec, struct vk_err *err)
 {
     if (!valid_id(spec->fragment_id))
@@ -609,11 +664,15 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
 
     if (spec->repository_url && *spec->repository_url) {
         int64_t t0 = vk_time_mono_ns();
-        rc = vk__exec_checkout(env, spec, st->ws, &st->pool, &st->sink, cancel, &st->mirror, err);
+        const char *sha = NULL;
+        rc = vk__exec_checkout(env, spec, st->ws, &st->pool, &st->sink, cancel, &st->mirror, &sha,
+                               err);
         out->checkout_ms = (vk_time_mono_ns() - t0) / 1000000;
         if (rc == VK_EAGAIN)
             out->cancelled = true;
         if (rc < 0)
+            return rc;
+        if ((rc = set_env(&st->envv, &st->pool, "VULCAN_CHECKOUT_SHA", sha, err)) < 0)
             return rc;
     }
     if (st->script[0] &&

@@ -33,7 +33,8 @@ static void git_stderr(void *ctx, const char *data, size_t len)
 
 int vk__exec_checkout(const struct vk_exec_env *env, const struct vk_exec_spec *spec,
                       const char *ws, struct vk_pool *pool, struct vk__exec_sink *sink,
-                      struct vk_exec_cancel *cancel, const char **mirror_out, struct vk_err *err)
+                      struct vk_exec_cancel *cancel, const char **mirror_out, const char **sha_out,
+                      struct vk_err *err)
 {
     const char *url = spec->repository_url;
     const char *sha = spec->commit_sha && *spec->commit_sha ? spec->commit_sha : NULL;
@@ -70,11 +71,14 @@ int vk__exec_checkout(const struct vk_exec_env *env, const struct vk_exec_spec *
         rc = vk_git_resolve_branch(m, br, full, err);
     else if (rc == 0)
         rc = vk_git_resolve_head(m, full, err);
-    if (rc == 0)
+    if (rc == 0 && spec->checkout_depth > 0)
+        rc = vk_git_checkout_shallow(m, full, ws, spec->checkout_depth, err);
+    else if (rc == 0)
         rc = vk_git_checkout(m, full, ws, err);
     if (rc == 0) {
         *mirror_out = vk__exec_pool_printf(pool, "%s", vk_git_mirror_path(m));
-        if (!*mirror_out)
+        *sha_out = vk__exec_pool_printf(pool, "%s", full);
+        if (!*mirror_out || !*sha_out)
             rc = vk_err_set(err, VK_ENOMEM, "out of memory");
     }
     vk_git_mirror_free(m);

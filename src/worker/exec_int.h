@@ -143,12 +143,13 @@ void vk__exec_bwrap_probe(struct vk_exec_env *env);
 
 /**
  * Check out the spec's repository into `ws` through the mirror cache. On
- * success *mirror_out is the mirror path (allocated from `pool`).
+ * success *mirror_out is the mirror path and *sha_out the full id of the commit
+ * checked out (both allocated from `pool`).
  * Returns 0 or VK_EINVAL / VK_EIO / VK_ENOTFOUND / VK_ETIMEDOUT / VK_EAGAIN (cancelled).
  */
 int vk__exec_checkout(const struct vk_exec_env *env, const struct vk_exec_spec *spec,
                       const char *ws, struct vk_pool *pool, struct vk__exec_sink *sink,
-                      struct vk_exec_cancel *cancel, const char **mirror_out,
+                      struct vk_exec_cancel *cancel, const char **mirror_out, const char **sha_out,
                       struct vk_err *err) VK_MUST_CHECK;
 
 /* ---------------------------------------------------------------- Files */

@@ -100,6 +100,17 @@ int vk__exec_bwrap_argv(const struct vk_exec_env *env, struct vk__exec_strv *arg
         PUSH(md);
         PUSH(md);
     }
+    /* The operator's extra paths (--sandbox-ro / --sandbox-rw), after the tmpfs mounts. */
+    for (size_t i = 0; i < env->nbind_ro; i++) {
+        PUSH("--ro-bind");
+        PUSH(env->bind_ro[i]);
+        PUSH(env->bind_ro[i]);
+    }
+    for (size_t i = 0; i < env->nbind_rw; i++) {
+        PUSH("--bind");
+        PUSH(env->bind_rw[i]);
+        PUSH(env->bind_rw[i]);
+    }
     PUSH("--chdir");
     PUSH(wsd);
     PUSH("--clearenv");

@@ -140,6 +140,57 @@ static int once(struct vk__wf_loader *L, const struct vk_kdl_node *c,
     return 0;
 }
 
+/* `checkout { depth N }`: how the worker checks the repository out. */
+#define MAX_CHECKOUT_DEPTH 1000000
+
+static int load_checkout(struct vk__wf_loader *L, const struct vk_kdl_node *n, uint32_t *depth)
+{
+    int rc = vk__wf_no_args(L, n);
+    if (rc == 0)
+        rc = vk__wf_no_props(L, n);
+    if (rc < 0)
+        return rc;
+    const struct vk_kdl_node *s_depth = NULL;
+    for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
+        if (vk_kdl_str_eq(c->name, "depth")) {
+            rc = once(L, c, &s_depth);
+            if (rc == 0)
+                rc = vk__wf_no_props(L, c);
+            if (rc == 0)
+                rc = vk__wf_no_children(L, c);
+            if (rc == 0 && (c->nargs != 1 || c->args[0].kind != VK_KDL_INT || c->args[0].i < 1 ||
+                            c->args[0].i > MAX_CHECKOUT_DEPTH))
+                rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE,
+                                 VK__WF_AT(c->nargs ? c->args[c->nargs > 1].pos : c->pos),
+                                 "'depth' takes one whole number from 1 to %d (the commits "
+                                 "of history checked out)",
+                                 MAX_CHECKOUT_DEPTH);
+            if (rc == 0)
+                *depth = (uint32_t)c->args[0].i;
+        } else {
+            rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
+                             "unknown node '%s' in 'checkout'; expected: depth", c->name.ptr);
+        }
+    }
+    return rc;
+}
+
+/* `network #true|#false`: one bool, the sandbox shares the host network. */
+static int load_network(struct vk__wf_loader *L, const struct vk_kdl_node *c, bool *out)
+{
+    int rc = vk__wf_no_props(L, c);
+    if (rc == 0)
+        rc = vk__wf_no_children(L, c);
+    if (rc == 0 && (c->nargs != 1 || c->args[0].kind != VK_KDL_BOOL))
+        rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE,
+                         VK__WF_AT(c->nargs ? c->args[c->nargs > 1].pos : c->pos),
+                         "'network' takes one boolean: #true (share the host network) or "
+                         "#false (none, the default)");
+    if (rc == 0)
+        *out = c->args[0].b;
+    return rc;
+}
+
 static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                          struct vk_wf_fragment *f);
 
@@ -153,6 +204,8 @@ static int load_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *n,
         return rc;
     g->type = VK_WF_GROUP;
     g->is_parallel = true;
+    g->network = g->parent->network;
+    g->checkout_depth = g->parent->checkout_depth;
     const struct vk_kdl_node *seen_name = NULL, *seen_machine = NULL, *seen_cond = NULL;
     size_t nfrag = 0;
     for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
@@ -199,8 +252,11 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
         return vk__wf_fail(L, VK_WF_ERR_MISSING, VK_EPARSE, VK__WF_AT(n->pos),
                            "'fragment' needs a block: fragment { run \"…\" }");
     const struct vk_kdl_node *s_name = NULL, *s_run = NULL, *s_from = NULL, *s_machine = NULL,
-                             *s_cond = NULL, *s_timeout = NULL, *s_retry = NULL, *s_env = NULL;
+                             *s_cond = NULL, *s_timeout = NULL, *s_retry = NULL, *s_env = NULL,
+                             *s_network = NULL, *s_checkout = NULL;
     f->type = VK_WF_INLINE;
+    f->network = f->parent->network;
+    f->checkout_depth = f->parent->checkout_depth;
     for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
         if (vk_kdl_str_eq(c->name, "name")) {
             rc = once(L, c, &s_name);
@@ -255,10 +311,18 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
             rc = once(L, c, &s_env);
             if (rc == 0)
                 rc = load_env(L, c, &f->env, &f->nenv);
+        } else if (vk_kdl_str_eq(c->name, "network")) {
+            rc = once(L, c, &s_network);
+            if (rc == 0)
+                rc = load_network(L, c, &f->network);
+        } else if (vk_kdl_str_eq(c->name, "checkout")) {
+            rc = once(L, c, &s_checkout);
+            if (rc == 0)
+                rc = load_checkout(L, c, &f->checkout_depth);
         } else {
             rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
                              "unknown node '%s' in 'fragment'; expected one of: run, from, "
-                             "name, machine, condition, timeout, retry, env",
+                             "name, machine, condition, timeout, retry, env, network, checkout",
                              c->name.ptr);
         }
     }
@@ -276,7 +340,11 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
         f->machine = f->parent->machine;
     if (s_run)
         return 0;
-    const struct vk_kdl_node *bad = s_timeout ? s_timeout : s_retry ? s_retry : s_env;
+    const struct vk_kdl_node *bad = s_timeout   ? s_timeout
+                                    : s_retry   ? s_retry
+                                    : s_env     ? s_env
+                                    : s_network ? s_network
+                                                : s_checkout;
     if (bad)
         return vk__wf_fail(L, VK_WF_ERR_EXCLUSIVE, VK_EPARSE, VK__WF_AT(bad->pos),
                            "'%s' cannot be used with 'from'; set it in the imported file",
@@ -326,7 +394,8 @@ static int load_chain(struct vk__wf_loader *L, const struct vk_kdl_node *n)
         rc = vk__wf_no_props(L, n);
     if (rc < 0)
         return rc;
-    const struct vk_kdl_node *s_machine = NULL, *s_env = NULL;
+    const struct vk_kdl_node *s_machine = NULL, *s_env = NULL, *s_network = NULL,
+                             *s_checkout = NULL;
     size_t nfrag = 0;
     for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
         if (vk_kdl_str_eq(c->name, "fragment") || vk_kdl_str_eq(c->name, "parallel")) {
@@ -339,10 +408,18 @@ static int load_chain(struct vk__wf_loader *L, const struct vk_kdl_node *n)
             rc = once(L, c, &s_env);
             if (rc == 0)
                 rc = load_env(L, c, &wf->env, &wf->nenv);
+        } else if (vk_kdl_str_eq(c->name, "network")) {
+            rc = once(L, c, &s_network);
+            if (rc == 0)
+                rc = load_network(L, c, &wf->network);
+        } else if (vk_kdl_str_eq(c->name, "checkout")) {
+            rc = once(L, c, &s_checkout);
+            if (rc == 0)
+                rc = load_checkout(L, c, &wf->checkout_depth);
         } else {
             rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
                              "unknown node '%s' in 'chain'; expected one of: machine, env, "
-                             "fragment, parallel",
+                             "network, checkout, fragment, parallel",
                              c->name.ptr);
         }
     }
@@ -359,6 +436,8 @@ static int load_chain(struct vk__wf_loader *L, const struct vk_kdl_node *n)
     root->type = VK_WF_GROUP;
     root->name = "chain";
     root->machine = wf->machine;
+    root->network = wf->network;
+    root->checkout_depth = wf->checkout_depth;
     root->pos = vk__wf_pos(L, n->pos);
     return vk__wf_load_children(L, n->children, root);
 }

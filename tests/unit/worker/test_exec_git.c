@@ -132,7 +132,11 @@ static void test_checkout_and_mirror_reuse(void **state)
 static void test_branch_head(void **state)
 {
     (void)state;
-    struct vk_exec_spec s = base_spec("gitbr", "git rev-parse HEAD\n");
+    struct vk_exec_spec s =
+        base_spec("gitbr", "git rev-parse HEAD\necho \"checkout=$VULCAN_CHECKOUT_SHA\"\n");
+    const char *inject[] = {"VULCAN_CHECKOUT_SHA=forged"};
+    s.env = inject;
+    s.nenv = 1;
     s.repository_url = g_url;
     s.branch = "main";
     struct collected c;
@@ -141,6 +145,9 @@ static void test_branch_head(void **state)
     assert_int_equal(r.exit_code, 0);
     char want[100];
     snprintf(want, sizeof want, "%s\n", g_sha2[0] ? g_sha2 : g_sha1);
+    assert_non_null(strstr(outs(&c), want));
+    /* VULCAN_CHECKOUT_SHA: the full id checked out, never an injected value */
+    snprintf(want, sizeof want, "checkout=%s\n", g_sha2[0] ? g_sha2 : g_sha1);
     assert_non_null(strstr(outs(&c), want));
     vk_buf_release(&c.b);
 
@@ -270,12 +277,37 @@ static void test_concurrent_checkouts(void **state)
     }
 }
 
+/* `checkout { depth 1 }`: one commit of history in the workspace; the full checkout has all. */
+static void test_shallow_checkout(void **state)
+{
+    (void)state;
+    if (!g_sha2[0])
+        add_second_commit();
+    struct vk_exec_spec s =
+        base_spec("gitdepth", "echo count=$(git rev-list --count HEAD); cat two.txt\n");
+    s.repository_url = g_url;
+    s.commit_sha = g_sha2;
+    s.checkout_depth = 1;
+    struct collected c;
+    struct vk_exec_result r;
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_int_equal(r.exit_code, 0);
+    assert_non_null(strstr(outs(&c), "count=1\ntwo\n"));
+    vk_buf_release(&c.b);
+
+    s.checkout_depth = 0;
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_non_null(strstr(outs(&c), "count=2\ntwo\n"));
+    vk_buf_release(&c.b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_checkout_and_mirror_reuse),
         cmocka_unit_test(test_branch_head),
         cmocka_unit_test(test_bad_commit),
+        cmocka_unit_test(test_shallow_checkout),
         cmocka_unit_test(test_bad_repository),
         cmocka_unit_test(test_git_inside_sandbox),
         cmocka_unit_test(test_concurrent_checkouts),

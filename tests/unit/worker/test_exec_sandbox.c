@@ -414,12 +414,85 @@ static void test_cgroup_notice_when_unavailable(void **state)
     vk_exec_env_release(&env2);
 }
 
+/* --sandbox-ro / --sandbox-rw: operator paths bound at their host path, read-only or writable. */
+static void test_sandbox_extra_binds(void **state)
+{
+    (void)state;
+    if (!have_bwrap())
+        skip();
+    char ro[400], rw[400], wd[400], f[420];
+    snprintf(ro, sizeof ro, "%s/tools", g_root);
+    snprintf(rw, sizeof rw, "%s/cache", g_root);
+    snprintf(wd, sizeof wd, "%s/work-binds", g_root);
+    assert_int_equal(mkdir(ro, 0755), 0);
+    assert_int_equal(mkdir(rw, 0755), 0);
+    snprintf(f, sizeof f, "%s/tool.txt", ro);
+    FILE *fp = fopen(f, "w");
+    assert_non_null(fp);
+    fputs("tool-content\n", fp);
+    fclose(fp);
+    const char *ros[] = {ro}, *rws[] = {rw};
+    struct vk_exec_config cfg = {.work_dir = wd,
+                                 .no_cgroups = true,
+                                 .bind_ro = ros,
+                                 .nbind_ro = 1,
+                                 .bind_rw = rws,
+                                 .nbind_rw = 1};
+    struct vk_exec_env env2;
+    struct vk_err err;
+    assert_int_equal(vk_exec_env_init(&env2, &cfg, &err), 0);
+    char e1[420], e2[420];
+    snprintf(e1, sizeof e1, "RO=%s", ro);
+    snprintf(e2, sizeof e2, "RW=%s", rw);
+    const char *env[] = {e1, e2};
+    const char *script = "set +e\n"
+                         "cat \"$RO/tool.txt\"\n"
+                         "if touch \"$RO/new\" 2>/dev/null; then echo ro=writable; "
+                         "else echo ro=readonly; fi\n"
+                         "if echo hi > \"$RW/out.txt\"; then echo rw=writable; fi\n";
+    struct vk_exec_spec s = sb_spec("sbbinds", script);
+    s.env = env;
+    s.nenv = 2;
+    struct collected c;
+    struct vk_exec_result r;
+    collected_init(&c);
+    assert_int_equal(vk_exec_run(&env2, &s, collect, &c, NULL, &r, &err), 0);
+    assert_true(r.sandboxed);
+    assert_non_null(strstr(outs(&c), "tool-content\n"));
+    assert_non_null(strstr(outs(&c), "ro=readonly\n"));
+    assert_non_null(strstr(outs(&c), "rw=writable\n"));
+    snprintf(f, sizeof f, "%s/out.txt", rw);
+    assert_int_equal(access(f, F_OK), 0);
+    snprintf(f, sizeof f, "%s/new", ro);
+    assert_int_not_equal(access(f, F_OK), 0);
+    vk_buf_release(&c.b);
+    vk_exec_env_release(&env2);
+
+    /* Without the binds the paths are not there inside the sandbox. */
+    collected_init(&c);
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_null(strstr(outs(&c), "tool-content"));
+    vk_buf_release(&c.b);
+
+    /* A relative or missing path is refused when the env is made. */
+    const char *bad[] = {"relative/dir"};
+    cfg.bind_ro = bad;
+    cfg.nbind_rw = 0;
+    assert_int_equal(vk_exec_env_init(&env2, &cfg, &err), VK_EINVAL);
+    assert_non_null(strstr(err.msg, "--sandbox-ro path 'relative/dir' is not absolute"));
+    const char *missing[] = {"/nonexistent-vk-dir"};
+    cfg.bind_ro = missing;
+    assert_int_equal(vk_exec_env_init(&env2, &cfg, &err), VK_EINVAL);
+    assert_non_null(strstr(err.msg, "/nonexistent-vk-dir"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_host_capabilities),
         cmocka_unit_test(test_sandbox_filesystem),
         cmocka_unit_test(test_sandbox_network),
+        cmocka_unit_test(test_sandbox_extra_binds),
         cmocka_unit_test(test_sandbox_env_not_leaked_to_bwrap),
         cmocka_unit_test(test_sandbox_timeout_and_grace),
         cmocka_unit_test(test_cgroup_memory_limit),

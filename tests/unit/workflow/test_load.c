@@ -264,15 +264,39 @@ static const struct bad bads[] = {
     {HEAD "chain {\n  fragment { run \"x\" }\n}\n", VK_WF_ERR_NO_MACHINE, 3, 1,
      "'chain' has no 'machine': add machine \"<group>\", the worker group that runs fragments "
      "without a machine of their own"},
+    /* network */
+    {HEAD "chain { machine \"m\"; fragment { run \"x\"; network \"yes\" } }\n",
+     VK_WF_ERR_INVALID_VALUE, 3, 50,
+     "'network' takes one boolean: #true (share the host network) or #false (none, the "
+     "default)"},
+    {HEAD "chain { machine \"m\"; fragment { run \"x\"; network } }\n", VK_WF_ERR_INVALID_VALUE, 3,
+     42,
+     "'network' takes one boolean: #true (share the host network) or #false (none, the "
+     "default)"},
+    {HEAD "chain { machine \"m\"; fragment { run \"x\"; network #true #false } }\n",
+     VK_WF_ERR_INVALID_VALUE, 3, 56,
+     "'network' takes one boolean: #true (share the host network) or #false (none, the "
+     "default)"},
+    {HEAD "chain { machine \"m\"; network #true; network #false; fragment { run \"x\" } }\n",
+     VK_WF_ERR_DUPLICATE, 3, 37, "duplicate 'network' (first at line 3)"},
+    {HEAD "chain { machine \"m\"; fragment { from \"a.kdl\"; network #true } }\n",
+     VK_WF_ERR_EXCLUSIVE, 3, 47,
+     "'network' cannot be used with 'from'; set it in the imported file"},
+    {HEAD "chain { machine \"m\"; fragment { run \"x\"; checkout { depth 0 } } }\n",
+     VK_WF_ERR_INVALID_VALUE, 3, 59,
+     "'depth' takes one whole number from 1 to 1000000 (the commits of history checked out)"},
+    {HEAD "chain { machine \"m\"; fragment { run \"x\"; checkout { lfs #true } } }\n",
+     VK_WF_ERR_UNKNOWN_NODE, 3, 53, "unknown node 'lfs' in 'checkout'; expected: depth"},
     /* unknown nodes */
     {HEAD "chain { machine \"m\"; fragment { run \"x\"; script \"y\" } }\n", VK_WF_ERR_UNKNOWN_NODE,
      3, 42,
      "unknown node 'script' in 'fragment'; expected one of: run, from, name, machine, "
-     "condition, timeout, retry, env"},
+     "condition, timeout, retry, env, network, checkout"},
     {HEAD "jobs {}\n" C1, VK_WF_ERR_UNKNOWN_NODE, 3, 1,
      "unknown node 'jobs'; expected one of: version, name, triggers, chain"},
     {HEAD "chain { machine \"m\"; step { run \"x\" } }\n", VK_WF_ERR_UNKNOWN_NODE, 3, 22,
-     "unknown node 'step' in 'chain'; expected one of: machine, env, fragment, parallel"},
+     "unknown node 'step' in 'chain'; expected one of: machine, env, network, checkout, fragment, "
+     "parallel"},
     {HEAD "chain { machine \"m\"; parallel { retry 1; fragment { run \"x\" } } }\n",
      VK_WF_ERR_UNKNOWN_NODE, 3, 33,
      "unknown node 'retry' in 'parallel'; expected one of: fragment, parallel, name, machine, "
@@ -518,6 +542,37 @@ static void test_alloc_failure(void **state)
     assert_true(done);
 }
 
+/* `network`: chain default, fragment override, inherited through parallel and imports. */
+static void test_network(void **state)
+{
+    (void)state;
+    struct vk_workflow *wf = load_ok(HEAD "chain {\n"
+                                          "    machine \"m\"\n"
+                                          "    network #true\n"
+                                          "    fragment { run \"a\" }\n"
+                                          "    fragment { run \"b\"; network #false }\n"
+                                          "    parallel { fragment { run \"c\" } }\n"
+                                          "}\n");
+    assert_true(wf->network);
+    assert_true(wf->root.children[0].network);
+    assert_false(wf->root.children[1].network);
+    assert_true(wf->root.children[2].children[0].network);
+    vk_workflow_free(wf);
+    wf = load_ok(HEAD "chain { machine \"m\"; fragment { run \"a\" }; fragment { run \"b\"; "
+                      "network #true } }\n");
+    assert_false(wf->network);
+    assert_false(wf->root.children[0].network);
+    assert_true(wf->root.children[1].network);
+    vk_workflow_free(wf);
+    /* checkout { depth N }: the chain's, overridden by a fragment's */
+    wf = load_ok(HEAD "chain { machine \"m\"; checkout { depth 5 }; fragment { run \"a\" }; "
+                      "fragment { run \"b\"; checkout { depth 1 } } }\n");
+    assert_int_equal(wf->checkout_depth, 5);
+    assert_int_equal(wf->root.children[0].checkout_depth, 5);
+    assert_int_equal(wf->root.children[1].checkout_depth, 1);
+    vk_workflow_free(wf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -525,7 +580,7 @@ int main(void)
         cmocka_unit_test(test_triggers_block), cmocka_unit_test(test_default_name),
         cmocka_unit_test(test_errors),         cmocka_unit_test(test_rendered),
         cmocka_unit_test(test_limits),         cmocka_unit_test(test_io_error),
-        cmocka_unit_test(test_alloc_failure),
+        cmocka_unit_test(test_alloc_failure),  cmocka_unit_test(test_network),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
