@@ -10,7 +10,8 @@ struct flatten {
     struct vk_store_fragment_spec *specs;
     size_t n, cap;
     struct vk_pool *pool;
-    int parents[256]; /* spec index of the open group at each depth */
+    int64_t queue_timeout_ms; /* the workflow's `queue-timeout` (0: none) */
+    int parents[256];         /* spec index of the open group at each depth */
 };
 
 static const char *env_json(struct vk_pool *pool, const struct vk_wf_kv *kv, size_t n,
@@ -52,6 +53,7 @@ static int visit(void *ctx, const struct vk_wf_fragment *f, unsigned depth)
     s->condition = f->condition_src;
     s->source_url = f->source_url;
     s->timeout_ms = f->timeout_ms;
+    s->queue_timeout_ms = f->queue_timeout_ms ? f->queue_timeout_ms : fl->queue_timeout_ms;
     s->retries = f->retries;
     s->env_json = env_json(fl->pool, f->env, f->nenv, NULL, 0);
     fl->parents[depth] = (int)fl->n;
@@ -136,6 +138,7 @@ int vk_orch_submit(struct vk_orch *o, const struct vk_workflow *wf, const char *
     vk_pool_init(&pool, 0);
     struct flatten fl = {0};
     fl.pool = &pool;
+    fl.queue_timeout_ms = wf->queue_timeout_ms;
     int rc = vk_workflow_walk(wf, visit, &fl);
     if (rc != 0) {
         rc = rc == VK_ENOMEM ? vk_err_set(err, VK_ENOMEM, "out of memory")
@@ -240,6 +243,7 @@ int vk_orch_rerun(struct vk_orch *o, const char *chain_id, char new_id[VK_UUID_L
         s->condition = f->condition;
         s->source_url = f->source_url;
         s->timeout_ms = f->timeout_ms;
+        s->queue_timeout_ms = f->queue_timeout_ms;
         s->retries = f->retries;
         s->max_attempts = f->max_attempts;
         s->env_json = f->env_json;
