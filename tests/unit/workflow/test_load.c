@@ -268,9 +268,10 @@ static const struct bad bads[] = {
     {HEAD "chain { machine \"m\"; fragment { run \"x\"; script \"y\" } }\n", VK_WF_ERR_UNKNOWN_NODE,
      3, 42,
      "unknown node 'script' in 'fragment'; expected one of: run, from, name, machine, "
-     "condition, timeout, retry, env"},
+     "condition, timeout, queue-timeout, retry, env"},
     {HEAD "jobs {}\n" C1, VK_WF_ERR_UNKNOWN_NODE, 3, 1,
-     "unknown node 'jobs'; expected one of: version, name, triggers, chain"},
+     "unknown node 'jobs'; expected one of: version, name, queue-timeout, "
+     "triggers, chain"},
     {HEAD "chain { machine \"m\"; step { run \"x\" } }\n", VK_WF_ERR_UNKNOWN_NODE, 3, 22,
      "unknown node 'step' in 'chain'; expected one of: machine, env, fragment, parallel"},
     {HEAD "chain { machine \"m\"; parallel { retry 1; fragment { run \"x\" } } }\n",
