@@ -333,6 +333,11 @@ static const struct bad bads[] = {
      VK_WF_ERR_CONDITION, 3, 65,
      "invalid condition: expected a value ($VAR, 'text', '!' or '('), found the end of the "
      "condition"},
+    {HEAD "chain { machine \"m\"; fragment { run \"a\"; condition \"always()\" } }\n",
+     VK_WF_ERR_CONDITION, 3, 53,
+     "invalid condition: 'always()': conditions have no functions; a fragment runs only when "
+     "everything before it succeeded, and there is no way to run one after a failure or a cancel; "
+     "compare variables instead, e.g. $BRANCH == 'main'"},
     {HEAD "chain { machine \"m\"; fragment { run \"a\"; condition \"$A = 'x'\" } }\n",
      VK_WF_ERR_CONDITION, 3, 56, "invalid condition: unexpected '='; expected '==' or '=~'"},
     {HEAD "chain { machine \"m\"; fragment { run \"a\"; condition \"\\\"é\\\" = 'x'\" } }\n",
