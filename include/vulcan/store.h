@@ -446,9 +446,11 @@ int vk_store_tx_chain_set(struct vk_store_tx *tx, const char *chain_id,
                           enum vk_store_chain_status status, int64_t started_at,
                           int64_t finished_at, const char *error, struct vk_err *err) VK_MUST_CHECK;
 
-/** Mark every pending or ready fragment of the chain `skipped` (one statement). */
+/** Mark every pending or ready fragment of the chain `skipped` (one statement), with `why`
+ * as their error (NULL: none). */
 int vk_store_tx_chain_skip_pending(struct vk_store_tx *tx, const char *chain_id, int64_t now_ms,
-                                   int64_t *count, struct vk_err *err) VK_MUST_CHECK;
+                                   const char *why, int64_t *count,
+                                   struct vk_err *err) VK_MUST_CHECK;
 
 /**
  * Record the end of a running fragment, fenced: succeeds only when the fragment is running,

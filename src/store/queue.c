@@ -234,14 +234,14 @@ int vk_store_tx_chain_set(struct vk_store_tx *tx, const char *chain_id,
 }
 
 int vk_store_tx_chain_skip_pending(struct vk_store_tx *tx, const char *chain_id, int64_t now_ms,
-                                   int64_t *count, struct vk_err *err)
+                                   const char *why, int64_t *count, struct vk_err *err)
 {
-    struct vk__param p[] = {vk__text(chain_id), vk__int(now_ms)};
+    struct vk__param p[] = {vk__text(chain_id), vk__int(now_ms), vk__text(why)};
     int64_t changes = 0;
     int rc = vk__exec(tx->conn, VK__STMT_SKIP_PENDING,
-                      "UPDATE fragments SET status = 'skipped', finished_at = $2"
+                      "UPDATE fragments SET status = 'skipped', finished_at = $2, error = $3"
                       " WHERE chain_id = $1 AND status IN ('pending', 'ready')",
-                      p, 2, &changes, err);
+                      p, 3, &changes, err);
     if (count)
         *count = changes;
     return rc;

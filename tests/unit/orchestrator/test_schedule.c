@@ -260,6 +260,18 @@ static void test_failure_skips_rest(void **state)
     assert_false(claim(fx, name, id, &a));
     assert_int_equal(frag_status(fx, chain, "test"), VK_STORE_FRAG_SKIPPED);
     assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_FAILED);
+    /* issue 12 item 13: the skip names the fragment whose failure caused it */
+    struct vk_pool pool;
+    vk_pool_init(&pool, 0);
+    struct vk_store_chain c;
+    struct vk_store_fragment *f = NULL;
+    size_t n = 0;
+    struct vk_err err;
+    assert_int_equal(vk_store_chain_get(fx->store, chain, &pool, &c, &f, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(f[1].name, "test");
+    assert_string_equal(f[1].error, "skipped: `build` failed");
+    vk_pool_release(&pool);
 }
 
 /* Issue 12 item 5: a fragment ready longer than its queue timeout fails with the waiting

@@ -385,7 +385,7 @@ static void test_chain_tree(void **state)
                 assert_int_equal(g.retries_used, (int)mask);
         }
     }
-    assert_int_equal(vk_store_tx_chain_skip_pending(tx, ch.id, 5, &cnt, &err), 0);
+    assert_int_equal(vk_store_tx_chain_skip_pending(tx, ch.id, 5, NULL, &cnt, &err), 0);
     assert_int_equal(cnt, 4);
     assert_int_equal(vk_store_tx_count_unfinished(tx, ch.id, NULL, &cnt, &err), 0);
     assert_int_equal(cnt, 0);
