@@ -40,6 +40,9 @@ struct vk_orch;
 /** Called (from the listener thread) when fragments of machine group `group` became ready. */
 typedef void vk_orch_ready_fn(void *ctx, const char *group);
 
+/** `vulcan server --queue-timeout` default: 24 hours. */
+#define VK_ORCH_DEFAULT_QUEUE_TIMEOUT_MS (24LL * 3600 * 1000)
+
 struct vk_orch_opts {
     int64_t worker_timeout_ms;  /**< a worker silent this long is dead (default 30000) */
     int max_attempts;           /**< attempts before a fragment whose workers died fails (3) */
@@ -53,7 +56,17 @@ struct vk_orch_opts {
                                  *   the orchestrator role (`vulcan server --roles`) */
     bool deny_network;          /**< `--sandbox-network deny`: vk_orch_submit() refuses a
                                  *   workflow with a `network #true` fragment (VK_EPERM) */
+    int64_t queue_timeout_ms;   /**< a fragment `ready` this long without its own
+                                 *   `queue-timeout` fails (default 24 h) */
 };
+
+/**
+ * Fail every fragment `ready` longer than its queue timeout (its own, else
+ * opts.queue_timeout_ms) at time `now`: its error is "queue timeout (30m) reached: " and
+ * the waiting reason (vk_store_wait_reason); the chain goes on as after any failure.
+ * vk_orch_reap() calls this on every pass.
+ */
+int vk_orch_expire_queued(struct vk_orch *o, int64_t now, struct vk_err *err) VK_MUST_CHECK;
 
 /** The context a chain runs in (what conditions and scripts see). Borrowed. */
 struct vk_orch_context {

@@ -40,7 +40,7 @@ struct vk_store;
 struct vk_store_tx;
 
 /** Schema version this binary knows (the highest migration number). */
-#define VK_STORE_SCHEMA_VERSION 4
+#define VK_STORE_SCHEMA_VERSION 5
 
 /** Caps on input-derived sizes. */
 #define VK_STORE_MAX_FRAGMENTS 10000      /**< fragments in one chain */
@@ -132,8 +132,9 @@ struct vk_store_fragment {
     const char *machine;
     const char *condition;
     const char *source_url;
-    int64_t timeout_ms; /**< 0: the worker's default */
-    int retries;        /**< re-runs allowed after a script failure */
+    int64_t timeout_ms;       /**< 0: the worker's default */
+    int64_t queue_timeout_ms; /**< longest wait in `ready`; 0: the server's default */
+    int retries;              /**< re-runs allowed after a script failure */
     int retries_used;
     enum vk_store_frag_status status;
     int attempt; /**< see "Attempts" above */
@@ -163,6 +164,7 @@ struct vk_store_fragment_spec {
     const char *condition;
     const char *source_url;
     int64_t timeout_ms;
+    int64_t queue_timeout_ms; /**< 0: the server's default */
     int retries;
     int max_attempts; /**< 0: 3 */
     const char *env_json;
@@ -453,9 +455,11 @@ int vk_store_tx_chain_set(struct vk_store_tx *tx, const char *chain_id,
                           enum vk_store_chain_status status, int64_t started_at,
                           int64_t finished_at, const char *error, struct vk_err *err) VK_MUST_CHECK;
 
-/** Mark every pending or ready fragment of the chain `skipped` (one statement). */
+/** Mark every pending or ready fragment of the chain `skipped` (one statement), with `why`
+ * as their error (NULL: none). */
 int vk_store_tx_chain_skip_pending(struct vk_store_tx *tx, const char *chain_id, int64_t now_ms,
-                                   int64_t *count, struct vk_err *err) VK_MUST_CHECK;
+                                   const char *why, int64_t *count,
+                                   struct vk_err *err) VK_MUST_CHECK;
 
 /**
  * Record the end of a running fragment, fenced: succeeds only when the fragment is running,
@@ -508,6 +512,33 @@ int vk_store_queue_metrics(struct vk_store *store, const char *group,
  */
 int vk_store_group_status(struct vk_store *store, const char *group, int64_t *alive, int64_t *busy,
                           int64_t *dead, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Why a `ready` fragment of `group` waits, in words, into `buf` (of `size` bytes), from
+ * vk_store_group_status(): "no worker of machine group 'X' has ever registered", "all N
+ * workers of machine group 'X' are busy", "all N workers of machine group 'X' are dead",
+ * or "waiting for one of N idle workers of machine group 'X' to pick it up". Workers are
+ * never deleted (dead ones stay as rows), so "never registered" means exactly that. The
+ * API's waiting_reason and the queue timeout's error use this one text.
+ */
+int vk_store_wait_reason(struct vk_store *store, const char *group, char *buf, size_t size,
+                         struct vk_err *err) VK_MUST_CHECK;
+
+/** A `ready` fragment that waited longer than its queue timeout (vk_store_queue_expired). */
+struct vk_store_expired {
+    char id[VK_UUID_LEN];
+    const char *machine;      /**< in the caller's pool */
+    int64_t queue_timeout_ms; /**< the timeout that applied (its own or the default) */
+};
+
+/**
+ * Up to `max` fragments `ready` since before now_ms minus their queue timeout (their own
+ * queue_timeout_ms, or `default_ms` when it is 0), oldest first, into *out (allocated in
+ * `pool`). Reads the partial index fragments_ready only.
+ */
+int vk_store_queue_expired(struct vk_store *store, int64_t now_ms, int64_t default_ms, size_t max,
+                           struct vk_pool *pool, struct vk_store_expired **out, size_t *n,
+                           struct vk_err *err) VK_MUST_CHECK;
 
 /**
  * Wait up to `timeout_ms` for ready notifications (see vk_store_tx_notify_ready) and return

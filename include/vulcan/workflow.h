@@ -293,9 +293,10 @@ struct vk_wf_fragment {
     const char *condition_src;       /**< NULL when unconditional */
     const struct vk_cond *condition; /**< compiled `condition_src` */
     const char *import_from;         /**< import groups: the `from` text as written */
-    const char *source_url;  /**< the imported document it came from; NULL in the top file */
-    int64_t timeout_ms;      /**< 0: the worker's default */
-    int retries;             /**< 0..VK_WF_MAX_RETRIES */
+    const char *source_url;   /**< the imported document it came from; NULL in the top file */
+    int64_t timeout_ms;       /**< 0: the worker's default */
+    int64_t queue_timeout_ms; /**< `queue-timeout`; 0: the workflow's, else the server's */
+    int retries;              /**< 0..VK_WF_MAX_RETRIES */
     bool network;            /**< resolved `network`: own, else nearest group's, else the chain's */
     uint32_t checkout_depth; /**< resolved `checkout { depth N }` like `network`; 0 = all */
     struct vk_wf_kv *env;
@@ -315,6 +316,7 @@ struct vk_workflow {
     uint32_t checkout_depth; /**< chain.checkout.depth, 0 = full history */
     struct vk_wf_kv *env;    /**< chain.env */
     size_t nenv;
+    int64_t queue_timeout_ms; /**< top-level `queue-timeout`; 0: the server's default */
     struct vk_wf_trigger *triggers;
     size_t ntriggers;
     /**

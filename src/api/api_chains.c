@@ -207,23 +207,9 @@ static const char *wait_reason(struct vk_api *api, struct wait_cache *wc,
         return "waiting for a worker";
     size_t i = wc->n++;
     wc->group[i] = f->machine;
-    int64_t alive = 0, busy = 0, dead = 0;
     struct vk_err err;
-    if (vk_store_group_status(api->opts.store, f->machine, &alive, &busy, &dead, &err) < 0)
+    if (vk_store_wait_reason(api->opts.store, f->machine, wc->why[i], sizeof(wc->why[i]), &err) < 0)
         snprintf(wc->why[i], sizeof(wc->why[i]), "waiting for a worker");
-    else if (alive == 0 && dead == 0)
-        snprintf(wc->why[i], sizeof(wc->why[i]), "no worker is registered for machine group '%s'",
-                 f->machine);
-    else if (alive == 0)
-        snprintf(wc->why[i], sizeof(wc->why[i]), "all %lld workers of machine group '%s' are dead",
-                 (long long)dead, f->machine);
-    else if (busy >= alive)
-        snprintf(wc->why[i], sizeof(wc->why[i]), "all %lld workers of machine group '%s' are busy",
-                 (long long)alive, f->machine);
-    else
-        snprintf(wc->why[i], sizeof(wc->why[i]),
-                 "waiting for one of %lld idle workers of machine group '%s' to pick it up",
-                 (long long)(alive - busy), f->machine);
     return wc->why[i];
 }
 

@@ -250,16 +250,17 @@ static int chains_ls(const char *server, int argc, char **argv)
 
 /* ---------------------------------------------------------------- show */
 
-static void waiting_rows(json_t *list)
+/* One line per fragment of the tree whose `key` (waiting_reason, error) is set. */
+static void reason_rows(json_t *list, const char *key)
 {
     size_t i;
     json_t *f;
     json_array_foreach(list, i, f)
     {
-        const char *why = jstr(f, "waiting_reason");
+        const char *why = jstr(f, key);
         if (why)
             printf("  %s: %s\n", jstr(f, "name") ? jstr(f, "name") : jstr(f, "id"), why);
-        waiting_rows(json_object_get(f, "children"));
+        reason_rows(json_object_get(f, "children"), key);
     }
 }
 
@@ -320,7 +321,12 @@ static int chains_show(const char *server, int argc, char **argv)
         char *dump = vk_http_json_text(frags, JSON_COMPACT, NULL);
         if (dump && strstr(dump, "\"waiting_reason\":\"")) {
             puts("\nwaiting:");
-            waiting_rows(frags);
+            reason_rows(frags, "waiting_reason");
+        }
+        /* Failures and skips say why (queue timeout, the fragment that failed, ...). */
+        if (dump && strstr(dump, "\"error\":\"")) {
+            puts("\nreasons:");
+            reason_rows(frags, "error");
         }
         free(dump);
     }

@@ -24,6 +24,7 @@ static const char usage_text[] =
     "                     [--roles LIST] [--workers N] [--groups LIST]\n"
     "                     [--worker-sandbox MODE] [--sandbox-network allow|deny]\n"
     "                     [--worker-timeout SECONDS] [--max-attempts N]\n"
+    "                     [--queue-timeout DURATION]\n"
     "                     [--log-level LEVEL] [--log-format json|text] [--config FILE]\n"
     "                     [--otlp-endpoint URL] [--public-url URL]\n"
     "\n"
@@ -52,6 +53,9 @@ static const char usage_text[] =
     "                           with `network #true` (default allow)  VULCAN_SANDBOX_NETWORK\n"
     "  --worker-timeout SECONDS a worker silent this long is dead (default 30)\n"
     "  --max-attempts N         attempts before a fragment whose workers died fails (3)\n"
+    "  --queue-timeout DURATION a fragment waiting this long for a worker fails, e.g.\n"
+    "                           \"30m\"; workflows may set their own `queue-timeout`\n"
+    "                           (default 24h)                      VULCAN_QUEUE_TIMEOUT\n"
     "  --log-level LEVEL        debug, info, warn, error (default info)      VULCAN_LOG_LEVEL\n"
     "  --log-format FORMAT      json or text (default: text on a terminal, else json)\n"
     "  --otlp-endpoint URL      send traces over OTLP/HTTP to URL (e.g. http://collector:4318)\n"
@@ -193,7 +197,8 @@ int vk__cli_server(int argc, char **argv)
     }
     const char *listen = "127.0.0.1:8080", *database = NULL, *data_dir = "./vulcan-data";
     const char *roles = "api,orchestrator,triggers,console", *sandbox = "auto", *log_level = NULL,
-               *log_format = NULL, *otlp = NULL, *public_url = NULL, *net_policy = "allow";
+               *log_format = NULL, *otlp = NULL, *public_url = NULL, *net_policy = "allow",
+               *queue_timeout = "24h";
     long long workers = 0, worker_timeout = 30, max_attempts = 3, trigger_threads = 2;
     struct vk__cli_list groups = {.n = 0};
     struct vk__cli_opt opts[] = {
@@ -208,6 +213,7 @@ int vk__cli_server(int argc, char **argv)
         {"sandbox-network", 0, VK_CLI_STR, &net_policy, "VULCAN_SANDBOX_NETWORK", true, 0, 0},
         {"worker-timeout", 0, VK_CLI_INT, &worker_timeout, "VULCAN_WORKER_TIMEOUT", true, 1, 86400},
         {"max-attempts", 0, VK_CLI_INT, &max_attempts, "VULCAN_MAX_ATTEMPTS", true, 1, 100},
+        {"queue-timeout", 0, VK_CLI_STR, &queue_timeout, "VULCAN_QUEUE_TIMEOUT", true, 0, 0},
         {"log-level", 0, VK_CLI_STR, &log_level, "VULCAN_LOG_LEVEL", true, 0, 0},
         {"log-format", 0, VK_CLI_STR, &log_format, "VULCAN_LOG_FORMAT", true, 0, 0},
         {"otlp-endpoint", 0, VK_CLI_STR, &otlp, "VULCAN_OTLP_ENDPOINT", true, 0, 0},
@@ -221,6 +227,15 @@ int vk__cli_server(int argc, char **argv)
     rc = setup_logging("server", log_level, log_format);
     if (rc)
         return rc;
+    int64_t queue_timeout_ms = 0;
+    if (vk_time_duration_parse(queue_timeout, strlen(queue_timeout), &queue_timeout_ms) < 0 ||
+        queue_timeout_ms < 1000 || queue_timeout_ms > 30LL * 24 * 3600 * 1000) {
+        fprintf(stderr,
+                "vulcan server: --queue-timeout '%s' is not a duration from 1s to 30 days such "
+                "as \"30m\" or \"24h\"\n",
+                queue_timeout);
+        return 2;
+    }
     unsigned r = 0;
     if (parse_roles(roles, &r) != 0)
         return 2;
@@ -291,6 +306,7 @@ int vk__cli_server(int argc, char **argv)
     }
     struct vk_orch_opts oo = {
         .worker_timeout_ms = worker_timeout * 1000,
+        .queue_timeout_ms = queue_timeout_ms,
         .max_attempts = (int)max_attempts,
         .metrics = metrics,
         .tracer = tracer,

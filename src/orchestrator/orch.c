@@ -3,6 +3,7 @@
 #include "vulcan/telemetry.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -27,6 +28,8 @@ int vk_orch_new(struct vk_store *store, const struct vk_orch_opts *opts, struct 
     }
     if (o->opts.worker_timeout_ms <= 0)
         o->opts.worker_timeout_ms = 30000;
+    if (o->opts.queue_timeout_ms <= 0)
+        o->opts.queue_timeout_ms = VK_ORCH_DEFAULT_QUEUE_TIMEOUT_MS;
     if (o->opts.max_attempts <= 0)
         o->opts.max_attempts = 3;
     if (o->opts.reap_interval_ms <= 0) {
@@ -248,6 +251,81 @@ int vk_orch_cancel(struct vk_orch *o, const char *chain_id, struct vk_err *err)
     return rc;
 }
 
+/* "30m", "2s", "1h30m": a queue timeout as the error shows it. */
+static void duration_text(int64_t ms, char *buf, size_t size)
+{
+    int64_t s = ms / 1000, h = s / 3600, m = s / 60 % 60, sec = s % 60;
+    int n = 0;
+    if (h)
+        n += snprintf(buf + n, size - (size_t)n, "%lldh", (long long)h);
+    if (m && n >= 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, "%lldm", (long long)m);
+    if ((sec || !(h || m)) && n >= 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, "%llds", (long long)sec);
+}
+
+/* Fail one fragment that waited too long in `ready`, with the waiting reason, and advance
+ * its chain through the ordinary failure path (the rest skipped, the chain failed). */
+static int expire_one(struct vk_orch *o, const struct vk_store_expired *x, int64_t now,
+                      struct vk_err *err)
+{
+    char why[256], dur[32], msg[400];
+    if (vk_store_wait_reason(o->store, x->machine, why, sizeof(why), err) < 0)
+        snprintf(why, sizeof(why), "waiting for a worker of machine group '%s'", x->machine);
+    duration_text(x->queue_timeout_ms, dur, sizeof(dur));
+    snprintf(msg, sizeof(msg), "queue timeout (%s) reached: %s", dur, why);
+    struct vk_pool pool;
+    vk_pool_init(&pool, 4096);
+    struct vk_store_tx *tx = NULL;
+    struct vk__orch_ended ended = {0};
+    int rc = vk_store_tx_begin(o->store, &tx, err);
+    if (rc < 0)
+        goto out;
+    struct vk_store_fragment f;
+    rc = vk_store_tx_fragment_get(tx, x->id, &pool, &f, err);
+    if (rc == 0 && f.status != VK_STORE_FRAG_READY) {
+        vk_store_tx_rollback(tx); /* claimed or cancelled meanwhile */
+        goto out;
+    }
+    struct vk_store_fragment_update u = {0};
+    u.set = VK_STORE_SET_STATUS | VK_STORE_SET_FINISHED_AT | VK_STORE_SET_ERROR;
+    u.status = VK_STORE_FRAG_FAILED;
+    u.finished_at = now;
+    u.error = msg;
+    if (rc == 0)
+        rc = vk_store_tx_fragment_update(tx, x->id, &u, err);
+    if (rc == 0)
+        rc = vk__orch_after_final(tx, x->id, now, &ended, err);
+    if (rc < 0) {
+        vk_store_tx_rollback(tx);
+        goto out;
+    }
+    rc = vk_store_tx_commit(tx, err);
+    if (rc == 0) {
+        vk_log_write(VK_LOG_WARN, "orchestrator", "a fragment failed: queue timeout reached",
+                     "fragment_id", x->id, "error", msg, NULL);
+        vk__orch_report_fragment(o, &f, VK_STORE_FRAG_FAILED, now);
+        vk__orch_report(o, &ended);
+    }
+out:
+    vk_pool_release(&pool);
+    return rc;
+}
+
+int vk_orch_expire_queued(struct vk_orch *o, int64_t now, struct vk_err *err)
+{
+    struct vk_pool pool;
+    vk_pool_init(&pool, 4096);
+    struct vk_store_expired *x = NULL;
+    size_t n = 0;
+    int rc =
+        vk_store_queue_expired(o->store, now, o->opts.queue_timeout_ms, 100, &pool, &x, &n, err);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = expire_one(o, &x[i], now, err);
+    vk_pool_release(&pool);
+    return rc;
+}
+
 int vk_orch_reap(struct vk_orch *o, struct vk_err *err)
 {
     struct vk_pool pool;
@@ -280,6 +358,8 @@ int vk_orch_reap(struct vk_orch *o, struct vk_err *err)
             vk__orch_report_dead(o, c->status, &ended);
     }
     vk_pool_release(&pool);
+    if (rc == 0)
+        rc = vk_orch_expire_queued(o, now, err);
     return rc;
 }
 

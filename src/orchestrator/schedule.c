@@ -310,7 +310,10 @@ static int fail_chain(struct sched *s, const struct vk_store_fragment *f)
     char msg[256];
     snprintf(msg, sizeof(msg), "fragment '%s' failed", f->name ? f->name : f->id);
     int64_t skipped = 0;
-    int rc = vk_store_tx_chain_skip_pending(s->tx, s->chain.id, s->now, &skipped, s->err);
+    /* Each skipped fragment says why: "skipped: `unit (gcc)` failed" (issue 12 item 13). */
+    char why[256];
+    snprintf(why, sizeof(why), "skipped: `%s` failed", f->name ? f->name : f->id);
+    int rc = vk_store_tx_chain_skip_pending(s->tx, s->chain.id, s->now, why, &skipped, s->err);
     if (rc == 0 && s->ended)
         s->ended->skipped += skipped;
     if (rc == 0)

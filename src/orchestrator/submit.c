@@ -12,7 +12,8 @@ struct flatten {
     struct vk_pool *pool;
     int parents[256];                     /* spec index of the open group at each depth */
     const struct vk_wf_fragment *network; /* the first inline fragment with `network #true` */
-    bool chain_net_env; /* the chain's env (or the submission's) sets VULCAN_NETWORK itself */
+    bool chain_net_env;       /* the chain's env (or the submission's) sets VULCAN_NETWORK itself */
+    int64_t queue_timeout_ms; /* the workflow's `queue-timeout` (0: none) */
 };
 
 static bool kv_has(const struct vk_wf_kv *kv, size_t n, const char *key)
@@ -62,6 +63,7 @@ static int visit(void *ctx, const struct vk_wf_fragment *f, unsigned depth)
     s->condition = f->condition_src;
     s->source_url = f->source_url;
     s->timeout_ms = f->timeout_ms;
+    s->queue_timeout_ms = f->queue_timeout_ms ? f->queue_timeout_ms : fl->queue_timeout_ms;
     s->retries = f->retries;
     /* `network` travels in the fragment's environment as VULCAN_NETWORK (the script sees
      * it, the worker reads it): no store column. A user-set VULCAN_NETWORK never grants it. */
@@ -165,6 +167,7 @@ int vk_orch_submit(struct vk_orch *o, const struct vk_workflow *wf, const char *
     fl.chain_net_env = kv_has(wf->env, wf->nenv, "VULCAN_NETWORK");
     for (size_t i = 0; ctx->env && i < ctx->nenv; i++)
         fl.chain_net_env |= ctx->env[i].name && strcmp(ctx->env[i].name, "VULCAN_NETWORK") == 0;
+    fl.queue_timeout_ms = wf->queue_timeout_ms;
     int rc = vk_workflow_walk(wf, visit, &fl);
     if (rc != 0) {
         rc = rc == VK_ENOMEM ? vk_err_set(err, VK_ENOMEM, "out of memory")
@@ -278,6 +281,7 @@ int vk_orch_rerun(struct vk_orch *o, const char *chain_id, char new_id[VK_UUID_L
         s->condition = f->condition;
         s->source_url = f->source_url;
         s->timeout_ms = f->timeout_ms;
+        s->queue_timeout_ms = f->queue_timeout_ms;
         s->retries = f->retries;
         s->max_attempts = f->max_attempts;
         s->env_json = f->env_json;

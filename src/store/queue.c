@@ -234,14 +234,14 @@ int vk_store_tx_chain_set(struct vk_store_tx *tx, const char *chain_id,
 }
 
 int vk_store_tx_chain_skip_pending(struct vk_store_tx *tx, const char *chain_id, int64_t now_ms,
-                                   int64_t *count, struct vk_err *err)
+                                   const char *why, int64_t *count, struct vk_err *err)
 {
-    struct vk__param p[] = {vk__text(chain_id), vk__int(now_ms)};
+    struct vk__param p[] = {vk__text(chain_id), vk__int(now_ms), vk__text(why)};
     int64_t changes = 0;
     int rc = vk__exec(tx->conn, VK__STMT_SKIP_PENDING,
-                      "UPDATE fragments SET status = 'skipped', finished_at = $2"
+                      "UPDATE fragments SET status = 'skipped', finished_at = $2, error = $3"
                       " WHERE chain_id = $1 AND status IN ('pending', 'ready')",
-                      p, 2, &changes, err);
+                      p, 3, &changes, err);
     if (count)
         *count = changes;
     return rc;
@@ -496,6 +496,68 @@ int vk_store_group_status(struct vk_store *s, const char *group, int64_t *alive,
         } else if (rc == 0) {
             rc = vk_err_set(err, VK_EINTERNAL, "no row from an aggregate");
         }
+    }
+    vk__store_conn_put(s, c);
+    return rc;
+}
+
+int vk_store_wait_reason(struct vk_store *s, const char *group, char *buf, size_t size,
+                         struct vk_err *err)
+{
+    int64_t alive = 0, busy = 0, dead = 0;
+    int rc = vk_store_group_status(s, group, &alive, &busy, &dead, err);
+    if (rc < 0)
+        return rc;
+    if (alive == 0 && dead == 0)
+        snprintf(buf, size, "no worker of machine group '%s' has ever registered", group);
+    else if (alive == 0)
+        snprintf(buf, size, "all %lld workers of machine group '%s' are dead", (long long)dead,
+                 group);
+    else if (busy >= alive)
+        snprintf(buf, size, "all %lld workers of machine group '%s' are busy", (long long)alive,
+                 group);
+    else
+        snprintf(buf, size,
+                 "waiting for one of %lld idle workers of machine group '%s' to pick it up",
+                 (long long)(alive - busy), group);
+    return 0;
+}
+
+int vk_store_queue_expired(struct vk_store *s, int64_t now_ms, int64_t default_ms, size_t max,
+                           struct vk_pool *pool, struct vk_store_expired **out, size_t *n,
+                           struct vk_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (max == 0)
+        return 0;
+    struct vk__conn *c = NULL;
+    int rc = vk__store_conn_get(s, &c, err);
+    if (rc)
+        return rc;
+    struct vk__param p[] = {vk__int(now_ms), vk__int(default_ms), vk__int((int64_t)max)};
+    struct vk__res *r = NULL;
+    rc = vk__query(c, VK__STMT_NONE,
+                   "SELECT id, machine, CASE WHEN queue_timeout_ms > 0 THEN queue_timeout_ms"
+                   " ELSE $2 END FROM fragments WHERE status = 'ready' AND ready_at <= $1 -"
+                   " (CASE WHEN queue_timeout_ms > 0 THEN queue_timeout_ms ELSE $2 END)"
+                   " ORDER BY ready_at, id LIMIT $3",
+                   p, 3, &r, err);
+    if (rc == 0) {
+        struct vk_store_expired *a = vk_pool_zalloc(pool, sizeof(*a) * max);
+        if (!a)
+            rc = nomem(err);
+        while (rc == 0 && *n < max && (rc = vk__next(r, err)) > 0) {
+            vk__col_id(r, 0, a[*n].id);
+            a[*n].machine = vk__col_str(r, 1, pool);
+            a[*n].queue_timeout_ms = vk__col_int(r, 2);
+            rc = a[*n].machine ? 0 : nomem(err);
+            (*n)++;
+        }
+        if (rc > 0)
+            rc = 0;
+        *out = a;
+        vk__res_free(r);
     }
     vk__store_conn_put(s, c);
     return rc;

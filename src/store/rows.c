@@ -91,6 +91,7 @@ int vk__read_frag(struct vk__res *r, int k, struct vk_pool *pool, struct vk_stor
     f->exit_code = (int)vk__col_int(r, k + 24);
     f->error = str(r, k + 25, pool, &bad);
     f->env_json = str(r, k + 26, pool, &bad);
+    f->queue_timeout_ms = vk__col_int(r, k + 27);
     return bad ? nomem(err) : 0;
 }
 

@@ -140,6 +140,8 @@ static const struct migration migrations[] = {
      "ALTER TABLE chains ADD COLUMN trigger_request_id TEXT;"
      "CREATE UNIQUE INDEX chains_by_trigger_request ON chains (trigger_request_id, source_file);"},
     {4, "commit statuses: repository tokens and the status outbox", STATUS_SQLITE},
+    {5, "queue timeout per fragment",
+     "ALTER TABLE fragments ADD COLUMN queue_timeout_ms BIGINT NOT NULL DEFAULT 0"},
 };
 
 /* Migrations whose PostgreSQL text differs beyond BLOB (triggers are written differently). */

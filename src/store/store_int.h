@@ -220,14 +220,15 @@ static inline struct vk__param vk__blob(const void *b, size_t len)
     "f.id, f.chain_id, f.parent_id, f.sequence, f.position, f.type, f.is_parallel, f.name, "       \
     "f.run_script, f.machine, f.condition, f.source_url, f.timeout_ms, f.retries, "                \
     "f.retries_used, f.status, f.attempt, f.max_attempts, f.handbacks, f.cancel_requested, "       \
-    "f.worker_id, f.ready_at, f.started_at, f.finished_at, f.exit_code, f.error, f.env_json"
-#define VK__FRAG_NCOLS 27
+    "f.worker_id, f.ready_at, f.started_at, f.finished_at, f.exit_code, f.error, f.env_json, "     \
+    "f.queue_timeout_ms"
+#define VK__FRAG_NCOLS 28
 /* Same columns without the "f." prefix, for RETURNING. */
 #define VK__FRAG_RCOLS                                                                             \
     "id, chain_id, parent_id, sequence, position, type, is_parallel, name, "                       \
     "run_script, machine, condition, source_url, timeout_ms, retries, "                            \
     "retries_used, status, attempt, max_attempts, handbacks, cancel_requested, "                   \
-    "worker_id, ready_at, started_at, finished_at, exit_code, error, env_json"
+    "worker_id, ready_at, started_at, finished_at, exit_code, error, env_json, queue_timeout_ms"
 
 int vk__read_chain(struct vk__res *r, int col0, struct vk_pool *pool, struct vk_store_chain *out,
                    struct vk_err *err);

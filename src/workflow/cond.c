@@ -202,9 +202,23 @@ static int lex(struct cparser *p)
     default:
         break;
     }
-    if (is_name_start(c))
+    if (is_name_start(c)) {
+        size_t e = p->pos;
+        while (e < p->len && e - p->pos < 64 && is_name_char(p->src[e]))
+            e++;
+        size_t q = e;
+        while (q < p->len && (p->src[q] == ' ' || p->src[q] == '\t'))
+            q++;
+        if (q < p->len && p->src[q] == '(' && e - p->pos < 64)
+            return perr(p, p->pos,
+                        "'%.*s()': conditions have no functions; a fragment runs only when "
+                        "everything before it succeeded, and there is no way to run one after "
+                        "a failure or a cancel; compare variables instead, e.g. "
+                        "$BRANCH == 'main'",
+                        (int)(e - p->pos), p->src + p->pos);
         return perr(p, p->pos,
                     "unexpected word; write variables as $NAME and text in quotes ('text')");
+    }
     if ((unsigned char)c >= 0x20 && (unsigned char)c < 0x7f)
         return perr(p, p->pos, "unexpected character '%c'", c);
     return perr(p, p->pos, "unexpected character");

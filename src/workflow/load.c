@@ -240,6 +240,28 @@ static int load_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *n,
     return vk__wf_load_children(L, n->children, g);
 }
 
+/* `queue-timeout "30m"`: the longest a ready fragment waits for a worker (1s to 7 days). */
+static int load_queue_timeout(struct vk__wf_loader *L, const struct vk_kdl_node *c,
+                              const struct vk_kdl_node **seen, int64_t *out)
+{
+    const char *t = NULL;
+    int rc = once(L, c, seen);
+    if (rc == 0 && c->nargs == 1 && c->args[0].kind != VK_KDL_STRING)
+        rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(c->args[0].pos),
+                         "'queue-timeout' takes a duration string such as \"30m\" or \"2h\", "
+                         "not %s",
+                         vk_kdl_kind_name(c->args[0].kind));
+    if (rc == 0)
+        rc = nonempty_string(L, c, &t);
+    if (rc == 0 &&
+        (vk_time_duration_parse(t, strlen(t), out) < 0 || *out <= 0 || *out > MAX_TIMEOUT_MS))
+        rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(c->args[0].pos),
+                         "invalid queue-timeout '%s'; expected a duration from 1s to 7 days "
+                         "such as \"90s\", \"30m\" or \"2h\"",
+                         t);
+    return rc;
+}
+
 static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                          struct vk_wf_fragment *f)
 {
@@ -253,7 +275,7 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                            "'fragment' needs a block: fragment { run \"…\" }");
     const struct vk_kdl_node *s_name = NULL, *s_run = NULL, *s_from = NULL, *s_machine = NULL,
                              *s_cond = NULL, *s_timeout = NULL, *s_retry = NULL, *s_env = NULL,
-                             *s_network = NULL, *s_checkout = NULL;
+                             *s_network = NULL, *s_checkout = NULL, *s_qtimeout = NULL;
     f->type = VK_WF_INLINE;
     f->network = f->parent->network;
     f->checkout_depth = f->parent->checkout_depth;
@@ -294,6 +316,8 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                                  "invalid timeout '%s'; expected a duration from 1s to 7 days "
                                  "such as \"90s\", \"10m\" or \"1h30m\"",
                                  t);
+        } else if (vk_kdl_str_eq(c->name, "queue-timeout")) {
+            rc = load_queue_timeout(L, c, &s_qtimeout, &f->queue_timeout_ms);
         } else if (vk_kdl_str_eq(c->name, "retry")) {
             rc = once(L, c, &s_retry);
             if (rc == 0)
@@ -320,10 +344,11 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
             if (rc == 0)
                 rc = load_checkout(L, c, &f->checkout_depth);
         } else {
-            rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
-                             "unknown node '%s' in 'fragment'; expected one of: run, from, "
-                             "name, machine, condition, timeout, retry, env, network, checkout",
-                             c->name.ptr);
+            rc = vk__wf_fail(
+                L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
+                "unknown node '%s' in 'fragment'; expected one of: run, from, "
+                "name, machine, condition, timeout, queue-timeout, retry, env, network, checkout",
+                c->name.ptr);
         }
     }
     if (rc < 0)
@@ -340,11 +365,12 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
         f->machine = f->parent->machine;
     if (s_run)
         return 0;
-    const struct vk_kdl_node *bad = s_timeout   ? s_timeout
-                                    : s_retry   ? s_retry
-                                    : s_env     ? s_env
-                                    : s_network ? s_network
-                                                : s_checkout;
+    const struct vk_kdl_node *bad = s_timeout    ? s_timeout
+                                    : s_retry    ? s_retry
+                                    : s_env      ? s_env
+                                    : s_network  ? s_network
+                                    : s_checkout ? s_checkout
+                                                 : s_qtimeout;
     if (bad)
         return vk__wf_fail(L, VK_WF_ERR_EXCLUSIVE, VK_EPARSE, VK__WF_AT(bad->pos),
                            "'%s' cannot be used with 'from'; set it in the imported file",
@@ -459,7 +485,8 @@ static int load_version(struct vk__wf_loader *L, const struct vk_kdl_node *n)
 int vk__wf_load_document(struct vk__wf_loader *L, const struct vk_kdl_doc *doc);
 int vk__wf_load_document(struct vk__wf_loader *L, const struct vk_kdl_doc *doc)
 {
-    const struct vk_kdl_node *s_version = NULL, *s_name = NULL, *s_triggers = NULL, *s_chain = NULL;
+    const struct vk_kdl_node *s_version = NULL, *s_name = NULL, *s_triggers = NULL, *s_chain = NULL,
+                             *s_qtimeout = NULL;
     int rc = 0;
     for (const struct vk_kdl_node *c = doc->nodes; rc == 0 && c; c = c->next) {
         if (vk_kdl_str_eq(c->name, "version")) {
@@ -474,6 +501,8 @@ int vk__wf_load_document(struct vk__wf_loader *L, const struct vk_kdl_doc *doc)
             rc = once(L, c, &s_triggers);
             if (rc == 0)
                 rc = vk__wf_load_triggers(L, c);
+        } else if (vk_kdl_str_eq(c->name, "queue-timeout")) {
+            rc = load_queue_timeout(L, c, &s_qtimeout, &L->wf->queue_timeout_ms);
         } else if (vk_kdl_str_eq(c->name, "chain")) {
             rc = once(L, c, &s_chain);
             if (rc == 0)
@@ -485,7 +514,8 @@ int vk__wf_load_document(struct vk__wf_loader *L, const struct vk_kdl_doc *doc)
                              c->name.ptr);
         } else {
             rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
-                             "unknown node '%s'; expected one of: version, name, triggers, chain",
+                             "unknown node '%s'; expected one of: version, name, queue-timeout, "
+                             "triggers, chain",
                              c->name.ptr);
         }
     }

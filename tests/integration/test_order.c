@@ -227,7 +227,7 @@ static void test_routing(void **state)
     json_t *f = vkt_frag(c, "c1");
     assert_string_equal(vkt_str(f, "status"), "ready");
     assert_string_equal(vkt_str(f, "waiting_reason"),
-                        "no worker is registered for machine group 'c'");
+                        "no worker of machine group 'c' has ever registered");
     json_decref(c);
 }
 

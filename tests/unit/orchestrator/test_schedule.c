@@ -260,6 +260,64 @@ static void test_failure_skips_rest(void **state)
     assert_false(claim(fx, name, id, &a));
     assert_int_equal(frag_status(fx, chain, "test"), VK_STORE_FRAG_SKIPPED);
     assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_FAILED);
+    /* issue 12 item 13: the skip names the fragment whose failure caused it */
+    struct vk_pool pool;
+    vk_pool_init(&pool, 0);
+    struct vk_store_chain c;
+    struct vk_store_fragment *f = NULL;
+    size_t n = 0;
+    struct vk_err err;
+    assert_int_equal(vk_store_chain_get(fx->store, chain, &pool, &c, &f, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(f[1].name, "test");
+    assert_string_equal(f[1].error, "skipped: `build` failed");
+    vk_pool_release(&pool);
+}
+
+/* Issue 12 item 5: a fragment ready longer than its queue timeout fails with the waiting
+ * reason; the fragment's own value wins over the workflow's; the chain ends failed and
+ * nothing is left pending, ready or running. */
+static void test_queue_timeout(void **state)
+{
+    struct fixture *fx = *state;
+    char chain[VK_UUID_LEN];
+    submit(fx,
+           "version \"0.1\"\nqueue-timeout \"1h\"\ntriggers \"push\"\nchain {\n"
+           " machine \"macos\"\n"
+           " parallel {\n"
+           "  fragment { name \"mac\"; run \"true\"; queue-timeout \"30m\" }\n"
+           "  fragment { name \"mac2\"; run \"true\" }\n }\n"
+           " fragment { name \"after\"; run \"true\" }\n}\n",
+           "main", chain);
+    struct vk_err err;
+    int64_t now = vk_time_now_ms();
+    /* Before either timeout: nothing changes. */
+    assert_int_equal(vk_orch_expire_queued(fx->orch, now + 29 * 60 * 1000, &err), 0);
+    assert_int_equal(frag_status(fx, chain, "mac"), VK_STORE_FRAG_READY);
+    /* Past 30m (the fragment's own) but not 1h (the workflow's). */
+    assert_int_equal(vk_orch_expire_queued(fx->orch, now + 31 * 60 * 1000, &err), 0);
+    assert_int_equal(frag_status(fx, chain, "mac"), VK_STORE_FRAG_FAILED);
+    /* The failure skips what has not started, ready work included. */
+    assert_int_equal(frag_status(fx, chain, "mac2"), VK_STORE_FRAG_SKIPPED);
+    assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_FAILED);
+    assert_int_equal(frag_status(fx, chain, "after"), VK_STORE_FRAG_SKIPPED);
+    assert_int_equal(vk_orch_expire_queued(fx->orch, now + 61 * 60 * 1000, &err), 0);
+
+    struct vk_pool pool;
+    vk_pool_init(&pool, 0);
+    struct vk_store_chain c;
+    struct vk_store_fragment *f = NULL;
+    size_t n = 0;
+    assert_int_equal(vk_store_chain_get(fx->store, chain, &pool, &c, &f, &n, &err), 0);
+    assert_int_equal(c.status, VK_STORE_CHAIN_FAILED);
+    assert_true(c.finished_at > 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(vk_store_frag_status_final(f[i].status));
+        if (f[i].name && strcmp(f[i].name, "mac") == 0)
+            assert_string_equal(f[i].error, "queue timeout (30m) reached: no worker of machine "
+                                            "group 'macos' has ever registered");
+    }
+    vk_pool_release(&pool);
 }
 
 static void test_retry_then_stale(void **state)
@@ -397,6 +455,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_big_parallel_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_condition_skips, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_skips_rest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_then_stale, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_rerun, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reaper_requeues_then_fails, setup, teardown),

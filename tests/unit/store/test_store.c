@@ -275,7 +275,11 @@ static void test_chain_tree(void **state)
     struct vk_store_fragment_spec sp[6] = {
         {.parent = -1, .run_script = "npm ci", .name = "setup"},
         {.parent = -1, .type = VK_STORE_FRAG_GROUP, .is_parallel = true},
-        {.parent = 1, .run_script = "npm test", .machine = "small", .timeout_ms = 60000},
+        {.parent = 1,
+         .run_script = "npm test",
+         .machine = "small",
+         .timeout_ms = 60000,
+         .queue_timeout_ms = 1800000},
         {.parent = 1, .type = VK_STORE_FRAG_GROUP},
         {.parent = 3, .run_script = "e2e", .source_url = "fragments/e2e.kdl", .retries = 2},
         {.parent = -1, .run_script = "deploy", .condition = "$BRANCH == 'main'"},
@@ -315,6 +319,9 @@ static void test_chain_tree(void **state)
     assert_string_equal(fr[2].machine, "small");
     assert_string_equal(fr[0].machine, "default");
     assert_int_equal(fr[2].timeout_ms, 60000);
+    /* migration 5: the queue timeout is stored per fragment (both dialects) */
+    assert_int_equal(fr[2].queue_timeout_ms, 1800000);
+    assert_int_equal(fr[1].queue_timeout_ms, 0);
     assert_int_equal(fr[4].retries, 2);
     assert_string_equal(fr[4].source_url, "fragments/e2e.kdl");
     assert_string_equal(fr[5].condition, "$BRANCH == 'main'");
@@ -378,7 +385,7 @@ static void test_chain_tree(void **state)
                 assert_int_equal(g.retries_used, (int)mask);
         }
     }
-    assert_int_equal(vk_store_tx_chain_skip_pending(tx, ch.id, 5, &cnt, &err), 0);
+    assert_int_equal(vk_store_tx_chain_skip_pending(tx, ch.id, 5, NULL, &cnt, &err), 0);
     assert_int_equal(cnt, 4);
     assert_int_equal(vk_store_tx_count_unfinished(tx, ch.id, NULL, &cnt, &err), 0);
     assert_int_equal(cnt, 0);

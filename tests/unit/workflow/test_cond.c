@@ -141,6 +141,17 @@ static void test_errors(void **state)
     assert_int_equal(E("$ == 'x'", m, sizeof(m)), 1);
     assert_string_equal(m, "expected a variable name after '$'");
     assert_int_equal(E("BRANCH == 'x'", m, sizeof(m)), 1);
+    /* issue 12 item 11: a function call says what to write instead */
+    assert_int_equal(E("$A == 'x' && success()", m, sizeof(m)), 14);
+    assert_string_equal(m,
+                        "'success()': conditions have no functions; a fragment runs only when "
+                        "everything before it succeeded, and there is no way to run one after a "
+                        "failure or a cancel; compare variables instead, e.g. $BRANCH == 'main'");
+    assert_int_equal(E("failure ()", m, sizeof(m)), 1);
+    assert_string_equal(m,
+                        "'failure()': conditions have no functions; a fragment runs only when "
+                        "everything before it succeeded, and there is no way to run one after a "
+                        "failure or a cancel; compare variables instead, e.g. $BRANCH == 'main'");
     assert_int_equal(E("$A == 'x' $B", m, sizeof(m)), 11);
     assert_string_equal(m, "found a variable after a complete condition; expected '&&' "
                            "or '||'");

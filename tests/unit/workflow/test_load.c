@@ -291,9 +291,10 @@ static const struct bad bads[] = {
     {HEAD "chain { machine \"m\"; fragment { run \"x\"; script \"y\" } }\n", VK_WF_ERR_UNKNOWN_NODE,
      3, 42,
      "unknown node 'script' in 'fragment'; expected one of: run, from, name, machine, "
-     "condition, timeout, retry, env, network, checkout"},
+     "condition, timeout, queue-timeout, retry, env, network, checkout"},
     {HEAD "jobs {}\n" C1, VK_WF_ERR_UNKNOWN_NODE, 3, 1,
-     "unknown node 'jobs'; expected one of: version, name, triggers, chain"},
+     "unknown node 'jobs'; expected one of: version, name, queue-timeout, "
+     "triggers, chain"},
     {HEAD "chain { machine \"m\"; step { run \"x\" } }\n", VK_WF_ERR_UNKNOWN_NODE, 3, 22,
      "unknown node 'step' in 'chain'; expected one of: machine, env, network, checkout, fragment, "
      "parallel"},
@@ -356,6 +357,11 @@ static const struct bad bads[] = {
      VK_WF_ERR_CONDITION, 3, 65,
      "invalid condition: expected a value ($VAR, 'text', '!' or '('), found the end of the "
      "condition"},
+    {HEAD "chain { machine \"m\"; fragment { run \"a\"; condition \"always()\" } }\n",
+     VK_WF_ERR_CONDITION, 3, 53,
+     "invalid condition: 'always()': conditions have no functions; a fragment runs only when "
+     "everything before it succeeded, and there is no way to run one after a failure or a cancel; "
+     "compare variables instead, e.g. $BRANCH == 'main'"},
     {HEAD "chain { machine \"m\"; fragment { run \"a\"; condition \"$A = 'x'\" } }\n",
      VK_WF_ERR_CONDITION, 3, 56, "invalid condition: unexpected '='; expected '==' or '=~'"},
     {HEAD "chain { machine \"m\"; fragment { run \"a\"; condition \"\\\"é\\\" = 'x'\" } }\n",
