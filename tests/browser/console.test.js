@@ -449,7 +449,7 @@ async function main() {
   base = `http://127.0.0.1:${port}`;
   const log = fs.openSync(path.join(tmp, "server.log"), "w");
   const server = spawn(BIN, ["server", "--listen", `127.0.0.1:${port}`, "--data-dir", path.join(tmp, "data"),
-    "--workers", "1", "--worker-sandbox", "none", "--log-format", "text"], { stdio: ["ignore", log, log] });
+    "--workers", "1", "--groups", "default", "--worker-sandbox", "none", "--log-format", "text"], { stdio: ["ignore", log, log] });
   let browser, context;
   let failed = 0;
   const t0 = Date.now();
