@@ -27,8 +27,8 @@
 #include "vulcan/auth.h"
 #include "vulcan/store.h"
 
-#define VK_STORE_MAX_LOGIN 64  /**< bytes of a login or a team name */
-#define VK_STORE_MAX_SLUG 64   /**< bytes of an org slug */
+#define VK_STORE_MAX_LOGIN 64      /**< bytes of a login or a team name */
+#define VK_STORE_MAX_SLUG 64       /**< bytes of an org slug */
 #define VK_STORE_MAX_TEAM_DEPTH 16 /**< a team's ancestors, itself included */
 
 /* ---------------------------------------------------------------- Organisations */
@@ -128,15 +128,15 @@ int vk_store_team_add_member(struct vk_store *store, const char *team_id, const 
                              struct vk_err *err) VK_MUST_CHECK;
 
 /** Remove a user from a team. Returns 0, VK_ENOTFOUND (not a member), VK_EDB. */
-int vk_store_team_remove_member(struct vk_store *store, const char *team_id,
-                                const char *user_id, struct vk_err *err) VK_MUST_CHECK;
+int vk_store_team_remove_member(struct vk_store *store, const char *team_id, const char *user_id,
+                                struct vk_err *err) VK_MUST_CHECK;
 
 /* ---------------------------------------------------------------- Grants */
 
 struct vk_store_grant {
     char id[VK_UUID_LEN];
     char org_id[VK_UUID_LEN];
-    char user_id[VK_UUID_LEN];       /**< exactly one of user_id and team_id is set */
+    char user_id[VK_UUID_LEN]; /**< exactly one of user_id and team_id is set */
     char team_id[VK_UUID_LEN];
     char repository_id[VK_UUID_LEN]; /**< "": the whole org */
     enum vk_auth_role role;          /**< reader .. admin */
@@ -174,18 +174,18 @@ int vk_store_role_of(struct vk_store *store, const char *user_id, const char *or
 struct vk_store_credential {
     char id[VK_UUID_LEN];
     enum vk_auth_kind kind;
-    char hash[VK_AUTH_HASH_MAX]; /**< SHA-256 hex of the token */
-    const char *name;            /**< what the owner called it; may be NULL */
-    char user_id[VK_UUID_LEN];   /**< personal access tokens and sessions */
-    char org_id[VK_UUID_LEN];    /**< an org restriction; registration and worker tokens */
-    char worker_id[VK_UUID_LEN]; /**< worker tokens; job tokens: the claiming worker */
+    char hash[VK_AUTH_HASH_MAX];   /**< SHA-256 hex of the token */
+    const char *name;              /**< what the owner called it; may be NULL */
+    char user_id[VK_UUID_LEN];     /**< personal access tokens and sessions */
+    char org_id[VK_UUID_LEN];      /**< an org restriction; registration and worker tokens */
+    char worker_id[VK_UUID_LEN];   /**< worker tokens; job tokens: the claiming worker */
     char fragment_id[VK_UUID_LEN]; /**< job tokens */
     int attempt;                   /**< job tokens */
     unsigned scopes;               /**< VK_SCOPE_* bits (personal access tokens) */
-    const char *groups;  /**< registration tokens: machine groups, comma-separated */
-    int64_t uses_left;   /**< registration tokens: -1 unlimited */
-    const char *csrf;    /**< sessions: the X-CSRF-Token value */
-    int64_t idle_ms;     /**< sessions: refused when unused this long (0: no idle limit) */
+    const char *groups;            /**< registration tokens: machine groups, comma-separated */
+    int64_t uses_left;             /**< registration tokens: -1 unlimited */
+    const char *csrf;              /**< sessions: the X-CSRF-Token value */
+    int64_t idle_ms; /**< sessions: refused when unused this long (0: no idle limit) */
     int64_t created_at, expires_at, last_used_at, revoked_at; /**< expires_at 0: never */
 };
 
@@ -207,8 +207,8 @@ int vk_store_credential_create(struct vk_store *store, struct vk_store_credentia
  * "session expired after inactivity", "the token's user is disabled"; VK_EDB.
  */
 int vk_store_credential_check(struct vk_store *store, enum vk_auth_kind kind, const char *hash,
-                              int64_t now_ms, struct vk_pool *pool,
-                              struct vk_store_credential *out, struct vk_err *err) VK_MUST_CHECK;
+                              int64_t now_ms, struct vk_pool *pool, struct vk_store_credential *out,
+                              struct vk_err *err) VK_MUST_CHECK;
 
 /**
  * Take one use of registration token `id` (atomic; unlimited tokens are unchanged).
@@ -239,8 +239,8 @@ int vk_store_credential_revoke_for(struct vk_store *store, const char *fragment_
  * `user_id` is NULL/""), newest first, revoked ones included (revoked_at set).
  * *out is an array of *n in `pool`. Returns 0, VK_EDB.
  */
-int vk_store_credential_list(struct vk_store *store, enum vk_auth_kind kind,
-                             const char *user_id, const char *org_id, struct vk_pool *pool,
+int vk_store_credential_list(struct vk_store *store, enum vk_auth_kind kind, const char *user_id,
+                             const char *org_id, struct vk_pool *pool,
                              struct vk_store_credential **out, size_t *n,
                              struct vk_err *err) VK_MUST_CHECK;
 
@@ -252,8 +252,7 @@ int vk_store_credential_list(struct vk_store *store, enum vk_auth_kind kind,
  * current window, this one included. Returns 0, VK_EDB.
  */
 int vk_store_login_failure_add(struct vk_store *store, const char *key, int64_t now_ms,
-                               int64_t window_ms, int64_t *count,
-                               struct vk_err *err) VK_MUST_CHECK;
+                               int64_t window_ms, int64_t *count, struct vk_err *err) VK_MUST_CHECK;
 
 /** The failures under `key` in the current window (0 after it). Returns 0, VK_EDB. */
 int vk_store_login_failure_count(struct vk_store *store, const char *key, int64_t now_ms,

@@ -29,8 +29,7 @@ static bool has(const char *s)
 typedef int row_fn(struct vk__res *r, struct vk_pool *pool, void *out, struct vk_err *err);
 
 static int one_row(struct vk_store *s, const char *sql, const struct vk__param *p, int np,
-                   row_fn *fill, struct vk_pool *pool, void *out, bool *found,
-                   struct vk_err *err)
+                   row_fn *fill, struct vk_pool *pool, void *out, bool *found, struct vk_err *err)
 {
     struct vk__conn *c = NULL;
     int rc = vk__store_conn_get(s, &c, err);
@@ -185,8 +184,7 @@ int vk_store_org_list(struct vk_store *s, const char *user_id, struct vk_pool *p
 
 /* ---------------------------------------------------------------- Users */
 
-#define USER_COLS                                                                                  \
-    "id, login, name, email, source, password_hash, site_admin, disabled, created_at"
+#define USER_COLS "id, login, name, email, source, password_hash, site_admin, disabled, created_at"
 
 static int read_user(struct vk__res *r, struct vk_pool *pool, void *out, struct vk_err *err)
 {
@@ -229,19 +227,23 @@ int vk_store_user_create(struct vk_store *s, struct vk_store_user *u, struct vk_
         return rc;
     u->created_at = vk_time_now_ms();
     struct vk__param p[] = {
-        vk__text(u->id),           vk__text(u->login),
-        vk__text(u->name),         vk__text(u->email),
+        vk__text(u->id),
+        vk__text(u->login),
+        vk__text(u->name),
+        vk__text(u->email),
         vk__text(has(u->source) ? u->source : "local"),
-        vk__text(u->password_hash), vk__int(u->site_admin),
-        vk__int(u->disabled),      vk__int(u->created_at),
+        vk__text(u->password_hash),
+        vk__int(u->site_admin),
+        vk__int(u->disabled),
+        vk__int(u->created_at),
     };
     struct vk__conn *c = NULL;
     rc = vk__store_begin(s, &c, err);
     if (rc)
         return rc;
     rc = vk__exec(c, VK__STMT_NONE,
-                  "INSERT INTO users (" USER_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", p,
-                  (int)VK_ARRAY_LEN(p), NULL, err);
+                  "INSERT INTO users (" USER_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                  p, (int)VK_ARRAY_LEN(p), NULL, err);
     if (rc == VK_EEXIST)
         vk_err_set(err, rc, "user '%s' exists already", u->login);
     return vk__store_end(s, c, rc, err);
@@ -321,8 +323,8 @@ static int team_org(struct vk__conn *c, const char *id, char org[VK_UUID_LEN], c
 {
     struct vk__param p[] = {vk__text(id)};
     struct vk__res *r = NULL;
-    int rc = vk__query(c, VK__STMT_NONE, "SELECT tenant_id FROM teams WHERE id = $1", p, 1, &r,
-                       err);
+    int rc =
+        vk__query(c, VK__STMT_NONE, "SELECT tenant_id FROM teams WHERE id = $1", p, 1, &r, err);
     if (rc == 0)
         rc = vk__next(r, err);
     if (rc > 0) {
@@ -395,8 +397,7 @@ int vk_store_team_create(struct vk_store *s, const char *org_id, const char *nam
         if (rc == 0)
             rc = ancestry(c, parent_id, NULL, &depth, &dummy, err);
         if (rc == 0 && depth + 1 > VK_STORE_MAX_TEAM_DEPTH)
-            rc = vk_err_set(err, VK_EINVAL, "teams nest at most %d deep",
-                            VK_STORE_MAX_TEAM_DEPTH);
+            rc = vk_err_set(err, VK_EINVAL, "teams nest at most %d deep", VK_STORE_MAX_TEAM_DEPTH);
     }
     struct vk__param p[] = {vk__text(id), vk__text(org_id ? org_id : ""), vk__text(name),
                             vk__id(parent_id), vk__int(vk_time_now_ms())};
@@ -438,13 +439,12 @@ int vk_store_team_set_parent(struct vk_store *s, const char *team_id, const char
         if (rc == 0)
             rc = subtree_height(c, team_id, &height, err);
         if (rc == 0 && depth + height > VK_STORE_MAX_TEAM_DEPTH)
-            rc = vk_err_set(err, VK_EINVAL, "teams nest at most %d deep",
-                            VK_STORE_MAX_TEAM_DEPTH);
+            rc = vk_err_set(err, VK_EINVAL, "teams nest at most %d deep", VK_STORE_MAX_TEAM_DEPTH);
     }
     struct vk__param p[] = {vk__text(team_id), vk__id(parent_id)};
     if (rc == 0)
-        rc = vk__exec(c, VK__STMT_NONE, "UPDATE teams SET parent_id = $2 WHERE id = $1", p, 2,
-                      NULL, err);
+        rc = vk__exec(c, VK__STMT_NONE, "UPDATE teams SET parent_id = $2 WHERE id = $1", p, 2, NULL,
+                      err);
     return vk__store_end(s, c, rc, err);
 }
 
@@ -518,8 +518,9 @@ int vk_store_grant_create(struct vk_store *s, struct vk_store_grant *g, struct v
     if (has(g->user_id) == has(g->team_id))
         return vk_err_set(err, VK_EINVAL, "a grant is to exactly one user or one team");
     if (g->role < VK_ROLE_READER || g->role > VK_ROLE_ADMIN)
-        return vk_err_set(err, VK_EINVAL, "a grant needs a role: reader, developer, "
-                                          "maintainer or admin");
+        return vk_err_set(err, VK_EINVAL,
+                          "a grant needs a role: reader, developer, "
+                          "maintainer or admin");
     char id[VK_UUID_LEN];
     int rc = new_id(id, err);
     if (rc)
@@ -560,8 +561,8 @@ int vk_store_grant_create(struct vk_store *s, struct vk_store_grant *g, struct v
         g->created_at = old.created_at;
         if (rc == 0 && g->role > old.role) {
             struct vk__param u[] = {vk__text(old.id), vk__text(vk_auth_role_name(g->role))};
-            rc = vk__exec(c, VK__STMT_NONE, "UPDATE grants SET role = $2 WHERE id = $1", u, 2,
-                          NULL, err);
+            rc = vk__exec(c, VK__STMT_NONE, "UPDATE grants SET role = $2 WHERE id = $1", u, 2, NULL,
+                          err);
         } else if (rc == 0) {
             g->role = old.role;
         }
@@ -570,12 +571,9 @@ int vk_store_grant_create(struct vk_store *s, struct vk_store_grant *g, struct v
     vk__res_free(r);
     memcpy(g->id, id, VK_UUID_LEN);
     g->created_at = vk_time_now_ms();
-    struct vk__param p[] = {vk__text(g->id),
-                            vk__text(g->org_id),
-                            vk__id(g->user_id),
-                            vk__id(g->team_id),
-                            vk__id(g->repository_id),
-                            vk__text(vk_auth_role_name(g->role)),
+    struct vk__param p[] = {vk__text(g->id),          vk__text(g->org_id),
+                            vk__id(g->user_id),       vk__id(g->team_id),
+                            vk__id(g->repository_id), vk__text(vk_auth_role_name(g->role)),
                             vk__int(g->created_at)};
     if (rc == 0) {
         rc = vk__exec(c, VK__STMT_NONE,
@@ -591,16 +589,16 @@ int vk_store_grant_delete(struct vk_store *s, const char *org_id, const char *id
                           struct vk_err *err)
 {
     struct vk__param p[] = {vk__text(org_id ? org_id : ""), vk__text(id ? id : "")};
-    return update_one(s, "DELETE FROM grants WHERE tenant_id = $1 AND id = $2", p, 2, "grant",
-                      err);
+    return update_one(s, "DELETE FROM grants WHERE tenant_id = $1 AND id = $2", p, 2, "grant", err);
 }
 
 int vk_store_grant_list(struct vk_store *s, const char *org_id, struct vk_pool *pool,
                         struct vk_store_grant **out, size_t *n, struct vk_err *err)
 {
     struct vk__param p[] = {vk__text(org_id ? org_id : "")};
-    return all_rows(s, "SELECT " GRANT_COLS " FROM grants WHERE tenant_id = $1 ORDER BY created_at, id",
-                    p, 1, read_grant, sizeof(**out), pool, (void **)out, n, err);
+    return all_rows(
+        s, "SELECT " GRANT_COLS " FROM grants WHERE tenant_id = $1 ORDER BY created_at, id", p, 1,
+        read_grant, sizeof(**out), pool, (void **)out, n, err);
 }
 
 int vk_store_role_of(struct vk_store *s, const char *user_id, const char *org_id,
@@ -713,12 +711,14 @@ int vk_store_credential_create(struct vk_store *s, struct vk_store_credential *k
     k->created_at = vk_time_now_ms();
     k->last_used_at = k->revoked_at = 0;
     struct vk__param p[] = {
-        vk__text(k->id),          vk__text(kind_names[k->kind]), vk__text(k->hash),
-        vk__text(k->name),        vk__id(k->user_id),            vk__id(k->org_id),
-        vk__id(k->worker_id),     vk__id(k->fragment_id),        vk__int(k->attempt),
-        vk__int(k->scopes),       vk__text(k->groups),           vk__int(k->uses_left),
-        vk__text(k->csrf),        vk__int(k->idle_ms),           vk__int(k->created_at),
-        vk__time(k->expires_at),
+        vk__text(k->id),        vk__text(kind_names[k->kind]),
+        vk__text(k->hash),      vk__text(k->name),
+        vk__id(k->user_id),     vk__id(k->org_id),
+        vk__id(k->worker_id),   vk__id(k->fragment_id),
+        vk__int(k->attempt),    vk__int(k->scopes),
+        vk__text(k->groups),    vk__int(k->uses_left),
+        vk__text(k->csrf),      vk__int(k->idle_ms),
+        vk__int(k->created_at), vk__time(k->expires_at),
     };
     struct vk__conn *c = NULL;
     rc = vk__store_begin(s, &c, err);
@@ -741,8 +741,8 @@ int vk_store_credential_create(struct vk_store *s, struct vk_store_credential *k
 #define LAST_USED_EVERY_MS 60000
 
 int vk_store_credential_check(struct vk_store *s, enum vk_auth_kind kind, const char *hash,
-                              int64_t now_ms, struct vk_pool *pool,
-                              struct vk_store_credential *out, struct vk_err *err)
+                              int64_t now_ms, struct vk_pool *pool, struct vk_store_credential *out,
+                              struct vk_err *err)
 {
     if ((unsigned)kind >= VK_AUTH_KIND_COUNT || !hash || !hash_ok(hash))
         return vk_err_set(err, VK_EAUTH, "unknown token");
@@ -780,8 +780,8 @@ int vk_store_credential_check(struct vk_store *s, enum vk_auth_kind kind, const 
     vk__store_conn_put(s, c);
     if (rc == 0 && now_ms - out->last_used_at >= LAST_USED_EVERY_MS) {
         struct vk__param u[] = {vk__text(out->id), vk__int(now_ms)};
-        rc = update_one(s, "UPDATE credentials SET last_used_at = $2 WHERE id = $1", u, 2,
-                        "token", err);
+        rc = update_one(s, "UPDATE credentials SET last_used_at = $2 WHERE id = $1", u, 2, "token",
+                        err);
         if (rc == 0)
             out->last_used_at = now_ms;
     }
@@ -876,8 +876,7 @@ int vk_store_login_failure_add(struct vk_store *s, const char *key, int64_t now_
     int rc = vk__store_begin(s, &c, err);
     if (rc)
         return rc;
-    struct vk__param p[] = {vk__text(key ? key : ""), vk__int(now_ms),
-                            vk__int(now_ms - window_ms)};
+    struct vk__param p[] = {vk__text(key ? key : ""), vk__int(now_ms), vk__int(now_ms - window_ms)};
     rc = vk__exec(c, VK__STMT_NONE,
                   "INSERT INTO login_failures (key, count, window_start) VALUES ($1, 1, $2)"
                   " ON CONFLICT (key) DO UPDATE SET"

@@ -70,8 +70,9 @@ static void test_orgs_and_users(void **state)
     got.slug = "acme";
     assert_int_equal(vk_store_org_create(f->s, &got, &err), VK_EEXIST);
     assert_non_null(strstr(err.msg, "exists already"));
-    const char *bad[] = {"", "Acme", "-x", "a b", "a/b",
-                         "x1234567890123456789012345678901234567890123456789012345678901234"};
+    const char *bad[] = {
+        "",    "Acme", "-x",
+        "a b", "a/b",  "x1234567890123456789012345678901234567890123456789012345678901234"};
     for (size_t i = 0; i < VK_ARRAY_LEN(bad); i++) {
         got.slug = bad[i];
         assert_int_equal(vk_store_org_create(f->s, &got, &err), VK_EINVAL);
@@ -366,13 +367,12 @@ static void test_credentials(void **state)
     /* Listing: the user's tokens newest first, revoked ones marked. */
     struct vk_store_credential *list = NULL;
     size_t n = 0;
-    assert_int_equal(vk_store_credential_list(f->s, VK_AUTH_PAT, u.id, NULL, &f->pool, &list, &n,
-                                              &err),
-                     0);
+    assert_int_equal(
+        vk_store_credential_list(f->s, VK_AUTH_PAT, u.id, NULL, &f->pool, &list, &n, &err), 0);
     assert_int_equal(n, 1);
     assert_int_equal(list[0].revoked_at, now);
-    assert_int_equal(vk_store_credential_list(f->s, VK_AUTH_REGISTRATION, NULL, f->tenant,
-                                              &f->pool, &list, &n, &err),
+    assert_int_equal(vk_store_credential_list(f->s, VK_AUTH_REGISTRATION, NULL, f->tenant, &f->pool,
+                                              &list, &n, &err),
                      0);
     assert_int_equal(n, 2);
 }
@@ -388,23 +388,20 @@ static void test_login_failures(void **state)
                          0);
         assert_int_equal(n, i);
     }
-    assert_int_equal(vk_store_login_failure_count(f->s, "login:alice", now + 10, win, &n, &err),
-                     0);
+    assert_int_equal(vk_store_login_failure_count(f->s, "login:alice", now + 10, win, &n, &err), 0);
     assert_int_equal(n, 3);
     assert_int_equal(vk_store_login_failure_count(f->s, "addr:192.0.2.1", now, win, &n, &err), 0);
     assert_int_equal(n, 0);
     /* After the window a new one starts. */
-    assert_int_equal(vk_store_login_failure_count(f->s, "login:alice", now + win + 1, win, &n,
-                                                  &err),
-                     0);
+    assert_int_equal(
+        vk_store_login_failure_count(f->s, "login:alice", now + win + 1, win, &n, &err), 0);
     assert_int_equal(n, 0);
     assert_int_equal(vk_store_login_failure_add(f->s, "login:alice", now + win + 1, win, &n, &err),
                      0);
     assert_int_equal(n, 1);
     assert_int_equal(vk_store_login_failure_clear(f->s, "login:alice", &err), 0);
-    assert_int_equal(vk_store_login_failure_count(f->s, "login:alice", now + win + 2, win, &n,
-                                                  &err),
-                     0);
+    assert_int_equal(
+        vk_store_login_failure_count(f->s, "login:alice", now + win + 2, win, &n, &err), 0);
     assert_int_equal(n, 0);
 }
 
@@ -419,8 +416,9 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        T(test_orgs_and_users), T(test_teams_nest_without_cycles), T(test_roles_add_up),
-        T(test_credentials),    T(test_login_failures),
+        T(test_orgs_and_users), T(test_teams_nest_without_cycles),
+        T(test_roles_add_up),   T(test_credentials),
+        T(test_login_failures),
     };
     int failed = cmocka_run_group_tests_name(
         is_pg() ? "store_identity_postgres" : "store_identity_sqlite", tests, NULL, NULL);
