@@ -12,9 +12,9 @@
 
 #include <ctype.h>
 #include <stdarg.h>
-#include <strings.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 static const struct {
     const char *name;
@@ -54,9 +54,8 @@ int vk__api_auth_init(struct vk_api *api, struct vk_err *err)
         for (; method[k] && k + 1 < sizeof(m); k++)
             m[k] = (char)tolower((unsigned char)method[k]);
         m[k] = '\0';
-        const char *role =
-            json_string_value(json_object_get(json_object_get(json_object_get(paths, pattern), m),
-                                              "x-vulcan-role"));
+        const char *role = json_string_value(
+            json_object_get(json_object_get(json_object_get(paths, pattern), m), "x-vulcan-role"));
         struct vk__api_route_need *rn = &api->needs[i];
         rn->method = method;
         rn->pattern = pattern;
@@ -64,8 +63,9 @@ int vk__api_auth_init(struct vk_api *api, struct vk_err *err)
         while (role && j < VK_ARRAY_LEN(need_names) && strcmp(role, need_names[j].name) != 0)
             j++;
         if (!role || j == VK_ARRAY_LEN(need_names)) {
-            rc = vk_err_set(err, VK_EINTERNAL, "route %s %s has no known x-vulcan-role in "
-                                               "web/openapi.json",
+            rc = vk_err_set(err, VK_EINTERNAL,
+                            "route %s %s has no known x-vulcan-role in "
+                            "web/openapi.json",
                             method, pattern);
             break;
         }
@@ -155,8 +155,8 @@ int vk__api_gate(struct vk_http_req *req, void *ctx, struct vk_http_refusal *no)
     const char *tok = bearer(req, &len);
     if (!tok)
         return refuse(no, 401, "unauthenticated", WWW_NONE,
-                      "%s %s needs a token: send Authorization: Bearer vk_pat_...",
-                      rn->method, rn->pattern);
+                      "%s %s needs a token: send Authorization: Bearer vk_pat_...", rn->method,
+                      rn->pattern);
     enum vk_auth_kind kind;
     char hash[VK_AUTH_HASH_MAX];
     struct vk_err err;
@@ -202,8 +202,8 @@ int vk__api_gate(struct vk_http_req *req, void *ctx, struct vk_http_refusal *no)
         return refuse(no, 404, "not_found", NULL, "not found");
     if (p->role < rn->role)
         return refuse(no, 403, "forbidden", NULL,
-                      "%s %s needs the %s role; this token acts as %s%s", rn->method,
-                      rn->pattern, rn->name, vk_auth_role_name(p->role),
+                      "%s %s needs the %s role; this token acts as %s%s", rn->method, rn->pattern,
+                      rn->name, vk_auth_role_name(p->role),
                       cap < role ? " (its scopes allow no more)" : "");
     vk_http_req_set_principal(req, p);
     return 0;
