@@ -244,6 +244,28 @@ int vk_store_credential_list(struct vk_store *store, enum vk_auth_kind kind, con
                              struct vk_store_credential **out, size_t *n,
                              struct vk_err *err) VK_MUST_CHECK;
 
+/**
+ * Make a personal access token for user `user_id` with `scopes` (VK_SCOPE_*), optionally
+ * restricted to org `org_id` (NULL/"") and expiring at `expires_at` (0: never), named
+ * `name` (may be NULL). The token is written to `token` (shown once; only its hash is
+ * stored), the credential's id to `id`. Returns 0, VK_EINVAL (no scopes, unknown user),
+ * VK_EIO (random generator), VK_EDB.
+ */
+int vk_store_token_issue(struct vk_store *store, const char *user_id, unsigned scopes,
+                         const char *org_id, int64_t expires_at, const char *name,
+                         char token[VK_AUTH_TOKEN_MAX], char id[VK_UUID_LEN],
+                         struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * On a database without any user: create the site admin `login` with the admin role on
+ * the `default` org (created when missing) and a token of theirs with every scope and no
+ * expiry, written to `token`; *created says whether this call did it (false when a user
+ * existed already, also when another replica won the race). Returns 0, VK_EDB.
+ */
+int vk_store_bootstrap_admin(struct vk_store *store, const char *login,
+                             char token[VK_AUTH_TOKEN_MAX], bool *created,
+                             struct vk_err *err) VK_MUST_CHECK;
+
 /* ---------------------------------------------------------------- Login failures */
 
 /**

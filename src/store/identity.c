@@ -866,6 +866,57 @@ int vk_store_credential_list(struct vk_store *s, enum vk_auth_kind kind, const c
                     p, 2, read_cred, sizeof(**out), pool, (void **)out, n, err);
 }
 
+int vk_store_token_issue(struct vk_store *s, const char *user_id, unsigned scopes,
+                         const char *org_id, int64_t expires_at, const char *name,
+                         char token[VK_AUTH_TOKEN_MAX], char id[VK_UUID_LEN], struct vk_err *err)
+{
+    if (!(scopes & VK_SCOPE_ALL) || !has(user_id))
+        return vk_err_set(err, VK_EINVAL, "a token needs a user and at least one scope");
+    struct vk_store_credential c = {.kind = VK_AUTH_PAT,
+                                    .name = name,
+                                    .scopes = scopes & VK_SCOPE_ALL,
+                                    .expires_at = expires_at};
+    snprintf(c.user_id, sizeof(c.user_id), "%s", user_id);
+    snprintf(c.org_id, sizeof(c.org_id), "%s", has(org_id) ? org_id : "");
+    if (vk_auth_token_new(VK_AUTH_PAT, token, c.hash) < 0)
+        return vk_err_set(err, VK_EIO, "the random generator failed");
+    int rc = vk_store_credential_create(s, &c, err);
+    if (rc == 0)
+        memcpy(id, c.id, VK_UUID_LEN);
+    else
+        memset(token, 0, VK_AUTH_TOKEN_MAX);
+    return rc;
+}
+
+int vk_store_bootstrap_admin(struct vk_store *s, const char *login, char token[VK_AUTH_TOKEN_MAX],
+                             bool *created, struct vk_err *err)
+{
+    *created = false;
+    bool any = false;
+    int rc = vk_store_user_any(s, &any, err);
+    if (rc < 0 || any)
+        return rc;
+    char org[VK_UUID_LEN];
+    rc = vk_store_tenant_ensure(s, "default", org, err);
+    struct vk_store_user u = {.login = login, .site_admin = true};
+    if (rc == 0)
+        rc = vk_store_user_create(s, &u, err);
+    if (rc == VK_EEXIST)
+        return 0; /* another replica made it first */
+    struct vk_store_grant g = {.role = VK_ROLE_ADMIN};
+    memcpy(g.org_id, org, VK_UUID_LEN);
+    memcpy(g.user_id, u.id, VK_UUID_LEN);
+    if (rc == 0)
+        rc = vk_store_grant_create(s, &g, err);
+    char id[VK_UUID_LEN];
+    if (rc == 0)
+        rc = vk_store_token_issue(s, u.id, VK_SCOPE_ALL, NULL, 0, "initial admin token", token, id,
+                                  err);
+    if (rc == 0)
+        *created = true;
+    return rc;
+}
+
 /* ---------------------------------------------------------------- Login failures */
 
 int vk_store_login_failure_add(struct vk_store *s, const char *key, int64_t now_ms,

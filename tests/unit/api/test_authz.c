@@ -68,9 +68,8 @@ static void token_for(struct authz *az, struct who *w, const char *user, unsigne
     if (vk_store_credential_create(az->e->store, &c, &err))
         fail_msg("token: %s", err.msg);
     if (revoke)
-        assert_int_equal(vk_store_credential_revoke(az->e->store, c.id, NULL, vk_time_now_ms(),
-                                                    &err),
-                         0);
+        assert_int_equal(
+            vk_store_credential_revoke(az->e->store, c.id, NULL, vk_time_now_ms(), &err), 0);
 }
 
 static int az_setup(void **state)
@@ -117,8 +116,7 @@ static int az_setup(void **state)
     token_for(az, add(az, "revoked token", VK_ROLE_NONE, 401), a, VK_SCOPE_ALL, 0, NULL, true);
     token_for(az, add(az, "reader", VK_ROLE_READER, 403), r, VK_SCOPE_ALL, 0, NULL, false);
     token_for(az, add(az, "developer", VK_ROLE_DEVELOPER, 403), d, VK_SCOPE_ALL, 0, NULL, false);
-    token_for(az, add(az, "maintainer", VK_ROLE_MAINTAINER, 403), m, VK_SCOPE_ALL, 0, NULL,
-              false);
+    token_for(az, add(az, "maintainer", VK_ROLE_MAINTAINER, 403), m, VK_SCOPE_ALL, 0, NULL, false);
     token_for(az, add(az, "admin", VK_ROLE_ADMIN, 403), a, VK_SCOPE_ALL, 0, NULL, false);
     token_for(az, add(az, "admin, read scope", VK_ROLE_READER, 403), a, VK_SCOPE_READ, 0, NULL,
               false);
@@ -275,9 +273,7 @@ static void test_matrix(void **state)
             ops++;
             for (size_t i = 0; i < az->n; i++) {
                 const struct who *w = &az->who[i];
-                int want = w->acts == VK_ROLE_NONE ? w->want_below
-                           : w->acts < need         ? 403
-                                                    : 0;
+                int want = w->acts == VK_ROLE_NONE ? w->want_below : w->acts < need ? 403 : 0;
                 ask(az->e->base, method, p, w->token, &a);
                 cases++;
                 bool gated = a.status == 401 || a.status == 403 ||
