@@ -51,6 +51,9 @@ struct vk_api_opts {
                                  *   HTTP and webhook metrics are recorded and the queue and
                                  *   worker gauges are registered (docs/observability.md) */
     struct vk_tracer *tracer;   /**< borrowed, may be NULL: request and dispatch spans */
+    bool require_auth;          /**< user routes need a personal access token and the role
+                                 *   their operation names (docs/security.md); off: only
+                                 *   every route's role is checked to exist */
 };
 
 /** Create the API and register its routes. Borrows `opts`. */

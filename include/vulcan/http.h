@@ -76,6 +76,27 @@ typedef void (*vk_http_stream_fn)(struct vk_http_stream *st, void *ctx);
 typedef void (*vk_http_complete_fn)(const struct vk_http_req *req, int status, int64_t duration_ns,
                                     void *ctx);
 
+/**
+ * What a gate answers instead of the handler: `status` (401, 403, 404…), an error `code`
+ * ("unauthenticated"; static or the gate's pool), a `message`, and an optional
+ * WWW-Authenticate header value.
+ */
+struct vk_http_refusal {
+    int status;
+    const char *code;
+    char message[256];
+    const char *www_authenticate; /**< NULL: none */
+};
+
+/**
+ * Called for every request that matched a route, on a polling thread, once its headers
+ * are in and before its body is read (so an unauthenticated client never gets its body
+ * accepted). Return 0 to go on to the handler, or non-zero with *refusal filled to answer
+ * the request with it at once. The gate may attach data to the request with
+ * vk_http_req_set_principal(). `ctx` is opts.gate_ctx.
+ */
+typedef int (*vk_http_gate_fn)(struct vk_http_req *req, void *ctx, struct vk_http_refusal *refusal);
+
 /** Server options. Zero fields take the documented default. */
 struct vk_http_server_opts {
     const char *listen;        /**< "ADDR:PORT": "127.0.0.1:8080", "[::1]:0", ":8080" (all
@@ -90,6 +111,8 @@ struct vk_http_server_opts {
                                 *   being handled or sent (default 5000) */
     vk_http_complete_fn on_complete; /**< optional: told of every response (metrics) */
     void *on_complete_ctx;           /**< passed to on_complete */
+    vk_http_gate_fn gate;            /**< optional: admits or refuses each routed request */
+    void *gate_ctx;                  /**< passed to gate */
 };
 
 /** Per-route options. */
@@ -203,6 +226,11 @@ json_t *vk_http_json(const struct vk_http_req *req);
 const char *vk_http_remote_addr(const struct vk_http_req *req);
 /** The request's arena: allocations are freed with the request. Owner only, see above. */
 struct vk_pool *vk_http_pool(struct vk_http_req *req);
+/** Attach `p` (borrowed: usually in the request's pool) for the handler: the principal a
+ *  gate found. */
+void vk_http_req_set_principal(struct vk_http_req *req, const void *p);
+/** What the gate attached, or NULL. */
+const void *vk_http_req_principal(const struct vk_http_req *req);
 
 /* ================================================================ Replies */
 

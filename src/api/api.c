@@ -78,7 +78,10 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
     if (api->opts.max_wait_s <= 0)
         api->opts.max_wait_s = 60;
     pthread_mutex_init(&api->lock, NULL);
-    struct vk_http_server_opts ho = {.listen = opts->listen, .threads = opts->http_threads};
+    struct vk_http_server_opts ho = {.listen = opts->listen,
+                                     .threads = opts->http_threads,
+                                     .gate = vk__api_gate,
+                                     .gate_ctx = api};
     if (opts->metrics) {
         ho.on_complete = vk__api_http_complete;
         ho.on_complete_ctx = api;
@@ -113,6 +116,8 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
         rc = vk__api_treq_routes(api, err); /* api_treq.c */
     if (rc == 0)
         rc = vk__api_metrics_routes(api, err); /* api_metrics.c */
+    if (rc == 0)
+        rc = vk__api_auth_init(api, err); /* api_auth.c: after every route */
     if (rc < 0) {
         vk_api_free(api);
         return rc;
@@ -152,6 +157,7 @@ void vk_api_free(struct vk_api *api)
     vk__api_treq_stop(api);
     vk_http_server_free(api->http); /* stops first: waiters are completed and freed */
     vk__api_logs_release(api);
+    vk__api_auth_release(api);
     pthread_cond_destroy(&api->treq_cond);
     pthread_mutex_destroy(&api->treq_lock);
     pthread_mutex_destroy(&api->lock);

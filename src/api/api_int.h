@@ -4,6 +4,7 @@
 
 #include "vulcan/api.h"
 #include "vulcan/http.h"
+#include "vulcan/store_identity.h"
 #include "vulcan/telemetry.h"
 
 #include <jansson.h>
@@ -29,8 +30,39 @@ struct vk__api_follow_set {
     bool stopping;        /* no new followers; live ones end */
 };
 
+/* What a route needs (its operation's x-vulcan-role in web/openapi.json; api_auth.c). */
+enum vk__api_need {
+    VK__NEED_ANONYMOUS,
+    VK__NEED_SIGNATURE, /* a webhook: its handler checks the signature */
+    VK__NEED_REGISTRATION,
+    VK__NEED_WORKER,
+    VK__NEED_JOB,
+    VK__NEED_ROLE, /* at least `role` in the org */
+    VK__NEED_SITE_ADMIN
+};
+
+struct vk__api_route_need {
+    const char *method, *pattern; /* borrowed from the router */
+    const char *name;             /* the x-vulcan-role text */
+    enum vk__api_need need;
+    enum vk_auth_role role;
+};
+
+/* Who a request comes from, attached by the gate (in the request's pool). */
+struct vk__api_principal {
+    struct vk_store_credential cred;
+    char user_id[VK_UUID_LEN];
+    const char *login;
+    bool site_admin;
+    char org_id[VK_UUID_LEN];
+    enum vk_auth_role role; /* in org_id, capped by the token's scopes */
+};
+
 struct vk_api {
     struct vk_api_opts opts;
+    struct vk__api_route_need *needs; /* one per registered route, in route order */
+    size_t nneeds;
+    char default_org[VK_UUID_LEN];
     struct vk_http_server *http;
     pthread_mutex_t lock; /* guards the waiter list */
     struct vk__api_waiter *head, *tail;
@@ -71,6 +103,13 @@ int vk__api_read_routes(struct vk_api *api, struct vk_err *err);    /* api_read.
 int vk__api_badge_routes(struct vk_api *api, struct vk_err *err);   /* api_badge.c */
 int vk__api_openapi_routes(struct vk_api *api, struct vk_err *err); /* api_openapi.c */
 int vk__api_console_routes(struct vk_api *api, struct vk_err *err); /* api_console.c */
+
+/* Read every route's need from the embedded OpenAPI document; VK_EINTERNAL naming a route
+ * without one (api_auth.c). */
+int vk__api_auth_init(struct vk_api *api, struct vk_err *err);
+void vk__api_auth_release(struct vk_api *api);
+/* The HTTP gate: authenticate and authorise a request before its body is read. */
+int vk__api_gate(struct vk_http_req *req, void *ctx, struct vk_http_refusal *no);
 
 /* End every log follower and wait for their threads (api_logs.c). Idempotent. */
 void vk__api_logs_stop(struct vk_api *api);

@@ -36,6 +36,15 @@ vk_cli_fn vk__cli_trigger; /* cmd_trigger.c */
 vk_cli_fn vk__cli_chains;  /* cmd_chains.c */
 vk_cli_fn vk__cli_logs;    /* cmd_logs.c */
 vk_cli_fn vk__cli_workers; /* cmd_workers.c */
+vk_cli_fn vk__cli_admin;   /* cmd_admin.c */
+
+struct vk_store;
+/**
+ * First start of a database: make the site admin `admin` and write their token to
+ * DATA_DIR/initial-admin-token (0600, never overwritten), saying where. Returns 0, or 1
+ * after printing why the store failed (cmd_admin.c).
+ */
+int vk__cli_bootstrap(struct vk_store *store, const char *data_dir);
 
 /* ---------------------------------------------------------------- Client helpers (cmd_chains.c) */
 

@@ -7,6 +7,7 @@
  * rerun --follow) the chain did not complete; 2 bad usage.
  */
 #include "cli/cli.h"
+#include "vulcan/auth.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,18 @@ int vk__cli_client(const char *cmd, const char *server, struct vk_http_client **
     if (vk_http_client_new(&co, out, &err) < 0) {
         fprintf(stderr, "vulcan %s: %s\n", cmd, err.msg);
         return 1;
+    }
+    /* A server with --require-auth wants a token (docs/security.md). */
+    const char *tok = getenv("VULCAN_TOKEN");
+    if (tok && *tok) {
+        char hv[VK_AUTH_TOKEN_MAX + 16];
+        if (strlen(tok) >= VK_AUTH_TOKEN_MAX || snprintf(hv, sizeof(hv), "Bearer %s", tok) < 0 ||
+            vk_http_client_set_header(*out, "Authorization", hv) < 0) {
+            fprintf(stderr, "vulcan %s: VULCAN_TOKEN is not a token\n", cmd);
+            vk_http_client_free(*out);
+            *out = NULL;
+            return 1;
+        }
     }
     return 0;
 }

@@ -26,7 +26,7 @@ static const char usage_text[] =
     "                     [--worker-timeout SECONDS] [--max-attempts N]\n"
     "                     [--queue-timeout DURATION]\n"
     "                     [--log-level LEVEL] [--log-format json|text] [--config FILE]\n"
-    "                     [--otlp-endpoint URL] [--public-url URL]\n"
+    "                     [--otlp-endpoint URL] [--public-url URL] [--require-auth]\n"
     "\n"
     "Run the Vulcan CI server: the HTTP API with the worker protocol, the\n"
     "orchestrator (queue, scheduling, retries, dead-worker detection), the trigger\n"
@@ -63,6 +63,8 @@ static const char usage_text[] =
     "  --public-url URL         the console's URL in commit-status links, e.g.\n"
     "                           https://ci.example.com (default: the listen URL)  "
     "VULCAN_PUBLIC_URL\n"
+    "  --require-auth           API routes need a token and a role (docs/security.md)\n"
+    "                                                                   VULCAN_REQUIRE_AUTH\n"
     "  --config FILE            a KDL file of settings, one per line: listen \"0.0.0.0:8080\"\n"
     "\n"
     "Flags win over VULCAN_* environment variables, which win over the config file.\n"
@@ -199,6 +201,7 @@ int vk__cli_server(int argc, char **argv)
     const char *roles = "api,orchestrator,triggers,console", *sandbox = "auto", *log_level = NULL,
                *log_format = NULL, *otlp = NULL, *public_url = NULL, *net_policy = "allow",
                *queue_timeout = "24h";
+    bool require_auth = false;
     long long workers = 0, worker_timeout = 30, max_attempts = 3, trigger_threads = 2;
     struct vk__cli_list groups = {.n = 0};
     struct vk__cli_opt opts[] = {
@@ -218,6 +221,7 @@ int vk__cli_server(int argc, char **argv)
         {"log-format", 0, VK_CLI_STR, &log_format, "VULCAN_LOG_FORMAT", true, 0, 0},
         {"otlp-endpoint", 0, VK_CLI_STR, &otlp, "VULCAN_OTLP_ENDPOINT", true, 0, 0},
         {"public-url", 0, VK_CLI_STR, &public_url, "VULCAN_PUBLIC_URL", true, 0, 0},
+        {"require-auth", 0, VK_CLI_FLAG, &require_auth, "VULCAN_REQUIRE_AUTH", true, 0, 0},
     };
     const char *pos[1];
     int npos = 0;
@@ -314,6 +318,8 @@ int vk__cli_server(int argc, char **argv)
         .deny_network = strcmp(net_policy, "deny") == 0,
     };
     rc = vk_orch_new(store, &oo, &orch, &err);
+    if (rc == 0 && role_api && vk__cli_bootstrap(store, data_dir) != 0)
+        goto out;
     if (rc == 0 && role_trig) {
         /* The listen URL as far as known before listening (a port 0 is set once known). */
         char early_url[128] = "";
@@ -341,6 +347,7 @@ int vk__cli_server(int argc, char **argv)
                                  .no_console = !role_console,
                                  .metrics = metrics,
                                  .tracer = tracer,
+                                 .require_auth = require_auth,
                                  .heartbeat_interval_s = beat < 1   ? 1
                                                          : beat > 5 ? 5
                                                                     : (int)beat};

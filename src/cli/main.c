@@ -27,6 +27,7 @@ static const struct vk_cli_cmd commands[] = {
     {"chains", "list, show, cancel and rerun chains on a server", vk__cli_chains},
     {"logs", "print or follow (-f) the output of a fragment or a chain", vk__cli_logs},
     {"workers", "list the workers of a server", vk__cli_workers},
+    {"admin", "create users and tokens on the database (recovery)", vk__cli_admin},
 };
 
 static void usage(FILE *f)

@@ -125,6 +125,7 @@ struct vk_http_req {
 
     /* Immutable after the handler starts. */
     struct vk_pool pool;
+    const void *principal; /* set by the gate */
     const struct vk__http_route *route;
     const char *method;
     const char *path;

@@ -125,6 +125,16 @@ const char *vk_http_body(const struct vk_http_req *req, size_t *len)
     return req->body.data;
 }
 
+void vk_http_req_set_principal(struct vk_http_req *req, const void *p)
+{
+    req->principal = p;
+}
+
+const void *vk_http_req_principal(const struct vk_http_req *req)
+{
+    return req->principal;
+}
+
 json_t *vk_http_json(const struct vk_http_req *req)
 {
     return req->json;

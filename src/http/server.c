@@ -238,17 +238,23 @@ static void set_remote(struct vk_http_req *req)
 }
 
 /* Reply early from the polling thread (before any handler). */
-static void early_error(struct vk_http_req *req, unsigned status, const char *code, const char *msg,
-                        const char *allow)
+static void early_error_h(struct vk_http_req *req, unsigned status, const char *code,
+                          const char *msg, const char *header, const char *value)
 {
     struct MHD_Response *resp = vk__http_error_response(code, msg);
     if (!resp)
         return;
-    if (allow)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (header && value)
+        MHD_add_response_header(resp, header, value);
     req->early_status = (int)status;
     int rc = vk__http_submit(req, resp, status, NULL);
     (void)rc;
+}
+
+static void early_error(struct vk_http_req *req, unsigned status, const char *code, const char *msg,
+                        const char *allow)
+{
+    early_error_h(req, status, code, msg, MHD_HTTP_HEADER_ALLOW, allow);
 }
 
 /* First call of the access handler: headers are in. Route and check limits. */
@@ -302,6 +308,15 @@ static void begin(struct vk_http_req *req, const char *url, const char *method)
         }
     }
 
+    if (srv->opts.gate) {
+        struct vk_http_refusal no = {0};
+        if (srv->opts.gate(req, srv->opts.gate_ctx, &no) != 0) {
+            unsigned st = no.status >= 400 && no.status <= 599 ? (unsigned)no.status : 403;
+            early_error_h(req, st, no.code ? no.code : "forbidden", no.message,
+                          MHD_HTTP_HEADER_WWW_AUTHENTICATE, no.www_authenticate);
+            goto out;
+        }
+    }
     req->body.max = req->route->max_body;
     const char *cl =
         MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);

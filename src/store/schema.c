@@ -63,6 +63,54 @@ struct migration {
     "CREATE TRIGGER chains_status_outbox AFTER INSERT OR UPDATE OF status ON chains"               \
     " FOR EACH ROW EXECUTE FUNCTION vulcan_status_outbox();"
 
+/* DESIGN §7. Tenants are the orgs (their `name` is the slug). A grant names exactly one
+ * of a user and a team; a credential is found by the hash of its token only. */
+#define IDENTITY_SQL                                                                               \
+    "ALTER TABLE tenants ADD COLUMN display_name TEXT;"                                            \
+    "ALTER TABLE tenants ADD COLUMN sso_only INTEGER NOT NULL DEFAULT 0;"                          \
+    "CREATE TABLE users ("                                                                         \
+    " id TEXT PRIMARY KEY, login TEXT NOT NULL UNIQUE, name TEXT, email TEXT,"                     \
+    " source TEXT NOT NULL DEFAULT 'local', password_hash TEXT,"                                   \
+    " site_admin INTEGER NOT NULL DEFAULT 0, disabled INTEGER NOT NULL DEFAULT 0,"                 \
+    " created_at BIGINT NOT NULL);"                                                                \
+    "CREATE TABLE teams ("                                                                         \
+    " id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"      \
+    " name TEXT NOT NULL, parent_id TEXT REFERENCES teams(id) ON DELETE SET NULL,"                 \
+    " created_at BIGINT NOT NULL, UNIQUE (tenant_id, name));"                                      \
+    "CREATE INDEX teams_by_parent ON teams (parent_id);"                                           \
+    "CREATE TABLE team_members ("                                                                  \
+    " team_id TEXT NOT NULL REFERENCES teams(id) ON DELETE CASCADE,"                               \
+    " user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"                               \
+    " PRIMARY KEY (team_id, user_id));"                                                            \
+    "CREATE INDEX team_members_by_user ON team_members (user_id);"                                 \
+    "CREATE TABLE grants ("                                                                        \
+    " id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"      \
+    " user_id TEXT REFERENCES users(id) ON DELETE CASCADE,"                                        \
+    " team_id TEXT REFERENCES teams(id) ON DELETE CASCADE,"                                        \
+    " repository_id TEXT REFERENCES repositories(id) ON DELETE CASCADE,"                           \
+    " role TEXT NOT NULL, created_at BIGINT NOT NULL,"                                             \
+    " CHECK ((user_id IS NULL) <> (team_id IS NULL)));"                                            \
+    "CREATE INDEX grants_by_user ON grants (user_id, tenant_id);"                                  \
+    "CREATE INDEX grants_by_team ON grants (team_id, tenant_id);"                                  \
+    "CREATE INDEX grants_by_tenant ON grants (tenant_id, created_at);"                             \
+    "CREATE TABLE credentials ("                                                                   \
+    " id TEXT PRIMARY KEY, kind TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, name TEXT,"              \
+    " user_id TEXT REFERENCES users(id) ON DELETE CASCADE,"                                        \
+    " tenant_id TEXT REFERENCES tenants(id) ON DELETE CASCADE, worker_id TEXT,"                    \
+    " fragment_id TEXT, attempt INTEGER NOT NULL DEFAULT 0, scopes INTEGER NOT NULL DEFAULT 0,"    \
+    " groups_list TEXT, uses_left BIGINT NOT NULL DEFAULT -1, csrf TEXT,"                          \
+    " idle_ms BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, expires_at BIGINT,"           \
+    " last_used_at BIGINT, revoked_at BIGINT);"                                                    \
+    "CREATE INDEX credentials_by_user ON credentials (user_id, kind, created_at);"                 \
+    "CREATE INDEX credentials_by_tenant ON credentials (tenant_id, kind, created_at);"             \
+    "CREATE INDEX credentials_by_fragment ON credentials (fragment_id) WHERE fragment_id IS NOT "  \
+    "NULL;"                                                                                        \
+    "CREATE INDEX credentials_by_worker ON credentials (worker_id) WHERE worker_id IS NOT NULL;"   \
+    "CREATE TABLE login_failures ("                                                                \
+    " key TEXT PRIMARY KEY, count BIGINT NOT NULL, window_start BIGINT NOT NULL);"                 \
+    "UPDATE workers SET tenant_id = (SELECT id FROM tenants WHERE name = 'default')"               \
+    " WHERE tenant_id IS NULL;"
+
 static const struct migration migrations[] = {
     {1, "initial schema",
      "CREATE TABLE tenants ("
@@ -142,6 +190,7 @@ static const struct migration migrations[] = {
     {4, "commit statuses: repository tokens and the status outbox", STATUS_SQLITE},
     {5, "queue timeout per fragment",
      "ALTER TABLE fragments ADD COLUMN queue_timeout_ms BIGINT NOT NULL DEFAULT 0"},
+    {6, "identity: users, teams, grants, credentials", IDENTITY_SQL},
 };
 
 /* Migrations whose PostgreSQL text differs beyond BLOB (triggers are written differently). */

@@ -60,7 +60,7 @@ static void test_every_documented_route_exists(void **state)
     json_t *paths = json_object_get(doc, "paths");
     /* Served by other parts of the server (triggers, webhooks) which may not be built into
      * every configuration: their absence is allowed, but not an unknown path. */
-    const char *optional[] = {"/api/v1/repos", "/hooks/"};
+    const char *optional[] = {"/api/v1/repos", "/hooks/", "/metrics"};
     const char *p;
     json_t *item;
     int unknown = 0;
@@ -164,6 +164,68 @@ static void test_document_is_consistent(void **state)
     json_decref(doc);
 }
 
+/*
+ * Every operation names the principal it needs (issue 13): a route added without a role
+ * fails here. Only what DESIGN §7 lets answer anonymously may be `anonymous` (health, the
+ * console's files, /.well-known), only webhooks `signature`, only the worker protocol the
+ * worker-protocol tokens.
+ */
+static bool protocol(const char *path)
+{
+    static const char *const p[] = {"/api/v1/workers/register", "/api/v1/workers/heartbeat",
+                                    "/api/v1/workers/deregister", "/api/v1/workers/{id}/busy"};
+    for (size_t i = 0; i < VK_ARRAY_LEN(p); i++)
+        if (strcmp(path, p[i]) == 0)
+            return true;
+    return strncmp(path, "/api/v1/work/", 13) == 0;
+}
+
+static void test_every_operation_has_a_role(void **state)
+{
+    struct env *e = *state;
+    json_t *doc = fetch_doc(e);
+    static const char *const roles[] = {"anonymous", "signature", "registration", "worker",
+                                        "job",       "reader",    "developer",    "maintainer",
+                                        "admin",     "site-admin"};
+    json_t *schemes = json_object_get(json_object_get(doc, "components"), "securitySchemes");
+    assert_non_null(json_object_get(schemes, "bearerToken"));
+    assert_non_null(json_object_get(schemes, "session"));
+    const char *path;
+    json_t *item;
+    int bad = 0;
+    json_object_foreach(json_object_get(doc, "paths"), path, item)
+    {
+        const char *m;
+        json_t *op;
+        json_object_foreach(item, m, op)
+        {
+            if (!json_is_object(op) || !json_object_get(op, "responses"))
+                continue;
+            const char *role = js(op, "x-vulcan-role");
+            size_t k = 0;
+            while (role && k < VK_ARRAY_LEN(roles) && strcmp(role, roles[k]) != 0)
+                k++;
+            const char *why = NULL;
+            if (!role || k == VK_ARRAY_LEN(roles))
+                why = "no x-vulcan-role, or an unknown one";
+            else if (strcmp(role, "anonymous") == 0 && strncmp(path, "/health", 7) != 0 &&
+                     strncmp(path, "/.well-known/", 13) != 0 && strcmp(path, "/") != 0 &&
+                     strcmp(path, "/{file}") != 0)
+                why = "anonymous outside /health, /.well-known and the console's files";
+            else if ((strcmp(role, "signature") == 0) != (strncmp(path, "/hooks/", 7) == 0))
+                why = "signature is for webhooks, and webhooks are signature";
+            else if ((k >= 2 && k <= 4) != protocol(path))
+                why = "registration, worker and job are the worker protocol's only";
+            if (why) {
+                print_message("%s %s: %s\n", m, path, why);
+                bad++;
+            }
+        }
+    }
+    assert_int_equal(bad, 0);
+    json_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -171,6 +233,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_every_documented_route_exists, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(test_document_is_consistent, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_every_operation_has_a_role, env_setup, env_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,209 @@
+/*
+ * vulcan admin: recovery on the database itself, for when nobody can log in
+ * (docs/security.md), and the server's first-start bootstrap of a site admin.
+ */
+#include "cli/cli.h"
+#include "vulcan/store_identity.h"
+#include "vulcan/telemetry.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char usage_text[] =
+    "usage: vulcan admin create-user  --database URL LOGIN [--site-admin]\n"
+    "                                 [--org ORG --role ROLE]\n"
+    "       vulcan admin create-token --database URL --user LOGIN [--org ORG]\n"
+    "                                 [--scopes read,write,admin] [--name NAME]\n"
+    "                                 [--expires-in DURATION]\n"
+    "\n"
+    "Work on the database directly, without a server or any credential: for the first\n"
+    "user of an installation and for recovery when nobody can log in. Anyone who can\n"
+    "open the database can do this; keep its URL and files as secret as its data.\n"
+    "\n"
+    "  create-user LOGIN   a local user (no password; SSO users are made on login)\n"
+    "    --site-admin      the user may create orgs and users\n"
+    "    --org ORG --role ROLE  grant ROLE (reader, developer, maintainer, admin) on org\n"
+    "                      ORG (its slug, e.g. default)\n"
+    "  create-token        print a new personal access token of --user (shown once)\n"
+    "    --scopes LIST     read, write, admin (default read,write)\n"
+    "    --org ORG         the token acts in org ORG only\n"
+    "    --expires-in D    e.g. 720h, 12h (default: never)\n"
+    "    --name NAME       what the token is for (shown in token lists)\n"
+    "  --database URL      sqlite:PATH or postgres://...           VULCAN_DATABASE\n"
+    "\n"
+    "Exit status: 0 done, 1 refused or failed, 2 bad usage.\n";
+
+static int fail(const char *what, const struct vk_err *err)
+{
+    fprintf(stderr, "vulcan admin %s: %s\n", what, err->msg);
+    return 1;
+}
+
+static int org_id_of(struct vk_store *s, const char *slug, char id[VK_UUID_LEN], struct vk_err *err)
+{
+    struct vk_pool pool;
+    vk_pool_init(&pool, 1024);
+    struct vk_store_org o;
+    int rc = vk_store_org_find(s, slug, &pool, &o, err);
+    if (rc == 0)
+        memcpy(id, o.id, VK_UUID_LEN);
+    vk_pool_release(&pool);
+    return rc;
+}
+
+static int create_user(struct vk_store *s, const char *login, bool site_admin, const char *org,
+                       const char *role)
+{
+    struct vk_err err;
+    vk_err_clear(&err);
+    enum vk_auth_role r = VK_ROLE_NONE;
+    if ((org != NULL) != (role != NULL)) {
+        fputs("vulcan admin create-user: --org and --role go together\n", stderr);
+        return 2;
+    }
+    if (role && vk_auth_role_parse(role, &r, &err) < 0) {
+        fprintf(stderr, "vulcan admin create-user: --role: %s\n", err.msg);
+        return 2;
+    }
+    struct vk_store_grant g = {.role = r};
+    if (org && org_id_of(s, org, g.org_id, &err) < 0)
+        return fail("create-user", &err);
+    struct vk_store_user u = {.login = login, .site_admin = site_admin};
+    if (vk_store_user_create(s, &u, &err) < 0)
+        return fail("create-user", &err);
+    memcpy(g.user_id, u.id, VK_UUID_LEN);
+    if (org && vk_store_grant_create(s, &g, &err) < 0)
+        return fail("create-user", &err);
+    printf("created user '%s' (%s)%s%s%s%s\n", login, u.id, site_admin ? ", site admin" : "",
+           org ? ", " : "", org ? role : "", org ? " of the org" : "");
+    return 0;
+}
+
+static int create_token(struct vk_store *s, const char *login, const char *org, const char *scopes,
+                        const char *name, const char *expires)
+{
+    struct vk_err err;
+    vk_err_clear(&err);
+    unsigned sc = 0;
+    if (vk_auth_scopes_parse(scopes, &sc, &err) < 0) {
+        fprintf(stderr, "vulcan admin create-token: --scopes: %s\n", err.msg);
+        return 2;
+    }
+    int64_t exp = 0;
+    if (expires && (vk_time_duration_parse(expires, strlen(expires), &exp) < 0 || exp <= 0)) {
+        fprintf(stderr,
+                "vulcan admin create-token: --expires-in: '%s' is not a duration such "
+                "as 720h or 12h\n",
+                expires);
+        return 2;
+    }
+    struct vk_pool pool;
+    vk_pool_init(&pool, 1024);
+    struct vk_store_user u;
+    char oid[VK_UUID_LEN] = "", token[VK_AUTH_TOKEN_MAX], id[VK_UUID_LEN];
+    int rc = vk_store_user_find(s, login, &pool, &u, &err);
+    if (rc == VK_ENOTFOUND)
+        vk_err_set(&err, rc, "no user '%s' (vulcan admin create-user makes one)", login);
+    if (rc == 0 && org)
+        rc = org_id_of(s, org, oid, &err);
+    if (rc == 0)
+        rc = vk_store_token_issue(s, u.id, sc, oid, exp ? vk_time_now_ms() + exp : 0,
+                                  name ? name : "vulcan admin create-token", token, id, &err);
+    vk_pool_release(&pool);
+    if (rc < 0)
+        return fail("create-token", &err);
+    puts(token);
+    return 0;
+}
+
+int vk__cli_admin(int argc, char **argv)
+{
+    if (argc < 2 || vk__cli_wants_help(argc, argv)) {
+        fputs(usage_text, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *sub = argv[1];
+    bool is_user = strcmp(sub, "create-user") == 0, is_token = strcmp(sub, "create-token") == 0;
+    if (!is_user && !is_token) {
+        fprintf(stderr, "vulcan admin: '%s' is not a subcommand; see 'vulcan admin --help'\n", sub);
+        return 2;
+    }
+    const char *database = NULL, *user = NULL, *org = NULL, *role = NULL, *scopes = "read,write",
+               *name = NULL, *expires = NULL;
+    bool site_admin = false;
+    struct vk__cli_opt opts[] = {
+        {"database", 0, VK_CLI_STR, &database, "VULCAN_DATABASE", false, 0, 0},
+        {"user", 0, VK_CLI_STR, &user, NULL, false, 0, 0},
+        {"org", 0, VK_CLI_STR, &org, NULL, false, 0, 0},
+        {"role", 0, VK_CLI_STR, &role, NULL, false, 0, 0},
+        {"scopes", 0, VK_CLI_STR, &scopes, NULL, false, 0, 0},
+        {"name", 0, VK_CLI_STR, &name, NULL, false, 0, 0},
+        {"expires-in", 0, VK_CLI_STR, &expires, NULL, false, 0, 0},
+        {"site-admin", 0, VK_CLI_FLAG, &site_admin, NULL, false, 0, 0},
+    };
+    const char *pos[1];
+    int npos = 0;
+    char cmd[32];
+    snprintf(cmd, sizeof(cmd), "admin %s", sub);
+    int rc = vk__cli_opts_parse(cmd, argc - 1, argv + 1, opts, VK_ARRAY_LEN(opts), pos, &npos,
+                                is_user ? 1 : 0);
+    if (rc)
+        return rc;
+    if (!database || (is_user && npos != 1) || (is_token && !user)) {
+        fprintf(stderr, "vulcan %s: %s needed; see 'vulcan admin --help'\n", cmd,
+                !database ? "--database URL is"
+                : is_user ? "one LOGIN is"
+                          : "--user LOGIN is");
+        return 2;
+    }
+    struct vk_err err;
+    vk_err_clear(&err);
+    struct vk_store *s = NULL;
+    if (vk_store_open(database, &s, &err) < 0)
+        return fail(sub, &err);
+    rc = is_user ? create_user(s, pos[0], site_admin, org, role)
+                 : create_token(s, user, org, scopes, name, expires);
+    vk_store_close(s);
+    return rc;
+}
+
+int vk__cli_bootstrap(struct vk_store *store, const char *data_dir)
+{
+    char token[VK_AUTH_TOKEN_MAX];
+    bool created = false;
+    struct vk_err err;
+    vk_err_clear(&err);
+    if (vk_store_bootstrap_admin(store, "admin", token, &created, &err) < 0) {
+        fprintf(stderr, "vulcan server: cannot create the first admin: %s\n", err.msg);
+        return 1;
+    }
+    if (!created)
+        return 0;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/initial-admin-token", data_dir);
+    (void)mkdir(data_dir, 0755);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    size_t n = strlen(token);
+    bool ok = fd >= 0 && write(fd, token, n) == (ssize_t)n && write(fd, "\n", 1) == 1;
+    int e = errno;
+    if (fd >= 0 && close(fd) != 0)
+        ok = false;
+    memset(token, 0, sizeof(token));
+    if (!ok) {
+        fprintf(stderr,
+                "vulcan server: cannot write the initial admin token to %s: %s; make one with "
+                "'vulcan admin create-token --database URL --user admin --scopes "
+                "read,write,admin'\n",
+                path, strerror(e));
+        return 0; /* the server still works; the recovery command makes a token */
+    }
+    vk_log_write(VK_LOG_WARN, "server",
+                 "created the site admin 'admin'; their token is in the file named here "
+                 "(readable by this user only): keep it, delete the file",
+                 "path", path, NULL);
+    return 0;
+}
