@@ -24,8 +24,8 @@ struct sched {
     struct vk_store_tx *tx;
     struct vk_pool pool;
     struct vk_store_chain chain;
-    struct vk_cond_var *vars;
-    size_t nvars;
+    struct vk_cond_var *vars; /* the chain's env, then the context (the last nctx) */
+    size_t nvars, nctx;
     bool vars_ready;
     int64_t now;
     struct vk_err *err;
@@ -69,7 +69,7 @@ static int build_vars(struct sched *s)
         if (json_is_object(env))
             nenv = json_object_size(env);
     }
-    s->vars = vk_pool_zalloc(&s->pool, sizeof(*s->vars) * (nenv + 8));
+    s->vars = vk_pool_zalloc(&s->pool, sizeof(*s->vars) * (nenv + 9));
     if (!s->vars) {
         json_decref(env);
         return vk_err_set(s->err, VK_ENOMEM, "out of memory");
@@ -92,8 +92,13 @@ static int build_vars(struct sched *s)
     if (c->pr_number)
         snprintf(pr, sizeof(pr), "%lld", (long long)c->pr_number);
     const char *ctx[][2] = {
-        {"BRANCH", c->branch}, {"TRIGGER", c->trigger}, {"COMMIT_SHA", c->commit_sha},
-        {"PR_NUMBER", pr},     {"TAG", c->tag},         {"REPOSITORY_URL", c->repository_url},
+        {"BRANCH", c->branch},
+        {"TRIGGER", c->trigger},
+        {"EVENT", c->trigger},
+        {"COMMIT_SHA", c->commit_sha},
+        {"PR_NUMBER", pr},
+        {"TAG", c->tag},
+        {"REPOSITORY_URL", c->repository_url},
     };
     for (size_t i = 0; i < VK_ARRAY_LEN(ctx); i++) {
         s->vars[n].name = ctx[i][0];
@@ -101,6 +106,7 @@ static int build_vars(struct sched *s)
         n++;
     }
     s->nvars = n;
+    s->nctx = VK_ARRAY_LEN(ctx);
     s->vars_ready = true;
     return 0;
 }
@@ -144,9 +150,39 @@ static int skip_subtree(struct sched *s, const struct vk_store_fragment *f, cons
     return rc;
 }
 
-static int condition_holds(struct sched *s, const struct vk_store_fragment *f, bool *holds)
+/* Variables a condition read, for the skip reason (issue 12 item 13). */
+#define SEEN_MAX 6
+struct seen_lookup {
+    struct vk_cond_vars *vars;
+    const char *name[SEEN_MAX], *value[SEEN_MAX];
+    size_t n;
+};
+
+static const char *seen_lookup(void *ctx, const char *name)
+{
+    struct seen_lookup *sl = ctx;
+    const char *v = vk_cond_lookup_kv(sl->vars, name);
+    bool known = false;
+    for (size_t i = 0; i < sl->n && !known; i++)
+        known = strcmp(sl->name[i], name) == 0;
+    if (!known && sl->n < SEEN_MAX) {
+        sl->name[sl->n] = name;
+        sl->value[sl->n++] = v;
+    }
+    return v;
+}
+
+/*
+ * Evaluate f's condition. Variables: the chain's env, then the fragment's own env (which
+ * wins over the chain's), then the context (which wins over both: a workflow cannot fake
+ * $BRANCH). When it is false, *why (in the pool) says so with the variables it read:
+ * "skipped: condition false (`$BRANCH == 'main'`, BRANCH=feature)".
+ */
+static int condition_holds(struct sched *s, const struct vk_store_fragment *f, bool *holds,
+                           const char **why)
 {
     *holds = true;
+    *why = NULL;
     if (!f->condition || !*f->condition)
         return 0;
     int rc = build_vars(s);
@@ -160,10 +196,49 @@ static int condition_holds(struct sched *s, const struct vk_store_fragment *f, b
         /* Conditions were checked at load time; a stored one that no longer parses
          * (e.g. written by another version) is treated as false, with the reason. */
         *holds = false;
+        *why = "skipped: its condition does not parse with this version of vulcan";
         return 0;
     }
     struct vk_cond_vars vars = {s->vars, s->nvars};
-    return vk_cond_eval(c, vk_cond_lookup_kv, &vars, holds);
+    json_t *env = f->env_json && *f->env_json ? json_loads(f->env_json, 0, NULL) : NULL;
+    if (json_is_object(env) && json_object_size(env) > 0) {
+        size_t nf = json_object_size(env);
+        struct vk_cond_var *all =
+            vk_pool_zalloc(&s->pool, sizeof(*all) * (s->nvars + nf + s->nctx));
+        if (!all) {
+            json_decref(env);
+            return vk_err_set(s->err, VK_ENOMEM, "out of memory");
+        }
+        size_t n = s->nvars;
+        memcpy(all, s->vars, sizeof(*all) * n);
+        const char *k;
+        json_t *v;
+        json_object_foreach(env, k, v)
+        {
+            if (json_is_string(v)) {
+                all[n].name = pool_strdup(s, k);
+                all[n++].value = pool_strdup(s, json_string_value(v));
+            }
+        }
+        memcpy(all + n, s->vars + (s->nvars - s->nctx), sizeof(*all) * s->nctx);
+        vars.vars = all;
+        vars.n = n + s->nctx;
+    }
+    json_decref(env);
+    struct seen_lookup sl = {.vars = &vars};
+    rc = vk_cond_eval(c, seen_lookup, &sl, holds);
+    if (rc < 0 || *holds)
+        return rc;
+    char msg[512];
+    int len = snprintf(msg, sizeof(msg), "skipped: condition false (`%.160s`", f->condition);
+    for (size_t i = 0; i < sl.n && len > 0 && (size_t)len < sizeof(msg); i++)
+        len += snprintf(msg + len, sizeof(msg) - (size_t)len,
+                        sl.value[i] ? ", %s=%.60s" : ", %s unset", sl.name[i],
+                        sl.value[i] ? sl.value[i] : "");
+    if (len > 0 && (size_t)len < sizeof(msg) - 1)
+        snprintf(msg + len, sizeof(msg) - (size_t)len, ")");
+    *why = pool_strdup(s, msg);
+    return 0;
 }
 
 static int activate(struct sched *s, const struct vk_store_fragment *f, enum act_result *res);
@@ -221,11 +296,12 @@ static int activate(struct sched *s, const struct vk_store_fragment *f, enum act
     if (f->status != VK_STORE_FRAG_PENDING)
         return 0; /* already handled (e.g. skipped by a failure) */
     bool holds;
-    int rc = condition_holds(s, f, &holds);
+    const char *why = NULL;
+    int rc = condition_holds(s, f, &holds, &why);
     if (rc < 0)
         return rc;
     if (!holds)
-        return skip_subtree(s, f, "condition is false");
+        return skip_subtree(s, f, why ? why : "skipped: condition false");
     if (f->type == VK_STORE_FRAG_INLINE) {
         rc = set_status(s, f->id, VK_STORE_FRAG_READY);
         if (rc == 0)

@@ -124,6 +124,25 @@ static enum vk_store_frag_status frag_status(struct fixture *fx, const char *id,
     return (enum vk_store_frag_status)st;
 }
 
+/* The error (skip reason) of the fragment called `name` in chain `id` (a static copy). */
+static const char *frag_error(struct fixture *fx, const char *id, const char *name)
+{
+    static char out[512];
+    struct vk_pool pool;
+    vk_pool_init(&pool, 0);
+    struct vk_store_chain c;
+    struct vk_store_fragment *f = NULL;
+    size_t n = 0;
+    struct vk_err err;
+    assert_int_equal(vk_store_chain_get(fx->store, id, &pool, &c, &f, &n, &err), 0);
+    snprintf(out, sizeof(out), "(no fragment)");
+    for (size_t i = 0; i < n; i++)
+        if (f[i].name && strcmp(f[i].name, name) == 0)
+            snprintf(out, sizeof(out), "%s", f[i].error ? f[i].error : "(none)");
+    vk_pool_release(&pool);
+    return out;
+}
+
 static void test_sequential_order(void **state)
 {
     struct fixture *fx = *state;
@@ -242,6 +261,43 @@ static void test_condition_skips(void **state)
     assert_int_equal(frag_status(fx, chain, "deploy"), VK_STORE_FRAG_SKIPPED);
     assert_int_equal(frag_status(fx, chain, "inner"), VK_STORE_FRAG_SKIPPED);
     finish(fx, id, a, true);
+    assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_COMPLETED);
+    /* issue 12 item 13: the skip says which condition and what its variables were */
+    assert_string_equal(frag_error(fx, chain, "deploy"),
+                        "skipped: condition false (`$BRANCH == 'main'`, BRANCH=feature/x)");
+}
+
+/* Issue 12 item 11: $EVENT and the fragment's own env are visible to conditions; the
+ * fragment's env wins over the chain's, the context wins over both. */
+static void test_condition_variables(void **state)
+{
+    struct fixture *fx = *state;
+    char chain[VK_UUID_LEN], id[VK_UUID_LEN], name[64];
+    int a;
+    submit(fx,
+           "version \"0.1\"\ntriggers \"push\"\nchain {\n"
+           " machine \"default\"\n env { FOO \"chain\"; }\n"
+           " fragment { name \"event\"; condition \"$EVENT == 'push'\"; run \"true\" }\n"
+           " fragment { name \"own\"; env { FOO \"own\"; }; condition \"$FOO == 'own'\"; "
+           "run \"true\" }\n"
+           " fragment { name \"chainenv\"; condition \"$FOO == 'own'\"; run \"true\" }\n"
+           " fragment { name \"fake\"; env { BRANCH \"main\"; }; condition "
+           "\"$BRANCH == 'main' && $NOPE == 'x'\"; run \"true\" }\n}\n",
+           "dev", chain);
+    for (int i = 0; i < 2; i++) {
+        assert_true(claim(fx, name, id, &a));
+        assert_string_equal(name, i == 0 ? "event" : "own");
+        finish(fx, id, a, true);
+    }
+    assert_false(claim(fx, name, id, &a));
+    assert_int_equal(frag_status(fx, chain, "chainenv"), VK_STORE_FRAG_SKIPPED);
+    assert_string_equal(frag_error(fx, chain, "chainenv"),
+                        "skipped: condition false (`$FOO == 'own'`, FOO=chain)");
+    /* BRANCH comes from the context however the fragment sets it; && stops at the first
+     * false operand, so NOPE is not read. */
+    assert_string_equal(frag_error(fx, chain, "fake"),
+                        "skipped: condition false (`$BRANCH == 'main' && $NOPE == 'x'`, "
+                        "BRANCH=dev)");
     assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_COMPLETED);
 }
 
@@ -454,6 +510,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_parallel_and_nested, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_parallel_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_condition_skips, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_condition_variables, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_skips_rest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_then_stale, setup, teardown),
