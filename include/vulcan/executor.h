@@ -193,6 +193,8 @@ struct vk_exec_spec {
     const char *commit_sha;       /**< hex, 4..64 chars; NULL/"": the branch head */
     const char *branch;           /**< used when commit_sha is empty; NULL: the default HEAD */
     uint32_t checkout_depth;      /**< history fetched into the workspace, 0 = all (shared) */
+    const char *merge_into;       /**< a pull request: the base branch `commit_sha` is merged
+                                   *   into before the script (NULL: check out the commit) */
     int64_t timeout_ms;           /**< wall-clock limit of the script, 0 = none */
     int64_t kill_grace_ms;        /**< SIGTERM → SIGKILL delay, 0 = 5000 */
     uint64_t output_cap;          /**< bytes delivered at most, 0 = 16 MiB */

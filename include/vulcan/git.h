@@ -282,4 +282,15 @@ int vk_git_checkout(struct vk_git_mirror *m, const char *sha, const char *worksp
 int vk_git_checkout_shallow(struct vk_git_mirror *m, const char *sha, const char *workspace,
                             uint32_t depth, struct vk_err *err) VK_MUST_CHECK;
 
+/**
+ * In a workspace checked out at the base commit (vk_git_checkout()), merge commit `head`
+ * (a full name the mirror holds) into it as GitHub builds a pull request: `git merge
+ * --no-ff` with a fixed committer ("Vulcan CI"), so the merge commit's name depends only
+ * on the two commits and the time. Its name goes to `out`. A conflict leaves the
+ * workspace at the base and answers VK_ECONFLICT with the conflicting paths' count.
+ * Returns 0, VK_EINVAL, VK_ECONFLICT, VK_ETIMEDOUT, VK_EAGAIN, VK_EIO.
+ */
+int vk_git_merge_into(struct vk_git_mirror *m, const char *workspace, const char *head,
+                      char out[VK_GIT_SHA_LEN], struct vk_err *err) VK_MUST_CHECK;
+
 #endif /* VULCAN_GIT_H */

@@ -299,6 +299,8 @@ struct vk_wf_fragment {
     int retries;              /**< 0..VK_WF_MAX_RETRIES */
     bool network;            /**< resolved `network`: own, else nearest group's, else the chain's */
     uint32_t checkout_depth; /**< resolved `checkout { depth N }` like `network`; 0 = all */
+    bool checkout_head;      /**< resolved `checkout { ref "head" }`: a pull request builds
+                              *   its head, not the merge into its base */
     struct vk_wf_kv *env;
     size_t nenv;
     struct vk_wf_fragment *children;
@@ -314,6 +316,7 @@ struct vk_workflow {
     const char *machine;     /**< chain.machine: the default worker group */
     bool network;            /**< chain.network: sandboxed scripts share the host network */
     uint32_t checkout_depth; /**< chain.checkout.depth, 0 = full history */
+    bool checkout_head;      /**< chain.checkout.ref "head" */
     struct vk_wf_kv *env;    /**< chain.env */
     size_t nenv;
     int64_t queue_timeout_ms; /**< top-level `queue-timeout`; 0: the server's default */

@@ -7,6 +7,7 @@
 #include "git_int.h"
 
 #include <stdio.h>
+#include <string.h>
 
 int vk_git_checkout(struct vk_git_mirror *m, const char *sha, const char *workspace,
                     struct vk_err *err)
@@ -55,4 +56,59 @@ int vk_git_checkout_shallow(struct vk_git_mirror *m, const char *sha, const char
         "checkout", "--quiet", "--detach",        (char *)sha, "--",
         NULL};
     return vk__git_run_ok(m, "checkout", co, NULL, VK_EIO, err);
+}
+
+int vk_git_merge_into(struct vk_git_mirror *m, const char *workspace, const char *head,
+                      char out[VK_GIT_SHA_LEN], struct vk_err *err)
+{
+    if (!vk_git_valid_sha(head))
+        return vk_err_set(err, VK_EINVAL, "invalid commit id '%.80s'", head ? head : "");
+    if (!workspace || workspace[0] != '/')
+        return vk_err_set(err, VK_EINVAL, "the workspace must be an absolute path");
+    char *merge[] = {NULL,
+                     "-C",
+                     (char *)workspace,
+                     "-c",
+                     "user.name=Vulcan CI",
+                     "-c",
+                     "user.email=vulcan@localhost",
+                     "-c",
+                     "commit.gpgsign=false",
+                     "merge",
+                     "--quiet",
+                     "--no-ff",
+                     "--no-edit",
+                     "--no-verify",
+                     "-m",
+                     "Merge the pull request's head into its base (Vulcan CI)",
+                     (char *)head,
+                     NULL};
+    struct vk_buf eo = VK_BUF_INIT(1u << 16);
+    int status = 0;
+    int rc = vk__git_run(m, "merge", merge, NULL, &eo, &status, err);
+    vk_buf_release(&eo);
+    if (rc < 0)
+        return rc;
+    if (status != 0) {
+        char *abort_[] = {NULL, "-C", (char *)workspace, "merge", "--abort", NULL};
+        struct vk_err ignored;
+        (void)vk__git_run_ok(m, "merge --abort", abort_, NULL, VK_EIO, &ignored);
+        return vk_err_set(err, VK_ECONFLICT, "does not merge cleanly");
+    }
+    char *rev[] = {NULL, "-C", (char *)workspace, "rev-parse", "HEAD", NULL};
+    struct vk_buf o = VK_BUF_INIT(256);
+    rc = vk__git_run_ok(m, "rev-parse", rev, &o, VK_EIO, err);
+    size_t n = o.len;
+    while (rc == 0 && n && (o.data[n - 1] == '\n' || o.data[n - 1] == '\r'))
+        n--;
+    if (rc == 0 && (n >= VK_GIT_SHA_LEN || n < 40))
+        rc = vk_err_set(err, VK_EIO, "git rev-parse: no commit name");
+    if (rc == 0) {
+        memcpy(out, o.data, n);
+        out[n] = '\0';
+        if (!vk_git_valid_sha(out))
+            rc = vk_err_set(err, VK_EIO, "git rev-parse: no commit name");
+    }
+    vk_buf_release(&o);
+    return rc;
 }

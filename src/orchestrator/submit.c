@@ -75,12 +75,14 @@ static int visit(void *ctx, const struct vk_wf_fragment *f, unsigned depth)
     /* `checkout { depth N }` travels the same way, as VULCAN_CHECKOUT_DEPTH. */
     char dep[16];
     snprintf(dep, sizeof dep, "%u", f->checkout_depth);
-    struct vk_cond_var extra[2];
+    struct vk_cond_var extra[3];
     size_t nextra = 0;
     if (add_net)
         extra[nextra++] = net;
     if (f->type == VK_WF_INLINE && f->checkout_depth > 0)
         extra[nextra++] = (struct vk_cond_var){"VULCAN_CHECKOUT_DEPTH", dep};
+    if (f->type == VK_WF_INLINE && f->checkout_head)
+        extra[nextra++] = (struct vk_cond_var){"VULCAN_CHECKOUT_REF", "head"};
     s->env_json = env_json(fl->pool, f->env, f->nenv, nextra ? extra : NULL, nextra);
     fl->parents[depth] = (int)fl->n;
     fl->n++;

@@ -26,6 +26,7 @@ struct work_item {
     int64_t timeout_s;
     bool network;            /* the fragment asked for the host network (VULCAN_NETWORK=true) */
     uint32_t checkout_depth; /* VULCAN_CHECKOUT_DEPTH, 0 = full history */
+    bool pr_merge;           /* a pull request (TRIGGER) without VULCAN_CHECKOUT_REF=head */
     char **env;              /* owned "K=V" strings */
     size_t nenv;
     char invalid[200]; /* why the item cannot run ("" when fine) */
@@ -75,6 +76,9 @@ static void item_env(struct work_item *it, json_t *env)
         return;
     it->network = json_is_string(json_object_get(env, "VULCAN_NETWORK")) &&
                   strcmp(json_string_value(json_object_get(env, "VULCAN_NETWORK")), "true") == 0;
+    const char *trig = json_string_value(json_object_get(env, "TRIGGER"));
+    const char *ref = json_string_value(json_object_get(env, "VULCAN_CHECKOUT_REF"));
+    it->pr_merge = trig && strcmp(trig, "pull_request") == 0 && !(ref && strcmp(ref, "head") == 0);
     json_t *dv = json_object_get(env, "VULCAN_CHECKOUT_DEPTH");
     if (json_is_string(dv)) {
         char *end = NULL;
@@ -349,6 +353,7 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
             .commit_sha = it->commit_sha,
             .branch = it->branch,
             .checkout_depth = it->checkout_depth,
+            .merge_into = it->pr_merge ? it->branch : NULL,
             .timeout_ms = timeout_ms,
             .allow_network = it->network,
             .output_cap = w->output_cap,

@@ -71,10 +71,33 @@ int vk__exec_checkout(const struct vk_exec_env *env, const struct vk_exec_spec *
         rc = vk_git_resolve_branch(m, br, full, err);
     else if (rc == 0)
         rc = vk_git_resolve_head(m, full, err);
-    if (rc == 0 && spec->checkout_depth > 0)
+    const char *base = spec->merge_into && *spec->merge_into ? spec->merge_into : NULL;
+    if (base && !vk_git_valid_branch(base))
+        rc = rc < 0 ? rc : vk_err_set(err, VK_EINVAL, "invalid base branch '%.80s'", base);
+    if (rc == 0 && base) {
+        /* A pull request builds the merge of its head into the base's tip, as GitHub
+         * Actions does; the merge needs the history, so `depth` does not apply. */
+        char tip[VK_GIT_SHA_LEN], merged[VK_GIT_SHA_LEN];
+        rc = vk_git_resolve_branch(m, base, tip, err);
+        if (rc == 0)
+            rc = vk_git_checkout(m, tip, ws, err);
+        if (rc == 0)
+            rc = vk_git_merge_into(m, ws, full, merged, err);
+        if (rc == VK_ECONFLICT)
+            rc = vk_err_set(err, VK_ECONFLICT,
+                            "the pull request's head %.12s does not merge cleanly into %s "
+                            "(%.12s): resolve the conflict, or build the head itself with "
+                            "checkout { ref \"head\"; }",
+                            full, base, tip);
+        if (rc == 0) {
+            vk__exec_sink_notice(sink, "[vulcan] merged %.12s into %s (%.12s)\n", full, base, tip);
+            memcpy(full, merged, sizeof(full));
+        }
+    } else if (rc == 0 && spec->checkout_depth > 0) {
         rc = vk_git_checkout_shallow(m, full, ws, spec->checkout_depth, err);
-    else if (rc == 0)
+    } else if (rc == 0) {
         rc = vk_git_checkout(m, full, ws, err);
+    }
     if (rc == 0) {
         *mirror_out = vk__exec_pool_printf(pool, "%s", vk_git_mirror_path(m));
         *sha_out = vk__exec_pool_printf(pool, "%s", full);

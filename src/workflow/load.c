@@ -140,19 +140,36 @@ static int once(struct vk__wf_loader *L, const struct vk_kdl_node *c,
     return 0;
 }
 
-/* `checkout { depth N }`: how the worker checks the repository out. */
+/* `checkout { depth N; ref "merge"|"head" }`: how the worker checks the repository out. */
 #define MAX_CHECKOUT_DEPTH 1000000
 
-static int load_checkout(struct vk__wf_loader *L, const struct vk_kdl_node *n, uint32_t *depth)
+static int load_checkout(struct vk__wf_loader *L, const struct vk_kdl_node *n, uint32_t *depth,
+                         bool *head)
 {
     int rc = vk__wf_no_args(L, n);
     if (rc == 0)
         rc = vk__wf_no_props(L, n);
     if (rc < 0)
         return rc;
-    const struct vk_kdl_node *s_depth = NULL;
+    const struct vk_kdl_node *s_depth = NULL, *s_ref = NULL;
     for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
-        if (vk_kdl_str_eq(c->name, "depth")) {
+        if (vk_kdl_str_eq(c->name, "ref")) {
+            rc = once(L, c, &s_ref);
+            if (rc == 0)
+                rc = vk__wf_no_props(L, c);
+            if (rc == 0)
+                rc = vk__wf_no_children(L, c);
+            bool ok =
+                rc == 0 && c->nargs == 1 && c->args[0].kind == VK_KDL_STRING &&
+                (vk_kdl_str_eq(c->args[0].str, "merge") || vk_kdl_str_eq(c->args[0].str, "head"));
+            if (rc == 0 && !ok)
+                rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE,
+                                 VK__WF_AT(c->nargs ? c->args[c->nargs > 1].pos : c->pos),
+                                 "'ref' takes \"merge\" (a pull request builds its head merged "
+                                 "into its base, the default) or \"head\" (the head itself)");
+            if (rc == 0)
+                *head = vk_kdl_str_eq(c->args[0].str, "head");
+        } else if (vk_kdl_str_eq(c->name, "depth")) {
             rc = once(L, c, &s_depth);
             if (rc == 0)
                 rc = vk__wf_no_props(L, c);
@@ -169,7 +186,7 @@ static int load_checkout(struct vk__wf_loader *L, const struct vk_kdl_node *n, u
                 *depth = (uint32_t)c->args[0].i;
         } else {
             rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
-                             "unknown node '%s' in 'checkout'; expected: depth", c->name.ptr);
+                             "unknown node '%s' in 'checkout'; expected: depth, ref", c->name.ptr);
         }
     }
     return rc;
@@ -206,6 +223,7 @@ static int load_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *n,
     g->is_parallel = true;
     g->network = g->parent->network;
     g->checkout_depth = g->parent->checkout_depth;
+    g->checkout_head = g->parent->checkout_head;
     const struct vk_kdl_node *seen_name = NULL, *seen_machine = NULL, *seen_cond = NULL;
     size_t nfrag = 0;
     for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
@@ -279,6 +297,7 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
     f->type = VK_WF_INLINE;
     f->network = f->parent->network;
     f->checkout_depth = f->parent->checkout_depth;
+    f->checkout_head = f->parent->checkout_head;
     for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
         if (vk_kdl_str_eq(c->name, "name")) {
             rc = once(L, c, &s_name);
@@ -342,7 +361,7 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
         } else if (vk_kdl_str_eq(c->name, "checkout")) {
             rc = once(L, c, &s_checkout);
             if (rc == 0)
-                rc = load_checkout(L, c, &f->checkout_depth);
+                rc = load_checkout(L, c, &f->checkout_depth, &f->checkout_head);
         } else {
             rc = vk__wf_fail(
                 L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
@@ -441,7 +460,7 @@ static int load_chain(struct vk__wf_loader *L, const struct vk_kdl_node *n)
         } else if (vk_kdl_str_eq(c->name, "checkout")) {
             rc = once(L, c, &s_checkout);
             if (rc == 0)
-                rc = load_checkout(L, c, &wf->checkout_depth);
+                rc = load_checkout(L, c, &wf->checkout_depth, &wf->checkout_head);
         } else {
             rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
                              "unknown node '%s' in 'chain'; expected one of: machine, env, "
@@ -464,6 +483,7 @@ static int load_chain(struct vk__wf_loader *L, const struct vk_kdl_node *n)
     root->machine = wf->machine;
     root->network = wf->network;
     root->checkout_depth = wf->checkout_depth;
+    root->checkout_head = wf->checkout_head;
     root->pos = vk__wf_pos(L, n->pos);
     return vk__wf_load_children(L, n->children, root);
 }

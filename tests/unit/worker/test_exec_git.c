@@ -301,6 +301,78 @@ static void test_shallow_checkout(void **state)
     vk_buf_release(&c.b);
 }
 
+/* Issue 12 item 7: a pull request builds its head merged into its base's tip, with
+ * VULCAN_CHECKOUT_SHA the merge; a conflict fails with both commits named. */
+static void test_pull_request_merge(void **state)
+{
+    (void)state;
+    if (!g_sha2[0])
+        add_second_commit();
+    char src[400], head[65], cmd[700];
+    snprintf(src, sizeof src, "%s/src", g_root);
+    assert_int_equal(sh("cd %s && " GITC
+                        " checkout -q -b feature %s && echo f > feature.txt && " GITC
+                        " add . && " GITC " commit -qm feature && " GITC
+                        " push -q %s feature && " GITC " checkout -q main",
+                        src, g_sha1, g_origin),
+                     0);
+    snprintf(cmd, sizeof cmd, "git -C %s rev-parse feature", src);
+    read_line(cmd, head, sizeof head);
+    assert_int_equal(strlen(head), 40);
+    struct vk_exec_spec s = base_spec("gitpr", "echo sha=$VULCAN_CHECKOUT_SHA\n"
+                                               "echo head=$(git rev-parse HEAD)\n"
+                                               "echo parents=$(git log -1 --format=%P)\n"
+                                               "cat hello.txt two.txt feature.txt\n");
+    s.repository_url = g_url;
+    s.commit_sha = head;
+    s.branch = "main";
+    s.merge_into = "main";
+    struct collected c;
+    struct vk_exec_result r;
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_int_equal(r.exit_code, 0);
+    const char *o = outs(&c);
+    assert_non_null(strstr(o, "hello\ntwo\nf\n")); /* files of both sides */
+    char want[200];
+    snprintf(want, sizeof want, "parents=%s %s", g_sha2, head);
+    assert_non_null(strstr(o, want));
+    const char *sha = strstr(o, "sha="), *hd = strstr(o, "head=");
+    assert_non_null(sha);
+    assert_non_null(hd);
+    assert_memory_equal(sha + 4, hd + 5, 40); /* the checkout sha is the merge commit */
+    assert_memory_not_equal(sha + 4, head, 40);
+    vk_buf_release(&c.b);
+
+    /* The head itself when asked (no merge_into). */
+    s.merge_into = NULL;
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_int_equal(r.exit_code, 1); /* two.txt is not in the head */
+    snprintf(want, sizeof want, "head=%s", head);
+    assert_non_null(strstr(outs(&c), want));
+    vk_buf_release(&c.b);
+
+    /* A conflict. */
+    assert_int_equal(sh("cd %s && " GITC
+                        " checkout -q -b clash %s && echo theirs > two.txt && " GITC
+                        " add . && " GITC " commit -qm clash && " GITC " push -q %s clash && " GITC
+                        " checkout -q main",
+                        src, g_sha1, g_origin),
+                     0);
+    snprintf(cmd, sizeof cmd, "git -C %s rev-parse clash", src);
+    read_line(cmd, head, sizeof head);
+    s.commit_sha = head;
+    s.merge_into = "main";
+    memset(&r, 0, sizeof(r));
+    int rc = run(&s, &c, &r);
+    char err_text[600];
+    snprintf(err_text, sizeof err_text, "%s %s", r.error, outs(&c));
+    if (rc == 0)
+        assert_int_not_equal(r.exit_code, 0);
+    assert_non_null(strstr(err_text, "does not merge cleanly into main"));
+    assert_non_null(strstr(err_text, "ref \"head\""));
+    vk_buf_release(&c.b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_branch_head),
         cmocka_unit_test(test_bad_commit),
         cmocka_unit_test(test_shallow_checkout),
+        cmocka_unit_test(test_pull_request_merge),
         cmocka_unit_test(test_bad_repository),
         cmocka_unit_test(test_git_inside_sandbox),
         cmocka_unit_test(test_concurrent_checkouts),

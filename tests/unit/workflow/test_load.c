@@ -286,7 +286,11 @@ static const struct bad bads[] = {
      VK_WF_ERR_INVALID_VALUE, 3, 59,
      "'depth' takes one whole number from 1 to 1000000 (the commits of history checked out)"},
     {HEAD "chain { machine \"m\"; fragment { run \"x\"; checkout { lfs #true } } }\n",
-     VK_WF_ERR_UNKNOWN_NODE, 3, 53, "unknown node 'lfs' in 'checkout'; expected: depth"},
+     VK_WF_ERR_UNKNOWN_NODE, 3, 53, "unknown node 'lfs' in 'checkout'; expected: depth, ref"},
+    {HEAD "chain { machine \"m\"; fragment { run \"x\"; checkout { ref \"main\" } } }\n",
+     VK_WF_ERR_INVALID_VALUE, 3, 57,
+     "'ref' takes \"merge\" (a pull request builds its head merged into its base, the default) "
+     "or \"head\" (the head itself)"},
     /* unknown nodes */
     {HEAD "chain { machine \"m\"; fragment { run \"x\"; script \"y\" } }\n", VK_WF_ERR_UNKNOWN_NODE,
      3, 42,
