@@ -76,7 +76,9 @@ struct vk_orch_context {
     const char *repository_url;
     const char *commit_sha;
     const char *branch;
-    const char *trigger; /**< default "manual" */
+    const char *trigger;        /**< default "manual" */
+    const char *commit_message; /**< the commit's message, NULL when unknown ($COMMIT_MESSAGE) */
+    const char *commit_author;  /**< "Name <email>", NULL when unknown ($COMMIT_AUTHOR) */
     const char *trigger_ref;
     int64_t pr_number;
     const char *tag;

@@ -40,13 +40,14 @@ struct vk_store;
 struct vk_store_tx;
 
 /** Schema version this binary knows (the highest migration number). */
-#define VK_STORE_SCHEMA_VERSION 6
+#define VK_STORE_SCHEMA_VERSION 7
 
 /** Caps on input-derived sizes. */
 #define VK_STORE_MAX_FRAGMENTS 10000      /**< fragments in one chain */
 #define VK_STORE_MAX_GROUPS 16            /**< machine groups of one worker / one claim */
 #define VK_STORE_MAX_LOG_CHUNK (1u << 20) /**< bytes in one log append */
 #define VK_STORE_MAX_LIST 200             /**< rows in one chain listing */
+#define VK_STORE_MAX_COMMIT_MESSAGE 4096  /**< bytes of a chain's commit message kept */
 #define VK_STORE_CURSOR_LEN 64            /**< bytes of an opaque listing cursor, with NUL */
 
 enum vk_store_chain_status {
@@ -100,7 +101,10 @@ struct vk_store_chain {
     const char *repository_url;
     const char *commit_sha;
     const char *branch;
-    const char *trigger; /**< push, pull_request, tag, schedule, manual */
+    const char *trigger;        /**< push, pull_request, tag, schedule, manual */
+    const char *commit_message; /**< the commit's message (at most VK_STORE_MAX_COMMIT_MESSAGE
+                                 *   bytes, cut at a character), NULL when unknown */
+    const char *commit_author;  /**< "Name <email>" of the commit, NULL when unknown */
     const char *trigger_ref;
     int64_t pr_number; /**< 0 when none */
     const char *tag;

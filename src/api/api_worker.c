@@ -104,6 +104,8 @@ static json_t *work_json(struct vk_api *api, const struct vk_store_work *w, cons
     bad |= env_set(env, "TRIGGER", c->trigger);
     bad |= env_set(env, "COMMIT_SHA", c->commit_sha);
     bad |= env_set(env, "TAG", c->tag);
+    bad |= env_set(env, "COMMIT_MESSAGE", c->commit_message);
+    bad |= env_set(env, "COMMIT_AUTHOR", c->commit_author);
     bad |= env_set(env, "REPOSITORY_URL", c->repository_url);
     snprintf(num, sizeof(num), "%lld", (long long)c->pr_number);
     bad |= env_set(env, "PR_NUMBER", c->pr_number ? num : "");

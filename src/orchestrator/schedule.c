@@ -69,7 +69,7 @@ static int build_vars(struct sched *s)
         if (json_is_object(env))
             nenv = json_object_size(env);
     }
-    s->vars = vk_pool_zalloc(&s->pool, sizeof(*s->vars) * (nenv + 9));
+    s->vars = vk_pool_zalloc(&s->pool, sizeof(*s->vars) * (nenv + 11));
     if (!s->vars) {
         json_decref(env);
         return vk_err_set(s->err, VK_ENOMEM, "out of memory");
@@ -99,6 +99,8 @@ static int build_vars(struct sched *s)
         {"PR_NUMBER", pr},
         {"TAG", c->tag},
         {"REPOSITORY_URL", c->repository_url},
+        {"COMMIT_MESSAGE", c->commit_message},
+        {"COMMIT_AUTHOR", c->commit_author},
     };
     for (size_t i = 0; i < VK_ARRAY_LEN(ctx); i++) {
         s->vars[n].name = ctx[i][0];

@@ -102,6 +102,8 @@ static void fill_chain(struct vk_orch *o, struct vk_store_chain *c,
     c->branch = ctx->branch;
     c->trigger = ctx->trigger ? ctx->trigger : "manual";
     c->trigger_ref = ctx->trigger_ref;
+    c->commit_message = ctx->commit_message;
+    c->commit_author = ctx->commit_author;
     c->pr_number = ctx->pr_number;
     c->tag = ctx->tag;
     c->priority = ctx->priority;

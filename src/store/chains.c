@@ -324,6 +324,18 @@ int vk_store_chain_create(struct vk_store *s, struct vk_store_chain *ch,
         goto out;
     ch->status = VK_STORE_CHAIN_PENDING;
     ch->created_at = vk_time_now_ms();
+    /* A commit message is kept up to VK_STORE_MAX_COMMIT_MESSAGE bytes, cut before a UTF-8
+     * continuation byte so the text stays valid. */
+    char msg_buf[VK_STORE_MAX_COMMIT_MESSAGE + 1];
+    const char *msg = ch->commit_message;
+    if (msg && strlen(msg) > VK_STORE_MAX_COMMIT_MESSAGE) {
+        size_t k = VK_STORE_MAX_COMMIT_MESSAGE;
+        while (k && ((unsigned char)msg[k] & 0xC0) == 0x80)
+            k--;
+        memcpy(msg_buf, msg, k);
+        msg_buf[k] = '\0';
+        msg = msg_buf;
+    }
     struct vk__param cp[] = {
         vk__text(ch->id),
         vk__text(ch->tenant_id),
@@ -343,6 +355,8 @@ int vk_store_chain_create(struct vk_store *s, struct vk_store_chain *ch,
         vk__text(ch->trace_id),
         vk__int(ch->created_at),
         vk__id(ch->trigger_request_id),
+        vk__text(msg),
+        vk__text(ch->commit_author),
     };
     rc = vk__store_begin(s, &c, err);
     if (rc)
@@ -351,8 +365,9 @@ int vk_store_chain_create(struct vk_store *s, struct vk_store_chain *ch,
                   "INSERT INTO chains (id, tenant_id, repository_id, source_file, repository_url,"
                   " commit_sha, branch, trigger_type, trigger_ref, pr_number, tag,"
                   " default_machine, env_json, definition, priority, trace_id, created_at,"
-                  " trigger_request_id, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
-                  " $11, $12, $13, $14, $15, $16, $17, $18, 'pending')",
+                  " trigger_request_id, commit_message, commit_author, status) VALUES ($1, $2,"
+                  " $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
+                  " $19, $20, 'pending')",
                   cp, (int)VK_ARRAY_LEN(cp), NULL, err);
     if (rc == VK_EINVAL)
         vk_err_set(err, rc, "unknown tenant or repository for the chain");

@@ -50,6 +50,8 @@ int vk__read_chain(struct vk__res *r, int k, struct vk_pool *pool, struct vk_sto
     c->started_at = vk__col_int(r, k + 18);
     c->finished_at = vk__col_int(r, k + 19);
     vk__col_id(r, k + 20, c->trigger_request_id);
+    c->commit_message = str(r, k + 21, pool, &bad);
+    c->commit_author = str(r, k + 22, pool, &bad);
     return bad ? nomem(err) : 0;
 }
 

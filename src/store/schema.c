@@ -191,6 +191,9 @@ static const struct migration migrations[] = {
     {5, "queue timeout per fragment",
      "ALTER TABLE fragments ADD COLUMN queue_timeout_ms BIGINT NOT NULL DEFAULT 0"},
     {6, "identity: users, teams, grants, credentials", IDENTITY_SQL},
+    {7, "the head commit's message and author on chains",
+     "ALTER TABLE chains ADD COLUMN commit_message TEXT;"
+     "ALTER TABLE chains ADD COLUMN commit_author TEXT"},
 };
 
 /* Migrations whose PostgreSQL text differs beyond BLOB (triggers are written differently). */

@@ -214,8 +214,8 @@ static inline struct vk__param vk__blob(const void *b, size_t len)
     "c.id, c.tenant_id, c.repository_id, c.source_file, c.repository_url, c.commit_sha, "          \
     "c.branch, c.trigger_type, c.trigger_ref, c.pr_number, c.tag, c.default_machine, c.env_json, " \
     "c.priority, c.status, c.error, c.trace_id, c.created_at, c.started_at, c.finished_at, "       \
-    "c.trigger_request_id"
-#define VK__CHAIN_NCOLS 21
+    "c.trigger_request_id, c.commit_message, c.commit_author"
+#define VK__CHAIN_NCOLS 23
 #define VK__FRAG_COLS                                                                              \
     "f.id, f.chain_id, f.parent_id, f.sequence, f.position, f.type, f.is_parallel, f.name, "       \
     "f.run_script, f.machine, f.condition, f.source_url, f.timeout_ms, f.retries, "                \

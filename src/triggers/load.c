@@ -178,6 +178,8 @@ int vk__trig_submit(struct vk_triggers_service *svc, const struct vk__trig_set *
         const struct vk__trig_item *it = &set->items[i];
         struct vk_orch_context c = *tmpl;
         c.source_file = it->file;
+        c.commit_message = set->commit_message;
+        c.commit_author = set->commit_author;
         char id[VK_UUID_LEN], why[1024];
         int rc;
         if (!it->wf) {

@@ -301,6 +301,54 @@ static void test_condition_variables(void **state)
     assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_COMPLETED);
 }
 
+/* Issue 12 item 11: $COMMIT_MESSAGE and $COMMIT_AUTHOR (from the webhook's or the manual
+ * trigger's commit) decide; the message is kept up to 4 KiB, cut at a character. */
+static void test_commit_variables(void **state)
+{
+    struct fixture *fx = *state;
+    const char *kdl =
+        "version \"0.1\"\ntriggers \"push\"\nchain {\n machine \"default\"\n"
+        " fragment { name \"deploy\"; condition \"$COMMIT_MESSAGE =~ '*deploy*'\"; "
+        "run \"true\" }\n"
+        " fragment { name \"ada\"; condition \"$COMMIT_AUTHOR == 'Ada <ada@example.com>'\"; "
+        "run \"true\" }\n"
+        " fragment { name \"docs\"; condition \"$COMMIT_MESSAGE =~ 'docs:*'\"; "
+        "run \"true\" }\n}\n";
+    struct vk_workflow *wf = NULL;
+    struct vk_wf_error we;
+    vk_wf_error_init(&we);
+    assert_int_equal(vk_workflow_load_buffer(kdl, strlen(kdl), "test.kdl", NULL, &wf, &we), 0);
+    /* 4094 bytes of 'x', then "é" (2 bytes) and more: the cut keeps no half character. */
+    static char msg[6000];
+    memcpy(msg, "fix: deploy the thing\n", 22);
+    memset(msg + 22, 'x', 4094 - 22 - 1);
+    snprintf(msg + 4093, sizeof(msg) - 4093, "\xc3\xa9\xc3\xa9 tail");
+    struct vk_orch_context ctx = {.branch = "main",
+                                  .trigger = "push",
+                                  .commit_message = msg,
+                                  .commit_author = "Ada <ada@example.com>"};
+    char chain[VK_UUID_LEN], id[VK_UUID_LEN], name[64];
+    struct vk_err err;
+    assert_int_equal(vk_orch_submit(fx->orch, wf, kdl, &ctx, chain, NULL, &err), 0);
+    vk_workflow_free(wf);
+    int a;
+    for (int i = 0; i < 2; i++) {
+        assert_true(claim(fx, name, id, &a));
+        assert_string_equal(name, i == 0 ? "deploy" : "ada");
+        finish(fx, id, a, true);
+    }
+    assert_false(claim(fx, name, id, &a));
+    assert_int_equal(frag_status(fx, chain, "docs"), VK_STORE_FRAG_SKIPPED);
+    struct vk_pool pool;
+    vk_pool_init(&pool, 0);
+    struct vk_store_chain c;
+    assert_int_equal(vk_store_chain_get(fx->store, chain, &pool, &c, NULL, NULL, &err), 0);
+    assert_string_equal(c.commit_author, "Ada <ada@example.com>");
+    assert_int_equal(strlen(c.commit_message), 4095); /* 4093 + one whole "é" */
+    assert_memory_equal(c.commit_message + 4093, "\xc3\xa9", 2);
+    vk_pool_release(&pool);
+}
+
 static void test_failure_skips_rest(void **state)
 {
     struct fixture *fx = *state;
@@ -511,6 +559,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_big_parallel_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_condition_skips, setup, teardown),
         cmocka_unit_test_setup_teardown(test_condition_variables, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_variables, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_skips_rest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_then_stale, setup, teardown),
