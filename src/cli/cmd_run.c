@@ -157,6 +157,15 @@ static int snapshot(const char *snap, const char *ref, char *sha, size_t cap)
     return 0;
 }
 
+/* A mkstemps/mkdtemp template "$TMPDIR/vulcan-run-XXXXXX<suffix>" (/tmp without TMPDIR). */
+static void tmp_name(char *out, size_t cap, const char *suffix)
+{
+    const char *t = getenv("TMPDIR");
+    if (!t || !*t || strlen(t) > cap / 2)
+        t = "/tmp";
+    snprintf(out, cap, "%s/vulcan-run-XXXXXX%s", t, suffix);
+}
+
 int vk__cli_run(int argc, char **argv)
 {
     if (vk__cli_wants_help(argc, argv)) {
@@ -226,7 +235,8 @@ int vk__cli_run(int argc, char **argv)
     struct vk_api *api = NULL;
     /* Server and worker records go to a log file unless --verbose: the terminal shows
      * the fragments' output only. The file is kept (and named) when the run fails. */
-    char log_path[] = "/tmp/vulcan-run-XXXXXX.log";
+    char log_path[4096];
+    tmp_name(log_path, sizeof(log_path), ".log");
     int log_fd = -1;
     if (!verbose) {
         log_fd = mkstemps(log_path, 4);
@@ -240,7 +250,8 @@ int vk__cli_run(int argc, char **argv)
     struct vk__cli_local local;
     vk__cli_local_init(&local, log_fd);
     bool color = isatty(1) && !getenv("NO_COLOR");
-    char work[] = "/tmp/vulcan-run-XXXXXX";
+    char work[1024];
+    tmp_name(work, sizeof(work), "");
     bool have_work = false;
     struct vk_buf src = VK_BUF_INIT(VK_MAX_FILE);
     struct vk_err err;

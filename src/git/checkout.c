@@ -9,18 +9,19 @@
 #include <stdio.h>
 #include <string.h>
 
-int vk_git_checkout(struct vk_git_mirror *m, const char *sha, const char *workspace,
-                    struct vk_err *err)
+static int check_args(const char *sha, const char *workspace, struct vk_err *err)
 {
     if (!vk_git_valid_sha(sha))
         return vk_err_set(err, VK_EINVAL, "invalid commit id '%.80s'", sha ? sha : "");
     if (!workspace || workspace[0] != '/')
         return vk_err_set(err, VK_EINVAL, "the workspace must be an absolute path");
-    char *clone[] = {NULL,   "clone",           "--shared", "--no-checkout", "--quiet", "--",
-                     m->dir, (char *)workspace, NULL};
-    int rc = vk__git_run_ok(m, "clone", clone, NULL, VK_EIO, err);
-    if (rc < 0)
-        return rc;
+    return 0;
+}
+
+/* The detached checkout of `sha` in a workspace that holds its objects. */
+static int detach(struct vk_git_mirror *m, const char *workspace, const char *sha,
+                  struct vk_err *err)
+{
     char *co[] = {
         NULL,       "-C",      (char *)workspace, "-c",        "advice.detachedHead=false",
         "checkout", "--quiet", "--detach",        (char *)sha, "--",
@@ -28,13 +29,26 @@ int vk_git_checkout(struct vk_git_mirror *m, const char *sha, const char *worksp
     return vk__git_run_ok(m, "checkout", co, NULL, VK_EIO, err);
 }
 
+int vk_git_checkout(struct vk_git_mirror *m, const char *sha, const char *workspace,
+                    struct vk_err *err)
+{
+    int rc0 = check_args(sha, workspace, err);
+    if (rc0 < 0)
+        return rc0;
+    char *clone[] = {NULL,   "clone",           "--shared", "--no-checkout", "--quiet", "--",
+                     m->dir, (char *)workspace, NULL};
+    int rc = vk__git_run_ok(m, "clone", clone, NULL, VK_EIO, err);
+    if (rc < 0)
+        return rc;
+    return detach(m, workspace, sha, err);
+}
+
 int vk_git_checkout_shallow(struct vk_git_mirror *m, const char *sha, const char *workspace,
                             uint32_t depth, struct vk_err *err)
 {
-    if (!vk_git_valid_sha(sha))
-        return vk_err_set(err, VK_EINVAL, "invalid commit id '%.80s'", sha ? sha : "");
-    if (!workspace || workspace[0] != '/')
-        return vk_err_set(err, VK_EINVAL, "the workspace must be an absolute path");
+    int rc0 = check_args(sha, workspace, err);
+    if (rc0 < 0)
+        return rc0;
     if (depth == 0)
         return vk_err_set(err, VK_EINVAL, "checkout depth must be at least 1");
     char url[4200], dep[32];
@@ -51,20 +65,15 @@ int vk_git_checkout_shallow(struct vk_git_mirror *m, const char *sha, const char
     rc = vk__git_run_ok(m, "fetch", fetch, NULL, VK_EIO, err);
     if (rc < 0)
         return rc;
-    char *co[] = {
-        NULL,       "-C",      (char *)workspace, "-c",        "advice.detachedHead=false",
-        "checkout", "--quiet", "--detach",        (char *)sha, "--",
-        NULL};
-    return vk__git_run_ok(m, "checkout", co, NULL, VK_EIO, err);
+    return detach(m, workspace, sha, err);
 }
 
 int vk_git_merge_into(struct vk_git_mirror *m, const char *workspace, const char *head,
                       char out[VK_GIT_SHA_LEN], struct vk_err *err)
 {
-    if (!vk_git_valid_sha(head))
-        return vk_err_set(err, VK_EINVAL, "invalid commit id '%.80s'", head ? head : "");
-    if (!workspace || workspace[0] != '/')
-        return vk_err_set(err, VK_EINVAL, "the workspace must be an absolute path");
+    int rc0 = check_args(head, workspace, err);
+    if (rc0 < 0)
+        return rc0;
     char *merge[] = {NULL,
                      "-C",
                      (char *)workspace,

@@ -317,24 +317,30 @@ int vk_store_user_any(struct vk_store *s, bool *any, struct vk_err *err)
 
 /* ---------------------------------------------------------------- Teams */
 
-/* The org of team `id` into `org`; VK_EINVAL `what` when there is none. */
-static int team_org(struct vk__conn *c, const char *id, char org[VK_UUID_LEN], const char *what,
-                    struct vk_err *err)
+/* The org (tenant_id) of the row `sql` selects by $1 = `id`; VK_EINVAL "WHAT: no such
+ * THING" when there is none. */
+static int owner_org(struct vk__conn *c, const char *sql, const char *id, char org[VK_UUID_LEN],
+                     const char *what, const char *thing, struct vk_err *err)
 {
     struct vk__param p[] = {vk__text(id)};
     struct vk__res *r = NULL;
-    int rc =
-        vk__query(c, VK__STMT_NONE, "SELECT tenant_id FROM teams WHERE id = $1", p, 1, &r, err);
+    int rc = vk__query(c, VK__STMT_NONE, sql, p, 1, &r, err);
     if (rc == 0)
         rc = vk__next(r, err);
     if (rc > 0) {
         vk__col_id(r, 0, org);
         rc = 0;
     } else if (rc == 0) {
-        rc = vk_err_set(err, VK_EINVAL, "%s: no such team", what);
+        rc = vk_err_set(err, VK_EINVAL, "%s: no such %s", what, thing);
     }
     vk__res_free(r);
     return rc;
+}
+
+static int team_org(struct vk__conn *c, const char *id, char org[VK_UUID_LEN], const char *what,
+                    struct vk_err *err)
+{
+    return owner_org(c, "SELECT tenant_id FROM teams WHERE id = $1", id, org, what, "team", err);
 }
 
 /* How many teams `id` and its ancestors are, and whether `needle` is among them. */
@@ -494,23 +500,10 @@ static int read_grant(struct vk__res *r, struct vk_pool *pool, void *out, struct
     return 0;
 }
 
-/* The org of repository `id`; VK_EINVAL when there is none. */
 static int repo_org(struct vk__conn *c, const char *id, char org[VK_UUID_LEN], struct vk_err *err)
 {
-    struct vk__param p[] = {vk__text(id)};
-    struct vk__res *r = NULL;
-    int rc = vk__query(c, VK__STMT_NONE, "SELECT tenant_id FROM repositories WHERE id = $1", p, 1,
-                       &r, err);
-    if (rc == 0)
-        rc = vk__next(r, err);
-    if (rc > 0) {
-        vk__col_id(r, 0, org);
-        rc = 0;
-    } else if (rc == 0) {
-        rc = vk_err_set(err, VK_EINVAL, "no such repository");
-    }
-    vk__res_free(r);
-    return rc;
+    return owner_org(c, "SELECT tenant_id FROM repositories WHERE id = $1", id, org, "grant",
+                     "repository", err);
 }
 
 int vk_store_grant_create(struct vk_store *s, struct vk_store_grant *g, struct vk_err *err)
