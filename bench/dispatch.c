@@ -2,7 +2,7 @@
  * dispatch — end-to-end dispatch throughput (issue 5, part 1).
  *
  *   dispatch [-n FRAGMENTS] [-w WORKERS] [-c CONCURRENCY] [--serial-too|--no-serial]
- *            [--keep] [VULCAN_BIN]
+ *            [--auth] [--keep] [VULCAN_BIN]
  *
  * Defaults: 2000 fragments, 2 workers x concurrency 4, then (unless --no-serial)
  * the same with 1 worker x concurrency 1. The vulcan binary comes from the
@@ -21,6 +21,10 @@
  *    threads only: cutime/cstime, the scripts' CPU, are reported apart).
  *    Then the fragment tree gives, per fragment, ready->started (claim) and
  *    started->finished (run on the worker, from claim to the result's commit).
+ *
+ * --auth: the main configuration runs twice in turn, without and with `--require-auth`
+ * (workers with a registration token, every fragment with its job token), and the ratio
+ * of the two is printed: the cost of the trust layer (issue 13: within 5%).
  *
  * Prints figures; never fails on a target (exit 1 only when it cannot run).
  */
@@ -86,7 +90,7 @@ static void collect(json_t *frags, double *claim, double *run, size_t *n, size_t
     }
 }
 
-static int run_config(const char *bin, int nfrag, int nworkers, int conc, bool keep,
+static int run_config(const char *bin, int nfrag, int nworkers, int conc, bool keep, bool auth,
                       struct run_figs *fg)
 {
     memset(fg, 0, sizeof(*fg));
@@ -96,7 +100,12 @@ static int run_config(const char *bin, int nfrag, int nworkers, int conc, bool k
     char *wf = NULL;
     double *claim = NULL, *run = NULL;
     json_t *chain = NULL;
-    if (bench_server_start(&s, bin) != 0)
+    if (auth)
+        setenv("VK_BENCH_SERVER_ARGS", "--require-auth", 1);
+    int up = bench_server_start(&s, bin);
+    if (auth)
+        unsetenv("VK_BENCH_SERVER_ARGS");
+    if (up != 0 || (auth && bench_server_auth(&s, bin) != 0))
         goto out;
     for (; started < nworkers; started++) {
         wp[started] = bench_worker_start(&s, bin, started, conc, 30);
@@ -119,7 +128,7 @@ static int run_config(const char *bin, int nfrag, int nworkers, int conc, bool k
     if (!wf)
         goto out;
 
-    double s0, c0, w0[64], wc0[64], s1, c1;
+    double s0 = 0, c0 = 0, w0[64] = {0}, wc0[64] = {0}, s1 = 0, c1 = 0;
     bench_proc_cpu(s.pid, &s0, &c0);
     for (int i = 0; i < nworkers; i++)
         bench_proc_cpu(wp[i], &w0[i], &wc0[i]);
@@ -146,7 +155,7 @@ static int run_config(const char *bin, int nfrag, int nworkers, int conc, bool k
     fg->server_cpu = s1 - s0;
     fg->server_rss_kb = bench_proc_status(s.pid, "VmHWM");
     for (int i = 0; i < nworkers; i++) {
-        double w1, wc1;
+        double w1 = 0, wc1 = 0;
         bench_proc_cpu(wp[i], &w1, &wc1);
         fg->worker_cpu += w1 - w0[i];
         fg->script_cpu += wc1 - wc0[i];
@@ -182,6 +191,7 @@ out:
         kill(wp[i], SIGTERM);
     for (int i = 0; i < started; i++)
         bench_stop(wp[i], 10000);
+    unsetenv("VULCAN_REGISTRATION_TOKEN");
     if (keep)
         fprintf(stderr, "kept %s\n", s.dir);
     bench_server_stop(&s, keep);
@@ -215,7 +225,7 @@ static void print_config(const char *label, int n, const struct run_figs *f, dou
 int main(int argc, char **argv)
 {
     int n = 2000, workers = 2, conc = 4;
-    bool serial = true, keep = false;
+    bool serial = true, keep = false, auth = false;
     const char *binarg = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
@@ -226,14 +236,16 @@ int main(int argc, char **argv)
             conc = atoi(argv[++i]);
         else if (strcmp(argv[i], "--no-serial") == 0)
             serial = false;
+        else if (strcmp(argv[i], "--auth") == 0)
+            auth = true;
         else if (strcmp(argv[i], "--keep") == 0)
             keep = true;
         else if (argv[i][0] != '-')
             binarg = argv[i];
         else {
-            fprintf(stderr,
-                    "usage: dispatch [-n FRAGMENTS] [-w WORKERS] [-c CONCURRENCY] [--no-serial] "
-                    "[--keep] [VULCAN_BIN]\n");
+            fprintf(stderr, "usage: dispatch [-n FRAGMENTS] [-w WORKERS] [-c CONCURRENCY] "
+                            "[--no-serial] [--auth] "
+                            "[--keep] [VULCAN_BIN]\n");
             return 2;
         }
     }
@@ -275,13 +287,38 @@ int main(int argc, char **argv)
     char label[128];
     snprintf(label, sizeof(label), "vulcan: %d worker(s) x concurrency %d (sandbox none, SQLite)",
              workers, conc);
-    if (run_config(bin, n, workers, conc, keep, &f) == 0)
+    if (auth) {
+        /* Off, on, off, on: two of each in turn, so a noisy moment hits both sides. */
+        struct run_figs off[2], on[2];
+        int bad = 0;
+        for (int r = 0; r < 2 && !bad; r++)
+            bad = run_config(bin, n, workers, conc, keep, false, &off[r]) ||
+                  run_config(bin, n, workers, conc, keep, true, &on[r]);
+        if (bad) {
+            printf("%s: FAILED to run\n", label);
+        } else {
+            for (int r = 0; r < 2; r++) {
+                print_config(label, n, &off[r], base_ms);
+                char l2[160];
+                snprintf(l2, sizeof(l2), "%s, --require-auth", label);
+                print_config(l2, n, &on[r], base_ms);
+            }
+            double woff = off[0].wall_ms + off[1].wall_ms, won = on[0].wall_ms + on[1].wall_ms;
+            double coff =
+                off[0].server_cpu + off[0].worker_cpu + off[1].server_cpu + off[1].worker_cpu;
+            double con = on[0].server_cpu + on[0].worker_cpu + on[1].server_cpu + on[1].worker_cpu;
+            printf("\n--require-auth / without: end to end %.3fx, machinery CPU %.3fx "
+                   "(%.3f vs %.3f ms/fragment)\n",
+                   won / woff, con / coff, con / 2 / n, coff / 2 / n);
+        }
+    } else if (run_config(bin, n, workers, conc, keep, false, &f) == 0) {
         print_config(label, n, &f, base_ms);
-    else
+    } else {
         printf("%s: FAILED to run\n", label);
+    }
     if (serial) {
         printf("\n");
-        if (run_config(bin, n, 1, 1, keep, &f) == 0)
+        if (run_config(bin, n, 1, 1, keep, false, &f) == 0)
             print_config("vulcan: 1 worker x concurrency 1 (per-fragment cost without concurrency)",
                          n, &f, base_ms);
         else

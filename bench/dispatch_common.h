@@ -335,6 +335,43 @@ static inline void bench_server_stop(struct bench_server *s, bool keep_dir)
         bench_rmrf(s->dir);
 }
 
+/*
+ * For a server started with --require-auth (in $VK_BENCH_SERVER_ARGS): send the initial
+ * admin token with s->cl's requests and put a fresh registration token in this process's
+ * $VULCAN_REGISTRATION_TOKEN, which the workers started next inherit. Returns 0 or -1.
+ */
+static inline int bench_server_auth(struct bench_server *s, const char *bin)
+{
+    char path[PATH_MAX + 64], tok[128] = "", cmd[2 * PATH_MAX + 128];
+    snprintf(path, sizeof(path), "%s/initial-admin-token", s->dir);
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(tok, sizeof(tok), f)) {
+        fprintf(stderr, "no initial admin token in %s\n", s->dir);
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    tok[strcspn(tok, "\r\n")] = '\0';
+    char hv[160];
+    snprintf(hv, sizeof(hv), "Bearer %s", tok);
+    if (vk_http_client_set_header(s->cl, "Authorization", hv) != 0)
+        return -1;
+    snprintf(cmd, sizeof(cmd),
+             "'%s' admin create-registration-token --database 'sqlite:%s/vulcan.db'", bin, s->dir);
+    FILE *p = popen(cmd, "r");
+    char reg[128] = "";
+    bool ok = p && fgets(reg, sizeof(reg), p);
+    if (p && pclose(p) != 0)
+        ok = false;
+    if (!ok) {
+        fprintf(stderr, "cannot make a registration token\n");
+        return -1;
+    }
+    reg[strcspn(reg, "\r\n")] = '\0';
+    return setenv("VULCAN_REGISTRATION_TOKEN", reg, 1);
+}
+
 /* Start `vulcan worker` (sandbox none) with its own work dir under the server's dir
  * (plus the words of $VK_BENCH_WORKER_ARGS). */
 static inline pid_t bench_worker_start(const struct bench_server *s, const char *bin, int index,

@@ -52,7 +52,7 @@ vk_module(http DEPS util LIBS MHD CURL JANSSON)
 vk_module(orchestrator DEPS store workflow telemetry util LIBS JANSSON)
 vk_module(git DEPS util LIBS CRYPTO)
 vk_module(triggers DEPS orchestrator store workflow cron git http telemetry util LIBS JANSSON CRYPTO)
-vk_module(worker HEADERS worker executor DEPS http git telemetry util LIBS CURL JANSSON)
+vk_module(worker HEADERS worker executor DEPS auth http git telemetry util LIBS CURL JANSSON)
 vk_module(api DEPS orchestrator triggers store workflow http telemetry util LIBS JANSSON)
 
 # Everything, for the executable, the tests and the benchmarks.

@@ -89,6 +89,10 @@ int vk_auth_random_text(char *out, size_t n) VK_MUST_CHECK;
 /** Constant-time equality of two byte strings of the same length `n`. */
 bool vk_auth_equal(const void *a, const void *b, size_t n);
 
+/** Overwrite `n` bytes at `p` (may be NULL) with zeros in a way the compiler keeps: a
+ *  token or password read into memory is wiped once it is no longer needed. */
+void vk_auth_wipe(void *p, size_t n);
+
 /* ---------------------------------------------------------------- Passwords */
 
 #define VK_AUTH_PHC_MAX 128       /**< an encoded Argon2id hash with the NUL */

@@ -257,6 +257,18 @@ int vk_store_token_issue(struct vk_store *store, const char *user_id, unsigned s
                          struct vk_err *err) VK_MUST_CHECK;
 
 /**
+ * Make a worker registration token for org `org_id`: workers that present it may register
+ * only in the machine groups of `groups` (comma-separated; NULL/"": any group), at most
+ * `uses` times (-1: unlimited), until `expires_at` (0: never). Named `name` (may be NULL).
+ * The token goes to `token` (shown once), the credential's id to `id`. Returns 0,
+ * VK_EINVAL (no org, uses 0 or below -1, unknown org), VK_EIO, VK_EDB.
+ */
+int vk_store_registration_issue(struct vk_store *store, const char *org_id, const char *groups,
+                                int64_t uses, int64_t expires_at, const char *name,
+                                char token[VK_AUTH_TOKEN_MAX], char id[VK_UUID_LEN],
+                                struct vk_err *err) VK_MUST_CHECK;
+
+/**
  * On a database without any user: create the site admin `login` with the admin role on
  * the `default` org (created when missing) and a token of theirs with every scope and no
  * expiry, written to `token`; *created says whether this call did it (false when a user

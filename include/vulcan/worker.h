@@ -61,35 +61,37 @@ struct vk_worker;
  * Borrowed only during vk_worker_new() (everything is copied).
  */
 struct vk_worker_opts {
-    const char *server_url;       /**< base URL (default VK_WORKER_DEFAULT_SERVER) */
-    const char *const *groups;    /**< machine groups served; at least one, each non-empty */
-    size_t ngroups;               /**< number of entries in `groups` (1..VK_WORKER_MAX_GROUPS) */
-    const char *name;             /**< worker name (default "<hostname>-<pid>") */
-    const char *version;          /**< version reported at registration (default VK_VERSION) */
-    unsigned concurrency;         /**< attempts run at once (default 1, max 256) */
-    const char *work_dir;         /**< executor work root (default VK_WORKER_DEFAULT_WORK_DIR) */
-    enum vk_exec_sandbox sandbox; /**< DEFAULT = auto */
-    unsigned wait_s;              /**< long-poll wait asked of the server (default 30, max 300) */
-    int64_t grace_ms;             /**< shutdown grace (default 60 s; VK_WORKER_NO_GRACE: none) */
-    int64_t default_timeout_ms;   /**< script timeout when the work item says 0 (default 1 h) */
-    uint64_t output_cap;          /**< output bytes per attempt (default 16 MiB) */
-    uint64_t memory_limit_bytes;  /**< cgroup memory limit per attempt, 0 = none */
-    uint32_t pids_limit;          /**< cgroup pids limit per attempt, 0 = none */
-    uint32_t cpu_millis;          /**< cgroup CPU quota in millicores, 0 = none */
-    bool keep_workspace;          /**< leave workspaces in place (debugging) */
-    bool no_cgroups;              /**< never use cgroups (= cgroups NEVER) */
-    const char *const *bind_ro;   /**< extra read-only sandbox paths (`--sandbox-ro`), nbind_ro */
-    size_t nbind_ro;              /**< at most VK_EXEC_MAX_BINDS */
-    const char *const *bind_rw;   /**< extra writable sandbox paths (`--sandbox-rw`) */
-    size_t nbind_rw;              /**< at most VK_EXEC_MAX_BINDS */
-    bool no_network;              /**< fail fragments with `network #true` instead of
-                                       running them (they would run without network) */
-    enum vk_exec_cgroups cgroups; /**< per-attempt cgroups: AUTO (only with limits, default),
-                                       ALWAYS, NEVER */
-    enum vk_exec_shell shell;     /**< AUTO (sh for plain scripts, default), BASH, SH */
-    const char *otlp_endpoint;    /**< OTLP/HTTP collector for the worker's spans (execute,
-                                       checkout, upload log); NULL: none */
-    const char *metrics_listen;   /**< "ADDR:PORT": serve GET /metrics there; NULL: none */
+    const char *server_url;         /**< base URL (default VK_WORKER_DEFAULT_SERVER) */
+    const char *const *groups;      /**< machine groups served; at least one, each non-empty */
+    size_t ngroups;                 /**< number of entries in `groups` (1..VK_WORKER_MAX_GROUPS) */
+    const char *name;               /**< worker name (default "<hostname>-<pid>") */
+    const char *version;            /**< version reported at registration (default VK_VERSION) */
+    unsigned concurrency;           /**< attempts run at once (default 1, max 256) */
+    const char *work_dir;           /**< executor work root (default VK_WORKER_DEFAULT_WORK_DIR) */
+    enum vk_exec_sandbox sandbox;   /**< DEFAULT = auto */
+    unsigned wait_s;                /**< long-poll wait asked of the server (default 30, max 300) */
+    int64_t grace_ms;               /**< shutdown grace (default 60 s; VK_WORKER_NO_GRACE: none) */
+    int64_t default_timeout_ms;     /**< script timeout when the work item says 0 (default 1 h) */
+    uint64_t output_cap;            /**< output bytes per attempt (default 16 MiB) */
+    uint64_t memory_limit_bytes;    /**< cgroup memory limit per attempt, 0 = none */
+    uint32_t pids_limit;            /**< cgroup pids limit per attempt, 0 = none */
+    uint32_t cpu_millis;            /**< cgroup CPU quota in millicores, 0 = none */
+    bool keep_workspace;            /**< leave workspaces in place (debugging) */
+    bool no_cgroups;                /**< never use cgroups (= cgroups NEVER) */
+    const char *const *bind_ro;     /**< extra read-only sandbox paths (`--sandbox-ro`), nbind_ro */
+    size_t nbind_ro;                /**< at most VK_EXEC_MAX_BINDS */
+    const char *const *bind_rw;     /**< extra writable sandbox paths (`--sandbox-rw`) */
+    size_t nbind_rw;                /**< at most VK_EXEC_MAX_BINDS */
+    bool no_network;                /**< fail fragments with `network #true` instead of
+                                         running them (they would run without network) */
+    enum vk_exec_cgroups cgroups;   /**< per-attempt cgroups: AUTO (only with limits, default),
+                                         ALWAYS, NEVER */
+    enum vk_exec_shell shell;       /**< AUTO (sh for plain scripts, default), BASH, SH */
+    const char *otlp_endpoint;      /**< OTLP/HTTP collector for the worker's spans (execute,
+                                         checkout, upload log); NULL: none */
+    const char *metrics_listen;     /**< "ADDR:PORT": serve GET /metrics there; NULL: none */
+    const char *registration_token; /**< `vk_reg_...` for a server with --require-auth (copied,
+                                         and the copy wiped at vk_worker_free); NULL: none */
 };
 
 /** Counters since vk_worker_new(), for tests and status output. */
@@ -124,6 +126,13 @@ void vk_worker_free(struct vk_worker *w);
  * heartbeat, poll and run work; on stop, shut down gracefully as described
  * above. Call at most once per worker. Returns 0 after a graceful stop, or
  * VK_EIO / VK_ENOMEM when a thread cannot be started (details in *err).
+ *
+ * Credentials (docs/security.md, "Workers and jobs"): the registration token is sent to
+ * register; the worker token the server answers with goes with every later worker call,
+ * and each work item's job token with that attempt's log chunks and result. When the
+ * server refuses a credential (401 on registration, heartbeat or work request; 403 on
+ * registration) retrying cannot help: the worker stops at once, with no grace, handing
+ * back what it ran, and vk_worker_run() returns VK_EAUTH with the server's reason.
  */
 int vk_worker_run(struct vk_worker *w, struct vk_err *err) VK_MUST_CHECK;
 

@@ -139,6 +139,79 @@ static const char *bearer(const struct vk_http_req *req, size_t *len)
     return h;
 }
 
+/*
+ * The worker protocol (docs/security.md, "Workers and jobs"): registration needs a
+ * registration token, the worker's own calls its worker token, log chunks and results the
+ * job token of that attempt. The gate checks the token is valid and of the route's kind;
+ * which worker or attempt it may speak for is the handler's check (api_worker.c), against
+ * the credential attached here.
+ */
+static int gate_agent(struct vk_api *api, struct vk_http_req *req,
+                      const struct vk__api_route_need *rn, struct vk_http_refusal *no)
+{
+    enum vk_auth_kind want = rn->need == VK__NEED_REGISTRATION ? VK_AUTH_REGISTRATION
+                             : rn->need == VK__NEED_WORKER     ? VK_AUTH_WORKER
+                                                               : VK_AUTH_JOB;
+    size_t len = 0;
+    const char *tok = bearer(req, &len);
+    if (!tok)
+        return refuse(no, 401, "unauthenticated", WWW_NONE, "%s %s needs a %s (Bearer %s...)",
+                      rn->method, rn->pattern, vk_auth_kind_name(want), vk_auth_kind_prefix(want));
+    enum vk_auth_kind kind;
+    char hash[VK_AUTH_HASH_MAX];
+    struct vk_err err;
+    vk_err_clear(&err);
+    if (vk_auth_token_parse(tok, len, want, &kind, hash, &err) < 0)
+        return refuse(no, 401, "unauthenticated", WWW_BAD, "%s", err.msg);
+    struct vk_pool *pool = vk_http_pool(req);
+    struct vk__api_principal *p = vk_pool_alloc(pool, sizeof(*p));
+    if (!p)
+        return refuse(no, 500, "internal", NULL, "out of memory");
+    memset(p, 0, sizeof(*p));
+    int rc = vk_store_credential_check(api->opts.store, kind, hash, vk_time_now_ms(), pool,
+                                       &p->cred, &err);
+    if (rc == VK_EAUTH) {
+        char fp[VK_AUTH_FP_MAX];
+        vk_auth_fingerprint(kind, hash, fp);
+        return refuse(no, 401, "unauthenticated", WWW_BAD, "%s (%s)", err.msg, fp);
+    }
+    if (rc < 0)
+        return refuse(no, 503, "store_unavailable", NULL, "%s", err.msg);
+    memcpy(p->org_id, p->cred.org_id[0] ? p->cred.org_id : api->default_org, VK_UUID_LEN);
+    vk_http_req_set_principal(req, p);
+    return 0;
+}
+
+const struct vk_store_credential *vk__api_agent_cred(const struct vk_http_req *req)
+{
+    const struct vk__api_principal *p = vk_http_req_principal(req);
+    return p && (p->cred.kind == VK_AUTH_REGISTRATION || p->cred.kind == VK_AUTH_WORKER ||
+                 p->cred.kind == VK_AUTH_JOB)
+               ? &p->cred
+               : NULL;
+}
+
+bool vk__api_group_allowed(const char *list, const char *group)
+{
+    if (!list || !*list)
+        return true;
+    size_t n = strlen(group);
+    for (const char *s = list; *s;) {
+        const char *e = strchr(s, ',');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        while (len && *s == ' ')
+            s++, len--;
+        while (len && s[len - 1] == ' ')
+            len--;
+        if (len == n && memcmp(s, group, n) == 0)
+            return true;
+        if (!e)
+            break;
+        s = e + 1;
+    }
+    return false;
+}
+
 int vk__api_gate(struct vk_http_req *req, void *ctx, struct vk_http_refusal *no)
 {
     struct vk_api *api = ctx;
@@ -147,10 +220,11 @@ int vk__api_gate(struct vk_http_req *req, void *ctx, struct vk_http_refusal *no)
         return refuse(no, 500, "internal", NULL, "route without a role");
     if (rn->need == VK__NEED_ANONYMOUS || rn->need == VK__NEED_SIGNATURE)
         return 0;
-    /* The worker protocol's own tokens come with the worker-token step (docs/security.md). */
-    if (!api->opts.require_auth || rn->need == VK__NEED_REGISTRATION ||
-        rn->need == VK__NEED_WORKER || rn->need == VK__NEED_JOB)
+    if (!api->opts.require_auth)
         return 0;
+    if (rn->need == VK__NEED_REGISTRATION || rn->need == VK__NEED_WORKER ||
+        rn->need == VK__NEED_JOB)
+        return gate_agent(api, req, rn, no);
     size_t len = 0;
     const char *tok = bearer(req, &len);
     if (!tok)

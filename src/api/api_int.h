@@ -17,6 +17,7 @@ struct vk__api_waiter {
     struct vk_api *api;
     struct vk_http_req *req;
     char worker_id[VK_UUID_LEN];
+    char org_id[VK_UUID_LEN]; /* the worker's org: its job tokens act there */
     size_t ngroups;
     char *groups[VK_STORE_MAX_GROUPS];
 };
@@ -110,6 +111,12 @@ int vk__api_auth_init(struct vk_api *api, struct vk_err *err);
 void vk__api_auth_release(struct vk_api *api);
 /* The HTTP gate: authenticate and authorise a request before its body is read. */
 int vk__api_gate(struct vk_http_req *req, void *ctx, struct vk_http_refusal *no);
+
+/* With require_auth: the registration, worker or job credential the gate checked for a
+ * worker-protocol request (borrowed from the request's pool); NULL without one. */
+const struct vk_store_credential *vk__api_agent_cred(const struct vk_http_req *req);
+/* Whether machine group `group` is in the comma-separated `list` (NULL/"": every group). */
+bool vk__api_group_allowed(const char *list, const char *group);
 
 /* End every log follower and wait for their threads (api_logs.c). Idempotent. */
 void vk__api_logs_stop(struct vk_api *api);

@@ -89,8 +89,10 @@ static void dispatch_trace(struct vk_api *api, const struct vk_store_work *w, co
     vk_trace_end_span(api->opts.tracer, s);
 }
 
-/* The JSON work item a worker receives for a claimed fragment. */
-static json_t *work_json(struct vk_api *api, const struct vk_store_work *w, const char *worker_id)
+/* The JSON work item a worker receives for a claimed fragment; `job_token` (NULL without
+ * require_auth) is the attempt's credential for its log and result. */
+static json_t *work_json(struct vk_api *api, const struct vk_store_work *w, const char *worker_id,
+                         const char *job_token)
 {
     const struct vk_store_fragment *f = &w->fragment;
     const struct vk_store_chain *c = &w->chain;
@@ -128,6 +130,8 @@ static json_t *work_json(struct vk_api *api, const struct vk_store_work *w, cons
     bad |= json_object_set_new(o, "commit_sha", vk__api_str(c->commit_sha));
     bad |= json_object_set_new(o, "branch", vk__api_str(c->branch));
     bad |= json_object_set_new(o, "machine", vk__api_str(f->machine));
+    if (job_token)
+        bad |= json_object_set_new(o, "job_token", json_string(job_token));
     char tp[VK_TRACEPARENT_LEN];
     dispatch_trace(api, w, worker_id, tp);
     /* trace_id: the trace's 32 hex digits; trace_parent: what the worker's spans and
@@ -135,6 +139,35 @@ static json_t *work_json(struct vk_api *api, const struct vk_store_work *w, cons
     bad |= json_object_set_new(o, "trace_id", tp[0] ? json_stringn(tp + 3, 32) : json_null());
     bad |= json_object_set_new(o, "trace_parent", tp[0] ? json_string(tp) : json_null());
     return vk_http_json_checked(o, bad);
+}
+
+/*
+ * With require_auth: the job token of the attempt just claimed, in `token`, valid until the
+ * fragment's timeout (24 h without one) and an hour more; an earlier attempt's tokens of the
+ * fragment are revoked, so a worker that lost its claim cannot post for the new one.
+ */
+static int mint_job_token(struct vk_api *api, const struct vk_store_work *w, const char *worker_id,
+                          const char *org_id, char token[VK_AUTH_TOKEN_MAX], struct vk_err *err)
+{
+    const struct vk_store_fragment *f = &w->fragment;
+    int64_t now = vk_time_now_ms();
+    if (f->attempt > 1) {
+        int rc = vk_store_credential_revoke_for(api->opts.store, f->id, NULL, now, err);
+        if (rc < 0)
+            return rc;
+    }
+    int64_t life = f->timeout_ms > 0 ? f->timeout_ms : 24 * 3600 * 1000LL;
+    struct vk_store_credential c = {
+        .kind = VK_AUTH_JOB, .attempt = f->attempt, .expires_at = now + life + 3600 * 1000LL};
+    snprintf(c.worker_id, sizeof(c.worker_id), "%s", worker_id);
+    snprintf(c.fragment_id, sizeof(c.fragment_id), "%s", f->id);
+    snprintf(c.org_id, sizeof(c.org_id), "%s", org_id);
+    if (vk_auth_token_new(VK_AUTH_JOB, token, c.hash) < 0)
+        return vk_err_set(err, VK_EIO, "the random generator failed");
+    int rc = vk_store_credential_create(api->opts.store, &c, err);
+    if (rc < 0)
+        vk_auth_wipe(token, VK_AUTH_TOKEN_MAX);
+    return rc;
 }
 
 /* Try to claim work for the waiter `w`; reply 200 when found. Returns 1 when the waiter
@@ -152,8 +185,21 @@ static int serve_waiter(struct vk__api_waiter *w)
     if (rc == VK_ENOTFOUND) {
         rc = 0;
     } else if (rc == 0) {
+        char token[VK_AUTH_TOKEN_MAX] = "";
+        int trc = api->opts.require_auth
+                      ? mint_job_token(api, &work, w->worker_id, w->org_id, token, &err)
+                      : 0;
+        if (trc < 0)
+            vk_log_write(VK_LOG_ERROR, "api", "cannot make a job token", "fragment_id",
+                         work.fragment.id, "error", err.msg, NULL);
         /* NULL (out of memory) is answered with a 500 and VK_ENOMEM. */
-        if (vk_http_reply_json(w->req, 200, work_json(api, &work, w->worker_id)) != 0) {
+        json_t *item =
+            trc < 0 ? NULL
+                    : work_json(api, &work, w->worker_id, api->opts.require_auth ? token : NULL);
+        vk_auth_wipe(token, sizeof(token));
+        if (trc < 0)
+            vk_http_reply_error(w->req, 503, "unavailable", "cannot hand out work now");
+        if (trc < 0 || vk_http_reply_json(w->req, 200, item) != 0) {
             /* No work item, or the worker went away between claim and reply: give the
              * fragment back without counting an attempt, so it is not lost. The wake loop
              * goes on to the next waiter, which claims it again. */
@@ -244,6 +290,58 @@ static void waiter_closed(struct vk_http_req *req, void *ctx)
 
 /* ---------------------------------------------------------------- Handlers */
 
+/*
+ * With require_auth, whether the request's worker token is worker `id`'s: a worker speaks
+ * only for itself. Answers 403 when not. Without require_auth there is no credential and
+ * every caller passes (docs/security.md).
+ */
+static bool worker_is_caller(struct vk_http_req *req, const char *id)
+{
+    const struct vk_store_credential *c = vk__api_agent_cred(req);
+    if (!c || strcmp(c->worker_id, id) == 0)
+        return true;
+    vk_http_reply_error(req, 403, "forbidden", "this worker token is not worker '%s''s", id);
+    return false;
+}
+
+/*
+ * With require_auth, whether the request's job token is that of `fragment_id`'s attempt
+ * `attempt` claimed by `worker_id` (NULL: not checked). Answers 403 for another fragment or
+ * worker, 409 for another attempt of the same fragment (a late worker whose claim was
+ * handed to another).
+ */
+static bool job_is_caller(struct vk_http_req *req, const char *fragment_id, int64_t attempt,
+                          const char *worker_id)
+{
+    const struct vk_store_credential *c = vk__api_agent_cred(req);
+    if (!c)
+        return true;
+    if (strcmp(c->fragment_id, fragment_id) != 0 ||
+        (worker_id && strcmp(c->worker_id, worker_id) != 0)) {
+        vk_http_reply_error(req, 403, "forbidden",
+                            "this job token is not for fragment '%s' on this worker", fragment_id);
+        return false;
+    }
+    if (c->attempt != attempt) {
+        vk_http_reply_error(req, 409, "stale_attempt",
+                            "this job token is for attempt %d of fragment '%s', not %lld",
+                            c->attempt, fragment_id, (long long)attempt);
+        return false;
+    }
+    return true;
+}
+
+/* The attempt ended (result or hand-back): its job token is of no further use. */
+static void revoke_job(struct vk_api *api, struct vk_http_req *req, const char *fragment_id)
+{
+    const struct vk_store_credential *c = vk__api_agent_cred(req);
+    struct vk_err err;
+    vk_err_clear(&err);
+    if (c && vk_store_credential_revoke(api->opts.store, c->id, NULL, vk_time_now_ms(), &err) < 0)
+        vk_log_write(VK_LOG_WARN, "api", "cannot revoke a job token", "fragment_id", fragment_id,
+                     "error", err.msg, NULL);
+}
+
 /* The worker behind a request's worker_id, answered 404/409 when it cannot work. */
 static bool load_worker(struct vk_api *api, struct vk_http_req *req, const char *id,
                         struct vk_store_worker *w)
@@ -310,18 +408,63 @@ static void h_register(struct vk_http_req *req, void *ctx)
     char id[VK_UUID_LEN];
     struct vk_err err;
     vk_err_clear(&err);
-    int rc = vk_store_worker_register(api->opts.store, vk_orch_default_tenant(api->opts.orch),
-                                      name ? name : "worker", version ? version : "", groups, n,
-                                      vk_time_now_ms(), id, &err);
+    const struct vk_store_credential *reg = vk__api_agent_cred(req);
+    const char *org = vk_orch_default_tenant(api->opts.orch);
+    if (reg) {
+        for (size_t i = 0; i < n; i++) {
+            if (!vk__api_group_allowed(reg->groups, groups[i])) {
+                vk_http_reply_error(req, 403, "forbidden",
+                                    "this registration token does not allow machine group "
+                                    "'%s' (it allows: %s)",
+                                    groups[i], reg->groups);
+                return;
+            }
+        }
+        int rc = vk_store_registration_use(api->opts.store, reg->id, &err);
+        if (rc == VK_EAUTH || rc == VK_ENOTFOUND) {
+            vk_http_reply_error(req, 401, "unauthenticated", "%s", err.msg);
+            return;
+        }
+        if (rc < 0) {
+            vk__api_reply_err(req, &err, rc);
+            return;
+        }
+        org = reg->org_id;
+    }
+    int rc =
+        vk_store_worker_register(api->opts.store, org, name ? name : "worker",
+                                 version ? version : "", groups, n, vk_time_now_ms(), id, &err);
+    /* The worker's own token, for every later call; shown once, only its hash is kept. */
+    char token[VK_AUTH_TOKEN_MAX] = "";
+    if (rc == 0 && reg) {
+        struct vk_store_credential c = {.kind = VK_AUTH_WORKER, .name = name};
+        memcpy(c.worker_id, id, VK_UUID_LEN);
+        snprintf(c.org_id, sizeof(c.org_id), "%s", org);
+        rc = vk_auth_token_new(VK_AUTH_WORKER, token, c.hash) < 0
+                 ? vk_err_set(&err, VK_EIO, "the random generator failed")
+                 : vk_store_credential_create(api->opts.store, &c, &err);
+        if (rc < 0 && vk_store_worker_stop(api->opts.store, id, NULL) < 0)
+            vk_log_write(VK_LOG_WARN, "api", "cannot stop a worker without a token", "worker_id",
+                         id, NULL);
+    }
     if (rc < 0) {
+        vk_auth_wipe(token, sizeof(token));
         vk__api_reply_err(req, &err, rc);
         return;
     }
+    char fp[VK_AUTH_FP_MAX] = "";
+    if (reg)
+        vk_auth_fingerprint(VK_AUTH_REGISTRATION, reg->hash, fp);
     vk_log_write(VK_LOG_INFO, "api", "worker registered", "worker_id", id, "name", name,
-                 "machine_group", groups[0], NULL);
-    vk_http_reply_json(req, 200,
-                       json_pack("{s:s, s:i}", "worker_id", id, "heartbeat_interval_s",
-                                 api->opts.heartbeat_interval_s));
+                 "machine_group", groups[0], "registration_token", reg ? fp : NULL, NULL);
+    json_t *o = json_pack("{s:s, s:i}", "worker_id", id, "heartbeat_interval_s",
+                          api->opts.heartbeat_interval_s);
+    if (o && reg && json_object_set_new(o, "worker_token", json_string(token)) < 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    vk_auth_wipe(token, sizeof(token));
+    vk_http_reply_json(req, 200, o);
 }
 
 static void h_heartbeat(struct vk_http_req *req, void *ctx)
@@ -332,6 +475,8 @@ static void h_heartbeat(struct vk_http_req *req, void *ctx)
         vk_http_reply_error(req, 400, "bad_request", "'worker_id' must be a worker id");
         return;
     }
+    if (!worker_is_caller(req, id))
+        return;
     const char **cancel = NULL;
     size_t n = 0;
     struct vk_err err;
@@ -381,9 +526,14 @@ static void h_deregister(struct vk_http_req *req, void *ctx)
         vk_http_reply_error(req, 400, "bad_request", "'worker_id' must be a worker id");
         return;
     }
+    if (!worker_is_caller(req, id))
+        return;
     struct vk_err err;
     vk_err_clear(&err);
     int rc = vk_store_worker_stop(api->opts.store, id, &err);
+    /* A worker that left needs none of its credentials any more. */
+    if (rc == 0 && vk__api_agent_cred(req))
+        rc = vk_store_credential_revoke_for(api->opts.store, NULL, id, vk_time_now_ms(), &err);
     if (rc < 0) {
         vk__api_reply_err(req, &err, rc);
         return;
@@ -397,7 +547,10 @@ static void h_work_request(struct vk_http_req *req, void *ctx)
     struct vk_api *api = ctx;
     json_t *body = vk_http_json(req);
     struct vk_store_worker worker;
-    if (!load_worker(api, req, vk__api_get_str(body, "worker_id"), &worker))
+    const char *wid = vk__api_get_str(body, "worker_id");
+    if (wid && vk_uuid_valid(wid) && !worker_is_caller(req, wid))
+        return;
+    if (!load_worker(api, req, wid, &worker))
         return;
     json_t *ws = json_object_get(body, "wait_s");
     int64_t wait_s = json_is_integer(ws) ? json_integer_value(ws) : 30;
@@ -414,6 +567,8 @@ static void h_work_request(struct vk_http_req *req, void *ctx)
     w->api = api;
     w->req = req;
     snprintf(w->worker_id, sizeof(w->worker_id), "%s", worker.id);
+    snprintf(w->org_id, sizeof(w->org_id), "%s",
+             worker.tenant_id[0] ? worker.tenant_id : vk_orch_default_tenant(api->opts.orch));
     for (size_t i = 0; i < worker.ngroups && i < VK_STORE_MAX_GROUPS; i++)
         w->groups[w->ngroups++] = vk_mem_xstrdup(worker.groups[i]);
 
@@ -474,7 +629,7 @@ static void h_log_append(struct vk_http_req *req, void *ctx)
         return;
     }
     if (!parse_int_query(req, "attempt", &attempt, true) ||
-        !parse_int_query(req, "offset", &offset, false))
+        !parse_int_query(req, "offset", &offset, false) || !job_is_caller(req, id, attempt, NULL))
         return;
     size_t len;
     const char *body = vk_http_body(req, &len);
@@ -500,6 +655,8 @@ static void h_result(struct vk_http_req *req, void *ctx)
                             "'worker_id', 'fragment_id' and 'attempt' are required");
         return;
     }
+    if (!job_is_caller(req, fid, json_integer_value(att), wid))
+        return;
     struct vk_err err;
     vk_err_clear(&err);
     int rc;
@@ -510,6 +667,7 @@ static void h_result(struct vk_http_req *req, void *ctx)
             vk__api_reply_err(req, &err, rc);
             return;
         }
+        revoke_job(api, req, fid);
         vk_log_write(VK_LOG_INFO, "api", "fragment handed back", "fragment_id", fid, "worker_id",
                      wid, NULL);
         vk_api_wake(api, NULL);
@@ -533,6 +691,7 @@ static void h_result(struct vk_http_req *req, void *ctx)
         vk__api_reply_err(req, &err, rc);
         return;
     }
+    revoke_job(api, req, fid);
     /* The worker sends the traceparent of its claim's dispatch span. */
     const char *tph = vk_http_traceparent(req);
     struct vk_trace_ctx tc;
@@ -552,6 +711,8 @@ static void h_busy(struct vk_http_req *req, void *ctx)
 {
     struct vk_api *api = ctx;
     const char *id = vk_http_param(req, "id");
+    if (id && vk_uuid_valid(id) && !worker_is_caller(req, id))
+        return;
     struct vk_store_worker w;
     struct vk_err err;
     vk_err_clear(&err);
@@ -615,10 +776,46 @@ static void h_workers(struct vk_http_req *req, void *ctx)
     vk_http_reply_json(req, 200, vk_http_json_checked(json_pack("{s:o}", "workers", arr), bad));
 }
 
+/*
+ * POST /api/v1/workers/{id}/revoke (admin): the worker's token and its running attempt's
+ * job token stop working at once, its fragment is handed to another worker (not counted as
+ * an attempt), and the worker, refused at its next call, exits.
+ */
+static void h_revoke(struct vk_http_req *req, void *ctx)
+{
+    struct vk_api *api = ctx;
+    const char *id = vk_http_param(req, "id");
+    struct vk_store_worker w;
+    struct vk_err err;
+    vk_err_clear(&err);
+    int rc = id && vk_uuid_valid(id)
+                 ? vk_store_worker_get(api->opts.store, id, vk_http_pool(req), &w, &err)
+                 : vk_err_set(&err, VK_ENOTFOUND, "no worker '%s'", id ? id : "");
+    if (rc == 0)
+        rc = vk_store_credential_revoke_for(api->opts.store, w.current_fragment_id, w.id,
+                                            vk_time_now_ms(), &err);
+    if (rc == 0 && w.status == VK_STORE_WORKER_ALIVE)
+        rc = vk_store_worker_stop(api->opts.store, w.id, &err);
+    if (rc < 0) {
+        vk__api_reply_err(req, &err, rc);
+        return;
+    }
+    const struct vk__api_principal *p = vk_http_req_principal(req);
+    vk_log_write(VK_LOG_WARN, "api", "worker revoked", "worker_id", w.id, "by",
+                 p && p->login ? p->login : NULL, "fragment_id",
+                 w.current_fragment_id[0] ? w.current_fragment_id : NULL, NULL);
+    vk_api_wake(api, NULL);
+    vk_http_reply_json(
+        req, 200,
+        json_pack("{s:s, s:s, s:o}", "worker_id", w.id, "status", "stopped", "requeued_fragment_id",
+                  w.current_fragment_id[0] ? json_string(w.current_fragment_id) : json_null()));
+}
+
 int vk__api_worker_routes(struct vk_api *api, struct vk_err *err)
 {
     const struct vk_http_route_opts json = {.max_body = 64 * 1024, .json = true};
     const struct vk_http_route_opts raw = {.max_body = VK_STORE_MAX_LOG_CHUNK};
+    const struct vk_http_route_opts small = {.max_body = 4096};
     struct {
         const char *method, *pattern;
         vk_http_handler_fn fn;
@@ -631,6 +828,7 @@ int vk__api_worker_routes(struct vk_api *api, struct vk_err *err)
         {"POST", "/api/v1/work/{id}/log", h_log_append, &raw},
         {"POST", "/api/v1/work/result", h_result, &json},
         {"GET", "/api/v1/workers/{id}/busy", h_busy, NULL},
+        {"POST", "/api/v1/workers/{id}/revoke", h_revoke, &small},
         {"GET", "/api/v1/workers", h_workers, NULL},
         {"GET", "/api/v1/queue/metrics", h_queue_metrics, NULL},
     };

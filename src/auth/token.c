@@ -34,6 +34,12 @@ bool vk_auth_equal(const void *a, const void *b, size_t n)
     return CRYPTO_memcmp(a, b, n) == 0;
 }
 
+void vk_auth_wipe(void *p, size_t n)
+{
+    if (p && n)
+        OPENSSL_cleanse(p, n);
+}
+
 int vk_auth_random_text(char *out, size_t n)
 {
     unsigned char r[64];

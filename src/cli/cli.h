@@ -7,6 +7,7 @@
 #ifndef VULCAN_CLI_H
 #define VULCAN_CLI_H
 
+#include "vulcan/auth.h"
 #include "vulcan/http.h"
 #include "vulcan/util.h"
 
@@ -125,8 +126,11 @@ struct vk__cli_local {
     pid_t pids[64];
     char *argv[64][40]; /* 4 + 2 x 8 groups + 4 + extra arguments + NULL */
     int n;
-    int64_t restart_at[64]; /* backoff for workers that keep dying */
-    int log_fd;             /* the workers' stdout and stderr; -1: inherited */
+    int64_t restart_at[64];            /* backoff for workers that keep dying */
+    int log_fd;                        /* the workers' stdout and stderr; -1: inherited */
+    char reg_token[VK_AUTH_TOKEN_MAX]; /* given to the workers as $VULCAN_REGISTRATION_TOKEN ("":
+                                          none) */
+    char reg_id[VK_UUID_LEN];          /* its credential id, revoked when the server stops */
 };
 
 /** An empty set of local workers whose output goes to `log_fd` (borrowed; -1: inherited). */

@@ -19,6 +19,9 @@ static const char usage_text[] =
     "       vulcan admin create-token --database URL --user LOGIN [--org ORG]\n"
     "                                 [--scopes read,write,admin] [--name NAME]\n"
     "                                 [--expires-in DURATION]\n"
+    "       vulcan admin create-registration-token --database URL [--org ORG]\n"
+    "                                 [--groups G1,G2] [--uses N] [--expires-in DURATION]\n"
+    "                                 [--name NAME]\n"
     "\n"
     "Work on the database directly, without a server or any credential: for the first\n"
     "user of an installation and for recovery when nobody can log in. Anyone who can\n"
@@ -33,6 +36,13 @@ static const char usage_text[] =
     "    --org ORG         the token acts in org ORG only\n"
     "    --expires-in D    e.g. 720h, 12h (default: never)\n"
     "    --name NAME       what the token is for (shown in token lists)\n"
+    "  create-registration-token  print a new worker registration token (vk_reg_,\n"
+    "                      shown once) for 'vulcan worker --registration-token-file'\n"
+    "    --org ORG         the org its workers serve (default: default)\n"
+    "    --groups LIST     the machine groups its workers may serve (default: any)\n"
+    "    --uses N          registrations it allows; a worker that restarts registers\n"
+    "                      again (default: unlimited)\n"
+    "    --expires-in D    e.g. 24h (default: never)\n"
     "  --database URL      sqlite:PATH or postgres://...           VULCAN_DATABASE\n"
     "\n"
     "Exit status: 0 done, 1 refused or failed, 2 bad usage.\n";
@@ -120,6 +130,34 @@ static int create_token(struct vk_store *s, const char *login, const char *org, 
     return 0;
 }
 
+static int create_registration(struct vk_store *s, const char *org, const char *groups,
+                               long long uses, const char *name, const char *expires)
+{
+    struct vk_err err;
+    vk_err_clear(&err);
+    int64_t exp = 0;
+    if (expires && (vk_time_duration_parse(expires, strlen(expires), &exp) < 0 || exp <= 0)) {
+        fprintf(stderr,
+                "vulcan admin create-registration-token: --expires-in: '%s' is not a duration "
+                "such as 24h\n",
+                expires);
+        return 2;
+    }
+    char oid[VK_UUID_LEN], token[VK_AUTH_TOKEN_MAX], id[VK_UUID_LEN];
+    int rc = org_id_of(s, org ? org : "default", oid, &err);
+    if (rc == VK_ENOTFOUND)
+        vk_err_set(&err, rc, "no org '%s'", org ? org : "default");
+    if (rc == 0)
+        rc = vk_store_registration_issue(s, oid, groups, uses, exp ? vk_time_now_ms() + exp : 0,
+                                         name ? name : "vulcan admin create-registration-token",
+                                         token, id, &err);
+    if (rc < 0)
+        return fail("create-registration-token", &err);
+    puts(token);
+    vk_auth_wipe(token, sizeof(token));
+    return 0;
+}
+
 int vk__cli_admin(int argc, char **argv)
 {
     if (argc < 2 || vk__cli_wants_help(argc, argv)) {
@@ -127,13 +165,15 @@ int vk__cli_admin(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
-    bool is_user = strcmp(sub, "create-user") == 0, is_token = strcmp(sub, "create-token") == 0;
-    if (!is_user && !is_token) {
+    bool is_user = strcmp(sub, "create-user") == 0, is_token = strcmp(sub, "create-token") == 0,
+         is_reg = strcmp(sub, "create-registration-token") == 0;
+    if (!is_user && !is_token && !is_reg) {
         fprintf(stderr, "vulcan admin: '%s' is not a subcommand; see 'vulcan admin --help'\n", sub);
         return 2;
     }
     const char *database = NULL, *user = NULL, *org = NULL, *role = NULL, *scopes = "read,write",
-               *name = NULL, *expires = NULL;
+               *name = NULL, *expires = NULL, *groups = NULL;
+    long long uses = -1;
     bool site_admin = false;
     struct vk__cli_opt opts[] = {
         {"database", 0, VK_CLI_STR, &database, "VULCAN_DATABASE", false, 0, 0},
@@ -144,10 +184,12 @@ int vk__cli_admin(int argc, char **argv)
         {"name", 0, VK_CLI_STR, &name, NULL, false, 0, 0},
         {"expires-in", 0, VK_CLI_STR, &expires, NULL, false, 0, 0},
         {"site-admin", 0, VK_CLI_FLAG, &site_admin, NULL, false, 0, 0},
+        {"groups", 0, VK_CLI_STR, &groups, NULL, false, 0, 0},
+        {"uses", 0, VK_CLI_INT, &uses, NULL, false, 1, 1000000000},
     };
     const char *pos[1];
     int npos = 0;
-    char cmd[32];
+    char cmd[48];
     snprintf(cmd, sizeof(cmd), "admin %s", sub);
     int rc = vk__cli_opts_parse(cmd, argc - 1, argv + 1, opts, VK_ARRAY_LEN(opts), pos, &npos,
                                 is_user ? 1 : 0);
@@ -165,8 +207,9 @@ int vk__cli_admin(int argc, char **argv)
     struct vk_store *s = NULL;
     if (vk_store_open(database, &s, &err) < 0)
         return fail(sub, &err);
-    rc = is_user ? create_user(s, pos[0], site_admin, org, role)
-                 : create_token(s, user, org, scopes, name, expires);
+    rc = is_user  ? create_user(s, pos[0], site_admin, org, role)
+         : is_reg ? create_registration(s, org, groups, uses, name, expires)
+                  : create_token(s, user, org, scopes, name, expires);
     vk_store_close(s);
     return rc;
 }

@@ -7,6 +7,7 @@
 #include "vulcan/api.h"
 #include "vulcan/orchestrator.h"
 #include "vulcan/store.h"
+#include "vulcan/store_identity.h"
 #include "vulcan/telemetry.h"
 #include "vulcan/triggers.h"
 
@@ -387,6 +388,20 @@ int vk__cli_server(int argc, char **argv)
                            otlp && *otlp ? "--otlp-endpoint" : NULL,
                            otlp,
                            NULL};
+    if (workers > 0 && require_auth) {
+        /* The local workers register with a token of their own, made now and revoked when
+         * the server stops (docs/security.md). */
+        char org[VK_UUID_LEN];
+        rc = vk_store_tenant_ensure(store, "default", org, &err);
+        if (rc == 0)
+            rc = vk_store_registration_issue(store, org, NULL, -1, 0,
+                                             "local workers of vulcan server", local.reg_token,
+                                             local.reg_id, &err);
+        if (rc < 0) {
+            fprintf(stderr, "vulcan server: cannot make the local workers' token: %s\n", err.msg);
+            goto out;
+        }
+    }
     if (workers > 0) {
         mkdir(data_dir, 0755);
         mkdir(root, 0700);
@@ -411,6 +426,10 @@ int vk__cli_server(int argc, char **argv)
     status = 0;
 out:
     vk__cli_local_stop(&local, 10000);
+    if (local.reg_id[0] &&
+        vk_store_credential_revoke(store, local.reg_id, NULL, vk_time_now_ms(), &err) < 0)
+        vk_log_write(VK_LOG_WARN, "server", "cannot revoke the local workers' token", "error",
+                     err.msg, NULL);
     if (api)
         vk_api_stop(api);
     vk_triggers_service_stop(trig);

@@ -5,6 +5,7 @@
  * grace period at once.
  */
 #include "cli/cli.h"
+#include "vulcan/auth.h"
 #include "vulcan/telemetry.h"
 #include "vulcan/worker.h"
 
@@ -21,6 +22,11 @@ static const char usage_text[] =
     "machine groups and runs them (see docs/worker.md).\n"
     "\n"
     "  --server URL        server base URL ($VULCAN_SERVER, default http://127.0.0.1:8080)\n"
+    "  --registration-token-file PATH  the vk_reg_ token a server with --require-auth\n"
+    "                      asks for (also $VULCAN_REGISTRATION_TOKEN, or\n"
+    "                      --registration-token TOKEN, which other users can see in ps\n"
+    "                      until the worker has read it); made by\n"
+    "                      'vulcan admin create-registration-token'\n"
     "  --group NAME        machine group served; repeat for several\n"
     "                      ($VULCAN_WORKER_GROUPS, a comma-separated list)\n"
     "  --concurrency N     fragments run at once ($VULCAN_WORKER_CONCURRENCY, default 1)\n"
@@ -54,7 +60,9 @@ static const char usage_text[] =
     "\n"
     "SIGTERM or SIGINT: stop asking for work, let running fragments finish within\n"
     "the grace period, hand the others back to the server, deregister, exit 0.\n"
-    "A second signal ends the grace period at once.\n";
+    "A second signal ends the grace period at once.\n"
+    "Exit status 1 when the server refuses the worker's credentials (registration token\n"
+    "missing, wrong, used up or not for these groups; the worker revoked).\n";
 
 /* Process-wide: the worker the signal handler stops (one per process). */
 static struct {
@@ -98,6 +106,7 @@ struct worker_args {
     const char *groups[VK_WORKER_MAX_GROUPS];
     const char *bind_ro[VK_EXEC_MAX_BINDS], *bind_rw[VK_EXEC_MAX_BINDS];
     char *env_groups; /* owned copy of $VULCAN_WORKER_GROUPS, split in place */
+    char *reg_token;  /* owned; wiped and freed by args_release */
     enum vk_log_level level;
     enum vk_log_format format;
 };
@@ -120,8 +129,57 @@ static int add_group(struct worker_args *a, const char *g)
     return 0;
 }
 
+static void args_release(struct worker_args *a)
+{
+    vk_mem_free(a->env_groups);
+    if (a->reg_token) {
+        vk_auth_wipe(a->reg_token, strlen(a->reg_token));
+        vk_mem_free(a->reg_token);
+    }
+    a->env_groups = a->reg_token = NULL;
+}
+
+/* Keep a copy of the registration token `v` and wipe `v` in place (argv, environment), so
+ * that ps and /proc/PID/environ no longer show it. */
+static void take_token(struct worker_args *a, char *v)
+{
+    if (a->reg_token) {
+        vk_auth_wipe(a->reg_token, strlen(a->reg_token));
+        vk_mem_free(a->reg_token);
+    }
+    size_t n = strlen(v);
+    while (n && (v[n - 1] == '\n' || v[n - 1] == '\r' || v[n - 1] == ' '))
+        n--;
+    a->reg_token = vk_mem_xalloc(n + 1);
+    memcpy(a->reg_token, v, n);
+    a->reg_token[n] = '\0';
+    memset(v, 'x', strlen(v));
+}
+
+static int token_file(struct worker_args *a, const char *path)
+{
+    struct vk_buf b = VK_BUF_INIT(4096);
+    struct vk_err err;
+    vk_err_clear(&err);
+    if (vk_buf_read_file(&b, path, &err) < 0) {
+        fprintf(stderr, "vulcan worker: cannot read the registration token file '%s': %s\n", path,
+                err.msg);
+        vk_buf_release(&b);
+        return 2;
+    }
+    take_token(a, b.data ? b.data : (char[]){""});
+    vk_auth_wipe(b.data, b.len);
+    vk_buf_release(&b);
+    return 0;
+}
+
 static int apply_env(struct worker_args *a)
 {
+    char *tok = getenv("VULCAN_REGISTRATION_TOKEN");
+    if (tok && *tok) {
+        take_token(a, tok);
+        unsetenv("VULCAN_REGISTRATION_TOKEN"); /* scripts never inherit it */
+    }
     const char *v = getenv("VULCAN_SERVER");
     if (v && *v)
         a->o.server_url = v;
@@ -241,6 +299,10 @@ static int option(struct worker_args *a, const char *opt, const char *val)
         a->o.otlp_endpoint = val;
     } else if (strcmp(opt, "--metrics-listen") == 0) {
         a->o.metrics_listen = val;
+    } else if (strcmp(opt, "--registration-token") == 0) {
+        take_token(a, (char *)val); /* argv memory: ps shows the x's from now on */
+    } else if (strcmp(opt, "--registration-token-file") == 0) {
+        return token_file(a, val);
     } else {
         fprintf(stderr, "vulcan worker: unknown option '%s'; see 'vulcan worker --help'\n", opt);
         return 2;
@@ -315,17 +377,24 @@ int vk__cli_worker(int argc, char **argv)
     a.format = VK_LOG_JSON;
     int status = parse_args(&a, argc, argv);
     if (status) {
-        vk_mem_free(a.env_groups);
+        args_release(&a);
         return status;
     }
     vk_log_configure(a.level, a.format, -1);
+    a.o.registration_token = a.reg_token;
 
     struct vk_worker *w = NULL;
     struct vk_err err;
     vk_err_clear(&err);
-    if (vk_worker_new(&a.o, &w, &err) != 0) {
+    int nrc = vk_worker_new(&a.o, &w, &err);
+    if (a.reg_token) { /* the worker has its own copy */
+        vk_auth_wipe(a.reg_token, strlen(a.reg_token));
+        vk_mem_free(a.reg_token);
+        a.reg_token = NULL;
+    }
+    if (nrc != 0) {
         fprintf(stderr, "vulcan worker: %s\n", err.msg);
-        vk_mem_free(a.env_groups);
+        args_release(&a);
         return err.code == VK_EINVAL ? 2 : 1;
     }
     sig_state.worker = w;
@@ -347,6 +416,6 @@ int vk__cli_worker(int argc, char **argv)
     signal(SIGINT, SIG_IGN);
     sig_state.worker = NULL;
     vk_worker_free(w);
-    vk_mem_free(a.env_groups);
+    args_release(&a);
     return status;
 }

@@ -1,6 +1,6 @@
 /*
- * vulcan workers ls|show: the workers a server knows, with their groups,
- * status, heartbeat age and current fragment.
+ * vulcan workers ls|show|revoke: the workers a server knows, with their groups,
+ * status, heartbeat age and current fragment; revoking one.
  */
 #include "cli/cli.h"
 
@@ -9,9 +9,12 @@
 static const char usage_text[] =
     "usage: vulcan workers ls [--json] [--server URL]\n"
     "       vulcan workers show WORKER [--json] [--server URL]\n"
+    "       vulcan workers revoke WORKER [--json] [--server URL]\n"
     "\n"
     "List the workers of a server (newest registration first): name, machine groups,\n"
     "status (alive, dead, stopped), last heartbeat and the fragment each is running.\n"
+    "revoke (the admin role): the worker's token and its running fragment's job token\n"
+    "stop working at once, the fragment goes to another worker, and the worker exits.\n"
     "--server defaults to $VULCAN_SERVER, else http://127.0.0.1:8080.\n";
 
 static const char *jstr(json_t *o, const char *k)
@@ -48,7 +51,8 @@ int vk__cli_workers(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
-    bool show = strcmp(sub, "show") == 0 || strcmp(sub, "get") == 0;
+    bool revoke = strcmp(sub, "revoke") == 0;
+    bool show = revoke || strcmp(sub, "show") == 0 || strcmp(sub, "get") == 0;
     if (!show && strcmp(sub, "ls") != 0 && strcmp(sub, "list") != 0) {
         fprintf(stderr, "vulcan workers: '%s' is not a subcommand; see 'vulcan workers --help'\n",
                 sub);
@@ -67,13 +71,32 @@ int vk__cli_workers(int argc, char **argv)
     if (rc)
         return rc;
     if (show && npos != 1) {
-        fputs("vulcan workers show: one WORKER id is needed\n", stderr);
+        fprintf(stderr, "vulcan workers %s: one WORKER id is needed\n", sub);
         return 2;
     }
     struct vk_http_client *cl = NULL;
     if (vk__cli_client("workers", server, &cl))
         return 1;
     char path[256];
+    if (revoke) {
+        snprintf(path, sizeof(path), "/api/v1/workers/%.64s/revoke", pos[0]);
+        long http = 0;
+        json_t *ans = NULL;
+        rc = vk__cli_call("workers", cl, "POST", path, NULL, &http, &ans);
+        if (rc == 0 && json) {
+            rc = vk__cli_print_json("workers", ans);
+        } else if (rc == 0) {
+            const char *frag = jstr(ans, "requeued_fragment_id");
+            printf("revoked worker %s%s%s\n", pos[0],
+                   frag ? "; its fragment went back to the "
+                          "queue: "
+                        : "",
+                   frag ? frag : "");
+        }
+        json_decref(ans);
+        vk_http_client_free(cl);
+        return rc;
+    }
     if (show)
         snprintf(path, sizeof(path), "/api/v1/workers/%.64s", pos[0]);
     else

@@ -1,6 +1,7 @@
 /* Local worker processes: `vulcan worker` children of `vulcan server --workers N` / `vulcan run`.
  */
 #include "cli/cli.h"
+#include "vulcan/auth.h"
 #include "vulcan/telemetry.h"
 
 #include <errno.h>
@@ -11,18 +12,43 @@
 #include <time.h>
 #include <unistd.h>
 
-static pid_t spawn(char **argv, int log_fd)
+extern char **environ;
+
+/*
+ * Fork and exec a local worker. The registration token goes in the child's environment
+ * (never in argv, which every user sees in ps); the environment block is built before the
+ * fork because the server has threads and a child may only call async-signal-safe functions.
+ */
+static pid_t spawn(char **argv, int log_fd, const char *reg_token)
 {
+    static const char key[] = "VULCAN_REGISTRATION_TOKEN=";
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **envp = vk_mem_xcalloc(n + 2, sizeof(char *));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], key, sizeof(key) - 1) != 0)
+            envp[k++] = environ[i];
+    char tok[sizeof(key) + VK_AUTH_TOKEN_MAX];
+    if (reg_token && *reg_token) {
+        snprintf(tok, sizeof(tok), "%s%s", key, reg_token);
+        envp[k++] = tok;
+    }
+    envp[k] = NULL;
     pid_t pid = fork();
-    if (pid != 0)
+    if (pid != 0) {
+        vk_auth_wipe(tok, sizeof(tok));
+        vk_mem_free(envp);
         return pid;
+    }
     /* Child: the parent blocks signals for sigwait; the worker must see them. */
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
     if (log_fd >= 0 && (dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0))
         _exit(127);
-    execv("/proc/self/exe", argv);
+    execve("/proc/self/exe", argv, envp);
     fprintf(stderr, "vulcan: cannot start a local worker: %s\n", strerror(errno));
     _exit(127);
 }
@@ -62,7 +88,7 @@ int vk__cli_local_add(struct vk__cli_local *l, int n, const char *server_url,
         for (size_t e = 0; extra && extra[e] && a < VK_ARRAY_LEN(l->argv[i]) - 1; e++)
             argv[a++] = vk_mem_xstrdup(extra[e]);
         argv[a] = NULL;
-        l->pids[i] = spawn(argv, l->log_fd);
+        l->pids[i] = spawn(argv, l->log_fd, l->reg_token);
         if (l->pids[i] < 0) {
             for (size_t k = 0; argv[k]; k++)
                 vk_mem_free(argv[k]);
@@ -90,7 +116,7 @@ void vk__cli_local_check(struct vk__cli_local *l)
             l->pids[i] = 0;
             l->restart_at[i] = now + 1000;
         } else if (l->pids[i] == 0 && now >= l->restart_at[i]) {
-            l->pids[i] = spawn(l->argv[i], l->log_fd);
+            l->pids[i] = spawn(l->argv[i], l->log_fd, l->reg_token);
             if (l->pids[i] < 0)
                 l->pids[i] = 0;
         }
@@ -124,4 +150,5 @@ void vk__cli_local_stop(struct vk__cli_local *l, int64_t grace_ms)
         memset(l->argv[i], 0, sizeof(l->argv[i]));
     }
     l->n = 0;
+    vk_auth_wipe(l->reg_token, sizeof(l->reg_token));
 }

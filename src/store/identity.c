@@ -881,6 +881,32 @@ int vk_store_token_issue(struct vk_store *s, const char *user_id, unsigned scope
     return rc;
 }
 
+int vk_store_registration_issue(struct vk_store *s, const char *org_id, const char *groups,
+                                int64_t uses, int64_t expires_at, const char *name,
+                                char token[VK_AUTH_TOKEN_MAX], char id[VK_UUID_LEN],
+                                struct vk_err *err)
+{
+    if (!has(org_id))
+        return vk_err_set(err, VK_EINVAL, "a registration token needs an org");
+    if (uses == 0 || uses < -1)
+        return vk_err_set(err, VK_EINVAL,
+                          "a registration token needs at least one use (-1: unlimited)");
+    struct vk_store_credential c = {.kind = VK_AUTH_REGISTRATION,
+                                    .name = name,
+                                    .groups = has(groups) ? groups : NULL,
+                                    .uses_left = uses,
+                                    .expires_at = expires_at};
+    snprintf(c.org_id, sizeof(c.org_id), "%s", org_id);
+    if (vk_auth_token_new(VK_AUTH_REGISTRATION, token, c.hash) < 0)
+        return vk_err_set(err, VK_EIO, "the random generator failed");
+    int rc = vk_store_credential_create(s, &c, err);
+    if (rc == 0)
+        memcpy(id, c.id, VK_UUID_LEN);
+    else
+        vk_auth_wipe(token, VK_AUTH_TOKEN_MAX);
+    return rc;
+}
+
 int vk_store_bootstrap_admin(struct vk_store *s, const char *login, char token[VK_AUTH_TOKEN_MAX],
                              bool *created, struct vk_err *err)
 {

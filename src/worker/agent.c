@@ -25,6 +25,41 @@ uint64_t vk__agent_current(struct vk_worker *w, char id[AGENT_MAX_ID + 1])
     return gen;
 }
 
+void vk__agent_token(struct vk_worker *w, char token[VK_AUTH_TOKEN_MAX])
+{
+    pthread_mutex_lock(&w->mu);
+    memcpy(token, w->token, VK_AUTH_TOKEN_MAX);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int vk__agent_auth(struct vk_http_client *cl, const char *token)
+{
+    if (!token || !*token)
+        return vk_http_client_set_header(cl, "Authorization", NULL);
+    char v[16 + VK_AUTH_TOKEN_MAX];
+    snprintf(v, sizeof(v), "Bearer %s", token);
+    int rc = vk_http_client_set_header(cl, "Authorization", v);
+    vk_auth_wipe(v, sizeof(v));
+    return rc;
+}
+
+void vk__agent_fatal(struct vk_worker *w, const char *why)
+{
+    pthread_mutex_lock(&w->mu);
+    bool first = !atomic_load(&w->fatal);
+    if (first) {
+        snprintf(w->fatal_why, sizeof(w->fatal_why), "%s", why);
+        atomic_store(&w->fatal, true);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (!first)
+        return;
+    vk_log_write(VK_LOG_ERROR, AGENT_COMPONENT, "the server refused this worker's credentials",
+                 "error", why, NULL);
+    vk_worker_stop(w);
+    vk_worker_stop(w); /* no grace: the running attempts' tokens are refused too */
+}
+
 /* Sleep `ms` on w->cond; returns true early when *abort_flag (may be NULL) is set. */
 bool vk__agent_sleep(struct vk_worker *w, int64_t ms, const atomic_bool *abort_flag)
 {
@@ -106,9 +141,18 @@ static json_t *register_body(const struct vk_worker *w)
                      groups, "name", w->name, "version", w->version);
 }
 
-/* Parse a register answer into id / interval; false when it is not usable. */
-static bool register_answer(json_t *ans, char id[AGENT_MAX_ID + 1], int *interval_s)
+/* Parse a register answer into id / interval / token ("" when the answer has none); false
+ * when it is not usable. */
+static bool register_answer(json_t *ans, char id[AGENT_MAX_ID + 1], int *interval_s,
+                            char token[VK_AUTH_TOKEN_MAX])
 {
+    json_t *tok = json_object_get(ans, "worker_token");
+    token[0] = '\0';
+    if (json_is_string(tok)) {
+        if (json_string_length(tok) >= VK_AUTH_TOKEN_MAX)
+            return false;
+        memcpy(token, json_string_value(tok), json_string_length(tok) + 1);
+    }
     json_t *jid = json_object_get(ans, "worker_id");
     if (!json_is_string(jid) || json_string_length(jid) == 0 ||
         json_string_length(jid) > AGENT_MAX_ID)
@@ -150,16 +194,22 @@ int vk__agent_register(struct vk_worker *w, struct vk_http_client *cl, uint64_t 
         long status = 0;
         struct vk_err err;
         vk_err_clear(&err);
-        int r = body ? vk_http_client_json(cl, "POST", "/api/v1/workers/register", body, 10000,
-                                           &status, &ans, &err)
-                     : vk_err_set(&err, VK_ENOMEM, "out of memory");
+        int r = vk__agent_auth(cl, w->reg_token);
+        if (r == 0 && body)
+            r = vk_http_client_json(cl, "POST", "/api/v1/workers/register", body, 10000, &status,
+                                    &ans, &err);
+        else
+            r = vk_err_set(&err, VK_ENOMEM, "out of memory");
+        (void)vk__agent_auth(cl, NULL);
         json_decref(body);
-        char id[AGENT_MAX_ID + 1];
+        char id[AGENT_MAX_ID + 1], token[VK_AUTH_TOKEN_MAX];
         int interval = 5;
-        if (r == 0 && status == 200 && register_answer(ans, id, &interval)) {
+        if (r == 0 && status == 200 && register_answer(ans, id, &interval, token)) {
             json_decref(ans);
             pthread_mutex_lock(&w->mu);
             memcpy(w->worker_id, id, sizeof(id));
+            memcpy(w->token, token, sizeof(token));
+            vk_auth_wipe(token, sizeof(token));
             w->gen++;
             w->hb_interval_s = interval;
             pthread_cond_broadcast(&w->cond);
@@ -182,6 +232,16 @@ int vk__agent_register(struct vk_worker *w, struct vk_http_client *cl, uint64_t 
                      json_is_string(m) ? json_string_value(m) : "");
         }
         json_decref(ans);
+        if (r == 0 && (status == 401 || status == 403)) {
+            /* A missing, wrong, used-up or too narrow token stays so: do not retry. */
+            char hint[sizeof(why) + 128];
+            snprintf(hint, sizeof(hint), "registration refused (%s); %s", why,
+                     w->reg_token ? "check the registration token and its machine groups"
+                                  : "this server needs a registration token: "
+                                    "--registration-token-file or $VULCAN_REGISTRATION_TOKEN");
+            vk__agent_fatal(w, hint);
+            break;
+        }
         int64_t delay = vk__agent_backoff_next(&b);
         char att[16], in[24];
         snprintf(att, sizeof(att), "%u", b.failures);
@@ -248,10 +308,21 @@ static void heartbeat_once(struct vk_worker *w, struct agent_backoff *fails)
     long status = 0;
     struct vk_err err;
     vk_err_clear(&err);
-    int r = vk_http_client_json(w->hb_cl, "POST", "/api/v1/workers/heartbeat", body, 10000, &status,
+    char token[VK_AUTH_TOKEN_MAX];
+    vk__agent_token(w, token);
+    int r = vk__agent_auth(w->hb_cl, token);
+    vk_auth_wipe(token, sizeof(token));
+    if (r == 0)
+        r = vk_http_client_json(w->hb_cl, "POST", "/api/v1/workers/heartbeat", body, 10000, &status,
                                 &ans, &err);
     json_decref(body);
-    if (r != 0 || status >= 500) {
+    if (r == 0 && status == 401) {
+        json_t *m = json_object_get(ans, "message");
+        char why[300];
+        snprintf(why, sizeof(why), "heartbeat refused: %s",
+                 json_is_string(m) ? json_string_value(m) : "401");
+        vk__agent_fatal(w, why);
+    } else if (r != 0 || status >= 500) {
         /* Only the first failure of a streak is a warning: a server restart
          * would otherwise flood the log. */
         fails->failures++;
@@ -355,6 +426,14 @@ static int copy_opts(struct vk_worker *w, const struct vk_worker_opts *o, struct
     w->cpu_millis = o->cpu_millis;
     w->keep_workspace = o->keep_workspace;
     w->no_network = o->no_network;
+    if (o->registration_token && *o->registration_token) {
+        size_t n = strlen(o->registration_token);
+        if (n >= VK_AUTH_TOKEN_MAX || strncmp(o->registration_token, "vk_reg_", 7) != 0)
+            return vk_err_set(err, VK_EINVAL,
+                              "the registration token is not a vk_reg_ token of %d characters",
+                              VK_AUTH_TOKEN_LEN);
+        w->reg_token = vk_mem_xstrdup(o->registration_token);
+    }
     return 0;
 }
 
@@ -449,6 +528,11 @@ void vk_worker_free(struct vk_worker *w)
     vk_mem_free(w->server_url);
     vk_mem_free(w->name);
     vk_mem_free(w->version);
+    if (w->reg_token) {
+        vk_auth_wipe(w->reg_token, strlen(w->reg_token));
+        vk_mem_free(w->reg_token);
+    }
+    vk_auth_wipe(w->token, sizeof(w->token));
     if (w->stop_pipe[0] >= 0)
         close(w->stop_pipe[0]);
     if (w->stop_pipe[1] >= 0)
@@ -511,7 +595,14 @@ static void deregister(struct vk_worker *w)
     (void)vk__agent_current(w, id);
     if (!id[0])
         return;
+    if (atomic_load(&w->fatal))
+        return; /* its credentials are refused: there is nobody to say goodbye to */
     json_t *body = json_pack("{s:s}", "worker_id", id);
+    char token[VK_AUTH_TOKEN_MAX];
+    vk__agent_token(w, token);
+    if (vk__agent_auth(w->main_cl, token) != 0)
+        vk_log_write(VK_LOG_WARN, AGENT_COMPONENT, "cannot set the worker token", NULL);
+    vk_auth_wipe(token, sizeof(token));
     for (int tries = 0; tries < 3; tries++) {
         json_t *ans = NULL;
         long status = 0;
@@ -615,6 +706,8 @@ int vk_worker_run(struct vk_worker *w, struct vk_err *err)
                      "bubblewrap unavailable; running without a sandbox", "reason",
                      w->env.bwrap_why, NULL);
     if (vk__agent_register(w, w->main_cl, 0) != 0) {
+        if (atomic_load(&w->fatal))
+            return vk_err_set(err, VK_EAUTH, "%s", w->fatal_why);
         vk_log_write(VK_LOG_INFO, AGENT_COMPONENT, "stopped before registering", NULL);
         return 0;
     }
@@ -646,5 +739,7 @@ int vk_worker_run(struct vk_worker *w, struct vk_err *err)
     }
     deregister(w);
     vk_log_write(VK_LOG_INFO, AGENT_COMPONENT, "worker stopped", NULL);
+    if (rc == 0 && atomic_load(&w->fatal))
+        rc = vk_err_set(err, VK_EAUTH, "%s", w->fatal_why);
     return rc;
 }

@@ -13,6 +13,7 @@
 #ifndef VK_WORKER_AGENT_INT_H
 #define VK_WORKER_AGENT_INT_H
 
+#include "vulcan/auth.h"
 #include "vulcan/executor.h"
 #include "vulcan/http.h"
 #include "vulcan/telemetry.h"
@@ -118,7 +119,11 @@ struct vk_worker {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     char worker_id[AGENT_MAX_ID + 1];
-    uint64_t gen; /* bumped at every successful registration */
+    char token[VK_AUTH_TOKEN_MAX]; /* the worker token ("" without --require-auth) */
+    char *reg_token;               /* the registration token (owned; wiped at free), or NULL */
+    atomic_bool fatal;             /* a credential was refused: stop, return VK_EAUTH */
+    char fatal_why[512];           /* the server's reason (written once, before `fatal`) */
+    uint64_t gen;                  /* bumped at every successful registration */
     int hb_interval_s;
     bool hb_stop;
 
@@ -136,6 +141,13 @@ struct vk_worker {
 
 /* agent.c */
 uint64_t vk__agent_current(struct vk_worker *w, char id[AGENT_MAX_ID + 1]);
+/* The current worker token ("" when none). */
+void vk__agent_token(struct vk_worker *w, char token[VK_AUTH_TOKEN_MAX]);
+/* Send `token` as Bearer with `cl`'s later requests (NULL or "": none). 0 or VK_ENOMEM. */
+int vk__agent_auth(struct vk_http_client *cl, const char *token);
+/* A credential was refused for good: log `why`, stop with no grace (vk_worker_run returns
+ * VK_EAUTH). Thread-safe; the first reason is kept. */
+void vk__agent_fatal(struct vk_worker *w, const char *why);
 int vk__agent_register(struct vk_worker *w, struct vk_http_client *cl, uint64_t seen_gen);
 bool vk__agent_sleep(struct vk_worker *w, int64_t ms, const atomic_bool *abort_flag);
 void vk__agent_backoff_init(struct agent_backoff *b, int64_t max_ms, uint64_t seed);
@@ -160,13 +172,14 @@ int vk__agent_upload_start(struct agent_slot *s);
 void vk__agent_upload_output(void *ctx, const char *data, size_t len);
 void vk__agent_upload_finish(struct agent_slot *s, bool abandon);
 
-/* agent_poll.c: a POST whose transfer stops when *abort_flag becomes true. */
+/* agent_poll.c: a POST whose transfer stops when *abort_flag becomes true; `token` (NULL or
+ * "": none) is sent as Bearer. */
 int vk__agent_poller_new(const char *base_url, struct agent_poller **out, struct vk_err *err);
 void vk__agent_poller_free(struct agent_poller *p);
 /* Returns 0 (any HTTP status in *status, body in *body), VK_EAGAIN when aborted,
  * VK_EIO / VK_ETIMEDOUT / VK_ETOOBIG / VK_ENOMEM. *body is initialised here. */
 int vk__agent_poll_post(struct agent_poller *p, const char *path, const char *json_body,
-                        long timeout_ms, const atomic_bool *abort_flag, long *status,
-                        struct vk_buf *body, struct vk_err *err);
+                        const char *token, long timeout_ms, const atomic_bool *abort_flag,
+                        long *status, struct vk_buf *body, struct vk_err *err);
 
 #endif

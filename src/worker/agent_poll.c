@@ -91,8 +91,8 @@ static int poll_on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl
 }
 
 int vk__agent_poll_post(struct agent_poller *p, const char *path, const char *json_body,
-                        long timeout_ms, const atomic_bool *abort_flag, long *status,
-                        struct vk_buf *body, struct vk_err *err)
+                        const char *token, long timeout_ms, const atomic_bool *abort_flag,
+                        long *status, struct vk_buf *body, struct vk_err *err)
 {
     vk_buf_init(body, AGENT_MAX_ITEM);
     *status = 0;
@@ -114,6 +114,17 @@ int vk__agent_poll_post(struct agent_poller *p, const char *path, const char *js
         return vk_err_set(err, VK_ENOMEM, "out of memory");
     }
     hdrs = tmp;
+    if (token && *token) {
+        char auth[32 + VK_AUTH_TOKEN_MAX];
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        tmp = curl_slist_append(hdrs, auth);
+        vk_auth_wipe(auth, sizeof(auth));
+        if (!tmp) {
+            curl_slist_free_all(hdrs);
+            return vk_err_set(err, VK_ENOMEM, "out of memory");
+        }
+        hdrs = tmp;
+    }
 
     struct poll_xfer x = {.body = body, .abort_flag = abort_flag};
     CURL *c = p->curl;

@@ -22,6 +22,7 @@ struct work_item {
     const char *commit_sha;
     const char *branch;
     const char *trace_parent;
+    const char *job_token; /* the attempt's credential (NULL without --require-auth) */
     uint32_t attempt;
     int64_t timeout_s;
     bool network;            /* the fragment asked for the host network (VULCAN_NETWORK=true) */
@@ -137,6 +138,7 @@ static bool item_parse(struct work_item *it, const struct vk_buf *body)
     it->commit_sha = jstr(it->json, "commit_sha");
     it->branch = jstr(it->json, "branch");
     it->trace_parent = jstr(it->json, "trace_parent");
+    it->job_token = jstr(it->json, "job_token");
     json_t *to = json_object_get(it->json, "timeout_s");
     it->timeout_s = json_is_integer(to) ? json_integer_value(to) : 0;
     if (it->timeout_s < 0)
@@ -302,6 +304,13 @@ static void child_span(struct vk_worker *w, const struct vk_span *parent, const 
     vk_trace_end_span(w->tel.tracer, sp);
 }
 
+/* The attempt's job token on the slot's clients (results, log chunks); NULL clears it. */
+static void set_job_token(struct agent_slot *s, const char *token)
+{
+    if (vk__agent_auth(s->cl, token) != 0 || vk__agent_auth(s->log_cl, token) != 0)
+        vk_log_write(VK_LOG_WARN, AGENT_COMPONENT, "the job token is not usable as a header", NULL);
+}
+
 static void run_item(struct agent_slot *s, const char *claim_id, struct work_item *it)
 {
     struct vk_worker *w = s->w;
@@ -309,6 +318,7 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
     double run_s = 0;
     uint64_t run_bytes = 0;
     set_running(s, it);
+    set_job_token(s, it->job_token);
     char att[16];
     snprintf(att, sizeof(att), "%u", it->attempt);
     if (it->trace_parent && *it->trace_parent)
@@ -396,6 +406,7 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
                      o.message[0] ? o.message : NULL, NULL);
     }
     post_result(s, claim_id, it, &o);
+    set_job_token(s, NULL);
     if (it->trace_parent && *it->trace_parent)
         set_trace(s, NULL);
     const char *outcome = o.handback ? "handed_back" : o.success ? "completed" : "failed";
@@ -432,11 +443,19 @@ void *vk__agent_slot_main(void *arg)
         struct vk_err err;
         vk_err_clear(&err);
         int64_t asked_ns = vk_time_mono_ns();
-        int rc = vk__agent_poll_post(s->poller, path, text, (long)(w->wait_s + 15) * 1000L,
+        char token[VK_AUTH_TOKEN_MAX];
+        vk__agent_token(w, token);
+        int rc = vk__agent_poll_post(s->poller, path, text, token, (long)(w->wait_s + 15) * 1000L,
                                      &w->stopping, &status, &body, &err);
+        vk_auth_wipe(token, sizeof(token));
         free(text);
         if (rc == VK_EAGAIN)
             break;
+        if (rc == 0 && status == 401) {
+            vk__agent_fatal(w, "asking for work refused: the worker token is not valid (revoked?)");
+            vk_buf_release(&body);
+            break;
+        }
         if (rc == 0 && status == 204) {
             vk__agent_backoff_reset(&b);
             /* A server that does not hold the long-poll must not make us spin. */

@@ -82,7 +82,7 @@ void vk__agent_upload_output(void *ctx, const char *data, size_t len)
 }
 
 /* Post one piece at the current offset. Returns 0 (acknowledged), VK_ECONFLICT
- * (stale: stop), VK_EINVAL (refused for good), or VK_EIO (retry). */
+ * (stale or not allowed: stop), VK_EINVAL (refused for good), or VK_EIO (retry). */
 static int send_piece(struct agent_slot *s, const char *fid, uint32_t attempt, uint64_t offset,
                       const char *p, size_t n, char *why, size_t whylen)
 {
@@ -103,7 +103,9 @@ static int send_piece(struct agent_slot *s, const char *fid, uint32_t attempt, u
     snprintf(why, whylen, "status %ld", st);
     if (st >= 200 && st < 300)
         return 0;
-    if (st == 409 || st == 404)
+    /* Stale, gone, or the job token refused (a revoked worker): nothing this attempt sends
+     * will be taken, so it stops. */
+    if (st == 409 || st == 404 || st == 401 || st == 403)
         return VK_ECONFLICT;
     if (st >= 400 && st < 500 && st != 408 && st != 429)
         return VK_EINVAL;
