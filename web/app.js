@@ -8,6 +8,12 @@
  *   #/fragments/FRAG[/LN]         the same without the chain context
  *   #/workers                     workers, refreshed every 3 s
  *   #/repos                       repositories, badges, manual-trigger forms
+ *   #/login                       the login form (a server with --require-auth)
+ *
+ * Sessions: with --require-auth the console logs in with POST /api/v1/login, which sets
+ * the HttpOnly session cookie; the CSRF token it answers (and GET /api/v1/session
+ * repeats after a reload) goes with every state-changing call as X-CSRF-Token. Nothing
+ * is kept in localStorage. A 401 from any call shows the login form.
  *
  * DOM is built with h() and textContent only: nothing from the API is ever
  * parsed as HTML. Timers and streams belong to the current page and are
@@ -20,6 +26,7 @@
   var FINAL_FRAG = { completed: 1, failed: 1, skipped: 1, cancelled: 1 };
   var main = document.getElementById("main");
   var page = null; /* {timers: [], streams: [], gone: bool} of the current view */
+  var session = { authenticated: false, require_auth: false }; /* GET /api/v1/session */
 
   /* ------------------------------------------------------------ helpers */
 
@@ -46,7 +53,9 @@
   function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); }
 
   function api(method, path, body) {
-    var opts = { method: method, headers: { "Accept": "application/json" } };
+    var opts = { method: method, headers: { "Accept": "application/json" },
+      credentials: "same-origin" };
+    if (method !== "GET" && session.csrf_token) opts.headers["X-CSRF-Token"] = session.csrf_token;
     if (body !== undefined) {
       opts.headers["Content-Type"] = "application/json";
       opts.body = JSON.stringify(body);
@@ -59,6 +68,10 @@
         if (!r.ok) {
           var err = new Error((data && data.message) || ("HTTP " + r.status));
           err.status = r.status;
+          if (r.status === 401 && path !== "/login" && location.hash.indexOf("#/login") !== 0) {
+            session.authenticated = false;
+            location.hash = "#/login?next=" + encodeURIComponent(location.hash || "#/chains");
+          }
           throw err;
         }
         return data;
@@ -592,6 +605,55 @@
     return form;
   }
 
+  /* ------------------------------------------------------------ sessions */
+
+  function userMenu() {
+    var box = document.getElementById("user");
+    if (!box) return;
+    clear(box);
+    if (!session.require_auth) return;
+    if (!session.authenticated) {
+      box.appendChild(h("a", { href: "#/login" }, "Log in"));
+      return;
+    }
+    box.appendChild(h("span", { class: "who", text: session.login }));
+    box.appendChild(h("button", { type: "button", class: "link", onclick: function () {
+      api("POST", "/logout").then(function () {
+        session = { authenticated: false, require_auth: true };
+        userMenu();
+        location.hash = "#/login";
+      }, function () {});
+    } }, "Log out"));
+  }
+
+  function loginPage(query) {
+    title("Log in");
+    clear(main);
+    var next = query.get("next") || "#/chains";
+    if (next.charAt(0) !== "#") next = "#/chains"; /* only a page of the console */
+    var user = h("input", { id: "login-user", name: "login", autocomplete: "username",
+      required: true, maxlength: "64" });
+    var pass = h("input", { id: "login-pass", name: "password", type: "password",
+      autocomplete: "current-password", required: true, maxlength: "1024" });
+    var out = h("div", { role: "status", "aria-live": "polite" });
+    var form = h("form", { class: "login", onsubmit: function (ev) {
+      ev.preventDefault();
+      clear(out);
+      api("POST", "/login", { login: user.value, password: pass.value }).then(function (d) {
+        session = { authenticated: true, require_auth: true, login: d.login,
+          site_admin: d.site_admin, csrf_token: d.csrf_token };
+        pass.value = "";
+        userMenu();
+        location.hash = next;
+      }, function (e) { out.appendChild(errorBox(e, "not logged in")); });
+    } },
+      h("div", { class: "field" }, h("label", { for: "login-user" }, "Login"), user),
+      h("div", { class: "field" }, h("label", { for: "login-pass" }, "Password"), pass),
+      h("button", { type: "submit" }, "Log in"), out);
+    add(main, [h("h1", null, "Log in to Vulcan CI"), form]);
+    user.focus();
+  }
+
   /* ------------------------------------------------------------ router */
 
   function route() {
@@ -611,7 +673,8 @@
       else a.removeAttribute("aria-current");
     });
     var lineOf = function (s) { return s && /^L\d+$/.test(s) ? parseInt(s.slice(1), 10) : 0; };
-    if (section === "chains" && parts.length === 1) chainsPage(query);
+    if (section === "login") loginPage(query);
+    else if (section === "chains" && parts.length === 1) chainsPage(query);
     else if (section === "chains" && parts.length === 2) chainPage(parts[1]);
     else if (section === "chains" && parts[2] === "log" && parts[3]) logPage(parts[1], parts[3], lineOf(parts[4]));
     else if (section === "fragments" && parts[1]) logPage(null, parts[1], lineOf(parts[2]));
@@ -625,5 +688,13 @@
     route();
     main.focus({ preventScroll: true });
   });
-  route();
+  /* Who we are first, so that a console behind --require-auth starts at the login form
+   * rather than at a failing page. */
+  api("GET", "/session").then(function (s) { session = s || session; }, function () {})
+    .then(function () {
+      userMenu();
+      if (session.require_auth && !session.authenticated && location.hash.indexOf("#/login") !== 0)
+        location.hash = "#/login?next=" + encodeURIComponent(location.hash || "#/chains");
+      else route();
+    });
 })();

@@ -54,6 +54,12 @@ struct vk_api_opts {
     bool require_auth;          /**< user routes need a personal access token and the role
                                  *   their operation names (docs/security.md); off: only
                                  *   every route's role is checked to exist */
+    const char *public_url;     /**< the URL people and browsers use (may be NULL): its host
+                                 *   is an accepted Host, its origin the console's, and an
+                                 *   https:// one makes session cookies Secure */
+    const char *allowed_hosts;  /**< more accepted Host names, comma-separated (may be NULL);
+                                 *   see docs/security.md "Browsers" */
+    bool secure_cookies;        /**< mark session cookies Secure (the server speaks TLS) */
 };
 
 /** Create the API and register its routes. Borrows `opts`. */

@@ -105,6 +105,8 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
     if (rc == 0 && json_api)
         rc = vk__api_badge_routes(api, err);
     if (rc == 0 && json_api)
+        rc = vk__api_session_routes(api, err); /* api_session.c */
+    if (rc == 0 && json_api)
         rc = vk__api_openapi_routes(api, err);
     if (rc == 0 && !opts->no_console)
         rc = vk__api_console_routes(api, err);

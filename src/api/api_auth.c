@@ -74,6 +74,14 @@ int vk__api_auth_init(struct vk_api *api, struct vk_err *err)
         rn->name = need_names[j].name;
     }
     json_decref(doc);
+    /* A server on a wildcard address with no names to go by cannot tell its own Host
+     * from a rebinding one: it accepts any (and cmd_server.c warns). */
+    const char *l = api->opts.listen ? api->opts.listen : "";
+    bool wildcard = strncmp(l, "0.0.0.0:", 8) == 0 || strncmp(l, "[::]:", 5) == 0 ||
+                    strncmp(l, ":", 1) == 0 || strncmp(l, "*:", 2) == 0;
+    const char *ah = api->opts.allowed_hosts;
+    api->check_host = !(ah && strcmp(ah, "*") == 0) &&
+                      (!wildcard || (api->opts.public_url && *api->opts.public_url) || (ah && *ah));
     if (rc == 0 && api->opts.require_auth) {
         struct vk_pool pool;
         vk_pool_init(&pool, 1024);
@@ -212,12 +220,209 @@ bool vk__api_group_allowed(const char *list, const char *group)
     return false;
 }
 
+/* ---------------------------------------------------------------- Browsers */
+
+/* The host part of an authority "name", "name:port", "[v6]" or "[v6]:port" into `out`
+ * (lowercase, brackets kept). False when it does not fit or is empty. */
+static bool host_of(const char *authority, size_t len, char *out, size_t cap)
+{
+    size_t n = len;
+    if (len && authority[0] == '[') {
+        const char *e = memchr(authority, ']', len);
+        if (!e)
+            return false;
+        n = (size_t)(e - authority) + 1;
+    } else {
+        const char *c = memchr(authority, ':', len);
+        if (c)
+            n = (size_t)(c - authority);
+    }
+    if (n == 0 || n >= cap)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)tolower((unsigned char)authority[i]);
+    out[n] = '\0';
+    return true;
+}
+
+/* The authority of an http(s) URL (borrowed, `*len` bytes), or NULL. */
+static const char *url_authority(const char *url, size_t *len, size_t *scheme_len)
+{
+    if (!url)
+        return NULL;
+    size_t s = strncmp(url, "https://", 8) == 0 ? 8 : strncmp(url, "http://", 7) == 0 ? 7 : 0;
+    if (!s)
+        return NULL;
+    const char *a = url + s;
+    *len = strcspn(a, "/?#");
+    *scheme_len = s;
+    return *len ? a : NULL;
+}
+
+static bool loopback_name(const char *h)
+{
+    if (strcmp(h, "localhost") == 0 || strcmp(h, "[::1]") == 0)
+        return true;
+    if (strncmp(h, "127.", 4) != 0)
+        return false;
+    return strspn(h, "0123456789.") == strlen(h);
+}
+
+static bool in_list(const char *list, const char *h)
+{
+    for (const char *s = list; s && *s;) {
+        size_t len = strcspn(s, ",");
+        char name[256];
+        while (len && *s == ' ')
+            s++, len--;
+        if (host_of(s, len, name, sizeof(name))) {
+            size_t k = strlen(name);
+            while (k && name[k - 1] == ' ')
+                name[--k] = '\0';
+            if (strcmp(name, h) == 0)
+                return true;
+        }
+        s += len;
+        if (*s == ',')
+            s++;
+    }
+    return false;
+}
+
+bool vk__api_host_ok(const struct vk_api *api, const struct vk_http_req *req)
+{
+    if (!api->check_host)
+        return true;
+    const char *host = vk_http_header(req, "Host");
+    char h[256], mine[256];
+    if (!host || !host_of(host, strlen(host), h, sizeof(h)))
+        return false;
+    if (loopback_name(h))
+        return true;
+    const char *l = api->opts.listen;
+    if (l && host_of(l, strlen(l), mine, sizeof(mine)) && strcmp(mine, h) == 0)
+        return true;
+    size_t alen, slen;
+    const char *a = url_authority(api->opts.public_url, &alen, &slen);
+    if (a && host_of(a, alen, mine, sizeof(mine)) && strcmp(mine, h) == 0)
+        return true;
+    return in_list(api->opts.allowed_hosts, h);
+}
+
+bool vk__api_same_origin(const struct vk_api *api, const struct vk_http_req *req,
+                         const char *origin)
+{
+    size_t olen, oslen;
+    const char *oa = url_authority(origin, &olen, &oslen);
+    /* An origin is scheme://authority and nothing more ("null" is no origin). */
+    if (!oa || oa[olen] != '\0')
+        return false;
+    size_t plen, pslen;
+    const char *pa = url_authority(api->opts.public_url, &plen, &pslen);
+    if (pa && pslen == oslen && strncmp(origin, api->opts.public_url, pslen) == 0 && plen == olen &&
+        strncasecmp(pa, oa, olen) == 0)
+        return true;
+    const char *host = vk_http_header(req, "Host");
+    return host && strlen(host) == olen && strncasecmp(host, oa, olen) == 0;
+}
+
+const char *vk__api_cookie(struct vk_http_req *req, const char *name)
+{
+    const char *h = vk_http_header(req, "Cookie");
+    size_t nlen = strlen(name);
+    for (const char *s = h; s && *s;) {
+        while (*s == ' ' || *s == ';')
+            s++;
+        size_t len = strcspn(s, ";");
+        if (len > nlen && strncmp(s, name, nlen) == 0 && s[nlen] == '=') {
+            size_t vlen = len - nlen - 1;
+            char *v = vk_pool_alloc(vk_http_pool(req), vlen + 1);
+            if (!v)
+                return NULL;
+            memcpy(v, s + nlen + 1, vlen);
+            v[vlen] = '\0';
+            return v;
+        }
+        s += len;
+    }
+    return NULL;
+}
+
+static bool unsafe_method(const char *m)
+{
+    return strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && strcmp(m, "OPTIONS") != 0;
+}
+
+/*
+ * What protects a browser's user (docs/security.md "Browsers"): a Host that is not this
+ * server's is refused (DNS rebinding), and so is a state-changing request whose Origin is
+ * another site's (a page elsewhere posting a form or a fetch to this server). Requests
+ * without an Origin header (curl, the CLI, workers, webhooks) pass this check.
+ */
+static int gate_browser(struct vk_api *api, struct vk_http_req *req,
+                        const struct vk__api_route_need *rn, struct vk_http_refusal *no)
+{
+    bool infra = strncmp(rn->pattern, "/health", 7) == 0 || strcmp(rn->pattern, "/metrics") == 0;
+    if (!infra && !vk__api_host_ok(api, req))
+        return refuse(no, 421, "misdirected_request", NULL,
+                      "this server does not answer for Host '%.100s' (add it with "
+                      "--public-url or --allowed-hosts)",
+                      vk_http_header(req, "Host") ? vk_http_header(req, "Host") : "");
+    const char *origin = vk_http_header(req, "Origin");
+    if (origin && unsafe_method(rn->method) && !vk__api_same_origin(api, req, origin))
+        return refuse(no, 403, "cross_origin", NULL,
+                      "%s %s from another origin (%.100s) is refused", rn->method, rn->pattern,
+                      origin);
+    return 0;
+}
+
+/*
+ * A console session (cookie vulcan_session): a state-changing request must also carry the
+ * session's X-CSRF-Token and a same-origin Origin, so that only the console's own pages can
+ * act with it. Fills p->cred; returns 0 or a refusal.
+ */
+static int gate_session(struct vk_api *api, struct vk_http_req *req,
+                        const struct vk__api_route_need *rn, const char *cookie,
+                        struct vk__api_principal *p, struct vk_http_refusal *no)
+{
+    enum vk_auth_kind kind;
+    char hash[VK_AUTH_HASH_MAX];
+    struct vk_err err;
+    vk_err_clear(&err);
+    if (vk_auth_token_parse(cookie, strlen(cookie), VK_AUTH_SESSION, &kind, hash, &err) < 0)
+        return refuse(no, 401, "unauthenticated", NULL, "session cookie: %s; log in again",
+                      err.msg);
+    int rc = vk_store_credential_check(api->opts.store, kind, hash, vk_time_now_ms(),
+                                       vk_http_pool(req), &p->cred, &err);
+    if (rc == VK_EAUTH)
+        return refuse(no, 401, "unauthenticated", NULL, "%s; log in again", err.msg);
+    if (rc < 0)
+        return refuse(no, 503, "store_unavailable", NULL, "%s", err.msg);
+    if (unsafe_method(rn->method)) {
+        const char *csrf = vk_http_header(req, "X-CSRF-Token");
+        const char *want = p->cred.csrf ? p->cred.csrf : "";
+        if (!vk_http_header(req, "Origin"))
+            return refuse(no, 403, "csrf", NULL,
+                          "%s %s with a session cookie needs a same-origin Origin header",
+                          rn->method, rn->pattern);
+        if (!csrf || !*want || strlen(csrf) != strlen(want) ||
+            !vk_auth_equal(csrf, want, strlen(want)))
+            return refuse(no, 403, "csrf", NULL,
+                          "%s %s with a session cookie needs the session's X-CSRF-Token",
+                          rn->method, rn->pattern);
+    }
+    p->cred.scopes = VK_SCOPE_ALL; /* a session is its user, capped by nothing but roles */
+    return 0;
+}
+
 int vk__api_gate(struct vk_http_req *req, void *ctx, struct vk_http_refusal *no)
 {
     struct vk_api *api = ctx;
     const struct vk__api_route_need *rn = find_need(api, req);
     if (!rn)
         return refuse(no, 500, "internal", NULL, "route without a role");
+    if (gate_browser(api, req, rn, no))
+        return 1;
     if (rn->need == VK__NEED_ANONYMOUS || rn->need == VK__NEED_SIGNATURE)
         return 0;
     if (!api->opts.require_auth)
@@ -227,27 +432,35 @@ int vk__api_gate(struct vk_http_req *req, void *ctx, struct vk_http_refusal *no)
         return gate_agent(api, req, rn, no);
     size_t len = 0;
     const char *tok = bearer(req, &len);
-    if (!tok)
+    const char *cookie = tok ? NULL : vk__api_cookie(req, VK__API_SESSION_COOKIE);
+    if (!tok && !cookie)
         return refuse(no, 401, "unauthenticated", WWW_NONE,
-                      "%s %s needs a token: send Authorization: Bearer vk_pat_...", rn->method,
-                      rn->pattern);
-    enum vk_auth_kind kind;
-    char hash[VK_AUTH_HASH_MAX];
+                      "%s %s needs a token: send Authorization: Bearer vk_pat_... (or log in "
+                      "to the console)",
+                      rn->method, rn->pattern);
     struct vk_err err;
     vk_err_clear(&err);
-    if (vk_auth_token_parse(tok, len, VK_AUTH_PAT, &kind, hash, &err) < 0)
-        return refuse(no, 401, "unauthenticated", WWW_BAD, "%s", err.msg);
     struct vk_pool *pool = vk_http_pool(req);
     struct vk__api_principal *p = vk_pool_alloc(pool, sizeof(*p));
     if (!p)
         return refuse(no, 500, "internal", NULL, "out of memory");
     memset(p, 0, sizeof(*p));
-    int rc = vk_store_credential_check(api->opts.store, kind, hash, vk_time_now_ms(), pool,
+    int rc = 0;
+    if (cookie) {
+        if (gate_session(api, req, rn, cookie, p, no))
+            return 1;
+    } else {
+        enum vk_auth_kind kind;
+        char hash[VK_AUTH_HASH_MAX];
+        if (vk_auth_token_parse(tok, len, VK_AUTH_PAT, &kind, hash, &err) < 0)
+            return refuse(no, 401, "unauthenticated", WWW_BAD, "%s", err.msg);
+        rc = vk_store_credential_check(api->opts.store, kind, hash, vk_time_now_ms(), pool,
                                        &p->cred, &err);
-    if (rc == VK_EAUTH) {
-        char fp[VK_AUTH_FP_MAX];
-        vk_auth_fingerprint(kind, hash, fp);
-        return refuse(no, 401, "unauthenticated", WWW_BAD, "%s (%s)", err.msg, fp);
+        if (rc == VK_EAUTH) {
+            char fp[VK_AUTH_FP_MAX];
+            vk_auth_fingerprint(kind, hash, fp);
+            return refuse(no, 401, "unauthenticated", WWW_BAD, "%s (%s)", err.msg, fp);
+        }
     }
     struct vk_store_user u;
     if (rc == 0)

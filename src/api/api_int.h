@@ -64,6 +64,7 @@ struct vk_api {
     struct vk__api_route_need *needs; /* one per registered route, in route order */
     size_t nneeds;
     char default_org[VK_UUID_LEN];
+    bool check_host; /* Host must be one of the accepted names (vk__api_host_ok) */
     struct vk_http_server *http;
     pthread_mutex_t lock; /* guards the waiter list */
     struct vk__api_waiter *head, *tail;
@@ -111,6 +112,20 @@ int vk__api_auth_init(struct vk_api *api, struct vk_err *err);
 void vk__api_auth_release(struct vk_api *api);
 /* The HTTP gate: authenticate and authorise a request before its body is read. */
 int vk__api_gate(struct vk_http_req *req, void *ctx, struct vk_http_refusal *no);
+
+/* Whether the request's Host header names this server: loopback names, the listen address,
+ * the public URL's host or an allowed host (docs/security.md "Browsers"). */
+bool vk__api_host_ok(const struct vk_api *api, const struct vk_http_req *req);
+/* Whether `origin` (an Origin header's value) is this server's own origin for `req`: the
+ * scheme and authority of the public URL, or of the request's own Host. */
+bool vk__api_same_origin(const struct vk_api *api, const struct vk_http_req *req,
+                         const char *origin);
+/* The value of cookie `name` in the request (borrowed from its pool), or NULL. */
+const char *vk__api_cookie(struct vk_http_req *req, const char *name);
+/* Console sessions: POST /api/v1/login, POST /api/v1/logout, GET /api/v1/session
+ * (api_session.c). */
+int vk__api_session_routes(struct vk_api *api, struct vk_err *err);
+#define VK__API_SESSION_COOKIE "vulcan_session"
 
 /* With require_auth: the registration, worker or job credential the gate checked for a
  * worker-protocol request (borrowed from the request's pool); NULL without one. */

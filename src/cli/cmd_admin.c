@@ -19,6 +19,7 @@ static const char usage_text[] =
     "       vulcan admin create-token --database URL --user LOGIN [--org ORG]\n"
     "                                 [--scopes read,write,admin] [--name NAME]\n"
     "                                 [--expires-in DURATION]\n"
+    "       vulcan admin set-password --database URL LOGIN   (the password on stdin)\n"
     "       vulcan admin create-registration-token --database URL [--org ORG]\n"
     "                                 [--groups G1,G2] [--uses N] [--expires-in DURATION]\n"
     "                                 [--name NAME]\n"
@@ -36,6 +37,9 @@ static const char usage_text[] =
     "    --org ORG         the token acts in org ORG only\n"
     "    --expires-in D    e.g. 720h, 12h (default: never)\n"
     "    --name NAME       what the token is for (shown in token lists)\n"
+    "  set-password LOGIN  read a new password (8-1024 bytes; one line, its newline\n"
+    "                      dropped) from stdin and set it: LOGIN can log in to the\n"
+    "                      console. Also reset-password. Passwords never go in argv.\n"
     "  create-registration-token  print a new worker registration token (vk_reg_,\n"
     "                      shown once) for 'vulcan worker --registration-token-file'\n"
     "    --org ORG         the org its workers serve (default: default)\n"
@@ -130,6 +134,42 @@ static int create_token(struct vk_store *s, const char *login, const char *org, 
     return 0;
 }
 
+static int set_password(struct vk_store *s, const char *login)
+{
+    char pw[VK_AUTH_PASSWORD_MAX + 2];
+    size_t n = fread(pw, 1, sizeof(pw) - 1, stdin);
+    pw[n] = '\0';
+    if (n && pw[n - 1] == '\n')
+        pw[--n] = '\0';
+    if (n && pw[n - 1] == '\r')
+        pw[--n] = '\0';
+    struct vk_err err;
+    vk_err_clear(&err);
+    char phc[VK_AUTH_PHC_MAX];
+    struct vk_pool pool;
+    vk_pool_init(&pool, 1024);
+    struct vk_store_user u;
+    int rc = strlen(pw) != n ? vk_err_set(&err, VK_EINVAL, "the password holds a NUL byte")
+                             : vk_auth_password_hash(pw, n, NULL, phc, &err);
+    vk_auth_wipe(pw, sizeof(pw));
+    if (rc == VK_EINVAL) {
+        fprintf(stderr, "vulcan admin set-password: %s\n", err.msg);
+        vk_pool_release(&pool);
+        return 2;
+    }
+    if (rc == 0)
+        rc = vk_store_user_find(s, login, &pool, &u, &err);
+    if (rc == VK_ENOTFOUND)
+        vk_err_set(&err, rc, "no user '%s' (vulcan admin create-user makes one)", login);
+    if (rc == 0)
+        rc = vk_store_user_set_password(s, u.id, phc, &err);
+    vk_pool_release(&pool);
+    if (rc < 0)
+        return fail("set-password", &err);
+    printf("password of '%s' set\n", login);
+    return 0;
+}
+
 static int create_registration(struct vk_store *s, const char *org, const char *groups,
                                long long uses, const char *name, const char *expires)
 {
@@ -166,8 +206,9 @@ int vk__cli_admin(int argc, char **argv)
     }
     const char *sub = argv[1];
     bool is_user = strcmp(sub, "create-user") == 0, is_token = strcmp(sub, "create-token") == 0,
-         is_reg = strcmp(sub, "create-registration-token") == 0;
-    if (!is_user && !is_token && !is_reg) {
+         is_reg = strcmp(sub, "create-registration-token") == 0,
+         is_pw = strcmp(sub, "set-password") == 0 || strcmp(sub, "reset-password") == 0;
+    if (!is_user && !is_token && !is_reg && !is_pw) {
         fprintf(stderr, "vulcan admin: '%s' is not a subcommand; see 'vulcan admin --help'\n", sub);
         return 2;
     }
@@ -192,10 +233,10 @@ int vk__cli_admin(int argc, char **argv)
     char cmd[48];
     snprintf(cmd, sizeof(cmd), "admin %s", sub);
     int rc = vk__cli_opts_parse(cmd, argc - 1, argv + 1, opts, VK_ARRAY_LEN(opts), pos, &npos,
-                                is_user ? 1 : 0);
+                                is_user || is_pw ? 1 : 0);
     if (rc)
         return rc;
-    if (!database || (is_user && npos != 1) || (is_token && !user)) {
+    if (!database || ((is_user || is_pw) && npos != 1) || (is_token && !user)) {
         fprintf(stderr, "vulcan %s: %s needed; see 'vulcan admin --help'\n", cmd,
                 !database ? "--database URL is"
                 : is_user ? "one LOGIN is"
@@ -207,9 +248,10 @@ int vk__cli_admin(int argc, char **argv)
     struct vk_store *s = NULL;
     if (vk_store_open(database, &s, &err) < 0)
         return fail(sub, &err);
-    rc = is_user  ? create_user(s, pos[0], site_admin, org, role)
-         : is_reg ? create_registration(s, org, groups, uses, name, expires)
-                  : create_token(s, user, org, scopes, name, expires);
+    rc = is_pw     ? set_password(s, pos[0])
+         : is_user ? create_user(s, pos[0], site_admin, org, role)
+         : is_reg  ? create_registration(s, org, groups, uses, name, expires)
+                   : create_token(s, user, org, scopes, name, expires);
     vk_store_close(s);
     return rc;
 }

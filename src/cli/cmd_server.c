@@ -64,6 +64,9 @@ static const char usage_text[] =
     "  --public-url URL         the console's URL in commit-status links, e.g.\n"
     "                           https://ci.example.com (default: the listen URL)  "
     "VULCAN_PUBLIC_URL\n"
+    "  --allowed-hosts LIST     Host names besides loopback, the listen address and the\n"
+    "                           public URL's that requests may use (DNS rebinding guard;\n"
+    "                           '*': any)                            VULCAN_ALLOWED_HOSTS\n"
     "  --require-auth           API routes need a token and a role (docs/security.md)\n"
     "                                                                   VULCAN_REQUIRE_AUTH\n"
     "  --config FILE            a KDL file of settings, one per line: listen \"0.0.0.0:8080\"\n"
@@ -201,7 +204,7 @@ int vk__cli_server(int argc, char **argv)
     const char *listen = "127.0.0.1:8080", *database = NULL, *data_dir = "./vulcan-data";
     const char *roles = "api,orchestrator,triggers,console", *sandbox = "auto", *log_level = NULL,
                *log_format = NULL, *otlp = NULL, *public_url = NULL, *net_policy = "allow",
-               *queue_timeout = "24h";
+               *queue_timeout = "24h", *allowed_hosts = NULL;
     bool require_auth = false;
     long long workers = 0, worker_timeout = 30, max_attempts = 3, trigger_threads = 2;
     struct vk__cli_list groups = {.n = 0};
@@ -223,6 +226,7 @@ int vk__cli_server(int argc, char **argv)
         {"otlp-endpoint", 0, VK_CLI_STR, &otlp, "VULCAN_OTLP_ENDPOINT", true, 0, 0},
         {"public-url", 0, VK_CLI_STR, &public_url, "VULCAN_PUBLIC_URL", true, 0, 0},
         {"require-auth", 0, VK_CLI_FLAG, &require_auth, "VULCAN_REQUIRE_AUTH", true, 0, 0},
+        {"allowed-hosts", 0, VK_CLI_STR, &allowed_hosts, "VULCAN_ALLOWED_HOSTS", true, 0, 0},
     };
     const char *pos[1];
     int npos = 0;
@@ -349,6 +353,8 @@ int vk__cli_server(int argc, char **argv)
                                  .metrics = metrics,
                                  .tracer = tracer,
                                  .require_auth = require_auth,
+                                 .public_url = public_url,
+                                 .allowed_hosts = allowed_hosts,
                                  .heartbeat_interval_s = beat < 1   ? 1
                                                          : beat > 5 ? 5
                                                                     : (int)beat};
@@ -375,6 +381,13 @@ int vk__cli_server(int argc, char **argv)
     listen_url(listen, vk_api_port(api), url, sizeof(url));
     if (trig && !public_url) /* statuses link to the console at the listen URL */
         vk_triggers_set_public_url(trig, url);
+    if ((strncmp(listen, "0.0.0.0:", 8) == 0 || strncmp(listen, "[::]:", 5) == 0) && !public_url &&
+        !allowed_hosts)
+        vk_log_write(VK_LOG_WARN, "server",
+                     "listening on every address without --public-url or --allowed-hosts: any "
+                     "Host header is accepted, so a browser can be turned against this server by "
+                     "DNS rebinding; set --public-url",
+                     NULL);
     vk_log_write(VK_LOG_INFO, "server", "vulcan server started", "url", url[0] ? url : NULL,
                  "store", vk_store_backend(store), "roles", roles, NULL);
     char root[4096];

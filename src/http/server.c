@@ -258,6 +258,20 @@ static void early_error(struct vk_http_req *req, unsigned status, const char *co
 }
 
 /* First call of the access handler: headers are in. Route and check limits. */
+/* Content-Type application/json or application/<something>+json, with parameters. */
+static bool is_json_type(const char *ct)
+{
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    size_t n = strcspn(ct, "; ");
+    if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+        return true;
+    return n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
+           strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
 static void begin(struct vk_http_req *req, const char *url, const char *method)
 {
     struct vk_http_server *srv = req->srv;
@@ -316,6 +330,14 @@ static void begin(struct vk_http_req *req, const char *url, const char *method)
                           MHD_HTTP_HEADER_WWW_AUTHENTICATE, no.www_authenticate);
             goto out;
         }
+    }
+    if (req->route->json && !is_json_type(MHD_lookup_connection_value(
+                                req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+        /* A browser's cross-site form can send text/plain with a JSON-looking body, never
+         * application/json without asking the server first (CORS preflight). */
+        early_error(req, 415, "unsupported_media_type",
+                    "this route takes a JSON body: send Content-Type: application/json", NULL);
+        goto out;
     }
     req->body.max = req->route->max_body;
     const char *cl =
