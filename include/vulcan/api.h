@@ -60,6 +60,8 @@ struct vk_api_opts {
     const char *allowed_hosts;  /**< more accepted Host names, comma-separated (may be NULL);
                                  *   see docs/security.md "Browsers" */
     bool secure_cookies;        /**< mark session cookies Secure (the server speaks TLS) */
+    const char *job_key_file;   /**< with require_auth: the job OIDC issuer's ES256 key (PEM,
+                                 *   0600; made when missing); NULL: no issuer */
 };
 
 /** Create the API and register its routes. Borrows `opts`. */

@@ -167,4 +167,47 @@ void vk_auth_scopes_format(unsigned scopes, char out[VK_AUTH_SCOPES_MAX]);
 /** The highest role a credential with `scopes` may act with (VK_ROLE_NONE for none). */
 enum vk_auth_role vk_auth_scopes_cap(unsigned scopes);
 
+/* ---------------------------------------------------------------- Job identity (JWT) */
+
+/*
+ * The job OIDC issuer's signing key: one ES256 (P-256) private key in a PEM file of mode
+ * 0600, and compact JWS (RFC 7515) signed with it. The key id (`kid`) is the RFC 7638
+ * thumbprint of the public key, so every replica holding the same file names it alike.
+ * Thread-safety: a loaded signer is read-only; vk_auth_jwt_sign may run on many threads.
+ */
+struct vk_auth_signer;
+
+#define VK_AUTH_JWT_PAYLOAD_MAX (16 * 1024)
+
+/**
+ * Load the key in `path`; with `create` make the file first when it does not exist (mode
+ * 0600, O_EXCL: when several replicas start at once one key wins and all load it). On
+ * success *out is owned by the caller (vk_auth_signer_free). Errors: VK_ENOTFOUND (no
+ * file, `create` false), VK_EPERM (the file is readable by group or others), VK_EINVAL
+ * (not a P-256 private key in PEM), VK_ETOOBIG, VK_EIO, VK_ENOMEM.
+ */
+int vk_auth_signer_load(const char *path, bool create, struct vk_auth_signer **out,
+                        struct vk_err *err) VK_MUST_CHECK;
+
+/** Free a signer. Accepts NULL. */
+void vk_auth_signer_free(struct vk_auth_signer *s);
+
+/** The key id (43 base64url characters); borrowed from `s`. */
+const char *vk_auth_signer_kid(const struct vk_auth_signer *s);
+
+/** The public key as a JWK (JSON object text with kty, crv, x, y, kid, alg, use); borrowed. */
+const char *vk_auth_signer_jwk(const struct vk_auth_signer *s);
+
+/**
+ * Sign the JSON object text `payload` (`len` bytes, at most VK_AUTH_JWT_PAYLOAD_MAX) as a
+ * JWT with header {"alg":"ES256","typ":"JWT","kid":...}. *out is owned by the caller
+ * (free()). Errors: VK_ETOOBIG, VK_ENOMEM, VK_EINTERNAL.
+ */
+int vk_auth_jwt_sign(const struct vk_auth_signer *s, const char *payload, size_t len, char **out,
+                     struct vk_err *err) VK_MUST_CHECK;
+
+/** Base64url without padding of `n` bytes into `out` (`cap` bytes with the NUL); returns
+ *  the length written, 0 (and "" when cap > 0) when it does not fit. */
+size_t vk_auth_b64url(const void *data, size_t n, char *out, size_t cap);
+
 #endif

@@ -194,6 +194,15 @@ int vk_orch_rerun(struct vk_orch *o, const char *chain_id, char new_id[VK_UUID_L
  * Claim the next ready fragment for a worker serving `groups`. Fills *out
  * (strings in `pool`). Returns 0, VK_ENOTFOUND (nothing ready), VK_EDB.
  */
+struct vk_store_credential;
+/**
+ * vk_orch_claim that also stores the claimed attempt's job token `job` (NULL: none), as
+ * vk_store_claim_job (vulcan/store_identity.h) describes.
+ */
+int vk_orch_claim_job(struct vk_orch *o, const char *worker_id, const char *const *groups,
+                      size_t ngroups, struct vk_store_credential *job, struct vk_pool *pool,
+                      struct vk_store_work *out, struct vk_err *err) VK_MUST_CHECK;
+
 int vk_orch_claim(struct vk_orch *o, const char *worker_id, const char *const *groups,
                   size_t ngroups, struct vk_pool *pool, struct vk_store_work *out,
                   struct vk_err *err) VK_MUST_CHECK;

@@ -200,8 +200,23 @@ int vk_store_credential_create(struct vk_store *store, struct vk_store_credentia
                                struct vk_err *err) VK_MUST_CHECK;
 
 /**
+ * vk_store_claim, storing with the claim the job token of the attempt it starts: the
+ * caller sets `job`'s hash and org_id; kind, worker_id, fragment_id, attempt, expires_at
+ * (now + the fragment's timeout, 24 h without one, + 1 h), id and created_at are filled
+ * here. On SQLite both are one transaction (one commit); on PostgreSQL the credential is
+ * stored right after the claim's statement, and the fragment handed back when it cannot
+ * be. Returns as vk_store_claim, or the credential's errors.
+ */
+int vk_store_claim_job(struct vk_store *store, const char *worker_id, const char *const *groups,
+                       size_t ngroups, int64_t now_ms, struct vk_store_credential *job,
+                       struct vk_pool *pool, struct vk_store_work *out,
+                       struct vk_err *err) VK_MUST_CHECK;
+
+/**
  * The lookup of every authenticated request: the credential of kind `kind` whose hash is
- * `hash`, valid at `now_ms`. Its last_used_at is updated (at most once a minute, so a busy
+ * `hash`, valid at `now_ms`; a job token only while its attempt runs on its worker (the
+ * fragment is `running` at that attempt there: "the attempt of this job token has ended"
+ * otherwise). Its last_used_at is updated (never for job tokens; at most once a minute, so a busy
  * token does not write on every request). Errors (VK_EAUTH, each with its own message and
  * never anything of the secret): "unknown token", "token expired", "token revoked",
  * "session expired after inactivity", "the token's user is disabled"; VK_EDB.

@@ -64,7 +64,9 @@ struct vk_api {
     struct vk__api_route_need *needs; /* one per registered route, in route order */
     size_t nneeds;
     char default_org[VK_UUID_LEN];
-    bool check_host; /* Host must be one of the accepted names (vk__api_host_ok) */
+    bool check_host;               /* Host must be one of the accepted names (vk__api_host_ok) */
+    struct vk_auth_signer *signer; /* the job OIDC issuer's key, or NULL (api_oidc.c) */
+    char issuer[512];              /* its `iss`: the public URL, else the listen URL */
     struct vk_http_server *http;
     pthread_mutex_t lock; /* guards the waiter list */
     struct vk__api_waiter *head, *tail;
@@ -126,6 +128,15 @@ const char *vk__api_cookie(struct vk_http_req *req, const char *name);
  * (api_session.c). */
 int vk__api_session_routes(struct vk_api *api, struct vk_err *err);
 #define VK__API_SESSION_COOKIE "vulcan_session"
+
+/* Job identity (api_oidc.c): load the key (vk_api_new), settle the issuer URL once the
+ * port is known (vk_api_start), routes, and the two variables of a work item's env
+ * (false when out of memory; nothing without an issuer or a job token). */
+int vk__api_oidc_init(struct vk_api *api, struct vk_err *err);
+void vk__api_oidc_release(struct vk_api *api);
+void vk__api_oidc_start(struct vk_api *api);
+int vk__api_oidc_routes(struct vk_api *api, struct vk_err *err);
+bool vk__api_oidc_env(struct vk_api *api, json_t *env, const char *job_token);
 
 /* With require_auth: the registration, worker or job credential the gate checked for a
  * worker-protocol request (borrowed from the request's pool); NULL without one. */

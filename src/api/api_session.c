@@ -104,8 +104,7 @@ static void h_login(struct vk_http_req *req, void *ctx)
         int64_t c1 = 0, c2 = 0;
         if (vk_store_login_failure_add(api->opts.store, lk, now, FAIL_WINDOW_MS, &c1, &err) < 0 ||
             vk_store_login_failure_add(api->opts.store, ak, now, FAIL_WINDOW_MS, &c2, &err) < 0)
-            vk_log_write(VK_LOG_WARN, "api", "cannot count a failed login", "error", err.msg,
-                         NULL);
+            vk_log_write(VK_LOG_WARN, "api", "cannot count a failed login", "error", err.msg, NULL);
         vk_log_write(VK_LOG_WARN, "api", "login failed", "login", login, "address",
                      vk_http_remote_addr(req), NULL);
         vk_http_reply_error(req, 401, "unauthenticated", "wrong login or password");
@@ -208,9 +207,8 @@ static void h_session(struct vk_http_req *req, void *ctx)
     }
     vk_http_reply_json(req, 200,
                        json_pack("{s:b, s:b, s:s, s:b, s:s?, s:o}", "authenticated", true,
-                                 "require_auth", true, "login", u.login, "site_admin",
-                                 u.site_admin, "csrf_token", c.csrf, "expires_at",
-                                 vk__api_time(c.expires_at)));
+                                 "require_auth", true, "login", u.login, "site_admin", u.site_admin,
+                                 "csrf_token", c.csrf, "expires_at", vk__api_time(c.expires_at)));
 }
 
 int vk__api_session_routes(struct vk_api *api, struct vk_err *err)

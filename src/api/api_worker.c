@@ -130,8 +130,10 @@ static json_t *work_json(struct vk_api *api, const struct vk_store_work *w, cons
     bad |= json_object_set_new(o, "commit_sha", vk__api_str(c->commit_sha));
     bad |= json_object_set_new(o, "branch", vk__api_str(c->branch));
     bad |= json_object_set_new(o, "machine", vk__api_str(f->machine));
-    if (job_token)
+    if (job_token) {
         bad |= json_object_set_new(o, "job_token", json_string(job_token));
+        bad |= !vk__api_oidc_env(api, env, job_token);
+    }
     char tp[VK_TRACEPARENT_LEN];
     dispatch_trace(api, w, worker_id, tp);
     /* trace_id: the trace's 32 hex digits; trace_parent: what the worker's spans and
@@ -139,35 +141,6 @@ static json_t *work_json(struct vk_api *api, const struct vk_store_work *w, cons
     bad |= json_object_set_new(o, "trace_id", tp[0] ? json_stringn(tp + 3, 32) : json_null());
     bad |= json_object_set_new(o, "trace_parent", tp[0] ? json_string(tp) : json_null());
     return vk_http_json_checked(o, bad);
-}
-
-/*
- * With require_auth: the job token of the attempt just claimed, in `token`, valid until the
- * fragment's timeout (24 h without one) and an hour more; an earlier attempt's tokens of the
- * fragment are revoked, so a worker that lost its claim cannot post for the new one.
- */
-static int mint_job_token(struct vk_api *api, const struct vk_store_work *w, const char *worker_id,
-                          const char *org_id, char token[VK_AUTH_TOKEN_MAX], struct vk_err *err)
-{
-    const struct vk_store_fragment *f = &w->fragment;
-    int64_t now = vk_time_now_ms();
-    if (f->attempt > 1) {
-        int rc = vk_store_credential_revoke_for(api->opts.store, f->id, NULL, now, err);
-        if (rc < 0)
-            return rc;
-    }
-    int64_t life = f->timeout_ms > 0 ? f->timeout_ms : 24 * 3600 * 1000LL;
-    struct vk_store_credential c = {
-        .kind = VK_AUTH_JOB, .attempt = f->attempt, .expires_at = now + life + 3600 * 1000LL};
-    snprintf(c.worker_id, sizeof(c.worker_id), "%s", worker_id);
-    snprintf(c.fragment_id, sizeof(c.fragment_id), "%s", f->id);
-    snprintf(c.org_id, sizeof(c.org_id), "%s", org_id);
-    if (vk_auth_token_new(VK_AUTH_JOB, token, c.hash) < 0)
-        return vk_err_set(err, VK_EIO, "the random generator failed");
-    int rc = vk_store_credential_create(api->opts.store, &c, err);
-    if (rc < 0)
-        vk_auth_wipe(token, VK_AUTH_TOKEN_MAX);
-    return rc;
 }
 
 /* Try to claim work for the waiter `w`; reply 200 when found. Returns 1 when the waiter
@@ -180,26 +153,30 @@ static int serve_waiter(struct vk__api_waiter *w)
     struct vk_store_work work;
     struct vk_err err;
     vk_err_clear(&err);
-    int rc = vk_orch_claim(api->opts.orch, w->worker_id, (const char *const *)w->groups, w->ngroups,
-                           &pool, &work, &err);
+    /* With require_auth the claim stores the attempt's job token in its own transaction.
+     * It is good while that attempt runs on this worker (vk_store_credential_check joins
+     * the fragment: a result, a hand-back, a dead or revoked worker or a later attempt end
+     * it without a write) and expires at the fragment's timeout and an hour more anyway. */
+    char token[VK_AUTH_TOKEN_MAX] = "";
+    struct vk_store_credential job = {.kind = VK_AUTH_JOB};
+    bool auth = api->opts.require_auth;
+    if (auth) {
+        snprintf(job.org_id, sizeof(job.org_id), "%s", w->org_id);
+        if (vk_auth_token_new(VK_AUTH_JOB, token, job.hash) < 0) {
+            vk_log_write(VK_LOG_ERROR, "api", "the random generator failed", NULL);
+            vk_pool_release(&pool);
+            return -1;
+        }
+    }
+    int rc = vk_orch_claim_job(api->opts.orch, w->worker_id, (const char *const *)w->groups,
+                               w->ngroups, auth ? &job : NULL, &pool, &work, &err);
     if (rc == VK_ENOTFOUND) {
         rc = 0;
     } else if (rc == 0) {
-        char token[VK_AUTH_TOKEN_MAX] = "";
-        int trc = api->opts.require_auth
-                      ? mint_job_token(api, &work, w->worker_id, w->org_id, token, &err)
-                      : 0;
-        if (trc < 0)
-            vk_log_write(VK_LOG_ERROR, "api", "cannot make a job token", "fragment_id",
-                         work.fragment.id, "error", err.msg, NULL);
         /* NULL (out of memory) is answered with a 500 and VK_ENOMEM. */
-        json_t *item =
-            trc < 0 ? NULL
-                    : work_json(api, &work, w->worker_id, api->opts.require_auth ? token : NULL);
+        json_t *item = work_json(api, &work, w->worker_id, auth ? token : NULL);
         vk_auth_wipe(token, sizeof(token));
-        if (trc < 0)
-            vk_http_reply_error(w->req, 503, "unavailable", "cannot hand out work now");
-        if (trc < 0 || vk_http_reply_json(w->req, 200, item) != 0) {
+        if (vk_http_reply_json(w->req, 200, item) != 0) {
             /* No work item, or the worker went away between claim and reply: give the
              * fragment back without counting an attempt, so it is not lost. The wake loop
              * goes on to the next waiter, which claims it again. */
@@ -213,6 +190,7 @@ static int serve_waiter(struct vk__api_waiter *w)
         vk_log_write(VK_LOG_WARN, "api", "claim failed", "worker_id", w->worker_id, "error",
                      err.msg, NULL);
     }
+    vk_auth_wipe(token, sizeof(token));
     vk_pool_release(&pool);
     return rc;
 }
@@ -329,17 +307,6 @@ static bool job_is_caller(struct vk_http_req *req, const char *fragment_id, int6
         return false;
     }
     return true;
-}
-
-/* The attempt ended (result or hand-back): its job token is of no further use. */
-static void revoke_job(struct vk_api *api, struct vk_http_req *req, const char *fragment_id)
-{
-    const struct vk_store_credential *c = vk__api_agent_cred(req);
-    struct vk_err err;
-    vk_err_clear(&err);
-    if (c && vk_store_credential_revoke(api->opts.store, c->id, NULL, vk_time_now_ms(), &err) < 0)
-        vk_log_write(VK_LOG_WARN, "api", "cannot revoke a job token", "fragment_id", fragment_id,
-                     "error", err.msg, NULL);
 }
 
 /* The worker behind a request's worker_id, answered 404/409 when it cannot work. */
@@ -667,7 +634,6 @@ static void h_result(struct vk_http_req *req, void *ctx)
             vk__api_reply_err(req, &err, rc);
             return;
         }
-        revoke_job(api, req, fid);
         vk_log_write(VK_LOG_INFO, "api", "fragment handed back", "fragment_id", fid, "worker_id",
                      wid, NULL);
         vk_api_wake(api, NULL);
@@ -691,7 +657,6 @@ static void h_result(struct vk_http_req *req, void *ctx)
         vk__api_reply_err(req, &err, rc);
         return;
     }
-    revoke_job(api, req, fid);
     /* The worker sends the traceparent of its claim's dispatch span. */
     const char *tph = vk_http_traceparent(req);
     struct vk_trace_ctx tc;

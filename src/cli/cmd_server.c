@@ -339,6 +339,10 @@ int vk__cli_server(int argc, char **argv)
                                       .public_url = public_url ? public_url : early_url};
         rc = vk_triggers_service_new(&to, &trig, &err);
     }
+    char job_key[4200];
+    snprintf(job_key, sizeof(job_key), "%s/job-oidc-key.pem", data_dir);
+    if (rc == 0 && require_auth && role_api)
+        (void)mkdir(data_dir, 0755);
     if (rc == 0) {
         /* Workers must beat well within the timeout: a third of it, at most 5 s
          * (the API's default), at least 1 s. Every process listens, for /health and
@@ -355,6 +359,7 @@ int vk__cli_server(int argc, char **argv)
                                  .require_auth = require_auth,
                                  .public_url = public_url,
                                  .allowed_hosts = allowed_hosts,
+                                 .job_key_file = job_key,
                                  .heartbeat_interval_s = beat < 1   ? 1
                                                          : beat > 5 ? 5
                                                                     : (int)beat};

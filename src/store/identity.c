@@ -675,8 +675,7 @@ static bool hash_ok(const char *h)
     return true;
 }
 
-int vk_store_credential_create(struct vk_store *s, struct vk_store_credential *k,
-                               struct vk_err *err)
+static int cred_check_owner(const struct vk_store_credential *k, struct vk_err *err)
 {
     if ((unsigned)k->kind >= VK_AUTH_KIND_COUNT || !hash_ok(k->hash))
         return vk_err_set(err, VK_EINVAL, "a credential needs a kind and a token hash");
@@ -698,7 +697,14 @@ int vk_store_credential_create(struct vk_store *s, struct vk_store_credential *k
     }
     if (missing)
         return vk_err_set(err, VK_EINVAL, "a %s needs %s", vk_auth_kind_name(k->kind), missing);
-    int rc = new_id(k->id, err);
+    return 0;
+}
+
+int vk__store_cred_insert(struct vk__conn *c, struct vk_store_credential *k, struct vk_err *err)
+{
+    int rc = cred_check_owner(k, err);
+    if (rc == 0)
+        rc = new_id(k->id, err);
     if (rc)
         return rc;
     k->created_at = vk_time_now_ms();
@@ -713,10 +719,6 @@ int vk_store_credential_create(struct vk_store *s, struct vk_store_credential *k
         vk__text(k->csrf),      vk__int(k->idle_ms),
         vk__int(k->created_at), vk__time(k->expires_at),
     };
-    struct vk__conn *c = NULL;
-    rc = vk__store_begin(s, &c, err);
-    if (rc)
-        return rc;
     rc = vk__exec(c, VK__STMT_NONE,
                   "INSERT INTO credentials (id, kind, hash, name, user_id, tenant_id, worker_id,"
                   " fragment_id, attempt, scopes, groups_list, uses_left, csrf, idle_ms,"
@@ -727,6 +729,20 @@ int vk_store_credential_create(struct vk_store *s, struct vk_store_credential *k
         vk_err_set(err, rc, "a credential with this hash exists already");
     else if (rc == VK_EINVAL)
         vk_err_set(err, rc, "unknown user or org");
+    return rc;
+}
+
+int vk_store_credential_create(struct vk_store *s, struct vk_store_credential *k,
+                               struct vk_err *err)
+{
+    int rc = cred_check_owner(k, err);
+    if (rc)
+        return rc;
+    struct vk__conn *c = NULL;
+    rc = vk__store_begin(s, &c, err);
+    if (rc)
+        return rc;
+    rc = vk__store_cred_insert(c, k, err);
     return vk__store_end(s, c, rc, err);
 }
 
@@ -745,10 +761,17 @@ int vk_store_credential_check(struct vk_store *s, enum vk_auth_kind kind, const 
     if (rc)
         return rc;
     struct vk__res *r = NULL;
-    bool disabled = false;
+    bool disabled = false, live = true;
+    /* A job token lives exactly as long as its attempt runs on its worker: the join says so
+     * in the same read, so no path that ends an attempt (result, hand-back, a dead or
+     * revoked worker, a later attempt) needs to write to revoke it. */
     rc = vk__query(c, VK__STMT_NONE,
-                   "SELECT " CRED_COLS ", COALESCE(u.disabled, 0) FROM credentials c"
-                   " LEFT JOIN users u ON u.id = c.user_id WHERE c.hash = $1 AND c.kind = $2",
+                   "SELECT " CRED_COLS ", COALESCE(u.disabled, 0),"
+                   " CASE WHEN c.kind <> 'job' OR (f.status = 'running' AND f.attempt = c.attempt"
+                   " AND f.worker_id = c.worker_id) THEN 1 ELSE 0 END FROM credentials c"
+                   " LEFT JOIN users u ON u.id = c.user_id"
+                   " LEFT JOIN fragments f ON f.id = c.fragment_id"
+                   " WHERE c.hash = $1 AND c.kind = $2",
                    p, 2, &r, err);
     if (rc == 0)
         rc = vk__next(r, err);
@@ -757,6 +780,7 @@ int vk_store_credential_check(struct vk_store *s, enum vk_auth_kind kind, const 
     else if (rc > 0) {
         rc = read_cred(r, pool, out, err);
         disabled = vk__col_int(r, 18) != 0;
+        live = vk__col_int(r, 19) != 0;
     }
     vk__res_free(r);
     if (rc == 0) {
@@ -769,9 +793,13 @@ int vk_store_credential_check(struct vk_store *s, enum vk_auth_kind kind, const 
             rc = vk_err_set(err, VK_EAUTH, "session expired after inactivity");
         else if (disabled)
             rc = vk_err_set(err, VK_EAUTH, "the token's user is disabled");
+        else if (!live)
+            rc = vk_err_set(err, VK_EAUTH, "the attempt of this job token has ended");
     }
     vk__store_conn_put(s, c);
-    if (rc == 0 && now_ms - out->last_used_at >= LAST_USED_EVERY_MS) {
+    /* Job tokens live one attempt, whose own rows say when it ran: no write for them (one
+     * less per fragment on the dispatch path). */
+    if (rc == 0 && out->kind != VK_AUTH_JOB && now_ms - out->last_used_at >= LAST_USED_EVERY_MS) {
         struct vk__param u[] = {vk__text(out->id), vk__int(now_ms)};
         rc = update_one(s, "UPDATE credentials SET last_used_at = $2 WHERE id = $1", u, 2, "token",
                         err);

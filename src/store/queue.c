@@ -3,6 +3,7 @@
  * graceful hand-back, queue metrics and group status.
  */
 #include "store_int.h"
+#include "vulcan/store_identity.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -337,9 +338,9 @@ static int claim_sql(struct vk_store *s, size_t n, struct vk_buf *sql)
     return rc;
 }
 
-int vk_store_claim(struct vk_store *s, const char *worker_id, const char *const *groups,
-                   size_t ngroups, int64_t now_ms, struct vk_pool *pool, struct vk_store_work *out,
-                   struct vk_err *err)
+static int claim(struct vk_store *s, const char *worker_id, const char *const *groups,
+                 size_t ngroups, int64_t now_ms, struct vk_store_credential *job,
+                 struct vk_pool *pool, struct vk_store_work *out, struct vk_err *err)
 {
     if (ngroups == 0 || ngroups > VK_STORE_MAX_GROUPS)
         return vk_err_set(err, VK_EINVAL, "a claim needs 1 to %d machine groups",
@@ -353,6 +354,7 @@ int vk_store_claim(struct vk_store *s, const char *worker_id, const char *const 
         p[2 + i] = vk__text(groups[i]);
     struct vk_buf sql = VK_BUF_INIT(VK_MAX_SMALL);
     struct vk__conn *c = NULL;
+    bool claimed = false;
     int rc;
     /* PostgreSQL: one autocommit statement (SKIP LOCKED); SQLite: a short write transaction. */
     if (s->dialect == VK__PG)
@@ -388,13 +390,50 @@ int vk_store_claim(struct vk_store *s, const char *worker_id, const char *const 
                 rc = vk__read_chain(r, 0, pool, &out->chain, err);
         }
     }
+    claimed = rc == 0;
+    if (rc == 0 && job) {
+        const struct vk_store_fragment *f = &out->fragment;
+        int64_t life = f->timeout_ms > 0 ? f->timeout_ms : 24 * 3600 * 1000LL;
+        job->kind = VK_AUTH_JOB;
+        job->attempt = f->attempt;
+        job->expires_at = now_ms + life + 3600 * 1000LL;
+        snprintf(job->worker_id, sizeof(job->worker_id), "%s", worker_id);
+        snprintf(job->fragment_id, sizeof(job->fragment_id), "%s", f->id);
+        rc = vk__store_cred_insert(c, job, err);
+    }
 out:
     if (s->dialect == VK__PG)
         vk__store_conn_put(s, c);
     else
         rc = vk__store_end(s, c, rc, err);
     vk_buf_release(&sql);
+    /* PostgreSQL claimed in its own statement: give the fragment back when its token could
+     * not be stored (SQLite rolled both back). */
+    if (rc < 0 && claimed && s->dialect == VK__PG) {
+        struct vk_err e2;
+        vk_err_clear(&e2);
+        if (vk_store_requeue_fragment(s, out->fragment.id, out->fragment.attempt, worker_id, now_ms,
+                                      &e2) < 0) {
+            char first[sizeof(err->msg)];
+            snprintf(first, sizeof(first), "%s", err->msg);
+            vk_err_set(err, rc, "%s (and the claim could not be handed back: %s)", first, e2.msg);
+        }
+    }
     return rc;
+}
+
+int vk_store_claim(struct vk_store *s, const char *worker_id, const char *const *groups,
+                   size_t ngroups, int64_t now_ms, struct vk_pool *pool, struct vk_store_work *out,
+                   struct vk_err *err)
+{
+    return claim(s, worker_id, groups, ngroups, now_ms, NULL, pool, out, err);
+}
+
+int vk_store_claim_job(struct vk_store *s, const char *worker_id, const char *const *groups,
+                       size_t ngroups, int64_t now_ms, struct vk_store_credential *job,
+                       struct vk_pool *pool, struct vk_store_work *out, struct vk_err *err)
+{
+    return claim(s, worker_id, groups, ngroups, now_ms, job, pool, out, err);
 }
 
 int vk_store_requeue_fragment(struct vk_store *s, const char *fragment_id, int attempt,

@@ -157,6 +157,10 @@ int vk__store_conn_get(struct vk_store *s, struct vk__conn **out, struct vk_err 
 void vk__store_conn_put(struct vk_store *s, struct vk__conn *c);
 /* Begin a write transaction on a pooled connection, reconnecting once when it was dead. */
 int vk__store_begin(struct vk_store *s, struct vk__conn **out, struct vk_err *err);
+struct vk_store_credential;
+/* Insert credential `k` on `c` (inside the caller's transaction), as
+ * vk_store_credential_create does (identity.c). */
+int vk__store_cred_insert(struct vk__conn *c, struct vk_store_credential *k, struct vk_err *err);
 /* Commit (or roll back when rc != 0) and give the connection back. Returns rc or commit's. */
 int vk__store_end(struct vk_store *s, struct vk__conn *c, int rc, struct vk_err *err);
 

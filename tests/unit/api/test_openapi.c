@@ -173,7 +173,8 @@ static void test_document_is_consistent(void **state)
 static bool protocol(const char *path)
 {
     static const char *const p[] = {"/api/v1/workers/register", "/api/v1/workers/heartbeat",
-                                    "/api/v1/workers/deregister", "/api/v1/workers/{id}/busy"};
+                                    "/api/v1/workers/deregister", "/api/v1/workers/{id}/busy",
+                                    "/api/v1/id-token"};
     for (size_t i = 0; i < VK_ARRAY_LEN(p); i++)
         if (strcmp(path, p[i]) == 0)
             return true;

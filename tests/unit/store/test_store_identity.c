@@ -329,19 +329,48 @@ static void test_credentials(void **state)
     assert_string_equal(got.groups, "default,linux");
     assert_int_equal(got.uses_left, 0);
 
-    /* Worker and job tokens, revoked by fragment and by worker. */
-    struct vk_store_credential wrk = {0}, job = {.attempt = 2};
-    const char *wid = "01a23b71-6bfe-7086-a3c5-c7f7ac6ad0ca";
-    const char *fid = "01a23b71-6bfe-7086-a3c5-c7f7ac6ad0cb";
+    /* Worker and job tokens: a job token lives while its attempt runs on its worker;
+     * both are revoked by fragment and by worker. A real claimed fragment. */
+    struct vk_store_chain ch = {.source_file = "ci.kdl",
+                                .trigger = "manual",
+                                .default_machine = "default",
+                                .definition = "version \"0.1\""};
+    memcpy(ch.tenant_id, f->tenant, VK_UUID_LEN);
+    struct vk_store_fragment_spec sp = {.parent = -1, .run_script = "true", .machine = "default"};
+    char fids[1][VK_UUID_LEN], wid[VK_UUID_LEN];
+    assert_int_equal(vk_store_chain_create(f->s, &ch, &sp, 1, fids, &err), 0);
+    const char *fid = fids[0];
+    struct vk_store_tx *tx = NULL;
+    struct vk_store_fragment_update up = {.set = VK_STORE_SET_STATUS | VK_STORE_SET_READY_AT,
+                                          .status = VK_STORE_FRAG_READY,
+                                          .ready_at = now};
+    assert_int_equal(vk_store_tx_begin(f->s, &tx, &err), 0);
+    assert_int_equal(vk_store_tx_fragment_update(tx, fid, &up, &err), 0);
+    assert_int_equal(vk_store_tx_commit(tx, &err), 0);
+    const char *g[] = {"default"};
+    assert_int_equal(vk_store_worker_register(f->s, f->tenant, "w", "1", g, 1, now, wid, &err), 0);
+    struct vk_store_work work;
+    assert_int_equal(vk_store_claim(f->s, wid, g, 1, now, &f->pool, &work, &err), 0);
+    struct vk_store_credential wrk = {0}, job = {.attempt = 1}, stale = {.attempt = 2};
     memcpy(wrk.worker_id, wid, VK_UUID_LEN);
     memcpy(wrk.org_id, f->tenant, VK_UUID_LEN);
     new_cred(f, VK_AUTH_WORKER, &wrk, tok);
     memcpy(job.worker_id, wid, VK_UUID_LEN);
     memcpy(job.fragment_id, fid, VK_UUID_LEN);
     new_cred(f, VK_AUTH_JOB, &job, tok);
+    memcpy(stale.worker_id, wid, VK_UUID_LEN);
+    memcpy(stale.fragment_id, fid, VK_UUID_LEN);
+    new_cred(f, VK_AUTH_JOB, &stale, tok);
     assert_int_equal(check(f, VK_AUTH_JOB, job.hash, now, &got, &err), 0);
-    assert_int_equal(got.attempt, 2);
+    assert_int_equal(got.attempt, 1);
     assert_string_equal(got.fragment_id, fid);
+    assert_int_equal(got.last_used_at, 0); /* job tokens write nothing when used */
+    assert_int_equal(check(f, VK_AUTH_JOB, stale.hash, now, &got, &err), VK_EAUTH);
+    assert_string_equal(err.msg, "the attempt of this job token has ended");
+    /* The attempt ends (handed back): its token dies without being revoked. */
+    assert_int_equal(vk_store_requeue_fragment(f->s, fid, 1, wid, now, &err), 0);
+    assert_int_equal(check(f, VK_AUTH_JOB, job.hash, now, &got, &err), VK_EAUTH);
+    assert_string_equal(err.msg, "the attempt of this job token has ended");
     assert_int_equal(vk_store_credential_revoke_for(f->s, fid, NULL, now, &err), 0);
     assert_int_equal(check(f, VK_AUTH_JOB, job.hash, now, &got, &err), VK_EAUTH);
     assert_int_equal(check(f, VK_AUTH_WORKER, wrk.hash, now, &got, &err), 0);
