@@ -221,6 +221,7 @@ void vk_exec_env_release(struct vk_exec_env *env)
     vk_mem_free(env->bwrap_path);
     vk_mem_free(env->git_path);
     vk_mem_free(env->git_home);
+    vk_mem_free(env->git_lfs_path);
     vk_mem_free(env->shell);
     for (size_t i = 0; i < env->nbind_ro; i++)
         vk_mem_free(env->bind_ro[i]);
@@ -296,6 +297,7 @@ int vk_exec_env_init(struct vk_exec_env *env, const struct vk_exec_config *cfg, 
     }
     sweep_spares(env, false);
     env->git_path = vk__exec_which(cfg->git_path ? cfg->git_path : "/usr/bin/git", "git");
+    env->git_lfs_path = vk__exec_which("/usr/bin/git-lfs", "git-lfs");
     env->bwrap_path = vk__exec_which(cfg->bwrap_path ? cfg->bwrap_path : "/usr/bin/bwrap", "bwrap");
     const char *home = getenv("HOME");
     env->git_home = vk_mem_xstrdup(home && home[0] == '/' ? home : "/");
@@ -662,7 +664,11 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
         return vk_err_set(err, VK_EAGAIN, "cancelled before start");
     }
 
-    if (spec->repository_url && *spec->repository_url) {
+    if (spec->no_checkout) {
+        /* `checkout #false`: an empty workspace, no git, and no commit to name */
+        if ((rc = set_env(&st->envv, &st->pool, "VULCAN_CHECKOUT_SHA", "", err)) < 0)
+            return rc;
+    } else if (spec->repository_url && *spec->repository_url) {
         int64_t t0 = vk_time_mono_ns();
         const char *sha = NULL;
         rc = vk__exec_checkout(env, spec, st->ws, &st->pool, &st->sink, cancel, &st->mirror, &sha,
