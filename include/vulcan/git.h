@@ -25,7 +25,7 @@
  * is killed when it runs out, or when the caller's cancel callback says so),
  * stdin from /dev/null, output capped, and a minimal environment:
  * GIT_TERMINAL_PROMPT=0, ssh in batch mode, only the file, git, http, https
- * and ssh transports, no system gitconfig, LC_ALL=C. docs/architecture.md says
+ * and ssh transports, no system gitconfig, LC_ALL=C, no LFS smudge. docs/architecture.md says
  * why the git command is used rather than libgit2.
  *
  * Thread-safety: no global state. A mirror handle is used by one thread at a

@@ -13,7 +13,7 @@
 
 #define VK__GIT_MAX_ERR_OUT 4096 /* bytes of git's stderr kept for messages */
 #define VK__GIT_MAX_GLOB 1024
-#define VK__GIT_NENV 8
+#define VK__GIT_NENV 9
 #define VK__GIT_PATH "/usr/local/bin:/usr/bin:/bin" /* PATH of git unless opts.path */
 
 struct vk_git_mirror {

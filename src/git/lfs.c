@@ -15,8 +15,8 @@
 
 #define MAX_LFS_COMMITS 4
 
-int vk_git_lfs_checkout(struct vk_git_mirror *m, const char *workspace,
-                        const char *const *commits, size_t ncommits, struct vk_err *err)
+int vk_git_lfs_checkout(struct vk_git_mirror *m, const char *workspace, const char *const *commits,
+                        size_t ncommits, struct vk_err *err)
 {
     if (!workspace || workspace[0] != '/')
         return vk_err_set(err, VK_EINVAL, "the workspace must be an absolute path");

@@ -113,6 +113,9 @@ int vk_git_mirror_open(const char *cache_dir, const char *url, const struct vk_g
     m->envp[5] = join("GIT_SSH_COMMAND=ssh -o BatchMode=yes", "", "");
     m->envp[6] = join("GIT_CONFIG_NOSYSTEM=1", "", "");
     m->envp[7] = join("GIT_ASKPASS=/bin/false", "", "");
+    /* LFS files only with `checkout { lfs #true }` (vk_git_lfs_checkout()), never because
+     * the worker's ~/.gitconfig has git-lfs's smudge filter */
+    m->envp[8] = join("GIT_LFS_SKIP_SMUDGE=1", "", "");
     m->envp[VK__GIT_NENV] = NULL;
     bool ok = m->url && m->cache && m->dir && m->lock;
     for (int i = 0; i < VK__GIT_NENV; i++)

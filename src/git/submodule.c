@@ -163,8 +163,7 @@ int vk_git_submodule_url(const char *super_url, const char *raw, char *out, size
     }
     size_t root = root_len(out);
     if (root == 0)
-        return vk_err_set(err, VK_EPERM,
-                          "not a url (a relative url starts with './' or '../')");
+        return vk_err_set(err, VK_EPERM, "not a url (a relative url starts with './' or '../')");
     const char *at = memchr(out, '@', root);
     const char *host = at ? at + 1 : out;
     if (host[0] == '-' || host[0] == ':')
@@ -234,8 +233,8 @@ static int parse_list(char *data, size_t len, struct entry *e, size_t *n, struct
 static int gitlink(struct walk *w, const char *ws, const char *path, char sha[VK_GIT_SHA_LEN],
                    bool *found, struct vk_err *err)
 {
-    char *argv[] = {NULL,      "--literal-pathspecs", "-C", (char *)ws, "ls-tree", "-z", "HEAD",
-                    "--",      (char *)path,          NULL};
+    char *argv[] = {NULL, "--literal-pathspecs", "-C", (char *)ws, "ls-tree", "-z", "HEAD",
+                    "--", (char *)path,          NULL};
     struct vk_buf o = VK_BUF_INIT(1u << 16);
     *found = false;
     int rc = vk__git_run_ok(w->m, "ls-tree", argv, &o, VK_EIO, err);
@@ -261,8 +260,7 @@ static int gitlink(struct walk *w, const char *ws, const char *path, char sha[VK
 /* Each component of `path` under `ws` is a real directory (none a symbolic link, which
  * would carry the checkout out of the work tree); the last one is made when missing and
  * must be empty. */
-static int check_dir(const char *ws, const char *path, char *full, size_t cap,
-                     struct vk_err *err)
+static int check_dir(const char *ws, const char *path, char *full, size_t cap, struct vk_err *err)
 {
     int w = snprintf(full, cap, "%s/%s", ws, path);
     if (w < 0 || (size_t)w >= cap)
@@ -278,8 +276,9 @@ static int check_dir(const char *ws, const char *path, char *full, size_t cap,
             r = lstat(full, &st);
         if (r < 0 || S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode)) {
             *s = c;
-            return vk_err_set(err, VK_EPERM, "its path '%.200s' is not a directory of the work "
-                                             "tree (a symbolic link or a file is on the way)",
+            return vk_err_set(err, VK_EPERM,
+                              "its path '%.200s' is not a directory of the work "
+                              "tree (a symbolic link or a file is on the way)",
                               path);
         }
         *s = c;
@@ -368,15 +367,14 @@ static int walk_tree(struct walk *w, const char *super_url, const char *ws, unsi
     int rc = vk__git_run(w->m, "cat-file", probe, NULL, NULL, &status, err);
     if (rc < 0 || status != 0)
         return rc; /* no .gitmodules: no submodules */
-    char *list[] = {NULL,    "-C",     (char *)ws,         "config", "--null",
-                    "--blob", "HEAD:.gitmodules", "--list", NULL};
+    char *list[] = {NULL,     "-C", (char *)ws, "config", "--null", "--blob", "HEAD:.gitmodules",
+                    "--list", NULL};
     struct vk_buf o = VK_BUF_INIT(MAX_GITMODULES);
     struct entry e[VK_GIT_MAX_SUBMODULES];
     size_t n = 0;
     rc = vk__git_run_ok(w->m, "config", list, &o, VK_EIO, err);
     if (rc == VK_ETOOBIG)
-        rc = vk_err_set(err, VK_ETOOBIG, "'.gitmodules' is larger than %u bytes",
-                        MAX_GITMODULES);
+        rc = vk_err_set(err, VK_ETOOBIG, "'.gitmodules' is larger than %u bytes", MAX_GITMODULES);
     if (rc == 0)
         rc = parse_list(o.data, o.len, e, &n, err);
     if (rc == 0 && n > 0 && level >= VK_GIT_MAX_SUBMODULE_DEPTH)
@@ -399,7 +397,6 @@ int vk_git_checkout_submodules(struct vk_git_mirror *m, const char *super_url,
         return vk_err_set(err, VK_EINVAL, "invalid repository url");
     if (!workspace || workspace[0] != '/')
         return vk_err_set(err, VK_EINVAL, "the workspace must be an absolute path");
-    struct walk w = {
-        .m = m, .recursive = recursive, .cb = cb, .cb_ctx = cb_ctx, .top = workspace};
+    struct walk w = {.m = m, .recursive = recursive, .cb = cb, .cb_ctx = cb_ctx, .top = workspace};
     return walk_tree(&w, super_url, workspace, 0, err);
 }
