@@ -531,6 +531,57 @@ static void test_hostile_submodules(void **state)
     assert_false(path_exists("/tmp/pwned"));
 }
 
+/* Issue 12 item 7: recursion is bounded: 8 levels of nested submodules check out, a 9th
+ * fails; a .gitmodules of more than 64 submodules fails. The chain is one repository
+ * whose commit k records commit k-1 as its submodule "s" (url "../chain.git": itself). */
+static void test_submodule_limits(void **state)
+{
+    (void)state;
+    char dir[500], cmd[800], shas[10][65];
+    snprintf(dir, sizeof dir, "%s/sm", g_root);
+    assert_int_equal(sh("mkdir -p %s && cd %s && " GITC " init -q --bare chain.git && " GITC
+                        " init -q chain.w && cd chain.w && echo 0 > n && " GITC " add -A && " GITC
+                        " commit -qm c0 && for k in 1 2 3 4 5 6 7 8 9; do prev=$(git rev-parse "
+                        "HEAD) && echo $k > n && rm -rf s && " GITC
+                        " config -f .gitmodules submodule.s.path s && " GITC
+                        " config -f .gitmodules submodule.s.url ../chain.git && " GITC
+                        " rm -q --cached --ignore-unmatch s && " GITC
+                        " update-index --add --cacheinfo 160000,$prev,s && mkdir -p s && " GITC
+                        " add -A && " GITC " commit -qm c$k && " GITC " tag c$k; done && " GITC
+                        " push -q --tags %s/chain.git HEAD:main",
+                        dir, dir, dir),
+                     0);
+    for (int k = 8; k <= 9; k++) {
+        snprintf(cmd, sizeof cmd, "git -C %s/chain.w rev-parse c%d", dir, k);
+        read_line(cmd, shas[k], sizeof shas[k]);
+        assert_int_equal(strlen(shas[k]), 40);
+    }
+    struct collected c;
+    struct vk_exec_result r;
+    assert_int_equal(run_sub("deep8", "chain", shas[8], "cat s/s/s/s/s/s/s/s/n\n",
+                             VK_EXEC_SUBMODULES_RECURSIVE, &c, &r),
+                     0);
+    assert_int_equal(r.exit_code, 0);
+    assert_non_null(strstr(outs(&c), "0\n"));
+    vk_buf_release(&c.b);
+    int rc = run_sub("deep9", "chain", shas[9], "true\n", VK_EXEC_SUBMODULES_RECURSIVE, &c, &r);
+    assert_int_equal(rc, VK_ETOOBIG);
+    assert_non_null(strstr(r.error, "submodules nested deeper than 8 levels"));
+    vk_buf_release(&c.b);
+    /* one level only with #true: no limit reached */
+    assert_int_equal(
+        run_sub("deep9a", "chain", shas[9], "cat s/n\n", VK_EXEC_SUBMODULES_ON, &c, &r), 0);
+    assert_non_null(strstr(outs(&c), "8\n"));
+    vk_buf_release(&c.b);
+
+    char many[65];
+    make_repo("many", "for i in $(seq 1 65); do gm submodule.m$i.path m$i; done", many);
+    rc = run_sub("many", "many", many, "true\n", VK_EXEC_SUBMODULES_ON, &c, &r);
+    assert_int_equal(rc, VK_ETOOBIG);
+    assert_non_null(strstr(r.error, "'.gitmodules' lists more than 64 submodules"));
+    vk_buf_release(&c.b);
+}
+
 /* Issue 12 item 7: `checkout #false`: an empty workspace, no git, no checkout sha. */
 static void test_no_checkout(void **state)
 {
@@ -619,6 +670,7 @@ int main(void)
         cmocka_unit_test(test_pull_request_merge),
         cmocka_unit_test(test_submodules),
         cmocka_unit_test(test_hostile_submodules),
+        cmocka_unit_test(test_submodule_limits),
         cmocka_unit_test(test_no_checkout),
         cmocka_unit_test(test_lfs),
         cmocka_unit_test(test_bad_repository),
