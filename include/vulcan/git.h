@@ -140,9 +140,14 @@ struct vk_git_opts {
                                  *   "/usr/local/bin:/usr/bin:/bin" */
 };
 
-/** Told of each submodule as it has been checked out (`path` relative to the top work tree). */
-typedef void (*vk_git_submodule_fn)(void *ctx, const char *name, const char *path, const char *url,
-                                    const char *sha);
+/**
+ * Told of each submodule as it has been checked out: `path` relative to the top work
+ * tree, `url` redacted, `mirror` the directory of the mirror its objects are borrowed
+ * from (to be readable wherever the work tree is used). All borrowed for the call.
+ * Returns 0, or a VK code that stops the checkout.
+ */
+typedef int (*vk_git_submodule_fn)(void *ctx, const char *name, const char *path, const char *url,
+                                   const char *sha, const char *mirror);
 
 /** Counters of one mirror handle, for tests and metrics. */
 struct vk_git_stats {

@@ -346,13 +346,16 @@ static int one(struct walk *w, const char *super_url, const char *ws, unsigned l
         rc = vk_git_resolve_commit(sm, sha, full, err);
     if (rc == 0)
         rc = vk_git_checkout(sm, full, dir, err);
+    if (rc == 0 && w->cb) {
+        vk_git_redact_url(url, shown, sizeof shown);
+        rc = w->cb(w->cb_ctx, e->name, dir + strlen(w->top) + 1, shown, full,
+                   vk_git_mirror_path(sm));
+        if (rc < 0)
+            rc = vk_err_set(err, rc, "out of memory");
+    }
     vk_git_mirror_free(sm);
     if (rc < 0)
         return rc;
-    if (w->cb) {
-        vk_git_redact_url(url, shown, sizeof shown);
-        w->cb(w->cb_ctx, e->name, dir + strlen(w->top) + 1, shown, full);
-    }
     if (w->recursive)
         rc = walk_tree(w, url, dir, level + 1, err);
     return rc;

@@ -18,6 +18,8 @@ struct git_ctx {
     struct vk__exec_sink *sink;
     struct vk_exec_cancel *cancel;
     bool bol; /* the next byte starts a line of git's output */
+    struct vk_pool *pool;
+    struct vk__exec_strv *mirrors; /* the submodules' mirrors are appended */
 };
 
 static bool git_cancelled(void *ctx)
@@ -32,8 +34,9 @@ static void git_stderr(void *ctx, const char *data, size_t len)
     vk__exec_sink_write_prefixed(g->sink, GIT_PREFIX, &g->bol, data, len);
 }
 
-static void git_submodule(void *ctx, const char *name, const char *path, const char *url,
-                          const char *sha)
+/* A submodule is checked out: say so, and keep its mirror for the sandbox's binds. */
+static int git_submodule(void *ctx, const char *name, const char *path, const char *url,
+                         const char *sha, const char *mirror)
 {
     struct git_ctx *g = ctx;
     if (!g->bol)
@@ -41,6 +44,10 @@ static void git_submodule(void *ctx, const char *name, const char *path, const c
     g->bol = true;
     vk__exec_sink_notice(g->sink, "[vulcan] submodule '%.80s' at %s: %s at %.12s\n", name, path,
                          url, sha);
+    for (size_t i = 0; i < g->mirrors->n; i++)
+        if (strcmp(g->mirrors->v[i], mirror) == 0)
+            return 0;
+    return vk__exec_strv_pushf(g->mirrors, g->pool, "%s", mirror);
 }
 
 /* PATH for git: git-lfs's directory first when it is not in the default one. */
@@ -61,8 +68,8 @@ static const char *git_path_for(const struct vk_exec_env *env, char *buf, size_t
 
 int vk__exec_checkout(const struct vk_exec_env *env, const struct vk_exec_spec *spec,
                       const char *ws, struct vk_pool *pool, struct vk__exec_sink *sink,
-                      struct vk_exec_cancel *cancel, const char **mirror_out, const char **sha_out,
-                      struct vk_err *err)
+                      struct vk_exec_cancel *cancel, struct vk__exec_strv *mirrors,
+                      const char **sha_out, struct vk_err *err)
 {
     const char *url = spec->repository_url;
     const char *sha = spec->commit_sha && *spec->commit_sha ? spec->commit_sha : NULL;
@@ -83,7 +90,8 @@ int vk__exec_checkout(const struct vk_exec_env *env, const struct vk_exec_spec *
     vk__exec_sink_notice(sink, "[vulcan] checkout %s at %s%s\n", shown,
                          sha ? sha : (br ? "branch " : "the default branch"),
                          sha ? "" : (br ? br : ""));
-    struct git_ctx g = {.sink = sink, .cancel = cancel, .bol = true};
+    struct git_ctx g = {
+        .sink = sink, .cancel = cancel, .bol = true, .pool = pool, .mirrors = mirrors};
     struct vk_git_opts o = {.git_path = env->git_path,
                             .home = env->git_home,
                             .timeout_ms = env->checkout_timeout_ms,
@@ -97,6 +105,8 @@ int vk__exec_checkout(const struct vk_exec_env *env, const struct vk_exec_spec *
     struct vk_git_mirror *m = NULL;
     char full[VK_GIT_SHA_LEN];
     int rc = vk_git_mirror_open(env->mirror_dir, url, &o, &m, err);
+    if (rc == 0 && vk__exec_strv_pushf(mirrors, pool, "%s", vk_git_mirror_path(m)) < 0)
+        rc = vk_err_set(err, VK_ENOMEM, "out of memory");
     if (rc == 0 && sha)
         rc = vk_git_resolve_commit(m, sha, full, err);
     else if (rc == 0 && br)
@@ -149,9 +159,8 @@ int vk__exec_checkout(const struct vk_exec_env *env, const struct vk_exec_spec *
             vk__exec_sink_notice(sink, "[vulcan] git lfs: files checked out\n");
     }
     if (rc == 0) {
-        *mirror_out = vk__exec_pool_printf(pool, "%s", vk_git_mirror_path(m));
         *sha_out = vk__exec_pool_printf(pool, "%s", full);
-        if (!*mirror_out || !*sha_out)
+        if (!*sha_out)
             rc = vk_err_set(err, VK_ENOMEM, "out of memory");
     }
     vk_git_mirror_free(m);

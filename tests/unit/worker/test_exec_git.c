@@ -464,6 +464,24 @@ static void test_submodules(void **state)
     assert_non_null(strstr(outs(&c), "[vulcan] submodule 'leaf' at lib/deps/leaf: file://"));
     vk_buf_release(&c.b);
 
+    /* in the sandbox, the submodules' mirrors are readable too (their objects are borrowed) */
+    if (g_env.bwrap_ok) {
+        char url[600];
+        snprintf(url, sizeof url, "file://%s/sm/super.git", g_root);
+        struct vk_exec_spec sb = base_spec("sub-sb", "git -C lib/deps/leaf log -1 --format=%s\n"
+                                                     "git -C lib status --porcelain | wc -l\n");
+        sb.repository_url = url;
+        sb.commit_sha = super;
+        sb.checkout_submodules = VK_EXEC_SUBMODULES_RECURSIVE;
+        sb.sandbox = VK_EXEC_SANDBOX_BWRAP;
+        assert_int_equal(run(&sb, &c, &r), 0);
+        assert_int_equal(r.exit_code, 0);
+        assert_non_null(strstr(outs(&c), "leaf\n0\n"));
+        vk_buf_release(&c.b);
+    } else {
+        print_message("bubblewrap unavailable: the sandboxed submodule check is skipped\n");
+    }
+
     /* a gitlink to a commit its repository lacks fails, naming the submodule */
     snprintf(prep, sizeof prep,
              "gm submodule.lib.path lib && gm submodule.lib.url ../leaf.git && link %s lib",
