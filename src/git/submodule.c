@@ -173,6 +173,17 @@ int vk_git_submodule_url(const char *super_url, const char *raw, char *out, size
 
 /* ---------------------------------------------------------------- .gitmodules */
 
+/* `s` for a message or the log: control characters (a hostile name's terminal escapes)
+ * become '?'. */
+static const char *printable(const char *s, char *out, size_t cap)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < cap; i++)
+        out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    out[i] = '\0';
+    return out;
+}
+
 struct entry {
     const char *name; /* point into the listing's buffer */
     const char *path;
@@ -211,6 +222,9 @@ static int parse_list(char *data, size_t len, struct entry *e, size_t *n, struct
                 while (i < *n && strcmp(e[i].name, name) != 0)
                     i++;
                 if (i == *n) {
+                    for (char *q = name; *q; q++) /* it is shown in messages */
+                        if ((unsigned char)*q < 0x20 || *q == 0x7f)
+                            *q = '?';
                     if (*n >= VK_GIT_MAX_SUBMODULES)
                         return vk_err_set(err, VK_ETOOBIG,
                                           "'.gitmodules' lists more than %d submodules",
@@ -312,18 +326,21 @@ static int one(struct walk *w, const char *super_url, const char *ws, unsigned l
     char url[VK_GIT_MAX_URL + 1], shown[VK_GIT_MAX_URL + 8];
     if (!e->path)
         return vk_err_set(err, VK_EPERM, "it has no path");
+    char pshown[240];
     if (!vk_git_valid_submodule_path(e->path))
         return vk_err_set(err, VK_EPERM,
                           "its path '%.200s' is refused: a submodule's path stays inside the "
                           "work tree (relative, no '..' or '.git' segment, not starting with "
                           "'-')",
-                          e->path);
+                          printable(e->path, pshown, sizeof pshown));
     struct vk_err why;
     vk_err_clear(&why);
     int rc = vk_git_submodule_url(super_url, e->url, url, sizeof url, &why);
     if (rc < 0) {
+        char ushown[240];
         vk_git_redact_url(e->url ? e->url : "", shown, sizeof shown);
-        return vk_err_set(err, rc, "its url '%.200s' is refused: %s", shown, why.msg);
+        return vk_err_set(err, rc, "its url '%.200s' is refused: %s",
+                          printable(shown, ushown, sizeof ushown), why.msg);
     }
     char sha[VK_GIT_SHA_LEN];
     bool found = false;

@@ -519,6 +519,10 @@ static void test_hostile_submodules(void **state)
          "gm submodule.evil.path ../escape && gm submodule.evil.url ../leaf2.git && "
          "link %1$s x",
          "submodule 'evil': its path '../escape' is refused"},
+        {"ctl",
+         "gm submodule.evil.path \"$(printf 'x\\033[31m')\" && "
+         "gm submodule.evil.url ../leaf2.git && link %1$s x",
+         "submodule 'evil': its path 'x?[31m' is refused"},
         {"dash", "gm submodule.evil.path y && gm submodule.evil.url -uhelp && link %1$s y",
          "submodule 'evil': its url '-uhelp' is refused: a url starting with '-'"},
         {"dotgit",
