@@ -155,13 +155,14 @@ struct vk_exec_config {
  * functions here. Owned by the caller (embed it or put it on the stack).
  */
 struct vk_exec_env {
-    char *work_dir;   /**< absolute, owned */
-    char *mirror_dir; /**< <work_dir>/mirrors, owned */
-    char *run_dir;    /**< <work_dir>/run (files of scripts too big for -c), owned */
-    char *bwrap_path; /**< owned; NULL when bubblewrap was not found */
-    char *git_path;   /**< owned; NULL when git was not found */
-    char *git_home;   /**< HOME for git (the worker's, for ssh keys/credentials), owned */
-    char *shell;      /**< the full shell: "/bin/bash" or "/bin/sh", owned */
+    char *work_dir;     /**< absolute, owned */
+    char *mirror_dir;   /**< <work_dir>/mirrors, owned */
+    char *run_dir;      /**< <work_dir>/run (files of scripts too big for -c), owned */
+    char *bwrap_path;   /**< owned; NULL when bubblewrap was not found */
+    char *git_path;     /**< owned; NULL when git was not found */
+    char *git_home;     /**< HOME for git (the worker's, for ssh keys/credentials), owned */
+    char *git_lfs_path; /**< git-lfs (`checkout { lfs #true }`), owned; NULL when not found */
+    char *shell;        /**< the full shell: "/bin/bash" or "/bin/sh", owned */
     bool shell_is_bash;
     enum vk_exec_shell shell_mode; /**< AUTO: plain scripts run under /bin/sh instead */
     enum vk_exec_cgroups cgroups;  /**< the cgroup policy (NEVER also when no_cgroups) */
@@ -179,6 +180,13 @@ struct vk_exec_env {
     size_t nbind_rw;
 };
 
+/** Which submodules a checkout brings (`checkout { submodules … }`). */
+enum vk_exec_submodules {
+    VK_EXEC_SUBMODULES_NONE,     /**< none (the default) */
+    VK_EXEC_SUBMODULES_ON,       /**< those of the superproject's commit */
+    VK_EXEC_SUBMODULES_RECURSIVE /**< theirs too, VK_GIT_MAX_SUBMODULE_DEPTH levels deep */
+};
+
 /**
  * What to run. Every pointer is borrowed for the duration of vk_exec_run().
  * Zero means "default" / "none" for every numeric field.
@@ -189,12 +197,18 @@ struct vk_exec_spec {
     const char *script;      /**< required: the fragment's run script (<= 1 MiB, no NUL) */
     const char *const *env;  /**< `nenv` "KEY=VALUE" strings; later duplicates win */
     size_t nenv;
-    const char *repository_url;   /**< NULL/"": no checkout */
-    const char *commit_sha;       /**< hex, 4..64 chars; NULL/"": the branch head */
-    const char *branch;           /**< used when commit_sha is empty; NULL: the default HEAD */
-    uint32_t checkout_depth;      /**< history fetched into the workspace, 0 = all (shared) */
-    const char *merge_into;       /**< a pull request: the base branch `commit_sha` is merged
-                                   *   into before the script (NULL: check out the commit) */
+    const char *repository_url; /**< NULL/"": no checkout */
+    const char *commit_sha;     /**< hex, 4..64 chars; NULL/"": the branch head */
+    const char *branch;         /**< used when commit_sha is empty; NULL: the default HEAD */
+    uint32_t checkout_depth;    /**< history fetched into the workspace, 0 = all (shared) */
+    const char *merge_into;     /**< a pull request: the base branch `commit_sha` is merged
+                                 *   into before the script (NULL: check out the commit) */
+    enum vk_exec_submodules checkout_submodules; /**< after the checkout, the submodules
+                                                  *   (each through its own mirror) */
+    bool checkout_lfs;            /**< after the checkout, `git lfs` fetches and checks out
+                                   *   the LFS files (needs git-lfs on the worker) */
+    bool no_checkout;             /**< `checkout #false`: no git at all, even with a
+                                   *   repository_url; VULCAN_CHECKOUT_SHA is "" */
     int64_t timeout_ms;           /**< wall-clock limit of the script, 0 = none */
     int64_t kill_grace_ms;        /**< SIGTERM → SIGKILL delay, 0 = 5000 */
     uint64_t output_cap;          /**< bytes delivered at most, 0 = 16 MiB */

@@ -25,7 +25,7 @@
  * is killed when it runs out, or when the caller's cancel callback says so),
  * stdin from /dev/null, output capped, and a minimal environment:
  * GIT_TERMINAL_PROMPT=0, ssh in batch mode, only the file, git, http, https
- * and ssh transports, no system gitconfig, LC_ALL=C. docs/architecture.md says
+ * and ssh transports, no system gitconfig, LC_ALL=C, no LFS smudge. docs/architecture.md says
  * why the git command is used rather than libgit2.
  *
  * Thread-safety: no global state. A mirror handle is used by one thread at a
@@ -55,6 +55,8 @@
 #define VK_GIT_MAX_READ (64u << 20)    /**< cap of the bytes vk_git_read_files() returns */
 #define VK_GIT_SHA_LEN 65              /**< a full object name: 40 or 64 hex digits + NUL */
 #define VK_GIT_MAX_MESSAGE (64u << 10) /**< bytes of a commit object read (its message is cut) */
+#define VK_GIT_MAX_SUBMODULE_DEPTH 8   /**< levels of nested submodules checked out */
+#define VK_GIT_MAX_SUBMODULES 64       /**< submodules checked out in one checkout, all levels */
 
 /* ---------------------------------------------------------------- Validation */
 
@@ -88,6 +90,28 @@ bool vk_git_valid_url(const char *s);
 bool vk_git_valid_path(const char *s);
 
 /**
+ * True for the path of a submodule (as a `.gitmodules` file gives it): a
+ * vk_git_valid_path() that does not start with '-' and has no ".git" segment
+ * (in any case, also with trailing dots or spaces), so it stays inside the
+ * work tree and outside its repository.
+ */
+bool vk_git_valid_submodule_path(const char *s);
+
+/**
+ * Resolve the submodule URL `raw` of a `.gitmodules` file against the URL of
+ * its superproject `super_url` (a relative "./x" or "../x" is resolved as git
+ * does, one path segment per "../", never above the host) and apply the
+ * submodule policy: vk_git_valid_url(), no "<transport>::" (ext::, fd::), no
+ * '-' at the start of the URL or of its host, only https, http, ssh, git and
+ * scp-like "host:path" URLs, and file:// or a local path only when the
+ * superproject is itself local (file:// or an absolute path). Writes the
+ * resolved URL to `out` (`cap` bytes). Returns 0, or VK_EPERM (refused) /
+ * VK_ETOOBIG with the reason in *err (the URL not included).
+ */
+int vk_git_submodule_url(const char *super_url, const char *raw, char *out, size_t cap,
+                         struct vk_err *err) VK_MUST_CHECK;
+
+/**
  * Write `url` to `out` (`cap` bytes, NUL-terminated, truncated) with the user
  * information of a network URL ("https://TOKEN@host/…") replaced by "***",
  * for logs and messages.
@@ -112,7 +136,18 @@ struct vk_git_opts {
     void *cancel_ctx;           /**< passed to cancel */
     vk_git_output_fn on_stderr; /**< may be NULL: git's stderr is only kept for messages */
     void *on_stderr_ctx;        /**< passed to on_stderr */
+    const char *path;           /**< PATH of git (where it finds git-lfs); default
+                                 *   "/usr/local/bin:/usr/bin:/bin" */
 };
+
+/**
+ * Told of each submodule as it has been checked out: `path` relative to the top work
+ * tree, `url` redacted, `mirror` the directory of the mirror its objects are borrowed
+ * from (to be readable wherever the work tree is used). All borrowed for the call.
+ * Returns 0, or a VK code that stops the checkout.
+ */
+typedef int (*vk_git_submodule_fn)(void *ctx, const char *name, const char *path, const char *url,
+                                   const char *sha, const char *mirror);
 
 /** Counters of one mirror handle, for tests and metrics. */
 struct vk_git_stats {
@@ -292,5 +327,36 @@ int vk_git_checkout_shallow(struct vk_git_mirror *m, const char *sha, const char
  */
 int vk_git_merge_into(struct vk_git_mirror *m, const char *workspace, const char *head,
                       char out[VK_GIT_SHA_LEN], struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * In `workspace` (a work tree checked out by the functions above, of the
+ * repository at `super_url`), check out the submodules its HEAD's
+ * `.gitmodules` lists, each at the commit its gitlink in HEAD records, each
+ * through its own mirror in the cache directory of `m` (same options) and
+ * with vk_git_checkout() into the submodule's path; `recursive`: theirs too,
+ * at most VK_GIT_MAX_SUBMODULE_DEPTH levels, VK_GIT_MAX_SUBMODULES in all.
+ * `.gitmodules` entries without a gitlink are left out. Every URL and path is
+ * checked first (vk_git_submodule_url(), vk_git_valid_submodule_path(), no
+ * symbolic link on the way); a refusal names the submodule. `cb` (may be
+ * NULL) is told of each submodule checked out. Returns 0, VK_EPERM (a
+ * refused URL or path), VK_ETOOBIG (too many or too deep), VK_EINVAL,
+ * VK_ENOTFOUND (the recorded commit is not in the submodule's repository),
+ * VK_ETIMEDOUT, VK_EAGAIN, VK_EIO.
+ */
+int vk_git_checkout_submodules(struct vk_git_mirror *m, const char *super_url,
+                               const char *workspace, bool recursive, vk_git_submodule_fn cb,
+                               void *cb_ctx, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Replace the Git LFS pointers of `workspace` (checked out from mirror `m`)
+ * with their files: under the mirror's lock `git lfs fetch origin` of the
+ * `ncommits` full commit names in `commits` into the mirror (so the mirror
+ * caches LFS objects as it caches commits), then in the workspace `git lfs
+ * install --local`, `git lfs fetch` of HEAD from the mirror and `git lfs
+ * checkout`. Returns 0, VK_ENOTFOUND (git-lfs is not installed: `git lfs
+ * version` fails), VK_EINVAL, VK_ETIMEDOUT, VK_EAGAIN, VK_EIO.
+ */
+int vk_git_lfs_checkout(struct vk_git_mirror *m, const char *workspace, const char *const *commits,
+                        size_t ncommits, struct vk_err *err) VK_MUST_CHECK;
 
 #endif /* VULCAN_GIT_H */

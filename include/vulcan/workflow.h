@@ -270,6 +270,13 @@ enum vk_wf_frag_type {
     VK_WF_GROUP   /**< holds children: sequential, or concurrent when is_parallel */
 };
 
+/** `checkout { submodules … }`: which submodules the worker checks out. */
+enum vk_wf_submodules {
+    VK_WF_SUBMODULES_NONE,     /**< absent or #false: none */
+    VK_WF_SUBMODULES_ON,       /**< #true: the superproject's own, not theirs */
+    VK_WF_SUBMODULES_RECURSIVE /**< "recursive": theirs too (bounded by the worker) */
+};
+
 /** An environment variable. */
 struct vk_wf_kv {
     const char *key;
@@ -301,6 +308,10 @@ struct vk_wf_fragment {
     uint32_t checkout_depth; /**< resolved `checkout { depth N }` like `network`; 0 = all */
     bool checkout_head;      /**< resolved `checkout { ref "head" }`: a pull request builds
                               *   its head, not the merge into its base */
+    enum vk_wf_submodules checkout_submodules; /**< resolved `checkout { submodules … }` */
+    bool checkout_lfs;                         /**< resolved `checkout { lfs #true }` */
+    bool checkout_none; /**< resolved `checkout #false`: no checkout at all (the other
+                         *   checkout fields are then at their defaults) */
     struct vk_wf_kv *env;
     size_t nenv;
     struct vk_wf_fragment *children;
@@ -317,7 +328,10 @@ struct vk_workflow {
     bool network;            /**< chain.network: sandboxed scripts share the host network */
     uint32_t checkout_depth; /**< chain.checkout.depth, 0 = full history */
     bool checkout_head;      /**< chain.checkout.ref "head" */
-    struct vk_wf_kv *env;    /**< chain.env */
+    enum vk_wf_submodules checkout_submodules; /**< chain.checkout.submodules */
+    bool checkout_lfs;                         /**< chain.checkout.lfs */
+    bool checkout_none;                        /**< chain `checkout #false` */
+    struct vk_wf_kv *env;                      /**< chain.env */
     size_t nenv;
     int64_t queue_timeout_ms; /**< top-level `queue-timeout`; 0: the server's default */
     struct vk_wf_trigger *triggers;

@@ -13,7 +13,8 @@
 
 #define VK__GIT_MAX_ERR_OUT 4096 /* bytes of git's stderr kept for messages */
 #define VK__GIT_MAX_GLOB 1024
-#define VK__GIT_NENV 8
+#define VK__GIT_NENV 9
+#define VK__GIT_PATH "/usr/local/bin:/usr/bin:/bin" /* PATH of git unless opts.path */
 
 struct vk_git_mirror {
     char *url;
@@ -59,6 +60,21 @@ int vk__git_run(struct vk_git_mirror *m, const char *what, char **argv, struct v
 /* vk__git_run() requiring exit status 0; else `fail_code` with git's first stderr line. */
 int vk__git_run_ok(struct vk_git_mirror *m, const char *what, char **argv, struct vk_buf *out,
                    int fail_code, struct vk_err *err);
+
+/* Take the mirror's lock (flock of <hex>.lock), waiting at most the handle's timeout and
+ * giving up on cancel; *fd_out is to be given to vk__git_unlock(). Returns 0, VK_EAGAIN,
+ * VK_ETIMEDOUT, VK_EIO. */
+int vk__git_lock(struct vk_git_mirror *m, int *fd_out, struct vk_err *err);
+
+/* Release a lock of vk__git_lock(); accepts -1. */
+void vk__git_unlock(int fd);
+
+/* The options `m` was opened with (strings borrowed from `m`), for a handle on another
+ * repository in the same cache. Returns 0. */
+int vk__git_opts(const struct vk_git_mirror *m, struct vk_git_opts *o);
+
+/* The cache directory of `m`; returns borrowed (valid until vk_git_mirror_free()). */
+const char *vk__git_cache_dir(const struct vk_git_mirror *m);
 
 /* True when the mirror directory holds a repository. */
 bool vk__git_mirror_exists(const struct vk_git_mirror *m);

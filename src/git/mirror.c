@@ -105,7 +105,7 @@ int vk_git_mirror_open(const char *cache_dir, const char *url, const struct vk_g
         m->on_stderr_ctx = opts->on_stderr_ctx;
     }
     const char *home = opts && opts->home ? opts->home : getenv("HOME");
-    m->envp[0] = join("PATH=", "/usr/local/bin:/usr/bin:/bin", "");
+    m->envp[0] = join("PATH=", opts && opts->path ? opts->path : VK__GIT_PATH, "");
     m->envp[1] = join("HOME=", home && *home == '/' ? home : "/nonexistent", "");
     m->envp[2] = join("GIT_TERMINAL_PROMPT=0", "", "");
     m->envp[3] = join("LC_ALL=C", "", "");
@@ -113,6 +113,9 @@ int vk_git_mirror_open(const char *cache_dir, const char *url, const struct vk_g
     m->envp[5] = join("GIT_SSH_COMMAND=ssh -o BatchMode=yes", "", "");
     m->envp[6] = join("GIT_CONFIG_NOSYSTEM=1", "", "");
     m->envp[7] = join("GIT_ASKPASS=/bin/false", "", "");
+    /* LFS files only with `checkout { lfs #true }` (vk_git_lfs_checkout()), never because
+     * the worker's ~/.gitconfig has git-lfs's smudge filter */
+    m->envp[8] = join("GIT_LFS_SKIP_SMUDGE=1", "", "");
     m->envp[VK__GIT_NENV] = NULL;
     bool ok = m->url && m->cache && m->dir && m->lock;
     for (int i = 0; i < VK__GIT_NENV; i++)
@@ -212,8 +215,7 @@ static int fetch_mirror(struct vk_git_mirror *m, const char *sha, struct vk_err 
     return vk__git_run_ok(m, "fetch", argv, NULL, VK_EIO, err);
 }
 
-/* Take the mirror's lock, waiting at most the handle's timeout and giving up on cancel. */
-static int lock_mirror(struct vk_git_mirror *m, int *fd_out, struct vk_err *err)
+int vk__git_lock(struct vk_git_mirror *m, int *fd_out, struct vk_err *err)
 {
     int fd = open(m->lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
@@ -245,7 +247,7 @@ static int lock_mirror(struct vk_git_mirror *m, int *fd_out, struct vk_err *err)
 static int sync_locked(struct vk_git_mirror *m, const char *sha, bool always, struct vk_err *err)
 {
     int fd = -1;
-    int rc = lock_mirror(m, &fd, err);
+    int rc = vk__git_lock(m, &fd, err);
     if (rc)
         return rc;
     /* the state may have changed while we waited for the lock */
@@ -258,9 +260,36 @@ static int sync_locked(struct vk_git_mirror *m, const char *sha, bool always, st
         struct vk_err ignored;
         (void)fetch_mirror(m, sha, &ignored);
     }
+    vk__git_unlock(fd);
+    return rc;
+}
+
+void vk__git_unlock(int fd)
+{
+    if (fd < 0)
+        return;
     flock(fd, LOCK_UN);
     close(fd);
-    return rc;
+}
+
+int vk__git_opts(const struct vk_git_mirror *m, struct vk_git_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->git_path = m->git;
+    o->home = m->envp[1] + strlen("HOME=");
+    o->path = m->envp[0] + strlen("PATH=");
+    o->timeout_ms = m->timeout_ms;
+    o->max_blob = m->max_blob;
+    o->cancel = m->cancel;
+    o->cancel_ctx = m->cancel_ctx;
+    o->on_stderr = m->on_stderr;
+    o->on_stderr_ctx = m->on_stderr_ctx;
+    return 0;
+}
+
+const char *vk__git_cache_dir(const struct vk_git_mirror *m)
+{
+    return m->cache;
 }
 
 int vk_git_mirror_sync(struct vk_git_mirror *m, const char *sha, struct vk_err *err)

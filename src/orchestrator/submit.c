@@ -72,17 +72,27 @@ static int visit(void *ctx, const struct vk_wf_fragment *f, unsigned depth)
                    (f->network || fl->chain_net_env || kv_has(f->env, f->nenv, net.name));
     if (f->type == VK_WF_INLINE && f->network && !fl->network)
         fl->network = f;
-    /* `checkout { depth N }` travels the same way, as VULCAN_CHECKOUT_DEPTH. */
+    /* `checkout { … }` travels the same way: VULCAN_CHECKOUT_DEPTH, _REF, _SUBMODULES
+     * ("true"/"recursive"), _LFS ("true"), and `checkout #false` as VULCAN_CHECKOUT=false. */
     char dep[16];
     snprintf(dep, sizeof dep, "%u", f->checkout_depth);
-    struct vk_cond_var extra[3];
+    struct vk_cond_var extra[6];
     size_t nextra = 0;
+    bool inl = f->type == VK_WF_INLINE;
     if (add_net)
         extra[nextra++] = net;
-    if (f->type == VK_WF_INLINE && f->checkout_depth > 0)
+    if (inl && f->checkout_none)
+        extra[nextra++] = (struct vk_cond_var){"VULCAN_CHECKOUT", "false"};
+    if (inl && f->checkout_depth > 0)
         extra[nextra++] = (struct vk_cond_var){"VULCAN_CHECKOUT_DEPTH", dep};
-    if (f->type == VK_WF_INLINE && f->checkout_head)
+    if (inl && f->checkout_head)
         extra[nextra++] = (struct vk_cond_var){"VULCAN_CHECKOUT_REF", "head"};
+    if (inl && f->checkout_submodules != VK_WF_SUBMODULES_NONE)
+        extra[nextra++] = (struct vk_cond_var){
+            "VULCAN_CHECKOUT_SUBMODULES",
+            f->checkout_submodules == VK_WF_SUBMODULES_RECURSIVE ? "recursive" : "true"};
+    if (inl && f->checkout_lfs)
+        extra[nextra++] = (struct vk_cond_var){"VULCAN_CHECKOUT_LFS", "true"};
     s->env_json = env_json(fl->pool, f->env, f->nenv, nextra ? extra : NULL, nextra);
     fl->parents[depth] = (int)fl->n;
     fl->n++;

@@ -28,7 +28,10 @@ struct work_item {
     bool network;            /* the fragment asked for the host network (VULCAN_NETWORK=true) */
     uint32_t checkout_depth; /* VULCAN_CHECKOUT_DEPTH, 0 = full history */
     bool pr_merge;           /* a pull request (TRIGGER) without VULCAN_CHECKOUT_REF=head */
-    char **env;              /* owned "K=V" strings */
+    enum vk_exec_submodules submodules; /* VULCAN_CHECKOUT_SUBMODULES=true|recursive */
+    bool lfs;                           /* VULCAN_CHECKOUT_LFS=true */
+    bool no_checkout;                   /* VULCAN_CHECKOUT=false */
+    char **env;                         /* owned "K=V" strings */
     size_t nenv;
     char invalid[200]; /* why the item cannot run ("" when fine) */
 };
@@ -80,6 +83,15 @@ static void item_env(struct work_item *it, json_t *env)
     const char *trig = json_string_value(json_object_get(env, "TRIGGER"));
     const char *ref = json_string_value(json_object_get(env, "VULCAN_CHECKOUT_REF"));
     it->pr_merge = trig && strcmp(trig, "pull_request") == 0 && !(ref && strcmp(ref, "head") == 0);
+    const char *sub = json_string_value(json_object_get(env, "VULCAN_CHECKOUT_SUBMODULES"));
+    it->submodules = !sub                            ? VK_EXEC_SUBMODULES_NONE
+                     : strcmp(sub, "recursive") == 0 ? VK_EXEC_SUBMODULES_RECURSIVE
+                     : strcmp(sub, "true") == 0      ? VK_EXEC_SUBMODULES_ON
+                                                     : VK_EXEC_SUBMODULES_NONE;
+    const char *lfs = json_string_value(json_object_get(env, "VULCAN_CHECKOUT_LFS"));
+    it->lfs = lfs && strcmp(lfs, "true") == 0;
+    const char *co = json_string_value(json_object_get(env, "VULCAN_CHECKOUT"));
+    it->no_checkout = co && strcmp(co, "false") == 0;
     json_t *dv = json_object_get(env, "VULCAN_CHECKOUT_DEPTH");
     if (json_is_string(dv)) {
         char *end = NULL;
@@ -364,6 +376,9 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
             .branch = it->branch,
             .checkout_depth = it->checkout_depth,
             .merge_into = it->pr_merge ? it->branch : NULL,
+            .checkout_submodules = it->submodules,
+            .checkout_lfs = it->lfs,
+            .no_checkout = it->no_checkout,
             .timeout_ms = timeout_ms,
             .allow_network = it->network,
             .output_cap = w->output_cap,

@@ -221,6 +221,7 @@ void vk_exec_env_release(struct vk_exec_env *env)
     vk_mem_free(env->bwrap_path);
     vk_mem_free(env->git_path);
     vk_mem_free(env->git_home);
+    vk_mem_free(env->git_lfs_path);
     vk_mem_free(env->shell);
     for (size_t i = 0; i < env->nbind_ro; i++)
         vk_mem_free(env->bind_ro[i]);
@@ -296,6 +297,7 @@ int vk_exec_env_init(struct vk_exec_env *env, const struct vk_exec_config *cfg, 
     }
     sweep_spares(env, false);
     env->git_path = vk__exec_which(cfg->git_path ? cfg->git_path : "/usr/bin/git", "git");
+    env->git_lfs_path = vk__exec_which("/usr/bin/git-lfs", "git-lfs");
     env->bwrap_path = vk__exec_which(cfg->bwrap_path ? cfg->bwrap_path : "/usr/bin/bwrap", "bwrap");
     const char *home = getenv("HOME");
     env->git_home = vk_mem_xstrdup(home && home[0] == '/' ? home : "/");
@@ -545,7 +547,7 @@ struct run_state {
     char ws[512];
     char rdir[600];   /* the script's directory ("" when the script goes inline with -c) */
     char script[700]; /* the script file ("" when inline) */
-    const char *mirror;
+    struct vk__exec_strv mirrors; /* pool strings: the mirrors the workspace borrows from */
     bool sandboxed;
     bool plain;   /* run under /bin/sh instead of bash (shell AUTO, plain script) */
     bool ws_made; /* the workspace exists (ours to drop) */
@@ -590,8 +592,8 @@ static int build_argv(struct run_state *st, struct vk_err *err)
     int rc = 0;
     if (st->sandboxed)
         rc = vk__exec_bwrap_argv(st->env, &st->argv, &st->pool, st->ws,
-                                 st->rdir[0] ? st->rdir : NULL, st->mirror, st->spec->allow_network,
-                                 &st->envv);
+                                 st->rdir[0] ? st->rdir : NULL, &st->mirrors,
+                                 st->spec->allow_network, &st->envv);
     if (rc == 0)
         rc = vk__exec_strv_push(&st->argv, st->plain ? "/bin/sh" : st->env->shell);
     if (rc == 0 && st->env->shell_is_bash && !st->plain) {
@@ -662,10 +664,14 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
         return vk_err_set(err, VK_EAGAIN, "cancelled before start");
     }
 
-    if (spec->repository_url && *spec->repository_url) {
+    if (spec->no_checkout) {
+        /* `checkout #false`: an empty workspace, no git, and no commit to name */
+        if ((rc = set_env(&st->envv, &st->pool, "VULCAN_CHECKOUT_SHA", "", err)) < 0)
+            return rc;
+    } else if (spec->repository_url && *spec->repository_url) {
         int64_t t0 = vk_time_mono_ns();
         const char *sha = NULL;
-        rc = vk__exec_checkout(env, spec, st->ws, &st->pool, &st->sink, cancel, &st->mirror, &sha,
+        rc = vk__exec_checkout(env, spec, st->ws, &st->pool, &st->sink, cancel, &st->mirrors, &sha,
                                err);
         out->checkout_ms = (vk_time_mono_ns() - t0) / 1000000;
         if (rc == VK_EAGAIN)
@@ -770,6 +776,7 @@ int vk_exec_run(const struct vk_exec_env *env, const struct vk_exec_spec *spec,
     }
     vk__exec_strv_release(&st.argv);
     vk__exec_strv_release(&st.envv);
+    vk__exec_strv_release(&st.mirrors);
     vk_pool_release(&st.pool);
     out->duration_ms = (vk_time_mono_ns() - t0) / 1000000;
     return rc;

@@ -129,12 +129,13 @@ int vk__exec_child_run(const struct vk__exec_child *c, struct vk__exec_outcome *
 /**
  * Append the bubblewrap prefix (bwrap path and options, up to and including
  * "--") for running in `ws` with the script directory `script_dir` (NULL when
- * the script is passed inline with -c) and, when non-NULL, the mirror `mirror`
- * read-only, and the environment `envv`.
+ * the script is passed inline with -c) and, when non-NULL, the mirrors
+ * `mirrors` (the repository's and its submodules' the workspace borrows
+ * objects from) read-only, and the environment `envv`.
  */
 int vk__exec_bwrap_argv(const struct vk_exec_env *env, struct vk__exec_strv *argv,
                         struct vk_pool *pool, const char *ws, const char *script_dir,
-                        const char *mirror, bool allow_network,
+                        const struct vk__exec_strv *mirrors, bool allow_network,
                         const struct vk__exec_strv *envv) VK_MUST_CHECK;
 /** Probe bubblewrap once; sets env->bwrap_ok / bwrap_why. */
 void vk__exec_bwrap_probe(struct vk_exec_env *env);
@@ -142,15 +143,18 @@ void vk__exec_bwrap_probe(struct vk_exec_env *env);
 /* ---------------------------------------------------------------- Git */
 
 /**
- * Check out the spec's repository into `ws` through the mirror cache. On
- * success *mirror_out is the mirror path and *sha_out the full id of the commit
- * checked out (both allocated from `pool`).
- * Returns 0 or VK_EINVAL / VK_EIO / VK_ENOTFOUND / VK_ETIMEDOUT / VK_EAGAIN (cancelled).
+ * Check out the spec's repository into `ws` through the mirror cache (with its
+ * submodules and LFS files when the spec asks). Appends to `mirrors` (an
+ * initialised vector) the paths of the mirrors the workspace borrows objects
+ * from: the repository's first, then its submodules'. On success *sha_out is
+ * the full id of the commit checked out. Strings are allocated from `pool`.
+ * Returns 0 or VK_EINVAL / VK_EIO / VK_ENOTFOUND / VK_EPERM (a refused
+ * submodule) / VK_ETOOBIG / VK_ETIMEDOUT / VK_EAGAIN (cancelled).
  */
 int vk__exec_checkout(const struct vk_exec_env *env, const struct vk_exec_spec *spec,
                       const char *ws, struct vk_pool *pool, struct vk__exec_sink *sink,
-                      struct vk_exec_cancel *cancel, const char **mirror_out, const char **sha_out,
-                      struct vk_err *err) VK_MUST_CHECK;
+                      struct vk_exec_cancel *cancel, struct vk__exec_strv *mirrors,
+                      const char **sha_out, struct vk_err *err) VK_MUST_CHECK;
 
 /* ---------------------------------------------------------------- Files */
 

@@ -63,7 +63,8 @@ static int push_system(struct vk__exec_strv *argv, struct vk_pool *pool)
 
 int vk__exec_bwrap_argv(const struct vk_exec_env *env, struct vk__exec_strv *argv,
                         struct vk_pool *pool, const char *ws, const char *script_dir,
-                        const char *mirror, bool allow_network, const struct vk__exec_strv *envv)
+                        const struct vk__exec_strv *mirrors, bool allow_network,
+                        const struct vk__exec_strv *envv)
 {
     char *wsd = vk_pool_strndup(pool, ws, strlen(ws));
     char *sd = script_dir ? vk_pool_strndup(pool, script_dir, strlen(script_dir)) : NULL;
@@ -94,11 +95,10 @@ int vk__exec_bwrap_argv(const struct vk_exec_env *env, struct vk__exec_strv *arg
         PUSH(sd);
         PUSH(sd);
     }
-    if (mirror) {
-        char *md = vk_pool_strndup(pool, mirror, strlen(mirror));
+    for (size_t i = 0; mirrors && i < mirrors->n; i++) {
         PUSH("--ro-bind");
-        PUSH(md);
-        PUSH(md);
+        PUSH(mirrors->v[i]);
+        PUSH(mirrors->v[i]);
     }
     /* The operator's extra paths (--sandbox-ro / --sandbox-rw), after the tmpfs mounts. */
     for (size_t i = 0; i < env->nbind_ro; i++) {

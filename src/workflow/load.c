@@ -140,56 +140,130 @@ static int once(struct vk__wf_loader *L, const struct vk_kdl_node *c,
     return 0;
 }
 
-/* `checkout { depth N; ref "merge"|"head" }`: how the worker checks the repository out. */
+/* `checkout { depth N; ref "merge"|"head"; submodules #true|"recursive"; lfs #true }` or
+ * `checkout #false`: how the worker checks the repository out. A node replaces what it
+ * inherited as a whole, so a fragment's block starts from the defaults. */
 #define MAX_CHECKOUT_DEPTH 1000000
 
-static int load_checkout(struct vk__wf_loader *L, const struct vk_kdl_node *n, uint32_t *depth,
-                         bool *head)
+struct checkout {
+    uint32_t depth;
+    bool head;
+    enum vk_wf_submodules submodules;
+    bool lfs;
+    bool none;
+};
+
+#define CHECKOUT_GET(dst, src)                                                                     \
+    do {                                                                                           \
+        (dst)->depth = (src)->checkout_depth;                                                      \
+        (dst)->head = (src)->checkout_head;                                                        \
+        (dst)->submodules = (src)->checkout_submodules;                                            \
+        (dst)->lfs = (src)->checkout_lfs;                                                          \
+        (dst)->none = (src)->checkout_none;                                                        \
+    } while (0)
+
+#define CHECKOUT_SET(dst, src)                                                                     \
+    do {                                                                                           \
+        (dst)->checkout_depth = (src)->depth;                                                      \
+        (dst)->checkout_head = (src)->head;                                                        \
+        (dst)->checkout_submodules = (src)->submodules;                                            \
+        (dst)->checkout_lfs = (src)->lfs;                                                          \
+        (dst)->checkout_none = (src)->none;                                                        \
+    } while (0)
+
+/* A child of the block that takes one scalar (no properties, no block). */
+static int checkout_scalar(struct vk__wf_loader *L, const struct vk_kdl_node *c,
+                           const struct vk_kdl_node **seen)
 {
-    int rc = vk__wf_no_args(L, n);
+    int rc = once(L, c, seen);
     if (rc == 0)
-        rc = vk__wf_no_props(L, n);
-    if (rc < 0)
-        return rc;
-    const struct vk_kdl_node *s_depth = NULL, *s_ref = NULL;
+        rc = vk__wf_no_props(L, c);
+    if (rc == 0)
+        rc = vk__wf_no_children(L, c);
+    return rc;
+}
+
+/* The position of a scalar's wrong value: its second argument, its first, else itself. */
+#define CHECKOUT_BAD_AT(c) VK__WF_AT((c)->nargs ? (c)->args[(c)->nargs > 1].pos : (c)->pos)
+
+static int load_checkout_block(struct vk__wf_loader *L, const struct vk_kdl_node *n,
+                               struct checkout *co)
+{
+    int rc = 0;
+    const struct vk_kdl_node *s_depth = NULL, *s_ref = NULL, *s_sub = NULL, *s_lfs = NULL;
     for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
         if (vk_kdl_str_eq(c->name, "ref")) {
-            rc = once(L, c, &s_ref);
-            if (rc == 0)
-                rc = vk__wf_no_props(L, c);
-            if (rc == 0)
-                rc = vk__wf_no_children(L, c);
+            rc = checkout_scalar(L, c, &s_ref);
             bool ok =
                 rc == 0 && c->nargs == 1 && c->args[0].kind == VK_KDL_STRING &&
                 (vk_kdl_str_eq(c->args[0].str, "merge") || vk_kdl_str_eq(c->args[0].str, "head"));
             if (rc == 0 && !ok)
-                rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE,
-                                 VK__WF_AT(c->nargs ? c->args[c->nargs > 1].pos : c->pos),
+                rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, CHECKOUT_BAD_AT(c),
                                  "'ref' takes \"merge\" (a pull request builds its head merged "
                                  "into its base, the default) or \"head\" (the head itself)");
             if (rc == 0)
-                *head = vk_kdl_str_eq(c->args[0].str, "head");
+                co->head = vk_kdl_str_eq(c->args[0].str, "head");
         } else if (vk_kdl_str_eq(c->name, "depth")) {
-            rc = once(L, c, &s_depth);
-            if (rc == 0)
-                rc = vk__wf_no_props(L, c);
-            if (rc == 0)
-                rc = vk__wf_no_children(L, c);
+            rc = checkout_scalar(L, c, &s_depth);
             if (rc == 0 && (c->nargs != 1 || c->args[0].kind != VK_KDL_INT || c->args[0].i < 1 ||
                             c->args[0].i > MAX_CHECKOUT_DEPTH))
-                rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE,
-                                 VK__WF_AT(c->nargs ? c->args[c->nargs > 1].pos : c->pos),
+                rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, CHECKOUT_BAD_AT(c),
                                  "'depth' takes one whole number from 1 to %d (the commits "
                                  "of history checked out)",
                                  MAX_CHECKOUT_DEPTH);
             if (rc == 0)
-                *depth = (uint32_t)c->args[0].i;
+                co->depth = (uint32_t)c->args[0].i;
+        } else if (vk_kdl_str_eq(c->name, "submodules")) {
+            rc = checkout_scalar(L, c, &s_sub);
+            bool is_bool = rc == 0 && c->nargs == 1 && c->args[0].kind == VK_KDL_BOOL;
+            bool is_rec = rc == 0 && c->nargs == 1 && c->args[0].kind == VK_KDL_STRING &&
+                          vk_kdl_str_eq(c->args[0].str, "recursive");
+            if (rc == 0 && !is_bool && !is_rec)
+                rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, CHECKOUT_BAD_AT(c),
+                                 "'submodules' takes #true (the submodules of the repository), "
+                                 "\"recursive\" (theirs too) or #false (none, the default)");
+            if (rc == 0)
+                co->submodules = is_rec         ? VK_WF_SUBMODULES_RECURSIVE
+                                 : c->args[0].b ? VK_WF_SUBMODULES_ON
+                                                : VK_WF_SUBMODULES_NONE;
+        } else if (vk_kdl_str_eq(c->name, "lfs")) {
+            rc = checkout_scalar(L, c, &s_lfs);
+            if (rc == 0 && (c->nargs != 1 || c->args[0].kind != VK_KDL_BOOL))
+                rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, CHECKOUT_BAD_AT(c),
+                                 "'lfs' takes one boolean: #true (fetch the Git LFS files) or "
+                                 "#false (leave their pointers, the default)");
+            if (rc == 0)
+                co->lfs = c->args[0].b;
         } else {
             rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
-                             "unknown node '%s' in 'checkout'; expected: depth, ref", c->name.ptr);
+                             "unknown node '%s' in 'checkout'; expected: depth, ref, "
+                             "submodules, lfs",
+                             c->name.ptr);
         }
     }
     return rc;
+}
+
+static int load_checkout(struct vk__wf_loader *L, const struct vk_kdl_node *n, struct checkout *co)
+{
+    int rc = vk__wf_no_props(L, n);
+    if (rc < 0)
+        return rc;
+    memset(co, 0, sizeof(*co));
+    if (n->nargs == 0)
+        return load_checkout_block(L, n, co);
+    if (n->nargs > 1)
+        return vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(n->args[1].pos),
+                           "'checkout' takes one value, found %u", (unsigned)n->nargs);
+    if (n->args[0].kind != VK_KDL_BOOL || n->args[0].b)
+        return vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(n->args[0].pos),
+                           "'checkout' takes #false (no checkout at all) or a block "
+                           "checkout { depth …; ref …; submodules …; lfs … }");
+    if (n->has_block)
+        return vk__wf_fail(L, VK_WF_ERR_EXCLUSIVE, VK_EPARSE, VK__WF_AT(n->block_pos),
+                           "'checkout' takes either #false (no checkout) or a block, not both");
+    co->none = true;
+    return 0;
 }
 
 /* `network #true|#false`: one bool, the sandbox shares the host network. */
@@ -222,8 +296,9 @@ static int load_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *n,
     g->type = VK_WF_GROUP;
     g->is_parallel = true;
     g->network = g->parent->network;
-    g->checkout_depth = g->parent->checkout_depth;
-    g->checkout_head = g->parent->checkout_head;
+    struct checkout co;
+    CHECKOUT_GET(&co, g->parent);
+    CHECKOUT_SET(g, &co);
     const struct vk_kdl_node *seen_name = NULL, *seen_machine = NULL, *seen_cond = NULL;
     size_t nfrag = 0;
     for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
@@ -296,8 +371,9 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                              *s_network = NULL, *s_checkout = NULL, *s_qtimeout = NULL;
     f->type = VK_WF_INLINE;
     f->network = f->parent->network;
-    f->checkout_depth = f->parent->checkout_depth;
-    f->checkout_head = f->parent->checkout_head;
+    struct checkout co;
+    CHECKOUT_GET(&co, f->parent);
+    CHECKOUT_SET(f, &co);
     for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
         if (vk_kdl_str_eq(c->name, "name")) {
             rc = once(L, c, &s_name);
@@ -361,7 +437,9 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
         } else if (vk_kdl_str_eq(c->name, "checkout")) {
             rc = once(L, c, &s_checkout);
             if (rc == 0)
-                rc = load_checkout(L, c, &f->checkout_depth, &f->checkout_head);
+                rc = load_checkout(L, c, &co);
+            if (rc == 0)
+                CHECKOUT_SET(f, &co);
         } else {
             rc = vk__wf_fail(
                 L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
@@ -441,6 +519,7 @@ static int load_chain(struct vk__wf_loader *L, const struct vk_kdl_node *n)
         return rc;
     const struct vk_kdl_node *s_machine = NULL, *s_env = NULL, *s_network = NULL,
                              *s_checkout = NULL;
+    struct checkout co;
     size_t nfrag = 0;
     for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
         if (vk_kdl_str_eq(c->name, "fragment") || vk_kdl_str_eq(c->name, "parallel")) {
@@ -460,7 +539,9 @@ static int load_chain(struct vk__wf_loader *L, const struct vk_kdl_node *n)
         } else if (vk_kdl_str_eq(c->name, "checkout")) {
             rc = once(L, c, &s_checkout);
             if (rc == 0)
-                rc = load_checkout(L, c, &wf->checkout_depth, &wf->checkout_head);
+                rc = load_checkout(L, c, &co);
+            if (rc == 0)
+                CHECKOUT_SET(wf, &co);
         } else {
             rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
                              "unknown node '%s' in 'chain'; expected one of: machine, env, "
@@ -482,8 +563,8 @@ static int load_chain(struct vk__wf_loader *L, const struct vk_kdl_node *n)
     root->name = "chain";
     root->machine = wf->machine;
     root->network = wf->network;
-    root->checkout_depth = wf->checkout_depth;
-    root->checkout_head = wf->checkout_head;
+    CHECKOUT_GET(&co, wf);
+    CHECKOUT_SET(root, &co);
     root->pos = vk__wf_pos(L, n->pos);
     return vk__wf_load_children(L, n->children, root);
 }

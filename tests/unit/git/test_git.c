@@ -535,18 +535,84 @@ static void test_read_files_fetch_and_timeout(void **state)
     vk_git_mirror_free(m);
 }
 
+/* Issue 12 item 7: submodule URLs of a hostile .gitmodules, resolved and checked. */
+static void test_submodule_url(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *super, *raw, *want;
+    } good[] = {
+        {"https://h/org/repo.git", "../other.git", "https://h/org/other.git"},
+        {"https://h/org/repo.git/", "../other.git", "https://h/org/other.git"},
+        {"https://h/org/repo", "./sub", "https://h/org/repo/sub"},
+        {"https://h/org/repo", "../../x/y.git", "https://h/x/y.git"},
+        {"git@h:org/repo.git", "../lib.git", "git@h:org/lib.git"},
+        {"git@h:repo.git", "../lib.git", "git@h:lib.git"},
+        {"file:///srv/git/super.git", "../lib.git", "file:///srv/git/lib.git"},
+        {"/srv/git/super", "../lib", "/srv/git/lib"},
+        {"https://h/org/repo", "https://other/x.git", "https://other/x.git"},
+        {"https://h/org/repo", "ssh://git@h/x.git", "ssh://git@h/x.git"},
+        {"https://h/org/repo", "git@h:x.git", "git@h:x.git"},
+        {"file:///srv/super.git", "file:///srv/lib.git", "file:///srv/lib.git"},
+        {"/srv/super.git", "/srv/lib.git", "/srv/lib.git"},
+    };
+    char out[VK_GIT_MAX_URL + 1];
+    struct vk_err err;
+    for (size_t i = 0; i < VK_ARRAY_LEN(good); i++) {
+        vk_err_clear(&err);
+        int rc = vk_git_submodule_url(good[i].super, good[i].raw, out, sizeof out, &err);
+        if (rc != 0)
+            print_error("%s + %s: %s\n", good[i].super, good[i].raw, err.msg);
+        assert_int_equal(rc, 0);
+        assert_string_equal(out, good[i].want);
+    }
+    static const struct {
+        const char *super, *raw, *why;
+    } bad[] = {
+        {"file:///s/r.git", "ext::sh -c touch% /tmp/pwned", "(ext::, fd::)"},
+        {"file:///s/r.git", "fd::17", "(ext::, fd::)"},
+        {"file:///s/r.git", "-uhelp", "starting with '-'"},
+        {"file:///s/r.git", "--upload-pack=touch", "starting with '-'"},
+        {"https://h/o/r", "file:///etc/x.git", "only when the superproject is local"},
+        {"https://h/o/r", "/etc/x.git", "only when the superproject is local"},
+        {"https://h/o/r", "../../../x.git", "above the superproject's host"},
+        {"https://h/o/r", "ssh://-oProxyCommand=x/y", "a host starting with '-'"},
+        {"https://h/o/r", "ssh://u@-oProxyCommand=x/y", "a host starting with '-'"},
+        {"https://h/o/r", "-oProxyCommand=x:y", "starting with '-'"},
+        {"https://h/o/r", "ftp://h/x.git", "scheme is not allowed"},
+        {"https://h/o/r", "sub/dir", "not a url"},
+        {"https://h/o/r", "https://h/a b", "not a usable git url"},
+        {"https://h/o/r", "", "no url"},
+    };
+    for (size_t i = 0; i < VK_ARRAY_LEN(bad); i++) {
+        vk_err_clear(&err);
+        int rc = vk_git_submodule_url(bad[i].super, bad[i].raw, out, sizeof out, &err);
+        if (rc == 0 || !strstr(err.msg, bad[i].why))
+            print_error("%s + %s: rc %d '%s'\n", bad[i].super, bad[i].raw, rc, err.msg);
+        assert_int_equal(rc, VK_EPERM);
+        assert_non_null(strstr(err.msg, bad[i].why));
+    }
+    static const char *const ok_paths[] = {"lib", "deps/leaf", "a.git2/b", "x/.gitignore"};
+    static const char *const bad_paths[] = {"../escape", "a/../../b",  "/abs",   "-x",
+                                            ".git",      ".GIT/hooks", "a/.git", ".git./x",
+                                            ".git /x",   "",           "a//b",   "./a"};
+    for (size_t i = 0; i < VK_ARRAY_LEN(ok_paths); i++)
+        assert_true(vk_git_valid_submodule_path(ok_paths[i]));
+    for (size_t i = 0; i < VK_ARRAY_LEN(bad_paths); i++) {
+        if (vk_git_valid_submodule_path(bad_paths[i]))
+            print_error("accepted '%s'\n", bad_paths[i]);
+        assert_false(vk_git_valid_submodule_path(bad_paths[i]));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_list_and_read),
-        cmocka_unit_test(test_resolve),
-        cmocka_unit_test(test_changed_paths),
-        cmocka_unit_test(test_mirror_reuse),
-        cmocka_unit_test(test_read_files),
-        cmocka_unit_test(test_read_files_fetch_and_timeout),
-        cmocka_unit_test(test_invalid_inputs),
-        cmocka_unit_test(test_timeout),
-        cmocka_unit_test(test_cancel_and_stderr),
+        cmocka_unit_test(test_list_and_read),  cmocka_unit_test(test_resolve),
+        cmocka_unit_test(test_changed_paths),  cmocka_unit_test(test_mirror_reuse),
+        cmocka_unit_test(test_read_files),     cmocka_unit_test(test_read_files_fetch_and_timeout),
+        cmocka_unit_test(test_invalid_inputs), cmocka_unit_test(test_submodule_url),
+        cmocka_unit_test(test_timeout),        cmocka_unit_test(test_cancel_and_stderr),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

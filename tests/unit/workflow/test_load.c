@@ -285,8 +285,41 @@ static const struct bad bads[] = {
     {HEAD "chain { machine \"m\"; fragment { run \"x\"; checkout { depth 0 } } }\n",
      VK_WF_ERR_INVALID_VALUE, 3, 59,
      "'depth' takes one whole number from 1 to 1000000 (the commits of history checked out)"},
-    {HEAD "chain { machine \"m\"; fragment { run \"x\"; checkout { lfs #true } } }\n",
-     VK_WF_ERR_UNKNOWN_NODE, 3, 53, "unknown node 'lfs' in 'checkout'; expected: depth, ref"},
+    {HEAD "chain { machine \"m\"; fragment { run \"x\"; checkout { tags #true } } }\n",
+     VK_WF_ERR_UNKNOWN_NODE, 3, 53,
+     "unknown node 'tags' in 'checkout'; expected: depth, ref, submodules, lfs"},
+    /* checkout { submodules …; lfs … } and checkout #false (issue 12 item 7) */
+    {HEAD "chain { machine \"m\"; fragment { run \"x\"; checkout { submodules \"all\" } } }\n",
+     VK_WF_ERR_INVALID_VALUE, 3, 64,
+     "'submodules' takes #true (the submodules of the repository), \"recursive\" (theirs too) "
+     "or #false (none, the default)"},
+    {HEAD "chain { machine \"m\"; fragment { run \"x\"; checkout { submodules } } }\n",
+     VK_WF_ERR_INVALID_VALUE, 3, 53,
+     "'submodules' takes #true (the submodules of the repository), \"recursive\" (theirs too) "
+     "or #false (none, the default)"},
+    {HEAD "chain { machine \"m\"; checkout { submodules #true; submodules #false }; "
+          "fragment { run \"x\" } }\n",
+     VK_WF_ERR_DUPLICATE, 3, 51, "duplicate 'submodules' (first at line 3)"},
+    {HEAD "chain { machine \"m\"; fragment { run \"x\"; checkout { lfs \"yes\" } } }\n",
+     VK_WF_ERR_INVALID_VALUE, 3, 57,
+     "'lfs' takes one boolean: #true (fetch the Git LFS files) or #false (leave their "
+     "pointers, the default)"},
+    {HEAD "chain { machine \"m\"; fragment { run \"x\"; checkout #false { depth 1 } } }\n",
+     VK_WF_ERR_EXCLUSIVE, 3, 58,
+     "'checkout' takes either #false (no checkout) or a block, not both"},
+    {HEAD "chain { machine \"m\"; checkout #true; fragment { run \"x\" } }\n",
+     VK_WF_ERR_INVALID_VALUE, 3, 31,
+     "'checkout' takes #false (no checkout at all) or a block checkout { depth …; ref …; "
+     "submodules …; lfs … }"},
+    {HEAD "chain { machine \"m\"; checkout \"no\"; fragment { run \"x\" } }\n",
+     VK_WF_ERR_INVALID_VALUE, 3, 31,
+     "'checkout' takes #false (no checkout at all) or a block checkout { depth …; ref …; "
+     "submodules …; lfs … }"},
+    {HEAD "chain { machine \"m\"; checkout #false #false; fragment { run \"x\" } }\n",
+     VK_WF_ERR_INVALID_VALUE, 3, 38, "'checkout' takes one value, found 2"},
+    {HEAD "chain { machine \"m\"; fragment { from \"a.kdl\"; checkout #false } }\n",
+     VK_WF_ERR_EXCLUSIVE, 3, 47,
+     "'checkout' cannot be used with 'from'; set it in the imported file"},
     {HEAD "chain { machine \"m\"; fragment { run \"x\"; checkout { ref \"main\" } } }\n",
      VK_WF_ERR_INVALID_VALUE, 3, 57,
      "'ref' takes \"merge\" (a pull request builds its head merged into its base, the default) "
@@ -583,6 +616,57 @@ static void test_network(void **state)
     vk_workflow_free(wf);
 }
 
+/* checkout { submodules; lfs } and checkout #false: accepted forms, inheritance, and a
+ * node's checkout replacing the inherited one as a whole (issue 12 item 7). */
+static void test_checkout(void **state)
+{
+    (void)state;
+    struct vk_workflow *wf = load_ok(HEAD "chain { machine \"m\"; fragment { run \"a\" } }\n");
+    assert_int_equal(wf->root.children[0].checkout_submodules, VK_WF_SUBMODULES_NONE);
+    assert_false(wf->root.children[0].checkout_lfs);
+    assert_false(wf->root.children[0].checkout_none);
+    vk_workflow_free(wf);
+    wf = load_ok(HEAD "chain {\n"
+                      "    machine \"m\"\n"
+                      "    checkout { depth 3; submodules #true; lfs #true; }\n"
+                      "    fragment { run \"a\" }\n"
+                      "    fragment { run \"b\"; checkout { submodules \"recursive\" } }\n"
+                      "    fragment { run \"c\"; checkout #false }\n"
+                      "    parallel { fragment { run \"d\" } }\n"
+                      "    fragment { run \"e\"; checkout { submodules #false; lfs #false } }\n"
+                      "}\n");
+    assert_int_equal(wf->checkout_submodules, VK_WF_SUBMODULES_ON);
+    assert_true(wf->checkout_lfs);
+    assert_false(wf->checkout_none);
+    const struct vk_wf_fragment *a = &wf->root.children[0], *b = &wf->root.children[1],
+                                *c = &wf->root.children[2], *d = &wf->root.children[3].children[0],
+                                *e = &wf->root.children[4];
+    assert_int_equal(a->checkout_submodules, VK_WF_SUBMODULES_ON);
+    assert_true(a->checkout_lfs);
+    assert_int_equal(a->checkout_depth, 3);
+    /* b's block replaces the chain's: no lfs, full history */
+    assert_int_equal(b->checkout_submodules, VK_WF_SUBMODULES_RECURSIVE);
+    assert_false(b->checkout_lfs);
+    assert_int_equal(b->checkout_depth, 0);
+    assert_true(c->checkout_none);
+    assert_int_equal(c->checkout_submodules, VK_WF_SUBMODULES_NONE);
+    assert_false(c->checkout_lfs);
+    assert_int_equal(d->checkout_submodules, VK_WF_SUBMODULES_ON);
+    assert_true(d->checkout_lfs);
+    assert_false(d->checkout_none);
+    assert_int_equal(e->checkout_submodules, VK_WF_SUBMODULES_NONE);
+    assert_false(e->checkout_lfs);
+    vk_workflow_free(wf);
+    /* the chain's #false, a fragment's block checks out again */
+    wf = load_ok(HEAD "chain { machine \"m\"; checkout #false; fragment { run \"a\" }; "
+                      "fragment { run \"b\"; checkout { depth 1 } } }\n");
+    assert_true(wf->checkout_none);
+    assert_true(wf->root.children[0].checkout_none);
+    assert_false(wf->root.children[1].checkout_none);
+    assert_int_equal(wf->root.children[1].checkout_depth, 1);
+    vk_workflow_free(wf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -591,6 +675,7 @@ int main(void)
         cmocka_unit_test(test_errors),         cmocka_unit_test(test_rendered),
         cmocka_unit_test(test_limits),         cmocka_unit_test(test_io_error),
         cmocka_unit_test(test_alloc_failure),  cmocka_unit_test(test_network),
+        cmocka_unit_test(test_checkout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
