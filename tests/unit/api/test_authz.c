@@ -212,12 +212,16 @@ static enum vk_auth_role role_named(const char *name)
     return name && vk_auth_role_parse(name, &r, &err) == 0 ? r : VK_ROLE_NONE;
 }
 
-/* A concrete path for a pattern: every {param} becomes a fresh UUID. */
+/* A concrete path for a pattern: {org} becomes `default` (the org every caller here is
+ * granted in), every other {param} a fresh UUID. */
 static void concrete(const char *pattern, char *out, size_t cap)
 {
     size_t o = 0;
     for (const char *p = pattern; *p && o + 40 < cap;) {
-        if (*p == '{') {
+        if (strncmp(p, "{org}", 5) == 0) {
+            o += (size_t)snprintf(out + o, cap - o, "default");
+            p += 5;
+        } else if (*p == '{') {
             const char *end = strchr(p, '}');
             char id[VK_UUID_LEN];
             assert_int_equal(vk_uuid_v7(id), 0);
@@ -259,7 +263,10 @@ static void test_matrix(void **state)
         json_t *op;
         json_object_foreach(item, m, op)
         {
-            enum vk_auth_role need = role_named(js(op, "x-vulcan-role"));
+            const char *rname = js(op, "x-vulcan-role");
+            /* `user`: any valid token of a user, whatever its org or role. */
+            bool any_user = rname && strcmp(rname, "user") == 0;
+            enum vk_auth_role need = any_user ? VK_ROLE_READER : role_named(rname);
             if (need == VK_ROLE_NONE)
                 continue; /* anonymous, signature and the worker protocol: other tests */
             if (strcmp(path, "/metrics") == 0)
@@ -274,6 +281,8 @@ static void test_matrix(void **state)
             for (size_t i = 0; i < az->n; i++) {
                 const struct who *w = &az->who[i];
                 int want = w->acts == VK_ROLE_NONE ? w->want_below : w->acts < need ? 403 : 0;
+                if (any_user)
+                    want = w->want_below == 401 ? 401 : 0;
                 ask(az->e->base, method, p, w->token, &a);
                 cases++;
                 bool gated = a.status == 401 || a.status == 403 ||
