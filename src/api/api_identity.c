@@ -98,8 +98,7 @@ static bool expires(struct vk_http_req *req, json_t *body, int64_t *at)
     *at = 0;
     if (!v || json_is_null(v))
         return true;
-    if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-        json_integer_value(v) > MAX_EXPIRES_S)
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > MAX_EXPIRES_S)
         return bad(req, "%s", "'expires_in_s' must be an integer from 1 to 316224000 (ten years)");
     *at = vk_time_now_ms() + (int64_t)json_integer_value(v) * 1000;
     return true;
@@ -163,8 +162,8 @@ static json_t *orgs_json(struct vk_api *api, struct vk_http_req *req,
             role = VK_ROLE_ADMIN;
         failed |= json_array_append_new(
             a, json_pack("{s:s, s:s, s:o, s:s, s:o}", "id", orgs[i].id, "slug", orgs[i].slug,
-                         "name", vk__api_str(orgs[i].display_name), "role",
-                         vk_auth_role_name(role), "created_at", vk__api_time(orgs[i].created_at)));
+                         "name", vk__api_str(orgs[i].display_name), "role", vk_auth_role_name(role),
+                         "created_at", vk__api_time(orgs[i].created_at)));
     }
     if (*rc < 0) {
         json_decref(a);
@@ -288,8 +287,8 @@ static void h_token_create(struct vk_http_req *req, void *ctx)
         memcpy(org_id, p->cred.org_id, VK_UUID_LEN);
     }
     char token[VK_AUTH_TOKEN_MAX], id[VK_UUID_LEN];
-    int rc = vk_store_token_issue(api->opts.store, p->user_id, scopes, org_id, exp, name, token,
-                                  id, &err);
+    int rc = vk_store_token_issue(api->opts.store, p->user_id, scopes, org_id, exp, name, token, id,
+                                  &err);
     if (rc < 0) {
         store_fail(req, &err, rc);
         return;
@@ -312,12 +311,11 @@ static json_t *cred_json(struct vk_api *api, struct vk_http_req *req,
 {
     char sc[VK_AUTH_SCOPES_MAX];
     vk_auth_scopes_format(c->scopes, sc);
-    return json_pack("{s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o}", "id", c->id, "name",
-                     vk__api_str(c->name), "fingerprint", fp_json(c), "scopes", sc, "org",
-                     vk__api_str(org_slug(api, req, c->org_id)), "created_at",
-                     vk__api_time(c->created_at), "last_used_at", vk__api_time(c->last_used_at),
-                     "expires_at", vk__api_time(c->expires_at), "revoked_at",
-                     vk__api_time(c->revoked_at));
+    return json_pack(
+        "{s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o}", "id", c->id, "name", vk__api_str(c->name),
+        "fingerprint", fp_json(c), "scopes", sc, "org", vk__api_str(org_slug(api, req, c->org_id)),
+        "created_at", vk__api_time(c->created_at), "last_used_at", vk__api_time(c->last_used_at),
+        "expires_at", vk__api_time(c->expires_at), "revoked_at", vk__api_time(c->revoked_at));
 }
 
 static void h_token_list(struct vk_http_req *req, void *ctx)
@@ -340,8 +338,7 @@ static void h_token_list(struct vk_http_req *req, void *ctx)
     int failed = 0;
     for (size_t i = 0; i < n; i++)
         failed |= json_array_append_new(a, cred_json(api, req, &cs[i]));
-    vk_http_reply_json(req, 200,
-                       json_pack("{s:o}", "tokens", vk_http_json_checked(a, failed)));
+    vk_http_reply_json(req, 200, json_pack("{s:o}", "tokens", vk_http_json_checked(a, failed)));
 }
 
 static void h_token_delete(struct vk_http_req *req, void *ctx)
@@ -408,8 +405,8 @@ static void h_user_create(struct vk_http_req *req, void *ctx)
         store_fail(req, &err, rc);
         return;
     }
-    vk_log_write(VK_LOG_INFO, "api", "user created", "login", u.login, "by", p->login,
-                 "site_admin", u.site_admin ? "true" : "false", NULL);
+    vk_log_write(VK_LOG_INFO, "api", "user created", "login", u.login, "by", p->login, "site_admin",
+                 u.site_admin ? "true" : "false", NULL);
     vk_http_reply_json(req, 201, json_pack("{s:s, s:s}", "id", u.id, "login", u.login));
 }
 
@@ -756,8 +753,7 @@ static void h_reg_create(struct vk_http_req *req, void *ctx)
         json_array_foreach(jg, i, g)
         {
             if (!json_is_string(g) || !group_ok(json_string_value(g), json_string_length(g))) {
-                bad(req, "%s",
-                    "a machine group is 1 to 64 letters, digits and '.', '_', '-'");
+                bad(req, "%s", "a machine group is 1 to 64 letters, digits and '.', '_', '-'");
                 return;
             }
             off += (size_t)snprintf(groups + off, sizeof(groups) - off, "%s%s", i ? "," : "",
