@@ -6,9 +6,9 @@
  * The gate has checked the route's x-vulcan-role and attached the principal; the `{org}`
  * of a path is resolved there (an unknown slug is 404 like no role). Every route here
  * refuses to give more than the caller has: a token's scopes are at most the scopes of the
- * token that minted it (and its org restriction at least as narrow), a grant's role at most
- * the caller's role in that org. Without --require-auth there is no principal: every route
- * answers 403 "identity routes need --require-auth".
+ * token that minted it (its org restriction at least as narrow, its expiry no later), a
+ * grant's role at most the caller's role in that org. Without --require-auth there is no principal:
+ * every route answers 403 "identity routes need --require-auth".
  *
  * Token values are in answers once (201 of a create) and never in logs or listings.
  */
@@ -256,6 +256,16 @@ static void h_token_create(struct vk_http_req *req, void *ctx)
                             "a token can only be given scopes its maker's token has: asked for "
                             "%s, this token has %s",
                             want, have);
+        return;
+    }
+    /* Never outliving the token that makes it. */
+    if (p->cred.expires_at > 0 && (exp == 0 || exp > p->cred.expires_at)) {
+        char at[VK_TIME_LEN];
+        vk_time_format(p->cred.expires_at, at);
+        vk_http_reply_error(req, 403, "forbidden",
+                            "this token expires at %s: a token it makes cannot outlive it "
+                            "(give expires_in_s)",
+                            at);
         return;
     }
     /* An org restriction: an org the caller is in; never wider than the caller's own. */

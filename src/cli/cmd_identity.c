@@ -126,8 +126,7 @@ static int usage(const char *text, int argc)
 
 static int not_sub(const char *cmd, const char *sub)
 {
-    fprintf(stderr, "vulcan %s: '%s' is not a subcommand; see 'vulcan %s --help'\n", cmd, sub,
-            cmd);
+    fprintf(stderr, "vulcan %s: '%s' is not a subcommand; see 'vulcan %s --help'\n", cmd, sub, cmd);
     return 2;
 }
 
@@ -257,8 +256,8 @@ int vk__cli_tokens(int argc, char **argv)
     };
     const char *pos[2];
     int npos = 0;
-    int rc = vk__cli_opts_parse("tokens", argc - 1, argv + 1, opts, VK_ARRAY_LEN(opts), pos, &npos,
-                                1);
+    int rc =
+        vk__cli_opts_parse("tokens", argc - 1, argv + 1, opts, VK_ARRAY_LEN(opts), pos, &npos, 1);
     if (rc)
         return rc;
     if (strcmp(sub, "create") == 0) {
@@ -327,8 +326,9 @@ static int read_password(char *buf, size_t cap)
 static void show_created(json_t *a, void *arg)
 {
     printf("created %s %s (%s)\n", (const char *)arg,
-           dash(jstr(a, "login") ? jstr(a, "login") : jstr(a, "slug") ? jstr(a, "slug")
-                                                                      : jstr(a, "name")),
+           dash(jstr(a, "login")  ? jstr(a, "login")
+                : jstr(a, "slug") ? jstr(a, "slug")
+                                  : jstr(a, "name")),
            dash(jstr(a, "id")));
 }
 
@@ -359,8 +359,8 @@ int vk__cli_users(int argc, char **argv)
     };
     const char *pos[1];
     int npos = 0;
-    int rc = vk__cli_opts_parse("users", argc - 1, argv + 1, opts, VK_ARRAY_LEN(opts), pos, &npos,
-                                1);
+    int rc =
+        vk__cli_opts_parse("users", argc - 1, argv + 1, opts, VK_ARRAY_LEN(opts), pos, &npos, 1);
     if (rc || (rc = need_pos("users", sub, npos, 1, "one LOGIN")))
         return rc;
     json_t *body = json_pack("{s:s, s:b}", "login", pos[0], "site_admin", site_admin);
@@ -632,16 +632,17 @@ static void show_reg_made(json_t *a, void *arg)
 {
     (void)arg;
     printf("%s\n", dash(jstr(a, "token")));
-    fprintf(stderr, "registration token %s (%s); shown once: give it to a worker as "
-                    "VULCAN_REGISTRATION_TOKEN\n",
+    fprintf(stderr,
+            "registration token %s (%s); shown once: give it to a worker as "
+            "VULCAN_REGISTRATION_TOKEN\n",
             dash(jstr(a, "id")), dash(jstr(a, "fingerprint")));
 }
 
 static void show_regs(json_t *a, void *arg)
 {
     (void)arg;
-    printf("%-36s  %-18s  %-17s  %-20s  %-9s  %-8s  %s\n", "TOKEN", "NAME", "FINGERPRINT",
-           "GROUPS", "USES LEFT", "STATE", "EXPIRES");
+    printf("%-36s  %-18s  %-17s  %-20s  %-9s  %-8s  %s\n", "TOKEN", "NAME", "FINGERPRINT", "GROUPS",
+           "USES LEFT", "STATE", "EXPIRES");
     size_t i;
     json_t *t;
     json_t *list = json_object_get(a, "registration_tokens");
@@ -665,9 +666,8 @@ static void show_regs(json_t *a, void *arg)
             snprintf(uses, sizeof(uses), "%lld", (long long)u);
         cred_state(t, st, sizeof(st));
         printf("%-36s  %-18.18s  %-17s  %-20.20s  %-9s  %-8s  %s\n", dash(jstr(t, "id")),
-               dash(jstr(t, "name")), dash(jstr(t, "fingerprint")),
-               groups[0] ? groups : "(any)", uses, st,
-               jstr(t, "expires_at") ? jstr(t, "expires_at") : "never");
+               dash(jstr(t, "name")), dash(jstr(t, "fingerprint")), groups[0] ? groups : "(any)",
+               uses, st, jstr(t, "expires_at") ? jstr(t, "expires_at") : "never");
     }
     if (json_array_size(list) == 0)
         puts("(no registration tokens)");
@@ -688,8 +688,7 @@ int vk__cli_regtokens(int argc, char **argv)
     if (vk__cli_wants_help(argc, argv) || argc < 2)
         return usage(text, argc);
     const char *sub = argv[1];
-    const char *server = "http://127.0.0.1:8080", *org = "default", *expires = NULL,
-               *name = NULL;
+    const char *server = "http://127.0.0.1:8080", *org = "default", *expires = NULL, *name = NULL;
     long long uses = -1;
     bool json = false;
     struct vk__cli_list groups = {0};

@@ -17,6 +17,7 @@ db="sqlite:$data/vulcan.db"
 start_server() { # log file, extra options...
     log=$1
     shift
+    : >"$log"
     "$vulcan" server --listen 127.0.0.1:0 --log-format text "$@" >"$log" 2>&1 &
     pid=$!
     pids="$pids $pid"
@@ -142,6 +143,11 @@ grep -q "scopes its maker's token has" "$tmp/err"
 check "saying why" $?
 v "$ro" tokens create same --scopes read --expires-in 1h
 check "but can mint a read token" $?
+short=$(cat "$tmp/out")
+v "$short" tokens create longer --scopes read
+check "a token that expires cannot mint one that does not (exit 1)" $([ $? -eq 1 ]; echo $?)
+grep -q "cannot outlive it" "$tmp/err"
+check "saying so" $?
 v "$alice" tokens create acme-only --scopes read --org acme
 check "a token restricted to acme" $?
 only=$(cat "$tmp/out")
