@@ -231,4 +231,6 @@ code=$(curl -s -o "$tmp/ans" -w '%{http_code}' "$url/api/v1/user")
 check "without --require-auth the identity routes answer 403" $?
 kill $pid 2>/dev/null
 wait $pid 2>/dev/null
+grep -l "Sanitizer" "$tmp/server.log" "$tmp/open.log" >"$tmp/out" 2>/dev/null
+check "no sanitizer report from the servers (an ASan build)" $([ ! -s "$tmp/out" ]; echo $?)
 finish
