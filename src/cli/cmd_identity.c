@@ -213,7 +213,7 @@ static void cred_state(json_t *t, char *buf, size_t cap)
 static void show_tokens(json_t *a, void *arg)
 {
     (void)arg;
-    printf("%-36s  %-18s  %-17s  %-12s  %-8s  %-10s  %s\n", "TOKEN", "NAME", "FINGERPRINT",
+    printf("%-36s  %-20s  %-17s  %-16s  %-8s  %-10s  %s\n", "TOKEN", "NAME", "FINGERPRINT",
            "SCOPES", "STATE", "LAST USED", "EXPIRES");
     size_t i;
     json_t *t;
@@ -223,7 +223,7 @@ static void show_tokens(json_t *a, void *arg)
         char used[32], st[16];
         vk__cli_age(jstr(t, "last_used_at"), used, sizeof(used));
         cred_state(t, st, sizeof(st));
-        printf("%-36s  %-18.18s  %-17s  %-12s  %-8s  %-10s  %s\n", dash(jstr(t, "id")),
+        printf("%-36s  %-20.20s  %-17s  %-16s  %-8s  %-10s  %s\n", dash(jstr(t, "id")),
                dash(jstr(t, "name")), dash(jstr(t, "fingerprint")), dash(jstr(t, "scopes")), st,
                used, jstr(t, "expires_at") ? jstr(t, "expires_at") : "never");
     }
