@@ -51,6 +51,17 @@ v() { # run the CLI as token $1
     VULCAN_TOKEN=$t "$vulcan" "$@" --server "$url" >"$tmp/out" 2>"$tmp/err"
 }
 
+# ---- Every command has --help naming its options; a bad subcommand is usage (2).
+for c in whoami tokens users orgs teams grants registration-tokens; do
+    "$vulcan" $c --help >"$tmp/out" 2>"$tmp/err" && grep -q "^usage: vulcan $c" "$tmp/out" &&
+        grep -q -- "--server" "$tmp/out" && grep -q -- "--json" "$tmp/out"
+    check "vulcan $c --help" $?
+done
+"$vulcan" tokens frobnicate >"$tmp/out" 2>"$tmp/err"
+check "an unknown subcommand exits 2" $([ $? -eq 2 ]; echo $?)
+"$vulcan" users create alice --password hunter22 >"$tmp/out" 2>"$tmp/err"
+check "a password on the command line is not an option (exit 2)" $([ $? -eq 2 ]; echo $?)
+
 # ---- The site admin: whoami, an org, a user, a team with a grant.
 v "$admin" whoami
 check "vulcan whoami works for the admin" $?
