@@ -261,8 +261,8 @@ int vk__cli_tokens(int argc, char **argv)
     if (rc)
         return rc;
     if (strcmp(sub, "create") == 0) {
-        long long exp = 0;
-        if (expires && (exp = duration_s(expires)) < 0) {
+        long long exp = expires ? duration_s(expires) : 0;
+        if (exp < 0) {
             fprintf(stderr, "vulcan tokens create: --expires-in is seconds or 90m, 24h, 30d (at "
                             "most ten years)\n");
             return 2;
@@ -281,7 +281,8 @@ int vk__cli_tokens(int argc, char **argv)
         return call_show("tokens", server, json, "GET", "/api/v1/tokens", NULL, show_tokens, NULL);
     if (strcmp(sub, "revoke") == 0) {
         char id[128], path[256];
-        if ((rc = need_pos("tokens", sub, npos, 1, "one TOKEN_ID")))
+        rc = need_pos("tokens", sub, npos, 1, "one TOKEN_ID");
+        if (rc)
             return rc;
         if (!seg(pos[0], id, sizeof(id))) {
             fprintf(stderr, "vulcan tokens revoke: not a token id\n");
@@ -361,7 +362,9 @@ int vk__cli_users(int argc, char **argv)
     int npos = 0;
     int rc =
         vk__cli_opts_parse("users", argc - 1, argv + 1, opts, VK_ARRAY_LEN(opts), pos, &npos, 1);
-    if (rc || (rc = need_pos("users", sub, npos, 1, "one LOGIN")))
+    if (rc == 0)
+        rc = need_pos("users", sub, npos, 1, "one LOGIN");
+    if (rc)
         return rc;
     json_t *body = json_pack("{s:s, s:b}", "login", pos[0], "site_admin", site_admin);
     if (body && email)
@@ -423,7 +426,8 @@ int vk__cli_orgs(int argc, char **argv)
     if (rc)
         return rc;
     if (strcmp(sub, "create") == 0) {
-        if ((rc = need_pos("orgs", sub, npos, 1, "one SLUG")))
+        rc = need_pos("orgs", sub, npos, 1, "one SLUG");
+        if (rc)
             return rc;
         json_t *body = json_pack("{s:s}", "slug", pos[0]);
         if (body && name)
@@ -505,7 +509,8 @@ int vk__cli_teams(int argc, char **argv)
         return rc;
     char path[512];
     if (strcmp(sub, "create") == 0) {
-        if ((rc = need_pos("teams", sub, npos, 1, "one NAME")))
+        rc = need_pos("teams", sub, npos, 1, "one NAME");
+        if (rc)
             return rc;
         if (!org_path("teams", org, "teams", path, sizeof(path)))
             return 2;
@@ -521,7 +526,8 @@ int vk__cli_teams(int argc, char **argv)
     }
     bool add = strcmp(sub, "add-member") == 0;
     if (add || strcmp(sub, "remove-member") == 0) {
-        if ((rc = need_pos("teams", sub, npos, 2, "TEAM and LOGIN")))
+        rc = need_pos("teams", sub, npos, 2, "TEAM and LOGIN");
+        if (rc)
             return rc;
         char t[3 * 64 + 1], l[3 * 64 + 1], rest[512];
         if (!seg(pos[0], t, sizeof(t)) || !seg(pos[1], l, sizeof(l))) {
@@ -592,7 +598,8 @@ int vk__cli_grants(int argc, char **argv)
         return rc;
     char path[512];
     if (strcmp(sub, "add") == 0) {
-        if ((rc = need_pos("grants", sub, npos, 1, "one ROLE")))
+        rc = need_pos("grants", sub, npos, 1, "one ROLE");
+        if (rc)
             return rc;
         if (!user == !team) {
             fprintf(stderr, "vulcan grants add: give one of --user LOGIN and --team TEAM\n");
@@ -613,7 +620,8 @@ int vk__cli_grants(int argc, char **argv)
         return call_show("grants", server, json, "GET", path, NULL, show_grants, NULL);
     }
     if (strcmp(sub, "rm") == 0 || strcmp(sub, "delete") == 0) {
-        if ((rc = need_pos("grants", sub, npos, 1, "one GRANT_ID")))
+        rc = need_pos("grants", sub, npos, 1, "one GRANT_ID");
+        if (rc)
             return rc;
         char id[128], rest[256];
         if (!seg(pos[0], id, sizeof(id))) {
@@ -709,8 +717,8 @@ int vk__cli_regtokens(int argc, char **argv)
         return rc;
     char path[512];
     if (strcmp(sub, "create") == 0) {
-        long long exp = 0;
-        if (expires && (exp = duration_s(expires)) < 0) {
+        long long exp = expires ? duration_s(expires) : 0;
+        if (exp < 0) {
             fprintf(stderr, "vulcan %s create: --expires-in is seconds or 90m, 24h, 30d\n", cmd);
             rc = 2;
         } else if (uses == 0) {
@@ -745,7 +753,8 @@ int vk__cli_regtokens(int argc, char **argv)
         return call_show(cmd, server, json, "GET", path, NULL, show_regs, NULL);
     }
     if (strcmp(sub, "revoke") == 0) {
-        if ((rc = need_pos(cmd, sub, npos, 1, "one TOKEN_ID")))
+        rc = need_pos(cmd, sub, npos, 1, "one TOKEN_ID");
+        if (rc)
             return rc;
         char id[128], rest[256];
         if (!seg(pos[0], id, sizeof(id))) {
