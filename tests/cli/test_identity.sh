@@ -92,9 +92,16 @@ v "$admin" teams create backend --parent eng --org acme
 check "a sub-team" $?
 v "$admin" teams add-member backend alice --org acme
 check "vulcan teams add-member" $?
+v "$admin" users create carol.x@corp
+v "$admin" teams add-member eng carol.x@corp --org acme
+check "a login with '.' and '@' goes through the path" $?
 v "$admin" teams ls --org acme
-grep -q "^backend .*eng .*alice" "$tmp/out"
-check "teams ls shows the parent and the member" $?
+grep -q "^backend .*eng .*alice" "$tmp/out" && grep -q "^eng .*carol.x@corp" "$tmp/out"
+check "teams ls shows the parent and the members" $?
+v "$admin" teams remove-member eng carol.x@corp --org acme
+check "vulcan teams remove-member" $?
+v "$admin" teams remove-member eng carol.x@corp --org acme
+check "removing a non-member exits 1" $([ $? -eq 1 ]; echo $?)
 v "$admin" grants add reader --team eng --org acme
 check "vulcan grants add reader --team eng" $?
 v "$admin" grants add developer --user bob --org acme
