@@ -131,6 +131,24 @@ int vk_store_team_add_member(struct vk_store *store, const char *team_id, const 
 int vk_store_team_remove_member(struct vk_store *store, const char *team_id, const char *user_id,
                                 struct vk_err *err) VK_MUST_CHECK;
 
+struct vk_store_team {
+    char id[VK_UUID_LEN];
+    char org_id[VK_UUID_LEN];
+    const char *name;
+    char parent_id[VK_UUID_LEN]; /**< "": a top team */
+    int64_t members;             /**< direct members */
+    int64_t created_at;
+};
+
+/** The teams of org `org_id`, by name. *out is an array of *n in `pool`. 0, VK_EDB. */
+int vk_store_team_list(struct vk_store *store, const char *org_id, struct vk_pool *pool,
+                       struct vk_store_team **out, size_t *n, struct vk_err *err) VK_MUST_CHECK;
+
+/** The direct members of team `team_id`, by login (password_hash not read: NULL).
+ *  *out is an array of *n in `pool`. Returns 0, VK_EDB. */
+int vk_store_team_members(struct vk_store *store, const char *team_id, struct vk_pool *pool,
+                          struct vk_store_user **out, size_t *n, struct vk_err *err) VK_MUST_CHECK;
+
 /* ---------------------------------------------------------------- Grants */
 
 struct vk_store_grant {

@@ -31,6 +31,7 @@ static const struct {
     {"maintainer", VK__NEED_ROLE, VK_ROLE_MAINTAINER},
     {"admin", VK__NEED_ROLE, VK_ROLE_ADMIN},
     {"site-admin", VK__NEED_SITE_ADMIN, VK_ROLE_ADMIN},
+    {"user", VK__NEED_USER, VK_ROLE_NONE},
 };
 
 int vk__api_auth_init(struct vk_api *api, struct vk_err *err)
@@ -415,6 +416,28 @@ static int gate_session(struct vk_api *api, struct vk_http_req *req,
     return 0;
 }
 
+/*
+ * The org a request acts in: the org named by the `{org}` of its path (by slug), else
+ * `default`. An unknown slug gives VK_ENOTFOUND, which the gate answers like "no role"
+ * (404 "not found"), so a caller cannot probe which orgs exist.
+ */
+static int request_org(struct vk_api *api, struct vk_http_req *req, char org_id[VK_UUID_LEN],
+                       struct vk_err *err)
+{
+    const char *slug = vk_http_param(req, "org");
+    if (!slug) {
+        memcpy(org_id, api->default_org, VK_UUID_LEN);
+        return 0;
+    }
+    if (strlen(slug) > VK_STORE_MAX_SLUG)
+        return vk_err_set(err, VK_ENOTFOUND, "org not found");
+    struct vk_store_org o;
+    int rc = vk_store_org_find(api->opts.store, slug, vk_http_pool(req), &o, err);
+    if (rc == 0)
+        memcpy(org_id, o.id, VK_UUID_LEN);
+    return rc;
+}
+
 int vk__api_gate(struct vk_http_req *req, void *ctx, struct vk_http_refusal *no)
 {
     struct vk_api *api = ctx;
@@ -470,7 +493,11 @@ int vk__api_gate(struct vk_http_req *req, void *ctx, struct vk_http_refusal *no)
     memcpy(p->user_id, u.id, VK_UUID_LEN);
     p->login = u.login;
     p->site_admin = u.site_admin;
-    memcpy(p->org_id, api->default_org, VK_UUID_LEN);
+    rc = request_org(api, req, p->org_id, &err);
+    if (rc == VK_ENOTFOUND)
+        return refuse(no, 404, "not_found", NULL, "not found");
+    if (rc < 0)
+        return refuse(no, 503, "store_unavailable", NULL, "%s", err.msg);
     enum vk_auth_role role = VK_ROLE_NONE;
     /* A token restricted to another org acts in no other. */
     if (!p->cred.org_id[0] || strcmp(p->cred.org_id, p->org_id) == 0) {
@@ -481,6 +508,10 @@ int vk__api_gate(struct vk_http_req *req, void *ctx, struct vk_http_refusal *no)
     }
     enum vk_auth_role cap = vk_auth_scopes_cap(p->cred.scopes);
     p->role = role < cap ? role : cap;
+    if (rn->need == VK__NEED_USER) {
+        vk_http_req_set_principal(req, p);
+        return 0;
+    }
     if (rn->need == VK__NEED_SITE_ADMIN && !(u.site_admin && cap == VK_ROLE_ADMIN))
         return refuse(no, 403, "forbidden", NULL,
                       "%s %s needs a site admin's token with the admin scope", rn->method,

@@ -38,8 +38,9 @@ enum vk__api_need {
     VK__NEED_REGISTRATION,
     VK__NEED_WORKER,
     VK__NEED_JOB,
-    VK__NEED_ROLE, /* at least `role` in the org */
-    VK__NEED_SITE_ADMIN
+    VK__NEED_ROLE, /* at least `role` in the org ({org} of the path, else `default`) */
+    VK__NEED_SITE_ADMIN,
+    VK__NEED_USER /* any valid token of an enabled user, no org role needed */
 };
 
 struct vk__api_route_need {
@@ -102,11 +103,12 @@ void vk__api_trace_ids(const struct vk_span *span, struct vk__api_trace_ids *out
 /* Route registration, per file. */
 int vk__api_worker_routes(struct vk_api *api, struct vk_err *err);
 int vk__api_chain_routes(struct vk_api *api, struct vk_err *err);
-int vk__api_log_routes(struct vk_api *api, struct vk_err *err);     /* api_logs.c */
-int vk__api_read_routes(struct vk_api *api, struct vk_err *err);    /* api_read.c */
-int vk__api_badge_routes(struct vk_api *api, struct vk_err *err);   /* api_badge.c */
-int vk__api_openapi_routes(struct vk_api *api, struct vk_err *err); /* api_openapi.c */
-int vk__api_console_routes(struct vk_api *api, struct vk_err *err); /* api_console.c */
+int vk__api_log_routes(struct vk_api *api, struct vk_err *err);      /* api_logs.c */
+int vk__api_read_routes(struct vk_api *api, struct vk_err *err);     /* api_read.c */
+int vk__api_badge_routes(struct vk_api *api, struct vk_err *err);    /* api_badge.c */
+int vk__api_openapi_routes(struct vk_api *api, struct vk_err *err);  /* api_openapi.c */
+int vk__api_console_routes(struct vk_api *api, struct vk_err *err);  /* api_console.c */
+int vk__api_identity_routes(struct vk_api *api, struct vk_err *err); /* api_identity.c */
 
 /* Read every route's need from the embedded OpenAPI document; VK_EINTERNAL naming a route
  * without one (api_auth.c). */

@@ -28,6 +28,13 @@ static const struct vk_cli_cmd commands[] = {
     {"logs", "print or follow (-f) the output of a fragment or a chain", vk__cli_logs},
     {"workers", "list the workers of a server", vk__cli_workers},
     {"admin", "create users and tokens on the database (recovery)", vk__cli_admin},
+    {"whoami", "who $VULCAN_TOKEN belongs to, and their orgs", vk__cli_whoami},
+    {"tokens", "create, list and revoke your personal access tokens", vk__cli_tokens},
+    {"users", "create users (site admins)", vk__cli_users},
+    {"orgs", "create and list orgs", vk__cli_orgs},
+    {"teams", "create teams of an org, add and remove members", vk__cli_teams},
+    {"grants", "grant roles in an org or repository to users and teams", vk__cli_grants},
+    {"registration-tokens", "make, list and revoke worker registration tokens", vk__cli_regtokens},
 };
 
 static void usage(FILE *f)
@@ -37,7 +44,7 @@ static void usage(FILE *f)
           "Commands:\n",
           f);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-20s %s\n", commands[i].name, commands[i].summary);
     fputs("\nRun 'vulcan <command> --help' for a command's options.\n"
           "Documentation: docs/ in the source tree.\n",
           f);

@@ -479,6 +479,48 @@ int vk_store_team_remove_member(struct vk_store *s, const char *team_id, const c
                       "team member", err);
 }
 
+static int read_team(struct vk__res *r, struct vk_pool *pool, void *out, struct vk_err *err)
+{
+    struct vk_store_team *t = out;
+    memset(t, 0, sizeof(*t));
+    vk__col_id(r, 0, t->id);
+    vk__col_id(r, 1, t->org_id);
+    t->name = vk__col_str(r, 2, pool);
+    vk__col_id(r, 3, t->parent_id);
+    t->members = vk__col_int(r, 4);
+    t->created_at = vk__col_int(r, 5);
+    return t->name ? 0 : nomem(err);
+}
+
+int vk_store_team_list(struct vk_store *s, const char *org_id, struct vk_pool *pool,
+                       struct vk_store_team **out, size_t *n, struct vk_err *err)
+{
+    struct vk__param p[] = {vk__text(org_id ? org_id : "")};
+    return all_rows(s,
+                    "SELECT t.id, t.tenant_id, t.name, t.parent_id,"
+                    " (SELECT COUNT(*) FROM team_members m WHERE m.team_id = t.id), t.created_at"
+                    " FROM teams t WHERE t.tenant_id = $1 ORDER BY t.name",
+                    p, 1, read_team, sizeof(**out), pool, (void **)out, n, err);
+}
+
+static int read_member(struct vk__res *r, struct vk_pool *pool, void *out, struct vk_err *err)
+{
+    int rc = read_user(r, pool, out, err);
+    ((struct vk_store_user *)out)->password_hash = NULL;
+    return rc;
+}
+
+int vk_store_team_members(struct vk_store *s, const char *team_id, struct vk_pool *pool,
+                          struct vk_store_user **out, size_t *n, struct vk_err *err)
+{
+    struct vk__param p[] = {vk__text(team_id ? team_id : "")};
+    return all_rows(s,
+                    "SELECT u.id, u.login, u.name, u.email, u.source, NULL, u.site_admin,"
+                    " u.disabled, u.created_at FROM users u JOIN team_members m"
+                    " ON m.user_id = u.id WHERE m.team_id = $1 ORDER BY u.login",
+                    p, 1, read_member, sizeof(**out), pool, (void **)out, n, err);
+}
+
 /* ---------------------------------------------------------------- Grants */
 
 #define GRANT_COLS "id, tenant_id, user_id, team_id, repository_id, role, created_at"

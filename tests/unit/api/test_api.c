@@ -20,6 +20,27 @@ static void test_health(void **state)
     assert_int_equal(call(e->cl, "POST", "/health", "{}", NULL), 405);
 }
 
+/* Without require_auth there is nobody to act for: the identity routes answer 403. */
+static void test_identity_needs_auth(void **state)
+{
+    struct env *e = *state;
+    static const char *const routes[][3] = {
+        {"GET", "/api/v1/user", NULL},
+        {"POST", "/api/v1/tokens", "{\"scopes\":\"read\"}"},
+        {"GET", "/api/v1/orgs", NULL},
+        {"POST", "/api/v1/orgs", "{\"slug\":\"x\"}"},
+        {"POST", "/api/v1/users", "{\"login\":\"x\"}"},
+        {"GET", "/api/v1/orgs/default/teams", NULL},
+        {"GET", "/api/v1/orgs/default/registration-tokens", NULL},
+    };
+    for (size_t i = 0; i < VK_ARRAY_LEN(routes); i++) {
+        json_t *a = NULL;
+        assert_int_equal(call(e->cl, routes[i][0], routes[i][1], routes[i][2], &a), 403);
+        assert_non_null(strstr(js(a, "message"), "need --require-auth"));
+        json_decref(a);
+    }
+}
+
 static void test_parse_validate(void **state)
 {
     struct env *e = *state;
@@ -399,6 +420,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_health, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_identity_needs_auth, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_parse_validate, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_chain_list, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_chain_get_cancel_rerun, env_setup, env_teardown),

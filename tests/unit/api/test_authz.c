@@ -212,12 +212,16 @@ static enum vk_auth_role role_named(const char *name)
     return name && vk_auth_role_parse(name, &r, &err) == 0 ? r : VK_ROLE_NONE;
 }
 
-/* A concrete path for a pattern: every {param} becomes a fresh UUID. */
+/* A concrete path for a pattern: {org} becomes `default` (the org every caller here is
+ * granted in), every other {param} a fresh UUID. */
 static void concrete(const char *pattern, char *out, size_t cap)
 {
     size_t o = 0;
     for (const char *p = pattern; *p && o + 40 < cap;) {
-        if (*p == '{') {
+        if (strncmp(p, "{org}", 5) == 0) {
+            o += (size_t)snprintf(out + o, cap - o, "default");
+            p += 5;
+        } else if (*p == '{') {
             const char *end = strchr(p, '}');
             char id[VK_UUID_LEN];
             assert_int_equal(vk_uuid_v7(id), 0);
@@ -259,7 +263,10 @@ static void test_matrix(void **state)
         json_t *op;
         json_object_foreach(item, m, op)
         {
-            enum vk_auth_role need = role_named(js(op, "x-vulcan-role"));
+            const char *rname = js(op, "x-vulcan-role");
+            /* `user`: any valid token of a user, whatever its org or role. */
+            bool any_user = rname && strcmp(rname, "user") == 0;
+            enum vk_auth_role need = any_user ? VK_ROLE_READER : role_named(rname);
             if (need == VK_ROLE_NONE)
                 continue; /* anonymous, signature and the worker protocol: other tests */
             if (strcmp(path, "/metrics") == 0)
@@ -274,6 +281,8 @@ static void test_matrix(void **state)
             for (size_t i = 0; i < az->n; i++) {
                 const struct who *w = &az->who[i];
                 int want = w->acts == VK_ROLE_NONE ? w->want_below : w->acts < need ? 403 : 0;
+                if (any_user)
+                    want = w->want_below == 401 ? 401 : 0;
                 ask(az->e->base, method, p, w->token, &a);
                 cases++;
                 bool gated = a.status == 401 || a.status == 403 ||
@@ -346,12 +355,75 @@ static void test_anonymous_submit_refused(void **state)
     vk_pool_release(&pool);
 }
 
+/* Routes of one org ({org}) act in the org of the slug: a caller with a role in `other` is
+ * served there and nowhere else; an org without a role for the caller and an org that
+ * does not exist answer the same 404, so slugs cannot be probed. */
+static void test_org_by_slug(void **state)
+{
+    struct authz *az = *state;
+    const char *outsider = az->who[10].token, *admin = az->who[7].token;
+    const char *scoped = az->who[9].token; /* the admin's token restricted to `other` */
+    struct answer a, b;
+    ask(az->e->base, "GET", "/api/v1/orgs/other/teams", outsider, &a);
+    assert_int_equal(a.status, 200);
+    ask(az->e->base, "GET", "/api/v1/orgs/other/grants", outsider, &a);
+    assert_int_equal(a.status, 200);
+    ask(az->e->base, "GET", "/api/v1/orgs/default/teams", outsider, &a);
+    assert_int_equal(a.status, 404);
+    ask(az->e->base, "GET", "/api/v1/orgs/nosuchorg/teams", outsider, &b);
+    assert_int_equal(b.status, 404);
+    assert_string_equal(a.message, b.message);
+    assert_string_equal(a.code, b.code);
+    /* The admin of `default` has no role in `other`; their token restricted to `other`
+     * acts there with nothing either (the user holds no grant in it). */
+    ask(az->e->base, "GET", "/api/v1/orgs/other/teams", admin, &a);
+    assert_int_equal(a.status, 404);
+    ask(az->e->base, "GET", "/api/v1/orgs/other/teams", scoped, &a);
+    assert_int_equal(a.status, 404);
+    char longslug[200];
+    memset(longslug, 'a', sizeof(longslug));
+    memcpy(longslug, "/api/v1/orgs/", 13);
+    snprintf(longslug + 150, sizeof(longslug) - 150, "/teams");
+    ask(az->e->base, "GET", longslug, admin, &a);
+    assert_int_equal(a.status, 404);
+    /* The reader of `default` reads its teams, may not change them. */
+    ask(az->e->base, "GET", "/api/v1/orgs/default/teams", az->who[4].token, &a);
+    assert_int_equal(a.status, 200);
+    ask(az->e->base, "POST", "/api/v1/orgs/default/teams", az->who[4].token, &a);
+    assert_int_equal(a.status, 403);
+    assert_non_null(strstr(a.message, "needs the admin role"));
+}
+
+/* The `user` routes need a valid token and nothing else; the answers are the caller's. */
+static void test_user_routes(void **state)
+{
+    struct authz *az = *state;
+    struct answer a;
+    ask(az->e->base, "GET", "/api/v1/user", "", &a);
+    assert_int_equal(a.status, 401);
+    ask(az->e->base, "GET", "/api/v1/user", az->who[3].token, &a);
+    assert_int_equal(a.status, 401);
+    assert_non_null(strstr(a.message, "token revoked"));
+    ask(az->e->base, "GET", "/api/v1/user", az->who[10].token, &a);
+    assert_int_equal(a.status, 200);
+    ask(az->e->base, "GET", "/api/v1/tokens", az->who[8].token, &a);
+    assert_int_equal(a.status, 200);
+    /* Not a site admin: no users, no orgs. */
+    ask(az->e->base, "POST", "/api/v1/users", az->who[7].token, &a);
+    assert_int_equal(a.status, 403);
+    assert_non_null(strstr(a.message, "site admin"));
+    ask(az->e->base, "POST", "/api/v1/orgs", az->who[7].token, &a);
+    assert_int_equal(a.status, 403);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_matrix, az_setup, az_teardown),
         cmocka_unit_test_setup_teardown(test_messages, az_setup, az_teardown),
         cmocka_unit_test_setup_teardown(test_anonymous_submit_refused, az_setup, az_teardown),
+        cmocka_unit_test_setup_teardown(test_org_by_slug, az_setup, az_teardown),
+        cmocka_unit_test_setup_teardown(test_user_routes, az_setup, az_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -185,9 +185,9 @@ static void test_every_operation_has_a_role(void **state)
 {
     struct env *e = *state;
     json_t *doc = fetch_doc(e);
-    static const char *const roles[] = {"anonymous", "signature", "registration", "worker",
-                                        "job",       "reader",    "developer",    "maintainer",
-                                        "admin",     "site-admin"};
+    static const char *const roles[] = {"anonymous", "signature",  "registration", "worker",
+                                        "job",       "reader",     "developer",    "maintainer",
+                                        "admin",     "site-admin", "user"};
     json_t *schemes = json_object_get(json_object_get(doc, "components"), "securitySchemes");
     assert_non_null(json_object_get(schemes, "bearerToken"));
     assert_non_null(json_object_get(schemes, "session"));
@@ -219,6 +219,13 @@ static void test_every_operation_has_a_role(void **state)
                 why = "signature is for webhooks, and webhooks are signature";
             else if ((k >= 2 && k <= 4) != protocol(path))
                 why = "registration, worker and job are the worker protocol's only";
+            else if (strcmp(role, "user") == 0 && strcmp(path, "/api/v1/user") != 0 &&
+                     strncmp(path, "/api/v1/tokens", 14) != 0 &&
+                     !(strcmp(path, "/api/v1/orgs") == 0 && strcmp(m, "get") == 0))
+                why = "user (no org role needed) is for /api/v1/user, /api/v1/tokens and GET "
+                      "/api/v1/orgs only";
+            else if (strstr(path, "{org}") && (k < 5 || k > 8))
+                why = "a route of one org ({org}) needs a role in it";
             if (why) {
                 print_message("%s %s: %s\n", m, path, why);
                 bad++;

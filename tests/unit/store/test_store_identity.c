@@ -181,6 +181,26 @@ static void test_roles_add_up(void **state)
     assert_int_equal(vk_store_team_add_member(f->s, db, bob.id, &err), 0);
     assert_int_equal(vk_store_team_add_member(f->s, db, bob.id, &err), 0); /* idempotent */
     assert_int_equal(vk_store_team_add_member(f->s, db, "nope", &err), VK_EINVAL);
+    /* Listings: the org's teams by name (not another org's), a team's direct members. */
+    struct vk_store_team *tl = NULL;
+    size_t nt = 0;
+    assert_int_equal(vk_store_team_list(f->s, f->tenant, &f->pool, &tl, &nt, &err), 0);
+    assert_int_equal(nt, 3);
+    assert_string_equal(tl[0].name, "backend");
+    assert_string_equal(tl[0].parent_id, eng);
+    assert_string_equal(tl[1].name, "db");
+    assert_int_equal(tl[1].members, 1);
+    assert_string_equal(tl[2].name, "eng");
+    assert_string_equal(tl[2].parent_id, "");
+    assert_int_equal(tl[2].members, 0);
+    struct vk_store_user *ml = NULL;
+    size_t nm = 0;
+    assert_int_equal(vk_store_team_members(f->s, db, &f->pool, &ml, &nm, &err), 0);
+    assert_int_equal(nm, 1);
+    assert_string_equal(ml[0].login, bob.login);
+    assert_null(ml[0].password_hash);
+    assert_int_equal(vk_store_team_members(f->s, eng, &f->pool, &ml, &nm, &err), 0);
+    assert_int_equal(nm, 0);
     assert_int_equal(role(f, bob.id, f->tenant, NULL), VK_ROLE_NONE);
     grant(f, f->tenant, NULL, eng, NULL, VK_ROLE_DEVELOPER);
     assert_int_equal(role(f, bob.id, f->tenant, NULL), VK_ROLE_DEVELOPER);
