@@ -381,6 +381,11 @@ struct vk_http_client_opts {
     long connect_timeout_ms; /**< default 5000 */
     long timeout_ms;         /**< whole-request default when a call passes 0 (30000) */
     size_t max_response;     /**< response body cap (default VK_MAX_BODY) */
+    /**
+     * PEM file of the CA certificates that https:// servers are verified against (copied);
+     * NULL: the system's trust store. Certificates are always verified.
+     */
+    const char *ca_file;
 };
 
 /** A response. Release it with vk_http_response_release(). */
@@ -400,6 +405,21 @@ typedef int (*vk_http_chunk_fn)(void *ctx, const char *data, size_t len);
  */
 int vk_http_client_new(const struct vk_http_client_opts *opts, struct vk_http_client **out,
                        struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Make libcurl easy handle `curl` (a `CURL *`) verify the peer's certificate and host name,
+ * against `ca_file` (borrowed; libcurl copies it; NULL or "": the system's CAs). For code that
+ * drives its own handle (the worker's long poll); clients made here do it themselves.
+ */
+void vk_http_curl_tls(void *curl, const char *ca_file);
+
+/**
+ * When libcurl result `curl_code` is a certificate or TLS handshake failure, write into `buf`
+ * (`cap` bytes) a message naming `server`, libcurl's reason `why` (may be NULL) and
+ * `--ca-cert`, and return `buf`; otherwise return NULL. Borrows every argument.
+ */
+const char *vk_http_tls_explain(int curl_code, const char *server, const char *why,
+                                const char *ca_file, char *buf, size_t cap);
 
 /** Free a client and its connection. Accepts NULL. */
 void vk_http_client_free(struct vk_http_client *cl);
