@@ -21,7 +21,7 @@
 #define CREDS_MAX_PATH 4096u
 
 static struct {
-    char *token;         /* --token (copied; argv wiped) */
+    char *token; /* --token (copied; argv wiped) */
     const char *token_file;
     const char *ca_file; /* --ca-cert */
 } global;
@@ -246,9 +246,8 @@ const char *vk__cli_ca_for(const char *server)
 
 int vk__cli_client(const char *cmd, const char *server, struct vk_http_client **out)
 {
-    struct vk_http_client_opts co = {.base_url = server,
-                                     .max_response = 64u * 1024u * 1024u,
-                                     .ca_file = vk__cli_ca_for(server)};
+    struct vk_http_client_opts co = {
+        .base_url = server, .max_response = 64u * 1024u * 1024u, .ca_file = vk__cli_ca_for(server)};
     struct vk_err err;
     vk_err_clear(&err);
     *out = NULL;
