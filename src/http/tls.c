@@ -128,8 +128,8 @@ void vk__http_tls_free(struct vk_http_server *srv)
     srv->tls = NULL;
 }
 
-int vk_http_server_tls_reload(struct vk_http_server *srv, const char *cert_pem,
-                              const char *key_pem, struct vk_err *err)
+int vk_http_server_tls_reload(struct vk_http_server *srv, const char *cert_pem, const char *key_pem,
+                              struct vk_err *err)
 {
     if (!srv->tls)
         return vk_err_set(err, VK_EINVAL, "the server was started without TLS");
