@@ -8,26 +8,27 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-static char dir[64];
+static char dir[512];
 
 /* Two CAs, a server certificate for 127.0.0.1 signed by each, and a stray key. */
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/vk-tls-XXXXXX");
+    const char *t = getenv("TMPDIR");
+    snprintf(dir, sizeof(dir), "%s/vk-tls-XXXXXX", t && *t && strlen(t) < 400 ? t : "/tmp");
     if (!mkdtemp(dir))
         return -1;
     return vk_test_sh_status(
-        "cd %s && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' >ext.cnf && "
-        "for n in 1 2; do "
-        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca$n.key -out ca$n.pem -days 2 "
-        "-subj /CN=ca$n && "
-        "openssl req -newkey rsa:2048 -nodes -keyout srv$n.key -out srv$n.csr -subj "
-        "/CN=localhost && "
-        "openssl x509 -req -in srv$n.csr -CA ca$n.pem -CAkey ca$n.key -CAcreateserial "
-        "-out srv$n.pem -days 2 -extfile ext.cnf || exit 1; done && "
-        "openssl genrsa -out stray.key 2048",
-        dir) == 0
+               "cd %s && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' >ext.cnf && "
+               "for n in 1 2; do "
+               "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca$n.key -out ca$n.pem -days 2 "
+               "-subj /CN=ca$n && "
+               "openssl req -newkey rsa:2048 -nodes -keyout srv$n.key -out srv$n.csr -subj "
+               "/CN=localhost && "
+               "openssl x509 -req -in srv$n.csr -CA ca$n.pem -CAkey ca$n.key -CAcreateserial "
+               "-out srv$n.pem -days 2 -extfile ext.cnf || exit 1; done && "
+               "openssl genrsa -out stray.key 2048",
+               dir) == 0
                ? 0
                : -1;
 }
@@ -41,7 +42,7 @@ static int teardown(void **state)
 /* The contents of DIR/name, owned by the caller. */
 static char *slurp(const char *name)
 {
-    char path[128];
+    char path[640];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     struct vk_buf b = VK_BUF_INIT(1u << 20);
     struct vk_err err;
@@ -59,7 +60,7 @@ static void h_hello(struct vk_http_req *req, void *ctx)
 /* GET /hello over https with `ca` (a file in DIR, or NULL); the status, or the error. */
 static int get(struct vk_http_server *srv, const char *ca, long *status, struct vk_err *err)
 {
-    char url[64], ca_path[128];
+    char url[64], ca_path[640];
     snprintf(url, sizeof(url), "https://127.0.0.1:%u", vk_http_server_port(srv));
     snprintf(ca_path, sizeof(ca_path), "%s/%s", dir, ca ? ca : "");
     struct vk_http_client_opts o = {.base_url = url, .ca_file = ca ? ca_path : NULL};
