@@ -59,14 +59,26 @@ struct vk_api_opts {
                                  *   https:// one makes session cookies Secure */
     const char *allowed_hosts;  /**< more accepted Host names, comma-separated (may be NULL);
                                  *   see docs/security.md "Browsers" */
-    bool secure_cookies;        /**< mark session cookies Secure (the server speaks TLS) */
     const char *job_key_file;   /**< with require_auth: the job OIDC issuer's ES256 key (PEM,
                                  *   0600; made when missing); NULL: no issuer */
+    const char *tls_cert_pem;   /**< PEM certificate chain: serve HTTPS (borrowed until
+                                 *   vk_api_new returns; not kept). NULL: plain HTTP */
+    const char *tls_key_pem;    /**< PEM key of tls_cert_pem (borrowed likewise) */
+    bool tls;                   /**< the API is served over TLS (set by vk_api_new when
+                                 *   tls_cert_pem is given): later console cookies get
+                                 *   `Secure` */
 };
 
 /** Create the API and register its routes. Borrows `opts`. */
 int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out,
                struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Replace the TLS certificate and key (SIGHUP): new connections use them. Borrows both.
+ * Returns 0, or VK_EINVAL (no TLS, or a bad pair: the old one stays) with details in *err.
+ */
+int vk_api_tls_reload(struct vk_api *api, const char *cert_pem, const char *key_pem,
+                      struct vk_err *err) VK_MUST_CHECK;
 
 /** Start listening. Returns 0 or VK_EIO. */
 int vk_api_start(struct vk_api *api, struct vk_err *err) VK_MUST_CHECK;

@@ -113,6 +113,10 @@ struct vk_http_server_opts {
     void *on_complete_ctx;           /**< passed to on_complete */
     vk_http_gate_fn gate;            /**< optional: admits or refuses each routed request */
     void *gate_ctx;                  /**< passed to gate */
+    const char *tls_cert_pem;        /**< PEM certificate chain (server first; borrowed until
+                                      *   vk_http_server_new returns): serve HTTPS. NULL: HTTP */
+    const char *tls_key_pem;         /**< PEM private key of the certificate (borrowed likewise;
+                                      *   required with tls_cert_pem) */
 };
 
 /** Per-route options. */
@@ -146,6 +150,25 @@ int vk_http_server_new(const struct vk_http_server_opts *opts, struct vk_http_se
  * start) or VK_EINVAL (already started) with details in *err.
  */
 int vk_http_server_start(struct vk_http_server *srv, struct vk_err *err) VK_MUST_CHECK;
+
+/** True when libmicrohttpd was built with TLS (GnuTLS). */
+bool vk_http_tls_supported(void);
+
+/**
+ * Check that `cert_pem` (a PEM chain, server certificate first) and `key_pem` (its private
+ * key) parse and belong together, without a server. Borrows both. Returns 0, or VK_EINVAL
+ * with the reason in *err.
+ */
+int vk_http_tls_check(const char *cert_pem, const char *key_pem, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Replace the certificate and key of a server made with tls_cert_pem: new handshakes use
+ * them, connections already open keep theirs. Borrows both (parsed here). Thread-safe.
+ * Returns 0; VK_EINVAL (no TLS on this server, or the PEM does not parse or match) with
+ * the old certificate kept; details in *err.
+ */
+int vk_http_server_tls_reload(struct vk_http_server *srv, const char *cert_pem, const char *key_pem,
+                              struct vk_err *err) VK_MUST_CHECK;
 
 /** The bound TCP port (useful with port 0), or 0 before start. */
 uint16_t vk_http_server_port(const struct vk_http_server *srv);
@@ -381,6 +404,11 @@ struct vk_http_client_opts {
     long connect_timeout_ms; /**< default 5000 */
     long timeout_ms;         /**< whole-request default when a call passes 0 (30000) */
     size_t max_response;     /**< response body cap (default VK_MAX_BODY) */
+    /**
+     * PEM file of the CA certificates that https:// servers are verified against (copied);
+     * NULL: the system's trust store. Certificates are always verified.
+     */
+    const char *ca_file;
 };
 
 /** A response. Release it with vk_http_response_release(). */
@@ -400,6 +428,21 @@ typedef int (*vk_http_chunk_fn)(void *ctx, const char *data, size_t len);
  */
 int vk_http_client_new(const struct vk_http_client_opts *opts, struct vk_http_client **out,
                        struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Make libcurl easy handle `curl` (a `CURL *`) verify the peer's certificate and host name,
+ * against `ca_file` (borrowed; libcurl copies it; NULL or "": the system's CAs). For code that
+ * drives its own handle (the worker's long poll); clients made here do it themselves.
+ */
+void vk_http_curl_tls(void *curl, const char *ca_file);
+
+/**
+ * When libcurl result `curl_code` is a certificate or TLS handshake failure, write into `buf`
+ * (`cap` bytes) a message naming `server`, libcurl's reason `why` (may be NULL) and
+ * `--ca-cert`, and return `buf`; otherwise return NULL. Borrows every argument.
+ */
+const char *vk_http_tls_explain(int curl_code, const char *server, const char *why,
+                                const char *ca_file, char *buf, size_t cap);
 
 /** Free a client and its connection. Accepts NULL. */
 void vk_http_client_free(struct vk_http_client *cl);

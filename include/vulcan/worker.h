@@ -90,6 +90,8 @@ struct vk_worker_opts {
     const char *otlp_endpoint;      /**< OTLP/HTTP collector for the worker's spans (execute,
                                          checkout, upload log); NULL: none */
     const char *metrics_listen;     /**< "ADDR:PORT": serve GET /metrics there; NULL: none */
+    const char *ca_file;            /**< PEM CA certificates an https:// server is verified
+                                         against (`--ca-cert`; copied); NULL: the system's */
     const char *registration_token; /**< `vk_reg_...` for a server with --require-auth (copied,
                                          and the copy wiped at vk_worker_free); NULL: none */
 };

@@ -81,7 +81,11 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
     struct vk_http_server_opts ho = {.listen = opts->listen,
                                      .threads = opts->http_threads,
                                      .gate = vk__api_gate,
-                                     .gate_ctx = api};
+                                     .gate_ctx = api,
+                                     .tls_cert_pem = opts->tls_cert_pem,
+                                     .tls_key_pem = opts->tls_key_pem};
+    api->opts.tls = opts->tls_cert_pem != NULL;
+    api->opts.tls_cert_pem = api->opts.tls_key_pem = NULL; /* borrowed: not kept */
     if (opts->metrics) {
         ho.on_complete = vk__api_http_complete;
         ho.on_complete_ctx = api;
@@ -144,6 +148,12 @@ int vk_api_start(struct vk_api *api, struct vk_err *err)
     if (rc == 0)
         rc = vk__api_treq_start(api, err); /* outcomes of other replicas' trigger services */
     return rc;
+}
+
+int vk_api_tls_reload(struct vk_api *api, const char *cert_pem, const char *key_pem,
+                      struct vk_err *err)
+{
+    return vk_http_server_tls_reload(api->http, cert_pem, key_pem, err);
 }
 
 uint16_t vk_api_port(const struct vk_api *api)

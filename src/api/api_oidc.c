@@ -45,9 +45,8 @@ void vk__api_oidc_start(struct vk_api *api)
     size_t hn = colon ? (size_t)(colon - l) : strlen(l);
     bool wild = hn == 0 || (hn == 7 && strncmp(l, "0.0.0.0", 7) == 0) ||
                 (hn == 4 && strncmp(l, "[::]", 4) == 0);
-    snprintf(api->issuer, sizeof(api->issuer), "%s://%.*s:%u",
-             api->opts.secure_cookies ? "https" : "http", wild ? 9 : (int)hn,
-             wild ? "127.0.0.1" : l, (unsigned)vk_api_port(api));
+    snprintf(api->issuer, sizeof(api->issuer), "%s://%.*s:%u", api->opts.tls ? "https" : "http",
+             wild ? 9 : (int)hn, wild ? "127.0.0.1" : l, (unsigned)vk_api_port(api));
 }
 
 bool vk__api_oidc_env(struct vk_api *api, json_t *env, const char *job_token)
@@ -76,11 +75,10 @@ static void h_discovery(struct vk_http_req *req, void *ctx)
         return;
     char jwks[sizeof(api->issuer) + 32];
     snprintf(jwks, sizeof(jwks), "%s/.well-known/jwks.json", api->issuer);
-    json_t *claims = json_pack(
-        "[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s]", "iss", "sub", "aud", "iat", "nbf", "exp",
-        "jti", "org", "repository", "repository_url", "ref", "sha", "workflow", "chain_id",
-        "fragment_id", "attempt", "trigger", "environment", "machine_group", "worker_id",
-        "fragment");
+    json_t *claims = json_pack("[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s]", "iss", "sub", "aud",
+                               "iat", "nbf", "exp", "jti", "org", "repository", "repository_url",
+                               "ref", "sha", "workflow", "chain_id", "fragment_id", "attempt",
+                               "trigger", "environment", "machine_group", "worker_id", "fragment");
     vk_http_reply_json(
         req, 200,
         json_pack("{s:s, s:s, s:[s], s:[s], s:[s], s:[s], s:o}", "issuer", api->issuer, "jwks_uri",
@@ -172,13 +170,12 @@ static void h_id_token(struct vk_http_req *req, void *ctx)
     json_t *claims = json_pack(
         "{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, "
         "s:s, s:s, s:s, s:s}",
-        "iss", api->issuer, "sub", sub, "aud", aud, "iat", (json_int_t)now, "nbf",
-        (json_int_t)now, "exp", (json_int_t)(now + ID_TOKEN_LIFE_S), "jti", jti, "org", org.slug,
-        "repository", repo, "repository_url", repo, "ref", ref, "sha",
-        c.commit_sha ? c.commit_sha : "", "workflow", wf, "chain_id", c.id, "fragment_id", f.id,
-        "attempt", f.attempt, "trigger", c.trigger ? c.trigger : "", "environment", "",
-        "machine_group", f.machine ? f.machine : "", "worker_id", jc->worker_id, "fragment",
-        f.name ? f.name : "");
+        "iss", api->issuer, "sub", sub, "aud", aud, "iat", (json_int_t)now, "nbf", (json_int_t)now,
+        "exp", (json_int_t)(now + ID_TOKEN_LIFE_S), "jti", jti, "org", org.slug, "repository", repo,
+        "repository_url", repo, "ref", ref, "sha", c.commit_sha ? c.commit_sha : "", "workflow", wf,
+        "chain_id", c.id, "fragment_id", f.id, "attempt", f.attempt, "trigger",
+        c.trigger ? c.trigger : "", "environment", "", "machine_group", f.machine ? f.machine : "",
+        "worker_id", jc->worker_id, "fragment", f.name ? f.name : "");
     size_t len = 0;
     char *text = claims ? vk_http_json_text(claims, JSON_COMPACT, &len) : NULL;
     json_decref(claims);

@@ -25,7 +25,7 @@
 static void set_cookie(struct vk_api *api, struct vk_http_req *req, const char *value,
                        int64_t max_age_s)
 {
-    bool secure = api->opts.secure_cookies ||
+    bool secure = api->opts.tls ||
                   (api->opts.public_url && strncmp(api->opts.public_url, "https://", 8) == 0);
     char c[256];
     snprintf(c, sizeof(c), "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%lld%s",

@@ -87,8 +87,8 @@ static int describe(struct vk_auth_signer *s, struct vk_err *err)
     vk_auth_b64url(y, 32, by, sizeof(by));
     /* RFC 7638: the thumbprint of the required members in lexicographic order. */
     char canon[160];
-    int n = snprintf(canon, sizeof(canon), "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
-                     bx, by);
+    int n = snprintf(canon, sizeof(canon),
+                     "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", bx, by);
     unsigned char d[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)canon, (size_t)n, d);
     vk_auth_b64url(d, sizeof(d), s->kid, sizeof(s->kid));
@@ -139,9 +139,8 @@ int vk_auth_signer_load(const char *path, bool create, struct vk_auth_signer **o
     if (st.st_size > KEY_FILE_MAX)
         return vk_err_set(err, VK_ETOOBIG, "%s is not a key file (too large)", path);
     if (st.st_mode & 077)
-        return vk_err_set(err, VK_EPERM,
-                          "%s can be read by other users (mode %03o): chmod 600 it", path,
-                          (unsigned)(st.st_mode & 0777));
+        return vk_err_set(err, VK_EPERM, "%s can be read by other users (mode %03o): chmod 600 it",
+                          path, (unsigned)(st.st_mode & 0777));
     FILE *f = fopen(path, "r");
     if (!f)
         return vk_err_errno(err, path);

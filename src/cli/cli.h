@@ -45,6 +45,8 @@ vk_cli_fn vk__cli_orgs;      /* cmd_identity.c */
 vk_cli_fn vk__cli_teams;     /* cmd_identity.c */
 vk_cli_fn vk__cli_grants;    /* cmd_identity.c */
 vk_cli_fn vk__cli_regtokens; /* cmd_identity.c: registration-tokens */
+vk_cli_fn vk__cli_login;     /* cmd_login.c */
+vk_cli_fn vk__cli_logout;    /* cmd_login.c */
 
 struct vk_store;
 /**
@@ -62,7 +64,46 @@ bool vk__cli_use_color(int fd);
 /** The ANSI colour that starts a status name ("" without colour). Returns a static string. */
 const char *vk__cli_status_color(const char *status, bool color);
 
-/** A client for `server`; prints the error and returns 1 on failure, else 0. */
+/* ---------------------------------------------------------------- Credentials (creds.c) */
+
+#define VK_CLI_DEFAULT_SERVER "http://127.0.0.1:8080"
+
+/**
+ * Take the global client options --token T, --token-file FILE and --ca-cert FILE (also
+ * `--opt=value`) out of argv (argv[0] is the command; up to a "--"), shifting the rest down
+ * and updating *argc. A --token value is copied and wiped in argv. Returns 0, or 2 after
+ * printing a usage error.
+ */
+int vk__cli_global_opts(const char *cmd, int *argc, char **argv);
+
+/**
+ * Path of the credentials file ($XDG_CONFIG_HOME/vulcan/credentials, else
+ * ~/.config/vulcan/credentials), or with `dir_only` its directory, into `buf`. Returns 0,
+ * VK_EINVAL (neither variable set) or VK_ETOOBIG.
+ */
+int vk__cli_creds_path(char *buf, size_t cap, bool dir_only);
+
+/**
+ * The server client commands use without --server or $VULCAN_SERVER: the credentials
+ * file's, else VK_CLI_DEFAULT_SERVER. Returns borrowed (valid for the process).
+ */
+const char *vk__cli_default_server(void);
+
+/**
+ * The token to send to `server` (--token, --token-file, $VULCAN_TOKEN, the credentials
+ * file's when stored for `server`) into `tok` ("" none); *from names where it came from
+ * (static). Returns 0, or 1 after printing why (unreadable token file, not a token).
+ */
+int vk__cli_token_for(const char *cmd, const char *server, char tok[VK_AUTH_TOKEN_MAX],
+                      const char **from);
+
+/** The CA file for `server` (--ca-cert, $VULCAN_CA_CERT, the credentials file's) or NULL. */
+const char *vk__cli_ca_for(const char *server);
+
+/**
+ * A client for `server` with the CA file and the token above; prints the error and returns
+ * 1 on failure, else 0.
+ */
 int vk__cli_client(const char *cmd, const char *server, struct vk_http_client **out);
 
 /**

@@ -35,30 +35,6 @@ const char *vk__cli_status_color(const char *status, bool color)
     return "\033[2m";
 }
 
-int vk__cli_client(const char *cmd, const char *server, struct vk_http_client **out)
-{
-    struct vk_http_client_opts co = {.base_url = server, .max_response = 64u * 1024u * 1024u};
-    struct vk_err err;
-    vk_err_clear(&err);
-    if (vk_http_client_new(&co, out, &err) < 0) {
-        fprintf(stderr, "vulcan %s: %s\n", cmd, err.msg);
-        return 1;
-    }
-    /* A server with --require-auth wants a token (docs/security.md). */
-    const char *tok = getenv("VULCAN_TOKEN");
-    if (tok && *tok) {
-        char hv[VK_AUTH_TOKEN_MAX + 16];
-        if (strlen(tok) >= VK_AUTH_TOKEN_MAX || snprintf(hv, sizeof(hv), "Bearer %s", tok) < 0 ||
-            vk_http_client_set_header(*out, "Authorization", hv) < 0) {
-            fprintf(stderr, "vulcan %s: VULCAN_TOKEN is not a token\n", cmd);
-            vk_http_client_free(*out);
-            *out = NULL;
-            return 1;
-        }
-    }
-    return 0;
-}
-
 int vk__cli_call(const char *cmd, struct vk_http_client *cl, const char *method, const char *path,
                  json_t *body, long *status, json_t **answer)
 {
@@ -426,7 +402,7 @@ static const char usage_text[] =
 
 int vk__cli_chains(int argc, char **argv)
 {
-    const char *server = "http://127.0.0.1:8080";
+    const char *server = vk__cli_default_server();
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         fputs(usage_text, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

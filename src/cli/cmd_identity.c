@@ -16,7 +16,8 @@
 static const char common_opts[] =
     "\n"
     "Common options: --server URL (default $VULCAN_SERVER, else http://127.0.0.1:8080),\n"
-    "--json (the server's answer as JSON). The token is $VULCAN_TOKEN.\n";
+    "--json (the server's answer as JSON). The token: --token-file, $VULCAN_TOKEN or what\n"
+    "'vulcan login' stored.\n";
 
 static const char *jstr(json_t *o, const char *k)
 {

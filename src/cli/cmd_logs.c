@@ -530,7 +530,7 @@ int vk__cli_logs(int argc, char **argv)
         fputs(usage_text, stdout);
         return 0;
     }
-    const char *server = "http://127.0.0.1:8080";
+    const char *server = vk__cli_default_server();
     bool follow = false;
     long long attempt = 0;
     struct vk__cli_opt opts[] = {

@@ -38,15 +38,14 @@ static const char usage_text[] =
 static int request(const char *server, const char *method, const char *path, json_t *body,
                    long want, json_t **answer)
 {
-    struct vk_http_client_opts co = {.base_url = server};
     struct vk_http_client *cl = NULL;
     struct vk_err err;
     vk_err_clear(&err);
     long http = 0;
     *answer = NULL;
-    int rc = vk_http_client_new(&co, &cl, &err);
-    if (rc == 0)
-        rc = vk_http_client_json(cl, method, path, body, 30000, &http, answer, &err);
+    if (vk__cli_client("repos", server, &cl))
+        return 1;
+    int rc = vk_http_client_json(cl, method, path, body, 30000, &http, answer, &err);
     vk_http_client_free(cl);
     if (rc < 0) {
         fprintf(stderr, "vulcan repos: %s\n", err.msg);
@@ -241,7 +240,7 @@ int vk__cli_repos(int argc, char **argv)
         fputs(usage_text, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    const char *server = "http://127.0.0.1:8080";
+    const char *server = vk__cli_default_server();
     const char *sub = argv[1];
     if (strcmp(sub, "add") == 0)
         return cmd_add(server, argc - 1, argv + 1);

@@ -28,6 +28,7 @@ static const char usage_text[] =
     "                     [--queue-timeout DURATION]\n"
     "                     [--log-level LEVEL] [--log-format json|text] [--config FILE]\n"
     "                     [--otlp-endpoint URL] [--public-url URL] [--require-auth]\n"
+    "                     [--tls-cert FILE --tls-key FILE]\n"
     "\n"
     "Run the Vulcan CI server: the HTTP API with the worker protocol, the\n"
     "orchestrator (queue, scheduling, retries, dead-worker detection), the trigger\n"
@@ -69,11 +70,17 @@ static const char usage_text[] =
     "                           '*': any)                            VULCAN_ALLOWED_HOSTS\n"
     "  --require-auth           API routes need a token and a role (docs/security.md)\n"
     "                                                                   VULCAN_REQUIRE_AUTH\n"
+    "  --tls-cert FILE          serve HTTPS with this PEM certificate chain (server\n"
+    "                           certificate first)                      VULCAN_TLS_CERT\n"
+    "  --tls-key FILE           its PEM private key (mode 0600)          VULCAN_TLS_KEY\n"
+    "                           Both are re-read on SIGHUP. Local workers verify the\n"
+    "                           server against --tls-cert.\n"
     "  --config FILE            a KDL file of settings, one per line: listen \"0.0.0.0:8080\"\n"
     "\n"
     "Flags win over VULCAN_* environment variables, which win over the config file.\n"
     "Metrics: GET /metrics (Prometheus text format). SIGTERM or SIGINT stops the\n"
-    "server gracefully.\n";
+    "server gracefully; SIGHUP re-reads the TLS certificate and key.\n"
+    "Exit status 2: bad usage, or a TLS certificate or key that cannot be used.\n";
 
 enum { ROLE_API = 1, ROLE_ORCH = 2, ROLE_TRIG = 4, ROLE_CONSOLE = 8 };
 
@@ -183,7 +190,7 @@ static int setup_logging(const char *cmd, const char *level, const char *format)
 }
 
 /* "http://HOST:PORT" of `listen` (0.0.0.0 or no host: 127.0.0.1) with `port`. */
-static void listen_url(const char *listen, unsigned port, char *out, size_t n)
+static void listen_url(const char *listen, unsigned port, bool tls, char *out, size_t n)
 {
     char host[96];
     snprintf(host, sizeof(host), "%s", listen);
@@ -192,7 +199,68 @@ static void listen_url(const char *listen, unsigned port, char *out, size_t n)
         *colon = '\0';
     if (!host[0] || strcmp(host, "0.0.0.0") == 0)
         snprintf(host, sizeof(host), "127.0.0.1");
-    snprintf(out, n, "http://%s:%u", host, port);
+    snprintf(out, n, "%s://%s:%u", tls ? "https" : "http", host, port);
+}
+
+/* True when `listen` ("ADDR:PORT") is a loopback address only. */
+static bool listen_is_loopback(const char *listen)
+{
+    char host[96];
+    snprintf(host, sizeof(host), "%s", listen);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "[::1]") == 0 ||
+           strcmp(host, "::1") == 0 || strcmp(host, "localhost") == 0;
+}
+
+#define TLS_MAX_CERT (1024u * 1024u)
+#define TLS_MAX_KEY (64u * 1024u)
+
+/*
+ * Read the PEM files `cert_path` and `key_path` into `cert` and `key` (released by the
+ * caller), warning when the key can be read by others than its owner. Returns 0, or 2
+ * after printing why (the same status whether at start or, logged, on SIGHUP).
+ */
+static int read_tls_files(const char *cert_path, const char *key_path, struct vk_buf *cert,
+                          struct vk_buf *key, bool at_start)
+{
+    struct vk_err err;
+    vk_err_clear(&err);
+    vk_buf_init(cert, TLS_MAX_CERT);
+    vk_buf_init(key, TLS_MAX_KEY);
+    const char *which = cert_path;
+    int rc = vk_buf_read_file(cert, cert_path, &err);
+    if (rc == 0) {
+        which = key_path;
+        rc = vk_buf_read_file(key, key_path, &err);
+    }
+    if (rc == 0 && (!cert->data || !key->data)) {
+        rc = VK_EINVAL;
+        vk_err_set(&err, VK_EINVAL, "empty file");
+        which = !cert->data ? cert_path : key_path;
+    }
+    if (rc < 0) {
+        if (at_start)
+            fprintf(stderr, "vulcan server: cannot read the TLS file '%s': %s\n", which, err.msg);
+        else
+            vk_log_write(VK_LOG_WARN, "server", "cannot re-read the TLS files; keeping the old",
+                         "file", which, "error", err.msg, NULL);
+        return 2;
+    }
+    struct stat st;
+    if (stat(key_path, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
+        vk_log_write(VK_LOG_WARN, "server",
+                     "the TLS key file can be read by other users than its owner; chmod 600 it",
+                     "file", key_path, NULL);
+    return 0;
+}
+
+static void release_tls_files(struct vk_buf *cert, struct vk_buf *key)
+{
+    vk_auth_wipe(key->data, key->len);
+    vk_buf_release(key);
+    vk_buf_release(cert);
 }
 
 int vk__cli_server(int argc, char **argv)
@@ -205,6 +273,7 @@ int vk__cli_server(int argc, char **argv)
     const char *roles = "api,orchestrator,triggers,console", *sandbox = "auto", *log_level = NULL,
                *log_format = NULL, *otlp = NULL, *public_url = NULL, *net_policy = "allow",
                *queue_timeout = "24h", *allowed_hosts = NULL;
+    const char *tls_cert = NULL, *tls_key = NULL;
     bool require_auth = false;
     long long workers = 0, worker_timeout = 30, max_attempts = 3, trigger_threads = 2;
     struct vk__cli_list groups = {.n = 0};
@@ -227,6 +296,8 @@ int vk__cli_server(int argc, char **argv)
         {"public-url", 0, VK_CLI_STR, &public_url, "VULCAN_PUBLIC_URL", true, 0, 0},
         {"require-auth", 0, VK_CLI_FLAG, &require_auth, "VULCAN_REQUIRE_AUTH", true, 0, 0},
         {"allowed-hosts", 0, VK_CLI_STR, &allowed_hosts, "VULCAN_ALLOWED_HOSTS", true, 0, 0},
+        {"tls-cert", 0, VK_CLI_STR, &tls_cert, "VULCAN_TLS_CERT", true, 0, 0},
+        {"tls-key", 0, VK_CLI_STR, &tls_key, "VULCAN_TLS_KEY", true, 0, 0},
     };
     const char *pos[1];
     int npos = 0;
@@ -263,6 +334,35 @@ int vk__cli_server(int argc, char **argv)
                 net_policy);
         return 2;
     }
+    bool tls = (tls_cert && *tls_cert) || (tls_key && *tls_key);
+    if (tls && (!tls_cert || !*tls_cert || !tls_key || !*tls_key)) {
+        fputs("vulcan server: --tls-cert and --tls-key go together\n", stderr);
+        return 2;
+    }
+    if (tls && !vk_http_tls_supported()) {
+        fputs("vulcan server: --tls-cert: this build's libmicrohttpd has no TLS support "
+              "(GnuTLS); build against one that has, or put a TLS proxy in front\n",
+              stderr);
+        return 2;
+    }
+    struct vk_buf cert_pem = VK_BUF_INIT(TLS_MAX_CERT), key_pem = VK_BUF_INIT(TLS_MAX_KEY);
+    if (tls) {
+        if (read_tls_files(tls_cert, tls_key, &cert_pem, &key_pem, true) != 0)
+            return 2;
+        struct vk_err terr;
+        vk_err_clear(&terr);
+        if (vk_http_tls_check(cert_pem.data, key_pem.data, &terr) < 0) {
+            fprintf(stderr, "vulcan server: --tls-cert '%s' / --tls-key '%s': %s\n", tls_cert,
+                    tls_key, terr.msg);
+            release_tls_files(&cert_pem, &key_pem);
+            return 2;
+        }
+    }
+    if (!tls && !listen_is_loopback(listen))
+        vk_log_write(VK_LOG_WARN, "server",
+                     "listening beyond loopback without TLS: tokens, scripts and logs cross the "
+                     "network in clear text; use --tls-cert and --tls-key",
+                     "listen", listen, NULL);
     if (workers > 0 && !role_api) {
         fputs("vulcan server: --workers needs the api role\n", stderr);
         return 2;
@@ -280,6 +380,7 @@ int vk__cli_server(int argc, char **argv)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     struct vk_err err;
@@ -330,7 +431,8 @@ int vk__cli_server(int argc, char **argv)
         char early_url[128] = "";
         const char *port = strrchr(listen, ':');
         if (port && strtoul(port + 1, NULL, 10) > 0)
-            listen_url(listen, (unsigned)strtoul(port + 1, NULL, 10), early_url, sizeof(early_url));
+            listen_url(listen, (unsigned)strtoul(port + 1, NULL, 10), tls, early_url,
+                       sizeof(early_url));
         struct vk_triggers_opts to = {.store = store,
                                       .orch = orch,
                                       .data_dir = data_dir,
@@ -360,11 +462,15 @@ int vk__cli_server(int argc, char **argv)
                                  .public_url = public_url,
                                  .allowed_hosts = allowed_hosts,
                                  .job_key_file = job_key,
+                                 .tls_cert_pem = tls ? cert_pem.data : NULL,
+                                 .tls_key_pem = tls ? key_pem.data : NULL,
+                                 .tls = tls,
                                  .heartbeat_interval_s = beat < 1   ? 1
                                                          : beat > 5 ? 5
                                                                     : (int)beat};
         rc = vk_api_new(&ao, &api, &err);
     }
+    release_tls_files(&cert_pem, &key_pem); /* parsed by the http layer */
     if (rc < 0) {
         fprintf(stderr, "vulcan server: %s\n", err.msg);
         goto out;
@@ -383,7 +489,7 @@ int vk__cli_server(int argc, char **argv)
         goto out;
     }
     char url[128] = "";
-    listen_url(listen, vk_api_port(api), url, sizeof(url));
+    listen_url(listen, vk_api_port(api), tls, url, sizeof(url));
     if (trig && !public_url) /* statuses link to the console at the listen URL */
         vk_triggers_set_public_url(trig, url);
     if ((strncmp(listen, "0.0.0.0:", 8) == 0 || strncmp(listen, "[::]:", 5) == 0) && !public_url &&
@@ -397,15 +503,23 @@ int vk__cli_server(int argc, char **argv)
                  "store", vk_store_backend(store), "roles", roles, NULL);
     char root[4096];
     snprintf(root, sizeof(root), "%s/work", data_dir);
-    const char *extra[] = {"--sandbox",
-                           sandbox,
-                           "--log-format",
-                           log_format ? log_format : (isatty(2) ? "text" : "json"),
-                           "--log-level",
-                           log_level ? log_level : "info",
-                           otlp && *otlp ? "--otlp-endpoint" : NULL,
-                           otlp,
-                           NULL};
+    const char *extra[12] = {
+        "--sandbox",    sandbox,
+        "--log-format", log_format ? log_format : (isatty(2) ? "text" : "json"),
+        "--log-level",  log_level ? log_level : "info"};
+    size_t nextra = 6;
+    if (otlp && *otlp) {
+        extra[nextra++] = "--otlp-endpoint";
+        extra[nextra++] = otlp;
+    }
+    char ca_abs[4096];
+    if (tls && !getenv("VULCAN_CA_CERT")) {
+        /* Local workers trust the server's own certificate (libcurl accepts a chain that
+         * ends at a certificate in the CA file); an absolute path as they run elsewhere. */
+        extra[nextra++] = "--ca-cert";
+        extra[nextra++] = realpath(tls_cert, ca_abs) ? ca_abs : tls_cert;
+    }
+    extra[nextra] = NULL;
     if (workers > 0 && require_auth) {
         /* The local workers register with a token of their own, made now and revoked when
          * the server stops (docs/security.md). */
@@ -436,6 +550,21 @@ int vk__cli_server(int argc, char **argv)
         int sig = sigtimedwait(&set, NULL, &ts);
         if (sig == SIGINT || sig == SIGTERM)
             break;
+        if (sig == SIGHUP && tls) {
+            struct vk_buf c, k;
+            if (read_tls_files(tls_cert, tls_key, &c, &k, false) == 0) {
+                if (vk_api_tls_reload(api, c.data, k.data, &err) < 0)
+                    vk_log_write(VK_LOG_WARN, "server",
+                                 "cannot use the new TLS certificate; keeping the old", "error",
+                                 err.msg, NULL);
+                else
+                    vk_log_write(VK_LOG_INFO, "server", "TLS certificate reloaded", "cert",
+                                 tls_cert, NULL);
+            }
+            release_tls_files(&c, &k);
+        } else if (sig == SIGHUP) {
+            vk_log_write(VK_LOG_INFO, "server", "SIGHUP: no TLS certificate to reload", NULL);
+        }
         if (follow_work)
             auto_start(&ag, &local, (int)workers, url, root, extra);
         vk__cli_local_check(&local);

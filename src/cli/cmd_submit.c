@@ -37,7 +37,7 @@ int vk__cli_submit(int argc, char **argv)
         fputs(usage_text, stdout);
         return 0;
     }
-    const char *server = "http://127.0.0.1:8080", *branch = "main", *trigger = "manual",
+    const char *server = vk__cli_default_server(), *branch = "main", *trigger = "manual",
                *commit = NULL, *repo = NULL;
     long long priority = 0;
     bool follow = false, json = false;
@@ -108,10 +108,10 @@ int vk__cli_submit(int argc, char **argv)
         fputs("vulcan submit: out of memory\n", stderr);
         goto out;
     }
-    struct vk_http_client_opts co = {.base_url = server};
     long http = 0;
-    if (vk_http_client_new(&co, &cl, &err) < 0 ||
-        vk_http_client_json(cl, "POST", "/api/v1/parse", body, 30000, &http, &answer, &err) < 0) {
+    if (vk__cli_client("submit", server, &cl))
+        goto out;
+    if (vk_http_client_json(cl, "POST", "/api/v1/parse", body, 30000, &http, &answer, &err) < 0) {
         fprintf(stderr, "vulcan submit: %s\n", err.msg);
         goto out;
     }

@@ -35,7 +35,7 @@ int vk__cli_trigger(int argc, char **argv)
         fputs(usage_text, stdout);
         return 0;
     }
-    const char *server = "http://127.0.0.1:8080", *branch = NULL, *commit = NULL, *workflow = NULL;
+    const char *server = vk__cli_default_server(), *branch = NULL, *commit = NULL, *workflow = NULL;
     bool follow = false, json = false;
     struct vk__cli_list inputs = {.n = 0};
     struct vk__cli_opt opts[] = {
@@ -86,10 +86,10 @@ int vk__cli_trigger(int argc, char **argv)
     }
     char path[128];
     snprintf(path, sizeof(path), "/api/v1/repos/%s/trigger", pos[0]);
-    struct vk_http_client_opts co = {.base_url = server};
     long http = 0;
-    if (vk_http_client_new(&co, &cl, &err) < 0 ||
-        vk_http_client_json(cl, "POST", path, body, 120000, &http, &answer, &err) < 0) {
+    if (vk__cli_client("trigger", server, &cl))
+        goto out;
+    if (vk_http_client_json(cl, "POST", path, body, 120000, &http, &answer, &err) < 0) {
         fprintf(stderr, "vulcan trigger: %s\n", err.msg);
         goto out;
     }

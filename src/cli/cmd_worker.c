@@ -27,6 +27,8 @@ static const char usage_text[] =
     "                      --registration-token TOKEN, which other users can see in ps\n"
     "                      until the worker has read it); made by\n"
     "                      'vulcan admin create-registration-token'\n"
+    "  --ca-cert FILE      PEM certificates of the CA that signed an https:// server's\n"
+    "                      certificate ($VULCAN_CA_CERT; default: the system's CAs)\n"
     "  --group NAME        machine group served; repeat for several\n"
     "                      ($VULCAN_WORKER_GROUPS, a comma-separated list)\n"
     "  --concurrency N     fragments run at once ($VULCAN_WORKER_CONCURRENCY, default 1)\n"
@@ -183,6 +185,9 @@ static int apply_env(struct worker_args *a)
     const char *v = getenv("VULCAN_SERVER");
     if (v && *v)
         a->o.server_url = v;
+    v = getenv("VULCAN_CA_CERT");
+    if (v && *v)
+        a->o.ca_file = v;
     v = getenv("VULCAN_WORK_DIR");
     if (v && *v)
         a->o.work_dir = v;
@@ -230,6 +235,8 @@ static int option(struct worker_args *a, const char *opt, const char *val)
     int64_t ms;
     if (strcmp(opt, "--server") == 0) {
         a->o.server_url = val;
+    } else if (strcmp(opt, "--ca-cert") == 0) {
+        a->o.ca_file = val;
     } else if (strcmp(opt, "--group") == 0) {
         if (!*val)
             return bad("group", val);

@@ -58,7 +58,7 @@ int vk__cli_workers(int argc, char **argv)
                 sub);
         return 2;
     }
-    const char *server = "http://127.0.0.1:8080";
+    const char *server = vk__cli_default_server();
     bool json = false;
     struct vk__cli_opt opts[] = {
         {"server", 0, VK_CLI_STR, &server, "VULCAN_SERVER", false, 0, 0},

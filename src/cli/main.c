@@ -14,6 +14,10 @@ static int cmd_version(int argc, char **argv)
     return 0;
 }
 
+/* Client commands: they take the global options --token, --token-file and --ca-cert. */
+static const char *const client_cmds[] = {"submit", "repos",   "trigger", "chains",
+                                          "logs",   "workers", "login"};
+
 static const struct vk_cli_cmd commands[] = {
     {"version", "print the version", cmd_version},
     {"kdl", "format and check KDL documents", vk__cli_kdl},
@@ -35,6 +39,8 @@ static const struct vk_cli_cmd commands[] = {
     {"teams", "create teams of an org, add and remove members", vk__cli_teams},
     {"grants", "grant roles in an org or repository to users and teams", vk__cli_grants},
     {"registration-tokens", "make, list and revoke worker registration tokens", vk__cli_regtokens},
+    {"login", "check and store a server URL and token for the client commands", vk__cli_login},
+    {"logout", "remove the stored credentials", vk__cli_logout},
 };
 
 static void usage(FILE *f)
@@ -45,7 +51,13 @@ static void usage(FILE *f)
           f);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %-20s %s\n", commands[i].name, commands[i].summary);
-    fputs("\nRun 'vulcan <command> --help' for a command's options.\n"
+    fputs("\nClient commands (submit, repos, trigger, chains, logs, workers, whoami, tokens,\n"
+          "users, orgs, teams, grants, registration-tokens, login) also take, anywhere on the\n"
+          "line: --token T (visible in ps; prefer the others), --token-file FILE, --ca-cert\n"
+          "FILE (PEM CA certificates for an https:// server; $VULCAN_CA_CERT). Without --token\n"
+          "or --token-file: $VULCAN_TOKEN, else the server and token that 'vulcan login'\n"
+          "stored.\n"
+          "\nRun 'vulcan <command> --help' for a command's options.\n"
           "Documentation: docs/ in the source tree.\n",
           f);
 }
@@ -75,8 +87,17 @@ int main(int argc, char **argv)
     if (strcmp(name, "--version") == 0)
         return cmd_version(1, argv + 1);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        if (strcmp(commands[i].name, name) == 0)
-            return commands[i].fn(argc - 1, argv + 1);
+        if (strcmp(commands[i].name, name) != 0)
+            continue;
+        int sub_argc = argc - 1;
+        for (size_t k = 0; k < sizeof(client_cmds) / sizeof(client_cmds[0]); k++) {
+            if (strcmp(client_cmds[k], name) == 0) {
+                int rc = vk__cli_global_opts(name, &sub_argc, argv + 1);
+                if (rc)
+                    return rc;
+            }
+        }
+        return commands[i].fn(sub_argc, argv + 1);
     }
     fprintf(stderr, "vulcan: '%s' is not a command; see 'vulcan --help'\n", name);
     return 2;

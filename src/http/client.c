@@ -24,6 +24,7 @@ struct client_hdr {
 struct vk_http_client {
     CURL *curl;
     char *base;
+    char *ca_file; /* NULL: the system's CAs */
     long connect_timeout_ms;
     long timeout_ms;
     size_t max_response;
@@ -61,6 +62,7 @@ int vk_http_client_new(const struct vk_http_client_opts *opts, struct vk_http_cl
         return vk_err_set(err, VK_ENOMEM, "curl_easy_init failed");
     }
     cl->base = vk_mem_xstrdup(opts->base_url);
+    cl->ca_file = opts->ca_file && *opts->ca_file ? vk_mem_xstrdup(opts->ca_file) : NULL;
     size_t bl = strlen(cl->base);
     while (bl > 0 && cl->base[bl - 1] == '/')
         cl->base[--bl] = '\0';
@@ -85,6 +87,7 @@ void vk_http_client_free(struct vk_http_client *cl)
         h = next;
     }
     curl_easy_cleanup(cl->curl);
+    vk_mem_free(cl->ca_file);
     vk_mem_free(cl->base);
     vk_mem_free(cl);
 }
@@ -191,6 +194,47 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
 }
 
 /* One transfer. `body` NULL and `method` GET: no body. */
+void vk_http_curl_tls(void *curl, const char *ca_file)
+{
+    /* Verification is libcurl's default; say so anyway so that a reset handle keeps it. */
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (ca_file && *ca_file)
+        curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file);
+}
+
+const char *vk_http_tls_explain(int curl_code, const char *server, const char *why,
+                                const char *ca_file, char *buf, size_t cap)
+{
+    if (!buf || cap == 0)
+        return NULL;
+    if (!why)
+        why = curl_easy_strerror((CURLcode)curl_code);
+    switch ((CURLcode)curl_code) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+        if (ca_file && *ca_file)
+            snprintf(buf, cap,
+                     "the TLS certificate of '%s' does not verify against --ca-cert '%s': %s",
+                     server, ca_file, why);
+        else
+            snprintf(buf, cap,
+                     "the TLS certificate of '%s' does not verify: %s (for a private CA, give "
+                     "its certificate with --ca-cert FILE or VULCAN_CA_CERT)",
+                     server, why);
+        return buf;
+    case CURLE_SSL_CACERT_BADFILE:
+        snprintf(buf, cap, "cannot use --ca-cert '%s' to verify '%s': %s",
+                 ca_file ? ca_file : "(system CAs)", server, why);
+        return buf;
+    case CURLE_SSL_CONNECT_ERROR:
+        snprintf(buf, cap, "TLS handshake with '%s' failed: %s (is it an https:// server?)", server,
+                 why);
+        return buf;
+    default:
+        return NULL;
+    }
+}
+
 static int perform(struct vk_http_client *cl, const char *method, const char *path,
                    const char *content_type, const void *body, size_t body_len, long timeout_ms,
                    struct xfer *x, struct vk_err *err)
@@ -211,6 +255,7 @@ static int perform(struct vk_http_client *cl, const char *method, const char *pa
     struct curl_slist *hdrs = NULL, *tmp;
     int rc = 0;
     char ctline[256];
+    char tls_msg[256];
     bool own_expect = false; /* the caller set Expect (e.g. 100-continue): keep it */
     for (struct client_hdr *h = cl->headers; h; h = h->next) {
         own_expect = own_expect || strncasecmp(h->line, "Expect:", 7) == 0;
@@ -251,6 +296,7 @@ static int perform(struct vk_http_client *cl, const char *method, const char *pa
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cl->errbuf);
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, NULL);
+    vk_http_curl_tls(c, cl->ca_file);
     cl->errbuf[0] = '\0';
     if (strcmp(method, "GET") == 0 && !body) {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
@@ -284,6 +330,8 @@ static int perform(struct vk_http_client *cl, const char *method, const char *pa
         rc = vk_err_set(err, VK_ETIMEDOUT, "request to '%s' timed out: %s", url, why);
     else if (cc == CURLE_OUT_OF_MEMORY)
         rc = vk_err_set(err, VK_ENOMEM, "out of memory");
+    else if (vk_http_tls_explain((int)cc, cl->base, why, cl->ca_file, tls_msg, sizeof(tls_msg)))
+        rc = vk_err_set(err, VK_EIO, "%s", tls_msg);
     else if (cc == CURLE_URL_MALFORMAT || cc == CURLE_UNSUPPORTED_PROTOCOL)
         rc = vk_err_set(err, VK_EINVAL, "bad URL '%s': %s", url, why);
     else

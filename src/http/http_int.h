@@ -15,6 +15,8 @@
 
 #include "vulcan/http.h"
 
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -175,6 +177,9 @@ struct vk_http_server {
     struct vk_http_req *live; /* every request MHD has not completed */
     size_t live_count;
 
+    /* TLS (tls.c): NULL without. */
+    struct vk__http_tls *tls;
+
     /* Timer/watch thread (watch.c). */
     pthread_t watcher;
     bool watcher_running, watcher_quit;
@@ -184,6 +189,16 @@ struct vk_http_server {
     struct vk__http_slot *slots;
     int nslots, slot_free;
 };
+
+/* tls.c: parse cert and key into srv->tls (vk_http_server_new); free it. */
+int vk__http_tls_new(struct vk_http_server *srv, const char *cert_pem, const char *key_pem,
+                     struct vk_err *err);
+void vk__http_tls_free(struct vk_http_server *srv);
+/* The gnutls_certificate_retrieve_function2 for MHD_OPTION_HTTPS_CERT_CALLBACK. */
+int vk__http_tls_retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+                          const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                          gnutls_pcert_st **pcert, unsigned int *pcert_length,
+                          gnutls_privkey_t *pkey);
 
 /* request.c */
 struct vk_http_req *vk__http_req_new(struct vk_http_server *srv, struct MHD_Connection *conn);

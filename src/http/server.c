@@ -52,10 +52,13 @@ int vk_http_server_new(const struct vk_http_server_opts *opts, struct vk_http_se
     if (!srv->opts.stop_grace_ms)
         srv->opts.stop_grace_ms = DEF_STOP_GRACE_MS;
     srv->listen_fd = -1;
+    srv->opts.tls_cert_pem = srv->opts.tls_key_pem = NULL; /* parsed below, not kept */
     vk__http_router_init(&srv->router);
     pthread_mutex_init(&srv->mu, NULL);
     vk_time_cond_init(&srv->idle);
     int rc = vk__http_watch_init(srv, err);
+    if (rc == 0 && (opts->tls_cert_pem || opts->tls_key_pem))
+        rc = vk__http_tls_new(srv, opts->tls_cert_pem, opts->tls_key_pem, err);
     if (rc < 0) {
         vk_http_server_free(srv);
         return rc;
@@ -75,6 +78,7 @@ void vk_http_server_free(struct vk_http_server *srv)
     pthread_mutex_destroy(&srv->mu);
     if (srv->listen_fd >= 0)
         close(srv->listen_fd);
+    vk__http_tls_free(srv);
     vk_mem_free(srv->listen);
     vk_mem_free(srv);
 }
@@ -614,9 +618,17 @@ int vk_http_server_start(struct vk_http_server *srv, struct vk_err *err)
     rc = vk__http_watch_start(srv, err);
     if (rc < 0)
         return rc;
-    srv->daemon = MHD_start_daemon(flags, 0, on_accept, srv, on_access, srv, MHD_OPTION_ARRAY, ops,
-                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-                                   MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
+    if (srv->tls)
+        srv->daemon =
+            MHD_start_daemon(flags | MHD_USE_TLS, 0, on_accept, srv, on_access, srv,
+                             MHD_OPTION_ARRAY, ops, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+                             MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
+                             MHD_OPTION_HTTPS_CERT_CALLBACK, vk__http_tls_retrieve, MHD_OPTION_END);
+    else
+        srv->daemon =
+            MHD_start_daemon(flags, 0, on_accept, srv, on_access, srv, MHD_OPTION_ARRAY, ops,
+                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+                             MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
     if (!srv->daemon) {
         vk__http_watch_stop(srv);
         return vk_err_set(err, VK_EIO, "cannot start the http server on '%s'", srv->listen);

@@ -120,7 +120,8 @@ int vk__agent_client_new(struct vk_worker *w, struct vk_http_client **out, struc
     struct vk_http_client_opts o = {.base_url = w->server_url,
                                     .connect_timeout_ms = 5000,
                                     .timeout_ms = AGENT_REQUEST_TIMEOUT_MS,
-                                    .max_response = 64u * 1024u};
+                                    .max_response = 64u * 1024u,
+                                    .ca_file = w->ca_file};
     return vk_http_client_new(&o, out, err);
 }
 
@@ -392,6 +393,11 @@ static int copy_opts(struct vk_worker *w, const struct vk_worker_opts *o, struct
     if (o->wait_s > VK_WORKER_MAX_WAIT_S)
         return vk_err_set(err, VK_EINVAL, "wait %u s above %d s", o->wait_s, VK_WORKER_MAX_WAIT_S);
     w->server_url = vk_mem_xstrdup(url);
+    if (o->ca_file && *o->ca_file) {
+        if (strlen(o->ca_file) > 4096)
+            return vk_err_set(err, VK_EINVAL, "--ca-cert path longer than 4096 bytes");
+        w->ca_file = vk_mem_xstrdup(o->ca_file);
+    }
     w->groups = vk_mem_xcalloc(o->ngroups, sizeof(char *));
     w->ngroups = o->ngroups;
     for (size_t i = 0; i < o->ngroups; i++) {
@@ -484,7 +490,7 @@ int vk_worker_new(const struct vk_worker_opts *opts, struct vk_worker **out, str
         if (rc == 0)
             rc = vk__agent_client_new(w, &s->log_cl, err);
         if (rc == 0)
-            rc = vk__agent_poller_new(w->server_url, &s->poller, err);
+            rc = vk__agent_poller_new(w->server_url, w->ca_file, &s->poller, err);
         if (rc != 0)
             goto fail;
     }
@@ -526,6 +532,7 @@ void vk_worker_free(struct vk_worker *w)
         vk_mem_free(w->groups[i]);
     vk_mem_free(w->groups);
     vk_mem_free(w->server_url);
+    vk_mem_free(w->ca_file);
     vk_mem_free(w->name);
     vk_mem_free(w->version);
     if (w->reg_token) {

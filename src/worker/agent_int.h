@@ -94,6 +94,7 @@ struct agent_telemetry {
 struct vk_worker {
     /* Options (owned copies). */
     char *server_url;
+    char *ca_file; /* NULL: the system's CAs */
     char **groups;
     size_t ngroups;
     char *name;
@@ -174,7 +175,8 @@ void vk__agent_upload_finish(struct agent_slot *s, bool abandon);
 
 /* agent_poll.c: a POST whose transfer stops when *abort_flag becomes true; `token` (NULL or
  * "": none) is sent as Bearer. */
-int vk__agent_poller_new(const char *base_url, struct agent_poller **out, struct vk_err *err);
+int vk__agent_poller_new(const char *base_url, const char *ca_file, struct agent_poller **out,
+                         struct vk_err *err);
 void vk__agent_poller_free(struct agent_poller *p);
 /* Returns 0 (any HTTP status in *status, body in *body), VK_EAGAIN when aborted,
  * VK_EIO / VK_ETIMEDOUT / VK_ETOOBIG / VK_ENOMEM. *body is initialised here. */

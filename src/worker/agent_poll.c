@@ -19,6 +19,7 @@
 struct agent_poller {
     CURL *curl;
     char *base;
+    char *ca_file; /* NULL: the system's CAs */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -36,7 +37,8 @@ static void poll_curl_init(void)
     poll_curl_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-int vk__agent_poller_new(const char *base_url, struct agent_poller **out, struct vk_err *err)
+int vk__agent_poller_new(const char *base_url, const char *ca_file, struct agent_poller **out,
+                         struct vk_err *err)
 {
     *out = NULL;
     pthread_once(&poll_curl_once, poll_curl_init);
@@ -52,6 +54,7 @@ int vk__agent_poller_new(const char *base_url, struct agent_poller **out, struct
         return vk_err_set(err, VK_ENOMEM, "curl_easy_init failed");
     }
     p->base = vk_mem_xstrdup(base_url);
+    p->ca_file = ca_file && *ca_file ? vk_mem_xstrdup(ca_file) : NULL;
     size_t n = strlen(p->base);
     while (n > 0 && p->base[n - 1] == '/')
         p->base[--n] = '\0';
@@ -65,6 +68,7 @@ void vk__agent_poller_free(struct agent_poller *p)
         return;
     curl_easy_cleanup(p->curl);
     vk_mem_free(p->base);
+    vk_mem_free(p->ca_file);
     vk_mem_free(p);
 }
 
@@ -146,6 +150,7 @@ int vk__agent_poll_post(struct agent_poller *p, const char *path, const char *js
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, p->errbuf);
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "vulcan-worker/" VK_VERSION);
+    vk_http_curl_tls(c, p->ca_file);
     p->errbuf[0] = '\0';
 
     CURLcode cc = curl_easy_perform(c);
@@ -164,5 +169,8 @@ int vk__agent_poll_post(struct agent_poller *p, const char *path, const char *js
         return vk_err_set(err, VK_ETIMEDOUT, "request to '%s' timed out: %s", url, why);
     if (cc == CURLE_OUT_OF_MEMORY)
         return vk_err_set(err, VK_ENOMEM, "out of memory");
+    char tls_msg[256];
+    if (vk_http_tls_explain((int)cc, p->base, why, p->ca_file, tls_msg, sizeof(tls_msg)))
+        return vk_err_set(err, VK_EIO, "%s", tls_msg);
     return vk_err_set(err, VK_EIO, "request to '%s' failed: %s", url, why);
 }
