@@ -619,7 +619,7 @@
     box.appendChild(h("span", { class: "who", text: session.login }));
     box.appendChild(h("button", { type: "button", class: "link", onclick: function () {
       api("POST", "/logout").then(function () {
-        session = { authenticated: false, require_auth: true };
+        session = { authenticated: false, require_auth: true, sso: session.sso };
         userMenu();
         location.hash = "#/login";
       }, function () {});
@@ -650,7 +650,14 @@
       h("div", { class: "field" }, h("label", { for: "login-user" }, "Login"), user),
       h("div", { class: "field" }, h("label", { for: "login-pass" }, "Password"), pass),
       h("button", { type: "submit" }, "Log in"), out);
-    add(main, [h("h1", null, "Log in to Vulcan CI"), form]);
+    var sso = null;
+    if (session.sso && session.sso.indexOf("oidc") >= 0) {
+      /* The server redirects to the identity provider and back to `next` (a "#/" page). */
+      var back = next.indexOf("#/") === 0 ? next : "#/chains";
+      sso = h("p", { class: "sso" }, h("a", { id: "login-sso", class: "button",
+        href: "/api/v1/sso/oidc/login?next=" + encodeURIComponent(back) }, "Log in with SSO"));
+    }
+    add(main, [h("h1", null, "Log in to Vulcan CI"), sso, form]);
     user.focus();
   }
 

@@ -61,12 +61,20 @@ struct vk_api_opts {
                                  *   see docs/security.md "Browsers" */
     const char *job_key_file;   /**< with require_auth: the job OIDC issuer's ES256 key (PEM,
                                  *   0600; made when missing); NULL: no issuer */
-    const char *tls_cert_pem;   /**< PEM certificate chain: serve HTTPS (borrowed until
-                                 *   vk_api_new returns; not kept). NULL: plain HTTP */
-    const char *tls_key_pem;    /**< PEM key of tls_cert_pem (borrowed likewise) */
-    bool tls;                   /**< the API is served over TLS (set by vk_api_new when
-                                 *   tls_cert_pem is given): later console cookies get
-                                 *   `Secure` */
+    /* Console login with OpenID Connect (docs/security.md "Single sign-on"): all borrowed
+     * for the API's life; oidc_issuer NULL: no SSO. Needs require_auth. */
+    const char *oidc_issuer;        /**< the provider's issuer URL (discovery under it) */
+    const char *oidc_client_id;     /**< this server's client id at the provider */
+    const char *oidc_client_secret; /**< its secret (never logged) */
+    const char *oidc_groups_claim;  /**< the ID token claim naming teams; NULL: "groups" */
+    const char *oidc_org;           /**< the org whose teams groups map to; NULL: "default" */
+    const char *oidc_ca_file;       /**< CA certificates for an https provider; NULL: system */
+    const char *tls_cert_pem;       /**< PEM certificate chain: serve HTTPS (borrowed until
+                                     *   vk_api_new returns; not kept). NULL: plain HTTP */
+    const char *tls_key_pem;        /**< PEM key of tls_cert_pem (borrowed likewise) */
+    bool tls;                       /**< the API is served over TLS (set by vk_api_new when
+                                     *   tls_cert_pem is given): later console cookies get
+                                     *   `Secure` */
 };
 
 /** Create the API and register its routes. Borrows `opts`. */

@@ -72,6 +72,7 @@ struct vk_store_user {
     const char *email;         /**< may be NULL */
     const char *source;        /**< "local", "oidc:<issuer>", "saml:<entity id>"; NULL: local */
     const char *password_hash; /**< an Argon2id PHC string; NULL: no password login */
+    const char *subject;       /**< SSO users: the provider's `sub`, unique per source; NULL */
     bool site_admin;
     bool disabled; /**< a disabled user's credentials are all refused */
     int64_t created_at;
@@ -91,6 +92,12 @@ int vk_store_user_get(struct vk_store *store, const char *id, struct vk_pool *po
 /** Find a user by login. Returns 0, VK_ENOTFOUND, VK_EDB. */
 int vk_store_user_find(struct vk_store *store, const char *login, struct vk_pool *pool,
                        struct vk_store_user *out, struct vk_err *err) VK_MUST_CHECK;
+
+/** Find the SSO user of `source` ("oidc:<issuer>") whose provider subject is `subject`.
+ *  Returns 0, VK_ENOTFOUND, VK_EDB. */
+int vk_store_user_find_subject(struct vk_store *store, const char *source, const char *subject,
+                               struct vk_pool *pool, struct vk_store_user *out,
+                               struct vk_err *err) VK_MUST_CHECK;
 
 /** Replace a user's password hash (NULL removes password login). 0, VK_ENOTFOUND, VK_EDB. */
 int vk_store_user_set_password(struct vk_store *store, const char *id, const char *phc,

@@ -115,6 +115,10 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
     if (rc == 0 && json_api)
         rc = vk__api_oidc_init(api, err);
     if (rc == 0 && json_api)
+        rc = vk__api_sso_routes(api, err); /* api_sso.c */
+    if (rc == 0 && json_api)
+        rc = vk__api_sso_init(api, err);
+    if (rc == 0 && json_api)
         rc = vk__api_openapi_routes(api, err);
     if (rc == 0 && !opts->no_console)
         rc = vk__api_console_routes(api, err);
@@ -145,6 +149,8 @@ int vk_api_start(struct vk_api *api, struct vk_err *err)
     int rc = vk_http_server_start(api->http, err);
     if (rc == 0)
         vk__api_oidc_start(api);
+    if (rc == 0)
+        vk__api_sso_start(api);
     if (rc == 0)
         rc = vk__api_treq_start(api, err); /* outcomes of other replicas' trigger services */
     return rc;
@@ -179,6 +185,7 @@ void vk_api_free(struct vk_api *api)
     vk__api_logs_release(api);
     vk__api_auth_release(api);
     vk__api_oidc_release(api);
+    vk__api_sso_release(api);
     pthread_cond_destroy(&api->treq_cond);
     pthread_mutex_destroy(&api->treq_lock);
     pthread_mutex_destroy(&api->lock);

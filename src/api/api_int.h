@@ -68,6 +68,7 @@ struct vk_api {
     bool check_host;               /* Host must be one of the accepted names (vk__api_host_ok) */
     struct vk_auth_signer *signer; /* the job OIDC issuer's key, or NULL (api_oidc.c) */
     char issuer[512];              /* its `iss`: the public URL, else the listen URL */
+    struct vk__api_sso *sso;       /* OpenID Connect login, or NULL (api_sso.c) */
     struct vk_http_server *http;
     pthread_mutex_t lock; /* guards the waiter list */
     struct vk__api_waiter *head, *tail;
@@ -129,6 +130,20 @@ const char *vk__api_cookie(struct vk_http_req *req, const char *name);
 /* Console sessions: POST /api/v1/login, POST /api/v1/logout, GET /api/v1/session
  * (api_session.c). */
 int vk__api_session_routes(struct vk_api *api, struct vk_err *err);
+#define VK__API_CSRF_MAX 44 /* a session's CSRF token with the NUL */
+/* Make a console session for user `u` (logged in `how`: "password", "oidc"), set its cookie
+ * on the answer of `req` and fill its CSRF token and expiry. 0, VK_EIO, VK_EDB. */
+int vk__api_session_open(struct vk_api *api, struct vk_http_req *req, const struct vk_store_user *u,
+                         const char *how, char csrf[VK__API_CSRF_MAX], int64_t *expires_at,
+                         struct vk_err *err);
+/* SSO with OpenID Connect (api_sso.c). */
+struct vk__api_sso;
+int vk__api_sso_init(struct vk_api *api, struct vk_err *err);
+void vk__api_sso_start(struct vk_api *api); /* after the issuer URL is known */
+void vk__api_sso_release(struct vk_api *api);
+int vk__api_sso_routes(struct vk_api *api, struct vk_err *err);
+/* The SSO methods the login page offers: ["oidc"] or [] (a new reference). */
+json_t *vk__api_sso_methods(const struct vk_api *api);
 #define VK__API_SESSION_COOKIE "vulcan_session"
 
 /* Job identity (api_oidc.c): load the key (vk_api_new), settle the issuer URL once the

@@ -20,7 +20,7 @@
 #define FAIL_WINDOW_MS (15LL * 60 * 1000)
 #define FAIL_PER_LOGIN 10
 #define FAIL_PER_ADDR 50
-#define CSRF_LEN 43
+#define CSRF_LEN (VK__API_CSRF_MAX - 1)
 
 static void set_cookie(struct vk_api *api, struct vk_http_req *req, const char *value,
                        int64_t max_age_s)
@@ -43,6 +43,37 @@ static void fail_keys(struct vk_http_req *req, const char *login, char lk[96], c
     snprintf(lk, 96, "login:%.80s", login);
     const char *addr = vk_http_remote_addr(req);
     snprintf(ak, 80, "addr:%.64s", addr ? addr : "?");
+}
+
+int vk__api_session_open(struct vk_api *api, struct vk_http_req *req, const struct vk_store_user *u,
+                         const char *how, char csrf[VK__API_CSRF_MAX], int64_t *expires_at,
+                         struct vk_err *err)
+{
+    int64_t now = vk_time_now_ms();
+    char token[VK_AUTH_TOKEN_MAX];
+    struct vk_store_credential c = {.kind = VK_AUTH_SESSION,
+                                    .name = "console session",
+                                    .scopes = VK_SCOPE_ALL,
+                                    .csrf = csrf,
+                                    .idle_ms = SESSION_IDLE_MS,
+                                    .expires_at = now + SESSION_LIFE_MS};
+    memcpy(c.user_id, u->id, VK_UUID_LEN);
+    int rc = vk_auth_token_new(VK_AUTH_SESSION, token, c.hash) < 0 ||
+                     vk_auth_random_text(csrf, CSRF_LEN) < 0
+                 ? vk_err_set(err, VK_EIO, "the random generator failed")
+                 : vk_store_credential_create(api->opts.store, &c, err);
+    if (rc < 0) {
+        vk_auth_wipe(token, sizeof(token));
+        return rc;
+    }
+    set_cookie(api, req, token, SESSION_LIFE_MS / 1000);
+    vk_auth_wipe(token, sizeof(token));
+    char fp[VK_AUTH_FP_MAX];
+    vk_auth_fingerprint(VK_AUTH_SESSION, c.hash, fp);
+    vk_log_write(VK_LOG_INFO, "api", "logged in", "login", u->login, "with", how, "address",
+                 vk_http_remote_addr(req), "session", fp, NULL);
+    *expires_at = c.expires_at;
+    return 0;
 }
 
 static void h_login(struct vk_http_req *req, void *ctx)
@@ -112,33 +143,17 @@ static void h_login(struct vk_http_req *req, void *ctx)
     }
     if (vk_store_login_failure_clear(api->opts.store, lk, &err) < 0)
         vk_log_write(VK_LOG_WARN, "api", "cannot reset the failed logins", "error", err.msg, NULL);
-    char token[VK_AUTH_TOKEN_MAX], csrf[CSRF_LEN + 1];
-    struct vk_store_credential c = {.kind = VK_AUTH_SESSION,
-                                    .name = "console session",
-                                    .scopes = VK_SCOPE_ALL,
-                                    .csrf = csrf,
-                                    .idle_ms = SESSION_IDLE_MS,
-                                    .expires_at = now + SESSION_LIFE_MS};
-    memcpy(c.user_id, u.id, VK_UUID_LEN);
-    rc = vk_auth_token_new(VK_AUTH_SESSION, token, c.hash) < 0 ||
-                 vk_auth_random_text(csrf, CSRF_LEN) < 0
-             ? vk_err_set(&err, VK_EIO, "the random generator failed")
-             : vk_store_credential_create(api->opts.store, &c, &err);
+    char csrf[VK__API_CSRF_MAX];
+    int64_t expires_at = 0;
+    rc = vk__api_session_open(api, req, &u, "password", csrf, &expires_at, &err);
     if (rc < 0) {
-        vk_auth_wipe(token, sizeof(token));
         vk__api_reply_err(req, &err, rc);
         return;
     }
-    set_cookie(api, req, token, SESSION_LIFE_MS / 1000);
-    vk_auth_wipe(token, sizeof(token));
-    char fp[VK_AUTH_FP_MAX];
-    vk_auth_fingerprint(VK_AUTH_SESSION, c.hash, fp);
-    vk_log_write(VK_LOG_INFO, "api", "logged in", "login", u.login, "address",
-                 vk_http_remote_addr(req), "session", fp, NULL);
     vk_http_reply_json(req, 200,
                        json_pack("{s:s, s:b, s:s, s:o}", "login", u.login, "site_admin",
                                  u.site_admin, "csrf_token", csrf, "expires_at",
-                                 vk__api_time(c.expires_at)));
+                                 vk__api_time(expires_at)));
 }
 
 /* The valid session of the request's cookie into *c (0), or VK_EAUTH / VK_EDB. */
@@ -201,14 +216,15 @@ static void h_session(struct vk_http_req *req, void *ctx)
         vk_log_write(VK_LOG_WARN, "api", "cannot set Cache-Control", NULL);
     if (rc < 0) {
         vk_http_reply_json(req, 200,
-                           json_pack("{s:b, s:b}", "authenticated", false, "require_auth",
-                                     api->opts.require_auth));
+                           json_pack("{s:b, s:b, s:o}", "authenticated", false, "require_auth",
+                                     api->opts.require_auth, "sso", vk__api_sso_methods(api)));
         return;
     }
     vk_http_reply_json(req, 200,
-                       json_pack("{s:b, s:b, s:s, s:b, s:s?, s:o}", "authenticated", true,
+                       json_pack("{s:b, s:b, s:s, s:b, s:s?, s:o, s:o}", "authenticated", true,
                                  "require_auth", true, "login", u.login, "site_admin", u.site_admin,
-                                 "csrf_token", c.csrf, "expires_at", vk__api_time(c.expires_at)));
+                                 "csrf_token", c.csrf, "expires_at", vk__api_time(c.expires_at),
+                                 "sso", vk__api_sso_methods(api)));
 }
 
 int vk__api_session_routes(struct vk_api *api, struct vk_err *err)

@@ -29,6 +29,8 @@ static const char usage_text[] =
     "                     [--log-level LEVEL] [--log-format json|text] [--config FILE]\n"
     "                     [--otlp-endpoint URL] [--public-url URL] [--require-auth]\n"
     "                     [--tls-cert FILE --tls-key FILE]\n"
+    "                     [--oidc-issuer URL --oidc-client-id ID --oidc-client-secret-file FILE\n"
+    "                      [--oidc-groups-claim NAME] [--oidc-org ORG] [--oidc-ca-cert FILE]]\n"
     "\n"
     "Run the Vulcan CI server: the HTTP API with the worker protocol, the\n"
     "orchestrator (queue, scheduling, retries, dead-worker detection), the trigger\n"
@@ -75,6 +77,19 @@ static const char usage_text[] =
     "  --tls-key FILE           its PEM private key (mode 0600)          VULCAN_TLS_KEY\n"
     "                           Both are re-read on SIGHUP. Local workers verify the\n"
     "                           server against --tls-cert.\n"
+    "  --oidc-issuer URL        console login with OpenID Connect at this provider (needs\n"
+    "                           --require-auth; docs/security.md)      VULCAN_OIDC_ISSUER\n"
+    "  --oidc-client-id ID      this server's client id there        VULCAN_OIDC_CLIENT_ID\n"
+    "  --oidc-client-secret-file FILE  a file holding the client secret\n"
+    "                                                   VULCAN_OIDC_CLIENT_SECRET_FILE\n"
+    "  --oidc-groups-claim NAME the ID token claim listing teams (default groups)\n"
+    "                                                        VULCAN_OIDC_GROUPS_CLAIM\n"
+    "  --oidc-org ORG           the org whose teams the groups are (default default)\n"
+    "                                                                 VULCAN_OIDC_ORG\n"
+    "  --oidc-ca-cert FILE      PEM CA certificates for an https:// provider\n"
+    "                           (default: the system's)              VULCAN_OIDC_CA_CERT\n"
+    "                           The redirect URI to register at the provider is\n"
+    "                           PUBLIC_URL/api/v1/sso/oidc/callback.\n"
     "  --config FILE            a KDL file of settings, one per line: listen \"0.0.0.0:8080\"\n"
     "\n"
     "Flags win over VULCAN_* environment variables, which win over the config file.\n"
@@ -274,6 +289,8 @@ int vk__cli_server(int argc, char **argv)
                *log_format = NULL, *otlp = NULL, *public_url = NULL, *net_policy = "allow",
                *queue_timeout = "24h", *allowed_hosts = NULL;
     const char *tls_cert = NULL, *tls_key = NULL;
+    const char *oidc_issuer = NULL, *oidc_client_id = NULL, *oidc_secret_file = NULL,
+               *oidc_groups = NULL, *oidc_org = NULL, *oidc_ca = NULL;
     bool require_auth = false;
     long long workers = 0, worker_timeout = 30, max_attempts = 3, trigger_threads = 2;
     struct vk__cli_list groups = {.n = 0};
@@ -298,6 +315,13 @@ int vk__cli_server(int argc, char **argv)
         {"allowed-hosts", 0, VK_CLI_STR, &allowed_hosts, "VULCAN_ALLOWED_HOSTS", true, 0, 0},
         {"tls-cert", 0, VK_CLI_STR, &tls_cert, "VULCAN_TLS_CERT", true, 0, 0},
         {"tls-key", 0, VK_CLI_STR, &tls_key, "VULCAN_TLS_KEY", true, 0, 0},
+        {"oidc-issuer", 0, VK_CLI_STR, &oidc_issuer, "VULCAN_OIDC_ISSUER", true, 0, 0},
+        {"oidc-client-id", 0, VK_CLI_STR, &oidc_client_id, "VULCAN_OIDC_CLIENT_ID", true, 0, 0},
+        {"oidc-client-secret-file", 0, VK_CLI_STR, &oidc_secret_file,
+         "VULCAN_OIDC_CLIENT_SECRET_FILE", true, 0, 0},
+        {"oidc-groups-claim", 0, VK_CLI_STR, &oidc_groups, "VULCAN_OIDC_GROUPS_CLAIM", true, 0, 0},
+        {"oidc-org", 0, VK_CLI_STR, &oidc_org, "VULCAN_OIDC_ORG", true, 0, 0},
+        {"oidc-ca-cert", 0, VK_CLI_STR, &oidc_ca, "VULCAN_OIDC_CA_CERT", true, 0, 0},
     };
     const char *pos[1];
     int npos = 0;
@@ -344,6 +368,28 @@ int vk__cli_server(int argc, char **argv)
               "(GnuTLS); build against one that has, or put a TLS proxy in front\n",
               stderr);
         return 2;
+    }
+    if (oidc_issuer && *oidc_issuer &&
+        (!require_auth || !oidc_client_id || !*oidc_client_id || !oidc_secret_file ||
+         !*oidc_secret_file)) {
+        fputs("vulcan server: --oidc-issuer needs --require-auth, --oidc-client-id and "
+              "--oidc-client-secret-file\n",
+              stderr);
+        return 2;
+    }
+    struct vk_buf oidc_secret = VK_BUF_INIT(4096);
+    if (oidc_issuer && *oidc_issuer) {
+        struct vk_err serr;
+        vk_err_clear(&serr);
+        if (vk_buf_read_file(&oidc_secret, oidc_secret_file, &serr) < 0 || !oidc_secret.data) {
+            fprintf(stderr, "vulcan server: cannot read --oidc-client-secret-file '%s': %s\n",
+                    oidc_secret_file, oidc_secret.data ? serr.msg : "empty file");
+            vk_buf_release(&oidc_secret);
+            return 2;
+        }
+        while (oidc_secret.len && (oidc_secret.data[oidc_secret.len - 1] == '\n' ||
+                                   oidc_secret.data[oidc_secret.len - 1] == '\r'))
+            oidc_secret.data[--oidc_secret.len] = '\0';
     }
     struct vk_buf cert_pem = VK_BUF_INIT(TLS_MAX_CERT), key_pem = VK_BUF_INIT(TLS_MAX_KEY);
     if (tls) {
@@ -462,6 +508,12 @@ int vk__cli_server(int argc, char **argv)
                                  .public_url = public_url,
                                  .allowed_hosts = allowed_hosts,
                                  .job_key_file = job_key,
+                                 .oidc_issuer = oidc_issuer && *oidc_issuer ? oidc_issuer : NULL,
+                                 .oidc_client_id = oidc_client_id,
+                                 .oidc_client_secret = oidc_secret.data,
+                                 .oidc_groups_claim = oidc_groups,
+                                 .oidc_org = oidc_org,
+                                 .oidc_ca_file = oidc_ca,
                                  .tls_cert_pem = tls ? cert_pem.data : NULL,
                                  .tls_key_pem = tls ? key_pem.data : NULL,
                                  .tls = tls,
@@ -589,5 +641,8 @@ out:
     vk_trace_free(tracer, 2000); /* export what is queued, up to 2 s */
     vk_metrics_free(metrics);
     vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
+    if (oidc_secret.data)
+        vk_auth_wipe(oidc_secret.data, oidc_secret.len);
+    vk_buf_release(&oidc_secret);
     return status;
 }

@@ -184,7 +184,8 @@ int vk_store_org_list(struct vk_store *s, const char *user_id, struct vk_pool *p
 
 /* ---------------------------------------------------------------- Users */
 
-#define USER_COLS "id, login, name, email, source, password_hash, site_admin, disabled, created_at"
+#define USER_COLS                                                                                  \
+    "id, login, name, email, source, password_hash, site_admin, disabled, created_at, subject"
 
 static int read_user(struct vk__res *r, struct vk_pool *pool, void *out, struct vk_err *err)
 {
@@ -199,6 +200,7 @@ static int read_user(struct vk__res *r, struct vk_pool *pool, void *out, struct 
     u->site_admin = vk__col_int(r, 6) != 0;
     u->disabled = vk__col_int(r, 7) != 0;
     u->created_at = vk__col_int(r, 8);
+    u->subject = vk__col_str(r, 9, pool);
     return u->login && u->source ? 0 : nomem(err);
 }
 
@@ -236,13 +238,15 @@ int vk_store_user_create(struct vk_store *s, struct vk_store_user *u, struct vk_
         vk__int(u->site_admin),
         vk__int(u->disabled),
         vk__int(u->created_at),
+        vk__text(has(u->subject) ? u->subject : NULL),
     };
     struct vk__conn *c = NULL;
     rc = vk__store_begin(s, &c, err);
     if (rc)
         return rc;
     rc = vk__exec(c, VK__STMT_NONE,
-                  "INSERT INTO users (" USER_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                  "INSERT INTO users (" USER_COLS
+                  ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                   p, (int)VK_ARRAY_LEN(p), NULL, err);
     if (rc == VK_EEXIST)
         vk_err_set(err, rc, "user '%s' exists already", u->login);
@@ -270,6 +274,18 @@ int vk_store_user_find(struct vk_store *s, const char *login, struct vk_pool *po
                        struct vk_store_user *out, struct vk_err *err)
 {
     return user_by(s, "SELECT " USER_COLS " FROM users WHERE login = $1", login, pool, out, err);
+}
+
+int vk_store_user_find_subject(struct vk_store *s, const char *source, const char *subject,
+                               struct vk_pool *pool, struct vk_store_user *out, struct vk_err *err)
+{
+    struct vk__param p[] = {vk__text(source ? source : ""), vk__text(subject ? subject : "")};
+    bool found = false;
+    int rc = one_row(s, "SELECT " USER_COLS " FROM users WHERE source = $1 AND subject = $2", p, 2,
+                     read_user, pool, out, &found, err);
+    if (rc == 0 && !found)
+        rc = vk_err_set(err, VK_ENOTFOUND, "user not found");
+    return rc;
 }
 
 /* One UPDATE in its own transaction; VK_ENOTFOUND with `what` when no row changed. */

@@ -194,6 +194,9 @@ static const struct migration migrations[] = {
     {7, "the head commit's message and author on chains",
      "ALTER TABLE chains ADD COLUMN commit_message TEXT;"
      "ALTER TABLE chains ADD COLUMN commit_author TEXT"},
+    {8, "the SSO subject of users",
+     "ALTER TABLE users ADD COLUMN subject TEXT;"
+     "CREATE UNIQUE INDEX users_by_subject ON users (source, subject)"},
 };
 
 /* Migrations whose PostgreSQL text differs beyond BLOB (triggers are written differently). */

@@ -212,7 +212,9 @@ static void test_every_operation_has_a_role(void **state)
             else if (strcmp(role, "anonymous") == 0 && strncmp(path, "/health", 7) != 0 &&
                      strncmp(path, "/.well-known/", 13) != 0 && strcmp(path, "/") != 0 &&
                      strcmp(path, "/{file}") != 0 && strcmp(path, "/api/v1/login") != 0 &&
-                     strcmp(path, "/api/v1/logout") != 0 && strcmp(path, "/api/v1/session") != 0)
+                     strcmp(path, "/api/v1/logout") != 0 && strcmp(path, "/api/v1/session") != 0 &&
+                     strcmp(path, "/api/v1/sso/oidc/login") != 0 &&
+                     strcmp(path, "/api/v1/sso/oidc/callback") != 0)
                 why = "anonymous outside /health, /.well-known, the console's files and its login "
                       "routes";
             else if ((strcmp(role, "signature") == 0) != (strncmp(path, "/hooks/", 7) == 0))
