@@ -67,8 +67,8 @@ int vk__api_sso_init(struct vk_api *api, struct vk_err *err)
         !*o->oidc_client_secret)
         return vk_err_set(err, VK_EINVAL,
                           "--oidc-issuer needs --oidc-client-id and --oidc-client-secret-file");
-    if (strlen(o->oidc_issuer) >= URL_MAX || (strncmp(o->oidc_issuer, "https://", 8) != 0 &&
-                                              strncmp(o->oidc_issuer, "http://", 7) != 0))
+    if (strlen(o->oidc_issuer) >= URL_MAX ||
+        (strncmp(o->oidc_issuer, "https://", 8) != 0 && strncmp(o->oidc_issuer, "http://", 7) != 0))
         return vk_err_set(err, VK_EINVAL, "--oidc-issuer must be an http(s) URL below %d bytes",
                           URL_MAX);
     api->sso = vk_mem_xalloc(sizeof(*api->sso));
@@ -118,8 +118,7 @@ static int get_json(const struct vk_api *api, const char *url, const char *what,
 static bool copy_url(char *dst, size_t cap, json_t *o, const char *key)
 {
     const char *v = vk__api_get_str(o, key);
-    if (!v || strlen(v) >= cap ||
-        (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0))
+    if (!v || strlen(v) >= cap || (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0))
         return false;
     snprintf(dst, cap, "%s", v);
     return true;
@@ -330,8 +329,9 @@ static int exchange(struct vk_api *api, const char *code, const struct pending *
         !urlenc(code, ecode, sizeof(ecode)) ||
         !urlenc(api->opts.oidc_client_id, cid, sizeof(cid)) ||
         !urlenc(api->opts.oidc_client_secret, csec, sizeof(csec)))
-        return vk_err_set(err, VK_EINVAL, "the authorization code or client credentials are "
-                                          "too long");
+        return vk_err_set(err, VK_EINVAL,
+                          "the authorization code or client credentials are "
+                          "too long");
     char body[sizeof(ecode) + sizeof(eru) + 256];
     snprintf(body, sizeof(body),
              "grant_type=authorization_code&code=%s&redirect_uri=%s&code_verifier=%s", ecode, eru,
@@ -436,8 +436,8 @@ static int user_of(struct vk_api *api, json_t *claims, struct vk_pool *pool,
     }
     if (rc < 0)
         return rc;
-    vk_log_write(VK_LOG_INFO, "api", "SSO user created", "login", login, "source",
-                 api->sso->source, NULL);
+    vk_log_write(VK_LOG_INFO, "api", "SSO user created", "login", login, "source", api->sso->source,
+                 NULL);
     return vk_store_user_get(api->opts.store, nu.id, pool, u, err);
 }
 
@@ -445,8 +445,8 @@ static bool in_groups(const json_t *groups, const char *name)
 {
     size_t i;
     const json_t *g;
-    json_array_foreach(groups, i, g) if (json_is_string(g) && strcmp(json_string_value(g), name) ==
-                                                                  0) return true;
+    json_array_foreach(groups, i, g) if (json_is_string(g) &&
+                                         strcmp(json_string_value(g), name) == 0) return true;
     return false;
 }
 
@@ -463,8 +463,7 @@ static int map_groups(struct vk_api *api, json_t *claims, const struct vk_store_
     if (json_array_size(groups) > GROUPS_MAX)
         return vk_err_set(err, VK_EINVAL, "the ID token names more than %d groups", GROUPS_MAX);
     struct vk_store_org org;
-    const char *slug =
-        api->opts.oidc_org && *api->opts.oidc_org ? api->opts.oidc_org : "default";
+    const char *slug = api->opts.oidc_org && *api->opts.oidc_org ? api->opts.oidc_org : "default";
     int rc = vk_store_org_find(api->opts.store, slug, pool, &org, err);
     struct vk_store_team *teams = NULL;
     size_t n = 0;

@@ -55,7 +55,8 @@ static json_t *json_part(const char *p, size_t n)
         return NULL;
     long m = vk_auth_b64url_decode(p, n, buf, PART_MAX);
     json_error_t je;
-    json_t *o = m > 0 ? json_loadb((const char *)buf, (size_t)m, JSON_REJECT_DUPLICATES, &je) : NULL;
+    json_t *o =
+        m > 0 ? json_loadb((const char *)buf, (size_t)m, JSON_REJECT_DUPLICATES, &je) : NULL;
     free(buf);
     if (o && !json_is_object(o)) {
         json_decref(o);
@@ -114,8 +115,7 @@ static EVP_PKEY *ec_key(const json_t *k)
         return NULL;
     OSSL_PARAM_BLD *b = OSSL_PARAM_BLD_new();
     EVP_PKEY *key = NULL;
-    if (b &&
-        OSSL_PARAM_BLD_push_utf8_string(b, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) == 1 &&
+    if (b && OSSL_PARAM_BLD_push_utf8_string(b, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) == 1 &&
         OSSL_PARAM_BLD_push_octet_string(b, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt)) == 1)
         key = fromdata("EC", b);
     OSSL_PARAM_BLD_free(b);
@@ -220,8 +220,9 @@ static int check_claims(const json_t *c, const struct vk_auth_id_token_check *ch
         return vk_err_set(err, VK_EAUTH, "the ID token's audience is not this client");
     const char *azp = json_string_value(json_object_get(c, "azp"));
     if ((naud > 1 || azp) && (!azp || strcmp(azp, chk->client_id) != 0))
-        return vk_err_set(err, VK_EAUTH, "the ID token's authorized party (azp) is not this "
-                                         "client");
+        return vk_err_set(err, VK_EAUTH,
+                          "the ID token's authorized party (azp) is not this "
+                          "client");
     int64_t leeway = chk->leeway_s > 0 ? chk->leeway_s : VK_AUTH_ID_TOKEN_LEEWAY_S;
     const json_t *exp = json_object_get(c, "exp"), *iat = json_object_get(c, "iat");
     if (!json_is_number(exp) || !json_is_number(iat))
@@ -269,8 +270,7 @@ int vk_auth_id_token_verify(const char *jwt, size_t len, const json_t *jwks,
     if (!key)
         return VK_EAUTH;
     unsigned char *sig = malloc(PART_MAX);
-    long sn = sig ? vk_auth_b64url_decode(d2 + 1, len - (size_t)(d2 + 1 - jwt), sig, PART_MAX)
-                  : -1;
+    long sn = sig ? vk_auth_b64url_decode(d2 + 1, len - (size_t)(d2 + 1 - jwt), sig, PART_MAX) : -1;
     bool ok = sn > 0 && sig_ok(key, rsa, jwt, (size_t)(d2 - jwt), sig, (size_t)sn);
     free(sig);
     EVP_PKEY_free(key);
