@@ -190,11 +190,11 @@ static void h_user(struct vk_http_req *req, void *ctx)
     char scopes[VK_AUTH_SCOPES_MAX];
     vk_auth_scopes_format(p->cred.scopes, scopes);
     vk_http_reply_json(req, 200,
-                       json_pack("{s:s, s:s, s:o, s:o, s:b, s:s, s:o, s:o}", "id", u.id, "login",
-                                 u.login, "name", vk__api_str(u.name), "email",
-                                 vk__api_str(u.email), "site_admin", u.site_admin, "scopes", scopes,
-                                 "token_org", vk__api_str(org_slug(api, req, p->cred.org_id)),
-                                 "orgs", orgs));
+                       json_pack("{s:s, s:s, s:o, s:o, s:s, s:b, s:s, s:o, s:o}", "id", u.id,
+                                 "login", u.login, "name", vk__api_str(u.name), "email",
+                                 vk__api_str(u.email), "source", u.source ? u.source : "local",
+                                 "site_admin", u.site_admin, "scopes", scopes, "token_org",
+                                 vk__api_str(org_slug(api, req, p->cred.org_id)), "orgs", orgs));
 }
 
 /* ---------------------------------------------------------------- Personal access tokens */

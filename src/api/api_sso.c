@@ -89,18 +89,35 @@ void vk__api_sso_release(struct vk_api *api)
     api->sso = NULL;
 }
 
+/* Split absolute URL `url` into its origin (a client's base URL) and its path ("/" when
+ * none). False when it does not fit. */
+static bool split_url(const char *url, char base[URL_MAX], char path[URL_MAX])
+{
+    const char *host = strstr(url, "://");
+    const char *slash = host ? strchr(host + 3, '/') : NULL;
+    size_t bn = slash ? (size_t)(slash - url) : strlen(url);
+    if (bn >= URL_MAX || (slash && strlen(slash) >= URL_MAX))
+        return false;
+    snprintf(base, URL_MAX, "%.*s", (int)bn, url);
+    snprintf(path, URL_MAX, "%s", slash ? slash : "/");
+    return true;
+}
+
 /* GET `url` (absolute) as JSON into *out (owned). 0, or VK_EIO naming what failed. */
 static int get_json(const struct vk_api *api, const char *url, const char *what, json_t **out,
                     struct vk_err *err)
 {
+    char b[URL_MAX], path[URL_MAX];
+    *out = NULL;
+    if (!split_url(url, b, path))
+        return vk_err_set(err, VK_EIO, "the identity provider's %s URL is too long", what);
     struct vk_http_client_opts co = {
-        .base_url = url, .timeout_ms = HTTP_TIMEOUT_MS, .ca_file = api->opts.oidc_ca_file};
+        .base_url = b, .timeout_ms = HTTP_TIMEOUT_MS, .ca_file = api->opts.oidc_ca_file};
     struct vk_http_client *cl = NULL;
     long status = 0;
-    *out = NULL;
     int rc = vk_http_client_new(&co, &cl, err);
     if (rc == 0)
-        rc = vk_http_client_json(cl, "GET", "", NULL, 0, &status, out, err);
+        rc = vk_http_client_json(cl, "GET", path, NULL, 0, &status, out, err);
     vk_http_client_free(cl);
     if (rc == 0 && (status != 200 || !json_is_object(*out))) {
         json_decref(*out);
@@ -344,12 +361,14 @@ static int exchange(struct vk_api *api, const char *code, const struct pending *
     snprintf(auth, sizeof(auth), "Basic %s", b64);
     vk_auth_wipe(pair, sizeof(pair));
     vk_auth_wipe(csec, sizeof(csec));
-    char url[URL_MAX];
+    char url[URL_MAX], ub[URL_MAX], upath[URL_MAX];
     pthread_mutex_lock(&s->lock);
     snprintf(url, sizeof(url), "%s", s->token_endpoint);
     pthread_mutex_unlock(&s->lock);
+    if (!split_url(url, ub, upath))
+        return vk_err_set(err, VK_EIO, "the token endpoint URL is too long");
     struct vk_http_client_opts co = {
-        .base_url = url, .timeout_ms = HTTP_TIMEOUT_MS, .ca_file = api->opts.oidc_ca_file};
+        .base_url = ub, .timeout_ms = HTTP_TIMEOUT_MS, .ca_file = api->opts.oidc_ca_file};
     struct vk_http_client *cl = NULL;
     struct vk_http_response r = {0};
     int rc = vk_http_client_new(&co, &cl, err);
@@ -361,7 +380,7 @@ static int exchange(struct vk_api *api, const char *code, const struct pending *
     vk_auth_wipe(auth, sizeof(auth));
     vk_auth_wipe(b64, sizeof(b64));
     if (rc == 0)
-        rc = vk_http_client_request(cl, "POST", "", "application/x-www-form-urlencoded", body,
+        rc = vk_http_client_request(cl, "POST", upath, "application/x-www-form-urlencoded", body,
                                     strlen(body), 0, &r, err);
     vk_http_client_free(cl);
     vk_auth_wipe(body, sizeof(body));

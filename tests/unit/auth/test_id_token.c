@@ -48,7 +48,8 @@ static int setup(void **state)
     assert_non_null(rsa);
     assert_non_null(ec);
     char *n = bn_b64(rsa, OSSL_PKEY_PARAM_RSA_N, 0), *e = bn_b64(rsa, OSSL_PKEY_PARAM_RSA_E, 0);
-    char *x = bn_b64(ec, OSSL_PKEY_PARAM_EC_PUB_X, 32), *y = bn_b64(ec, OSSL_PKEY_PARAM_EC_PUB_Y, 32);
+    char *x = bn_b64(ec, OSSL_PKEY_PARAM_EC_PUB_X, 32),
+         *y = bn_b64(ec, OSSL_PKEY_PARAM_EC_PUB_Y, 32);
     jwks = json_pack("{s:[{s:s, s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s, s:s}]}", "keys", "kty",
                      "RSA", "kid", "r1", "use", "sig", "n", n, "e", e, "kty", "EC", "kid", "e1",
                      "crv", "P-256", "x", x, "y", y);
@@ -86,8 +87,7 @@ static char *sign(const char *header, const char *claims, EVP_PKEY *key)
         EVP_MD_CTX *md = EVP_MD_CTX_new();
         sn = sizeof(sig);
         assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key), 1);
-        assert_int_equal(
-            EVP_DigestSign(md, sig, &sn, (const unsigned char *)out, strlen(out)), 1);
+        assert_int_equal(EVP_DigestSign(md, sig, &sn, (const unsigned char *)out, strlen(out)), 1);
         EVP_MD_CTX_free(md);
         if (key == ec) {
             const unsigned char *p = sig;
@@ -286,9 +286,12 @@ static void test_b64url_decode(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good_rs256_and_es256), cmocka_unit_test(test_bad_signature),
-        cmocka_unit_test(test_alg_none_and_hs256),   cmocka_unit_test(test_claims_refused),
-        cmocka_unit_test(test_malformed),            cmocka_unit_test(test_b64url_decode),
+        cmocka_unit_test(test_good_rs256_and_es256),
+        cmocka_unit_test(test_bad_signature),
+        cmocka_unit_test(test_alg_none_and_hs256),
+        cmocka_unit_test(test_claims_refused),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_b64url_decode),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
