@@ -342,7 +342,7 @@ static int exchange(struct vk_api *api, const char *code, const struct pending *
     char ru[URL_MAX], eru[URL_MAX * 3], ecode[2048 * 3], cid[768], csec[1536];
     redirect_uri(api, ru);
     *resp = NULL;
-    if (strlen(code) > 2048 || !urlenc(ru, eru, sizeof(eru)) ||
+    if (!code || strlen(code) > 2048 || !urlenc(ru, eru, sizeof(eru)) ||
         !urlenc(code, ecode, sizeof(ecode)) ||
         !urlenc(api->opts.oidc_client_id, cid, sizeof(cid)) ||
         !urlenc(api->opts.oidc_client_secret, csec, sizeof(csec)))
