@@ -454,6 +454,41 @@ static void test_login_failures(void **state)
     assert_int_equal(n, 0);
 }
 
+/* Migration 8: SSO users are found by (source, subject), which is unique. */
+static void test_sso_subject(void **state)
+{
+    struct fx *f = *state;
+    struct vk_err err = {0};
+    struct vk_store_user a = {.login = "alice",
+                              .email = "alice@example.com",
+                              .source = "oidc:https://idp.example.com",
+                              .subject = "sub-1"},
+                         got;
+    assert_int_equal(vk_store_user_create(f->s, &a, &err), 0);
+    assert_int_equal(vk_store_user_find_subject(f->s, "oidc:https://idp.example.com", "sub-1",
+                                                &f->pool, &got, &err),
+                     0);
+    assert_string_equal(got.id, a.id);
+    assert_string_equal(got.subject, "sub-1");
+    assert_string_equal(got.source, "oidc:https://idp.example.com");
+    /* Another provider's same subject is another person; a local user has no subject. */
+    assert_int_equal(vk_store_user_find_subject(f->s, "oidc:https://other.example.com", "sub-1",
+                                                &f->pool, &got, &err),
+                     VK_ENOTFOUND);
+    struct vk_store_user l;
+    make_user(f, "local-bob", &l);
+    assert_int_equal(vk_store_user_get(f->s, l.id, &f->pool, &got, &err), 0);
+    assert_null(got.subject);
+    assert_int_equal(vk_store_user_find_subject(f->s, "local", "", &f->pool, &got, &err),
+                     VK_ENOTFOUND);
+    struct vk_store_user dup = {
+        .login = "alice2", .source = "oidc:https://idp.example.com", .subject = "sub-1"};
+    assert_int_not_equal(vk_store_user_create(f->s, &dup, &err), 0);
+    struct vk_store_user other = {
+        .login = "alice3", .source = "oidc:https://other.example.com", .subject = "sub-1"};
+    assert_int_equal(vk_store_user_create(f->s, &other, &err), 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -467,7 +502,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_orgs_and_users), T(test_teams_nest_without_cycles),
         T(test_roles_add_up),   T(test_credentials),
-        T(test_login_failures),
+        T(test_login_failures), T(test_sso_subject),
     };
     int failed = cmocka_run_group_tests_name(
         is_pg() ? "store_identity_postgres" : "store_identity_sqlite", tests, NULL, NULL);
