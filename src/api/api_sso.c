@@ -31,6 +31,22 @@
 #define URL_MAX 1024
 #define HTTP_TIMEOUT_MS 10000
 #define GROUPS_MAX 256
+#define STATE_COOKIE "vulcan_sso_state"
+
+/* The login's state also goes to the browser in a short-lived cookie, and the callback
+ * needs both: a callback URL from someone else's login (login CSRF, RFC 6749 10.12) is
+ * refused in a browser that did not start it. */
+static void state_cookie(const struct vk_api *api, struct vk_http_req *req, const char *state,
+                         int max_age_s)
+{
+    bool secure = api->opts.tls ||
+                  (api->opts.public_url && strncmp(api->opts.public_url, "https://", 8) == 0);
+    char c[160];
+    snprintf(c, sizeof(c), "%s=%s; Path=/api/v1/sso/oidc/; HttpOnly; SameSite=Lax; Max-Age=%d%s",
+             STATE_COOKIE, state, max_age_s, secure ? "; Secure" : "");
+    if (vk_http_set_header(req, "Set-Cookie", c) != 0)
+        vk_log_write(VK_LOG_WARN, "api", "cannot set the SSO state cookie", NULL);
+}
 
 struct pending {
     char state[STATE_LEN + 1];
@@ -300,7 +316,6 @@ static void h_login(struct vk_http_req *req, void *ctx)
                            p.nonce, challenge)
                 : -1;
     pthread_mutex_unlock(&s->lock);
-    vk_auth_wipe(&p, sizeof(p));
     if (n < 0 || (size_t)n >= cap) {
         vk_http_reply_error(req, 500, "internal", "the authorization URL is too long");
         return;
@@ -310,6 +325,8 @@ static void h_login(struct vk_http_req *req, void *ctx)
         vk_http_reply_error(req, 500, "internal", "cannot set the redirect");
         return;
     }
+    state_cookie(api, req, p.state, (int)(PENDING_LIFE_MS / 1000));
+    vk_auth_wipe(&p, sizeof(p));
     vk_http_reply_empty(req, 302);
 }
 
@@ -522,7 +539,18 @@ static void h_callback(struct vk_http_req *req, void *ctx)
     struct vk_err err;
     vk_err_clear(&err);
     struct pending p;
-    if (!take(s, vk_http_query(req, "state"), &p)) {
+    const char *state = vk_http_query(req, "state");
+    const char *mine = vk__api_cookie(req, STATE_COOKIE);
+    if (state &&
+        (!mine || strlen(mine) != strlen(state) || !vk_auth_equal(mine, state, strlen(state)))) {
+        vk_err_set(&err, VK_EAUTH,
+                   "this browser did not start the login of this state (no matching "
+                   "SSO state cookie); start the login again");
+        refuse(req, addr, &err, VK_EAUTH);
+        return;
+    }
+    state_cookie(api, req, "", 0);
+    if (!take(s, state, &p)) {
         vk_err_set(&err, VK_EAUTH, "unknown, used or expired state (start the login again)");
         refuse(req, addr, &err, VK_EAUTH);
         return;

@@ -14,7 +14,9 @@
  *    page, where the user logs in and consents; the browser lands in the console logged in
  *    as the provider's user, who was created with source oidc:<issuer> and is a member of
  *    team "devs" (the groups claim says devs and unknown: only existing teams count).
- * 3. The callback URL replayed (its state is used) and a made-up state are refused (401).
+ * 3. The callback URL replayed (its state is used; in the browser its state cookie is gone
+ *    too), the callback of a login another client started (login CSRF: this browser has
+ *    not its state cookie) and a made-up state are refused (401).
  * 4. An admin adds the user to team "ops"; the next SSO login (the provider remembers the
  *    user) takes it out again: membership is exactly the groups claim.
  */
@@ -173,11 +175,21 @@ test("Log in with SSO: the provider's own page, back in the console as alice, in
   ctx.aliceId = alice.id;
 });
 
-test("a replayed callback and a made-up state are refused", async () => {
+test("a replayed callback, another browser's login and a made-up state are refused", async (page) => {
   if (!ctx.callback) throw new Error("no callback seen");
   const r = await fetch(ctx.callback, { redirect: "manual" });
   const t = await r.text();
   if (r.status !== 401 || !/state/.test(t)) throw new Error(`replay: ${r.status} ${t}`);
+  /* In the browser that logged in: the state cookie is gone, and the state is used. */
+  const again = await page.goto(ctx.callback);
+  if (again.status() !== 401) throw new Error("replay in the browser: " + again.status());
+  /* A login started by someone else (their callback URL, with their state cookie not
+   * here): login CSRF is refused. */
+  const other = await fetch(base + "/api/v1/sso/oidc/login", { redirect: "manual" });
+  const st = new URL(other.headers.get("location")).searchParams.get("state");
+  if (!/vulcan_sso_state=/.test(other.headers.get("set-cookie") || "")) throw new Error("no state cookie");
+  const csrf = await page.goto(base + "/api/v1/sso/oidc/callback?code=abc&state=" + st);
+  if (csrf.status() !== 401 || !/did not start/.test(await csrf.text())) throw new Error("login CSRF: " + csrf.status());
   const w = await fetch(base + "/api/v1/sso/oidc/callback?code=abc&state=" + "x".repeat(43), { redirect: "manual" });
   if (w.status !== 401) throw new Error("made-up state: " + w.status);
   const e = await fetch(base + "/api/v1/sso/oidc/callback?code=abc", { redirect: "manual" });

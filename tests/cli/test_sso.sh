@@ -2,7 +2,8 @@
 # Issue 13, SSO configuration and failures through the real binary (the login itself is
 # tests/browser/sso.test.js): --oidc-* options that do not go together exit 2; a provider
 # that is down does not stop the server but the login route answers 502 saying why; a
-# callback with an unknown state is 401; a `next` that is not a console page is 400;
+# callback with an unknown state, or without the state cookie of the browser that started
+# the login, is 401; a `next` that is not a console page is 400;
 # without --oidc-issuer the routes are 404 and the session offers no SSO; the client
 # secret is never in the log.
 # Usage: test_sso.sh VULCAN_BINARY
@@ -60,9 +61,13 @@ check "the login route answers 502 naming the discovery document" $?
 code=$(curl -s -o "$tmp/out" -w '%{http_code}' "$url/api/v1/sso/oidc/login?next=https://evil.example.com/")
 [ "$code" = 400 ]
 check "a next that is not a console page is 400" $?
-code=$(curl -s -o "$tmp/out" -w '%{http_code}' \
-    "$url/api/v1/sso/oidc/callback?code=x&state=0123456789012345678901234567890123456789012")
-[ "$code" = 401 ] && grep -q "state" "$tmp/out"
+st=0123456789012345678901234567890123456789012
+code=$(curl -s -o "$tmp/out" -w '%{http_code}' "$url/api/v1/sso/oidc/callback?code=x&state=$st")
+[ "$code" = 401 ] && grep -q "did not start the login" "$tmp/out"
+check "a callback without the browser's state cookie is 401" $?
+code=$(curl -s -o "$tmp/out" -w '%{http_code}' -b "vulcan_sso_state=$st" \
+    "$url/api/v1/sso/oidc/callback?code=x&state=$st")
+[ "$code" = 401 ] && grep -q "unknown, used or expired state" "$tmp/out"
 check "a callback with an unknown state is 401" $?
 code=$(curl -s -o "$tmp/out" -w '%{http_code}' "$url/api/v1/sso/oidc/callback?code=x")
 [ "$code" = 401 ]
