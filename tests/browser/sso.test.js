@@ -7,6 +7,8 @@
  *
  *   VULCAN_BIN=build/vulcan SCREENSHOT_DIR=build/tests/browser/screenshots node sso.test.js
  *
+ * SSO_ALG=ES256 makes the provider sign ID tokens with its P-256 key instead of RS256.
+ *
  * 1. GET /api/v1/sso/oidc/login redirects to the provider's authorization endpoint with
  *    response_type=code, the client id, the callback as redirect_uri, the scopes, state,
  *    nonce and a PKCE S256 challenge; a `next` that is not a console page is refused.
@@ -32,6 +34,8 @@ const BIN = process.env.VULCAN_BIN;
 const SHOTS = process.env.SCREENSHOT_DIR || path.join(__dirname, "screenshots");
 const CLIENT_ID = "vulcan-console";
 const CLIENT_SECRET = "a-client-secret-of-the-test-0123456789";
+/* The ID token's algorithm: RS256 (CTest browser_sso) or ES256 (browser_sso_es256). */
+const ALG = process.env.SSO_ALG || "RS256";
 
 function die(msg) {
   console.error("FAIL: " + msg);
@@ -91,7 +95,13 @@ async function teamMembers(name) {
  * interactions; every account is alice with groups devs and not-a-team. */
 async function startProvider(port, redirectUri) {
   const { default: Provider } = await import("oidc-provider");
+  const { generateKeyPairSync } = require("crypto");
+  const jwk = (type, opts, alg) => ({ ...generateKeyPairSync(type, opts).privateKey.export({ format: "jwk" }),
+    kid: alg.toLowerCase() + "-key", alg, use: "sig" });
   const provider = new Provider(issuer, {
+    /* Only the key of ALG is published, so logging in proves that ALG was verified. */
+    jwks: { keys: [ALG === "ES256" ? jwk("ec", { namedCurve: "P-256" }, "ES256") : jwk("rsa", { modulusLength: 2048 }, "RS256")] },
+    enabledJWA: { idTokenSigningAlgValues: [ALG] },
     clients: [{
       client_id: CLIENT_ID,
       client_secret: CLIENT_SECRET,
@@ -99,6 +109,7 @@ async function startProvider(port, redirectUri) {
       grant_types: ["authorization_code"],
       response_types: ["code"],
       token_endpoint_auth_method: "client_secret_basic",
+      id_token_signed_response_alg: ALG,
     }],
     scopes: ["openid", "profile", "email", "groups"],
     claims: { openid: ["sub"], profile: ["preferred_username", "name"], email: ["email"], groups: ["groups"] },
@@ -136,6 +147,9 @@ test("the login route redirects to the provider with code, PKCE S256, state and 
     const b = await fetch(base + "/api/v1/sso/oidc/login?next=" + encodeURIComponent(bad), { redirect: "manual" });
     if (b.status !== 400) throw new Error(`next=${bad}: ${b.status}`);
   }
+  const disc = await (await fetch(issuer + "/.well-known/openid-configuration")).json();
+  const keys = (await (await fetch(disc.jwks_uri)).json()).keys;
+  if (keys.length !== 1 || keys[0].kty !== (ALG === "ES256" ? "EC" : "RSA")) throw new Error("provider keys: " + JSON.stringify(keys));
   const s = await (await fetch(base + "/api/v1/session")).json();
   if (JSON.stringify(s.sso) !== '["oidc"]') throw new Error("session.sso: " + JSON.stringify(s.sso));
 });
@@ -286,6 +300,7 @@ async function main() {
     if (failed) console.log("server log:\n" + text.split("\n").slice(-40).join("\n"));
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+  console.log(`ID tokens signed with ${ALG}`);
   console.log(`${tests.length - failed}/${tests.length} passed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   process.exit(failed ? 1 : 0);
 }
