@@ -501,6 +501,10 @@ static int map_groups(struct vk_api *api, json_t *claims, const struct vk_store_
     struct vk_store_org org;
     const char *slug = api->opts.oidc_org && *api->opts.oidc_org ? api->opts.oidc_org : "default";
     int rc = vk_store_org_find(api->opts.store, slug, pool, &org, err);
+    if (rc == VK_ENOTFOUND)
+        rc = vk_err_set(err, VK_EINTERNAL,
+                        "the org of --oidc-org ('%s') does not exist: an admin must create it",
+                        slug);
     struct vk_store_team *teams = NULL;
     size_t n = 0;
     if (rc == 0)
