@@ -458,6 +458,9 @@ static int user_of(struct vk_api *api, json_t *claims, struct vk_pool *pool,
                                .source = api->sso->source,
                                .subject = sub};
     rc = vk_store_user_create(api->opts.store, &nu, err);
+    if (rc == VK_EEXIST &&
+        vk_store_user_find_subject(api->opts.store, api->sso->source, sub, pool, u, err) == 0)
+        return 0; /* the same person's login in another tab made it first */
     for (int i = 0; rc == VK_EEXIST && i < 3; i++) {
         /* The login belongs to someone else (a local user, another provider): never take it
          * over; use "<login>-<random>". */
