@@ -524,14 +524,61 @@ static int map_groups(struct vk_api *api, json_t *claims, const struct vk_store_
     return rc;
 }
 
+/* A browser (it navigated here: Accept names text/html) gets a page saying why, with a way
+ * back to the login page; other clients get the JSON error. */
+static bool wants_html(struct vk_http_req *req)
+{
+    const char *a = vk_http_header(req, "Accept");
+    return a && strstr(a, "text/html") != NULL;
+}
+
+static void html_page(struct vk_http_req *req, int status, const char *msg)
+{
+    char esc[sizeof(((struct vk_err *)0)->msg) * 6];
+    size_t o = 0;
+    for (const char *p = msg; *p && o + 7 < sizeof(esc); p++) {
+        const char *e = *p == '<'    ? "&lt;"
+                        : *p == '>'  ? "&gt;"
+                        : *p == '&'  ? "&amp;"
+                        : *p == '"'  ? "&quot;"
+                        : *p == '\'' ? "&#39;"
+                                     : NULL;
+        if (e) {
+            memcpy(esc + o, e, strlen(e));
+            o += strlen(e);
+        } else {
+            esc[o++] = *p;
+        }
+    }
+    esc[o] = '\0';
+    char page[sizeof(esc) + 512];
+    int n = snprintf(page, sizeof(page),
+                     "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                     "<title>Single sign-on failed</title></head><body><main>"
+                     "<h1>Single sign-on failed</h1><p id=\"sso-error\">%s</p>"
+                     "<p><a href=\"/#/login\">Back to the login page</a></p></main></body></html>",
+                     esc);
+    if (vk_http_set_header(req, "Content-Security-Policy", "default-src 'none'") != 0 ||
+        vk_http_set_header(req, "Cache-Control", "no-store") != 0)
+        vk_log_write(VK_LOG_WARN, "api", "cannot set the page's headers", NULL);
+    vk_http_reply(req, status, "text/html; charset=utf-8", page,
+                  n > 0 && (size_t)n < sizeof(page) ? (size_t)n : 0);
+}
+
 static void refuse(struct vk_http_req *req, const char *addr, const struct vk_err *err, int rc)
 {
     vk_log_write(VK_LOG_WARN, "api", "SSO login refused", "address", addr, "reason", err->msg,
                  NULL);
-    if (rc == VK_EAUTH || rc == VK_EINVAL || rc == VK_ETOOBIG)
+    bool auth = rc == VK_EAUTH || rc == VK_EINVAL || rc == VK_ETOOBIG;
+    if (wants_html(req)) {
+        char msg[sizeof(err->msg) + 32];
+        snprintf(msg, sizeof(msg), "%s", err->msg);
+        html_page(req, auth ? 401 : 500, msg);
+    } else if (auth) {
         vk_http_reply_error(req, 401, "unauthenticated", "single sign-on failed: %s", err->msg);
-    else
+    } else {
         vk__api_reply_err(req, err, rc);
+    }
 }
 
 static void h_callback(struct vk_http_req *req, void *ctx)

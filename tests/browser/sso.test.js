@@ -203,7 +203,12 @@ test("a replayed callback, another browser's login and a made-up state are refus
   const st = new URL(other.headers.get("location")).searchParams.get("state");
   if (!/vulcan_sso_state=/.test(other.headers.get("set-cookie") || "")) throw new Error("no state cookie");
   const csrf = await page.goto(base + "/api/v1/sso/oidc/callback?code=abc&state=" + st);
-  if (csrf.status() !== 401 || !/did not start/.test(await csrf.text())) throw new Error("login CSRF: " + csrf.status());
+  if (csrf.status() !== 401) throw new Error("login CSRF: " + csrf.status());
+  /* The browser is told why on a page of its own, with the way back. */
+  const why = await page.textContent("#sso-error");
+  if (!/did not start/.test(why)) throw new Error("the page says: " + why);
+  await page.click("text=Back to the login page");
+  await page.waitForSelector("#login-sso");
   const w = await fetch(base + "/api/v1/sso/oidc/callback?code=abc&state=" + "x".repeat(43), { redirect: "manual" });
   if (w.status !== 401) throw new Error("made-up state: " + w.status);
   const e = await fetch(base + "/api/v1/sso/oidc/callback?code=abc", { redirect: "manual" });
