@@ -244,6 +244,47 @@ static bool next_ok(const char *n)
     return true;
 }
 
+/* A browser (it navigated here: Accept names text/html) gets a page saying why, with a way
+ * back to the login page; other clients get the JSON error. */
+static bool wants_html(struct vk_http_req *req)
+{
+    const char *a = vk_http_header(req, "Accept");
+    return a && strstr(a, "text/html") != NULL;
+}
+
+static void html_page(struct vk_http_req *req, int status, const char *msg)
+{
+    char esc[sizeof(((struct vk_err *)0)->msg) * 6];
+    size_t o = 0;
+    for (const char *p = msg; *p && o + 7 < sizeof(esc); p++) {
+        const char *e = *p == '<'    ? "&lt;"
+                        : *p == '>'  ? "&gt;"
+                        : *p == '&'  ? "&amp;"
+                        : *p == '"'  ? "&quot;"
+                        : *p == '\'' ? "&#39;"
+                                     : NULL;
+        if (e) {
+            memcpy(esc + o, e, strlen(e));
+            o += strlen(e);
+        } else {
+            esc[o++] = *p;
+        }
+    }
+    esc[o] = '\0';
+    char page[sizeof(esc) + 512];
+    int n = snprintf(page, sizeof(page),
+                     "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                     "<title>Single sign-on failed</title></head><body><main>"
+                     "<h1>Single sign-on failed</h1><p id=\"sso-error\">%s</p>"
+                     "<p><a href=\"/#/login\">Back to the login page</a></p></main></body></html>",
+                     esc);
+    if (vk_http_set_header(req, "Content-Security-Policy", "default-src 'none'") != 0 ||
+        vk_http_set_header(req, "Cache-Control", "no-store") != 0)
+        vk_log_write(VK_LOG_WARN, "api", "cannot set the page's headers", NULL);
+    vk_http_reply(req, status, "text/html; charset=utf-8", page,
+                  n > 0 && (size_t)n < sizeof(page) ? (size_t)n : 0);
+}
+
 static void no_sso(struct vk_http_req *req)
 {
     vk_http_reply_error(req, 404, "not_found",
@@ -271,7 +312,10 @@ static void h_login(struct vk_http_req *req, void *ctx)
     int rc = discover(api, &err);
     if (rc < 0) {
         vk_log_write(VK_LOG_WARN, "api", "SSO login impossible", "error", err.msg, NULL);
-        vk_http_reply_error(req, 502, "bad_gateway", "%s", err.msg);
+        if (wants_html(req))
+            html_page(req, 502, err.msg);
+        else
+            vk_http_reply_error(req, 502, "bad_gateway", "%s", err.msg);
         return;
     }
     struct pending p = {.created_ms = vk_time_now_ms()};
@@ -522,47 +566,6 @@ static int map_groups(struct vk_api *api, json_t *claims, const struct vk_store_
         }
     }
     return rc;
-}
-
-/* A browser (it navigated here: Accept names text/html) gets a page saying why, with a way
- * back to the login page; other clients get the JSON error. */
-static bool wants_html(struct vk_http_req *req)
-{
-    const char *a = vk_http_header(req, "Accept");
-    return a && strstr(a, "text/html") != NULL;
-}
-
-static void html_page(struct vk_http_req *req, int status, const char *msg)
-{
-    char esc[sizeof(((struct vk_err *)0)->msg) * 6];
-    size_t o = 0;
-    for (const char *p = msg; *p && o + 7 < sizeof(esc); p++) {
-        const char *e = *p == '<'    ? "&lt;"
-                        : *p == '>'  ? "&gt;"
-                        : *p == '&'  ? "&amp;"
-                        : *p == '"'  ? "&quot;"
-                        : *p == '\'' ? "&#39;"
-                                     : NULL;
-        if (e) {
-            memcpy(esc + o, e, strlen(e));
-            o += strlen(e);
-        } else {
-            esc[o++] = *p;
-        }
-    }
-    esc[o] = '\0';
-    char page[sizeof(esc) + 512];
-    int n = snprintf(page, sizeof(page),
-                     "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-                     "<title>Single sign-on failed</title></head><body><main>"
-                     "<h1>Single sign-on failed</h1><p id=\"sso-error\">%s</p>"
-                     "<p><a href=\"/#/login\">Back to the login page</a></p></main></body></html>",
-                     esc);
-    if (vk_http_set_header(req, "Content-Security-Policy", "default-src 'none'") != 0 ||
-        vk_http_set_header(req, "Cache-Control", "no-store") != 0)
-        vk_log_write(VK_LOG_WARN, "api", "cannot set the page's headers", NULL);
-    vk_http_reply(req, status, "text/html; charset=utf-8", page,
-                  n > 0 && (size_t)n < sizeof(page) ? (size_t)n : 0);
 }
 
 static void refuse(struct vk_http_req *req, const char *addr, const struct vk_err *err, int rc)

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Issue 13, SSO configuration and failures through the real binary (the login itself is
 # tests/browser/sso.test.js): --oidc-* options that do not go together exit 2; a provider
-# that is down does not stop the server but the login route answers 502 saying why; a
+# that is down does not stop the server but the login route answers 502 saying why (a page
+# for a browser); a
 # callback with an unknown state, or without the state cookie of the browser that started
 # the login, is 401; a `next` that is not a console page is 400;
 # without --oidc-issuer the routes are 404 and the session offers no SSO; the client
@@ -58,6 +59,9 @@ check "the session offers SSO" $?
 code=$(curl -s -o "$tmp/out" -w '%{http_code}' "$url/api/v1/sso/oidc/login?next=%23%2Fchains")
 [ "$code" = 502 ] && grep -q "cannot fetch the identity provider's discovery document" "$tmp/out"
 check "the login route answers 502 naming the discovery document" $?
+code=$(curl -s -o "$tmp/out" -w '%{http_code}' -H 'Accept: text/html' "$url/api/v1/sso/oidc/login")
+[ "$code" = 502 ] && grep -q '<p id="sso-error">cannot fetch' "$tmp/out" && grep -q 'href="/#/login"' "$tmp/out"
+check "a browser gets a page saying so, with a link back to the login page" $?
 code=$(curl -s -o "$tmp/out" -w '%{http_code}' "$url/api/v1/sso/oidc/login?next=https://evil.example.com/")
 [ "$code" = 400 ]
 check "a next that is not a console page is 400" $?
