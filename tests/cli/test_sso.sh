@@ -1,10 +1,9 @@
 #!/bin/sh
 # Issue 13, SSO configuration and failures through the real binary (the login itself is
 # tests/browser/sso.test.js): --oidc-* options that do not go together exit 2; a provider
-# that is down does not stop the server but the login route answers 502 saying why (a page
-# for a browser); a
-# callback with an unknown state, or without the state cookie of the browser that started
-# the login, is 401; a `next` that is not a console page is 400;
+# that is down does not stop the server, but the login route answers 502 saying why (a
+# page for a browser); a callback with an unknown state, or without the state cookie of
+# the browser that started the login, is 401; a `next` that is not a console page is 400;
 # without --oidc-issuer the routes are 404 and the session offers no SSO; the client
 # secret is never in the log.
 # Usage: test_sso.sh VULCAN_BINARY
