@@ -27,7 +27,7 @@ static const char usage_text[] =
     "                     [--worker-timeout SECONDS] [--max-attempts N]\n"
     "                     [--queue-timeout DURATION]\n"
     "                     [--log-level LEVEL] [--log-format json|text] [--config FILE]\n"
-    "                     [--otlp-endpoint URL] [--public-url URL] [--require-auth]\n"
+    "                     [--otlp-endpoint URL] [--public-url URL] [--no-auth]\n"
     "                     [--tls-cert FILE --tls-key FILE]\n"
     "\n"
     "Run the Vulcan CI server: the HTTP API with the worker protocol, the\n"
@@ -68,8 +68,12 @@ static const char usage_text[] =
     "  --allowed-hosts LIST     Host names besides loopback, the listen address and the\n"
     "                           public URL's that requests may use (DNS rebinding guard;\n"
     "                           '*': any)                            VULCAN_ALLOWED_HOSTS\n"
-    "  --require-auth           API routes need a token and a role (docs/security.md)\n"
-    "                                                                   VULCAN_REQUIRE_AUTH\n"
+    "  --no-auth                serve without credentials: anyone who can reach the server\n"
+    "                           runs code on its workers. Only for one person's machine on\n"
+    "                           loopback. By default every route needs a token and a role\n"
+    "                           and workers a registration token (docs/security.md)\n"
+    "                                                                   VULCAN_NO_AUTH\n"
+    "  --require-auth           the default; accepted for older scripts\n"
     "  --tls-cert FILE          serve HTTPS with this PEM certificate chain (server\n"
     "                           certificate first)                      VULCAN_TLS_CERT\n"
     "  --tls-key FILE           its PEM private key (mode 0600)          VULCAN_TLS_KEY\n"
@@ -274,7 +278,7 @@ int vk__cli_server(int argc, char **argv)
                *log_format = NULL, *otlp = NULL, *public_url = NULL, *net_policy = "allow",
                *queue_timeout = "24h", *allowed_hosts = NULL;
     const char *tls_cert = NULL, *tls_key = NULL;
-    bool require_auth = false;
+    bool require_auth = false, no_auth = false;
     long long workers = 0, worker_timeout = 30, max_attempts = 3, trigger_threads = 2;
     struct vk__cli_list groups = {.n = 0};
     struct vk__cli_opt opts[] = {
@@ -295,6 +299,7 @@ int vk__cli_server(int argc, char **argv)
         {"otlp-endpoint", 0, VK_CLI_STR, &otlp, "VULCAN_OTLP_ENDPOINT", true, 0, 0},
         {"public-url", 0, VK_CLI_STR, &public_url, "VULCAN_PUBLIC_URL", true, 0, 0},
         {"require-auth", 0, VK_CLI_FLAG, &require_auth, "VULCAN_REQUIRE_AUTH", true, 0, 0},
+        {"no-auth", 0, VK_CLI_FLAG, &no_auth, "VULCAN_NO_AUTH", true, 0, 0},
         {"allowed-hosts", 0, VK_CLI_STR, &allowed_hosts, "VULCAN_ALLOWED_HOSTS", true, 0, 0},
         {"tls-cert", 0, VK_CLI_STR, &tls_cert, "VULCAN_TLS_CERT", true, 0, 0},
         {"tls-key", 0, VK_CLI_STR, &tls_key, "VULCAN_TLS_KEY", true, 0, 0},
@@ -307,6 +312,11 @@ int vk__cli_server(int argc, char **argv)
     rc = setup_logging("server", log_level, log_format);
     if (rc)
         return rc;
+    if (require_auth && no_auth) {
+        fputs("vulcan server: --require-auth and --no-auth contradict each other\n", stderr);
+        return 2;
+    }
+    require_auth = !no_auth;
     int64_t queue_timeout_ms = 0;
     if (vk_time_duration_parse(queue_timeout, strlen(queue_timeout), &queue_timeout_ms) < 0 ||
         queue_timeout_ms < 1000 || queue_timeout_ms > 30LL * 24 * 3600 * 1000) {
@@ -362,6 +372,13 @@ int vk__cli_server(int argc, char **argv)
         vk_log_write(VK_LOG_WARN, "server",
                      "listening beyond loopback without TLS: tokens, scripts and logs cross the "
                      "network in clear text; use --tls-cert and --tls-key",
+                     "listen", listen, NULL);
+    if (no_auth)
+        vk_log_write(VK_LOG_WARN, "server",
+                     listen_is_loopback(listen)
+                         ? "--no-auth: anyone on this machine can run code on the workers"
+                         : "--no-auth beyond loopback: ANYONE who can reach this address can "
+                           "run code on the workers and read every log",
                      "listen", listen, NULL);
     if (workers > 0 && !role_api) {
         fputs("vulcan server: --workers needs the api role\n", stderr);
