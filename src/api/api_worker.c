@@ -12,6 +12,8 @@
 #include "api_int.h"
 #include "vulcan/telemetry.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -567,7 +569,13 @@ static void h_work_request(struct vk_http_req *req, void *ctx)
     pthread_mutex_unlock(&api->lock);
 }
 
-static bool parse_int_query(struct vk_http_req *req, const char *name, int64_t *out, bool required)
+/* Attempts past this are not real: a cast of 4294967297 to int must never become 1. */
+#define MAX_ATTEMPT 1000000
+#define MAX_LOG_OFFSET (INT64_C(1) << 40)
+
+/* Query parameter `name` as an integer in 0..max; answers 400 when it is not one. */
+static bool parse_int_query(struct vk_http_req *req, const char *name, int64_t max, int64_t *out,
+                            bool required)
 {
     const char *s = vk_http_query(req, name);
     if (!s) {
@@ -577,9 +585,11 @@ static bool parse_int_query(struct vk_http_req *req, const char *name, int64_t *
         return !required;
     }
     char *end = NULL;
+    errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (!*s || *end || v < 0) {
-        vk_http_reply_error(req, 400, "bad_request", "'%s' must be a non-negative integer", name);
+    if (!*s || *end || v < 0 || errno == ERANGE || v > max) {
+        vk_http_reply_error(req, 400, "bad_request", "'%s' must be an integer from 0 to %lld", name,
+                            (long long)max);
         return false;
     }
     *out = v;
@@ -595,8 +605,9 @@ static void h_log_append(struct vk_http_req *req, void *ctx)
         vk_http_reply_error(req, 404, "not_found", "no fragment '%s'", id ? id : "");
         return;
     }
-    if (!parse_int_query(req, "attempt", &attempt, true) ||
-        !parse_int_query(req, "offset", &offset, false) || !job_is_caller(req, id, attempt, NULL))
+    if (!parse_int_query(req, "attempt", MAX_ATTEMPT, &attempt, true) ||
+        !parse_int_query(req, "offset", MAX_LOG_OFFSET, &offset, false) ||
+        !job_is_caller(req, id, attempt, NULL))
         return;
     size_t len;
     const char *body = vk_http_body(req, &len);
@@ -620,6 +631,15 @@ static void h_result(struct vk_http_req *req, void *ctx)
     if (!wid || !vk_uuid_valid(wid) || !fid || !vk_uuid_valid(fid) || !json_is_integer(att)) {
         vk_http_reply_error(req, 400, "bad_request",
                             "'worker_id', 'fragment_id' and 'attempt' are required");
+        return;
+    }
+    json_t *ec0 = json_object_get(body, "exit_code");
+    if (json_integer_value(att) < 1 || json_integer_value(att) > MAX_ATTEMPT ||
+        (json_is_integer(ec0) &&
+         (json_integer_value(ec0) < INT32_MIN || json_integer_value(ec0) > INT32_MAX))) {
+        vk_http_reply_error(req, 400, "bad_request",
+                            "'attempt' must be from 1 to %d and 'exit_code' a 32-bit integer",
+                            MAX_ATTEMPT);
         return;
     }
     if (!job_is_caller(req, fid, json_integer_value(att), wid))

@@ -461,7 +461,7 @@ int vk__cli_server(int argc, char **argv)
     char job_key[4200];
     snprintf(job_key, sizeof(job_key), "%s/job-oidc-key.pem", data_dir);
     if (rc == 0 && require_auth && role_api)
-        (void)mkdir(data_dir, 0755);
+        (void)mkdir(data_dir, 0700);
     if (rc == 0) {
         /* Workers must beat well within the timeout: a third of it, at most 5 s
          * (the API's default), at least 1 s. Every process listens, for /health and
@@ -552,7 +552,7 @@ int vk__cli_server(int argc, char **argv)
         }
     }
     if (workers > 0) {
-        mkdir(data_dir, 0755);
+        mkdir(data_dir, 0700);
         mkdir(root, 0700);
         const char *def[] = {"default"};
         if (vk__cli_local_add(&local, (int)workers, url,
