@@ -12,6 +12,7 @@
  *   #/tokens                      the user's personal access tokens (with --require-auth)
  *   #/org/ORG/members             teams and members; grants and worker registration
  *                                 tokens for the org's admins (with --require-auth)
+ *   #/settings                    goes to the first org's page
  *
  * Sessions: with --require-auth the console logs in with POST /api/v1/login, which sets
  * the HttpOnly session cookie; the CSRF token it answers (and GET /api/v1/session
@@ -137,6 +138,7 @@
     return h("p", { class: "notice bad", role: "alert" },
       (what ? what + ": " : "") + (e && e.message ? e.message : String(e)));
   }
+  function safeDecode(s) { try { return decodeURIComponent(s); } catch (e) { return s; } }
   function title(t) { document.title = t + " · Vulcan CI"; }
 
   /* ------------------------------------------------------------ chains list */
@@ -692,6 +694,7 @@
 
   function credState(c) {
     if (c.revoked_at) return h("span", { class: "badge st-cancelled", "data-state": "revoked" }, "revoked");
+    if (c.uses_left === 0) return h("span", { class: "badge st-skipped", "data-state": "used-up" }, "used up");
     if (c.expires_at && parseTime(c.expires_at) <= Date.now())
       return h("span", { class: "badge st-failed", "data-state": "expired" }, "expired");
     return h("span", { class: "badge st-completed", "data-state": "active" }, "active");
@@ -1123,7 +1126,12 @@
     else if (section === "repos") reposPage();
     else if (section === "tokens" && parts.length === 1) tokensPage();
     else if (section === "org" && parts[1] && (parts[2] === "members" || !parts[2]))
-      orgPage(decodeURIComponent(parts[1]));
+      orgPage(safeDecode(parts[1]));
+    else if (section === "settings") {
+      /* #/settings: the page of the user's first org (the header's Organisation link). */
+      var first = me && (me.orgs || [])[0];
+      location.replace(first ? "#/org/" + encodeURIComponent(first.slug) + "/members" : "#/tokens");
+    }
     else { clear(main); add(main, [h("h1", null, "Not found"), h("p", null, h("a", { href: "#/chains" }, "Back to the chains"))]); }
   }
 

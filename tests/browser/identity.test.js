@@ -275,7 +275,8 @@ test("#/org/default/members: teams, members, grants and registration tokens", as
 test("a reader sees the teams but no admin section, and the server refuses them anyway", async (page) => {
   await login(page, "rita", READER_PASSWORD);
   expect((await navLinks(page)).join() === "tokens,org", "a reader's links: " + (await navLinks(page)));
-  await page.goto(base + "/#/org/default/members");
+  await page.goto(base + "/#/settings"); /* the first org's page */
+  await page.waitForFunction(() => location.hash === "#/org/default/members");
   await page.waitForSelector('tr[data-team="front"] [data-member="rita"]');
   expect((await page.getAttribute("[data-role]", "data-role")) === "reader", "the role shown");
   for (const sel of ["#team-create", "#grants", "#registration-tokens", "form[data-add-member]", "[data-action=remove-member]"])
