@@ -633,10 +633,14 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
     if (rc < 0)
         return rc;
     enum vk_exec_sandbox mode = spec->sandbox ? spec->sandbox : env->default_sandbox;
+    /* The sandbox fails closed: `auto` is bubblewrap when it works and an error when it
+     * does not; running unsandboxed is only ever chosen explicitly (issue 14 item 10). */
     if (mode == VK_EXEC_SANDBOX_AUTO)
-        mode = env->bwrap_ok ? VK_EXEC_SANDBOX_BWRAP : VK_EXEC_SANDBOX_NONE;
+        mode = VK_EXEC_SANDBOX_BWRAP;
     if (mode == VK_EXEC_SANDBOX_BWRAP && !env->bwrap_ok)
-        return vk_err_set(err, VK_EPERM, "sandbox 'bwrap' is required but unavailable: %s",
+        return vk_err_set(err, VK_EPERM,
+                          "no sandbox works on this worker (%s); fix bubblewrap, or choose "
+                          "--sandbox none on a host trusted with every workflow",
                           env->bwrap_why);
     st->sandboxed = mode == VK_EXEC_SANDBOX_BWRAP;
     out->sandboxed = st->sandboxed;

@@ -5,7 +5,8 @@
  * /bin -> usr/bin on merged-/usr systems are recreated as symlinks), a fresh
  * /dev and /proc, private tmpfs /tmp and /var/tmp, the workspace read-write and
  * the script directory (and the git mirror the workspace borrows objects from)
- * read-only, all at their host paths. /etc/shadow and /etc/gshadow are masked.
+ * read-only, all at their host paths. /etc/shadow, /etc/gshadow and their "-" backups
+ * are masked.
  * Every namespace is unshared (--unshare-all: user, ipc, pid, net, uts,
  * cgroup), except the network with allow_network, and all capabilities are
  * dropped. bubblewrap itself starts with an environment of PATH only (so an
@@ -59,6 +60,13 @@ static int push_system(struct vk__exec_strv *argv, struct vk_pool *pool)
     PUSH("--ro-bind-try");
     PUSH("/dev/null");
     PUSH("/etc/gshadow");
+    /* The backups `passwd` and friends leave beside them hold the same hashes. */
+    PUSH("--ro-bind-try");
+    PUSH("/dev/null");
+    PUSH("/etc/shadow-");
+    PUSH("--ro-bind-try");
+    PUSH("/dev/null");
+    PUSH("/etc/gshadow-");
     return 0;
 }
 
