@@ -613,9 +613,38 @@ static void h_log_append(struct vk_http_req *req, void *ctx)
     const char *body = vk_http_body(req, &len);
     struct vk_err err;
     vk_err_clear(&err);
-    int rc = vk_store_log_append(api->opts.store, id, (int)attempt, offset, body, len, NULL, &err);
+    /* The server keeps its own cap whatever a worker sends (issue 14 item 4): the bytes up
+     * to it are stored, then one notice; anything past it is refused with 413. */
+    int64_t cap = api->opts.max_log_bytes > 0 ? api->opts.max_log_bytes : VK_API_DEFAULT_MAX_LOG;
+    if (offset >= cap) {
+        vk_http_reply_error(req, 413, "log_too_large",
+                            "the log of this attempt is capped at %lld bytes by the server",
+                            (long long)cap);
+        return;
+    }
+    bool cut = (int64_t)len > cap - offset;
+    if (cut)
+        len = (size_t)(cap - offset);
+    int64_t total = 0;
+    int rc =
+        vk_store_log_append(api->opts.store, id, (int)attempt, offset, body, len, &total, &err);
+    if (rc == 0 && cut && total == cap) {
+        char note[160];
+        int n = snprintf(note, sizeof(note),
+                         "\n[vulcan] log truncated by the server at %lld bytes (its cap)\n",
+                         (long long)cap);
+        rc = vk_store_log_append(api->opts.store, id, (int)attempt, cap, note, (size_t)n, NULL,
+                                 &err);
+    }
     if (rc < 0) {
         vk__api_reply_err(req, &err, rc);
+        return;
+    }
+    if (cut) {
+        vk_http_reply_error(req, 413, "log_too_large",
+                            "the log of this attempt is capped at %lld bytes by the server; the "
+                            "rest was dropped",
+                            (long long)cap);
         return;
     }
     vk_http_reply_empty(req, 204);

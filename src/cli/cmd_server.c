@@ -74,6 +74,10 @@ static const char usage_text[] =
     "                           and workers a registration token (docs/security.md)\n"
     "                                                                   VULCAN_NO_AUTH\n"
     "  --require-auth           the default; accepted for older scripts\n"
+    "  --max-log-bytes N        a fragment attempt's stored log, whatever its worker sends\n"
+    "                           (default 16 MiB + 64 KiB: the worker's own cap and its\n"
+    "                           notice); past it one notice, the rest refused with 413\n"
+    "                                                                  VULCAN_MAX_LOG_BYTES\n"
     "  --tls-cert FILE          serve HTTPS with this PEM certificate chain (server\n"
     "                           certificate first)                      VULCAN_TLS_CERT\n"
     "  --tls-key FILE           its PEM private key (mode 0600)          VULCAN_TLS_KEY\n"
@@ -279,7 +283,8 @@ int vk__cli_server(int argc, char **argv)
                *queue_timeout = "24h", *allowed_hosts = NULL;
     const char *tls_cert = NULL, *tls_key = NULL;
     bool require_auth = false, no_auth = false;
-    long long workers = 0, worker_timeout = 30, max_attempts = 3, trigger_threads = 2;
+    long long workers = 0, worker_timeout = 30, max_attempts = 3, trigger_threads = 2,
+              max_log_bytes = VK_API_DEFAULT_MAX_LOG;
     struct vk__cli_list groups = {.n = 0};
     struct vk__cli_opt opts[] = {
         {"groups", 0, VK_CLI_LIST, &groups, "VULCAN_WORKER_GROUPS", true, 0, 0},
@@ -300,6 +305,8 @@ int vk__cli_server(int argc, char **argv)
         {"public-url", 0, VK_CLI_STR, &public_url, "VULCAN_PUBLIC_URL", true, 0, 0},
         {"require-auth", 0, VK_CLI_FLAG, &require_auth, "VULCAN_REQUIRE_AUTH", true, 0, 0},
         {"no-auth", 0, VK_CLI_FLAG, &no_auth, "VULCAN_NO_AUTH", true, 0, 0},
+        {"max-log-bytes", 0, VK_CLI_INT, &max_log_bytes, "VULCAN_MAX_LOG_BYTES", true, 4096,
+         1LL << 36},
         {"allowed-hosts", 0, VK_CLI_STR, &allowed_hosts, "VULCAN_ALLOWED_HOSTS", true, 0, 0},
         {"tls-cert", 0, VK_CLI_STR, &tls_cert, "VULCAN_TLS_CERT", true, 0, 0},
         {"tls-key", 0, VK_CLI_STR, &tls_key, "VULCAN_TLS_KEY", true, 0, 0},
@@ -479,6 +486,7 @@ int vk__cli_server(int argc, char **argv)
                                  .public_url = public_url,
                                  .allowed_hosts = allowed_hosts,
                                  .job_key_file = job_key,
+                                 .max_log_bytes = max_log_bytes,
                                  .tls_cert_pem = tls ? cert_pem.data : NULL,
                                  .tls_key_pem = tls ? key_pem.data : NULL,
                                  .tls = tls,

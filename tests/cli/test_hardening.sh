@@ -116,6 +116,42 @@ code=$(curl -s -o "$tmp/ans" -w '%{http_code}' -H 'Content-Type: application/jso
     -H "Authorization: Bearer $boss" --data "{\"content\":\"$wf\",\"priority\":10}" "$url/api/v1/parse")
 [ "$code" = 201 ]
 check "a maintainer's priority 10 is taken" $?
+# ---- Item 4: the server caps a log whatever the worker sends.
+start "$tmp/cap" "$tmp/cap.log" --no-auth --workers 1 --worker-sandbox none --max-log-bytes 65536
+cat >"$tmp/long.kdl" <<'KDL'
+version "0.1"
+triggers "manual"
+chain {
+    machine "default"
+    fragment { name "long"; run "sleep 5"; }
+}
+KDL
+python3 -c 'import json,sys; print(json.dumps({"content": open(sys.argv[1]).read()}))' "$tmp/long.kdl" >"$tmp/body.json"
+cid=$(curl -s -H 'Content-Type: application/json' --data-binary @"$tmp/body.json" "$url/api/v1/parse" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["chain_id"])')
+fid=
+for _ in $(seq 1 100); do
+    fid=$(curl -s "$url/api/v1/chains/$cid" | python3 -c '
+import json, sys
+f = json.load(sys.stdin)["fragments"][0]
+print(f["id"] if f["status"] == "running" else "")')
+    [ -n "$fid" ] && break
+    sleep 0.1
+done
+head -c 100000 /dev/zero | tr '\0' a >"$tmp/big"
+code=$(curl -s -o "$tmp/ans" -w '%{http_code}' --data-binary @"$tmp/big" \
+    "$url/api/v1/work/$fid/log?attempt=1&offset=0")
+[ "$code" = 413 ]
+check "100 KB of log past a 64 KiB cap: 413" $?
+code=$(curl -s -o "$tmp/ans" -w '%{http_code}' --data-binary @"$tmp/big" \
+    "$url/api/v1/work/$fid/log?attempt=1&offset=65536")
+[ "$code" = 413 ]
+check "and any chunk past the cap: 413" $?
+curl -s "$url/api/v1/fragments/$fid/log" >"$tmp/log"
+[ "$(head -c 65536 "$tmp/log" | tr -d a | wc -c)" = 0 ] && grep -q "log truncated by the server at 65536 bytes" "$tmp/log" &&
+    [ "$(wc -c <"$tmp/log")" -lt 66000 ]
+check "the stored log is the cap's bytes and one notice" $?
+
 # ---- Item 11: the script's environment is not on bubblewrap's command line.
 cat >"$tmp/env.kdl" <<'KDL'
 version "0.1"
