@@ -101,10 +101,10 @@ static int run_config(const char *bin, int nfrag, int nworkers, int conc, bool k
     double *claim = NULL, *run = NULL;
     json_t *chain = NULL;
     if (auth)
-        setenv("VK_BENCH_SERVER_ARGS", "--require-auth", 1);
+        setenv("VK_BENCH_AUTH", "1", 1);
     int up = bench_server_start(&s, bin);
     if (auth)
-        unsetenv("VK_BENCH_SERVER_ARGS");
+        unsetenv("VK_BENCH_AUTH");
     if (up != 0 || (auth && bench_server_auth(&s, bin) != 0))
         goto out;
     for (; started < nworkers; started++) {

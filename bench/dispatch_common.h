@@ -299,8 +299,20 @@ static inline int bench_server_start(struct bench_server *s, const char *bin)
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
     snprintf(db, sizeof(db), "sqlite:%s/vulcan.db", s->dir);
     snprintf(log, sizeof(log), "%s/server.log", s->dir);
-    char *argv[32] = {(char *)bin,  "server", "--listen",  listen, "--database",   db,
-                      "--data-dir", s->dir,   "--workers", "0",    "--log-format", "json",
+    /* Without credentials unless $VK_BENCH_AUTH (bench/dispatch --auth) is set. */
+    char *argv[32] = {(char *)bin,
+                      "server",
+                      "--listen",
+                      listen,
+                      "--database",
+                      db,
+                      "--data-dir",
+                      s->dir,
+                      "--workers",
+                      "0",
+                      "--log-format",
+                      "json",
+                      getenv("VK_BENCH_AUTH") ? NULL : "--no-auth",
                       NULL};
     char extra[1024];
     if (bench_extra_args(argv, VK_ARRAY_LEN(argv), "VK_BENCH_SERVER_ARGS", extra, sizeof(extra)) !=

@@ -9,6 +9,10 @@
  *   #/workers                     workers, refreshed every 3 s
  *   #/repos                       repositories, badges, manual-trigger forms
  *   #/login                       the login form (a server with --require-auth)
+ *   #/tokens                      the user's personal access tokens (with --require-auth)
+ *   #/org/ORG/members             teams and members; grants and worker registration
+ *                                 tokens for the org's admins (with --require-auth)
+ *   #/settings                    goes to the first org's page
  *
  * Sessions: with --require-auth the console logs in with POST /api/v1/login, which sets
  * the HttpOnly session cookie; the CSRF token it answers (and GET /api/v1/session
@@ -134,6 +138,7 @@
     return h("p", { class: "notice bad", role: "alert" },
       (what ? what + ": " : "") + (e && e.message ? e.message : String(e)));
   }
+  function safeDecode(s) { try { return decodeURIComponent(s); } catch (e) { return s; } }
   function title(t) { document.title = t + " · Vulcan CI"; }
 
   /* ------------------------------------------------------------ chains list */
@@ -605,12 +610,447 @@
     return form;
   }
 
+  /* ------------------------------------------------------------ identity */
+
+  /* GET /api/v1/user of the logged-in user: {login, site_admin, scopes, token_org,
+   * orgs: [{slug, role}]}; null when not logged in or without --require-auth. It only
+   * decides what the console shows: the server checks every call itself. */
+  var me = null;
+
+  function loadMe() {
+    if (!session.require_auth || !session.authenticated) { me = null; return Promise.resolve(null); }
+    return api("GET", "/user").then(function (u) { me = u; return u; }, function () { me = null; return null; });
+  }
+  function hasScope(s) {
+    return !!me && String(me.scopes || "").split(",").indexOf(s) >= 0;
+  }
+  function orgOf(slug) {
+    return me ? (me.orgs || []).filter(function (o) { return o.slug === slug; })[0] || null : null;
+  }
+  /* Admin of an org: the role there and a credential whose scopes allow it. */
+  function isOrgAdmin(slug) {
+    var o = orgOf(slug);
+    return !!o && o.role === "admin" && hasScope("admin");
+  }
+  function authNav() {
+    var on = !!(session.require_auth && session.authenticated && me);
+    document.querySelectorAll("[data-auth]").forEach(function (li) { li.hidden = !on; });
+    var org = document.getElementById("nav-org");
+    if (org && on) {
+      var first = (me.orgs || [])[0];
+      org.parentNode.hidden = !first;
+      if (first) org.setAttribute("href", "#/org/" + encodeURIComponent(first.slug) + "/members");
+    }
+  }
+
+  /* Expiry choices for a new credential. A token made by the console's session cannot
+   * outlive the session (the server refuses it), so only choices within `limit` (an
+   * absolute time in ms, 0 for none) are offered, and then one up to the limit itself. */
+  function expirySelect(id, limit) {
+    var now = Date.now();
+    var choices = [["1 hour", 3600], ["1 day", 86400], ["7 days", 7 * 86400], ["30 days", 30 * 86400],
+      ["90 days", 90 * 86400], ["1 year", 365 * 86400]];
+    var opts = [];
+    choices.forEach(function (c) {
+      if (!limit || now + c[1] * 1000 <= limit - 60000) opts.push(h("option", { value: String(c[1]) }, c[0]));
+    });
+    if (limit) {
+      var left = Math.floor((limit - now) / 1000) - 60;
+      if (left > 0)
+        opts.push(h("option", { value: String(left), "data-limit": "1" },
+          "until this session ends (" + new Date(limit).toISOString().slice(0, 16).replace("T", " ") + " UTC)"));
+    } else {
+      opts.push(h("option", { value: "" }, "never"));
+    }
+    var sel = h("select", { id: id, name: "expires" }, opts);
+    /* Default: 30 days when allowed, else the longest choice. */
+    var want = Array.prototype.filter.call(sel.options, function (o) { return o.value === String(30 * 86400); })[0];
+    if (want) want.selected = true;
+    else if (sel.options.length) sel.options[sel.options.length - 1].selected = true;
+    return sel;
+  }
+
+  /* A secret shown once: the value, a copy button and the warning. */
+  function secretOnce(label, value) {
+    var field = h("input", { class: "secret", readonly: true, value: value, "aria-label": label,
+      spellcheck: "false", autocomplete: "off", onfocus: function () { field.select(); } });
+    var said = h("span", { class: "small", role: "status", "aria-live": "polite" });
+    var copy = h("button", { type: "button", "data-action": "copy", onclick: function () {
+      function fallback() {
+        field.focus(); field.select();
+        var ok = false;
+        try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+        said.textContent = ok ? "Copied." : "Select it and copy it by hand.";
+      }
+      if (navigator.clipboard && navigator.clipboard.writeText)
+        navigator.clipboard.writeText(value).then(function () { said.textContent = "Copied."; }, fallback);
+      else fallback();
+    } }, "Copy");
+    return h("div", { class: "notice once", role: "alert", "data-once": "1" },
+      h("p", null, h("strong", null, label + ": "),
+        "copy it now. It will not be shown again: the server keeps only its hash."),
+      h("div", { class: "secret-row" }, field, copy, said));
+  }
+
+  function credState(c) {
+    if (c.revoked_at) return h("span", { class: "badge st-cancelled", "data-state": "revoked" }, "revoked");
+    if (c.uses_left === 0) return h("span", { class: "badge st-skipped", "data-state": "used-up" }, "used up");
+    if (c.expires_at && parseTime(c.expires_at) <= Date.now())
+      return h("span", { class: "badge st-failed", "data-state": "expired" }, "expired");
+    return h("span", { class: "badge st-completed", "data-state": "active" }, "active");
+  }
+  function until(s) {
+    return s ? h("time", { datetime: s, title: s, text: s.slice(0, 16).replace("T", " ") }) : "never";
+  }
+  function th(t, cls) { return h("th", { scope: "col", class: cls }, t); }
+  function emptyRow(cols, text) {
+    return h("tr", null, h("td", { colspan: cols, class: "muted" }, text));
+  }
+  function needLogin() {
+    if (!session.require_auth) {
+      add(main, h("p", { class: "notice" },
+        "This server runs without --require-auth: there are no users, tokens or organisations to manage."));
+      return true;
+    }
+    return false;
+  }
+
+  /* #/tokens: the user's personal access tokens. */
+  function tokensPage() {
+    title("Tokens");
+    clear(main);
+    add(main, h("h1", null, "Personal access tokens"));
+    if (needLogin()) return;
+    var tbody = h("tbody");
+    var msg = h("div", { role: "status", "aria-live": "polite" });
+    var once = h("div");
+    function load() {
+      return api("GET", "/tokens").then(function (d) {
+        clear(tbody);
+        (d.tokens || []).forEach(function (t) {
+          var btn = t.revoked_at ? null : h("button", { type: "button", class: "danger", "data-action": "revoke",
+            "aria-label": "Revoke " + (t.name || t.fingerprint), onclick: function () {
+              if (!window.confirm("Revoke the token " + (t.name || "") + " (" + t.fingerprint +
+                ")? Anything using it stops working at its next request.")) return;
+              btn.disabled = true;
+              api("DELETE", "/tokens/" + encodeURIComponent(t.id)).then(function () {
+                clear(msg); msg.appendChild(h("p", { class: "notice" }, "Token " + t.fingerprint + " revoked."));
+                return load();
+              }, function (e) { btn.disabled = false; clear(msg); msg.appendChild(errorBox(e, "not revoked")); });
+            } }, "Revoke");
+          tbody.appendChild(h("tr", { "data-token-id": t.id, "data-fingerprint": t.fingerprint },
+            h("td", null, t.name || h("span", { class: "muted" }, "unnamed")),
+            h("td", null, h("code", null, t.fingerprint)),
+            h("td", null, t.scopes),
+            h("td", { class: "opt" }, t.org || "any"),
+            h("td", { class: "opt" }, when(t.created_at)),
+            h("td", { class: "opt" }, when(t.last_used_at)),
+            h("td", null, until(t.expires_at)),
+            h("td", null, credState(t)),
+            h("td", null, btn)));
+        });
+        if (!tbody.firstChild) tbody.appendChild(emptyRow(9, "No token yet."));
+      }, function (e) { clear(tbody); tbody.appendChild(h("tr", null, h("td", { colspan: 9 }, errorBox(e, "cannot list tokens")))); });
+    }
+
+    var name = h("input", { id: "tok-name", name: "name", maxlength: "128", required: true, placeholder: "laptop" });
+    var scopes = ["read", "write", "admin"].map(function (s) {
+      return h("label", { class: "check" }, h("input", { type: "checkbox", name: "scope", value: s,
+        checked: s === "read", disabled: !hasScope(s) }), " " + s);
+    });
+    var exp = expirySelect("tok-exp", parseTime(session.expires_at));
+    var org = h("select", { id: "tok-org", name: "org" }, h("option", { value: "" }, "any of mine"),
+      ((me && me.orgs) || []).map(function (o) { return h("option", { value: o.slug }, o.slug); }));
+    var form = h("form", { class: "create", "aria-label": "New token", onsubmit: function (ev) {
+      ev.preventDefault();
+      clear(once); clear(msg);
+      var chosen = scopes.map(function (l) { return l.firstChild; })
+        .filter(function (c) { return c.checked; }).map(function (c) { return c.value; });
+      if (!chosen.length) { msg.appendChild(errorBox("choose at least one scope")); return; }
+      var body = { name: name.value, scopes: chosen };
+      if (exp.value) body.expires_in_s = parseInt(exp.value, 10);
+      if (org.value) body.org = org.value;
+      api("POST", "/tokens", body).then(function (d) {
+        name.value = "";
+        once.appendChild(secretOnce("New token " + d.fingerprint, d.token));
+        once.querySelector("input.secret").focus();
+        return load();
+      }, function (e) { msg.appendChild(errorBox(e, "no token made")); });
+    } },
+      h("h2", null, "New token"),
+      h("div", { class: "row" },
+        h("div", { class: "field" }, h("label", { for: "tok-name" }, "Name"), name),
+        h("fieldset", { class: "scopes" }, h("legend", null, "Scopes"), scopes),
+        h("div", { class: "field" }, h("label", { for: "tok-exp" }, "Expires"), exp),
+        h("div", { class: "field" }, h("label", { for: "tok-org" }, "Organisation"), org)),
+      h("button", { type: "submit" }, "Create token"));
+    add(main, [h("p", { class: "muted" }, "Tokens for the API and the CLI (Authorization: Bearer, or VULCAN_TOKEN). " +
+      "A token has at most the scopes and lifetime of the session that makes it."),
+      once, msg,
+      h("div", { class: "scroll" }, h("table", { class: "tokens", "aria-label": "Tokens" },
+        h("thead", null, h("tr", null, th("Name"), th("Fingerprint"), th("Scopes"), th("Org", "opt"),
+          th("Created", "opt"), th("Last used", "opt"), th("Expires"), th("State"), th("", null))),
+        tbody)),
+      h("section", { class: "card" }, form)]);
+    load();
+  }
+
+  /* #/org/ORG/members: teams and their members (any member of the org); grants and
+   * worker registration tokens (org admins only). */
+  function orgPage(slug) {
+    title("Organisation " + slug);
+    clear(main);
+    add(main, h("h1", null, "Organisation ", h("code", null, slug)));
+    if (needLogin()) return;
+    var admin = isOrgAdmin(slug);
+    var o = orgOf(slug);
+    var base = "/orgs/" + encodeURIComponent(slug);
+    var orgs = (me && me.orgs) || [];
+    if (orgs.length > 1) {
+      var pick = h("select", { id: "org-pick", onchange: function () {
+        location.hash = "#/org/" + encodeURIComponent(pick.value) + "/members";
+      } }, orgs.map(function (x) { return h("option", { value: x.slug, selected: x.slug === slug }, x.slug); }));
+      add(main, h("div", { class: "field inline" }, h("label", { for: "org-pick" }, "Organisation"), pick));
+    }
+    add(main, h("p", { class: "muted", "data-role": o ? o.role : "none" },
+      o ? "Your role here: " + o.role + (admin ? "." : ". Only org admins manage teams, grants and registration tokens.")
+        : "You have no role in this organisation."));
+
+    /* --- teams */
+    var teams = [];
+    var teamBox = h("div", { class: "scroll" });
+    var teamMsg = h("div", { role: "status", "aria-live": "polite" });
+    var parentSel = h("select", { id: "team-parent", name: "parent" });
+    var grantTeamSel = h("select", { id: "grant-team", name: "team" });
+    function fillTeamSelects() {
+      clear(parentSel);
+      add(parentSel, h("option", { value: "" }, "none"));
+      clear(grantTeamSel);
+      teams.forEach(function (t) {
+        add(parentSel, h("option", { value: t.name }, t.name));
+        add(grantTeamSel, h("option", { value: t.name }, t.name));
+      });
+    }
+    function memberChip(t, login) {
+      return h("li", { class: "chip", "data-member": login }, login,
+        admin ? h("button", { type: "button", class: "link", "data-action": "remove-member",
+          "aria-label": "Remove " + login + " from " + t.name, onclick: function () {
+            if (!window.confirm("Remove " + login + " from the team " + t.name + "?")) return;
+            api("DELETE", base + "/teams/" + encodeURIComponent(t.name) + "/members/" + encodeURIComponent(login))
+              .then(function () { clear(teamMsg); return loadTeams(); },
+                function (e) { clear(teamMsg); teamMsg.appendChild(errorBox(e, "not removed")); });
+          } }, "remove") : null);
+    }
+    function addMemberForm(t) {
+      var fid = "add-" + t.id.slice(-8);
+      var who = h("input", { id: fid, name: "login", maxlength: "64", required: true, size: 12,
+        placeholder: "login", "aria-label": "Login to add to " + t.name });
+      return h("form", { class: "inline-form", "data-add-member": t.name, onsubmit: function (ev) {
+        ev.preventDefault();
+        clear(teamMsg);
+        api("PUT", base + "/teams/" + encodeURIComponent(t.name) + "/members/" + encodeURIComponent(who.value))
+          .then(function () { return loadTeams(); },
+            function (e) { teamMsg.appendChild(errorBox(e, "not added")); });
+      } }, who, h("button", { type: "submit" }, "Add"));
+    }
+    function loadTeams() {
+      return api("GET", base + "/teams").then(function (d) {
+        teams = d.teams || [];
+        fillTeamSelects();
+        var tbody = h("tbody");
+        teams.forEach(function (t) {
+          tbody.appendChild(h("tr", { "data-team": t.name },
+            h("td", null, h("strong", null, t.name)),
+            h("td", null, t.parent || h("span", { class: "muted" }, "–")),
+            h("td", { class: "wrap" },
+              h("ul", { class: "chips" }, (t.members || []).map(function (m) { return memberChip(t, m); })),
+              (t.members || []).length ? null : h("span", { class: "muted" }, "no members"),
+              admin ? addMemberForm(t) : null)));
+        });
+        if (!teams.length) tbody.appendChild(emptyRow(3, "No team yet."));
+        clear(teamBox);
+        teamBox.appendChild(h("table", { class: "teams", "aria-label": "Teams" },
+          h("thead", null, h("tr", null, th("Team"), th("Parent"), th("Members"))), tbody));
+      }, function (e) { clear(teamBox); teamBox.appendChild(errorBox(e, "cannot list teams")); });
+    }
+    var teamSection = h("section", { class: "card", id: "teams", "aria-labelledby": "teams-h" },
+      h("h2", { id: "teams-h" }, "Teams"), teamMsg, teamBox);
+    if (admin) {
+      var tname = h("input", { id: "team-name", name: "name", maxlength: "64", required: true });
+      teamSection.appendChild(h("form", { class: "create", id: "team-create", "aria-label": "New team", onsubmit: function (ev) {
+        ev.preventDefault();
+        clear(teamMsg);
+        var body = { name: tname.value };
+        if (parentSel.value) body.parent = parentSel.value;
+        api("POST", base + "/teams", body).then(function () { tname.value = ""; return loadTeams(); },
+          function (e) { teamMsg.appendChild(errorBox(e, "no team made")); });
+      } },
+        h("h3", null, "New team"),
+        h("div", { class: "row" },
+          h("div", { class: "field" }, h("label", { for: "team-name" }, "Name"), tname),
+          h("div", { class: "field" }, h("label", { for: "team-parent" }, "Parent team"), parentSel)),
+        h("button", { type: "submit" }, "Create team")));
+    }
+    add(main, teamSection);
+    loadTeams();
+    if (!admin) return;
+
+    /* --- grants */
+    var grantBody = h("tbody");
+    var grantMsg = h("div", { role: "status", "aria-live": "polite" });
+    var repos = {};
+    function loadGrants() {
+      return api("GET", base + "/grants").then(function (d) {
+        clear(grantBody);
+        (d.grants || []).forEach(function (g) {
+          var btn = h("button", { type: "button", class: "danger", "data-action": "remove-grant",
+            "aria-label": "Remove the grant of " + g.role + " to " + (g.user || g.team), onclick: function () {
+              if (!window.confirm("Remove the " + g.role + " grant of " + (g.user ? "user " + g.user : "team " + g.team) + "?")) return;
+              btn.disabled = true;
+              api("DELETE", base + "/grants/" + encodeURIComponent(g.id)).then(function () { clear(grantMsg); return loadGrants(); },
+                function (e) { btn.disabled = false; clear(grantMsg); grantMsg.appendChild(errorBox(e, "not removed")); });
+            } }, "Remove");
+          grantBody.appendChild(h("tr", { "data-grant-id": g.id },
+            h("td", null, g.user ? ["user ", h("strong", null, g.user)] : ["team ", h("strong", null, g.team)]),
+            h("td", null, g.role),
+            h("td", null, g.repository ? (repos[g.repository] || h("code", null, g.repository)) : h("span", { class: "muted" }, "the whole org")),
+            h("td", { class: "opt" }, when(g.created_at)),
+            h("td", null, btn)));
+        });
+        if (!grantBody.firstChild) grantBody.appendChild(emptyRow(5, "No grant."));
+      }, function (e) { clear(grantBody); grantBody.appendChild(h("tr", null, h("td", { colspan: 5 }, errorBox(e, "cannot list grants")))); });
+    }
+    var kind = h("select", { id: "grant-kind", name: "kind" }, h("option", { value: "user" }, "user"), h("option", { value: "team" }, "team"));
+    var gUser = h("input", { id: "grant-user", name: "user", maxlength: "64", placeholder: "login" });
+    var userField = h("div", { class: "field" }, h("label", { for: "grant-user" }, "User"), gUser);
+    var teamField = h("div", { class: "field", hidden: true }, h("label", { for: "grant-team" }, "Team"), grantTeamSel);
+    kind.addEventListener("change", function () {
+      userField.hidden = kind.value !== "user";
+      teamField.hidden = kind.value !== "team";
+    });
+    var role = h("select", { id: "grant-role", name: "role" },
+      ["reader", "developer", "maintainer", "admin"].map(function (r) { return h("option", { value: r }, r); }));
+    var repoSel = h("select", { id: "grant-repo", name: "repository" }, h("option", { value: "" }, "the whole org"));
+    var grantForm = h("form", { class: "create", id: "grant-create", "aria-label": "New grant", onsubmit: function (ev) {
+      ev.preventDefault();
+      clear(grantMsg);
+      var body = { role: role.value };
+      if (kind.value === "user") {
+        if (!gUser.value) { grantMsg.appendChild(errorBox("give the user's login")); return; }
+        body.user = gUser.value;
+      } else {
+        if (!grantTeamSel.value) { grantMsg.appendChild(errorBox("make a team first")); return; }
+        body.team = grantTeamSel.value;
+      }
+      if (repoSel.value) body.repository = repoSel.value;
+      api("POST", base + "/grants", body).then(function () { gUser.value = ""; return loadGrants(); },
+        function (e) { grantMsg.appendChild(errorBox(e, "not granted")); });
+    } },
+      h("h3", null, "New grant"),
+      h("div", { class: "row" },
+        h("div", { class: "field" }, h("label", { for: "grant-kind" }, "To a"), kind),
+        userField, teamField,
+        h("div", { class: "field" }, h("label", { for: "grant-role" }, "Role"), role),
+        h("div", { class: "field" }, h("label", { for: "grant-repo" }, "On"), repoSel)),
+      h("button", { type: "submit" }, "Grant"));
+    add(main, h("section", { class: "card", id: "grants", "aria-labelledby": "grants-h" },
+      h("h2", { id: "grants-h" }, "Grants"),
+      h("p", { class: "muted small" }, "A role on the whole org or on one repository, given to a user or to a team " +
+        "(and so to the members of the teams below it)."),
+      grantMsg,
+      h("div", { class: "scroll" }, h("table", { class: "grants", "aria-label": "Grants" },
+        h("thead", null, h("tr", null, th("Who"), th("Role"), th("Repository"), th("Created", "opt"), th(""))),
+        grantBody)),
+      grantForm));
+    /* Repository names for the grants, when this org's repositories can be listed. */
+    api("GET", "/repos").then(function (d) {
+      (d.repos || []).forEach(function (r) {
+        repos[r.id] = repoName(r.url);
+        repoSel.appendChild(h("option", { value: r.id }, repoName(r.url)));
+      });
+    }, function () {}).then(loadGrants);
+
+    /* --- registration tokens */
+    var regBody = h("tbody");
+    var regMsg = h("div", { role: "status", "aria-live": "polite" });
+    var regOnce = h("div");
+    function loadRegs() {
+      return api("GET", base + "/registration-tokens").then(function (d) {
+        clear(regBody);
+        (d.registration_tokens || []).forEach(function (t) {
+          var btn = t.revoked_at ? null : h("button", { type: "button", class: "danger", "data-action": "revoke-registration",
+            "aria-label": "Revoke " + (t.name || t.fingerprint), onclick: function () {
+              if (!window.confirm("Revoke the registration token " + (t.name || "") + " (" + t.fingerprint +
+                ")? No new worker can register with it; workers registered already keep their own tokens.")) return;
+              btn.disabled = true;
+              api("DELETE", base + "/registration-tokens/" + encodeURIComponent(t.id)).then(function () { clear(regMsg); return loadRegs(); },
+                function (e) { btn.disabled = false; clear(regMsg); regMsg.appendChild(errorBox(e, "not revoked")); });
+            } }, "Revoke");
+          regBody.appendChild(h("tr", { "data-registration-id": t.id, "data-fingerprint": t.fingerprint },
+            h("td", null, t.name || h("span", { class: "muted" }, "unnamed")),
+            h("td", null, h("code", null, t.fingerprint)),
+            h("td", null, (t.groups || []).length ? t.groups.join(", ") : h("span", { class: "muted" }, "any")),
+            h("td", { class: "num" }, t.uses_left === -1 || t.uses_left === null ? "unlimited" : String(t.uses_left)),
+            h("td", { class: "opt" }, when(t.created_at)),
+            h("td", { class: "opt" }, when(t.last_used_at)),
+            h("td", null, until(t.expires_at)),
+            h("td", null, credState(t)),
+            h("td", null, btn)));
+        });
+        if (!regBody.firstChild) regBody.appendChild(emptyRow(9, "No registration token."));
+      }, function (e) { clear(regBody); regBody.appendChild(h("tr", null, h("td", { colspan: 9 }, errorBox(e, "cannot list registration tokens")))); });
+    }
+    var rName = h("input", { id: "reg-name", name: "name", maxlength: "128", placeholder: "build farm" });
+    var rGroups = h("input", { id: "reg-groups", name: "groups", placeholder: "default, gpu",
+      pattern: "^\\s*[A-Za-z0-9._-]{1,64}(\\s*,\\s*[A-Za-z0-9._-]{1,64}){0,15}\\s*$",
+      title: "up to 16 machine groups separated by commas" });
+    var rUses = h("input", { id: "reg-uses", name: "uses", type: "number", min: "1", max: "1000000", placeholder: "unlimited" });
+    var rExp = expirySelect("reg-exp", 0);
+    var regForm = h("form", { class: "create", id: "reg-create", "aria-label": "New registration token", onsubmit: function (ev) {
+      ev.preventDefault();
+      clear(regMsg); clear(regOnce);
+      var body = {};
+      if (rName.value) body.name = rName.value;
+      var groups = rGroups.value.split(",").map(function (g) { return g.trim(); }).filter(Boolean);
+      if (groups.length) body.groups = groups;
+      body.uses = rUses.value ? parseInt(rUses.value, 10) : -1;
+      if (rExp.value) body.expires_in_s = parseInt(rExp.value, 10);
+      api("POST", base + "/registration-tokens", body).then(function (d) {
+        rName.value = ""; rGroups.value = ""; rUses.value = "";
+        regOnce.appendChild(secretOnce("New registration token " + d.fingerprint, d.token));
+        regOnce.appendChild(h("p", { class: "small muted" }, "Start a worker with it: vulcan worker --server URL " +
+          "--registration-token-file FILE (or VULCAN_REGISTRATION_TOKEN)."));
+        regOnce.querySelector("input.secret").focus();
+        return loadRegs();
+      }, function (e) { regMsg.appendChild(errorBox(e, "no registration token made")); });
+    } },
+      h("h3", null, "New registration token"),
+      h("div", { class: "row" },
+        h("div", { class: "field" }, h("label", { for: "reg-name" }, "Name"), rName),
+        h("div", { class: "field" }, h("label", { for: "reg-groups" }, "Machine groups"), rGroups),
+        h("div", { class: "field" }, h("label", { for: "reg-uses" }, "Uses"), rUses),
+        h("div", { class: "field" }, h("label", { for: "reg-exp" }, "Expires"), rExp)),
+      h("button", { type: "submit" }, "Create registration token"));
+    add(main, h("section", { class: "card", id: "registration-tokens", "aria-labelledby": "reg-h" },
+      h("h2", { id: "reg-h" }, "Worker registration tokens"),
+      h("p", { class: "muted small" }, "A worker registers with one of these and gets its own worker token; " +
+        "it then claims only work of this org and of the machine groups the token names."),
+      regOnce, regMsg,
+      h("div", { class: "scroll" }, h("table", { class: "registration-tokens", "aria-label": "Registration tokens" },
+        h("thead", null, h("tr", null, th("Name"), th("Fingerprint"), th("Groups"), th("Uses left", "num"),
+          th("Created", "opt"), th("Last used", "opt"), th("Expires"), th("State"), th(""))),
+        regBody)),
+      regForm));
+    loadRegs();
+  }
+
   /* ------------------------------------------------------------ sessions */
 
   function userMenu() {
     var box = document.getElementById("user");
     if (!box) return;
     clear(box);
+    authNav();
     if (!session.require_auth) return;
     if (!session.authenticated) {
       box.appendChild(h("a", { href: "#/login" }, "Log in"));
@@ -620,6 +1060,7 @@
     box.appendChild(h("button", { type: "button", class: "link", onclick: function () {
       api("POST", "/logout").then(function () {
         session = { authenticated: false, require_auth: true, sso: session.sso };
+        me = null;
         userMenu();
         location.hash = "#/login";
       }, function () {});
@@ -641,10 +1082,13 @@
       clear(out);
       api("POST", "/login", { login: user.value, password: pass.value }).then(function (d) {
         session = { authenticated: true, require_auth: true, login: d.login,
-          site_admin: d.site_admin, csrf_token: d.csrf_token };
+          site_admin: d.site_admin, csrf_token: d.csrf_token, expires_at: d.expires_at };
         pass.value = "";
-        userMenu();
-        location.hash = next;
+        return loadMe().then(function () {
+          userMenu();
+          if (location.hash === next) route();
+          else location.hash = next;
+        });
       }, function (e) { out.appendChild(errorBox(e, "not logged in")); });
     } },
       h("div", { class: "field" }, h("label", { for: "login-user" }, "Login"), user),
@@ -687,6 +1131,14 @@
     else if (section === "fragments" && parts[1]) logPage(null, parts[1], lineOf(parts[2]));
     else if (section === "workers") workersPage();
     else if (section === "repos") reposPage();
+    else if (section === "tokens" && parts.length === 1) tokensPage();
+    else if (section === "org" && parts[1] && (parts[2] === "members" || !parts[2]))
+      orgPage(safeDecode(parts[1]));
+    else if (section === "settings") {
+      /* #/settings: the page of the user's first org (the header's Organisation link). */
+      var first = me && (me.orgs || [])[0];
+      location.replace(first ? "#/org/" + encodeURIComponent(first.slug) + "/members" : "#/tokens");
+    }
     else { clear(main); add(main, [h("h1", null, "Not found"), h("p", null, h("a", { href: "#/chains" }, "Back to the chains"))]); }
   }
 
@@ -698,6 +1150,7 @@
   /* Who we are first, so that a console behind --require-auth starts at the login form
    * rather than at a failing page. */
   api("GET", "/session").then(function (s) { session = s || session; }, function () {})
+    .then(loadMe)
     .then(function () {
       userMenu();
       if (session.require_auth && !session.authenticated && location.hash.indexOf("#/login") !== 0)

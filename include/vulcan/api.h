@@ -30,6 +30,7 @@ struct vk_api;
 
 #define VK_API_DEFAULT_HOOK_WAIT_MS 8000     /**< webhooks: answer 202 after this */
 #define VK_API_DEFAULT_TRIGGER_WAIT_MS 30000 /**< manual runs 202, listings 503 after this */
+#define VK_API_DEFAULT_MAX_LOG (16LL * 1024 * 1024 + 64 * 1024)
 
 struct vk_api_opts {
     const char *listen;                   /**< "ADDR:PORT" (required; port 0 picks one) */
@@ -59,6 +60,10 @@ struct vk_api_opts {
                                  *   https:// one makes session cookies Secure */
     const char *allowed_hosts;  /**< more accepted Host names, comma-separated (may be NULL);
                                  *   see docs/security.md "Browsers" */
+    int64_t max_log_bytes;      /**< a log attempt's stored size (default
+                                 *   VK_API_DEFAULT_MAX_LOG: the worker's 16 MiB cap and room
+                                 *   for its notice); past it the server truncates, says so in
+                                 *   the log once, and answers 413 */
     const char *job_key_file;   /**< with require_auth: the job OIDC issuer's ES256 key (PEM,
                                  *   0600; made when missing); NULL: no issuer */
     /* Console login with OpenID Connect (docs/security.md "Single sign-on"): all borrowed

@@ -101,10 +101,27 @@ static int parse_and_submit(struct vk_api *api, struct vk_http_req *req, struct 
         vars[nvars].value = json_string_value(v);
         nvars++;
     }
+    /* Priority jumps the queue of everyone in the org: from -1000 to 1000, and above 0
+     * only for a maintainer (the caller's role; any caller of a server with --no-auth). */
+    json_t *prio = json_object_get(body, "priority");
+    const struct vk__api_principal *who = vk_http_req_principal(req);
+    if (prio && !json_is_null(prio) &&
+        (!json_is_integer(prio) || json_integer_value(prio) < -1000 ||
+         json_integer_value(prio) > 1000)) {
+        vk_http_reply_error(req, 400, "bad_request",
+                            "'priority' must be an integer from -1000 "
+                            "to 1000");
+        return 400;
+    }
+    if (json_integer_value(prio) > 0 && who && who->role < VK_ROLE_MAINTAINER) {
+        vk_http_reply_error(req, 403, "forbidden",
+                            "a priority above 0 needs the maintainer role; this token acts as %s",
+                            vk_auth_role_name(who->role));
+        return 403;
+    }
     struct vk_workflow *wf = load_body(req, body);
     if (!wf)
         return 400; /* load_body replied (a workflow error, or the body's limits) */
-    json_t *prio = json_object_get(body, "priority");
     struct vk_orch_context c = {
         .source_file = vk__api_get_str(body, "source_file_path"),
         .repository_url = vk__api_get_str(body, "repository_url"),

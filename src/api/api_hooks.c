@@ -195,18 +195,30 @@ static const char *handle_delivery(struct vk_api *api, struct vk_http_req *req,
         verdict = V_INVALID;
         goto out;
     }
-    /* 4. Redelivery. */
+    /* 4. Redelivery, by its id and by its signed body: only the body is signed, so a
+     * captured delivery resent without (or with another) id is the same delivery
+     * (issue 14 item 7). Both are remembered for VK_STORE_DELIVERY_KEEP_MS. */
     const char *pname = vk_triggers_provider_name(prov);
-    if (ev->delivery_id) {
+    char digest[VK_SHA256_HEX_LEN + 48], hex[VK_SHA256_HEX_LEN];
+    if (vk_sha256_hex(body ? body : "", len, hex) < 0) {
+        vk_http_reply_error(req, 500, "internal", "cannot hash the delivery");
+        verdict = V_ERROR;
+        goto out;
+    }
+    snprintf(digest, sizeof(digest), "body:%.36s:%s", repo->id, hex);
+    const char *keys[2] = {digest, ev->delivery_id};
+    for (size_t k = 0; k < 2 && keys[k]; k++) {
         bool seen = false;
-        rc = vk_store_delivery_seen(api->opts.store, pname, ev->delivery_id, vk_time_now_ms(),
-                                    &seen, &err);
+        rc = vk_store_delivery_seen(api->opts.store, pname, keys[k], vk_time_now_ms(), &seen, &err);
         if (rc) {
             vk__api_reply_err(req, &err, rc);
             verdict = V_ERROR;
             goto out;
         }
         if (seen) {
+            if (k == 1 && vk_store_delivery_forget(api->opts.store, pname, digest, &err) != 0)
+                vk_log_write(VK_LOG_WARN, "triggers", "cannot forget a delivery digest", "error",
+                             err.msg, NULL);
             reply_result(req, json_array(), json_array(), "redelivery: handled before");
             verdict = V_IGNORED;
             goto out;
@@ -245,10 +257,10 @@ static const char *handle_delivery(struct vk_api *api, struct vk_http_req *req,
     rc = vk__api_treq_submit(api, req, &rq, wait, VK__API_TREQ_LATE_202, pname);
     free(ptext);
     verdict = rc ? V_ERROR : NULL;
-    if (rc && ev->delivery_id) {
+    for (size_t k = 0; rc && k < 2 && keys[k]; k++) {
         /* not queued: let the provider's retry be handled */
         struct vk_err e2;
-        if (vk_store_delivery_forget(api->opts.store, pname, ev->delivery_id, &e2) != 0)
+        if (vk_store_delivery_forget(api->opts.store, pname, keys[k], &e2) != 0)
             vk_log_write(VK_LOG_WARN, "triggers", "cannot forget a failed delivery", "error",
                          e2.msg, NULL);
     }

@@ -8,7 +8,7 @@
  * refuses to give more than the caller has: a token's scopes are at most the scopes of the
  * token that minted it (its org restriction at least as narrow, its expiry no later), a
  * grant's role at most the caller's role in that org. Without --require-auth there is no principal:
- * every route answers 403 "identity routes need --require-auth".
+ * every route answers 403 "identity routes need credentials: this server runs with --no-auth".
  *
  * Token values are in answers once (201 of a create) and never in logs or listings.
  */
@@ -31,8 +31,8 @@ static const struct vk__api_principal *who(struct vk_api *api, struct vk_http_re
     const struct vk__api_principal *p = vk_http_req_principal(req);
     if (!api->opts.require_auth || !p || !p->user_id[0]) {
         vk_http_reply_error(req, 403, "forbidden",
-                            "identity routes need --require-auth (the server has no users "
-                            "without it)");
+                            "identity routes need credentials: this server runs with "
+                            "--no-auth and has no users");
         return NULL;
     }
     return p;

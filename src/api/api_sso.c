@@ -78,7 +78,7 @@ int vk__api_sso_init(struct vk_api *api, struct vk_err *err)
     if (!o->oidc_issuer || !*o->oidc_issuer)
         return 0;
     if (!o->require_auth)
-        return vk_err_set(err, VK_EINVAL, "--oidc-issuer needs --require-auth");
+        return vk_err_set(err, VK_EINVAL, "--oidc-issuer needs authentication (not --no-auth)");
     if (!o->oidc_client_id || !*o->oidc_client_id || !o->oidc_client_secret ||
         !*o->oidc_client_secret)
         return vk_err_set(err, VK_EINVAL,

@@ -12,6 +12,8 @@
 #include "api_int.h"
 #include "vulcan/telemetry.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -567,7 +569,13 @@ static void h_work_request(struct vk_http_req *req, void *ctx)
     pthread_mutex_unlock(&api->lock);
 }
 
-static bool parse_int_query(struct vk_http_req *req, const char *name, int64_t *out, bool required)
+/* Attempts past this are not real: a cast of 4294967297 to int must never become 1. */
+#define MAX_ATTEMPT 1000000
+#define MAX_LOG_OFFSET (INT64_C(1) << 40)
+
+/* Query parameter `name` as an integer in 0..max; answers 400 when it is not one. */
+static bool parse_int_query(struct vk_http_req *req, const char *name, int64_t max, int64_t *out,
+                            bool required)
 {
     const char *s = vk_http_query(req, name);
     if (!s) {
@@ -577,9 +585,11 @@ static bool parse_int_query(struct vk_http_req *req, const char *name, int64_t *
         return !required;
     }
     char *end = NULL;
+    errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (!*s || *end || v < 0) {
-        vk_http_reply_error(req, 400, "bad_request", "'%s' must be a non-negative integer", name);
+    if (!*s || *end || v < 0 || errno == ERANGE || v > max) {
+        vk_http_reply_error(req, 400, "bad_request", "'%s' must be an integer from 0 to %lld", name,
+                            (long long)max);
         return false;
     }
     *out = v;
@@ -595,16 +605,46 @@ static void h_log_append(struct vk_http_req *req, void *ctx)
         vk_http_reply_error(req, 404, "not_found", "no fragment '%s'", id ? id : "");
         return;
     }
-    if (!parse_int_query(req, "attempt", &attempt, true) ||
-        !parse_int_query(req, "offset", &offset, false) || !job_is_caller(req, id, attempt, NULL))
+    if (!parse_int_query(req, "attempt", MAX_ATTEMPT, &attempt, true) ||
+        !parse_int_query(req, "offset", MAX_LOG_OFFSET, &offset, false) ||
+        !job_is_caller(req, id, attempt, NULL))
         return;
     size_t len;
     const char *body = vk_http_body(req, &len);
     struct vk_err err;
     vk_err_clear(&err);
-    int rc = vk_store_log_append(api->opts.store, id, (int)attempt, offset, body, len, NULL, &err);
+    /* The server keeps its own cap whatever a worker sends (issue 14 item 4): the bytes up
+     * to it are stored, then one notice; anything past it is refused with 413. */
+    int64_t cap = api->opts.max_log_bytes > 0 ? api->opts.max_log_bytes : VK_API_DEFAULT_MAX_LOG;
+    if (offset >= cap) {
+        vk_http_reply_error(req, 413, "log_too_large",
+                            "the log of this attempt is capped at %lld bytes by the server",
+                            (long long)cap);
+        return;
+    }
+    bool cut = (int64_t)len > cap - offset;
+    if (cut)
+        len = (size_t)(cap - offset);
+    int64_t total = 0;
+    int rc =
+        vk_store_log_append(api->opts.store, id, (int)attempt, offset, body, len, &total, &err);
+    if (rc == 0 && cut && total == cap) {
+        char note[160];
+        int n = snprintf(note, sizeof(note),
+                         "\n[vulcan] log truncated by the server at %lld bytes (its cap)\n",
+                         (long long)cap);
+        rc = vk_store_log_append(api->opts.store, id, (int)attempt, cap, note, (size_t)n, NULL,
+                                 &err);
+    }
     if (rc < 0) {
         vk__api_reply_err(req, &err, rc);
+        return;
+    }
+    if (cut) {
+        vk_http_reply_error(req, 413, "log_too_large",
+                            "the log of this attempt is capped at %lld bytes by the server; the "
+                            "rest was dropped",
+                            (long long)cap);
         return;
     }
     vk_http_reply_empty(req, 204);
@@ -620,6 +660,15 @@ static void h_result(struct vk_http_req *req, void *ctx)
     if (!wid || !vk_uuid_valid(wid) || !fid || !vk_uuid_valid(fid) || !json_is_integer(att)) {
         vk_http_reply_error(req, 400, "bad_request",
                             "'worker_id', 'fragment_id' and 'attempt' are required");
+        return;
+    }
+    json_t *ec0 = json_object_get(body, "exit_code");
+    if (json_integer_value(att) < 1 || json_integer_value(att) > MAX_ATTEMPT ||
+        (json_is_integer(ec0) &&
+         (json_integer_value(ec0) < INT32_MIN || json_integer_value(ec0) > INT32_MAX))) {
+        vk_http_reply_error(req, 400, "bad_request",
+                            "'attempt' must be from 1 to %d and 'exit_code' a 32-bit integer",
+                            MAX_ATTEMPT);
         return;
     }
     if (!job_is_caller(req, fid, json_integer_value(att), wid))

@@ -270,7 +270,7 @@ int vk__cli_bootstrap(struct vk_store *store, const char *data_dir)
         return 0;
     char path[4096];
     snprintf(path, sizeof(path), "%s/initial-admin-token", data_dir);
-    (void)mkdir(data_dir, 0755);
+    (void)mkdir(data_dir, 0700);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     size_t n = strlen(token);
     bool ok = fd >= 0 && write(fd, token, n) == (ssize_t)n && write(fd, "\n", 1) == 1;

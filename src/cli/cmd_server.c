@@ -27,7 +27,7 @@ static const char usage_text[] =
     "                     [--worker-timeout SECONDS] [--max-attempts N]\n"
     "                     [--queue-timeout DURATION]\n"
     "                     [--log-level LEVEL] [--log-format json|text] [--config FILE]\n"
-    "                     [--otlp-endpoint URL] [--public-url URL] [--require-auth]\n"
+    "                     [--otlp-endpoint URL] [--public-url URL] [--no-auth]\n"
     "                     [--tls-cert FILE --tls-key FILE]\n"
     "                     [--oidc-issuer URL --oidc-client-id ID --oidc-client-secret-file FILE\n"
     "                      [--oidc-groups-claim NAME] [--oidc-org ORG] [--oidc-ca-cert FILE]]\n"
@@ -70,15 +70,23 @@ static const char usage_text[] =
     "  --allowed-hosts LIST     Host names besides loopback, the listen address and the\n"
     "                           public URL's that requests may use (DNS rebinding guard;\n"
     "                           '*': any)                            VULCAN_ALLOWED_HOSTS\n"
-    "  --require-auth           API routes need a token and a role (docs/security.md)\n"
-    "                                                                   VULCAN_REQUIRE_AUTH\n"
+    "  --no-auth                serve without credentials: anyone who can reach the server\n"
+    "                           runs code on its workers. Only for one person's machine on\n"
+    "                           loopback. By default every route needs a token and a role\n"
+    "                           and workers a registration token (docs/security.md)\n"
+    "                                                                   VULCAN_NO_AUTH\n"
+    "  --require-auth           the default; accepted for older scripts\n"
+    "  --max-log-bytes N        a fragment attempt's stored log, whatever its worker sends\n"
+    "                           (default 16 MiB + 64 KiB: the worker's own cap and its\n"
+    "                           notice); past it one notice, the rest refused with 413\n"
+    "                                                                  VULCAN_MAX_LOG_BYTES\n"
     "  --tls-cert FILE          serve HTTPS with this PEM certificate chain (server\n"
     "                           certificate first)                      VULCAN_TLS_CERT\n"
     "  --tls-key FILE           its PEM private key (mode 0600)          VULCAN_TLS_KEY\n"
     "                           Both are re-read on SIGHUP. Local workers verify the\n"
     "                           server against --tls-cert.\n"
-    "  --oidc-issuer URL        console login with OpenID Connect at this provider (needs\n"
-    "                           --require-auth; docs/security.md)      VULCAN_OIDC_ISSUER\n"
+    "  --oidc-issuer URL        console login with OpenID Connect at this provider (not\n"
+    "                           with --no-auth; docs/security.md)      VULCAN_OIDC_ISSUER\n"
     "  --oidc-client-id ID      this server's client id there        VULCAN_OIDC_CLIENT_ID\n"
     "  --oidc-client-secret-file FILE  a file holding the client secret\n"
     "                                                   VULCAN_OIDC_CLIENT_SECRET_FILE\n"
@@ -291,8 +299,9 @@ int vk__cli_server(int argc, char **argv)
     const char *tls_cert = NULL, *tls_key = NULL;
     const char *oidc_issuer = NULL, *oidc_client_id = NULL, *oidc_secret_file = NULL,
                *oidc_groups = NULL, *oidc_org = NULL, *oidc_ca = NULL;
-    bool require_auth = false;
-    long long workers = 0, worker_timeout = 30, max_attempts = 3, trigger_threads = 2;
+    bool require_auth = false, no_auth = false;
+    long long workers = 0, worker_timeout = 30, max_attempts = 3, trigger_threads = 2,
+              max_log_bytes = VK_API_DEFAULT_MAX_LOG;
     struct vk__cli_list groups = {.n = 0};
     struct vk__cli_opt opts[] = {
         {"groups", 0, VK_CLI_LIST, &groups, "VULCAN_WORKER_GROUPS", true, 0, 0},
@@ -312,6 +321,9 @@ int vk__cli_server(int argc, char **argv)
         {"otlp-endpoint", 0, VK_CLI_STR, &otlp, "VULCAN_OTLP_ENDPOINT", true, 0, 0},
         {"public-url", 0, VK_CLI_STR, &public_url, "VULCAN_PUBLIC_URL", true, 0, 0},
         {"require-auth", 0, VK_CLI_FLAG, &require_auth, "VULCAN_REQUIRE_AUTH", true, 0, 0},
+        {"no-auth", 0, VK_CLI_FLAG, &no_auth, "VULCAN_NO_AUTH", true, 0, 0},
+        {"max-log-bytes", 0, VK_CLI_INT, &max_log_bytes, "VULCAN_MAX_LOG_BYTES", true, 4096,
+         1LL << 36},
         {"allowed-hosts", 0, VK_CLI_STR, &allowed_hosts, "VULCAN_ALLOWED_HOSTS", true, 0, 0},
         {"tls-cert", 0, VK_CLI_STR, &tls_cert, "VULCAN_TLS_CERT", true, 0, 0},
         {"tls-key", 0, VK_CLI_STR, &tls_key, "VULCAN_TLS_KEY", true, 0, 0},
@@ -331,6 +343,11 @@ int vk__cli_server(int argc, char **argv)
     rc = setup_logging("server", log_level, log_format);
     if (rc)
         return rc;
+    if (require_auth && no_auth) {
+        fputs("vulcan server: --require-auth and --no-auth contradict each other\n", stderr);
+        return 2;
+    }
+    require_auth = !no_auth;
     int64_t queue_timeout_ms = 0;
     if (vk_time_duration_parse(queue_timeout, strlen(queue_timeout), &queue_timeout_ms) < 0 ||
         queue_timeout_ms < 1000 || queue_timeout_ms > 30LL * 24 * 3600 * 1000) {
@@ -369,11 +386,15 @@ int vk__cli_server(int argc, char **argv)
               stderr);
         return 2;
     }
+    if (oidc_issuer && *oidc_issuer && !require_auth) {
+        fputs("vulcan server: --oidc-issuer cannot go with --no-auth: there is nothing to log "
+              "in to\n",
+              stderr);
+        return 2;
+    }
     if (oidc_issuer && *oidc_issuer &&
-        (!require_auth || !oidc_client_id || !*oidc_client_id || !oidc_secret_file ||
-         !*oidc_secret_file)) {
-        fputs("vulcan server: --oidc-issuer needs --require-auth, --oidc-client-id and "
-              "--oidc-client-secret-file\n",
+        (!oidc_client_id || !*oidc_client_id || !oidc_secret_file || !*oidc_secret_file)) {
+        fputs("vulcan server: --oidc-issuer needs --oidc-client-id and --oidc-client-secret-file\n",
               stderr);
         return 2;
     }
@@ -408,6 +429,13 @@ int vk__cli_server(int argc, char **argv)
         vk_log_write(VK_LOG_WARN, "server",
                      "listening beyond loopback without TLS: tokens, scripts and logs cross the "
                      "network in clear text; use --tls-cert and --tls-key",
+                     "listen", listen, NULL);
+    if (no_auth)
+        vk_log_write(VK_LOG_WARN, "server",
+                     listen_is_loopback(listen)
+                         ? "--no-auth: anyone on this machine can run code on the workers"
+                         : "--no-auth beyond loopback: ANYONE who can reach this address can "
+                           "run code on the workers and read every log",
                      "listen", listen, NULL);
     if (workers > 0 && !role_api) {
         fputs("vulcan server: --workers needs the api role\n", stderr);
@@ -490,7 +518,7 @@ int vk__cli_server(int argc, char **argv)
     char job_key[4200];
     snprintf(job_key, sizeof(job_key), "%s/job-oidc-key.pem", data_dir);
     if (rc == 0 && require_auth && role_api)
-        (void)mkdir(data_dir, 0755);
+        (void)mkdir(data_dir, 0700);
     if (rc == 0) {
         /* Workers must beat well within the timeout: a third of it, at most 5 s
          * (the API's default), at least 1 s. Every process listens, for /health and
@@ -514,6 +542,7 @@ int vk__cli_server(int argc, char **argv)
                                  .oidc_groups_claim = oidc_groups,
                                  .oidc_org = oidc_org,
                                  .oidc_ca_file = oidc_ca,
+                                 .max_log_bytes = max_log_bytes,
                                  .tls_cert_pem = tls ? cert_pem.data : NULL,
                                  .tls_key_pem = tls ? key_pem.data : NULL,
                                  .tls = tls,
@@ -587,7 +616,7 @@ int vk__cli_server(int argc, char **argv)
         }
     }
     if (workers > 0) {
-        mkdir(data_dir, 0755);
+        mkdir(data_dir, 0700);
         mkdir(root, 0700);
         const char *def[] = {"default"};
         if (vk__cli_local_add(&local, (int)workers, url,

@@ -10,11 +10,13 @@
 #include "store_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define BUSY_TIMEOUT_MS 10000
 #define SQLITE_POOL 8
@@ -97,7 +99,7 @@ static int make_parent_dirs(const char *path, struct vk_err *err)
         if (*q != '/')
             continue;
         *q = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+        if (mkdir(p, 0700) != 0 && errno != EEXIST) {
             rc = vk_err_errno(err, "mkdir");
             vk_err_set(err, rc, "cannot create directory '%s'", p);
             break;
@@ -106,6 +108,25 @@ static int make_parent_dirs(const char *path, struct vk_err *err)
     }
     vk_mem_free(p);
     return rc;
+}
+
+/*
+ * The database holds webhook secrets and credential hashes: it is made 0600 before SQLite
+ * opens it (SQLite gives its -wal and -shm files the database file's mode), and an older
+ * one readable by others is made so (when this user owns it).
+ */
+static int private_file(const char *path, struct vk_err *err)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 && errno != ELOOP)
+        return vk_err_set(err, VK_EIO, "cannot open database file '%s': %s", path, strerror(errno));
+    if (fd < 0)
+        return 0; /* a symlink the operator made: left as it is */
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (st.st_mode & 077) && st.st_uid == geteuid())
+        (void)fchmod(fd, st.st_mode & 0700);
+    close(fd);
+    return 0;
 }
 
 /* SQLite's allocation statistics take a global mutex on every malloc; we never read them. */
@@ -134,6 +155,8 @@ static int lite_open(struct vk_store *s, const char *url, struct vk_err *err)
         be->path = vk_mem_xstrdup(rest);
         s->maxconns = SQLITE_POOL;
         int rc = make_parent_dirs(be->path, err);
+        if (rc == 0)
+            rc = private_file(be->path, err);
         if (rc) {
             vk_mem_free(be->path);
             vk_mem_free(be);

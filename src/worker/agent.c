@@ -477,6 +477,17 @@ int vk_worker_new(const struct vk_worker_opts *opts, struct vk_worker **out, str
         memset(&w->env, 0, sizeof(w->env));
         goto fail;
     }
+    /* Fail closed: a worker whose sandbox does not work refuses to start rather than run
+     * fragments unsandboxed (issue 14 item 10); --sandbox none is the explicit choice. */
+    if (w->env.default_sandbox != VK_EXEC_SANDBOX_NONE && !w->env.bwrap_ok) {
+        rc = vk_err_set(err, VK_EPERM,
+                        "no sandbox works on this host: %s. Install bubblewrap (apt-get install "
+                        "bubblewrap) and allow unprivileged user namespaces "
+                        "(sysctl kernel.unprivileged_userns_clone=1), or choose --sandbox none "
+                        "on a host you trust with every workflow",
+                        w->env.bwrap_why);
+        goto fail;
+    }
     w->slots = vk_mem_xcalloc(w->concurrency, sizeof(*w->slots));
     for (unsigned i = 0; i < w->concurrency; i++) {
         struct agent_slot *s = &w->slots[i];
@@ -708,10 +719,6 @@ int vk_worker_run(struct vk_worker *w, struct vk_err *err)
                  w->env.bwrap_ok && w->env.default_sandbox != VK_EXEC_SANDBOX_NONE ? "bwrap"
                                                                                    : "none",
                  "work_dir", w->env.work_dir, NULL);
-    if (w->env.default_sandbox == VK_EXEC_SANDBOX_AUTO && !w->env.bwrap_ok)
-        vk_log_write(VK_LOG_WARN, AGENT_COMPONENT,
-                     "bubblewrap unavailable; running without a sandbox", "reason",
-                     w->env.bwrap_why, NULL);
     if (vk__agent_register(w, w->main_cl, 0) != 0) {
         if (atomic_load(&w->fatal))
             return vk_err_set(err, VK_EAUTH, "%s", w->fatal_why);

@@ -548,6 +548,7 @@ struct run_state {
     char rdir[600];   /* the script's directory ("" when the script goes inline with -c) */
     char script[700]; /* the script file ("" when inline) */
     struct vk__exec_strv mirrors; /* pool strings: the mirrors the workspace borrows from */
+    int env_fd;                   /* bubblewrap's --args file (the environment), or -1 */
     bool sandboxed;
     bool plain;   /* run under /bin/sh instead of bash (shell AUTO, plain script) */
     bool ws_made; /* the workspace exists (ours to drop) */
@@ -590,10 +591,14 @@ static void setup_cgroup(struct run_state *st, struct vk_exec_result *out)
 static int build_argv(struct run_state *st, struct vk_err *err)
 {
     int rc = 0;
-    if (st->sandboxed)
+    if (st->sandboxed) {
+        rc = vk__exec_bwrap_env_fd(&st->envv, &st->env_fd, err);
+        if (rc < 0)
+            return rc;
         rc = vk__exec_bwrap_argv(st->env, &st->argv, &st->pool, st->ws,
                                  st->rdir[0] ? st->rdir : NULL, &st->mirrors,
-                                 st->spec->allow_network, &st->envv);
+                                 st->spec->allow_network, st->env_fd);
+    }
     if (rc == 0)
         rc = vk__exec_strv_push(&st->argv, st->plain ? "/bin/sh" : st->env->shell);
     if (rc == 0 && st->env->shell_is_bash && !st->plain) {
@@ -628,10 +633,14 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
     if (rc < 0)
         return rc;
     enum vk_exec_sandbox mode = spec->sandbox ? spec->sandbox : env->default_sandbox;
+    /* The sandbox fails closed: `auto` is bubblewrap when it works and an error when it
+     * does not; running unsandboxed is only ever chosen explicitly (issue 14 item 10). */
     if (mode == VK_EXEC_SANDBOX_AUTO)
-        mode = env->bwrap_ok ? VK_EXEC_SANDBOX_BWRAP : VK_EXEC_SANDBOX_NONE;
+        mode = VK_EXEC_SANDBOX_BWRAP;
     if (mode == VK_EXEC_SANDBOX_BWRAP && !env->bwrap_ok)
-        return vk_err_set(err, VK_EPERM, "sandbox 'bwrap' is required but unavailable: %s",
+        return vk_err_set(err, VK_EPERM,
+                          "no sandbox works on this worker (%s); fix bubblewrap, or choose "
+                          "--sandbox none on a host trusted with every workflow",
                           env->bwrap_why);
     st->sandboxed = mode == VK_EXEC_SANDBOX_BWRAP;
     out->sandboxed = st->sandboxed;
@@ -704,6 +713,7 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
         .timeout_ms = spec->timeout_ms,
         .grace_ms = spec->kill_grace_ms ? spec->kill_grace_ms : VK_EXEC_DEFAULT_KILL_GRACE_MS,
         .term_spare_leader = st->sandboxed,
+        .pass_fd = st->sandboxed ? st->env_fd : -1,
         .cancel = cancel,
         .sink = &st->sink,
     };
@@ -735,6 +745,7 @@ int vk_exec_run(const struct vk_exec_env *env, const struct vk_exec_spec *spec,
     int64_t t0 = vk_time_mono_ns();
     struct run_state st;
     memset(&st, 0, sizeof st);
+    st.env_fd = -1;
     memset(out, 0, sizeof *out);
     out->exit_code = -1;
     st.env = env;
@@ -754,6 +765,8 @@ int vk_exec_run(const struct vk_exec_env *env, const struct vk_exec_spec *spec,
         snprintf(out->error, sizeof out->error, "%s", err->msg);
         vk__exec_sink_notice(&st.sink, "[vulcan] error: %s\n", err->msg);
     }
+    if (st.env_fd >= 0)
+        close(st.env_fd);
     if (st.cg_made)
         vk__exec_cg_destroy(&st.cg);
     if (st.rdir[0])

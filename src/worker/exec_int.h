@@ -106,6 +106,7 @@ struct vk__exec_child {
     struct vk_exec_cancel *cancel; /**< may be NULL */
     struct vk__exec_sink *sink;    /**< output destination, or NULL with capture */
     const char *line_prefix;       /**< non-NULL: prefix every output line */
+    int pass_fd;                   /**< > 2: left open (same number) across execve; else none */
     struct vk_buf *capture;        /**< non-NULL: collect output here instead */
 };
 
@@ -131,12 +132,21 @@ int vk__exec_child_run(const struct vk__exec_child *c, struct vk__exec_outcome *
  * "--") for running in `ws` with the script directory `script_dir` (NULL when
  * the script is passed inline with -c) and, when non-NULL, the mirrors
  * `mirrors` (the repository's and its submodules' the workspace borrows
- * objects from) read-only, and the environment `envv`.
+ * objects from) read-only. The script's environment goes as `--args ENV_FD`: the file
+ * made by vk__exec_bwrap_env_fd, never on the command line that every local user can read
+ * in ps (issue 14 item 11).
  */
 int vk__exec_bwrap_argv(const struct vk_exec_env *env, struct vk__exec_strv *argv,
                         struct vk_pool *pool, const char *ws, const char *script_dir,
                         const struct vk__exec_strv *mirrors, bool allow_network,
-                        const struct vk__exec_strv *envv) VK_MUST_CHECK;
+                        int env_fd) VK_MUST_CHECK;
+/**
+ * A memory file (memfd, close-on-exec) holding the NUL-separated bubblewrap arguments
+ * "--clearenv" and "--setenv NAME VALUE" for each of `envv`, at offset 0, into *fd (the
+ * caller closes it). Returns 0, VK_EIO or VK_ENOMEM.
+ */
+int vk__exec_bwrap_env_fd(const struct vk__exec_strv *envv, int *fd,
+                          struct vk_err *err) VK_MUST_CHECK;
 /** Probe bubblewrap once; sets env->bwrap_ok / bwrap_why. */
 void vk__exec_bwrap_probe(struct vk_exec_env *env);
 

@@ -151,6 +151,8 @@ static VK_NORETURN void child_main(const struct vk__exec_child *c, int in_fd, in
     if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
         for (long fd = 3; fd < maxfd; fd++)
             (void)fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+    if (c->pass_fd > 2 && fcntl(c->pass_fd, F_SETFD, 0) < 0)
+        child_fail(efd, STEP_FDS);
     execve(c->path, c->argv, c->envp);
     child_fail(efd, STEP_EXEC);
 }

@@ -5,12 +5,13 @@
  * /bin -> usr/bin on merged-/usr systems are recreated as symlinks), a fresh
  * /dev and /proc, private tmpfs /tmp and /var/tmp, the workspace read-write and
  * the script directory (and the git mirror the workspace borrows objects from)
- * read-only, all at their host paths. /etc/shadow and /etc/gshadow are masked.
+ * read-only, all at their host paths. /etc/shadow, /etc/gshadow and their "-" backups
+ * are masked.
  * Every namespace is unshared (--unshare-all: user, ipc, pid, net, uts,
  * cgroup), except the network with allow_network, and all capabilities are
  * dropped. bubblewrap itself starts with an environment of PATH only (so an
  * injected LD_PRELOAD cannot reach it); the script's environment is set with
- * --clearenv/--setenv.
+ * --clearenv/--setenv read from a memory file (--args FD), so that no value shows in ps.
  */
 #include "exec_int.h"
 
@@ -18,6 +19,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,13 +60,19 @@ static int push_system(struct vk__exec_strv *argv, struct vk_pool *pool)
     PUSH("--ro-bind-try");
     PUSH("/dev/null");
     PUSH("/etc/gshadow");
+    /* The backups `passwd` and friends leave beside them hold the same hashes. */
+    PUSH("--ro-bind-try");
+    PUSH("/dev/null");
+    PUSH("/etc/shadow-");
+    PUSH("--ro-bind-try");
+    PUSH("/dev/null");
+    PUSH("/etc/gshadow-");
     return 0;
 }
 
 int vk__exec_bwrap_argv(const struct vk_exec_env *env, struct vk__exec_strv *argv,
                         struct vk_pool *pool, const char *ws, const char *script_dir,
-                        const struct vk__exec_strv *mirrors, bool allow_network,
-                        const struct vk__exec_strv *envv)
+                        const struct vk__exec_strv *mirrors, bool allow_network, int env_fd)
 {
     char *wsd = vk_pool_strndup(pool, ws, strlen(ws));
     char *sd = script_dir ? vk_pool_strndup(pool, script_dir, strlen(script_dir)) : NULL;
@@ -113,17 +121,50 @@ int vk__exec_bwrap_argv(const struct vk_exec_env *env, struct vk__exec_strv *arg
     }
     PUSH("--chdir");
     PUSH(wsd);
-    PUSH("--clearenv");
-    for (size_t i = 0; i < envv->n; i++) {
+    char fdtext[16];
+    snprintf(fdtext, sizeof fdtext, "%d", env_fd);
+    PUSH("--args");
+    PUSH(vk_pool_strndup(pool, fdtext, strlen(fdtext)));
+    PUSH("--");
+    return 0;
+}
+
+int vk__exec_bwrap_env_fd(const struct vk__exec_strv *envv, int *fd, struct vk_err *err)
+{
+    struct vk_buf b = VK_BUF_INIT(VK_MAX_BODY);
+    bool bad = vk_buf_add(&b, "--clearenv", sizeof("--clearenv")) < 0;
+    for (size_t i = 0; !bad && i < envv->n; i++) {
         const char *kv = envv->v[i];
         const char *eq = strchr(kv, '=');
         if (!eq)
             continue;
-        PUSH("--setenv");
-        PUSH(vk_pool_strndup(pool, kv, (size_t)(eq - kv)));
-        PUSH(vk_pool_strndup(pool, eq + 1, strlen(eq + 1)));
+        bad = vk_buf_add(&b, "--setenv", sizeof("--setenv")) < 0 ||
+              vk_buf_add(&b, kv, (size_t)(eq - kv)) < 0 || vk_buf_add(&b, "", 1) < 0 ||
+              vk_buf_add(&b, eq + 1, strlen(eq + 1) + 1) < 0;
     }
-    PUSH("--");
+    if (bad) {
+        vk_buf_release(&b);
+        return vk_err_set(err, VK_ENOMEM, "out of memory");
+    }
+    int f = memfd_create("vulcan-env", MFD_CLOEXEC);
+    size_t off = 0;
+    while (f >= 0 && off < b.len) {
+        ssize_t w = write(f, b.data + off, b.len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    int e = errno;
+    vk_buf_release(&b);
+    if (f < 0 || off < b.len || lseek(f, 0, SEEK_SET) != 0) {
+        if (f >= 0)
+            close(f);
+        return vk_err_set(err, VK_EIO, "cannot hand the environment to bubblewrap: %s",
+                          strerror(e));
+    }
+    *fd = f;
     return 0;
 }
 

@@ -206,7 +206,7 @@ async function main() {
   const port2 = await freePort();
   open = `http://127.0.0.1:${port2}`;
   const log2 = fs.openSync(path.join(tmp, "open.log"), "w");
-  const server2 = spawn(BIN, ["server", "--listen", `127.0.0.1:${port2}`, "--data-dir", path.join(tmp, "open"),
+  const server2 = spawn(BIN, ["server", "--no-auth", "--listen", `127.0.0.1:${port2}`, "--data-dir", path.join(tmp, "open"),
     "--log-format", "text"], { stdio: ["ignore", log2, log2] });
   let browser;
   let failed = 0;

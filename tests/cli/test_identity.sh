@@ -243,9 +243,9 @@ kill $server 2>/dev/null
 wait $server 2>/dev/null
 
 # ---- Without --require-auth: 403.
-start_server "$tmp/open.log" --data-dir "$tmp/open"
+start_server "$tmp/open.log" --no-auth --data-dir "$tmp/open"
 code=$(curl -s -o "$tmp/ans" -w '%{http_code}' "$url/api/v1/user")
-[ "$code" = 403 ] && grep -q "need --require-auth" "$tmp/ans"
+[ "$code" = 403 ] && grep -q "runs with --no-auth" "$tmp/ans"
 check "without --require-auth the identity routes answer 403" $?
 kill $pid 2>/dev/null
 wait $pid 2>/dev/null

@@ -27,7 +27,7 @@ trap 'stop_server; rm -rf "$tmp"' EXIT
 start_server() {
     data=$1
     shift
-    "$vulcan" server --listen 127.0.0.1:0 --data-dir "$data" --log-format json \
+    "$vulcan" server --no-auth --listen 127.0.0.1:0 --data-dir "$data" --log-format json \
         --worker-sandbox none "$@" 2>"$data.log" &
     server_pid=$!
     url=
@@ -73,7 +73,7 @@ check "VULCAN_WORKER_GROUPS=ubuntu-24.04 serves the workflow" $?
 check "VULCAN_WORKER_GROUPS replaces 'default'" $?
 stop_server
 
-timeout 20 "$vulcan" server --listen 127.0.0.1:0 --data-dir "$tmp/nine" --workers 1 \
+timeout 20 "$vulcan" server --no-auth --listen 127.0.0.1:0 --data-dir "$tmp/nine" --workers 1 \
     --groups a,b,c,d,e,f,g,h,i >"$tmp/out" 2>"$tmp/err"
 check "more than 8 --groups fails" $([ $? -eq 1 ]; echo $?)
 grep -q "at most 8 machine groups" "$tmp/err"

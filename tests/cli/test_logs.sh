@@ -20,7 +20,7 @@ KDL
 
 server_pid=
 trap '[ -n "$server_pid" ] && kill -TERM "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-"$vulcan" server --listen 127.0.0.1:0 --data-dir "$tmp/data" --log-format json \
+"$vulcan" server --no-auth --listen 127.0.0.1:0 --data-dir "$tmp/data" --log-format json \
     --worker-sandbox none --workers 1 2>"$tmp/server.log" &
 server_pid=$!
 url=

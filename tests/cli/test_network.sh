@@ -14,7 +14,7 @@ if ! bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc true 2>/dev/null;
 fi
 
 port=$((20000 + $$ % 20000))
-"$vulcan" server --listen "127.0.0.1:$port" --data-dir "$tmp/data" --roles api \
+"$vulcan" server --no-auth --listen "127.0.0.1:$port" --data-dir "$tmp/data" --roles api \
     --sandbox-network deny --log-level error >"$tmp/server.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$tmp"' EXIT
@@ -65,7 +65,7 @@ check "the refusal names the fragment, its position and the policy" $?
 
 # A worker started with --no-network fails such a fragment rather than run it offline.
 port2=$((port + 1))
-"$vulcan" server --listen "127.0.0.1:$port2" --data-dir "$tmp/data2" --roles api,orchestrator \
+"$vulcan" server --no-auth --listen "127.0.0.1:$port2" --data-dir "$tmp/data2" --roles api,orchestrator \
     --log-level error >"$tmp/server2.log" 2>&1 &
 server2=$!
 "$vulcan" worker --server "http://127.0.0.1:$port2" --group default --work-dir "$tmp/w" \

@@ -8,7 +8,7 @@ vulcan=$1
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 url="http://127.0.0.1:$port"
 mkdir -p "$tmp/data"
-"$vulcan" server --listen "127.0.0.1:$port" --data-dir "$tmp/data" --worker-timeout 1 \
+"$vulcan" server --no-auth --listen "127.0.0.1:$port" --data-dir "$tmp/data" --worker-timeout 1 \
     --log-format text >"$tmp/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$tmp"' EXIT

@@ -18,10 +18,10 @@ chmod 600 "$tmp/secret"
 down=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 issuer="http://127.0.0.1:$down"
 
-"$vulcan" server --listen 127.0.0.1:0 --data-dir "$tmp/d0" --oidc-issuer "$issuer" \
+"$vulcan" server --no-auth --listen 127.0.0.1:0 --data-dir "$tmp/d0" --oidc-issuer "$issuer" \
     --oidc-client-id vulcan --oidc-client-secret-file "$tmp/secret" >"$tmp/out" 2>"$tmp/err"
-[ $? -eq 2 ] && grep -q "needs --require-auth" "$tmp/err"
-check "--oidc-issuer without --require-auth exits 2" $?
+[ $? -eq 2 ] && grep -q "cannot go with --no-auth" "$tmp/err"
+check "--oidc-issuer with --no-auth exits 2" $?
 "$vulcan" server --require-auth --listen 127.0.0.1:0 --data-dir "$tmp/d0" \
     --oidc-issuer "$issuer" >"$tmp/out" 2>"$tmp/err"
 [ $? -eq 2 ] && grep -q "oidc-client-id" "$tmp/err"

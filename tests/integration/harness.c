@@ -494,6 +494,7 @@ static void server_spawn(struct vkt *t)
     mkdir(data, 0755);
     argv[n++] = "vulcan";
     argv[n++] = "server";
+    argv[n++] = "--no-auth"; /* the worker-protocol tests speak without credentials */
     argv[n++] = "--listen";
     argv[n++] = listen;
     argv[n++] = "--database";

@@ -60,10 +60,11 @@ static void start_role(struct vkt *t, const char *roles, uint16_t port, char *ur
     snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
     snprintf(data, sizeof(data), "%s/data-%s", t->tmp, roles);
     snprintf(url, cap, "http://127.0.0.1:%u", port);
-    const char *args[] = {"server", "--roles",      roles,     "--listen",
-                          listen,   "--database",   t->db_url, "--data-dir",
-                          data,     "--log-format", "json",    "--worker-timeout",
-                          "3",      "--log-level",  "debug",   NULL};
+    const char *args[] = {
+        "server",       "--no-auth",  "--roles",          roles,        "--listen",
+        listen,         "--database", t->db_url,          "--data-dir", data,
+        "--log-format", "json",       "--worker-timeout", "3",          "--log-level",
+        "debug",        NULL};
     vkt_proc_start(t, roles, args);
     int64_t end = vkt_now() + 20000 * vkt_slow();
     while (vkt_status_of(url, "/health") != 200) {

@@ -112,7 +112,7 @@ async function startServer(tag, extra, opts) {
   const dir = tmpdir(tag);
   const port = await freePort();
   const log = path.join(dir, "server.log");
-  const args = ["server", "--listen", "127.0.0.1:" + port, "--data-dir", path.join(dir, "data"),
+  const args = ["server", "--no-auth", "--listen", "127.0.0.1:" + port, "--data-dir", path.join(dir, "data"),
     "--workers", String(workers), "--worker-sandbox", "none", "--log-format", "json"].concat(extra || []);
   const proc = start(BIN, args, log);
   const base = "http://127.0.0.1:" + port;

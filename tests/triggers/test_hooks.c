@@ -294,6 +294,17 @@ static void test_provider_events(void **state)
     assert_true(skipped_has(a, ".vulcan/pr.kdl") && skipped_has(a, ".vulcan/release.kdl") &&
                 skipped_has(a, ".vulcan/nightly.kdl"));
     json_decref(a);
+    /* The same signed body replayed under another delivery id (issue 14 item 7: only the
+     * body is signed): handled before, no chain. */
+    size_t after_push = count_chains();
+    struct te_send replay = {.delivery = "replayed-under-a-new-id"};
+    a = post_ok(VK_TRIGGERS_GITHUB, "github/push", &replay, 200);
+    assert_int_equal(json_array_size(json_object_get(a, "chains")), 0);
+    char *text = json_dumps(a, 0);
+    assert_non_null(text && strstr(text, "handled before"));
+    free(text);
+    json_decref(a);
+    assert_int_equal(count_chains(), after_push);
     /* The push to the default branch refreshed the schedules. */
     struct vk_pool pool;
     vk_pool_init(&pool, 0);
@@ -540,7 +551,11 @@ static void test_refusals(void **state)
         assert_int_equal(st, 502);
         json_decref(a);
         te_subst(&body, "1111111111111111111111111111111111111111", T.c);
+        /* The provider's retry of that delivery; its body differs from the push handled at
+         * the start of the file (the same body again would be a replay: handled before). */
+        te_subst(&body, "2026-03-02T10:15:00+01:00", "2026-03-02T10:16:00+01:00");
         t.body = body;
+        t.body_len = strlen(body);
         assert_int_equal(te_post(&T, VK_TRIGGERS_GITHUB, "github/push", &t, &st, &a), 0);
         assert_int_equal(st, 200);
         assert_int_equal(json_array_size(json_object_get(a, "chains")), 3);

@@ -36,7 +36,7 @@ static void test_identity_needs_auth(void **state)
     for (size_t i = 0; i < VK_ARRAY_LEN(routes); i++) {
         json_t *a = NULL;
         assert_int_equal(call(e->cl, routes[i][0], routes[i][1], routes[i][2], &a), 403);
-        assert_non_null(strstr(js(a, "message"), "need --require-auth"));
+        assert_non_null(strstr(js(a, "message"), "runs with --no-auth"));
         json_decref(a);
     }
 }

@@ -78,6 +78,8 @@ static void test_sandbox_filesystem(void **state)
                         "test -e \"$MARKER\" && echo BAD-tmp-shared\n"
                         "ls \"$WORKROOT/mirrors\" >/dev/null 2>&1 && echo BAD-mirrors-visible\n"
                         "head -c1 /etc/shadow 2>/dev/null | grep -q . && echo BAD-shadow\n"
+                        "head -c1 /etc/shadow- 2>/dev/null | grep -q . && echo BAD-shadow-\n"
+                        "head -c1 /etc/gshadow- 2>/dev/null | grep -q . && echo BAD-gshadow-\n"
                         "echo hi > /tmp/vk-private && cat /tmp/vk-private\n"
                         "echo ws > file && cat file\n"
                         "test \"$HOME\" = \"$(pwd)\" && echo home-ok\n"
@@ -414,6 +416,37 @@ static void test_cgroup_notice_when_unavailable(void **state)
     vk_exec_env_release(&env2);
 }
 
+/* The sandbox fails closed (issue 14 item 10): with `auto` and a bubblewrap that does not
+ * work, nothing runs; only an explicit `none` runs unsandboxed. */
+static void test_sandbox_fails_closed(void **state)
+{
+    (void)state;
+    struct vk_exec_env env2;
+    char wd[400];
+    snprintf(wd, sizeof wd, "%s/work-closed", g_root);
+    struct vk_exec_config cfg = {.work_dir = wd, .bwrap_path = "/bin/false"};
+    struct vk_err err;
+    assert_int_equal(vk_exec_env_init(&env2, &cfg, &err), 0);
+    assert_false(env2.bwrap_ok);
+    struct vk_exec_spec s = base_spec("closed", "echo ran-unsandboxed\n");
+    s.sandbox = VK_EXEC_SANDBOX_AUTO;
+    struct collected c;
+    struct vk_exec_result r;
+    collected_init(&c);
+    assert_int_equal(vk_exec_run(&env2, &s, collect, &c, NULL, &r, &err), VK_EPERM);
+    assert_non_null(strstr(err.msg, "no sandbox works"));
+    assert_non_null(strstr(err.msg, "--sandbox none"));
+    assert_null(strstr(outs(&c), "ran-unsandboxed"));
+    assert_false(r.sandboxed);
+    vk_buf_release(&c.b);
+    s.sandbox = VK_EXEC_SANDBOX_NONE;
+    collected_init(&c);
+    assert_int_equal(vk_exec_run(&env2, &s, collect, &c, NULL, &r, &err), 0);
+    assert_non_null(strstr(outs(&c), "ran-unsandboxed"));
+    vk_buf_release(&c.b);
+    vk_exec_env_release(&env2);
+}
+
 /* --sandbox-ro / --sandbox-rw: operator paths bound at their host path, read-only or writable. */
 static void test_sandbox_extra_binds(void **state)
 {
@@ -493,6 +526,7 @@ int main(void)
         cmocka_unit_test(test_sandbox_filesystem),
         cmocka_unit_test(test_sandbox_network),
         cmocka_unit_test(test_sandbox_extra_binds),
+        cmocka_unit_test(test_sandbox_fails_closed),
         cmocka_unit_test(test_sandbox_env_not_leaked_to_bwrap),
         cmocka_unit_test(test_sandbox_timeout_and_grace),
         cmocka_unit_test(test_cgroup_memory_limit),
