@@ -24,6 +24,7 @@
 #include <string.h>
 
 #define PENDING_MAX 256
+#define PENDING_PER_ADDR 16
 #define PENDING_LIFE_MS (10LL * 60 * 1000)
 #define STATE_LEN 43
 #define VERIFIER_LEN 64
@@ -53,6 +54,7 @@ struct pending {
     char nonce[STATE_LEN + 1];
     char verifier[VERIFIER_LEN + 1];
     char next[NEXT_MAX];
+    char addr[64];      /* the client address that started it */
     int64_t created_ms; /* 0: a free slot */
 };
 
@@ -320,6 +322,8 @@ static void h_login(struct vk_http_req *req, void *ctx)
     }
     struct pending p = {.created_ms = vk_time_now_ms()};
     snprintf(p.next, sizeof(p.next), "%s", next && *next ? next : "#/");
+    const char *ra = vk_http_remote_addr(req);
+    snprintf(p.addr, sizeof(p.addr), "%s", ra ? ra : "?");
     if (vk_auth_random_text(p.state, STATE_LEN) < 0 ||
         vk_auth_random_text(p.nonce, STATE_LEN) < 0 ||
         vk_auth_random_text(p.verifier, VERIFIER_LEN) < 0) {
@@ -339,17 +343,27 @@ static void h_login(struct vk_http_req *req, void *ctx)
     size_t cap = URL_MAX * 6;
     char *loc = vk_pool_alloc(vk_http_pool(req), cap);
     pthread_mutex_lock(&s->lock);
-    /* Keep it: a free or expired slot, else the oldest. */
-    size_t slot = 0;
+    /* Keep it: in a free or expired slot, else over the oldest; but a client address
+     * that has PENDING_PER_ADDR logins pending already replaces its own oldest, so one
+     * client starting logins in a loop cannot push out everyone else's. */
+    size_t slot = 0, mine = 0, own_oldest = PENDING_MAX;
+    bool free_slot = false;
     for (size_t i = 0; i < PENDING_MAX; i++) {
-        if (s->pending[i].created_ms == 0 ||
-            s->pending[i].created_ms + PENDING_LIFE_MS < p.created_ms) {
+        const struct pending *q = &s->pending[i];
+        bool live = q->created_ms != 0 && q->created_ms + PENDING_LIFE_MS >= p.created_ms;
+        if (!live && !free_slot) {
             slot = i;
-            break;
+            free_slot = true;
+        } else if (live && strcmp(q->addr, p.addr) == 0) {
+            mine++;
+            if (own_oldest == PENDING_MAX || q->created_ms < s->pending[own_oldest].created_ms)
+                own_oldest = i;
         }
-        if (s->pending[i].created_ms < s->pending[slot].created_ms)
+        if (!free_slot && live && q->created_ms < s->pending[slot].created_ms)
             slot = i;
     }
+    if (mine >= PENDING_PER_ADDR)
+        slot = own_oldest;
     s->pending[slot] = p;
     int n = loc ? snprintf(loc, cap,
                            "%s%cresponse_type=code&client_id=%s&redirect_uri=%s"

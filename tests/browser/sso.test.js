@@ -18,7 +18,8 @@
  *    team "devs" (the groups claim says devs and unknown: only existing teams count).
  * 3. The callback URL replayed (its state is used; in the browser its state cookie is gone
  *    too), the callback of a login another client started (login CSRF: this browser has
- *    not its state cookie) and a made-up state are refused (401).
+ *    not its state cookie) and a made-up state are refused (401); a client that starts 17
+ *    logins has pushed out its own first one, and a made-up code is refused by the provider.
  * 4. An admin adds the user to team "ops"; the next SSO login (the provider remembers the
  *    user) takes it out again: membership is exactly the groups claim.
  */
@@ -213,6 +214,21 @@ test("a replayed callback, another browser's login and a made-up state are refus
   if (w.status !== 401) throw new Error("made-up state: " + w.status);
   const e = await fetch(base + "/api/v1/sso/oidc/callback?code=abc", { redirect: "manual" });
   if (e.status !== 401) throw new Error("no state: " + e.status);
+  /* One client keeps at most 16 logins pending: its 17th pushes out its own first. */
+  const started = [];
+  for (let i = 0; i < 17; i++) {
+    const r = await fetch(base + "/api/v1/sso/oidc/login", { redirect: "manual" });
+    started.push(new URL(r.headers.get("location")).searchParams.get("state"));
+  }
+  const cb = async (st) => {
+    const r = await fetch(base + "/api/v1/sso/oidc/callback?code=made-up&state=" + st,
+      { redirect: "manual", headers: { Cookie: "vulcan_sso_state=" + st } });
+    return { status: r.status, text: await r.text() };
+  };
+  const first = await cb(started[0]);
+  if (first.status !== 401 || !/unknown, used or expired state/.test(first.text)) throw new Error("the first: " + first.text);
+  const last = await cb(started[16]);
+  if (last.status !== 401 || !/refused the code/.test(last.text)) throw new Error("the last: " + last.text);
 });
 
 test("the next SSO login sets the teams to exactly the groups claim", async (page) => {
