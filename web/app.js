@@ -643,9 +643,9 @@
     }
   }
 
-  /* Expiry choices for a new credential. A token made by the console's session cannot
-   * outlive the session (the server refuses it), so only choices within `limit` (an
-   * absolute time in ms, 0 for none) are offered, and then one up to the limit itself. */
+  /* Expiry choices for a new credential: only choices within `limit` (an absolute time in
+   * ms, 0 for none, as for the console's session, which may make tokens of any lifetime)
+   * are offered, and then one up to the limit itself. */
   function expirySelect(id, limit) {
     var now = Date.now();
     var choices = [["1 hour", 3600], ["1 day", 86400], ["7 days", 7 * 86400], ["30 days", 30 * 86400],
@@ -758,7 +758,7 @@
       return h("label", { class: "check" }, h("input", { type: "checkbox", name: "scope", value: s,
         checked: s === "read", disabled: !hasScope(s) }), " " + s);
     });
-    var exp = expirySelect("tok-exp", parseTime(session.expires_at));
+    var exp = expirySelect("tok-exp", 0);
     var org = h("select", { id: "tok-org", name: "org" }, h("option", { value: "" }, "any of mine"),
       ((me && me.orgs) || []).map(function (o) { return h("option", { value: o.slug }, o.slug); }));
     var form = h("form", { class: "create", "aria-label": "New token", onsubmit: function (ev) {

@@ -258,8 +258,11 @@ static void h_token_create(struct vk_http_req *req, void *ctx)
                             want, have);
         return;
     }
-    /* Never outliving the token that makes it. */
-    if (p->cred.expires_at > 0 && (exp == 0 || exp > p->cred.expires_at)) {
+    /* A personal access token never makes one that outlives it (a short-lived token must
+     * not become a permanent one). A console session is its user, logged in with a
+     * password or SSO: like GitHub's settings page, it may make tokens of any lifetime. */
+    if (p->cred.kind == VK_AUTH_PAT && p->cred.expires_at > 0 &&
+        (exp == 0 || exp > p->cred.expires_at)) {
         char at[VK_TIME_LEN];
         vk_time_format(p->cred.expires_at, at);
         vk_http_reply_error(req, 403, "forbidden",
