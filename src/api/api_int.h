@@ -28,6 +28,7 @@ struct vk__api_follow_set {
     pthread_mutex_t lock; /* guards the fields below */
     pthread_cond_t cond;  /* signalled when `n` drops or `stopping` is set */
     unsigned n;           /* live follower threads */
+    char keys[256][48];   /* who holds each slot: "u:<user id>" or "a:<address>" ("" free) */
     bool stopping;        /* no new followers; live ones end */
 };
 

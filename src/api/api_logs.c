@@ -271,7 +271,29 @@ struct follower {
     struct vk_buf ev;    /* the event being written */
     unsigned char *data; /* READ_CHUNK bytes */
     int64_t last_write_ms;
+    int slot; /* its entry in api->follow.keys, or -1 */
 };
+
+/* One caller (a user, or an address without credentials) holds at most this many live
+ * followers, so that nobody takes every slot (issue 14 item 6). */
+#define MAX_FOLLOWERS_PER_CALLER 32u
+_Static_assert(VK_ARRAY_LEN(((struct vk__api_follow_set *)0)->keys) == MAX_FOLLOWERS,
+               "one key per follower slot");
+
+static void follow_key(struct vk_http_req *req, char key[48])
+{
+    const struct vk__api_principal *p = vk_http_req_principal(req);
+    if (p && p->user_id[0])
+        snprintf(key, 48, "u:%s", p->user_id);
+    else
+        snprintf(key, 48, "a:%.45s", vk_http_remote_addr(req) ? vk_http_remote_addr(req) : "?");
+}
+
+static void release_slot(struct vk_api *api, int slot)
+{
+    if (slot >= 0)
+        api->follow.keys[slot][0] = '\0';
+}
 
 static bool stopping(struct vk_api *api)
 {
@@ -478,9 +500,11 @@ static void *follower_main(void *arg)
     struct vk_api *api = fw->api;
     (void)follow_loop(fw);
     vk_http_stream_close(fw->st);
+    int slot = fw->slot;
     follower_free(fw);
     pthread_mutex_lock(&api->follow.lock);
     api->follow.n--;
+    release_slot(api, slot);
     pthread_cond_broadcast(&api->follow.cond);
     pthread_mutex_unlock(&api->follow.lock);
     return NULL;
@@ -520,17 +544,37 @@ static void start_follow(struct vk_api *api, struct vk_http_req *req, const stru
     fw->status = fw->attempt == attempt ? status : VK_STORE_FRAG_FAILED;
     vk_buf_init(&fw->ev, READ_CHUNK * 7 + 4096); /* worst case: every byte as \u00XX */
 
+    char key[48];
+    follow_key(req, key);
+    fw->slot = -1;
     pthread_mutex_lock(&api->follow.lock);
     bool full = api->follow.n >= MAX_FOLLOWERS, stop = api->follow.stopping;
-    if (!full && !stop)
+    unsigned mine = 0;
+    int free_slot = -1;
+    for (int i = 0; i < (int)MAX_FOLLOWERS; i++) {
+        if (!api->follow.keys[i][0])
+            free_slot = free_slot < 0 ? i : free_slot;
+        else if (strcmp(api->follow.keys[i], key) == 0)
+            mine++;
+    }
+    bool greedy = mine >= MAX_FOLLOWERS_PER_CALLER;
+    if (!full && !stop && !greedy && free_slot >= 0) {
         api->follow.n++;
+        fw->slot = free_slot;
+        snprintf(api->follow.keys[free_slot], sizeof(api->follow.keys[free_slot]), "%s", key);
+    }
     pthread_mutex_unlock(&api->follow.lock);
-    if (full || stop) {
+    if (fw->slot < 0) {
         follower_free(fw);
-        vk_http_reply_error(req, 503, "unavailable",
-                            stop ? "the server is stopping"
-                                 : "too many log followers (at most %u); try again later",
-                            MAX_FOLLOWERS);
+        if (greedy && !stop)
+            vk_http_reply_error(req, 429, "too_many_requests",
+                                "you follow %u logs already (at most %u at once); close one", mine,
+                                MAX_FOLLOWERS_PER_CALLER);
+        else
+            vk_http_reply_error(req, 503, "unavailable",
+                                stop ? "the server is stopping"
+                                     : "too many log followers (at most %u); try again later",
+                                MAX_FOLLOWERS);
         return;
     }
     const struct vk_http_stream_opts so = {.max_queue = STREAM_QUEUE};
@@ -550,9 +594,11 @@ static void start_follow(struct vk_api *api, struct vk_http_req *req, const stru
         pthread_attr_destroy(&attr);
         vk_http_stream_close(fw->st);
     }
+    int slot = fw->slot;
     follower_free(fw);
     pthread_mutex_lock(&api->follow.lock);
     api->follow.n--;
+    release_slot(api, slot);
     pthread_cond_broadcast(&api->follow.cond);
     pthread_mutex_unlock(&api->follow.lock);
     if (rc == VK_ECONFLICT || rc == 0)

@@ -152,6 +152,28 @@ curl -s "$url/api/v1/fragments/$fid/log" >"$tmp/log"
     [ "$(wc -c <"$tmp/log")" -lt 66000 ]
 check "the stored log is the cap's bytes and one notice" $?
 
+# ---- Item 6: one caller cannot take every live-log slot.
+sed 's/sleep 5/sleep 60/' "$tmp/long.kdl" >"$tmp/longer.kdl"
+python3 -c 'import json,sys; print(json.dumps({"content": open(sys.argv[1]).read()}))' "$tmp/longer.kdl" >"$tmp/body.json"
+cid=$(curl -s -H 'Content-Type: application/json' --data-binary @"$tmp/body.json" "$url/api/v1/parse" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["chain_id"])')
+fid=$(curl -s "$url/api/v1/chains/$cid" | python3 -c 'import json,sys; print(json.load(sys.stdin)["fragments"][0]["id"])')
+followers=""
+for i in $(seq 1 32); do
+    curl -s -N "$url/api/v1/fragments/$fid/log?follow=1" >/dev/null 2>&1 &
+    followers="$followers $!"
+done
+sleep 1
+code=$(curl -s -o "$tmp/ans" -w '%{http_code}' --max-time 3 "$url/api/v1/fragments/$fid/log?follow=1")
+[ "$code" = 429 ] && grep -q "at most 32" "$tmp/ans"
+check "a 33rd live log of one caller gets 429" $?
+kill $followers 2>/dev/null
+wait $followers 2>/dev/null
+sleep 0.5
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/api/v1/fragments/$fid/log?follow=1")
+[ "$code" = 200 ]
+check "and once they close, following works again" $?
+
 # ---- Item 11: the script's environment is not on bubblewrap's command line.
 cat >"$tmp/env.kdl" <<'KDL'
 version "0.1"
