@@ -25,53 +25,12 @@
 const fs = require("fs");
 const os = require("os");
 const path = require("path");
-const net = require("net");
 const { spawn, execFileSync } = require("child_process");
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const BIN = process.env.VULCAN_BIN;
-const SHOTS = process.env.SCREENSHOT_DIR || path.join(__dirname, "screenshots");
+const { CHROMIUM, BIN, SHOTS, chromium, freePort, sleep, waitFor } = require("./lib");
 const PASSWORD = "correct horse battery";
 const READER_PASSWORD = "reader password 1";
 
-function die(msg) {
-  console.error("FAIL: " + msg);
-  process.exit(1);
-}
-if (!BIN || !fs.existsSync(BIN)) die("VULCAN_BIN must name the built vulcan binary (got '" + BIN + "')");
-if (!fs.existsSync(CHROMIUM)) die(CHROMIUM + " is missing: run scripts/install-deps.sh (apt-get install -y chromium)");
-let chromium;
-try {
-  ({ chromium } = require("playwright-core"));
-} catch (e) {
-  die("playwright-core is not installed: run 'npm ci' in tests/browser (scripts/install-deps.sh does)");
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const p = s.address().port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function waitFor(what, fn, timeoutMs = 15000, everyMs = 100) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error("timed out waiting for " + what + (last ? ": " + last.message : ""));
-}
 
 let base, open, adminToken;
 async function api(method, p, body, tok = adminToken, at = base) {
