@@ -196,12 +196,14 @@ int vk_orch_rerun(struct vk_orch *o, const char *chain_id, char new_id[VK_UUID_L
  */
 struct vk_store_credential;
 /**
- * vk_orch_claim that also stores the claimed attempt's job token `job` (NULL: none), as
- * vk_store_claim_job (vulcan/store_identity.h) describes.
+ * vk_orch_claim that also makes and stores the claimed attempt's job token `job` (NULL:
+ * none) into `token` (VK_AUTH_TOKEN_MAX bytes), as vk_store_claim_job (vulcan/store_identity.h)
+ * describes.
  */
 int vk_orch_claim_job(struct vk_orch *o, const char *worker_id, const char *const *groups,
-                      size_t ngroups, struct vk_store_credential *job, struct vk_pool *pool,
-                      struct vk_store_work *out, struct vk_err *err) VK_MUST_CHECK;
+                      size_t ngroups, struct vk_store_credential *job, char *token,
+                      struct vk_pool *pool, struct vk_store_work *out,
+                      struct vk_err *err) VK_MUST_CHECK;
 
 int vk_orch_claim(struct vk_orch *o, const char *worker_id, const char *const *groups,
                   size_t ngroups, struct vk_pool *pool, struct vk_store_work *out,

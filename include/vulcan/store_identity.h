@@ -225,17 +225,18 @@ int vk_store_credential_create(struct vk_store *store, struct vk_store_credentia
                                struct vk_err *err) VK_MUST_CHECK;
 
 /**
- * vk_store_claim, storing with the claim the job token of the attempt it starts: the
- * caller sets `job`'s hash and org_id; kind, worker_id, fragment_id, attempt, expires_at
- * (now + the fragment's timeout, 24 h without one, + 1 h), id and created_at are filled
- * here. On SQLite both are one transaction (one commit); on PostgreSQL the credential is
- * stored right after the claim's statement, and the fragment handed back when it cannot
- * be. Returns as vk_store_claim, or the credential's errors.
+ * vk_store_claim, storing with the claim the job token of the attempt it starts, which
+ * is written to `token` (only when a fragment was claimed). The caller sets `job`'s
+ * org_id; kind, hash, worker_id, fragment_id, attempt, expires_at (now + the fragment's
+ * timeout, 24 h without one, + 1 h), id and created_at are filled here. On SQLite both are one
+ * transaction (one commit); on PostgreSQL the credential is stored right after the claim's
+ * statement, and the fragment handed back when it cannot be. Returns as vk_store_claim, or the
+ * credential's errors.
  */
 int vk_store_claim_job(struct vk_store *store, const char *worker_id, const char *const *groups,
                        size_t ngroups, int64_t now_ms, struct vk_store_credential *job,
-                       struct vk_pool *pool, struct vk_store_work *out,
-                       struct vk_err *err) VK_MUST_CHECK;
+                       char token[VK_AUTH_TOKEN_MAX], struct vk_pool *pool,
+                       struct vk_store_work *out, struct vk_err *err) VK_MUST_CHECK;
 
 /**
  * The lookup of every authenticated request: the credential of kind `kind` whose hash is
@@ -301,7 +302,8 @@ int vk_store_token_issue(struct vk_store *store, const char *user_id, unsigned s
  * only in the machine groups of `groups` (comma-separated; NULL/"": any group), at most
  * `uses` times (-1: unlimited), until `expires_at` (0: never). Named `name` (may be NULL).
  * The token goes to `token` (shown once), the credential's id to `id`. Returns 0,
- * VK_EINVAL (no org, uses 0 or below -1, unknown org), VK_EIO, VK_EDB.
+ * VK_EINVAL (no org, uses 0 or below -1, groups longer than 4096 bytes, unknown org),
+ * VK_EIO, VK_EDB.
  */
 int vk_store_registration_issue(struct vk_store *store, const char *org_id, const char *groups,
                                 int64_t uses, int64_t expires_at, const char *name,

@@ -149,6 +149,33 @@ static const char *bearer(const struct vk_http_req *req, size_t *len)
 }
 
 /*
+ * The bearer token `tok` (`len` bytes) of kind `want` into *cred: 0, or a refusal that says
+ * why with the token's fingerprint only (401), or 503 when the store fails. The one check
+ * of every personal access, registration, worker and job token.
+ */
+static int check_bearer(struct vk_api *api, struct vk_http_req *req, const char *tok, size_t len,
+                        enum vk_auth_kind want, struct vk_store_credential *cred,
+                        struct vk_http_refusal *no)
+{
+    enum vk_auth_kind kind;
+    char hash[VK_AUTH_HASH_MAX];
+    struct vk_err err;
+    vk_err_clear(&err);
+    if (vk_auth_token_parse(tok, len, want, &kind, hash, &err) < 0)
+        return refuse(no, 401, "unauthenticated", WWW_BAD, "%s", err.msg);
+    int rc = vk_store_credential_check(api->opts.store, kind, hash, vk_time_now_ms(),
+                                       vk_http_pool(req), cred, &err);
+    if (rc == VK_EAUTH) {
+        char fp[VK_AUTH_FP_MAX];
+        vk_auth_fingerprint(kind, hash, fp);
+        return refuse(no, 401, "unauthenticated", WWW_BAD, "%s (%s)", err.msg, fp);
+    }
+    if (rc < 0)
+        return refuse(no, 503, "store_unavailable", NULL, "%s", err.msg);
+    return 0;
+}
+
+/*
  * The worker protocol (docs/security.md, "Workers and jobs"): registration needs a
  * registration token, the worker's own calls its worker token, log chunks and results the
  * job token of that attempt. The gate checks the token is valid and of the route's kind;
@@ -166,26 +193,11 @@ static int gate_agent(struct vk_api *api, struct vk_http_req *req,
     if (!tok)
         return refuse(no, 401, "unauthenticated", WWW_NONE, "%s %s needs a %s (Bearer %s...)",
                       rn->method, rn->pattern, vk_auth_kind_name(want), vk_auth_kind_prefix(want));
-    enum vk_auth_kind kind;
-    char hash[VK_AUTH_HASH_MAX];
-    struct vk_err err;
-    vk_err_clear(&err);
-    if (vk_auth_token_parse(tok, len, want, &kind, hash, &err) < 0)
-        return refuse(no, 401, "unauthenticated", WWW_BAD, "%s", err.msg);
-    struct vk_pool *pool = vk_http_pool(req);
-    struct vk__api_principal *p = vk_pool_alloc(pool, sizeof(*p));
+    struct vk__api_principal *p = vk_pool_zalloc(vk_http_pool(req), sizeof(*p));
     if (!p)
         return refuse(no, 500, "internal", NULL, "out of memory");
-    memset(p, 0, sizeof(*p));
-    int rc = vk_store_credential_check(api->opts.store, kind, hash, vk_time_now_ms(), pool,
-                                       &p->cred, &err);
-    if (rc == VK_EAUTH) {
-        char fp[VK_AUTH_FP_MAX];
-        vk_auth_fingerprint(kind, hash, fp);
-        return refuse(no, 401, "unauthenticated", WWW_BAD, "%s (%s)", err.msg, fp);
-    }
-    if (rc < 0)
-        return refuse(no, 503, "store_unavailable", NULL, "%s", err.msg);
+    if (check_bearer(api, req, tok, len, want, &p->cred, no))
+        return 1;
     memcpy(p->org_id, p->cred.org_id[0] ? p->cred.org_id : api->default_org, VK_UUID_LEN);
     vk_http_req_set_principal(req, p);
     return 0;
@@ -382,32 +394,48 @@ static int gate_browser(struct vk_api *api, struct vk_http_req *req,
  * session's X-CSRF-Token and a same-origin Origin, so that only the console's own pages can
  * act with it. Fills p->cred; returns 0 or a refusal.
  */
-static int gate_session(struct vk_api *api, struct vk_http_req *req,
-                        const struct vk__api_route_need *rn, const char *cookie,
-                        struct vk__api_principal *p, struct vk_http_refusal *no)
+int vk__api_session_of(struct vk_api *api, struct vk_http_req *req,
+                       struct vk_store_credential *cred, struct vk_err *err)
 {
+    const char *cookie = vk__api_cookie(req, VK__API_SESSION_COOKIE);
+    if (!cookie)
+        return vk_err_set(err, VK_EAUTH, "not logged in");
     enum vk_auth_kind kind;
     char hash[VK_AUTH_HASH_MAX];
+    if (vk_auth_token_parse(cookie, strlen(cookie), VK_AUTH_SESSION, &kind, hash, err) < 0) {
+        char why[sizeof(err->msg)];
+        snprintf(why, sizeof(why), "%s", err->msg);
+        return vk_err_set(err, VK_EAUTH, "session cookie: %s", why);
+    }
+    return vk_store_credential_check(api->opts.store, kind, hash, vk_time_now_ms(),
+                                     vk_http_pool(req), cred, err);
+}
+
+bool vk__api_csrf_ok(const struct vk_http_req *req, const struct vk_store_credential *cred)
+{
+    const char *csrf = vk_http_header(req, "X-CSRF-Token");
+    const char *want = cred->csrf ? cred->csrf : "";
+    size_t n = strlen(want);
+    return csrf && n && strlen(csrf) == n && vk_auth_equal(csrf, want, n);
+}
+
+static int gate_session(struct vk_api *api, struct vk_http_req *req,
+                        const struct vk__api_route_need *rn, struct vk__api_principal *p,
+                        struct vk_http_refusal *no)
+{
     struct vk_err err;
     vk_err_clear(&err);
-    if (vk_auth_token_parse(cookie, strlen(cookie), VK_AUTH_SESSION, &kind, hash, &err) < 0)
-        return refuse(no, 401, "unauthenticated", NULL, "session cookie: %s; log in again",
-                      err.msg);
-    int rc = vk_store_credential_check(api->opts.store, kind, hash, vk_time_now_ms(),
-                                       vk_http_pool(req), &p->cred, &err);
+    int rc = vk__api_session_of(api, req, &p->cred, &err);
     if (rc == VK_EAUTH)
         return refuse(no, 401, "unauthenticated", NULL, "%s; log in again", err.msg);
     if (rc < 0)
         return refuse(no, 503, "store_unavailable", NULL, "%s", err.msg);
     if (unsafe_method(rn->method)) {
-        const char *csrf = vk_http_header(req, "X-CSRF-Token");
-        const char *want = p->cred.csrf ? p->cred.csrf : "";
         if (!vk_http_header(req, "Origin"))
             return refuse(no, 403, "csrf", NULL,
                           "%s %s with a session cookie needs a same-origin Origin header",
                           rn->method, rn->pattern);
-        if (!csrf || !*want || strlen(csrf) != strlen(want) ||
-            !vk_auth_equal(csrf, want, strlen(want)))
+        if (!vk__api_csrf_ok(req, &p->cred))
             return refuse(no, 403, "csrf", NULL,
                           "%s %s with a session cookie needs the session's X-CSRF-Token",
                           rn->method, rn->pattern);
@@ -455,7 +483,7 @@ int vk__api_gate(struct vk_http_req *req, void *ctx, struct vk_http_refusal *no)
         return gate_agent(api, req, rn, no);
     size_t len = 0;
     const char *tok = bearer(req, &len);
-    const char *cookie = tok ? NULL : vk__api_cookie(req, VK__API_SESSION_COOKIE);
+    bool cookie = !tok && vk__api_cookie(req, VK__API_SESSION_COOKIE);
     if (!tok && !cookie)
         return refuse(no, 401, "unauthenticated", WWW_NONE,
                       "%s %s needs a token: send Authorization: Bearer vk_pat_... (or log in "
@@ -464,30 +492,14 @@ int vk__api_gate(struct vk_http_req *req, void *ctx, struct vk_http_refusal *no)
     struct vk_err err;
     vk_err_clear(&err);
     struct vk_pool *pool = vk_http_pool(req);
-    struct vk__api_principal *p = vk_pool_alloc(pool, sizeof(*p));
+    struct vk__api_principal *p = vk_pool_zalloc(pool, sizeof(*p));
     if (!p)
         return refuse(no, 500, "internal", NULL, "out of memory");
-    memset(p, 0, sizeof(*p));
-    int rc = 0;
-    if (cookie) {
-        if (gate_session(api, req, rn, cookie, p, no))
-            return 1;
-    } else {
-        enum vk_auth_kind kind;
-        char hash[VK_AUTH_HASH_MAX];
-        if (vk_auth_token_parse(tok, len, VK_AUTH_PAT, &kind, hash, &err) < 0)
-            return refuse(no, 401, "unauthenticated", WWW_BAD, "%s", err.msg);
-        rc = vk_store_credential_check(api->opts.store, kind, hash, vk_time_now_ms(), pool,
-                                       &p->cred, &err);
-        if (rc == VK_EAUTH) {
-            char fp[VK_AUTH_FP_MAX];
-            vk_auth_fingerprint(kind, hash, fp);
-            return refuse(no, 401, "unauthenticated", WWW_BAD, "%s (%s)", err.msg, fp);
-        }
-    }
+    if (cookie ? gate_session(api, req, rn, p, no)
+               : check_bearer(api, req, tok, len, VK_AUTH_PAT, &p->cred, no))
+        return 1;
     struct vk_store_user u;
-    if (rc == 0)
-        rc = vk_store_user_get(api->opts.store, p->cred.user_id, pool, &u, &err);
+    int rc = vk_store_user_get(api->opts.store, p->cred.user_id, pool, &u, &err);
     if (rc < 0)
         return refuse(no, 503, "store_unavailable", NULL, "%s", err.msg);
     memcpy(p->user_id, u.id, VK_UUID_LEN);

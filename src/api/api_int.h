@@ -126,6 +126,12 @@ bool vk__api_host_ok(const struct vk_api *api, const struct vk_http_req *req);
  * scheme and authority of the public URL, or of the request's own Host. */
 bool vk__api_same_origin(const struct vk_api *api, const struct vk_http_req *req,
                          const char *origin);
+/* The valid console session of the request's cookie into *cred: 0, VK_EAUTH (no cookie,
+ * "session cookie: <why>" for a malformed one, or why the store refuses it), VK_EDB. */
+int vk__api_session_of(struct vk_api *api, struct vk_http_req *req,
+                       struct vk_store_credential *cred, struct vk_err *err);
+/* Whether the request carries the X-CSRF-Token of session `cred` (constant time). */
+bool vk__api_csrf_ok(const struct vk_http_req *req, const struct vk_store_credential *cred);
 /* The value of cookie `name` in the request (borrowed from its pool), or NULL. */
 const char *vk__api_cookie(struct vk_http_req *req, const char *name);
 /* Console sessions: POST /api/v1/login, POST /api/v1/logout, GET /api/v1/session

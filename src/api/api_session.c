@@ -156,35 +156,17 @@ static void h_login(struct vk_http_req *req, void *ctx)
                                  vk__api_time(expires_at)));
 }
 
-/* The valid session of the request's cookie into *c (0), or VK_EAUTH / VK_EDB. */
-static int current(struct vk_api *api, struct vk_http_req *req, struct vk_store_credential *c,
-                   struct vk_err *err)
-{
-    const char *cookie = vk__api_cookie(req, VK__API_SESSION_COOKIE);
-    enum vk_auth_kind kind;
-    char hash[VK_AUTH_HASH_MAX];
-    if (!cookie)
-        return vk_err_set(err, VK_EAUTH, "not logged in");
-    int rc = vk_auth_token_parse(cookie, strlen(cookie), VK_AUTH_SESSION, &kind, hash, err);
-    if (rc == 0)
-        rc = vk_store_credential_check(api->opts.store, kind, hash, vk_time_now_ms(),
-                                       vk_http_pool(req), c, err);
-    return rc;
-}
-
 static void h_logout(struct vk_http_req *req, void *ctx)
 {
     struct vk_api *api = ctx;
     struct vk_store_credential c;
     struct vk_err err;
     vk_err_clear(&err);
-    int rc = current(api, req, &c, &err);
+    int rc = vk__api_session_of(api, req, &c, &err);
     if (rc == 0) {
         /* Only the console's own page may end its session (the same rule as any other
          * state-changing call with the cookie). */
-        const char *csrf = vk_http_header(req, "X-CSRF-Token");
-        if (!csrf || !c.csrf || strlen(csrf) != strlen(c.csrf) ||
-            !vk_auth_equal(csrf, c.csrf, strlen(c.csrf))) {
+        if (!vk__api_csrf_ok(req, &c)) {
             vk_http_reply_error(req, 403, "csrf", "logging out needs the session's X-CSRF-Token");
             return;
         }
@@ -204,7 +186,7 @@ static void h_session(struct vk_http_req *req, void *ctx)
     struct vk_store_credential c;
     struct vk_err err;
     vk_err_clear(&err);
-    int rc = api->opts.require_auth ? current(api, req, &c, &err) : VK_EAUTH;
+    int rc = api->opts.require_auth ? vk__api_session_of(api, req, &c, &err) : VK_EAUTH;
     struct vk_store_user u;
     if (rc == 0)
         rc = vk_store_user_get(api->opts.store, c.user_id, vk_http_pool(req), &u, &err);

@@ -162,22 +162,14 @@ static int serve_waiter(struct vk__api_waiter *w)
     char token[VK_AUTH_TOKEN_MAX] = "";
     struct vk_store_credential job = {.kind = VK_AUTH_JOB};
     bool auth = api->opts.require_auth;
-    if (auth) {
-        snprintf(job.org_id, sizeof(job.org_id), "%s", w->org_id);
-        if (vk_auth_token_new(VK_AUTH_JOB, token, job.hash) < 0) {
-            vk_log_write(VK_LOG_ERROR, "api", "the random generator failed", NULL);
-            vk_pool_release(&pool);
-            return -1;
-        }
-    }
+    snprintf(job.org_id, sizeof(job.org_id), "%s", w->org_id);
     int rc = vk_orch_claim_job(api->opts.orch, w->worker_id, (const char *const *)w->groups,
-                               w->ngroups, auth ? &job : NULL, &pool, &work, &err);
+                               w->ngroups, auth ? &job : NULL, token, &pool, &work, &err);
     if (rc == VK_ENOTFOUND) {
         rc = 0;
     } else if (rc == 0) {
         /* NULL (out of memory) is answered with a 500 and VK_ENOMEM. */
         json_t *item = work_json(api, &work, w->worker_id, auth ? token : NULL);
-        vk_auth_wipe(token, sizeof(token));
         if (vk_http_reply_json(w->req, 200, item) != 0) {
             /* No work item, or the worker went away between claim and reply: give the
              * fragment back without counting an attempt, so it is not lost. The wake loop
@@ -662,10 +654,10 @@ static void h_result(struct vk_http_req *req, void *ctx)
                             "'worker_id', 'fragment_id' and 'attempt' are required");
         return;
     }
-    json_t *ec0 = json_object_get(body, "exit_code");
+    json_t *ec = json_object_get(body, "exit_code");
     if (json_integer_value(att) < 1 || json_integer_value(att) > MAX_ATTEMPT ||
-        (json_is_integer(ec0) &&
-         (json_integer_value(ec0) < INT32_MIN || json_integer_value(ec0) > INT32_MAX))) {
+        (json_is_integer(ec) &&
+         (json_integer_value(ec) < INT32_MIN || json_integer_value(ec) > INT32_MAX))) {
         vk_http_reply_error(req, 400, "bad_request",
                             "'attempt' must be from 1 to %d and 'exit_code' a 32-bit integer",
                             MAX_ATTEMPT);
@@ -689,7 +681,6 @@ static void h_result(struct vk_http_req *req, void *ctx)
         vk_http_reply_json(req, 200, json_pack("{s:s}", "fragment_status", "ready"));
         return;
     }
-    json_t *ec = json_object_get(body, "exit_code");
     const char *msg = vk__api_get_str(body, "error_message");
     struct vk_orch_result r = {
         .worker_id = wid,

@@ -181,17 +181,17 @@ int vk_orch_claim(struct vk_orch *o, const char *worker_id, const char *const *g
                   size_t ngroups, struct vk_pool *pool, struct vk_store_work *out,
                   struct vk_err *err)
 {
-    return vk_orch_claim_job(o, worker_id, groups, ngroups, NULL, pool, out, err);
+    return vk_orch_claim_job(o, worker_id, groups, ngroups, NULL, NULL, pool, out, err);
 }
 
 int vk_orch_claim_job(struct vk_orch *o, const char *worker_id, const char *const *groups,
-                      size_t ngroups, struct vk_store_credential *job, struct vk_pool *pool,
-                      struct vk_store_work *out, struct vk_err *err)
+                      size_t ngroups, struct vk_store_credential *job, char *token,
+                      struct vk_pool *pool, struct vk_store_work *out, struct vk_err *err)
 {
     int64_t now = vk_time_now_ms();
-    int rc =
-        job ? vk_store_claim_job(o->store, worker_id, groups, ngroups, now, job, pool, out, err)
-            : vk_store_claim(o->store, worker_id, groups, ngroups, now, pool, out, err);
+    int rc = job ? vk_store_claim_job(o->store, worker_id, groups, ngroups, now, job, token, pool,
+                                      out, err)
+                 : vk_store_claim(o->store, worker_id, groups, ngroups, now, pool, out, err);
     if (rc == 0)
         vk__orch_report_claim(o, &out->fragment);
     return rc;

@@ -977,6 +977,8 @@ int vk_store_registration_issue(struct vk_store *s, const char *org_id, const ch
     if (uses == 0 || uses < -1)
         return vk_err_set(err, VK_EINVAL,
                           "a registration token needs at least one use (-1: unlimited)");
+    if (has(groups) && strlen(groups) > 4096)
+        return vk_err_set(err, VK_EINVAL, "a registration token's groups are at most 4096 bytes");
     struct vk_store_credential c = {.kind = VK_AUTH_REGISTRATION,
                                     .name = name,
                                     .groups = has(groups) ? groups : NULL,

@@ -340,7 +340,8 @@ static int claim_sql(struct vk_store *s, size_t n, struct vk_buf *sql)
 
 static int claim(struct vk_store *s, const char *worker_id, const char *const *groups,
                  size_t ngroups, int64_t now_ms, struct vk_store_credential *job,
-                 struct vk_pool *pool, struct vk_store_work *out, struct vk_err *err)
+                 char token[VK_AUTH_TOKEN_MAX], struct vk_pool *pool, struct vk_store_work *out,
+                 struct vk_err *err)
 {
     if (ngroups == 0 || ngroups > VK_STORE_MAX_GROUPS)
         return vk_err_set(err, VK_EINVAL, "a claim needs 1 to %d machine groups",
@@ -399,7 +400,13 @@ static int claim(struct vk_store *s, const char *worker_id, const char *const *g
         job->expires_at = now_ms + life + 3600 * 1000LL;
         snprintf(job->worker_id, sizeof(job->worker_id), "%s", worker_id);
         snprintf(job->fragment_id, sizeof(job->fragment_id), "%s", f->id);
-        rc = vk__store_cred_insert(c, job, err);
+        /* Made only once there is work to hand out: a claim that finds nothing (most of a
+         * long-poll's wake-ups) costs no random bytes and no hash. */
+        rc = vk_auth_token_new(VK_AUTH_JOB, token, job->hash) < 0
+                 ? vk_err_set(err, VK_EIO, "the random generator failed")
+                 : vk__store_cred_insert(c, job, err);
+        if (rc < 0)
+            vk_auth_wipe(token, VK_AUTH_TOKEN_MAX);
     }
 out:
     if (s->dialect == VK__PG)
@@ -426,14 +433,15 @@ int vk_store_claim(struct vk_store *s, const char *worker_id, const char *const 
                    size_t ngroups, int64_t now_ms, struct vk_pool *pool, struct vk_store_work *out,
                    struct vk_err *err)
 {
-    return claim(s, worker_id, groups, ngroups, now_ms, NULL, pool, out, err);
+    return claim(s, worker_id, groups, ngroups, now_ms, NULL, NULL, pool, out, err);
 }
 
 int vk_store_claim_job(struct vk_store *s, const char *worker_id, const char *const *groups,
                        size_t ngroups, int64_t now_ms, struct vk_store_credential *job,
-                       struct vk_pool *pool, struct vk_store_work *out, struct vk_err *err)
+                       char token[VK_AUTH_TOKEN_MAX], struct vk_pool *pool,
+                       struct vk_store_work *out, struct vk_err *err)
 {
-    return claim(s, worker_id, groups, ngroups, now_ms, job, pool, out, err);
+    return claim(s, worker_id, groups, ngroups, now_ms, job, token, pool, out, err);
 }
 
 int vk_store_requeue_fragment(struct vk_store *s, const char *fragment_id, int attempt,
