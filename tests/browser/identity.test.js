@@ -50,6 +50,9 @@ async function navLinks(page) {
     .filter((li) => !li.hidden).map((li) => li.querySelector("a").getAttribute("data-nav")));
 }
 async function login(page, user, password) {
+  /* A full load, never a same-document hash change: after one, the form found could be
+   * the previous page's, replaced (empty) by the router just before the click. */
+  await page.goto("about:blank");
   await page.goto(base + "/#/login");
   await page.waitForSelector("form.login");
   await page.fill("#login-user", user);
