@@ -180,8 +180,8 @@ int main(int argc, char **argv)
         print_config(label, runs, &off);
         if (!auth)
             continue;
-        snprintf(label, sizeof(label), "1 worker x concurrency 1, --sandbox %s, SQLite, credentials",
-                 boxes[b]);
+        snprintf(label, sizeof(label),
+                 "1 worker x concurrency 1, --sandbox %s, SQLite, credentials", boxes[b]);
         if (run_config(bin, runs, boxes[b], true, keep, &on) != 0) {
             printf("%s: FAILED to run\n", label);
             failed++;
