@@ -315,7 +315,11 @@ struct vk_wf_fragment {
                          *   checkout fields are then at their defaults) */
     struct vk_wf_kv *env;
     size_t nenv;
-    bool is_matrix; /**< a `parallel` group of one copy per `matrix` combination */
+    bool is_matrix;    /**< a `parallel` group of one copy per `matrix` combination */
+    int max_parallel;  /**< parallel groups: `max-parallel N`, most children running at
+                        *   once (the next starts when one ends); 0: no limit */
+    bool no_fail_fast; /**< groups: `fail-fast #false`: a failure inside does not stop the
+                        *   group's other children; the group fails when it closes */
     /** A matrix copy: its combination (axes in order, then `include` variables); each
      *  inline fragment of the copy also has them in `env` as MATRIX_<KEY>. */
     struct vk_wf_kv *matrix;

@@ -208,6 +208,9 @@ static const struct migration migrations[] = {
      "DELETE FROM credentials WHERE kind = 'job';"
      "CREATE UNIQUE INDEX fragments_by_job_hash ON fragments (job_hash) WHERE job_hash IS NOT "
      "NULL"},
+    {10, "max-parallel and fail-fast of groups",
+     "ALTER TABLE fragments ADD COLUMN max_parallel INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE fragments ADD COLUMN fail_fast INTEGER NOT NULL DEFAULT 1"},
 };
 
 /* Migrations whose PostgreSQL text differs beyond BLOB (triggers are written differently). */

@@ -287,6 +287,43 @@ static int load_network(struct vk__wf_loader *L, const struct vk_kdl_node *c, bo
 static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                          struct vk_wf_fragment *f);
 
+/* `max-parallel N` (1..VK_WF_MAX_MATRIX) of a parallel group or a matrix. */
+static int load_max_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *c,
+                             const struct vk_kdl_node **seen, int *out)
+{
+    int rc = once(L, c, seen);
+    if (rc == 0)
+        rc = vk__wf_no_props(L, c);
+    if (rc == 0)
+        rc = vk__wf_no_children(L, c);
+    if (rc == 0 && (c->nargs != 1 || c->args[0].kind != VK_KDL_INT || c->args[0].i < 1 ||
+                    c->args[0].i > VK_WF_MAX_MATRIX))
+        rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE,
+                         VK__WF_AT(c->nargs ? c->args[c->nargs > 1].pos : c->pos),
+                         "'max-parallel' takes one whole number from 1 to %d", VK_WF_MAX_MATRIX);
+    if (rc == 0)
+        *out = (int)c->args[0].i;
+    return rc;
+}
+
+/* `fail-fast #true|#false` of a group or a matrix into *no_fail_fast. */
+static int load_fail_fast(struct vk__wf_loader *L, const struct vk_kdl_node *c,
+                          const struct vk_kdl_node **seen, bool *no_fail_fast)
+{
+    int rc = once(L, c, seen);
+    if (rc == 0)
+        rc = vk__wf_no_props(L, c);
+    if (rc == 0)
+        rc = vk__wf_no_children(L, c);
+    if (rc == 0 && (c->nargs != 1 || c->args[0].kind != VK_KDL_BOOL))
+        rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE,
+                         VK__WF_AT(c->nargs ? c->args[c->nargs > 1].pos : c->pos),
+                         "'fail-fast' takes #true or #false");
+    if (rc == 0)
+        *no_fail_fast = !c->args[0].b;
+    return rc;
+}
+
 static int load_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                          struct vk_wf_fragment *g)
 {
@@ -301,7 +338,8 @@ static int load_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *n,
     struct checkout co;
     CHECKOUT_GET(&co, g->parent);
     CHECKOUT_SET(g, &co);
-    const struct vk_kdl_node *seen_name = NULL, *seen_machine = NULL, *seen_cond = NULL;
+    const struct vk_kdl_node *seen_name = NULL, *seen_machine = NULL, *seen_cond = NULL,
+                             *seen_max = NULL, *seen_ff = NULL;
     size_t nfrag = 0;
     for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
         if (vk_kdl_str_eq(c->name, "fragment") || vk_kdl_str_eq(c->name, "parallel")) {
@@ -318,12 +356,17 @@ static int load_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *n,
             rc = once(L, c, &seen_cond);
             if (rc == 0)
                 rc = load_condition(L, c, g);
+        } else if (vk_kdl_str_eq(c->name, "max-parallel")) {
+            rc = load_max_parallel(L, c, &seen_max, &g->max_parallel);
+        } else if (vk_kdl_str_eq(c->name, "fail-fast")) {
+            rc = load_fail_fast(L, c, &seen_ff, &g->no_fail_fast);
         } else if (vk_kdl_str_eq(c->name, "matrix") && L->matrix) {
             continue; /* this is one of its copies (load_matrix) */
         } else {
             rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
                              "unknown node '%s' in 'parallel'; expected one of: fragment, "
-                             "parallel, name, machine, condition, matrix",
+                             "parallel, name, machine, condition, max-parallel, fail-fast, "
+                             "matrix",
                              c->name.ptr);
         }
     }
@@ -642,7 +685,8 @@ static void cell_set(struct vk__wf_cell *c, const char *key, const char *value)
  * combination whose axes it matches, or it is a combination of its own when it matches none
  * (as GitHub Actions does).
  */
-static int matrix_parse(struct vk__wf_loader *L, const struct vk_kdl_node *mn, struct matrix *m)
+static int matrix_parse(struct vk__wf_loader *L, const struct vk_kdl_node *mn, struct matrix *m,
+                        struct vk_wf_fragment *g)
 {
     int rc = vk__wf_no_args(L, mn);
     if (rc == 0)
@@ -654,7 +698,8 @@ static int matrix_parse(struct vk__wf_loader *L, const struct vk_kdl_node *mn, s
         if (vk_kdl_str_eq(c->name, "include")) {
             ninc++;
             nvars += c->nchildren;
-        } else if (!vk_kdl_str_eq(c->name, "exclude")) {
+        } else if (!vk_kdl_str_eq(c->name, "exclude") && !vk_kdl_str_eq(c->name, "max-parallel") &&
+                   !vk_kdl_str_eq(c->name, "fail-fast")) {
             nax++;
         }
     }
@@ -667,15 +712,22 @@ static int matrix_parse(struct vk__wf_loader *L, const struct vk_kdl_node *mn, s
         return vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
     size_t room = nax + nvars;
     /* Axes: the product, built one axis at a time. */
-    const struct vk_kdl_node *axis_node[64];
+    const struct vk_kdl_node *axis_node[64], *seen_max = NULL, *seen_ff = NULL;
     for (const struct vk_kdl_node *c = mn->children; c; c = c->next) {
         if (vk_kdl_str_eq(c->name, "include") || vk_kdl_str_eq(c->name, "exclude"))
             continue;
-        if (vk_kdl_str_eq(c->name, "max-parallel") || vk_kdl_str_eq(c->name, "fail-fast"))
-            return vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
-                               "'%s' of a matrix is not supported yet: every copy runs at "
-                               "once, and a failure stops the copies not yet started",
-                               c->name.ptr);
+        if (vk_kdl_str_eq(c->name, "max-parallel")) {
+            rc = load_max_parallel(L, c, &seen_max, &g->max_parallel);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        if (vk_kdl_str_eq(c->name, "fail-fast")) {
+            rc = load_fail_fast(L, c, &seen_ff, &g->no_fail_fast);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
         if (!matrix_key_ok(c->name))
             return vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(c->pos),
                                "invalid matrix axis name '%s' (letters, digits, '_' and '-', "
@@ -841,7 +893,7 @@ static int load_matrix(struct vk__wf_loader *L, const struct vk_kdl_node *n,
             return vk__wf_fail(L, VK_WF_ERR_DUPLICATE, VK_EPARSE, VK__WF_AT(c->pos),
                                "'matrix' is given twice (first at line %u)", mn->pos.line);
     struct matrix m = {0};
-    int rc = matrix_parse(L, mn, &m);
+    int rc = matrix_parse(L, mn, &m, g);
     if (rc < 0)
         return rc;
     bool is_frag = vk_kdl_str_eq(n->name, "fragment");

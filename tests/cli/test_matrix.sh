@@ -2,7 +2,8 @@
 # Issue 17, matrix: a matrix expands when the workflow loads (`vulcan parse` lists every
 # copy, the JSON form gives each its combination), and under `vulcan run` (a real server
 # and worker) every copy runs with {matrix.KEY} filled in and $MATRIX_<KEY> set, named by
-# its combination; a failing copy fails the chain.
+# its combination; a failing copy fails the chain; max-parallel holds copies back and
+# fail-fast #false lets the others finish.
 # Usage: test_matrix.sh VULCAN_BINARY
 set -u
 vulcan=$1
@@ -85,4 +86,45 @@ timeout 120 "$vulcan" run --sandbox none --concurrency 1 fail.kdl >"$tmp/out2" 2
 check "a failing copy fails the run (exit 1)" $([ $? -eq 1 ]; echo $?)
 grep -q '^  n (2) .* failed' "$tmp/out2"
 check "the summary names the failed copy 'n (2)'" $?
+# max-parallel 1 on a worker that could run 4 at once: the copies never overlap (each
+# writes its start and end time; no start falls before the previous copy's end).
+cat >"$tmp/mp.kdl" <<KDL
+version "0.1"
+triggers "manual"
+chain {
+    machine "default"
+    fragment {
+        name "s"
+        matrix { k "a" "b" "c"; max-parallel 1; }
+        run "echo start \$(date +%s%N) >> $tmp/times-{matrix.k}; sleep 0.3; echo end \$(date +%s%N) >> $tmp/times-{matrix.k}"
+    }
+}
+KDL
+timeout 120 "$vulcan" run --sandbox none --concurrency 4 mp.kdl >"$tmp/out3" 2>"$tmp/err3"
+check "a max-parallel 1 matrix completes" $?
+cat "$tmp"/times-a "$tmp"/times-b "$tmp"/times-c 2>/dev/null | sort -k2n | awk '
+    { if ($1 == "start") { if (open) bad = 1; open = 1 } else open = 0; n++ }
+    END { exit (bad || n != 6) }'
+check "max-parallel 1: the three copies ran one after another, never two at once" $?
+
+# fail-fast #false: one copy fails, the others still run; the chain fails at the end.
+cat >"$tmp/ff.kdl" <<'KDL'
+version "0.1"
+triggers "manual"
+chain {
+    machine "default"
+    fragment {
+        name "f"
+        matrix { n 1 2 3; max-parallel 1; fail-fast #false; }
+        run "echo ran-{matrix.n}; test {matrix.n} -ne 1"
+    }
+    fragment { name "later"; run "echo later-ran" }
+}
+KDL
+timeout 120 "$vulcan" run --sandbox none --concurrency 1 ff.kdl >"$tmp/out4" 2>"$tmp/err4"
+check "fail-fast #false: the run fails (exit 1)" $([ $? -eq 1 ]; echo $?)
+grep -q "ran-2" "$tmp/out4" && grep -q "ran-3" "$tmp/out4"
+check "fail-fast #false: the copies after the failing one still ran" $?
+! grep -q "later-ran" "$tmp/out4"
+check "fail-fast #false: what comes after the failed matrix is skipped" $?
 finish

@@ -338,7 +338,7 @@ static const struct bad bads[] = {
     {HEAD "chain { machine \"m\"; parallel { retry 1; fragment { run \"x\" } } }\n",
      VK_WF_ERR_UNKNOWN_NODE, 3, 33,
      "unknown node 'retry' in 'parallel'; expected one of: fragment, parallel, name, machine, "
-     "condition, matrix"},
+     "condition, max-parallel, fail-fast, matrix"},
     {HEAD "fragment { run \"x\" }\n" C1, VK_WF_ERR_UNKNOWN_NODE, 3, 1,
      "'fragment' must be inside 'chain' (only fragment files, which are imported, hold "
      "fragments at the top level)"},
@@ -686,6 +686,20 @@ static void test_matrix(void **state)
     assert_string_equal(p->children[1].children[0].run, "echo 2");
     assert_string_equal(matrix_env(&p->children[1].children[0], "MATRIX_N"), "2");
     assert_int_equal(vk_workflow_count_fragments(wf), 1 + 4 + 1 + 2 * 2);
+    assert_int_equal(g->max_parallel, 0);
+    assert_false(g->no_fail_fast);
+    vk_workflow_free(wf);
+    wf = load_ok(HEAD
+                 "chain { machine \"m\"; fragment { matrix { n 1 2 3; max-parallel 2; "
+                 "fail-fast #false; }; run \"x\" }\n"
+                 "    parallel { max-parallel 1; fail-fast #true; fragment { run \"a\" } } }\n");
+    assert_int_equal(wf->root.children[0].max_parallel, 2);
+    assert_true(wf->root.children[0].no_fail_fast);
+    assert_int_equal(wf->root.children[0].nchildren, 3);
+    assert_int_equal(wf->root.children[0].children[0].max_parallel,
+                     0); /* the group's, not a copy's */
+    assert_int_equal(wf->root.children[1].max_parallel, 1);
+    assert_false(wf->root.children[1].no_fail_fast);
     vk_workflow_free(wf);
 
     static const struct bad bad[] = {
@@ -707,11 +721,15 @@ static void test_matrix(void **state)
         {HEAD "chain { machine \"m\"; fragment { matrix { cc #true; }; run \"x\" } }\n",
          VK_WF_ERR_INVALID_VALUE, 3, 45,
          "matrix values of 'cc' are non-empty strings or whole numbers, not boolean"},
-        {HEAD "chain { machine \"m\"; fragment { matrix { cc \"a\"; fail-fast #false; }; run \"x\" "
+        {HEAD "chain { machine \"m\"; fragment { matrix { cc \"a\"; fail-fast 1; }; run \"x\" "
               "} }\n",
-         VK_WF_ERR_UNKNOWN_NODE, 3, 50,
-         "'fail-fast' of a matrix is not supported yet: every copy runs at once, and a failure "
-         "stops the copies not yet started"},
+         VK_WF_ERR_INVALID_VALUE, 3, 60, "'fail-fast' takes #true or #false"},
+        {HEAD "chain { machine \"m\"; fragment { matrix { cc \"a\"; max-parallel 0; }; run \"x\" "
+              "} }\n",
+         VK_WF_ERR_INVALID_VALUE, 3, 63, "'max-parallel' takes one whole number from 1 to 256"},
+        {HEAD "chain { machine \"m\"; parallel { max-parallel 2; max-parallel 3; fragment { run "
+              "\"x\" } } }\n",
+         VK_WF_ERR_DUPLICATE, 3, 49, "duplicate 'max-parallel' (first at line 3)"},
         {HEAD "chain { machine \"m\"; parallel { matrix { a \"1\"; }; fragment { matrix { b "
               "\"2\"; }; run \"x\" } } }\n",
          VK_WF_ERR_INVALID_VALUE, 3, 63,
