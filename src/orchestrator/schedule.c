@@ -487,7 +487,7 @@ int vk__orch_after_final(struct vk_store_tx *tx, const char *frag_id, int64_t no
     /* Walk up from f. */
     while (rc == 0) {
         const char *parent = f.parent_id[0] ? f.parent_id : NULL;
-        struct vk_store_fragment p;
+        struct vk_store_fragment p = {0};
         if (parent) {
             rc = vk_store_tx_fragment_get(tx, parent, &s.pool, &p, err);
             if (rc < 0)
