@@ -78,8 +78,9 @@ bool vk_git_valid_branch(const char *s);
 
 /**
  * True for a repository URL git may be given: at most VK_GIT_MAX_URL bytes,
- * printable without spaces, not starting with '-', and without "::" anywhere
- * (git's "<transport>::<address>" form runs remote helpers such as ext::).
+ * printable without spaces, not starting with '-', not git's "<transport>::<address>"
+ * form (which runs remote helpers such as ext::) and without "::" anywhere but inside
+ * the brackets of an IPv6 host.
  * Which schemes and hosts are allowed is the caller's policy.
  */
 bool vk_git_valid_url(const char *s);
@@ -293,7 +294,8 @@ void vk_git_files_release(struct vk_git_files *f);
  * `cache_dir` (created 0700 if missing). Nothing is cloned yet. `opts` may be
  * NULL (copied, but the callbacks' contexts are borrowed for the handle's
  * life). On success *out is returned owned (vk_git_mirror_free()).
- * Returns 0, VK_EINVAL (unusable URL or directory), VK_ENOTFOUND (no git),
+ * With opts->policy, the URL must pass vk_git_url_check_static() (VK_EPERM).
+ * Returns 0, VK_EINVAL (unusable URL or directory), VK_EPERM, VK_ENOTFOUND (no git),
  * VK_EIO, VK_ENOMEM.
  */
 int vk_git_mirror_open(const char *cache_dir, const char *url, const struct vk_git_opts *opts,

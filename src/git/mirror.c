@@ -76,6 +76,10 @@ int vk_git_mirror_open(const char *cache_dir, const char *url, const struct vk_g
         return vk_err_set(err, VK_EINVAL, "no mirror cache directory");
     if (!vk_git_valid_url(url))
         return vk_err_set(err, VK_EINVAL, "unusable repository URL '%.200s'", url ? url : "");
+    struct vk_git_url_target t;
+    /* also a mirror made before the policy was tightened is not read through it */
+    if (opts && opts->policy && vk_git_url_check_static(opts->policy, url, &t, err) != 0)
+        return VK_EPERM;
     int rc = mkdir_p(cache_dir, err);
     if (rc < 0)
         return rc;
