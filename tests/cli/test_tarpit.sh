@@ -2,7 +2,9 @@
 # Issue 14, item 2: git never runs on the HTTP threads. A tarpit repository (a loopback
 # TCP server that accepts and sends one byte every 2 s) is held by 4 concurrent requests
 # (workflow listings and manual runs) on a server with only 2 HTTP threads, while
-# /health and a worker's heartbeats are timed: each must answer within 100 ms.
+# /health and a worker's heartbeats are timed: each must answer within 100 ms. The same
+# for single sign-on against an identity provider that is the tarpit: 4 logins wait on
+# it, /health does not.
 # Usage: test_tarpit.sh VULCAN_BINARY
 set -u
 vulcan=$1
@@ -114,5 +116,46 @@ check "/health and heartbeats answer within 100 ms while git hangs" $?
 cat "$tmp/out"
 [ "$(wc -l <"$tmp/conns")" -ge 2 ] && [ ! -s "$tmp/c1" ] && [ ! -s "$tmp/c2" ]
 check "and the listings are still waiting on the tarpit meanwhile" $?
+
+# ---- Single sign-on whose provider is the tarpit: the logins wait, nothing else does.
+echo secret >"$tmp/oidc-secret"
+: >"$tmp/sso.log"
+"$vulcan" server --listen 127.0.0.1:0 --data-dir "$tmp/sso" --log-format text --http-threads 2 \
+    --oidc-issuer "http://127.0.0.1:$tp" --oidc-client-id vulcan \
+    --oidc-client-secret-file "$tmp/oidc-secret" >"$tmp/sso.log" 2>&1 &
+pids="$pids $!"
+surl=
+for _ in $(seq 1 100); do
+    surl=$(sed -n 's/.*vulcan server started" url=\(http:[^ ]*\).*/\1/p' "$tmp/sso.log")
+    [ -n "$surl" ] && curl -fs "$surl/health" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+[ -n "$surl" ]
+check "a server whose OIDC provider is the tarpit starts at once" $?
+for i in 1 2 3 4; do
+    curl -s -o /dev/null -w '%{http_code}' --max-time 60 "$surl/api/v1/sso/oidc/login" >"$tmp/l$i" &
+    pids="$pids $!"
+done
+python3 - "$surl" >"$tmp/out" 2>"$tmp/err" <<'PY'
+import http.client, sys, time
+host, port = sys.argv[1].split("//")[1].split(":")
+conn = http.client.HTTPConnection(host, int(port), timeout=5)
+health = []
+end = time.monotonic() + 4
+while time.monotonic() < end:
+    t = time.monotonic()
+    conn.request("GET", "/health")
+    a = conn.getresponse()
+    a.read()
+    assert a.status == 200, a.status
+    health.append((time.monotonic() - t) * 1000)
+    time.sleep(0.1)
+print("sso: health n=%d max=%.1f ms" % (len(health), max(health)))
+sys.exit(0 if max(health) < 100 else 1)
+PY
+check "/health answers within 100 ms while 4 SSO logins wait on the provider" $?
+cat "$tmp/out"
+[ ! -s "$tmp/l1" ] && [ ! -s "$tmp/l2" ] && [ ! -s "$tmp/l3" ] && [ ! -s "$tmp/l4" ]
+check "the logins are still waiting on the provider" $?
 
 finish
