@@ -39,9 +39,6 @@ struct vk_api_opts {
     int heartbeat_interval_s;             /**< told to workers (default 5) */
     int max_wait_s;                       /**< cap on a work request's wait_s (default 60) */
     unsigned http_threads;                /**< HTTP polling threads (default 2) */
-    const struct vk_git_url_policy *url_policy; /**< borrowed, may be NULL: repository URLs
-                                           *   of POST/PATCH /repos pass its resolver-free
-                                           *   checks (vk_git_url_check_static) */
     bool no_api;                          /**< serve only /health*, /metrics and (unless no_console)
                                            *   the console: no JSON API, worker protocol or webhooks */
     bool no_console;                      /**< do not serve the web console (GET / and its files) */
@@ -83,6 +80,9 @@ struct vk_api_opts {
     bool tls;                       /**< the API is served over TLS (set by vk_api_new when
                                      *   tls_cert_pem is given): later console cookies get
                                      *   `Secure` */
+    /** Borrowed, may be NULL: the URLs of POST/PATCH /repos must pass its checks that
+     * need no resolver (vk_git_url_check_static; the trigger service does the rest). */
+    const struct vk_git_url_policy *url_policy;
 };
 
 /** Create the API and register its routes. Borrows `opts`. */

@@ -139,9 +139,9 @@ void vk_git_redact_url(const char *url, char *out, size_t cap);
  * number of threads.
  */
 #define VK_GIT_SCHEME_HTTPS 1u
-#define VK_GIT_SCHEME_SSH 2u  /**< ssh://, git+ssh:// and scp-like "host:path" */
+#define VK_GIT_SCHEME_SSH 2u /**< ssh://, git+ssh:// and scp-like "host:path" */
 #define VK_GIT_SCHEME_HTTP 4u
-#define VK_GIT_SCHEME_GIT 8u  /**< git:// (unauthenticated, unencrypted) */
+#define VK_GIT_SCHEME_GIT 8u   /**< git:// (unauthenticated, unencrypted) */
 #define VK_GIT_SCHEME_FILE 16u /**< file:// and local paths */
 #define VK_GIT_SCHEMES_DEFAULT (VK_GIT_SCHEME_HTTPS | VK_GIT_SCHEME_SSH)
 #define VK_GIT_MAX_RANGES 64 /**< operator address ranges */
@@ -222,10 +222,11 @@ struct vk_git_opts {
     void *on_stderr_ctx;        /**< passed to on_stderr */
     const char *path;           /**< PATH of git (where it finds git-lfs); default
                                  *   "/usr/local/bin:/usr/bin:/bin" */
-    const struct vk_git_url_policy *policy; /**< borrowed; NULL: no URL policy (local
-                                 *   tools). Set: vk_git_url_check() before every clone
-                                 *   and fetch, only its schemes in GIT_ALLOW_PROTOCOL,
-                                 *   no redirects, http(s) pinned to the checked address */
+    /** Borrowed; NULL: no URL policy (local tools). Set: the URL must pass
+     * vk_git_url_check_static() at open and vk_git_url_check() before every clone and
+     * fetch; only its schemes in GIT_ALLOW_PROTOCOL, no redirects, no proxy, http(s)
+     * pinned to the checked address. */
+    const struct vk_git_url_policy *policy;
 };
 
 /**

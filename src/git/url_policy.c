@@ -36,7 +36,7 @@ static const struct {
 int vk_git_url_policy_schemes(struct vk_git_url_policy *p, const char *csv, struct vk_err *err)
 {
     unsigned set = 0;
-    for (const char *s = csv; s && *s;) {
+    for (const char *s = csv ? csv : ""; *s;) {
         size_t n = strcspn(s, ",");
         size_t i = 0;
         while (i < VK_ARRAY_LEN(schemes) &&
@@ -96,7 +96,9 @@ static bool parse_cidr(const char *s, size_t n, struct vk_git_cidr *c)
 
 int vk_git_url_policy_ranges(struct vk_git_url_policy *p, const char *csv, struct vk_err *err)
 {
-    for (const char *s = csv; s && *s;) {
+    if (!csv)
+        return 0;
+    for (const char *s = csv; *s;) {
         while (*s == ' ')
             s++;
         size_t n = strcspn(s, ", ");
@@ -138,11 +140,11 @@ static const char *v4_class(const unsigned char *a)
         unsigned bits;
         const char *why;
     } v4[] = {
-        {{0, 0, 0, 0}, 8, "unspecified"},       {{10, 0, 0, 0}, 8, "private"},
-        {{100, 64, 0, 0}, 10, "shared (CGN)"},  {{127, 0, 0, 0}, 8, "loopback"},
-        {{169, 254, 0, 0}, 16, "link-local"},   {{172, 16, 0, 0}, 12, "private"},
-        {{192, 0, 0, 0}, 24, "reserved"},       {{192, 168, 0, 0}, 16, "private"},
-        {{198, 18, 0, 0}, 15, "reserved"},      {{224, 0, 0, 0}, 4, "multicast"},
+        {{0, 0, 0, 0}, 8, "unspecified"},      {{10, 0, 0, 0}, 8, "private"},
+        {{100, 64, 0, 0}, 10, "shared (CGN)"}, {{127, 0, 0, 0}, 8, "loopback"},
+        {{169, 254, 0, 0}, 16, "link-local"},  {{172, 16, 0, 0}, 12, "private"},
+        {{192, 0, 0, 0}, 24, "reserved"},      {{192, 168, 0, 0}, 16, "private"},
+        {{198, 18, 0, 0}, 15, "reserved"},     {{224, 0, 0, 0}, 4, "multicast"},
         {{240, 0, 0, 0}, 4, "reserved"},
     };
     for (size_t i = 0; i < VK_ARRAY_LEN(v4); i++)
@@ -244,8 +246,7 @@ static int refuse(struct vk_err *err, const char *why)
 }
 
 /* Split `url` into scheme, host and port. */
-static int parse(const char *url, struct vk_git_url_target *t,
-                 struct vk_err *err)
+static int parse(const char *url, struct vk_git_url_target *t, struct vk_err *err)
 {
     memset(t, 0, sizeof(*t));
     if (!vk_git_valid_url(url))

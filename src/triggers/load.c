@@ -110,8 +110,10 @@ static int load_one(struct vk_git_mirror *m, const struct vk_store_repo *repo, c
     char base[4096];
     const char *slash = strrchr(file, '/');
     snprintf(base, sizeof(base), "/%.*s", slash ? (int)(slash - file) : 0, file);
-    struct git_fetch gf = {
-        .m = m, .sha = sha, .allow_urls = repo->allow_url_imports, .policy = vk_git_mirror_policy(m)};
+    struct git_fetch gf = {.m = m,
+                           .sha = sha,
+                           .allow_urls = repo->allow_url_imports,
+                           .policy = vk_git_mirror_policy(m)};
     struct vk_wf_options o = {.base_path = base, .fetch = git_fetch, .fetch_ctx = &gf};
     struct vk_wf_error we;
     vk_wf_error_init(&we);

@@ -59,8 +59,7 @@ int vk__trig_git_error(const struct vk_err *e, int code, const char *request_id,
     vk_log_write(VK_LOG_WARN, "triggers", "cannot fetch the repository", "request_id",
                  request_id ? request_id : "", "error", msg, NULL);
     char fixed[160];
-    snprintf(fixed, sizeof(fixed),
-             "cannot fetch the repository: see the server log, request id %s",
+    snprintf(fixed, sizeof(fixed), "cannot fetch the repository: see the server log, request id %s",
              request_id ? request_id : "-");
     return vk__trig_refuse(502, "git_error", fixed, status, result);
 }

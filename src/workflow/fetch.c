@@ -101,8 +101,8 @@ static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_soc
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
-static int fetch_url(const struct vk_wf_fetch_req *req, vk_wf_addr_check_fn *check,
-                     void *check_ctx, struct vk_buf *out, struct vk_err *err)
+static int fetch_url(const struct vk_wf_fetch_req *req, vk_wf_addr_check_fn *check, void *check_ctx,
+                     struct vk_buf *out, struct vk_err *err)
 {
     char ebuf[CURL_ERROR_SIZE] = "";
     struct guard g = {check, check_ctx, NULL};

