@@ -278,12 +278,13 @@ int vk__git_net_args(struct vk_git_mirror *m, char cfg[4][400], size_t *n, struc
     snprintf(cfg[(*n)++], 400, "http.followRedirects=false");
     /* no proxy from a user's gitconfig: the checked address is the one connected to */
     snprintf(cfg[(*n)++], 400, "http.proxy=");
-    if ((t.scheme == VK_GIT_SCHEME_HTTPS || t.scheme == VK_GIT_SCHEME_HTTP) && t.addr[0]) {
-        /* curl connects to the address checked, not to what a second lookup answers */
+    /* curl connects to the address checked, not to what a second lookup answers (an
+     * IPv6 literal host needs no lookup) */
+    if ((t.scheme == VK_GIT_SCHEME_HTTPS || t.scheme == VK_GIT_SCHEME_HTTP) && t.addr[0] &&
+        !strchr(t.host, ':')) {
         bool v6 = strchr(t.addr, ':') != NULL;
-        bool bracket = strchr(t.host, ':') != NULL;
-        snprintf(cfg[(*n)++], 400, "http.curloptResolve=%s%s%s:%u:%s%s%s", bracket ? "[" : "",
-                 t.host, bracket ? "]" : "", t.port, v6 ? "[" : "", t.addr, v6 ? "]" : "");
+        snprintf(cfg[(*n)++], 400, "http.curloptResolve=%s:%u:%s%s%s", t.host, t.port,
+                 v6 ? "[" : "", t.addr, v6 ? "]" : "");
     }
     return 0;
 }

@@ -107,6 +107,16 @@ check "an option-looking ssh host is refused (400)" $?
 post_repo "ext::sh -c touch% $tmp/pwned"
 [ "$code" = 400 ]
 check "ext:: is refused (400)" $?
+wf='version \"0.1\"\ntriggers \"manual\"\nchain {\n    machine \"default\"\n    fragment { name \"x\"; run \"true\"; }\n}\n'
+code=$(curl -s -o "$tmp/ans" -w '%{http_code}' -H 'Content-Type: application/json' \
+    --data "{\"content\":\"$wf\",\"repository_url\":\"file:///etc\"}" "$u/api/v1/parse")
+[ "$code" = 400 ] && grep -q "url_not_allowed" "$tmp/ans"
+check "a chain for a file:// repository (cloned by the local workers) is refused (400)" $?
+code=$(curl -s -o "$tmp/ans" -w '%{http_code}' -H 'Content-Type: application/json' \
+    --data "{\"content\":\"$wf\",\"repository_url\":\"https://169.254.169.254/x\"}" \
+    "$u/api/v1/parse")
+[ "$code" = 400 ]
+check "and one for the metadata address (400)" $?
 [ "$(conns)" = 0 ] && [ ! -e "$tmp/pwned" ]
 check "the internal service saw no connection, no command ran" $?
 
@@ -166,6 +176,11 @@ post_repo "file://$repo"
 [ "$code" = 201 ]
 check "file:// with --allow-file-repos (201)" $?
 id=$(repo_id)
+wf='version \"0.1\"\ntriggers \"manual\"\nchain {\n    machine \"default\"\n    fragment { name \"x\"; run \"true\"; }\n}\n'
+code=$(curl -s -o "$tmp/out" -w '%{http_code}' -H 'Content-Type: application/json' \
+    --data "{\"content\":\"$wf\",\"repository_url\":\"file://$repo\"}" "$u/api/v1/parse")
+[ "$code" = 201 ]
+check "and so is a chain for it (201)" $?
 code=$(curl -s -o "$tmp/ans" -w '%{http_code}' "$u/api/v1/repos/$id/workflows")
 [ "$code" = 200 ] && grep -q '"ci.kdl"\|ci.kdl' "$tmp/ans"
 check "the operator's flag lets the server read a local repository (200)" $?
