@@ -170,6 +170,45 @@ post_repo "file://$repo"
 [ "$code" = 400 ]
 check "file:// still needs --allow-file-repos there (400)" $?
 
+# ---- Redirects: git follows none, so a checked host cannot send it to an unchecked one.
+cat >"$tmp/redir.py" <<'PY'
+import http.server, os, sys
+bind, portfile, log, target = sys.argv[1:5]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        with open(log, "a") as f:
+            f.write(self.path + "\n")
+        self.send_response(302 if target != "-" else 404)
+        if target != "-":
+            self.send_header("Location", target + self.path)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer((bind, 0), H)
+open(portfile + ".tmp", "w").write(str(s.server_address[1]))
+os.rename(portfile + ".tmp", portfile)
+s.serve_forever()
+PY
+: >"$tmp/inner"
+: >"$tmp/outer"
+python3 "$tmp/redir.py" 127.0.0.2 "$tmp/innerport" "$tmp/inner" - &
+pids="$pids $!"
+for _ in $(seq 1 50); do [ -s "$tmp/innerport" ] && break; sleep 0.1; done
+python3 "$tmp/redir.py" 127.0.0.1 "$tmp/outerport" "$tmp/outer" "http://127.0.0.2:$(cat "$tmp/innerport")" &
+pids="$pids $!"
+for _ in $(seq 1 50); do [ -s "$tmp/outerport" ] && break; sleep 0.1; done
+start "$tmp/d5" "$tmp/s5.log" --no-auth --repo-schemes https,ssh,http --allow-repo-hosts 127.0.0.1/32
+u=$url
+post_repo "http://127.0.0.2:$(cat "$tmp/innerport")/x.git"
+[ "$code" = 400 ]
+check "127.0.0.2 is outside --allow-repo-hosts 127.0.0.1/32 (400)" $?
+post_repo "http://127.0.0.1:$(cat "$tmp/outerport")/x.git"
+id=$(repo_id)
+code=$(curl -s -o "$tmp/ans" -w '%{http_code}' "$u/api/v1/repos/$id/workflows")
+[ "$code" = 502 ] && [ -s "$tmp/outer" ] && [ ! -s "$tmp/inner" ]
+check "a redirect from the allowed host to 127.0.0.2 is not followed" $?
+
 # ---- URL imports: the same rules, checked on every connection libcurl opens.
 start "$tmp/d3" "$tmp/s3.log" --no-auth --allow-file-repos
 check "a server allowing local repositories" $?
