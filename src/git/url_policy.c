@@ -279,6 +279,8 @@ static int parse(const char *url, struct vk_git_url_target *t, struct vk_err *er
         for (size_t k = 0; k < auth; k++)
             if (rest[k] == '@')
                 at = rest + k;
+        if (at && rest[0] == '-')
+            return refuse(err, "the user name looks like an option");
         const char *h = at ? at + 1 : rest;
         size_t hn = auth - (size_t)(h - rest);
         const char *colon = NULL;

@@ -58,6 +58,7 @@ static void test_schemes(void **state)
     assert_int_equal(check(&p, "fd::3", &t), VK_EPERM);
     assert_int_equal(check(&p, "ssh://-oProxyCommand=x/r", &t), VK_EPERM);
     assert_int_equal(check(&p, "-oProxyCommand=x:r", &t), VK_EPERM);
+    assert_int_equal(check(&p, "ssh://-oProxyCommand=x@example.com/r", &t), VK_EPERM);
     assert_int_equal(check(&p, "https://exa%6dple.com/r", &t), VK_EPERM);
     assert_int_equal(check(&p, "https://example.com:99999/r", &t), VK_EPERM);
     struct vk_err err;
