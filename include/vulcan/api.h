@@ -80,6 +80,9 @@ struct vk_api_opts {
     bool tls;                       /**< the API is served over TLS (set by vk_api_new when
                                      *   tls_cert_pem is given): later console cookies get
                                      *   `Secure` */
+    /** Borrowed, may be NULL: the URLs of POST/PATCH /repos must pass its checks that
+     * need no resolver (vk_git_url_check_static; the trigger service does the rest). */
+    const struct vk_git_url_policy *url_policy;
 };
 
 /** Create the API and register its routes. Borrows `opts`. */

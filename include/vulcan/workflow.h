@@ -37,6 +37,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* ---------------------------------------------------------------- Limits */
 
@@ -377,6 +378,22 @@ typedef int vk_wf_fetch_fn(void *ctx, const struct vk_wf_fetch_req *req, struct 
 /** The default fetcher: local files (regular files only) and http(s) with libcurl. */
 int vk_wf_fetch_default(void *ctx, const struct vk_wf_fetch_req *req, struct vk_buf *out,
                         struct vk_err *err);
+
+/**
+ * Says whether an import download may connect to `sa` (`len` bytes): NULL when it may,
+ * else why not (static text). Asked for every connection libcurl opens, after each DNS
+ * lookup and each redirect, so a rebound name or a redirect cannot reach an address the
+ * check refuses.
+ */
+typedef const char *vk_wf_addr_check_fn(void *ctx, const struct sockaddr *sa, size_t len);
+
+/**
+ * Download the URL import `req` as the default fetcher does, and with `check` (may be
+ * NULL) asked before every connection; no proxy from the environment is used when
+ * `check` is set. A refused address answers VK_EPERM with the check's reason.
+ */
+int vk_wf_fetch_url_checked(const struct vk_wf_fetch_req *req, vk_wf_addr_check_fn *check,
+                            void *check_ctx, struct vk_buf *out, struct vk_err *err);
 
 /** A fetcher that refuses every import with VK_EPERM ("imports are not allowed"). */
 int vk_wf_fetch_refuse(void *ctx, const struct vk_wf_fetch_req *req, struct vk_buf *out,

@@ -181,6 +181,7 @@ void vk_api_free(struct vk_api *api)
         return;
     vk__api_logs_stop(api);
     vk__api_treq_stop(api);
+    vk__api_sso_stop(api); /* its suspended requests are answered before the server stops */
     vk_http_server_free(api->http); /* stops first: waiters are completed and freed */
     vk__api_logs_release(api);
     vk__api_auth_release(api);

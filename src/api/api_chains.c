@@ -81,6 +81,16 @@ static int parse_and_submit(struct vk_api *api, struct vk_http_req *req, struct 
             return 400;
         }
     }
+    /* the server's local workers clone it on this host: the same URL policy as repositories */
+    const char *rurl = vk__api_get_str(body, "repository_url");
+    struct vk_git_url_target t;
+    struct vk_err perr;
+    vk_err_clear(&perr);
+    if (rurl && *rurl && api->opts.url_policy &&
+        vk_git_url_check_static(api->opts.url_policy, rurl, &t, &perr) != 0) {
+        vk_http_reply_error(req, 400, "url_not_allowed", "%s", perr.msg);
+        return 400;
+    }
     json_t *env = json_object_get(body, "env");
     if (env && !json_is_object(env)) {
         vk_http_reply_error(req, 400, "bad_request", "'env' must be an object of strings");

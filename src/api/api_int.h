@@ -147,6 +147,9 @@ int vk__api_session_open(struct vk_api *api, struct vk_http_req *req, const stru
 struct vk__api_sso;
 int vk__api_sso_init(struct vk_api *api, struct vk_err *err);
 void vk__api_sso_start(struct vk_api *api); /* after the issuer URL is known */
+/* End the SSO thread (the login it is doing finishes; waiting ones get 503). Before the
+ * HTTP server stops. Idempotent. */
+void vk__api_sso_stop(struct vk_api *api);
 void vk__api_sso_release(struct vk_api *api);
 int vk__api_sso_routes(struct vk_api *api, struct vk_err *err);
 /* The SSO methods the login page offers: ["oidc"] or [] (a new reference). */

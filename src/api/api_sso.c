@@ -13,6 +13,11 @@
  *
  * Discovery is fetched at start and again, when it failed, at the next login; JWKS is
  * fetched for every callback (logins are rare; a rotated key is seen at once).
+ *
+ * Both routes talk to the provider, so neither runs on an HTTP thread (issue 14 item 2):
+ * the handler suspends its request (libmicrohttpd suspend/resume, no deadline) and hands
+ * it to the SSO thread, which does the work and replies; at most JOBS_MAX wait, more get
+ * 503. A slow or dead provider then delays logins, never the API.
  */
 #include "api_int.h"
 #include "vulcan/auth_oidc.h"
@@ -33,6 +38,7 @@
 #define HTTP_TIMEOUT_MS 10000
 #define GROUPS_MAX 256
 #define STATE_COOKIE "vulcan_sso_state"
+#define JOBS_MAX 32
 
 /* The login's state also goes to the browser in a short-lived cookie, and the callback
  * needs both: a callback URL from someone else's login (login CSRF, RFC 6749 10.12) is
@@ -67,7 +73,18 @@ struct vk__api_sso {
     char jwks_uri[URL_MAX];
     char source[URL_MAX + 8]; /* "oidc:<issuer>" */
     struct pending pending[PENDING_MAX];
+    /* requests handed to the SSO thread: a ring of suspended requests, each referenced */
+    pthread_cond_t cond;
+    pthread_t thread;
+    bool thread_started, stopping;
+    struct {
+        struct vk_http_req *req; /* NULL: the discovery at start */
+        bool login;              /* GET …/login, else the callback */
+    } jobs[JOBS_MAX];
+    size_t head, n;
 };
+
+static void *sso_main(void *arg);
 
 json_t *vk__api_sso_methods(const struct vk_api *api)
 {
@@ -92,15 +109,36 @@ int vk__api_sso_init(struct vk_api *api, struct vk_err *err)
     api->sso = vk_mem_xalloc(sizeof(*api->sso));
     memset(api->sso, 0, sizeof(*api->sso));
     pthread_mutex_init(&api->sso->lock, NULL);
+    pthread_cond_init(&api->sso->cond, NULL);
     snprintf(api->sso->issuer, sizeof(api->sso->issuer), "%s", o->oidc_issuer);
     snprintf(api->sso->source, sizeof(api->sso->source), "oidc:%s", o->oidc_issuer);
+    if (pthread_create(&api->sso->thread, NULL, sso_main, api) != 0)
+        return vk_err_set(err, VK_EIO, "cannot start the SSO thread");
+    api->sso->thread_started = true;
     return 0;
+}
+
+void vk__api_sso_stop(struct vk_api *api)
+{
+    struct vk__api_sso *s = api->sso;
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->cond);
+    bool join = s->thread_started;
+    s->thread_started = false;
+    pthread_mutex_unlock(&s->lock);
+    if (join)
+        pthread_join(s->thread, NULL);
 }
 
 void vk__api_sso_release(struct vk_api *api)
 {
     if (!api->sso)
         return;
+    vk__api_sso_stop(api);
+    pthread_cond_destroy(&api->sso->cond);
     pthread_mutex_destroy(&api->sso->lock);
     vk_auth_wipe(api->sso, sizeof(*api->sso));
     vk_mem_free(api->sso);
@@ -198,8 +236,21 @@ static int discover(struct vk_api *api, struct vk_err *err)
 
 void vk__api_sso_start(struct vk_api *api)
 {
-    if (!api->sso)
+    struct vk__api_sso *s = api->sso;
+    if (!s)
         return;
+    /* on the SSO thread, first of its jobs: a provider that hangs delays nothing else */
+    pthread_mutex_lock(&s->lock);
+    if (s->n < JOBS_MAX) {
+        s->jobs[(s->head + s->n) % JOBS_MAX].req = NULL;
+        s->n++;
+        pthread_cond_signal(&s->cond);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void discover_at_start(struct vk_api *api)
+{
     struct vk_err err;
     vk_err_clear(&err);
     if (discover(api, &err) < 0)
@@ -293,14 +344,9 @@ static void no_sso(struct vk_http_req *req)
                         "this server has no single sign-on (start it with --oidc-issuer)");
 }
 
-static void h_login(struct vk_http_req *req, void *ctx)
+static void do_login(struct vk_http_req *req, struct vk_api *api)
 {
-    struct vk_api *api = ctx;
     struct vk__api_sso *s = api->sso;
-    if (!s) {
-        no_sso(req);
-        return;
-    }
     const char *next = vk_http_query(req, "next");
     if (next && *next && !next_ok(next)) {
         vk_http_reply_error(req, 400, "bad_request",
@@ -598,14 +644,9 @@ static void refuse(struct vk_http_req *req, const char *addr, const struct vk_er
     }
 }
 
-static void h_callback(struct vk_http_req *req, void *ctx)
+static void do_callback(struct vk_http_req *req, struct vk_api *api)
 {
-    struct vk_api *api = ctx;
     struct vk__api_sso *s = api->sso;
-    if (!s) {
-        no_sso(req);
-        return;
-    }
     const char *addr = vk_http_remote_addr(req);
     struct vk_err err;
     vk_err_clear(&err);
@@ -681,6 +722,83 @@ static void h_callback(struct vk_http_req *req, void *ctx)
         return;
     }
     vk_http_reply_empty(req, 302);
+}
+
+/* ---------------------------------------------------------------- The SSO thread */
+
+static void *sso_main(void *arg)
+{
+    struct vk_api *api = arg;
+    struct vk__api_sso *s = api->sso;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (!s->n && !s->stopping)
+            pthread_cond_wait(&s->cond, &s->lock);
+        if (!s->n)
+            break; /* stopping, nothing left */
+        struct vk_http_req *req = s->jobs[s->head].req;
+        bool login = s->jobs[s->head].login, stopping = s->stopping;
+        s->head = (s->head + 1) % JOBS_MAX;
+        s->n--;
+        pthread_mutex_unlock(&s->lock);
+        if (!req) {
+            if (!stopping)
+                discover_at_start(api);
+            pthread_mutex_lock(&s->lock);
+            continue;
+        }
+        if (stopping)
+            vk_http_reply_error(req, 503, "unavailable", "the server is stopping");
+        else if (login)
+            do_login(req, api);
+        else
+            do_callback(req, api);
+        vk_http_req_unref(req);
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* Suspend `req` and hand it to the SSO thread (503 when JOBS_MAX already wait). */
+static void hand_off(struct vk_http_req *req, struct vk_api *api, bool login)
+{
+    struct vk__api_sso *s = api->sso;
+    if (!s) {
+        no_sso(req);
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    if (s->n == JOBS_MAX || s->stopping || !s->thread_started) {
+        pthread_mutex_unlock(&s->lock);
+        if (vk_http_set_header(req, "Retry-After", "2") != 0) {
+            /* out of memory: the answer is still right without the header */
+        }
+        vk_http_reply_error(req, 503, "unavailable",
+                            "too many single sign-on logins at once; try again");
+        return;
+    }
+    if (vk_http_suspend(req, 0, NULL, NULL, NULL) != 0) {
+        pthread_mutex_unlock(&s->lock);
+        vk_http_reply_error(req, 500, "internal", "cannot hand the login over");
+        return;
+    }
+    vk_http_req_ref(req); /* the SSO thread's, released after its reply */
+    s->jobs[(s->head + s->n) % JOBS_MAX].req = req;
+    s->jobs[(s->head + s->n) % JOBS_MAX].login = login;
+    s->n++;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void h_login(struct vk_http_req *req, void *ctx)
+{
+    hand_off(req, ctx, true);
+}
+
+static void h_callback(struct vk_http_req *req, void *ctx)
+{
+    hand_off(req, ctx, false);
 }
 
 int vk__api_sso_routes(struct vk_api *api, struct vk_err *err)

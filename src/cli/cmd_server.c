@@ -28,7 +28,8 @@ static const char usage_text[] =
     "                     [--queue-timeout DURATION]\n"
     "                     [--log-level LEVEL] [--log-format json|text] [--config FILE]\n"
     "                     [--otlp-endpoint URL] [--public-url URL] [--no-auth]\n"
-    "                     [--tls-cert FILE --tls-key FILE]\n"
+    "                     [--tls-cert FILE --tls-key FILE] [--http-threads N]\n"
+    "                     [--repo-schemes LIST] [--allow-repo-hosts CIDRS] [--allow-file-repos]\n"
     "                     [--oidc-issuer URL --oidc-client-id ID --oidc-client-secret-file FILE\n"
     "                      [--oidc-groups-claim NAME] [--oidc-org ORG] [--oidc-ca-cert FILE]]\n"
     "\n"
@@ -44,7 +45,17 @@ static const char usage_text[] =
     "  --roles LIST             parts to run, comma-separated: api, orchestrator,\n"
     "                           triggers, console (default all four)        VULCAN_ROLES\n"
     "                           Every process answers /health and /metrics.\n"
-    "  --trigger-threads N      trigger service threads (default 2)\n"
+    "  --trigger-threads N      trigger service threads (default 2): they run git\n"
+    "  --http-threads N         HTTP polling threads (default 4); they never wait on git,\n"
+    "                           the network or a child process      VULCAN_HTTP_THREADS\n"
+    "  --repo-schemes LIST      repository URL schemes the server fetches, of https, ssh,\n"
+    "                           http, git (default https,ssh)        VULCAN_REPO_SCHEMES\n"
+    "  --allow-repo-hosts LIST  address ranges (CIDR, comma-separated) repositories and URL\n"
+    "                           imports may be fetched from although loopback, private or\n"
+    "                           link-local; by default only public addresses\n"
+    "                                                               VULCAN_ALLOW_REPO_HOSTS\n"
+    "  --allow-file-repos       also file:// URLs and local paths: the server then reads\n"
+    "                           repositories on its own file system  VULCAN_ALLOW_FILE_REPOS\n"
     "  --workers N              also start N local workers per machine group  VULCAN_WORKERS\n"
     "  --groups LIST            machine groups of the local workers, comma-separated:\n"
     "                           N workers serve all of them (at most 8)\n"
@@ -295,7 +306,10 @@ int vk__cli_server(int argc, char **argv)
     const char *listen = "127.0.0.1:8080", *database = NULL, *data_dir = "./vulcan-data";
     const char *roles = "api,orchestrator,triggers,console", *sandbox = "auto", *log_level = NULL,
                *log_format = NULL, *otlp = NULL, *public_url = NULL, *net_policy = "allow",
-               *queue_timeout = "24h", *allowed_hosts = NULL;
+               *queue_timeout = "24h", *allowed_hosts = NULL, *repo_schemes = "https,ssh",
+               *repo_hosts = NULL;
+    bool allow_file_repos = false;
+    long long http_threads = 4;
     const char *tls_cert = NULL, *tls_key = NULL;
     const char *oidc_issuer = NULL, *oidc_client_id = NULL, *oidc_secret_file = NULL,
                *oidc_groups = NULL, *oidc_org = NULL, *oidc_ca = NULL;
@@ -311,6 +325,11 @@ int vk__cli_server(int argc, char **argv)
         {"roles", 0, VK_CLI_STR, &roles, "VULCAN_ROLES", true, 0, 0},
         {"workers", 0, VK_CLI_INT, &workers, "VULCAN_WORKERS", true, 0, 64},
         {"trigger-threads", 0, VK_CLI_INT, &trigger_threads, "VULCAN_TRIGGER_THREADS", true, 1, 64},
+        {"http-threads", 0, VK_CLI_INT, &http_threads, "VULCAN_HTTP_THREADS", true, 1, 64},
+        {"repo-schemes", 0, VK_CLI_STR, &repo_schemes, "VULCAN_REPO_SCHEMES", true, 0, 0},
+        {"allow-repo-hosts", 0, VK_CLI_STR, &repo_hosts, "VULCAN_ALLOW_REPO_HOSTS", true, 0, 0},
+        {"allow-file-repos", 0, VK_CLI_FLAG, &allow_file_repos, "VULCAN_ALLOW_FILE_REPOS", true, 0,
+         0},
         {"worker-sandbox", 0, VK_CLI_STR, &sandbox, "VULCAN_WORKER_SANDBOX", true, 0, 0},
         {"sandbox-network", 0, VK_CLI_STR, &net_policy, "VULCAN_SANDBOX_NETWORK", true, 0, 0},
         {"worker-timeout", 0, VK_CLI_INT, &worker_timeout, "VULCAN_WORKER_TIMEOUT", true, 1, 86400},
@@ -360,6 +379,25 @@ int vk__cli_server(int argc, char **argv)
     unsigned r = 0;
     if (parse_roles(roles, &r) != 0)
         return 2;
+    /* what the server may fetch (docs/security.md "Repository URLs"); read-only from here */
+    struct vk_git_url_policy url_policy;
+    vk_git_url_policy_init(&url_policy);
+    {
+        struct vk_err perr;
+        vk_err_clear(&perr);
+        if (vk_git_url_policy_schemes(&url_policy, repo_schemes, &perr) != 0 ||
+            (url_policy.schemes & VK_GIT_SCHEME_FILE)) {
+            fprintf(stderr, "vulcan server: --repo-schemes: %s\n",
+                    perr.msg[0] ? perr.msg : "use --allow-file-repos for file");
+            return 2;
+        }
+        if (allow_file_repos)
+            url_policy.schemes |= VK_GIT_SCHEME_FILE;
+        if (repo_hosts && vk_git_url_policy_ranges(&url_policy, repo_hosts, &perr) != 0) {
+            fprintf(stderr, "vulcan server: --allow-repo-hosts: %s\n", perr.msg);
+            return 2;
+        }
+    }
     bool role_api = r & ROLE_API, role_orch = r & ROLE_ORCH, role_trig = r & ROLE_TRIG;
     bool role_console = r & ROLE_CONSOLE;
     if (public_url &&
@@ -512,7 +550,8 @@ int vk__cli_server(int argc, char **argv)
                                       .data_dir = data_dir,
                                       .threads = (unsigned)trigger_threads,
                                       .metrics = metrics,
-                                      .public_url = public_url ? public_url : early_url};
+                                      .public_url = public_url ? public_url : early_url,
+                                      .url_policy = &url_policy};
         rc = vk_triggers_service_new(&to, &trig, &err);
     }
     char job_key[4200];
@@ -528,6 +567,8 @@ int vk__cli_server(int argc, char **argv)
                                  .store = store,
                                  .orch = orch,
                                  .triggers = trig,
+                                 .http_threads = (unsigned)http_threads,
+                                 .url_policy = &url_policy,
                                  .no_api = !role_api,
                                  .no_console = !role_console,
                                  .metrics = metrics,
