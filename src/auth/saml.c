@@ -466,8 +466,15 @@ static int verify_sig(const struct vk_auth_saml_idp *idp, xmlNodePtr signed_el, 
     if (!reg || reg->parent != signed_el)
         return vk_err_set(err, VK_EAUTH, "the %s's ID names another element (signature wrapping)",
                           what);
-    char want[VALUE_MAX + 2];
+    char want[VALUE_MAX + 2], uri[VALUE_MAX + 2];
     snprintf(want, sizeof(want), "#%s", id);
+    int nref = 0;
+    xmlNodePtr ref0 = child(child(sig, NS_DS, "SignedInfo", NULL), NS_DS, "Reference", &nref);
+    if (nref != 1 || !attr(ref0, "URI", uri, sizeof(uri)) || strcmp(uri, want) != 0)
+        return vk_err_set(err, VK_EAUTH,
+                          "%s: the signature does not cover exactly the signed element (its one "
+                          "Reference must be #ID: signature wrapping)",
+                          what);
     const char *why = "the signature does not verify with the IdP's certificate";
     for (size_t i = 0; i < idp->nkeys; i++) {
         xmlSecDSigCtxPtr ctx = xmlSecDSigCtxCreate(NULL);

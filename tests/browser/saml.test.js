@@ -284,7 +284,21 @@ test("hostile Responses are refused: replayed, unsigned, another key, wrapped, a
     const evil = s.replace(SIG_RE, "").replace(/mallory/g, "admin");
     const sigOnly = SIG_RE.exec(s)[0];
     return evil.replace("</saml:Issuer>", "</saml:Issuer>" + sigOnly.replace(/<\/SignatureValue>/, "</SignatureValue><Object>" + s + "</Object>"));
-  } }), /exactly one Assertion|not unique|signature/);
+  } }), /exactly one Assertion/);
+  /* A genuine IdP signature over another element (Extensions), put into an unsigned
+   * evil assertion: it verifies, but does not cover the assertion. */
+  await refused("a signature of another element", (l) => makeResponse(l, { unsigned: true, nameId: "admin", wrap: (s) => {
+    const ext = `<samlp:Extensions xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_ext${crypto.randomBytes(8).toString("hex")}"><samlp:Note/></samlp:Extensions>`;
+    const sig = new SignedXml({ privateKey: idpKey, publicCert: idpCert,
+      signatureAlgorithm: "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+      canonicalizationAlgorithm: "http://www.w3.org/2001/10/xml-exc-c14n#" });
+    sig.addReference({ xpath: "//*[local-name(.)='Extensions']", digestAlgorithm: "http://www.w3.org/2001/04/xmlenc#sha256",
+      transforms: ["http://www.w3.org/2000/09/xmldsig#enveloped-signature", "http://www.w3.org/2001/10/xml-exc-c14n#"] });
+    sig.computeSignature(ext, { location: { reference: "//*[local-name(.)='Note']", action: "after" } });
+    const signedExt = sig.getSignedXml();
+    const sigXml = SIG_RE.exec(signedExt)[0];
+    return signedExt.replace(SIG_RE, "") + s.replace("</saml:Issuer>", "</saml:Issuer>" + sigXml);
+  } }), /does not cover exactly the signed element/);
   await refused("tampered after signing", (l) => makeResponse(l, { wrap: (s) => s.replace(/mallory/g, "admin") }), /does not verify/);
   await refused("wrong audience", (l) => makeResponse(l, { audience: "https://other-sp.example.com/" }), /Audience/);
   await refused("expired", (l) => makeResponse(l, { expired: true }), /expired/);
