@@ -581,7 +581,8 @@ int vk__cli_server(int argc, char **argv)
                                  .oidc_groups_claim = oidc_groups,
                                  .oidc_org = oidc_org,
                                  .oidc_ca_file = oidc_ca,
-                                 .saml_idp_metadata = saml_xml.data,
+                                 .saml_idp_metadata =
+                                     saml_metadata && *saml_metadata ? saml_xml.data : NULL,
                                  .saml_idp_metadata_len = saml_xml.len,
                                  .saml_sp_entity_id = saml_entity,
                                  .saml_groups_attribute = saml_groups,
