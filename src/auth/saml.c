@@ -563,7 +563,7 @@ static int check_subject(const xmlNode *as, const struct vk_auth_saml_check *chk
     xmlNodePtr nid = child(subj, NS_SAML, "NameID", NULL);
     if (!nid || !text(nid, sub, VALUE_MAX) || !sub[0])
         return vk_err_set(err, VK_EAUTH, "the assertion has no Subject/NameID");
-    int rc = vk_err_set(err, VK_EAUTH, "the assertion has no bearer SubjectConfirmation");
+    int rc = 0;
     for (xmlNodePtr k = subj->children; k; k = k->next) {
         char m[128], v[URL_MAX];
         if (!is(k, NS_SAML, "SubjectConfirmation") || !attr(k, "Method", m, sizeof(m)) ||
@@ -586,7 +586,7 @@ static int check_subject(const xmlNode *as, const struct vk_auth_saml_check *chk
             return 0;
         }
     }
-    return rc;
+    return rc ? rc : vk_err_set(err, VK_EAUTH, "the assertion has no bearer SubjectConfirmation");
 }
 
 static int check_conditions(const xmlNode *as, const struct vk_auth_saml_check *chk,
