@@ -82,12 +82,12 @@ struct vk_api_opts {
                                         *   sso/saml/metadata */
     const char *saml_groups_attribute; /**< the attribute naming teams; NULL: "groups" */
     const char *saml_org;              /**< the org whose teams groups map to; NULL: "default" */
-    const char *tls_cert_pem;       /**< PEM certificate chain: serve HTTPS (borrowed until
-                                     *   vk_api_new returns; not kept). NULL: plain HTTP */
-    const char *tls_key_pem;        /**< PEM key of tls_cert_pem (borrowed likewise) */
-    bool tls;                       /**< the API is served over TLS (set by vk_api_new when
-                                     *   tls_cert_pem is given): later console cookies get
-                                     *   `Secure` */
+    const char *tls_cert_pem;          /**< PEM certificate chain: serve HTTPS (borrowed until
+                                        *   vk_api_new returns; not kept). NULL: plain HTTP */
+    const char *tls_key_pem;           /**< PEM key of tls_cert_pem (borrowed likewise) */
+    bool tls;                          /**< the API is served over TLS (set by vk_api_new when
+                                        *   tls_cert_pem is given): later console cookies get
+                                        *   `Secure` */
 };
 
 /** Create the API and register its routes. Borrows `opts`. */

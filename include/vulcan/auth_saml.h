@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VK_AUTH_SAML_RESPONSE_MAX (256 * 1024) /**< longest decoded Response accepted */
+#define VK_AUTH_SAML_RESPONSE_MAX (256 * 1024)  /**< longest decoded Response accepted */
 #define VK_AUTH_SAML_METADATA_MAX (1024 * 1024) /**< longest IdP metadata accepted */
 #define VK_AUTH_SAML_SKEW_S 120                 /**< clock skew allowed on the time limits */
 #define VK_AUTH_SAML_CERTS_MAX 8                /**< signing certificates kept from metadata */

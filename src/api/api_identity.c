@@ -161,9 +161,9 @@ static json_t *orgs_json(struct vk_api *api, struct vk_http_req *req,
         if (p->site_admin)
             role = VK_ROLE_ADMIN;
         failed |= json_array_append_new(
-            a, json_pack("{s:s, s:s, s:o, s:s, s:b, s:o}", "id", orgs[i].id, "slug",
-                         orgs[i].slug, "name", vk__api_str(orgs[i].display_name), "role",
-                         vk_auth_role_name(role), "sso_only", orgs[i].sso_only, "created_at",
+            a, json_pack("{s:s, s:s, s:o, s:s, s:b, s:o}", "id", orgs[i].id, "slug", orgs[i].slug,
+                         "name", vk__api_str(orgs[i].display_name), "role", vk_auth_role_name(role),
+                         "sso_only", orgs[i].sso_only, "created_at",
                          vk__api_time(orgs[i].created_at)));
     }
     if (*rc < 0) {

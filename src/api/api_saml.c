@@ -166,7 +166,7 @@ static void h_metadata(struct vk_http_req *req, void *ctx)
                            "  </md:SPSSODescriptor>\n"
                            "</md:EntityDescriptor>\n",
                            eid, acs)
-                 : -1;
+                : -1;
     if (n < 0 || n >= 4 * URL_MAX) {
         vk_http_reply_error(req, 500, "internal", "the metadata is too long");
         return;
@@ -207,8 +207,7 @@ static void h_login(struct vk_http_req *req, void *ctx)
     char *areq = NULL;
     struct vk_err err;
     vk_err_clear(&err);
-    if (vk_auth_saml_authn_request(p.id, eid, acs, sso, vk_time_now_ms() / 1000, &areq, &err) <
-        0) {
+    if (vk_auth_saml_authn_request(p.id, eid, acs, sso, vk_time_now_ms() / 1000, &areq, &err) < 0) {
         vk_http_reply_error(req, 500, "internal", "%s", err.msg);
         return;
     }
@@ -400,9 +399,9 @@ static void h_acs(struct vk_http_req *req, void *ctx)
         .sp_entity_id = eid, .acs_url = acs, .request_id = p.id, .now_s = now_s};
     json_t *claims = NULL;
     int rc = vk_auth_saml_verify(s->idp, resp, strlen(resp), &chk, &claims, &err);
-    if (rc == 0 && !first_use(s, vk__api_get_str(claims, "assertion_id"),
-                              (int64_t)json_integer_value(json_object_get(claims, "expires_s")),
-                              now_s))
+    if (rc == 0 &&
+        !first_use(s, vk__api_get_str(claims, "assertion_id"),
+                   (int64_t)json_integer_value(json_object_get(claims, "expires_s")), now_s))
         rc = vk_err_set(&err, VK_EAUTH, "the assertion was used before (replay)");
     const char *fmt = vk__api_get_str(claims, "name_id_format");
     if (rc == 0 && fmt && strcmp(fmt, "urn:oasis:names:tc:SAML:2.0:nameid-format:transient") == 0)
@@ -472,11 +471,8 @@ static void h_finish(struct vk_http_req *req, void *ctx)
         vk__api_sso_refuse(req, addr, &err, VK_EAUTH);
         return;
     }
-    static const char *const logins[] = {"uid",
-                                         "username",
-                                         "preferred_username",
-                                         "urn:oid:0.9.2342.19200300.100.1.1",
-                                         NULL};
+    static const char *const logins[] = {"uid", "username", "preferred_username",
+                                         "urn:oid:0.9.2342.19200300.100.1.1", NULL};
     static const char *const emails[] = {"email", "mail", "urn:oid:0.9.2342.19200300.100.1.3",
                                          NULL};
     static const char *const names[] = {"displayName", "name", "cn",
@@ -501,8 +497,8 @@ static void h_finish(struct vk_http_req *req, void *ctx)
                          ? api->opts.saml_groups_attribute
                          : "groups";
     if (rc == 0)
-        rc = vk__api_sso_teams(api, json_object_get(attrs, ga), api->opts.saml_org, "saml-org",
-                               &u, pool, &err);
+        rc = vk__api_sso_teams(api, json_object_get(attrs, ga), api->opts.saml_org, "saml-org", &u,
+                               pool, &err);
     json_decref(c);
     json_decref(p.claims);
     vk_auth_wipe(&p, sizeof(p));

@@ -341,7 +341,8 @@ static void h_login(struct vk_http_req *req, void *ctx)
     vk_auth_b64url(d, sizeof(d), challenge, sizeof(challenge));
     char ru[URL_MAX], eru[URL_MAX * 3], cid[768];
     redirect_uri(api, ru);
-    if (!vk__api_sso_urlenc(ru, eru, sizeof(eru)) || !vk__api_sso_urlenc(api->opts.oidc_client_id, cid, sizeof(cid))) {
+    if (!vk__api_sso_urlenc(ru, eru, sizeof(eru)) ||
+        !vk__api_sso_urlenc(api->opts.oidc_client_id, cid, sizeof(cid))) {
         vk_http_reply_error(req, 500, "internal", "the redirect URI or client id is too long");
         return;
     }
@@ -538,8 +539,7 @@ int vk__api_sso_user(struct vk_api *api, const char *source, json_t *claims, str
     }
     if (rc < 0)
         return rc;
-    vk_log_write(VK_LOG_INFO, "api", "SSO user created", "login", login, "source", source,
-                 NULL);
+    vk_log_write(VK_LOG_INFO, "api", "SSO user created", "login", login, "source", source, NULL);
     return vk_store_user_get(api->opts.store, nu.id, pool, u, err);
 }
 
@@ -666,12 +666,12 @@ static void h_callback(struct vk_http_req *req, void *ctx)
     if (rc == 0 && u.disabled)
         rc = vk_err_set(&err, VK_EAUTH, "the user is disabled");
     if (rc == 0)
-        rc = vk__api_sso_teams(api,
-                               json_object_get(claims, api->opts.oidc_groups_claim &&
-                                                               *api->opts.oidc_groups_claim
-                                                           ? api->opts.oidc_groups_claim
-                                                           : "groups"),
-                               api->opts.oidc_org, "oidc-org", &u, pool, &err);
+        rc = vk__api_sso_teams(
+            api,
+            json_object_get(claims, api->opts.oidc_groups_claim && *api->opts.oidc_groups_claim
+                                        ? api->opts.oidc_groups_claim
+                                        : "groups"),
+            api->opts.oidc_org, "oidc-org", &u, pool, &err);
     json_decref(claims);
     char csrf[VK__API_CSRF_MAX];
     int64_t expires = 0;

@@ -276,10 +276,10 @@ static void add_certs(struct vk_auth_saml_idp *idp, xmlNodePtr n)
             size_t vl = v ? strlen((const char *)v) : 0;
             unsigned char *der = vl ? malloc(vl) : NULL;
             long dl = der ? b64_decode((const char *)v, vl, der, vl) : -1;
-            xmlSecKeyPtr k = dl > 0 ? xmlSecCryptoAppKeyLoadMemory(der, (xmlSecSize)dl,
-                                                                   xmlSecKeyDataFormatCertDer,
-                                                                   NULL, NULL, NULL)
-                                    : NULL;
+            xmlSecKeyPtr k =
+                dl > 0 ? xmlSecCryptoAppKeyLoadMemory(der, (xmlSecSize)dl,
+                                                      xmlSecKeyDataFormatCertDer, NULL, NULL, NULL)
+                       : NULL;
             if (k)
                 idp->keys[idp->nkeys++] = k;
             free(der);
@@ -654,8 +654,7 @@ static int attributes(const xmlNode *as, json_t *out, struct vk_err *err)
 }
 
 static int check_response(const struct vk_auth_saml_idp *idp, xmlDocPtr doc,
-                          const struct vk_auth_saml_check *chk, json_t **claims,
-                          struct vk_err *err)
+                          const struct vk_auth_saml_check *chk, json_t **claims, struct vk_err *err)
 {
     xmlNodePtr resp = xmlDocGetRootElement(doc);
     char v[URL_MAX], rid[VALUE_MAX], aid[VALUE_MAX];
@@ -691,8 +690,9 @@ static int check_response(const struct vk_auth_saml_idp *idp, xmlDocPtr doc,
     if (!rsig && !asig)
         return vk_err_set(err, VK_EAUTH, "the Response and its assertion are unsigned");
     if (count_all(resp, NS_DS, "Signature") != nrs + nas)
-        return vk_err_set(err, VK_EAUTH, "a signature elsewhere than on the Response or the "
-                                         "assertion (signature wrapping)");
+        return vk_err_set(err, VK_EAUTH,
+                          "a signature elsewhere than on the Response or the "
+                          "assertion (signature wrapping)");
     if (!attr(as, "ID", aid, sizeof(aid)) || !aid[0])
         return vk_err_set(err, VK_EAUTH, "the assertion has no ID");
     int rc = 0;

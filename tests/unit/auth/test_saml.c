@@ -116,10 +116,10 @@ struct ro {
     const char *audience, *recipient, *in_response_to, *issuer, *destination, *status;
     int64_t not_before, not_after;
     bool no_sig, sign_response, keyinfo_other;
-    const char *key;                /* PEM; NULL: the IdP's */
-    const char *sig_alg, *dig_alg;  /* NULL: RSA-SHA256, SHA-256 */
-    const char *ref;                /* the Reference URI; NULL: "#_a1" (or "#_r1") */
-    int wrap;                       /* 1: the signed assertion into Extensions, an evil one in */
+    const char *key;               /* PEM; NULL: the IdP's */
+    const char *sig_alg, *dig_alg; /* NULL: RSA-SHA256, SHA-256 */
+    const char *ref;               /* the Reference URI; NULL: "#_a1" (or "#_r1") */
+    int wrap;                      /* 1: the signed assertion into Extensions, an evil one in */
     bool tamper, dtd, two_signed;
 };
 
@@ -167,8 +167,8 @@ static void assertion(const struct ro *o, const char *id, const char *who, const
              "<saml:AttributeValue>builders</saml:AttributeValue><saml:AttributeValue> ops "
              "</saml:AttributeValue></saml:Attribute></saml:AttributeStatement></saml:Assertion>",
              id, iso(NOW, ii), o->issuer ? o->issuer : IDP, sig ? sig : "", who,
-             iso(o->not_after ? o->not_after : NOW + 300, na),
-             o->recipient ? o->recipient : ACS, o->in_response_to ? o->in_response_to : REQ,
+             iso(o->not_after ? o->not_after : NOW + 300, na), o->recipient ? o->recipient : ACS,
+             o->in_response_to ? o->in_response_to : REQ,
              iso(o->not_before ? o->not_before : NOW - 60, nb),
              iso(o->not_after ? o->not_after : NOW + 300, na2), o->audience ? o->audience : SP,
              who);
@@ -204,9 +204,9 @@ static void sign_all(xmlDocPtr doc, const char *key_pem)
     for (int i = ns - 1; i >= 0; i--) {
         xmlSecDSigCtxPtr ctx = xmlSecDSigCtxCreate(NULL);
         assert_non_null(ctx);
-        ctx->signKey = xmlSecCryptoAppKeyLoadMemory((const xmlSecByte *)key_pem,
-                                                    (xmlSecSize)strlen(key_pem),
-                                                    xmlSecKeyDataFormatPem, NULL, NULL, NULL);
+        ctx->signKey =
+            xmlSecCryptoAppKeyLoadMemory((const xmlSecByte *)key_pem, (xmlSecSize)strlen(key_pem),
+                                         xmlSecKeyDataFormatPem, NULL, NULL, NULL);
         assert_non_null(ctx->signKey);
         assert_int_equal(xmlSecDSigCtxSign(ctx, sigs[i]), 0);
         xmlSecDSigCtxDestroy(ctx);
@@ -230,16 +230,17 @@ static char *make(const struct ro *o)
         snprintf(body, sizeof(body), "%s%s", a, o->two_signed ? b : "");
     }
     char rs[4096];
-    int xn = snprintf(xml, sizeof(xml),
-             "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" "
-             "xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_r1\" Version=\"2.0\" "
-             "IssueInstant=\"2027-01-15T08:00:00Z\" Destination=\"%s\" InResponseTo=\"%s\">"
-             "<saml:Issuer>%s</saml:Issuer>%s<samlp:Status><samlp:StatusCode Value=\"%s\"/>"
-             "</samlp:Status>%s</samlp:Response>",
-             o->destination ? o->destination : ACS, o->in_response_to ? o->in_response_to : REQ,
-             o->issuer ? o->issuer : IDP,
-             o->sign_response ? sig_tmpl(o, o->ref ? o->ref : "#_r1", rs, sizeof(rs)) : "",
-             o->status ? o->status : "urn:oasis:names:tc:SAML:2.0:status:Success", body);
+    int xn =
+        snprintf(xml, sizeof(xml),
+                 "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" "
+                 "xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_r1\" Version=\"2.0\" "
+                 "IssueInstant=\"2027-01-15T08:00:00Z\" Destination=\"%s\" InResponseTo=\"%s\">"
+                 "<saml:Issuer>%s</saml:Issuer>%s<samlp:Status><samlp:StatusCode Value=\"%s\"/>"
+                 "</samlp:Status>%s</samlp:Response>",
+                 o->destination ? o->destination : ACS, o->in_response_to ? o->in_response_to : REQ,
+                 o->issuer ? o->issuer : IDP,
+                 o->sign_response ? sig_tmpl(o, o->ref ? o->ref : "#_r1", rs, sizeof(rs)) : "",
+                 o->status ? o->status : "urn:oasis:names:tc:SAML:2.0:status:Success", body);
     assert_true(xn > 0 && (size_t)xn < sizeof(xml));
     xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), NULL, NULL, 0);
     assert_non_null(doc);
@@ -358,9 +359,8 @@ static void test_condition_attacks(void **state)
     /* Within the skew both ways: accepted. */
     json_t *claims = NULL;
     struct vk_err err;
-    assert_int_equal(verify(&(struct ro){.not_before = NOW + 60, .not_after = NOW - 60}, &claims,
-                            &err),
-                     0);
+    assert_int_equal(
+        verify(&(struct ro){.not_before = NOW + 60, .not_after = NOW - 60}, &claims, &err), 0);
     json_decref(claims);
 }
 
@@ -411,9 +411,8 @@ static void test_authn_request(void **state)
     char *q = NULL;
     struct vk_err err;
     vk_err_clear(&err);
-    assert_int_equal(vk_auth_saml_authn_request(REQ, SP, ACS, "https://idp.example.com/sso",
-                                                NOW, &q, &err),
-                     0);
+    assert_int_equal(
+        vk_auth_saml_authn_request(REQ, SP, ACS, "https://idp.example.com/sso", NOW, &q, &err), 0);
     /* Percent-decode, base64-decode, inflate. */
     char b64[4096];
     size_t o = 0;
@@ -450,9 +449,9 @@ static void test_authn_request(void **state)
     assert_non_null(strstr(xml, "<saml:Issuer>" SP "</saml:Issuer>"));
     assert_non_null(strstr(xml, "IssueInstant=\"2027-01-15T08:00:00Z\""));
     /* Quotes in a URL cannot break out of the attribute. */
-    assert_int_equal(vk_auth_saml_authn_request(REQ, SP, "https://x/\"><evil/>", "https://i/", NOW,
-                                                &q, &err),
-                     0);
+    assert_int_equal(
+        vk_auth_saml_authn_request(REQ, SP, "https://x/\"><evil/>", "https://i/", NOW, &q, &err),
+        0);
     free(q);
 }
 
