@@ -136,9 +136,18 @@ code=$(curl -s -o "$tmp/out" -w '%{http_code}' -X PATCH -H 'Content-Type: applic
     --data-binary '{"sso_only":true}' "$url/api/v1/orgs/acme")
 [ "$code" = 401 ]
 check "anonymously 401" $?
+VULCAN_TOKEN=$bobtok "$vulcan" orgs set acme --sso-only on --server "$url" >"$tmp/out" 2>"$tmp/err"
+[ $? -ne 0 ] && grep -q "needs the admin role" "$tmp/err"
+check "vulcan orgs set by a developer fails, naming the admin role" $?
+"$vulcan" orgs set acme --sso-only maybe --server "$url" >"$tmp/out" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q "on|off" "$tmp/err"
+check "vulcan orgs set takes on or off only (exit 2)" $?
+VULCAN_TOKEN=$admin "$vulcan" orgs set acme --sso-only on --server "$url" >"$tmp/out" 2>"$tmp/err"
+[ $? -eq 0 ] && grep -q "org acme: sso_only on" "$tmp/out"
+check "the org admin sets sso_only (vulcan orgs set acme --sso-only on)" $?
 call "$admin" PATCH /api/v1/orgs/acme '{"sso_only":true}'
 [ "$code" = 200 ] && grep -q '"sso_only": *true' "$tmp/out"
-check "the org admin sets sso_only" $?
+check "PATCH /api/v1/orgs/acme answers the org with sso_only" $?
 call "$admin" GET /api/v1/orgs
 python3 -c 'import json,sys; o={x["slug"]:x for x in json.load(open(sys.argv[1]))["orgs"]}; sys.exit(0 if o["acme"]["sso_only"] and not o["default"]["sso_only"] else 1)' "$tmp/out"
 check "GET /api/v1/orgs shows it" $?
