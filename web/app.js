@@ -1102,6 +1102,7 @@
       sso = h("p", { class: "sso" },
         methods.indexOf("oidc") >= 0 ? h("a", { id: "login-sso", class: "button",
           href: "/api/v1/sso/oidc/login?next=" + encodeURIComponent(back) }, "Log in with SSO") : null,
+        methods.length > 1 ? " " : null,
         methods.indexOf("saml") >= 0 ? h("a", { id: "login-saml", class: "button",
           href: "/api/v1/sso/saml/login?next=" + encodeURIComponent(back) }, "Log in with SAML") : null);
     }
