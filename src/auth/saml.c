@@ -699,6 +699,9 @@ static int check_response(const struct vk_auth_saml_idp *idp, xmlDocPtr doc,
     if (rsig) {
         if (!attr(resp, "ID", rid, sizeof(rid)) || !rid[0])
             return vk_err_set(err, VK_EAUTH, "the signed Response has no ID");
+        /* SAML bindings 3.5.5.2: a signed Response must name its Destination. */
+        if (!xmlHasProp(resp, (const xmlChar *)"Destination"))
+            return vk_err_set(err, VK_EAUTH, "the signed Response has no Destination");
         rc = verify_sig(idp, resp, rsig, rid, "Response", err);
     }
     if (rc == 0 && asig)

@@ -120,7 +120,7 @@ struct ro {
     const char *sig_alg, *dig_alg; /* NULL: RSA-SHA256, SHA-256 */
     const char *ref;               /* the Reference URI; NULL: "#_a1" (or "#_r1") */
     int wrap;                      /* 1: the signed assertion into Extensions, an evil one in */
-    bool tamper, dtd, two_signed;
+    bool tamper, dtd, two_signed, no_destination;
 };
 
 static const char *sig_tmpl(const struct ro *o, const char *ref, char *buf, size_t cap)
@@ -234,10 +234,12 @@ static char *make(const struct ro *o)
         snprintf(xml, sizeof(xml),
                  "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" "
                  "xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_r1\" Version=\"2.0\" "
-                 "IssueInstant=\"2027-01-15T08:00:00Z\" Destination=\"%s\" InResponseTo=\"%s\">"
+                 "IssueInstant=\"2027-01-15T08:00:00Z\"%s%s%s InResponseTo=\"%s\">"
                  "<saml:Issuer>%s</saml:Issuer>%s<samlp:Status><samlp:StatusCode Value=\"%s\"/>"
                  "</samlp:Status>%s</samlp:Response>",
-                 o->destination ? o->destination : ACS, o->in_response_to ? o->in_response_to : REQ,
+                 o->no_destination ? "" : " Destination=\"",
+                 o->no_destination ? "" : (o->destination ? o->destination : ACS),
+                 o->no_destination ? "" : "\"", o->in_response_to ? o->in_response_to : REQ,
                  o->issuer ? o->issuer : IDP,
                  o->sign_response ? sig_tmpl(o, o->ref ? o->ref : "#_r1", rs, sizeof(rs)) : "",
                  o->status ? o->status : "urn:oasis:names:tc:SAML:2.0:status:Success", body);
@@ -318,6 +320,11 @@ static void test_good_response_signature(void **state)
     json_decref(claims);
     /* A key in KeyInfo is not a reason to trust anything: the IdP's own signature with
      * another certificate named there still verifies against the metadata's. */
+    /* Destination is optional on a Response that is not signed itself. */
+    rc = verify(&(struct ro){.no_destination = true}, &claims, &err);
+    if (rc != 0)
+        fail_msg("%s", err.msg);
+    json_decref(claims);
     struct ro k = {.keyinfo_other = true};
     rc = verify(&k, &claims, &err);
     if (rc != 0)
@@ -349,6 +356,7 @@ static void test_condition_attacks(void **state)
     refused(&(struct ro){.audience = "https://other.example.com/"}, "Audience");
     refused(&(struct ro){.recipient = "https://other.example.com/acs"}, "Recipient");
     refused(&(struct ro){.destination = "https://other.example.com/acs"}, "Destination");
+    refused(&(struct ro){.sign_response = true, .no_destination = true}, "no Destination");
     refused(&(struct ro){.in_response_to = "_unknown"}, "InResponseTo");
     refused(&(struct ro){.issuer = "https://evil.example.com/"}, "Issuer");
     refused(&(struct ro){.not_before = NOW - 3600, .not_after = NOW - VK_AUTH_SAML_SKEW_S - 1},
