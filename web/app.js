@@ -1096,11 +1096,16 @@
       h("div", { class: "field" }, h("label", { for: "login-pass" }, "Password"), pass),
       h("button", { type: "submit" }, "Log in"), out);
     var sso = null;
-    if (session.sso && session.sso.indexOf("oidc") >= 0) {
-      /* The server redirects to the identity provider and back to `next` (a "#/" page). */
-      var back = next.indexOf("#/") === 0 ? next : "#/chains";
-      sso = h("p", { class: "sso" }, h("a", { id: "login-sso", class: "button",
-        href: "/api/v1/sso/oidc/login?next=" + encodeURIComponent(back) }, "Log in with SSO"));
+    var methods = session.sso || [];
+    /* The server redirects to the identity provider and back to `next` (a "#/" page). */
+    var back = next.indexOf("#/") === 0 ? next : "#/chains";
+    if (methods.indexOf("oidc") >= 0 || methods.indexOf("saml") >= 0) {
+      sso = h("p", { class: "sso" },
+        methods.indexOf("oidc") >= 0 ? h("a", { id: "login-sso", class: "button",
+          href: "/api/v1/sso/oidc/login?next=" + encodeURIComponent(back) }, "Log in with SSO") : null,
+        methods.length > 1 ? " " : null,
+        methods.indexOf("saml") >= 0 ? h("a", { id: "login-saml", class: "button",
+          href: "/api/v1/sso/saml/login?next=" + encodeURIComponent(back) }, "Log in with SAML") : null);
     }
     add(main, [h("h1", null, "Log in to Vulcan CI"), sso, form]);
     user.focus();

@@ -52,6 +52,10 @@ int vk_store_org_create(struct vk_store *store, struct vk_store_org *o,
 int vk_store_org_find(struct vk_store *store, const char *slug, struct vk_pool *pool,
                       struct vk_store_org *out, struct vk_err *err) VK_MUST_CHECK;
 
+/** Turn org `id`'s sso_only on or off. Returns 0, VK_ENOTFOUND, VK_EDB. */
+int vk_store_org_set_sso_only(struct vk_store *store, const char *id, bool on,
+                              struct vk_err *err) VK_MUST_CHECK;
+
 /** Get an org by id. Returns 0, VK_ENOTFOUND, VK_EDB. */
 int vk_store_org_get(struct vk_store *store, const char *id, struct vk_pool *pool,
                      struct vk_store_org *out, struct vk_err *err) VK_MUST_CHECK;

@@ -119,6 +119,10 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
     if (rc == 0 && json_api)
         rc = vk__api_sso_init(api, err);
     if (rc == 0 && json_api)
+        rc = vk__api_saml_routes(api, err); /* api_saml.c */
+    if (rc == 0 && json_api)
+        rc = vk__api_saml_init(api, err);
+    if (rc == 0 && json_api)
         rc = vk__api_openapi_routes(api, err);
     if (rc == 0 && !opts->no_console)
         rc = vk__api_console_routes(api, err);
@@ -187,6 +191,7 @@ void vk_api_free(struct vk_api *api)
     vk__api_auth_release(api);
     vk__api_oidc_release(api);
     vk__api_sso_release(api);
+    vk__api_saml_release(api);
     pthread_cond_destroy(&api->treq_cond);
     pthread_mutex_destroy(&api->treq_lock);
     pthread_mutex_destroy(&api->lock);

@@ -397,7 +397,10 @@ static int gate_browser(struct vk_api *api, struct vk_http_req *req,
                       "--public-url or --allowed-hosts)",
                       vk_http_header(req, "Host") ? vk_http_header(req, "Host") : "");
     const char *origin = vk_http_header(req, "Origin");
-    if (origin && unsafe_method(rn->method) && !vk__api_same_origin(api, req, origin))
+    /* The SAML ACS takes the IdP's cross-site form post (HTTP-POST binding): its CSRF
+     * safety is the one-use RelayState and the state cookie checked at /finish (api_saml.c). */
+    bool idp_post = strcmp(rn->pattern, "/api/v1/sso/saml/acs") == 0;
+    if (origin && !idp_post && unsafe_method(rn->method) && !vk__api_same_origin(api, req, origin))
         return refuse(no, 403, "cross_origin", NULL,
                       "%s %s from another origin (%.100s) is refused", rn->method, rn->pattern,
                       origin);

@@ -70,6 +70,7 @@ struct vk_api {
     struct vk_auth_signer *signer; /* the job OIDC issuer's key, or NULL (api_oidc.c) */
     char issuer[512];              /* its `iss`: the public URL, else the listen URL */
     struct vk__api_sso *sso;       /* OpenID Connect login, or NULL (api_sso.c) */
+    struct vk__api_saml *saml;     /* SAML 2.0 login, or NULL (api_saml.c) */
     struct vk_http_server *http;
     pthread_mutex_t lock; /* guards the waiter list */
     struct vk__api_waiter *head, *tail;
@@ -152,8 +153,34 @@ void vk__api_sso_start(struct vk_api *api); /* after the issuer URL is known */
 void vk__api_sso_stop(struct vk_api *api);
 void vk__api_sso_release(struct vk_api *api);
 int vk__api_sso_routes(struct vk_api *api, struct vk_err *err);
-/* The SSO methods the login page offers: ["oidc"] or [] (a new reference). */
+/* The SSO methods the login page offers: "oidc", "saml" or none (a new array). */
 json_t *vk__api_sso_methods(const struct vk_api *api);
+/* Shared by both SSO protocols (api_sso.c). The user of an identity provider's verified
+ * `claims` ({sub, preferred_username?, email?, name?}) under `source` ("oidc:<issuer>",
+ * "saml:<entity id>"), found by subject or made now (a login taken already gets a random
+ * suffix, never someone else's account). */
+int vk__api_sso_user(struct vk_api *api, const char *source, json_t *claims, struct vk_pool *pool,
+                     struct vk_store_user *u, struct vk_err *err);
+/* Set `u`'s membership in the teams of org `org_slug` (NULL: default; `flag` names the
+ * option in errors) to exactly the team names in `groups` (a JSON array, or NULL). */
+int vk__api_sso_teams(struct vk_api *api, json_t *groups, const char *org_slug, const char *flag,
+                      const struct vk_store_user *u, struct vk_pool *pool, struct vk_err *err);
+/* A console location for after the login: "#/" then printable characters (no quotes). */
+bool vk__api_sso_next_ok(const char *n);
+/* Whether the client is a browser that navigated here (Accept names text/html). */
+bool vk__api_sso_wants_html(struct vk_http_req *req);
+/* Answer with a small HTML page saying `msg` (escaped) and linking to the login page. */
+void vk__api_sso_page(struct vk_http_req *req, int status, const char *msg);
+/* Log and answer a refused SSO login (401 page or JSON; 500 for store errors). */
+void vk__api_sso_refuse(struct vk_http_req *req, const char *addr, const struct vk_err *err,
+                        int rc);
+/* Percent-encode `s` for a query value; false when it does not fit in `cap`. */
+bool vk__api_sso_urlenc(const char *s, char *out, size_t cap);
+/* SAML 2.0 login (api_saml.c): load the IdP metadata (vk_api_new), routes. */
+struct vk__api_saml;
+int vk__api_saml_init(struct vk_api *api, struct vk_err *err);
+void vk__api_saml_release(struct vk_api *api);
+int vk__api_saml_routes(struct vk_api *api, struct vk_err *err);
 #define VK__API_SESSION_COOKIE "vulcan_session"
 
 /* Job identity (api_oidc.c): load the key (vk_api_new), settle the issuer URL once the

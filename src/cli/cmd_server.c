@@ -32,6 +32,8 @@ static const char usage_text[] =
     "                     [--repo-schemes LIST] [--allow-repo-hosts CIDRS] [--allow-file-repos]\n"
     "                     [--oidc-issuer URL --oidc-client-id ID --oidc-client-secret-file FILE\n"
     "                      [--oidc-groups-claim NAME] [--oidc-org ORG] [--oidc-ca-cert FILE]]\n"
+    "                     [--saml-idp-metadata FILE [--saml-sp-entity-id ID]\n"
+    "                      [--saml-groups-attribute NAME] [--saml-org ORG]]\n"
     "\n"
     "Run the Vulcan CI server: the HTTP API with the worker protocol, the\n"
     "orchestrator (queue, scheduling, retries, dead-worker detection), the trigger\n"
@@ -109,6 +111,17 @@ static const char usage_text[] =
     "                           (default: the system's)              VULCAN_OIDC_CA_CERT\n"
     "                           The redirect URI to register at the provider is\n"
     "                           PUBLIC_URL/api/v1/sso/oidc/callback.\n"
+    "  --saml-idp-metadata FILE console login with SAML 2.0 at the IdP of this metadata\n"
+    "                           file (not with --no-auth)      VULCAN_SAML_IDP_METADATA\n"
+    "  --saml-sp-entity-id ID   this server's entity id (default\n"
+    "                           PUBLIC_URL/api/v1/sso/saml/metadata)\n"
+    "                                                        VULCAN_SAML_SP_ENTITY_ID\n"
+    "  --saml-groups-attribute NAME  the attribute listing teams (default groups)\n"
+    "                                                    VULCAN_SAML_GROUPS_ATTRIBUTE\n"
+    "  --saml-org ORG           the org whose teams the groups are (default default)\n"
+    "                                                                 VULCAN_SAML_ORG\n"
+    "                           The SP metadata for the IdP is at\n"
+    "                           PUBLIC_URL/api/v1/sso/saml/metadata.\n"
     "  --config FILE            a KDL file of settings, one per line: listen \"0.0.0.0:8080\"\n"
     "\n"
     "Flags win over VULCAN_* environment variables, which win over the config file.\n"
@@ -313,6 +326,7 @@ int vk__cli_server(int argc, char **argv)
     const char *tls_cert = NULL, *tls_key = NULL;
     const char *oidc_issuer = NULL, *oidc_client_id = NULL, *oidc_secret_file = NULL,
                *oidc_groups = NULL, *oidc_org = NULL, *oidc_ca = NULL;
+    const char *saml_metadata = NULL, *saml_entity = NULL, *saml_groups = NULL, *saml_org = NULL;
     bool require_auth = false, no_auth = false;
     long long workers = 0, worker_timeout = 30, max_attempts = 3, trigger_threads = 2,
               max_log_bytes = VK_API_DEFAULT_MAX_LOG;
@@ -353,6 +367,12 @@ int vk__cli_server(int argc, char **argv)
         {"oidc-groups-claim", 0, VK_CLI_STR, &oidc_groups, "VULCAN_OIDC_GROUPS_CLAIM", true, 0, 0},
         {"oidc-org", 0, VK_CLI_STR, &oidc_org, "VULCAN_OIDC_ORG", true, 0, 0},
         {"oidc-ca-cert", 0, VK_CLI_STR, &oidc_ca, "VULCAN_OIDC_CA_CERT", true, 0, 0},
+        {"saml-idp-metadata", 0, VK_CLI_STR, &saml_metadata, "VULCAN_SAML_IDP_METADATA", true, 0,
+         0},
+        {"saml-sp-entity-id", 0, VK_CLI_STR, &saml_entity, "VULCAN_SAML_SP_ENTITY_ID", true, 0, 0},
+        {"saml-groups-attribute", 0, VK_CLI_STR, &saml_groups, "VULCAN_SAML_GROUPS_ATTRIBUTE", true,
+         0, 0},
+        {"saml-org", 0, VK_CLI_STR, &saml_org, "VULCAN_SAML_ORG", true, 0, 0},
     };
     const char *pos[1];
     int npos = 0;
@@ -449,6 +469,25 @@ int vk__cli_server(int argc, char **argv)
         while (oidc_secret.len && (oidc_secret.data[oidc_secret.len - 1] == '\n' ||
                                    oidc_secret.data[oidc_secret.len - 1] == '\r'))
             oidc_secret.data[--oidc_secret.len] = '\0';
+    }
+    if (saml_metadata && *saml_metadata && !require_auth) {
+        fputs("vulcan server: --saml-idp-metadata cannot go with --no-auth: there is nothing to "
+              "log in to\n",
+              stderr);
+        vk_buf_release(&oidc_secret);
+        return 2;
+    }
+    struct vk_buf saml_xml = VK_BUF_INIT(1 << 20); /* VK_AUTH_SAML_METADATA_MAX */
+    if (saml_metadata && *saml_metadata) {
+        struct vk_err serr;
+        vk_err_clear(&serr);
+        if (vk_buf_read_file(&saml_xml, saml_metadata, &serr) < 0 || !saml_xml.data) {
+            fprintf(stderr, "vulcan server: cannot read --saml-idp-metadata '%s': %s\n",
+                    saml_metadata, saml_xml.data ? serr.msg : "empty file");
+            vk_buf_release(&saml_xml);
+            vk_buf_release(&oidc_secret);
+            return 2;
+        }
     }
     struct vk_buf cert_pem = VK_BUF_INIT(TLS_MAX_CERT), key_pem = VK_BUF_INIT(TLS_MAX_KEY);
     if (tls) {
@@ -583,6 +622,12 @@ int vk__cli_server(int argc, char **argv)
                                  .oidc_groups_claim = oidc_groups,
                                  .oidc_org = oidc_org,
                                  .oidc_ca_file = oidc_ca,
+                                 .saml_idp_metadata =
+                                     saml_metadata && *saml_metadata ? saml_xml.data : NULL,
+                                 .saml_idp_metadata_len = saml_xml.len,
+                                 .saml_sp_entity_id = saml_entity,
+                                 .saml_groups_attribute = saml_groups,
+                                 .saml_org = saml_org,
                                  .max_log_bytes = max_log_bytes,
                                  .tls_cert_pem = tls ? cert_pem.data : NULL,
                                  .tls_key_pem = tls ? key_pem.data : NULL,
@@ -714,5 +759,6 @@ out:
     if (oidc_secret.data)
         vk_auth_wipe(oidc_secret.data, oidc_secret.len);
     vk_buf_release(&oidc_secret);
+    vk_buf_release(&saml_xml);
     return status;
 }

@@ -303,6 +303,12 @@ static int update_one(struct vk_store *s, const char *sql, const struct vk__para
     return vk__store_end(s, c, rc, err);
 }
 
+int vk_store_org_set_sso_only(struct vk_store *s, const char *id, bool on, struct vk_err *err)
+{
+    struct vk__param p[] = {vk__text(id ? id : ""), vk__int(on)};
+    return update_one(s, "UPDATE tenants SET sso_only = $2 WHERE id = $1", p, 2, "org", err);
+}
+
 int vk_store_user_set_password(struct vk_store *s, const char *id, const char *phc,
                                struct vk_err *err)
 {

@@ -66,6 +66,19 @@ static void test_orgs_and_users(void **state)
     make_org(f, "acme", &o);
     assert_int_equal(vk_store_org_get(f->s, o.id, &f->pool, &got, &err), 0);
     assert_string_equal(got.slug, "acme");
+    assert_false(got.sso_only);
+    /* sso_only is set and cleared per org (docs/security.md "SSO-only orgs"). */
+    assert_int_equal(vk_store_org_set_sso_only(f->s, o.id, true, &err), 0);
+    assert_int_equal(vk_store_org_get(f->s, o.id, &f->pool, &got, &err), 0);
+    assert_true(got.sso_only);
+    assert_int_equal(vk_store_org_find(f->s, "default", &f->pool, &got, &err), 0);
+    assert_false(got.sso_only);
+    assert_int_equal(vk_store_org_set_sso_only(f->s, o.id, false, &err), 0);
+    assert_int_equal(vk_store_org_get(f->s, o.id, &f->pool, &got, &err), 0);
+    assert_false(got.sso_only);
+    assert_int_equal(
+        vk_store_org_set_sso_only(f->s, "00000000-0000-0000-0000-000000000000", true, &err),
+        VK_ENOTFOUND);
     memset(&got, 0, sizeof(got));
     got.slug = "acme";
     assert_int_equal(vk_store_org_create(f->s, &got, &err), VK_EEXIST);
