@@ -47,6 +47,7 @@ vk_cli_fn vk__cli_grants;    /* cmd_identity.c */
 vk_cli_fn vk__cli_regtokens; /* cmd_identity.c: registration-tokens */
 vk_cli_fn vk__cli_login;     /* cmd_login.c */
 vk_cli_fn vk__cli_logout;    /* cmd_login.c */
+vk_cli_fn vk__cli_secret_provider; /* cmd_secret_provider.c */
 
 struct vk_store;
 /**

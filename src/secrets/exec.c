@@ -77,6 +77,9 @@ static int spawn(const struct vk__secrets_cmd *cmd, int in_fd, int out_fd, int e
     if (ok == 0)
         ok = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 #endif
+    /* Not the server's working directory (its data dir, perhaps). */
+    if (ok == 0)
+        ok = posix_spawn_file_actions_addchdir_np(&fa, "/");
     if (ok == 0)
         ok = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
                                                  POSIX_SPAWN_SETSIGDEF);

@@ -129,6 +129,22 @@ static int open_beneath(const char *dir, const char *key, int *fd, struct vk_err
         return vk_err_set(err, VK_ETOOBIG, "'%s' in '%s' is larger than %u bytes", key, dir,
                           AGE_MAX_FILE);
     }
+    /* Only age files go to age: its complaint about anything else quotes the content,
+     * which for a value stored in clear by mistake would put it in the error. */
+    static const char bin[] = "age-encryption.org/v1\n", pem[] = "-----BEGIN AGE ENCRYPTED FILE-----";
+    char head[sizeof(pem)];
+    ssize_t n = pread(f, head, sizeof(head) - 1, 0);
+    bool is_bin = n >= (ssize_t)sizeof(bin) - 1 && memcmp(head, bin, sizeof(bin) - 1) == 0;
+    bool is_pem = n >= (ssize_t)sizeof(pem) - 1 && memcmp(head, pem, sizeof(pem) - 1) == 0;
+    if (!is_bin && !is_pem) {
+        explicit_bzero(head, sizeof(head));
+        close(f);
+        return vk_err_set(err, VK_EINVAL,
+                          "'%s' in '%s' is not an age-encrypted file (encrypt it with age -r "
+                          "RECIPIENT)",
+                          key, dir);
+    }
+    explicit_bzero(head, sizeof(head));
     *fd = f;
     return 0;
 }
@@ -169,6 +185,14 @@ int vk_secret_provider_age(const struct vk_secret_age_opts *o, const char *reque
                           "the identity file '%s' must be a regular file only its owner can "
                           "read (chmod 600 it)",
                           o->identity);
+    /* age runs in "/": its identity path must not depend on our working directory. */
+    char identity[PATH_MAX];
+    if (!realpath(o->identity, identity))
+        return vk_err_set(err, VK_EINVAL, "cannot use the identity file '%s': %s", o->identity,
+                          strerror(errno));
+    const char *age = o->age ? o->age : "/usr/bin/age";
+    if (age[0] != '/')
+        return vk_err_set(err, VK_EINVAL, "--age '%s' must be an absolute path", age);
     char key[KEY_MAX + 1];
     int rc = request_key(request, len, key, sizeof(key), false, err);
     if (rc)
@@ -180,8 +204,7 @@ int vk_secret_provider_age(const struct vk_secret_age_opts *o, const char *reque
     char home[PATH_MAX + 8];
     env_entry(home, sizeof(home), "HOME", home_dir());
     char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", home, "LC_ALL=C", NULL};
-    const char *age = o->age ? o->age : "/usr/bin/age";
-    char *argv[] = {(char *)age, "--decrypt", "--identity", (char *)o->identity, NULL};
+    char *argv[] = {(char *)age, "--decrypt", "--identity", identity, NULL};
     struct vk__secrets_cmd cmd = {.argv = argv,
                                   .envp = envp,
                                   .in = NULL,
@@ -231,6 +254,10 @@ int vk_secret_provider_pass(const struct vk_secret_pass_opts *o, const char *req
         envp[ne++] = gnupg;
     }
     const char *pass = o->pass ? o->pass : "/usr/bin/pass";
+    if (pass[0] != '/')
+        return vk_err_set(err, VK_EINVAL, "--pass '%s' must be an absolute path", pass);
+    if ((o->store && o->store[0] != '/') || (o->gnupghome && o->gnupghome[0] != '/'))
+        return vk_err_set(err, VK_EINVAL, "--store and --gnupghome must be absolute paths");
     char *argv[] = {(char *)pass, "show", "--", key, NULL};
     struct vk__secrets_cmd cmd = {.argv = argv,
                                   .envp = envp,
