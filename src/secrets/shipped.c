@@ -182,8 +182,7 @@ int vk_secret_provider_age(const struct vk_secret_age_opts *o, const char *reque
                           strerror(errno));
     if (!S_ISREG(st.st_mode) || (st.st_mode & (S_IRWXG | S_IRWXO)))
         return vk_err_set(err, VK_EPERM,
-                          "the identity file '%s' must be a regular file only its owner can "
-                          "read (chmod 600 it)",
+                          "identity '%.100s' is not a file only its owner can read; chmod 600 it",
                           o->identity);
     /* age runs in "/": its identity path must not depend on our working directory. */
     char identity[PATH_MAX];
