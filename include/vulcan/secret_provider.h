@@ -152,8 +152,8 @@ int vk_secret_provider_run(const struct vk_secret_provider *prov, int64_t timeou
  * An unknown name gives VK_ENOTFOUND.
  */
 int vk_secret_providers_resolve(const struct vk_secret_providers *p, const char *name,
-                                const struct vk_secret_request *req,
-                                struct vk_secret_value *out, struct vk_err *err) VK_MUST_CHECK;
+                                const struct vk_secret_request *req, struct vk_secret_value *out,
+                                struct vk_err *err) VK_MUST_CHECK;
 
 /* ---------------------------------------------------------------- Shipped providers */
 

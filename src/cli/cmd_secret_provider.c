@@ -114,10 +114,10 @@ static int cmd_shipped(const char *which, int argc, char **argv)
     int npos = 0;
     char cmdname[40];
     snprintf(cmdname, sizeof(cmdname), "secret-provider %s", which);
-    int rc = is_age ? vk__cli_opts_parse(cmdname, argc, argv, age_opts, VK_ARRAY_LEN(age_opts),
-                                         pos, &npos, 0)
-                    : vk__cli_opts_parse(cmdname, argc, argv, pass_opts,
-                                         VK_ARRAY_LEN(pass_opts), pos, &npos, 0);
+    int rc = is_age ? vk__cli_opts_parse(cmdname, argc, argv, age_opts, VK_ARRAY_LEN(age_opts), pos,
+                                         &npos, 0)
+                    : vk__cli_opts_parse(cmdname, argc, argv, pass_opts, VK_ARRAY_LEN(pass_opts),
+                                         pos, &npos, 0);
     if (rc)
         return rc;
     if (is_age && (!dir || !identity)) {
@@ -242,7 +242,6 @@ int vk__cli_secret_provider(int argc, char **argv)
         return cmd_shipped(argv[1], argc - 1, argv + 1);
     if (strcmp(argv[1], "test") == 0)
         return cmd_test(argc - 1, argv + 1);
-    fprintf(stderr, "vulcan secret-provider: unknown provider '%s' (age, pass or test)\n",
-            argv[1]);
+    fprintf(stderr, "vulcan secret-provider: unknown provider '%s' (age, pass or test)\n", argv[1]);
     return 2;
 }

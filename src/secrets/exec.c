@@ -46,8 +46,8 @@ static int64_t mono_ms(void)
     return vk_time_mono_ns() / 1000000;
 }
 
-static int spawn(const struct vk__secrets_cmd *cmd, int in_fd, int out_fd, int err_fd,
-                 pid_t *pid, struct vk_err *err)
+static int spawn(const struct vk__secrets_cmd *cmd, int in_fd, int out_fd, int err_fd, pid_t *pid,
+                 struct vk_err *err)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -62,8 +62,8 @@ static int spawn(const struct vk__secrets_cmd *cmd, int in_fd, int out_fd, int e
     sigemptyset(&none);
     sigemptyset(&dfl);
     /* Signals the server ignores or blocks must not stay so in the provider. */
-    static const int sigs[] = {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1,
-                               SIGUSR2};
+    static const int sigs[] = {SIGPIPE, SIGINT,  SIGTERM, SIGHUP,
+                               SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2};
     for (size_t i = 0; i < VK_ARRAY_LEN(sigs); i++)
         sigaddset(&dfl, sigs[i]);
     int ok = in_fd >= 0 ? posix_spawn_file_actions_adddup2(&fa, in_fd, 0)

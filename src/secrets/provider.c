@@ -130,14 +130,14 @@ int vk_secret_providers_add(struct vk_secret_providers *p, const char *spec, str
     }
     struct stat st;
     if (stat(argv[0], &st) < 0) {
-        rc = vk_err_set(err, VK_EINVAL, "secret provider '%s': cannot use '%s': %s", name,
-                        argv[0], strerror(errno));
+        rc = vk_err_set(err, VK_EINVAL, "secret provider '%s': cannot use '%s': %s", name, argv[0],
+                        strerror(errno));
         goto fail;
     }
     if (!S_ISREG(st.st_mode) || access(argv[0], X_OK) < 0) {
         rc = vk_err_set(err, VK_EINVAL,
-                        "secret provider '%s': '%s' is not an executable file (chmod +x it)",
-                        name, argv[0]);
+                        "secret provider '%s': '%s' is not an executable file (chmod +x it)", name,
+                        argv[0]);
         goto fail;
     }
     if (p->n == p->cap) {
@@ -186,11 +186,13 @@ int vk__secrets_value_set(struct vk_secret_value *out, const char *p, size_t len
     out->data = NULL;
     out->len = 0;
     if (len < VK_SECRET_VALUE_MIN)
-        return vk_err_set(err, VK_EINVAL,
-                          "gave a value of %zu bytes, shorter than %u (too short to be masked safely)",
-                          len, VK_SECRET_VALUE_MIN);
+        return vk_err_set(
+            err, VK_EINVAL,
+            "gave a value of %zu bytes, shorter than %u (too short to be masked safely)", len,
+            VK_SECRET_VALUE_MIN);
     if (len > VK_SECRET_VALUE_MAX)
-        return vk_err_set(err, VK_ETOOBIG, "gave a value longer than %u bytes", VK_SECRET_VALUE_MAX);
+        return vk_err_set(err, VK_ETOOBIG, "gave a value longer than %u bytes",
+                          VK_SECRET_VALUE_MAX);
     if (memchr(p, '\0', len))
         return vk_err_set(err, VK_EINVAL, "gave a value containing a NUL byte");
     out->data = vk_mem_alloc(len + 1);
@@ -244,8 +246,9 @@ static int build_request(const struct vk_secret_request *req, char **text, size_
 {
     *text = NULL;
     if (req->claims && !json_is_object(req->claims))
-        return vk_err_set(err, VK_EINVAL, "the claims of a secret provider request must be an "
-                                          "object");
+        return vk_err_set(err, VK_EINVAL,
+                          "the claims of a secret provider request must be an "
+                          "object");
     json_t *o = json_object();
     json_t *claims = req->claims ? json_deep_copy(req->claims) : json_object();
     int bad = !o || !claims;
@@ -348,8 +351,8 @@ int vk_secret_provider_run(const struct vk_secret_provider *prov, int64_t timeou
 }
 
 int vk_secret_providers_resolve(const struct vk_secret_providers *p, const char *name,
-                                const struct vk_secret_request *req,
-                                struct vk_secret_value *out, struct vk_err *err)
+                                const struct vk_secret_request *req, struct vk_secret_value *out,
+                                struct vk_err *err)
 {
     out->data = NULL;
     out->len = 0;

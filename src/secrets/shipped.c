@@ -24,15 +24,14 @@
 
 /* The request's "key", checked: relative, [A-Za-z0-9._@+/-], no empty, "." or ".."
  * component, and (for pass, whose argument could look like an option) no leading '-'. */
-static int request_key(const char *request, size_t len, char *key, size_t cap,
-                       bool no_leading_dash, struct vk_err *err)
+static int request_key(const char *request, size_t len, char *key, size_t cap, bool no_leading_dash,
+                       struct vk_err *err)
 {
     json_error_t je;
     json_t *doc = json_loadb(request, len, JSON_REJECT_DUPLICATES, &je);
     if (!doc)
-        return vk_err_set(err, VK_EPARSE,
-                          "the request on stdin is not JSON (line %d, column %d)", je.line,
-                          je.column);
+        return vk_err_set(err, VK_EPARSE, "the request on stdin is not JSON (line %d, column %d)",
+                          je.line, je.column);
     json_t *k = json_is_object(doc) ? json_object_get(doc, "key") : NULL;
     int rc = 0;
     if (!json_is_string(k)) {
@@ -107,13 +106,11 @@ static int open_beneath(const char *dir, const char *key, int *fd, struct vk_err
     if (!realpath(path, rpath)) {
         if (errno == ENOENT)
             return vk_err_set(err, VK_ENOTFOUND, "no file '%s' in '%s'", key, dir);
-        return vk_err_set(err, VK_EINVAL, "cannot use '%s' in '%s': %s", key, dir,
-                          strerror(errno));
+        return vk_err_set(err, VK_EINVAL, "cannot use '%s' in '%s': %s", key, dir, strerror(errno));
     }
     size_t dl = strlen(rdir);
     if (strncmp(rpath, rdir, dl) != 0 || (rdir[dl - 1] != '/' && rpath[dl] != '/'))
-        return vk_err_set(err, VK_EPERM, "key '%s' leads out of '%s' (a symbolic link)", key,
-                          dir);
+        return vk_err_set(err, VK_EPERM, "key '%s' leads out of '%s' (a symbolic link)", key, dir);
     /* O_NOFOLLOW: the path was resolved already; a link swapped in since is refused. */
     int f = open(rpath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
     if (f < 0)
@@ -131,7 +128,8 @@ static int open_beneath(const char *dir, const char *key, int *fd, struct vk_err
     }
     /* Only age files go to age: its complaint about anything else quotes the content,
      * which for a value stored in clear by mistake would put it in the error. */
-    static const char bin[] = "age-encryption.org/v1\n", pem[] = "-----BEGIN AGE ENCRYPTED FILE-----";
+    static const char bin[] = "age-encryption.org/v1\n",
+                      pem[] = "-----BEGIN AGE ENCRYPTED FILE-----";
     char head[sizeof(pem)];
     ssize_t n = pread(f, head, sizeof(head) - 1, 0);
     bool is_bin = n >= (ssize_t)sizeof(bin) - 1 && memcmp(head, bin, sizeof(bin) - 1) == 0;
@@ -204,15 +202,14 @@ int vk_secret_provider_age(const struct vk_secret_age_opts *o, const char *reque
     env_entry(home, sizeof(home), "HOME", home_dir());
     char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", home, "LC_ALL=C", NULL};
     char *argv[] = {(char *)age, "--decrypt", "--identity", identity, NULL};
-    struct vk__secrets_cmd cmd = {.argv = argv,
-                                  .envp = envp,
-                                  .in = NULL,
-                                  .in_fd = fd,
-                                  .out_max = VK_SECRET_VALUE_MAX + 1, /* and a newline */
-                                  .err_max = VK_SECRET_PROVIDER_MAX_STDERR,
-                                  .timeout_ms = o->timeout_ms > 0
-                                                    ? o->timeout_ms
-                                                    : VK_SECRET_PROVIDER_DEFAULT_TIMEOUT_MS};
+    struct vk__secrets_cmd cmd = {
+        .argv = argv,
+        .envp = envp,
+        .in = NULL,
+        .in_fd = fd,
+        .out_max = VK_SECRET_VALUE_MAX + 1, /* and a newline */
+        .err_max = VK_SECRET_PROVIDER_MAX_STDERR,
+        .timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : VK_SECRET_PROVIDER_DEFAULT_TIMEOUT_MS};
     struct vk__secrets_result r;
     vk__secrets_result_init(&r, cmd.out_max, cmd.err_max);
     rc = run_tool("age", &cmd, &r, err);
@@ -258,15 +255,14 @@ int vk_secret_provider_pass(const struct vk_secret_pass_opts *o, const char *req
     if ((o->store && o->store[0] != '/') || (o->gnupghome && o->gnupghome[0] != '/'))
         return vk_err_set(err, VK_EINVAL, "--store and --gnupghome must be absolute paths");
     char *argv[] = {(char *)pass, "show", "--", key, NULL};
-    struct vk__secrets_cmd cmd = {.argv = argv,
-                                  .envp = envp,
-                                  .in = NULL,
-                                  .in_fd = -1,
-                                  .out_max = PASS_MAX_OUTPUT,
-                                  .err_max = VK_SECRET_PROVIDER_MAX_STDERR,
-                                  .timeout_ms = o->timeout_ms > 0
-                                                    ? o->timeout_ms
-                                                    : VK_SECRET_PROVIDER_DEFAULT_TIMEOUT_MS};
+    struct vk__secrets_cmd cmd = {
+        .argv = argv,
+        .envp = envp,
+        .in = NULL,
+        .in_fd = -1,
+        .out_max = PASS_MAX_OUTPUT,
+        .err_max = VK_SECRET_PROVIDER_MAX_STDERR,
+        .timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : VK_SECRET_PROVIDER_DEFAULT_TIMEOUT_MS};
     struct vk__secrets_result r;
     vk__secrets_result_init(&r, cmd.out_max, cmd.err_max);
     rc = run_tool("pass", &cmd, &r, err);

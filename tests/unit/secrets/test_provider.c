@@ -6,7 +6,6 @@
  * the request of the protocol, a minimal environment and no descriptor of ours.
  */
 #include "vk_test.h"
-
 #include "vulcan/secret_provider.h"
 
 #include <errno.h>
@@ -49,9 +48,13 @@ static void provider(struct vk_secret_providers *p, const char *name, const char
     assert_int_equal(vk_secret_providers_add(p, spec, &err), 0);
 }
 
-static const struct vk_secret_request plain_req = {
-    .org = "acme", .repository = "acme/web", .name = "NPM_TOKEN", .ref = "refs/heads/main",
-    .environment = NULL, .key = "ci/npm", .claims = NULL};
+static const struct vk_secret_request plain_req = {.org = "acme",
+                                                   .repository = "acme/web",
+                                                   .name = "NPM_TOKEN",
+                                                   .ref = "refs/heads/main",
+                                                   .environment = NULL,
+                                                   .key = "ci/npm",
+                                                   .claims = NULL};
 
 /* Run `name` from `p`; returns the code, the message in err, the value in v. */
 static int run(struct vk_secret_providers *p, const char *name, struct vk_secret_value *v,
@@ -154,7 +157,8 @@ static void test_config(void **state)
     memcpy(big, "x=/bin/true ", 12);
     big[sizeof(big) - 1] = '\0';
     assert_int_equal(vk_secret_providers_add(&p, big, &err), VK_ETOOBIG);
-    assert_int_equal(vk_secret_providers_add(&p, "x=/bin/true 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16", &err), 0);
+    assert_int_equal(
+        vk_secret_providers_add(&p, "x=/bin/true 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16", &err), 0);
     assert_int_equal(vk_secret_providers_set_timeout(&p, "250ms", &err), 0);
     assert_int_equal(p.timeout_ms, 250);
     const char *bad_t[] = {"", "10", "50ms", "6m", "forever", "-1s"};
@@ -270,11 +274,11 @@ static void test_garbage(void **state)
         int code;
         const char *words;
     } cases[] = {
-        {"raw", VK_EPARSE, "no valid JSON"},      {"trailing", VK_EPARSE, "no valid JSON"},
-        {"array", VK_EPARSE, "not an object"},    {"missing", VK_EPARSE, "without \"value\""},
-        {"number", VK_EPARSE, "not a string"},    {"null", VK_EPARSE, "not a string"},
-        {"short", VK_EINVAL, "shorter than 6"},   {"nul", VK_EPARSE, "no valid JSON"},
-        {"dup", VK_EPARSE, "no valid JSON"},      {"empty", VK_EPARSE, "printed nothing"},
+        {"raw", VK_EPARSE, "no valid JSON"},    {"trailing", VK_EPARSE, "no valid JSON"},
+        {"array", VK_EPARSE, "not an object"},  {"missing", VK_EPARSE, "without \"value\""},
+        {"number", VK_EPARSE, "not a string"},  {"null", VK_EPARSE, "not a string"},
+        {"short", VK_EINVAL, "shorter than 6"}, {"nul", VK_EPARSE, "no valid JSON"},
+        {"dup", VK_EPARSE, "no valid JSON"},    {"empty", VK_EPARSE, "printed nothing"},
         {"binary", VK_EPARSE, "no valid JSON"},
     };
     for (size_t i = 0; i < VK_ARRAY_LEN(cases); i++) {
@@ -295,8 +299,8 @@ static void test_hang(void **state)
     struct vk_secret_providers p;
     vk_secret_providers_init(&p);
     char body[512];
-    snprintf(body, sizeof(body), "echo 'working on it' >&2\nsleep 60 &\necho $! > %s/hang.pid\nwait",
-             dir);
+    snprintf(body, sizeof(body),
+             "echo 'working on it' >&2\nsleep 60 &\necho $! > %s/hang.pid\nwait", dir);
     provider(&p, "hang", body);
     provider(&p, "silent", "exec >&- 2>&-\nsleep 60");
     assert_int_equal(vk_secret_providers_set_timeout(&p, "300ms", NULL), 0);
@@ -327,8 +331,10 @@ static void test_too_long(void **state)
     struct vk_secret_providers p;
     vk_secret_providers_init(&p);
     /* 64 KiB + 1 and exactly 64 KiB, in clear and with every byte escaped as \u0061 */
-    provider(&p, "over", "printf '{\"value\":\"'; head -c 65537 /dev/zero | tr '\\0' a; printf '\"}'");
-    provider(&p, "max", "printf '{\"value\":\"'; head -c 65536 /dev/zero | tr '\\0' a; printf '\"}'");
+    provider(&p, "over",
+             "printf '{\"value\":\"'; head -c 65537 /dev/zero | tr '\\0' a; printf '\"}'");
+    provider(&p, "max",
+             "printf '{\"value\":\"'; head -c 65536 /dev/zero | tr '\\0' a; printf '\"}'");
     provider(&p, "escaped",
              "printf '{\"value\":\"'; head -c 65536 /dev/zero | sed 's/\\x0/\\\\u0061/g'; "
              "printf '\"}'");
@@ -357,9 +363,10 @@ static void test_exit_status(void **state)
 {
     struct vk_secret_providers p;
     vk_secret_providers_init(&p);
-    provider(&p, "fail", "printf '{\"value\":\"a-good-looking-value\"}'\n"
-                         "printf '\\n\\n  vault: \\033[31mpermission denied\\033[0m\\r\\n2nd line\\n' >&2\n"
-                         "exit 1");
+    provider(&p, "fail",
+             "printf '{\"value\":\"a-good-looking-value\"}'\n"
+             "printf '\\n\\n  vault: \\033[31mpermission denied\\033[0m\\r\\n2nd line\\n' >&2\n"
+             "exit 1");
     provider(&p, "signal", "printf '{\"value\":\"a-good-looking-value\"}'; kill -9 $$");
     provider(&p, "noisy", "head -c 1000000 /dev/urandom >&2; exit 3");
     struct vk_secret_value v = {NULL, 0};
