@@ -397,6 +397,7 @@ int vk__cli_server(int argc, char **argv)
             if (vk_secret_providers_add(&providers, provider_specs.items[i], &perr) < 0) {
                 fprintf(stderr, "vulcan server: --secret-provider: %s\n", perr.msg);
                 vk_secret_providers_release(&providers);
+                vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
                 return 2;
             }
         }
@@ -404,6 +405,7 @@ int vk__cli_server(int argc, char **argv)
             vk_secret_providers_set_timeout(&providers, provider_timeout, &perr) < 0) {
             fprintf(stderr, "vulcan server: --secret-provider-timeout: %s\n", perr.msg);
             vk_secret_providers_release(&providers);
+            vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
             return 2;
         }
     }

@@ -259,7 +259,12 @@ static int build_request(const struct vk_secret_request *req, char **text, size_
     bad |= set_str(o, "environment", req->environment);
     bad |= set_str(o, "key", req->key);
     int rc = 0;
-    if (bad || json_object_set_new(o, "claims", claims) < 0) {
+    if (!bad && claims) {
+        bad = json_object_set_new(o, "claims", claims) < 0;
+        claims = NULL; /* taken by json_object_set_new(), even when it fails */
+    }
+    json_decref(claims);
+    if (bad) {
         /* set_str fails on strings that are not UTF-8, json_string() returning NULL */
         rc = vk_err_set(err, VK_EINVAL, "a secret provider request field is not UTF-8 text");
     } else {
