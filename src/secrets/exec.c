@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -141,6 +142,7 @@ int vk__secrets_exec(const struct vk__secrets_cmd *cmd, struct vk__secrets_resul
 {
     int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1};
     pid_t pid = -1;
+    int pidfd = -1;
     int rc = 0;
     r->status = -1;
     r->signal = 0;
@@ -175,6 +177,8 @@ int vk__secrets_exec(const struct vk__secrets_cmd *cmd, struct vk__secrets_resul
     int64_t start = mono_ms(), deadline = start + cmd->timeout_ms, exited_at = 0;
     if (pin[1] >= 0 && cmd->in_len == 0)
         close_fd(&pin[1]);
+    /* Our unreaped child: the pid cannot have been reused. -1 on kernels before 5.3. */
+    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     for (;;) {
         if (!exited) {
             siginfo_t si;
@@ -203,10 +207,18 @@ int vk__secrets_exec(const struct vk__secrets_cmd *cmd, struct vk__secrets_resul
                             "exited but a process it started kept its output open");
             break;
         }
-        struct pollfd fds[3] = {{pin[1], POLLOUT, 0}, {pout[0], POLLIN, 0}, {perr[0], POLLIN, 0}};
+        struct pollfd fds[4] = {{pin[1], POLLOUT, 0},
+                                {pout[0], POLLIN, 0},
+                                {perr[0], POLLIN, 0},
+                                {exited ? -1 : pidfd, POLLIN, 0}};
         int64_t left = deadline - now;
-        /* Short slices: the leader's exit is seen by polling waitid(), not SIGCHLD. */
-        int pr = poll(fds, 3, (int)(left < 20 ? left : 20));
+        if (exited && VK__SECRETS_GRACE_MS - (now - exited_at) + 1 < left)
+            left = VK__SECRETS_GRACE_MS - (now - exited_at) + 1;
+        /* The leader's exit wakes us through its pidfd; without one (an old kernel),
+         * short slices and waitid(), never SIGCHLD, which is not ours. */
+        if (pidfd < 0 && left > 20)
+            left = 20;
+        int pr = poll(fds, 4, (int)left);
         if (pr < 0 && errno != EINTR) {
             rc = vk_err_errno(err, "poll");
             break;
@@ -250,6 +262,7 @@ restore:
     }
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 out:
+    close_fd(&pidfd);
     for (int i = 0; i < 2; i++) {
         close_fd(&pin[i]);
         close_fd(&pout[i]);
