@@ -112,11 +112,12 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
-/* Read what is there from *fd into b (past its max: dropped, *over set); EOF closes. */
+/* Read what is there from *fd into b (past its max: dropped, *over set); EOF closes.
+ * At most 64 KiB a call, so that a flood cannot keep us from the deadline. */
 static void drain(int *fd, struct vk_buf *b, bool *over)
 {
     char tmp[16384];
-    for (;;) {
+    for (int reads = 0; reads < 4; reads++) {
         ssize_t n = read(*fd, tmp, sizeof(tmp));
         if (n > 0) {
             size_t room = b->max - b->len;

@@ -318,6 +318,12 @@ static void test_hang(void **state)
     for (int i = 0; i < 100 && !dead(child); i++)
         usleep(10000);
     assert_true(dead(child));
+    /* an endless stderr is read and dropped, and the deadline still holds */
+    provider(&p, "babble", "yes 'a line of complaint' >&2");
+    t0 = now_ms();
+    rc = run(&p, "babble", &v, &err);
+    assert_failed(rc, VK_ETIMEDOUT, &v, &err, ": a line of complaint");
+    assert_true(now_ms() - t0 < 300 + 2000 * VK_TEST_SLOWDOWN);
     /* stdout and stderr closed at once, the process still running: the deadline holds */
     t0 = now_ms();
     rc = run(&p, "silent", &v, &err);
