@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "vulcan/api.h"
 #include "vulcan/orchestrator.h"
+#include "vulcan/secret_provider.h"
 #include "vulcan/store.h"
 #include "vulcan/store_identity.h"
 #include "vulcan/telemetry.h"
@@ -122,6 +123,12 @@ static const char usage_text[] =
     "                                                                 VULCAN_SAML_ORG\n"
     "                           The SP metadata for the IdP is at\n"
     "                           PUBLIC_URL/api/v1/sso/saml/metadata.\n"
+    "  --secret-provider SPEC   NAME=PATH [ARG...]: an executable (absolute path, fixed\n"
+    "                           arguments split on spaces, no shell) that resolves\n"
+    "                           secrets defined with provider=NAME; repeatable\n"
+    "                           (docs/secrets.md \"Providers\")  VULCAN_SECRET_PROVIDERS\n"
+    "  --secret-provider-timeout D  a provider taking longer is killed (default 10s)\n"
+    "                           VULCAN_SECRET_PROVIDER_TIMEOUT\n"
     "  --config FILE            a KDL file of settings, one per line: listen \"0.0.0.0:8080\"\n"
     "\n"
     "Flags win over VULCAN_* environment variables, which win over the config file.\n"
@@ -330,8 +337,12 @@ int vk__cli_server(int argc, char **argv)
     bool require_auth = false, no_auth = false;
     long long workers = 0, worker_timeout = 30, max_attempts = 3, trigger_threads = 2,
               max_log_bytes = VK_API_DEFAULT_MAX_LOG;
-    struct vk__cli_list groups = {.n = 0};
+    struct vk__cli_list groups = {.n = 0}, provider_specs = {.n = 0};
+    const char *provider_timeout = NULL;
     struct vk__cli_opt opts[] = {
+        {"secret-provider", 0, VK_CLI_LIST, &provider_specs, "VULCAN_SECRET_PROVIDERS", true, 0, 0},
+        {"secret-provider-timeout", 0, VK_CLI_STR, &provider_timeout,
+         "VULCAN_SECRET_PROVIDER_TIMEOUT", true, 0, 0},
         {"groups", 0, VK_CLI_LIST, &groups, "VULCAN_WORKER_GROUPS", true, 0, 0},
         {"listen", 0, VK_CLI_STR, &listen, "VULCAN_LISTEN", true, 0, 0},
         {"database", 0, VK_CLI_STR, &database, "VULCAN_DATABASE", true, 0, 0},
@@ -432,6 +443,29 @@ int vk__cli_server(int argc, char **argv)
         fprintf(stderr, "vulcan server: --sandbox-network must be allow or deny, not '%s'\n",
                 net_policy);
         return 2;
+    }
+    /* Checked at start, so that a typo stops the server rather than every provider-backed
+     * secret failing at claim; resolved when an attempt is claimed (DESIGN §8). */
+    struct vk_secret_providers providers;
+    vk_secret_providers_init(&providers);
+    {
+        struct vk_err perr;
+        vk_err_clear(&perr);
+        for (size_t i = 0; i < provider_specs.n; i++) {
+            if (vk_secret_providers_add(&providers, provider_specs.items[i], &perr) < 0) {
+                fprintf(stderr, "vulcan server: --secret-provider: %s\n", perr.msg);
+                vk_secret_providers_release(&providers);
+                vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
+                return 2;
+            }
+        }
+        if (provider_timeout &&
+            vk_secret_providers_set_timeout(&providers, provider_timeout, &perr) < 0) {
+            fprintf(stderr, "vulcan server: --secret-provider-timeout: %s\n", perr.msg);
+            vk_secret_providers_release(&providers);
+            vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
+            return 2;
+        }
     }
     bool tls = (tls_cert && *tls_cert) || (tls_key && *tls_key);
     if (tls && (!tls_cert || !*tls_cert || !tls_key || !*tls_key)) {
@@ -668,6 +702,9 @@ int vk__cli_server(int argc, char **argv)
                      NULL);
     vk_log_write(VK_LOG_INFO, "server", "vulcan server started", "url", url[0] ? url : NULL,
                  "store", vk_store_backend(store), "roles", roles, NULL);
+    for (size_t i = 0; i < providers.n; i++)
+        vk_log_write(VK_LOG_INFO, "server", "secret provider configured", "name",
+                     providers.items[i].name, "path", providers.items[i].argv[0], NULL);
     char root[4096];
     snprintf(root, sizeof(root), "%s/work", data_dir);
     const char *extra[12] = {
@@ -756,6 +793,7 @@ out:
     vk_trace_free(tracer, 2000); /* export what is queued, up to 2 s */
     vk_metrics_free(metrics);
     vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
+    vk_secret_providers_release(&providers);
     if (oidc_secret.data)
         vk_auth_wipe(oidc_secret.data, oidc_secret.len);
     vk_buf_release(&oidc_secret);
