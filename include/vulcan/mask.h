@@ -7,7 +7,7 @@
  * at each of the three byte alignments (the stable inner part of the encoding,
  * so padded and unpadded text both match); percent-encoding (upper and lower
  * hex, with the reserved sets of RFC 3986, encodeURIComponent, Python's quote
- * and form encoding with '+' for space); JSON string escaping as jansson,
+ * and form encoding with '+' for space, and every byte as %XX); JSON string escaping as jansson,
  * JSON.stringify and Python's json emit it (short escapes, \u00XX in upper or
  * lower hex, non-ASCII raw or as \uXXXX, '/' raw or as "\/").
  *

@@ -246,6 +246,23 @@ static void add_percent(struct forms *f, const unsigned char *v, size_t n, const
     forms_take(f, out, o);
 }
 
+/* Every byte as %XX (some encoders escape unreserved characters too). */
+static void add_percent_all(struct forms *f, const unsigned char *v, size_t n, bool upper)
+{
+    const char *hex = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+    unsigned char *out = vk_mem_alloc(3 * n);
+    if (!out) {
+        f->rc = VK_ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[3 * i] = '%';
+        out[3 * i + 1] = (unsigned char)hex[v[i] >> 4];
+        out[3 * i + 2] = (unsigned char)hex[v[i] & 15];
+    }
+    forms_take(f, out, 3 * n);
+}
+
 /* Decode one UTF-8 sequence at v[i..n); 0 when invalid. */
 static size_t utf8_seq(const unsigned char *v, size_t n, size_t i, uint32_t *cp)
 {
@@ -358,6 +375,8 @@ int vk_mask_add(struct vk_mask *m, const char *value, size_t n)
         add_percent(&f, v, n, pct[i].safe, pct[i].plus, true);
         add_percent(&f, v, n, pct[i].safe, pct[i].plus, false);
     }
+    add_percent_all(&f, v, n, true); /* every byte: xxd -p | sed 's/../%&/g' and the like */
+    add_percent_all(&f, v, n, false);
     for (unsigned bits = 0; bits < 8; bits++)
         add_json(&f, v, n, bits & 1, bits & 2, bits & 4);
     int rc = f.rc;

@@ -251,6 +251,12 @@ static void test_percent(void **state)
     expect(m, "a=p%40ss%20w/rd%3AS3cr3t%21%28x%29%2A%2B%26%3D~", "a=***");
     expect(m, "a=p%40ss+w%2Frd%3AS3cr3t%21%28x%29%2A%2B%26%3D~", "a=***");
     vk_mask_free(m);
+    /* A value without reserved characters: the raw form, and every byte as %XX. */
+    m = mask_of("tok_42.x");
+    expect(m, "u=tok_42.x", "u=***");
+    expect(m, "u=%74%6F%6B%5F%34%32%2E%78&", "u=***&");
+    expect(m, "u=%74%6f%6b%5f%34%32%2e%78&", "u=***&");
+    vk_mask_free(m);
 }
 
 static void check_json(struct vk_mask *m, const char *v, size_t flags)
