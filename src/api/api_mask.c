@@ -284,7 +284,13 @@ out:
     if (in_total)
         *in_total = e->in_off;
     pthread_mutex_unlock(&e->mu);
-    entry_put(api, e);
+    pthread_mutex_lock(&api->mask.lock);
+    e->refs--;
+    if (rc == VK_ECONFLICT && !e->gone)
+        entry_unlink(api, e); /* a stale attempt: its log is refused for good */
+    else if (e->gone && e->refs == 0)
+        entry_free(e);
+    pthread_mutex_unlock(&api->mask.lock);
     return rc;
 }
 
