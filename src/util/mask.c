@@ -10,6 +10,13 @@
  * every position one memset marks the bytes to hide. `depth` of the current
  * state is how many trailing bytes may still become part of a form: only bytes
  * before those are emitted.
+ *
+ * A filter keeps the automaton off most bytes: a bitmap of the hashes of the first
+ * FILTER_Q bytes of every form (all forms are longer). In the root state the scan
+ * skips every position whose next FILTER_Q bytes are not such a start, and a state
+ * shallower than FILTER_Q whose start fails the filter drops to its failure link:
+ * no form can start there, so nothing is lost, and ordinary text costs one hash
+ * and one bit test per byte.
  */
 #include "vulcan/mask.h"
 
@@ -31,6 +38,9 @@ struct node {
     unsigned char byte;
 };
 
+#define FILTER_Q 4
+#define FILTER_BITS 16
+
 struct vk_mask {
     struct form *forms;
     size_t nforms, capforms;
@@ -41,6 +51,7 @@ struct vk_mask {
     struct node *nodes;
     size_t nnodes, capnodes;
     uint32_t root[256];
+    uint64_t filter[(1u << FILTER_BITS) / 64];
 
     uint32_t state;
     unsigned char *pend; /* held-back bytes */
@@ -421,6 +432,20 @@ static uint32_t child_of(const struct vk_mask *m, uint32_t s, unsigned char c)
     return 0;
 }
 
+static inline uint32_t filter_hash(const unsigned char *p)
+{
+    uint32_t w;
+    memcpy(&w, p, sizeof w);
+    return (w * 0x9E3779B1u) >> (32 - FILTER_BITS);
+}
+
+/* Whether a form may start at `p` (FILTER_Q bytes readable). */
+static inline bool maybe_start(const struct vk_mask *m, const unsigned char *p)
+{
+    uint32_t h = filter_hash(p);
+    return (m->filter[h >> 6] >> (h & 63)) & 1u;
+}
+
 static int build(struct vk_mask *m)
 {
     size_t need = 1 + m->form_bytes;
@@ -436,7 +461,11 @@ static int build(struct vk_mask *m)
     m->nnodes = 1;
     memset(&m->nodes[0], 0, sizeof(m->nodes[0]));
     memset(m->root, 0, sizeof(m->root));
+    memset(m->filter, 0, sizeof(m->filter));
     for (size_t i = 0; i < m->nforms; i++) {
+        VK_ASSERT(m->forms[i].n >= FILTER_Q);
+        uint32_t h = filter_hash(m->forms[i].p);
+        m->filter[h >> 6] |= UINT64_C(1) << (h & 63);
         uint32_t s = 0;
         for (size_t j = 0; j < m->forms[i].n; j++) {
             unsigned char c = m->forms[i].p[j];
@@ -505,19 +534,41 @@ static void scan(struct vk_mask *m, size_t from)
         return;
     uint32_t s = m->state;
     const struct node *nodes = m->nodes;
-    for (size_t i = from; i < m->npend; i++) {
-        s = step(m, s, m->pend[i]);
+    const unsigned char *p = m->pend;
+    size_t n = m->npend;
+    for (size_t i = from; i < n; i++) {
+        if (s == 0) {
+            size_t i0 = i;
+            while (i + FILTER_Q <= n && !maybe_start(m, p + i))
+                i++;
+            if (i != i0)
+                m->run_start = SIZE_MAX;
+            if (i >= n)
+                break;
+        }
+        s = step(m, s, p[i]);
         uint32_t len = nodes[s].match;
         if (!len) {
             m->run_start = SIZE_MAX;
-            continue;
-        }
-        size_t start = i + 1 - len;
-        if (m->run_start != SIZE_MAX && start >= m->run_start) {
-            m->flag[i] = 1;
         } else {
-            memset(m->flag + start, 1, len);
-            m->run_start = start;
+            size_t start = i + 1 - len;
+            if (m->run_start == SIZE_MAX) {
+                memset(m->flag + start, 1, len);
+                m->run_start = start;
+            } else { /* [run_start, i) is flagged already */
+                m->flag[i] = 1;
+                if (start < m->run_start) {
+                    memset(m->flag + start, 1, m->run_start - start);
+                    m->run_start = start;
+                }
+            }
+        }
+        /* A shallow state whose start no form can have: fall back (see the top). */
+        while (s != 0 && nodes[s].depth < FILTER_Q) {
+            size_t at = i + 1 - nodes[s].depth;
+            if (at + FILTER_Q > n || maybe_start(m, p + at))
+                break;
+            s = nodes[s].fail;
         }
     }
     m->state = s;
