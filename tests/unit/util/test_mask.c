@@ -392,6 +392,84 @@ static void test_many_values(void **state)
     vk_mask_free(m);
 }
 
+/*
+ * Differential: values and text over {a, b} (so every form but the raw one is absent from
+ * the text), overlapping and nested all the time, random write sizes; compared with a
+ * naive search that flags every occurrence of every value.
+ */
+static void test_random_overlaps(void **state)
+{
+    unsigned seed = 777;
+    for (int round = 0; round < 200; round++) {
+        struct vk_mask *m = vk_mask_new();
+        char vals[8][12];
+        size_t vl[8];
+        int nv = 1 + round % 8;
+        for (int k = 0; k < nv; k++) {
+            seed = seed * 1103515245u + 12345u;
+            vl[k] = 6 + (seed >> 16) % 6;
+            for (size_t j = 0; j < vl[k]; j++) {
+                seed = seed * 1103515245u + 12345u;
+                vals[k][j] = (seed >> 16) % 3 ? 'a' : 'b';
+            }
+            assert_int_equal(vk_mask_add(m, vals[k], vl[k]), 0);
+        }
+        enum { N = 600 };
+        char in[N];
+        unsigned char hide[N] = {0};
+        for (int i = 0; i < N; i++) {
+            seed = seed * 1103515245u + 12345u;
+            in[i] = (seed >> 16) % 3 ? 'a' : 'b';
+        }
+        for (int i = 0; i < N; i++)
+            for (int k = 0; k < nv; k++)
+                if ((size_t)i + vl[k] <= N && memcmp(in + i, vals[k], vl[k]) == 0)
+                    memset(hide + i, 1, vl[k]);
+        struct vk_buf want = VK_BUF_INIT(1u << 20);
+        for (int i = 0; i < N; i++) {
+            if (!hide[i])
+                assert_int_equal(vk_buf_addch(&want, in[i]), 0);
+            else if (i == 0 || !hide[i - 1])
+                assert_int_equal(vk_buf_adds(&want, "***"), 0);
+        }
+        struct vk_buf out = VK_BUF_INIT(1u << 20);
+        for (size_t i = 0; i < N;) {
+            seed = seed * 1103515245u + 12345u;
+            size_t k = 1 + (seed >> 16) % 40;
+            if (k > N - i)
+                k = N - i;
+            assert_int_equal(vk_mask_write(m, in + i, k, collect, &out), 0);
+            i += k;
+        }
+        vk_mask_flush(m, collect, &out);
+        assert_int_equal(out.len, want.len);
+        assert_memory_equal(out.data, want.data, want.len);
+        vk_buf_release(&out);
+        vk_buf_release(&want);
+        vk_mask_free(m);
+    }
+}
+
+/* The worst case for the marking: a 64 KiB value of one byte in 4 MiB of that byte. */
+static void test_pathological_is_linear(void **state)
+{
+    size_t vn = VK_MASK_MAX_VALUE, n = 4u << 20;
+    char *v = vk_mem_xalloc(vn), *in = vk_mem_xalloc(n);
+    memset(v, 'a', vn);
+    memset(in, 'a', n);
+    struct vk_mask *m = vk_mask_new();
+    assert_int_equal(vk_mask_add(m, v, vn), 0);
+    int64_t t0 = vk_time_mono_ns();
+    char *got = mask_chunked(m, in, n, 65536);
+    int64_t ms = (vk_time_mono_ns() - t0) / 1000000;
+    assert_string_equal(got, "***");
+    assert_true(ms < 3000 * VK_TEST_SLOWDOWN);
+    vk_mem_free(got);
+    vk_mask_free(m);
+    vk_mem_free(v);
+    vk_mem_free(in);
+}
+
 /* A value added while bytes are held back still applies to them. */
 static void test_add_mid_stream(void **state)
 {
@@ -434,6 +512,8 @@ int main(void)
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_many_values),
+        cmocka_unit_test(test_random_overlaps),
+        cmocka_unit_test(test_pathological_is_linear),
         cmocka_unit_test(test_add_mid_stream),
         cmocka_unit_test(test_buf),
     };
