@@ -8,8 +8,9 @@
  *      the CPU the worker side (this process) spent, as a share of one core at 20 MB/s.
  * Usage: bench/mask [MB for part 1, default 256]
  */
-#include "vulcan/executor.h"
 #include "vulcan/mask.h"
+
+#include "vulcan/executor.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,9 +34,9 @@ static unsigned rnd(void)
 /* Lines like a compiler's and a test runner's: paths, flags, numbers, hex. */
 static char *make_text(size_t n)
 {
-    static const char *words[] = {"CC",    "src/util/buf.c", "-O2",       "-Wall", "PASS",
-                                  "test_", "ok",             "warning:",  "[",     "%]",
-                                  "0x7ff", "Linking",        "libvulcan", "ms",    "=="};
+    static const char *words[] = {
+        "CC", "src/util/buf.c", "-O2",     "-Wall",     "PASS", "test_", "ok", "warning:", "[",
+        "%]", "0x7ff",          "Linking", "libvulcan", "ms",   "=="};
     char *t = malloc(n + 256);
     size_t o = 0;
     while (o < n) {

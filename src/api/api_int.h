@@ -3,8 +3,8 @@
 #define VULCAN_API_INT_H
 
 #include "vulcan/api.h"
-#include "vulcan/mask.h"
 #include "vulcan/http.h"
+#include "vulcan/mask.h"
 #include "vulcan/store_identity.h"
 #include "vulcan/telemetry.h"
 
@@ -85,7 +85,7 @@ struct vk_api {
     struct vk__api_waiter *head, *tail;
     struct vk__api_follow_set follow;
     struct vk__api_mask_set mask; /* per-attempt maskers of log ingest (api_mask.c) */
-    struct vk_metrics_std m; /* handles in opts.metrics (all NULL without metrics) */
+    struct vk_metrics_std m;      /* handles in opts.metrics (all NULL without metrics) */
     /* Clients waiting for trigger requests (api_treq.c). */
     pthread_mutex_t treq_lock; /* guards the list and the flags */
     pthread_cond_t treq_cond;  /* wakes the poller */

@@ -37,14 +37,14 @@ struct vk__api_mask_entry {
     struct vk__api_mask_entry *next;
     char fragment_id[VK_UUID_LEN];
     int attempt;
-    int refs; /* guarded by mask.lock */
+    int refs;  /* guarded by mask.lock */
     bool gone; /* unlinked: the last reference frees it */
     int64_t used_ms;
     pthread_mutex_t mu;
     struct vk_mask *mask;
-    int64_t in_off;       /* bytes of the worker's stream consumed */
-    int64_t out_off;      /* bytes of the stored log */
-    struct vk_buf ready;  /* masked bytes not stored yet (a failed store append) */
+    int64_t in_off;      /* bytes of the worker's stream consumed */
+    int64_t out_off;     /* bytes of the stored log */
+    struct vk_buf ready; /* masked bytes not stored yet (a failed store append) */
 };
 
 void vk__api_mask_init(struct vk_api *api)
@@ -159,8 +159,8 @@ static int store_ready(struct vk_api *api, struct vk__api_mask_entry *e, struct 
     int rc = 0;
     if (e->ready.len == 0) /* nothing new (a retry, or held back): the store still says
                             * whether the attempt is current */
-        return vk_store_log_append(api->opts.store, e->fragment_id, e->attempt, e->out_off, "",
-                                   0, NULL, err);
+        return vk_store_log_append(api->opts.store, e->fragment_id, e->attempt, e->out_off, "", 0,
+                                   NULL, err);
     while (done < e->ready.len) {
         size_t k = e->ready.len - done;
         if (k > VK_STORE_MAX_LOG_CHUNK)
@@ -221,7 +221,6 @@ static void sweep(struct vk_api *api)
 int vk__api_mask_add(struct vk_api *api, const char *fragment_id, int attempt, const char *value,
                      size_t n)
 {
-    sweep(api);
     bool created;
     int rc;
     struct vk__api_mask_entry *e = entry_get(api, fragment_id, attempt, true, &created, &rc);
@@ -237,6 +236,7 @@ int vk__api_mask_add(struct vk_api *api, const char *fragment_id, int attempt, c
 int vk__api_mask_append(struct vk_api *api, const char *fragment_id, int attempt, int64_t offset,
                         const char *data, size_t len, int64_t *in_total, struct vk_err *err)
 {
+    sweep(api); /* here, not at claim: it reads the store, and claims hold api->lock */
     bool created;
     int rc;
     struct vk__api_mask_entry *e = entry_get(api, fragment_id, attempt, true, &created, &rc);
@@ -250,8 +250,8 @@ int vk__api_mask_append(struct vk_api *api, const char *fragment_id, int attempt
          * offsets; a masked one is shorter than the worker's stream. */
         size_t got = 0;
         int64_t total = 0;
-        rc = vk_store_log_read(api->opts.store, fragment_id, attempt, 0, NULL, 0, &got, &total,
-                               err);
+        rc =
+            vk_store_log_read(api->opts.store, fragment_id, attempt, 0, NULL, 0, &got, &total, err);
         if (rc == 0 && total > 0) {
             e->out_off = total;
             e->in_off = offset <= total ? total : offset;

@@ -219,8 +219,8 @@ static void add_base64(struct forms *f, const unsigned char *v, size_t n, unsign
 
 static bool unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 /* Percent-encoding: every byte outside the unreserved set and `safe` as %XX; `plus`: ' ' as '+'. */
@@ -301,15 +301,32 @@ static void add_json(struct forms *f, const unsigned char *v, size_t n, bool upp
         unsigned char c = v[i];
         const char *esc = NULL;
         switch (c) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        case '/': esc = slash ? "\\/" : NULL; break;
-        default: break;
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        case '/':
+            esc = slash ? "\\/" : NULL;
+            break;
+        default:
+            break;
         }
         if (esc) {
             memcpy(out + o, esc, 2);
@@ -396,7 +413,8 @@ int vk_mask_add(struct vk_mask *m, const char *value, size_t n)
         bytes += f.v[i].n;
     if (rc == 0 && bytes > VK_MASK_MAX_FORM_BYTES - m->form_bytes)
         rc = VK_ETOOBIG;
-    if (rc == 0 && vk_array_grow(&m->forms, &m->capforms, m->nforms + f.n, 64, sizeof(*m->forms)) < 0)
+    if (rc == 0 &&
+        vk_array_grow(&m->forms, &m->capforms, m->nforms + f.n, 64, sizeof(*m->forms)) < 0)
         rc = VK_ENOMEM;
     if (rc != 0) {
         forms_release(&f);

@@ -34,7 +34,7 @@ struct work_item {
     char **env;                         /* owned "K=V" strings */
     size_t nenv;
     struct vk_mask *mask; /* owned: the attempt's credentials, masked in its output */
-    char invalid[200]; /* why the item cannot run ("" when fine) */
+    char invalid[200];    /* why the item cannot run ("" when fine) */
 };
 
 struct outcome {
@@ -153,8 +153,7 @@ static void item_mask(struct work_item *it)
     it->mask = vk_mask_new();
     mask_add(it, "the job token", it->job_token);
     json_t *env = json_object_get(it->json, "env");
-    mask_add(it, "VULCAN_ID_TOKEN_REQUEST_TOKEN",
-             jstr(env, "VULCAN_ID_TOKEN_REQUEST_TOKEN"));
+    mask_add(it, "VULCAN_ID_TOKEN_REQUEST_TOKEN", jstr(env, "VULCAN_ID_TOKEN_REQUEST_TOKEN"));
     json_t *secrets = json_object_get(it->json, "secrets");
     size_t i;
     json_t *sec;
