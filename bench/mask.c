@@ -101,9 +101,14 @@ static void engine(const char *text, size_t n, int values, size_t chunk)
     vk_mask_flush(m, sink, NULL);
     double s = (double)(vk_time_mono_ns() - t0) / 1e9;
     double mbs = (double)n / 1e6 / s;
-    printf("  %3d values (%4zu forms), %5zu-byte writes: %8.1f MB/s  (%.2f%% of a core at 20 "
-           "MB/s)\n",
-           values, vk_mask_forms(m), chunk, mbs, 20.0 / mbs * 100.0);
+    if (values == 0)
+        printf("    0 values, %5zu-byte writes: pass-through (the bytes are handed on, not "
+               "copied)\n",
+               chunk);
+    else
+        printf("  %3d values (%4zu forms), %5zu-byte writes: %8.1f MB/s  (%.2f%% of a core at "
+               "20 MB/s)\n",
+               values, vk_mask_forms(m), chunk, mbs, 20.0 / mbs * 100.0);
     vk_mask_free(m);
 }
 
