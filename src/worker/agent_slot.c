@@ -174,7 +174,8 @@ static void item_mask(struct work_item *it)
             return;
         }
         mask_add(it, what, json_string_value(v));
-        if (name)
+        /* A `secret-file`'s variable holds the file's path, not a value. */
+        if (name && !json_is_true(json_object_get(sec, "file")))
             mask_add(it, what, jstr(env, name));
     }
 }

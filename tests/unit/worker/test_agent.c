@@ -914,21 +914,24 @@ static void test_secrets_masked_before_upload(void **state)
     struct agent *a = agent_start(f, 1, 0, 2);
     assert_true(wait_for(f, &f->registers, 1, 5000));
     const char *secret = "npm_s3cr3t/+=value"; /* 18 bytes: base64 without padding */
-    fake_push_item(f,
-                   json_pack("{s:s, s:i, s:s, s:s, s:{s:s, s:s}, s:[{s:s, s:s, s:b}]}",
-                             "fragment_id", "frag-sec", "attempt", 1, "job_token",
-                             "vk_job_0123456789abcdefXYZ", "run_script",
-                             "echo \"a $NPM_TOKEN b\"; printf %s \"$NPM_TOKEN\" | base64; "
-                             "printf 'jt=%s\\n' \"$VULCAN_ID_TOKEN_REQUEST_TOKEN\" >&2; echo plain",
-                             "env", "NPM_TOKEN", secret, "VULCAN_ID_TOKEN_REQUEST_TOKEN",
-                             "vk_job_0123456789abcdefXYZ", "secrets", "name", "NPM_TOKEN", "value",
-                             secret, "file", 0));
+    fake_push_item(f, json_pack("{s:s, s:i, s:s, s:s, s:{s:s, s:s, s:s}, s:[{s:s, s:s, s:b}, "
+                                "{s:s, s:s, s:b}]}",
+                                "fragment_id", "frag-sec", "attempt", 1, "job_token",
+                                "vk_job_0123456789abcdefXYZ", "run_script",
+                                "echo \"a $NPM_TOKEN b\"; printf %s \"$NPM_TOKEN\" | base64; "
+                                "printf 'jt=%s\\n' \"$VULCAN_ID_TOKEN_REQUEST_TOKEN\" >&2; "
+                                "echo \"kc=$KUBECONFIG\"; echo 'clusters: [prod]'; echo plain",
+                                "env", "NPM_TOKEN", secret, "VULCAN_ID_TOKEN_REQUEST_TOKEN",
+                                "vk_job_0123456789abcdefXYZ", "KUBECONFIG", "/k", "secrets", "name",
+                                "NPM_TOKEN", "value", secret, "file", 0, "name", "KUBECONFIG",
+                                "value", "apiVersion: v1\nclusters: [prod]\n", "file", 1));
     assert_true(wait_for(f, &f->nresults, 1, 8000));
     pthread_mutex_lock(&f->mu);
     assert_true(rbool(result_of(f, "frag-sec"), "success"));
     struct fake_log *l = log_of(f, "frag-sec");
     assert_non_null(l);
-    assert_string_equal(l->data.data, "a *** b\n***\njt=***\nplain\n");
+    /* A secret-file's variable is its path (not masked); the file's lines are. */
+    assert_string_equal(l->data.data, "a *** b\n***\njt=***\nkc=/k\n***\nplain\n");
     pthread_mutex_unlock(&f->mu);
     fake_push_item(f, json_pack("{s:s, s:i, s:s, s:[{s:s, s:s}]}", "fragment_id", "frag-short",
                                 "attempt", 1, "run_script", "echo never", "secrets", "name", "PIN",
