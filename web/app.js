@@ -258,6 +258,7 @@
     function renderHead(c) {
       clear(head);
       var running = !FINAL_CHAIN[c.status];
+      var may = c.actions || { cancel: true, rerun: true }; /* the caller's role, from the server */
       add(head, [
         h("h1", null, basename(c.source_file) || "Chain", " ", badge(c.status)),
         h("dl", { class: "meta" },
@@ -270,10 +271,10 @@
           h("dt", null, "Duration"), h("dd", null, fmtDur(c.duration_ms)),
           c.error ? [h("dt", null, "Error"), h("dd", { class: "bad" }, c.error)] : null),
         h("div", { class: "actions" },
-          running ? h("button", { type: "button", class: "danger", "data-action": "cancel",
+          running && may.cancel ? h("button", { type: "button", class: "danger", "data-action": "cancel",
             onclick: function () { act("cancel"); } }, "Cancel") : null,
-          h("button", { type: "button", "data-action": "rerun",
-            onclick: function () { act("rerun"); } }, "Rerun"))]);
+          may.rerun ? h("button", { type: "button", "data-action": "rerun",
+            onclick: function () { act("rerun"); } }, "Rerun") : null)]);
     }
 
     function fragNode(f) {

@@ -50,6 +50,7 @@
 #define VK_WF_MAX_RETRIES 10             /**< `retry N` accepts 0..10 */
 #define VK_WF_MAX_COND_LEN 4096          /**< longest condition text, bytes */
 #define VK_WF_MAX_COND_DEPTH 64          /**< deepest nesting of ( ) and ! in a condition */
+#define VK_WF_MAX_MATRIX 256             /**< most copies one `matrix` makes */
 
 /* ---------------------------------------------------------------- Errors */
 
@@ -314,6 +315,11 @@ struct vk_wf_fragment {
                          *   checkout fields are then at their defaults) */
     struct vk_wf_kv *env;
     size_t nenv;
+    bool is_matrix; /**< a `parallel` group of one copy per `matrix` combination */
+    /** A matrix copy: its combination (axes in order, then `include` variables); each
+     *  inline fragment of the copy also has them in `env` as MATRIX_<KEY>. */
+    struct vk_wf_kv *matrix;
+    size_t nmatrix;
     struct vk_wf_fragment *children;
     size_t nchildren;
     struct vk_wf_fragment *parent; /**< NULL for the root (the chain) */

@@ -304,6 +304,12 @@ static void h_chain_get(struct vk_http_req *req, void *ctx)
     vk_mem_free(objs);
     bad |= json_object_set_new(o, "fragment_count", json_integer((json_int_t)n));
     bad |= json_object_set_new(o, "fragments", top);
+    /* What the caller may do with it, so a console offers no button the server refuses. */
+    bad |= json_object_set_new(
+        o, "actions",
+        json_pack("{s:b,s:b}", "cancel",
+                  vk__api_may(api, req, "POST", "/api/v1/chains/{id}/cancel"), "rerun",
+                  vk__api_may(api, req, "POST", "/api/v1/chains/{id}/rerun")));
     vk_http_reply_json(req, 200, vk_http_json_checked(o, bad));
 }
 

@@ -206,6 +206,13 @@ const struct vk_store_credential *vk__api_agent_cred(const struct vk_http_req *r
 /* Whether machine group `group` is in the comma-separated `list` (NULL/"": every group). */
 bool vk__api_group_allowed(const char *list, const char *group);
 
+/* Whether the caller of REQ may call METHOD PATTERN (a registered route) in the org REQ
+ * acted in: its role there (capped by the credential's scopes) against the route's. True
+ * on a server without credentials; false for a route with no role or a non-role need. It
+ * only tells clients what to offer: the gate checks every call itself. */
+bool vk__api_may(const struct vk_api *api, const struct vk_http_req *req, const char *method,
+                 const char *pattern);
+
 /* End every log follower and wait for their threads (api_logs.c). Idempotent. */
 void vk__api_logs_stop(struct vk_api *api);
 /* Release what vk__api_log_routes set up (after vk__api_logs_stop). */

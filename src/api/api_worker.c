@@ -155,10 +155,9 @@ static int serve_waiter(struct vk__api_waiter *w)
     struct vk_store_work work;
     struct vk_err err;
     vk_err_clear(&err);
-    /* With require_auth the claim stores the attempt's job token in its own transaction.
-     * It is good while that attempt runs on this worker (vk_store_credential_check joins
-     * the fragment: a result, a hand-back, a dead or revoked worker or a later attempt end
-     * it without a write) and expires at the fragment's timeout and an hour more anyway. */
+    /* With require_auth the claim stores the attempt's job token hash on the fragment in
+     * its own statement. It is good while that attempt runs on this worker: a result, a
+     * hand-back, a dead or revoked worker or a later attempt end it. */
     char token[VK_AUTH_TOKEN_MAX] = "";
     struct vk_store_credential job = {.kind = VK_AUTH_JOB};
     bool auth = api->opts.require_auth;

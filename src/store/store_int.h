@@ -46,6 +46,8 @@ enum vk__stmt {
     VK__STMT_LOG_INSERT,
     VK__STMT_LOG_READ,
     VK__STMT_LOG_ATTEMPT,
+    VK__STMT_JOB_CHECK,
+    VK__STMT_CRED_CHECK,
     VK__STMT_CLAIM_1, /* + (ngroups - 1), up to VK_STORE_MAX_GROUPS */
     VK__STMT_COUNT = VK__STMT_CLAIM_1 + VK_STORE_MAX_GROUPS
 };
