@@ -675,6 +675,9 @@ int vk_mask_write(struct vk_mask *m, const char *data, size_t len, vk_mask_out_f
         m->cappend = cap;
     }
     size_t from = m->npend;
+    uint32_t state0 = m->state;
+    size_t run0 = m->run_start;
+    bool last0 = m->last_masked;
     memcpy(m->pend + from, data, len);
     memset(m->flag + from, 0, len);
     m->npend += len;
@@ -682,7 +685,15 @@ int vk_mask_write(struct vk_mask *m, const char *data, size_t len, vk_mask_out_f
     size_t hold = m->nnodes > 1 ? m->nodes[m->state].depth : 0;
     int rc = emit(m, m->npend - hold);
     if (rc != 0) {
+        /* As if the chunk had not been written (emit shifts nothing when it fails), so a
+         * retry of it is masked once; a mark it set on older bytes stays (more masked). */
+        wipe(m->out.data, m->out.len);
         vk_buf_reset(&m->out);
+        wipe(m->pend + from, len);
+        m->npend = from;
+        m->state = state0;
+        m->run_start = run0;
+        m->last_masked = last0;
         return rc;
     }
     deliver(m, out, ctx);

@@ -484,6 +484,44 @@ static void test_add_mid_stream(void **state)
     vk_mask_free(m);
 }
 
+/* Out of memory at each allocation of a write: the write fails as if it had not happened,
+ * and writing the same chunk again gives what one write would have. */
+static void test_write_fails_cleanly(void **state)
+{
+    const char *v = "hunter2-SECRET";
+    size_t n = 200000;
+    char *big = vk_mem_xalloc(n);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char)('a' + i % 26);
+    memcpy(big + 1000, v, strlen(v));
+    memcpy(big + n - 5, "hunte", 5); /* held back at the end */
+    int fails = 0;
+    for (unsigned long k = 1; k < 8; k++) {
+        struct vk_mask *m = mask_of(v);
+        struct vk_buf out = VK_BUF_INIT(1u << 20);
+        assert_int_equal(vk_buf_grow(&out, 2 * n), 0); /* the collector allocates nothing */
+        assert_int_equal(vk_mask_write(m, "start ", 6, collect, &out), 0);
+        vk_mem_fail_after(k);
+        int rc = vk_mask_write(m, big, n, collect, &out);
+        vk_mem_fail_after(0);
+        if (rc != 0) {
+            fails++;
+            assert_int_equal(rc, VK_ENOMEM);
+            assert_string_equal(out.data, "start ");
+            assert_int_equal(vk_mask_write(m, big, n, collect, &out), 0);
+        }
+        vk_mask_flush(m, collect, &out);
+        assert_int_equal(out.len, 6 + 1000 + 3 + (n - 1000 - strlen(v)));
+        assert_memory_equal(out.data, "start ", 6);
+        assert_memory_equal(out.data + 6 + 1000, "***", 3);
+        assert_memory_equal(out.data + out.len - 5, "hunte", 5);
+        vk_buf_release(&out);
+        vk_mask_free(m);
+    }
+    assert_true(fails >= 3); /* the held-back buffer, its marks, the output */
+    vk_mem_free(big);
+}
+
 static void test_buf(void **state)
 {
     struct vk_mask *m = mask_of("Bearer abc.def.ghi");
@@ -515,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_random_overlaps),
         cmocka_unit_test(test_pathological_is_linear),
         cmocka_unit_test(test_add_mid_stream),
+        cmocka_unit_test(test_write_fails_cleanly),
         cmocka_unit_test(test_buf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
