@@ -7,7 +7,8 @@
 # chunks), inside a 70 KiB line, in base64 and base64url at each alignment, percent-encoded
 # (every byte, and Python's quote), JSON-escaped, on stderr, through a \r progress line and
 # after `set -x`. The stored log, the SSE stream and `vulcan logs` must show *** for each
-# and nothing of the values, with the ordinary output around them unchanged.
+# and nothing of the values, with the ordinary output around them unchanged. Then a
+# server restart in the middle of an attempt: the log stays whole and masked.
 # (PEM lines and values with characters JSON and URLs escape: tests/unit/worker/test_exec_mask.c.)
 # Usage: test_masking.sh VULCAN_BINARY
 set -u
@@ -174,4 +175,96 @@ cmp -s "$tmp/stored.txt" "$tmp/cli.txt"
 check "vulcan logs prints the stored bytes" $?
 cmp -s "$tmp/stored.txt" "$tmp/live.txt"
 check "the SSE stream carries the same text" $?
+kill -9 $pids 2>/dev/null
+wait 2>/dev/null
+pids=""
+
+# ---- A server restart in the middle of an attempt (docs/secrets.md "After a server
+# restart"): the server's masker is gone, the worker's goes on; the stored log is masked
+# and whole, the worker's offsets (longer than the stored log) still fit.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+rurl="http://127.0.0.1:$port"
+start_r() {
+    "$vulcan" server --require-auth --listen "127.0.0.1:$port" --data-dir "$tmp/r" \
+        --log-format text >>"$tmp/r.log" 2>&1 &
+    rserver=$!
+    pids="$pids $rserver"
+    for _ in $(seq 1 100); do
+        curl -fs "$rurl/health" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
+start_r
+check "a second server starts" $?
+radmin=$(cat "$tmp/r/initial-admin-token")
+"$vulcan" admin create-registration-token --database "sqlite:$tmp/r/vulcan.db" --uses 1 \
+    >"$tmp/reg.token" 2>"$tmp/err"
+check "with a registration token for a worker" $?
+"$vulcan" worker --server "$rurl" --group default --work-dir "$tmp/rw" \
+    --registration-token-file "$tmp/reg.token" \
+    --sandbox bwrap --log-format text >"$tmp/rw.log" 2>&1 &
+pids="$pids $!"
+cat >"$tmp/restart.kdl" <<'KDL'
+version "0.1"
+name "restart"
+triggers "manual"
+chain {
+    machine "default"
+    fragment {
+        name "long"
+        run #"""
+T="$VULCAN_ID_TOKEN_REQUEST_TOKEN"
+printf 'KEYS %s\n' "$(printf %s "$T" | rev)"
+echo "before:$T"
+sleep 8
+echo "after:$T"
+echo "done"
+"""#
+    }
+}
+KDL
+python3 -c 'import json,sys; print(json.dumps({"content": open(sys.argv[1]).read(), "source_file_path": ".vulcan/restart.kdl", "branch": "main"}))' \
+    "$tmp/restart.kdl" >"$tmp/body.json"
+rchain=$(curl -s -H 'Content-Type: application/json' -H "Authorization: Bearer $radmin" \
+    --data-binary @"$tmp/body.json" "$rurl/api/v1/parse" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["chain_id"])' 2>"$tmp/err")
+rfid=
+seen=1
+for _ in $(seq 1 200); do
+    rfid=$(curl -s -H "Authorization: Bearer $radmin" "$rurl/api/v1/chains/$rchain" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["fragments"][0]["id"])' 2>/dev/null)
+    if [ -n "$rfid" ] && curl -s -H "Authorization: Bearer $radmin" \
+        "$rurl/api/v1/fragments/$rfid/log" | grep -q '^before:\*\*\*$'; then
+        seen=0
+        break
+    fi
+    sleep 0.1
+done
+[ $seen -eq 0 ]
+check "the first line is stored masked" $?
+kill -9 $rserver
+wait $rserver 2>/dev/null
+start_r
+check "the server starts again while the fragment sleeps" $?
+st=
+for _ in $(seq 1 400); do
+    st=$(curl -s -H "Authorization: Bearer $radmin" "$rurl/api/v1/chains/$rchain" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])' 2>/dev/null)
+    case "$st" in completed | failed) break ;; esac
+    sleep 0.1
+done
+[ "$st" = completed ]
+check "the attempt completes across the restart" $?
+curl -s -H "Authorization: Bearer $radmin" "$rurl/api/v1/fragments/$rfid/log" >"$tmp/r.txt"
+python3 - "$tmp/r.txt" >"$tmp/out" 2>"$tmp/err" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+lines = text.split("\n")
+assert lines[0].startswith("KEYS "), text[:200]
+t = lines[0][5:][::-1]
+assert len(t) >= 20 and t not in text, "the token is in the log"
+assert lines[1:] == ["before:***", "after:***", "done", ""], repr(lines[1:])
+PY
+check "the log after the restart is whole and masked by the worker" $?
 finish
