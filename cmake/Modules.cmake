@@ -41,7 +41,7 @@ function(vk_module name)
 endfunction()
 
 # Lower modules first; a module may use only the ones listed in its DEPS (and theirs).
-vk_module(util LIBS CRYPTO)
+vk_module(util HEADERS util mask LIBS CRYPTO)
 vk_module(kdl DEPS util)
 vk_module(cron DEPS util)
 vk_module(auth HEADERS auth auth_oidc auth_saml DEPS util LIBS CRYPTO ARGON2 JANSSON XMLSEC ZLIB)

@@ -78,6 +78,7 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
     if (api->opts.max_wait_s <= 0)
         api->opts.max_wait_s = 60;
     pthread_mutex_init(&api->lock, NULL);
+    vk__api_mask_init(api);
     struct vk_http_server_opts ho = {.listen = opts->listen,
                                      .threads = opts->http_threads,
                                      .gate = vk__api_gate,
@@ -192,6 +193,7 @@ void vk_api_free(struct vk_api *api)
     vk__api_oidc_release(api);
     vk__api_sso_release(api);
     vk__api_saml_release(api);
+    vk__api_mask_release(api);
     pthread_cond_destroy(&api->treq_cond);
     pthread_mutex_destroy(&api->treq_lock);
     pthread_mutex_destroy(&api->lock);

@@ -4,6 +4,7 @@
 
 #include "vulcan/api.h"
 #include "vulcan/http.h"
+#include "vulcan/mask.h"
 #include "vulcan/store_identity.h"
 #include "vulcan/telemetry.h"
 
@@ -61,6 +62,15 @@ struct vk__api_principal {
     enum vk_auth_role role; /* in org_id, capped by the token's scopes */
 };
 
+/* The server-side masking registry (api_mask.c). */
+struct vk__api_mask_entry;
+struct vk__api_mask_set {
+    pthread_mutex_t lock; /* guards the list, its length, the entries' reference counts */
+    struct vk__api_mask_entry *head;
+    size_t n;
+    int64_t swept_ms;
+};
+
 struct vk_api {
     struct vk_api_opts opts;
     struct vk__api_route_need *needs; /* one per registered route, in route order */
@@ -75,7 +85,8 @@ struct vk_api {
     pthread_mutex_t lock; /* guards the waiter list */
     struct vk__api_waiter *head, *tail;
     struct vk__api_follow_set follow;
-    struct vk_metrics_std m; /* handles in opts.metrics (all NULL without metrics) */
+    struct vk__api_mask_set mask; /* per-attempt maskers of log ingest (api_mask.c) */
+    struct vk_metrics_std m;      /* handles in opts.metrics (all NULL without metrics) */
     /* Clients waiting for trigger requests (api_treq.c). */
     pthread_mutex_t treq_lock; /* guards the list and the flags */
     pthread_cond_t treq_cond;  /* wakes the poller */
@@ -83,6 +94,33 @@ struct vk_api {
     pthread_t treq_poller;
     bool treq_started, treq_stopping;
 };
+
+/* ---------------------------------------------------------------- Masking (api_mask.c) */
+
+void vk__api_mask_init(struct vk_api *api);
+void vk__api_mask_release(struct vk_api *api);
+/*
+ * Register `value` (`n` bytes, borrowed; VK_MASK_MIN_VALUE..VK_MASK_MAX_VALUE) for the
+ * attempt: the attempt's log is masked with it on ingest from then on. Called at claim
+ * with the job token and when an ID token is issued. Returns 0, VK_EINVAL (size),
+ * VK_ETOOBIG (registry full, or the attempt's forms too big), VK_ENOMEM.
+ */
+int vk__api_mask_add(struct vk_api *api, const char *fragment_id, int attempt, const char *value,
+                     size_t n) VK_MUST_CHECK;
+/*
+ * Ingest `len` bytes at the worker's stream offset `offset` of the attempt's log: masked
+ * with its values, then stored. A retry of bytes already taken is ignored; `offset` past
+ * the end is VK_EINVAL. *in_total (may be NULL) receives the worker bytes taken so far.
+ * Returns 0 or the store's error (VK_ECONFLICT for a stale attempt), VK_EAGAIN when the
+ * registry is full, VK_ENOMEM.
+ */
+int vk__api_mask_append(struct vk_api *api, const char *fragment_id, int attempt, int64_t offset,
+                        const char *data, size_t len, int64_t *in_total,
+                        struct vk_err *err) VK_MUST_CHECK;
+/* The attempt ended: store what its masker holds back and drop its entry (absent: nothing). */
+void vk__api_mask_end(struct vk_api *api, const char *fragment_id, int attempt);
+/* Entries in the registry (tests, metrics). */
+size_t vk__api_mask_entries(struct vk_api *api);
 
 /* ---------------------------------------------------------------- Telemetry (api_metrics.c) */
 
