@@ -86,6 +86,8 @@ void vk__exec_cg_signal(const struct vk__exec_cg *cg, int sig, pid_t except);
 void vk__exec_cg_kill_all(const struct vk__exec_cg *cg);
 /** True when the memory controller recorded an OOM kill. */
 bool vk__exec_cg_oom(const struct vk__exec_cg *cg);
+/** How many forks the pids limit refused (pids.events "max"); 0 when unknown. */
+unsigned long long vk__exec_cg_pids_refused(const struct vk__exec_cg *cg);
 /** Kill what is left, remove the directories, close the fds. Accepts an empty cg. */
 void vk__exec_cg_destroy(struct vk__exec_cg *cg);
 
