@@ -5,6 +5,7 @@
  */
 #include "cli/cli.h"
 #include "vulcan/api.h"
+#include "vulcan/executor.h"
 #include "vulcan/orchestrator.h"
 #include "vulcan/store.h"
 #include "vulcan/store_identity.h"
@@ -53,6 +54,8 @@ static const char usage_text[] =
     "                           started for each other group as soon as work of that\n"
     "                           group is ready (so 'machine \"ubuntu-24.04\"' just runs).\n"
     "  --worker-sandbox MODE    sandbox of local workers: auto, bwrap, none (default auto)\n"
+    "  --worker-cgroups MODE    cgroups of local workers: auto, always, never (default auto;\n"
+    "                           never: no pids/memory/cpu limits, see docs/security.md)\n"
     "  --sandbox-network POLICY allow or deny: may fragments ask for the host network\n"
     "                           with `network #true` (default allow)  VULCAN_SANDBOX_NETWORK\n"
     "  --worker-timeout SECONDS a worker silent this long is dead (default 30)\n"
@@ -295,7 +298,7 @@ int vk__cli_server(int argc, char **argv)
     const char *listen = "127.0.0.1:8080", *database = NULL, *data_dir = "./vulcan-data";
     const char *roles = "api,orchestrator,triggers,console", *sandbox = "auto", *log_level = NULL,
                *log_format = NULL, *otlp = NULL, *public_url = NULL, *net_policy = "allow",
-               *queue_timeout = "24h", *allowed_hosts = NULL;
+               *queue_timeout = "24h", *allowed_hosts = NULL, *worker_cgroups = "auto";
     const char *tls_cert = NULL, *tls_key = NULL;
     const char *oidc_issuer = NULL, *oidc_client_id = NULL, *oidc_secret_file = NULL,
                *oidc_groups = NULL, *oidc_org = NULL, *oidc_ca = NULL;
@@ -312,6 +315,7 @@ int vk__cli_server(int argc, char **argv)
         {"workers", 0, VK_CLI_INT, &workers, "VULCAN_WORKERS", true, 0, 64},
         {"trigger-threads", 0, VK_CLI_INT, &trigger_threads, "VULCAN_TRIGGER_THREADS", true, 1, 64},
         {"worker-sandbox", 0, VK_CLI_STR, &sandbox, "VULCAN_WORKER_SANDBOX", true, 0, 0},
+        {"worker-cgroups", 0, VK_CLI_STR, &worker_cgroups, "VULCAN_WORKER_CGROUPS", true, 0, 0},
         {"sandbox-network", 0, VK_CLI_STR, &net_policy, "VULCAN_SANDBOX_NETWORK", true, 0, 0},
         {"worker-timeout", 0, VK_CLI_INT, &worker_timeout, "VULCAN_WORKER_TIMEOUT", true, 1, 86400},
         {"max-attempts", 0, VK_CLI_INT, &max_attempts, "VULCAN_MAX_ATTEMPTS", true, 1, 100},
@@ -373,6 +377,12 @@ int vk__cli_server(int argc, char **argv)
     if (strcmp(net_policy, "allow") != 0 && strcmp(net_policy, "deny") != 0) {
         fprintf(stderr, "vulcan server: --sandbox-network must be allow or deny, not '%s'\n",
                 net_policy);
+        return 2;
+    }
+    enum vk_exec_cgroups cg_mode;
+    if (vk_exec_cgroups_parse(worker_cgroups, &cg_mode) != 0) {
+        fprintf(stderr, "vulcan server: --worker-cgroups must be auto, always or never, not '%s'\n",
+                worker_cgroups);
         return 2;
     }
     bool tls = (tls_cert && *tls_cert) || (tls_key && *tls_key);
@@ -584,11 +594,12 @@ int vk__cli_server(int argc, char **argv)
                  "store", vk_store_backend(store), "roles", roles, NULL);
     char root[4096];
     snprintf(root, sizeof(root), "%s/work", data_dir);
-    const char *extra[12] = {
+    const char *extra[14] = {
         "--sandbox",    sandbox,
         "--log-format", log_format ? log_format : (isatty(2) ? "text" : "json"),
-        "--log-level",  log_level ? log_level : "info"};
-    size_t nextra = 6;
+        "--log-level",  log_level ? log_level : "info",
+        "--cgroups",    worker_cgroups};
+    size_t nextra = 8;
     if (otlp && *otlp) {
         extra[nextra++] = "--otlp-endpoint";
         extra[nextra++] = otlp;

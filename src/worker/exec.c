@@ -284,7 +284,8 @@ int vk_exec_env_init(struct vk_exec_env *env, const struct vk_exec_config *cfg, 
     env->mirror_dir = join(real, "mirrors");
     env->run_dir = join(real, "run");
     if ((rc = vk__exec_mkdir_p(env->mirror_dir, 0700, err)) < 0 ||
-        (rc = vk__exec_mkdir_p(env->run_dir, 0700, err)) < 0) {
+        (rc = vk__exec_mkdir_p(env->run_dir, 0700, err)) < 0 ||
+        (rc = vk__exec_sandbox_files(env, err)) < 0) {
         vk_exec_env_release(env);
         return rc;
     }

@@ -149,6 +149,11 @@ int vk__exec_bwrap_argv(const struct vk_exec_env *env, struct vk__exec_strv *arg
  */
 int vk__exec_bwrap_env_fd(const struct vk__exec_strv *envv, int *fd,
                           struct vk_err *err) VK_MUST_CHECK;
+/**
+ * Write the sandbox's /etc/passwd and /etc/group (root, the worker's uid and gid as
+ * "vulcan", nobody) into env->run_dir, replacing older ones. Returns 0 or a VK code.
+ */
+int vk__exec_sandbox_files(const struct vk_exec_env *env, struct vk_err *err) VK_MUST_CHECK;
 /** Probe bubblewrap once; sets env->bwrap_ok / bwrap_why. */
 void vk__exec_bwrap_probe(struct vk_exec_env *env);
 
