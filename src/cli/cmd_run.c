@@ -321,7 +321,8 @@ int vk__cli_run(int argc, char **argv)
     snprintf(url, sizeof(url), "http://127.0.0.1:%u", vk_api_port(api));
     snprintf(conc, sizeof(conc), "%lld", concurrency);
     const char *extra[] = {"--sandbox", sandbox,        "--concurrency", conc, "--log-level",
-                           log_level,   "--log-format", "text",          NULL, NULL, NULL};
+                           log_level,   "--log-format", "text",          NULL, NULL,
+                           NULL};
     /* The default pids/memory/cpu limits need cgroups, which an unprivileged user cannot
      * make here: a developer's own run then goes without them, and says so. */
     if (geteuid() != 0) {

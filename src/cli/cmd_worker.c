@@ -178,7 +178,6 @@ static int apply_default_limits(struct worker_args *a)
     return 0;
 }
 
-
 static int bad(const char *what, const char *val)
 {
     fprintf(stderr, "vulcan worker: invalid %s '%s'; see 'vulcan worker --help'\n", what, val);

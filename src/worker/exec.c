@@ -749,11 +749,10 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
     if (out->oom_killed)
         vk__exec_sink_notice(&st->sink, "\n[vulcan] killed: out of memory (limit %llu bytes)\n",
                              (unsigned long long)spec->memory_limit_bytes);
-    unsigned long long refused = st->cg_made && spec->pids_limit ? vk__exec_cg_pids_refused(&st->cg)
-                                                                : 0;
+    unsigned long long refused =
+        st->cg_made && spec->pids_limit ? vk__exec_cg_pids_refused(&st->cg) : 0;
     if (refused)
-        vk__exec_sink_notice(&st->sink,
-                             "\n[vulcan] the process limit (%u) refused %llu fork(s)\n",
+        vk__exec_sink_notice(&st->sink, "\n[vulcan] the process limit (%u) refused %llu fork(s)\n",
                              spec->pids_limit, refused);
     return 0;
 }

@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char *const system_dirs[] = {"/usr",   "/bin",    "/sbin",   "/lib",
+static char *const system_dirs[] = {"/usr",   "/bin",   "/sbin",   "/lib",
                                     "/lib32", "/lib64", "/libx32", "/opt"};
 
 /*
@@ -79,8 +79,8 @@ int vk__exec_sandbox_files(const struct vk_exec_env *env, struct vk_err *err)
     char passwd[512], group[256];
     int n = snprintf(passwd, sizeof passwd, "root:x:0:0:root:/root:/bin/sh\n");
     if (uid != 0)
-        n += snprintf(passwd + n, sizeof passwd - (size_t)n, "vulcan:x:%u:%u:Vulcan CI job:/tmp:/bin/sh\n",
-                      uid, gid);
+        n += snprintf(passwd + n, sizeof passwd - (size_t)n,
+                      "vulcan:x:%u:%u:Vulcan CI job:/tmp:/bin/sh\n", uid, gid);
     snprintf(passwd + n, sizeof passwd - (size_t)n,
              "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
     n = snprintf(group, sizeof group, "root:x:0:\n");
@@ -126,8 +126,7 @@ static int push_system(struct vk__exec_strv *argv, struct vk_pool *pool)
 
 /* The sandbox's /etc: a tmpfs with the allow-listed host files and our passwd/group.
  * (It is made read-only after the operator's binds, which may add /etc files.) */
-static int push_etc(const struct vk_exec_env *env, struct vk__exec_strv *argv,
-                    struct vk_pool *pool)
+static int push_etc(const struct vk_exec_env *env, struct vk__exec_strv *argv, struct vk_pool *pool)
 {
     PUSH("--tmpfs");
     PUSH("/etc");
