@@ -13,7 +13,7 @@
  *
  * It checks that an answer, when there is one, is an HTTP/1.x status line with a status
  * of 100-599 other than 500 (a handler's unexpected failure), and every 512 inputs that
- * both servers still answer GET /health: a request must never crash, hang or wedge them.
+ * both servers still answer GET /health: a request must never crash or wedge them.
  */
 #include "vulcan/api.h"
 #include "vulcan/auth.h"

@@ -121,8 +121,8 @@ struct worker_args {
 };
 
 /*
- * A limit: "none" (0: no limit), or a positive number, with `sized` an optional K/M/G/T
- * suffix (powers of 1024). Returns 0 or VK_EINVAL (0, overflow, junk).
+ * A limit: "none" or 0 (no limit), or a number, with `sized` an optional K/M/G/T suffix
+ * (powers of 1024). Returns 0 or VK_EINVAL (overflow, junk).
  */
 static int parse_limit(const char *s, bool sized, uint64_t max, uint64_t *out)
 {
@@ -143,7 +143,7 @@ static int parse_limit(const char *s, bool sized, uint64_t max, uint64_t *out)
         num[--len] = '\0';
     }
     uint64_t v;
-    if (parse_u64(num, max >> shift, &v) != 0 || v == 0)
+    if (parse_u64(num, max >> shift, &v) != 0)
         return VK_EINVAL;
     *out = v << shift;
     return 0;

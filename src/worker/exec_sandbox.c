@@ -135,8 +135,8 @@ static int push_etc(const struct vk_exec_env *env, struct vk__exec_strv *argv, s
         if (!p)
             return VK_ENOMEM;
         if (access(p, F_OK) != 0)
-            continue;
-        PUSH("--ro-bind");
+            continue; /* a shorter command line; -try as it may go meanwhile */
+        PUSH("--ro-bind-try");
         PUSH(p);
         PUSH(p);
     }
