@@ -12,6 +12,7 @@ vulcan=$1
 pids=""
 trap 'for p in $pids; do kill -9 $p 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"' EXIT
 
+: >"$tmp/server.log"
 "$vulcan" server --listen 127.0.0.1:0 --data-dir "$tmp/data" --log-format text --no-auth \
     >"$tmp/server.log" 2>&1 &
 pids="$pids $!"

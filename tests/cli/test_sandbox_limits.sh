@@ -16,6 +16,7 @@ if ! command -v bwrap >/dev/null 2>&1; then
     exit 0
 fi
 
+: >"$tmp/server.log"
 "$vulcan" server --listen 127.0.0.1:0 --data-dir "$tmp/data" --log-format text --no-auth \
     >"$tmp/server.log" 2>&1 &
 pids="$pids $!"
