@@ -5,6 +5,7 @@
  */
 #include "cli/cli.h"
 #include "vulcan/api.h"
+#include "vulcan/executor.h"
 #include "vulcan/orchestrator.h"
 #include "vulcan/secret_provider.h"
 #include "vulcan/store.h"
@@ -67,6 +68,8 @@ static const char usage_text[] =
     "                           started for each other group as soon as work of that\n"
     "                           group is ready (so 'machine \"ubuntu-24.04\"' just runs).\n"
     "  --worker-sandbox MODE    sandbox of local workers: auto, bwrap, none (default auto)\n"
+    "  --worker-cgroups MODE    cgroups of local workers: auto, always, never (default auto;\n"
+    "                           never: no pids/memory/cpu limits, see docs/security.md)\n"
     "  --sandbox-network POLICY allow or deny: may fragments ask for the host network\n"
     "                           with `network #true` (default allow)  VULCAN_SANDBOX_NETWORK\n"
     "  --worker-timeout SECONDS a worker silent this long is dead (default 30)\n"
@@ -327,7 +330,7 @@ int vk__cli_server(int argc, char **argv)
     const char *roles = "api,orchestrator,triggers,console", *sandbox = "auto", *log_level = NULL,
                *log_format = NULL, *otlp = NULL, *public_url = NULL, *net_policy = "allow",
                *queue_timeout = "24h", *allowed_hosts = NULL, *repo_schemes = "https,ssh",
-               *repo_hosts = NULL;
+               *repo_hosts = NULL, *worker_cgroups = "auto";
     bool allow_file_repos = false;
     long long http_threads = 4;
     const char *tls_cert = NULL, *tls_key = NULL;
@@ -356,6 +359,7 @@ int vk__cli_server(int argc, char **argv)
         {"allow-file-repos", 0, VK_CLI_FLAG, &allow_file_repos, "VULCAN_ALLOW_FILE_REPOS", true, 0,
          0},
         {"worker-sandbox", 0, VK_CLI_STR, &sandbox, "VULCAN_WORKER_SANDBOX", true, 0, 0},
+        {"worker-cgroups", 0, VK_CLI_STR, &worker_cgroups, "VULCAN_WORKER_CGROUPS", true, 0, 0},
         {"sandbox-network", 0, VK_CLI_STR, &net_policy, "VULCAN_SANDBOX_NETWORK", true, 0, 0},
         {"worker-timeout", 0, VK_CLI_INT, &worker_timeout, "VULCAN_WORKER_TIMEOUT", true, 1, 86400},
         {"max-attempts", 0, VK_CLI_INT, &max_attempts, "VULCAN_MAX_ATTEMPTS", true, 1, 100},
@@ -466,6 +470,12 @@ int vk__cli_server(int argc, char **argv)
             vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
             return 2;
         }
+    }
+    enum vk_exec_cgroups cg_mode;
+    if (vk_exec_cgroups_parse(worker_cgroups, &cg_mode) != 0) {
+        fprintf(stderr, "vulcan server: --worker-cgroups must be auto, always or never, not '%s'\n",
+                worker_cgroups);
+        return 2;
     }
     bool tls = (tls_cert && *tls_cert) || (tls_key && *tls_key);
     if (tls && (!tls_cert || !*tls_cert || !tls_key || !*tls_key)) {
@@ -707,11 +717,12 @@ int vk__cli_server(int argc, char **argv)
                      providers.items[i].name, "path", providers.items[i].argv[0], NULL);
     char root[4096];
     snprintf(root, sizeof(root), "%s/work", data_dir);
-    const char *extra[12] = {
+    const char *extra[14] = {
         "--sandbox",    sandbox,
         "--log-format", log_format ? log_format : (isatty(2) ? "text" : "json"),
-        "--log-level",  log_level ? log_level : "info"};
-    size_t nextra = 6;
+        "--log-level",  log_level ? log_level : "info",
+        "--cgroups",    worker_cgroups};
+    size_t nextra = 8;
     if (otlp && *otlp) {
         extra[nextra++] = "--otlp-endpoint";
         extra[nextra++] = otlp;

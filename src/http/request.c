@@ -313,6 +313,16 @@ int vk_http_reply_empty(struct vk_http_req *req, int status)
 struct MHD_Response *vk__http_error_response(const char *code, const char *msg)
 {
     json_t *o = json_pack("{s:s, s:s}", "error", code, "message", msg);
+    if (!o && msg) {
+        /* Not UTF-8 (a path or header quoted from the request, or one cut short by a
+         * bound): send it with every non-ASCII byte as '?' rather than no answer. */
+        char safe[1024];
+        size_t i = 0;
+        for (; msg[i] && i + 1 < sizeof safe; i++)
+            safe[i] = (unsigned char)msg[i] < 0x80 ? msg[i] : '?';
+        safe[i] = '\0';
+        o = json_pack("{s:s, s:s}", "error", code, "message", safe);
+    }
     size_t len = 0;
     char *text = vk_http_json_text(o, JSON_COMPACT, &len);
     json_decref(o);

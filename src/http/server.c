@@ -245,12 +245,14 @@ static void set_remote(struct vk_http_req *req)
 static void early_error_h(struct vk_http_req *req, unsigned status, const char *code,
                           const char *msg, const char *header, const char *value)
 {
+    /* Set first: even when no answer can be made (out of memory), the request is refused
+     * and its handler never runs (the connection is closed instead). */
+    req->early_status = (int)status;
     struct MHD_Response *resp = vk__http_error_response(code, msg);
     if (!resp)
         return;
     if (header && value)
         MHD_add_response_header(resp, header, value);
-    req->early_status = (int)status;
     int rc = vk__http_submit(req, resp, status, NULL);
     (void)rc;
 }
