@@ -43,6 +43,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* ================================================================ Types */
 
@@ -286,6 +287,24 @@ int vk_http_reply_json(struct vk_http_req *req, int status, json_t *body);
  */
 int vk_http_reply_error(struct vk_http_req *req, int status, const char *code, const char *fmt, ...)
     VK_PRINTF(4, 5);
+
+/**
+ * A pulled body's reader: copy up to `max` bytes of the body from byte `pos` into `buf` and
+ * return how many (> 0). Called on a polling thread, one call at a time, only while the
+ * client takes bytes; it must not wait long (a store read is fine, the network is not).
+ * Return < 0 to end the response with an error (the connection is closed).
+ */
+typedef ssize_t (*vk_http_body_fn)(void *ctx, uint64_t pos, char *buf, size_t max);
+
+/**
+ * Reply with a body of exactly `size` bytes (Content-Length) that `read` produces in
+ * blocks of at most `block` bytes (0: 64 KiB) as the client reads, so a large body is
+ * never held whole in memory. Takes `ctx`: `free_ctx` (may be NULL) is called on it
+ * once, when the response is done or could not be made (also on error returns).
+ */
+int vk_http_reply_pull(struct vk_http_req *req, int status, const char *content_type,
+                       uint64_t size, size_t block, vk_http_body_fn read, void *ctx,
+                       void (*free_ctx)(void *ctx));
 
 /** Reply with no body (e.g. 204). */
 int vk_http_reply_empty(struct vk_http_req *req, int status);

@@ -33,7 +33,7 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_LOG_REPLY (64u * 1024u * 1024u)
+#define PULL_BLOCK (64u * 1024u) /* one store read of the plain log */
 #define MAX_FOLLOWERS 256u
 #define READ_CHUNK (256u * 1024u)
 #define POLL_MS 100
@@ -138,10 +138,39 @@ static int fragment_state(struct vk_api *api, const char *id, int *attempt,
 
 /* ---------------------------------------------------------------- Whole log */
 
+/* The plain log as a pulled body: each block is one store read of at most PULL_BLOCK bytes
+ * made as the client takes them, so a reader costs one block however large the log is and
+ * however slowly it reads (issue 14 item 3). The length is what was stored when the request
+ * came; bytes appended later are for the next read (or a follower). */
+struct log_body {
+    struct vk_store *store;
+    char id[VK_UUID_LEN];
+    int attempt;
+    int64_t from; /* the first byte sent */
+};
+
+static ssize_t log_body_read(void *ctx, uint64_t pos, char *buf, size_t max)
+{
+    struct log_body *b = ctx;
+    size_t got = 0;
+    int64_t total = 0;
+    struct vk_err err;
+    vk_err_clear(&err);
+    if (max > PULL_BLOCK)
+        max = PULL_BLOCK;
+    int rc = vk_store_log_read(b->store, b->id, b->attempt, b->from + (int64_t)pos, buf, max, &got,
+                               &total, &err);
+    if (rc < 0 || got == 0) {
+        vk_log_write(VK_LOG_WARN, "api", "a log read ended early", "fragment_id", b->id, "error",
+                     rc < 0 ? err.msg : "fewer bytes stored than announced", NULL);
+        return -1;
+    }
+    return (ssize_t)got;
+}
+
 static void reply_whole(struct vk_api *api, struct vk_http_req *req, const struct log_params *p)
 {
     int attempt = p->attempt;
-    int64_t offset = p->offset;
     struct vk_err err;
     vk_err_clear(&err);
     int rc = 0;
@@ -153,23 +182,12 @@ static void reply_whole(struct vk_api *api, struct vk_http_req *req, const struc
             return;
         }
     }
-    struct vk_buf out = VK_BUF_INIT(MAX_LOG_REPLY);
+    /* A zero-byte read gives the stored length. */
+    char probe[1];
+    size_t got = 0;
     int64_t total = 0;
-    for (;;) {
-        size_t got = 0;
-        rc = vk_buf_grow(&out, READ_CHUNK);
-        if (rc < 0)
-            break;
-        rc = vk_store_log_read(api->opts.store, p->id, attempt, offset, out.data + out.len,
-                               READ_CHUNK, &got, &total, &err);
-        if (rc < 0 || got == 0)
-            break;
-        out.len += got;
-        out.data[out.len] = '\0';
-        offset += (int64_t)got;
-    }
-    if (rc < 0 && rc != VK_ETOOBIG) {
-        vk_buf_release(&out);
+    rc = vk_store_log_read(api->opts.store, p->id, attempt, 0, probe, 0, &got, &total, &err);
+    if (rc < 0) {
         vk__api_reply_err(req, &err, rc);
         return;
     }
@@ -179,8 +197,23 @@ static void reply_whole(struct vk_api *api, struct vk_http_req *req, const struc
         snprintf(num, sizeof(num), "%lld", (long long)total);
         (void)!vk_http_set_header(req, "X-Vulcan-Log-Length", num);
     }
-    vk_http_reply(req, 200, "text/plain; charset=utf-8", out.data, out.len);
-    vk_buf_release(&out);
+    int64_t from = p->offset < total ? p->offset : total;
+    if (from == total) {
+        vk_http_reply(req, 200, "text/plain; charset=utf-8", "", 0);
+        return;
+    }
+    struct log_body *b = vk_mem_calloc(1, sizeof(*b));
+    if (!b) {
+        vk_http_reply_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    b->store = api->opts.store;
+    memcpy(b->id, p->id, VK_UUID_LEN);
+    b->attempt = attempt;
+    b->from = from;
+    if (vk_http_reply_pull(req, 200, "text/plain; charset=utf-8", (uint64_t)(total - from),
+                           PULL_BLOCK, log_body_read, b, vk_mem_free) == VK_ENOMEM)
+        vk_http_reply_error(req, 503, "unavailable", "out of memory");
 }
 
 /* ---------------------------------------------------------------- SSE encoding */
