@@ -103,7 +103,14 @@ struct vk_http_server_opts {
     const char *listen;        /**< "ADDR:PORT": "127.0.0.1:8080", "[::1]:0", ":8080" (all
                                 *   IPv4); port 0 picks a free port. Required. */
     unsigned threads;          /**< polling threads (default 2); each multiplexes with epoll */
-    unsigned connection_limit; /**< simultaneous connections (default 10000) */
+    unsigned connection_limit; /**< simultaneous connections (default 10000); more wait in
+                                *   the listen backlog */
+    unsigned per_address_limit; /**< simultaneous connections from one client address
+                                 *   (default 64); more are closed at once when accepted */
+    unsigned request_timeout_s; /**< a request's headers and body must be in within this
+                                 *   many seconds of its first byte being awaited, however
+                                 *   steadily they trickle (default 60); then 408 (plain
+                                 *   HTTP) and the connection is closed */
     size_t connection_memory;  /**< per-connection memory for headers (default 32 KiB) */
     unsigned idle_timeout_s;   /**< close idle/slow connections after this (default 60); never
                                 *   applies to suspended requests or streams */

@@ -80,6 +80,9 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
     pthread_mutex_init(&api->lock, NULL);
     struct vk_http_server_opts ho = {.listen = opts->listen,
                                      .threads = opts->http_threads,
+                                     .connection_limit = opts->max_connections,
+                                     .per_address_limit = opts->max_connections_per_address,
+                                     .request_timeout_s = opts->request_timeout_s,
                                      .gate = vk__api_gate,
                                      .gate_ctx = api,
                                      .tls_cert_pem = opts->tls_cert_pem,

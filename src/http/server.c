@@ -19,6 +19,8 @@
 
 #define DEF_THREADS 2u
 #define DEF_CONN_LIMIT 10000u
+#define DEF_PER_ADDRESS 64u
+#define DEF_REQUEST_TIMEOUT_S 60u
 #define DEF_CONN_MEMORY (36u * 1024u)
 #define DEF_IDLE_TIMEOUT_S 60u
 #define DEF_BACKLOG 1024u
@@ -43,6 +45,10 @@ int vk_http_server_new(const struct vk_http_server_opts *opts, struct vk_http_se
         srv->opts.threads = DEF_THREADS;
     if (!srv->opts.connection_limit)
         srv->opts.connection_limit = DEF_CONN_LIMIT;
+    if (!srv->opts.per_address_limit)
+        srv->opts.per_address_limit = DEF_PER_ADDRESS;
+    if (!srv->opts.request_timeout_s)
+        srv->opts.request_timeout_s = DEF_REQUEST_TIMEOUT_S;
     if (!srv->opts.connection_memory)
         srv->opts.connection_memory = DEF_CONN_MEMORY;
     if (!srv->opts.idle_timeout_s)
@@ -407,6 +413,8 @@ static enum MHD_Result queue_pending(struct vk_http_req *req)
     unsigned status = req->pending_status;
     req->pending = NULL;
     req->state = RS_QUEUED;
+    if (req->cx)
+        vk__http_conn_disarm(srv, req->cx); /* the request is answered */
     pthread_mutex_unlock(&srv->mu);
     if (!resp)
         return MHD_NO;
@@ -476,7 +484,14 @@ static enum MHD_Result run_handler(struct vk_http_req *req)
         }
     }
     pthread_mutex_lock(&srv->mu);
+    if (req->cx && req->cx->expired) {
+        /* Its deadline passed as the last byte came: the 408 is sent already. */
+        pthread_mutex_unlock(&srv->mu);
+        return MHD_NO;
+    }
     req->state = RS_HANDLER;
+    if (req->cx)
+        vk__http_conn_disarm(srv, req->cx); /* in: the deadline no longer applies */
     pthread_mutex_unlock(&srv->mu);
     rt->handler(req, rt->ctx);
     return after_handler(req);
@@ -494,6 +509,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (!req)
             return MHD_NO;
         *con_cls = req;
+        const union MHD_ConnectionInfo *sc =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        req->cx = sc ? sc->socket_context : NULL;
         pthread_mutex_lock(&srv->mu);
         req->live_next = srv->live;
         if (srv->live)
@@ -509,6 +527,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        pthread_mutex_lock(&srv->mu);
+        bool expired = req->cx && req->cx->expired;
+        pthread_mutex_unlock(&srv->mu);
+        if (expired)
+            return MHD_NO;
         if (req->early_status || req->state != RS_NEW)
             return MHD_YES;
         if (n > req->body.max - req->body.len) {
@@ -557,6 +580,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req->live_next)
         req->live_next->live_prev = req->live_prev;
     req->live_prev = req->live_next = NULL;
+    if (req->cx && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        vk__http_conn_arm(srv, req->cx); /* the clock of the next request on the connection */
     if (--srv->live_count == 0)
         pthread_cond_broadcast(&srv->idle);
     pthread_mutex_unlock(&srv->mu);
@@ -570,6 +595,115 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (st)
         vk__http_stream_detach(st, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     vk_http_req_unref(req);
+}
+
+/* ---------------------------------------------------------------- Request deadline */
+
+static void conn_unlink(struct vk_http_server *srv, struct vk__http_conn *cx)
+{
+    if (cx->prev)
+        cx->prev->next = cx->next;
+    else
+        srv->reading_head = cx->next;
+    if (cx->next)
+        cx->next->prev = cx->prev;
+    else
+        srv->reading_tail = cx->prev;
+    cx->prev = cx->next = NULL;
+    cx->listed = false;
+}
+
+void vk__http_conn_arm(struct vk_http_server *srv, struct vk__http_conn *cx)
+{
+    if (cx->listed)
+        conn_unlink(srv, cx);
+    if (cx->expired)
+        return;
+    cx->deadline_ns = vk_time_mono_ns() + (int64_t)srv->opts.request_timeout_s * 1000000000;
+    cx->prev = srv->reading_tail;
+    cx->next = NULL;
+    if (srv->reading_tail)
+        srv->reading_tail->next = cx;
+    else
+        srv->reading_head = cx;
+    srv->reading_tail = cx;
+    cx->listed = true;
+    if (srv->reading_head == cx)
+        vk__http_watch_wake(srv); /* its timeout was for something later, or none */
+}
+
+void vk__http_conn_disarm(struct vk_http_server *srv, struct vk__http_conn *cx)
+{
+    if (cx->listed)
+        conn_unlink(srv, cx);
+}
+
+#define TIMEOUT_BODY                                                                       \
+    "{\"error\":\"request_timeout\",\"message\":\"the request took too long to arrive\"}"
+static const char timeout_reply[] = "HTTP/1.1 408 Request Timeout\r\n"
+                                    "Content-Type: application/json\r\n"
+                                    "Content-Length: 75\r\nConnection: close\r\n\r\n" TIMEOUT_BODY;
+_Static_assert(sizeof(TIMEOUT_BODY) - 1 == 75, "the 408's Content-Length");
+
+/*
+ * A client that trickles its headers or body (a byte every 20 s keeps MHD's idle timeout
+ * at bay) is cut at the deadline: a 408 written to the socket ourselves (plain HTTP only:
+ * MHD has sent nothing for this request, as in reject_mid_upload), then the reading side
+ * shut, so that MHD's next read sees the end and it closes the connection itself. The fd
+ * is MHD's until its close notification, which takes srv->mu before it closes the fd.
+ */
+int64_t vk__http_conn_expire(struct vk_http_server *srv)
+{
+    int64_t ms = -1;
+    pthread_mutex_lock(&srv->mu);
+    int64_t now = vk_time_mono_ns();
+    struct vk__http_conn *cx;
+    while ((cx = srv->reading_head)) {
+        if (cx->deadline_ns > now) {
+            ms = (cx->deadline_ns - now + 999999) / 1000000;
+            break;
+        }
+        conn_unlink(srv, cx);
+        cx->expired = true;
+        if (cx->fd < 0)
+            continue;
+        if (!srv->tls) {
+            ssize_t w = send(cx->fd, timeout_reply, sizeof(timeout_reply) - 1,
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)w; /* best effort: the connection is closed either way */
+        }
+        shutdown(cx->fd, SHUT_RD);
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return ms;
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION: a connection's socket context is its deadline. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct vk_http_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct vk__http_conn *cx = vk_mem_calloc(1, sizeof(*cx));
+        *socket_context = cx;
+        if (!cx)
+            return; /* no deadline for this one; MHD's idle timeout still applies */
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        cx->fd = ci ? ci->connect_fd : -1;
+        pthread_mutex_lock(&srv->mu);
+        vk__http_conn_arm(srv, cx);
+        pthread_mutex_unlock(&srv->mu);
+        return;
+    }
+    struct vk__http_conn *cx = *socket_context;
+    *socket_context = NULL;
+    if (!cx)
+        return;
+    pthread_mutex_lock(&srv->mu);
+    vk__http_conn_disarm(srv, cx);
+    pthread_mutex_unlock(&srv->mu);
+    vk_mem_free(cx);
 }
 
 /* ---------------------------------------------------------------- Start, stop */
@@ -608,12 +742,13 @@ int vk_http_server_start(struct vk_http_server *srv, struct vk_err *err)
     struct MHD_OptionItem ops[] = {
         {MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->opts.connection_limit, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)srv->opts.per_address_limit, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)srv->opts.connection_memory, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)srv->opts.idle_timeout_s, NULL},
         {MHD_OPTION_END, 0, NULL}, /* thread pool, below */
         {MHD_OPTION_END, 0, NULL}};
     if (srv->opts.threads > 1)
-        ops[4] =
+        ops[5] =
             (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)srv->opts.threads, NULL};
     rc = vk__http_watch_start(srv, err);
     if (rc < 0)
@@ -622,12 +757,14 @@ int vk_http_server_start(struct vk_http_server *srv, struct vk_err *err)
         srv->daemon =
             MHD_start_daemon(flags | MHD_USE_TLS, 0, on_accept, srv, on_access, srv,
                              MHD_OPTION_ARRAY, ops, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+                             MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
                              MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
                              MHD_OPTION_HTTPS_CERT_CALLBACK, vk__http_tls_retrieve, MHD_OPTION_END);
     else
         srv->daemon =
             MHD_start_daemon(flags, 0, on_accept, srv, on_access, srv, MHD_OPTION_ARRAY, ops,
                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+                             MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
                              MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
     if (!srv->daemon) {
         vk__http_watch_stop(srv);
