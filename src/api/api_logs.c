@@ -304,28 +304,30 @@ struct follower {
     struct vk_buf ev;    /* the event being written */
     unsigned char *data; /* READ_CHUNK bytes */
     int64_t last_write_ms;
-    int slot; /* its entry in api->follow.keys, or -1 */
+    int slot; /* its entry in api->follow.keys and .addrs, or -1 */
 };
 
-/* One caller (a user, or an address without credentials) holds at most this many live
- * followers, so that nobody takes every slot (issue 14 item 6). */
+/* One user, and one client address (whoever it holds them for), holds at most this many
+ * live followers, so that nobody takes every slot: not one user from many addresses, nor one
+ * address with many users' tokens (issue 14 item 6). Under the per-address connection limit
+ * (64 by default), so that an address at its followers' limit can still do the rest. */
 #define MAX_FOLLOWERS_PER_CALLER 32u
-_Static_assert(VK_ARRAY_LEN(((struct vk__api_follow_set *)0)->keys) == MAX_FOLLOWERS,
+_Static_assert(VK_ARRAY_LEN(((struct vk__api_follow_set *)0)->keys) == MAX_FOLLOWERS &&
+                   VK_ARRAY_LEN(((struct vk__api_follow_set *)0)->addrs) == MAX_FOLLOWERS,
                "one key per follower slot");
 
-static void follow_key(struct vk_http_req *req, char key[48])
+static void follow_keys(struct vk_http_req *req, char user[48], char addr[48])
 {
     const struct vk__api_principal *p = vk_http_req_principal(req);
-    if (p && p->user_id[0])
-        snprintf(key, 48, "u:%s", p->user_id);
-    else
-        snprintf(key, 48, "a:%.45s", vk_http_remote_addr(req) ? vk_http_remote_addr(req) : "?");
+    snprintf(user, 48, "%.47s", p && p->user_id[0] ? p->user_id : "");
+    const char *a = vk_http_remote_addr(req);
+    snprintf(addr, 48, "%.47s", a && *a ? a : "?");
 }
 
 static void release_slot(struct vk_api *api, int slot)
 {
     if (slot >= 0)
-        api->follow.keys[slot][0] = '\0';
+        api->follow.keys[slot][0] = api->follow.addrs[slot][0] = '\0';
 }
 
 static bool stopping(struct vk_api *api)
@@ -577,32 +579,40 @@ static void start_follow(struct vk_api *api, struct vk_http_req *req, const stru
     fw->status = fw->attempt == attempt ? status : VK_STORE_FRAG_FAILED;
     vk_buf_init(&fw->ev, READ_CHUNK * 7 + 4096); /* worst case: every byte as \u00XX */
 
-    char key[48];
-    follow_key(req, key);
+    char user[48], addr[48];
+    follow_keys(req, user, addr);
     fw->slot = -1;
     pthread_mutex_lock(&api->follow.lock);
     bool full = api->follow.n >= MAX_FOLLOWERS, stop = api->follow.stopping;
-    unsigned mine = 0;
+    unsigned by_user = 0, by_addr = 0;
     int free_slot = -1;
     for (int i = 0; i < (int)MAX_FOLLOWERS; i++) {
-        if (!api->follow.keys[i][0])
+        if (!api->follow.addrs[i][0]) {
             free_slot = free_slot < 0 ? i : free_slot;
-        else if (strcmp(api->follow.keys[i], key) == 0)
-            mine++;
+            continue;
+        }
+        by_user += user[0] && strcmp(api->follow.keys[i], user) == 0;
+        by_addr += strcmp(api->follow.addrs[i], addr) == 0;
     }
-    bool greedy = mine >= MAX_FOLLOWERS_PER_CALLER;
+    bool greedy = by_user >= MAX_FOLLOWERS_PER_CALLER || by_addr >= MAX_FOLLOWERS_PER_CALLER;
     if (!full && !stop && !greedy && free_slot >= 0) {
         api->follow.n++;
         fw->slot = free_slot;
-        snprintf(api->follow.keys[free_slot], sizeof(api->follow.keys[free_slot]), "%s", key);
+        memcpy(api->follow.keys[free_slot], user, sizeof(user));
+        memcpy(api->follow.addrs[free_slot], addr, sizeof(addr));
     }
     pthread_mutex_unlock(&api->follow.lock);
     if (fw->slot < 0) {
         follower_free(fw);
-        if (greedy && !stop)
+        if (greedy && !stop && by_user >= MAX_FOLLOWERS_PER_CALLER)
             vk_http_reply_error(req, 429, "too_many_requests",
-                                "you follow %u logs already (at most %u at once); close one", mine,
-                                MAX_FOLLOWERS_PER_CALLER);
+                                "you follow %u logs already (at most %u at once); close one",
+                                by_user, MAX_FOLLOWERS_PER_CALLER);
+        else if (greedy && !stop)
+            vk_http_reply_error(req, 429, "too_many_requests",
+                                "your address follows %u logs already (at most %u at once); "
+                                "close one",
+                                by_addr, MAX_FOLLOWERS_PER_CALLER);
         else
             vk_http_reply_error(req, 503, "unavailable",
                                 stop ? "the server is stopping"

@@ -89,9 +89,10 @@ python3 - "$port" "$fid" "$readers" "$tmp/readers" <<'PY' &
 import socket, sys, time
 port, fid, n, out = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 socks = []
-for _ in range(n):
+for i in range(n):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.bind(("127.0.0.%d" % (10 + i % 4), 0))  # 4 addresses: under the per-address limit
     s.connect(("127.0.0.1", port))
     s.sendall(b"GET /api/v1/fragments/%s/log HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % fid.encode())
     socks.append(s)
