@@ -3,6 +3,8 @@
 # the worker's log route, reads back whole, and 100 readers that take a few bytes a second
 # keep the server's memory (VmHWM in /proc/PID/status) under 64 MB: the plain log is
 # streamed from the store in 64 KiB blocks, never built in memory.
+# With VK_TEST_PG_URL set (scripts/pg-test.sh, the cli_log_memory_pg run) the server's
+# store is that PostgreSQL database, else SQLite in the data directory.
 # Usage: test_log_memory.sh VULCAN_BINARY [READERS] [MIB]
 set -u
 vulcan=$1
@@ -13,7 +15,9 @@ pids=""
 trap 'for p in $pids; do kill -9 $p 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"' EXIT
 
 l=$tmp/server.log
-"$vulcan" server --listen 127.0.0.1:0 --data-dir "$tmp/data" --log-format text --no-auth \
+set --
+[ -n "${VK_TEST_PG_URL:-}" ] && set -- --database "$VK_TEST_PG_URL"
+"$vulcan" server --listen 127.0.0.1:0 --data-dir "$tmp/data" --log-format text --no-auth "$@" \
     --workers 1 --worker-sandbox none --max-log-bytes 100000000 >"$l" 2>&1 &
 spid=$!
 pids="$pids $spid"
