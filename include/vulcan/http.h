@@ -105,12 +105,12 @@ struct vk_http_server_opts {
     unsigned threads;          /**< polling threads (default 2); each multiplexes with epoll */
     unsigned connection_limit; /**< simultaneous connections (default 10000); more wait in
                                 *   the listen backlog */
-    unsigned per_address_limit; /**< simultaneous connections from one client address
-                                 *   (default 64); more are closed at once when accepted */
-    unsigned request_timeout_s; /**< a request's headers and body must be in within this
-                                 *   many seconds of its first byte being awaited, however
-                                 *   steadily they trickle (default 60); then 408 (plain
-                                 *   HTTP) and the connection is closed */
+    unsigned per_addr_limit;   /**< simultaneous connections from one client address
+                                *   (default 64); more are closed at once when accepted */
+    unsigned req_timeout_s;    /**< a request's headers and body must be in within this
+                                *   many seconds of its first byte being awaited, however
+                                *   steadily they trickle (default 60); then 408 (plain
+                                *   HTTP) and the connection is closed */
     size_t connection_memory;  /**< per-connection memory for headers (default 32 KiB) */
     unsigned idle_timeout_s;   /**< close idle/slow connections after this (default 60); never
                                 *   applies to suspended requests or streams */
@@ -309,9 +309,8 @@ typedef ssize_t (*vk_http_body_fn)(void *ctx, uint64_t pos, char *buf, size_t ma
  * never held whole in memory. Takes `ctx`: `free_ctx` (may be NULL) is called on it
  * once, when the response is done or could not be made (also on error returns).
  */
-int vk_http_reply_pull(struct vk_http_req *req, int status, const char *content_type,
-                       uint64_t size, size_t block, vk_http_body_fn read, void *ctx,
-                       void (*free_ctx)(void *ctx));
+int vk_http_reply_pull(struct vk_http_req *req, int status, const char *content_type, uint64_t size,
+                       size_t block, vk_http_body_fn read, void *ctx, void (*free_ctx)(void *ctx));
 
 /** Reply with no body (e.g. 204). */
 int vk_http_reply_empty(struct vk_http_req *req, int status);

@@ -106,14 +106,19 @@ struct vk__http_hdr {
  * deadline. While a request is being read (headers and body) the connection is on
  * srv->reading, in deadline order (every deadline is its start plus the same timeout, so
  * appending keeps the order); once its handler runs it is off the list until the response
- * is done and the next request is awaited. All under srv->mu.
+ * is done and the next request is awaited. Past its deadline it moves to srv->dying (same
+ * order: the same grace for all) until MHD closes it. All under srv->mu.
  */
 struct vk__http_conn {
-    struct vk__http_conn *prev, *next; /* srv->reading */
+    struct vk__http_conn *prev, *next;
+    struct vk__http_conn_list *list; /* &srv->reading, &srv->dying or NULL */
     int fd;
-    bool listed;
     bool expired; /* the deadline passed: 408 sent, reading shut; no handler may run */
     int64_t deadline_ns;
+};
+
+struct vk__http_conn_list {
+    struct vk__http_conn *head, *tail;
 };
 
 struct vk_http_req {
@@ -193,8 +198,9 @@ struct vk_http_server {
     struct vk_http_req *live; /* every request MHD has not completed */
     size_t live_count;
 
-    /* Connections whose request is being read, oldest deadline first (srv->mu). */
-    struct vk__http_conn *reading_head, *reading_tail;
+    /* Connections whose request is being read, and those past their deadline that MHD has
+     * not closed yet; earliest deadline first (srv->mu). */
+    struct vk__http_conn_list reading, dying;
 
     /* TLS (tls.c): NULL without. */
     struct vk__http_tls *tls;

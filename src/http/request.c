@@ -286,9 +286,8 @@ static void pull_free(void *cls)
     vk_mem_free(p);
 }
 
-int vk_http_reply_pull(struct vk_http_req *req, int status, const char *content_type,
-                       uint64_t size, size_t block, vk_http_body_fn read, void *ctx,
-                       void (*free_ctx)(void *ctx))
+int vk_http_reply_pull(struct vk_http_req *req, int status, const char *content_type, uint64_t size,
+                       size_t block, vk_http_body_fn read, void *ctx, void (*free_ctx)(void *ctx))
 {
     check_status(status);
     struct pull *p = vk_mem_calloc(1, sizeof(*p));
@@ -301,8 +300,8 @@ int vk_http_reply_pull(struct vk_http_req *req, int status, const char *content_
     /* MHD_SIZE_UNKNOWN is all ones: a size that large is not a size. */
     if (size == MHD_SIZE_UNKNOWN)
         size--;
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(size, block ? block : PULL_BLOCK, pull_read, p, pull_free);
+    struct MHD_Response *resp = MHD_create_response_from_callback(size, block ? block : PULL_BLOCK,
+                                                                  pull_read, p, pull_free);
     if (!resp) {
         pull_free(p);
         return VK_ENOMEM;

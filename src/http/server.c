@@ -45,10 +45,10 @@ int vk_http_server_new(const struct vk_http_server_opts *opts, struct vk_http_se
         srv->opts.threads = DEF_THREADS;
     if (!srv->opts.connection_limit)
         srv->opts.connection_limit = DEF_CONN_LIMIT;
-    if (!srv->opts.per_address_limit)
-        srv->opts.per_address_limit = DEF_PER_ADDRESS;
-    if (!srv->opts.request_timeout_s)
-        srv->opts.request_timeout_s = DEF_REQUEST_TIMEOUT_S;
+    if (!srv->opts.per_addr_limit)
+        srv->opts.per_addr_limit = DEF_PER_ADDRESS;
+    if (!srv->opts.req_timeout_s)
+        srv->opts.req_timeout_s = DEF_REQUEST_TIMEOUT_S;
     if (!srv->opts.connection_memory)
         srv->opts.connection_memory = DEF_CONN_MEMORY;
     if (!srv->opts.idle_timeout_s)
@@ -599,46 +599,57 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---------------------------------------------------------------- Request deadline */
 
-static void conn_unlink(struct vk_http_server *srv, struct vk__http_conn *cx)
+#define DYING_GRACE_NS (1000 * 1000 * 1000) /* after the 408, before the abort */
+
+static void conn_unlink(struct vk__http_conn *cx)
 {
+    struct vk__http_conn_list *l = cx->list;
+    if (!l)
+        return;
     if (cx->prev)
         cx->prev->next = cx->next;
     else
-        srv->reading_head = cx->next;
+        l->head = cx->next;
     if (cx->next)
         cx->next->prev = cx->prev;
     else
-        srv->reading_tail = cx->prev;
+        l->tail = cx->prev;
     cx->prev = cx->next = NULL;
-    cx->listed = false;
+    cx->list = NULL;
+}
+
+/* Append (the latest deadline); wake the watcher when it is the list's first. */
+static void conn_push(struct vk_http_server *srv, struct vk__http_conn_list *l,
+                      struct vk__http_conn *cx, int64_t deadline_ns)
+{
+    conn_unlink(cx);
+    cx->deadline_ns = deadline_ns;
+    cx->prev = l->tail;
+    cx->next = NULL;
+    if (l->tail)
+        l->tail->next = cx;
+    else
+        l->head = cx;
+    l->tail = cx;
+    cx->list = l;
+    if (l->head == cx)
+        vk__http_watch_wake(srv); /* its timeout was for something later, or none */
 }
 
 void vk__http_conn_arm(struct vk_http_server *srv, struct vk__http_conn *cx)
 {
-    if (cx->listed)
-        conn_unlink(srv, cx);
-    if (cx->expired)
-        return;
-    cx->deadline_ns = vk_time_mono_ns() + (int64_t)srv->opts.request_timeout_s * 1000000000;
-    cx->prev = srv->reading_tail;
-    cx->next = NULL;
-    if (srv->reading_tail)
-        srv->reading_tail->next = cx;
-    else
-        srv->reading_head = cx;
-    srv->reading_tail = cx;
-    cx->listed = true;
-    if (srv->reading_head == cx)
-        vk__http_watch_wake(srv); /* its timeout was for something later, or none */
+    if (!cx->expired)
+        conn_push(srv, &srv->reading, cx,
+                  vk_time_mono_ns() + (int64_t)srv->opts.req_timeout_s * 1000000000);
 }
 
 void vk__http_conn_disarm(struct vk_http_server *srv, struct vk__http_conn *cx)
 {
-    if (cx->listed)
-        conn_unlink(srv, cx);
+    if (cx->list == &srv->reading)
+        conn_unlink(cx);
 }
 
-#define TIMEOUT_BODY                                                                       \
+#define TIMEOUT_BODY                                                                               \
     "{\"error\":\"request_timeout\",\"message\":\"the request took too long to arrive\"}"
 static const char timeout_reply[] = "HTTP/1.1 408 Request Timeout\r\n"
                                     "Content-Type: application/json\r\n"
@@ -649,8 +660,12 @@ _Static_assert(sizeof(TIMEOUT_BODY) - 1 == 75, "the 408's Content-Length");
  * A client that trickles its headers or body (a byte every 20 s keeps MHD's idle timeout
  * at bay) is cut at the deadline: a 408 written to the socket ourselves (plain HTTP only:
  * MHD has sent nothing for this request, as in reject_mid_upload), then the reading side
- * shut, so that MHD's next read sees the end and it closes the connection itself. The fd
- * is MHD's until its close notification, which takes srv->mu before it closes the fd.
+ * shut, so that MHD's next read sees the end and it closes the connection itself. MHD may
+ * miss that end when it comes with a byte of the client's (it takes a short read as "no
+ * more for now" under edge-triggered epoll, and each new byte is data again), so a
+ * connection still open DYING_GRACE_NS later is aborted (connect(AF_UNSPEC): a reset, and
+ * every later read fails). The fd is MHD's until its close notification, which takes
+ * srv->mu before MHD closes the fd.
  */
 int64_t vk__http_conn_expire(struct vk_http_server *srv)
 {
@@ -658,21 +673,31 @@ int64_t vk__http_conn_expire(struct vk_http_server *srv)
     pthread_mutex_lock(&srv->mu);
     int64_t now = vk_time_mono_ns();
     struct vk__http_conn *cx;
-    while ((cx = srv->reading_head)) {
-        if (cx->deadline_ns > now) {
-            ms = (cx->deadline_ns - now + 999999) / 1000000;
-            break;
-        }
-        conn_unlink(srv, cx);
+    while ((cx = srv->reading.head) && cx->deadline_ns <= now) {
         cx->expired = true;
+        conn_push(srv, &srv->dying, cx, now + DYING_GRACE_NS);
         if (cx->fd < 0)
             continue;
         if (!srv->tls) {
-            ssize_t w = send(cx->fd, timeout_reply, sizeof(timeout_reply) - 1,
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
+            ssize_t w =
+                send(cx->fd, timeout_reply, sizeof(timeout_reply) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
             (void)w; /* best effort: the connection is closed either way */
         }
         shutdown(cx->fd, SHUT_RD);
+    }
+    while ((cx = srv->dying.head) && cx->deadline_ns <= now) {
+        conn_unlink(cx);
+        if (cx->fd >= 0) {
+            struct sockaddr sa = {.sa_family = AF_UNSPEC};
+            (void)!connect(cx->fd, &sa, sizeof(sa));
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        cx = i ? srv->dying.head : srv->reading.head;
+        if (cx) {
+            int64_t left = (cx->deadline_ns - now + 999999) / 1000000;
+            ms = ms < 0 || left < ms ? left : ms;
+        }
     }
     pthread_mutex_unlock(&srv->mu);
     return ms;
@@ -701,7 +726,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     if (!cx)
         return;
     pthread_mutex_lock(&srv->mu);
-    vk__http_conn_disarm(srv, cx);
+    conn_unlink(cx);
     pthread_mutex_unlock(&srv->mu);
     vk_mem_free(cx);
 }
@@ -742,7 +767,7 @@ int vk_http_server_start(struct vk_http_server *srv, struct vk_err *err)
     struct MHD_OptionItem ops[] = {
         {MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->opts.connection_limit, NULL},
-        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)srv->opts.per_address_limit, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)srv->opts.per_addr_limit, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)srv->opts.connection_memory, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)srv->opts.idle_timeout_s, NULL},
         {MHD_OPTION_END, 0, NULL}, /* thread pool, below */
@@ -754,18 +779,16 @@ int vk_http_server_start(struct vk_http_server *srv, struct vk_err *err)
     if (rc < 0)
         return rc;
     if (srv->tls)
-        srv->daemon =
-            MHD_start_daemon(flags | MHD_USE_TLS, 0, on_accept, srv, on_access, srv,
-                             MHD_OPTION_ARRAY, ops, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-                             MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
-                             MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
-                             MHD_OPTION_HTTPS_CERT_CALLBACK, vk__http_tls_retrieve, MHD_OPTION_END);
+        srv->daemon = MHD_start_daemon(
+            flags | MHD_USE_TLS, 0, on_accept, srv, on_access, srv, MHD_OPTION_ARRAY, ops,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
+            MHD_OPTION_HTTPS_CERT_CALLBACK, vk__http_tls_retrieve, MHD_OPTION_END);
     else
-        srv->daemon =
-            MHD_start_daemon(flags, 0, on_accept, srv, on_access, srv, MHD_OPTION_ARRAY, ops,
-                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-                             MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
-                             MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
+        srv->daemon = MHD_start_daemon(
+            flags, 0, on_accept, srv, on_access, srv, MHD_OPTION_ARRAY, ops,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
     if (!srv->daemon) {
         vk__http_watch_stop(srv);
         return vk_err_set(err, VK_EIO, "cannot start the http server on '%s'", srv->listen);

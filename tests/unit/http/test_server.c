@@ -429,7 +429,7 @@ static int connect_port(struct vk_http_server *srv)
 static struct vk_http_server *limited_server(unsigned per_address, unsigned timeout_s)
 {
     struct vk_http_server_opts o = {
-        .listen = "127.0.0.1:0", .per_address_limit = per_address, .request_timeout_s = timeout_s};
+        .listen = "127.0.0.1:0", .per_addr_limit = per_address, .req_timeout_s = timeout_s};
     struct vk_http_server *srv = NULL;
     struct vk_err err;
     assert_int_equal(vk_http_server_new(&o, &srv, &err), 0);
