@@ -385,7 +385,7 @@ static enum MHD_Result reject_mid_upload(struct vk_http_req *req, const char *st
     json_t *o = json_pack("{s:s, s:s}", "error", code, "message", msg);
     char *body = vk_http_json_text(o, JSON_COMPACT, NULL);
     json_decref(o);
-    if (ci && body) {
+    if (ci && body && !req->srv->tls) { /* with TLS, plain bytes would only garble it */
         char out[512];
         int n = snprintf(out, sizeof(out),
                          "HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
