@@ -106,7 +106,8 @@ struct vk_http_server_opts {
     unsigned connection_limit; /**< simultaneous connections (default 10000); more wait in
                                 *   the listen backlog */
     unsigned per_addr_limit;   /**< simultaneous connections from one client address
-                                *   (default 64); more are closed at once when accepted */
+                                *   (default 64); the next 16 are answered 429 (plain
+                                *   HTTP) and closed, more closed at once when accepted */
     unsigned req_timeout_s;    /**< a request's headers and body must be in within this
                                 *   many seconds of its first byte being awaited, however
                                 *   steadily they trickle (default 60); then 408 (plain

@@ -109,9 +109,20 @@ struct vk__http_hdr {
  * is done and the next request is awaited. Past its deadline it moves to srv->dying (same
  * order: the same grace for all) until MHD closes it. All under srv->mu.
  */
+/* Connections from one client address (srv->addrs, a hash table; srv->mu). */
+struct vk__http_addr {
+    struct vk__http_addr *next; /* in its bucket */
+    unsigned char key[17];      /* family, then the 4 or 16 address bytes */
+    unsigned bucket;
+    unsigned n;
+};
+
+#define VK__HTTP_ADDR_BUCKETS 1024u
+
 struct vk__http_conn {
     struct vk__http_conn *prev, *next;
     struct vk__http_conn_list *list; /* &srv->reading, &srv->dying or NULL */
+    struct vk__http_addr *addr;      /* its address's count (NULL: unknown) */
     int fd;
     bool expired; /* the deadline passed: 408 sent, reading shut; no handler may run */
     int64_t deadline_ns;
@@ -201,6 +212,7 @@ struct vk_http_server {
     /* Connections whose request is being read, and those past their deadline that MHD has
      * not closed yet; earliest deadline first (srv->mu). */
     struct vk__http_conn_list reading, dying;
+    struct vk__http_addr *addrs[VK__HTTP_ADDR_BUCKETS];
 
     /* TLS (tls.c): NULL without. */
     struct vk__http_tls *tls;

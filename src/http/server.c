@@ -20,6 +20,9 @@
 #define DEF_THREADS 2u
 #define DEF_CONN_LIMIT 10000u
 #define DEF_PER_ADDRESS 64u
+/* Connections of an address past its limit answered 429 (then closed) before libmicrohttpd
+ * closes any more at accept without a word. */
+#define PER_ADDRESS_429 16u
 #define DEF_REQUEST_TIMEOUT_S 60u
 #define DEF_CONN_MEMORY (36u * 1024u)
 #define DEF_IDLE_TIMEOUT_S 60u
@@ -85,6 +88,12 @@ void vk_http_server_free(struct vk_http_server *srv)
     if (srv->listen_fd >= 0)
         close(srv->listen_fd);
     vk__http_tls_free(srv);
+    for (size_t i = 0; i < VK__HTTP_ADDR_BUCKETS; i++) /* empty once MHD closed everything */
+        while (srv->addrs[i]) {
+            struct vk__http_addr *e = srv->addrs[i];
+            srv->addrs[i] = e->next;
+            vk_mem_free(e);
+        }
     vk_mem_free(srv->listen);
     vk_mem_free(srv);
 }
@@ -505,13 +514,19 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     struct vk_http_req *req = *con_cls;
     (void)version;
     if (!req) {
+        const union MHD_ConnectionInfo *sc =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        struct vk__http_conn *cx = sc ? sc->socket_context : NULL;
+        pthread_mutex_lock(&srv->mu);
+        bool answered = cx && cx->expired;
+        pthread_mutex_unlock(&srv->mu);
+        if (answered)
+            return MHD_NO; /* 429 or 408 sent: nothing more on this connection */
         req = vk__http_req_new(srv, conn);
         if (!req)
             return MHD_NO;
         *con_cls = req;
-        const union MHD_ConnectionInfo *sc =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-        req->cx = sc ? sc->socket_context : NULL;
+        req->cx = cx;
         pthread_mutex_lock(&srv->mu);
         req->live_next = srv->live;
         if (srv->live)
@@ -703,6 +718,72 @@ int64_t vk__http_conn_expire(struct vk_http_server *srv)
     return ms;
 }
 
+/* ---------------------------------------------------------------- Per-address counts */
+
+static size_t addr_key(const struct sockaddr *sa, unsigned char key[17])
+{
+    memset(key, 0, 17);
+    if (sa->sa_family == AF_INET) {
+        key[0] = 4;
+        memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return 5;
+    }
+    if (sa->sa_family == AF_INET6) {
+        key[0] = 6;
+        memcpy(key + 1, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        return 17;
+    }
+    return 0;
+}
+
+/* Count one more connection of `sa` (srv->mu); NULL when unknown or out of memory. */
+static struct vk__http_addr *addr_add(struct vk_http_server *srv, const struct sockaddr *sa)
+{
+    unsigned char key[17];
+    size_t n = addr_key(sa, key);
+    if (!n)
+        return NULL;
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ key[i]) * 16777619u;
+    unsigned bucket = h % VK__HTTP_ADDR_BUCKETS;
+    struct vk__http_addr **b = &srv->addrs[bucket];
+    struct vk__http_addr *e = *b;
+    while (e && memcmp(e->key, key, sizeof(key)) != 0)
+        e = e->next;
+    if (!e) {
+        e = vk_mem_calloc(1, sizeof(*e));
+        if (!e)
+            return NULL;
+        memcpy(e->key, key, sizeof(key));
+        e->bucket = bucket;
+        e->next = *b;
+        *b = e;
+    }
+    e->n++;
+    return e;
+}
+
+static void addr_del(struct vk_http_server *srv, struct vk__http_addr *e)
+{
+    if (!e || --e->n > 0)
+        return;
+    for (struct vk__http_addr **pp = &srv->addrs[e->bucket]; *pp; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            vk_mem_free(e);
+            return;
+        }
+    }
+}
+
+#define BUSY_BODY                                                                                  \
+    "{\"error\":\"too_many_requests\",\"message\":\"too many connections from your address\"}"
+static const char busy_reply[] = "HTTP/1.1 429 Too Many Requests\r\n"
+                                 "Content-Type: application/json\r\nRetry-After: 1\r\n"
+                                 "Content-Length: 80\r\nConnection: close\r\n\r\n" BUSY_BODY;
+_Static_assert(sizeof(BUSY_BODY) - 1 == 80, "the 429's Content-Length");
+
 /* MHD_OPTION_NOTIFY_CONNECTION: a connection's socket context is its deadline. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
@@ -716,8 +797,24 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         cx->fd = ci ? ci->connect_fd : -1;
+        const union MHD_ConnectionInfo *ai =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         pthread_mutex_lock(&srv->mu);
-        vk__http_conn_arm(srv, cx);
+        cx->addr = ai && ai->client_addr ? addr_add(srv, ai->client_addr) : NULL;
+        if (cx->addr && cx->addr->n > srv->opts.per_addr_limit && cx->fd >= 0) {
+            /* Over its address's limit: answered 429 at once, and closed like a request
+             * past its deadline (libmicrohttpd closes those past the next few itself). */
+            if (!srv->tls) {
+                ssize_t w =
+                    send(cx->fd, busy_reply, sizeof(busy_reply) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+                (void)w;
+            }
+            shutdown(cx->fd, SHUT_RD);
+            cx->expired = true;
+            conn_push(srv, &srv->dying, cx, vk_time_mono_ns() + DYING_GRACE_NS);
+        } else {
+            vk__http_conn_arm(srv, cx);
+        }
         pthread_mutex_unlock(&srv->mu);
         return;
     }
@@ -727,6 +824,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         return;
     pthread_mutex_lock(&srv->mu);
     conn_unlink(cx);
+    addr_del(srv, cx->addr);
     pthread_mutex_unlock(&srv->mu);
     vk_mem_free(cx);
 }
@@ -767,7 +865,8 @@ int vk_http_server_start(struct vk_http_server *srv, struct vk_err *err)
     struct MHD_OptionItem ops[] = {
         {MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->opts.connection_limit, NULL},
-        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)srv->opts.per_addr_limit, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)(srv->opts.per_addr_limit + PER_ADDRESS_429),
+         NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)srv->opts.connection_memory, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)srv->opts.idle_timeout_s, NULL},
         {MHD_OPTION_END, 0, NULL}, /* thread pool, below */
