@@ -35,11 +35,16 @@
 
 #define PULL_BLOCK (64u * 1024u) /* one store read of the plain log */
 #define MAX_FOLLOWERS 256u
-#define READ_CHUNK (256u * 1024u)
+/* A follower's store read, and its stream's queue: what a slow follower holds (a few times
+ * 8 KiB besides the queue), for at most MAX_FOLLOWERS of them (issue 14 item 3: 128 slow
+ * followers of a 60 MiB log took 436 MB with 256 KiB reads and a 2 MiB queue). */
+#define READ_CHUNK (8u * 1024u)
 #define POLL_MS 100
 #define STATUS_MS 500
 #define KEEPALIVE_MS 15000
-#define STREAM_QUEUE (2u * 1024u * 1024u)
+#define STREAM_QUEUE (64u * 1024u)
+/* The largest log event (every byte as \u00XX, and its header) fits in the queue. */
+_Static_assert(READ_CHUNK * 7 + 4096 <= STREAM_QUEUE, "a log event fits in a stream's queue");
 
 /* ---------------------------------------------------------------- Parameters */
 

@@ -2,7 +2,8 @@
 # Issue 14 item 3 against a real `vulcan server` on loopback: a 60 MiB log, stored through
 # the worker's log route, reads back whole, and 100 readers that take a few bytes a second
 # keep the server's memory (VmHWM in /proc/PID/status) under 64 MB: the plain log is
-# streamed from the store in 64 KiB blocks, never built in memory.
+# streamed from the store in 64 KiB blocks, never built in memory. 128 slow live-log
+# followers of it stay under 128 MB (436 MB before their reads and queues were cut).
 # With VK_TEST_PG_URL set (scripts/pg-test.sh, the cli_log_memory_pg run) the server's
 # store is that PostgreSQL database, else SQLite in the data directory.
 # Usage: test_log_memory.sh VULCAN_BINARY [READERS] [MIB]
@@ -88,17 +89,23 @@ hwm() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/$spid/status; }
 rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/$spid/status; }
 echo "before the readers: VmRSS $(rss) kB, VmHWM $(hwm) kB"
 
-# READERS slow readers: each takes 16 bytes a second through a small receive buffer.
-python3 - "$port" "$fid" "$readers" "$tmp/readers" <<'PY' &
+# slow N QUERY LIMIT_KB NAME: N slow readers (16 bytes a second each, through a small
+# receive buffer, from 4 addresses: under the per-address limits) of the log with QUERY;
+# the server's VmHWM must stay under LIMIT_KB.
+slow() {
+    n=$1 query=$2 limit=$3 what=$4
+    rm -f "$tmp/readers"
+    python3 - "$port" "$fid" "$n" "$tmp/readers" "$query" <<'PY' &
 import socket, sys, time
-port, fid, n, out = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+port, fid, n, out, query = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 socks = []
 for i in range(n):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.bind(("127.0.0.%d" % (10 + i % 4), 0))  # 4 addresses: under the per-address limit
+    s.bind(("127.0.0.%d" % (10 + i % 4), 0))
     s.connect(("127.0.0.1", port))
-    s.sendall(b"GET /api/v1/fragments/%s/log HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % fid.encode())
+    s.sendall(b"GET /api/v1/fragments/%s/log%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+              % (fid.encode(), query.encode()))
     socks.append(s)
 ok = 0
 for s in socks:
@@ -118,26 +125,35 @@ for _ in range(60):
         except OSError:
             pass
 PY
-rpid=$!
-pids="$pids $rpid"
-for _ in $(seq 1 100); do
-    [ -s "$tmp/readers" ] && break
-    sleep 0.1
-done
-[ "$(cat "$tmp/readers" 2>/dev/null)" = "$readers" ]
-check "$readers slow readers are answered 200" $?
-peak=0
-for _ in $(seq 1 8); do
-    sleep 1
-    r=$(rss)
-    [ "$r" -gt "$peak" ] && peak=$r
-done
-h=$(hwm)
-echo "with $readers slow readers of $mib MiB: VmRSS peak $peak kB, VmHWM $h kB"
-[ "$h" -lt 65536 ]
-check "the server's VmHWM stays under 64 MB (it was $h kB)" $?
-code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/health")
-[ "$code" = 200 ]
-check "/health answers meanwhile" $?
-kill $rpid 2>/dev/null
+    rpid=$!
+    pids="$pids $rpid"
+    for _ in $(seq 1 100); do
+        [ -s "$tmp/readers" ] && break
+        sleep 0.1
+    done
+    [ "$(cat "$tmp/readers" 2>/dev/null)" = "$n" ]
+    check "$n slow $what are answered 200" $?
+    peak=0
+    for _ in $(seq 1 8); do
+        sleep 1
+        r=$(rss)
+        [ "$r" -gt "$peak" ] && peak=$r
+    done
+    h=$(hwm)
+    echo "with $n slow $what of $mib MiB: VmRSS peak $peak kB, VmHWM $h kB"
+    [ "$h" -lt "$limit" ]
+    check "the server's VmHWM stays under $limit kB with $n slow $what (it was $h kB)" $?
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/health")
+    [ "$code" = 200 ]
+    check "/health answers meanwhile" $?
+    kill $rpid 2>/dev/null
+    wait $rpid 2>/dev/null
+}
+
+slow "$readers" "" 65536 readers
+# Live-log followers (?follow=1, JSON events): 128 (4 addresses at their limit of 32)
+# each have a thread, so they cost more than plain readers; bounded all the same.
+sleep 1
+echo 5 >/proc/$spid/clear_refs # VmHWM from here on
+slow 128 "?follow=1" 131072 followers
 finish
