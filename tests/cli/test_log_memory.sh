@@ -135,7 +135,7 @@ PY
     [ "$(cat "$tmp/readers" 2>/dev/null)" = "$n" ]
     check "$n slow $what are answered 200" $?
     peak=0
-    for _ in $(seq 1 8); do
+    for _ in $(seq 1 5); do
         sleep 1
         r=$(rss)
         [ "$r" -gt "$peak" ] && peak=$r
