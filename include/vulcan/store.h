@@ -40,7 +40,7 @@ struct vk_store;
 struct vk_store_tx;
 
 /** Schema version this binary knows (the highest migration number). */
-#define VK_STORE_SCHEMA_VERSION 8
+#define VK_STORE_SCHEMA_VERSION 10
 
 /** Caps on input-derived sizes. */
 #define VK_STORE_MAX_FRAGMENTS 10000      /**< fragments in one chain */
@@ -151,6 +151,9 @@ struct vk_store_fragment {
     int exit_code;
     const char *error;
     const char *env_json;
+    int max_parallel;  /**< parallel groups: most children active at once; 0: no limit */
+    bool no_fail_fast; /**< groups: a failure inside fails this group only when it closes,
+                        *   without skipping its other children (`fail-fast #false`) */
 };
 
 /**
@@ -172,6 +175,8 @@ struct vk_store_fragment_spec {
     int retries;
     int max_attempts; /**< 0: 3 */
     const char *env_json;
+    int max_parallel;  /**< as in struct vk_store_fragment */
+    bool no_fail_fast; /**< as in struct vk_store_fragment */
 };
 
 /** A worker agent. */
