@@ -97,7 +97,7 @@ static const char usage_text[] =
     "  --max-connections N      simultaneous client connections (default 10000; more\n"
     "                           wait to be accepted)               VULCAN_MAX_CONNECTIONS\n"
     "  --max-connections-per-address N  from one client address (default 64, plus 4 per\n"
-    "                           local worker); more are closed at once\n"
+    "                           local worker); the next 16 get 429, more are closed\n"
     "                                                 VULCAN_MAX_CONNECTIONS_PER_ADDRESS\n"
     "  --request-timeout SECONDS  a request's headers and body must arrive within this,\n"
     "                           however slowly they trickle (default 60); then 408\n"
@@ -650,6 +650,10 @@ int vk__cli_server(int argc, char **argv)
          * (the API's default), at least 1 s. Every process listens, for /health and
          * /metrics; only the api and console roles add their routes. */
         long long beat = worker_timeout / 3;
+        /* Local workers reach the server from loopback, each with a few connections (work,
+         * heartbeat, log, result). */
+        if (!per_address)
+            per_address = 64 + 4 * workers;
         struct vk_api_opts ao = {.listen = listen,
                                  .store = store,
                                  .orch = orch,
@@ -678,10 +682,7 @@ int vk__cli_server(int argc, char **argv)
                                  .saml_org = saml_org,
                                  .max_log_bytes = max_log_bytes,
                                  .max_connections = (unsigned)max_conns,
-                                 /* Local workers reach the server from loopback, each with
-                                  * a few connections (work, heartbeat, log, result). */
-                                 .max_connections_per_address =
-                                     (unsigned)(per_address ? per_address : 64 + 4 * workers),
+                                 .max_connections_per_address = (unsigned)per_address,
                                  .request_timeout_s = (unsigned)request_timeout,
                                  .tls_cert_pem = tls ? cert_pem.data : NULL,
                                  .tls_key_pem = tls ? key_pem.data : NULL,
