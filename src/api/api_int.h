@@ -29,7 +29,8 @@ struct vk__api_follow_set {
     pthread_mutex_t lock; /* guards the fields below */
     pthread_cond_t cond;  /* signalled when `n` drops or `stopping` is set */
     unsigned n;           /* live follower threads */
-    char keys[256][48];   /* who holds each slot: "u:<user id>" or "a:<address>" ("" free) */
+    char keys[256][48];   /* the user holding each slot ("" without credentials) */
+    char addrs[256][48];  /* the client address holding each slot ("" free) */
     bool stopping;        /* no new followers; live ones end */
 };
 

@@ -97,6 +97,14 @@ static const char usage_text[] =
     "                           (default 16 MiB + 64 KiB: the worker's own cap and its\n"
     "                           notice); past it one notice, the rest refused with 413\n"
     "                                                                  VULCAN_MAX_LOG_BYTES\n"
+    "  --max-connections N      simultaneous client connections (default 10000; more\n"
+    "                           wait to be accepted)               VULCAN_MAX_CONNECTIONS\n"
+    "  --max-connections-per-address N  from one client address (default 64, plus 4 per\n"
+    "                           local worker); the next 16 get 429, more are closed\n"
+    "                                                 VULCAN_MAX_CONNECTIONS_PER_ADDRESS\n"
+    "  --request-timeout SECONDS  a request's headers and body must arrive within this,\n"
+    "                           however slowly they trickle (default 60); then 408\n"
+    "                                                             VULCAN_REQUEST_TIMEOUT\n"
     "  --tls-cert FILE          serve HTTPS with this PEM certificate chain (server\n"
     "                           certificate first)                      VULCAN_TLS_CERT\n"
     "  --tls-key FILE           its PEM private key (mode 0600)          VULCAN_TLS_KEY\n"
@@ -339,7 +347,8 @@ int vk__cli_server(int argc, char **argv)
     const char *saml_metadata = NULL, *saml_entity = NULL, *saml_groups = NULL, *saml_org = NULL;
     bool require_auth = false, no_auth = false;
     long long workers = 0, worker_timeout = 30, max_attempts = 3, trigger_threads = 2,
-              max_log_bytes = VK_API_DEFAULT_MAX_LOG;
+              max_log_bytes = VK_API_DEFAULT_MAX_LOG, max_conns = 10000, per_address = 0,
+              request_timeout = 60;
     struct vk__cli_list groups = {.n = 0}, provider_specs = {.n = 0};
     const char *provider_timeout = NULL;
     struct vk__cli_opt opts[] = {
@@ -372,6 +381,11 @@ int vk__cli_server(int argc, char **argv)
         {"no-auth", 0, VK_CLI_FLAG, &no_auth, "VULCAN_NO_AUTH", true, 0, 0},
         {"max-log-bytes", 0, VK_CLI_INT, &max_log_bytes, "VULCAN_MAX_LOG_BYTES", true, 4096,
          1LL << 36},
+        {"max-connections", 0, VK_CLI_INT, &max_conns, "VULCAN_MAX_CONNECTIONS", true, 1, 1000000},
+        {"max-connections-per-address", 0, VK_CLI_INT, &per_address,
+         "VULCAN_MAX_CONNECTIONS_PER_ADDRESS", true, 1, 1000000},
+        {"request-timeout", 0, VK_CLI_INT, &request_timeout, "VULCAN_REQUEST_TIMEOUT", true, 1,
+         3600},
         {"allowed-hosts", 0, VK_CLI_STR, &allowed_hosts, "VULCAN_ALLOWED_HOSTS", true, 0, 0},
         {"tls-cert", 0, VK_CLI_STR, &tls_cert, "VULCAN_TLS_CERT", true, 0, 0},
         {"tls-key", 0, VK_CLI_STR, &tls_key, "VULCAN_TLS_KEY", true, 0, 0},
@@ -646,6 +660,10 @@ int vk__cli_server(int argc, char **argv)
          * (the API's default), at least 1 s. Every process listens, for /health and
          * /metrics; only the api and console roles add their routes. */
         long long beat = worker_timeout / 3;
+        /* Local workers reach the server from loopback, each with a few connections (work,
+         * heartbeat, log, result). */
+        if (!per_address)
+            per_address = 64 + 4 * workers;
         struct vk_api_opts ao = {.listen = listen,
                                  .store = store,
                                  .orch = orch,
@@ -673,6 +691,9 @@ int vk__cli_server(int argc, char **argv)
                                  .saml_groups_attribute = saml_groups,
                                  .saml_org = saml_org,
                                  .max_log_bytes = max_log_bytes,
+                                 .max_connections = (unsigned)max_conns,
+                                 .max_connections_per_address = (unsigned)per_address,
+                                 .request_timeout_s = (unsigned)request_timeout,
                                  .tls_cert_pem = tls ? cert_pem.data : NULL,
                                  .tls_key_pem = tls ? key_pem.data : NULL,
                                  .tls = tls,
