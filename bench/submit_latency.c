@@ -46,11 +46,18 @@ static int run_config(const char *bin, int runs, const char *sandbox, bool auth,
         unsetenv("VK_BENCH_AUTH");
     if (!wf || !lat || !sub || !srv || up != 0 || (auth && bench_server_auth(&s, bin) != 0))
         goto out;
-    char extra[64];
-    snprintf(extra, sizeof(extra), "--sandbox %s", sandbox);
-    setenv("VK_BENCH_WORKER_ARGS", extra, 1); /* after the default --sandbox none: wins */
+    /* After the default --sandbox none, so it wins; any $VK_BENCH_WORKER_ARGS follow. */
+    const char *user = getenv("VK_BENCH_WORKER_ARGS");
+    char *saved = user ? strdup(user) : NULL;
+    char extra[1024];
+    snprintf(extra, sizeof(extra), "--sandbox %s %s", sandbox, saved ? saved : "");
+    setenv("VK_BENCH_WORKER_ARGS", extra, 1);
     wp = bench_worker_start(&s, bin, 0, 1, 30);
-    unsetenv("VK_BENCH_WORKER_ARGS");
+    if (saved)
+        setenv("VK_BENCH_WORKER_ARGS", saved, 1);
+    else
+        unsetenv("VK_BENCH_WORKER_ARGS");
+    free(saved);
     if (wp < 0)
         goto out;
     long long pending, running, alive = 0;

@@ -284,15 +284,16 @@ int vk_exec_env_init(struct vk_exec_env *env, const struct vk_exec_config *cfg, 
     env->mirror_dir = join(real, "mirrors");
     env->run_dir = join(real, "run");
     if ((rc = vk__exec_mkdir_p(env->mirror_dir, 0700, err)) < 0 ||
-        (rc = vk__exec_mkdir_p(env->run_dir, 0700, err)) < 0 ||
-        (rc = vk__exec_sandbox_files(env, err)) < 0) {
+        (rc = vk__exec_mkdir_p(env->run_dir, 0700, err)) < 0) {
         vk_exec_env_release(env);
         return rc;
     }
+    /* The sandbox's /etc after the operator's binds: those under /etc need a place in it. */
     if ((rc = copy_binds(cfg->bind_ro, cfg->nbind_ro, "--sandbox-ro", &env->bind_ro, &env->nbind_ro,
                          err)) < 0 ||
         (rc = copy_binds(cfg->bind_rw, cfg->nbind_rw, "--sandbox-rw", &env->bind_rw, &env->nbind_rw,
-                         err)) < 0) {
+                         err)) < 0 ||
+        (rc = vk__exec_sandbox_files(env, err)) < 0) {
         vk_exec_env_release(env);
         return rc;
     }

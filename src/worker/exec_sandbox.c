@@ -5,10 +5,11 @@
  * /bin -> usr/bin on merged-/usr systems are recreated as symlinks), a fresh
  * /dev and /proc, private tmpfs /tmp and /var/tmp, the workspace read-write and
  * the script directory (and the git mirror the workspace borrows objects from)
- * read-only, all at their host paths. /etc is a read-only tmpfs holding only what scripts
+ * read-only, all at their host paths. /etc is a read-only view holding only what scripts
  * need (etc_files below: name resolution, TLS certificates, the dynamic linker's cache,
  * alternatives, time zone, shell and tool defaults) and a passwd/group made for the
- * sandbox (vk__exec_sandbox_files); never shadow, gshadow, sudoers, ssh host keys or a
+ * sandbox, copied once when the worker starts into RUN_DIR/etc-view and bound in one
+ * mount (vk__exec_sandbox_files); never shadow, gshadow, sudoers, ssh host keys or a
  * service's configuration.
  * Every namespace is unshared (--unshare-all: user, ipc, pid, net, uts,
  * cgroup), except the network with allow_network, and all capabilities are
@@ -18,7 +19,9 @@
  */
 #include "exec_int.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,21 +58,123 @@ static const char *const etc_files[] = {
     "maven", "fpc.cfg", "fpc-3.2.2.cfg", "gnucobol", "gdb", "groff", "manpath.config",
     "mke2fs.conf", "dpkg", "gss", "ldap", "krb5.conf", "xattr.conf"};
 
-#define SANDBOX_PASSWD ".sandbox-passwd"
-#define SANDBOX_GROUP ".sandbox-group"
+/* The sandbox's /etc, built once when the worker starts: RUN_DIR/etc-view. */
+#define ETC_VIEW "etc-view"
+#define ETC_MAX_ENTRIES 20000
+#define ETC_MAX_BYTES (64u * 1024u * 1024u)
+#define ETC_MAX_DEPTH 8
 
-/* Write `text` to `dir`/`name` through a temporary file renamed into place. */
-static int write_replace(const char *dir, const char *name, const char *text, struct vk_err *err)
+struct etc_copy {
+    size_t entries, bytes;
+};
+
+/* Copy regular file `src` (already open as `in`, of size `size`) to `dst`, mode `mode`. */
+static int copy_file(int in, const char *dst, mode_t mode, off_t size, struct etc_copy *c)
 {
-    char path[PATH_MAX], tmp[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s/%s.%ld", dir, name, (long)getpid());
-    (void)unlink(tmp);
-    int rc = vk__exec_write_file(tmp, text, strlen(text), err);
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = vk_err_errno(err, "rename sandbox file");
-    if (rc < 0)
-        (void)unlink(tmp);
+    if (c->bytes + (size_t)size > ETC_MAX_BYTES)
+        return 0; /* past the bound: left out */
+    int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode & 0755);
+    if (out < 0)
+        return -1;
+    char buf[16384];
+    ssize_t n;
+    int rc = 0;
+    while (rc == 0 && (n = read(in, buf, sizeof buf)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -1;
+            break;
+        }
+        for (ssize_t off = 0; rc == 0 && off < n;) {
+            ssize_t w = write(out, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                rc = -1;
+            else
+                off += w;
+        }
+    }
+    if (close(out) < 0)
+        rc = -1;
+    c->bytes += (size_t)size;
+    return rc;
+}
+
+/*
+ * Copy `src` to `dst` for the view: directories recursively, regular files by content,
+ * symlinks as symlinks (they point outside /etc, or within it); `top` follows a symlink
+ * (/etc/resolv.conf -> /run/...: its content, since /run is not in the sandbox). What
+ * cannot be read (a root-only file for a non-root worker) or is past the bounds is left
+ * out. Returns 0, or -1 with errno when the view itself cannot be written.
+ */
+static int copy_entry(const char *src, const char *dst, int depth, bool top, struct etc_copy *c)
+{
+    struct stat st;
+    if ((top ? stat(src, &st) : lstat(src, &st)) < 0 || depth > ETC_MAX_DEPTH ||
+        ++c->entries > ETC_MAX_ENTRIES)
+        return 0;
+    if (S_ISLNK(st.st_mode)) {
+        char target[PATH_MAX];
+        ssize_t n = readlink(src, target, sizeof target - 1);
+        if (n <= 0)
+            return 0;
+        target[n] = '\0';
+        return symlink(target, dst) < 0 && errno != EEXIST ? -1 : 0;
+    }
+    if (S_ISREG(st.st_mode)) {
+        int in = open(src, O_RDONLY | O_CLOEXEC | (top ? 0 : O_NOFOLLOW));
+        if (in < 0)
+            return 0;
+        int rc = copy_file(in, dst, st.st_mode, st.st_size, c);
+        close(in);
+        return rc;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return 0;
+    if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+        return -1;
+    DIR *d = opendir(src);
+    if (!d)
+        return 0;
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char s2[PATH_MAX], d2[PATH_MAX];
+        if (snprintf(s2, sizeof s2, "%s/%s", src, e->d_name) >= (int)sizeof s2 ||
+            snprintf(d2, sizeof d2, "%s/%s", dst, e->d_name) >= (int)sizeof d2)
+            continue;
+        rc = copy_entry(s2, d2, depth + 1, false, c);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* An empty file or directory at `view` + the part of `etc_path` after "/etc", for an
+ * operator's --sandbox-ro/--sandbox-rw /etc/NAME to be mounted on (the view is read-only
+ * in the sandbox, so bubblewrap cannot make it there). */
+static int placeholder(const char *view, const char *etc_path, struct vk_err *err)
+{
+    struct stat st;
+    char dst[PATH_MAX];
+    if (snprintf(dst, sizeof dst, "%s%s", view, etc_path + 4) >= (int)sizeof dst)
+        return vk_err_set(err, VK_EINVAL, "'%s' is too long", etc_path);
+    bool dir = stat(etc_path, &st) == 0 && S_ISDIR(st.st_mode);
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", dst);
+    char *slash = strrchr(parent, '/');
+    if (slash)
+        *slash = '\0';
+    int rc = vk__exec_mkdir_p(dir ? dst : parent, 0755, err);
+    if (rc == 0 && !dir && lstat(dst, &st) < 0) {
+        int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return vk_err_errno(err, "sandbox /etc placeholder");
+        close(fd);
+    }
     return rc;
 }
 
@@ -87,9 +192,46 @@ int vk__exec_sandbox_files(const struct vk_exec_env *env, struct vk_err *err)
     if (gid != 0)
         n += snprintf(group + n, sizeof group - (size_t)n, "vulcan:x:%u:\n", gid);
     snprintf(group + n, sizeof group - (size_t)n, "nogroup:x:65534:\n");
-    int rc = write_replace(env->run_dir, SANDBOX_PASSWD, passwd, err);
+    /* One bind of a prepared directory per attempt, not one per file (dozens of mounts
+     * made the sandbox's set-up several times slower). Built afresh at every start. */
+    char view[PATH_MAX - 256];
+    if (snprintf(view, sizeof view, "%s/" ETC_VIEW, env->run_dir) >= (int)sizeof view)
+        return vk_err_set(err, VK_EINVAL, "the worker's run directory path is too long");
+    int rc = vk__exec_rmtree(view, err);
     if (rc == 0)
-        rc = write_replace(env->run_dir, SANDBOX_GROUP, group, err);
+        rc = vk__exec_mkdir_p(view, 0755, err);
+    struct etc_copy c = {0};
+    for (size_t i = 0; rc == 0 && i < VK_ARRAY_LEN(etc_files); i++) {
+        char src[PATH_MAX], dst[PATH_MAX];
+        snprintf(src, sizeof src, "/etc/%s", etc_files[i]);
+        snprintf(dst, sizeof dst, "%s/%s", view, etc_files[i]);
+        if (access(src, F_OK) != 0)
+            continue;
+        char parent[PATH_MAX];
+        snprintf(parent, sizeof parent, "%s", dst);
+        *strrchr(parent, '/') = '\0';
+        rc = vk__exec_mkdir_p(parent, 0755, err);
+        if (rc == 0 && copy_entry(src, dst, 0, true, &c) < 0)
+            rc = vk_err_errno(err, "build the sandbox's /etc");
+    }
+    char path[PATH_MAX];
+    if (rc == 0) {
+        snprintf(path, sizeof path, "%s/passwd", view);
+        rc = vk__exec_write_file(path, passwd, strlen(passwd), err);
+    }
+    if (rc == 0) {
+        snprintf(path, sizeof path, "%s/group", view);
+        rc = vk__exec_write_file(path, group, strlen(group), err);
+    }
+    /* /etc/mtab is ../proc/self/mounts: the sandbox's own, not the worker's. */
+    snprintf(path, sizeof path, "%s/mtab", view);
+    if (rc == 0 && symlink("../proc/self/mounts", path) < 0)
+        rc = vk_err_errno(err, "sandbox /etc/mtab");
+    for (size_t i = 0; rc == 0 && i < env->nbind_ro + env->nbind_rw; i++) {
+        const char *b = i < env->nbind_ro ? env->bind_ro[i] : env->bind_rw[i - env->nbind_ro];
+        if (strncmp(b, "/etc/", 5) == 0)
+            rc = placeholder(view, b, err);
+    }
     return rc;
 }
 
@@ -124,32 +266,12 @@ static int push_system(struct vk__exec_strv *argv, struct vk_pool *pool)
     return 0;
 }
 
-/* The sandbox's /etc: a tmpfs with the allow-listed host files and our passwd/group.
- * (It is made read-only after the operator's binds, which may add /etc files.) */
+/* The sandbox's /etc: the view vk__exec_sandbox_files built, read-only, in one bind. */
 static int push_etc(const struct vk_exec_env *env, struct vk__exec_strv *argv, struct vk_pool *pool)
 {
-    PUSH("--tmpfs");
+    PUSH("--ro-bind");
+    PUSH(vk__exec_pool_printf(pool, "%s/" ETC_VIEW, env->run_dir));
     PUSH("/etc");
-    for (size_t i = 0; i < VK_ARRAY_LEN(etc_files); i++) {
-        char *p = vk__exec_pool_printf(pool, "/etc/%s", etc_files[i]);
-        if (!p)
-            return VK_ENOMEM;
-        if (access(p, F_OK) != 0)
-            continue; /* a shorter command line; -try as it may go meanwhile */
-        PUSH("--ro-bind-try");
-        PUSH(p);
-        PUSH(p);
-    }
-    /* /etc/mtab is ../proc/self/mounts: the sandbox's own, not the worker's. */
-    PUSH("--symlink");
-    PUSH("../proc/self/mounts");
-    PUSH("/etc/mtab");
-    PUSH("--ro-bind");
-    PUSH(vk__exec_pool_printf(pool, "%s/" SANDBOX_PASSWD, env->run_dir));
-    PUSH("/etc/passwd");
-    PUSH("--ro-bind");
-    PUSH(vk__exec_pool_printf(pool, "%s/" SANDBOX_GROUP, env->run_dir));
-    PUSH("/etc/group");
     return 0;
 }
 

@@ -66,6 +66,37 @@ done
 ! grep -q 'etc-writable' "$tmp/out"
 check "/etc is read-only" $?
 
+# An operator's --sandbox-ro /etc/NAME shows in the read-only /etc (a real server and
+# worker: the view has a place made for it when the worker starts).
+extra=/etc/debconf.conf
+if [ -f "$extra" ]; then
+    "$vulcan" server --no-auth --workers 0 --listen 127.0.0.1:0 --data-dir "$tmp/sd" \
+        --log-format text >"$tmp/s.log" 2>&1 &
+    spid=$!
+    surl=
+    for _ in $(seq 1 100); do
+        surl=$(sed -n 's/.*vulcan server started" url=\(http:[^ ]*\).*/\1/p' "$tmp/s.log")
+        [ -n "$surl" ] && curl -fs "$surl/health" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    "$vulcan" worker --server "$surl" --group default --sandbox bwrap --sandbox-ro "$extra" \
+        --work-dir "$tmp/sw" --log-format text >"$tmp/w.log" 2>&1 &
+    wpid=$!
+    cat >"$tmp/ro.kdl" <<'KDL'
+version "0.1"
+triggers "manual"
+chain {
+    machine "default"
+    fragment { name "ro"; run "cmp -s /etc/debconf.conf /etc/debconf.conf && test -s /etc/debconf.conf && echo extra-ok; touch /etc/debconf.conf 2>/dev/null && echo extra-writable; exit 0"; }
+}
+KDL
+    "$vulcan" submit --server "$surl" --follow "$tmp/ro.kdl" >"$tmp/ro.log" 2>&1
+    grep -q "extra-ok" "$tmp/ro.log" && ! grep -q "extra-writable" "$tmp/ro.log"
+    check "--sandbox-ro $extra is in the sandbox's /etc, read-only" $?
+    kill $wpid $spid 2>/dev/null
+    wait $wpid $spid 2>/dev/null
+fi
+
 # The same as an unprivileged user: /etc/passwd names it "vulcan".
 if id nobody >/dev/null 2>&1 && command -v runuser >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     mkdir -p "$tmp/nob" && cp "$tmp/etc.kdl" "$tmp/nob/" && chown -R nobody "$tmp/nob" &&
