@@ -24,6 +24,8 @@
 #include "vulcan/triggers.h"
 #include "vulcan/util.h"
 
+struct vk_secret_key; /* vulcan/secrets.h */
+
 #include <stdint.h>
 
 struct vk_api;
@@ -77,6 +79,11 @@ struct vk_api_opts {
     const char *tls_cert_pem;       /**< PEM certificate chain: serve HTTPS (borrowed until
                                      *   vk_api_new returns; not kept). NULL: plain HTTP */
     const char *tls_key_pem;        /**< PEM key of tls_cert_pem (borrowed likewise) */
+    const struct vk_secret_key *secrets_key; /**< the secrets key-encryption key (borrowed for
+                                              *   the API's life; checked against the store by
+                                              *   the caller); NULL: secrets routes answer 503
+                                              *   and work items carry no secrets */
+    int secrets_key_version; /**< its generation (vk_store_secret_key_check) */
     bool tls;                       /**< the API is served over TLS (set by vk_api_new when
                                      *   tls_cert_pem is given): later console cookies get
                                      *   `Secure` */

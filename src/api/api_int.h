@@ -111,6 +111,7 @@ int vk__api_badge_routes(struct vk_api *api, struct vk_err *err);    /* api_badg
 int vk__api_openapi_routes(struct vk_api *api, struct vk_err *err);  /* api_openapi.c */
 int vk__api_console_routes(struct vk_api *api, struct vk_err *err);  /* api_console.c */
 int vk__api_identity_routes(struct vk_api *api, struct vk_err *err); /* api_identity.c */
+int vk__api_secret_routes(struct vk_api *api, struct vk_err *err);   /* api_secrets.c */
 
 /* Read every route's need from the embedded OpenAPI document; VK_EINTERNAL naming a route
  * without one (api_auth.c). */

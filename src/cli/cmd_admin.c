@@ -20,6 +20,8 @@ static const char usage_text[] =
     "                                 [--scopes read,write,admin] [--name NAME]\n"
     "                                 [--expires-in DURATION]\n"
     "       vulcan admin set-password --database URL LOGIN   (the password on stdin)\n"
+    "       vulcan admin rotate-secrets-key --database URL [--data-dir DIR]\n"
+    "                                 [--secrets-key-file F] [--old-key-out PATH]\n"
     "       vulcan admin create-registration-token --database URL [--org ORG]\n"
     "                                 [--groups G1,G2] [--uses N] [--expires-in DURATION]\n"
     "                                 [--name NAME]\n"
@@ -47,6 +49,8 @@ static const char usage_text[] =
     "    --uses N          registrations it allows; a worker that restarts registers\n"
     "                      again (default: unlimited)\n"
     "    --expires-in D    e.g. 24h (default: never)\n"
+    "  rotate-secrets-key  re-wrap every secret under a new key (servers stopped);\n"
+    "                      the old key file is kept as F.old (docs/secrets.md)\n"
     "  --database URL      sqlite:PATH or postgres://...           VULCAN_DATABASE\n"
     "\n"
     "Exit status: 0 done, 1 refused or failed, 2 bad usage.\n";
@@ -205,6 +209,8 @@ int vk__cli_admin(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
+    if (strcmp(sub, "rotate-secrets-key") == 0)
+        return vk__cli_rotate_secrets_key(argc - 1, argv + 1);
     bool is_user = strcmp(sub, "create-user") == 0, is_token = strcmp(sub, "create-token") == 0,
          is_reg = strcmp(sub, "create-registration-token") == 0,
          is_pw = strcmp(sub, "set-password") == 0 || strcmp(sub, "reset-password") == 0;

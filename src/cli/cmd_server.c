@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "vulcan/api.h"
 #include "vulcan/orchestrator.h"
+#include "vulcan/secrets.h"
 #include "vulcan/store.h"
 #include "vulcan/store_identity.h"
 #include "vulcan/telemetry.h"
@@ -41,6 +42,8 @@ static const char usage_text[] =
     "  --database URL           sqlite:PATH, sqlite::memory: or postgres://...  VULCAN_DATABASE\n"
     "                           (default sqlite:DATA_DIR/vulcan.db)\n"
     "  --data-dir DIR           state of this server (default ./vulcan-data)  VULCAN_DATA_DIR\n"
+    "  --secrets-key-file F     the secrets key (32 bytes, 0600; default DIR/secrets.key, made\n"
+    "                           when absent)                       VULCAN_SECRETS_KEY_FILE\n"
     "  --roles LIST             parts to run, comma-separated: api, orchestrator,\n"
     "                           triggers, console (default all four)        VULCAN_ROLES\n"
     "                           Every process answers /health and /metrics.\n"
@@ -296,7 +299,9 @@ int vk__cli_server(int argc, char **argv)
     const char *roles = "api,orchestrator,triggers,console", *sandbox = "auto", *log_level = NULL,
                *log_format = NULL, *otlp = NULL, *public_url = NULL, *net_policy = "allow",
                *queue_timeout = "24h", *allowed_hosts = NULL;
-    const char *tls_cert = NULL, *tls_key = NULL;
+    const char *tls_cert = NULL, *tls_key = NULL, *secrets_key_file = NULL;
+    struct vk_secret_key secrets_key;
+    int secrets_key_version = 0;
     const char *oidc_issuer = NULL, *oidc_client_id = NULL, *oidc_secret_file = NULL,
                *oidc_groups = NULL, *oidc_org = NULL, *oidc_ca = NULL;
     bool require_auth = false, no_auth = false;
@@ -334,6 +339,8 @@ int vk__cli_server(int argc, char **argv)
         {"oidc-groups-claim", 0, VK_CLI_STR, &oidc_groups, "VULCAN_OIDC_GROUPS_CLAIM", true, 0, 0},
         {"oidc-org", 0, VK_CLI_STR, &oidc_org, "VULCAN_OIDC_ORG", true, 0, 0},
         {"oidc-ca-cert", 0, VK_CLI_STR, &oidc_ca, "VULCAN_OIDC_CA_CERT", true, 0, 0},
+        {"secrets-key-file", 0, VK_CLI_STR, &secrets_key_file, "VULCAN_SECRETS_KEY_FILE", true, 0,
+         0},
     };
     const char *pos[1];
     int npos = 0;
@@ -488,6 +495,11 @@ int vk__cli_server(int argc, char **argv)
         fprintf(stderr, "vulcan server: cannot open the store: %s\n", err.msg);
         goto out;
     }
+    if (role_api && vk__cli_secrets_key(store, data_dir, secrets_key_file, &secrets_key,
+                                        &secrets_key_version) != 0) {
+        status = 2;
+        goto out;
+    }
     struct vk_orch_opts oo = {
         .worker_timeout_ms = worker_timeout * 1000,
         .queue_timeout_ms = queue_timeout_ms,
@@ -546,6 +558,8 @@ int vk__cli_server(int argc, char **argv)
                                  .tls_cert_pem = tls ? cert_pem.data : NULL,
                                  .tls_key_pem = tls ? key_pem.data : NULL,
                                  .tls = tls,
+                                 .secrets_key = role_api ? &secrets_key : NULL,
+                                 .secrets_key_version = secrets_key_version,
                                  .heartbeat_interval_s = beat < 1   ? 1
                                                          : beat > 5 ? 5
                                                                     : (int)beat};
@@ -667,6 +681,7 @@ out:
     vk_triggers_service_free(trig);
     vk_orch_free(orch);
     vk_store_close(store);
+    vk_secret_key_wipe(&secrets_key);
     vk_trace_free(tracer, 2000); /* export what is queued, up to 2 s */
     vk_metrics_free(metrics);
     vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
