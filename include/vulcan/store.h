@@ -90,6 +90,9 @@ struct vk_store_repo {
     const char *status_token;   /**< commit statuses: the provider's access token, may be NULL */
     const char *status_api_url; /**< commit statuses: the provider's API base URL; NULL: the
                                  *   provider's default (vk_triggers_status_api_url()) */
+    bool allow_fork_secrets;    /**< pull requests from forks get secrets (default false) */
+    const char *protected_refs; /**< comma-separated branch globs whose chains get protected
+                                 *   secrets; NULL: the default branch */
 };
 
 /** One run of one workflow. */
@@ -120,6 +123,8 @@ struct vk_store_chain {
      *  chain of the same request and source_file is VK_EEXIST (a request handled again
      *  after its handler died makes each chain once). */
     char trigger_request_id[VK_UUID_LEN];
+    bool from_fork; /**< made for a pull request whose head repository is not the base one:
+                     *   its attempts get no secrets unless the repository allows it */
 };
 
 /** A fragment of a chain (a node of its tree). */
@@ -151,6 +156,7 @@ struct vk_store_fragment {
     int exit_code;
     const char *error;
     const char *env_json;
+    const char *secrets_json; /**< [{"name", "file"}]: the secrets it uses; NULL: none */
 };
 
 /**
@@ -172,6 +178,7 @@ struct vk_store_fragment_spec {
     int retries;
     int max_attempts; /**< 0: 3 */
     const char *env_json;
+    const char *secrets_json; /**< [{"name": "A", "file": false}, ...] or NULL */
 };
 
 /** A worker agent. */
@@ -666,7 +673,9 @@ enum {
     VK_STORE_REPO_SET_BRANCH = 1 << 4,
     VK_STORE_REPO_SET_URL_IMPORTS = 1 << 5,
     VK_STORE_REPO_SET_STATUS_TOKEN = 1 << 6, /**< NULL status_token writes NULL */
-    VK_STORE_REPO_SET_STATUS_API = 1 << 7    /**< NULL status_api_url writes NULL (the default) */
+    VK_STORE_REPO_SET_STATUS_API = 1 << 7,   /**< NULL status_api_url writes NULL (the default) */
+    VK_STORE_REPO_SET_FORK_SECRETS = 1 << 8, /**< allow_fork_secrets */
+    VK_STORE_REPO_SET_PROTECTED_REFS = 1 << 9 /**< NULL protected_refs: the default branch */
 };
 
 struct vk_store_repo_update {
@@ -679,6 +688,8 @@ struct vk_store_repo_update {
     bool allow_url_imports;
     const char *status_token;
     const char *status_api_url;
+    bool allow_fork_secrets;
+    const char *protected_refs;
 };
 
 /** A cron schedule of a repository's workflow. */

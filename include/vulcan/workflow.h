@@ -284,6 +284,15 @@ struct vk_wf_kv {
     struct vk_wf_pos pos;
 };
 
+/** A secret a fragment uses (`secrets "NAME"` or `secret-file "NAME"`, DESIGN §8). */
+struct vk_wf_secret {
+    const char *name; /**< [A-Z_][A-Z0-9_]* */
+    bool file;        /**< `secret-file`: a 0600 file whose path is in the variable */
+    struct vk_wf_pos pos;
+};
+
+#define VK_WF_MAX_SECRETS 100 /**< secrets one fragment may use */
+
 /**
  * A node of the chain tree. Inline fragments have `run`; groups have
  * `children` (an array of `nchildren` structs). A `parallel` block is a group
@@ -314,6 +323,9 @@ struct vk_wf_fragment {
                          *   checkout fields are then at their defaults) */
     struct vk_wf_kv *env;
     size_t nenv;
+    struct vk_wf_secret *secrets; /**< resolved: the chain's and the fragment's own (its own
+                                   *   win for a name in both), in order of first use */
+    size_t nsecrets;
     struct vk_wf_fragment *children;
     size_t nchildren;
     struct vk_wf_fragment *parent; /**< NULL for the root (the chain) */
@@ -333,6 +345,8 @@ struct vk_workflow {
     bool checkout_none;                        /**< chain `checkout #false` */
     struct vk_wf_kv *env;                      /**< chain.env */
     size_t nenv;
+    struct vk_wf_secret *secrets; /**< chain.secrets and chain.secret-file */
+    size_t nsecrets;
     int64_t queue_timeout_ms; /**< top-level `queue-timeout`; 0: the server's default */
     struct vk_wf_trigger *triggers;
     size_t ntriggers;

@@ -52,6 +52,7 @@ int vk__read_chain(struct vk__res *r, int k, struct vk_pool *pool, struct vk_sto
     vk__col_id(r, k + 20, c->trigger_request_id);
     c->commit_message = str(r, k + 21, pool, &bad);
     c->commit_author = str(r, k + 22, pool, &bad);
+    c->from_fork = vk__col_int(r, k + 23) != 0;
     return bad ? nomem(err) : 0;
 }
 
@@ -94,6 +95,7 @@ int vk__read_frag(struct vk__res *r, int k, struct vk_pool *pool, struct vk_stor
     f->error = str(r, k + 25, pool, &bad);
     f->env_json = str(r, k + 26, pool, &bad);
     f->queue_timeout_ms = vk__col_int(r, k + 27);
+    f->secrets_json = str(r, k + 28, pool, &bad);
     return bad ? nomem(err) : 0;
 }
 
