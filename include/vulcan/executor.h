@@ -188,6 +188,20 @@ enum vk_exec_submodules {
 };
 
 /**
+ * A secret file of an attempt (`secret-file` in a workflow, DESIGN §8): written 0600 as
+ * `<work_dir>/run/<fragment>-<attempt>/secrets/<name>`, outside the workspace (read-only
+ * inside the sandbox), its path in the environment variable `name`, and removed when the
+ * attempt ends however it ends; a worker that died mid-attempt removes it at its next start.
+ */
+struct vk_exec_file {
+    const char *name; /**< [A-Z_][A-Z0-9_]*, at most 128 bytes */
+    const char *data; /**< borrowed */
+    size_t len;
+};
+
+#define VK_EXEC_MAX_FILES 100 /**< secret files of one attempt */
+
+/**
  * What to run. Every pointer is borrowed for the duration of vk_exec_run().
  * Zero means "default" / "none" for every numeric field.
  */
@@ -221,6 +235,8 @@ struct vk_exec_spec {
     uint64_t fsize_limit_bytes;   /**< RLIMIT_FSIZE, 0 = none */
     uint32_t nofile_limit;        /**< RLIMIT_NOFILE, 0 = 4096 (never above the hard limit) */
     bool keep_workspace;          /**< leave the workspace in place afterwards */
+    const struct vk_exec_file *files; /**< `nfiles` secret files (see struct vk_exec_file) */
+    size_t nfiles;
 };
 
 /**

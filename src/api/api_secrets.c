@@ -335,3 +335,132 @@ int vk__api_secret_routes(struct vk_api *api, struct vk_err *err)
     }
     return 0;
 }
+
+/* ---------------------------------------------------------------- Work items */
+
+/* Whether chain `c` of repository `repo` (NULL: none) runs for a protected ref: a push,
+ * schedule, manual run or tag whose branch (or tag) matches the repository's protected_refs
+ * globs (default: its default branch). A pull request never does: it runs its head. */
+static bool protected_ref(const struct vk_store_chain *c, const struct vk_store_repo *repo)
+{
+    if (!repo || !c->trigger || strcmp(c->trigger, "pull_request") == 0)
+        return false;
+    bool tag = strcmp(c->trigger, "tag") == 0;
+    const char *ref = tag ? c->tag : c->branch;
+    if (!ref || !*ref)
+        return false;
+    if (!repo->protected_refs || !*repo->protected_refs)
+        return !tag && repo->default_branch && strcmp(ref, repo->default_branch) == 0;
+    char globs[1100];
+    snprintf(globs, sizeof(globs), "%s", repo->protected_refs);
+    char *save = NULL;
+    for (char *g = strtok_r(globs, ",", &save); g; g = strtok_r(NULL, ",", &save)) {
+        while (*g == ' ')
+            g++;
+        size_t n = strlen(g);
+        while (n && g[n - 1] == ' ')
+            g[--n] = '\0';
+        if (*g && vk_glob_match(g, ref))
+            return true;
+    }
+    return false;
+}
+
+/* Append `name` to the comma-separated `list` (bounded). */
+static void note(char *list, size_t cap, const char *name, const char *why)
+{
+    size_t len = strlen(list);
+    snprintf(list + len, cap - len, "%s%s(%s)", len ? "," : "", name, why);
+}
+
+int vk__api_work_secrets(struct vk_api *api, const struct vk_store_work *w, struct vk_pool *pool,
+                         json_t *item, json_t *env)
+{
+    const struct vk_store_fragment *f = &w->fragment;
+    const struct vk_store_chain *c = &w->chain;
+    if (!f->secrets_json || !*f->secrets_json)
+        return 0;
+    json_t *want = json_loads(f->secrets_json, 0, NULL);
+    if (!json_is_array(want)) {
+        json_decref(want);
+        return 0;
+    }
+    struct vk_err err;
+    vk_err_clear(&err);
+    struct vk_store_repo repo;
+    bool has_repo = c->repository_id[0] &&
+                    vk_store_repo_get(api->opts.store, c->repository_id, pool, &repo, &err) == 0;
+    bool fork_ok = !c->from_fork || (has_repo && repo.allow_fork_secrets);
+    bool prot_ok = protected_ref(c, has_repo ? &repo : NULL);
+    json_t *out = json_array();
+    int bad = !out;
+    char withheld[2048] = "";
+    size_t i;
+    json_t *e;
+    json_array_foreach(want, i, e)
+    {
+        const char *name = json_string_value(json_object_get(e, "name"));
+        bool file = json_is_true(json_object_get(e, "file"));
+        if (!name || !vk_secret_name_valid(name) || i >= VK_SECRET_MAX_PER_JOB)
+            continue;
+        if (!api->opts.secrets_key) {
+            note(withheld, sizeof(withheld), name, "no key");
+            continue;
+        }
+        if (!fork_ok) {
+            note(withheld, sizeof(withheld), name, "fork");
+            continue;
+        }
+        struct vk_store_secret s;
+        int rc = vk_store_secret_resolve(api->opts.store, c->tenant_id, c->repository_id, name,
+                                         pool, &s, &err);
+        if (rc < 0) {
+            note(withheld, sizeof(withheld), name, rc == VK_ENOTFOUND ? "unknown" : "error");
+            continue;
+        }
+        if (s.is_protected && !prot_ok) {
+            note(withheld, sizeof(withheld), name, "protected");
+            continue;
+        }
+        if (s.provider) {
+            vk_log_write(VK_LOG_WARN, "api", "provider secrets are not available", "name", name,
+                         "provider", s.provider, "fragment_id", f->id, NULL);
+            note(withheld, sizeof(withheld), name, "provider");
+            continue;
+        }
+        if (!s.value || s.nonce_len != VK_SECRET_NONCE_LEN ||
+            s.wrapped_len != VK_SECRET_WRAPPED_LEN) {
+            note(withheld, sizeof(withheld), name, "damaged");
+            continue;
+        }
+        struct vk_secret_where where = {s.tenant_id, s.scope, s.scope_id, s.name, s.version};
+        char *v = NULL;
+        size_t n = 0;
+        rc = vk_secret_open(api->opts.secrets_key, &where, s.nonce, s.wrapped_key, s.value,
+                            s.value_len, &v, &n, &err);
+        if (rc < 0) {
+            vk_log_write(VK_LOG_ERROR, "api", "a secret does not open", "name", name,
+                         "fragment_id", f->id, "error", err.msg, NULL);
+            note(withheld, sizeof(withheld), name, "does not open");
+            continue;
+        }
+        json_t *o = json_object();
+        bad |= !o || json_object_set_new(o, "name", json_string(name)) ||
+               json_object_set_new(o, "value", json_stringn(v, n)) ||
+               json_object_set_new(o, "file", json_boolean(file)) || json_array_append_new(out, o);
+        vk_auth_wipe(v, n);
+        vk_mem_free(v);
+    }
+    json_decref(want);
+    if (withheld[0]) {
+        /* Names only: the script can tell why a variable is missing. */
+        bad |= json_object_set_new(env, "VULCAN_SECRETS_WITHHELD", json_string(withheld));
+        vk_log_write(VK_LOG_INFO, "api", "secrets withheld from an attempt", "fragment_id", f->id,
+                     "chain_id", c->id, "secrets", withheld, NULL);
+    }
+    if (json_array_size(out) > 0)
+        bad |= json_object_set_new(item, "secrets", out);
+    else
+        json_decref(out);
+    return bad ? -1 : 0;
+}
