@@ -314,6 +314,42 @@ grep -q "have-prot=yes" "$tmp/out"
 check "protected_refs globs make feature/* protected" $?
 stop
 
+# ---- Roles (--require-auth): a developer lists names, a maintainer sets and removes,
+# a reader sees nothing.
+start "$tmp/auth" "$tmp/auth.log" --require-auth
+check "a server with credentials starts" $?
+db="sqlite:$tmp/auth/vulcan.db"
+for u in rdr:reader dev:developer boss:maintainer; do
+    "$vulcan" admin create-user --database "$db" "${u%%:*}" --org default --role "${u#*:}" >/dev/null 2>&1
+done
+rdr=$("$vulcan" admin create-token --database "$db" --user rdr)
+dev=$("$vulcan" admin create-token --database "$db" --user dev)
+boss=$("$vulcan" admin create-token --database "$db" --user boss)
+printf 'maintainer-set-1' | VULCAN_TOKEN=$boss "$vulcan" secrets set DEPLOY_TOKEN >"$tmp/out" 2>"$tmp/err"
+check "a maintainer sets a secret" $?
+printf 'developer-set-1' | VULCAN_TOKEN=$dev "$vulcan" secrets set DEPLOY_TOKEN >"$tmp/out" 2>"$tmp/err"
+[ $? = 1 ] && grep -q "needs the .* role" "$tmp/err"
+check "a developer cannot set one (403, needs maintainer)" $?
+VULCAN_TOKEN=$dev "$vulcan" secrets ls >"$tmp/out" 2>"$tmp/err" && grep -q DEPLOY_TOKEN "$tmp/out" &&
+    ! grep -q maintainer-set-1 "$tmp/out"
+check "a developer lists the names, no value" $?
+VULCAN_TOKEN=$rdr "$vulcan" secrets ls >"$tmp/out" 2>"$tmp/err"
+[ $? = 1 ] && grep -q "needs the .* role" "$tmp/err"
+check "a reader cannot list them (403, needs developer)" $?
+VULCAN_TOKEN=$dev "$vulcan" secrets rm DEPLOY_TOKEN >"$tmp/out" 2>"$tmp/err"
+[ $? = 1 ]
+check "a developer cannot remove one" $?
+VULCAN_TOKEN=$boss "$vulcan" secrets ls --json >"$tmp/out" 2>"$tmp/err" &&
+    grep -q '"updated_by": "boss"' "$tmp/out"
+check "the listing says who set it" $?
+code=$(curl -s -o /dev/null -w '%{http_code}' "$url/api/v1/orgs/default/secrets")
+[ "$code" = 401 ]
+check "without a token: 401" $?
+grep -q "maintainer-set-1" "$tmp/auth.log"
+[ $? = 1 ]
+check "the value is not in the server log" $?
+stop
+
 # ---- PostgreSQL: a pg_dump holds none of the values.
 if [ -n "${VK_TEST_PG_URL:-}" ]; then
     pgb=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n -r | head -n 1)
