@@ -83,10 +83,10 @@ struct vk_api_opts {
                                               *   the API's life; checked against the store by
                                               *   the caller); NULL: secrets routes answer 503
                                               *   and work items carry no secrets */
-    int secrets_key_version; /**< its generation (vk_store_secret_key_check) */
-    bool tls;                       /**< the API is served over TLS (set by vk_api_new when
-                                     *   tls_cert_pem is given): later console cookies get
-                                     *   `Secure` */
+    int secrets_key_version;                 /**< its generation (vk_store_secret_key_check) */
+    bool tls;                                /**< the API is served over TLS (set by vk_api_new when
+                                              *   tls_cert_pem is given): later console cookies get
+                                              *   `Secure` */
 };
 
 /** Create the API and register its routes. Borrows `opts`. */

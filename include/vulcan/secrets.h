@@ -22,15 +22,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VK_SECRET_KEY_LEN 32           /**< bytes of the KEK and of a data key */
-#define VK_SECRET_NONCE_LEN 12         /**< AES-GCM nonce */
-#define VK_SECRET_TAG_LEN 16           /**< AES-GCM tag */
+#define VK_SECRET_KEY_LEN 32                 /**< bytes of the KEK and of a data key */
+#define VK_SECRET_NONCE_LEN 12               /**< AES-GCM nonce */
+#define VK_SECRET_TAG_LEN 16                 /**< AES-GCM tag */
 #define VK_SECRET_WRAPPED_LEN (12 + 32 + 16) /**< nonce, wrapped data key, tag */
-#define VK_SECRET_KCV_LEN 16           /**< bytes of the key check value */
-#define VK_SECRET_MIN_VALUE 6          /**< shorter values cannot be masked safely */
-#define VK_SECRET_MAX_VALUE 65536      /**< 64 KiB */
-#define VK_SECRET_MAX_NAME 128         /**< bytes of a name */
-#define VK_SECRET_MAX_PER_JOB 100      /**< names one fragment may use */
+#define VK_SECRET_KCV_LEN 16                 /**< bytes of the key check value */
+#define VK_SECRET_MIN_VALUE 6                /**< shorter values cannot be masked safely */
+#define VK_SECRET_MAX_VALUE 65536            /**< 64 KiB */
+#define VK_SECRET_MAX_NAME 128               /**< bytes of a name */
+#define VK_SECRET_MAX_PER_JOB 100            /**< names one fragment may use */
 
 /** The key-encryption key. */
 struct vk_secret_key {

@@ -672,9 +672,9 @@ enum {
     VK_STORE_REPO_SET_GLOB = 1 << 3,
     VK_STORE_REPO_SET_BRANCH = 1 << 4,
     VK_STORE_REPO_SET_URL_IMPORTS = 1 << 5,
-    VK_STORE_REPO_SET_STATUS_TOKEN = 1 << 6, /**< NULL status_token writes NULL */
-    VK_STORE_REPO_SET_STATUS_API = 1 << 7,   /**< NULL status_api_url writes NULL (the default) */
-    VK_STORE_REPO_SET_FORK_SECRETS = 1 << 8, /**< allow_fork_secrets */
+    VK_STORE_REPO_SET_STATUS_TOKEN = 1 << 6,  /**< NULL status_token writes NULL */
+    VK_STORE_REPO_SET_STATUS_API = 1 << 7,    /**< NULL status_api_url writes NULL (the default) */
+    VK_STORE_REPO_SET_FORK_SECRETS = 1 << 8,  /**< allow_fork_secrets */
     VK_STORE_REPO_SET_PROTECTED_REFS = 1 << 9 /**< NULL protected_refs: the default branch */
 };
 

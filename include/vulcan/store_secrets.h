@@ -25,16 +25,16 @@ struct vk_store_secret {
     char repository_id[VK_UUID_LEN]; /**< repository scope: its id, else "" */
     const char *environment;         /**< environment scope: its name; NULL now */
     const char *name;
-    bool is_protected; /**< only to chains of protected refs */
+    bool is_protected;                   /**< only to chains of protected refs */
     const char *provider, *provider_key; /**< a provider-backed secret (then no value) */
-    const unsigned char *value; /**< ciphertext and tag; NULL for a provider secret */
+    const unsigned char *value;          /**< ciphertext and tag; NULL for a provider secret */
     size_t value_len;
     const unsigned char *nonce; /**< VK_SECRET_NONCE_LEN bytes */
     size_t nonce_len;
     const unsigned char *wrapped_key; /**< VK_SECRET_WRAPPED_LEN bytes */
     size_t wrapped_len;
-    int64_t version;     /**< 1, 2, ...: bound into the sealed value */
-    int key_version;     /**< the key generation that wraps the data key */
+    int64_t version;                     /**< 1, 2, ...: bound into the sealed value */
+    int key_version;                     /**< the key generation that wraps the data key */
     const char *created_by, *updated_by; /**< logins, may be NULL */
     int64_t created_at, updated_at;
 };
@@ -76,8 +76,8 @@ int vk_store_secret_resolve(struct vk_store *s, const char *tenant_id, const cha
  * `kcv` as generation 1. Else compare it with the newest generation's check value:
  * VK_EPERM when it differs (the wrong key file). *version (may be NULL) gets the generation.
  */
-int vk_store_secret_key_check(struct vk_store *s, const unsigned char *kcv, size_t n,
-                              int *version, struct vk_err *err) VK_MUST_CHECK;
+int vk_store_secret_key_check(struct vk_store *s, const unsigned char *kcv, size_t n, int *version,
+                              struct vk_err *err) VK_MUST_CHECK;
 
 /**
  * Re-wrap every secret for a new key generation in one transaction: `fn` gets each row

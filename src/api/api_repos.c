@@ -149,8 +149,9 @@ static bool read_fields(struct vk_http_req *req, json_t *body, struct vk_store_r
         if (!json_is_null(v) &&
             (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > MAX_GLOB ||
              strlen(json_string_value(v)) != json_string_length(v)))
-            return bad(req, "'%s' must be comma-separated branch globs such as main,release/*, "
-                            "or null (the default branch)",
+            return bad(req,
+                       "'%s' must be comma-separated branch globs such as main,release/*, "
+                       "or null (the default branch)",
                        "protected_refs");
         u->protected_refs = json_is_string(v) ? json_string_value(v) : NULL;
         u->set |= VK_STORE_REPO_SET_PROTECTED_REFS;

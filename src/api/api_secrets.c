@@ -143,8 +143,8 @@ static bool parse_put(struct vk_http_req *req, struct put_body *b)
     json_t *v;
     json_object_foreach(body, k, v)
     {
-        if (strcmp(k, "value") != 0 && strcmp(k, "protected") != 0 &&
-            strcmp(k, "provider") != 0 && strcmp(k, "key") != 0) {
+        if (strcmp(k, "value") != 0 && strcmp(k, "protected") != 0 && strcmp(k, "provider") != 0 &&
+            strcmp(k, "key") != 0) {
             vk_http_reply_error(req, 400, "bad_request", "unknown field '%.64s'", k);
             return false;
         }
@@ -439,8 +439,8 @@ int vk__api_work_secrets(struct vk_api *api, const struct vk_store_work *w, stru
         rc = vk_secret_open(api->opts.secrets_key, &where, s.nonce, s.wrapped_key, s.value,
                             s.value_len, &v, &n, &err);
         if (rc < 0) {
-            vk_log_write(VK_LOG_ERROR, "api", "a secret does not open", "name", name,
-                         "fragment_id", f->id, "error", err.msg, NULL);
+            vk_log_write(VK_LOG_ERROR, "api", "a secret does not open", "name", name, "fragment_id",
+                         f->id, "error", err.msg, NULL);
             note(withheld, sizeof(withheld), name, "does not open");
             continue;
         }

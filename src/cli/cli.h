@@ -48,7 +48,9 @@ vk_cli_fn vk__cli_regtokens; /* cmd_identity.c: registration-tokens */
 vk_cli_fn vk__cli_login;     /* cmd_login.c */
 vk_cli_fn vk__cli_logout;    /* cmd_login.c */
 vk_cli_fn vk__cli_secrets;   /* cmd_secrets.c */
-vk_cli_fn vk__cli_rotate_secrets_key; /* cmd_secrets.c: admin rotate-secrets-key */
+
+/* `vulcan admin rotate-secrets-key` (cmd_secrets.c, called by cmd_admin.c). */
+vk_cli_fn vk__cli_rotate_secrets_key;
 
 struct vk_store;
 /**

@@ -60,8 +60,8 @@ static int base_path(const char *cmd, const char *org, const char *repo, const c
         fprintf(stderr, "vulcan %s: --repo needs a repository id (see 'vulcan repos ls')\n", cmd);
         return 2;
     }
-    if (org && (strlen(org) > 64 || strspn(org, "abcdefghijklmnopqrstuvwxyz0123456789-") !=
-                                        strlen(org))) {
+    if (org &&
+        (strlen(org) > 64 || strspn(org, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(org))) {
         fprintf(stderr, "vulcan %s: --org needs an org slug ([a-z0-9-])\n", cmd);
         return 2;
     }
@@ -73,8 +73,7 @@ static int base_path(const char *cmd, const char *org, const char *repo, const c
         return 2;
     }
     if (repo)
-        snprintf(out, cap, "/api/v1/repos/%s/secrets%s%s", repo, name ? "/" : "",
-                 name ? name : "");
+        snprintf(out, cap, "/api/v1/repos/%s/secrets%s%s", repo, name ? "/" : "", name ? name : "");
     else
         snprintf(out, cap, "/api/v1/orgs/%s/secrets%s%s", org ? org : "default", name ? "/" : "",
                  name ? name : "");
@@ -386,8 +385,7 @@ static int rewrap_one(void *ctx, const struct vk_store_secret *sec, unsigned cha
     struct rot_ctx *r = ctx;
     if (sec->wrapped_len != VK_SECRET_WRAPPED_LEN || !sec->wrapped_key)
         return vk_err_set(err, VK_EINVAL, "secret %s: the stored data key is damaged", sec->name);
-    struct vk_secret_where w = {sec->tenant_id, sec->scope, sec->scope_id, sec->name,
-                                sec->version};
+    struct vk_secret_where w = {sec->tenant_id, sec->scope, sec->scope_id, sec->name, sec->version};
     return vk_secret_rewrap(r->old_k, r->new_k, &w, sec->wrapped_key, out, err);
 }
 
@@ -466,8 +464,8 @@ int vk__cli_rotate_secrets_key(int argc, char **argv)
     vk_secret_key_check_value(&k_new, kcv_new);
     struct rot_ctx rc_ctx = {&k_old, &k_new};
     size_t count = 0;
-    if (vk_store_secret_rewrap_all(s, rewrap_one, &rc_ctx, kcv_new, sizeof(kcv_new), &count,
-                                   &err) < 0) {
+    if (vk_store_secret_rewrap_all(s, rewrap_one, &rc_ctx, kcv_new, sizeof(kcv_new), &count, &err) <
+        0) {
         fprintf(stderr, "vulcan admin rotate-secrets-key: nothing changed: %s\n", err.msg);
         unlink(next);
         goto out;

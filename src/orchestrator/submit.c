@@ -1,6 +1,5 @@
 /* Turning a loaded workflow (or a stored chain, for rerun) into a new chain. */
 #include "orch_int.h"
-
 #include "vulcan/store_secrets.h"
 
 #include <jansson.h>
@@ -92,15 +91,13 @@ static int check_visit(void *ctx, const struct vk_wf_fragment *f, unsigned depth
                                          f->secrets[i].name, sc->pool, &row, &e2);
         if (rc == VK_ENOTFOUND) {
             const struct vk_wf_pos *p = &f->secrets[i].pos;
-            sc->rc = vk_err_set(sc->err, VK_ENOTFOUND,
-                                "%s:%u:%u: error: unknown secret '%s': define it with 'vulcan "
-                                "secrets set %s%s' (org or repository scope) before running "
-                                "this chain",
-                                p->file ? p->file : sc->wf->file, p->line, p->col,
-                                f->secrets[i].name, sc->repository_id && *sc->repository_id
-                                                        ? "--repo <id> "
-                                                        : "",
-                                f->secrets[i].name);
+            sc->rc = vk_err_set(
+                sc->err, VK_ENOTFOUND,
+                "%s:%u:%u: error: unknown secret '%s': define it with 'vulcan "
+                "secrets set %s%s' (org or repository scope) before running "
+                "this chain",
+                p->file ? p->file : sc->wf->file, p->line, p->col, f->secrets[i].name,
+                sc->repository_id && *sc->repository_id ? "--repo <id> " : "", f->secrets[i].name);
             return 1;
         }
         if (rc < 0) {

@@ -78,8 +78,7 @@ int vk_secret_key_write(const char *path, const struct vk_secret_key *k, struct 
     if (fd < 0)
         return vk_err_set(err, errno == EEXIST ? VK_EEXIST : VK_EIO,
                           "cannot create the secrets key file '%s': %s", path, strerror(errno));
-    int bad = fchmod(fd, 0600) != 0 || write_all(fd, k->kek, sizeof(k->kek)) != 0 ||
-              fsync(fd) != 0;
+    int bad = fchmod(fd, 0600) != 0 || write_all(fd, k->kek, sizeof(k->kek)) != 0 || fsync(fd) != 0;
     int e = errno;
     if (close(fd) != 0)
         bad = 1;
@@ -167,10 +166,10 @@ void vk_secret_key_check_value(const struct vk_secret_key *k, unsigned char out[
 /* The associated data: a label and each field NUL-terminated (no field holds a NUL). */
 static int make_aad(const struct vk_secret_where *w, char *out, size_t cap, size_t *n)
 {
-    int len = snprintf(out, cap, "vulcan-secret-v1%c%s%c%s%c%s%c%s%c%lld", 0,
-                       w->org_id ? w->org_id : "", 0, w->scope ? w->scope : "", 0,
-                       w->scope_id ? w->scope_id : "", 0, w->name ? w->name : "", 0,
-                       (long long)w->version);
+    int len =
+        snprintf(out, cap, "vulcan-secret-v1%c%s%c%s%c%s%c%s%c%lld", 0, w->org_id ? w->org_id : "",
+                 0, w->scope ? w->scope : "", 0, w->scope_id ? w->scope_id : "", 0,
+                 w->name ? w->name : "", 0, (long long)w->version);
     if (len < 0 || (size_t)len >= cap)
         return -1;
     *n = (size_t)len;

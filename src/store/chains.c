@@ -84,8 +84,8 @@ static int read_repo(struct vk__res *r, struct vk_pool *pool, struct vk_store_re
     o->status_api_url = vk__col_str(r, 10, pool);
     o->allow_fork_secrets = vk__col_int(r, 11) != 0;
     o->protected_refs = vk__col_str(r, 12, pool);
-    if ((!o->protected_refs && !r->conn->store->ops->res_null(r, 12)) ||!o->url || !o->provider || !o->workflow_glob || !o->default_branch ||
-        (!null_secret && !o->webhook_secret) ||
+    if ((!o->protected_refs && !r->conn->store->ops->res_null(r, 12)) || !o->url || !o->provider ||
+        !o->workflow_glob || !o->default_branch || (!null_secret && !o->webhook_secret) ||
         (!o->status_token && !r->conn->store->ops->res_null(r, 9)) ||
         (!o->status_api_url && !r->conn->store->ops->res_null(r, 10)))
         return nomem(err);
@@ -152,7 +152,8 @@ static int repo_one(struct vk_store *s, const char *sql, const char *arg, struct
 int vk_store_repo_get(struct vk_store *s, const char *id, struct vk_pool *pool,
                       struct vk_store_repo *out, struct vk_err *err)
 {
-    return repo_one(s, "SELECT " REPO_READ_COLS " FROM repositories WHERE id = $1", id, pool, out, err);
+    return repo_one(s, "SELECT " REPO_READ_COLS " FROM repositories WHERE id = $1", id, pool, out,
+                    err);
 }
 
 int vk_store_repo_find_by_url(struct vk_store *s, const char *url, struct vk_pool *pool,

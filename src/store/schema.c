@@ -122,11 +122,11 @@ struct migration {
     " id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"      \
     " scope TEXT NOT NULL CHECK (scope IN ('org', 'repository', 'environment')),"                  \
     " scope_id TEXT NOT NULL DEFAULT '',"                                                          \
-    " repository_id TEXT REFERENCES repositories(id) ON DELETE CASCADE, environment TEXT,"        \
+    " repository_id TEXT REFERENCES repositories(id) ON DELETE CASCADE, environment TEXT,"         \
     " name TEXT NOT NULL, value BLOB, nonce BLOB, wrapped_key BLOB,"                               \
     " version BIGINT NOT NULL DEFAULT 1, key_version INTEGER NOT NULL DEFAULT 1,"                  \
     " protected INTEGER NOT NULL DEFAULT 0, provider TEXT, provider_key TEXT,"                     \
-    " created_by TEXT, created_at BIGINT NOT NULL, updated_by TEXT, updated_at BIGINT NOT NULL,"  \
+    " created_by TEXT, created_at BIGINT NOT NULL, updated_by TEXT, updated_at BIGINT NOT NULL,"   \
     " UNIQUE (tenant_id, scope, scope_id, name),"                                                  \
     " CHECK ((value IS NULL) = (provider IS NOT NULL)));"                                          \
     "CREATE INDEX secrets_by_repo ON secrets (repository_id) WHERE repository_id IS NOT NULL;"     \

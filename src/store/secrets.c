@@ -6,8 +6,8 @@
 #include <string.h>
 
 #define SECRET_COLS                                                                                \
-    "id, tenant_id, scope, scope_id, repository_id, environment, name, protected, provider,"      \
-    " provider_key, value, nonce, wrapped_key, version, key_version, created_by, created_at,"     \
+    "id, tenant_id, scope, scope_id, repository_id, environment, name, protected, provider,"       \
+    " provider_key, value, nonce, wrapped_key, version, key_version, created_by, created_at,"      \
     " updated_by, updated_at"
 
 static int nomem(struct vk_err *err)
@@ -109,8 +109,8 @@ int vk_store_secret_get(struct vk_store *s, const char *tenant_id, const char *s
                         const char *scope_id, const char *name, struct vk_pool *pool,
                         struct vk_store_secret *out, struct vk_err *err)
 {
-    struct vk__param p[] = {vk__text(tenant_id), vk__text(scope), vk__text(scope_id ? scope_id : ""),
-                            vk__text(name)};
+    struct vk__param p[] = {vk__text(tenant_id), vk__text(scope),
+                            vk__text(scope_id ? scope_id : ""), vk__text(name)};
     struct vk_store_secret *rows = NULL;
     size_t n = 0;
     int rc = query_rows(s,
@@ -152,17 +152,25 @@ int vk_store_secret_put(struct vk_store *s, struct vk_store_secret *sec, int64_t
         if (rc == 0 && vk_uuid_v7(sec->id) != 0)
             rc = vk_err_set(err, VK_EIO, "cannot generate an id");
         if (rc == 0) {
-            struct vk__param p[] = {
-                vk__text(sec->id),          vk__text(sec->tenant_id),
-                vk__text(sec->scope),       vk__text(scope_id),
-                vk__id(sec->repository_id), vk__text(sec->environment),
-                vk__text(sec->name),        vk__int(sec->is_protected),
-                vk__text(sec->provider),    vk__text(sec->provider_key),
-                val[0],                     val[1],
-                val[2],                     vk__int(sec->version),
-                vk__int(sec->key_version),  vk__text(sec->created_by),
-                vk__int(now),               vk__text(sec->updated_by),
-                vk__int(now)};
+            struct vk__param p[] = {vk__text(sec->id),
+                                    vk__text(sec->tenant_id),
+                                    vk__text(sec->scope),
+                                    vk__text(scope_id),
+                                    vk__id(sec->repository_id),
+                                    vk__text(sec->environment),
+                                    vk__text(sec->name),
+                                    vk__int(sec->is_protected),
+                                    vk__text(sec->provider),
+                                    vk__text(sec->provider_key),
+                                    val[0],
+                                    val[1],
+                                    val[2],
+                                    vk__int(sec->version),
+                                    vk__int(sec->key_version),
+                                    vk__text(sec->created_by),
+                                    vk__int(now),
+                                    vk__text(sec->updated_by),
+                                    vk__int(now)};
             rc = vk__exec(c, VK__STMT_NONE,
                           "INSERT INTO secrets (" SECRET_COLS ") VALUES ($1, $2, $3, $4, $5, $6,"
                           " $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
@@ -172,13 +180,20 @@ int vk_store_secret_put(struct vk_store *s, struct vk_store_secret *sec, int64_t
         }
         return vk__store_end(s, c, rc, err);
     }
-    struct vk__param p[] = {vk__text(sec->tenant_id),   vk__text(sec->scope),
-                            vk__text(scope_id),         vk__text(sec->name),
-                            vk__int(expected_version),  vk__int(sec->is_protected),
-                            vk__text(sec->provider),    vk__text(sec->provider_key),
-                            val[0],                     val[1],
-                            val[2],                     vk__int(sec->version),
-                            vk__int(sec->key_version),  vk__text(sec->updated_by),
+    struct vk__param p[] = {vk__text(sec->tenant_id),
+                            vk__text(sec->scope),
+                            vk__text(scope_id),
+                            vk__text(sec->name),
+                            vk__int(expected_version),
+                            vk__int(sec->is_protected),
+                            vk__text(sec->provider),
+                            vk__text(sec->provider_key),
+                            val[0],
+                            val[1],
+                            val[2],
+                            vk__int(sec->version),
+                            vk__int(sec->key_version),
+                            vk__text(sec->updated_by),
                             vk__int(now)};
     int64_t changes = 0;
     rc = vk__exec(c, VK__STMT_NONE,
@@ -200,8 +215,8 @@ int vk_store_secret_delete(struct vk_store *s, const char *tenant_id, const char
     int rc = vk__store_begin(s, &c, err);
     if (rc)
         return rc;
-    struct vk__param p[] = {vk__text(tenant_id), vk__text(scope), vk__text(scope_id ? scope_id : ""),
-                            vk__text(name)};
+    struct vk__param p[] = {vk__text(tenant_id), vk__text(scope),
+                            vk__text(scope_id ? scope_id : ""), vk__text(name)};
     int64_t changes = 0;
     rc = vk__exec(c, VK__STMT_NONE,
                   "DELETE FROM secrets WHERE tenant_id = $1 AND scope = $2 AND scope_id = $3"
@@ -216,7 +231,8 @@ int vk_store_secret_list(struct vk_store *s, const char *tenant_id, const char *
                          const char *scope_id, struct vk_pool *pool, struct vk_store_secret **out,
                          size_t *n, struct vk_err *err)
 {
-    struct vk__param p[] = {vk__text(tenant_id), vk__text(scope), vk__text(scope_id ? scope_id : "")};
+    struct vk__param p[] = {vk__text(tenant_id), vk__text(scope),
+                            vk__text(scope_id ? scope_id : "")};
     return query_rows(s,
                       "SELECT " SECRET_COLS " FROM secrets WHERE tenant_id = $1 AND scope = $2"
                       " AND scope_id = $3 ORDER BY name",

@@ -232,7 +232,7 @@ static inline struct vk__param vk__blob(const void *b, size_t len)
     "id, chain_id, parent_id, sequence, position, type, is_parallel, name, "                       \
     "run_script, machine, condition, source_url, timeout_ms, retries, "                            \
     "retries_used, status, attempt, max_attempts, handbacks, cancel_requested, "                   \
-    "worker_id, ready_at, started_at, finished_at, exit_code, error, env_json, queue_timeout_ms, "  \
+    "worker_id, ready_at, started_at, finished_at, exit_code, error, env_json, queue_timeout_ms, " \
     "secrets_json"
 
 int vk__read_chain(struct vk__res *r, int col0, struct vk_pool *pool, struct vk_store_chain *out,

@@ -98,8 +98,8 @@ static int github_pr(struct vk__triggers_ctx *c, bool gitea)
         return rc;
     ev->pr_merged = vk__triggers_bool(r, "pull_request.merged");
     /* A fork's head repository is another one (null when the fork was deleted). */
-    ev->pr_from_fork =
-        vk__triggers_differs(r, "pull_request.head.repo.full_name", "pull_request.base.repo.full_name");
+    ev->pr_from_fork = vk__triggers_differs(r, "pull_request.head.repo.full_name",
+                                            "pull_request.base.repo.full_name");
     ev->branch = ev->pr_base_branch;
     ev->commit_sha = ev->pr_head_sha;
     return 0;

@@ -111,8 +111,8 @@ static void item_secrets(struct work_item *it, json_t *secrets)
                 snprintf(it->invalid, sizeof(it->invalid), "too many secret files");
                 return;
             }
-            it->files[it->nfiles++] = (struct vk_exec_file){name, json_string_value(v),
-                                                            json_string_length(v)};
+            it->files[it->nfiles++] =
+                (struct vk_exec_file){name, json_string_value(v), json_string_length(v)};
             continue;
         }
         size_t len = strlen(name) + json_string_length(v) + 2;

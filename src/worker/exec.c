@@ -431,8 +431,7 @@ static void sweep_runs(const struct vk_exec_env *env)
             dead = flock(fd, LOCK_EX | LOCK_NB) == 0;
         } else {
             struct stat st;
-            dead = lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) &&
-                   st.st_mtime + 60 < time(NULL);
+            dead = lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) && st.st_mtime + 60 < time(NULL);
         }
         if (dead)
             (void)vk__exec_rmtree(dir, NULL);

@@ -399,8 +399,8 @@ static int load_secrets(struct vk__wf_loader *L, const struct vk_kdl_node *n, bo
         for (size_t k = 0; k < *count; k++)
             if (vk_kdl_str_eq(v->str, a[k].name))
                 return vk__wf_fail(L, VK_WF_ERR_DUPLICATE, VK_EPARSE, VK__WF_AT(v->pos),
-                                   "secret '%s' is named twice here (first at line %u)",
-                                   a[k].name, a[k].pos.line);
+                                   "secret '%s' is named twice here (first at line %u)", a[k].name,
+                                   a[k].pos.line);
         a[*count].name = vk__wf_strdup(L, v->str);
         if (!a[*count].name)
             return VK_ENOMEM;

@@ -63,9 +63,8 @@ static void test_round_trip_and_aad(void **state)
     assert_int_equal(vk_secret_key_generate(&k, &err), 0);
     put_secret(f, &k, "NPM_TOKEN", "npm_abcdefghijklmnop", 1, false);
     struct vk_store_secret sec;
-    assert_int_equal(vk_store_secret_get(f->s, f->tenant, "org", "", "NPM_TOKEN", &f->pool, &sec,
-                                         &err),
-                     0);
+    assert_int_equal(
+        vk_store_secret_get(f->s, f->tenant, "org", "", "NPM_TOKEN", &f->pool, &sec, &err), 0);
     assert_string_equal(sec.created_by, "alice");
     assert_int_equal((int)sec.value_len, 20 + VK_SECRET_TAG_LEN);
     /* the stored bytes are not the value */
@@ -82,9 +81,9 @@ static void test_round_trip_and_aad(void **state)
     assert_int_equal(open_as(&k, f, &sec, "NPM_TOKEN", 2, &v, &n), VK_EPERM);
     /* nor in another org */
     struct vk_secret_where w = {"00000000-0000-0000-0000-000000000000", "org", "", "NPM_TOKEN", 1};
-    assert_int_equal(vk_secret_open(&k, &w, sec.nonce, sec.wrapped_key, sec.value, sec.value_len,
-                                    &v, &n, &err),
-                     VK_EPERM);
+    assert_int_equal(
+        vk_secret_open(&k, &w, sec.nonce, sec.wrapped_key, sec.value, sec.value_len, &v, &n, &err),
+        VK_EPERM);
     /* another key does not open it */
     struct vk_secret_key other;
     assert_int_equal(vk_secret_key_generate(&other, &err), 0);
@@ -106,11 +105,17 @@ static void test_versions_and_list(void **state)
     put_secret(f, &k, "B_TOKEN", "first-value", 1, false);
     put_secret(f, &k, "A_TOKEN", "another-value", 1, true);
     /* a second create is refused; a stale replace too */
-    struct vk_store_secret sec = {.scope = "org", .scope_id = "", .name = "B_TOKEN",
-                                  .value = (const unsigned char *)"x", .value_len = 1,
-                                  .nonce = (const unsigned char *)"x", .nonce_len = 1,
-                                  .wrapped_key = (const unsigned char *)"x", .wrapped_len = 1,
-                                  .version = 2, .key_version = 1};
+    struct vk_store_secret sec = {.scope = "org",
+                                  .scope_id = "",
+                                  .name = "B_TOKEN",
+                                  .value = (const unsigned char *)"x",
+                                  .value_len = 1,
+                                  .nonce = (const unsigned char *)"x",
+                                  .nonce_len = 1,
+                                  .wrapped_key = (const unsigned char *)"x",
+                                  .wrapped_len = 1,
+                                  .version = 2,
+                                  .key_version = 1};
     memcpy(sec.tenant_id, f->tenant, VK_UUID_LEN);
     assert_int_equal(vk_store_secret_put(f->s, &sec, 0, &err), VK_EEXIST);
     assert_int_equal(vk_store_secret_put(f->s, &sec, 7, &err), VK_ECONFLICT);
@@ -141,17 +146,22 @@ static void test_resolve_narrowest(void **state)
     struct vk_store_repo repo = {.url = "https://example.test/r.git", .provider = "generic"};
     memcpy(repo.tenant_id, f->tenant, VK_UUID_LEN);
     assert_int_equal(vk_store_repo_create(f->s, &repo, &err), 0);
-    struct vk_store_secret org = {.scope = "org", .scope_id = "", .name = "TOKEN",
-                                  .value = (const unsigned char *)"org-ct", .value_len = 6,
-                                  .nonce = (const unsigned char *)"n", .nonce_len = 1,
-                                  .wrapped_key = (const unsigned char *)"w", .wrapped_len = 1,
-                                  .version = 1, .key_version = 1};
+    struct vk_store_secret org = {.scope = "org",
+                                  .scope_id = "",
+                                  .name = "TOKEN",
+                                  .value = (const unsigned char *)"org-ct",
+                                  .value_len = 6,
+                                  .nonce = (const unsigned char *)"n",
+                                  .nonce_len = 1,
+                                  .wrapped_key = (const unsigned char *)"w",
+                                  .wrapped_len = 1,
+                                  .version = 1,
+                                  .key_version = 1};
     memcpy(org.tenant_id, f->tenant, VK_UUID_LEN);
     assert_int_equal(vk_store_secret_put(f->s, &org, 0, &err), 0);
     struct vk_store_secret got;
-    assert_int_equal(vk_store_secret_resolve(f->s, f->tenant, repo.id, "TOKEN", &f->pool, &got,
-                                             &err),
-                     0);
+    assert_int_equal(
+        vk_store_secret_resolve(f->s, f->tenant, repo.id, "TOKEN", &f->pool, &got, &err), 0);
     assert_string_equal(got.scope, "org");
     struct vk_store_secret rs = org;
     rs.scope = "repository";
@@ -160,25 +170,23 @@ static void test_resolve_narrowest(void **state)
     rs.value = (const unsigned char *)"repo-ct";
     rs.value_len = 7;
     assert_int_equal(vk_store_secret_put(f->s, &rs, 0, &err), 0);
-    assert_int_equal(vk_store_secret_resolve(f->s, f->tenant, repo.id, "TOKEN", &f->pool, &got,
-                                             &err),
-                     0);
+    assert_int_equal(
+        vk_store_secret_resolve(f->s, f->tenant, repo.id, "TOKEN", &f->pool, &got, &err), 0);
     assert_string_equal(got.scope, "repository");
     assert_int_equal((int)got.value_len, 7);
     /* a chain without a repository sees the org's only */
     assert_int_equal(vk_store_secret_resolve(f->s, f->tenant, "", "TOKEN", &f->pool, &got, &err),
                      0);
     assert_string_equal(got.scope, "org");
-    assert_int_equal(vk_store_secret_resolve(f->s, f->tenant, repo.id, "NONE", &f->pool, &got,
-                                             &err),
-                     VK_ENOTFOUND);
+    assert_int_equal(
+        vk_store_secret_resolve(f->s, f->tenant, repo.id, "NONE", &f->pool, &got, &err),
+        VK_ENOTFOUND);
     /* deleting the repository deletes its secrets */
     assert_int_equal(vk_store_repo_delete(f->s, repo.id, &err), 0);
     struct vk_store_secret *rows = NULL;
     size_t n = 9;
-    assert_int_equal(vk_store_secret_list(f->s, f->tenant, "repository", repo.id, &f->pool, &rows,
-                                          &n, &err),
-                     0);
+    assert_int_equal(
+        vk_store_secret_list(f->s, f->tenant, "repository", repo.id, &f->pool, &rows, &n, &err), 0);
     assert_int_equal((int)n, 0);
 }
 
@@ -222,9 +230,8 @@ static void test_key_check_and_rotation(void **state)
     }
     struct rot r = {&k, &k2, f->tenant};
     size_t count = 0;
-    assert_int_equal(vk_store_secret_rewrap_all(f->s, rewrap_cb, &r, kcv2, sizeof(kcv2), &count,
-                                                &err),
-                     0);
+    assert_int_equal(
+        vk_store_secret_rewrap_all(f->s, rewrap_cb, &r, kcv2, sizeof(kcv2), &count, &err), 0);
     assert_int_equal((int)count, 20);
     assert_int_equal(vk_store_secret_key_check(f->s, kcv2, sizeof(kcv2), &ver, &err), 0);
     assert_int_equal(ver, 2);
@@ -308,12 +315,9 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        T(test_round_trip_and_aad),
-        T(test_versions_and_list),
-        T(test_resolve_narrowest),
-        T(test_key_check_and_rotation),
-        cmocka_unit_test(test_key_file),
-        cmocka_unit_test(test_names_and_sizes),
+        T(test_round_trip_and_aad),      T(test_versions_and_list),
+        T(test_resolve_narrowest),       T(test_key_check_and_rotation),
+        cmocka_unit_test(test_key_file), cmocka_unit_test(test_names_and_sizes),
     };
     int failed = cmocka_run_group_tests_name(
         is_pg() ? "store_secrets_postgres" : "store_secrets_sqlite", tests, NULL, NULL);

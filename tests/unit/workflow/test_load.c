@@ -348,7 +348,8 @@ static const struct bad bads[] = {
     {HEAD "chain { machine \"m\"; fragment { run \"x\"; secrets \"A\"; secret-file \"A\" } }\n",
      VK_WF_ERR_DUPLICATE, 3, 67, "secret 'A' is named twice here (first at line 3)"},
     {HEAD "chain { machine \"m\"; fragment { from \"a.kdl\"; secrets \"A\" } }\n",
-     VK_WF_ERR_EXCLUSIVE, 3, 47, "'secrets' cannot be used with 'from'; set it in the imported file"},
+     VK_WF_ERR_EXCLUSIVE, 3, 47,
+     "'secrets' cannot be used with 'from'; set it in the imported file"},
     {HEAD "chain { machine \"m\"; parallel { retry 1; fragment { run \"x\" } } }\n",
      VK_WF_ERR_UNKNOWN_NODE, 3, 33,
      "unknown node 'retry' in 'parallel'; expected one of: fragment, parallel, name, machine, "
@@ -686,14 +687,14 @@ static void test_checkout(void **state)
 static void test_secrets(void **state)
 {
     (void)state;
-    struct vk_workflow *wf = load_ok(
-        HEAD "chain {\n machine \"m\"\n secrets \"NPM_TOKEN\" \"KUBE\"\n"
-             " fragment { run \"a\" }\n"
-             " fragment { run \"b\"; secret-file \"KUBE\"; secrets \"OWN_1\" }\n"
-             " parallel { fragment { run \"c\" } }\n}\n");
+    struct vk_workflow *wf =
+        load_ok(HEAD "chain {\n machine \"m\"\n secrets \"NPM_TOKEN\" \"KUBE\"\n"
+                     " fragment { run \"a\" }\n"
+                     " fragment { run \"b\"; secret-file \"KUBE\"; secrets \"OWN_1\" }\n"
+                     " parallel { fragment { run \"c\" } }\n}\n");
     assert_int_equal(wf->nsecrets, 2);
     const struct vk_wf_fragment *a = &wf->root.children[0], *b = &wf->root.children[1],
-                                 *c = &wf->root.children[2].children[0];
+                                *c = &wf->root.children[2].children[0];
     assert_int_equal(a->nsecrets, 2);
     assert_string_equal(a->secrets[0].name, "NPM_TOKEN");
     assert_false(a->secrets[1].file);
