@@ -258,6 +258,7 @@
     function renderHead(c) {
       clear(head);
       var running = !FINAL_CHAIN[c.status];
+      var may = c.actions || { cancel: true, rerun: true }; /* the caller's role, from the server */
       add(head, [
         h("h1", null, basename(c.source_file) || "Chain", " ", badge(c.status)),
         h("dl", { class: "meta" },
@@ -270,10 +271,10 @@
           h("dt", null, "Duration"), h("dd", null, fmtDur(c.duration_ms)),
           c.error ? [h("dt", null, "Error"), h("dd", { class: "bad" }, c.error)] : null),
         h("div", { class: "actions" },
-          running ? h("button", { type: "button", class: "danger", "data-action": "cancel",
+          running && may.cancel ? h("button", { type: "button", class: "danger", "data-action": "cancel",
             onclick: function () { act("cancel"); } }, "Cancel") : null,
-          h("button", { type: "button", "data-action": "rerun",
-            onclick: function () { act("rerun"); } }, "Rerun"))]);
+          may.rerun ? h("button", { type: "button", "data-action": "rerun",
+            onclick: function () { act("rerun"); } }, "Rerun") : null)]);
     }
 
     function fragNode(f) {
@@ -1125,11 +1126,16 @@
       h("div", { class: "field" }, h("label", { for: "login-pass" }, "Password"), pass),
       h("button", { type: "submit" }, "Log in"), out);
     var sso = null;
-    if (session.sso && session.sso.indexOf("oidc") >= 0) {
-      /* The server redirects to the identity provider and back to `next` (a "#/" page). */
-      var back = next.indexOf("#/") === 0 ? next : "#/chains";
-      sso = h("p", { class: "sso" }, h("a", { id: "login-sso", class: "button",
-        href: "/api/v1/sso/oidc/login?next=" + encodeURIComponent(back) }, "Log in with SSO"));
+    var methods = session.sso || [];
+    /* The server redirects to the identity provider and back to `next` (a "#/" page). */
+    var back = next.indexOf("#/") === 0 ? next : "#/chains";
+    if (methods.indexOf("oidc") >= 0 || methods.indexOf("saml") >= 0) {
+      sso = h("p", { class: "sso" },
+        methods.indexOf("oidc") >= 0 ? h("a", { id: "login-sso", class: "button",
+          href: "/api/v1/sso/oidc/login?next=" + encodeURIComponent(back) }, "Log in with SSO") : null,
+        methods.length > 1 ? " " : null,
+        methods.indexOf("saml") >= 0 ? h("a", { id: "login-saml", class: "button",
+          href: "/api/v1/sso/saml/login?next=" + encodeURIComponent(back) }, "Log in with SAML") : null);
     }
     add(main, [h("h1", null, "Log in to Vulcan CI"), sso, form]);
     user.focus();

@@ -76,17 +76,28 @@ struct vk_api_opts {
     const char *oidc_groups_claim;  /**< the ID token claim naming teams; NULL: "groups" */
     const char *oidc_org;           /**< the org whose teams groups map to; NULL: "default" */
     const char *oidc_ca_file;       /**< CA certificates for an https provider; NULL: system */
-    const char *tls_cert_pem;       /**< PEM certificate chain: serve HTTPS (borrowed until
-                                     *   vk_api_new returns; not kept). NULL: plain HTTP */
-    const char *tls_key_pem;        /**< PEM key of tls_cert_pem (borrowed likewise) */
-    const struct vk_secret_key *secrets_key; /**< the secrets key-encryption key (borrowed for
-                                              *   the API's life; checked against the store by
-                                              *   the caller); NULL: secrets routes answer 503
-                                              *   and work items carry no secrets */
-    int secrets_key_version;                 /**< its generation (vk_store_secret_key_check) */
-    bool tls;                                /**< the API is served over TLS (set by vk_api_new when
-                                              *   tls_cert_pem is given): later console cookies get
-                                              *   `Secure` */
+    /* Console login with SAML 2.0 (docs/security.md "Single sign-on (SAML 2.0)"): all
+     * borrowed for the API's life; saml_idp_metadata NULL: no SAML. Needs require_auth. */
+    const char *saml_idp_metadata;     /**< the IdP's metadata XML (its content, not a path) */
+    size_t saml_idp_metadata_len;      /**< its length */
+    const char *saml_sp_entity_id;     /**< this server's entity id; NULL: PUBLIC_URL/api/v1/
+                                        *   sso/saml/metadata */
+    const char *saml_groups_attribute; /**< the attribute naming teams; NULL: "groups" */
+    const char *saml_org;              /**< the org whose teams groups map to; NULL: "default" */
+    const char *tls_cert_pem;          /**< PEM certificate chain: serve HTTPS (borrowed until
+                                        *   vk_api_new returns; not kept). NULL: plain HTTP */
+    const char *tls_key_pem;           /**< PEM key of tls_cert_pem (borrowed likewise) */
+    bool tls;                          /**< the API is served over TLS (set by vk_api_new when
+                                        *   tls_cert_pem is given): later console cookies get
+                                        *   `Secure` */
+    /** Borrowed, may be NULL: the URLs of POST/PATCH /repos must pass its checks that
+     * need no resolver (vk_git_url_check_static; the trigger service does the rest). */
+    const struct vk_git_url_policy *url_policy;
+    /** The secrets key-encryption key (borrowed for the API's life; checked against the
+     * store by the caller); NULL: the secrets routes answer 503, work items carry none. */
+    const struct vk_secret_key *secrets_key;
+    /** Its generation (vk_store_secret_key_check). */
+    int secrets_key_version;
 };
 
 /** Create the API and register its routes. Borrows `opts`. */

@@ -22,7 +22,8 @@
  *      `<work_dir>/run/<name>/script` (outside the workspace) and run from it.
  *      New session/process group, cwd = workspace, stdin = /dev/null,
  *      stdout+stderr on ONE pipe;
- *   4. output is handed to the caller's callback as it arrives, up to a cap;
+ *   4. output is handed to the caller's callback as it arrives, up to a cap, through
+ *      the spec's masker when it has one (secret values become "***");
  *   5. timeout / cancel: SIGTERM to the process group (and the cgroup), SIGKILL
  *      after a grace period; at the end every process left in the group or the
  *      cgroup is killed, even on success;
@@ -63,6 +64,7 @@
 #ifndef VULCAN_EXECUTOR_H
 #define VULCAN_EXECUTOR_H
 
+#include "vulcan/mask.h"
 #include "vulcan/util.h"
 
 #include <stdatomic.h>
@@ -235,6 +237,8 @@ struct vk_exec_spec {
     uint64_t fsize_limit_bytes;   /**< RLIMIT_FSIZE, 0 = none */
     uint32_t nofile_limit;        /**< RLIMIT_NOFILE, 0 = 4096 (never above the hard limit) */
     bool keep_workspace;          /**< leave the workspace in place afterwards */
+    struct vk_mask *mask;         /**< borrowed: every output byte (checkout, script, notices)
+                                   *   goes through it before the callback; NULL: none */
     const struct vk_exec_file *files; /**< `nfiles` secret files (see struct vk_exec_file) */
     size_t nfiles;
 };

@@ -41,6 +41,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* ---------------------------------------------------------------- Limits */
 
@@ -77,8 +78,9 @@ bool vk_git_valid_branch(const char *s);
 
 /**
  * True for a repository URL git may be given: at most VK_GIT_MAX_URL bytes,
- * printable without spaces, not starting with '-', and without "::" anywhere
- * (git's "<transport>::<address>" form runs remote helpers such as ext::).
+ * printable without spaces, not starting with '-', not git's "<transport>::<address>"
+ * form (which runs remote helpers such as ext::) and without "::" anywhere but inside
+ * the brackets of an IPv6 host.
  * Which schemes and hosts are allowed is the caller's policy.
  */
 bool vk_git_valid_url(const char *s);
@@ -118,6 +120,88 @@ int vk_git_submodule_url(const char *super_url, const char *raw, char *out, size
  */
 void vk_git_redact_url(const char *url, char *out, size_t cap);
 
+/* ---------------------------------------------------------------- URL policy */
+
+/*
+ * Which repository URLs a server may fetch (docs/security.md, "Repository URLs").
+ * Schemes: https and ssh by default; http and git:// only when the operator lists them;
+ * file:// and local paths only with --allow-file-repos. Refused in any case: "<x>::"
+ * remote helpers (ext::, fd::), URLs or hosts starting with '-', hosts with characters a
+ * host name cannot have. A network host is resolved, and EVERY address it resolves to
+ * must be publicly routable: loopback (127/8, ::1), link-local (169.254/16 with the
+ * metadata address 169.254.169.254, fe80::/10), private (10/8, 172.16/12, 192.168/16,
+ * fc00::/7), shared 100.64/10, unspecified (0/8, ::), multicast (224/4, ff00::/8) and
+ * reserved ranges are refused, also inside IPv4-mapped, NAT64 and 6to4 IPv6 addresses,
+ * unless the address lies in one of the operator's ranges (--allow-repo-hosts).
+ * "localhost" and "*.localhost" are loopback without asking a resolver (RFC 6761).
+ *
+ * A policy is configuration: filled once at start-up, then read-only and shared by any
+ * number of threads.
+ */
+#define VK_GIT_SCHEME_HTTPS 1u
+#define VK_GIT_SCHEME_SSH 2u /**< ssh://, git+ssh:// and scp-like "host:path" */
+#define VK_GIT_SCHEME_HTTP 4u
+#define VK_GIT_SCHEME_GIT 8u   /**< git:// (unauthenticated, unencrypted) */
+#define VK_GIT_SCHEME_FILE 16u /**< file:// and local paths */
+#define VK_GIT_SCHEMES_DEFAULT (VK_GIT_SCHEME_HTTPS | VK_GIT_SCHEME_SSH)
+#define VK_GIT_MAX_RANGES 64 /**< operator address ranges */
+
+/** An address range: `bits` leading bits of `addr` (4 or 16 bytes, network order). */
+struct vk_git_cidr {
+    int family; /**< AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    unsigned bits;
+};
+
+struct vk_git_url_policy {
+    unsigned schemes; /**< VK_GIT_SCHEME_* bits; 0 means VK_GIT_SCHEMES_DEFAULT */
+    struct vk_git_cidr ranges[VK_GIT_MAX_RANGES]; /**< allowed although not public */
+    size_t nranges;
+};
+
+/** What a checked URL names: its scheme bit, host (no brackets, "" when local), port,
+ * and the checked address to connect to ("" when local or not resolved). */
+struct vk_git_url_target {
+    unsigned scheme;
+    char host[256];
+    unsigned port;
+    char addr[46];
+};
+
+/** The default policy: https and ssh, no ranges. */
+void vk_git_url_policy_init(struct vk_git_url_policy *p);
+
+/** Replace the allowed schemes by the comma-separated list `csv` (https, ssh, http, git,
+ * file). Returns 0 or VK_EINVAL (unknown name, empty list). */
+int vk_git_url_policy_schemes(struct vk_git_url_policy *p, const char *csv,
+                              struct vk_err *err) VK_MUST_CHECK;
+
+/** Add the comma-separated ranges of `csv` ("10.0.0.0/8,fd00::/8,192.0.2.7"; an address
+ * without a length is one host). Returns 0, VK_EINVAL, VK_ETOOBIG. */
+int vk_git_url_policy_ranges(struct vk_git_url_policy *p, const char *csv,
+                             struct vk_err *err) VK_MUST_CHECK;
+
+/** Why the address `sa` (AF_INET or AF_INET6) is refused ("loopback", "link-local"...;
+ * static text), or NULL when it may be connected to. */
+const char *vk_git_addr_refused(const struct vk_git_url_policy *p, const struct sockaddr *sa);
+
+/**
+ * The checks that need no resolver (for an HTTP thread): the URL's form and scheme, and a
+ * literal address or a localhost name in the host. Fills *t. Returns 0 or VK_EPERM with a
+ * reason in *err (fixed text: neither the URL nor anything fetched).
+ */
+int vk_git_url_check_static(const struct vk_git_url_policy *p, const char *url,
+                            struct vk_git_url_target *t, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * vk_git_url_check_static(), then for a network host: resolve it (getaddrinfo, which may
+ * block: never on an HTTP thread) and refuse it unless every address is allowed; the
+ * first one goes to t->addr, for the fetch to be pinned to it (no second lookup that a
+ * DNS rebind could answer differently). Returns 0, VK_EPERM, VK_EIO (does not resolve).
+ */
+int vk_git_url_check(const struct vk_git_url_policy *p, const char *url,
+                     struct vk_git_url_target *t, struct vk_err *err) VK_MUST_CHECK;
+
 /* ---------------------------------------------------------------- Types */
 
 /** Polled at least every 100 ms while git runs or a lock is awaited: true stops it. */
@@ -138,6 +222,11 @@ struct vk_git_opts {
     void *on_stderr_ctx;        /**< passed to on_stderr */
     const char *path;           /**< PATH of git (where it finds git-lfs); default
                                  *   "/usr/local/bin:/usr/bin:/bin" */
+    /** Borrowed; NULL: no URL policy (local tools). Set: the URL must pass
+     * vk_git_url_check_static() at open and vk_git_url_check() before every clone and
+     * fetch; only its schemes in GIT_ALLOW_PROTOCOL, no redirects, no proxy, http(s)
+     * pinned to the checked address. */
+    const struct vk_git_url_policy *policy;
 };
 
 /**
@@ -206,7 +295,8 @@ void vk_git_files_release(struct vk_git_files *f);
  * `cache_dir` (created 0700 if missing). Nothing is cloned yet. `opts` may be
  * NULL (copied, but the callbacks' contexts are borrowed for the handle's
  * life). On success *out is returned owned (vk_git_mirror_free()).
- * Returns 0, VK_EINVAL (unusable URL or directory), VK_ENOTFOUND (no git),
+ * With opts->policy, the URL must pass vk_git_url_check_static() (VK_EPERM).
+ * Returns 0, VK_EINVAL (unusable URL or directory), VK_EPERM, VK_ENOTFOUND (no git),
  * VK_EIO, VK_ENOMEM.
  */
 int vk_git_mirror_open(const char *cache_dir, const char *url, const struct vk_git_opts *opts,
@@ -217,6 +307,9 @@ void vk_git_mirror_free(struct vk_git_mirror *m);
 
 /** The mirror's directory. Returns borrowed (valid until vk_git_mirror_free()). */
 const char *vk_git_mirror_path(const struct vk_git_mirror *m);
+
+/** The URL policy the handle was opened with (borrowed; NULL: none). */
+const struct vk_git_url_policy *vk_git_mirror_policy(const struct vk_git_mirror *m);
 
 /** The handle's counters. */
 struct vk_git_stats vk_git_mirror_stats(const struct vk_git_mirror *m);

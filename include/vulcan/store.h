@@ -40,7 +40,7 @@ struct vk_store;
 struct vk_store_tx;
 
 /** Schema version this binary knows (the highest migration number). */
-#define VK_STORE_SCHEMA_VERSION 9
+#define VK_STORE_SCHEMA_VERSION 11
 
 /** Caps on input-derived sizes. */
 #define VK_STORE_MAX_FRAGMENTS 10000      /**< fragments in one chain */
@@ -156,6 +156,9 @@ struct vk_store_fragment {
     int exit_code;
     const char *error;
     const char *env_json;
+    int max_parallel;         /**< parallel groups: most children active at once; 0: no limit */
+    bool no_fail_fast;        /**< groups: a failure inside fails this group only when it closes,
+                               *   without skipping its other children (`fail-fast #false`) */
     const char *secrets_json; /**< [{"name", "file"}]: the secrets it uses; NULL: none */
 };
 
@@ -178,6 +181,8 @@ struct vk_store_fragment_spec {
     int retries;
     int max_attempts; /**< 0: 3 */
     const char *env_json;
+    int max_parallel;         /**< as in struct vk_store_fragment */
+    bool no_fail_fast;        /**< as in struct vk_store_fragment */
     const char *secrets_json; /**< [{"name": "A", "file": false}, ...] or NULL */
 };
 

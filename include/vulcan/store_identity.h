@@ -52,6 +52,10 @@ int vk_store_org_create(struct vk_store *store, struct vk_store_org *o,
 int vk_store_org_find(struct vk_store *store, const char *slug, struct vk_pool *pool,
                       struct vk_store_org *out, struct vk_err *err) VK_MUST_CHECK;
 
+/** Turn org `id`'s sso_only on or off. Returns 0, VK_ENOTFOUND, VK_EDB. */
+int vk_store_org_set_sso_only(struct vk_store *store, const char *id, bool on,
+                              struct vk_err *err) VK_MUST_CHECK;
+
 /** Get an org by id. Returns 0, VK_ENOTFOUND, VK_EDB. */
 int vk_store_org_get(struct vk_store *store, const char *id, struct vk_pool *pool,
                      struct vk_store_org *out, struct vk_err *err) VK_MUST_CHECK;
@@ -225,13 +229,12 @@ int vk_store_credential_create(struct vk_store *store, struct vk_store_credentia
                                struct vk_err *err) VK_MUST_CHECK;
 
 /**
- * vk_store_claim, storing with the claim the job token of the attempt it starts, which
- * is written to `token` (only when a fragment was claimed). The caller sets `job`'s
- * org_id; kind, hash, worker_id, fragment_id, attempt, expires_at (now + the fragment's
- * timeout, 24 h without one, + 1 h), id and created_at are filled here. On SQLite both are one
- * transaction (one commit); on PostgreSQL the credential is stored right after the claim's
- * statement, and the fragment handed back when it cannot be. Returns as vk_store_claim, or the
- * credential's errors.
+ * vk_store_claim that also makes the job token of the attempt it starts, written to
+ * `token`, and stores its hash as the claimed fragment's `job_hash` in the claim's own
+ * statement (one write, no credential row). `job` is filled: kind, hash, worker_id,
+ * fragment_id, attempt, created_at (the start), expires_at 0 (it ends with the attempt).
+ * The token is made before the statement, so a claim that finds nothing costs one random
+ * draw and one hash. Returns as vk_store_claim; `token` is wiped on an error.
  */
 int vk_store_claim_job(struct vk_store *store, const char *worker_id, const char *const *groups,
                        size_t ngroups, int64_t now_ms, struct vk_store_credential *job,
@@ -240,12 +243,13 @@ int vk_store_claim_job(struct vk_store *store, const char *worker_id, const char
 
 /**
  * The lookup of every authenticated request: the credential of kind `kind` whose hash is
- * `hash`, valid at `now_ms`; a job token only while its attempt runs on its worker (the
- * fragment is `running` at that attempt there: "the attempt of this job token has ended"
- * otherwise). Its last_used_at is updated (never for job tokens; at most once a minute, so a busy
- * token does not write on every request). Errors (VK_EAUTH, each with its own message and
- * never anything of the secret): "unknown token", "token expired", "token revoked",
- * "session expired after inactivity", "the token's user is disabled"; VK_EDB.
+ * `hash`, valid at `now_ms`; a job token only while its attempt runs (the `running`
+ * fragment whose job_hash it is: "unknown token, or the attempt of this job token has
+ * ended" otherwise), with the fragment's id as its id and its worker's org as its org. Its
+ * last_used_at is updated (never for job tokens; at most once a minute, so a busy token does not
+ * write on every request). Errors (VK_EAUTH, each with its own message and never anything of the
+ * secret): "unknown token", "token expired", "token revoked", "session expired after inactivity",
+ * "the token's user is disabled"; VK_EDB.
  */
 int vk_store_credential_check(struct vk_store *store, enum vk_auth_kind kind, const char *hash,
                               int64_t now_ms, struct vk_pool *pool, struct vk_store_credential *out,
@@ -267,8 +271,9 @@ int vk_store_credential_revoke(struct vk_store *store, const char *id, const cha
                                int64_t now_ms, struct vk_err *err) VK_MUST_CHECK;
 
 /**
- * Revoke every job token of fragment `fragment_id` (its attempt ended) and, when
- * `worker_id` is not NULL/"", every credential of that worker (a revoked worker).
+ * Revoke the job token of fragment `fragment_id` (its attempt ended) and, when
+ * `worker_id` is not NULL/"", every credential of that worker and the job tokens of its
+ * running attempts (a revoked worker).
  * Returns 0, VK_EDB.
  */
 int vk_store_credential_revoke_for(struct vk_store *store, const char *fragment_id,

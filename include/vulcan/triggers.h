@@ -354,6 +354,9 @@ struct vk_triggers_opts {
     int64_t status_give_up_ms; /**< a status still failing this long after its first
                                 *   failure is given up, logged (default 1 hour) */
     long status_timeout_ms;    /**< one post's timeout (default 10000) */
+    /** Borrowed, may be NULL (no policy: local tools and tests): checked before every
+     * clone and fetch of a mirror and every URL import (docs/security.md). */
+    const struct vk_git_url_policy *url_policy;
 };
 
 /**

@@ -37,6 +37,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* ---------------------------------------------------------------- Limits */
 
@@ -50,6 +51,7 @@
 #define VK_WF_MAX_RETRIES 10             /**< `retry N` accepts 0..10 */
 #define VK_WF_MAX_COND_LEN 4096          /**< longest condition text, bytes */
 #define VK_WF_MAX_COND_DEPTH 64          /**< deepest nesting of ( ) and ! in a condition */
+#define VK_WF_MAX_MATRIX 256             /**< most copies one `matrix` makes */
 
 /* ---------------------------------------------------------------- Errors */
 
@@ -326,6 +328,15 @@ struct vk_wf_fragment {
     struct vk_wf_secret *secrets; /**< resolved: the chain's and the fragment's own (its own
                                    *   win for a name in both), in order of first use */
     size_t nsecrets;
+    bool is_matrix;    /**< a `parallel` group of one copy per `matrix` combination */
+    int max_parallel;  /**< parallel groups: `max-parallel N`, most children running at
+                        *   once (the next starts when one ends); 0: no limit */
+    bool no_fail_fast; /**< groups: `fail-fast #false`: a failure inside does not stop the
+                        *   group's other children; the group fails when it closes */
+    /** A matrix copy: its combination (axes in order, then `include` variables); each
+     *  inline fragment of the copy also has them in `env` as MATRIX_<KEY>. */
+    struct vk_wf_kv *matrix;
+    size_t nmatrix;
     struct vk_wf_fragment *children;
     size_t nchildren;
     struct vk_wf_fragment *parent; /**< NULL for the root (the chain) */
@@ -381,6 +392,22 @@ typedef int vk_wf_fetch_fn(void *ctx, const struct vk_wf_fetch_req *req, struct 
 /** The default fetcher: local files (regular files only) and http(s) with libcurl. */
 int vk_wf_fetch_default(void *ctx, const struct vk_wf_fetch_req *req, struct vk_buf *out,
                         struct vk_err *err);
+
+/**
+ * Says whether an import download may connect to `sa` (`len` bytes): NULL when it may,
+ * else why not (static text). Asked for every connection libcurl opens, after each DNS
+ * lookup and each redirect, so a rebound name or a redirect cannot reach an address the
+ * check refuses.
+ */
+typedef const char *vk_wf_addr_check_fn(void *ctx, const struct sockaddr *sa, size_t len);
+
+/**
+ * Download the URL import `req` as the default fetcher does, and with `check` (may be
+ * NULL) asked before every connection; no proxy from the environment is used when
+ * `check` is set. A refused address answers VK_EPERM with the check's reason.
+ */
+int vk_wf_fetch_url_checked(const struct vk_wf_fetch_req *req, vk_wf_addr_check_fn *check,
+                            void *check_ctx, struct vk_buf *out, struct vk_err *err);
 
 /** A fetcher that refuses every import with VK_EPERM ("imports are not allowed"). */
 int vk_wf_fetch_refuse(void *ctx, const struct vk_wf_fetch_req *req, struct vk_buf *out,

@@ -78,6 +78,7 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
     if (api->opts.max_wait_s <= 0)
         api->opts.max_wait_s = 60;
     pthread_mutex_init(&api->lock, NULL);
+    vk__api_mask_init(api);
     struct vk_http_server_opts ho = {.listen = opts->listen,
                                      .threads = opts->http_threads,
                                      .gate = vk__api_gate,
@@ -118,6 +119,10 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
         rc = vk__api_sso_routes(api, err); /* api_sso.c */
     if (rc == 0 && json_api)
         rc = vk__api_sso_init(api, err);
+    if (rc == 0 && json_api)
+        rc = vk__api_saml_routes(api, err); /* api_saml.c */
+    if (rc == 0 && json_api)
+        rc = vk__api_saml_init(api, err);
     if (rc == 0 && json_api)
         rc = vk__api_openapi_routes(api, err);
     if (rc == 0 && !opts->no_console)
@@ -183,11 +188,14 @@ void vk_api_free(struct vk_api *api)
         return;
     vk__api_logs_stop(api);
     vk__api_treq_stop(api);
+    vk__api_sso_stop(api); /* its suspended requests are answered before the server stops */
     vk_http_server_free(api->http); /* stops first: waiters are completed and freed */
     vk__api_logs_release(api);
     vk__api_auth_release(api);
     vk__api_oidc_release(api);
     vk__api_sso_release(api);
+    vk__api_saml_release(api);
+    vk__api_mask_release(api);
     pthread_cond_destroy(&api->treq_cond);
     pthread_mutex_destroy(&api->treq_lock);
     pthread_mutex_destroy(&api->lock);

@@ -102,15 +102,30 @@ void vk__api_auth_release(struct vk_api *api)
     api->nneeds = 0;
 }
 
-static const struct vk__api_route_need *find_need(const struct vk_api *api,
-                                                  const struct vk_http_req *req)
+static const struct vk__api_route_need *need_of(const struct vk_api *api, const char *method,
+                                                const char *pattern)
 {
-    const char *method = vk_http_method(req), *pattern = vk_http_route_pattern(req);
     for (size_t i = 0; pattern && i < api->nneeds; i++)
         if (strcmp(api->needs[i].pattern, pattern) == 0 &&
             strcmp(api->needs[i].method, method) == 0)
             return &api->needs[i];
     return NULL;
+}
+
+static const struct vk__api_route_need *find_need(const struct vk_api *api,
+                                                  const struct vk_http_req *req)
+{
+    return need_of(api, vk_http_method(req), vk_http_route_pattern(req));
+}
+
+bool vk__api_may(const struct vk_api *api, const struct vk_http_req *req, const char *method,
+                 const char *pattern)
+{
+    if (!api->opts.require_auth)
+        return true;
+    const struct vk__api_principal *p = vk_http_req_principal(req);
+    const struct vk__api_route_need *rn = need_of(api, method, pattern);
+    return p && rn && rn->need == VK__NEED_ROLE && p->role >= rn->role;
 }
 
 static int refuse(struct vk_http_refusal *no, int status, const char *code, const char *www,
@@ -382,7 +397,10 @@ static int gate_browser(struct vk_api *api, struct vk_http_req *req,
                       "--public-url or --allowed-hosts)",
                       vk_http_header(req, "Host") ? vk_http_header(req, "Host") : "");
     const char *origin = vk_http_header(req, "Origin");
-    if (origin && unsafe_method(rn->method) && !vk__api_same_origin(api, req, origin))
+    /* The SAML ACS takes the IdP's cross-site form post (HTTP-POST binding): its CSRF
+     * safety is the one-use RelayState and the state cookie checked at /finish (api_saml.c). */
+    bool idp_post = strcmp(rn->pattern, "/api/v1/sso/saml/acs") == 0;
+    if (origin && !idp_post && unsafe_method(rn->method) && !vk__api_same_origin(api, req, origin))
         return refuse(no, 403, "cross_origin", NULL,
                       "%s %s from another origin (%.100s) is refused", rn->method, rn->pattern,
                       origin);

@@ -81,6 +81,16 @@ static int parse_and_submit(struct vk_api *api, struct vk_http_req *req, struct 
             return 400;
         }
     }
+    /* the server's local workers clone it on this host: the same URL policy as repositories */
+    const char *rurl = vk__api_get_str(body, "repository_url");
+    struct vk_git_url_target t;
+    struct vk_err perr;
+    vk_err_clear(&perr);
+    if (rurl && *rurl && api->opts.url_policy &&
+        vk_git_url_check_static(api->opts.url_policy, rurl, &t, &perr) != 0) {
+        vk_http_reply_error(req, 400, "url_not_allowed", "%s", perr.msg);
+        return 400;
+    }
     json_t *env = json_object_get(body, "env");
     if (env && !json_is_object(env)) {
         vk_http_reply_error(req, 400, "bad_request", "'env' must be an object of strings");
@@ -304,6 +314,12 @@ static void h_chain_get(struct vk_http_req *req, void *ctx)
     vk_mem_free(objs);
     bad |= json_object_set_new(o, "fragment_count", json_integer((json_int_t)n));
     bad |= json_object_set_new(o, "fragments", top);
+    /* What the caller may do with it, so a console offers no button the server refuses. */
+    bad |= json_object_set_new(
+        o, "actions",
+        json_pack("{s:b,s:b}", "cancel",
+                  vk__api_may(api, req, "POST", "/api/v1/chains/{id}/cancel"), "rerun",
+                  vk__api_may(api, req, "POST", "/api/v1/chains/{id}/rerun")));
     vk_http_reply_json(req, 200, vk_http_json_checked(o, bad));
 }
 

@@ -161,9 +161,10 @@ static json_t *orgs_json(struct vk_api *api, struct vk_http_req *req,
         if (p->site_admin)
             role = VK_ROLE_ADMIN;
         failed |= json_array_append_new(
-            a, json_pack("{s:s, s:s, s:o, s:s, s:o}", "id", orgs[i].id, "slug", orgs[i].slug,
+            a, json_pack("{s:s, s:s, s:o, s:s, s:b, s:o}", "id", orgs[i].id, "slug", orgs[i].slug,
                          "name", vk__api_str(orgs[i].display_name), "role", vk_auth_role_name(role),
-                         "created_at", vk__api_time(orgs[i].created_at)));
+                         "sso_only", orgs[i].sso_only, "created_at",
+                         vk__api_time(orgs[i].created_at)));
     }
     if (*rc < 0) {
         json_decref(a);
@@ -468,6 +469,40 @@ static void h_org_list(struct vk_http_req *req, void *ctx)
         return;
     }
     vk_http_reply_json(req, 200, json_pack("{s:o}", "orgs", orgs));
+}
+
+/* PATCH /api/v1/orgs/{org} {"sso_only": bool}: an org admin makes SSO the only login of
+ * the org's members (docs/security.md "SSO-only orgs"). */
+static void h_org_patch(struct vk_http_req *req, void *ctx)
+{
+    struct vk_api *api = ctx;
+    const struct vk__api_principal *p = who(api, req);
+    if (!p)
+        return;
+    json_t *body = vk_http_json(req);
+    static const char *const known[] = {"sso_only", NULL};
+    if (!only(req, body, known))
+        return;
+    json_t *v = json_object_get(body, "sso_only");
+    if (!json_is_boolean(v)) {
+        bad(req, "%s", "'sso_only' must be true or false");
+        return;
+    }
+    struct vk_err err;
+    vk_err_clear(&err);
+    struct vk_store_org o;
+    int rc = vk_store_org_set_sso_only(api->opts.store, p->org_id, json_is_true(v), &err);
+    if (rc == 0)
+        rc = vk_store_org_get(api->opts.store, p->org_id, vk_http_pool(req), &o, &err);
+    if (rc < 0) {
+        store_fail(req, &err, rc);
+        return;
+    }
+    vk_log_write(VK_LOG_INFO, "api", "org settings changed", "org", o.slug, "sso_only",
+                 o.sso_only ? "true" : "false", "by", p->login, NULL);
+    vk_http_reply_json(req, 200,
+                       json_pack("{s:s, s:s, s:o, s:b}", "id", o.id, "slug", o.slug, "name",
+                                 vk__api_str(o.display_name), "sso_only", o.sso_only));
 }
 
 /* ---------------------------------------------------------------- Teams */
@@ -894,6 +929,7 @@ int vk__api_identity_routes(struct vk_api *api, struct vk_err *err)
         {"POST", "/api/v1/users", h_user_create, &json},
         {"POST", "/api/v1/orgs", h_org_create, &json},
         {"GET", "/api/v1/orgs", h_org_list, NULL},
+        {"PATCH", "/api/v1/orgs/{org}", h_org_patch, &json},
         {"POST", "/api/v1/orgs/{org}/teams", h_team_create, &json},
         {"GET", "/api/v1/orgs/{org}/teams", h_team_list, NULL},
         {"PUT", "/api/v1/orgs/{org}/teams/{team}/members/{login}", h_team_member, NULL},

@@ -4,6 +4,7 @@
 
 #include "vulcan/api.h"
 #include "vulcan/http.h"
+#include "vulcan/mask.h"
 #include "vulcan/store_identity.h"
 #include "vulcan/telemetry.h"
 
@@ -61,6 +62,15 @@ struct vk__api_principal {
     enum vk_auth_role role; /* in org_id, capped by the token's scopes */
 };
 
+/* The server-side masking registry (api_mask.c). */
+struct vk__api_mask_entry;
+struct vk__api_mask_set {
+    pthread_mutex_t lock; /* guards the list, its length, the entries' reference counts */
+    struct vk__api_mask_entry *head;
+    size_t n;
+    int64_t swept_ms;
+};
+
 struct vk_api {
     struct vk_api_opts opts;
     struct vk__api_route_need *needs; /* one per registered route, in route order */
@@ -70,11 +80,13 @@ struct vk_api {
     struct vk_auth_signer *signer; /* the job OIDC issuer's key, or NULL (api_oidc.c) */
     char issuer[512];              /* its `iss`: the public URL, else the listen URL */
     struct vk__api_sso *sso;       /* OpenID Connect login, or NULL (api_sso.c) */
+    struct vk__api_saml *saml;     /* SAML 2.0 login, or NULL (api_saml.c) */
     struct vk_http_server *http;
     pthread_mutex_t lock; /* guards the waiter list */
     struct vk__api_waiter *head, *tail;
     struct vk__api_follow_set follow;
-    struct vk_metrics_std m; /* handles in opts.metrics (all NULL without metrics) */
+    struct vk__api_mask_set mask; /* per-attempt maskers of log ingest (api_mask.c) */
+    struct vk_metrics_std m;      /* handles in opts.metrics (all NULL without metrics) */
     /* Clients waiting for trigger requests (api_treq.c). */
     pthread_mutex_t treq_lock; /* guards the list and the flags */
     pthread_cond_t treq_cond;  /* wakes the poller */
@@ -82,6 +94,33 @@ struct vk_api {
     pthread_t treq_poller;
     bool treq_started, treq_stopping;
 };
+
+/* ---------------------------------------------------------------- Masking (api_mask.c) */
+
+void vk__api_mask_init(struct vk_api *api);
+void vk__api_mask_release(struct vk_api *api);
+/*
+ * Register `value` (`n` bytes, borrowed; VK_MASK_MIN_VALUE..VK_MASK_MAX_VALUE) for the
+ * attempt: the attempt's log is masked with it on ingest from then on. Called at claim
+ * with the job token and when an ID token is issued. Returns 0, VK_EINVAL (size),
+ * VK_ETOOBIG (registry full, or the attempt's forms too big), VK_ENOMEM.
+ */
+int vk__api_mask_add(struct vk_api *api, const char *fragment_id, int attempt, const char *value,
+                     size_t n) VK_MUST_CHECK;
+/*
+ * Ingest `len` bytes at the worker's stream offset `offset` of the attempt's log: masked
+ * with its values, then stored. A retry of bytes already taken is ignored; `offset` past
+ * the end is VK_EINVAL. *in_total (may be NULL) receives the worker bytes taken so far.
+ * Returns 0 or the store's error (VK_ECONFLICT for a stale attempt), VK_EAGAIN when the
+ * registry is full, VK_ENOMEM.
+ */
+int vk__api_mask_append(struct vk_api *api, const char *fragment_id, int attempt, int64_t offset,
+                        const char *data, size_t len, int64_t *in_total,
+                        struct vk_err *err) VK_MUST_CHECK;
+/* The attempt ended: store what its masker holds back and drop its entry (absent: nothing). */
+void vk__api_mask_end(struct vk_api *api, const char *fragment_id, int attempt);
+/* Entries in the registry (tests, metrics). */
+size_t vk__api_mask_entries(struct vk_api *api);
 
 /* ---------------------------------------------------------------- Telemetry (api_metrics.c) */
 
@@ -154,10 +193,39 @@ int vk__api_session_open(struct vk_api *api, struct vk_http_req *req, const stru
 struct vk__api_sso;
 int vk__api_sso_init(struct vk_api *api, struct vk_err *err);
 void vk__api_sso_start(struct vk_api *api); /* after the issuer URL is known */
+/* End the SSO thread (the login it is doing finishes; waiting ones get 503). Before the
+ * HTTP server stops. Idempotent. */
+void vk__api_sso_stop(struct vk_api *api);
 void vk__api_sso_release(struct vk_api *api);
 int vk__api_sso_routes(struct vk_api *api, struct vk_err *err);
-/* The SSO methods the login page offers: ["oidc"] or [] (a new reference). */
+/* The SSO methods the login page offers: "oidc", "saml" or none (a new array). */
 json_t *vk__api_sso_methods(const struct vk_api *api);
+/* Shared by both SSO protocols (api_sso.c). The user of an identity provider's verified
+ * `claims` ({sub, preferred_username?, email?, name?}) under `source` ("oidc:<issuer>",
+ * "saml:<entity id>"), found by subject or made now (a login taken already gets a random
+ * suffix, never someone else's account). */
+int vk__api_sso_user(struct vk_api *api, const char *source, json_t *claims, struct vk_pool *pool,
+                     struct vk_store_user *u, struct vk_err *err);
+/* Set `u`'s membership in the teams of org `org_slug` (NULL: default; `flag` names the
+ * option in errors) to exactly the team names in `groups` (a JSON array, or NULL). */
+int vk__api_sso_teams(struct vk_api *api, json_t *groups, const char *org_slug, const char *flag,
+                      const struct vk_store_user *u, struct vk_pool *pool, struct vk_err *err);
+/* A console location for after the login: "#/" then printable characters (no quotes). */
+bool vk__api_sso_next_ok(const char *n);
+/* Whether the client is a browser that navigated here (Accept names text/html). */
+bool vk__api_sso_wants_html(struct vk_http_req *req);
+/* Answer with a small HTML page saying `msg` (escaped) and linking to the login page. */
+void vk__api_sso_page(struct vk_http_req *req, int status, const char *msg);
+/* Log and answer a refused SSO login (401 page or JSON; 500 for store errors). */
+void vk__api_sso_refuse(struct vk_http_req *req, const char *addr, const struct vk_err *err,
+                        int rc);
+/* Percent-encode `s` for a query value; false when it does not fit in `cap`. */
+bool vk__api_sso_urlenc(const char *s, char *out, size_t cap);
+/* SAML 2.0 login (api_saml.c): load the IdP metadata (vk_api_new), routes. */
+struct vk__api_saml;
+int vk__api_saml_init(struct vk_api *api, struct vk_err *err);
+void vk__api_saml_release(struct vk_api *api);
+int vk__api_saml_routes(struct vk_api *api, struct vk_err *err);
 #define VK__API_SESSION_COOKIE "vulcan_session"
 
 /* Job identity (api_oidc.c): load the key (vk_api_new), settle the issuer URL once the
@@ -174,6 +242,13 @@ bool vk__api_oidc_env(struct vk_api *api, json_t *env, const char *job_token);
 const struct vk_store_credential *vk__api_agent_cred(const struct vk_http_req *req);
 /* Whether machine group `group` is in the comma-separated `list` (NULL/"": every group). */
 bool vk__api_group_allowed(const char *list, const char *group);
+
+/* Whether the caller of REQ may call METHOD PATTERN (a registered route) in the org REQ
+ * acted in: its role there (capped by the credential's scopes) against the route's. True
+ * on a server without credentials; false for a route with no role or a non-role need. It
+ * only tells clients what to offer: the gate checks every call itself. */
+bool vk__api_may(const struct vk_api *api, const struct vk_http_req *req, const char *method,
+                 const char *pattern);
 
 /* End every log follower and wait for their threads (api_logs.c). Idempotent. */
 void vk__api_logs_stop(struct vk_api *api);

@@ -187,6 +187,15 @@ static void h_id_token(struct vk_http_req *req, void *ctx)
         vk__api_reply_err(req, &err, rc);
         return;
     }
+    /* Masked in the attempt's log like the job token; unmaskable means not issued. */
+    rc = vk__api_mask_add(api, f.id, f.attempt, jwt, strlen(jwt));
+    if (rc < 0) {
+        vk_auth_wipe(jwt, strlen(jwt));
+        free(jwt);
+        vk_http_reply_error(req, 503, "unavailable", "the ID token cannot be masked (%s)",
+                            vk_err_name(rc));
+        return;
+    }
     vk_log_write(VK_LOG_INFO, "api", "job id token issued", "fragment_id", f.id, "audience", aud,
                  "jti", jti, NULL);
     if (vk_http_set_header(req, "Cache-Control", "no-store") != 0)

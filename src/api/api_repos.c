@@ -64,7 +64,8 @@ static bool bad(struct vk_http_req *req, const char *fmt, const char *what)
 }
 
 /* Check the fields present in `body` and fill `u` (set bits) and `r` (values). */
-static bool read_fields(struct vk_http_req *req, json_t *body, struct vk_store_repo_update *u)
+static bool read_fields(struct vk_api *api, struct vk_http_req *req, json_t *body,
+                        struct vk_store_repo_update *u)
 {
     static const char *const known[] = {"url",           "provider",       "webhook_secret",
                                         "workflow_glob", "default_branch", "allow_url_imports",
@@ -88,6 +89,16 @@ static bool read_fields(struct vk_http_req *req, json_t *body, struct vk_store_r
             json_string_value(v)[0] == '-')
             return bad(req, "'%s' must be a repository URL (https, ssh, git, file:// or a path)",
                        "url");
+        /* the policy's checks that need no resolver; the rest before every fetch, on the
+         * trigger service's threads (a DNS lookup may take seconds) */
+        struct vk_git_url_target t;
+        struct vk_err perr;
+        vk_err_clear(&perr);
+        if (api->opts.url_policy &&
+            vk_git_url_check_static(api->opts.url_policy, json_string_value(v), &t, &perr) != 0) {
+            vk_http_reply_error(req, 400, "url_not_allowed", "%s", perr.msg);
+            return false;
+        }
         u->url = json_string_value(v);
         u->set |= VK_STORE_REPO_SET_URL;
     }
@@ -122,6 +133,16 @@ static bool read_fields(struct vk_http_req *req, json_t *body, struct vk_store_r
     if ((v = json_object_get(body, "allow_url_imports"))) {
         if (!json_is_boolean(v))
             return bad(req, "'%s' must be true or false", "allow_url_imports");
+        /* URL imports make the server download from the network: a maintainer's call
+         * (the caller's role in the org; any caller of a server with --no-auth) */
+        const struct vk__api_principal *who = vk_http_req_principal(req);
+        if (json_is_true(v) && who && who->role < VK_ROLE_MAINTAINER) {
+            vk_http_reply_error(req, 403, "forbidden",
+                                "turning allow_url_imports on needs the maintainer role; this "
+                                "token acts as %s",
+                                vk_auth_role_name(who->role));
+            return false;
+        }
         u->allow_url_imports = json_is_true(v);
         u->set |= VK_STORE_REPO_SET_URL_IMPORTS;
     }
@@ -160,14 +181,14 @@ static bool read_fields(struct vk_http_req *req, json_t *body, struct vk_store_r
 }
 
 /* The request's JSON object body into `u`; else a 400 is sent and false returned. */
-static bool read_body(struct vk_http_req *req, struct vk_store_repo_update *u)
+static bool read_body(struct vk_api *api, struct vk_http_req *req, struct vk_store_repo_update *u)
 {
     json_t *body = vk_http_json(req);
     if (!json_is_object(body)) {
         vk_http_reply_error(req, 400, "bad_request", "the body must be a JSON object");
         return false;
     }
-    return read_fields(req, body, u);
+    return read_fields(api, req, body, u);
 }
 
 static void reply_store_err(struct vk_http_req *req, const struct vk_err *err, int rc)
@@ -196,7 +217,7 @@ static void h_create(struct vk_http_req *req, void *ctx)
 {
     struct vk_api *api = ctx;
     struct vk_store_repo_update u;
-    if (!read_body(req, &u))
+    if (!read_body(api, req, &u))
         return;
     if (!(u.set & VK_STORE_REPO_SET_URL)) {
         vk_http_reply_error(req, 400, "bad_request", "'url' is required");
@@ -272,7 +293,7 @@ static void h_patch(struct vk_http_req *req, void *ctx)
 {
     struct vk_api *api = ctx;
     struct vk_store_repo_update u;
-    if (!read_body(req, &u))
+    if (!read_body(api, req, &u))
         return;
     const char *id = vk_http_param(req, "id");
     struct vk_err err;

@@ -143,6 +143,29 @@ static void h_login(struct vk_http_req *req, void *ctx)
     }
     if (vk_store_login_failure_clear(api->opts.store, lk, &err) < 0)
         vk_log_write(VK_LOG_WARN, "api", "cannot reset the failed logins", "error", err.msg, NULL);
+    /* A member of an sso_only org logs in through its SSO only; site admins are the
+     * break-glass path (docs/security.md "SSO-only orgs"). Asked only once the password
+     * is right, so a guesser learns nothing about memberships. */
+    const char *sso_org = NULL;
+    if (!u.site_admin) {
+        struct vk_store_org *orgs = NULL;
+        size_t norgs = 0;
+        rc = vk_store_org_list(api->opts.store, u.id, vk_http_pool(req), &orgs, &norgs, &err);
+        if (rc < 0) {
+            vk__api_reply_err(req, &err, rc);
+            return;
+        }
+        for (size_t i = 0; i < norgs && !sso_org; i++)
+            if (orgs[i].sso_only)
+                sso_org = orgs[i].slug;
+    }
+    if (sso_org) {
+        vk_log_write(VK_LOG_WARN, "api", "password login refused: the org is SSO-only", "login",
+                     login, "org", sso_org, "address", vk_http_remote_addr(req), NULL);
+        vk_http_reply_error(req, 403, "sso_required",
+                            "org '%s' allows single sign-on only: log in with SSO", sso_org);
+        return;
+    }
     char csrf[VK__API_CSRF_MAX];
     int64_t expires_at = 0;
     rc = vk__api_session_open(api, req, &u, "password", csrf, &expires_at, &err);

@@ -13,6 +13,11 @@
  *
  * Discovery is fetched at start and again, when it failed, at the next login; JWKS is
  * fetched for every callback (logins are rare; a rotated key is seen at once).
+ *
+ * Both routes talk to the provider, so neither runs on an HTTP thread (issue 14 item 2):
+ * the handler suspends its request (libmicrohttpd suspend/resume, no deadline) and hands
+ * it to the SSO thread, which does the work and replies; at most JOBS_MAX wait, more get
+ * 503. A slow or dead provider then delays logins, never the API.
  */
 #include "api_int.h"
 #include "vulcan/auth_oidc.h"
@@ -33,6 +38,7 @@
 #define HTTP_TIMEOUT_MS 10000
 #define GROUPS_MAX 256
 #define STATE_COOKIE "vulcan_sso_state"
+#define JOBS_MAX 32
 
 /* The login's state also goes to the browser in a short-lived cookie, and the callback
  * needs both: a callback URL from someone else's login (login CSRF, RFC 6749 10.12) is
@@ -67,11 +73,27 @@ struct vk__api_sso {
     char jwks_uri[URL_MAX];
     char source[URL_MAX + 8]; /* "oidc:<issuer>" */
     struct pending pending[PENDING_MAX];
+    /* requests handed to the SSO thread: a ring of suspended requests, each referenced */
+    pthread_cond_t cond;
+    pthread_t thread;
+    bool thread_started, stopping;
+    struct {
+        struct vk_http_req *req; /* NULL: the discovery at start */
+        bool login;              /* GET …/login, else the callback */
+    } jobs[JOBS_MAX];
+    size_t head, n;
 };
+
+static void *sso_main(void *arg);
 
 json_t *vk__api_sso_methods(const struct vk_api *api)
 {
-    return api->sso ? json_pack("[s]", "oidc") : json_array();
+    json_t *a = json_array();
+    if (a && api->sso && json_array_append_new(a, json_string("oidc")) != 0)
+        json_array_clear(a);
+    if (a && api->saml && json_array_append_new(a, json_string("saml")) != 0)
+        json_array_clear(a);
+    return a;
 }
 
 int vk__api_sso_init(struct vk_api *api, struct vk_err *err)
@@ -92,15 +114,36 @@ int vk__api_sso_init(struct vk_api *api, struct vk_err *err)
     api->sso = vk_mem_xalloc(sizeof(*api->sso));
     memset(api->sso, 0, sizeof(*api->sso));
     pthread_mutex_init(&api->sso->lock, NULL);
+    pthread_cond_init(&api->sso->cond, NULL);
     snprintf(api->sso->issuer, sizeof(api->sso->issuer), "%s", o->oidc_issuer);
     snprintf(api->sso->source, sizeof(api->sso->source), "oidc:%s", o->oidc_issuer);
+    if (pthread_create(&api->sso->thread, NULL, sso_main, api) != 0)
+        return vk_err_set(err, VK_EIO, "cannot start the SSO thread");
+    api->sso->thread_started = true;
     return 0;
+}
+
+void vk__api_sso_stop(struct vk_api *api)
+{
+    struct vk__api_sso *s = api->sso;
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->cond);
+    bool join = s->thread_started;
+    s->thread_started = false;
+    pthread_mutex_unlock(&s->lock);
+    if (join)
+        pthread_join(s->thread, NULL);
 }
 
 void vk__api_sso_release(struct vk_api *api)
 {
     if (!api->sso)
         return;
+    vk__api_sso_stop(api);
+    pthread_cond_destroy(&api->sso->cond);
     pthread_mutex_destroy(&api->sso->lock);
     vk_auth_wipe(api->sso, sizeof(*api->sso));
     vk_mem_free(api->sso);
@@ -198,8 +241,21 @@ static int discover(struct vk_api *api, struct vk_err *err)
 
 void vk__api_sso_start(struct vk_api *api)
 {
-    if (!api->sso)
+    struct vk__api_sso *s = api->sso;
+    if (!s)
         return;
+    /* on the SSO thread, first of its jobs: a provider that hangs delays nothing else */
+    pthread_mutex_lock(&s->lock);
+    if (s->n < JOBS_MAX) {
+        s->jobs[(s->head + s->n) % JOBS_MAX].req = NULL;
+        s->n++;
+        pthread_cond_signal(&s->cond);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void discover_at_start(struct vk_api *api)
+{
     struct vk_err err;
     vk_err_clear(&err);
     if (discover(api, &err) < 0)
@@ -208,7 +264,7 @@ void vk__api_sso_start(struct vk_api *api)
 }
 
 /* Percent-encode `s` for a query or form value into `out` (false when it does not fit). */
-static bool urlenc(const char *s, char *out, size_t cap)
+bool vk__api_sso_urlenc(const char *s, char *out, size_t cap)
 {
     static const char H[] = "0123456789ABCDEF";
     size_t o = 0;
@@ -235,7 +291,7 @@ static void redirect_uri(const struct vk_api *api, char out[URL_MAX])
 }
 
 /* A console location: "#/" then printable characters other than quotes and backslashes. */
-static bool next_ok(const char *n)
+bool vk__api_sso_next_ok(const char *n)
 {
     if (!n || strlen(n) >= NEXT_MAX || strncmp(n, "#/", 2) != 0)
         return false;
@@ -248,13 +304,13 @@ static bool next_ok(const char *n)
 
 /* A browser (it navigated here: Accept names text/html) gets a page saying why, with a way
  * back to the login page; other clients get the JSON error. */
-static bool wants_html(struct vk_http_req *req)
+bool vk__api_sso_wants_html(struct vk_http_req *req)
 {
     const char *a = vk_http_header(req, "Accept");
     return a && strstr(a, "text/html") != NULL;
 }
 
-static void html_page(struct vk_http_req *req, int status, const char *msg)
+void vk__api_sso_page(struct vk_http_req *req, int status, const char *msg)
 {
     char esc[sizeof(((struct vk_err *)0)->msg) * 6];
     size_t o = 0;
@@ -293,16 +349,11 @@ static void no_sso(struct vk_http_req *req)
                         "this server has no single sign-on (start it with --oidc-issuer)");
 }
 
-static void h_login(struct vk_http_req *req, void *ctx)
+static void do_login(struct vk_http_req *req, struct vk_api *api)
 {
-    struct vk_api *api = ctx;
     struct vk__api_sso *s = api->sso;
-    if (!s) {
-        no_sso(req);
-        return;
-    }
     const char *next = vk_http_query(req, "next");
-    if (next && *next && !next_ok(next)) {
+    if (next && *next && !vk__api_sso_next_ok(next)) {
         vk_http_reply_error(req, 400, "bad_request",
                             "'next' must be a console location starting with '#/' (at most %d "
                             "printable characters)",
@@ -314,8 +365,8 @@ static void h_login(struct vk_http_req *req, void *ctx)
     int rc = discover(api, &err);
     if (rc < 0) {
         vk_log_write(VK_LOG_WARN, "api", "SSO login impossible", "error", err.msg, NULL);
-        if (wants_html(req))
-            html_page(req, 502, err.msg);
+        if (vk__api_sso_wants_html(req))
+            vk__api_sso_page(req, 502, err.msg);
         else
             vk_http_reply_error(req, 502, "bad_gateway", "%s", err.msg);
         return;
@@ -336,7 +387,8 @@ static void h_login(struct vk_http_req *req, void *ctx)
     vk_auth_b64url(d, sizeof(d), challenge, sizeof(challenge));
     char ru[URL_MAX], eru[URL_MAX * 3], cid[768];
     redirect_uri(api, ru);
-    if (!urlenc(ru, eru, sizeof(eru)) || !urlenc(api->opts.oidc_client_id, cid, sizeof(cid))) {
+    if (!vk__api_sso_urlenc(ru, eru, sizeof(eru)) ||
+        !vk__api_sso_urlenc(api->opts.oidc_client_id, cid, sizeof(cid))) {
         vk_http_reply_error(req, 500, "internal", "the redirect URI or client id is too long");
         return;
     }
@@ -417,10 +469,10 @@ static int exchange(struct vk_api *api, const char *code, const struct pending *
     char ru[URL_MAX], eru[URL_MAX * 3], ecode[2048 * 3], cid[768], csec[1536];
     redirect_uri(api, ru);
     *resp = NULL;
-    if (!code || strlen(code) > 2048 || !urlenc(ru, eru, sizeof(eru)) ||
-        !urlenc(code, ecode, sizeof(ecode)) ||
-        !urlenc(api->opts.oidc_client_id, cid, sizeof(cid)) ||
-        !urlenc(api->opts.oidc_client_secret, csec, sizeof(csec)))
+    if (!code || strlen(code) > 2048 || !vk__api_sso_urlenc(ru, eru, sizeof(eru)) ||
+        !vk__api_sso_urlenc(code, ecode, sizeof(ecode)) ||
+        !vk__api_sso_urlenc(api->opts.oidc_client_id, cid, sizeof(cid)) ||
+        !vk__api_sso_urlenc(api->opts.oidc_client_secret, csec, sizeof(csec)))
         return vk_err_set(err, VK_EINVAL,
                           "the authorization code or client credentials are "
                           "too long");
@@ -492,11 +544,11 @@ static void login_of(const char *s, char out[64])
 }
 
 /* The user of the verified `claims`, found by subject or made now. */
-static int user_of(struct vk_api *api, json_t *claims, struct vk_pool *pool,
-                   struct vk_store_user *u, struct vk_err *err)
+int vk__api_sso_user(struct vk_api *api, const char *source, json_t *claims, struct vk_pool *pool,
+                     struct vk_store_user *u, struct vk_err *err)
 {
     const char *sub = vk__api_get_str(claims, "sub");
-    int rc = vk_store_user_find_subject(api->opts.store, api->sso->source, sub, pool, u, err);
+    int rc = vk_store_user_find_subject(api->opts.store, source, sub, pool, u, err);
     if (rc != VK_ENOTFOUND)
         return rc;
     char login[64];
@@ -507,17 +559,17 @@ static int user_of(struct vk_api *api, json_t *claims, struct vk_pool *pool,
         login_of(sub, login);
     if (!*login)
         return vk_err_set(err, VK_EAUTH,
-                          "the ID token names no usable login (preferred_username or email)");
+                          "the identity provider names no usable login (a user name or email)");
     const char *email = vk__api_get_str(claims, "email");
     const char *name = vk__api_get_str(claims, "name");
     struct vk_store_user nu = {.login = login,
                                .name = name && strlen(name) <= 256 ? name : NULL,
                                .email = email && strlen(email) <= 256 ? email : NULL,
-                               .source = api->sso->source,
+                               .source = source,
                                .subject = sub};
     rc = vk_store_user_create(api->opts.store, &nu, err);
     if (rc == VK_EEXIST &&
-        vk_store_user_find_subject(api->opts.store, api->sso->source, sub, pool, u, err) == 0)
+        vk_store_user_find_subject(api->opts.store, source, sub, pool, u, err) == 0)
         return 0; /* the same person's login in another tab made it first */
     for (int i = 0; rc == VK_EEXIST && i < 3; i++) {
         /* The login belongs to someone else (a local user, another provider): never take it
@@ -533,8 +585,7 @@ static int user_of(struct vk_api *api, json_t *claims, struct vk_pool *pool,
     }
     if (rc < 0)
         return rc;
-    vk_log_write(VK_LOG_INFO, "api", "SSO user created", "login", login, "source", api->sso->source,
-                 NULL);
+    vk_log_write(VK_LOG_INFO, "api", "SSO user created", "login", login, "source", source, NULL);
     return vk_store_user_get(api->opts.store, nu.id, pool, u, err);
 }
 
@@ -548,23 +599,20 @@ static bool in_groups(const json_t *groups, const char *name)
 }
 
 /* Membership of `u` in the teams of the SSO org: exactly the claimed groups. */
-static int map_groups(struct vk_api *api, json_t *claims, const struct vk_store_user *u,
-                      struct vk_pool *pool, struct vk_err *err)
+int vk__api_sso_teams(struct vk_api *api, json_t *groups, const char *org_slug, const char *flag,
+                      const struct vk_store_user *u, struct vk_pool *pool, struct vk_err *err)
 {
-    const char *claim = api->opts.oidc_groups_claim && *api->opts.oidc_groups_claim
-                            ? api->opts.oidc_groups_claim
-                            : "groups";
-    json_t *groups = json_object_get(claims, claim);
     if (groups && !json_is_array(groups))
         groups = NULL;
     if (json_array_size(groups) > GROUPS_MAX)
-        return vk_err_set(err, VK_EINVAL, "the ID token names more than %d groups", GROUPS_MAX);
+        return vk_err_set(err, VK_EINVAL, "the identity provider names more than %d groups",
+                          GROUPS_MAX);
     struct vk_store_org org;
-    const char *slug = api->opts.oidc_org && *api->opts.oidc_org ? api->opts.oidc_org : "default";
+    const char *slug = org_slug && *org_slug ? org_slug : "default";
     int rc = vk_store_org_find(api->opts.store, slug, pool, &org, err);
     if (rc == VK_ENOTFOUND)
         rc = vk_err_set(err, VK_EINTERNAL,
-                        "the org of --oidc-org ('%s') does not exist: an admin must create it",
+                        "the org of --%s ('%s') does not exist: an admin must create it", flag,
                         slug);
     struct vk_store_team *teams = NULL;
     size_t n = 0;
@@ -582,15 +630,15 @@ static int map_groups(struct vk_api *api, json_t *claims, const struct vk_store_
     return rc;
 }
 
-static void refuse(struct vk_http_req *req, const char *addr, const struct vk_err *err, int rc)
+void vk__api_sso_refuse(struct vk_http_req *req, const char *addr, const struct vk_err *err, int rc)
 {
     vk_log_write(VK_LOG_WARN, "api", "SSO login refused", "address", addr, "reason", err->msg,
                  NULL);
     bool auth = rc == VK_EAUTH || rc == VK_EINVAL || rc == VK_ETOOBIG;
-    if (wants_html(req)) {
+    if (vk__api_sso_wants_html(req)) {
         char msg[sizeof(err->msg) + 32];
         snprintf(msg, sizeof(msg), "%s", err->msg);
-        html_page(req, auth ? 401 : 500, msg);
+        vk__api_sso_page(req, auth ? 401 : 500, msg);
     } else if (auth) {
         vk_http_reply_error(req, 401, "unauthenticated", "single sign-on failed: %s", err->msg);
     } else {
@@ -598,14 +646,9 @@ static void refuse(struct vk_http_req *req, const char *addr, const struct vk_er
     }
 }
 
-static void h_callback(struct vk_http_req *req, void *ctx)
+static void do_callback(struct vk_http_req *req, struct vk_api *api)
 {
-    struct vk_api *api = ctx;
     struct vk__api_sso *s = api->sso;
-    if (!s) {
-        no_sso(req);
-        return;
-    }
     const char *addr = vk_http_remote_addr(req);
     struct vk_err err;
     vk_err_clear(&err);
@@ -617,13 +660,13 @@ static void h_callback(struct vk_http_req *req, void *ctx)
         vk_err_set(&err, VK_EAUTH,
                    "this browser did not start the login of this state (no matching "
                    "SSO state cookie); start the login again");
-        refuse(req, addr, &err, VK_EAUTH);
+        vk__api_sso_refuse(req, addr, &err, VK_EAUTH);
         return;
     }
     state_cookie(api, req, "", 0);
     if (!take(s, state, &p)) {
         vk_err_set(&err, VK_EAUTH, "unknown, used or expired state (start the login again)");
-        refuse(req, addr, &err, VK_EAUTH);
+        vk__api_sso_refuse(req, addr, &err, VK_EAUTH);
         return;
     }
     const char *perr = vk_http_query(req, "error");
@@ -660,18 +703,23 @@ static void h_callback(struct vk_http_req *req, void *ctx)
     struct vk_pool *pool = vk_http_pool(req);
     struct vk_store_user u;
     if (rc == 0)
-        rc = user_of(api, claims, pool, &u, &err);
+        rc = vk__api_sso_user(api, s->source, claims, pool, &u, &err);
     if (rc == 0 && u.disabled)
         rc = vk_err_set(&err, VK_EAUTH, "the user is disabled");
     if (rc == 0)
-        rc = map_groups(api, claims, &u, pool, &err);
+        rc = vk__api_sso_teams(
+            api,
+            json_object_get(claims, api->opts.oidc_groups_claim && *api->opts.oidc_groups_claim
+                                        ? api->opts.oidc_groups_claim
+                                        : "groups"),
+            api->opts.oidc_org, "oidc-org", &u, pool, &err);
     json_decref(claims);
     char csrf[VK__API_CSRF_MAX];
     int64_t expires = 0;
     if (rc == 0)
         rc = vk__api_session_open(api, req, &u, "oidc", csrf, &expires, &err);
     if (rc < 0) {
-        refuse(req, addr, &err, rc);
+        vk__api_sso_refuse(req, addr, &err, rc);
         return;
     }
     char loc[NEXT_MAX + 2];
@@ -681,6 +729,83 @@ static void h_callback(struct vk_http_req *req, void *ctx)
         return;
     }
     vk_http_reply_empty(req, 302);
+}
+
+/* ---------------------------------------------------------------- The SSO thread */
+
+static void *sso_main(void *arg)
+{
+    struct vk_api *api = arg;
+    struct vk__api_sso *s = api->sso;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (!s->n && !s->stopping)
+            pthread_cond_wait(&s->cond, &s->lock);
+        if (!s->n)
+            break; /* stopping, nothing left */
+        struct vk_http_req *req = s->jobs[s->head].req;
+        bool login = s->jobs[s->head].login, stopping = s->stopping;
+        s->head = (s->head + 1) % JOBS_MAX;
+        s->n--;
+        pthread_mutex_unlock(&s->lock);
+        if (!req) {
+            if (!stopping)
+                discover_at_start(api);
+            pthread_mutex_lock(&s->lock);
+            continue;
+        }
+        if (stopping)
+            vk_http_reply_error(req, 503, "unavailable", "the server is stopping");
+        else if (login)
+            do_login(req, api);
+        else
+            do_callback(req, api);
+        vk_http_req_unref(req);
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* Suspend `req` and hand it to the SSO thread (503 when JOBS_MAX already wait). */
+static void hand_off(struct vk_http_req *req, struct vk_api *api, bool login)
+{
+    struct vk__api_sso *s = api->sso;
+    if (!s) {
+        no_sso(req);
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    if (s->n == JOBS_MAX || s->stopping || !s->thread_started) {
+        pthread_mutex_unlock(&s->lock);
+        if (vk_http_set_header(req, "Retry-After", "2") != 0) {
+            /* out of memory: the answer is still right without the header */
+        }
+        vk_http_reply_error(req, 503, "unavailable",
+                            "too many single sign-on logins at once; try again");
+        return;
+    }
+    if (vk_http_suspend(req, 0, NULL, NULL, NULL) != 0) {
+        pthread_mutex_unlock(&s->lock);
+        vk_http_reply_error(req, 500, "internal", "cannot hand the login over");
+        return;
+    }
+    vk_http_req_ref(req); /* the SSO thread's, released after its reply */
+    s->jobs[(s->head + s->n) % JOBS_MAX].req = req;
+    s->jobs[(s->head + s->n) % JOBS_MAX].login = login;
+    s->n++;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void h_login(struct vk_http_req *req, void *ctx)
+{
+    hand_off(req, ctx, true);
+}
+
+static void h_callback(struct vk_http_req *req, void *ctx)
+{
+    hand_off(req, ctx, false);
 }
 
 int vk__api_sso_routes(struct vk_api *api, struct vk_err *err)

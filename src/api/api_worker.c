@@ -156,10 +156,9 @@ static int serve_waiter(struct vk__api_waiter *w)
     struct vk_store_work work;
     struct vk_err err;
     vk_err_clear(&err);
-    /* With require_auth the claim stores the attempt's job token in its own transaction.
-     * It is good while that attempt runs on this worker (vk_store_credential_check joins
-     * the fragment: a result, a hand-back, a dead or revoked worker or a later attempt end
-     * it without a write) and expires at the fragment's timeout and an hour more anyway. */
+    /* With require_auth the claim stores the attempt's job token hash on the fragment in
+     * its own statement. It is good while that attempt runs on this worker: a result, a
+     * hand-back, a dead or revoked worker or a later attempt end it. */
     char token[VK_AUTH_TOKEN_MAX] = "";
     struct vk_store_credential job = {.kind = VK_AUTH_JOB};
     bool auth = api->opts.require_auth;
@@ -170,6 +169,12 @@ static int serve_waiter(struct vk__api_waiter *w)
         rc = 0;
     } else if (rc == 0) {
         /* NULL (out of memory) is answered with a 500 and VK_ENOMEM. */
+        /* The server masks the job token in the attempt's log too (api_mask.c). A token
+         * that cannot be registered is no reason to lose the claim: the worker masks it. */
+        if (auth && vk__api_mask_add(api, work.fragment.id, work.fragment.attempt, token,
+                                     strlen(token)) < 0)
+            vk_log_write(VK_LOG_WARN, "api", "cannot register the job token for masking",
+                         "fragment_id", work.fragment.id, NULL);
         json_t *item = work_json(api, &work, w->worker_id, auth ? token : NULL, &pool);
         if (vk_http_reply_json(w->req, 200, item) != 0) {
             /* No work item, or the worker went away between claim and reply: give the
@@ -618,16 +623,16 @@ static void h_log_append(struct vk_http_req *req, void *ctx)
     bool cut = (int64_t)len > cap - offset;
     if (cut)
         len = (size_t)(cap - offset);
-    int64_t total = 0;
-    int rc =
-        vk_store_log_append(api->opts.store, id, (int)attempt, offset, body, len, &total, &err);
-    if (rc == 0 && cut && total == cap) {
+    /* Masked on ingest (api_mask.c), before it is stored and before followers read it. The
+     * cap counts the worker's bytes; the stored log is never longer than those. */
+    int64_t taken = 0;
+    int rc = vk__api_mask_append(api, id, (int)attempt, offset, body, len, &taken, &err);
+    if (rc == 0 && cut && taken == cap) {
         char note[160];
         int n = snprintf(note, sizeof(note),
                          "\n[vulcan] log truncated by the server at %lld bytes (its cap)\n",
                          (long long)cap);
-        rc = vk_store_log_append(api->opts.store, id, (int)attempt, cap, note, (size_t)n, NULL,
-                                 &err);
+        rc = vk__api_mask_append(api, id, (int)attempt, cap, note, (size_t)n, NULL, &err);
     }
     if (rc < 0) {
         vk__api_reply_err(req, &err, rc);
@@ -669,6 +674,9 @@ static void h_result(struct vk_http_req *req, void *ctx)
     struct vk_err err;
     vk_err_clear(&err);
     int rc;
+    /* The attempt's log is complete: what the masker holds back is stored before the final
+     * status is, so a follower that sees the status has the whole log. */
+    vk__api_mask_end(api, fid, (int)json_integer_value(att));
     if (json_is_true(json_object_get(body, "handback"))) {
         rc = vk_store_requeue_fragment(api->opts.store, fid, (int)json_integer_value(att), wid,
                                        vk_time_now_ms(), &err);

@@ -32,22 +32,23 @@ vk_cli_fn vk__cli_worker;
 vk_cli_fn vk__cli_run;
 vk_cli_fn vk__cli_server;
 vk_cli_fn vk__cli_submit;
-vk_cli_fn vk__cli_repos;     /* cmd_repos.c */
-vk_cli_fn vk__cli_trigger;   /* cmd_trigger.c */
-vk_cli_fn vk__cli_chains;    /* cmd_chains.c */
-vk_cli_fn vk__cli_logs;      /* cmd_logs.c */
-vk_cli_fn vk__cli_workers;   /* cmd_workers.c */
-vk_cli_fn vk__cli_admin;     /* cmd_admin.c */
-vk_cli_fn vk__cli_whoami;    /* cmd_identity.c */
-vk_cli_fn vk__cli_tokens;    /* cmd_identity.c */
-vk_cli_fn vk__cli_users;     /* cmd_identity.c */
-vk_cli_fn vk__cli_orgs;      /* cmd_identity.c */
-vk_cli_fn vk__cli_teams;     /* cmd_identity.c */
-vk_cli_fn vk__cli_grants;    /* cmd_identity.c */
-vk_cli_fn vk__cli_regtokens; /* cmd_identity.c: registration-tokens */
-vk_cli_fn vk__cli_login;     /* cmd_login.c */
-vk_cli_fn vk__cli_logout;    /* cmd_login.c */
-vk_cli_fn vk__cli_secrets;   /* cmd_secrets.c */
+vk_cli_fn vk__cli_repos;           /* cmd_repos.c */
+vk_cli_fn vk__cli_trigger;         /* cmd_trigger.c */
+vk_cli_fn vk__cli_chains;          /* cmd_chains.c */
+vk_cli_fn vk__cli_logs;            /* cmd_logs.c */
+vk_cli_fn vk__cli_workers;         /* cmd_workers.c */
+vk_cli_fn vk__cli_admin;           /* cmd_admin.c */
+vk_cli_fn vk__cli_whoami;          /* cmd_identity.c */
+vk_cli_fn vk__cli_tokens;          /* cmd_identity.c */
+vk_cli_fn vk__cli_users;           /* cmd_identity.c */
+vk_cli_fn vk__cli_orgs;            /* cmd_identity.c */
+vk_cli_fn vk__cli_teams;           /* cmd_identity.c */
+vk_cli_fn vk__cli_grants;          /* cmd_identity.c */
+vk_cli_fn vk__cli_regtokens;       /* cmd_identity.c: registration-tokens */
+vk_cli_fn vk__cli_login;           /* cmd_login.c */
+vk_cli_fn vk__cli_logout;          /* cmd_login.c */
+vk_cli_fn vk__cli_secret_provider; /* cmd_secret_provider.c */
+vk_cli_fn vk__cli_secrets;         /* cmd_secrets.c */
 
 /* `vulcan admin rotate-secrets-key` (cmd_secrets.c, called by cmd_admin.c). */
 vk_cli_fn vk__cli_rotate_secrets_key;

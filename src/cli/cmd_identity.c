@@ -403,22 +403,34 @@ static void show_orgs(json_t *a, void *arg)
         puts("(no orgs)");
 }
 
+static void show_org_set(json_t *a, void *arg)
+{
+    (void)arg;
+    printf("org %s: sso_only %s\n", dash(jstr(a, "slug")),
+           json_is_true(json_object_get(a, "sso_only")) ? "on" : "off");
+}
+
 int vk__cli_orgs(int argc, char **argv)
 {
     static const char text[] = "usage: vulcan orgs create SLUG [--name NAME]\n"
                                "       vulcan orgs ls\n"
+                               "       vulcan orgs set SLUG --sso-only on|off\n"
                                "\n"
                                "create (a site admin): a new org; you become its admin. ls: "
-                               "the orgs you hold a\nrole in (every org for a site admin).\n";
+                               "the orgs you hold a\nrole in (every org for a site admin). set "
+                               "(an org admin): --sso-only on\nrefuses password logins to the "
+                               "org's members, site admins excepted\n(docs/security.md "
+                               "\"SSO-only orgs\").\n";
     if (vk__cli_wants_help(argc, argv) || argc < 2)
         return usage(text, argc);
     const char *sub = argv[1];
-    const char *server = "http://127.0.0.1:8080", *name = NULL;
+    const char *server = "http://127.0.0.1:8080", *name = NULL, *sso_only = NULL;
     bool json = false;
     struct vk__cli_opt opts[] = {
         {"server", 0, VK_CLI_STR, &server, "VULCAN_SERVER", false, 0, 0},
         {"json", 0, VK_CLI_FLAG, &json, NULL, false, 0, 0},
         {"name", 0, VK_CLI_STR, &name, NULL, false, 0, 0},
+        {"sso-only", 0, VK_CLI_STR, &sso_only, NULL, false, 0, 0},
     };
     const char *pos[1];
     int npos = 0;
@@ -437,6 +449,24 @@ int vk__cli_orgs(int argc, char **argv)
     }
     if (strcmp(sub, "ls") == 0 || strcmp(sub, "list") == 0)
         return call_show("orgs", server, json, "GET", "/api/v1/orgs", NULL, show_orgs, NULL);
+    if (strcmp(sub, "set") == 0) {
+        rc = need_pos("orgs", sub, npos, 1, "one SLUG");
+        if (rc)
+            return rc;
+        bool on = sso_only && strcmp(sso_only, "on") == 0;
+        if (!sso_only || (!on && strcmp(sso_only, "off") != 0)) {
+            fputs("vulcan orgs set: --sso-only on|off is required\n", stderr);
+            return 2;
+        }
+        char o[3 * 64 + 1], path[256];
+        if (!seg(pos[0], o, sizeof(o))) {
+            fputs("vulcan orgs set: SLUG must be an org's slug\n", stderr);
+            return 2;
+        }
+        snprintf(path, sizeof(path), "/api/v1/orgs/%s", o);
+        return call_show("orgs", server, json, "PATCH", path, json_pack("{s:b}", "sso_only", on),
+                         show_org_set, NULL);
+    }
     return not_sub("orgs", sub);
 }
 

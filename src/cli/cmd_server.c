@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "vulcan/api.h"
 #include "vulcan/orchestrator.h"
+#include "vulcan/secret_provider.h"
 #include "vulcan/secrets.h"
 #include "vulcan/store.h"
 #include "vulcan/store_identity.h"
@@ -29,9 +30,12 @@ static const char usage_text[] =
     "                     [--queue-timeout DURATION]\n"
     "                     [--log-level LEVEL] [--log-format json|text] [--config FILE]\n"
     "                     [--otlp-endpoint URL] [--public-url URL] [--no-auth]\n"
-    "                     [--tls-cert FILE --tls-key FILE]\n"
+    "                     [--tls-cert FILE --tls-key FILE] [--http-threads N]\n"
+    "                     [--repo-schemes LIST] [--allow-repo-hosts CIDRS] [--allow-file-repos]\n"
     "                     [--oidc-issuer URL --oidc-client-id ID --oidc-client-secret-file FILE\n"
     "                      [--oidc-groups-claim NAME] [--oidc-org ORG] [--oidc-ca-cert FILE]]\n"
+    "                     [--saml-idp-metadata FILE [--saml-sp-entity-id ID]\n"
+    "                      [--saml-groups-attribute NAME] [--saml-org ORG]]\n"
     "\n"
     "Run the Vulcan CI server: the HTTP API with the worker protocol, the\n"
     "orchestrator (queue, scheduling, retries, dead-worker detection), the trigger\n"
@@ -47,7 +51,17 @@ static const char usage_text[] =
     "  --roles LIST             parts to run, comma-separated: api, orchestrator,\n"
     "                           triggers, console (default all four)        VULCAN_ROLES\n"
     "                           Every process answers /health and /metrics.\n"
-    "  --trigger-threads N      trigger service threads (default 2)\n"
+    "  --trigger-threads N      trigger service threads (default 2): they run git\n"
+    "  --http-threads N         HTTP polling threads (default 4); they never wait on git,\n"
+    "                           the network or a child process      VULCAN_HTTP_THREADS\n"
+    "  --repo-schemes LIST      repository URL schemes the server fetches, of https, ssh,\n"
+    "                           http, git (default https,ssh)        VULCAN_REPO_SCHEMES\n"
+    "  --allow-repo-hosts LIST  address ranges (CIDR, comma-separated) repositories and URL\n"
+    "                           imports may be fetched from although loopback, private or\n"
+    "                           link-local; by default only public addresses\n"
+    "                                                               VULCAN_ALLOW_REPO_HOSTS\n"
+    "  --allow-file-repos       also file:// URLs and local paths: the server then reads\n"
+    "                           repositories on its own file system  VULCAN_ALLOW_FILE_REPOS\n"
     "  --workers N              also start N local workers per machine group  VULCAN_WORKERS\n"
     "  --groups LIST            machine groups of the local workers, comma-separated:\n"
     "                           N workers serve all of them (at most 8)\n"
@@ -101,6 +115,23 @@ static const char usage_text[] =
     "                           (default: the system's)              VULCAN_OIDC_CA_CERT\n"
     "                           The redirect URI to register at the provider is\n"
     "                           PUBLIC_URL/api/v1/sso/oidc/callback.\n"
+    "  --saml-idp-metadata FILE console login with SAML 2.0 at the IdP of this metadata\n"
+    "                           file (not with --no-auth)      VULCAN_SAML_IDP_METADATA\n"
+    "  --saml-sp-entity-id ID   this server's entity id (default\n"
+    "                           PUBLIC_URL/api/v1/sso/saml/metadata)\n"
+    "                                                        VULCAN_SAML_SP_ENTITY_ID\n"
+    "  --saml-groups-attribute NAME  the attribute listing teams (default groups)\n"
+    "                                                    VULCAN_SAML_GROUPS_ATTRIBUTE\n"
+    "  --saml-org ORG           the org whose teams the groups are (default default)\n"
+    "                                                                 VULCAN_SAML_ORG\n"
+    "                           The SP metadata for the IdP is at\n"
+    "                           PUBLIC_URL/api/v1/sso/saml/metadata.\n"
+    "  --secret-provider SPEC   NAME=PATH [ARG...]: an executable (absolute path, fixed\n"
+    "                           arguments split on spaces, no shell) that resolves\n"
+    "                           secrets defined with provider=NAME; repeatable\n"
+    "                           (docs/secrets.md \"Providers\")  VULCAN_SECRET_PROVIDERS\n"
+    "  --secret-provider-timeout D  a provider taking longer is killed (default 10s)\n"
+    "                           VULCAN_SECRET_PROVIDER_TIMEOUT\n"
     "  --config FILE            a KDL file of settings, one per line: listen \"0.0.0.0:8080\"\n"
     "\n"
     "Flags win over VULCAN_* environment variables, which win over the config file.\n"
@@ -298,17 +329,25 @@ int vk__cli_server(int argc, char **argv)
     const char *listen = "127.0.0.1:8080", *database = NULL, *data_dir = "./vulcan-data";
     const char *roles = "api,orchestrator,triggers,console", *sandbox = "auto", *log_level = NULL,
                *log_format = NULL, *otlp = NULL, *public_url = NULL, *net_policy = "allow",
-               *queue_timeout = "24h", *allowed_hosts = NULL;
+               *queue_timeout = "24h", *allowed_hosts = NULL, *repo_schemes = "https,ssh",
+               *repo_hosts = NULL;
+    bool allow_file_repos = false;
+    long long http_threads = 4;
     const char *tls_cert = NULL, *tls_key = NULL, *secrets_key_file = NULL;
     struct vk_secret_key secrets_key;
     int secrets_key_version = 0;
     const char *oidc_issuer = NULL, *oidc_client_id = NULL, *oidc_secret_file = NULL,
                *oidc_groups = NULL, *oidc_org = NULL, *oidc_ca = NULL;
+    const char *saml_metadata = NULL, *saml_entity = NULL, *saml_groups = NULL, *saml_org = NULL;
     bool require_auth = false, no_auth = false;
     long long workers = 0, worker_timeout = 30, max_attempts = 3, trigger_threads = 2,
               max_log_bytes = VK_API_DEFAULT_MAX_LOG;
-    struct vk__cli_list groups = {.n = 0};
+    struct vk__cli_list groups = {.n = 0}, provider_specs = {.n = 0};
+    const char *provider_timeout = NULL;
     struct vk__cli_opt opts[] = {
+        {"secret-provider", 0, VK_CLI_LIST, &provider_specs, "VULCAN_SECRET_PROVIDERS", true, 0, 0},
+        {"secret-provider-timeout", 0, VK_CLI_STR, &provider_timeout,
+         "VULCAN_SECRET_PROVIDER_TIMEOUT", true, 0, 0},
         {"groups", 0, VK_CLI_LIST, &groups, "VULCAN_WORKER_GROUPS", true, 0, 0},
         {"listen", 0, VK_CLI_STR, &listen, "VULCAN_LISTEN", true, 0, 0},
         {"database", 0, VK_CLI_STR, &database, "VULCAN_DATABASE", true, 0, 0},
@@ -316,6 +355,11 @@ int vk__cli_server(int argc, char **argv)
         {"roles", 0, VK_CLI_STR, &roles, "VULCAN_ROLES", true, 0, 0},
         {"workers", 0, VK_CLI_INT, &workers, "VULCAN_WORKERS", true, 0, 64},
         {"trigger-threads", 0, VK_CLI_INT, &trigger_threads, "VULCAN_TRIGGER_THREADS", true, 1, 64},
+        {"http-threads", 0, VK_CLI_INT, &http_threads, "VULCAN_HTTP_THREADS", true, 1, 64},
+        {"repo-schemes", 0, VK_CLI_STR, &repo_schemes, "VULCAN_REPO_SCHEMES", true, 0, 0},
+        {"allow-repo-hosts", 0, VK_CLI_STR, &repo_hosts, "VULCAN_ALLOW_REPO_HOSTS", true, 0, 0},
+        {"allow-file-repos", 0, VK_CLI_FLAG, &allow_file_repos, "VULCAN_ALLOW_FILE_REPOS", true, 0,
+         0},
         {"worker-sandbox", 0, VK_CLI_STR, &sandbox, "VULCAN_WORKER_SANDBOX", true, 0, 0},
         {"sandbox-network", 0, VK_CLI_STR, &net_policy, "VULCAN_SANDBOX_NETWORK", true, 0, 0},
         {"worker-timeout", 0, VK_CLI_INT, &worker_timeout, "VULCAN_WORKER_TIMEOUT", true, 1, 86400},
@@ -341,6 +385,12 @@ int vk__cli_server(int argc, char **argv)
         {"oidc-ca-cert", 0, VK_CLI_STR, &oidc_ca, "VULCAN_OIDC_CA_CERT", true, 0, 0},
         {"secrets-key-file", 0, VK_CLI_STR, &secrets_key_file, "VULCAN_SECRETS_KEY_FILE", true, 0,
          0},
+        {"saml-idp-metadata", 0, VK_CLI_STR, &saml_metadata, "VULCAN_SAML_IDP_METADATA", true, 0,
+         0},
+        {"saml-sp-entity-id", 0, VK_CLI_STR, &saml_entity, "VULCAN_SAML_SP_ENTITY_ID", true, 0, 0},
+        {"saml-groups-attribute", 0, VK_CLI_STR, &saml_groups, "VULCAN_SAML_GROUPS_ATTRIBUTE", true,
+         0, 0},
+        {"saml-org", 0, VK_CLI_STR, &saml_org, "VULCAN_SAML_ORG", true, 0, 0},
     };
     const char *pos[1];
     int npos = 0;
@@ -367,6 +417,25 @@ int vk__cli_server(int argc, char **argv)
     unsigned r = 0;
     if (parse_roles(roles, &r) != 0)
         return 2;
+    /* what the server may fetch (docs/security.md "Repository URLs"); read-only from here */
+    struct vk_git_url_policy url_policy;
+    vk_git_url_policy_init(&url_policy);
+    {
+        struct vk_err perr;
+        vk_err_clear(&perr);
+        if (vk_git_url_policy_schemes(&url_policy, repo_schemes, &perr) != 0 ||
+            (url_policy.schemes & VK_GIT_SCHEME_FILE)) {
+            fprintf(stderr, "vulcan server: --repo-schemes: %s\n",
+                    perr.msg[0] ? perr.msg : "use --allow-file-repos for file");
+            return 2;
+        }
+        if (allow_file_repos)
+            url_policy.schemes |= VK_GIT_SCHEME_FILE;
+        if (repo_hosts && vk_git_url_policy_ranges(&url_policy, repo_hosts, &perr) != 0) {
+            fprintf(stderr, "vulcan server: --allow-repo-hosts: %s\n", perr.msg);
+            return 2;
+        }
+    }
     bool role_api = r & ROLE_API, role_orch = r & ROLE_ORCH, role_trig = r & ROLE_TRIG;
     bool role_console = r & ROLE_CONSOLE;
     if (public_url &&
@@ -381,6 +450,29 @@ int vk__cli_server(int argc, char **argv)
         fprintf(stderr, "vulcan server: --sandbox-network must be allow or deny, not '%s'\n",
                 net_policy);
         return 2;
+    }
+    /* Checked at start, so that a typo stops the server rather than every provider-backed
+     * secret failing at claim; resolved when an attempt is claimed (DESIGN §8). */
+    struct vk_secret_providers providers;
+    vk_secret_providers_init(&providers);
+    {
+        struct vk_err perr;
+        vk_err_clear(&perr);
+        for (size_t i = 0; i < provider_specs.n; i++) {
+            if (vk_secret_providers_add(&providers, provider_specs.items[i], &perr) < 0) {
+                fprintf(stderr, "vulcan server: --secret-provider: %s\n", perr.msg);
+                vk_secret_providers_release(&providers);
+                vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
+                return 2;
+            }
+        }
+        if (provider_timeout &&
+            vk_secret_providers_set_timeout(&providers, provider_timeout, &perr) < 0) {
+            fprintf(stderr, "vulcan server: --secret-provider-timeout: %s\n", perr.msg);
+            vk_secret_providers_release(&providers);
+            vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
+            return 2;
+        }
     }
     bool tls = (tls_cert && *tls_cert) || (tls_key && *tls_key);
     if (tls && (!tls_cert || !*tls_cert || !tls_key || !*tls_key)) {
@@ -418,6 +510,25 @@ int vk__cli_server(int argc, char **argv)
         while (oidc_secret.len && (oidc_secret.data[oidc_secret.len - 1] == '\n' ||
                                    oidc_secret.data[oidc_secret.len - 1] == '\r'))
             oidc_secret.data[--oidc_secret.len] = '\0';
+    }
+    if (saml_metadata && *saml_metadata && !require_auth) {
+        fputs("vulcan server: --saml-idp-metadata cannot go with --no-auth: there is nothing to "
+              "log in to\n",
+              stderr);
+        vk_buf_release(&oidc_secret);
+        return 2;
+    }
+    struct vk_buf saml_xml = VK_BUF_INIT(1 << 20); /* VK_AUTH_SAML_METADATA_MAX */
+    if (saml_metadata && *saml_metadata) {
+        struct vk_err serr;
+        vk_err_clear(&serr);
+        if (vk_buf_read_file(&saml_xml, saml_metadata, &serr) < 0 || !saml_xml.data) {
+            fprintf(stderr, "vulcan server: cannot read --saml-idp-metadata '%s': %s\n",
+                    saml_metadata, saml_xml.data ? serr.msg : "empty file");
+            vk_buf_release(&saml_xml);
+            vk_buf_release(&oidc_secret);
+            return 2;
+        }
     }
     struct vk_buf cert_pem = VK_BUF_INIT(TLS_MAX_CERT), key_pem = VK_BUF_INIT(TLS_MAX_KEY);
     if (tls) {
@@ -524,7 +635,8 @@ int vk__cli_server(int argc, char **argv)
                                       .data_dir = data_dir,
                                       .threads = (unsigned)trigger_threads,
                                       .metrics = metrics,
-                                      .public_url = public_url ? public_url : early_url};
+                                      .public_url = public_url ? public_url : early_url,
+                                      .url_policy = &url_policy};
         rc = vk_triggers_service_new(&to, &trig, &err);
     }
     char job_key[4200];
@@ -540,6 +652,8 @@ int vk__cli_server(int argc, char **argv)
                                  .store = store,
                                  .orch = orch,
                                  .triggers = trig,
+                                 .http_threads = (unsigned)http_threads,
+                                 .url_policy = &url_policy,
                                  .no_api = !role_api,
                                  .no_console = !role_console,
                                  .metrics = metrics,
@@ -554,6 +668,12 @@ int vk__cli_server(int argc, char **argv)
                                  .oidc_groups_claim = oidc_groups,
                                  .oidc_org = oidc_org,
                                  .oidc_ca_file = oidc_ca,
+                                 .saml_idp_metadata =
+                                     saml_metadata && *saml_metadata ? saml_xml.data : NULL,
+                                 .saml_idp_metadata_len = saml_xml.len,
+                                 .saml_sp_entity_id = saml_entity,
+                                 .saml_groups_attribute = saml_groups,
+                                 .saml_org = saml_org,
                                  .max_log_bytes = max_log_bytes,
                                  .tls_cert_pem = tls ? cert_pem.data : NULL,
                                  .tls_key_pem = tls ? key_pem.data : NULL,
@@ -596,6 +716,9 @@ int vk__cli_server(int argc, char **argv)
                      NULL);
     vk_log_write(VK_LOG_INFO, "server", "vulcan server started", "url", url[0] ? url : NULL,
                  "store", vk_store_backend(store), "roles", roles, NULL);
+    for (size_t i = 0; i < providers.n; i++)
+        vk_log_write(VK_LOG_INFO, "server", "secret provider configured", "name",
+                     providers.items[i].name, "path", providers.items[i].argv[0], NULL);
     char root[4096];
     snprintf(root, sizeof(root), "%s/work", data_dir);
     const char *extra[12] = {
@@ -685,8 +808,10 @@ out:
     vk_trace_free(tracer, 2000); /* export what is queued, up to 2 s */
     vk_metrics_free(metrics);
     vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
+    vk_secret_providers_release(&providers);
     if (oidc_secret.data)
         vk_auth_wipe(oidc_secret.data, oidc_secret.len);
     vk_buf_release(&oidc_secret);
+    vk_buf_release(&saml_xml);
     return status;
 }

@@ -41,6 +41,8 @@ static const struct vk_cli_cmd commands[] = {
     {"registration-tokens", "make, list and revoke worker registration tokens", vk__cli_regtokens},
     {"login", "check and store a server URL and token for the client commands", vk__cli_login},
     {"logout", "remove the stored credentials", vk__cli_logout},
+    {"secret-provider", "the age and pass secret providers; test a configured provider",
+     vk__cli_secret_provider},
     {"secrets", "set, list and remove write-only secrets of an org or repository", vk__cli_secrets},
 };
 

@@ -29,6 +29,7 @@ struct vk_git_mirror {
     vk_git_output_fn on_stderr;
     void *on_stderr_ctx;
     struct vk_git_stats stats;
+    const struct vk_git_url_policy *policy; /* borrowed; NULL: none */
     char *envp[VK__GIT_NENV + 1];
 };
 
@@ -96,6 +97,11 @@ int vk__git_commit_parse(const char *data, size_t len, struct vk_pool *pool,
 
 /* Validate a workflow glob; *pn receives the length of its fixed directory part. */
 int vk__git_check_glob(const char *glob, size_t *pn, struct vk_err *err);
+
+/* Under a policy: check the mirror's URL (resolving it) and fill `cfg` with the "-c"
+ * arguments of a network command (no redirects, the checked address pinned), *n of them
+ * (at most 4). Without a policy *n is 0. Returns 0, VK_EPERM, VK_EIO. */
+int vk__git_net_args(struct vk_git_mirror *m, char cfg[4][400], size_t *n, struct vk_err *err);
 
 /* '/' characters in `s`. */
 size_t vk__git_slashes(const char *s);

@@ -76,6 +76,10 @@ int vk_git_mirror_open(const char *cache_dir, const char *url, const struct vk_g
         return vk_err_set(err, VK_EINVAL, "no mirror cache directory");
     if (!vk_git_valid_url(url))
         return vk_err_set(err, VK_EINVAL, "unusable repository URL '%.200s'", url ? url : "");
+    struct vk_git_url_target t;
+    /* also a mirror made before the policy was tightened is not read through it */
+    if (opts && opts->policy && vk_git_url_check_static(opts->policy, url, &t, err) != 0)
+        return VK_EPERM;
     int rc = mkdir_p(cache_dir, err);
     if (rc < 0)
         return rc;
@@ -109,7 +113,18 @@ int vk_git_mirror_open(const char *cache_dir, const char *url, const struct vk_g
     m->envp[1] = join("HOME=", home && *home == '/' ? home : "/nonexistent", "");
     m->envp[2] = join("GIT_TERMINAL_PROMPT=0", "", "");
     m->envp[3] = join("LC_ALL=C", "", "");
-    m->envp[4] = join("GIT_ALLOW_PROTOCOL=file:git:http:https:ssh", "", "");
+    char allow[64] = "file:git:http:https:ssh";
+    if (opts && opts->policy) {
+        unsigned set = opts->policy->schemes ? opts->policy->schemes : VK_GIT_SCHEMES_DEFAULT;
+        snprintf(allow, sizeof(allow), "%s%s%s%s%s", set & VK_GIT_SCHEME_FILE ? "file:" : "",
+                 set & VK_GIT_SCHEME_GIT ? "git:" : "", set & VK_GIT_SCHEME_HTTP ? "http:" : "",
+                 set & VK_GIT_SCHEME_HTTPS ? "https:" : "", set & VK_GIT_SCHEME_SSH ? "ssh:" : "");
+        size_t an = strlen(allow);
+        if (an && allow[an - 1] == ':')
+            allow[an - 1] = '\0';
+        m->policy = opts->policy;
+    }
+    m->envp[4] = join("GIT_ALLOW_PROTOCOL=", allow, "");
     m->envp[5] = join("GIT_SSH_COMMAND=ssh -o BatchMode=yes", "", "");
     m->envp[6] = join("GIT_CONFIG_NOSYSTEM=1", "", "");
     m->envp[7] = join("GIT_ASKPASS=/bin/false", "", "");
@@ -145,6 +160,11 @@ void vk_git_mirror_free(struct vk_git_mirror *m)
 const char *vk_git_mirror_path(const struct vk_git_mirror *m)
 {
     return m->dir;
+}
+
+const struct vk_git_url_policy *vk_git_mirror_policy(const struct vk_git_mirror *m)
+{
+    return m->policy;
 }
 
 struct vk_git_stats vk_git_mirror_stats(const struct vk_git_mirror *m)
@@ -193,10 +213,24 @@ static int clone_mirror(struct vk_git_mirror *m, struct vk_err *err)
     char *tmp = join(m->dir, suffix, "");
     if (!tmp)
         return vk_err_set(err, VK_ENOMEM, "out of memory");
-    char *argv[] = {NULL,      "-c", "gc.auto=0", "clone", "--mirror",
-                    "--quiet", "--", m->url,      tmp,     NULL};
+    char cfg[4][400];
+    size_t nc = 0;
+    int rc = vk__git_net_args(m, cfg, &nc, err);
+    if (rc) {
+        vk_mem_free(tmp);
+        return rc;
+    }
+    char *argv[20] = {NULL};
+    size_t a = 1;
+    for (size_t i = 0; i < nc; i++) {
+        argv[a++] = "-c";
+        argv[a++] = cfg[i];
+    }
+    const char *tail[] = {"-c", "gc.auto=0", "clone", "--mirror", "--quiet", "--", m->url, tmp};
+    for (size_t i = 0; i < VK_ARRAY_LEN(tail); i++)
+        argv[a++] = (char *)tail[i];
     m->stats.clones++;
-    int rc = vk__git_run_ok(m, "clone", argv, NULL, VK_EIO, err);
+    rc = vk__git_run_ok(m, "clone", argv, NULL, VK_EIO, err);
     if (rc == 0 && rename(tmp, m->dir) < 0)
         rc = vk_err_errno(err, "rename");
     if (rc < 0)
@@ -209,10 +243,50 @@ static int clone_mirror(struct vk_git_mirror *m, struct vk_err *err)
 static int fetch_mirror(struct vk_git_mirror *m, const char *sha, struct vk_err *err)
 {
     /* gc off: never prune objects a concurrent reader or a workspace may be using */
-    char *argv[] = {NULL,      "-C",      m->dir,   "-c",        "gc.auto=0", "fetch",
-                    "--prune", "--quiet", "origin", (char *)sha, NULL};
+    char cfg[4][400];
+    size_t nc = 0;
+    int rc = vk__git_net_args(m, cfg, &nc, err);
+    if (rc)
+        return rc;
+    char *argv[24] = {NULL, "-C", m->dir};
+    size_t a = 3;
+    for (size_t i = 0; i < nc; i++) {
+        argv[a++] = "-c";
+        argv[a++] = cfg[i];
+    }
+    const char *tail[] = {"-c", "gc.auto=0", "fetch", "--prune", "--quiet", "origin"};
+    for (size_t i = 0; i < VK_ARRAY_LEN(tail); i++)
+        argv[a++] = (char *)tail[i];
+    argv[a++] = (char *)sha;
+    argv[a] = NULL;
     m->stats.fetches++;
     return vk__git_run_ok(m, "fetch", argv, NULL, VK_EIO, err);
+}
+
+int vk__git_net_args(struct vk_git_mirror *m, char cfg[4][400], size_t *n, struct vk_err *err)
+{
+    *n = 0;
+    if (!m->policy)
+        return 0;
+    struct vk_git_url_target t;
+    int rc = vk_git_url_check(m->policy, m->url, &t, err);
+    if (rc)
+        return rc;
+    if (t.scheme == VK_GIT_SCHEME_FILE)
+        return 0;
+    /* a redirect would reach a host nobody checked */
+    snprintf(cfg[(*n)++], 400, "http.followRedirects=false");
+    /* no proxy from a user's gitconfig: the checked address is the one connected to */
+    snprintf(cfg[(*n)++], 400, "http.proxy=");
+    /* curl connects to the address checked, not to what a second lookup answers (an
+     * IPv6 literal host needs no lookup) */
+    if ((t.scheme == VK_GIT_SCHEME_HTTPS || t.scheme == VK_GIT_SCHEME_HTTP) && t.addr[0] &&
+        !strchr(t.host, ':')) {
+        bool v6 = strchr(t.addr, ':') != NULL;
+        snprintf(cfg[(*n)++], 400, "http.curloptResolve=%s:%u:%s%s%s", t.host, t.port,
+                 v6 ? "[" : "", t.addr, v6 ? "]" : "");
+    }
+    return 0;
 }
 
 int vk__git_lock(struct vk_git_mirror *m, int *fd_out, struct vk_err *err)
@@ -284,6 +358,7 @@ int vk__git_opts(const struct vk_git_mirror *m, struct vk_git_opts *o)
     o->cancel_ctx = m->cancel_ctx;
     o->on_stderr = m->on_stderr;
     o->on_stderr_ctx = m->on_stderr_ctx;
+    o->policy = m->policy;
     return 0;
 }
 

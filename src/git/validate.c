@@ -5,6 +5,7 @@
  */
 #include "git_int.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -71,8 +72,22 @@ bool vk_git_valid_url(const char *u)
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)u[i] <= 0x20 || u[i] == 0x7f)
             return false;
-    /* git's "ext::" and "fd::" transports run commands: refuse any "<x>::" */
-    return strstr(u, "::") == NULL;
+    /* git's "ext::" and "fd::" transports run commands: git takes a leading run of scheme
+     * characters followed by "::" as "<transport>::"; refuse that, and any other "::"
+     * unless inside the brackets of an IPv6 host ("https://[fe80::1]/x") */
+    size_t i = 0;
+    if (isalpha((unsigned char)u[0]))
+        while (isalnum((unsigned char)u[i]) || u[i] == '+' || u[i] == '-' || u[i] == '.')
+            i++;
+    if (u[i] == ':' && u[i + 1] == ':')
+        return false;
+    int depth = 0;
+    for (i = 0; i < n; i++) {
+        depth += u[i] == '[' ? 1 : u[i] == ']' ? -1 : 0;
+        if (u[i] == ':' && u[i + 1] == ':' && depth != 1)
+            return false;
+    }
+    return true;
 }
 
 void vk_git_redact_url(const char *url, char *out, size_t cap)

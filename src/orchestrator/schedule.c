@@ -9,9 +9,13 @@
  * after_final(): a fragment reached a final status. Walk up: the parent group
  * finishes when no child is unfinished (its status: failed if a child failed,
  * else completed if a child completed, else skipped); in a sequential group the
- * next sibling is activated instead. At the top the chain finishes. A failure
+ * next sibling is activated instead, and in a parallel group with max-parallel
+ * the next child not yet started. At the top the chain finishes. A failure
  * fails the chain at once and skips everything not started; running siblings
- * finish and are recorded, and their groups close when they do.
+ * finish and are recorded, and their groups close when they do. Inside a group
+ * with `fail-fast #false` a failure stops only its own way up to that group (what
+ * has not started there is skipped); the group's other children go on, and the
+ * group's own failure, when it closes, is handled the same way one level up.
  */
 #include "orch_int.h"
 
@@ -256,6 +260,7 @@ static int activate_children(struct sched *s, const struct vk_store_fragment *g,
     if (rc < 0)
         return rc;
     *res = ACT_DONE;
+    int active = 0;
     for (size_t i = 0; i < n; i++) {
         enum act_result r;
         rc = activate(s, &kids[i], &r);
@@ -263,7 +268,9 @@ static int activate_children(struct sched *s, const struct vk_store_fragment *g,
             return rc;
         if (r == ACT_ACTIVE) {
             *res = ACT_ACTIVE;
-            if (!g->is_parallel)
+            /* Sequential: one at a time; max-parallel: that many (the rest stay pending,
+             * and each child that ends starts the next: after_final). */
+            if (!g->is_parallel || (g->max_parallel > 0 && ++active >= g->max_parallel))
                 break;
         }
     }
@@ -407,6 +414,58 @@ static bool chain_active(const struct sched *s)
     return s->chain.status == VK_STORE_CHAIN_RUNNING || s->chain.status == VK_STORE_CHAIN_PENDING;
 }
 
+/* Skip every child of group `g` that has not started: "skipped: `x` failed". */
+static int skip_pending_children(struct sched *s, const struct vk_store_fragment *g,
+                                 const char *why)
+{
+    struct vk_store_fragment *kids = NULL;
+    size_t n = 0;
+    int rc = vk_store_tx_children(s->tx, g->chain_id, g->id, &s->pool, &kids, &n, s->err);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (kids[i].status == VK_STORE_FRAG_PENDING)
+            rc = skip_subtree(s, &kids[i], why);
+    return rc;
+}
+
+/*
+ * Fragment or group `x` failed for good. Without a `fail-fast #false` group above it the
+ * chain fails now (fail_chain). Under one (the nearest, A), only the way from x up to A
+ * stops: every group on that way skips what it has not started; A's other children go on,
+ * and when A closes failed, this runs again for A.
+ */
+static int on_failure(struct sched *s, const struct vk_store_fragment *x)
+{
+    if (!chain_active(s))
+        return 0;
+    struct vk_store_fragment p;
+    char id[VK_UUID_LEN];
+    snprintf(id, sizeof(id), "%s", x->parent_id);
+    bool under = false;
+    int rc = 0;
+    while (rc == 0 && id[0] && !under) {
+        rc = vk_store_tx_fragment_get(s->tx, id, &s->pool, &p, s->err);
+        if (rc == 0) {
+            under = p.no_fail_fast;
+            snprintf(id, sizeof(id), "%s", p.parent_id);
+        }
+    }
+    if (rc < 0)
+        return rc;
+    if (!under)
+        return fail_chain(s, x);
+    char why[256];
+    snprintf(why, sizeof(why), "skipped: `%s` failed", x->name ? x->name : x->id);
+    snprintf(id, sizeof(id), "%s", x->parent_id);
+    while (rc == 0 && id[0]) {
+        rc = vk_store_tx_fragment_get(s->tx, id, &s->pool, &p, s->err);
+        if (rc < 0 || p.no_fail_fast)
+            break; /* A itself goes on */
+        rc = skip_pending_children(s, &p, why);
+        snprintf(id, sizeof(id), "%s", p.parent_id);
+    }
+    return rc;
+}
+
 int vk__orch_after_final(struct vk_store_tx *tx, const char *frag_id, int64_t now,
                          struct vk__orch_ended *ended, struct vk_err *err)
 {
@@ -423,12 +482,12 @@ int vk__orch_after_final(struct vk_store_tx *tx, const char *frag_id, int64_t no
         goto out;
     s.ended = ended;
     if (f.status == VK_STORE_FRAG_FAILED)
-        rc = fail_chain(&s, &f);
+        rc = on_failure(&s, &f);
 
     /* Walk up from f. */
     while (rc == 0) {
         const char *parent = f.parent_id[0] ? f.parent_id : NULL;
-        struct vk_store_fragment p;
+        struct vk_store_fragment p = {0};
         if (parent) {
             rc = vk_store_tx_fragment_get(tx, parent, &s.pool, &p, err);
             if (rc < 0)
@@ -443,6 +502,22 @@ int vk__orch_after_final(struct vk_store_tx *tx, const char *frag_id, int64_t no
             bool active = false;
             for (size_t i = 0; rc == 0 && i < n && !active; i++) {
                 if (sib[i].sequence <= f.sequence)
+                    continue;
+                enum act_result r;
+                rc = activate(&s, &sib[i], &r);
+                active = r == ACT_ACTIVE;
+            }
+            if (rc < 0 || active)
+                break;
+        }
+        if (parallel && p.max_parallel > 0 && chain_active(&s)) {
+            /* A child ended: the next one not started takes its place. */
+            struct vk_store_fragment *sib = NULL;
+            size_t n = 0;
+            rc = vk_store_tx_children(tx, f.chain_id, parent, &s.pool, &sib, &n, err);
+            bool active = false;
+            for (size_t i = 0; rc == 0 && i < n && !active; i++) {
+                if (sib[i].status != VK_STORE_FRAG_PENDING)
                     continue;
                 enum act_result r;
                 rc = activate(&s, &sib[i], &r);
@@ -467,6 +542,9 @@ int vk__orch_after_final(struct vk_store_tx *tx, const char *frag_id, int64_t no
             rc = set_status(&s, parent, st);
         f = p;
         f.status = st;
+        /* A group that failed under a `fail-fast #false` one fails its way up from here. */
+        if (rc == 0 && st == VK_STORE_FRAG_FAILED)
+            rc = on_failure(&s, &f);
     }
 out:
     sched_release(&s);

@@ -128,6 +128,8 @@ static int visit(void *ctx, const struct vk_wf_fragment *f, unsigned depth)
     s->parent = depth == 0 ? -1 : fl->parents[depth - 1];
     s->type = f->type == VK_WF_GROUP ? VK_STORE_FRAG_GROUP : VK_STORE_FRAG_INLINE;
     s->is_parallel = f->is_parallel;
+    s->max_parallel = f->max_parallel;
+    s->no_fail_fast = f->no_fail_fast;
     s->name = f->name;
     s->run_script = f->run;
     s->machine = f->machine;
@@ -387,6 +389,8 @@ int vk_orch_rerun(struct vk_orch *o, const char *chain_id, char new_id[VK_UUID_L
         }
         s->type = f->type;
         s->is_parallel = f->is_parallel;
+        s->max_parallel = f->max_parallel;
+        s->no_fail_fast = f->no_fail_fast;
         s->name = f->name;
         s->run_script = f->run_script;
         s->machine = f->machine;

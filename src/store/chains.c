@@ -9,7 +9,7 @@
 #include <string.h>
 
 #define FRAG_BATCH 64 /* rows per multi-row INSERT */
-#define FRAG_INSERT_COLS 19
+#define FRAG_INSERT_COLS 21
 
 static int nomem(struct vk_err *err)
 {
@@ -230,8 +230,8 @@ static int insert_batch(struct vk__conn *c, const struct vk_store_chain *ch,
     int rc = vk_buf_adds(&sql, "INSERT INTO fragments (id, chain_id, parent_id, sequence,"
                                " position, type, is_parallel, name, run_script, machine,"
                                " condition, source_url, timeout_ms, retries, max_attempts,"
-                               " priority, env_json, queue_timeout_ms, secrets_json, status)"
-                               " VALUES ");
+                               " priority, env_json, queue_timeout_ms, max_parallel, fail_fast,"
+                               " secrets_json, status) VALUES ");
     int np = 0;
     for (size_t j = 0; j < k && rc == 0; j++) {
         size_t i = from + j;
@@ -259,6 +259,8 @@ static int insert_batch(struct vk__conn *c, const struct vk_store_chain *ch,
         p[np++] = vk__int(ch->priority);
         p[np++] = vk__text(f->env_json);
         p[np++] = vk__int(f->queue_timeout_ms);
+        p[np++] = vk__int(f->max_parallel);
+        p[np++] = vk__int(f->no_fail_fast ? 0 : 1);
         p[np++] = vk__text(f->secrets_json);
     }
     if (rc == 0)

@@ -303,6 +303,12 @@ static int update_one(struct vk_store *s, const char *sql, const struct vk__para
     return vk__store_end(s, c, rc, err);
 }
 
+int vk_store_org_set_sso_only(struct vk_store *s, const char *id, bool on, struct vk_err *err)
+{
+    struct vk__param p[] = {vk__text(id ? id : ""), vk__int(on)};
+    return update_one(s, "UPDATE tenants SET sso_only = $2 WHERE id = $1", p, 2, "org", err);
+}
+
 int vk_store_user_set_password(struct vk_store *s, const char *id, const char *phc,
                                struct vk_err *err)
 {
@@ -749,8 +755,8 @@ static int cred_check_owner(const struct vk_store_credential *k, struct vk_err *
     case VK_AUTH_WORKER:
         missing = k->worker_id[0] ? NULL : "a worker";
         break;
-    default:
-        missing = k->fragment_id[0] && k->attempt > 0 ? NULL : "a fragment and an attempt";
+    default: /* a job token is its fragment's job_hash, set by the claim: never a row */
+        missing = "the claim of an attempt (vk_store_claim_job)";
         break;
     }
     if (missing)
@@ -807,29 +813,60 @@ int vk_store_credential_create(struct vk_store *s, struct vk_store_credential *k
 /* A busy token writes its last use at most this often. */
 #define LAST_USED_EVERY_MS 60000
 
+/* A job token: the running attempt whose job_hash it is, with its worker's org. */
+static int job_check(struct vk__conn *c, const char *hash, struct vk_store_credential *out,
+                     struct vk_err *err)
+{
+    struct vk__param p[] = {vk__text(hash)};
+    struct vk__res *r = NULL;
+    int rc = vk__query(c, VK__STMT_JOB_CHECK,
+                       "SELECT f.id, f.attempt, f.worker_id, f.started_at, w.tenant_id"
+                       " FROM fragments f LEFT JOIN workers w ON w.id = f.worker_id"
+                       " WHERE f.job_hash = $1 AND f.status = 'running'",
+                       p, 1, &r, err);
+    if (rc == 0)
+        rc = vk__next(r, err);
+    if (rc == 0)
+        rc = vk_err_set(err, VK_EAUTH, "unknown token, or the attempt of this job token has ended");
+    else if (rc > 0) {
+        memset(out, 0, sizeof(*out));
+        out->kind = VK_AUTH_JOB;
+        snprintf(out->hash, sizeof(out->hash), "%s", hash);
+        vk__col_id(r, 0, out->fragment_id);
+        memcpy(out->id, out->fragment_id, VK_UUID_LEN);
+        out->attempt = (int)vk__col_int(r, 1);
+        vk__col_id(r, 2, out->worker_id);
+        out->created_at = vk__col_int(r, 3);
+        vk__col_id(r, 4, out->org_id);
+        rc = 0;
+    }
+    vk__res_free(r);
+    return rc;
+}
+
 int vk_store_credential_check(struct vk_store *s, enum vk_auth_kind kind, const char *hash,
                               int64_t now_ms, struct vk_pool *pool, struct vk_store_credential *out,
                               struct vk_err *err)
 {
     if ((unsigned)kind >= VK_AUTH_KIND_COUNT || !hash || !hash_ok(hash))
         return vk_err_set(err, VK_EAUTH, "unknown token");
-    struct vk__param p[] = {vk__text(hash), vk__text(kind_names[kind])};
     struct vk__conn *c = NULL;
     int rc = vk__store_conn_get(s, &c, err);
     if (rc)
         return rc;
+    if (kind == VK_AUTH_JOB) {
+        /* No row, no write: the attempt's own columns say whether it still runs (a result,
+         * a hand-back, a dead or revoked worker or a later attempt end it). */
+        rc = job_check(c, hash, out, err);
+        vk__store_conn_put(s, c);
+        return rc;
+    }
+    struct vk__param p[] = {vk__text(hash), vk__text(kind_names[kind])};
     struct vk__res *r = NULL;
-    bool disabled = false, live = true;
-    /* A job token lives exactly as long as its attempt runs on its worker: the join says so
-     * in the same read, so no path that ends an attempt (result, hand-back, a dead or
-     * revoked worker, a later attempt) needs to write to revoke it. */
-    rc = vk__query(c, VK__STMT_NONE,
-                   "SELECT " CRED_COLS ", COALESCE(u.disabled, 0),"
-                   " CASE WHEN c.kind <> 'job' OR (f.status = 'running' AND f.attempt = c.attempt"
-                   " AND f.worker_id = c.worker_id) THEN 1 ELSE 0 END FROM credentials c"
-                   " LEFT JOIN users u ON u.id = c.user_id"
-                   " LEFT JOIN fragments f ON f.id = c.fragment_id"
-                   " WHERE c.hash = $1 AND c.kind = $2",
+    bool disabled = false;
+    rc = vk__query(c, VK__STMT_CRED_CHECK,
+                   "SELECT " CRED_COLS ", COALESCE(u.disabled, 0) FROM credentials c"
+                   " LEFT JOIN users u ON u.id = c.user_id WHERE c.hash = $1 AND c.kind = $2",
                    p, 2, &r, err);
     if (rc == 0)
         rc = vk__next(r, err);
@@ -838,7 +875,6 @@ int vk_store_credential_check(struct vk_store *s, enum vk_auth_kind kind, const 
     else if (rc > 0) {
         rc = read_cred(r, pool, out, err);
         disabled = vk__col_int(r, 18) != 0;
-        live = vk__col_int(r, 19) != 0;
     }
     vk__res_free(r);
     if (rc == 0) {
@@ -851,13 +887,9 @@ int vk_store_credential_check(struct vk_store *s, enum vk_auth_kind kind, const 
             rc = vk_err_set(err, VK_EAUTH, "session expired after inactivity");
         else if (disabled)
             rc = vk_err_set(err, VK_EAUTH, "the token's user is disabled");
-        else if (!live)
-            rc = vk_err_set(err, VK_EAUTH, "the attempt of this job token has ended");
     }
     vk__store_conn_put(s, c);
-    /* Job tokens live one attempt, whose own rows say when it ran: no write for them (one
-     * less per fragment on the dispatch path). */
-    if (rc == 0 && out->kind != VK_AUTH_JOB && now_ms - out->last_used_at >= LAST_USED_EVERY_MS) {
+    if (rc == 0 && now_ms - out->last_used_at >= LAST_USED_EVERY_MS) {
         struct vk__param u[] = {vk__text(out->id), vk__int(now_ms)};
         rc = update_one(s, "UPDATE credentials SET last_used_at = $2 WHERE id = $1", u, 2, "token",
                         err);
@@ -912,11 +944,10 @@ int vk_store_credential_revoke_for(struct vk_store *s, const char *fragment_id,
     if (rc)
         return rc;
     if (has(fragment_id)) {
-        struct vk__param p[] = {vk__text(fragment_id), vk__int(now_ms)};
+        struct vk__param p[] = {vk__text(fragment_id)};
         rc = vk__exec(c, VK__STMT_NONE,
-                      "UPDATE credentials SET revoked_at = $2 WHERE fragment_id = $1"
-                      " AND kind = 'job' AND revoked_at IS NULL",
-                      p, 2, NULL, err);
+                      "UPDATE fragments SET job_hash = NULL WHERE id = $1 AND job_hash IS NOT NULL",
+                      p, 1, NULL, err);
     }
     if (rc == 0 && has(worker_id)) {
         struct vk__param p[] = {vk__text(worker_id), vk__int(now_ms)};
@@ -924,6 +955,11 @@ int vk_store_credential_revoke_for(struct vk_store *s, const char *fragment_id,
                       "UPDATE credentials SET revoked_at = $2 WHERE worker_id = $1"
                       " AND revoked_at IS NULL",
                       p, 2, NULL, err);
+        if (rc == 0)
+            rc = vk__exec(c, VK__STMT_NONE,
+                          "UPDATE fragments SET job_hash = NULL WHERE worker_id = $1"
+                          " AND status = 'running' AND job_hash IS NOT NULL",
+                          p, 1, NULL, err);
     }
     return vk__store_end(s, c, rc, err);
 }

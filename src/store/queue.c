@@ -204,7 +204,7 @@ int vk_store_tx_fragment_requeue(struct vk_store_tx *tx, const char *id, bool is
                       "UPDATE fragments SET status = 'ready', attempt = attempt + 1,"
                       " retries_used = retries_used + $2, worker_id = NULL, ready_at = $3,"
                       " started_at = NULL, finished_at = NULL, exit_code = NULL, error = NULL,"
-                      " cancel_requested = 0 WHERE id = $1",
+                      " cancel_requested = 0, job_hash = NULL WHERE id = $1",
                       p, 3, &changes, err);
     if (rc == 0 && changes == 0)
         rc = vk_err_set(err, VK_ENOTFOUND, "fragment '%s' not found", id);
@@ -300,11 +300,12 @@ int vk_store_tx_fragment_finish(struct vk_store_tx *tx, const char *fragment_id,
     int rc = vk__exec(tx->conn, VK__STMT_FINISH,
                       VK__SQL(tx->store,
                               "UPDATE fragments SET status = $4, exit_code = $5::integer,"
-                              " error = $6::text, finished_at = $7 WHERE id = $1"
+                              " error = $6::text, finished_at = $7, job_hash = NULL WHERE id = $1"
                               " AND status = 'running' AND attempt = $2"
                               " AND ($3::text IS NULL OR worker_id = $3::text)",
                               "UPDATE fragments SET status = $4, exit_code = $5, error = $6,"
-                              " finished_at = $7 WHERE id = $1 AND status = 'running'"
+                              " finished_at = $7, job_hash = NULL WHERE id = $1"
+                              " AND status = 'running'"
                               " AND attempt = $2 AND ($3 IS NULL OR worker_id = $3)"),
                       p, 7, &changes, err);
     if (rc == 0 && changes == 0)
@@ -319,12 +320,13 @@ static int claim_sql(struct vk_store *s, size_t n, struct vk_buf *sql)
 {
     /* started_at never precedes ready_at: `now` was read before the statement, and the
      * transaction that made the fragment ready may have committed after that. */
+    /* $3: the attempt's job token hash (NULL without one); $4...: the machine groups. */
     int rc = vk_buf_adds(sql, "UPDATE fragments SET status = 'running', worker_id = $1,"
-                              " started_at = CASE WHEN ready_at > $2 THEN ready_at ELSE $2 END"
-                              " WHERE id = (SELECT id FROM fragments"
+                              " started_at = CASE WHEN ready_at > $2 THEN ready_at ELSE $2 END,"
+                              " job_hash = $3 WHERE id = (SELECT id FROM fragments"
                               " WHERE status = 'ready' AND machine IN (");
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = vk_buf_addf(sql, "%s$%zu", i ? ", " : "", i + 3);
+        rc = vk_buf_addf(sql, "%s$%zu", i ? ", " : "", i + 4);
     if (rc == 0)
         rc = vk_buf_adds(sql, ") ORDER BY priority DESC, ready_at, id LIMIT 1");
     if (rc == 0 && s->dialect == VK__PG)
@@ -348,14 +350,18 @@ static int claim(struct vk_store *s, const char *worker_id, const char *const *g
                           VK_STORE_MAX_GROUPS);
     if (!worker_id || !*worker_id)
         return vk_err_set(err, VK_EINVAL, "a claim needs a worker id");
-    struct vk__param p[2 + VK_STORE_MAX_GROUPS];
+    /* The job token is made before the statement that stores its hash: a claim that finds
+     * nothing (most long-poll wake-ups) costs 32 random bytes and one hash, no write. */
+    if (job && vk_auth_token_new(VK_AUTH_JOB, token, job->hash) < 0)
+        return vk_err_set(err, VK_EIO, "the random generator failed");
+    struct vk__param p[3 + VK_STORE_MAX_GROUPS];
     p[0] = vk__text(worker_id);
     p[1] = vk__int(now_ms);
+    p[2] = vk__text(job ? job->hash : NULL);
     for (size_t i = 0; i < ngroups; i++)
-        p[2 + i] = vk__text(groups[i]);
+        p[3 + i] = vk__text(groups[i]);
     struct vk_buf sql = VK_BUF_INIT(VK_MAX_SMALL);
     struct vk__conn *c = NULL;
-    bool claimed = false;
     int rc;
     /* PostgreSQL: one autocommit statement (SKIP LOCKED); SQLite: a short write transaction. */
     if (s->dialect == VK__PG)
@@ -373,7 +379,7 @@ static int claim(struct vk_store *s, const char *worker_id, const char *const *g
         rc = nomem(err);
         goto out;
     }
-    rc = one_frag(c, VK__STMT_CLAIM_1 + (int)ngroups - 1, sql.data, p, (int)ngroups + 2, "", pool,
+    rc = one_frag(c, VK__STMT_CLAIM_1 + (int)ngroups - 1, sql.data, p, (int)ngroups + 3, "", pool,
                   &out->fragment, err);
     if (rc == VK_ENOTFOUND)
         vk_err_set(err, rc, "no ready fragment");
@@ -391,22 +397,14 @@ static int claim(struct vk_store *s, const char *worker_id, const char *const *g
                 rc = vk__read_chain(r, 0, pool, &out->chain, err);
         }
     }
-    claimed = rc == 0;
     if (rc == 0 && job) {
         const struct vk_store_fragment *f = &out->fragment;
-        int64_t life = f->timeout_ms > 0 ? f->timeout_ms : 24 * 3600 * 1000LL;
         job->kind = VK_AUTH_JOB;
         job->attempt = f->attempt;
-        job->expires_at = now_ms + life + 3600 * 1000LL;
+        job->expires_at = 0; /* it ends with the attempt */
+        job->created_at = f->started_at;
         snprintf(job->worker_id, sizeof(job->worker_id), "%s", worker_id);
         snprintf(job->fragment_id, sizeof(job->fragment_id), "%s", f->id);
-        /* Made only once there is work to hand out: a claim that finds nothing (most of a
-         * long-poll's wake-ups) costs no random bytes and no hash. */
-        rc = vk_auth_token_new(VK_AUTH_JOB, token, job->hash) < 0
-                 ? vk_err_set(err, VK_EIO, "the random generator failed")
-                 : vk__store_cred_insert(c, job, err);
-        if (rc < 0)
-            vk_auth_wipe(token, VK_AUTH_TOKEN_MAX);
     }
 out:
     if (s->dialect == VK__PG)
@@ -414,18 +412,8 @@ out:
     else
         rc = vk__store_end(s, c, rc, err);
     vk_buf_release(&sql);
-    /* PostgreSQL claimed in its own statement: give the fragment back when its token could
-     * not be stored (SQLite rolled both back). */
-    if (rc < 0 && claimed && s->dialect == VK__PG) {
-        struct vk_err e2;
-        vk_err_clear(&e2);
-        if (vk_store_requeue_fragment(s, out->fragment.id, out->fragment.attempt, worker_id, now_ms,
-                                      &e2) < 0) {
-            char first[sizeof(err->msg)];
-            snprintf(first, sizeof(first), "%s", err->msg);
-            vk_err_set(err, rc, "%s (and the claim could not be handed back: %s)", first, e2.msg);
-        }
-    }
+    if (rc < 0 && job)
+        vk_auth_wipe(token, VK_AUTH_TOKEN_MAX);
     return rc;
 }
 
@@ -457,8 +445,8 @@ int vk_store_requeue_fragment(struct vk_store *s, const char *fragment_id, int a
     rc = vk__query(tx.conn, VK__STMT_NONE,
                    "UPDATE fragments SET status = 'ready', attempt = attempt + 1,"
                    " handbacks = handbacks + 1, worker_id = NULL, ready_at = $4,"
-                   " started_at = NULL WHERE id = $1 AND status = 'running' AND attempt = $2"
-                   " AND worker_id = $3 RETURNING machine",
+                   " started_at = NULL, job_hash = NULL WHERE id = $1 AND status = 'running'"
+                   " AND attempt = $2 AND worker_id = $3 RETURNING machine",
                    p, 4, &r, err);
     if (rc == 0)
         rc = vk__next(r, err);

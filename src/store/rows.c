@@ -95,7 +95,9 @@ int vk__read_frag(struct vk__res *r, int k, struct vk_pool *pool, struct vk_stor
     f->error = str(r, k + 25, pool, &bad);
     f->env_json = str(r, k + 26, pool, &bad);
     f->queue_timeout_ms = vk__col_int(r, k + 27);
-    f->secrets_json = str(r, k + 28, pool, &bad);
+    f->max_parallel = (int)vk__col_int(r, k + 28);
+    f->no_fail_fast = vk__col_int(r, k + 29) == 0;
+    f->secrets_json = str(r, k + 30, pool, &bad);
     return bad ? nomem(err) : 0;
 }
 

@@ -223,7 +223,21 @@ static const struct migration migrations[] = {
     {8, "the SSO subject of users",
      "ALTER TABLE users ADD COLUMN subject TEXT;"
      "CREATE UNIQUE INDEX users_by_subject ON users (source, subject)"},
-    {9, "secrets: the store, key check values, exposure settings", SECRETS_SQL},
+    /* A job token is the running attempt's own column: the claim sets it, the end of the
+     * attempt clears it, a check is one indexed read; no credential row per attempt. The
+     * tokens of attempts running across the upgrade move over. */
+    {9, "job tokens on the fragment they run",
+     "ALTER TABLE fragments ADD COLUMN job_hash TEXT;"
+     "UPDATE fragments SET job_hash = (SELECT c.hash FROM credentials c WHERE c.kind = 'job'"
+     " AND c.fragment_id = fragments.id AND c.attempt = fragments.attempt"
+     " AND c.worker_id = fragments.worker_id AND c.revoked_at IS NULL) WHERE status = 'running';"
+     "DELETE FROM credentials WHERE kind = 'job';"
+     "CREATE UNIQUE INDEX fragments_by_job_hash ON fragments (job_hash) WHERE job_hash IS NOT "
+     "NULL"},
+    {10, "max-parallel and fail-fast of groups",
+     "ALTER TABLE fragments ADD COLUMN max_parallel INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE fragments ADD COLUMN fail_fast INTEGER NOT NULL DEFAULT 1"},
+    {11, "secrets: the store, key check values, exposure settings", SECRETS_SQL},
 };
 
 /* Migrations whose PostgreSQL text differs beyond BLOB (triggers are written differently). */

@@ -14,7 +14,8 @@
 int vk__trig_mirror_open(struct vk_triggers_service *svc, const char *url,
                          struct vk_git_mirror **out, struct vk_err *err)
 {
-    return vk_git_mirror_open(svc->mirrors, url, NULL, out, err);
+    struct vk_git_opts o = {.policy = svc->opts.url_policy};
+    return vk_git_mirror_open(svc->mirrors, url, &o, out, err);
 }
 
 /* ---------------------------------------------------------------- Loading */
@@ -23,7 +24,14 @@ struct git_fetch {
     struct vk_git_mirror *m;
     const char *sha;
     bool allow_urls;
+    const struct vk_git_url_policy *policy; /* may be NULL */
 };
+
+static const char *addr_check(void *ctx, const struct sockaddr *sa, size_t len)
+{
+    (void)len;
+    return vk_git_addr_refused(ctx, sa);
+}
 
 /*
  * Imports of a workflow read from a repository: relative (and absolute, and file://) paths
@@ -39,7 +47,17 @@ static int git_fetch(void *ctx, const struct vk_wf_fetch_req *req, struct vk_buf
             return vk_err_set(err, VK_EPERM,
                               "URL imports are not allowed for this repository "
                               "(allow_url_imports is off)");
-        return vk_wf_fetch_default(NULL, req, out, err);
+        if (!g->policy)
+            return vk_wf_fetch_default(NULL, req, out, err);
+        /* the URL's form first; then every address libcurl connects to, on redirects too */
+        struct vk_git_url_target t;
+        int rc = vk_git_url_check_static(g->policy, req->location, &t, err);
+        if (rc)
+            return rc;
+        struct vk_wf_fetch_req r = *req;
+        if (!(g->policy->schemes & VK_GIT_SCHEME_HTTP))
+            r.allow_http = false;
+        return vk_wf_fetch_url_checked(&r, addr_check, (void *)g->policy, out, err);
     }
     const char *p = req->location;
     while (*p == '/')
@@ -92,7 +110,10 @@ static int load_one(struct vk_git_mirror *m, const struct vk_store_repo *repo, c
     char base[4096];
     const char *slash = strrchr(file, '/');
     snprintf(base, sizeof(base), "/%.*s", slash ? (int)(slash - file) : 0, file);
-    struct git_fetch gf = {.m = m, .sha = sha, .allow_urls = repo->allow_url_imports};
+    struct git_fetch gf = {.m = m,
+                           .sha = sha,
+                           .allow_urls = repo->allow_url_imports,
+                           .policy = vk_git_mirror_policy(m)};
     struct vk_wf_options o = {.base_path = base, .fetch = git_fetch, .fetch_ctx = &gf};
     struct vk_wf_error we;
     vk_wf_error_init(&we);

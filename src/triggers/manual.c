@@ -71,11 +71,12 @@ static int resolve(struct vk_triggers_service *svc, const struct vk_store_repo *
 }
 
 /* A git failure while resolving or reading: not-found and bad input keep their status. */
-static int git_outcome(const struct vk_err *e, int rc, int *status, json_t **result)
+static int git_outcome(const struct vk_err *e, int rc, const char *request_id, int *status,
+                       json_t **result)
 {
     if (rc == VK_ENOTFOUND || rc == VK_EINVAL)
         return vk__trig_error(e, rc, status, result);
-    return vk__trig_git_error(e, rc, status, result);
+    return vk__trig_git_error(e, rc, request_id, status, result);
 }
 
 int vk__trig_workflows(struct vk_triggers_service *svc, const struct vk_store_treq *rq, int *status,
@@ -106,7 +107,7 @@ int vk__trig_workflows(struct vk_triggers_service *svc, const struct vk_store_tr
     if (rc == 0)
         rc = vk__trig_load(m, &r, sha, NULL, &set, err);
     if (rc) {
-        rc = git_outcome(err, rc, status, result);
+        rc = git_outcome(err, rc, rq->id, status, result);
         goto out;
     }
     a = json_array();
@@ -237,7 +238,7 @@ int vk__trig_manual(struct vk_triggers_service *svc, const struct vk_store_treq 
     if (rc == 0)
         rc = vk__trig_load(m, &r, sha, only, &set, err);
     if (rc) {
-        rc = git_outcome(err, rc, status, result);
+        rc = git_outcome(err, rc, rq->id, status, result);
         goto out;
     }
     *status = 0;

@@ -99,7 +99,7 @@ int vk__trig_refresh(struct vk_triggers_service *svc, const struct vk_store_treq
         /* a git failure: recorded, not retried (the next push or pass refreshes again) */
         vk_log_write(VK_LOG_WARN, "cron", "cannot refresh schedules", "repository_id", repo.id,
                      "error", err->msg, NULL);
-        rc = vk__trig_git_error(err, rc, status, result);
+        rc = vk__trig_git_error(err, rc, rq->id, status, result);
     }
     vk_pool_release(&pool);
     return rc;

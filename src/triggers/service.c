@@ -45,13 +45,23 @@ int vk__trig_error(const struct vk_err *e, int code, int *status, json_t **resul
     return vk__trig_refuse(st, name, e && e->msg[0] ? e->msg : vk_err_name(code), status, result);
 }
 
-int vk__trig_git_error(const struct vk_err *e, int code, int *status, json_t **result)
+int vk__trig_git_error(const struct vk_err *e, int code, const char *request_id, int *status,
+                       json_t **result)
 {
     if (code == VK_EDB || code == VK_ENOMEM)
         return code; /* not the repository's fault: handled again later */
-    char msg[sizeof(e->msg) + 64];
-    snprintf(msg, sizeof(msg), "cannot read the repository: %s", e ? e->msg : "");
-    return vk__trig_refuse(502, "git_error", msg, status, result);
+    const char *msg = e && e->msg[0] ? e->msg : vk_err_name(code);
+    if (code == VK_EPERM) /* the URL policy's own words: nothing fetched is in them */
+        return vk__trig_refuse(403, "url_not_allowed", msg, status, result);
+    /* What git or the remote said stays in the server log: an internal service's answer
+     * (tokens, bodies) or the difference between an open and a closed port must not
+     * reach the caller. */
+    vk_log_write(VK_LOG_WARN, "triggers", "cannot fetch the repository", "request_id",
+                 request_id ? request_id : "", "error", msg, NULL);
+    char fixed[160];
+    snprintf(fixed, sizeof(fixed), "cannot fetch the repository: see the server log, request id %s",
+             request_id ? request_id : "-");
+    return vk__trig_refuse(502, "git_error", fixed, status, result);
 }
 
 /* ---------------------------------------------------------------- Handling one request */

@@ -101,8 +101,11 @@ int vk__trig_error(const struct vk_err *e, int code, int *status, json_t **resul
 /* {"error": name, "message": msg} with `status`. Returns 0 or VK_ENOMEM. */
 int vk__trig_refuse(int status, const char *name, const char *msg, int *out_status,
                     json_t **result);
-/* A git failure: 502 git_error, but store and memory errors keep their own status. */
-int vk__trig_git_error(const struct vk_err *e, int code, int *status, json_t **result);
+/* A git failure: 502 git_error with a fixed message naming `request_id` (the full text
+ * goes to the server log only); a URL policy refusal (VK_EPERM): 403 url_not_allowed with
+ * its reason; store and memory errors keep their own status. */
+int vk__trig_git_error(const struct vk_err *e, int code, const char *request_id, int *status,
+                       json_t **result);
 
 /* ---------------------------------------------------------------- Scheduler (scheduler.c) */
 

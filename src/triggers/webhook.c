@@ -106,7 +106,7 @@ int vk__trig_webhook(struct vk_triggers_service *svc, const struct vk_store_treq
         vk_git_paths_release(&paths);
     }
     if (rc) {
-        rc = vk__trig_git_error(err, rc, status, result);
+        rc = vk__trig_git_error(err, rc, rq->id, status, result);
         goto out;
     }
     char marker[16];

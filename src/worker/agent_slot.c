@@ -35,7 +35,8 @@ struct work_item {
     size_t nenv;
     struct vk_exec_file files[VK_EXEC_MAX_FILES]; /* secret files (data borrowed from json) */
     size_t nfiles;
-    char invalid[200]; /* why the item cannot run ("" when fine) */
+    struct vk_mask *mask; /* owned: the attempt's credentials, masked in its output */
+    char invalid[200];    /* why the item cannot run ("" when fine) */
 };
 
 struct outcome {
@@ -81,6 +82,8 @@ static void wipe_secrets(json_t *json)
 
 static void item_release(struct work_item *it)
 {
+    vk_mask_free(it->mask);
+    it->mask = NULL;
     for (size_t i = 0; i < it->nenv; i++) {
         explicit_bzero(it->env[i], strlen(it->env[i]));
         vk_mem_free(it->env[i]);
@@ -179,6 +182,55 @@ static void item_env(struct work_item *it, json_t *env)
     item_secrets(it, secrets);
 }
 
+/* A credential the attempt's output must not show; `what` names it in the error. */
+static void mask_add(struct work_item *it, const char *what, const char *value)
+{
+    if (it->invalid[0] || !value || !*value)
+        return;
+    int rc = vk_mask_add(it->mask, value, strlen(value));
+    if (rc != 0)
+        snprintf(it->invalid, sizeof(it->invalid), "%s cannot be masked (%s, %zu bytes)", what,
+                 vk_err_name(rc), strlen(value));
+}
+
+/*
+ * The attempt's masker: the job token (also VULCAN_ID_TOKEN_REQUEST_TOKEN in the
+ * environment), each `secrets[].value` and the values of the variables that carry
+ * them. A value that cannot be masked makes the item invalid: the attempt fails
+ * rather than print it.
+ */
+static void item_mask(struct work_item *it)
+{
+    it->mask = vk_mask_new();
+    mask_add(it, "the job token", it->job_token);
+    json_t *env = json_object_get(it->json, "env");
+    mask_add(it, "VULCAN_ID_TOKEN_REQUEST_TOKEN", jstr(env, "VULCAN_ID_TOKEN_REQUEST_TOKEN"));
+    json_t *secrets = json_object_get(it->json, "secrets");
+    size_t i;
+    json_t *sec;
+    json_array_foreach(secrets, i, sec)
+    {
+        const char *name = jstr(sec, "name");
+        char what[120];
+        snprintf(what, sizeof(what), "secret '%.64s'", name ? name : "?");
+        json_t *v = json_object_get(sec, "value");
+        if (!json_is_string(v)) {
+            if (!it->invalid[0])
+                snprintf(it->invalid, sizeof(it->invalid), "%s has no string value", what);
+            return;
+        }
+        if (strlen(json_string_value(v)) != json_string_length(v)) {
+            if (!it->invalid[0])
+                snprintf(it->invalid, sizeof(it->invalid), "%s contains a NUL byte", what);
+            return;
+        }
+        mask_add(it, what, json_string_value(v));
+        /* A `secret-file`'s variable holds the file's path, not a value. */
+        if (name && !json_is_true(json_object_get(sec, "file")))
+            mask_add(it, what, jstr(env, name));
+    }
+}
+
 /* Parse the 200 answer of work/request. Returns false when there is no usable
  * fragment id (nothing can be reported then); other defects set it->invalid. */
 static bool item_parse(struct work_item *it, const struct vk_buf *body)
@@ -209,6 +261,8 @@ static bool item_parse(struct work_item *it, const struct vk_buf *body)
     if (!it->script)
         snprintf(it->invalid, sizeof(it->invalid), "work item has no run_script");
     item_env(it, json_object_get(it->json, "env"));
+    if (!it->invalid[0])
+        item_mask(it);
     return true;
 }
 
@@ -439,6 +493,7 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
             .keep_workspace = w->keep_workspace,
             .files = it->files,
             .nfiles = it->nfiles,
+            .mask = it->mask,
         };
         struct vk_exec_result res;
         struct vk_err err;

@@ -849,6 +849,7 @@ int vk_exec_run(const struct vk_exec_env *env, const struct vk_exec_spec *spec,
     st.sink.cb = cb;
     st.sink.ctx = ctx;
     st.sink.cap = spec->output_cap ? spec->output_cap : VK_EXEC_DEFAULT_OUTPUT_CAP;
+    st.sink.mask = spec->mask;
     vk_pool_init(&st.pool, 0);
     vk_err_clear(err);
     struct vk_err local;
@@ -885,6 +886,9 @@ int vk_exec_run(const struct vk_exec_env *env, const struct vk_exec_spec *spec,
                              "%llu bytes dropped\n",
                              cap, (unsigned long long)st.sink.dropped);
     }
+    if (st.sink.mask_failed)
+        vk__exec_sink_notice(&st.sink, "\n[vulcan] output dropped: out of memory while masking\n");
+    vk__exec_sink_finish(&st.sink);
     vk__exec_strv_release(&st.argv);
     vk__exec_strv_release(&st.envv);
     vk__exec_strv_release(&st.mirrors);

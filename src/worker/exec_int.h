@@ -11,6 +11,7 @@
 #define VULCAN_WORKER_EXEC_INT_H
 
 #include "vulcan/executor.h"
+#include "vulcan/mask.h"
 #include "vulcan/util.h"
 
 #include <stdbool.h>
@@ -20,10 +21,12 @@
 
 /* ---------------------------------------------------------------- Sink */
 
-/** The attempt's output stream: applies the cap, counts bytes. */
+/** The attempt's output stream: applies the cap, counts bytes, masks (when `mask`). */
 struct vk__exec_sink {
     vk_exec_output_fn cb;
     void *ctx;
+    struct vk_mask *mask; /**< borrowed from the spec; NULL: no masking */
+    bool mask_failed;     /**< a chunk was dropped because the masker ran out of memory */
     uint64_t cap;
     uint64_t total;   /**< bytes written through vk__exec_sink_write (delivered + dropped) */
     uint64_t dropped; /**< bytes over the cap */
@@ -36,6 +39,8 @@ void vk__exec_sink_write_prefixed(struct vk__exec_sink *s, const char *prefix, b
                                   const char *data, size_t len);
 /** An executor notice: delivered even past the cap, not counted. printf-style. */
 void vk__exec_sink_notice(struct vk__exec_sink *s, const char *fmt, ...) VK_PRINTF(2, 3);
+/** End of the stream: emit what the masker holds back. */
+void vk__exec_sink_finish(struct vk__exec_sink *s);
 
 /* ---------------------------------------------------------------- Strings */
 

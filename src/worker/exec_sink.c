@@ -8,6 +8,26 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Hand bytes to the callback, through the masker when there is one. A chunk the
+ * masker cannot take (out of memory) is dropped rather than passed on unmasked. */
+static void deliver(struct vk__exec_sink *s, const char *data, size_t n)
+{
+    if (!s->cb)
+        return;
+    if (!s->mask) {
+        s->cb(s->ctx, data, n);
+        return;
+    }
+    if (vk_mask_write(s->mask, data, n, s->cb, s->ctx) != 0)
+        s->mask_failed = true;
+}
+
+void vk__exec_sink_finish(struct vk__exec_sink *s)
+{
+    if (s->mask && s->cb)
+        vk_mask_flush(s->mask, s->cb, s->ctx);
+}
+
 /* Deliver `len` bytes, or the part that still fits under the cap. */
 void vk__exec_sink_write(struct vk__exec_sink *s, const char *data, size_t len)
 {
@@ -21,8 +41,8 @@ void vk__exec_sink_write(struct vk__exec_sink *s, const char *data, size_t len)
         n = (size_t)(s->cap - delivered);
     s->total += len;
     s->dropped += len - n;
-    if (n > 0 && s->cb)
-        s->cb(s->ctx, data, n);
+    if (n > 0)
+        deliver(s, data, n);
 }
 
 /* Split `data` at newlines and put `prefix` before each line start. */
@@ -57,8 +77,8 @@ void vk__exec_sink_notice(struct vk__exec_sink *s, const char *fmt, ...)
         return;
     if ((size_t)n >= sizeof line)
         n = (int)sizeof line - 1;
-    if (s->cb && n > 0)
-        s->cb(s->ctx, line, (size_t)n);
+    if (n > 0)
+        deliver(s, line, (size_t)n);
 }
 
 void vk__exec_strv_release(struct vk__exec_strv *sv)

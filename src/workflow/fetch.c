@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -82,9 +83,29 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
-static int fetch_url(const struct vk_wf_fetch_req *req, struct vk_buf *out, struct vk_err *err)
+struct guard {
+    vk_wf_addr_check_fn *check;
+    void *ctx;
+    const char *why; /* the last refusal */
+};
+
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct guard *g = ud;
+    (void)purpose;
+    const char *why = g->check(g->ctx, &a->addr, a->addrlen);
+    if (why) {
+        g->why = why;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+static int fetch_url(const struct vk_wf_fetch_req *req, vk_wf_addr_check_fn *check, void *check_ctx,
+                     struct vk_buf *out, struct vk_err *err)
 {
     char ebuf[CURL_ERROR_SIZE] = "";
+    struct guard g = {check, check_ctx, NULL};
     struct sink s = {out, req->max_size, false, false};
     const char *protos = req->allow_http ? "http,https" : "https";
     CURL *h = curl_easy_init();
@@ -104,12 +125,19 @@ static int fetch_url(const struct vk_wf_fetch_req *req, struct vk_buf *out, stru
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "vulcan/" VK_VERSION);
+    if (check) {
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &g);
+        curl_easy_setopt(h, CURLOPT_PROXY, ""); /* the address checked is the one reached */
+    }
     CURLcode cc = curl_easy_perform(h);
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(h);
     if (cc == CURLE_OK)
         return 0;
+    if (g.why)
+        return vk_err_set(err, VK_EPERM, "the import's host is a %s address", g.why);
     if (s.nomem)
         return vk_err_set(err, VK_ENOMEM, "out of memory");
     if (s.too_big || cc == CURLE_FILESIZE_EXCEEDED)
@@ -135,8 +163,16 @@ int vk_wf_fetch_default(void *ctx, const struct vk_wf_fetch_req *req, struct vk_
 {
     (void)ctx;
     if (req->is_url)
-        return fetch_url(req, out, err);
+        return fetch_url(req, NULL, NULL, out, err);
     return fetch_file(req, out, err);
+}
+
+int vk_wf_fetch_url_checked(const struct vk_wf_fetch_req *req, vk_wf_addr_check_fn *check,
+                            void *check_ctx, struct vk_buf *out, struct vk_err *err)
+{
+    if (!req->is_url)
+        return vk_err_set(err, VK_EINVAL, "not a URL");
+    return fetch_url(req, check, check_ctx, out, err);
 }
 
 int vk_wf_fetch_refuse(void *ctx, const struct vk_wf_fetch_req *req, struct vk_buf *out,

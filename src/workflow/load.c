@@ -5,6 +5,8 @@
  */
 #include "wf_int.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 #define MAX_TIMEOUT_MS (7LL * 24 * 3600 * 1000)
@@ -285,6 +287,43 @@ static int load_network(struct vk__wf_loader *L, const struct vk_kdl_node *c, bo
 static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                          struct vk_wf_fragment *f);
 
+/* `max-parallel N` (1..VK_WF_MAX_MATRIX) of a parallel group or a matrix. */
+static int load_max_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *c,
+                             const struct vk_kdl_node **seen, int *out)
+{
+    int rc = once(L, c, seen);
+    if (rc == 0)
+        rc = vk__wf_no_props(L, c);
+    if (rc == 0)
+        rc = vk__wf_no_children(L, c);
+    if (rc == 0 && (c->nargs != 1 || c->args[0].kind != VK_KDL_INT || c->args[0].i < 1 ||
+                    c->args[0].i > VK_WF_MAX_MATRIX))
+        rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE,
+                         VK__WF_AT(c->nargs ? c->args[c->nargs > 1].pos : c->pos),
+                         "'max-parallel' takes one whole number from 1 to %d", VK_WF_MAX_MATRIX);
+    if (rc == 0)
+        *out = (int)c->args[0].i;
+    return rc;
+}
+
+/* `fail-fast #true|#false` of a group or a matrix into *no_fail_fast. */
+static int load_fail_fast(struct vk__wf_loader *L, const struct vk_kdl_node *c,
+                          const struct vk_kdl_node **seen, bool *no_fail_fast)
+{
+    int rc = once(L, c, seen);
+    if (rc == 0)
+        rc = vk__wf_no_props(L, c);
+    if (rc == 0)
+        rc = vk__wf_no_children(L, c);
+    if (rc == 0 && (c->nargs != 1 || c->args[0].kind != VK_KDL_BOOL))
+        rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE,
+                         VK__WF_AT(c->nargs ? c->args[c->nargs > 1].pos : c->pos),
+                         "'fail-fast' takes #true or #false");
+    if (rc == 0)
+        *no_fail_fast = !c->args[0].b;
+    return rc;
+}
+
 static int load_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                          struct vk_wf_fragment *g)
 {
@@ -301,7 +340,8 @@ static int load_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *n,
     struct checkout co;
     CHECKOUT_GET(&co, g->parent);
     CHECKOUT_SET(g, &co);
-    const struct vk_kdl_node *seen_name = NULL, *seen_machine = NULL, *seen_cond = NULL;
+    const struct vk_kdl_node *seen_name = NULL, *seen_machine = NULL, *seen_cond = NULL,
+                             *seen_max = NULL, *seen_ff = NULL;
     size_t nfrag = 0;
     for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
         if (vk_kdl_str_eq(c->name, "fragment") || vk_kdl_str_eq(c->name, "parallel")) {
@@ -318,10 +358,17 @@ static int load_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *n,
             rc = once(L, c, &seen_cond);
             if (rc == 0)
                 rc = load_condition(L, c, g);
+        } else if (vk_kdl_str_eq(c->name, "max-parallel")) {
+            rc = load_max_parallel(L, c, &seen_max, &g->max_parallel);
+        } else if (vk_kdl_str_eq(c->name, "fail-fast")) {
+            rc = load_fail_fast(L, c, &seen_ff, &g->no_fail_fast);
+        } else if (vk_kdl_str_eq(c->name, "matrix") && L->matrix) {
+            continue; /* this is one of its copies (load_matrix) */
         } else {
             rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
                              "unknown node '%s' in 'parallel'; expected one of: fragment, "
-                             "parallel, name, machine, condition",
+                             "parallel, name, machine, condition, max-parallel, fail-fast, "
+                             "matrix",
                              c->name.ptr);
         }
     }
@@ -530,11 +577,13 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
             if (!s_secrets)
                 s_secrets = c;
             rc = load_secrets(L, c, vk_kdl_str_eq(c->name, "secret-file"), &own, &nown);
+        } else if (vk_kdl_str_eq(c->name, "matrix") && L->matrix) {
+            continue; /* this is one of its copies (load_matrix) */
         } else {
             rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
                              "unknown node '%s' in 'fragment'; expected one of: run, from, "
                              "name, machine, condition, timeout, queue-timeout, retry, env, "
-                             "network, checkout, secrets, secret-file",
+                             "network, checkout, matrix, secrets, secret-file",
                              c->name.ptr);
         }
     }
@@ -569,6 +618,439 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
     return vk__wf_load_import(L, s_from, &s_from->args[0], f);
 }
 
+/* ---------------------------------------------------------------- matrix */
+
+/* Axis and variable names: letters, digits, '_' and '-', not starting with a digit. */
+static bool matrix_key_ok(struct vk_kdl_str k)
+{
+    if (k.len == 0 || k.len > 64 || (k.ptr[0] >= '0' && k.ptr[0] <= '9'))
+        return false;
+    for (size_t i = 0; i < k.len; i++) {
+        char c = k.ptr[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* A matrix value: a string or a whole number, as text. */
+static int matrix_value(struct vk__wf_loader *L, const struct vk_kdl_node *n,
+                        const struct vk_kdl_value *v, const char **out)
+{
+    if (v->kind == VK_KDL_INT) {
+        char num[32];
+        snprintf(num, sizeof(num), "%lld", (long long)v->i);
+        *out = vk_pool_strndup(L->pool, num, strlen(num));
+    } else if (v->kind == VK_KDL_STRING && v->str.len && !memchr(v->str.ptr, '\0', v->str.len)) {
+        *out = vk__wf_strdup(L, v->str);
+    } else {
+        return vk__wf_fail(
+            L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(v->pos),
+            "matrix values of '%s' are non-empty strings or whole numbers, not %s", n->name.ptr,
+            v->kind == VK_KDL_STRING ? "an empty string" : vk_kdl_kind_name(v->kind));
+    }
+    return *out ? 0 : vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+}
+
+struct matrix {
+    const char **axes;
+    size_t naxes;
+    struct vk__wf_cell *cells;
+    size_t ncells, cap;
+};
+
+static const char *cell_get(const struct vk__wf_cell *c, const char *key)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->keys[i], key) == 0)
+            return c->values[i];
+    return NULL;
+}
+
+static bool is_axis(const struct matrix *m, const char *key)
+{
+    for (size_t i = 0; i < m->naxes; i++)
+        if (strcmp(m->axes[i], key) == 0)
+            return true;
+    return false;
+}
+
+/* A new cell of up to `room` keys at the end of m->cells (at most VK_WF_MAX_MATRIX). */
+static struct vk__wf_cell *cell_new(struct vk__wf_loader *L, struct matrix *m, size_t room,
+                                    const struct vk_kdl_node *at)
+{
+    if (m->ncells == VK_WF_MAX_MATRIX) {
+        vk__wf_fail(L, VK_WF_ERR_LIMIT, VK_ETOOBIG, VK__WF_AT(at->pos),
+                    "the matrix makes more than %d copies", VK_WF_MAX_MATRIX);
+        return NULL;
+    }
+    struct vk__wf_cell *c = &m->cells[m->ncells];
+    c->keys = vk_pool_zalloc(L->pool, room * sizeof(*c->keys));
+    c->values = vk_pool_zalloc(L->pool, room * sizeof(*c->values));
+    if (!c->keys || !c->values) {
+        vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+        return NULL;
+    }
+    c->n = 0;
+    m->ncells++;
+    return c;
+}
+
+/* An `include` or `exclude` block: KEY "value" pairs into keys/values (its own arrays). */
+static int matrix_pairs(struct vk__wf_loader *L, const struct vk_kdl_node *n,
+                        const struct matrix *m, bool axes_only, struct vk__wf_cell *out)
+{
+    int rc = vk__wf_no_args(L, n);
+    if (rc == 0)
+        rc = vk__wf_no_props(L, n);
+    if (rc < 0)
+        return rc;
+    if (!n->nchildren)
+        return vk__wf_fail(L, VK_WF_ERR_MISSING, VK_EPARSE, VK__WF_AT(n->pos),
+                           "'%s' needs a block of values: %s { %s \"…\" }", n->name.ptr,
+                           n->name.ptr, m->naxes ? m->axes[0] : "cc");
+    out->keys = vk_pool_zalloc(L->pool, n->nchildren * sizeof(*out->keys));
+    out->values = vk_pool_zalloc(L->pool, n->nchildren * sizeof(*out->values));
+    if (!out->keys || !out->values)
+        return vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+    out->n = 0;
+    for (const struct vk_kdl_node *c = n->children; c; c = c->next) {
+        if (!matrix_key_ok(c->name))
+            return vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(c->pos),
+                               "invalid matrix variable name '%s' (letters, digits, '_' and "
+                               "'-', not starting with a digit)",
+                               c->name.ptr);
+        const char *key = vk__wf_strdup(L, c->name);
+        if (!key)
+            return VK_ENOMEM;
+        if (axes_only && !is_axis(m, key))
+            return vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(c->pos),
+                               "'exclude' names '%s', which is not an axis of the matrix", key);
+        if (cell_get(out, key))
+            return vk__wf_fail(L, VK_WF_ERR_DUPLICATE, VK_EPARSE, VK__WF_AT(c->pos),
+                               "'%s' is given twice in this '%s'", key, n->name.ptr);
+        rc = vk__wf_no_props(L, c);
+        if (rc == 0)
+            rc = vk__wf_no_children(L, c);
+        if (rc == 0 && c->nargs != 1)
+            rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE,
+                             VK__WF_AT(c->nargs ? c->args[1].pos : c->pos),
+                             "'%s' in '%s' takes one value", key, n->name.ptr);
+        if (rc == 0)
+            rc = matrix_value(L, c, &c->args[0], &out->values[out->n]);
+        if (rc < 0)
+            return rc;
+        out->keys[out->n++] = key;
+    }
+    return 0;
+}
+
+/* Does cell `c` have every pair of `p` whose key is an axis? */
+static bool cell_matches(const struct matrix *m, const struct vk__wf_cell *c,
+                         const struct vk__wf_cell *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        if (!is_axis(m, p->keys[i]))
+            continue;
+        const char *v = cell_get(c, p->keys[i]);
+        if (!v || strcmp(v, p->values[i]) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Set key=value in cell `c` (room for it was made by cell_new/include). */
+static void cell_set(struct vk__wf_cell *c, const char *key, const char *value)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->keys[i], key) == 0) {
+            c->values[i] = value;
+            return;
+        }
+    c->keys[c->n] = key;
+    c->values[c->n++] = value;
+}
+
+/*
+ * The `matrix` block `mn` of node `n`: axes (each a name with its values) in order, their
+ * product less every `exclude` match, then each `include`: its variables are added to every
+ * combination whose axes it matches, or it is a combination of its own when it matches none
+ * (as GitHub Actions does).
+ */
+static int matrix_parse(struct vk__wf_loader *L, const struct vk_kdl_node *mn, struct matrix *m,
+                        struct vk_wf_fragment *g)
+{
+    int rc = vk__wf_no_args(L, mn);
+    if (rc == 0)
+        rc = vk__wf_no_props(L, mn);
+    if (rc < 0)
+        return rc;
+    size_t nax = 0, ninc = 0, nvars = 0;
+    for (const struct vk_kdl_node *c = mn->children; c; c = c->next) {
+        if (vk_kdl_str_eq(c->name, "include")) {
+            ninc++;
+            nvars += c->nchildren;
+        } else if (!vk_kdl_str_eq(c->name, "exclude") && !vk_kdl_str_eq(c->name, "max-parallel") &&
+                   !vk_kdl_str_eq(c->name, "fail-fast")) {
+            nax++;
+        }
+    }
+    if (nax == 0 && ninc == 0)
+        return vk__wf_fail(L, VK_WF_ERR_MISSING, VK_EPARSE, VK__WF_AT(mn->pos),
+                           "'matrix' needs at least one axis: matrix { cc \"gcc\" \"clang\" }");
+    m->axes = vk_pool_zalloc(L->pool, (nax ? nax : 1) * sizeof(*m->axes));
+    m->cells = vk_pool_zalloc(L->pool, VK_WF_MAX_MATRIX * sizeof(*m->cells));
+    if (!m->axes || !m->cells)
+        return vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+    size_t room = nax + nvars;
+    /* Axes: the product, built one axis at a time. */
+    const struct vk_kdl_node *axis_node[64], *seen_max = NULL, *seen_ff = NULL;
+    for (const struct vk_kdl_node *c = mn->children; c; c = c->next) {
+        if (vk_kdl_str_eq(c->name, "include") || vk_kdl_str_eq(c->name, "exclude"))
+            continue;
+        if (vk_kdl_str_eq(c->name, "max-parallel")) {
+            rc = load_max_parallel(L, c, &seen_max, &g->max_parallel);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        if (vk_kdl_str_eq(c->name, "fail-fast")) {
+            rc = load_fail_fast(L, c, &seen_ff, &g->no_fail_fast);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        if (!matrix_key_ok(c->name))
+            return vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(c->pos),
+                               "invalid matrix axis name '%s' (letters, digits, '_' and '-', "
+                               "not starting with a digit)",
+                               c->name.ptr);
+        if (m->naxes == VK_ARRAY_LEN(axis_node))
+            return vk__wf_fail(L, VK_WF_ERR_LIMIT, VK_ETOOBIG, VK__WF_AT(c->pos),
+                               "a matrix has at most %zu axes", VK_ARRAY_LEN(axis_node));
+        for (size_t i = 0; i < m->naxes; i++)
+            if (vk_kdl_str_eq(c->name, m->axes[i]))
+                return vk__wf_fail(L, VK_WF_ERR_DUPLICATE, VK_EPARSE, VK__WF_AT(c->pos),
+                                   "matrix axis '%s' is given twice (first at line %u)",
+                                   c->name.ptr, axis_node[i]->pos.line);
+        rc = vk__wf_no_props(L, c);
+        if (rc == 0)
+            rc = vk__wf_no_children(L, c);
+        if (rc == 0 && c->nargs == 0)
+            rc = vk__wf_fail(L, VK_WF_ERR_MISSING, VK_EPARSE, VK__WF_AT(c->pos),
+                             "matrix axis '%s' needs at least one value: %s \"a\" \"b\"",
+                             c->name.ptr, c->name.ptr);
+        const char **vals = vk_pool_zalloc(L->pool, (c->nargs ? c->nargs : 1) * sizeof(*vals));
+        if (rc == 0 && !vals)
+            rc = vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+        for (size_t i = 0; rc == 0 && i < c->nargs; i++) {
+            rc = matrix_value(L, c, &c->args[i], &vals[i]);
+            for (size_t j = 0; rc == 0 && j < i; j++)
+                if (strcmp(vals[i], vals[j]) == 0)
+                    rc = vk__wf_fail(L, VK_WF_ERR_DUPLICATE, VK_EPARSE, VK__WF_AT(c->args[i].pos),
+                                     "matrix axis '%s' has the value '%s' twice", c->name.ptr,
+                                     vals[i]);
+        }
+        if (rc < 0)
+            return rc;
+        const char *key = vk__wf_strdup(L, c->name);
+        if (!key)
+            return VK_ENOMEM;
+        axis_node[m->naxes] = c;
+        m->axes[m->naxes++] = key;
+        /* Each existing combination times each value (the first axis starts from one). */
+        size_t before = m->naxes == 1 ? 1 : m->ncells;
+        struct vk__wf_cell *old = vk_pool_zalloc(L->pool, before * sizeof(*old));
+        if (!old)
+            return vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+        if (m->naxes > 1)
+            memcpy(old, m->cells, before * sizeof(*old));
+        m->ncells = 0;
+        for (size_t o = 0; o < before; o++) {
+            for (size_t i = 0; i < c->nargs; i++) {
+                struct vk__wf_cell *nc = cell_new(L, m, room, c);
+                if (!nc)
+                    return L->error && L->error->code ? L->error->code : VK_ETOOBIG;
+                for (size_t k = 0; k < old[o].n; k++)
+                    cell_set(nc, old[o].keys[k], old[o].values[k]);
+                cell_set(nc, key, vals[i]);
+            }
+        }
+    }
+    /* Excludes, then includes, in the order written. */
+    for (const struct vk_kdl_node *c = mn->children; c; c = c->next) {
+        if (!vk_kdl_str_eq(c->name, "exclude"))
+            continue;
+        if (!m->naxes)
+            return vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(c->pos),
+                               "'exclude' needs axes to exclude from");
+        struct vk__wf_cell ex;
+        rc = matrix_pairs(L, c, m, true, &ex);
+        if (rc < 0)
+            return rc;
+        size_t kept = 0;
+        for (size_t i = 0; i < m->ncells; i++)
+            if (!cell_matches(m, &m->cells[i], &ex))
+                m->cells[kept++] = m->cells[i];
+        m->ncells = kept;
+    }
+    for (const struct vk_kdl_node *c = mn->children; c; c = c->next) {
+        if (!vk_kdl_str_eq(c->name, "include"))
+            continue;
+        struct vk__wf_cell inc;
+        rc = matrix_pairs(L, c, m, false, &inc);
+        if (rc < 0)
+            return rc;
+        bool added = false;
+        size_t base = m->ncells;
+        for (size_t i = 0; i < base; i++) {
+            if (!cell_matches(m, &m->cells[i], &inc))
+                continue;
+            /* A matching include adds its variables and never changes an axis value. */
+            for (size_t k = 0; k < inc.n; k++)
+                if (!is_axis(m, inc.keys[k]))
+                    cell_set(&m->cells[i], inc.keys[k], inc.values[k]);
+            added = true;
+        }
+        if (!added) {
+            struct vk__wf_cell *nc = cell_new(L, m, room, c);
+            if (!nc)
+                return L->error && L->error->code ? L->error->code : VK_ETOOBIG;
+            for (size_t k = 0; k < inc.n; k++)
+                cell_set(nc, inc.keys[k], inc.values[k]);
+        }
+    }
+    if (m->ncells == 0)
+        return vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(mn->pos),
+                           "the matrix has no combination left after 'exclude'");
+    return 0;
+}
+
+/* MATRIX_<KEY> (upper case, '-' as '_') for each key of `cell` into every inline fragment
+ * of `f`'s subtree that does not set it itself. */
+static int matrix_env(struct vk__wf_loader *L, struct vk_wf_fragment *f,
+                      const struct vk__wf_cell *cell)
+{
+    if (f->type == VK_WF_GROUP) {
+        for (size_t i = 0; i < f->nchildren; i++) {
+            int rc = matrix_env(L, &f->children[i], cell);
+            if (rc < 0)
+                return rc;
+        }
+        return 0;
+    }
+    struct vk_wf_kv *kv = vk_pool_zalloc(L->pool, (f->nenv + cell->n) * sizeof(*kv));
+    if (!kv)
+        return vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+    if (f->nenv)
+        memcpy(kv, f->env, f->nenv * sizeof(*kv));
+    size_t n = f->nenv;
+    for (size_t i = 0; i < cell->n; i++) {
+        char name[80];
+        int w = snprintf(name, sizeof(name), "MATRIX_%s", cell->keys[i]);
+        for (int j = 7; j < w; j++)
+            name[j] = name[j] == '-' ? '_' : (char)toupper((unsigned char)name[j]);
+        bool own = false;
+        for (size_t k = 0; k < f->nenv && !own; k++)
+            own = strcmp(f->env[k].key, name) == 0;
+        if (own)
+            continue;
+        kv[n].key = vk_pool_strndup(L->pool, name, strlen(name));
+        if (!kv[n].key)
+            return vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+        kv[n].value = cell->values[i];
+        kv[n].pos = f->pos;
+        n++;
+    }
+    f->env = kv;
+    f->nenv = n;
+    return 0;
+}
+
+/*
+ * Node `n` (a fragment or parallel) with the `matrix` block `mn`: `g` becomes a parallel
+ * group (is_matrix) with one copy of `n` per combination, each loaded with `{matrix.KEY}`
+ * filled in, named "NAME (v1, v2)" unless its name uses a matrix value itself, and given
+ * MATRIX_<KEY> in its environment.
+ */
+static int load_matrix(struct vk__wf_loader *L, const struct vk_kdl_node *n,
+                       const struct vk_kdl_node *mn, struct vk_wf_fragment *g)
+{
+    if (L->matrix)
+        return vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(mn->pos),
+                           "a matrix cannot be inside another matrix: put the axes together "
+                           "in one 'matrix'");
+    for (const struct vk_kdl_node *c = n->children; c; c = c->next)
+        if (c != mn && vk_kdl_str_eq(c->name, "matrix"))
+            return vk__wf_fail(L, VK_WF_ERR_DUPLICATE, VK_EPARSE, VK__WF_AT(c->pos),
+                               "'matrix' is given twice (first at line %u)", mn->pos.line);
+    struct matrix m = {0};
+    int rc = matrix_parse(L, mn, &m, g);
+    if (rc < 0)
+        return rc;
+    bool is_frag = vk_kdl_str_eq(n->name, "fragment");
+    const char *raw_name = NULL;
+    for (const struct vk_kdl_node *c = n->children; c; c = c->next)
+        if (vk_kdl_str_eq(c->name, "name") && c->nargs == 1 && c->args[0].kind == VK_KDL_STRING)
+            raw_name = vk__wf_strdup(L, c->args[0].str);
+    g->type = VK_WF_GROUP;
+    g->is_parallel = true;
+    g->is_matrix = true;
+    g->name = raw_name;
+    g->machine = g->parent->machine;
+    g->network = g->parent->network;
+    g->secrets = g->parent->secrets; /* its copies add their own (load_fragment) */
+    g->nsecrets = g->parent->nsecrets;
+    struct checkout co;
+    CHECKOUT_GET(&co, g->parent);
+    CHECKOUT_SET(g, &co);
+    g->children = alloc_children(L, m.ncells);
+    if (!g->children)
+        return VK_ENOMEM;
+    for (size_t i = 0; i < m.ncells; i++) {
+        rc = count_fragment(L, n);
+        if (rc < 0)
+            return rc;
+        struct vk_wf_fragment *f = &g->children[i];
+        f->sequence = (uint32_t)i;
+        f->parent = g;
+        f->pos = g->pos;
+        f->source_url = g->source_url;
+        g->nchildren++;
+        L->matrix = &m.cells[i];
+        rc = is_frag ? load_fragment(L, n, f) : load_parallel(L, n, f);
+        L->matrix = NULL;
+        if (rc < 0)
+            return rc;
+        if (!raw_name || !strstr(raw_name, "{matrix.")) {
+            struct vk_buf b = VK_BUF_INIT(VK_MAX_SMALL);
+            int e = vk_buf_addf(&b, "%s%s(", raw_name ? raw_name : "", raw_name ? " " : "");
+            for (size_t k = 0; e == 0 && k < m.cells[i].n; k++)
+                e = vk_buf_addf(&b, "%s%s", k ? ", " : "", m.cells[i].values[k]);
+            if (e == 0)
+                e = vk_buf_addch(&b, ')');
+            f->name = e == 0 ? vk_pool_strndup(L->pool, b.data, b.len) : NULL;
+            vk_buf_release(&b);
+            if (!f->name)
+                return vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+        }
+        f->nmatrix = m.cells[i].n;
+        f->matrix = vk_pool_zalloc(L->pool, f->nmatrix * sizeof(*f->matrix));
+        if (!f->matrix)
+            return vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+        for (size_t k = 0; k < f->nmatrix; k++) {
+            f->matrix[k].key = m.cells[i].keys[k];
+            f->matrix[k].value = m.cells[i].values[k];
+            f->matrix[k].pos = vk__wf_pos(L, mn->pos);
+        }
+        rc = matrix_env(L, f, &m.cells[i]);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 int vk__wf_load_children(struct vk__wf_loader *L, const struct vk_kdl_node *first,
                          struct vk_wf_fragment *g)
 {
@@ -595,7 +1077,14 @@ int vk__wf_load_children(struct vk__wf_loader *L, const struct vk_kdl_node *firs
         f->pos = vk__wf_pos(L, c->pos);
         f->source_url = L->cur->source_url;
         g->nchildren++;
-        rc = is_frag ? load_fragment(L, c, f) : load_parallel(L, c, f);
+        const struct vk_kdl_node *mn = NULL;
+        for (const struct vk_kdl_node *k = c->children; k && !mn; k = k->next)
+            if (vk_kdl_str_eq(k->name, "matrix"))
+                mn = k;
+        if (mn)
+            rc = load_matrix(L, c, mn, f); /* inside a matrix copy: refused */
+        else
+            rc = is_frag ? load_fragment(L, c, f) : load_parallel(L, c, f);
         if (rc < 0)
             return rc;
     }

@@ -116,6 +116,55 @@ int vk__wf_no_args(struct vk__wf_loader *L, const struct vk_kdl_node *n)
     return 0;
 }
 
+/*
+ * In a matrix copy, `{matrix.KEY}` in the string `*s` (of value `v`) becomes the copy's
+ * value of KEY; an unknown KEY is an error at its column. Outside a matrix the text is left
+ * as it is (a script may print braces).
+ */
+static int subst_matrix(struct vk__wf_loader *L, const struct vk_kdl_value *v, const char **s)
+{
+    static const char open[] = "{matrix.";
+    const struct vk__wf_cell *m = L->matrix;
+    if (!m || !strstr(*s, open))
+        return 0;
+    struct vk_buf b = VK_BUF_INIT(VK_MAX_FILE);
+    const char *p = *s, *q;
+    int rc = 0;
+    while (rc == 0 && (q = strstr(p, open))) {
+        const char *name = q + sizeof(open) - 1, *end = strchr(name, '}');
+        size_t i = 0;
+        while (end && i < m->n &&
+               !(strlen(m->keys[i]) == (size_t)(end - name) &&
+                 memcmp(m->keys[i], name, (size_t)(end - name)) == 0))
+            i++;
+        if (!end || i == m->n) {
+            struct vk_buf known = VK_BUF_INIT(VK_MAX_SMALL);
+            for (size_t k = 0;
+                 k < m->n && vk_buf_addf(&known, "%s%s", k ? ", " : "", m->keys[k]) == 0; k++)
+                ;
+            rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, v->pos.line,
+                             vk__wf_value_col(L, v, (size_t)(q - *s)),
+                             end ? "unknown matrix variable '%.*s'; this matrix has: %s"
+                                 : "'{matrix.' without a closing '}'%.*s; this matrix has: %s",
+                             end ? (int)(end - name) : 0, name, known.data ? known.data : "");
+            vk_buf_release(&known);
+            break;
+        }
+        if (vk_buf_add(&b, p, (size_t)(q - p)) < 0 || vk_buf_adds(&b, m->values[i]) < 0)
+            rc = vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+        p = end + 1;
+    }
+    if (rc == 0 && vk_buf_adds(&b, p) < 0)
+        rc = vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+    if (rc == 0) {
+        *s = vk_pool_strndup(L->pool, b.data ? b.data : "", b.len);
+        if (!*s)
+            rc = vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+    }
+    vk_buf_release(&b);
+    return rc;
+}
+
 static int string_value(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                         const struct vk_kdl_value *v, const char **out)
 {
@@ -126,7 +175,7 @@ static int string_value(struct vk__wf_loader *L, const struct vk_kdl_node *n,
         return vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(v->pos),
                            "'%s' contains a NUL character", n->name.ptr);
     *out = vk__wf_strdup(L, v->str);
-    return *out ? 0 : VK_ENOMEM;
+    return *out ? subst_matrix(L, v, out) : VK_ENOMEM;
 }
 
 int vk__wf_one_string(struct vk__wf_loader *L, const struct vk_kdl_node *n, const char **out)

@@ -113,6 +113,14 @@ static json_t *jfragment(const struct vk_wf_fragment *f)
         json_object_set_new(o, "parallel", json_boolean(f->is_parallel));
         json_object_set_new(o, "from", jstr(f->import_from));
     }
+    if (f->is_matrix)
+        json_object_set_new(o, "matrix", json_true());
+    if (f->max_parallel)
+        json_object_set_new(o, "max_parallel", json_integer(f->max_parallel));
+    if (f->no_fail_fast)
+        json_object_set_new(o, "fail_fast", json_false());
+    if (f->nmatrix) /* a matrix copy: its combination */
+        json_object_set_new(o, "matrix_values", jenv(f->matrix, f->nmatrix));
     json_object_set_new(o, "source_url", jstr(f->source_url));
     json_object_set_new(o, "line", json_integer(f->pos.line));
     json_object_set_new(o, "col", json_integer(f->pos.col));
@@ -187,6 +195,8 @@ static int text_fragment(struct vk_buf *b, const struct vk_wf_fragment *f, unsig
         return rc;
     if (f->type == VK_WF_INLINE)
         rc = vk_buf_adds(b, "fragment");
+    else if (f->is_matrix)
+        rc = vk_buf_addf(b, "matrix of %zu", f->nchildren);
     else if (f->is_parallel)
         rc = vk_buf_adds(b, "parallel");
     else
@@ -203,6 +213,10 @@ static int text_fragment(struct vk_buf *b, const struct vk_wf_fragment *f, unsig
         rc = vk_buf_addf(b, " timeout %llds", (long long)(f->timeout_ms / 1000));
     if (rc == 0 && f->retries)
         rc = vk_buf_addf(b, " retry %d", f->retries);
+    if (rc == 0 && f->max_parallel)
+        rc = vk_buf_addf(b, " max-parallel %d", f->max_parallel);
+    if (rc == 0 && f->no_fail_fast)
+        rc = vk_buf_adds(b, " fail-fast off");
     if (rc == 0)
         rc = vk_buf_addf(b, "  (%s:%u:%u)\n", f->pos.file ? f->pos.file : "?", f->pos.line,
                          f->pos.col);

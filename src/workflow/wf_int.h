@@ -21,7 +21,15 @@ struct vk__wf_file {
     unsigned depth;
 };
 
+/* One combination of a matrix: the copy being loaded. keys[i] is an axis name (or an
+ * `include` variable), values[i] its value; both in the workflow's pool. */
+struct vk__wf_cell {
+    const char **keys, **values;
+    size_t n;
+};
+
 struct vk__wf_loader {
+    const struct vk__wf_cell *matrix; /* while a matrix copy loads: `{matrix.KEY}` fills in */
     struct vk_workflow *wf;
     struct vk_pool *pool;
     struct vk_wf_options opts; /* with defaults filled in */

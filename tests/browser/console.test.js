@@ -406,7 +406,7 @@ async function main() {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   const log = fs.openSync(path.join(tmp, "server.log"), "w");
-  const server = spawn(BIN, ["server", "--no-auth", "--listen", `127.0.0.1:${port}`, "--data-dir", path.join(tmp, "data"),
+  const server = spawn(BIN, ["server", "--no-auth", "--allow-file-repos", "--listen", `127.0.0.1:${port}`, "--data-dir", path.join(tmp, "data"),
     "--workers", "1", "--groups", "default", "--worker-sandbox", "none", "--log-format", "text"], { stdio: ["ignore", log, log] });
   let browser, context;
   let failed = 0;

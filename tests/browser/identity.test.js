@@ -18,7 +18,8 @@
  *    and revoked; every change is checked through the API with the admin token.
  * 4. A reader (made through the API) logs in: the teams are listed, but no form to change
  *    them, no grants and no registration tokens are shown, and the server refuses the
- *    grants list to their session anyway (403).
+ *    grants list to their session anyway (403). A running chain's page offers them
+ *    neither Cancel nor Rerun (GET /chains/{id} says `actions`), and their cancel gets 403.
  * 5. Both pages on a phone-sized screen scroll no wider than the screen.
  */
 "use strict";
@@ -246,6 +247,25 @@ test("a reader sees the teams but no admin section, and the server refuses them 
   await page.screenshot({ path: path.join(SHOTS, "identity-reader.png"), fullPage: true });
   const st = await page.evaluate(async () => (await fetch("/api/v1/orgs/default/grants")).status);
   expect(st === 403, "the reader's session listed the grants: " + st);
+  /* A running chain: the admin's page offers Cancel and Rerun, the reader's neither. */
+  const wf = ['version "0.1"', 'name "long"', 'triggers "manual"', "chain {", '    machine "default"',
+    '    fragment { name "long"; run "sleep 20"; }', "}", ""].join("\n");
+  const chain = (await api("POST", "/parse", { content: wf })).body.chain_id;
+  expect(chain, "no chain submitted");
+  const asAdmin = (await api("GET", "/chains/" + chain)).body.actions;
+  expect(asAdmin && asAdmin.cancel && asAdmin.rerun, "the admin's actions: " + JSON.stringify(asAdmin));
+  await page.goto(base + "/#/chains/" + chain);
+  await page.waitForSelector(".chain-head h1");
+  expect(!(await page.$("[data-action=cancel]")) && !(await page.$("[data-action=rerun]")),
+    "Cancel or Rerun is offered to a reader");
+  const cancel = await page.evaluate(async (id) => {
+    const csrf = (await (await fetch("/api/v1/session")).json()).csrf_token;
+    const r = await fetch("/api/v1/chains/" + id + "/cancel",
+      { method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf } });
+    return r.status + " " + (await r.text());
+  }, chain);
+  expect(/^403 .*needs the developer role/.test(cancel), "the reader's cancel: " + cancel);
+  await api("POST", "/chains/" + chain + "/cancel");
   /* Their own tokens page works, without the admin scope to choose. */
   await page.goto(base + "/#/tokens");
   await page.waitForSelector("table.tokens");

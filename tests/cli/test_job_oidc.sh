@@ -40,12 +40,12 @@ chain {
     machine "default"
     fragment {
         name "deploy"
-        run "curl -fsS -H \"Authorization: Bearer $VULCAN_ID_TOKEN_REQUEST_TOKEN\" \"$VULCAN_ID_TOKEN_REQUEST_URL?audience=sts.example.com\"; echo; printf '%s\\n' \"$VULCAN_ID_TOKEN_REQUEST_TOKEN\" > \"$JOBTOK\""
+        run "curl -fsS -H \"Authorization: Bearer $VULCAN_ID_TOKEN_REQUEST_TOKEN\" \"$VULCAN_ID_TOKEN_REQUEST_URL?audience=sts.example.com\" > \"$IDTOK\"; cat \"$IDTOK\"; echo; printf '%s\\n' \"$VULCAN_ID_TOKEN_REQUEST_TOKEN\" > \"$JOBTOK\""
     }
 }
 KDL
-python3 -c 'import json,sys; print(json.dumps({"content": open(sys.argv[1]).read(), "source_file_path": ".vulcan/release.kdl", "branch": "main", "env": {"JOBTOK": sys.argv[2]}}))' \
-    "$tmp/wf.kdl" "$tmp/jobtok" >"$tmp/body.json"
+python3 -c 'import json,sys; print(json.dumps({"content": open(sys.argv[1]).read(), "source_file_path": ".vulcan/release.kdl", "branch": "main", "env": {"JOBTOK": sys.argv[2], "IDTOK": sys.argv[3]}}))' \
+    "$tmp/wf.kdl" "$tmp/jobtok" "$tmp/tok.json" >"$tmp/body.json"
 curl -s -H 'Content-Type: application/json' -H "Authorization: Bearer $admin" \
     --data-binary @"$tmp/body.json" "$url/api/v1/parse" >"$tmp/sub.json"
 chain=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["chain_id"])' "$tmp/sub.json")
@@ -59,9 +59,12 @@ done
 [ "$st" = completed ]
 check "the fragment asking for a token completes" $?
 VULCAN_TOKEN=$admin "$vulcan" logs "$chain" --server "$url" >"$tmp/log" 2>&1
-grep -o '{"value":"[^"]*"}' "$tmp/log" | head -1 >"$tmp/tok.json"
-[ -s "$tmp/tok.json" ]
+grep -q '{"value":"[^"]*"}' "$tmp/tok.json"
 check "and gets {\"value\": JWT}" $?
+# The token printed by the fragment is masked in its log (docs/secrets.md "Masking").
+grep -qF '{"value":"***"}' "$tmp/log" &&
+    ! grep -qF "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["value"])' "$tmp/tok.json")" "$tmp/log"
+check "the ID token the fragment printed is *** in its log" $?
 
 cat >"$tmp/verify.py" <<'PY'
 import json, sys, time

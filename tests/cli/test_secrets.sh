@@ -224,7 +224,7 @@ head -c 31 /dev/urandom >"$tmp/short.key" && chmod 600 "$tmp/short.key"
 check "a key file of the wrong size is refused" $?
 
 # ---- Exposure: fork pull requests, protected secrets.
-start "$tmp/data" "$tmp/server3.log" --no-auth --workers 1
+start "$tmp/data" "$tmp/server3.log" --no-auth --workers 1 --allow-file-repos
 repo="$tmp/src/org/app"
 mkdir -p "$repo/.vulcan"
 cat >"$repo/.vulcan/ci.kdl" <<'EOF'

@@ -77,7 +77,7 @@ async function startProvider(dir) {
 /* `vulcan server` with two local workers on `dir` (kept across restarts). */
 async function startServer(dir, port) {
   const log = path.join(dir, "server.log");
-  const proc = c.start(c.BIN, ["server", "--no-auth", "--listen", "127.0.0.1:" + port, "--data-dir", path.join(dir, "data"),
+  const proc = c.start(c.BIN, ["server", "--no-auth", "--allow-file-repos", "--listen", "127.0.0.1:" + port, "--data-dir", path.join(dir, "data"),
     "--workers", "2", "--worker-sandbox", "none", "--log-format", "json", "--public-url", PUBLIC], log);
   const base = "http://127.0.0.1:" + port;
   await c.waitFor("the server at " + base, async () => {

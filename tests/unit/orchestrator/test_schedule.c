@@ -378,6 +378,118 @@ static void test_failure_skips_rest(void **state)
     vk_pool_release(&pool);
 }
 
+/* Issue 17: `max-parallel 2` on a matrix: two copies at a time, the next when one ends. */
+static void test_max_parallel(void **state)
+{
+    struct fixture *fx = *state;
+    char chain[VK_UUID_LEN], name[64], ids[4][VK_UUID_LEN], id[VK_UUID_LEN];
+    int att[4], a;
+    submit(fx,
+           "version \"0.1\"\ntriggers \"push\"\nchain {\n machine \"default\"\n"
+           " fragment { name \"n\"; matrix { n 1 2 3 4; max-parallel 2; }; run \"true\" }\n"
+           " fragment { name \"after\"; run \"true\" }\n}\n",
+           "main", chain);
+    /* Ready fragments are claimed in no fixed order among themselves: the first two. */
+    char first[64];
+    assert_true(claim(fx, first, ids[0], &att[0]));
+    assert_true(claim(fx, name, ids[1], &att[1]));
+    assert_true((strcmp(first, "n (1)") == 0 && strcmp(name, "n (2)") == 0) ||
+                (strcmp(first, "n (2)") == 0 && strcmp(name, "n (1)") == 0));
+    assert_false(claim(fx, name, id, &a)); /* at most two at once */
+    assert_int_equal(frag_status(fx, chain, "n (3)"), VK_STORE_FRAG_PENDING);
+    finish(fx, ids[1], att[1], true);
+    assert_true(claim(fx, name, ids[2], &att[2]));
+    assert_string_equal(name, "n (3)");
+    assert_false(claim(fx, name, id, &a));
+    finish(fx, ids[0], att[0], true);
+    assert_true(claim(fx, name, ids[3], &att[3]));
+    assert_string_equal(name, "n (4)");
+    assert_false(claim(fx, name, id, &a));
+    finish(fx, ids[2], att[2], true);
+    assert_false(claim(fx, name, id, &a)); /* "after" waits for the whole matrix */
+    finish(fx, ids[3], att[3], true);
+    assert_true(claim(fx, name, id, &a));
+    assert_string_equal(name, "after");
+    finish(fx, id, a, true);
+    assert_int_equal(frag_status(fx, chain, "n"), VK_STORE_FRAG_COMPLETED);
+    assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_COMPLETED);
+}
+
+/* Issue 17: `fail-fast #false`: a failing copy does not stop the others (nor the next ones
+ * max-parallel holds back); the matrix fails when it closes, and then the chain: what
+ * comes after is skipped naming the matrix. With fail-fast (the default), the copies not
+ * started are skipped at the first failure. */
+static void test_fail_fast(void **state)
+{
+    struct fixture *fx = *state;
+    char chain[VK_UUID_LEN], name[64], id[VK_UUID_LEN];
+    int a;
+    submit(fx,
+           "version \"0.1\"\ntriggers \"push\"\nchain {\n machine \"default\"\n"
+           " fragment { name \"n\"; matrix { n 1 2 3; max-parallel 1; fail-fast #false; }\n"
+           "  run \"true\" }\n"
+           " fragment { name \"after\"; run \"true\" }\n}\n",
+           "main", chain);
+    assert_true(claim(fx, name, id, &a));
+    assert_string_equal(name, "n (1)");
+    assert_int_equal(finish(fx, id, a, false), VK_STORE_FRAG_FAILED);
+    assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_RUNNING);
+    for (int i = 2; i <= 3; i++) {
+        char want[16];
+        snprintf(want, sizeof(want), "n (%d)", i);
+        assert_true(claim(fx, name, id, &a));
+        assert_string_equal(name, want);
+        assert_int_equal(finish(fx, id, a, true), VK_STORE_FRAG_COMPLETED);
+    }
+    assert_false(claim(fx, name, id, &a));
+    assert_int_equal(frag_status(fx, chain, "n"), VK_STORE_FRAG_FAILED);
+    assert_int_equal(frag_status(fx, chain, "after"), VK_STORE_FRAG_SKIPPED);
+    assert_string_equal(frag_error(fx, chain, "after"), "skipped: `n` failed");
+    assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_FAILED);
+
+    /* Under a fail-fast #false matrix, each copy (a parallel group, fail-fast itself) stops
+     * its own not-started children; the other copy runs to the end. */
+    char c2[VK_UUID_LEN], ids[4][VK_UUID_LEN], names[4][64];
+    int att[4];
+    submit(fx,
+           "version \"0.1\"\ntriggers \"push\"\nchain {\n machine \"default\"\n"
+           " parallel { name \"c-{matrix.c}\"; max-parallel 1\n"
+           "  matrix { c \"x\" \"y\"; fail-fast #false; }\n"
+           "  fragment { name \"{matrix.c}1\"; run \"true\" }\n"
+           "  fragment { name \"{matrix.c}2\"; run \"true\" } }\n}\n",
+           "main", c2);
+    assert_true(claim(fx, names[0], ids[0], &att[0]));
+    assert_true(claim(fx, names[1], ids[1], &att[1]));
+    assert_false(claim(fx, name, id, &a)); /* one per copy */
+    int x = strcmp(names[0], "x1") == 0 ? 0 : 1;
+    assert_string_equal(names[x], "x1");
+    assert_string_equal(names[1 - x], "y1");
+    finish(fx, ids[x], att[x], false); /* x1 fails: x2 is skipped, y goes on */
+    assert_int_equal(frag_status(fx, c2, "x2"), VK_STORE_FRAG_SKIPPED);
+    assert_int_equal(frag_status(fx, c2, "c-x"), VK_STORE_FRAG_FAILED);
+    assert_int_equal(chain_status(fx, c2), VK_STORE_CHAIN_RUNNING);
+    finish(fx, ids[1 - x], att[1 - x], true);
+    assert_true(claim(fx, name, id, &a));
+    assert_string_equal(name, "y2");
+    finish(fx, id, a, true);
+    assert_int_equal(frag_status(fx, c2, "c-y"), VK_STORE_FRAG_COMPLETED);
+    assert_int_equal(chain_status(fx, c2), VK_STORE_CHAIN_FAILED);
+
+    /* The default: the first failure skips the copies not started and fails the chain. */
+    char c3[VK_UUID_LEN];
+    submit(fx,
+           "version \"0.1\"\ntriggers \"push\"\nchain {\n machine \"default\"\n"
+           " fragment { name \"m\"; matrix { m 1 2 3; max-parallel 1; }; run \"true\" }\n}\n",
+           "main", c3);
+    assert_true(claim(fx, name, id, &a));
+    assert_string_equal(name, "m (1)");
+    finish(fx, id, a, false);
+    assert_false(claim(fx, name, id, &a));
+    assert_int_equal(frag_status(fx, c3, "m (2)"), VK_STORE_FRAG_SKIPPED);
+    assert_int_equal(frag_status(fx, c3, "m (3)"), VK_STORE_FRAG_SKIPPED);
+    assert_int_equal(chain_status(fx, c3), VK_STORE_CHAIN_FAILED);
+}
+
 /* Issue 12 item 5: a fragment ready longer than its queue timeout fails with the waiting
  * reason; the fragment's own value wins over the workflow's; the chain ends failed and
  * nothing is left pending, ready or running. */
@@ -561,6 +673,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_condition_variables, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_variables, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_skips_rest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_parallel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fail_fast, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_then_stale, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_rerun, setup, teardown),

@@ -66,6 +66,19 @@ static void test_orgs_and_users(void **state)
     make_org(f, "acme", &o);
     assert_int_equal(vk_store_org_get(f->s, o.id, &f->pool, &got, &err), 0);
     assert_string_equal(got.slug, "acme");
+    assert_false(got.sso_only);
+    /* sso_only is set and cleared per org (docs/security.md "SSO-only orgs"). */
+    assert_int_equal(vk_store_org_set_sso_only(f->s, o.id, true, &err), 0);
+    assert_int_equal(vk_store_org_get(f->s, o.id, &f->pool, &got, &err), 0);
+    assert_true(got.sso_only);
+    assert_int_equal(vk_store_org_find(f->s, "default", &f->pool, &got, &err), 0);
+    assert_false(got.sso_only);
+    assert_int_equal(vk_store_org_set_sso_only(f->s, o.id, false, &err), 0);
+    assert_int_equal(vk_store_org_get(f->s, o.id, &f->pool, &got, &err), 0);
+    assert_false(got.sso_only);
+    assert_int_equal(
+        vk_store_org_set_sso_only(f->s, "00000000-0000-0000-0000-000000000000", true, &err),
+        VK_ENOTFOUND);
     memset(&got, 0, sizeof(got));
     got.slug = "acme";
     assert_int_equal(vk_store_org_create(f->s, &got, &err), VK_EEXIST);
@@ -350,7 +363,7 @@ static void test_credentials(void **state)
     assert_int_equal(got.uses_left, 0);
 
     /* Worker and job tokens: a job token lives while its attempt runs on its worker;
-     * both are revoked by fragment and by worker. A real claimed fragment. */
+     * both are revoked by fragment and by worker. Real claims of a real fragment. */
     struct vk_store_chain ch = {.source_file = "ci.kdl",
                                 .trigger = "manual",
                                 .default_machine = "default",
@@ -370,33 +383,52 @@ static void test_credentials(void **state)
     const char *g[] = {"default"};
     assert_int_equal(vk_store_worker_register(f->s, f->tenant, "w", "1", g, 1, now, wid, &err), 0);
     struct vk_store_work work;
-    assert_int_equal(vk_store_claim(f->s, wid, g, 1, now, &f->pool, &work, &err), 0);
-    struct vk_store_credential wrk = {0}, job = {.attempt = 1}, stale = {.attempt = 2};
+    struct vk_store_credential wrk = {0}, job = {0};
+    char jtok[VK_AUTH_TOKEN_MAX];
+    assert_int_equal(vk_store_claim_job(f->s, wid, g, 1, now, &job, jtok, &f->pool, &work, &err),
+                     0);
+    assert_string_equal(job.fragment_id, fid);
+    assert_int_equal(job.attempt, 1);
+    assert_int_equal(strncmp(jtok, "vk_job_", 7), 0);
     memcpy(wrk.worker_id, wid, VK_UUID_LEN);
     memcpy(wrk.org_id, f->tenant, VK_UUID_LEN);
     new_cred(f, VK_AUTH_WORKER, &wrk, tok);
-    memcpy(job.worker_id, wid, VK_UUID_LEN);
-    memcpy(job.fragment_id, fid, VK_UUID_LEN);
-    new_cred(f, VK_AUTH_JOB, &job, tok);
-    memcpy(stale.worker_id, wid, VK_UUID_LEN);
-    memcpy(stale.fragment_id, fid, VK_UUID_LEN);
-    new_cred(f, VK_AUTH_JOB, &stale, tok);
     assert_int_equal(check(f, VK_AUTH_JOB, job.hash, now, &got, &err), 0);
     assert_int_equal(got.attempt, 1);
     assert_string_equal(got.fragment_id, fid);
+    assert_string_equal(got.worker_id, wid);
+    assert_string_equal(got.org_id, f->tenant);
     assert_int_equal(got.last_used_at, 0); /* job tokens write nothing when used */
-    assert_int_equal(check(f, VK_AUTH_JOB, stale.hash, now, &got, &err), VK_EAUTH);
-    assert_string_equal(err.msg, "the attempt of this job token has ended");
-    /* The attempt ends (handed back): its token dies without being revoked. */
+    /* A job token of the right shape that no claim made. */
+    struct vk_store_credential other = {0};
+    assert_int_equal(vk_auth_token_new(VK_AUTH_JOB, tok, other.hash), 0);
+    assert_int_equal(check(f, VK_AUTH_JOB, other.hash, now, &got, &err), VK_EAUTH);
+    /* The attempt ends (handed back): its token dies without a credential write; the next
+     * claim makes another token, and the first stays refused. */
     assert_int_equal(vk_store_requeue_fragment(f->s, fid, 1, wid, now, &err), 0);
     assert_int_equal(check(f, VK_AUTH_JOB, job.hash, now, &got, &err), VK_EAUTH);
-    assert_string_equal(err.msg, "the attempt of this job token has ended");
-    assert_int_equal(vk_store_credential_revoke_for(f->s, fid, NULL, now, &err), 0);
+    assert_string_equal(err.msg, "unknown token, or the attempt of this job token has ended");
+    struct vk_store_credential job2 = {0};
+    assert_int_equal(vk_store_claim_job(f->s, wid, g, 1, now, &job2, jtok, &f->pool, &work, &err),
+                     0);
+    assert_int_equal(job2.attempt, 2);
     assert_int_equal(check(f, VK_AUTH_JOB, job.hash, now, &got, &err), VK_EAUTH);
+    assert_int_equal(check(f, VK_AUTH_JOB, job2.hash, now, &got, &err), 0);
+    assert_int_equal(got.attempt, 2);
+    /* Revoked by fragment. */
+    assert_int_equal(vk_store_credential_revoke_for(f->s, fid, NULL, now, &err), 0);
+    assert_int_equal(check(f, VK_AUTH_JOB, job2.hash, now, &got, &err), VK_EAUTH);
     assert_int_equal(check(f, VK_AUTH_WORKER, wrk.hash, now, &got, &err), 0);
+    /* Revoked by worker: its own token and its running attempt's. */
+    assert_int_equal(vk_store_requeue_fragment(f->s, fid, 2, wid, now, &err), 0);
+    struct vk_store_credential job3 = {0};
+    assert_int_equal(vk_store_claim_job(f->s, wid, g, 1, now, &job3, jtok, &f->pool, &work, &err),
+                     0);
+    assert_int_equal(check(f, VK_AUTH_JOB, job3.hash, now, &got, &err), 0);
     assert_int_equal(vk_store_credential_revoke_for(f->s, NULL, wid, now, &err), 0);
     assert_int_equal(check(f, VK_AUTH_WORKER, wrk.hash, now, &got, &err), VK_EAUTH);
     assert_string_equal(err.msg, "token revoked");
+    assert_int_equal(check(f, VK_AUTH_JOB, job3.hash, now, &got, &err), VK_EAUTH);
 
     /* Each kind needs its owner. */
     struct vk_store_credential bad = {0};

@@ -904,6 +904,54 @@ static void test_invalid_item_reported(void **state)
     fake_free(f);
 }
 
+/* The job token, each secrets[].value and the variables carrying them are masked before
+ * the output leaves the worker; a secret that cannot be masked fails the attempt. */
+static void test_secrets_masked_before_upload(void **state)
+{
+    (void)state;
+    struct fake *f = fake_new();
+    fake_start(f);
+    struct agent *a = agent_start(f, 1, 0, 2);
+    assert_true(wait_for(f, &f->registers, 1, 5000));
+    const char *secret = "npm_s3cr3t/+=value"; /* 18 bytes: base64 without padding */
+    fake_push_item(f, json_pack("{s:s, s:i, s:s, s:s, s:{s:s, s:s, s:s}, s:[{s:s, s:s, s:b}, "
+                                "{s:s, s:s, s:b}]}",
+                                "fragment_id", "frag-sec", "attempt", 1, "job_token",
+                                "vk_job_0123456789abcdefXYZ", "run_script",
+                                "echo \"a $NPM_TOKEN b\"; printf %s \"$NPM_TOKEN\" | base64; "
+                                "printf 'jt=%s\\n' \"$VULCAN_ID_TOKEN_REQUEST_TOKEN\" >&2; "
+                                "echo \"kc=$KUBECONFIG\"; echo 'clusters: [prod]'; echo plain",
+                                "env", "NPM_TOKEN", secret, "VULCAN_ID_TOKEN_REQUEST_TOKEN",
+                                "vk_job_0123456789abcdefXYZ", "KUBECONFIG", "/k", "secrets", "name",
+                                "NPM_TOKEN", "value", secret, "file", 0, "name", "KUBECONFIG",
+                                "value", "apiVersion: v1\nclusters: [prod]\n", "file", 1));
+    assert_true(wait_for(f, &f->nresults, 1, 8000));
+    pthread_mutex_lock(&f->mu);
+    assert_true(rbool(result_of(f, "frag-sec"), "success"));
+    struct fake_log *l = log_of(f, "frag-sec");
+    assert_non_null(l);
+    /* A secret-file's variable is its path (not masked): the worker's own file for the
+     * attempt, whatever the item's env said; the file's lines are masked. */
+    char want[1024];
+    snprintf(want, sizeof(want),
+             "a *** b\n***\njt=***\nkc=%s/run/frag-sec-1/secrets/KUBECONFIG\n***\nplain\n", g_work);
+    assert_string_equal(l->data.data, want);
+    pthread_mutex_unlock(&f->mu);
+    fake_push_item(f, json_pack("{s:s, s:i, s:s, s:[{s:s, s:s}]}", "fragment_id", "frag-short",
+                                "attempt", 1, "run_script", "echo never", "secrets", "name", "PIN",
+                                "value", "1234"));
+    assert_true(wait_for(f, &f->nresults, 2, 8000));
+    pthread_mutex_lock(&f->mu);
+    struct fake_result *r = result_of(f, "frag-short");
+    assert_false(rbool(r, "success"));
+    assert_non_null(strstr(rstr(r, "error_message"), "secret 'PIN' cannot be masked"));
+    assert_null(log_of(f, "frag-short"));
+    pthread_mutex_unlock(&f->mu);
+    agent_stop(a);
+    agent_free(a);
+    fake_free(f);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -927,6 +975,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_secrets_masked_before_upload),
         cmocka_unit_test(test_register_retry_when_server_starts_late),
         cmocka_unit_test(test_output_complete_in_order),
         cmocka_unit_test(test_quiet_attempts_send_no_log),

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const examples[] = {"simple",  "parallel", "conditional",
-                                       "imports", "triggers", "hello"};
+static const char *const examples[] = {"simple",   "parallel", "conditional", "imports",
+                                       "triggers", "hello",    "matrix"};
 
 static void test_examples_golden(void **state)
 {

@@ -328,7 +328,8 @@ static const struct bad bads[] = {
     {HEAD "chain { machine \"m\"; fragment { run \"x\"; script \"y\" } }\n", VK_WF_ERR_UNKNOWN_NODE,
      3, 42,
      "unknown node 'script' in 'fragment'; expected one of: run, from, name, machine, "
-     "condition, timeout, queue-timeout, retry, env, network, checkout, secrets, secret-file"},
+     "condition, timeout, queue-timeout, retry, env, network, checkout, matrix, secrets, "
+     "secret-file"},
     {HEAD "jobs {}\n" C1, VK_WF_ERR_UNKNOWN_NODE, 3, 1,
      "unknown node 'jobs'; expected one of: version, name, queue-timeout, "
      "triggers, chain"},
@@ -353,7 +354,7 @@ static const struct bad bads[] = {
     {HEAD "chain { machine \"m\"; parallel { retry 1; fragment { run \"x\" } } }\n",
      VK_WF_ERR_UNKNOWN_NODE, 3, 33,
      "unknown node 'retry' in 'parallel'; expected one of: fragment, parallel, name, machine, "
-     "condition"},
+     "condition, max-parallel, fail-fast, matrix"},
     {HEAD "fragment { run \"x\" }\n" C1, VK_WF_ERR_UNKNOWN_NODE, 3, 1,
      "'fragment' must be inside 'chain' (only fragment files, which are imported, hold "
      "fragments at the top level)"},
@@ -631,6 +632,152 @@ static void test_network(void **state)
     vk_workflow_free(wf);
 }
 
+/* `matrix`: the product of the axes, exclude and include, names, {matrix.KEY} and
+ * MATRIX_<KEY>, a matrix of a parallel group, and the errors (issue 17). */
+static const char *matrix_env(const struct vk_wf_fragment *f, const char *key)
+{
+    for (size_t i = 0; i < f->nenv; i++)
+        if (strcmp(f->env[i].key, key) == 0)
+            return f->env[i].value;
+    return NULL;
+}
+
+static void test_matrix(void **state)
+{
+    (void)state;
+    struct vk_workflow *wf =
+        load_ok(HEAD "chain {\n"
+                     "    machine \"m\"\n"
+                     "    fragment {\n"
+                     "        name \"test\"\n"
+                     "        matrix {\n"
+                     "            cc \"gcc\" \"clang\"\n"
+                     "            os \"deb\" \"ubu\"\n"
+                     "            exclude { cc \"clang\"; os \"ubu\"; }\n"
+                     "            include { cc \"gcc\"; flags \"-O3\"; }\n"
+                     "            include { cc \"tcc\"; os 12; }\n"
+                     "        }\n"
+                     "        machine \"{matrix.os}\"\n"
+                     "        env { CC \"{matrix.cc}\"; MATRIX_OS \"mine\"; }\n"
+                     "        run \"make CC={matrix.cc} {nomatrix.x}\"\n"
+                     "    }\n"
+                     "    parallel { name \"p-{matrix.n}\"; matrix { n 1 2; }\n"
+                     "        fragment { run \"echo {matrix.n}\" } }\n"
+                     "}\n");
+    assert_int_equal(wf->root.nchildren, 2);
+    const struct vk_wf_fragment *g = &wf->root.children[0];
+    assert_int_equal(g->type, VK_WF_GROUP);
+    assert_true(g->is_parallel);
+    assert_true(g->is_matrix);
+    assert_string_equal(g->name, "test");
+    assert_int_equal(g->nchildren, 4);
+    static const char *const names[] = {"test (gcc, deb, -O3)", "test (gcc, ubu, -O3)",
+                                        "test (clang, deb)", "test (tcc, 12)"};
+    static const char *const machines[] = {"deb", "ubu", "deb", "12"};
+    static const char *const ccs[] = {"gcc", "gcc", "clang", "tcc"};
+    for (size_t i = 0; i < 4; i++) {
+        const struct vk_wf_fragment *c = &g->children[i];
+        assert_int_equal(c->type, VK_WF_INLINE);
+        assert_int_equal(c->sequence, i);
+        assert_string_equal(c->name, names[i]);
+        assert_string_equal(c->machine, machines[i]);
+        assert_string_equal(matrix_env(c, "CC"), ccs[i]);
+        assert_string_equal(matrix_env(c, "MATRIX_CC"), ccs[i]);
+        assert_string_equal(matrix_env(c, "MATRIX_OS"), "mine"); /* its own env wins */
+        char run[64];
+        snprintf(run, sizeof(run), "make CC=%s {nomatrix.x}", ccs[i]);
+        assert_string_equal(c->run, run);
+        assert_string_equal(c->matrix[0].key, "cc");
+        assert_string_equal(c->matrix[0].value, ccs[i]);
+    }
+    assert_null(matrix_env(&g->children[2], "MATRIX_FLAGS"));
+    assert_string_equal(matrix_env(&g->children[0], "MATRIX_FLAGS"), "-O3");
+    assert_int_equal(g->children[3].nmatrix, 2); /* an include of its own: cc and os only */
+    /* A matrix of a parallel group: each copy is the group, its fragments get the values. */
+    const struct vk_wf_fragment *p = &wf->root.children[1];
+    assert_true(p->is_matrix);
+    assert_int_equal(p->nchildren, 2);
+    assert_string_equal(p->children[1].name, "p-2"); /* its name uses the matrix: kept */
+    assert_true(p->children[1].is_parallel);
+    assert_string_equal(p->children[1].children[0].run, "echo 2");
+    assert_string_equal(matrix_env(&p->children[1].children[0], "MATRIX_N"), "2");
+    assert_int_equal(vk_workflow_count_fragments(wf), 1 + 4 + 1 + 2 * 2);
+    assert_int_equal(g->max_parallel, 0);
+    assert_false(g->no_fail_fast);
+    vk_workflow_free(wf);
+    wf = load_ok(HEAD
+                 "chain { machine \"m\"; fragment { matrix { n 1 2 3; max-parallel 2; "
+                 "fail-fast #false; }; run \"x\" }\n"
+                 "    parallel { max-parallel 1; fail-fast #true; fragment { run \"a\" } } }\n");
+    assert_int_equal(wf->root.children[0].max_parallel, 2);
+    assert_true(wf->root.children[0].no_fail_fast);
+    assert_int_equal(wf->root.children[0].nchildren, 3);
+    assert_int_equal(wf->root.children[0].children[0].max_parallel,
+                     0); /* the group's, not a copy's */
+    assert_int_equal(wf->root.children[1].max_parallel, 1);
+    assert_false(wf->root.children[1].no_fail_fast);
+    vk_workflow_free(wf);
+
+    static const struct bad bad[] = {
+        {HEAD "chain { machine \"m\"; fragment { matrix { cc \"a\"; }; run \"{matrix.os}\" } }\n",
+         VK_WF_ERR_INVALID_VALUE, 3, 58, "unknown matrix variable 'os'; this matrix has: cc"},
+        {HEAD "chain { machine \"m\"; fragment { matrix { cc \"a\" \"a\"; }; run \"x\" } }\n",
+         VK_WF_ERR_DUPLICATE, 3, 49, "matrix axis 'cc' has the value 'a' twice"},
+        {HEAD "chain { machine \"m\"; fragment { matrix { cc \"a\"; cc \"b\"; }; run \"x\" } }\n",
+         VK_WF_ERR_DUPLICATE, 3, 50, "matrix axis 'cc' is given twice (first at line 3)"},
+        {HEAD "chain { machine \"m\"; fragment { matrix { }; run \"x\" } }\n", VK_WF_ERR_MISSING, 3,
+         33, "'matrix' needs at least one axis: matrix { cc \"gcc\" \"clang\" }"},
+        {HEAD "chain { machine \"m\"; fragment { matrix { cc \"a\"; exclude { os \"x\"; } }; "
+              "run \"x\" } }\n",
+         VK_WF_ERR_INVALID_VALUE, 3, 60,
+         "'exclude' names 'os', which is not an axis of the matrix"},
+        {HEAD "chain { machine \"m\"; fragment { matrix { cc \"a\"; exclude { cc \"a\"; } }; "
+              "run \"x\" } }\n",
+         VK_WF_ERR_INVALID_VALUE, 3, 33, "the matrix has no combination left after 'exclude'"},
+        {HEAD "chain { machine \"m\"; fragment { matrix { cc #true; }; run \"x\" } }\n",
+         VK_WF_ERR_INVALID_VALUE, 3, 45,
+         "matrix values of 'cc' are non-empty strings or whole numbers, not boolean"},
+        {HEAD "chain { machine \"m\"; fragment { matrix { cc \"a\"; fail-fast 1; }; run \"x\" "
+              "} }\n",
+         VK_WF_ERR_INVALID_VALUE, 3, 60, "'fail-fast' takes #true or #false"},
+        {HEAD "chain { machine \"m\"; fragment { matrix { cc \"a\"; max-parallel 0; }; run \"x\" "
+              "} }\n",
+         VK_WF_ERR_INVALID_VALUE, 3, 63, "'max-parallel' takes one whole number from 1 to 256"},
+        {HEAD "chain { machine \"m\"; parallel { max-parallel 2; max-parallel 3; fragment { run "
+              "\"x\" } } }\n",
+         VK_WF_ERR_DUPLICATE, 3, 49, "duplicate 'max-parallel' (first at line 3)"},
+        {HEAD "chain { machine \"m\"; parallel { matrix { a \"1\"; }; fragment { matrix { b "
+              "\"2\"; }; run \"x\" } } }\n",
+         VK_WF_ERR_INVALID_VALUE, 3, 63,
+         "a matrix cannot be inside another matrix: put the axes together in one 'matrix'"},
+        {HEAD "chain { machine \"m\"; fragment { matrix { a \"1\"; }; matrix { b \"2\"; }; run "
+              "\"x\" } }\n",
+         VK_WF_ERR_DUPLICATE, 3, 52, "'matrix' is given twice (first at line 3)"},
+    };
+    for (size_t i = 0; i < VK_ARRAY_LEN(bad); i++) {
+        check_bad(&bad[i]);
+    }
+    /* More than VK_WF_MAX_MATRIX copies. */
+    struct vk_buf big = VK_BUF_INIT(VK_MAX_SMALL);
+    assert_int_equal(vk_buf_adds(&big, HEAD "chain { machine \"m\"; fragment { matrix {"), 0);
+    for (int axis = 0; axis < 3; axis++) {
+        assert_int_equal(vk_buf_addf(&big, " a%d", axis), 0);
+        for (int v = 0; v < 7; v++)
+            assert_int_equal(vk_buf_addf(&big, " \"%d\"", v), 0);
+        assert_int_equal(vk_buf_adds(&big, ";"), 0);
+    }
+    assert_int_equal(vk_buf_adds(&big, " }; run \"x\" } }\n"), 0);
+    struct vk_workflow *none = NULL;
+    struct vk_wf_error e;
+    vk_wf_error_init(&e);
+    assert_int_equal(vk_workflow_load_buffer(big.data, big.len, "t.kdl", NULL, &none, &e),
+                     VK_ETOOBIG);
+    assert_int_equal(e.kind, VK_WF_ERR_LIMIT);
+    assert_string_equal(e.msg, "the matrix makes more than 256 copies");
+    vk_wf_error_release(&e);
+    vk_buf_release(&big);
+}
+
 /* checkout { submodules; lfs } and checkout #false: accepted forms, inheritance, and a
  * node's checkout replacing the inherited one as a whole (issue 12 item 7). */
 static void test_checkout(void **state)
@@ -717,7 +864,8 @@ int main(void)
         cmocka_unit_test(test_errors),         cmocka_unit_test(test_rendered),
         cmocka_unit_test(test_limits),         cmocka_unit_test(test_io_error),
         cmocka_unit_test(test_alloc_failure),  cmocka_unit_test(test_network),
-        cmocka_unit_test(test_checkout),       cmocka_unit_test(test_secrets),
+        cmocka_unit_test(test_checkout),       cmocka_unit_test(test_matrix),
+        cmocka_unit_test(test_secrets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
