@@ -299,7 +299,8 @@ static inline int bench_server_start(struct bench_server *s, const char *bin)
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
     snprintf(db, sizeof(db), "sqlite:%s/vulcan.db", s->dir);
     snprintf(log, sizeof(log), "%s/server.log", s->dir);
-    /* Without credentials unless $VK_BENCH_AUTH (bench/dispatch --auth) is set. */
+    /* Without credentials unless $VK_BENCH_AUTH (bench/dispatch --auth) is set. Every waiter
+     * is on loopback (dispatch_memory: 1000 of them): no per-address connection limit. */
     char *argv[32] = {(char *)bin,
                       "server",
                       "--listen",
@@ -310,6 +311,8 @@ static inline int bench_server_start(struct bench_server *s, const char *bin)
                       s->dir,
                       "--workers",
                       "0",
+                      "--max-connections-per-address",
+                      "100000",
                       "--log-format",
                       "json",
                       getenv("VK_BENCH_AUTH") ? NULL : "--no-auth",

@@ -131,7 +131,8 @@ static int child_main(int port_fd, int quit_fd)
     struct disp d = {.w = calloc(MAXW, sizeof(struct vk_http_req *))};
     pthread_mutex_init(&d.mu, NULL);
     pthread_cond_init(&d.cv, NULL);
-    struct vk_http_server_opts o = {.listen = "127.0.0.1:0"};
+    /* Every client is on loopback: lift the per-address limit (default 64). */
+    struct vk_http_server_opts o = {.listen = "127.0.0.1:0", .per_addr_limit = MAXW + 16};
     struct vk_http_server *srv = NULL;
     struct vk_err err;
     if (vk_http_server_new(&o, &srv, &err) != 0 ||

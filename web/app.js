@@ -277,6 +277,17 @@
             onclick: function () { act("rerun"); } }, "Rerun") : null)]);
     }
 
+    /* `when`, `allow-failure`, `max-parallel` and `fail-fast #false`, when not the default. */
+    function policyNote(f) {
+      var bits = [];
+      if (f.when && f.when !== "success") bits.push("when " + f.when);
+      if (f.allow_failure) bits.push(f.status === "failed" ? "failure allowed" : "may fail");
+      if (f.max_parallel) bits.push("max " + f.max_parallel + " at once");
+      if (f.fail_fast === false) bits.push("no fail-fast");
+      return bits.length ? h("span", { class: "muted small policy", "data-policy": bits.join(", ") },
+        " " + bits.join(" · ")) : null;
+    }
+
     function fragNode(f) {
       if (f.type === "group") {
         var kids = h("div", { class: f.is_parallel ? "kids par" : "kids seq" });
@@ -285,6 +296,7 @@
           h("div", { class: "group-head" },
             h("span", { class: "kind" }, f.is_parallel ? "parallel" : "group"),
             f.name ? h("strong", null, f.name) : null, " ", badge(f.status),
+            policyNote(f),
             h("span", { class: "muted small" }, " " + fragDur(f))),
           kids);
       }
@@ -301,7 +313,8 @@
           f.attempt > 1 ? h("span", { title: "attempt" }, "attempt " + f.attempt) : null,
           f.exit_code !== null && f.exit_code !== undefined ? h("span", null, "exit " + f.exit_code) : null,
           f.worker_id ? h("a", { href: "#/workers", title: f.worker_id }, "worker " + shortId(f.worker_id)) : null,
-          f.machine ? h("span", { class: "muted" }, f.machine) : null),
+          f.machine ? h("span", { class: "muted" }, f.machine) : null,
+          policyNote(f)),
         f.waiting_reason ? h("p", { class: "waiting small" }, f.waiting_reason) : null,
         f.error ? h("p", { class: "bad small" }, f.error) : null);
     }

@@ -41,6 +41,10 @@ struct vk_api_opts {
     int heartbeat_interval_s;             /**< told to workers (default 5) */
     int max_wait_s;                       /**< cap on a work request's wait_s (default 60) */
     unsigned http_threads;                /**< HTTP polling threads (default 2) */
+    unsigned max_connections;             /**< simultaneous connections (default 10000) */
+    unsigned max_connections_per_address; /**< from one client address (default 64) */
+    unsigned request_timeout_s;           /**< headers and body must be in within this
+                                           *   (default 60): then 408 and closed */
     bool no_api;                          /**< serve only /health*, /metrics and (unless no_console)
                                            *   the console: no JSON API, worker protocol or webhooks */
     bool no_console;                      /**< do not serve the web console (GET / and its files) */

@@ -178,6 +178,8 @@ enum vk_auth_role vk_auth_scopes_cap(unsigned scopes);
 struct vk_auth_signer;
 
 #define VK_AUTH_JWT_PAYLOAD_MAX (16 * 1024)
+/** Appended to the key file's path: the key before the last rotation, still published. */
+#define VK_AUTH_SIGNER_PREVIOUS ".previous"
 
 /**
  * Load the key in `path`; with `create` make the file first when it does not exist (mode

@@ -43,6 +43,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* ================================================================ Types */
 
@@ -102,7 +103,15 @@ struct vk_http_server_opts {
     const char *listen;        /**< "ADDR:PORT": "127.0.0.1:8080", "[::1]:0", ":8080" (all
                                 *   IPv4); port 0 picks a free port. Required. */
     unsigned threads;          /**< polling threads (default 2); each multiplexes with epoll */
-    unsigned connection_limit; /**< simultaneous connections (default 10000) */
+    unsigned connection_limit; /**< simultaneous connections (default 10000); more wait in
+                                *   the listen backlog */
+    unsigned per_addr_limit;   /**< simultaneous connections from one client address
+                                *   (default 64); the next 16 are answered 429 (plain
+                                *   HTTP) and closed, more closed at once when accepted */
+    unsigned req_timeout_s;    /**< a request's headers and body must be in within this
+                                *   many seconds of its first byte being awaited, however
+                                *   steadily they trickle (default 60); then 408 (plain
+                                *   HTTP) and the connection is closed */
     size_t connection_memory;  /**< per-connection memory for headers (default 32 KiB) */
     unsigned idle_timeout_s;   /**< close idle/slow connections after this (default 60); never
                                 *   applies to suspended requests or streams */
@@ -286,6 +295,23 @@ int vk_http_reply_json(struct vk_http_req *req, int status, json_t *body);
  */
 int vk_http_reply_error(struct vk_http_req *req, int status, const char *code, const char *fmt, ...)
     VK_PRINTF(4, 5);
+
+/**
+ * A pulled body's reader: copy up to `max` bytes of the body from byte `pos` into `buf` and
+ * return how many (> 0). Called on a polling thread, one call at a time, only while the
+ * client takes bytes; it must not wait long (a store read is fine, the network is not).
+ * Return < 0 to end the response with an error (the connection is closed).
+ */
+typedef ssize_t (*vk_http_body_fn)(void *ctx, uint64_t pos, char *buf, size_t max);
+
+/**
+ * Reply with a body of exactly `size` bytes (Content-Length) that `read` produces in
+ * blocks of at most `block` bytes (0: 64 KiB) as the client reads, so a large body is
+ * never held whole in memory. Takes `ctx`: `free_ctx` (may be NULL) is called on it
+ * once, when the response is done or could not be made (also on error returns).
+ */
+int vk_http_reply_pull(struct vk_http_req *req, int status, const char *content_type, uint64_t size,
+                       size_t block, vk_http_body_fn read, void *ctx, void (*free_ctx)(void *ctx));
 
 /** Reply with no body (e.g. 204). */
 int vk_http_reply_empty(struct vk_http_req *req, int status);

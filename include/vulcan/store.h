@@ -127,6 +127,13 @@ struct vk_store_chain {
                      *   its attempts get no secrets unless the repository allows it */
 };
 
+/** When a fragment runs (`when` of the workflow), as stored in fragments.run_when. */
+enum vk_store_when {
+    VK_STORE_WHEN_SUCCESS = 0, /**< only while nothing has failed (the default) */
+    VK_STORE_WHEN_FAILURE = 1, /**< only once something has failed */
+    VK_STORE_WHEN_ALWAYS = 2   /**< either way */
+};
+
 /** A fragment of a chain (a node of its tree). */
 struct vk_store_fragment {
     char id[VK_UUID_LEN];
@@ -156,10 +163,12 @@ struct vk_store_fragment {
     int exit_code;
     const char *error;
     const char *env_json;
-    int max_parallel;         /**< parallel groups: most children active at once; 0: no limit */
-    bool no_fail_fast;        /**< groups: a failure inside fails this group only when it closes,
-                               *   without skipping its other children (`fail-fast #false`) */
-    const char *secrets_json; /**< [{"name", "file"}]: the secrets it uses; NULL: none */
+    int max_parallel;            /**< parallel groups: most children active at once; 0: no limit */
+    bool no_fail_fast;           /**< groups: a failure inside fails this group only when it closes,
+                                  *   without skipping its other children (`fail-fast #false`) */
+    enum vk_store_when run_when; /**< `when` */
+    bool allow_failure;          /**< its failure fails neither its group nor the chain */
+    const char *secrets_json;    /**< [{"name", "file"}]: the secrets it uses; NULL: none */
 };
 
 /**
@@ -181,8 +190,10 @@ struct vk_store_fragment_spec {
     int retries;
     int max_attempts; /**< 0: 3 */
     const char *env_json;
-    int max_parallel;         /**< as in struct vk_store_fragment */
-    bool no_fail_fast;        /**< as in struct vk_store_fragment */
+    int max_parallel;  /**< as in struct vk_store_fragment */
+    bool no_fail_fast; /**< as in struct vk_store_fragment */
+    enum vk_store_when run_when;
+    bool allow_failure;
     const char *secrets_json; /**< [{"name": "A", "file": false}, ...] or NULL */
 };
 
@@ -472,7 +483,9 @@ int vk_store_tx_chain_set(struct vk_store_tx *tx, const char *chain_id,
                           int64_t finished_at, const char *error, struct vk_err *err) VK_MUST_CHECK;
 
 /** Mark every pending or ready fragment of the chain `skipped` (one statement), with `why`
- * as their error (NULL: none). */
+ * as their error (NULL: none), but those that run after a failure: a not-started node with
+ * run_when failure or always whose parent has started (or that is top-level), and what is
+ * under it. */
 int vk_store_tx_chain_skip_pending(struct vk_store_tx *tx, const char *chain_id, int64_t now_ms,
                                    const char *why, int64_t *count,
                                    struct vk_err *err) VK_MUST_CHECK;

@@ -279,6 +279,13 @@ enum vk_wf_submodules {
     VK_WF_SUBMODULES_RECURSIVE /**< "recursive": theirs too (bounded by the worker) */
 };
 
+/** `when`: whether a node runs after a failure. */
+enum vk_wf_when {
+    VK_WF_WHEN_SUCCESS = 0, /**< "success" (the default): only while nothing has failed */
+    VK_WF_WHEN_FAILURE,     /**< "failure": only once something has failed */
+    VK_WF_WHEN_ALWAYS       /**< "always": either way */
+};
+
 /** An environment variable. */
 struct vk_wf_kv {
     const char *key;
@@ -328,11 +335,13 @@ struct vk_wf_fragment {
     struct vk_wf_secret *secrets; /**< resolved: the chain's and the fragment's own (its own
                                    *   win for a name in both), in order of first use */
     size_t nsecrets;
-    bool is_matrix;    /**< a `parallel` group of one copy per `matrix` combination */
-    int max_parallel;  /**< parallel groups: `max-parallel N`, most children running at
-                        *   once (the next starts when one ends); 0: no limit */
-    bool no_fail_fast; /**< groups: `fail-fast #false`: a failure inside does not stop the
-                        *   group's other children; the group fails when it closes */
+    bool is_matrix;       /**< a `parallel` group of one copy per `matrix` combination */
+    int max_parallel;     /**< parallel groups: `max-parallel N`, most children running at
+                           *   once (the next starts when one ends); 0: no limit */
+    bool no_fail_fast;    /**< groups: `fail-fast #false`: a failure inside does not stop the
+                           *   group's other children; the group fails when it closes */
+    enum vk_wf_when when; /**< `when` (docs/workflow.md, "Failure policies") */
+    bool allow_failure;   /**< `allow-failure #true`: its failure fails nothing above it */
     /** A matrix copy: its combination (axes in order, then `include` variables); each
      *  inline fragment of the copy also has them in `env` as MATRIX_<KEY>. */
     struct vk_wf_kv *matrix;

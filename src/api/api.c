@@ -81,6 +81,9 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
     vk__api_mask_init(api);
     struct vk_http_server_opts ho = {.listen = opts->listen,
                                      .threads = opts->http_threads,
+                                     .connection_limit = opts->max_connections,
+                                     .per_addr_limit = opts->max_connections_per_address,
+                                     .req_timeout_s = opts->request_timeout_s,
                                      .gate = vk__api_gate,
                                      .gate_ctx = api,
                                      .tls_cert_pem = opts->tls_cert_pem,

@@ -259,6 +259,13 @@ static json_t *fragment_json(struct vk_api *api, struct wait_cache *wc,
     bad |= json_object_set_new(o, "attempt", json_integer(f->attempt));
     bad |= json_object_set_new(o, "retries", json_integer(f->retries));
     bad |= json_object_set_new(o, "retries_used", json_integer(f->retries_used));
+    static const char *const whens[] = {"success", "failure", "always"};
+    bad |= json_object_set_new(o, "when", json_string(whens[f->run_when]));
+    bad |= json_object_set_new(o, "allow_failure", json_boolean(f->allow_failure));
+    if (f->type == VK_STORE_FRAG_GROUP) {
+        bad |= json_object_set_new(o, "max_parallel", json_integer(f->max_parallel));
+        bad |= json_object_set_new(o, "fail_fast", json_boolean(!f->no_fail_fast));
+    }
     bad |= json_object_set_new(o, "worker_id",
                                f->worker_id[0] ? json_string(f->worker_id) : json_null());
     bad |= json_object_set_new(o, "ready_at", vk__api_time(f->ready_at));

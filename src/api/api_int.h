@@ -29,7 +29,8 @@ struct vk__api_follow_set {
     pthread_mutex_t lock; /* guards the fields below */
     pthread_cond_t cond;  /* signalled when `n` drops or `stopping` is set */
     unsigned n;           /* live follower threads */
-    char keys[256][48];   /* who holds each slot: "u:<user id>" or "a:<address>" ("" free) */
+    char keys[256][48];   /* the user holding each slot ("" without credentials) */
+    char addrs[256][48];  /* the client address holding each slot ("" free) */
     bool stopping;        /* no new followers; live ones end */
 };
 
@@ -78,9 +79,11 @@ struct vk_api {
     char default_org[VK_UUID_LEN];
     bool check_host;               /* Host must be one of the accepted names (vk__api_host_ok) */
     struct vk_auth_signer *signer; /* the job OIDC issuer's key, or NULL (api_oidc.c) */
-    char issuer[512];              /* its `iss`: the public URL, else the listen URL */
-    struct vk__api_sso *sso;       /* OpenID Connect login, or NULL (api_sso.c) */
-    struct vk__api_saml *saml;     /* SAML 2.0 login, or NULL (api_saml.c) */
+    struct vk_auth_signer *signer_prev; /* the key before the last rotation, or NULL: in
+                                         * the JWKS, never used to sign */
+    char issuer[512];                   /* its `iss`: the public URL, else the listen URL */
+    struct vk__api_sso *sso;            /* OpenID Connect login, or NULL (api_sso.c) */
+    struct vk__api_saml *saml;          /* SAML 2.0 login, or NULL (api_saml.c) */
     struct vk_http_server *http;
     pthread_mutex_t lock; /* guards the waiter list */
     struct vk__api_waiter *head, *tail;

@@ -33,13 +33,18 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_LOG_REPLY (64u * 1024u * 1024u)
+#define PULL_BLOCK (64u * 1024u) /* one store read of the plain log */
 #define MAX_FOLLOWERS 256u
-#define READ_CHUNK (256u * 1024u)
+/* A follower's store read, and its stream's queue: what a slow follower holds (a few times
+ * 8 KiB besides the queue), for at most MAX_FOLLOWERS of them (issue 14 item 3: 128 slow
+ * followers of a 60 MiB log took 436 MB with 256 KiB reads and a 2 MiB queue). */
+#define READ_CHUNK (8u * 1024u)
 #define POLL_MS 100
 #define STATUS_MS 500
 #define KEEPALIVE_MS 15000
-#define STREAM_QUEUE (2u * 1024u * 1024u)
+#define STREAM_QUEUE (64u * 1024u)
+/* The largest log event (every byte as \u00XX, and its header) fits in the queue. */
+_Static_assert(READ_CHUNK * 7 + 4096 <= STREAM_QUEUE, "a log event fits in a stream's queue");
 
 /* ---------------------------------------------------------------- Parameters */
 
@@ -138,10 +143,39 @@ static int fragment_state(struct vk_api *api, const char *id, int *attempt,
 
 /* ---------------------------------------------------------------- Whole log */
 
+/* The plain log as a pulled body: each block is one store read of at most PULL_BLOCK bytes
+ * made as the client takes them, so a reader costs one block however large the log is and
+ * however slowly it reads (issue 14 item 3). The length is what was stored when the request
+ * came; bytes appended later are for the next read (or a follower). */
+struct log_body {
+    struct vk_store *store;
+    char id[VK_UUID_LEN];
+    int attempt;
+    int64_t from; /* the first byte sent */
+};
+
+static ssize_t log_body_read(void *ctx, uint64_t pos, char *buf, size_t max)
+{
+    struct log_body *b = ctx;
+    size_t got = 0;
+    int64_t total = 0;
+    struct vk_err err;
+    vk_err_clear(&err);
+    if (max > PULL_BLOCK)
+        max = PULL_BLOCK;
+    int rc = vk_store_log_read(b->store, b->id, b->attempt, b->from + (int64_t)pos, buf, max, &got,
+                               &total, &err);
+    if (rc < 0 || got == 0) {
+        vk_log_write(VK_LOG_WARN, "api", "a log read ended early", "fragment_id", b->id, "error",
+                     rc < 0 ? err.msg : "fewer bytes stored than announced", NULL);
+        return -1;
+    }
+    return (ssize_t)got;
+}
+
 static void reply_whole(struct vk_api *api, struct vk_http_req *req, const struct log_params *p)
 {
     int attempt = p->attempt;
-    int64_t offset = p->offset;
     struct vk_err err;
     vk_err_clear(&err);
     int rc = 0;
@@ -153,23 +187,12 @@ static void reply_whole(struct vk_api *api, struct vk_http_req *req, const struc
             return;
         }
     }
-    struct vk_buf out = VK_BUF_INIT(MAX_LOG_REPLY);
+    /* A zero-byte read gives the stored length. */
+    char probe[1];
+    size_t got = 0;
     int64_t total = 0;
-    for (;;) {
-        size_t got = 0;
-        rc = vk_buf_grow(&out, READ_CHUNK);
-        if (rc < 0)
-            break;
-        rc = vk_store_log_read(api->opts.store, p->id, attempt, offset, out.data + out.len,
-                               READ_CHUNK, &got, &total, &err);
-        if (rc < 0 || got == 0)
-            break;
-        out.len += got;
-        out.data[out.len] = '\0';
-        offset += (int64_t)got;
-    }
-    if (rc < 0 && rc != VK_ETOOBIG) {
-        vk_buf_release(&out);
+    rc = vk_store_log_read(api->opts.store, p->id, attempt, 0, probe, 0, &got, &total, &err);
+    if (rc < 0) {
         vk__api_reply_err(req, &err, rc);
         return;
     }
@@ -179,8 +202,23 @@ static void reply_whole(struct vk_api *api, struct vk_http_req *req, const struc
         snprintf(num, sizeof(num), "%lld", (long long)total);
         (void)!vk_http_set_header(req, "X-Vulcan-Log-Length", num);
     }
-    vk_http_reply(req, 200, "text/plain; charset=utf-8", out.data, out.len);
-    vk_buf_release(&out);
+    int64_t from = p->offset < total ? p->offset : total;
+    if (from == total) {
+        vk_http_reply(req, 200, "text/plain; charset=utf-8", "", 0);
+        return;
+    }
+    struct log_body *b = vk_mem_calloc(1, sizeof(*b));
+    if (!b) {
+        vk_http_reply_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    b->store = api->opts.store;
+    memcpy(b->id, p->id, VK_UUID_LEN);
+    b->attempt = attempt;
+    b->from = from;
+    if (vk_http_reply_pull(req, 200, "text/plain; charset=utf-8", (uint64_t)(total - from),
+                           PULL_BLOCK, log_body_read, b, vk_mem_free) == VK_ENOMEM)
+        vk_http_reply_error(req, 503, "unavailable", "out of memory");
 }
 
 /* ---------------------------------------------------------------- SSE encoding */
@@ -271,28 +309,30 @@ struct follower {
     struct vk_buf ev;    /* the event being written */
     unsigned char *data; /* READ_CHUNK bytes */
     int64_t last_write_ms;
-    int slot; /* its entry in api->follow.keys, or -1 */
+    int slot; /* its entry in api->follow.keys and .addrs, or -1 */
 };
 
-/* One caller (a user, or an address without credentials) holds at most this many live
- * followers, so that nobody takes every slot (issue 14 item 6). */
+/* One user, and one client address (whoever it holds them for), holds at most this many
+ * live followers, so that nobody takes every slot: not one user from many addresses, nor one
+ * address with many users' tokens (issue 14 item 6). Under the per-address connection limit
+ * (64 by default), so that an address at its followers' limit can still do the rest. */
 #define MAX_FOLLOWERS_PER_CALLER 32u
-_Static_assert(VK_ARRAY_LEN(((struct vk__api_follow_set *)0)->keys) == MAX_FOLLOWERS,
+_Static_assert(VK_ARRAY_LEN(((struct vk__api_follow_set *)0)->keys) == MAX_FOLLOWERS &&
+                   VK_ARRAY_LEN(((struct vk__api_follow_set *)0)->addrs) == MAX_FOLLOWERS,
                "one key per follower slot");
 
-static void follow_key(struct vk_http_req *req, char key[48])
+static void follow_keys(struct vk_http_req *req, char user[48], char addr[48])
 {
     const struct vk__api_principal *p = vk_http_req_principal(req);
-    if (p && p->user_id[0])
-        snprintf(key, 48, "u:%s", p->user_id);
-    else
-        snprintf(key, 48, "a:%.45s", vk_http_remote_addr(req) ? vk_http_remote_addr(req) : "?");
+    snprintf(user, 48, "%.47s", p && p->user_id[0] ? p->user_id : "");
+    const char *a = vk_http_remote_addr(req);
+    snprintf(addr, 48, "%.47s", a && *a ? a : "?");
 }
 
 static void release_slot(struct vk_api *api, int slot)
 {
     if (slot >= 0)
-        api->follow.keys[slot][0] = '\0';
+        api->follow.keys[slot][0] = api->follow.addrs[slot][0] = '\0';
 }
 
 static bool stopping(struct vk_api *api)
@@ -544,32 +584,40 @@ static void start_follow(struct vk_api *api, struct vk_http_req *req, const stru
     fw->status = fw->attempt == attempt ? status : VK_STORE_FRAG_FAILED;
     vk_buf_init(&fw->ev, READ_CHUNK * 7 + 4096); /* worst case: every byte as \u00XX */
 
-    char key[48];
-    follow_key(req, key);
+    char user[48], addr[48];
+    follow_keys(req, user, addr);
     fw->slot = -1;
     pthread_mutex_lock(&api->follow.lock);
     bool full = api->follow.n >= MAX_FOLLOWERS, stop = api->follow.stopping;
-    unsigned mine = 0;
+    unsigned by_user = 0, by_addr = 0;
     int free_slot = -1;
     for (int i = 0; i < (int)MAX_FOLLOWERS; i++) {
-        if (!api->follow.keys[i][0])
+        if (!api->follow.addrs[i][0]) {
             free_slot = free_slot < 0 ? i : free_slot;
-        else if (strcmp(api->follow.keys[i], key) == 0)
-            mine++;
+            continue;
+        }
+        by_user += user[0] && strcmp(api->follow.keys[i], user) == 0;
+        by_addr += strcmp(api->follow.addrs[i], addr) == 0;
     }
-    bool greedy = mine >= MAX_FOLLOWERS_PER_CALLER;
+    bool greedy = by_user >= MAX_FOLLOWERS_PER_CALLER || by_addr >= MAX_FOLLOWERS_PER_CALLER;
     if (!full && !stop && !greedy && free_slot >= 0) {
         api->follow.n++;
         fw->slot = free_slot;
-        snprintf(api->follow.keys[free_slot], sizeof(api->follow.keys[free_slot]), "%s", key);
+        memcpy(api->follow.keys[free_slot], user, sizeof(user));
+        memcpy(api->follow.addrs[free_slot], addr, sizeof(addr));
     }
     pthread_mutex_unlock(&api->follow.lock);
     if (fw->slot < 0) {
         follower_free(fw);
-        if (greedy && !stop)
+        if (greedy && !stop && by_user >= MAX_FOLLOWERS_PER_CALLER)
             vk_http_reply_error(req, 429, "too_many_requests",
-                                "you follow %u logs already (at most %u at once); close one", mine,
-                                MAX_FOLLOWERS_PER_CALLER);
+                                "you follow %u logs already (at most %u at once); close one",
+                                by_user, MAX_FOLLOWERS_PER_CALLER);
+        else if (greedy && !stop)
+            vk_http_reply_error(req, 429, "too_many_requests",
+                                "your address follows %u logs already (at most %u at once); "
+                                "close one",
+                                by_addr, MAX_FOLLOWERS_PER_CALLER);
         else
             vk_http_reply_error(req, 503, "unavailable",
                                 stop ? "the server is stopping"

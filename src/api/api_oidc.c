@@ -20,13 +20,28 @@ int vk__api_oidc_init(struct vk_api *api, struct vk_err *err)
 {
     if (!api->opts.require_auth || !api->opts.job_key_file)
         return 0;
-    return vk_auth_signer_load(api->opts.job_key_file, true, &api->signer, err);
+    int rc = vk_auth_signer_load(api->opts.job_key_file, true, &api->signer, err);
+    if (rc < 0)
+        return rc;
+    /* After `vulcan admin rotate-job-key` the previous key stays in the JWKS, so tokens it
+     * signed (and those of replicas not restarted yet) keep verifying. */
+    char prev[4096];
+    int w = snprintf(prev, sizeof(prev), "%s" VK_AUTH_SIGNER_PREVIOUS, api->opts.job_key_file);
+    if (w < 0 || (size_t)w >= sizeof(prev))
+        return vk_err_set(err, VK_ETOOBIG, "the job key's path is too long");
+    rc = vk_auth_signer_load(prev, false, &api->signer_prev, err);
+    if (rc == VK_ENOTFOUND) {
+        vk_err_clear(err);
+        rc = 0;
+    }
+    return rc;
 }
 
 void vk__api_oidc_release(struct vk_api *api)
 {
     vk_auth_signer_free(api->signer);
-    api->signer = NULL;
+    vk_auth_signer_free(api->signer_prev);
+    api->signer = api->signer_prev = NULL;
 }
 
 void vk__api_oidc_start(struct vk_api *api)
@@ -93,8 +108,16 @@ static void h_jwks(struct vk_http_req *req, void *ctx)
     if (no_issuer(api, req))
         return;
     json_error_t je;
+    json_t *keys = json_array();
     json_t *k = json_loads(vk_auth_signer_jwk(api->signer), 0, &je);
-    vk_http_reply_json(req, 200, k ? json_pack("{s:[o]}", "keys", k) : NULL);
+    bool bad = !keys || !k || json_array_append_new(keys, k) < 0;
+    if (!bad && api->signer_prev) {
+        json_t *p = json_loads(vk_auth_signer_jwk(api->signer_prev), 0, &je);
+        bad = !p || json_array_append_new(keys, p) < 0;
+    }
+    if (bad)
+        json_decref(keys);
+    vk_http_reply_json(req, 200, bad ? NULL : json_pack("{s:o}", "keys", keys));
 }
 
 /* `s` (NULL: "") with ':' kept out of a `sub` component (it separates them). */

@@ -3,6 +3,7 @@
  * (docs/security.md), and the server's first-start bootstrap of a site admin.
  */
 #include "cli/cli.h"
+#include "vulcan/auth.h"
 #include "vulcan/store_identity.h"
 #include "vulcan/telemetry.h"
 
@@ -20,6 +21,7 @@ static const char usage_text[] =
     "                                 [--scopes read,write,admin] [--name NAME]\n"
     "                                 [--expires-in DURATION]\n"
     "       vulcan admin set-password --database URL LOGIN   (the password on stdin)\n"
+    "       vulcan admin rotate-job-key [--data-dir DIR]\n"
     "       vulcan admin rotate-secrets-key --database URL [--data-dir DIR]\n"
     "                                 [--secrets-key-file F] [--old-key-out PATH]\n"
     "       vulcan admin create-registration-token --database URL [--org ORG]\n"
@@ -49,6 +51,11 @@ static const char usage_text[] =
     "    --uses N          registrations it allows; a worker that restarts registers\n"
     "                      again (default: unlimited)\n"
     "    --expires-in D    e.g. 24h (default: never)\n"
+    "  rotate-job-key      make a new job OIDC signing key in DIR/job-oidc-key.pem; the\n"
+    "                      old one becomes job-oidc-key.pem.previous, still published in\n"
+    "                      the JWKS; restart the servers afterwards\n"
+    "    --data-dir DIR    the server's data directory (default ./vulcan-data)\n"
+    "                                                              VULCAN_DATA_DIR\n"
     "  rotate-secrets-key  re-wrap every secret under a new key (servers stopped);\n"
     "                      the old key file is kept as F.old (docs/secrets.md)\n"
     "  --database URL      sqlite:PATH or postgres://...           VULCAN_DATABASE\n"
@@ -202,6 +209,58 @@ static int create_registration(struct vk_store *s, const char *org, const char *
     return 0;
 }
 
+/*
+ * rotate-job-key: the job OIDC issuer's key file becomes FILE.previous (replacing an older
+ * one) and a new key is made in its place. Servers load both at start and publish both in
+ * their JWKS, signing with the new one: restart them (one at a time is fine).
+ */
+static int rotate_job_key(int argc, char **argv)
+{
+    const char *data_dir = "./vulcan-data";
+    struct vk__cli_opt opts[] = {
+        {"data-dir", 0, VK_CLI_STR, &data_dir, "VULCAN_DATA_DIR", true, 0, 0},
+    };
+    const char *pos[1];
+    int npos = 0;
+    int rc = vk__cli_opts_parse("admin rotate-job-key", argc - 1, argv + 1, opts,
+                                VK_ARRAY_LEN(opts), pos, &npos, 0);
+    if (rc)
+        return rc;
+    char path[4096], prev[4096 + 16];
+    snprintf(path, sizeof(path), "%s/job-oidc-key.pem", data_dir);
+    snprintf(prev, sizeof(prev), "%s" VK_AUTH_SIGNER_PREVIOUS, path);
+    struct vk_err err;
+    vk_err_clear(&err);
+    struct vk_auth_signer *old = NULL, *cur = NULL;
+    /* The current key must be a good one before it is kept as the previous. */
+    if (vk_auth_signer_load(path, false, &old, &err) < 0) {
+        fprintf(stderr, "vulcan admin rotate-job-key: %s: %s\n", path, err.msg);
+        return 1;
+    }
+    char old_kid[64];
+    snprintf(old_kid, sizeof(old_kid), "%s", vk_auth_signer_kid(old));
+    vk_auth_signer_free(old);
+    if (rename(path, prev) != 0) {
+        fprintf(stderr, "vulcan admin rotate-job-key: cannot rename %s: %s\n", path,
+                strerror(errno));
+        return 1;
+    }
+    if (vk_auth_signer_load(path, true, &cur, &err) < 0) {
+        fprintf(stderr, "vulcan admin rotate-job-key: cannot make the new key %s: %s\n", path,
+                err.msg);
+        if (rename(prev, path) != 0)
+            fprintf(stderr, "vulcan admin rotate-job-key: and cannot put %s back: %s\n", prev,
+                    strerror(errno));
+        return 1;
+    }
+    printf("new key %s (kid %s); the previous one (kid %s) is %s and stays in the JWKS.\n"
+           "Restart the servers that use %s (one at a time is fine). Rotate again no\n"
+           "sooner than 5 minutes after the last restart: tokens live 5 minutes.\n",
+           path, vk_auth_signer_kid(cur), old_kid, prev, data_dir);
+    vk_auth_signer_free(cur);
+    return 0;
+}
+
 int vk__cli_admin(int argc, char **argv)
 {
     if (argc < 2 || vk__cli_wants_help(argc, argv)) {
@@ -209,6 +268,8 @@ int vk__cli_admin(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
+    if (strcmp(sub, "rotate-job-key") == 0)
+        return rotate_job_key(argc, argv);
     if (strcmp(sub, "rotate-secrets-key") == 0)
         return vk__cli_rotate_secrets_key(argc - 1, argv + 1);
     bool is_user = strcmp(sub, "create-user") == 0, is_token = strcmp(sub, "create-token") == 0,

@@ -321,7 +321,16 @@ int vk__cli_run(int argc, char **argv)
     snprintf(url, sizeof(url), "http://127.0.0.1:%u", vk_api_port(api));
     snprintf(conc, sizeof(conc), "%lld", concurrency);
     const char *extra[] = {"--sandbox", sandbox,        "--concurrency", conc, "--log-level",
-                           log_level,   "--log-format", "text",          NULL};
+                           log_level,   "--log-format", "text",          NULL, NULL,
+                           NULL};
+    /* The default pids/memory/cpu limits need cgroups, which an unprivileged user cannot
+     * make here: a developer's own run then goes without them, and says so. */
+    if (geteuid() != 0) {
+        extra[8] = "--cgroups";
+        extra[9] = "never";
+        fputs("vulcan run: not root: fragments run without cgroup limits (pids, memory, cpu)\n",
+              stderr);
+    }
     /* One worker per machine group, so routing is the same as on a real fleet. */
     for (size_t g = 0; g < groups.n; g++) {
         char root[4096];

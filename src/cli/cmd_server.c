@@ -5,6 +5,7 @@
  */
 #include "cli/cli.h"
 #include "vulcan/api.h"
+#include "vulcan/executor.h"
 #include "vulcan/orchestrator.h"
 #include "vulcan/secret_provider.h"
 #include "vulcan/secrets.h"
@@ -70,6 +71,8 @@ static const char usage_text[] =
     "                           started for each other group as soon as work of that\n"
     "                           group is ready (so 'machine \"ubuntu-24.04\"' just runs).\n"
     "  --worker-sandbox MODE    sandbox of local workers: auto, bwrap, none (default auto)\n"
+    "  --worker-cgroups MODE    cgroups of local workers: auto, always, never (default auto;\n"
+    "                           never: no pids/memory/cpu limits, see docs/security.md)\n"
     "  --sandbox-network POLICY allow or deny: may fragments ask for the host network\n"
     "                           with `network #true` (default allow)  VULCAN_SANDBOX_NETWORK\n"
     "  --worker-timeout SECONDS a worker silent this long is dead (default 30)\n"
@@ -97,6 +100,14 @@ static const char usage_text[] =
     "                           (default 16 MiB + 64 KiB: the worker's own cap and its\n"
     "                           notice); past it one notice, the rest refused with 413\n"
     "                                                                  VULCAN_MAX_LOG_BYTES\n"
+    "  --max-connections N      simultaneous client connections (default 10000; more\n"
+    "                           wait to be accepted)               VULCAN_MAX_CONNECTIONS\n"
+    "  --max-connections-per-address N  from one client address (default 64, plus 4 per\n"
+    "                           local worker); the next 16 get 429, more are closed\n"
+    "                                                 VULCAN_MAX_CONNECTIONS_PER_ADDRESS\n"
+    "  --request-timeout SECONDS  a request's headers and body must arrive within this,\n"
+    "                           however slowly they trickle (default 60); then 408\n"
+    "                                                             VULCAN_REQUEST_TIMEOUT\n"
     "  --tls-cert FILE          serve HTTPS with this PEM certificate chain (server\n"
     "                           certificate first)                      VULCAN_TLS_CERT\n"
     "  --tls-key FILE           its PEM private key (mode 0600)          VULCAN_TLS_KEY\n"
@@ -330,7 +341,7 @@ int vk__cli_server(int argc, char **argv)
     const char *roles = "api,orchestrator,triggers,console", *sandbox = "auto", *log_level = NULL,
                *log_format = NULL, *otlp = NULL, *public_url = NULL, *net_policy = "allow",
                *queue_timeout = "24h", *allowed_hosts = NULL, *repo_schemes = "https,ssh",
-               *repo_hosts = NULL;
+               *repo_hosts = NULL, *worker_cgroups = "auto";
     bool allow_file_repos = false;
     long long http_threads = 4;
     const char *tls_cert = NULL, *tls_key = NULL, *secrets_key_file = NULL;
@@ -341,7 +352,8 @@ int vk__cli_server(int argc, char **argv)
     const char *saml_metadata = NULL, *saml_entity = NULL, *saml_groups = NULL, *saml_org = NULL;
     bool require_auth = false, no_auth = false;
     long long workers = 0, worker_timeout = 30, max_attempts = 3, trigger_threads = 2,
-              max_log_bytes = VK_API_DEFAULT_MAX_LOG;
+              max_log_bytes = VK_API_DEFAULT_MAX_LOG, max_conns = 10000, per_address = 0,
+              request_timeout = 60;
     struct vk__cli_list groups = {.n = 0}, provider_specs = {.n = 0};
     const char *provider_timeout = NULL;
     struct vk__cli_opt opts[] = {
@@ -361,6 +373,7 @@ int vk__cli_server(int argc, char **argv)
         {"allow-file-repos", 0, VK_CLI_FLAG, &allow_file_repos, "VULCAN_ALLOW_FILE_REPOS", true, 0,
          0},
         {"worker-sandbox", 0, VK_CLI_STR, &sandbox, "VULCAN_WORKER_SANDBOX", true, 0, 0},
+        {"worker-cgroups", 0, VK_CLI_STR, &worker_cgroups, "VULCAN_WORKER_CGROUPS", true, 0, 0},
         {"sandbox-network", 0, VK_CLI_STR, &net_policy, "VULCAN_SANDBOX_NETWORK", true, 0, 0},
         {"worker-timeout", 0, VK_CLI_INT, &worker_timeout, "VULCAN_WORKER_TIMEOUT", true, 1, 86400},
         {"max-attempts", 0, VK_CLI_INT, &max_attempts, "VULCAN_MAX_ATTEMPTS", true, 1, 100},
@@ -373,6 +386,11 @@ int vk__cli_server(int argc, char **argv)
         {"no-auth", 0, VK_CLI_FLAG, &no_auth, "VULCAN_NO_AUTH", true, 0, 0},
         {"max-log-bytes", 0, VK_CLI_INT, &max_log_bytes, "VULCAN_MAX_LOG_BYTES", true, 4096,
          1LL << 36},
+        {"max-connections", 0, VK_CLI_INT, &max_conns, "VULCAN_MAX_CONNECTIONS", true, 1, 1000000},
+        {"max-connections-per-address", 0, VK_CLI_INT, &per_address,
+         "VULCAN_MAX_CONNECTIONS_PER_ADDRESS", true, 1, 1000000},
+        {"request-timeout", 0, VK_CLI_INT, &request_timeout, "VULCAN_REQUEST_TIMEOUT", true, 1,
+         3600},
         {"allowed-hosts", 0, VK_CLI_STR, &allowed_hosts, "VULCAN_ALLOWED_HOSTS", true, 0, 0},
         {"tls-cert", 0, VK_CLI_STR, &tls_cert, "VULCAN_TLS_CERT", true, 0, 0},
         {"tls-key", 0, VK_CLI_STR, &tls_key, "VULCAN_TLS_KEY", true, 0, 0},
@@ -473,6 +491,12 @@ int vk__cli_server(int argc, char **argv)
             vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));
             return 2;
         }
+    }
+    enum vk_exec_cgroups cg_mode;
+    if (vk_exec_cgroups_parse(worker_cgroups, &cg_mode) != 0) {
+        fprintf(stderr, "vulcan server: --worker-cgroups must be auto, always or never, not '%s'\n",
+                worker_cgroups);
+        return 2;
     }
     bool tls = (tls_cert && *tls_cert) || (tls_key && *tls_key);
     if (tls && (!tls_cert || !*tls_cert || !tls_key || !*tls_key)) {
@@ -648,6 +672,10 @@ int vk__cli_server(int argc, char **argv)
          * (the API's default), at least 1 s. Every process listens, for /health and
          * /metrics; only the api and console roles add their routes. */
         long long beat = worker_timeout / 3;
+        /* Local workers reach the server from loopback, each with a few connections (work,
+         * heartbeat, log, result). */
+        if (!per_address)
+            per_address = 64 + 4 * workers;
         struct vk_api_opts ao = {.listen = listen,
                                  .store = store,
                                  .orch = orch,
@@ -675,6 +703,9 @@ int vk__cli_server(int argc, char **argv)
                                  .saml_groups_attribute = saml_groups,
                                  .saml_org = saml_org,
                                  .max_log_bytes = max_log_bytes,
+                                 .max_connections = (unsigned)max_conns,
+                                 .max_connections_per_address = (unsigned)per_address,
+                                 .request_timeout_s = (unsigned)request_timeout,
                                  .tls_cert_pem = tls ? cert_pem.data : NULL,
                                  .tls_key_pem = tls ? key_pem.data : NULL,
                                  .tls = tls,
@@ -721,11 +752,12 @@ int vk__cli_server(int argc, char **argv)
                      providers.items[i].name, "path", providers.items[i].argv[0], NULL);
     char root[4096];
     snprintf(root, sizeof(root), "%s/work", data_dir);
-    const char *extra[12] = {
+    const char *extra[14] = {
         "--sandbox",    sandbox,
         "--log-format", log_format ? log_format : (isatty(2) ? "text" : "json"),
-        "--log-level",  log_level ? log_level : "info"};
-    size_t nextra = 6;
+        "--log-level",  log_level ? log_level : "info",
+        "--cgroups",    worker_cgroups};
+    size_t nextra = 8;
     if (otlp && *otlp) {
         extra[nextra++] = "--otlp-endpoint";
         extra[nextra++] = otlp;

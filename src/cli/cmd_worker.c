@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage_text[] =
     "usage: vulcan worker --server URL --group NAME [--group NAME2 ...] [options]\n"
@@ -43,12 +44,17 @@ static const char usage_text[] =
     "  --wait SECONDS      long-poll wait asked of the server (default 30)\n"
     "  --timeout SECONDS   script timeout when the fragment has none (default 3600)\n"
     "  --output-cap BYTES  output kept per fragment attempt (default 16777216)\n"
-    "  --memory BYTES      cgroup memory limit per fragment (default none)\n"
-    "  --pids N            cgroup process limit per fragment (default none)\n"
-    "  --cpus MILLICORES   cgroup CPU quota per fragment, 1000 = one CPU (default none)\n"
+    "  --memory BYTES      cgroup memory limit per fragment attempt, with an optional\n"
+    "                      K, M or G suffix, or none (default: half the RAM, at most 4G)\n"
+    "  --pids N            cgroup process limit per fragment attempt, or none\n"
+    "                      (default 4096: a fork bomb stops there)\n"
+    "  --cpus MILLICORES   cgroup CPU quota per fragment attempt, 1000 = one CPU, or none\n"
+    "                      (default: every online CPU)\n"
     "  --cgroups MODE      auto | always | never: a cgroup per fragment only when a limit\n"
     "                      is set (auto, default), for every fragment so that processes\n"
     "                      leaving the process group are killed too (always), or never\n"
+    "                      (no limits at all: the explicit opt-out). With auto or always\n"
+    "                      and no writable cgroup the worker refuses to start\n"
     "  --shell MODE        auto | bash | sh: /bin/sh for plain scripts, else bash -e -o\n"
     "                      pipefail (auto, default), always bash, or always sh\n"
     "  --keep-workspace    do not remove workspaces after a run (debugging)\n"
@@ -105,6 +111,7 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 
 struct worker_args {
     struct vk_worker_opts o;
+    bool memory_set, pids_set, cpus_set; /* given on the command line (a number or none) */
     const char *groups[VK_WORKER_MAX_GROUPS];
     const char *bind_ro[VK_EXEC_MAX_BINDS], *bind_rw[VK_EXEC_MAX_BINDS];
     char *env_groups; /* owned copy of $VULCAN_WORKER_GROUPS, split in place */
@@ -112,6 +119,64 @@ struct worker_args {
     enum vk_log_level level;
     enum vk_log_format format;
 };
+
+/*
+ * A limit: "none" or 0 (no limit), or a number, with `sized` an optional K/M/G/T suffix
+ * (powers of 1024). Returns 0 or VK_EINVAL (overflow, junk).
+ */
+static int parse_limit(const char *s, bool sized, uint64_t max, uint64_t *out)
+{
+    if (strcmp(s, "none") == 0) {
+        *out = 0;
+        return 0;
+    }
+    char num[32];
+    size_t len = strlen(s);
+    if (len == 0 || len >= sizeof num)
+        return VK_EINVAL;
+    memcpy(num, s, len + 1);
+    static const char suffixes[] = "KMGT";
+    unsigned shift = 0;
+    const char *sf = sized && len > 1 ? strchr(suffixes, num[len - 1] & ~0x20) : NULL;
+    if (sf && *sf) {
+        shift = 10u * (unsigned)(sf - suffixes + 1);
+        num[--len] = '\0';
+    }
+    uint64_t v;
+    if (parse_u64(num, max >> shift, &v) != 0)
+        return VK_EINVAL;
+    *out = v << shift;
+    return 0;
+}
+
+/* The default limits (docs/security.md): pids 4096, memory half the RAM up to 4 GiB, every
+ * online CPU. --cgroups never drops them; an explicit limit with it is a usage error. */
+static int apply_default_limits(struct worker_args *a)
+{
+    if (a->o.cgroups == VK_EXEC_CGROUPS_NEVER) {
+        if ((a->memory_set && a->o.memory_limit_bytes) || (a->pids_set && a->o.pids_limit) ||
+            (a->cpus_set && a->o.cpu_millis)) {
+            fputs("vulcan worker: --memory, --pids and --cpus need cgroups; drop them or "
+                  "--cgroups never\n",
+                  stderr);
+            return 2;
+        }
+        return 0;
+    }
+    if (!a->pids_set)
+        a->o.pids_limit = 4096;
+    if (!a->memory_set) {
+        long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+        uint64_t half = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize / 2 : 0;
+        uint64_t cap = UINT64_C(4) << 30;
+        a->o.memory_limit_bytes = half && half < cap ? half : cap;
+    }
+    if (!a->cpus_set) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        a->o.cpu_millis = (uint32_t)(n > 0 && n < 4000000 ? n : 1) * 1000u;
+    }
+    return 0;
+}
 
 static int bad(const char *what, const char *val)
 {
@@ -279,17 +344,20 @@ static int option(struct worker_args *a, const char *opt, const char *val)
             return bad("output cap", val);
         a->o.output_cap = n;
     } else if (strcmp(opt, "--memory") == 0) {
-        if (parse_u64(val, UINT64_MAX, &n) != 0)
+        if (parse_limit(val, true, UINT64_MAX, &n) != 0)
             return bad("memory limit", val);
         a->o.memory_limit_bytes = n;
+        a->memory_set = true;
     } else if (strcmp(opt, "--pids") == 0) {
-        if (parse_u64(val, UINT32_MAX, &n) != 0)
+        if (parse_limit(val, false, UINT32_MAX, &n) != 0)
             return bad("pids limit", val);
         a->o.pids_limit = (uint32_t)n;
+        a->pids_set = true;
     } else if (strcmp(opt, "--cpus") == 0) {
-        if (parse_u64(val, UINT32_MAX, &n) != 0)
+        if (parse_limit(val, false, UINT32_MAX, &n) != 0)
             return bad("cpu quota", val);
         a->o.cpu_millis = (uint32_t)n;
+        a->cpus_set = true;
     } else if (strcmp(opt, "--cgroups") == 0) {
         if (vk_exec_cgroups_parse(val, &a->o.cgroups) != 0)
             return bad("cgroups mode", val);
@@ -369,7 +437,7 @@ static int parse_args(struct worker_args *a, int argc, char **argv)
         return 2;
     }
     a->o.groups = a->groups;
-    return 0;
+    return apply_default_limits(a);
 }
 
 int vk__cli_worker(int argc, char **argv)

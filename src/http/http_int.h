@@ -101,9 +101,41 @@ struct vk__http_hdr {
     char *value;
 };
 
+/*
+ * One client connection (MHD's socket context, from its accept to its close): the request
+ * deadline. While a request is being read (headers and body) the connection is on
+ * srv->reading, in deadline order (every deadline is its start plus the same timeout, so
+ * appending keeps the order); once its handler runs it is off the list until the response
+ * is done and the next request is awaited. Past its deadline it moves to srv->dying (same
+ * order: the same grace for all) until MHD closes it. All under srv->mu.
+ */
+/* Connections from one client address (srv->addrs, a hash table; srv->mu). */
+struct vk__http_addr {
+    struct vk__http_addr *next; /* in its bucket */
+    unsigned char key[17];      /* family, then the 4 or 16 address bytes */
+    unsigned bucket;
+    unsigned n;
+};
+
+#define VK__HTTP_ADDR_BUCKETS 1024u
+
+struct vk__http_conn {
+    struct vk__http_conn *prev, *next;
+    struct vk__http_conn_list *list; /* &srv->reading, &srv->dying or NULL */
+    struct vk__http_addr *addr;      /* its address's count (NULL: unknown) */
+    int fd;
+    bool expired; /* the deadline passed: 408 sent, reading shut; no handler may run */
+    int64_t deadline_ns;
+};
+
+struct vk__http_conn_list {
+    struct vk__http_conn *head, *tail;
+};
+
 struct vk_http_req {
     struct vk_http_server *srv;
     struct MHD_Connection *conn;
+    struct vk__http_conn *cx; /* its connection's (NULL when MHD gave none) */
     atomic_int refs;
     struct vk_http_req *live_prev, *live_next; /* srv->live list */
 
@@ -177,6 +209,11 @@ struct vk_http_server {
     struct vk_http_req *live; /* every request MHD has not completed */
     size_t live_count;
 
+    /* Connections whose request is being read, and those past their deadline that MHD has
+     * not closed yet; earliest deadline first (srv->mu). */
+    struct vk__http_conn_list reading, dying;
+    struct vk__http_addr *addrs[VK__HTTP_ADDR_BUCKETS];
+
     /* TLS (tls.c): NULL without. */
     struct vk__http_tls *tls;
 
@@ -226,6 +263,14 @@ void vk__http_watch_stop(struct vk_http_server *srv);                     /* unl
 void vk__http_watch_release(struct vk_http_server *srv);
 void vk__http_watch_add(struct vk_http_req *req, bool with_deadline);
 void vk__http_watch_del(struct vk_http_req *req);
+/* The request deadline (server.c): start the clock of `cx` (list it), or stop it. */
+void vk__http_conn_arm(struct vk_http_server *srv, struct vk__http_conn *cx);
+void vk__http_conn_disarm(struct vk_http_server *srv, struct vk__http_conn *cx);
+/* Expire every connection whose request deadline passed; the milliseconds until the
+ * next, or -1 (watch thread, takes srv->mu). */
+int64_t vk__http_conn_expire(struct vk_http_server *srv);
+/* Wake the watch thread (its timeout changed). */
+void vk__http_watch_wake(struct vk_http_server *srv);
 
 /* stream.c */
 ssize_t vk__http_stream_read(void *cls, uint64_t pos, char *buf, size_t max);

@@ -260,6 +260,60 @@ int vk_http_reply(struct vk_http_req *req, int status, const char *content_type,
     return reply_owned(req, status, content_type, copy, len);
 }
 
+/* ---------------------------------------------------------------- Pulled bodies */
+
+#define PULL_BLOCK (64u * 1024u)
+
+struct pull {
+    vk_http_body_fn read;
+    void *ctx;
+    void (*free_ctx)(void *ctx);
+};
+
+static ssize_t pull_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct pull *p = cls;
+    ssize_t n = p->read(p->ctx, pos, buf, max);
+    /* 0 would make MHD ask again at once: a reader with nothing to give has failed. */
+    return n > 0 ? n : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void pull_free(void *cls)
+{
+    struct pull *p = cls;
+    if (p->free_ctx)
+        p->free_ctx(p->ctx);
+    vk_mem_free(p);
+}
+
+int vk_http_reply_pull(struct vk_http_req *req, int status, const char *content_type, uint64_t size,
+                       size_t block, vk_http_body_fn read, void *ctx, void (*free_ctx)(void *ctx))
+{
+    check_status(status);
+    struct pull *p = vk_mem_calloc(1, sizeof(*p));
+    if (!p) {
+        if (free_ctx)
+            free_ctx(ctx);
+        return VK_ENOMEM;
+    }
+    *p = (struct pull){.read = read, .ctx = ctx, .free_ctx = free_ctx};
+    /* MHD_SIZE_UNKNOWN is all ones: a size that large is not a size. */
+    if (size == MHD_SIZE_UNKNOWN)
+        size--;
+    struct MHD_Response *resp = MHD_create_response_from_callback(size, block ? block : PULL_BLOCK,
+                                                                  pull_read, p, pull_free);
+    if (!resp) {
+        pull_free(p);
+        return VK_ENOMEM;
+    }
+    int rc = add_headers(req, resp, content_type);
+    if (rc < 0) {
+        MHD_destroy_response(resp); /* frees p */
+        return rc;
+    }
+    return vk__http_submit(req, resp, (unsigned)status, NULL);
+}
+
 /* The answer when a reply's JSON cannot be built or encoded: fixed text, so it needs no
  * memory but the response's. Never written (MHD only reads a persistent buffer). */
 static char oom_json[] = "{\"error\":\"internal\",\"message\":\"out of memory\"}";
@@ -313,6 +367,16 @@ int vk_http_reply_empty(struct vk_http_req *req, int status)
 struct MHD_Response *vk__http_error_response(const char *code, const char *msg)
 {
     json_t *o = json_pack("{s:s, s:s}", "error", code, "message", msg);
+    if (!o && msg) {
+        /* Not UTF-8 (a path or header quoted from the request, or one cut short by a
+         * bound): send it with every non-ASCII byte as '?' rather than no answer. */
+        char safe[1024];
+        size_t i = 0;
+        for (; msg[i] && i + 1 < sizeof safe; i++)
+            safe[i] = (unsigned char)msg[i] < 0x80 ? msg[i] : '?';
+        safe[i] = '\0';
+        o = json_pack("{s:s, s:s}", "error", code, "message", safe);
+    }
     size_t len = 0;
     char *text = vk_http_json_text(o, JSON_COMPACT, &len);
     json_decref(o);

@@ -19,6 +19,11 @@
 
 #define DEF_THREADS 2u
 #define DEF_CONN_LIMIT 10000u
+#define DEF_PER_ADDRESS 64u
+/* Connections of an address past its limit answered 429 (then closed) before libmicrohttpd
+ * closes any more at accept without a word. */
+#define PER_ADDRESS_429 16u
+#define DEF_REQUEST_TIMEOUT_S 60u
 #define DEF_CONN_MEMORY (36u * 1024u)
 #define DEF_IDLE_TIMEOUT_S 60u
 #define DEF_BACKLOG 1024u
@@ -43,6 +48,10 @@ int vk_http_server_new(const struct vk_http_server_opts *opts, struct vk_http_se
         srv->opts.threads = DEF_THREADS;
     if (!srv->opts.connection_limit)
         srv->opts.connection_limit = DEF_CONN_LIMIT;
+    if (!srv->opts.per_addr_limit)
+        srv->opts.per_addr_limit = DEF_PER_ADDRESS;
+    if (!srv->opts.req_timeout_s)
+        srv->opts.req_timeout_s = DEF_REQUEST_TIMEOUT_S;
     if (!srv->opts.connection_memory)
         srv->opts.connection_memory = DEF_CONN_MEMORY;
     if (!srv->opts.idle_timeout_s)
@@ -79,6 +88,12 @@ void vk_http_server_free(struct vk_http_server *srv)
     if (srv->listen_fd >= 0)
         close(srv->listen_fd);
     vk__http_tls_free(srv);
+    for (size_t i = 0; i < VK__HTTP_ADDR_BUCKETS; i++) /* empty once MHD closed everything */
+        while (srv->addrs[i]) {
+            struct vk__http_addr *e = srv->addrs[i];
+            srv->addrs[i] = e->next;
+            vk_mem_free(e);
+        }
     vk_mem_free(srv->listen);
     vk_mem_free(srv);
 }
@@ -245,12 +260,14 @@ static void set_remote(struct vk_http_req *req)
 static void early_error_h(struct vk_http_req *req, unsigned status, const char *code,
                           const char *msg, const char *header, const char *value)
 {
+    /* Set first: even when no answer can be made (out of memory), the request is refused
+     * and its handler never runs (the connection is closed instead). */
+    req->early_status = (int)status;
     struct MHD_Response *resp = vk__http_error_response(code, msg);
     if (!resp)
         return;
     if (header && value)
         MHD_add_response_header(resp, header, value);
-    req->early_status = (int)status;
     int rc = vk__http_submit(req, resp, status, NULL);
     (void)rc;
 }
@@ -379,7 +396,7 @@ static enum MHD_Result reject_mid_upload(struct vk_http_req *req, const char *st
     json_t *o = json_pack("{s:s, s:s}", "error", code, "message", msg);
     char *body = vk_http_json_text(o, JSON_COMPACT, NULL);
     json_decref(o);
-    if (ci && body) {
+    if (ci && body && !req->srv->tls) { /* with TLS, plain bytes would only garble it */
         char out[512];
         int n = snprintf(out, sizeof(out),
                          "HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
@@ -407,6 +424,8 @@ static enum MHD_Result queue_pending(struct vk_http_req *req)
     unsigned status = req->pending_status;
     req->pending = NULL;
     req->state = RS_QUEUED;
+    if (req->cx)
+        vk__http_conn_disarm(srv, req->cx); /* the request is answered */
     pthread_mutex_unlock(&srv->mu);
     if (!resp)
         return MHD_NO;
@@ -476,7 +495,14 @@ static enum MHD_Result run_handler(struct vk_http_req *req)
         }
     }
     pthread_mutex_lock(&srv->mu);
+    if (req->cx && req->cx->expired) {
+        /* Its deadline passed as the last byte came: the 408 is sent already. */
+        pthread_mutex_unlock(&srv->mu);
+        return MHD_NO;
+    }
     req->state = RS_HANDLER;
+    if (req->cx)
+        vk__http_conn_disarm(srv, req->cx); /* in: the deadline no longer applies */
     pthread_mutex_unlock(&srv->mu);
     rt->handler(req, rt->ctx);
     return after_handler(req);
@@ -490,10 +516,19 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     struct vk_http_req *req = *con_cls;
     (void)version;
     if (!req) {
+        const union MHD_ConnectionInfo *sc =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        struct vk__http_conn *cx = sc ? sc->socket_context : NULL;
+        pthread_mutex_lock(&srv->mu);
+        bool answered = cx && cx->expired;
+        pthread_mutex_unlock(&srv->mu);
+        if (answered)
+            return MHD_NO; /* 429 or 408 sent: nothing more on this connection */
         req = vk__http_req_new(srv, conn);
         if (!req)
             return MHD_NO;
         *con_cls = req;
+        req->cx = cx;
         pthread_mutex_lock(&srv->mu);
         req->live_next = srv->live;
         if (srv->live)
@@ -509,6 +544,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        pthread_mutex_lock(&srv->mu);
+        bool expired = req->cx && req->cx->expired;
+        pthread_mutex_unlock(&srv->mu);
+        if (expired)
+            return MHD_NO;
         if (req->early_status || req->state != RS_NEW)
             return MHD_YES;
         if (n > req->body.max - req->body.len) {
@@ -557,6 +597,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req->live_next)
         req->live_next->live_prev = req->live_prev;
     req->live_prev = req->live_next = NULL;
+    if (req->cx && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        vk__http_conn_arm(srv, req->cx); /* the clock of the next request on the connection */
     if (--srv->live_count == 0)
         pthread_cond_broadcast(&srv->idle);
     pthread_mutex_unlock(&srv->mu);
@@ -570,6 +612,223 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (st)
         vk__http_stream_detach(st, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     vk_http_req_unref(req);
+}
+
+/* ---------------------------------------------------------------- Request deadline */
+
+#define DYING_GRACE_NS (1000 * 1000 * 1000) /* after the 408, before the abort */
+
+static void conn_unlink(struct vk__http_conn *cx)
+{
+    struct vk__http_conn_list *l = cx->list;
+    if (!l)
+        return;
+    if (cx->prev)
+        cx->prev->next = cx->next;
+    else
+        l->head = cx->next;
+    if (cx->next)
+        cx->next->prev = cx->prev;
+    else
+        l->tail = cx->prev;
+    cx->prev = cx->next = NULL;
+    cx->list = NULL;
+}
+
+/* Append (the latest deadline); wake the watcher when it is the list's first. */
+static void conn_push(struct vk_http_server *srv, struct vk__http_conn_list *l,
+                      struct vk__http_conn *cx, int64_t deadline_ns)
+{
+    conn_unlink(cx);
+    cx->deadline_ns = deadline_ns;
+    cx->prev = l->tail;
+    cx->next = NULL;
+    if (l->tail)
+        l->tail->next = cx;
+    else
+        l->head = cx;
+    l->tail = cx;
+    cx->list = l;
+    if (l->head == cx)
+        vk__http_watch_wake(srv); /* its timeout was for something later, or none */
+}
+
+void vk__http_conn_arm(struct vk_http_server *srv, struct vk__http_conn *cx)
+{
+    if (!cx->expired)
+        conn_push(srv, &srv->reading, cx,
+                  vk_time_mono_ns() + (int64_t)srv->opts.req_timeout_s * 1000000000);
+}
+
+void vk__http_conn_disarm(struct vk_http_server *srv, struct vk__http_conn *cx)
+{
+    if (cx->list == &srv->reading)
+        conn_unlink(cx);
+}
+
+#define TIMEOUT_BODY                                                                               \
+    "{\"error\":\"request_timeout\",\"message\":\"the request took too long to arrive\"}"
+static const char timeout_reply[] = "HTTP/1.1 408 Request Timeout\r\n"
+                                    "Content-Type: application/json\r\n"
+                                    "Content-Length: 75\r\nConnection: close\r\n\r\n" TIMEOUT_BODY;
+_Static_assert(sizeof(TIMEOUT_BODY) - 1 == 75, "the 408's Content-Length");
+
+/*
+ * A client that trickles its headers or body (a byte every 20 s keeps MHD's idle timeout
+ * at bay) is cut at the deadline: a 408 written to the socket ourselves (plain HTTP only:
+ * MHD has sent nothing for this request, as in reject_mid_upload), then the reading side
+ * shut, so that MHD's next read sees the end and it closes the connection itself. MHD may
+ * miss that end when it comes with a byte of the client's (it takes a short read as "no
+ * more for now" under edge-triggered epoll, and each new byte is data again), so a
+ * connection still open DYING_GRACE_NS later is aborted (connect(AF_UNSPEC): a reset, and
+ * every later read fails). The fd is MHD's until its close notification, which takes
+ * srv->mu before MHD closes the fd.
+ */
+int64_t vk__http_conn_expire(struct vk_http_server *srv)
+{
+    int64_t ms = -1;
+    pthread_mutex_lock(&srv->mu);
+    int64_t now = vk_time_mono_ns();
+    struct vk__http_conn *cx;
+    while ((cx = srv->reading.head) && cx->deadline_ns <= now) {
+        cx->expired = true;
+        conn_push(srv, &srv->dying, cx, now + DYING_GRACE_NS);
+        if (cx->fd < 0)
+            continue;
+        if (!srv->tls) {
+            ssize_t w =
+                send(cx->fd, timeout_reply, sizeof(timeout_reply) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)w; /* best effort: the connection is closed either way */
+        }
+        shutdown(cx->fd, SHUT_RD);
+    }
+    while ((cx = srv->dying.head) && cx->deadline_ns <= now) {
+        conn_unlink(cx);
+        if (cx->fd >= 0) {
+            struct sockaddr sa = {.sa_family = AF_UNSPEC};
+            (void)!connect(cx->fd, &sa, sizeof(sa));
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        cx = i ? srv->dying.head : srv->reading.head;
+        if (cx) {
+            int64_t left = (cx->deadline_ns - now + 999999) / 1000000;
+            ms = ms < 0 || left < ms ? left : ms;
+        }
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return ms;
+}
+
+/* ---------------------------------------------------------------- Per-address counts */
+
+static size_t addr_key(const struct sockaddr *sa, unsigned char key[17])
+{
+    memset(key, 0, 17);
+    if (sa->sa_family == AF_INET) {
+        key[0] = 4;
+        memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return 5;
+    }
+    if (sa->sa_family == AF_INET6) {
+        key[0] = 6;
+        memcpy(key + 1, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        return 17;
+    }
+    return 0;
+}
+
+/* Count one more connection of `sa` (srv->mu); NULL when unknown or out of memory. */
+static struct vk__http_addr *addr_add(struct vk_http_server *srv, const struct sockaddr *sa)
+{
+    unsigned char key[17];
+    size_t n = addr_key(sa, key);
+    if (!n)
+        return NULL;
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ key[i]) * 16777619u;
+    unsigned bucket = h % VK__HTTP_ADDR_BUCKETS;
+    struct vk__http_addr **b = &srv->addrs[bucket];
+    struct vk__http_addr *e = *b;
+    while (e && memcmp(e->key, key, sizeof(key)) != 0)
+        e = e->next;
+    if (!e) {
+        e = vk_mem_calloc(1, sizeof(*e));
+        if (!e)
+            return NULL;
+        memcpy(e->key, key, sizeof(key));
+        e->bucket = bucket;
+        e->next = *b;
+        *b = e;
+    }
+    e->n++;
+    return e;
+}
+
+static void addr_del(struct vk_http_server *srv, struct vk__http_addr *e)
+{
+    if (!e || --e->n > 0)
+        return;
+    for (struct vk__http_addr **pp = &srv->addrs[e->bucket]; *pp; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            vk_mem_free(e);
+            return;
+        }
+    }
+}
+
+#define BUSY_BODY                                                                                  \
+    "{\"error\":\"too_many_requests\",\"message\":\"too many connections from your address\"}"
+static const char busy_reply[] = "HTTP/1.1 429 Too Many Requests\r\n"
+                                 "Content-Type: application/json\r\nRetry-After: 1\r\n"
+                                 "Content-Length: 80\r\nConnection: close\r\n\r\n" BUSY_BODY;
+_Static_assert(sizeof(BUSY_BODY) - 1 == 80, "the 429's Content-Length");
+
+/* MHD_OPTION_NOTIFY_CONNECTION: a connection's socket context is its deadline. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct vk_http_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct vk__http_conn *cx = vk_mem_calloc(1, sizeof(*cx));
+        *socket_context = cx;
+        if (!cx)
+            return; /* no deadline for this one; MHD's idle timeout still applies */
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        cx->fd = ci ? ci->connect_fd : -1;
+        const union MHD_ConnectionInfo *ai =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        pthread_mutex_lock(&srv->mu);
+        cx->addr = ai && ai->client_addr ? addr_add(srv, ai->client_addr) : NULL;
+        if (cx->addr && cx->addr->n > srv->opts.per_addr_limit && cx->fd >= 0) {
+            /* Over its address's limit: answered 429 at once, and closed like a request
+             * past its deadline (libmicrohttpd closes those past the next few itself). */
+            if (!srv->tls) {
+                ssize_t w =
+                    send(cx->fd, busy_reply, sizeof(busy_reply) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+                (void)w;
+            }
+            shutdown(cx->fd, SHUT_RD);
+            cx->expired = true;
+            conn_push(srv, &srv->dying, cx, vk_time_mono_ns() + DYING_GRACE_NS);
+        } else {
+            vk__http_conn_arm(srv, cx);
+        }
+        pthread_mutex_unlock(&srv->mu);
+        return;
+    }
+    struct vk__http_conn *cx = *socket_context;
+    *socket_context = NULL;
+    if (!cx)
+        return;
+    pthread_mutex_lock(&srv->mu);
+    conn_unlink(cx);
+    addr_del(srv, cx->addr);
+    pthread_mutex_unlock(&srv->mu);
+    vk_mem_free(cx);
 }
 
 /* ---------------------------------------------------------------- Start, stop */
@@ -608,27 +867,29 @@ int vk_http_server_start(struct vk_http_server *srv, struct vk_err *err)
     struct MHD_OptionItem ops[] = {
         {MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->opts.connection_limit, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)(srv->opts.per_addr_limit + PER_ADDRESS_429),
+         NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)srv->opts.connection_memory, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)srv->opts.idle_timeout_s, NULL},
         {MHD_OPTION_END, 0, NULL}, /* thread pool, below */
         {MHD_OPTION_END, 0, NULL}};
     if (srv->opts.threads > 1)
-        ops[4] =
+        ops[5] =
             (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)srv->opts.threads, NULL};
     rc = vk__http_watch_start(srv, err);
     if (rc < 0)
         return rc;
     if (srv->tls)
-        srv->daemon =
-            MHD_start_daemon(flags | MHD_USE_TLS, 0, on_accept, srv, on_access, srv,
-                             MHD_OPTION_ARRAY, ops, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-                             MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
-                             MHD_OPTION_HTTPS_CERT_CALLBACK, vk__http_tls_retrieve, MHD_OPTION_END);
+        srv->daemon = MHD_start_daemon(
+            flags | MHD_USE_TLS, 0, on_accept, srv, on_access, srv, MHD_OPTION_ARRAY, ops,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
+            MHD_OPTION_HTTPS_CERT_CALLBACK, vk__http_tls_retrieve, MHD_OPTION_END);
     else
-        srv->daemon =
-            MHD_start_daemon(flags, 0, on_accept, srv, on_access, srv, MHD_OPTION_ARRAY, ops,
-                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-                             MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
+        srv->daemon = MHD_start_daemon(
+            flags, 0, on_accept, srv, on_access, srv, MHD_OPTION_ARRAY, ops,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, srv, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
     if (!srv->daemon) {
         vk__http_watch_stop(srv);
         return vk_err_set(err, VK_EIO, "cannot start the http server on '%s'", srv->listen);

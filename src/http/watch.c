@@ -60,6 +60,11 @@ static void wake(struct vk_http_server *srv)
     (void)n; /* EAGAIN means a wake-up is pending already */
 }
 
+void vk__http_watch_wake(struct vk_http_server *srv)
+{
+    wake(srv);
+}
+
 /* ---------------------------------------------------------------- Heap */
 
 static void heap_set(struct vk_http_server *srv, size_t i, struct vk_http_req *r)
@@ -266,6 +271,9 @@ static void *watch_main(void *arg)
         if (quit)
             break;
         timeout = run_deadlines(srv);
+        int64_t conn_ms = vk__http_conn_expire(srv);
+        if (conn_ms >= 0 && (timeout < 0 || conn_ms < timeout))
+            timeout = conn_ms;
     }
     return NULL;
 }

@@ -288,8 +288,9 @@ static int group_final_status(struct sched *s, const char *chain_id, const char 
         return rc;
     bool failed = false, completed = false, cancelled = false;
     for (size_t i = 0; i < n; i++) {
-        failed |= kids[i].status == VK_STORE_FRAG_FAILED;
-        completed |= kids[i].status == VK_STORE_FRAG_COMPLETED;
+        bool allowed = kids[i].status == VK_STORE_FRAG_FAILED && kids[i].allow_failure;
+        failed |= kids[i].status == VK_STORE_FRAG_FAILED && !allowed;
+        completed |= kids[i].status == VK_STORE_FRAG_COMPLETED || allowed;
         cancelled |= kids[i].status == VK_STORE_FRAG_CANCELLED;
     }
     *st = failed      ? VK_STORE_FRAG_FAILED
@@ -311,6 +312,8 @@ static int activate(struct sched *s, const struct vk_store_fragment *f, enum act
         return rc;
     if (!holds)
         return skip_subtree(s, f, why ? why : "skipped: condition false");
+    if (f->run_when == VK_STORE_WHEN_FAILURE && s->chain.status != VK_STORE_CHAIN_FAILED)
+        return skip_subtree(s, f, "skipped: when \"failure\", and nothing failed");
     if (f->type == VK_STORE_FRAG_INLINE) {
         rc = set_status(s, f->id, VK_STORE_FRAG_READY);
         if (rc == 0)
@@ -414,6 +417,13 @@ static bool chain_active(const struct sched *s)
     return s->chain.status == VK_STORE_CHAIN_RUNNING || s->chain.status == VK_STORE_CHAIN_PENDING;
 }
 
+/* Whether the next nodes may start: a live chain, or a failed one (what is still pending
+ * then is what fail_chain kept: `when` failure or always). Not a cancelled one. */
+static bool may_go_on(const struct sched *s)
+{
+    return chain_active(s) || s->chain.status == VK_STORE_CHAIN_FAILED;
+}
+
 /* Skip every child of group `g` that has not started: "skipped: `x` failed". */
 static int skip_pending_children(struct sched *s, const struct vk_store_fragment *g,
                                  const char *why)
@@ -422,7 +432,7 @@ static int skip_pending_children(struct sched *s, const struct vk_store_fragment
     size_t n = 0;
     int rc = vk_store_tx_children(s->tx, g->chain_id, g->id, &s->pool, &kids, &n, s->err);
     for (size_t i = 0; rc == 0 && i < n; i++)
-        if (kids[i].status == VK_STORE_FRAG_PENDING)
+        if (kids[i].status == VK_STORE_FRAG_PENDING && kids[i].run_when == VK_STORE_WHEN_SUCCESS)
             rc = skip_subtree(s, &kids[i], why);
     return rc;
 }
@@ -481,7 +491,7 @@ int vk__orch_after_final(struct vk_store_tx *tx, const char *frag_id, int64_t no
     if (rc < 0)
         goto out;
     s.ended = ended;
-    if (f.status == VK_STORE_FRAG_FAILED)
+    if (f.status == VK_STORE_FRAG_FAILED && !f.allow_failure)
         rc = on_failure(&s, &f);
 
     /* Walk up from f. */
@@ -494,7 +504,7 @@ int vk__orch_after_final(struct vk_store_tx *tx, const char *frag_id, int64_t no
                 break;
         }
         bool parallel = parent ? p.is_parallel : false;
-        if (!parallel && chain_active(&s)) {
+        if (!parallel && may_go_on(&s)) {
             /* Sequential: activate the following siblings until one stays active. */
             struct vk_store_fragment *sib = NULL;
             size_t n = 0;
@@ -510,7 +520,7 @@ int vk__orch_after_final(struct vk_store_tx *tx, const char *frag_id, int64_t no
             if (rc < 0 || active)
                 break;
         }
-        if (parallel && p.max_parallel > 0 && chain_active(&s)) {
+        if (parallel && p.max_parallel > 0 && may_go_on(&s)) {
             /* A child ended: the next one not started takes its place. */
             struct vk_store_fragment *sib = NULL;
             size_t n = 0;
@@ -543,7 +553,7 @@ int vk__orch_after_final(struct vk_store_tx *tx, const char *frag_id, int64_t no
         f = p;
         f.status = st;
         /* A group that failed under a `fail-fast #false` one fails its way up from here. */
-        if (rc == 0 && st == VK_STORE_FRAG_FAILED)
+        if (rc == 0 && st == VK_STORE_FRAG_FAILED && !f.allow_failure)
             rc = on_failure(&s, &f);
     }
 out:

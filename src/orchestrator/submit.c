@@ -130,6 +130,10 @@ static int visit(void *ctx, const struct vk_wf_fragment *f, unsigned depth)
     s->is_parallel = f->is_parallel;
     s->max_parallel = f->max_parallel;
     s->no_fail_fast = f->no_fail_fast;
+    s->run_when = f->when == VK_WF_WHEN_FAILURE  ? VK_STORE_WHEN_FAILURE
+                  : f->when == VK_WF_WHEN_ALWAYS ? VK_STORE_WHEN_ALWAYS
+                                                 : VK_STORE_WHEN_SUCCESS;
+    s->allow_failure = f->allow_failure;
     s->name = f->name;
     s->run_script = f->run;
     s->machine = f->machine;
@@ -391,6 +395,8 @@ int vk_orch_rerun(struct vk_orch *o, const char *chain_id, char new_id[VK_UUID_L
         s->is_parallel = f->is_parallel;
         s->max_parallel = f->max_parallel;
         s->no_fail_fast = f->no_fail_fast;
+        s->run_when = f->run_when;
+        s->allow_failure = f->allow_failure;
         s->name = f->name;
         s->run_script = f->run_script;
         s->machine = f->machine;

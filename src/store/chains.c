@@ -9,7 +9,7 @@
 #include <string.h>
 
 #define FRAG_BATCH 64 /* rows per multi-row INSERT */
-#define FRAG_INSERT_COLS 21
+#define FRAG_INSERT_COLS 23
 
 static int nomem(struct vk_err *err)
 {
@@ -231,7 +231,7 @@ static int insert_batch(struct vk__conn *c, const struct vk_store_chain *ch,
                                " position, type, is_parallel, name, run_script, machine,"
                                " condition, source_url, timeout_ms, retries, max_attempts,"
                                " priority, env_json, queue_timeout_ms, max_parallel, fail_fast,"
-                               " secrets_json, status) VALUES ");
+                               " run_when, allow_failure, secrets_json, status) VALUES ");
     int np = 0;
     for (size_t j = 0; j < k && rc == 0; j++) {
         size_t i = from + j;
@@ -261,6 +261,8 @@ static int insert_batch(struct vk__conn *c, const struct vk_store_chain *ch,
         p[np++] = vk__int(f->queue_timeout_ms);
         p[np++] = vk__int(f->max_parallel);
         p[np++] = vk__int(f->no_fail_fast ? 0 : 1);
+        p[np++] = vk__int((int64_t)f->run_when);
+        p[np++] = vk__int(f->allow_failure ? 1 : 0);
         p[np++] = vk__text(f->secrets_json);
     }
     if (rc == 0)

@@ -89,8 +89,13 @@ int vk_store_log_read(struct vk_store *s, const char *fragment_id, int attempt, 
     struct vk__res *r = NULL;
     if (c->res.handle)
         s->ops->res_free(&c->res);
+    /* Each chunk comes back cut to the bytes wanted from it, [max(off, $4), $3): a small
+     * read of a log of large chunks copies (and, from PostgreSQL, transfers) only those. */
     rc = s->ops->query(c, VK__STMT_LOG_READ,
-                       "SELECT off, data FROM log_chunks WHERE fragment_id = $1 AND attempt = $2"
+                       "SELECT off, substr(data,"
+                       " CAST(CASE WHEN off < $4 THEN $4 - off + 1 ELSE 1 END AS INTEGER),"
+                       " CAST($3 - CASE WHEN off < $4 THEN $4 ELSE off END AS INTEGER))"
+                       " FROM log_chunks WHERE fragment_id = $1 AND attempt = $2"
                        " AND off < $3 AND off >= COALESCE((SELECT MAX(off) FROM log_chunks"
                        " WHERE fragment_id = $1 AND attempt = $2 AND off <= $4), 0)"
                        " ORDER BY off",
@@ -99,14 +104,15 @@ int vk_store_log_read(struct vk_store *s, const char *fragment_id, int attempt, 
     while (rc == 0 && (rc = vk__next(r, err)) > 0) {
         rc = 0;
         int64_t off = vk__col_int(r, 0);
+        int64_t start = off < offset ? offset : off; /* the first byte of the row's slice */
         size_t clen = 0;
         const unsigned char *d = s->ops->res_blob(r, 1, &clen);
         int64_t want = offset + (int64_t)*nread; /* next byte to copy */
-        if (off + (int64_t)clen <= want)
+        if (start + (int64_t)clen <= want)
             continue;
-        if (off > want)
+        if (start > want)
             break; /* a hole: should not happen, stop at it */
-        size_t from = (size_t)(want - off);
+        size_t from = (size_t)(want - start);
         size_t k = clen - from;
         if (k > max - *nread)
             k = max - *nread;

@@ -239,10 +239,19 @@ int vk_store_tx_chain_skip_pending(struct vk_store_tx *tx, const char *chain_id,
 {
     struct vk__param p[] = {vk__text(chain_id), vk__int(now_ms), vk__text(why)};
     int64_t changes = 0;
-    int rc = vk__exec(tx->conn, VK__STMT_SKIP_PENDING,
-                      "UPDATE fragments SET status = 'skipped', finished_at = $2, error = $3"
-                      " WHERE chain_id = $1 AND status IN ('pending', 'ready')",
-                      p, 3, &changes, err);
+    /* Kept: a not-started node with `when` failure/always whose parent has started (or
+     * that is top-level), and everything under a kept node. */
+    int rc =
+        vk__exec(tx->conn, VK__STMT_SKIP_PENDING,
+                 "WITH RECURSIVE keep(id) AS ("
+                 " SELECT f.id FROM fragments f LEFT JOIN fragments p ON p.id = f.parent_id"
+                 " WHERE f.chain_id = $1 AND f.status IN ('pending', 'ready')"
+                 " AND f.run_when <> 0 AND (p.id IS NULL OR p.status NOT IN ('pending', 'ready'))"
+                 " UNION SELECT f.id FROM fragments f JOIN keep k ON f.parent_id = k.id)"
+                 " UPDATE fragments SET status = 'skipped', finished_at = $2, error = $3"
+                 " WHERE chain_id = $1 AND status IN ('pending', 'ready')"
+                 " AND id NOT IN (SELECT id FROM keep)",
+                 p, 3, &changes, err);
     if (count)
         *count = changes;
     return rc;

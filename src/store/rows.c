@@ -97,7 +97,12 @@ int vk__read_frag(struct vk__res *r, int k, struct vk_pool *pool, struct vk_stor
     f->queue_timeout_ms = vk__col_int(r, k + 27);
     f->max_parallel = (int)vk__col_int(r, k + 28);
     f->no_fail_fast = vk__col_int(r, k + 29) == 0;
-    f->secrets_json = str(r, k + 30, pool, &bad);
+    int64_t w = vk__col_int(r, k + 30);
+    f->run_when = w == VK_STORE_WHEN_FAILURE  ? VK_STORE_WHEN_FAILURE
+                  : w == VK_STORE_WHEN_ALWAYS ? VK_STORE_WHEN_ALWAYS
+                                              : VK_STORE_WHEN_SUCCESS;
+    f->allow_failure = vk__col_int(r, k + 31) != 0;
+    f->secrets_json = str(r, k + 32, pool, &bad);
     return bad ? nomem(err) : 0;
 }
 

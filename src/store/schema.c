@@ -234,9 +234,11 @@ static const struct migration migrations[] = {
      "DELETE FROM credentials WHERE kind = 'job';"
      "CREATE UNIQUE INDEX fragments_by_job_hash ON fragments (job_hash) WHERE job_hash IS NOT "
      "NULL"},
-    {10, "max-parallel and fail-fast of groups",
+    {10, "failure policies: max-parallel, fail-fast, when, allow-failure",
      "ALTER TABLE fragments ADD COLUMN max_parallel INTEGER NOT NULL DEFAULT 0;"
-     "ALTER TABLE fragments ADD COLUMN fail_fast INTEGER NOT NULL DEFAULT 1"},
+     "ALTER TABLE fragments ADD COLUMN fail_fast INTEGER NOT NULL DEFAULT 1;"
+     "ALTER TABLE fragments ADD COLUMN run_when INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE fragments ADD COLUMN allow_failure INTEGER NOT NULL DEFAULT 0"},
     {11, "secrets: the store, key check values, exposure settings", SECRETS_SQL},
 };
 

@@ -488,6 +488,19 @@ int vk_worker_new(const struct vk_worker_opts *opts, struct vk_worker **out, str
                         w->env.bwrap_why);
         goto fail;
     }
+    /* Limits fail closed too: asked-for memory/pids/cpu limits without a writable cgroup
+     * refuse the start; --cgroups never (no limits) is the explicit opt-out. */
+    bool limits = w->memory_limit_bytes || w->pids_limit || w->cpu_millis;
+    if (limits && w->env.cgroups != VK_EXEC_CGROUPS_NEVER &&
+        w->env.cgroup_mode == VK_EXEC_CGROUP_NONE) {
+        rc = vk_err_set(err, VK_EPERM,
+                        "the memory, pids and cpu limits need cgroups, which do not work on "
+                        "this host: %s. Run the worker as root or in a delegated writable "
+                        "cgroup (docs/security.md), or choose --cgroups never (no limits) on "
+                        "a host you trust with every workflow",
+                        w->env.cgroup_why);
+        goto fail;
+    }
     w->slots = vk_mem_xcalloc(w->concurrency, sizeof(*w->slots));
     for (unsigned i = 0; i < w->concurrency; i++) {
         struct agent_slot *s = &w->slots[i];
@@ -712,13 +725,20 @@ int vk_worker_run(struct vk_worker *w, struct vk_err *err)
 {
     if (atomic_exchange(&w->ran, true))
         return vk_err_set(err, VK_EINVAL, "vk_worker_run called twice");
-    char sb[16];
+    char sb[16], mem[24], pids[16], cpus[16];
     snprintf(sb, sizeof(sb), "%u", w->concurrency);
+    snprintf(mem, sizeof(mem), "%llu", (unsigned long long)w->memory_limit_bytes);
+    snprintf(pids, sizeof(pids), "%u", w->pids_limit);
+    snprintf(cpus, sizeof(cpus), "%u", w->cpu_millis);
+    bool nolimit = w->env.cgroups == VK_EXEC_CGROUPS_NEVER;
     vk_log_write(VK_LOG_INFO, AGENT_COMPONENT, "worker starting", "server", w->server_url, "name",
                  w->name, "machine_group", w->groups[0], "concurrency", sb, "sandbox",
                  w->env.bwrap_ok && w->env.default_sandbox != VK_EXEC_SANDBOX_NONE ? "bwrap"
                                                                                    : "none",
-                 "work_dir", w->env.work_dir, NULL);
+                 "work_dir", w->env.work_dir, "memory_limit",
+                 nolimit || !w->memory_limit_bytes ? "none" : mem, "pids_limit",
+                 nolimit || !w->pids_limit ? "none" : pids, "cpu_millis",
+                 nolimit || !w->cpu_millis ? "none" : cpus, NULL);
     if (vk__agent_register(w, w->main_cl, 0) != 0) {
         if (atomic_load(&w->fatal))
             return vk_err_set(err, VK_EAUTH, "%s", w->fatal_why);

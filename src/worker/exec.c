@@ -287,7 +287,8 @@ int vk_exec_env_init(struct vk_exec_env *env, const struct vk_exec_config *cfg, 
     env->mirror_dir = join(real, "mirrors");
     env->run_dir = join(real, "run");
     if ((rc = vk__exec_mkdir_p(env->mirror_dir, 0700, err)) < 0 ||
-        (rc = vk__exec_mkdir_p(env->run_dir, 0700, err)) < 0) {
+        (rc = vk__exec_mkdir_p(env->run_dir, 0700, err)) < 0 ||
+        (rc = vk__exec_sandbox_files(env, err)) < 0) {
         vk_exec_env_release(env);
         return rc;
     }
@@ -598,30 +599,42 @@ static void format_size(uint64_t n, char *out, size_t cap)
         snprintf(out, cap, "%llu bytes", (unsigned long long)n);
 }
 
-/* Set up cgroups (notice once when limits were asked for but cannot be had). */
-static void setup_cgroup(struct run_state *st, struct vk_exec_result *out)
+/*
+ * Set up the attempt's cgroup. Limits fail closed: when the spec asks for one and no cgroup
+ * can be made, the attempt fails (VK_EPERM) instead of running unbounded. Only an operator
+ * who turned cgroups off (`--cgroups never`) gets the one-line notice and an unbounded run.
+ */
+static int setup_cgroup(struct run_state *st, struct vk_exec_result *out, struct vk_err *err)
 {
     const struct vk_exec_spec *spec = st->spec;
     bool want = spec->memory_limit_bytes || spec->pids_limit || spec->cpu_millis;
     /* AUTO: no cgroup without a limit (the process group, and bwrap's PID namespace
      * when sandboxed, still end the attempt's processes). */
     if (!want && st->env->cgroups != VK_EXEC_CGROUPS_ALWAYS)
-        return;
+        return 0;
     char name[VK_EXEC_MAX_ID + 64], why[320];
     snprintf(name, sizeof name, "vulcan-%s-%u-%ld", spec->fragment_id, spec->attempt,
              (long)gettid());
-    if (st->env->cgroup_mode == VK_EXEC_CGROUP_NONE) {
+    if (st->env->cgroups == VK_EXEC_CGROUPS_NEVER) {
         if (want)
             vk__exec_sink_notice(&st->sink, "[vulcan] cgroup limits unavailable: %s\n",
                                  st->env->cgroup_why);
-        return;
+        return 0;
     }
-    if (vk__exec_cg_create(st->env, name, spec, &st->cg, why, sizeof why) == 0) {
+    if (st->env->cgroup_mode == VK_EXEC_CGROUP_NONE) {
+        snprintf(why, sizeof why, "%s", st->env->cgroup_why);
+    } else if (vk__exec_cg_create(st->env, name, spec, &st->cg, why, sizeof why) == 0) {
         st->cg_made = true;
         out->cgroup_used = true;
-    } else if (want) {
-        vk__exec_sink_notice(&st->sink, "[vulcan] cgroup limits unavailable: %s\n", why);
+        return 0;
     }
+    if (!want)
+        return 0; /* ALWAYS without a limit: the cgroup only helps to find processes */
+    vk__exec_sink_notice(&st->sink, "[vulcan] cgroup limits unavailable: %s\n", why);
+    return vk_err_set(err, VK_EPERM,
+                      "cgroup limits unavailable (%s); the attempt does not run without its "
+                      "memory/pids/cpu limits: fix cgroups or run the worker with --cgroups never",
+                      why);
 }
 
 static bool file_name_ok(const char *s)
@@ -788,7 +801,8 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
     if (st->script[0] &&
         (rc = vk__exec_write_file(st->script, spec->script, strlen(spec->script), err)) < 0)
         return rc;
-    setup_cgroup(st, out);
+    if ((rc = setup_cgroup(st, out, err)) < 0)
+        return rc;
     if ((rc = build_argv(st, err)) < 0)
         return rc;
 
@@ -830,6 +844,11 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
     if (out->oom_killed)
         vk__exec_sink_notice(&st->sink, "\n[vulcan] killed: out of memory (limit %llu bytes)\n",
                              (unsigned long long)spec->memory_limit_bytes);
+    unsigned long long refused =
+        st->cg_made && spec->pids_limit ? vk__exec_cg_pids_refused(&st->cg) : 0;
+    if (refused)
+        vk__exec_sink_notice(&st->sink, "\n[vulcan] the process limit (%u) refused %llu fork(s)\n",
+                             spec->pids_limit, refused);
     return 0;
 }
 

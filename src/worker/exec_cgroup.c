@@ -428,6 +428,17 @@ bool vk__exec_cg_oom(const struct vk__exec_cg *cg)
     return false;
 }
 
+unsigned long long vk__exec_cg_pids_refused(const struct vk__exec_cg *cg)
+{
+    char buf[256];
+    if (!cg)
+        return 0;
+    const char *dir = cg->mode == VK_EXEC_CGROUP_V2   ? cg->dir[0]
+                      : cg->mode == VK_EXEC_CGROUP_V1 ? cg->dir[VK__CG_PIDS]
+                                                      : NULL;
+    return dir && read_at(dir, "pids.events", buf, sizeof buf) > 0 ? keyed(buf, "max") : 0;
+}
+
 void vk__exec_cg_destroy(struct vk__exec_cg *cg)
 {
     if (!cg)

@@ -91,6 +91,8 @@ void vk__exec_cg_signal(const struct vk__exec_cg *cg, int sig, pid_t except);
 void vk__exec_cg_kill_all(const struct vk__exec_cg *cg);
 /** True when the memory controller recorded an OOM kill. */
 bool vk__exec_cg_oom(const struct vk__exec_cg *cg);
+/** How many forks the pids limit refused (pids.events "max"); 0 when unknown. */
+unsigned long long vk__exec_cg_pids_refused(const struct vk__exec_cg *cg);
 /** Kill what is left, remove the directories, close the fds. Accepts an empty cg. */
 void vk__exec_cg_destroy(struct vk__exec_cg *cg);
 
@@ -152,6 +154,11 @@ int vk__exec_bwrap_argv(const struct vk_exec_env *env, struct vk__exec_strv *arg
  */
 int vk__exec_bwrap_env_fd(const struct vk__exec_strv *envv, int *fd,
                           struct vk_err *err) VK_MUST_CHECK;
+/**
+ * Write the sandbox's /etc/passwd and /etc/group (root, the worker's uid and gid as
+ * "vulcan", nobody) into env->run_dir, replacing older ones. Returns 0 or a VK code.
+ */
+int vk__exec_sandbox_files(const struct vk_exec_env *env, struct vk_err *err) VK_MUST_CHECK;
 /** Probe bubblewrap once; sets env->bwrap_ok / bwrap_why. */
 void vk__exec_bwrap_probe(struct vk_exec_env *env);
 

@@ -5,8 +5,11 @@
  * /bin -> usr/bin on merged-/usr systems are recreated as symlinks), a fresh
  * /dev and /proc, private tmpfs /tmp and /var/tmp, the workspace read-write and
  * the script directory (and the git mirror the workspace borrows objects from)
- * read-only, all at their host paths. /etc/shadow, /etc/gshadow and their "-" backups
- * are masked.
+ * read-only, all at their host paths. /etc is a read-only tmpfs holding only what scripts
+ * need (etc_files below: name resolution, TLS certificates, the dynamic linker's cache,
+ * alternatives, time zone, shell and tool defaults) and a passwd/group made for the
+ * sandbox (vk__exec_sandbox_files); never shadow, gshadow, sudoers, ssh host keys or a
+ * service's configuration.
  * Every namespace is unshared (--unshare-all: user, ipc, pid, net, uts,
  * cgroup), except the network with allow_network, and all capabilities are
  * dropped. bubblewrap itself starts with an environment of PATH only (so an
@@ -23,8 +26,72 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char *const system_dirs[] = {"/usr",   "/bin",    "/sbin", "/lib", "/lib32",
-                                    "/lib64", "/libx32", "/etc",  "/opt"};
+static char *const system_dirs[] = {"/usr",   "/bin",   "/sbin",   "/lib",
+                                    "/lib32", "/lib64", "/libx32", "/opt"};
+
+/*
+ * What of the host's /etc a sandboxed script sees (each bound read-only when it exists;
+ * symlinks are followed, so /etc/resolv.conf -> /run/... still resolves). Kept to what
+ * shells, git, curl, compilers and language runtimes read; the operator adds more with
+ * --sandbox-ro /etc/NAME. passwd and group are the sandbox's own (vk__exec_sandbox_files).
+ */
+static const char *const etc_files[] = {
+    /* names and the network */
+    "hosts", "resolv.conf", "nsswitch.conf", "host.conf", "gai.conf", "services", "protocols",
+    "networks", "rpc", "ethertypes", "netconfig",
+    /* TLS */
+    "ssl", "ca-certificates", "ca-certificates.conf", "pki", "crypto-policies", "gnutls",
+    /* the dynamic linker, alternatives, locale and time */
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "timezone",
+    "locale.alias", "locale.conf", "default/locale",
+    /* what the system is */
+    "os-release", "lsb-release", "debian_version", "issue",
+    /* shells and terminals */
+    "profile", "profile.d", "bash.bashrc", "inputrc", "shells", "environment", "terminfo",
+    /* tools and runtimes */
+    "gitconfig", "wgetrc", "ssh/ssh_config", "ssh/ssh_config.d", "mime.types", "magic",
+    "magic.mime", "xml", "sgml", "fonts", "vim", "perl", "python3", "python3.11", "python3.12",
+    "python3.13", "pip.conf", "npmrc", "java-11-openjdk", "java-17-openjdk", "java-21-openjdk",
+    "maven", "fpc.cfg", "fpc-3.2.2.cfg", "gnucobol", "gdb", "groff", "manpath.config",
+    "mke2fs.conf", "dpkg", "gss", "ldap", "krb5.conf", "xattr.conf"};
+
+#define SANDBOX_PASSWD ".sandbox-passwd"
+#define SANDBOX_GROUP ".sandbox-group"
+
+/* Write `text` to `dir`/`name` through a temporary file renamed into place. */
+static int write_replace(const char *dir, const char *name, const char *text, struct vk_err *err)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s/%s.%ld", dir, name, (long)getpid());
+    (void)unlink(tmp);
+    int rc = vk__exec_write_file(tmp, text, strlen(text), err);
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = vk_err_errno(err, "rename sandbox file");
+    if (rc < 0)
+        (void)unlink(tmp);
+    return rc;
+}
+
+int vk__exec_sandbox_files(const struct vk_exec_env *env, struct vk_err *err)
+{
+    unsigned uid = (unsigned)getuid(), gid = (unsigned)getgid();
+    char passwd[512], group[256];
+    int n = snprintf(passwd, sizeof passwd, "root:x:0:0:root:/root:/bin/sh\n");
+    if (uid != 0)
+        n += snprintf(passwd + n, sizeof passwd - (size_t)n,
+                      "vulcan:x:%u:%u:Vulcan CI job:/tmp:/bin/sh\n", uid, gid);
+    snprintf(passwd + n, sizeof passwd - (size_t)n,
+             "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
+    n = snprintf(group, sizeof group, "root:x:0:\n");
+    if (gid != 0)
+        n += snprintf(group + n, sizeof group - (size_t)n, "vulcan:x:%u:\n", gid);
+    snprintf(group + n, sizeof group - (size_t)n, "nogroup:x:65534:\n");
+    int rc = write_replace(env->run_dir, SANDBOX_PASSWD, passwd, err);
+    if (rc == 0)
+        rc = write_replace(env->run_dir, SANDBOX_GROUP, group, err);
+    return rc;
+}
 
 #define PUSH(x)                                                                                    \
     do {                                                                                           \
@@ -54,19 +121,35 @@ static int push_system(struct vk__exec_strv *argv, struct vk_pool *pool)
             PUSH(d);
         }
     }
-    PUSH("--ro-bind-try");
-    PUSH("/dev/null");
-    PUSH("/etc/shadow");
-    PUSH("--ro-bind-try");
-    PUSH("/dev/null");
-    PUSH("/etc/gshadow");
-    /* The backups `passwd` and friends leave beside them hold the same hashes. */
-    PUSH("--ro-bind-try");
-    PUSH("/dev/null");
-    PUSH("/etc/shadow-");
-    PUSH("--ro-bind-try");
-    PUSH("/dev/null");
-    PUSH("/etc/gshadow-");
+    return 0;
+}
+
+/* The sandbox's /etc: a tmpfs with the allow-listed host files and our passwd/group.
+ * (It is made read-only after the operator's binds, which may add /etc files.) */
+static int push_etc(const struct vk_exec_env *env, struct vk__exec_strv *argv, struct vk_pool *pool)
+{
+    PUSH("--tmpfs");
+    PUSH("/etc");
+    for (size_t i = 0; i < VK_ARRAY_LEN(etc_files); i++) {
+        char *p = vk__exec_pool_printf(pool, "/etc/%s", etc_files[i]);
+        if (!p)
+            return VK_ENOMEM;
+        if (access(p, F_OK) != 0)
+            continue; /* a shorter command line; -try as it may go meanwhile */
+        PUSH("--ro-bind-try");
+        PUSH(p);
+        PUSH(p);
+    }
+    /* /etc/mtab is ../proc/self/mounts: the sandbox's own, not the worker's. */
+    PUSH("--symlink");
+    PUSH("../proc/self/mounts");
+    PUSH("/etc/mtab");
+    PUSH("--ro-bind");
+    PUSH(vk__exec_pool_printf(pool, "%s/" SANDBOX_PASSWD, env->run_dir));
+    PUSH("/etc/passwd");
+    PUSH("--ro-bind");
+    PUSH(vk__exec_pool_printf(pool, "%s/" SANDBOX_GROUP, env->run_dir));
+    PUSH("/etc/group");
     return 0;
 }
 
@@ -84,6 +167,8 @@ int vk__exec_bwrap_argv(const struct vk_exec_env *env, struct vk__exec_strv *arg
     PUSH("--cap-drop");
     PUSH("ALL");
     int rc = push_system(argv, pool);
+    if (rc == 0)
+        rc = push_etc(env, argv, pool);
     if (rc < 0)
         return rc;
     PUSH("--dev");
@@ -119,6 +204,8 @@ int vk__exec_bwrap_argv(const struct vk_exec_env *env, struct vk__exec_strv *arg
         PUSH(env->bind_rw[i]);
         PUSH(env->bind_rw[i]);
     }
+    PUSH("--remount-ro");
+    PUSH("/etc");
     PUSH("--chdir");
     PUSH(wsd);
     char fdtext[16];

@@ -324,6 +324,46 @@ static int load_fail_fast(struct vk__wf_loader *L, const struct vk_kdl_node *c,
     return rc;
 }
 
+/* `when "success" | "failure" | "always"`. */
+static int load_when(struct vk__wf_loader *L, const struct vk_kdl_node *c,
+                     const struct vk_kdl_node **seen, enum vk_wf_when *out)
+{
+    const char *w = NULL;
+    int rc = once(L, c, seen);
+    if (rc == 0)
+        rc = nonempty_string(L, c, &w);
+    if (rc < 0)
+        return rc;
+    if (strcmp(w, "success") == 0)
+        *out = VK_WF_WHEN_SUCCESS;
+    else if (strcmp(w, "failure") == 0)
+        *out = VK_WF_WHEN_FAILURE;
+    else if (strcmp(w, "always") == 0)
+        *out = VK_WF_WHEN_ALWAYS;
+    else
+        return vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(c->args[0].pos),
+                           "'when' takes \"success\", \"failure\" or \"always\", not '%s'", w);
+    return 0;
+}
+
+/* `allow-failure #true|#false`. */
+static int load_allow_failure(struct vk__wf_loader *L, const struct vk_kdl_node *c,
+                              const struct vk_kdl_node **seen, bool *out)
+{
+    int rc = once(L, c, seen);
+    if (rc == 0)
+        rc = vk__wf_no_props(L, c);
+    if (rc == 0)
+        rc = vk__wf_no_children(L, c);
+    if (rc == 0 && (c->nargs != 1 || c->args[0].kind != VK_KDL_BOOL))
+        rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE,
+                         VK__WF_AT(c->nargs ? c->args[c->nargs > 1].pos : c->pos),
+                         "'allow-failure' takes #true or #false");
+    if (rc == 0)
+        *out = c->args[0].b;
+    return rc;
+}
+
 static int load_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                          struct vk_wf_fragment *g)
 {
@@ -341,7 +381,7 @@ static int load_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *n,
     CHECKOUT_GET(&co, g->parent);
     CHECKOUT_SET(g, &co);
     const struct vk_kdl_node *seen_name = NULL, *seen_machine = NULL, *seen_cond = NULL,
-                             *seen_max = NULL, *seen_ff = NULL;
+                             *seen_max = NULL, *seen_ff = NULL, *seen_when = NULL, *seen_af = NULL;
     size_t nfrag = 0;
     for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
         if (vk_kdl_str_eq(c->name, "fragment") || vk_kdl_str_eq(c->name, "parallel")) {
@@ -362,13 +402,17 @@ static int load_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *n,
             rc = load_max_parallel(L, c, &seen_max, &g->max_parallel);
         } else if (vk_kdl_str_eq(c->name, "fail-fast")) {
             rc = load_fail_fast(L, c, &seen_ff, &g->no_fail_fast);
+        } else if (vk_kdl_str_eq(c->name, "when")) {
+            rc = load_when(L, c, &seen_when, &g->when);
+        } else if (vk_kdl_str_eq(c->name, "allow-failure")) {
+            rc = load_allow_failure(L, c, &seen_af, &g->allow_failure);
         } else if (vk_kdl_str_eq(c->name, "matrix") && L->matrix) {
             continue; /* this is one of its copies (load_matrix) */
         } else {
             rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
                              "unknown node '%s' in 'parallel'; expected one of: fragment, "
                              "parallel, name, machine, condition, max-parallel, fail-fast, "
-                             "matrix",
+                             "when, allow-failure, matrix",
                              c->name.ptr);
         }
     }
@@ -499,7 +543,7 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
     const struct vk_kdl_node *s_name = NULL, *s_run = NULL, *s_from = NULL, *s_machine = NULL,
                              *s_cond = NULL, *s_timeout = NULL, *s_retry = NULL, *s_env = NULL,
                              *s_network = NULL, *s_checkout = NULL, *s_qtimeout = NULL,
-                             *s_secrets = NULL;
+                             *s_when = NULL, *s_af = NULL, *s_secrets = NULL;
     struct vk_wf_secret *own = NULL;
     size_t nown = 0;
     f->type = VK_WF_INLINE;
@@ -573,6 +617,10 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                 rc = load_checkout(L, c, &co);
             if (rc == 0)
                 CHECKOUT_SET(f, &co);
+        } else if (vk_kdl_str_eq(c->name, "when")) {
+            rc = load_when(L, c, &s_when, &f->when);
+        } else if (vk_kdl_str_eq(c->name, "allow-failure")) {
+            rc = load_allow_failure(L, c, &s_af, &f->allow_failure);
         } else if (vk_kdl_str_eq(c->name, "secrets") || vk_kdl_str_eq(c->name, "secret-file")) {
             if (!s_secrets)
                 s_secrets = c;
@@ -583,7 +631,7 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
             rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
                              "unknown node '%s' in 'fragment'; expected one of: run, from, "
                              "name, machine, condition, timeout, queue-timeout, retry, env, "
-                             "network, checkout, matrix, secrets, secret-file",
+                             "network, checkout, when, allow-failure, matrix, secrets, secret-file",
                              c->name.ptr);
         }
     }
@@ -1048,6 +1096,9 @@ static int load_matrix(struct vk__wf_loader *L, const struct vk_kdl_node *n,
         if (rc < 0)
             return rc;
     }
+    /* The node's `when` and `allow-failure` are the group's too (the same in every copy). */
+    g->when = g->children[0].when;
+    g->allow_failure = g->children[0].allow_failure;
     return 0;
 }
 

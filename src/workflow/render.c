@@ -119,6 +119,11 @@ static json_t *jfragment(const struct vk_wf_fragment *f)
         json_object_set_new(o, "max_parallel", json_integer(f->max_parallel));
     if (f->no_fail_fast)
         json_object_set_new(o, "fail_fast", json_false());
+    if (f->when != VK_WF_WHEN_SUCCESS)
+        json_object_set_new(o, "when",
+                            json_string(f->when == VK_WF_WHEN_FAILURE ? "failure" : "always"));
+    if (f->allow_failure)
+        json_object_set_new(o, "allow_failure", json_true());
     if (f->nmatrix) /* a matrix copy: its combination */
         json_object_set_new(o, "matrix_values", jenv(f->matrix, f->nmatrix));
     json_object_set_new(o, "source_url", jstr(f->source_url));
@@ -217,6 +222,10 @@ static int text_fragment(struct vk_buf *b, const struct vk_wf_fragment *f, unsig
         rc = vk_buf_addf(b, " max-parallel %d", f->max_parallel);
     if (rc == 0 && f->no_fail_fast)
         rc = vk_buf_adds(b, " fail-fast off");
+    if (rc == 0 && f->when != VK_WF_WHEN_SUCCESS)
+        rc = vk_buf_addf(b, " when %s", f->when == VK_WF_WHEN_FAILURE ? "failure" : "always");
+    if (rc == 0 && f->allow_failure)
+        rc = vk_buf_adds(b, " allow-failure");
     if (rc == 0)
         rc = vk_buf_addf(b, "  (%s:%u:%u)\n", f->pos.file ? f->pos.file : "?", f->pos.line,
                          f->pos.col);

@@ -117,4 +117,36 @@ code=$(curl -s -o "$tmp/out" -w '%{http_code}' -H "Authorization: Bearer $admin"
 check "a personal access token gets no id token (401)" $?
 grep -Eq 'eyJ[0-9A-Za-z_-]{20}|vk_job_[0-9A-Za-z]{20}' "$tmp/server.log"
 check "no id token or job token in the server log" $([ $? -ne 0 ]; echo $?)
+
+# Key rotation: the new key signs, the previous one stays in the JWKS, so the token it
+# signed a moment ago still verifies with the JWKS of the restarted server.
+kill $pids 2>/dev/null
+wait 2>/dev/null
+"$vulcan" admin rotate-job-key --data-dir "$tmp/data" >"$tmp/rot" 2>&1
+check "vulcan admin rotate-job-key makes a new key" $?
+[ "$(stat -c %a "$tmp/data/job-oidc-key.pem")" = 600 ] && [ -f "$tmp/data/job-oidc-key.pem.previous" ]
+check "the new key is 0600 and the previous one is kept beside it" $?
+"$vulcan" server --require-auth --workers 0 --listen 127.0.0.1:0 --data-dir "$tmp/data" \
+    --log-format text >"$tmp/server2.log" 2>&1 &
+pids=$!
+url2=
+for _ in $(seq 1 100); do
+    url2=$(sed -n 's/.*vulcan server started" url=\(http:[^ ]*\).*/\1/p' "$tmp/server2.log")
+    [ -n "$url2" ] && curl -fs "$url2/health" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+curl -fs "$url2/.well-known/jwks.json" >"$tmp/jwks2.json"
+check "the restarted server serves its JWKS" $?
+python3 - "$tmp/jwks.json" "$tmp/jwks2.json" <<'PY'
+import json, sys
+old = [k["kid"] for k in json.load(open(sys.argv[1]))["keys"]]
+new = [k["kid"] for k in json.load(open(sys.argv[2]))["keys"]]
+assert len(old) == 1 and len(new) == 2, (old, new)
+assert new[1] == old[0] and new[0] != old[0], (old, new)
+PY
+check "its JWKS has the new key first and the previous one second" $?
+$py "$tmp/verify.py" "$iss" "$tmp/jwks2.json" "$tmp/tok.json" ok >"$tmp/out" 2>"$tmp/err"
+check "the token signed before the rotation still verifies with the new JWKS" $?
+"$vulcan" admin rotate-job-key --data-dir "$tmp/nowhere" >"$tmp/rot2" 2>&1
+check "rotating where there is no key fails (exit 1)" $([ $? -eq 1 ]; echo $?)
 finish

@@ -335,6 +335,59 @@ static void test_log_reads_take_no_lock(void **state)
     vk_pool_release(&pool);
 }
 
+/* GET a log path; returns the status, *body (owned) and *len the body. */
+static long get_log(struct env *e, const char *path, char **body, size_t *len)
+{
+    struct vk_http_response resp;
+    struct vk_err err = {0};
+    if (vk_http_client_request(e->cl, "GET", path, NULL, NULL, 0, 30000, &resp, &err) != 0)
+        fail_msg("GET %s: %s", path, err.msg);
+    long st = resp.status;
+    *len = resp.body.len;
+    *body = vk_buf_take(&resp.body, NULL);
+    vk_http_response_release(&resp);
+    return st;
+}
+
+/*
+ * Issue 14 item 3: the plain log is streamed from the store in 64 KiB blocks. A log of
+ * several chunks of odd sizes (the store's chunks do not line up with the blocks) reads
+ * back byte for byte, whole and from an offset inside a chunk, on every backend.
+ */
+static void test_whole_log_streamed(void **state)
+{
+    struct env *e = *state;
+    char id[VK_UUID_LEN], wid[VK_UUID_LEN], fid[VK_UUID_LEN];
+    submit(e, "big.kdl", "main", "true", id);
+    worker_register(e, wid);
+    int attempt = worker_claim(e->cl, wid, fid);
+    enum { TOTAL = 5 * 1024 * 1024 + 123, CHUNK = 700001 };
+    char *log = malloc(TOTAL);
+    for (size_t i = 0; i < TOTAL; i++)
+        log[i] = (char)('a' + (i * 7 + i / 4093) % 26);
+    for (size_t off = 0; off < TOTAL; off += CHUNK) {
+        size_t n = TOTAL - off < CHUNK ? TOTAL - off : CHUNK;
+        assert_int_equal(worker_log(e->cl, fid, attempt, (long long)off, log + off, n), 204);
+    }
+    char path[256], *body = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof(path), "/api/v1/fragments/%s/log", fid);
+    assert_int_equal(get_log(e, path, &body, &len), 200);
+    assert_int_equal(len, TOTAL);
+    assert_memory_equal(body, log, TOTAL);
+    free(body);
+    snprintf(path, sizeof(path), "/api/v1/fragments/%s/log?offset=%d", fid, CHUNK + 3);
+    assert_int_equal(get_log(e, path, &body, &len), 200);
+    assert_int_equal(len, TOTAL - (CHUNK + 3));
+    assert_memory_equal(body, log + CHUNK + 3, len);
+    free(body);
+    snprintf(path, sizeof(path), "/api/v1/fragments/%s/log?offset=%d", fid, TOTAL + 10);
+    assert_int_equal(get_log(e, path, &body, &len), 200);
+    assert_int_equal(len, 0);
+    free(body);
+    free(log);
+}
+
 static void test_sse_encoding(void **state)
 {
     /* complete_prefix and json_text are static in api_logs.c: check them through a
@@ -369,6 +422,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_follow_new_attempt, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_follow_client_goes_away, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_log_reads_take_no_lock, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_whole_log_streamed, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_sse_encoding, env_setup, env_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,7 +23,10 @@
 
 static inline struct vk_http_server *test_server_new(const char *listen)
 {
-    struct vk_http_server_opts o = {.listen = listen ? listen : "127.0.0.1:0"};
+    /* These tests load the server with hundreds of connections from loopback: the
+     * per-address limit (default 64) has tests of its own (test_server.c, cli_connections). */
+    struct vk_http_server_opts o = {.listen = listen ? listen : "127.0.0.1:0",
+                                    .per_addr_limit = 4096};
     struct vk_http_server *srv = NULL;
     struct vk_err err;
     int rc = vk_http_server_new(&o, &srv, &err);

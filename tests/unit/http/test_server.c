@@ -1,6 +1,8 @@
 /* Server routing, parameters, JSON bodies, limits and errors, over real HTTP. */
 #include "http_test.h"
 
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 static void h_echo(struct vk_http_req *req, void *ctx)
@@ -414,6 +416,133 @@ static void test_route_registration(void **state)
     vk_http_server_free(s); /* never started */
 }
 
+/* ---- Request deadline, per-address limit, pulled bodies (issue 14 items 3, 5). */
+
+static int connect_port(struct vk_http_server *srv)
+{
+    int fd = test_connect(srv);
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+static struct vk_http_server *limited_server(unsigned per_address, unsigned timeout_s)
+{
+    struct vk_http_server_opts o = {
+        .listen = "127.0.0.1:0", .per_addr_limit = per_address, .req_timeout_s = timeout_s};
+    struct vk_http_server *srv = NULL;
+    struct vk_err err;
+    assert_int_equal(vk_http_server_new(&o, &srv, &err), 0);
+    assert_int_equal(vk_http_route(srv, "POST", "/echo", h_raw, NULL, NULL, &err), 0);
+    test_server_start(srv);
+    return srv;
+}
+
+/* A body sent a byte every 200 ms (never idle) is cut at the 1 s deadline with a 408. */
+static void test_request_deadline(void **state)
+{
+    (void)state;
+    struct vk_http_server *srv = limited_server(0, 1);
+    int fd = connect_port(srv);
+    const char *head = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n";
+    assert_int_equal(send(fd, head, strlen(head), 0), (ssize_t)strlen(head));
+    int64_t t0 = vk_time_mono_ns();
+    char buf[512];
+    size_t got = 0;
+    for (int i = 0; i < 40; i++) {
+        if (send(fd, "x", 1, MSG_NOSIGNAL) != 1)
+            break;
+        ssize_t n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+            break;
+        if (n > 0)
+            got += (size_t)n;
+    }
+    int64_t ms = (vk_time_mono_ns() - t0) / 1000000;
+    buf[got] = '\0';
+    close(fd);
+    assert_non_null(strstr(buf, "HTTP/1.1 408 Request Timeout"));
+    assert_non_null(strstr(buf, "request_timeout"));
+    assert_true(ms >= 800 && ms < 3000);
+    vk_http_server_free(srv);
+}
+
+/* The 4th connection from one address is answered 429 and closed; the first 3 are served. */
+static void test_per_address_limit(void **state)
+{
+    (void)state;
+    struct vk_http_server *srv = limited_server(3, 0);
+    int fds[4];
+    for (int i = 0; i < 4; i++)
+        fds[i] = connect_port(srv);
+    usleep(200000);
+    const char *busy = test_read_all(fds[3], 1000);
+    assert_non_null(strstr(busy, "HTTP/1.1 429 Too Many Requests"));
+    assert_non_null(strstr(busy, "too many connections from your address"));
+    const char *req = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+    for (int i = 0; i < 3; i++) {
+        char buf[256] = {0};
+        assert_int_equal(send(fds[i], req, strlen(req), 0), (ssize_t)strlen(req));
+        assert_true(recv(fds[i], buf, sizeof(buf) - 1, 0) > 0);
+        assert_non_null(strstr(buf, "HTTP/1.1 200"));
+    }
+    for (int i = 0; i < 4; i++)
+        close(fds[i]);
+    vk_http_server_free(srv);
+}
+
+struct pulled {
+    atomic_int calls, freed;
+    size_t max_seen;
+};
+
+static ssize_t pull_digits(void *ctx, uint64_t pos, char *buf, size_t max)
+{
+    struct pulled *p = ctx;
+    atomic_fetch_add(&p->calls, 1);
+    if (max > p->max_seen)
+        p->max_seen = max;
+    for (size_t i = 0; i < max; i++)
+        buf[i] = (char)('0' + (pos + i) % 10);
+    return (ssize_t)max;
+}
+
+static void pulled_free(void *ctx)
+{
+    struct pulled *p = ctx;
+    atomic_fetch_add(&p->freed, 1);
+}
+
+static void h_pull(struct vk_http_req *req, void *ctx)
+{
+    (void)vk_http_reply_pull(req, 200, "text/plain", 1000000, 4096, pull_digits, ctx, pulled_free);
+}
+
+/* A pulled body arrives whole, block by block, and its context is freed once. */
+static void test_pulled_body(void **state)
+{
+    (void)state;
+    struct pulled p = {.calls = 0};
+    struct vk_http_server *srv = test_server_new(NULL);
+    struct vk_err err;
+    assert_int_equal(vk_http_route(srv, "GET", "/pull", h_pull, &p, NULL, &err), 0);
+    test_server_start(srv);
+    struct vk_http_client *cl = test_client(srv, 10000);
+    struct vk_http_response resp;
+    assert_int_equal(vk_http_client_request(cl, "GET", "/pull", NULL, NULL, 0, 0, &resp, &err), 0);
+    assert_int_equal(resp.status, 200);
+    assert_int_equal(resp.body.len, 1000000);
+    for (size_t i = 0; i < resp.body.len; i++)
+        if (resp.body.data[i] != (char)('0' + i % 10))
+            fail_msg("byte %zu is '%c'", i, resp.body.data[i]);
+    vk_http_response_release(&resp);
+    vk_http_client_free(cl);
+    assert_true(p.max_seen <= 4096);
+    assert_true(atomic_load(&p.calls) >= 1000000 / 4096);
+    vk_http_server_free(srv);
+    assert_int_equal(atomic_load(&p.freed), 1);
+}
+
 static void test_listen_addresses(void **state)
 {
     (void)state;
@@ -459,6 +588,9 @@ int main(void)
         cmocka_unit_test(test_body_limit_chunked),
         cmocka_unit_test(test_route_registration),
         cmocka_unit_test(test_listen_addresses),
+        cmocka_unit_test(test_request_deadline),
+        cmocka_unit_test(test_per_address_limit),
+        cmocka_unit_test(test_pulled_body),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

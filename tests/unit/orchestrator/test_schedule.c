@@ -1,13 +1,45 @@
 /*
- * The chain state machine against a real (in-memory SQLite) store: order of
- * sequential fragments, parallel groups, conditions, failure, retry, cancel,
- * rerun and the reaper.
+ * The chain state machine against a real store: order of sequential fragments, parallel
+ * groups, conditions, failure, retry, cancel, rerun and the reaper; matrix failure
+ * policies. In-memory SQLite, or with VK_TEST_STORE_BACKEND=postgres (through
+ * scripts/pg-test.sh) a new database per test on the cluster in VK_TEST_PG_URL.
  */
 #include "vk_test.h"
 #include "vulcan/orchestrator.h"
 
+#include <libpq-fe.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* The store URL of the next test: SQLite in memory, or a fresh PostgreSQL database. */
+static void store_url(char *url, size_t n)
+{
+    static int seq;
+    const char *b = getenv("VK_TEST_STORE_BACKEND");
+    if (!b || strcmp(b, "postgres") != 0) {
+        snprintf(url, n, "sqlite::memory:");
+        return;
+    }
+    const char *base = getenv("VK_TEST_PG_URL");
+    if (!base || !*base)
+        fail_msg("VK_TEST_PG_URL is not set: run this test through scripts/pg-test.sh");
+    PGconn *db = PQconnectdb(base);
+    if (PQstatus(db) != CONNECTION_OK)
+        fail_msg("cannot connect to %s: %s", base, PQerrorMessage(db));
+    char sql[128], name[64];
+    snprintf(name, sizeof(name), "sched%d_%d", (int)getpid(), ++seq);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+    PGresult *r = PQexec(db, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        fail_msg("create database: %s", PQerrorMessage(db));
+    PQclear(r);
+    PQfinish(db);
+    const char *slash = strrchr(base, '/');
+    assert_non_null(slash);
+    snprintf(url, n, "%.*s/%s", (int)(slash - base), base, name);
+}
 
 struct fixture {
     struct vk_store *store;
@@ -21,7 +53,10 @@ static int setup(void **state)
 {
     struct fixture *fx = vk_mem_xcalloc(1, sizeof(*fx));
     struct vk_err err;
-    assert_int_equal(vk_store_open("sqlite::memory:", &fx->store, &err), 0);
+    char url[512];
+    store_url(url, sizeof(url));
+    if (vk_store_open(url, &fx->store, &err) != 0)
+        fail_msg("open %s: %s", url, err.msg);
     struct vk_orch_opts opts = {.worker_timeout_ms = 200, .max_attempts = 2};
     assert_int_equal(vk_orch_new(fx->store, &opts, &fx->orch, &err), 0);
     assert_int_equal(vk_store_worker_register(fx->store, NULL, "w1", "test", default_groups, 2,
@@ -490,6 +525,80 @@ static void test_fail_fast(void **state)
     assert_int_equal(chain_status(fx, c3), VK_STORE_CHAIN_FAILED);
 }
 
+/* Issue 17: `when` and `allow-failure`. After a failure the chain is failed at once, but a
+ * `when "always"` or `"failure"` node still runs (also one inside a running group), a
+ * `"failure"` one is skipped when nothing failed, and an allowed failure fails nothing. */
+static void test_when_and_allow_failure(void **state)
+{
+    struct fixture *fx = *state;
+    char chain[VK_UUID_LEN], name[64], id[VK_UUID_LEN];
+    int a;
+    submit(fx,
+           "version \"0.1\"\ntriggers \"push\"\nchain {\n machine \"default\"\n"
+           " fragment { name \"lint\"; run \"x\"; allow-failure #true }\n"
+           " fragment { name \"on-fail-early\"; run \"x\"; when \"failure\" }\n"
+           " fragment { name \"build\"; run \"x\" }\n"
+           " fragment { name \"test\"; run \"x\" }\n"
+           " parallel { name \"report\"; when \"failure\"\n"
+           "  fragment { name \"crash-logs\"; run \"x\" } }\n"
+           " fragment { name \"cleanup\"; run \"x\"; when \"always\" }\n"
+           " fragment { name \"deploy\"; run \"x\" }\n}\n",
+           "main", chain);
+    assert_true(claim(fx, name, id, &a));
+    assert_string_equal(name, "lint");
+    assert_int_equal(finish(fx, id, a, false), VK_STORE_FRAG_FAILED); /* allowed */
+    assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_RUNNING);
+    assert_int_equal(frag_status(fx, chain, "on-fail-early"), VK_STORE_FRAG_SKIPPED);
+    assert_string_equal(frag_error(fx, chain, "on-fail-early"),
+                        "skipped: when \"failure\", and nothing failed");
+    assert_true(claim(fx, name, id, &a));
+    assert_string_equal(name, "build");
+    assert_int_equal(finish(fx, id, a, false), VK_STORE_FRAG_FAILED);
+    assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_FAILED);
+    assert_int_equal(frag_status(fx, chain, "test"), VK_STORE_FRAG_SKIPPED);
+    assert_int_equal(frag_status(fx, chain, "deploy"), VK_STORE_FRAG_SKIPPED);
+    assert_true(claim(fx, name, id, &a));
+    assert_string_equal(name, "crash-logs"); /* inside a when "failure" group */
+    finish(fx, id, a, true);
+    assert_true(claim(fx, name, id, &a));
+    assert_string_equal(name, "cleanup");
+    assert_int_equal(frag_status(fx, chain, "report"), VK_STORE_FRAG_COMPLETED);
+    finish(fx, id, a, true);
+    assert_false(claim(fx, name, id, &a));
+    assert_int_equal(frag_status(fx, chain, "cleanup"), VK_STORE_FRAG_COMPLETED);
+    assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_FAILED);
+    struct vk_pool pool;
+    vk_pool_init(&pool, 0);
+    struct vk_store_chain c;
+    struct vk_err err;
+    assert_int_equal(vk_store_chain_get(fx->store, chain, &pool, &c, NULL, NULL, &err), 0);
+    assert_true(c.finished_at > 0);
+    assert_string_equal(c.error, "fragment 'build' failed");
+    vk_pool_release(&pool);
+
+    /* Nothing fails but an allowed failure: completed; "failure" nodes skipped, "always" runs. */
+    char c2[VK_UUID_LEN];
+    submit(fx,
+           "version \"0.1\"\ntriggers \"push\"\nchain {\n machine \"default\"\n"
+           " parallel { fragment { name \"flaky\"; run \"x\"; allow-failure #true }\n"
+           "  fragment { name \"solid\"; run \"x\" } }\n"
+           " fragment { name \"notify\"; run \"x\"; when \"failure\" }\n"
+           " fragment { name \"tidy\"; run \"x\"; when \"always\" }\n}\n",
+           "main", c2);
+    char ids[2][VK_UUID_LEN], names[2][64];
+    int att[2];
+    assert_true(claim(fx, names[0], ids[0], &att[0]));
+    assert_true(claim(fx, names[1], ids[1], &att[1]));
+    for (int i = 0; i < 2; i++)
+        finish(fx, ids[i], att[i], strcmp(names[i], "flaky") != 0);
+    assert_true(claim(fx, name, id, &a));
+    assert_string_equal(name, "tidy");
+    finish(fx, id, a, true);
+    assert_int_equal(frag_status(fx, c2, "flaky"), VK_STORE_FRAG_FAILED);
+    assert_int_equal(frag_status(fx, c2, "notify"), VK_STORE_FRAG_SKIPPED);
+    assert_int_equal(chain_status(fx, c2), VK_STORE_CHAIN_COMPLETED);
+}
+
 /* Issue 12 item 5: a fragment ready longer than its queue timeout fails with the waiting
  * reason; the fragment's own value wins over the workflow's; the chain ends failed and
  * nothing is left pending, ready or running. */
@@ -675,6 +784,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failure_skips_rest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_parallel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fail_fast, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_when_and_allow_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_then_stale, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_rerun, setup, teardown),

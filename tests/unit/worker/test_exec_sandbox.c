@@ -416,6 +416,42 @@ static void test_cgroup_notice_when_unavailable(void **state)
     vk_exec_env_release(&env2);
 }
 
+/* Limits fail closed (issue 14 item 10): with cgroups wanted (auto) but none writable, an
+ * attempt with a limit does not run unbounded; it fails with the reason. */
+static void test_cgroup_limits_fail_closed(void **state)
+{
+    (void)state;
+    struct vk_exec_env env2;
+    char wd[400];
+    snprintf(wd, sizeof wd, "%s/work3", g_root);
+    struct vk_exec_config cfg = {.work_dir = wd, .sandbox = VK_EXEC_SANDBOX_NONE};
+    struct vk_err err;
+    assert_int_equal(vk_exec_env_init(&env2, &cfg, &err), 0);
+    /* As on a host without a writable cgroup hierarchy. */
+    env2.cgroup_mode = VK_EXEC_CGROUP_NONE;
+    snprintf(env2.cgroup_why, sizeof env2.cgroup_why, "no writable cgroup v1 hierarchy");
+    struct vk_exec_spec s = base_spec("failcg", "echo ran\n");
+    s.sandbox = VK_EXEC_SANDBOX_NONE;
+    s.pids_limit = 100;
+    struct collected c;
+    struct vk_exec_result r;
+    collected_init(&c);
+    assert_int_equal(vk_exec_run(&env2, &s, collect, &c, NULL, &r, &err), VK_EPERM);
+    assert_non_null(strstr(err.msg, "cgroup limits unavailable (no writable cgroup v1"));
+    assert_non_null(strstr(err.msg, "--cgroups never"));
+    assert_null(strstr(outs(&c), "ran"));
+    assert_false(r.cgroup_used);
+    /* Without a limit the same attempt runs (nothing was asked for). */
+    struct vk_exec_spec s2 = base_spec("failcg2", "echo ran\n");
+    s2.sandbox = VK_EXEC_SANDBOX_NONE;
+    vk_buf_release(&c.b);
+    collected_init(&c);
+    assert_int_equal(vk_exec_run(&env2, &s2, collect, &c, NULL, &r, &err), 0);
+    assert_string_equal(outs(&c), "ran\n");
+    vk_buf_release(&c.b);
+    vk_exec_env_release(&env2);
+}
+
 /* The sandbox fails closed (issue 14 item 10): with `auto` and a bubblewrap that does not
  * work, nothing runs; only an explicit `none` runs unsandboxed. */
 static void test_sandbox_fails_closed(void **state)
@@ -536,6 +572,7 @@ int main(void)
         cmocka_unit_test(test_escape_without_cgroup),
         cmocka_unit_test(test_cgroup_cpu_quota),
         cmocka_unit_test(test_cgroup_notice_when_unavailable),
+        cmocka_unit_test(test_cgroup_limits_fail_closed),
     };
     return cmocka_run_group_tests(tests, env_setup, env_teardown);
 }

@@ -328,8 +328,8 @@ static const struct bad bads[] = {
     {HEAD "chain { machine \"m\"; fragment { run \"x\"; script \"y\" } }\n", VK_WF_ERR_UNKNOWN_NODE,
      3, 42,
      "unknown node 'script' in 'fragment'; expected one of: run, from, name, machine, "
-     "condition, timeout, queue-timeout, retry, env, network, checkout, matrix, secrets, "
-     "secret-file"},
+     "condition, timeout, queue-timeout, retry, env, network, checkout, when, allow-failure, "
+     "matrix, secrets, secret-file"},
     {HEAD "jobs {}\n" C1, VK_WF_ERR_UNKNOWN_NODE, 3, 1,
      "unknown node 'jobs'; expected one of: version, name, queue-timeout, "
      "triggers, chain"},
@@ -354,7 +354,7 @@ static const struct bad bads[] = {
     {HEAD "chain { machine \"m\"; parallel { retry 1; fragment { run \"x\" } } }\n",
      VK_WF_ERR_UNKNOWN_NODE, 3, 33,
      "unknown node 'retry' in 'parallel'; expected one of: fragment, parallel, name, machine, "
-     "condition, max-parallel, fail-fast, matrix"},
+     "condition, max-parallel, fail-fast, when, allow-failure, matrix"},
     {HEAD "fragment { run \"x\" }\n" C1, VK_WF_ERR_UNKNOWN_NODE, 3, 1,
      "'fragment' must be inside 'chain' (only fragment files, which are imported, hold "
      "fragments at the top level)"},
@@ -705,6 +705,32 @@ static void test_matrix(void **state)
     assert_int_equal(g->max_parallel, 0);
     assert_false(g->no_fail_fast);
     vk_workflow_free(wf);
+    /* when and allow-failure, on fragments, groups and a matrix (its group too). */
+    wf = load_ok(HEAD "chain { machine \"m\"; fragment { run \"a\"; when \"always\"; "
+                      "allow-failure #true }\n"
+                      "    parallel { when \"failure\"; fragment { run \"b\" } }\n"
+                      "    fragment { matrix { x 1 2; }; run \"c\"; when \"failure\" }\n"
+                      "    fragment { run \"d\"; when \"success\"; allow-failure #false } }\n");
+    assert_int_equal(wf->root.children[0].when, VK_WF_WHEN_ALWAYS);
+    assert_true(wf->root.children[0].allow_failure);
+    assert_int_equal(wf->root.children[1].when, VK_WF_WHEN_FAILURE);
+    assert_int_equal(wf->root.children[1].children[0].when, VK_WF_WHEN_SUCCESS);
+    assert_int_equal(wf->root.children[2].when, VK_WF_WHEN_FAILURE);
+    assert_int_equal(wf->root.children[2].children[1].when, VK_WF_WHEN_FAILURE);
+    assert_int_equal(wf->root.children[3].when, VK_WF_WHEN_SUCCESS);
+    assert_false(wf->root.children[3].allow_failure);
+    vk_workflow_free(wf);
+    static const struct bad policy_bad[] = {
+        {HEAD "chain { machine \"m\"; fragment { run \"a\"; when \"sometimes\" } }\n",
+         VK_WF_ERR_INVALID_VALUE, 3, 47,
+         "'when' takes \"success\", \"failure\" or \"always\", not 'sometimes'"},
+        {HEAD "chain { machine \"m\"; fragment { run \"a\"; allow-failure \"yes\" } }\n",
+         VK_WF_ERR_INVALID_VALUE, 3, 56, "'allow-failure' takes #true or #false"},
+        {HEAD "chain { machine \"m\"; fragment { run \"a\"; when \"always\"; when \"always\" } }\n",
+         VK_WF_ERR_DUPLICATE, 3, 57, "duplicate 'when' (first at line 3)"},
+    };
+    for (size_t i = 0; i < VK_ARRAY_LEN(policy_bad); i++)
+        check_bad(&policy_bad[i]);
     wf = load_ok(HEAD
                  "chain { machine \"m\"; fragment { matrix { n 1 2 3; max-parallel 2; "
                  "fail-fast #false; }; run \"x\" }\n"
