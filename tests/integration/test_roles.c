@@ -60,11 +60,24 @@ static void start_role(struct vkt *t, const char *roles, uint16_t port, char *ur
     snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
     snprintf(data, sizeof(data), "%s/data-%s", t->tmp, roles);
     snprintf(url, cap, "http://127.0.0.1:%u", port);
-    const char *args[] = {
-        "server",       "--no-auth",  "--roles",          roles,        "--listen",
-        listen,         "--database", t->db_url,          "--data-dir", data,
-        "--log-format", "json",       "--worker-timeout", "3",          "--log-level",
-        "debug",        NULL};
+    const char *args[] = {"server",
+                          "--no-auth",
+                          "--roles",
+                          roles,
+                          "--listen",
+                          listen,
+                          "--database",
+                          t->db_url,
+                          "--data-dir",
+                          data,
+                          "--log-format",
+                          "json",
+                          "--worker-timeout",
+                          "3",
+                          "--log-level",
+                          "debug",
+                          "--allow-file-repos", /* the test's repositories are file:// */
+                          NULL};
     vkt_proc_start(t, roles, args);
     int64_t end = vkt_now() + 20000 * vkt_slow();
     while (vkt_status_of(url, "/health") != 200) {
@@ -142,7 +155,8 @@ static void test_roles_apart(void **state)
     make_repo(t, repo_url, sizeof(repo_url), sha);
 
     /* the api and console process is the harness's main server */
-    const char *main_args[] = {"--roles", "api,console", "--worker-timeout", "3", NULL};
+    const char *main_args[] = {"--roles", "api,console",        "--worker-timeout",
+                               "3",       "--allow-file-repos", NULL};
     vkt_server_start(t, main_args);
     char orch_url[64], trig_url[64];
     start_role(t, "orchestrator", vkt_free_port(), orch_url, sizeof(orch_url));
