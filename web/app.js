@@ -543,7 +543,7 @@
       h("p", { class: "small muted" }, (r.provider || "git") + " · " + r.url + " · default branch " + branch +
         (r.workflow_glob ? " · workflows " + r.workflow_glob : "")),
       h("p", null, h("a", { href: "#/chains?repository=" + encodeURIComponent(r.id) }, "Chains of this repository")),
-      formBox);
+      formBox, secretsBox(r));
     api("GET", "/repos/" + r.id + "/workflows").then(function (d) {
       clear(formBox);
       /* Only workflows with a manual trigger can be run; a file that does not load says why. */
@@ -565,6 +565,36 @@
       else formBox.appendChild(errorBox(e, "cannot read the workflows"));
     });
     return card;
+  }
+
+  /* The repository's secrets: names and who changed them when (the API never answers a value;
+   * docs/secrets.md). Set them with 'vulcan secrets set --repo ID NAME'. */
+  function secretsBox(r) {
+    var box = h("div", { class: "secrets", "data-repo-secrets": r.id });
+    api("GET", "/repos/" + r.id + "/secrets").then(function (d) {
+      var list = d.secrets || [];
+      box.appendChild(h("h3", null, "Secrets"));
+      if (!list.length) {
+        box.appendChild(h("p", { class: "muted small" },
+          "No repository secret (the org's apply). Add one with 'vulcan secrets set --repo " + r.id + " NAME'."));
+        return;
+      }
+      box.appendChild(h("table", { class: "list small" },
+        h("thead", null, h("tr", null, ["Name", "Protected", "Changed by", "Changed"].map(function (t) {
+          return h("th", { scope: "col" }, t);
+        }))),
+        h("tbody", null, list.map(function (x) {
+          return h("tr", { "data-secret": x.name },
+            h("td", null, h("code", null, x.name)),
+            h("td", null, x.protected ? "yes" : "no"),
+            h("td", null, x.updated_by || "–"),
+            h("td", { title: x.updated_at || "" }, x.updated_at ? ago(x.updated_at) : "–"));
+        }))));
+    }, function (e) {
+      if (e.status === 403) box.appendChild(h("p", { class: "muted small" }, "Listing secrets needs the developer role."));
+      else if (e.status !== 404 && e.status !== 405) box.appendChild(errorBox(e, "cannot list the secrets"));
+    });
+    return box;
   }
 
   function triggerForm(r, workflows) {

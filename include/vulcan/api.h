@@ -24,6 +24,8 @@
 #include "vulcan/triggers.h"
 #include "vulcan/util.h"
 
+struct vk_secret_key; /* vulcan/secrets.h */
+
 #include <stdint.h>
 
 struct vk_api;
@@ -95,6 +97,11 @@ struct vk_api_opts {
     /** Borrowed, may be NULL: the URLs of POST/PATCH /repos must pass its checks that
      * need no resolver (vk_git_url_check_static; the trigger service does the rest). */
     const struct vk_git_url_policy *url_policy;
+    /** The secrets key-encryption key (borrowed for the API's life; checked against the
+     * store by the caller); NULL: the secrets routes answer 503, work items carry none. */
+    const struct vk_secret_key *secrets_key;
+    /** Its generation (vk_store_secret_key_check). */
+    int secrets_key_version;
 };
 
 /** Create the API and register its routes. Borrows `opts`. */

@@ -190,6 +190,20 @@ enum vk_exec_submodules {
 };
 
 /**
+ * A secret file of an attempt (`secret-file` in a workflow, DESIGN §8): written 0600 as
+ * `<work_dir>/run/<fragment>-<attempt>/secrets/<name>`, outside the workspace (read-only
+ * inside the sandbox), its path in the environment variable `name`, and removed when the
+ * attempt ends however it ends; a worker that died mid-attempt removes it at its next start.
+ */
+struct vk_exec_file {
+    const char *name; /**< [A-Z_][A-Z0-9_]*, at most 128 bytes */
+    const char *data; /**< borrowed */
+    size_t len;
+};
+
+#define VK_EXEC_MAX_FILES 100 /**< secret files of one attempt */
+
+/**
  * What to run. Every pointer is borrowed for the duration of vk_exec_run().
  * Zero means "default" / "none" for every numeric field.
  */
@@ -225,6 +239,8 @@ struct vk_exec_spec {
     bool keep_workspace;          /**< leave the workspace in place afterwards */
     struct vk_mask *mask;         /**< borrowed: every output byte (checkout, script, notices)
                                    *   goes through it before the callback; NULL: none */
+    const struct vk_exec_file *files; /**< `nfiles` secret files (see struct vk_exec_file) */
+    size_t nfiles;
 };
 
 /**

@@ -81,6 +81,7 @@ struct vk_orch_context {
     const char *commit_author;  /**< "Name <email>", NULL when unknown ($COMMIT_AUTHOR) */
     const char *trigger_ref;
     int64_t pr_number;
+    bool from_fork; /**< a pull request whose head repository is not the base repository */
     const char *tag;
     const struct vk_cond_var
         *env; /**< extra environment (manual inputs, --env), wins over the workflow's */

@@ -40,7 +40,7 @@ struct vk_store;
 struct vk_store_tx;
 
 /** Schema version this binary knows (the highest migration number). */
-#define VK_STORE_SCHEMA_VERSION 10
+#define VK_STORE_SCHEMA_VERSION 11
 
 /** Caps on input-derived sizes. */
 #define VK_STORE_MAX_FRAGMENTS 10000      /**< fragments in one chain */
@@ -90,6 +90,9 @@ struct vk_store_repo {
     const char *status_token;   /**< commit statuses: the provider's access token, may be NULL */
     const char *status_api_url; /**< commit statuses: the provider's API base URL; NULL: the
                                  *   provider's default (vk_triggers_status_api_url()) */
+    bool allow_fork_secrets;    /**< pull requests from forks get secrets (default false) */
+    const char *protected_refs; /**< comma-separated branch globs whose chains get protected
+                                 *   secrets; NULL: the default branch */
 };
 
 /** One run of one workflow. */
@@ -120,6 +123,8 @@ struct vk_store_chain {
      *  chain of the same request and source_file is VK_EEXIST (a request handled again
      *  after its handler died makes each chain once). */
     char trigger_request_id[VK_UUID_LEN];
+    bool from_fork; /**< made for a pull request whose head repository is not the base one:
+                     *   its attempts get no secrets unless the repository allows it */
 };
 
 /** When a fragment runs (`when` of the workflow), as stored in fragments.run_when. */
@@ -163,6 +168,7 @@ struct vk_store_fragment {
                                   *   without skipping its other children (`fail-fast #false`) */
     enum vk_store_when run_when; /**< `when` */
     bool allow_failure;          /**< its failure fails neither its group nor the chain */
+    const char *secrets_json;    /**< [{"name", "file"}]: the secrets it uses; NULL: none */
 };
 
 /**
@@ -188,6 +194,7 @@ struct vk_store_fragment_spec {
     bool no_fail_fast; /**< as in struct vk_store_fragment */
     enum vk_store_when run_when;
     bool allow_failure;
+    const char *secrets_json; /**< [{"name": "A", "file": false}, ...] or NULL */
 };
 
 /** A worker agent. */
@@ -683,8 +690,10 @@ enum {
     VK_STORE_REPO_SET_GLOB = 1 << 3,
     VK_STORE_REPO_SET_BRANCH = 1 << 4,
     VK_STORE_REPO_SET_URL_IMPORTS = 1 << 5,
-    VK_STORE_REPO_SET_STATUS_TOKEN = 1 << 6, /**< NULL status_token writes NULL */
-    VK_STORE_REPO_SET_STATUS_API = 1 << 7    /**< NULL status_api_url writes NULL (the default) */
+    VK_STORE_REPO_SET_STATUS_TOKEN = 1 << 6,  /**< NULL status_token writes NULL */
+    VK_STORE_REPO_SET_STATUS_API = 1 << 7,    /**< NULL status_api_url writes NULL (the default) */
+    VK_STORE_REPO_SET_FORK_SECRETS = 1 << 8,  /**< allow_fork_secrets */
+    VK_STORE_REPO_SET_PROTECTED_REFS = 1 << 9 /**< NULL protected_refs: the default branch */
 };
 
 struct vk_store_repo_update {
@@ -697,6 +706,8 @@ struct vk_store_repo_update {
     bool allow_url_imports;
     const char *status_token;
     const char *status_api_url;
+    bool allow_fork_secrets;
+    const char *protected_refs;
 };
 
 /** A cron schedule of a repository's workflow. */

@@ -145,6 +145,8 @@ struct vk_triggers_event {
     const char *pr_head_branch; /**< source branch */
     const char *pr_base_branch; /**< target branch (also in `branch`) */
     bool pr_merged;             /**< closed by merging, when the provider says so */
+    bool pr_from_fork;          /**< the head repository is not the base repository (or the
+                                 *   payload does not show it is): no secrets (DESIGN §8) */
     /* changed files */
     const char **paths;
     size_t npaths;

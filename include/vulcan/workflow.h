@@ -293,6 +293,15 @@ struct vk_wf_kv {
     struct vk_wf_pos pos;
 };
 
+/** A secret a fragment uses (`secrets "NAME"` or `secret-file "NAME"`, DESIGN §8). */
+struct vk_wf_secret {
+    const char *name; /**< [A-Z_][A-Z0-9_]* */
+    bool file;        /**< `secret-file`: a 0600 file whose path is in the variable */
+    struct vk_wf_pos pos;
+};
+
+#define VK_WF_MAX_SECRETS 100 /**< secrets one fragment may use */
+
 /**
  * A node of the chain tree. Inline fragments have `run`; groups have
  * `children` (an array of `nchildren` structs). A `parallel` block is a group
@@ -323,6 +332,9 @@ struct vk_wf_fragment {
                          *   checkout fields are then at their defaults) */
     struct vk_wf_kv *env;
     size_t nenv;
+    struct vk_wf_secret *secrets; /**< resolved: the chain's and the fragment's own (its own
+                                   *   win for a name in both), in order of first use */
+    size_t nsecrets;
     bool is_matrix;       /**< a `parallel` group of one copy per `matrix` combination */
     int max_parallel;     /**< parallel groups: `max-parallel N`, most children running at
                            *   once (the next starts when one ends); 0: no limit */
@@ -353,6 +365,8 @@ struct vk_workflow {
     bool checkout_none;                        /**< chain `checkout #false` */
     struct vk_wf_kv *env;                      /**< chain.env */
     size_t nenv;
+    struct vk_wf_secret *secrets; /**< chain.secrets and chain.secret-file */
+    size_t nsecrets;
     int64_t queue_timeout_ms; /**< top-level `queue-timeout`; 0: the server's default */
     struct vk_wf_trigger *triggers;
     size_t ntriggers;

@@ -138,6 +138,8 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
         rc = vk__api_treq_routes(api, err); /* api_treq.c */
     if (rc == 0 && json_api)
         rc = vk__api_identity_routes(api, err); /* api_identity.c */
+    if (rc == 0 && json_api)
+        rc = vk__api_secret_routes(api, err); /* api_secrets.c */
     if (rc == 0)
         rc = vk__api_metrics_routes(api, err); /* api_metrics.c */
     if (rc == 0)

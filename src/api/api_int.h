@@ -153,6 +153,13 @@ int vk__api_badge_routes(struct vk_api *api, struct vk_err *err);    /* api_badg
 int vk__api_openapi_routes(struct vk_api *api, struct vk_err *err);  /* api_openapi.c */
 int vk__api_console_routes(struct vk_api *api, struct vk_err *err);  /* api_console.c */
 int vk__api_identity_routes(struct vk_api *api, struct vk_err *err); /* api_identity.c */
+int vk__api_secret_routes(struct vk_api *api, struct vk_err *err);   /* api_secrets.c */
+/* The attempt's secrets into item["secrets"] (secrets-common.md: [{"name", "value",
+ * "file"}]), opened with the server's key and filtered by the exposure rules (forks,
+ * protected refs); the names withheld and why into env VULCAN_SECRETS_WITHHELD. Returns 0,
+ * or -1 when out of memory (api_secrets.c). */
+int vk__api_work_secrets(struct vk_api *api, const struct vk_store_work *w, struct vk_pool *pool,
+                         json_t *item, json_t *env);
 
 /* Read every route's need from the embedded OpenAPI document; VK_EINTERNAL naming a route
  * without one (api_auth.c). */

@@ -21,12 +21,14 @@
 
 static json_t *repo_json(const struct vk_store_repo *r)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:o, s:o}", "id", r->id, "url",
-                     r->url, "provider", r->provider, "workflow_glob", r->workflow_glob,
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:o, s:o, s:b, s:o}", "id", r->id,
+                     "url", r->url, "provider", r->provider, "workflow_glob", r->workflow_glob,
                      "default_branch", r->default_branch, "allow_url_imports", r->allow_url_imports,
                      "has_secret", r->webhook_secret && *r->webhook_secret, "has_status_token",
                      r->status_token && *r->status_token, "status_api_url",
-                     vk__api_str(r->status_api_url), "created_at", vk__api_time(r->created_at));
+                     vk__api_str(r->status_api_url), "created_at", vk__api_time(r->created_at),
+                     "allow_fork_secrets", r->allow_fork_secrets, "protected_refs",
+                     vk__api_str(r->protected_refs));
 }
 
 /* A status token: printable, no spaces (it goes into an HTTP header). */
@@ -67,7 +69,8 @@ static bool read_fields(struct vk_api *api, struct vk_http_req *req, json_t *bod
 {
     static const char *const known[] = {"url",           "provider",       "webhook_secret",
                                         "workflow_glob", "default_branch", "allow_url_imports",
-                                        "status_token",  "status_api_url"};
+                                        "status_token",  "status_api_url", "allow_fork_secrets",
+                                        "protected_refs"};
     const char *k;
     json_t *v;
     json_object_foreach(body, k, v)
@@ -157,6 +160,23 @@ static bool read_fields(struct vk_api *api, struct vk_http_req *req, json_t *bod
         u->status_api_url = json_is_string(v) ? json_string_value(v) : NULL;
         u->set |= VK_STORE_REPO_SET_STATUS_API;
     }
+    if ((v = json_object_get(body, "allow_fork_secrets"))) {
+        if (!json_is_boolean(v))
+            return bad(req, "'%s' must be true or false", "allow_fork_secrets");
+        u->allow_fork_secrets = json_is_true(v);
+        u->set |= VK_STORE_REPO_SET_FORK_SECRETS;
+    }
+    if ((v = json_object_get(body, "protected_refs"))) {
+        if (!json_is_null(v) &&
+            (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > MAX_GLOB ||
+             strlen(json_string_value(v)) != json_string_length(v)))
+            return bad(req,
+                       "'%s' must be comma-separated branch globs such as main,release/*, "
+                       "or null (the default branch)",
+                       "protected_refs");
+        u->protected_refs = json_is_string(v) ? json_string_value(v) : NULL;
+        u->set |= VK_STORE_REPO_SET_PROTECTED_REFS;
+    }
     return true;
 }
 
@@ -217,6 +237,12 @@ static void h_create(struct vk_http_req *req, void *ctx)
     struct vk_err err;
     vk_err_clear(&err);
     int rc = vk_store_repo_create(api->opts.store, &r, &err);
+    /* The secrets' exposure settings are not in the row made: set them after. */
+    u.set &= VK_STORE_REPO_SET_FORK_SECRETS | VK_STORE_REPO_SET_PROTECTED_REFS;
+    if (rc == 0 && u.set)
+        rc = vk_store_repo_update(api->opts.store, r.id, &u, &err);
+    r.allow_fork_secrets = u.allow_fork_secrets;
+    r.protected_refs = u.protected_refs;
     if (rc) {
         reply_store_err(req, &err, rc);
         return;

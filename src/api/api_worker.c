@@ -94,7 +94,7 @@ static void dispatch_trace(struct vk_api *api, const struct vk_store_work *w, co
 /* The JSON work item a worker receives for a claimed fragment; `job_token` (NULL without
  * require_auth) is the attempt's credential for its log and result. */
 static json_t *work_json(struct vk_api *api, const struct vk_store_work *w, const char *worker_id,
-                         const char *job_token)
+                         const char *job_token, struct vk_pool *pool)
 {
     const struct vk_store_fragment *f = &w->fragment;
     const struct vk_store_chain *c = &w->chain;
@@ -136,6 +136,7 @@ static json_t *work_json(struct vk_api *api, const struct vk_store_work *w, cons
         bad |= json_object_set_new(o, "job_token", json_string(job_token));
         bad |= !vk__api_oidc_env(api, env, job_token);
     }
+    bad |= vk__api_work_secrets(api, w, pool, o, env) != 0;
     char tp[VK_TRACEPARENT_LEN];
     dispatch_trace(api, w, worker_id, tp);
     /* trace_id: the trace's 32 hex digits; trace_parent: what the worker's spans and
@@ -174,7 +175,7 @@ static int serve_waiter(struct vk__api_waiter *w)
                                      strlen(token)) < 0)
             vk_log_write(VK_LOG_WARN, "api", "cannot register the job token for masking",
                          "fragment_id", work.fragment.id, NULL);
-        json_t *item = work_json(api, &work, w->worker_id, auth ? token : NULL);
+        json_t *item = work_json(api, &work, w->worker_id, auth ? token : NULL, &pool);
         if (vk_http_reply_json(w->req, 200, item) != 0) {
             /* No work item, or the worker went away between claim and reply: give the
              * fragment back without counting an attempt, so it is not lost. The wake loop

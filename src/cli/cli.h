@@ -48,6 +48,10 @@ vk_cli_fn vk__cli_regtokens;       /* cmd_identity.c: registration-tokens */
 vk_cli_fn vk__cli_login;           /* cmd_login.c */
 vk_cli_fn vk__cli_logout;          /* cmd_login.c */
 vk_cli_fn vk__cli_secret_provider; /* cmd_secret_provider.c */
+vk_cli_fn vk__cli_secrets;         /* cmd_secrets.c */
+
+/* `vulcan admin rotate-secrets-key` (cmd_secrets.c, called by cmd_admin.c). */
+vk_cli_fn vk__cli_rotate_secrets_key;
 
 struct vk_store;
 /**
@@ -56,6 +60,15 @@ struct vk_store;
  * after printing why the store failed (cmd_admin.c).
  */
 int vk__cli_bootstrap(struct vk_store *store, const char *data_dir);
+
+struct vk_secret_key;
+/**
+ * The server's secrets key: load `file` (NULL: DATA_DIR/secrets.key), made 0600 when
+ * absent, and check it against the store's key check value. Returns 0, or 1 after printing
+ * what to do (wrong mode or size, wrong key: the server refuses to start) (cmd_secrets.c).
+ */
+int vk__cli_secrets_key(struct vk_store *store, const char *data_dir, const char *file,
+                        struct vk_secret_key *key, int *version);
 
 /* ---------------------------------------------------------------- Client helpers (cmd_chains.c) */
 

@@ -22,6 +22,8 @@ static const char usage_text[] =
     "                                 [--expires-in DURATION]\n"
     "       vulcan admin set-password --database URL LOGIN   (the password on stdin)\n"
     "       vulcan admin rotate-job-key [--data-dir DIR]\n"
+    "       vulcan admin rotate-secrets-key --database URL [--data-dir DIR]\n"
+    "                                 [--secrets-key-file F] [--old-key-out PATH]\n"
     "       vulcan admin create-registration-token --database URL [--org ORG]\n"
     "                                 [--groups G1,G2] [--uses N] [--expires-in DURATION]\n"
     "                                 [--name NAME]\n"
@@ -54,6 +56,8 @@ static const char usage_text[] =
     "                      the JWKS; restart the servers afterwards\n"
     "    --data-dir DIR    the server's data directory (default ./vulcan-data)\n"
     "                                                              VULCAN_DATA_DIR\n"
+    "  rotate-secrets-key  re-wrap every secret under a new key (servers stopped);\n"
+    "                      the old key file is kept as F.old (docs/secrets.md)\n"
     "  --database URL      sqlite:PATH or postgres://...           VULCAN_DATABASE\n"
     "\n"
     "Exit status: 0 done, 1 refused or failed, 2 bad usage.\n";
@@ -266,6 +270,8 @@ int vk__cli_admin(int argc, char **argv)
     const char *sub = argv[1];
     if (strcmp(sub, "rotate-job-key") == 0)
         return rotate_job_key(argc, argv);
+    if (strcmp(sub, "rotate-secrets-key") == 0)
+        return vk__cli_rotate_secrets_key(argc - 1, argv + 1);
     bool is_user = strcmp(sub, "create-user") == 0, is_token = strcmp(sub, "create-token") == 0,
          is_reg = strcmp(sub, "create-registration-token") == 0,
          is_pw = strcmp(sub, "set-password") == 0 || strcmp(sub, "reset-password") == 0;

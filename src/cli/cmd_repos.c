@@ -13,6 +13,7 @@ static const char usage_text[] =
     "                            [--status-api-url URL] [--server URL] [--json]\n"
     "       vulcan repos update ID [--url URL] [--provider P] [--secret S] [--glob G]\n"
     "                            [--branch B] [--status-token T] [--status-api-url URL]\n"
+    "                            [--allow-fork-secrets yes|no] [--protected-refs GLOBS]\n"
     "                            [--server URL] [--json]\n"
     "       vulcan repos ls [--server URL] [--json]\n"
     "       vulcan repos rm ID [--server URL]\n"
@@ -30,6 +31,9 @@ static const char usage_text[] =
     "                        shown again; '' removes it)          VULCAN_STATUS_TOKEN\n"
     "  --status-api-url URL  the provider's API (GitHub Enterprise, self-hosted GitLab or\n"
     "                        Gitea; '' for the provider's default)\n"
+    "  --allow-fork-secrets yes|no  pull requests from forks get secrets (default no)\n"
+    "  --protected-refs GLOBS  comma-separated branch globs whose chains get protected\n"
+    "                        secrets ('' for the default branch, the default)\n"
     "  --server URL          the server (default $VULCAN_SERVER, else http://127.0.0.1:8080)\n"
     "  --json                print the server's JSON answer\n"
     "\n"
@@ -75,7 +79,8 @@ static int set_status_fields(json_t *body, const char *token, const char *api_ur
 static int cmd_update(const char *server_default, int argc, char **argv)
 {
     const char *server = server_default, *url = NULL, *provider = NULL, *secret = NULL,
-               *glob = NULL, *branch = NULL, *token = NULL, *api_url = NULL;
+               *glob = NULL, *branch = NULL, *token = NULL, *api_url = NULL, *fork = NULL,
+               *prot = NULL;
     bool json = false;
     struct vk__cli_opt opts[] = {
         {"server", 0, VK_CLI_STR, &server, "VULCAN_SERVER", false, 0, 0},
@@ -86,6 +91,8 @@ static int cmd_update(const char *server_default, int argc, char **argv)
         {"branch", 0, VK_CLI_STR, &branch, NULL, false, 0, 0},
         {"status-token", 0, VK_CLI_STR, &token, "VULCAN_STATUS_TOKEN", false, 0, 0},
         {"status-api-url", 0, VK_CLI_STR, &api_url, NULL, false, 0, 0},
+        {"allow-fork-secrets", 0, VK_CLI_STR, &fork, NULL, false, 0, 0},
+        {"protected-refs", 0, VK_CLI_STR, &prot, NULL, false, 0, 0},
         {"json", 0, VK_CLI_FLAG, &json, NULL, false, 0, 0},
     };
     const char *pos[1];
@@ -107,6 +114,15 @@ static int cmd_update(const char *server_default, int argc, char **argv)
         if (vals[i])
             bad |= json_object_set_new(body, names[i], json_string(vals[i]));
     bad |= set_status_fields(body, token, api_url);
+    if (fork && strcmp(fork, "yes") != 0 && strcmp(fork, "no") != 0) {
+        fputs("vulcan repos update: --allow-fork-secrets takes yes or no\n", stderr);
+        json_decref(body);
+        return 2;
+    }
+    if (fork)
+        bad |= json_object_set_new(body, "allow_fork_secrets", json_boolean(*fork == 'y'));
+    if (prot)
+        bad |= json_object_set_new(body, "protected_refs", *prot ? json_string(prot) : json_null());
     body = vk_http_json_checked(body, bad);
     if (!body) {
         fputs("vulcan repos update: out of memory\n", stderr);

@@ -8,6 +8,7 @@
 #include "vulcan/executor.h"
 #include "vulcan/orchestrator.h"
 #include "vulcan/secret_provider.h"
+#include "vulcan/secrets.h"
 #include "vulcan/store.h"
 #include "vulcan/store_identity.h"
 #include "vulcan/telemetry.h"
@@ -46,6 +47,8 @@ static const char usage_text[] =
     "  --database URL           sqlite:PATH, sqlite::memory: or postgres://...  VULCAN_DATABASE\n"
     "                           (default sqlite:DATA_DIR/vulcan.db)\n"
     "  --data-dir DIR           state of this server (default ./vulcan-data)  VULCAN_DATA_DIR\n"
+    "  --secrets-key-file F     the secrets key (32 bytes, 0600; default DIR/secrets.key, made\n"
+    "                           when absent)                       VULCAN_SECRETS_KEY_FILE\n"
     "  --roles LIST             parts to run, comma-separated: api, orchestrator,\n"
     "                           triggers, console (default all four)        VULCAN_ROLES\n"
     "                           Every process answers /health and /metrics.\n"
@@ -341,7 +344,9 @@ int vk__cli_server(int argc, char **argv)
                *repo_hosts = NULL, *worker_cgroups = "auto";
     bool allow_file_repos = false;
     long long http_threads = 4;
-    const char *tls_cert = NULL, *tls_key = NULL;
+    const char *tls_cert = NULL, *tls_key = NULL, *secrets_key_file = NULL;
+    struct vk_secret_key secrets_key;
+    int secrets_key_version = 0;
     const char *oidc_issuer = NULL, *oidc_client_id = NULL, *oidc_secret_file = NULL,
                *oidc_groups = NULL, *oidc_org = NULL, *oidc_ca = NULL;
     const char *saml_metadata = NULL, *saml_entity = NULL, *saml_groups = NULL, *saml_org = NULL;
@@ -396,6 +401,8 @@ int vk__cli_server(int argc, char **argv)
         {"oidc-groups-claim", 0, VK_CLI_STR, &oidc_groups, "VULCAN_OIDC_GROUPS_CLAIM", true, 0, 0},
         {"oidc-org", 0, VK_CLI_STR, &oidc_org, "VULCAN_OIDC_ORG", true, 0, 0},
         {"oidc-ca-cert", 0, VK_CLI_STR, &oidc_ca, "VULCAN_OIDC_CA_CERT", true, 0, 0},
+        {"secrets-key-file", 0, VK_CLI_STR, &secrets_key_file, "VULCAN_SECRETS_KEY_FILE", true, 0,
+         0},
         {"saml-idp-metadata", 0, VK_CLI_STR, &saml_metadata, "VULCAN_SAML_IDP_METADATA", true, 0,
          0},
         {"saml-sp-entity-id", 0, VK_CLI_STR, &saml_entity, "VULCAN_SAML_SP_ENTITY_ID", true, 0, 0},
@@ -623,6 +630,11 @@ int vk__cli_server(int argc, char **argv)
         fprintf(stderr, "vulcan server: cannot open the store: %s\n", err.msg);
         goto out;
     }
+    if (role_api && vk__cli_secrets_key(store, data_dir, secrets_key_file, &secrets_key,
+                                        &secrets_key_version) != 0) {
+        status = 2;
+        goto out;
+    }
     struct vk_orch_opts oo = {
         .worker_timeout_ms = worker_timeout * 1000,
         .queue_timeout_ms = queue_timeout_ms,
@@ -697,6 +709,8 @@ int vk__cli_server(int argc, char **argv)
                                  .tls_cert_pem = tls ? cert_pem.data : NULL,
                                  .tls_key_pem = tls ? key_pem.data : NULL,
                                  .tls = tls,
+                                 .secrets_key = role_api ? &secrets_key : NULL,
+                                 .secrets_key_version = secrets_key_version,
                                  .heartbeat_interval_s = beat < 1   ? 1
                                                          : beat > 5 ? 5
                                                                     : (int)beat};
@@ -822,6 +836,7 @@ out:
     vk_triggers_service_free(trig);
     vk_orch_free(orch);
     vk_store_close(store);
+    vk_secret_key_wipe(&secrets_key);
     vk_trace_free(tracer, 2000); /* export what is queued, up to 2 s */
     vk_metrics_free(metrics);
     vk__cli_opts_release(opts, VK_ARRAY_LEN(opts));

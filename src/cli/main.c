@@ -16,7 +16,7 @@ static int cmd_version(int argc, char **argv)
 
 /* Client commands: they take the global options --token, --token-file and --ca-cert. */
 static const char *const client_cmds[] = {"submit", "repos",   "trigger", "chains",
-                                          "logs",   "workers", "login"};
+                                          "logs",   "workers", "login",   "secrets"};
 
 static const struct vk_cli_cmd commands[] = {
     {"version", "print the version", cmd_version},
@@ -43,6 +43,7 @@ static const struct vk_cli_cmd commands[] = {
     {"logout", "remove the stored credentials", vk__cli_logout},
     {"secret-provider", "the age and pass secret providers; test a configured provider",
      vk__cli_secret_provider},
+    {"secrets", "set, list and remove write-only secrets of an org or repository", vk__cli_secrets},
 };
 
 static void usage(FILE *f)
@@ -54,11 +55,11 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %-20s %s\n", commands[i].name, commands[i].summary);
     fputs("\nClient commands (submit, repos, trigger, chains, logs, workers, whoami, tokens,\n"
-          "users, orgs, teams, grants, registration-tokens, login) also take, anywhere on the\n"
-          "line: --token T (visible in ps; prefer the others), --token-file FILE, --ca-cert\n"
-          "FILE (PEM CA certificates for an https:// server; $VULCAN_CA_CERT). Without --token\n"
-          "or --token-file: $VULCAN_TOKEN, else the server and token that 'vulcan login'\n"
-          "stored.\n"
+          "users, orgs, teams, grants, registration-tokens, login, secrets) also take,\n"
+          "anywhere on the line: --token T (visible in ps; prefer the others), --token-file\n"
+          "FILE, --ca-cert FILE (PEM CA certificates for an https:// server; $VULCAN_CA_CERT).\n"
+          "Without --token or --token-file: $VULCAN_TOKEN, else the server and token that\n"
+          "'vulcan login' stored.\n"
           "\nRun 'vulcan <command> --help' for a command's options.\n"
           "Documentation: docs/ in the source tree.\n",
           f);

@@ -1,5 +1,6 @@
 /* Turning a loaded workflow (or a stored chain, for rerun) into a new chain. */
 #include "orch_int.h"
+#include "vulcan/store_secrets.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -41,6 +42,76 @@ static const char *env_json(struct vk_pool *pool, const struct vk_wf_kv *kv, siz
     char *r = vk_pool_strndup(pool, s, strlen(s));
     free(s);
     return r;
+}
+
+/* [{"name": "A", "file": false}, ...] in the pool; NULL when out of memory. */
+static const char *secrets_json(struct vk_pool *pool, const struct vk_wf_secret *sec, size_t n)
+{
+    json_t *a = json_array();
+    int bad = !a;
+    for (size_t i = 0; i < n && !bad; i++)
+        bad |= json_array_append_new(
+            a, json_pack("{s:s, s:b}", "name", sec[i].name, "file", sec[i].file ? 1 : 0));
+    char *s = bad ? NULL : json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    if (!s)
+        return NULL;
+    char *r = vk_pool_strndup(pool, s, strlen(s));
+    free(s);
+    return r;
+}
+
+/* The first secret a fragment of `wf` uses that neither the org nor the repository has,
+ * as "FILE:L:C: ..." in `err` (VK_ENOTFOUND); 0 when every one is defined. */
+struct secret_check {
+    struct vk_orch *o;
+    const struct vk_workflow *wf;
+    const char *tenant_id, *repository_id;
+    struct vk_pool *pool;
+    struct vk_err *err;
+    int rc;
+    const char **seen; /* names found already (one lookup per name) */
+    size_t nseen, cap;
+};
+
+static int check_visit(void *ctx, const struct vk_wf_fragment *f, unsigned depth)
+{
+    (void)depth;
+    struct secret_check *sc = ctx;
+    for (size_t i = 0; f->type == VK_WF_INLINE && i < f->nsecrets; i++) {
+        bool known = false;
+        for (size_t k = 0; k < sc->nseen && !known; k++)
+            known = strcmp(sc->seen[k], f->secrets[i].name) == 0;
+        if (known)
+            continue;
+        struct vk_store_secret row;
+        struct vk_err e2;
+        vk_err_clear(&e2);
+        int rc = vk_store_secret_resolve(sc->o->store, sc->tenant_id, sc->repository_id,
+                                         f->secrets[i].name, sc->pool, &row, &e2);
+        if (rc == VK_ENOTFOUND) {
+            const struct vk_wf_pos *p = &f->secrets[i].pos;
+            sc->rc = vk_err_set(
+                sc->err, VK_ENOTFOUND,
+                "%s:%u:%u: error: unknown secret '%s': define it with 'vulcan "
+                "secrets set %s%s' (org or repository scope) before running "
+                "this chain",
+                p->file ? p->file : sc->wf->file, p->line, p->col, f->secrets[i].name,
+                sc->repository_id && *sc->repository_id ? "--repo <id> " : "", f->secrets[i].name);
+            return 1;
+        }
+        if (rc < 0) {
+            sc->rc = vk_err_set(sc->err, rc, "%s", e2.msg);
+            return 1;
+        }
+        if (vk_array_pool_grow(sc->pool, &sc->seen, &sc->cap, sc->nseen + 1, 16,
+                               sizeof(*sc->seen)) < 0) {
+            sc->rc = vk_err_set(sc->err, VK_ENOMEM, "out of memory");
+            return 1;
+        }
+        sc->seen[sc->nseen++] = f->secrets[i].name;
+    }
+    return 0;
 }
 
 static int visit(void *ctx, const struct vk_wf_fragment *f, unsigned depth)
@@ -100,6 +171,11 @@ static int visit(void *ctx, const struct vk_wf_fragment *f, unsigned depth)
     if (inl && f->checkout_lfs)
         extra[nextra++] = (struct vk_cond_var){"VULCAN_CHECKOUT_LFS", "true"};
     s->env_json = env_json(fl->pool, f->env, f->nenv, nextra ? extra : NULL, nextra);
+    if (inl && f->nsecrets) {
+        s->secrets_json = secrets_json(fl->pool, f->secrets, f->nsecrets);
+        if (!s->secrets_json)
+            return VK_ENOMEM;
+    }
     fl->parents[depth] = (int)fl->n;
     fl->n++;
     return 0;
@@ -121,6 +197,7 @@ static void fill_chain(struct vk_orch *o, struct vk_store_chain *c,
     c->commit_message = ctx->commit_message;
     c->commit_author = ctx->commit_author;
     c->pr_number = ctx->pr_number;
+    c->from_fork = ctx->from_fork;
     c->tag = ctx->tag;
     c->priority = ctx->priority;
     if (ctx->trigger_request_id)
@@ -204,6 +281,27 @@ int vk_orch_submit(struct vk_orch *o, const struct vk_workflow *wf, const char *
                         "this server's policy is --sandbox-network deny",
                         f->pos.file ? f->pos.file : wf->file, f->pos.line, f->pos.col,
                         f->name ? f->name : "(unnamed)");
+        goto out;
+    }
+    /* Every secret named must exist before anything runs; otherwise the chain is stored as
+     * failed with the name's file:line:col (DESIGN §8). */
+    struct vk_err serr;
+    vk_err_clear(&serr);
+    struct secret_check sc = {.o = o,
+                              .wf = wf,
+                              .tenant_id = ctx->tenant_id ? ctx->tenant_id : o->tenant,
+                              .repository_id = ctx->repository_id,
+                              .pool = &pool,
+                              .err = &serr};
+    (void)vk_workflow_walk(wf, check_visit, &sc);
+    if (sc.rc == VK_ENOTFOUND) {
+        rc = vk_orch_submit_failed(o, ctx, definition, serr.msg, chain_id, err);
+        if (rc == 0 && nfragments)
+            *nfragments = 0;
+        goto out;
+    }
+    if (sc.rc < 0) {
+        rc = vk_err_set(err, sc.rc, "%s", serr.msg);
         goto out;
     }
     struct vk_store_chain chain;
@@ -309,6 +407,7 @@ int vk_orch_rerun(struct vk_orch *o, const char *chain_id, char new_id[VK_UUID_L
         s->retries = f->retries;
         s->max_attempts = f->max_attempts;
         s->env_json = f->env_json;
+        s->secrets_json = f->secrets_json;
     }
     struct vk_store_chain chain = old;
     memset(chain.id, 0, sizeof(chain.id));

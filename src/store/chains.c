@@ -9,7 +9,7 @@
 #include <string.h>
 
 #define FRAG_BATCH 64 /* rows per multi-row INSERT */
-#define FRAG_INSERT_COLS 22
+#define FRAG_INSERT_COLS 23
 
 static int nomem(struct vk_err *err)
 {
@@ -64,6 +64,7 @@ int vk_store_tenant_ensure(struct vk_store *s, const char *name, char id[VK_UUID
 #define REPO_COLS                                                                                  \
     "id, tenant_id, url, provider, webhook_secret, workflow_glob, default_branch, "                \
     "allow_url_imports, created_at, status_token, status_api_url"
+#define REPO_READ_COLS REPO_COLS ", allow_fork_secrets, protected_refs"
 
 static int read_repo(struct vk__res *r, struct vk_pool *pool, struct vk_store_repo *o,
                      struct vk_err *err)
@@ -81,8 +82,10 @@ static int read_repo(struct vk__res *r, struct vk_pool *pool, struct vk_store_re
     o->created_at = vk__col_int(r, 8);
     o->status_token = vk__col_str(r, 9, pool);
     o->status_api_url = vk__col_str(r, 10, pool);
-    if (!o->url || !o->provider || !o->workflow_glob || !o->default_branch ||
-        (!null_secret && !o->webhook_secret) ||
+    o->allow_fork_secrets = vk__col_int(r, 11) != 0;
+    o->protected_refs = vk__col_str(r, 12, pool);
+    if ((!o->protected_refs && !r->conn->store->ops->res_null(r, 12)) || !o->url || !o->provider ||
+        !o->workflow_glob || !o->default_branch || (!null_secret && !o->webhook_secret) ||
         (!o->status_token && !r->conn->store->ops->res_null(r, 9)) ||
         (!o->status_api_url && !r->conn->store->ops->res_null(r, 10)))
         return nomem(err);
@@ -149,14 +152,15 @@ static int repo_one(struct vk_store *s, const char *sql, const char *arg, struct
 int vk_store_repo_get(struct vk_store *s, const char *id, struct vk_pool *pool,
                       struct vk_store_repo *out, struct vk_err *err)
 {
-    return repo_one(s, "SELECT " REPO_COLS " FROM repositories WHERE id = $1", id, pool, out, err);
+    return repo_one(s, "SELECT " REPO_READ_COLS " FROM repositories WHERE id = $1", id, pool, out,
+                    err);
 }
 
 int vk_store_repo_find_by_url(struct vk_store *s, const char *url, struct vk_pool *pool,
                               struct vk_store_repo *out, struct vk_err *err)
 {
     return repo_one(s,
-                    "SELECT " REPO_COLS " FROM repositories WHERE url = $1"
+                    "SELECT " REPO_READ_COLS " FROM repositories WHERE url = $1"
                     " ORDER BY created_at LIMIT 1",
                     url, pool, out, err);
 }
@@ -171,7 +175,7 @@ int vk_store_repo_list(struct vk_store *s, struct vk_pool *pool, struct vk_store
     struct vk__res *r = NULL;
     size_t cap = 0, len = 0;
     struct vk_store_repo *a = NULL;
-    rc = vk__query(c, VK__STMT_NONE, "SELECT " REPO_COLS " FROM repositories ORDER BY url, id",
+    rc = vk__query(c, VK__STMT_NONE, "SELECT " REPO_READ_COLS " FROM repositories ORDER BY url, id",
                    NULL, 0, &r, err);
     while (rc == 0 && (rc = vk__next(r, err)) > 0) {
         if (vk_array_pool_grow(pool, &a, &cap, len + 1, 16, sizeof(*a)) < 0) {
@@ -227,7 +231,7 @@ static int insert_batch(struct vk__conn *c, const struct vk_store_chain *ch,
                                " position, type, is_parallel, name, run_script, machine,"
                                " condition, source_url, timeout_ms, retries, max_attempts,"
                                " priority, env_json, queue_timeout_ms, max_parallel, fail_fast,"
-                               " run_when, allow_failure, status) VALUES ");
+                               " run_when, allow_failure, secrets_json, status) VALUES ");
     int np = 0;
     for (size_t j = 0; j < k && rc == 0; j++) {
         size_t i = from + j;
@@ -259,6 +263,7 @@ static int insert_batch(struct vk__conn *c, const struct vk_store_chain *ch,
         p[np++] = vk__int(f->no_fail_fast ? 0 : 1);
         p[np++] = vk__int((int64_t)f->run_when);
         p[np++] = vk__int(f->allow_failure ? 1 : 0);
+        p[np++] = vk__text(f->secrets_json);
     }
     if (rc == 0)
         rc = vk__exec(c, k == FRAG_BATCH ? VK__STMT_FRAG_INSERT_BATCH : VK__STMT_NONE, sql.data, p,
@@ -362,6 +367,7 @@ int vk_store_chain_create(struct vk_store *s, struct vk_store_chain *ch,
         vk__id(ch->trigger_request_id),
         vk__text(msg),
         vk__text(ch->commit_author),
+        vk__int(ch->from_fork),
     };
     rc = vk__store_begin(s, &c, err);
     if (rc)
@@ -370,9 +376,9 @@ int vk_store_chain_create(struct vk_store *s, struct vk_store_chain *ch,
                   "INSERT INTO chains (id, tenant_id, repository_id, source_file, repository_url,"
                   " commit_sha, branch, trigger_type, trigger_ref, pr_number, tag,"
                   " default_machine, env_json, definition, priority, trace_id, created_at,"
-                  " trigger_request_id, commit_message, commit_author, status) VALUES ($1, $2,"
-                  " $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
-                  " $19, $20, 'pending')",
+                  " trigger_request_id, commit_message, commit_author, from_fork, status)"
+                  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
+                  " $16, $17, $18, $19, $20, $21, 'pending')",
                   cp, (int)VK_ARRAY_LEN(cp), NULL, err);
     if (rc == VK_EINVAL)
         vk_err_set(err, rc, "unknown tenant or repository for the chain");

@@ -52,6 +52,7 @@ int vk__read_chain(struct vk__res *r, int k, struct vk_pool *pool, struct vk_sto
     vk__col_id(r, k + 20, c->trigger_request_id);
     c->commit_message = str(r, k + 21, pool, &bad);
     c->commit_author = str(r, k + 22, pool, &bad);
+    c->from_fork = vk__col_int(r, k + 23) != 0;
     return bad ? nomem(err) : 0;
 }
 
@@ -101,6 +102,7 @@ int vk__read_frag(struct vk__res *r, int k, struct vk_pool *pool, struct vk_stor
                   : w == VK_STORE_WHEN_ALWAYS ? VK_STORE_WHEN_ALWAYS
                                               : VK_STORE_WHEN_SUCCESS;
     f->allow_failure = vk__col_int(r, k + 31) != 0;
+    f->secrets_json = str(r, k + 32, pool, &bad);
     return bad ? nomem(err) : 0;
 }
 

@@ -111,6 +111,32 @@ struct migration {
     "UPDATE workers SET tenant_id = (SELECT id FROM tenants WHERE name = 'default')"               \
     " WHERE tenant_id IS NULL;"
 
+/* DESIGN §8. A secret lives at one scope: the org (scope_id ''), a repository or (later) an
+ * environment (scope_id its id). `value` is the AES-256-GCM ciphertext and tag under the
+ * row's data key, `wrapped_key` that data key wrapped by the key-encryption key of
+ * generation `key_version`; a provider-backed secret has `provider` and `provider_key`
+ * instead of a value. secret_keys holds each key generation's check value (never a key).
+ * Chains remember whether they were made for a pull request from a fork. */
+#define SECRETS_SQL                                                                                \
+    "CREATE TABLE secrets ("                                                                       \
+    " id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"      \
+    " scope TEXT NOT NULL CHECK (scope IN ('org', 'repository', 'environment')),"                  \
+    " scope_id TEXT NOT NULL DEFAULT '',"                                                          \
+    " repository_id TEXT REFERENCES repositories(id) ON DELETE CASCADE, environment TEXT,"         \
+    " name TEXT NOT NULL, value BLOB, nonce BLOB, wrapped_key BLOB,"                               \
+    " version BIGINT NOT NULL DEFAULT 1, key_version INTEGER NOT NULL DEFAULT 1,"                  \
+    " protected INTEGER NOT NULL DEFAULT 0, provider TEXT, provider_key TEXT,"                     \
+    " created_by TEXT, created_at BIGINT NOT NULL, updated_by TEXT, updated_at BIGINT NOT NULL,"   \
+    " UNIQUE (tenant_id, scope, scope_id, name),"                                                  \
+    " CHECK ((value IS NULL) = (provider IS NOT NULL)));"                                          \
+    "CREATE INDEX secrets_by_repo ON secrets (repository_id) WHERE repository_id IS NOT NULL;"     \
+    "CREATE TABLE secret_keys ("                                                                   \
+    " version INTEGER PRIMARY KEY, check_value BLOB NOT NULL, created_at BIGINT NOT NULL);"        \
+    "ALTER TABLE repositories ADD COLUMN allow_fork_secrets INTEGER NOT NULL DEFAULT 0;"           \
+    "ALTER TABLE repositories ADD COLUMN protected_refs TEXT;"                                     \
+    "ALTER TABLE chains ADD COLUMN from_fork INTEGER NOT NULL DEFAULT 0;"                          \
+    "ALTER TABLE fragments ADD COLUMN secrets_json TEXT"
+
 static const struct migration migrations[] = {
     {1, "initial schema",
      "CREATE TABLE tenants ("
@@ -213,6 +239,7 @@ static const struct migration migrations[] = {
      "ALTER TABLE fragments ADD COLUMN fail_fast INTEGER NOT NULL DEFAULT 1;"
      "ALTER TABLE fragments ADD COLUMN run_when INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE fragments ADD COLUMN allow_failure INTEGER NOT NULL DEFAULT 0"},
+    {11, "secrets: the store, key check values, exposure settings", SECRETS_SQL},
 };
 
 /* Migrations whose PostgreSQL text differs beyond BLOB (triggers are written differently). */

@@ -220,22 +220,23 @@ static inline struct vk__param vk__blob(const void *b, size_t len)
     "c.id, c.tenant_id, c.repository_id, c.source_file, c.repository_url, c.commit_sha, "          \
     "c.branch, c.trigger_type, c.trigger_ref, c.pr_number, c.tag, c.default_machine, c.env_json, " \
     "c.priority, c.status, c.error, c.trace_id, c.created_at, c.started_at, c.finished_at, "       \
-    "c.trigger_request_id, c.commit_message, c.commit_author"
-#define VK__CHAIN_NCOLS 23
+    "c.trigger_request_id, c.commit_message, c.commit_author, c.from_fork"
+#define VK__CHAIN_NCOLS 24
 #define VK__FRAG_COLS                                                                              \
     "f.id, f.chain_id, f.parent_id, f.sequence, f.position, f.type, f.is_parallel, f.name, "       \
     "f.run_script, f.machine, f.condition, f.source_url, f.timeout_ms, f.retries, "                \
     "f.retries_used, f.status, f.attempt, f.max_attempts, f.handbacks, f.cancel_requested, "       \
     "f.worker_id, f.ready_at, f.started_at, f.finished_at, f.exit_code, f.error, f.env_json, "     \
-    "f.queue_timeout_ms, f.max_parallel, f.fail_fast, f.run_when, f.allow_failure"
-#define VK__FRAG_NCOLS 32
+    "f.queue_timeout_ms, f.max_parallel, f.fail_fast, f.run_when, f.allow_failure, "               \
+    "f.secrets_json"
+#define VK__FRAG_NCOLS 33
 /* Same columns without the "f." prefix, for RETURNING. */
 #define VK__FRAG_RCOLS                                                                             \
     "id, chain_id, parent_id, sequence, position, type, is_parallel, name, "                       \
     "run_script, machine, condition, source_url, timeout_ms, retries, "                            \
     "retries_used, status, attempt, max_attempts, handbacks, cancel_requested, "                   \
     "worker_id, ready_at, started_at, finished_at, exit_code, error, env_json, queue_timeout_ms, " \
-    "max_parallel, fail_fast, run_when, allow_failure"
+    "max_parallel, fail_fast, run_when, allow_failure, secrets_json"
 
 int vk__read_chain(struct vk__res *r, int col0, struct vk_pool *pool, struct vk_store_chain *out,
                    struct vk_err *err);

@@ -47,10 +47,13 @@ int vk_store_repo_update(struct vk_store *s, const char *id, const struct vk_sto
         {VK_STORE_REPO_SET_URL_IMPORTS, "allow_url_imports", true},
         {VK_STORE_REPO_SET_STATUS_TOKEN, "status_token", false},
         {VK_STORE_REPO_SET_STATUS_API, "status_api_url", false},
+        {VK_STORE_REPO_SET_FORK_SECRETS, "allow_fork_secrets", true},
+        {VK_STORE_REPO_SET_PROTECTED_REFS, "protected_refs", false},
     };
     const char *vals[] = {u->url,           u->provider,       u->webhook_secret,
                           u->workflow_glob, u->default_branch, NULL,
-                          u->status_token,  u->status_api_url};
+                          u->status_token,  u->status_api_url, NULL,
+                          u->protected_refs};
     struct vk__param p[1 + VK_ARRAY_LEN(cols)];
     char sql[512];
     size_t len = (size_t)snprintf(sql, sizeof(sql), "UPDATE repositories SET ");
@@ -61,6 +64,8 @@ int vk_store_repo_update(struct vk_store *s, const char *id, const struct vk_sto
             continue;
         if (cols[i].bit == VK_STORE_REPO_SET_URL_IMPORTS) {
             p[np++] = vk__int(u->allow_url_imports ? 1 : 0);
+        } else if (cols[i].bit == VK_STORE_REPO_SET_FORK_SECRETS) {
+            p[np++] = vk__int(u->allow_fork_secrets ? 1 : 0);
         } else {
             int rc = check_field(cols[i].col, vals[i], cols[i].required, err);
             if (rc)

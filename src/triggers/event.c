@@ -331,8 +331,20 @@ int vk_triggers_event_set_paths(struct vk_triggers_event *ev, const char *const 
  * Our own documented body (docs/triggers.md):
  * {"event": "push"|"tag"|"pull_request"|"ping", "ref", "before", "after",
  *  "deleted", "repository": {"url"}, "changed_paths": [...], "sender",
- *  "pull_request": {"number", "action", "head_sha", "head_branch", "base_branch"}}
+ *  "pull_request": {"number", "action", "head_sha", "head_branch", "base_branch",
+ *  "head_repository"}} — a pull request whose head_repository is not repository.url (or
+ *  has none) is from a fork: it gets no secrets unless the repository allows it.
  */
+bool vk__triggers_differs(json_t *obj, const char *a, const char *b)
+{
+    json_t *x = vk__triggers_get(obj, a), *y = vk__triggers_get(obj, b);
+    if (json_is_string(x) && json_is_string(y))
+        return !json_equal(x, y) || json_string_length(x) == 0;
+    if (json_is_integer(x) && json_is_integer(y))
+        return json_integer_value(x) != json_integer_value(y);
+    return true;
+}
+
 static int parse_generic(struct vk__triggers_ctx *c)
 {
     struct vk_triggers_event *ev = c->ev;
@@ -370,6 +382,8 @@ static int parse_generic(struct vk__triggers_ctx *c)
             return rc;
         ev->branch = ev->pr_base_branch;
         ev->commit_sha = ev->pr_head_sha;
+        ev->pr_from_fork =
+            vk__triggers_differs(r, "pull_request.head_repository", "repository.url");
     } else {
         const char *ref = NULL;
         if ((rc = vk__triggers_str(c, r, "ref", VK_TRIGGERS_MAX_REF, true, &ref)) < 0)

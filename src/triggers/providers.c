@@ -97,6 +97,9 @@ static int github_pr(struct vk__triggers_ctx *c, bool gitea)
         (rc = vk__triggers_sha(c, r, "after", false, &ev->after)) < 0)
         return rc;
     ev->pr_merged = vk__triggers_bool(r, "pull_request.merged");
+    /* A fork's head repository is another one (null when the fork was deleted). */
+    ev->pr_from_fork = vk__triggers_differs(r, "pull_request.head.repo.full_name",
+                                            "pull_request.base.repo.full_name");
     ev->branch = ev->pr_base_branch;
     ev->commit_sha = ev->pr_head_sha;
     return 0;
@@ -198,6 +201,8 @@ static int gitlab_mr(struct vk__triggers_ctx *c)
         ev->pr_action = action; /* approved, unapproved, ... */
     ev->before = oldrev;
     ev->after = ev->pr_head_sha;
+    ev->pr_from_fork = vk__triggers_differs(r, "object_attributes.source_project_id",
+                                            "object_attributes.target_project_id");
     ev->branch = ev->pr_base_branch;
     ev->commit_sha = ev->pr_head_sha;
     return 0;
@@ -326,6 +331,8 @@ static int bitbucket_pr(struct vk__triggers_ctx *c, const char *what)
         (rc = vk__triggers_str(c, r, "pullrequest.destination.branch.name", VK_TRIGGERS_MAX_REF,
                                true, &ev->pr_base_branch)) < 0)
         return rc;
+    ev->pr_from_fork = vk__triggers_differs(r, "pullrequest.source.repository.full_name",
+                                            "pullrequest.destination.repository.full_name");
     ev->branch = ev->pr_base_branch;
     ev->commit_sha = ev->pr_head_sha;
     return 0;

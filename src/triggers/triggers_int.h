@@ -34,6 +34,9 @@ struct vk__triggers_ctx {
  * counts as absent. Returns borrowed (valid while the document lives) value or NULL.
  */
 json_t *vk__triggers_get(json_t *obj, const char *path);
+/* Whether the values at paths `a` and `b` of `obj` are not both present and equal (strings
+ * or integers): a pull request is from a fork unless its payload shows otherwise. */
+bool vk__triggers_differs(json_t *obj, const char *a, const char *b);
 
 /**
  * Read the string at `path` under `obj` into *out (copied into the event's

@@ -148,6 +148,7 @@ int vk__trig_webhook(struct vk_triggers_service *svc, const struct vk_store_treq
          * target branch. */
         if (ev->pr_head_branch)
             c.branch = ev->pr_head_branch;
+        c.from_fork = ev->pr_from_fork;
         snprintf(ref, sizeof(ref), "refs/heads/%s", ev->pr_base_branch ? ev->pr_base_branch : "");
         c.trigger_ref = ref;
     }

@@ -37,7 +37,9 @@
 #define AGENT_RESULT_RETRY_MS (5 * 60 * 1000)
 #define AGENT_HANDBACK_RETRY_MS (30 * 1000)
 #define AGENT_REQUEST_TIMEOUT_MS 30000L
-#define AGENT_MAX_ITEM (4u * 1024u * 1024u) /* work item JSON */
+#define AGENT_MAX_ITEM                                                                             \
+    (16u * 1024u * 1024u) /* work item JSON: a script, env and up to 100                           \
+                           * secrets of 64 KiB (secret-file) */
 
 struct agent_poller;
 

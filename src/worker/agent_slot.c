@@ -33,6 +33,8 @@ struct work_item {
     bool no_checkout;                   /* VULCAN_CHECKOUT=false */
     char **env;                         /* owned "K=V" strings */
     size_t nenv;
+    struct vk_exec_file files[VK_EXEC_MAX_FILES]; /* secret files (data borrowed from json) */
+    size_t nfiles;
     struct vk_mask *mask; /* owned: the attempt's credentials, masked in its output */
     char invalid[200];    /* why the item cannot run ("" when fine) */
 };
@@ -65,15 +67,62 @@ static bool fragment_id_ok(const char *s)
     return true;
 }
 
+/* Overwrite the secret values the item holds (its "secrets" strings) before they are freed. */
+static void wipe_secrets(json_t *json)
+{
+    json_t *a = json_object_get(json, "secrets"), *e;
+    size_t i;
+    json_array_foreach(a, i, e)
+    {
+        json_t *v = json_object_get(e, "value");
+        if (json_is_string(v))
+            explicit_bzero((char *)json_string_value(v), json_string_length(v));
+    }
+}
+
 static void item_release(struct work_item *it)
 {
     vk_mask_free(it->mask);
     it->mask = NULL;
-    for (size_t i = 0; i < it->nenv; i++)
+    for (size_t i = 0; i < it->nenv; i++) {
+        explicit_bzero(it->env[i], strlen(it->env[i]));
         vk_mem_free(it->env[i]);
+    }
     vk_mem_free(it->env);
+    wipe_secrets(it->json);
     json_decref(it->json);
     memset(it, 0, sizeof(*it));
+}
+
+/* The item's secrets (secrets-common.md item 1): `secrets` become variables (after env, so
+ * they win), `secret-file` ones files of the executor. Never logged. */
+static void item_secrets(struct work_item *it, json_t *secrets)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(secrets, i, e)
+    {
+        const char *name = jstr(e, "name");
+        json_t *v = json_object_get(e, "value");
+        if (!name || !json_is_string(v) || !*name || strlen(name) > 128 ||
+            strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(name)) {
+            snprintf(it->invalid, sizeof(it->invalid), "work item has a malformed secret");
+            return;
+        }
+        if (json_is_true(json_object_get(e, "file"))) {
+            if (it->nfiles >= VK_EXEC_MAX_FILES) {
+                snprintf(it->invalid, sizeof(it->invalid), "too many secret files");
+                return;
+            }
+            it->files[it->nfiles++] =
+                (struct vk_exec_file){name, json_string_value(v), json_string_length(v)};
+            continue;
+        }
+        size_t len = strlen(name) + json_string_length(v) + 2;
+        char *kv = vk_mem_xalloc(len);
+        snprintf(kv, len, "%s=%s", name, json_string_value(v));
+        it->env[it->nenv++] = kv;
+    }
 }
 
 /* Build "K=V" strings from the item's env object (strings, numbers, booleans). */
@@ -102,12 +151,13 @@ static void item_env(struct work_item *it, json_t *env)
         if (end && *end == '\0' && d <= 1000000)
             it->checkout_depth = (uint32_t)d;
     }
-    size_t n = json_object_size(env);
-    if (n > VK_EXEC_MAX_ENV) {
+    json_t *secrets = json_object_get(it->json, "secrets");
+    size_t n = json_object_size(env), nsec = json_array_size(secrets);
+    if (n + nsec > VK_EXEC_MAX_ENV) {
         snprintf(it->invalid, sizeof(it->invalid), "too many environment variables (%zu)", n);
         return;
     }
-    it->env = vk_mem_xcalloc(n ? n : 1, sizeof(char *));
+    it->env = vk_mem_xcalloc(n + nsec ? n + nsec : 1, sizeof(char *));
     const char *k;
     json_t *v;
     json_object_foreach(env, k, v)
@@ -129,6 +179,7 @@ static void item_env(struct work_item *it, json_t *env)
         snprintf(kv, len, "%s=%s", k, val);
         it->env[it->nenv++] = kv;
     }
+    item_secrets(it, secrets);
 }
 
 /* A credential the attempt's output must not show; `what` names it in the error. */
@@ -440,6 +491,8 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
             .pids_limit = w->pids_limit,
             .cpu_millis = w->cpu_millis,
             .keep_workspace = w->keep_workspace,
+            .files = it->files,
+            .nfiles = it->nfiles,
             .mask = it->mask,
         };
         struct vk_exec_result res;

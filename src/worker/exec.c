@@ -14,9 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MIB (1024u * 1024u)
@@ -207,6 +209,7 @@ bool vk_exec_script_is_plain(const char *script, const char *const *env, size_t 
 }
 
 static void sweep_spares(const struct vk_exec_env *env, bool own);
+static void sweep_runs(const struct vk_exec_env *env);
 
 void vk_exec_env_release(struct vk_exec_env *env)
 {
@@ -298,6 +301,7 @@ int vk_exec_env_init(struct vk_exec_env *env, const struct vk_exec_config *cfg, 
         return rc;
     }
     sweep_spares(env, false);
+    sweep_runs(env);
     env->git_path = vk__exec_which(cfg->git_path ? cfg->git_path : "/usr/bin/git", "git");
     env->git_lfs_path = vk__exec_which("/usr/bin/git-lfs", "git-lfs");
     env->bwrap_path = vk__exec_which(cfg->bwrap_path ? cfg->bwrap_path : "/usr/bin/bwrap", "bwrap");
@@ -408,6 +412,37 @@ static int drop_workspace(const struct vk_exec_env *env, const char *ws, struct 
 }
 
 /* Remove spares of this process (own) or of processes that are gone (!own). */
+/* Remove the private directories of attempts that ended without cleaning up (their worker
+ * died): a directory with secret files whose .lock nobody holds, and one without a lock
+ * older than a minute (another worker may be making it right now). */
+static void sweep_runs(const struct vk_exec_env *env)
+{
+    DIR *d = opendir(env->run_dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char dir[PATH_MAX], lock[PATH_MAX + 8];
+        snprintf(dir, sizeof dir, "%s/%s", env->run_dir, e->d_name);
+        snprintf(lock, sizeof lock, "%s/.lock", dir);
+        int fd = open(lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        bool dead = false;
+        if (fd >= 0) {
+            dead = flock(fd, LOCK_EX | LOCK_NB) == 0;
+        } else {
+            struct stat st;
+            dead = lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) && st.st_mtime + 60 < time(NULL);
+        }
+        if (dead)
+            (void)vk__exec_rmtree(dir, NULL);
+        if (fd >= 0)
+            close(fd);
+    }
+    closedir(d);
+}
+
 static void sweep_spares(const struct vk_exec_env *env, bool own)
 {
     DIR *d = opendir(env->work_dir);
@@ -554,6 +589,7 @@ struct run_state {
     bool sandboxed;
     bool plain;   /* run under /bin/sh instead of bash (shell AUTO, plain script) */
     bool ws_made; /* the workspace exists (ours to drop) */
+    int lock_fd;  /* flock on <rdir>/.lock while the attempt runs (secret files), or -1 */
 };
 
 static void format_size(uint64_t n, char *out, size_t cap)
@@ -600,6 +636,63 @@ static int setup_cgroup(struct run_state *st, struct vk_exec_result *out, struct
                       "cgroup limits unavailable (%s); the attempt does not run without its "
                       "memory/pids/cpu limits: fix cgroups or run the worker with --cgroups never",
                       why);
+}
+
+static bool file_name_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 128 || (s[0] >= '0' && s[0] <= '9'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(s[i] == '_' || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9')))
+            return false;
+    return true;
+}
+
+/* The attempt's secret files into <rdir>/secrets (0700, files 0600), each path in its
+ * variable. <rdir>/.lock stays locked while the attempt runs, so that a worker starting
+ * later tells a dead attempt's directory from a live one's (sweep_runs). */
+static int write_files(struct run_state *st, struct vk_err *err)
+{
+    const struct vk_exec_spec *spec = st->spec;
+    if (spec->nfiles == 0)
+        return 0;
+    if (spec->nfiles > VK_EXEC_MAX_FILES || !spec->files)
+        return vk_err_set(err, VK_ETOOBIG, "too many secret files (%zu)", spec->nfiles);
+    char path[800];
+    snprintf(path, sizeof path, "%s/.lock", st->rdir);
+    st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (st->lock_fd < 0 || flock(st->lock_fd, LOCK_EX) != 0)
+        return vk_err_errno(err, "lock the attempt's directory");
+    snprintf(path, sizeof path, "%s/secrets", st->rdir);
+    if (mkdir(path, 0700) < 0)
+        return vk_err_errno(err, "create the secret files' directory");
+    for (size_t i = 0; i < spec->nfiles; i++) {
+        const struct vk_exec_file *f = &spec->files[i];
+        if (!file_name_ok(f->name) || (f->len && !f->data))
+            return vk_err_set(err, VK_EINVAL, "secret file %zu has no usable name", i);
+        snprintf(path, sizeof path, "%s/secrets/%s", st->rdir, f->name);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+            return vk_err_errno(err, "create a secret file");
+        size_t off = 0;
+        while (off < f->len) {
+            ssize_t w = write(fd, f->data + off, f->len - off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                close(fd);
+                return vk_err_errno(err, "write a secret file");
+            }
+            off += (size_t)w;
+        }
+        if (close(fd) != 0)
+            return vk_err_errno(err, "write a secret file");
+        int rc = set_env(&st->envv, &st->pool, f->name, path, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
 static int build_argv(struct run_state *st, struct vk_err *err)
@@ -663,11 +756,11 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
     snprintf(out->workspace, sizeof out->workspace, "%s", st->ws);
     /* Small scripts go to the shell with -c: one directory per attempt, no file. */
     bool inline_script = strlen(spec->script) < VK_EXEC_INLINE_SCRIPT_MAX;
-    if (!inline_script) {
+    if (!inline_script || spec->nfiles > 0)
         snprintf(st->rdir, sizeof st->rdir, "%s/%s-%u", env->run_dir, spec->fragment_id,
                  spec->attempt);
+    if (!inline_script)
         snprintf(st->script, sizeof st->script, "%s/script", st->rdir);
-    }
     if ((rc = make_workspace(env, st->ws, err)) < 0)
         return rc;
     st->ws_made = true;
@@ -681,6 +774,8 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
                 vk_exec_script_is_plain(spec->script, spec->env, spec->nenv);
     out->plain_shell = st->plain;
     if ((rc = build_env(spec, st->ws, &st->pool, &st->envv, err)) < 0)
+        return rc;
+    if ((rc = write_files(st, err)) < 0)
         return rc;
     if (cancel && atomic_load(&cancel->requested)) {
         out->cancelled = true;
@@ -766,6 +861,7 @@ int vk_exec_run(const struct vk_exec_env *env, const struct vk_exec_spec *spec,
     struct run_state st;
     memset(&st, 0, sizeof st);
     st.env_fd = -1;
+    st.lock_fd = -1;
     memset(out, 0, sizeof *out);
     out->exit_code = -1;
     st.env = env;
@@ -790,8 +886,10 @@ int vk_exec_run(const struct vk_exec_env *env, const struct vk_exec_spec *spec,
         close(st.env_fd);
     if (st.cg_made)
         vk__exec_cg_destroy(&st.cg);
-    if (st.rdir[0])
-        (void)vk__exec_rmtree(st.rdir, NULL);
+    if (st.rdir[0] && vk__exec_rmtree(st.rdir, NULL) < 0 && spec->nfiles)
+        vk__exec_sink_notice(&st.sink, "[vulcan] the attempt's secret files were not removed\n");
+    if (st.lock_fd >= 0)
+        close(st.lock_fd);
     if (st.ws[0] && !spec->keep_workspace) {
         struct vk_err rerr;
         if ((st.ws_made ? drop_workspace(env, st.ws, &rerr) : vk__exec_rmtree(st.ws, &rerr)) < 0)

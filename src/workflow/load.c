@@ -375,6 +375,8 @@ static int load_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *n,
     g->type = VK_WF_GROUP;
     g->is_parallel = true;
     g->network = g->parent->network;
+    g->secrets = g->parent->secrets;
+    g->nsecrets = g->parent->nsecrets;
     struct checkout co;
     CHECKOUT_GET(&co, g->parent);
     CHECKOUT_SET(g, &co);
@@ -446,6 +448,87 @@ static int load_queue_timeout(struct vk__wf_loader *L, const struct vk_kdl_node 
     return rc;
 }
 
+static bool secret_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 128 || !(s[0] == '_' || (s[0] >= 'A' && s[0] <= 'Z')))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(s[i] == '_' || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9')))
+            return false;
+    return true;
+}
+
+/* `secrets "A" "B"` / `secret-file "KUBECONFIG"`: add the names to *list (a pool array of
+ * at most VK_WF_MAX_SECRETS); a name given twice in one place is an error. */
+static int load_secrets(struct vk__wf_loader *L, const struct vk_kdl_node *n, bool file,
+                        struct vk_wf_secret **list, size_t *count)
+{
+    int rc = vk__wf_no_props(L, n);
+    if (rc == 0)
+        rc = vk__wf_no_children(L, n);
+    if (rc < 0)
+        return rc;
+    const char *what = file ? "secret-file" : "secrets";
+    if (n->nargs == 0)
+        return vk__wf_fail(L, VK_WF_ERR_MISSING, VK_EPARSE, VK__WF_AT(n->pos),
+                           "'%s' needs one or more secret names: %s \"NPM_TOKEN\"", what, what);
+    if (*count + n->nargs > VK_WF_MAX_SECRETS)
+        return vk__wf_fail(L, VK_WF_ERR_LIMIT, VK_EPARSE, VK__WF_AT(n->pos),
+                           "more than %d secrets in one place", VK_WF_MAX_SECRETS);
+    struct vk_wf_secret *a = vk_pool_zalloc(L->pool, (*count + n->nargs) * sizeof(*a));
+    if (!a)
+        return vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+    if (*count)
+        memcpy(a, *list, *count * sizeof(*a));
+    for (size_t i = 0; i < n->nargs; i++) {
+        const struct vk_kdl_value *v = &n->args[i];
+        if (v->kind != VK_KDL_STRING || !secret_name_ok(v->str.ptr, v->str.len))
+            return vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(v->pos),
+                               "'%s' takes secret names as strings of [A-Z_][A-Z0-9_]* "
+                               "(for example \"NPM_TOKEN\")",
+                               what);
+        for (size_t k = 0; k < *count; k++)
+            if (vk_kdl_str_eq(v->str, a[k].name))
+                return vk__wf_fail(L, VK_WF_ERR_DUPLICATE, VK_EPARSE, VK__WF_AT(v->pos),
+                                   "secret '%s' is named twice here (first at line %u)", a[k].name,
+                                   a[k].pos.line);
+        a[*count].name = vk__wf_strdup(L, v->str);
+        if (!a[*count].name)
+            return VK_ENOMEM;
+        a[*count].file = file;
+        a[*count].pos = vk__wf_pos(L, v->pos);
+        (*count)++;
+    }
+    *list = a;
+    return 0;
+}
+
+/* f->secrets = the parent's, then `own` (which wins for a name in both). */
+static int merge_secrets(struct vk__wf_loader *L, struct vk_wf_fragment *f,
+                         const struct vk_wf_secret *own, size_t nown)
+{
+    const struct vk_wf_fragment *p = f->parent;
+    size_t np = p ? p->nsecrets : 0;
+    if (np + nown == 0)
+        return 0;
+    struct vk_wf_secret *a = vk_pool_zalloc(L->pool, (np + nown) * sizeof(*a));
+    if (!a)
+        return vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < np; i++) {
+        bool mine = false;
+        for (size_t k = 0; k < nown && !mine; k++)
+            mine = strcmp(own[k].name, p->secrets[i].name) == 0;
+        if (!mine)
+            a[n++] = p->secrets[i];
+    }
+    for (size_t k = 0; k < nown; k++)
+        a[n++] = own[k];
+    f->secrets = a;
+    f->nsecrets = n;
+    return 0;
+}
+
 static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                          struct vk_wf_fragment *f)
 {
@@ -460,7 +543,9 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
     const struct vk_kdl_node *s_name = NULL, *s_run = NULL, *s_from = NULL, *s_machine = NULL,
                              *s_cond = NULL, *s_timeout = NULL, *s_retry = NULL, *s_env = NULL,
                              *s_network = NULL, *s_checkout = NULL, *s_qtimeout = NULL,
-                             *s_when = NULL, *s_af = NULL;
+                             *s_when = NULL, *s_af = NULL, *s_secrets = NULL;
+    struct vk_wf_secret *own = NULL;
+    size_t nown = 0;
     f->type = VK_WF_INLINE;
     f->network = f->parent->network;
     struct checkout co;
@@ -536,16 +621,22 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
             rc = load_when(L, c, &s_when, &f->when);
         } else if (vk_kdl_str_eq(c->name, "allow-failure")) {
             rc = load_allow_failure(L, c, &s_af, &f->allow_failure);
+        } else if (vk_kdl_str_eq(c->name, "secrets") || vk_kdl_str_eq(c->name, "secret-file")) {
+            if (!s_secrets)
+                s_secrets = c;
+            rc = load_secrets(L, c, vk_kdl_str_eq(c->name, "secret-file"), &own, &nown);
         } else if (vk_kdl_str_eq(c->name, "matrix") && L->matrix) {
             continue; /* this is one of its copies (load_matrix) */
         } else {
             rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
                              "unknown node '%s' in 'fragment'; expected one of: run, from, "
                              "name, machine, condition, timeout, queue-timeout, retry, env, "
-                             "network, checkout, when, allow-failure, matrix",
+                             "network, checkout, when, allow-failure, matrix, secrets, secret-file",
                              c->name.ptr);
         }
     }
+    if (rc == 0)
+        rc = merge_secrets(L, f, own, nown);
     if (rc < 0)
         return rc;
     if (s_run && s_from) {
@@ -565,6 +656,7 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                                     : s_env      ? s_env
                                     : s_network  ? s_network
                                     : s_checkout ? s_checkout
+                                    : s_secrets  ? s_secrets
                                                  : s_qtimeout;
     if (bad)
         return vk__wf_fail(L, VK_WF_ERR_EXCLUSIVE, VK_EPARSE, VK__WF_AT(bad->pos),
@@ -956,6 +1048,8 @@ static int load_matrix(struct vk__wf_loader *L, const struct vk_kdl_node *n,
     g->name = raw_name;
     g->machine = g->parent->machine;
     g->network = g->parent->network;
+    g->secrets = g->parent->secrets; /* its copies add their own (load_fragment) */
+    g->nsecrets = g->parent->nsecrets;
     struct checkout co;
     CHECKOUT_GET(&co, g->parent);
     CHECKOUT_SET(g, &co);
@@ -1081,10 +1175,13 @@ static int load_chain(struct vk__wf_loader *L, const struct vk_kdl_node *n)
                 rc = load_checkout(L, c, &co);
             if (rc == 0)
                 CHECKOUT_SET(wf, &co);
+        } else if (vk_kdl_str_eq(c->name, "secrets") || vk_kdl_str_eq(c->name, "secret-file")) {
+            rc = load_secrets(L, c, vk_kdl_str_eq(c->name, "secret-file"), &wf->secrets,
+                              &wf->nsecrets);
         } else {
             rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
                              "unknown node '%s' in 'chain'; expected one of: machine, env, "
-                             "network, checkout, fragment, parallel",
+                             "network, checkout, secrets, secret-file, fragment, parallel",
                              c->name.ptr);
         }
     }
@@ -1102,6 +1199,8 @@ static int load_chain(struct vk__wf_loader *L, const struct vk_kdl_node *n)
     root->name = "chain";
     root->machine = wf->machine;
     root->network = wf->network;
+    root->secrets = wf->secrets;
+    root->nsecrets = wf->nsecrets;
     CHECKOUT_GET(&co, wf);
     CHECKOUT_SET(root, &co);
     root->pos = vk__wf_pos(L, n->pos);

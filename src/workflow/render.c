@@ -32,6 +32,16 @@ static json_t *jenv(const struct vk_wf_kv *kv, size_t n)
     return o;
 }
 
+/* [{"name", "file"}]: names only (a workflow never holds a value). */
+static json_t *jsecrets(const struct vk_wf_secret *sec, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(
+            a, json_pack("{s:s, s:b}", "name", sec[i].name, "file", sec[i].file ? 1 : 0));
+    return a;
+}
+
 static json_t *jtrigger(const struct vk_wf_trigger *t)
 {
     json_t *o = json_object();
@@ -97,6 +107,8 @@ static json_t *jfragment(const struct vk_wf_fragment *f)
         json_object_set_new(o, "timeout_ms", json_integer(f->timeout_ms));
         json_object_set_new(o, "retries", json_integer(f->retries));
         json_object_set_new(o, "env", jenv(f->env, f->nenv));
+        if (f->nsecrets) /* only when used, so older readers see the same documents */
+            json_object_set_new(o, "secrets", jsecrets(f->secrets, f->nsecrets));
     } else {
         json_object_set_new(o, "parallel", json_boolean(f->is_parallel));
         json_object_set_new(o, "from", jstr(f->import_from));

@@ -930,8 +930,12 @@ static void test_secrets_masked_before_upload(void **state)
     assert_true(rbool(result_of(f, "frag-sec"), "success"));
     struct fake_log *l = log_of(f, "frag-sec");
     assert_non_null(l);
-    /* A secret-file's variable is its path (not masked); the file's lines are. */
-    assert_string_equal(l->data.data, "a *** b\n***\njt=***\nkc=/k\n***\nplain\n");
+    /* A secret-file's variable is its path (not masked): the worker's own file for the
+     * attempt, whatever the item's env said; the file's lines are masked. */
+    char want[1024];
+    snprintf(want, sizeof(want),
+             "a *** b\n***\njt=***\nkc=%s/run/frag-sec-1/secrets/KUBECONFIG\n***\nplain\n", g_work);
+    assert_string_equal(l->data.data, want);
     pthread_mutex_unlock(&f->mu);
     fake_push_item(f, json_pack("{s:s, s:i, s:s, s:[{s:s, s:s}]}", "fragment_id", "frag-short",
                                 "attempt", 1, "run_script", "echo never", "secrets", "name", "PIN",

@@ -1,12 +1,13 @@
 /*
  * Executor core: output order, exit codes, -e, environment isolation,
- * timeout/cancel killing whole process groups, output cap, workspace removal.
+ * timeout/cancel killing whole process groups, output cap, workspace removal, secret files.
  * Runs real shells (sandbox none here; see test_exec_sandbox.c for bwrap).
  */
 #include "test_exec_common.h"
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 
 static void test_order_preserved(void **state)
@@ -635,9 +636,71 @@ static void test_script_inline_and_file(void **state)
     vk_mem_free(big);
 }
 
+/* Secret files (issue 15): 0600 in the attempt's private directory, outside the workspace,
+ * the path in the variable; gone after the attempt, also when the script fails. A directory
+ * a dead worker left (its .lock free) goes at the next env start; a live one stays. */
+static void test_secret_files(void **state)
+{
+    (void)state;
+    struct collected c;
+    struct vk_exec_result r;
+    const char value[] = "line one of the value\nline two\n";
+    struct vk_exec_file files[] = {{"KUBECONFIG", value, sizeof value - 1},
+                                   {"OTHER_FILE", "abcdef", 6}};
+    struct vk_exec_spec s =
+        base_spec("sec", "stat -c '%a %s' \"$KUBECONFIG\"; cat \"$OTHER_FILE\"; echo;"
+                         " case \"$KUBECONFIG\" in \"$PWD\"*) echo inside;; *) echo outside;; esac;"
+                         " echo \"$KUBECONFIG\"; exit 3");
+    s.files = files;
+    s.nfiles = 2;
+    assert_int_equal(run(&s, &c, &r), 0);
+    assert_int_equal(r.exit_code, 3);
+    char want[1200];
+    snprintf(want, sizeof want, "600 %zu\nabcdef\noutside\n%s/sec-1/secrets/KUBECONFIG\n",
+             sizeof value - 1, g_env.run_dir);
+    assert_string_equal(outs(&c), want);
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/sec-1", g_env.run_dir);
+    assert_false(path_exists(dir));
+    vk_buf_release(&c.b);
+    /* a bad name is refused before anything runs */
+    struct vk_exec_file bad[] = {{"../x", "abcdef", 6}};
+    s = base_spec("secbad", "echo ran");
+    s.files = bad;
+    s.nfiles = 1;
+    assert_int_not_equal(run(&s, &c, &r), 0);
+    assert_null(strstr(outs(&c) ? outs(&c) : "", "ran\n"));
+    vk_buf_release(&c.b);
+    /* what a dead worker left: swept at the next start; a locked (live) one is kept */
+    char dead[700], live[700], f[800];
+    snprintf(dead, sizeof dead, "%s/dead-1", g_env.run_dir);
+    snprintf(live, sizeof live, "%s/live-1", g_env.run_dir);
+    assert_int_equal(mkdir(dead, 0700), 0);
+    assert_int_equal(mkdir(live, 0700), 0);
+    snprintf(f, sizeof f, "%s/.lock", dead);
+    FILE *fp = fopen(f, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    snprintf(f, sizeof f, "%s/.lock", live);
+    int lfd = open(f, O_RDWR | O_CREAT, 0600);
+    assert_true(lfd >= 0);
+    assert_int_equal(flock(lfd, LOCK_EX), 0);
+    struct vk_exec_env e2;
+    struct vk_exec_config cfg = {.work_dir = g_work, .checkout_timeout_ms = 60000};
+    struct vk_err err;
+    /* another open file description: flock sees the live lock as taken */
+    assert_int_equal(vk_exec_env_init(&e2, &cfg, &err), 0);
+    vk_exec_env_release(&e2);
+    assert_false(path_exists(dead));
+    assert_true(path_exists(live));
+    close(lfd);
+    (void)vk__exec_rmtree(live, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_secret_files),
         cmocka_unit_test(test_order_preserved),
         cmocka_unit_test(test_exit_codes),
         cmocka_unit_test(test_errexit),

@@ -329,13 +329,28 @@ static const struct bad bads[] = {
      3, 42,
      "unknown node 'script' in 'fragment'; expected one of: run, from, name, machine, "
      "condition, timeout, queue-timeout, retry, env, network, checkout, when, allow-failure, "
-     "matrix"},
+     "matrix, secrets, secret-file"},
     {HEAD "jobs {}\n" C1, VK_WF_ERR_UNKNOWN_NODE, 3, 1,
      "unknown node 'jobs'; expected one of: version, name, queue-timeout, "
      "triggers, chain"},
     {HEAD "chain { machine \"m\"; step { run \"x\" } }\n", VK_WF_ERR_UNKNOWN_NODE, 3, 22,
-     "unknown node 'step' in 'chain'; expected one of: machine, env, network, checkout, fragment, "
-     "parallel"},
+     "unknown node 'step' in 'chain'; expected one of: machine, env, network, checkout, secrets, "
+     "secret-file, fragment, parallel"},
+    /* secrets */
+    {HEAD "chain { machine \"m\"; secrets \"npm\"; fragment { run \"x\" } }\n",
+     VK_WF_ERR_INVALID_VALUE, 3, 30,
+     "'secrets' takes secret names as strings of [A-Z_][A-Z0-9_]* (for example \"NPM_TOKEN\")"},
+    {HEAD "chain { machine \"m\"; fragment { run \"x\"; secret-file 1 } }\n",
+     VK_WF_ERR_INVALID_VALUE, 3, 54,
+     "'secret-file' takes secret names as strings of [A-Z_][A-Z0-9_]* (for example "
+     "\"NPM_TOKEN\")"},
+    {HEAD "chain { machine \"m\"; fragment { run \"x\"; secrets } }\n", VK_WF_ERR_MISSING, 3, 42,
+     "'secrets' needs one or more secret names: secrets \"NPM_TOKEN\""},
+    {HEAD "chain { machine \"m\"; fragment { run \"x\"; secrets \"A\"; secret-file \"A\" } }\n",
+     VK_WF_ERR_DUPLICATE, 3, 67, "secret 'A' is named twice here (first at line 3)"},
+    {HEAD "chain { machine \"m\"; fragment { from \"a.kdl\"; secrets \"A\" } }\n",
+     VK_WF_ERR_EXCLUSIVE, 3, 47,
+     "'secrets' cannot be used with 'from'; set it in the imported file"},
     {HEAD "chain { machine \"m\"; parallel { retry 1; fragment { run \"x\" } } }\n",
      VK_WF_ERR_UNKNOWN_NODE, 3, 33,
      "unknown node 'retry' in 'parallel'; expected one of: fragment, parallel, name, machine, "
@@ -840,6 +855,33 @@ static void test_checkout(void **state)
     vk_workflow_free(wf);
 }
 
+/* `secrets` and `secret-file`: the chain's reach every inline fragment (inside parallel
+ * groups too), a fragment's own are added, and win for a name in both. */
+static void test_secrets(void **state)
+{
+    (void)state;
+    struct vk_workflow *wf =
+        load_ok(HEAD "chain {\n machine \"m\"\n secrets \"NPM_TOKEN\" \"KUBE\"\n"
+                     " fragment { run \"a\" }\n"
+                     " fragment { run \"b\"; secret-file \"KUBE\"; secrets \"OWN_1\" }\n"
+                     " parallel { fragment { run \"c\" } }\n}\n");
+    assert_int_equal(wf->nsecrets, 2);
+    const struct vk_wf_fragment *a = &wf->root.children[0], *b = &wf->root.children[1],
+                                *c = &wf->root.children[2].children[0];
+    assert_int_equal(a->nsecrets, 2);
+    assert_string_equal(a->secrets[0].name, "NPM_TOKEN");
+    assert_false(a->secrets[1].file);
+    assert_int_equal(a->secrets[0].pos.line, 5);
+    assert_int_equal(a->secrets[0].pos.col, 10);
+    assert_int_equal(b->nsecrets, 3);
+    assert_string_equal(b->secrets[0].name, "NPM_TOKEN");
+    assert_string_equal(b->secrets[1].name, "KUBE");
+    assert_true(b->secrets[1].file);
+    assert_string_equal(b->secrets[2].name, "OWN_1");
+    assert_int_equal(c->nsecrets, 2);
+    vk_workflow_free(wf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -849,6 +891,7 @@ int main(void)
         cmocka_unit_test(test_limits),         cmocka_unit_test(test_io_error),
         cmocka_unit_test(test_alloc_failure),  cmocka_unit_test(test_network),
         cmocka_unit_test(test_checkout),       cmocka_unit_test(test_matrix),
+        cmocka_unit_test(test_secrets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
