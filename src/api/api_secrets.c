@@ -444,6 +444,16 @@ int vk__api_work_secrets(struct vk_api *api, const struct vk_store_work *w, stru
             note(withheld, sizeof(withheld), name, "does not open");
             continue;
         }
+        /* The server masks it in the attempt's log as well (api_mask.c): a value it
+         * cannot register is withheld rather than sent to be printed unmasked there. */
+        if (vk__api_mask_add(api, f->id, f->attempt, v, n) < 0) {
+            vk_log_write(VK_LOG_ERROR, "api", "cannot register a secret for masking", "name", name,
+                         "fragment_id", f->id, NULL);
+            note(withheld, sizeof(withheld), name, "cannot be masked");
+            vk_auth_wipe(v, n);
+            vk_mem_free(v);
+            continue;
+        }
         json_t *o = json_object();
         bad |= !o || json_object_set_new(o, "name", json_string(name)) ||
                json_object_set_new(o, "value", json_stringn(v, n)) ||
