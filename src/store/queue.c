@@ -336,8 +336,12 @@ static int claim_sql(struct vk_store *s, size_t n, struct vk_buf *sql)
                               " WHERE status = 'ready' AND machine IN (");
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = vk_buf_addf(sql, "%s$%zu", i ? ", " : "", i + 4);
+    /* A worker claims only its org's work (a worker of no org: any, as before orgs). */
     if (rc == 0)
-        rc = vk_buf_adds(sql, ") ORDER BY priority DESC, ready_at, id LIMIT 1");
+        rc = vk_buf_adds(sql, ") AND EXISTS (SELECT 1 FROM chains c, workers w"
+                              " WHERE c.id = fragments.chain_id AND w.id = $1"
+                              " AND (w.tenant_id IS NULL OR c.tenant_id = w.tenant_id))"
+                              " ORDER BY priority DESC, ready_at, id LIMIT 1");
     if (rc == 0 && s->dialect == VK__PG)
         rc = vk_buf_adds(sql, " FOR UPDATE SKIP LOCKED");
     if (rc == 0)
