@@ -306,9 +306,9 @@ static int load_max_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *
     return rc;
 }
 
-/* `fail-fast #true|#false` of a group or a matrix into *no_fail_fast. */
-static int load_fail_fast(struct vk__wf_loader *L, const struct vk_kdl_node *c,
-                          const struct vk_kdl_node **seen, bool *no_fail_fast)
+/* A single-valued boolean child (`fail-fast #false`, `allow-failure #true`) into *out. */
+static int load_flag(struct vk__wf_loader *L, const struct vk_kdl_node *c,
+                     const struct vk_kdl_node **seen, bool *out)
 {
     int rc = once(L, c, seen);
     if (rc == 0)
@@ -318,9 +318,20 @@ static int load_fail_fast(struct vk__wf_loader *L, const struct vk_kdl_node *c,
     if (rc == 0 && (c->nargs != 1 || c->args[0].kind != VK_KDL_BOOL))
         rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE,
                          VK__WF_AT(c->nargs ? c->args[c->nargs > 1].pos : c->pos),
-                         "'fail-fast' takes #true or #false");
+                         "'%s' takes #true or #false", c->name.ptr);
     if (rc == 0)
-        *no_fail_fast = !c->args[0].b;
+        *out = c->args[0].b;
+    return rc;
+}
+
+/* `fail-fast #true|#false` of a group or a matrix into *no_fail_fast. */
+static int load_fail_fast(struct vk__wf_loader *L, const struct vk_kdl_node *c,
+                          const struct vk_kdl_node **seen, bool *no_fail_fast)
+{
+    bool on = true;
+    int rc = load_flag(L, c, seen, &on);
+    if (rc == 0)
+        *no_fail_fast = !on;
     return rc;
 }
 
@@ -344,24 +355,6 @@ static int load_when(struct vk__wf_loader *L, const struct vk_kdl_node *c,
         return vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(c->args[0].pos),
                            "'when' takes \"success\", \"failure\" or \"always\", not '%s'", w);
     return 0;
-}
-
-/* `allow-failure #true|#false`. */
-static int load_allow_failure(struct vk__wf_loader *L, const struct vk_kdl_node *c,
-                              const struct vk_kdl_node **seen, bool *out)
-{
-    int rc = once(L, c, seen);
-    if (rc == 0)
-        rc = vk__wf_no_props(L, c);
-    if (rc == 0)
-        rc = vk__wf_no_children(L, c);
-    if (rc == 0 && (c->nargs != 1 || c->args[0].kind != VK_KDL_BOOL))
-        rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE,
-                         VK__WF_AT(c->nargs ? c->args[c->nargs > 1].pos : c->pos),
-                         "'allow-failure' takes #true or #false");
-    if (rc == 0)
-        *out = c->args[0].b;
-    return rc;
 }
 
 static int load_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *n,
@@ -405,7 +398,7 @@ static int load_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *n,
         } else if (vk_kdl_str_eq(c->name, "when")) {
             rc = load_when(L, c, &seen_when, &g->when);
         } else if (vk_kdl_str_eq(c->name, "allow-failure")) {
-            rc = load_allow_failure(L, c, &seen_af, &g->allow_failure);
+            rc = load_flag(L, c, &seen_af, &g->allow_failure);
         } else if (vk_kdl_str_eq(c->name, "matrix") && L->matrix) {
             continue; /* this is one of its copies (load_matrix) */
         } else {
@@ -620,7 +613,7 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
         } else if (vk_kdl_str_eq(c->name, "when")) {
             rc = load_when(L, c, &s_when, &f->when);
         } else if (vk_kdl_str_eq(c->name, "allow-failure")) {
-            rc = load_allow_failure(L, c, &s_af, &f->allow_failure);
+            rc = load_flag(L, c, &s_af, &f->allow_failure);
         } else if (vk_kdl_str_eq(c->name, "secrets") || vk_kdl_str_eq(c->name, "secret-file")) {
             if (!s_secrets)
                 s_secrets = c;
