@@ -439,6 +439,15 @@ int vk_store_tx_chain_get(struct vk_store_tx *tx, const char *id, struct vk_pool
                           struct vk_store_chain *out, struct vk_err *err) VK_MUST_CHECK;
 
 /**
+ * The first child (by sequence) of group `parent_id` still `pending` into *out (strings in
+ * `pool`): one indexed read, for a max-parallel group's next child when one ends. Returns
+ * 0, VK_ENOTFOUND (none left), VK_EDB.
+ */
+int vk_store_tx_first_pending_child(struct vk_store_tx *tx, const char *parent_id,
+                                    struct vk_pool *pool, struct vk_store_fragment *out,
+                                    struct vk_err *err) VK_MUST_CHECK;
+
+/**
  * List the children of fragment `parent_id` of chain `chain_id`, or the chain's top-level
  * fragments when `parent_id` is NULL or "", ordered by sequence. Array in `pool`.
  */

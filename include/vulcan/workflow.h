@@ -41,17 +41,18 @@
 
 /* ---------------------------------------------------------------- Limits */
 
-#define VK_WF_VERSION "0.1"              /**< the only `version` understood */
-#define VK_WF_MAX_IMPORT_SIZE (1u << 20) /**< default cap of one imported document */
-#define VK_WF_IMPORT_TIMEOUT_MS 10000    /**< default time limit of one URL fetch */
-#define VK_WF_MAX_REDIRECTS 3            /**< default (and maximum) HTTP redirects */
-#define VK_WF_MAX_IMPORT_DEPTH 16        /**< default nesting depth of imports */
-#define VK_WF_MAX_FRAGMENTS 100000       /**< default cap of fragments + groups in one chain */
-#define VK_WF_MAX_IMPORTS 256            /**< default cap of imports (fetches) in one load */
-#define VK_WF_MAX_RETRIES 10             /**< `retry N` accepts 0..10 */
-#define VK_WF_MAX_COND_LEN 4096          /**< longest condition text, bytes */
-#define VK_WF_MAX_COND_DEPTH 64          /**< deepest nesting of ( ) and ! in a condition */
-#define VK_WF_MAX_MATRIX 256             /**< most copies one `matrix` makes */
+#define VK_WF_VERSION "0.1"                /**< the only `version` understood */
+#define VK_WF_MAX_IMPORT_SIZE (1u << 20)   /**< default cap of one imported document */
+#define VK_WF_IMPORT_TIMEOUT_MS 10000      /**< default time limit of one URL fetch */
+#define VK_WF_MAX_REDIRECTS 3              /**< default (and maximum) HTTP redirects */
+#define VK_WF_MAX_IMPORT_DEPTH 16          /**< default nesting depth of imports */
+#define VK_WF_MAX_FRAGMENTS 100000         /**< default cap of fragments + groups in one chain */
+#define VK_WF_MAX_IMPORTS 256              /**< default cap of imports (fetches) in one load */
+#define VK_WF_MAX_RETRIES 10               /**< `retry N` accepts 0..10 */
+#define VK_WF_MAX_COND_LEN 4096            /**< longest condition text, bytes */
+#define VK_WF_MAX_COND_DEPTH 64            /**< deepest nesting of ( ) and ! in a condition */
+#define VK_WF_MAX_MATRIX 256               /**< most copies one `matrix` makes */
+#define VK_WF_MAX_MATRIX_BYTES (16u << 20) /**< most text all matrix copies of a load hold */
 
 /* ---------------------------------------------------------------- Errors */
 

@@ -98,6 +98,17 @@ struct vk_api {
     bool treq_started, treq_stopping;
 };
 
+/*
+ * Where a new pending SSO login (OIDC or SAML) goes among `n` slots of `stride` bytes, each
+ * with an int64_t creation time at `created_off` (0: free) and its client address string at
+ * `addr_off`: a free or expired slot, else the oldest; but an address that has `per_addr`
+ * live logins already replaces its own oldest, so one client starting logins in a loop
+ * cannot push out everyone else's (api_sso.c).
+ */
+size_t vk__api_pending_slot(const void *slots, size_t n, size_t stride, size_t created_off,
+                            size_t addr_off, const char *addr, int64_t now_ms, int64_t life_ms,
+                            size_t per_addr);
+
 /* ---------------------------------------------------------------- Masking (api_mask.c) */
 
 void vk__api_mask_init(struct vk_api *api);

@@ -20,6 +20,7 @@
 #include "vulcan/auth_saml.h"
 
 #include <openssl/sha.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,26 +223,9 @@ static void h_login(struct vk_http_req *req, void *ctx)
         return;
     }
     pthread_mutex_lock(&s->lock);
-    /* As for OIDC: a free or expired slot, else the oldest; a client address with
-     * PENDING_PER_ADDR logins pending replaces its own oldest. */
-    size_t slot = 0, mine = 0, own_oldest = PENDING_MAX;
-    bool free_found = false;
-    for (size_t i = 0; i < PENDING_MAX; i++) {
-        const struct pending *q = &s->pending[i];
-        bool live = q->created_ms != 0 && q->created_ms + PENDING_LIFE_MS >= p.created_ms;
-        if (!live && !free_found) {
-            slot = i;
-            free_found = true;
-        } else if (live && strcmp(q->addr, p.addr) == 0) {
-            mine++;
-            if (own_oldest == PENDING_MAX || q->created_ms < s->pending[own_oldest].created_ms)
-                own_oldest = i;
-        }
-        if (!free_found && live && q->created_ms < s->pending[slot].created_ms)
-            slot = i;
-    }
-    if (mine >= PENDING_PER_ADDR)
-        slot = own_oldest;
+    size_t slot = vk__api_pending_slot(
+        s->pending, PENDING_MAX, sizeof(s->pending[0]), offsetof(struct pending, created_ms),
+        offsetof(struct pending, addr), p.addr, p.created_ms, PENDING_LIFE_MS, PENDING_PER_ADDR);
     free_slot(&s->pending[slot]);
     s->pending[slot] = p;
     pthread_mutex_unlock(&s->lock);

@@ -24,6 +24,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,39 @@ struct pending {
     char addr[64];      /* the client address that started it */
     int64_t created_ms; /* 0: a free slot */
 };
+
+size_t vk__api_pending_slot(const void *slots, size_t n, size_t stride, size_t created_off,
+                            size_t addr_off, const char *addr, int64_t now_ms, int64_t life_ms,
+                            size_t per_addr)
+{
+    const char *base = slots;
+    size_t slot = 0, mine = 0, own_oldest = n;
+    bool free_found = false;
+    int64_t slot_created = 0, own_created = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t created;
+        memcpy(&created, base + i * stride + created_off, sizeof(created));
+        const char *a = base + i * stride + addr_off;
+        bool live = created != 0 && created + life_ms >= now_ms;
+        if (!live && !free_found) {
+            slot = i;
+            free_found = true;
+        } else if (live && strcmp(a, addr) == 0) {
+            mine++;
+            if (own_oldest == n || created < own_created) {
+                own_oldest = i;
+                own_created = created;
+            }
+        }
+        if (i == 0)
+            slot_created = created;
+        if (!free_found && live && created < slot_created) {
+            slot = i;
+            slot_created = created;
+        }
+    }
+    return mine >= per_addr ? own_oldest : slot;
+}
 
 struct vk__api_sso {
     pthread_mutex_t lock; /* guards everything below */
@@ -395,27 +429,9 @@ static void do_login(struct vk_http_req *req, struct vk_api *api)
     size_t cap = URL_MAX * 6;
     char *loc = vk_pool_alloc(vk_http_pool(req), cap);
     pthread_mutex_lock(&s->lock);
-    /* Keep it: in a free or expired slot, else over the oldest; but a client address
-     * that has PENDING_PER_ADDR logins pending already replaces its own oldest, so one
-     * client starting logins in a loop cannot push out everyone else's. */
-    size_t slot = 0, mine = 0, own_oldest = PENDING_MAX;
-    bool free_slot = false;
-    for (size_t i = 0; i < PENDING_MAX; i++) {
-        const struct pending *q = &s->pending[i];
-        bool live = q->created_ms != 0 && q->created_ms + PENDING_LIFE_MS >= p.created_ms;
-        if (!live && !free_slot) {
-            slot = i;
-            free_slot = true;
-        } else if (live && strcmp(q->addr, p.addr) == 0) {
-            mine++;
-            if (own_oldest == PENDING_MAX || q->created_ms < s->pending[own_oldest].created_ms)
-                own_oldest = i;
-        }
-        if (!free_slot && live && q->created_ms < s->pending[slot].created_ms)
-            slot = i;
-    }
-    if (mine >= PENDING_PER_ADDR)
-        slot = own_oldest;
+    size_t slot = vk__api_pending_slot(
+        s->pending, PENDING_MAX, sizeof(s->pending[0]), offsetof(struct pending, created_ms),
+        offsetof(struct pending, addr), p.addr, p.created_ms, PENDING_LIFE_MS, PENDING_PER_ADDR);
     s->pending[slot] = p;
     int n = loc ? snprintf(loc, cap,
                            "%s%cresponse_type=code&client_id=%s&redirect_uri=%s"

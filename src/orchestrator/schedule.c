@@ -521,17 +521,20 @@ int vk__orch_after_final(struct vk_store_tx *tx, const char *frag_id, int64_t no
                 break;
         }
         if (parallel && p.max_parallel > 0 && may_go_on(&s)) {
-            /* A child ended: the next one not started takes its place. */
-            struct vk_store_fragment *sib = NULL;
-            size_t n = 0;
-            rc = vk_store_tx_children(tx, f.chain_id, parent, &s.pool, &sib, &n, err);
+            /* A child ended: the next one not started takes its place (one indexed read
+             * per candidate, not the whole group per result). */
             bool active = false;
-            for (size_t i = 0; rc == 0 && i < n && !active; i++) {
-                if (sib[i].status != VK_STORE_FRAG_PENDING)
-                    continue;
-                enum act_result r;
-                rc = activate(&s, &sib[i], &r);
-                active = r == ACT_ACTIVE;
+            while (rc == 0 && !active) {
+                struct vk_store_fragment next;
+                rc = vk_store_tx_first_pending_child(tx, parent, &s.pool, &next, err);
+                if (rc == VK_ENOTFOUND) {
+                    rc = 0;
+                    break;
+                }
+                enum act_result r = ACT_DONE;
+                if (rc == 0)
+                    rc = activate(&s, &next, &r);
+                active = rc == 0 && r == ACT_ACTIVE;
             }
             if (rc < 0 || active)
                 break;

@@ -107,6 +107,26 @@ int vk_store_tx_children(struct vk_store_tx *tx, const char *chain_id, const cha
     return rc;
 }
 
+int vk_store_tx_first_pending_child(struct vk_store_tx *tx, const char *parent_id,
+                                    struct vk_pool *pool, struct vk_store_fragment *out,
+                                    struct vk_err *err)
+{
+    struct vk__param p[] = {vk__text(parent_id)};
+    struct vk__res *r = NULL;
+    int rc = vk__query(tx->conn, VK__STMT_NONE,
+                       "SELECT " VK__FRAG_COLS " FROM fragments f WHERE f.parent_id = $1"
+                       " AND f.status = 'pending' ORDER BY f.sequence LIMIT 1",
+                       p, 1, &r, err);
+    if (rc == 0)
+        rc = vk__next(r, err);
+    if (rc == 0)
+        rc = VK_ENOTFOUND;
+    else if (rc > 0)
+        rc = vk__read_frag(r, 0, pool, out, err);
+    vk__res_free(r);
+    return rc;
+}
+
 int vk_store_tx_count_unfinished(struct vk_store_tx *tx, const char *chain_id,
                                  const char *parent_id, int64_t *count, struct vk_err *err)
 {

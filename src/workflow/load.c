@@ -837,6 +837,9 @@ static int matrix_parse(struct vk__wf_loader *L, const struct vk_kdl_node *mn, s
             nax++;
         }
     }
+    if (nvars > 1024)
+        return vk__wf_fail(L, VK_WF_ERR_LIMIT, VK_ETOOBIG, VK__WF_AT(mn->pos),
+                           "a matrix's 'include' blocks hold at most 1024 values in all");
     if (nax == 0 && ninc == 0)
         return vk__wf_fail(L, VK_WF_ERR_MISSING, VK_EPARSE, VK__WF_AT(mn->pos),
                            "'matrix' needs at least one axis: matrix { cc \"gcc\" \"clang\" }");

@@ -175,7 +175,14 @@ static int string_value(struct vk__wf_loader *L, const struct vk_kdl_node *n,
         return vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(v->pos),
                            "'%s' contains a NUL character", n->name.ptr);
     *out = vk__wf_strdup(L, v->str);
-    return *out ? subst_matrix(L, v, out) : VK_ENOMEM;
+    int rc = *out ? subst_matrix(L, v, out) : VK_ENOMEM;
+    /* Each copy holds its own text: 256 copies of a large node, or of many {matrix.…},
+     * would multiply a small document into a large load. */
+    if (rc == 0 && L->matrix && (L->matrix_bytes += strlen(*out)) > VK_WF_MAX_MATRIX_BYTES)
+        rc = vk__wf_fail(L, VK_WF_ERR_LIMIT, VK_ETOOBIG, VK__WF_AT(v->pos),
+                         "the matrix copies hold more than %u MiB of text",
+                         VK_WF_MAX_MATRIX_BYTES >> 20);
+    return rc;
 }
 
 int vk__wf_one_string(struct vk__wf_loader *L, const struct vk_kdl_node *n, const char **out)

@@ -30,6 +30,7 @@ struct vk__wf_cell {
 
 struct vk__wf_loader {
     const struct vk__wf_cell *matrix; /* while a matrix copy loads: `{matrix.KEY}` fills in */
+    size_t matrix_bytes;              /* text loaded into matrix copies so far (bounded) */
     struct vk_workflow *wf;
     struct vk_pool *pool;
     struct vk_wf_options opts; /* with defaults filled in */

@@ -802,6 +802,25 @@ static void test_matrix(void **state)
     assert_string_equal(e.msg, "the matrix makes more than 256 copies");
     vk_wf_error_release(&e);
     vk_buf_release(&big);
+    /* 256 copies of a 100 KiB script: 25 MiB from a 100 KiB document, refused. */
+    struct vk_buf wide = VK_BUF_INIT(VK_MAX_FILE);
+    assert_int_equal(vk_buf_adds(&wide, HEAD "chain { machine \"m\"; fragment { matrix { a"), 0);
+    for (int v = 0; v < 16; v++)
+        assert_int_equal(vk_buf_addf(&wide, " \"%d\"", v), 0);
+    assert_int_equal(vk_buf_adds(&wide, "; b"), 0);
+    for (int v = 0; v < 16; v++)
+        assert_int_equal(vk_buf_addf(&wide, " \"%d\"", v), 0);
+    assert_int_equal(vk_buf_adds(&wide, "; }; run \""), 0);
+    for (int i = 0; i < 100 * 1024; i++)
+        assert_int_equal(vk_buf_addch(&wide, 'x'), 0);
+    assert_int_equal(vk_buf_adds(&wide, "\" } }\n"), 0);
+    vk_wf_error_init(&e);
+    assert_int_equal(vk_workflow_load_buffer(wide.data, wide.len, "t.kdl", NULL, &none, &e),
+                     VK_ETOOBIG);
+    assert_int_equal(e.kind, VK_WF_ERR_LIMIT);
+    assert_string_equal(e.msg, "the matrix copies hold more than 16 MiB of text");
+    vk_wf_error_release(&e);
+    vk_buf_release(&wide);
 }
 
 /* checkout { submodules; lfs } and checkout #false: accepted forms, inheritance, and a
