@@ -9,6 +9,7 @@
 #   make check      everything CI runs: test, asan, tsan, lint, fuzz-smoke
 #   make demo       the main job: a server with SQLite and local workers
 #   make bench      build and run the benchmarks
+#   make soak       the long runs kept out of CI: 5 minutes of chaos (SOAK_SECONDS)
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -19,7 +20,7 @@ FUZZ_SECONDS ?= 60
 CMAKE_GEN  := -G Ninja
 SOURCES     = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src include tests bench fuzz -name '*.[ch]')
 
-.PHONY: all build test asan tsan fuzz fuzz-smoke lint format check demo bench clean
+.PHONY: all build test asan tsan fuzz fuzz-smoke lint format check demo bench soak clean
 
 all: build
 
@@ -75,6 +76,11 @@ demo: build
 
 bench: build
 	scripts/bench.sh $(BUILD)
+
+SOAK_SECONDS ?= 300
+soak: build
+	rm -rf $(BUILD)/chaos-soak
+	tests/chaos/chaos.py $(BUILD)/vulcan $(SOAK_SECONDS) $(BUILD)/chaos-soak
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -398,8 +398,19 @@ static inline pid_t bench_worker_start(const struct bench_server *s, const char 
     snprintf(conc, sizeof(conc), "%d", concurrency);
     snprintf(name, sizeof(name), "bench-%d", index);
     snprintf(wait, sizeof(wait), "%d", wait_s);
+    /* `vulcan-worker` next to `bin` when it is there, as `vulcan server --workers` does;
+     * VK_BENCH_FULL_WORKER=1 runs `vulcan worker` instead. */
+    char lean[PATH_MAX + 32];
+    snprintf(lean, sizeof(lean), "%s", bin);
+    char *slash = strrchr(lean, '/');
+    const char *full = getenv("VK_BENCH_FULL_WORKER");
+    bool use_lean = slash && !(full && strcmp(full, "1") == 0);
+    if (use_lean) {
+        snprintf(slash + 1, sizeof(lean) - (size_t)(slash + 1 - lean), "vulcan-worker");
+        use_lean = access(lean, X_OK) == 0;
+    }
     char *argv[40] = {(char *)bin,
-                      "worker",
+                      use_lean ? lean : "worker",
                       "--server",
                       (char *)s->url,
                       "--group",
@@ -423,7 +434,8 @@ static inline pid_t bench_worker_start(const struct bench_server *s, const char 
         fprintf(stderr, "VK_BENCH_WORKER_ARGS is too long\n");
         return -1;
     }
-    return bench_spawn(argv, log);
+    /* vulcan-worker takes the worker's options after its own name. */
+    return use_lean ? bench_spawn(argv + 1, log) : bench_spawn(argv, log);
 }
 
 /* JSON round trip; returns the HTTP status (0 on transport error), *answer owned. */

@@ -266,19 +266,30 @@ int main(int argc, char **argv)
     usleep(1000000);
     print_proc("server, 1 s after they all closed:", s.pid);
 
-    for (int conc = 1; conc <= 4; conc += 3) {
-        pid_t w = bench_worker_start(&s, bin, conc, conc, 30);
-        if (w < 0) {
-            rc = -1;
-            break;
+    /* `vulcan worker`, then `vulcan-worker` when it was built (the lean executable). */
+    for (int full = 1; full >= 0 && rc == 0; full--) {
+        setenv("VK_BENCH_FULL_WORKER", full ? "1" : "0", 1);
+        for (int conc = 1; conc <= 4; conc += 3) {
+            pid_t w = bench_worker_start(&s, bin, conc + 4 * !full, conc, 30);
+            if (w < 0) {
+                rc = -1;
+                break;
+            }
+            usleep(2000000);
+            char exe[PATH_MAX + 32], link[64], label[96];
+            snprintf(link, sizeof(link), "/proc/%d/exe", (int)w);
+            ssize_t el = readlink(link, exe, sizeof(exe) - 1);
+            exe[el > 0 ? el : 0] = '\0';
+            const char *base = strrchr(exe, '/');
+            snprintf(label, sizeof(label), "%s, idle 2 s, concurrency %d:",
+                     base && strcmp(base + 1, "vulcan-worker") == 0 ? "vulcan-worker" : "worker",
+                     conc);
+            print_proc(label, w);
+            print_smaps(w);
+            bench_stop(w, 10000);
         }
-        usleep(2000000);
-        char label[64];
-        snprintf(label, sizeof(label), "worker, idle 2 s, concurrency %d:", conc);
-        print_proc(label, w);
-        print_smaps(w);
-        bench_stop(w, 10000);
     }
+    unsetenv("VK_BENCH_FULL_WORKER");
     bench_server_stop(&s, false);
     bench_loadavg(load);
     printf("load average after: %s\n", load);

@@ -237,11 +237,13 @@
     title("Chain " + shortId(id));
     var head = h("div", { class: "chain-head" });
     var tree = h("div", { class: "tree", "aria-label": "Fragments" });
+    var graph = h("div", { class: "needs-box" });
     var msg = h("div", { role: "status", "aria-live": "polite" });
     clear(main);
     add(main, [h("p", { class: "crumbs" }, h("a", { href: "#/chains" }, "Chains"), " / ", shortId(id)),
-      head, msg, tree]);
+      head, msg, graph, tree]);
     var last = null;
+    var opened = {}; /* matrix group id -> expanded: kept across the page's refreshes */
 
     function act(kind) {
       var btn = head.querySelector("[data-action=" + kind + "]");
@@ -277,33 +279,134 @@
             onclick: function () { act("rerun"); } }, "Rerun") : null)]);
     }
 
-    /* `when`, `allow-failure`, `max-parallel` and `fail-fast #false`, when not the default. */
+    /* `when` and `allow-failure` as badges, `max-parallel` and `fail-fast #false` as a
+     * note, each only when not the default. */
     function policyNote(f) {
       var bits = [];
-      if (f.when && f.when !== "success") bits.push("when " + f.when);
-      if (f.allow_failure) bits.push(f.status === "failed" ? "failure allowed" : "may fail");
       if (f.max_parallel) bits.push("max " + f.max_parallel + " at once");
       if (f.fail_fast === false) bits.push("no fail-fast");
-      return bits.length ? h("span", { class: "muted small policy", "data-policy": bits.join(", ") },
-        " " + bits.join(" · ")) : null;
+      var pills = [];
+      if (f.when && f.when !== "success")
+        pills.push(h("span", { class: "pill", "data-badge": "when", title: f.when === "failure"
+          ? "runs only once something has failed" : "runs whether or not something failed" }, "when " + f.when));
+      if (f.allow_failure)
+        pills.push(h("span", { class: "pill", "data-badge": "allow-failure",
+          title: "its failure fails neither its group nor the chain" },
+          f.status === "failed" ? "failure allowed" : "may fail"));
+      if (!bits.length && !pills.length) return null;
+      return h("span", { class: "policy", "data-policy": bits.join(", ") }, pills,
+        bits.length ? h("span", { class: "muted small" }, " " + bits.join(" · ")) : null);
+    }
+
+    /* Why a fragment was skipped: `skip_reason` when the server gives one, else its
+     * error ("skipped: `build` failed"). */
+    function skipReason(f) {
+      if (f.status !== "skipped") return null;
+      if (f.skip_reason) return f.skip_reason;
+      return f.error && f.error.indexOf("skipped: ") === 0 ? f.error.slice(9) : null;
+    }
+    function skipNote(f) {
+      var why = skipReason(f);
+      return why ? h("p", { class: "skip-reason small", "data-skip-reason": why }, "Skipped: " + why) : null;
+    }
+    /* The error, unless it is only the skip reason shown already. */
+    function errorNote(f) {
+      return f.error && !skipReason(f) ? h("p", { class: "bad small" }, f.error) : null;
+    }
+    /* What the fragment needs (names, as in the workflow): each a button to the fragment. */
+    function needsNote(f) {
+      var needs = Array.isArray(f.needs) ? f.needs : [];
+      if (!needs.length) return null;
+      return h("p", { class: "needs small", "data-needs": needs.join(",") }, "needs ",
+        needs.map(function (n, i) {
+          return [i ? ", " : "", h("button", { type: "button", class: "link", "data-need": n,
+            onclick: function () { showFrag(n); } }, n)];
+        }));
+    }
+    function showFrag(name) {
+      var el = Array.prototype.filter.call(tree.querySelectorAll("[data-fragment-name]"), function (x) {
+        return x.getAttribute("data-fragment-name") === name;
+      })[0];
+      if (!el) return;
+      el.scrollIntoView({ block: "center" });
+      el.classList.add("flash");
+      setTimeout(function () { el.classList.remove("flash"); }, 1500);
+    }
+    /* The fragment's outputs: a table of names and values (masked by the server already). */
+    function outputsNote(f) {
+      var o = f.outputs && typeof f.outputs === "object" ? f.outputs : null;
+      var keys = o ? Object.keys(o) : [];
+      if (!keys.length) return null;
+      return h("table", { class: "outputs small", "aria-label": "Outputs of " + (f.name || "the fragment") },
+        h("thead", null, h("tr", null, h("th", { scope: "col" }, "Output"), h("th", { scope: "col" }, "Value"))),
+        h("tbody", null, keys.map(function (k) {
+          return h("tr", { "data-output": k }, h("th", { scope: "row" }, h("code", null, k)),
+            h("td", null, h("code", null, o[k] === null || o[k] === undefined ? "" : String(o[k]))));
+        })));
+    }
+    /* A matrix copy's combination: cc=gcc · os=deb. */
+    function matrixNote(f) {
+      var mv = f.matrix_values && typeof f.matrix_values === "object" ? f.matrix_values : null;
+      var keys = mv ? Object.keys(mv) : [];
+      if (!keys.length) return null;
+      return h("span", { class: "mv small" }, keys.map(function (k) {
+        return h("span", { class: "chip", "data-mv": k }, k + "=" + mv[k]);
+      }));
+    }
+    var STATUS_ORDER = ["completed", "failed", "running", "ready", "pending", "skipped", "cancelled"];
+    /* "4 completed, 1 failed, 1 skipped" of a matrix's copies. */
+    function countLine(kids) {
+      var n = {};
+      kids.forEach(function (k) { n[k.status] = (n[k.status] || 0) + 1; });
+      return STATUS_ORDER.concat(Object.keys(n).filter(function (s) { return STATUS_ORDER.indexOf(s) < 0; }))
+        .filter(function (s) { return n[s]; }).map(function (s) { return n[s] + " " + s; }).join(", ");
+    }
+
+    /* A matrix: one row "test — matrix of 6: 4 completed, 1 failed, 1 skipped" that
+     * expands into its copies (folded at first; the choice survives refreshes). */
+    function matrixNode(f) {
+      var kids = f.children || [];
+      var open = !!opened[f.id];
+      var listId = "mx-" + f.id;
+      var list = h("div", { class: "kids par matrix-copies", id: listId, hidden: !open });
+      kids.forEach(function (k) { list.appendChild(fragNode(k)); });
+      var summary = (f.name || "matrix") + " — matrix of " + kids.length + ": " + countLine(kids);
+      var toggle = h("button", { type: "button", class: "matrix-toggle", "aria-expanded": open ? "true" : "false",
+        "aria-controls": listId, onclick: function () {
+          opened[f.id] = !opened[f.id];
+          list.hidden = !opened[f.id];
+          toggle.setAttribute("aria-expanded", opened[f.id] ? "true" : "false");
+        } }, h("span", { class: "caret", "aria-hidden": "true" }), h("span", { class: "matrix-summary" }, summary));
+      return h("section", { class: "group matrix", "data-fragment-id": f.id, "data-status": f.status,
+        "data-fragment-name": f.name || "", "data-matrix": kids.length },
+        h("div", { class: "group-head" },
+          h("span", { class: "kind" }, "matrix"), toggle, " ", badge(f.status),
+          policyNote(f),
+          h("span", { class: "muted small" }, " " + fragDur(f))),
+        needsNote(f), skipNote(f), errorNote(f), outputsNote(f),
+        list);
     }
 
     function fragNode(f) {
+      if (f.type === "group" && f.matrix) return matrixNode(f);
       if (f.type === "group") {
         var kids = h("div", { class: f.is_parallel ? "kids par" : "kids seq" });
         (f.children || []).forEach(function (k) { kids.appendChild(fragNode(k)); });
-        return h("section", { class: "group", "data-fragment-id": f.id, "data-status": f.status },
+        return h("section", { class: "group", "data-fragment-id": f.id, "data-status": f.status,
+          "data-fragment-name": f.name || "" },
           h("div", { class: "group-head" },
             h("span", { class: "kind" }, f.is_parallel ? "parallel" : "group"),
             f.name ? h("strong", null, f.name) : null, " ", badge(f.status),
-            policyNote(f),
+            policyNote(f), matrixNote(f),
             h("span", { class: "muted small" }, " " + fragDur(f))),
+          needsNote(f), skipNote(f), errorNote(f), outputsNote(f),
           kids);
       }
       var logHref = "#/chains/" + id + "/log/" + f.id;
       var started = f.status !== "pending" && f.status !== "ready" && f.status !== "skipped" &&
         !(f.status === "cancelled" && !f.started_at);
-      return h("article", { class: "frag st-" + f.status, "data-fragment-id": f.id, "data-status": f.status },
+      return h("article", { class: "frag st-" + f.status, "data-fragment-id": f.id, "data-status": f.status,
+        "data-fragment-name": f.name || "" },
         h("div", { class: "frag-head" },
           started ? h("a", { href: logHref, class: "frag-name" }, f.name || "fragment")
             : h("span", { class: "frag-name" }, f.name || "fragment"),
@@ -314,15 +417,47 @@
           f.exit_code !== null && f.exit_code !== undefined ? h("span", null, "exit " + f.exit_code) : null,
           f.worker_id ? h("a", { href: "#/workers", title: f.worker_id }, "worker " + shortId(f.worker_id)) : null,
           f.machine ? h("span", { class: "muted" }, f.machine) : null,
-          policyNote(f)),
+          policyNote(f), matrixNote(f)),
+        needsNote(f),
         f.waiting_reason ? h("p", { class: "waiting small" }, f.waiting_reason) : null,
-        f.error ? h("p", { class: "bad small" }, f.error) : null);
+        skipNote(f), errorNote(f), outputsNote(f));
+    }
+
+    /* The `needs` graph: every fragment that needs another or is needed, in layers. A
+     * matrix is one node (its copies are not named in `needs`). */
+    function renderGraph(c) {
+      clear(graph);
+      var all = [];
+      (function walk(list, inMatrix) {
+        (list || []).forEach(function (f) {
+          if (!inMatrix) all.push(f);
+          walk(f.children, inMatrix || !!f.matrix);
+        });
+      })(c.fragments, false);
+      var edges = [], used = {};
+      all.forEach(function (f) {
+        (Array.isArray(f.needs) ? f.needs : []).forEach(function (n) {
+          if (!f.name) return;
+          edges.push([n, f.name]);
+          used[n] = used[f.name] = true;
+        });
+      });
+      if (!edges.length) return;
+      var seen = {}, nodes = [];
+      all.forEach(function (f) {
+        if (f.name && used[f.name] && !seen[f.name]) { seen[f.name] = 1; nodes.push({ name: f.name, status: f.status }); }
+      });
+      add(graph, h("section", { class: "card needs-graph", "aria-labelledby": "needs-h" },
+        h("h2", { id: "needs-h" }, "Needs"),
+        h("div", { class: "needs-scroll" }, window.VulcanGraph.svg(nodes, edges,
+          { title: "what each fragment needs: " + edges.map(function (e) { return e[1] + " needs " + e[0]; }).join("; ") }))));
     }
 
     function load() {
       return api("GET", "/chains/" + id).then(function (c) {
         last = c;
         renderHead(c);
+        renderGraph(c);
         clear(tree);
         var top = h("div", { class: "kids seq" });
         c.fragments.forEach(function (f) { top.appendChild(fragNode(f)); });
@@ -567,33 +702,102 @@
     return card;
   }
 
-  /* The repository's secrets: names and who changed them when (the API never answers a value;
-   * docs/secrets.md). Set them with 'vulcan secrets set --repo ID NAME'. */
+  /* The repository's secrets (see secretsPanel). */
   function secretsBox(r) {
-    var box = h("div", { class: "secrets", "data-repo-secrets": r.id });
-    api("GET", "/repos/" + r.id + "/secrets").then(function (d) {
-      var list = d.secrets || [];
-      box.appendChild(h("h3", null, "Secrets"));
-      if (!list.length) {
-        box.appendChild(h("p", { class: "muted small" },
-          "No repository secret (the org's apply). Add one with 'vulcan secrets set --repo " + r.id + " NAME'."));
-        return;
-      }
-      box.appendChild(h("table", { class: "list small" },
-        h("thead", null, h("tr", null, ["Name", "Protected", "Changed by", "Changed"].map(function (t) {
-          return h("th", { scope: "col" }, t);
-        }))),
-        h("tbody", null, list.map(function (x) {
-          return h("tr", { "data-secret": x.name },
-            h("td", null, h("code", null, x.name)),
-            h("td", null, x.protected ? "yes" : "no"),
-            h("td", null, x.updated_by || "–"),
-            h("td", { title: x.updated_at || "" }, x.updated_at ? ago(x.updated_at) : "–"));
-        }))));
-    }, function (e) {
-      if (e.status === 403) box.appendChild(h("p", { class: "muted small" }, "Listing secrets needs the developer role."));
-      else if (e.status !== 404 && e.status !== 405) box.appendChild(errorBox(e, "cannot list the secrets"));
-    });
+    return secretsPanel({ path: "/repos/" + r.id + "/secrets", key: r.id, attr: "data-repo-secrets",
+      scope: "repository", cli: "--repo " + r.id });
+  }
+
+  /* Secrets of an org or a repository (docs/secrets.md): names, protected, version, who
+   * changed them when; never a value (the API answers none). When the listing's
+   * `actions` allow it: a form that sets or replaces one (PUT; the value goes in a
+   * password field that is emptied as soon as it is sent and never shown again) and a
+   * Delete button per secret (DELETE, asks first). A developer sees the list only. */
+  var secretSeq = 0;
+  function secretsPanel(o) {
+    var attrs = { class: "secrets" };
+    attrs[o.attr] = o.key;
+    var box = h("div", attrs);
+    var uid = "sec" + (++secretSeq);
+    var msg = h("div", { role: "status", "aria-live": "polite" });
+    var listBox = h("div");
+    var name = h("input", { id: uid + "-name", name: "name", maxlength: "128", required: true, size: 16,
+      pattern: "[A-Z_][A-Z0-9_]*", title: "capital letters, digits and '_', not starting with a digit (NPM_TOKEN)",
+      autocomplete: "off", spellcheck: "false", placeholder: "NPM_TOKEN" });
+    var value = h("input", { id: uid + "-value", name: "value", type: "password", required: true, size: 20,
+      autocomplete: "new-password", spellcheck: "false" });
+    var prot = h("input", { id: uid + "-prot", name: "protected", type: "checkbox" });
+    var submit = h("button", { type: "submit" }, "Set secret");
+    var form = h("form", { class: "create secret-form", "data-secret-form": o.scope, hidden: true,
+      "aria-label": "Set a secret", onsubmit: function (ev) {
+        ev.preventDefault();
+        clear(msg);
+        var n = name.value;
+        var body = { value: value.value, protected: prot.checked };
+        value.value = ""; /* out of the page at once, whatever the answer */
+        submit.disabled = true;
+        api("PUT", o.path + "/" + encodeURIComponent(n), body).then(function (d) {
+          body.value = "";
+          name.value = ""; prot.checked = false;
+          msg.appendChild(h("p", { class: "notice", "data-set": d.name },
+            "Secret " + d.name + (d.version > 1 ? " replaced (version " + d.version + ")." : " set.")));
+          return load();
+        }, function (e) { body.value = ""; msg.appendChild(errorBox(e, "not set")); })
+          .then(function () { submit.disabled = false; });
+      } },
+      h("h4", null, "Set or replace a secret"),
+      h("div", { class: "row" },
+        h("div", { class: "field" }, h("label", { for: uid + "-name" }, "Name"), name),
+        h("div", { class: "field" }, h("label", { for: uid + "-value" }, "Value"), value),
+        h("label", { class: "check", for: uid + "-prot" }, prot, " protected (protected refs only)")),
+      submit);
+    function row(x, may) {
+      var del = may.delete ? h("button", { type: "button", class: "danger", "data-action": "delete-secret",
+        "aria-label": "Delete " + x.name, onclick: function () {
+          if (!window.confirm("Delete the secret " + x.name + "? Chains that use it will fail to start.")) return;
+          del.disabled = true;
+          api("DELETE", o.path + "/" + encodeURIComponent(x.name)).then(function () {
+            clear(msg); msg.appendChild(h("p", { class: "notice" }, "Secret " + x.name + " deleted."));
+            return load();
+          }, function (e) { del.disabled = false; clear(msg); msg.appendChild(errorBox(e, "not deleted")); });
+        } }, "Delete") : null;
+      var rep = may.set ? h("button", { type: "button", "data-action": "replace-secret",
+        "aria-label": "Replace " + x.name, onclick: function () {
+          name.value = x.name; prot.checked = !!x.protected; value.focus();
+        } }, "Replace") : null;
+      return h("tr", { "data-secret": x.name },
+        h("td", null, h("code", null, x.name)),
+        h("td", null, x.protected ? "yes" : "no"),
+        h("td", { class: "num" }, x.version ? String(x.version) : "–"),
+        h("td", { class: "opt" }, x.updated_by || "–"),
+        h("td", { title: x.updated_at || "" }, x.updated_at ? ago(x.updated_at) : "–"),
+        may.set || may.delete ? h("td", { class: "secret-actions" }, rep, " ", del) : null);
+    }
+    function load() {
+      return api("GET", o.path).then(function (d) {
+        var list = d.secrets || [];
+        var may = d.actions || { set: true, delete: true }; /* the caller's role, from the server */
+        form.hidden = !may.set;
+        clear(listBox);
+        if (!list.length) {
+          listBox.appendChild(h("p", { class: "muted small" }, o.scope === "repository"
+            ? "No repository secret (the org's apply)." : "No org secret.",
+            may.set ? null : " The maintainer role sets them (or 'vulcan secrets set " + o.cli + " NAME')."));
+          return;
+        }
+        listBox.appendChild(h("div", { class: "scroll" }, h("table", { class: "list small secrets-list" },
+          h("thead", null, h("tr", null, th("Name"), th("Protected"), th("Version", "num"), th("Changed by", "opt"),
+            th("Changed"), may.set || may.delete ? th("") : null)),
+          h("tbody", null, list.map(function (x) { return row(x, may); })))));
+      }, function (e) {
+        clear(listBox);
+        form.hidden = true;
+        if (e.status === 403) listBox.appendChild(h("p", { class: "muted small" }, "Listing secrets needs the developer role."));
+        else if (e.status !== 404 && e.status !== 405) listBox.appendChild(errorBox(e, "cannot list the secrets"));
+      });
+    }
+    add(box, [h("h3", null, "Secrets"), msg, listBox, form]);
+    load();
     return box;
   }
 
@@ -937,6 +1141,10 @@
     }
     add(main, teamSection);
     loadTeams();
+    /* --- the org's secrets: listed for developers, set and deleted by maintainers */
+    if (o) add(main, h("section", { class: "card", id: "org-secrets" },
+      secretsPanel({ path: base + "/secrets", key: slug, attr: "data-org-secrets", scope: "org",
+        cli: "--org " + slug })));
     if (!admin) return;
 
     /* --- grants */

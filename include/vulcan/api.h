@@ -29,6 +29,7 @@ struct vk_secret_key; /* vulcan/secrets.h */
 #include <stdint.h>
 
 struct vk_api;
+struct vk_secret_providers;
 
 #define VK_API_DEFAULT_HOOK_WAIT_MS 8000     /**< webhooks: answer 202 after this */
 #define VK_API_DEFAULT_TRIGGER_WAIT_MS 30000 /**< manual runs 202, listings 503 after this */
@@ -102,6 +103,9 @@ struct vk_api_opts {
     const struct vk_secret_key *secrets_key;
     /** Its generation (vk_store_secret_key_check). */
     int secrets_key_version;
+    /** The secret providers (borrowed for the API's life); NULL or empty: a
+     * provider-backed secret fails the attempt that needs it. */
+    const struct vk_secret_providers *secret_providers;
 };
 
 /** Create the API and register its routes. Borrows `opts`. */

@@ -241,7 +241,22 @@ struct vk_exec_spec {
                                    *   goes through it before the callback; NULL: none */
     const struct vk_exec_file *files; /**< `nfiles` secret files (see struct vk_exec_file) */
     size_t nfiles;
+    bool outputs; /**< give the script $VULCAN_OUTPUT, an empty file in the attempt's run
+                   *   directory (outside the workspace, writable in the sandbox), and
+                   *   read it back into the result afterwards */
+    struct vk_exec_slot *slot; /**< borrowed: the slot's cgroup is reused (emptied, its limits
+                                *   and counters reset) instead of one made per attempt;
+                                *   NULL: a cgroup per attempt */
 };
+
+/**
+ * What one worker slot keeps from attempt to attempt: its cgroup, made at the first attempt
+ * that needs one, emptied (every process killed) at the end of each attempt and reused by
+ * the next. One attempt at a time. Returns NULL when out of memory.
+ */
+struct vk_exec_slot *vk_exec_slot_new(void);
+/** Kill what is left in the slot's cgroup, remove it, free `slot`. Accepts NULL. */
+void vk_exec_slot_free(struct vk_exec_slot *slot);
 
 /**
  * Output callback: `len` (> 0) bytes at `data` (borrowed, valid during the
@@ -254,6 +269,16 @@ typedef void (*vk_exec_output_fn)(void *ctx, const char *data, size_t len);
 /** A cancel request shared between vk_exec_run() and another thread. */
 struct vk_exec_cancel {
     atomic_bool requested;
+};
+
+/** The steps of an attempt, in order (vk_exec_result.stage_ns: when each ended). */
+enum vk_exec_stage {
+    VK_EXEC_STAGE_START,     /**< vk_exec_run() began */
+    VK_EXEC_STAGE_WORKSPACE, /**< workspace, environment and secret files made */
+    VK_EXEC_STAGE_SETUP,     /**< checkout, cgroup, command line (bubblewrap's): spawn next */
+    VK_EXEC_STAGE_EXITED,    /**< the script (and bubblewrap) started, ran and are gone */
+    VK_EXEC_STAGE_CLEANED,   /**< the cgroup emptied, the workspace dropped: the end */
+    VK_EXEC_STAGE_N
 };
 
 /** The outcome of one attempt. */
@@ -273,7 +298,19 @@ struct vk_exec_result {
     int64_t checkout_ms;     /**< time spent in git (0 without a repository) */
     char workspace[512];     /**< the workspace path (useful with keep_workspace) */
     char error[256];         /**< executor failure ("" when the script ran); see vk_exec_run() */
+    /** spec.outputs: what the script left in $VULCAN_OUTPUT (owned, NUL-terminated; NULL when
+     *  empty or unreadable), or outputs_over when it held more than VK_OUTPUTS_MAX_BYTES.
+     *  Free with vk_exec_result_release(). */
+    char *outputs;
+    size_t outputs_len;
+    bool outputs_over;
+    char outputs_why[160];             /**< why the file could not be read ("" when it could) */
+    int64_t stage_ns[VK_EXEC_STAGE_N]; /**< CLOCK_REALTIME ns at the end of each stage
+                                        *   (enum vk_exec_stage), 0: not reached */
 };
+
+/** Free what a result owns (its outputs). Accepts NULL. */
+void vk_exec_result_release(struct vk_exec_result *r);
 
 /* ---------------------------------------------------------------- Lifecycle */
 

@@ -290,6 +290,13 @@ int vk_http_reply(struct vk_http_req *req, int status, const char *content_type,
 int vk_http_reply_json(struct vk_http_req *req, int status, json_t *body);
 
 /**
+ * As vk_http_reply_json(), for a body that holds secrets (a work item): every string of
+ * `body` is overwritten with zeros before it is freed, and so is the serialized text when
+ * libmicrohttpd is done sending it. Consumes `body`.
+ */
+int vk_http_reply_json_wiped(struct vk_http_req *req, int status, json_t *body) VK_MUST_CHECK;
+
+/**
  * Reply {"error": code, "message": <printf of fmt>}. Borrows `code` and `fmt`. Out of
  * memory: the 500 of vk_http_reply_json().
  */
@@ -358,6 +365,24 @@ int vk_http_reply_empty(struct vk_http_req *req, int status);
  */
 int vk_http_suspend(struct vk_http_req *req, int64_t timeout_ms, vk_http_req_fn on_timeout,
                     vk_http_req_fn on_close, void *ctx) VK_MUST_CHECK;
+
+/**
+ * Take a suspended request away from its deadline and its disconnect watch, for an owner
+ * about to do slow work before replying (e.g. a claim whose secrets come from a provider).
+ * On 0 neither on_timeout nor on_close will be called any more, the caller holds the
+ * request's park reference, and it must reply (from any thread) and then call
+ * vk_http_detained_end() exactly once. Call it while holding the lock your callbacks take
+ * (the rule above), so that 0 also means no callback is under way. Returns 0, or
+ * VK_ECONFLICT when the request is not parked (a reply was accepted, or a callback has
+ * begun and owns it: leave it to that callback).
+ */
+int vk_http_detain(struct vk_http_req *req) VK_MUST_CHECK;
+
+/**
+ * End a detained request: closes its connection if no reply was accepted, then drops the
+ * park reference. `req` must not be touched after it.
+ */
+void vk_http_detained_end(struct vk_http_req *req);
 
 /** Take a reference that keeps `req`'s memory valid. Thread-safe. */
 void vk_http_req_ref(struct vk_http_req *req);

@@ -42,6 +42,9 @@ typedef void vk_orch_ready_fn(void *ctx, const char *group);
 
 /** `vulcan server --queue-timeout` default: 24 hours. */
 #define VK_ORCH_DEFAULT_QUEUE_TIMEOUT_MS (24LL * 3600 * 1000)
+/** Most bytes of the $NEEDS_… environment (results and outputs of its needs) one fragment
+ *  gets; more skips it, saying so. */
+#define VK_ORCH_MAX_NEEDS_ENV (1 << 20)
 
 struct vk_orch_opts {
     int64_t worker_timeout_ms;  /**< a worker silent this long is dead (default 30000) */
@@ -58,7 +61,18 @@ struct vk_orch_opts {
                                  *   workflow with a `network #true` fragment (VK_EPERM) */
     int64_t queue_timeout_ms;   /**< a fragment `ready` this long without its own
                                  *   `queue-timeout` fails (default 24 h) */
+    /** Lead the singletons under leases in the store (`vulcan server`: several replicas may
+     * share it). false: this process leads every singleton it runs without asking (`vulcan
+     * run`, tests). */
+    bool leases;
+    unsigned singletons;  /**< with `leases`: bit (1u << s) of each vk_orch_singleton this
+                           *   process runs and may lead (its roles) */
+    int64_t lease_ttl_ms; /**< a lease not renewed this long moves (default 3000; renewed
+                           *   every ttl / 4) */
 };
+
+/** The work one replica does for all (DESIGN §13), each under a lease of its name. */
+enum vk_orch_singleton { VK_ORCH_REAPER, VK_ORCH_CRON, VK_ORCH_SINGLETONS };
 
 /**
  * Fail every fragment `ready` longer than its queue timeout (its own, else
@@ -229,6 +243,29 @@ int vk_orch_repair(struct vk_orch *o, size_t *n, struct vk_err *err) VK_MUST_CHE
 
 /** Run the reaper once now (also done periodically by the reaper thread). */
 int vk_orch_reap(struct vk_orch *o, struct vk_err *err) VK_MUST_CHECK;
+
+/** The name of singleton `s` ("reaper", "cron"): its lease's name. Returns static. */
+const char *vk_orch_singleton_name(enum vk_orch_singleton s);
+
+/**
+ * Whether this process leads singleton `s` now: always without opts.leases; with them, while
+ * it holds the lease (renewed by a thread of vk_orch_start(); a renewal that fails gives it
+ * up at once, so a replica cut off from the store stops acting for all). Thread-safe.
+ */
+bool vk_orch_leads(struct vk_orch *o, enum vk_orch_singleton s);
+
+/** This process's lease holder name ("HOST:PID:RANDOM"). Returns borrowed. */
+const char *vk_orch_holder(const struct vk_orch *o);
+
+/**
+ * With opts.leases, this replica's holder name, whose liveness lease
+ * (VK_STORE_REPLICA_LEASE + holder) the lease thread renews every ttl / 4 from
+ * vk_orch_start() on: work this replica claimed in the store (trigger requests) is taken
+ * over by another replica once that lease expired (the replica was killed). Never
+ * released on a clean stop, so nothing is taken over while it still finishes. NULL
+ * without opts.leases (one process: nobody to take over from). Returns borrowed.
+ */
+const char *vk_orch_replica(const struct vk_orch *o);
 
 /** The id of the "default" tenant. Returns borrowed (valid until vk_orch_free()). */
 const char *vk_orch_default_tenant(const struct vk_orch *o);

@@ -40,7 +40,7 @@ struct vk_store;
 struct vk_store_tx;
 
 /** Schema version this binary knows (the highest migration number). */
-#define VK_STORE_SCHEMA_VERSION 11
+#define VK_STORE_SCHEMA_VERSION 19
 
 /** Caps on input-derived sizes. */
 #define VK_STORE_MAX_FRAGMENTS 10000      /**< fragments in one chain */
@@ -125,6 +125,10 @@ struct vk_store_chain {
     char trigger_request_id[VK_UUID_LEN];
     bool from_fork; /**< made for a pull request whose head repository is not the base one:
                      *   its attempts get no secrets unless the repository allows it */
+    /** The chain's concurrency group (filled in: "deploy-main"), NULL when none; scoped to
+     *  tenant_id and repository_id by the store (concurrency.c). */
+    const char *concurrency_group;
+    bool concurrency_cancel; /**< `cancel-in-progress`: it cancels the older chains */
 };
 
 /** When a fragment runs (`when` of the workflow), as stored in fragments.run_when. */
@@ -169,6 +173,17 @@ struct vk_store_fragment {
     enum vk_store_when run_when; /**< `when` */
     bool allow_failure;          /**< its failure fails neither its group nor the chain */
     const char *secrets_json;    /**< [{"name", "file"}]: the secrets it uses; NULL: none */
+    bool is_matrix;              /**< a parallel group made by `matrix`, a child per copy */
+    const char *matrix_values;   /**< a matrix copy: {"cc": "gcc", ...} in the matrix's order
+                                  *   (JSON object text); NULL: not a copy */
+    const char *needs_json;      /**< `needs`: ["build", …] as written; NULL: none */
+    int unmet_needs;             /**< needed fragments not final yet */
+    bool needs_wait;             /**< its turn came while unmet_needs > 0: the last needed one
+                                  *   to end starts it */
+    const char *needs_env_json;  /**< {"NEEDS_BUILD_RESULT": …}: set when it becomes ready */
+    const char *outputs_json;    /**< {"NAME": "VALUE"} its attempt wrote to $VULCAN_OUTPUT */
+    const char *concurrency_group; /**< its own concurrency group (filled in), NULL: none */
+    bool concurrency_cancel;       /**< `cancel-in-progress` of that group */
 };
 
 /**
@@ -195,6 +210,14 @@ struct vk_store_fragment_spec {
     enum vk_store_when run_when;
     bool allow_failure;
     const char *secrets_json; /**< [{"name": "A", "file": false}, ...] or NULL */
+
+    bool is_matrix;            /**< as in struct vk_store_fragment */
+    const char *matrix_values; /**< as in struct vk_store_fragment */
+    const char *needs_json;    /**< as in struct vk_store_fragment */
+    const int *needs;          /**< indexes (in the same array) of the specs it needs */
+    size_t nneeds;
+    const char *concurrency_group; /**< inline only: its concurrency group, or NULL */
+    bool concurrency_cancel;
 };
 
 /** A worker agent. */
@@ -270,7 +293,9 @@ enum {
     VK_STORE_SET_EXIT_CODE = 1 << 6, /**< uses has_exit_code / exit_code */
     VK_STORE_SET_ERROR = 1 << 7,
     VK_STORE_SET_RETRIES_USED = 1 << 8,
-    VK_STORE_SET_CANCEL_REQUESTED = 1 << 9
+    VK_STORE_SET_CANCEL_REQUESTED = 1 << 9,
+    VK_STORE_SET_NEEDS_WAIT = 1 << 10,
+    VK_STORE_SET_NEEDS_ENV = 1 << 11
 };
 
 struct vk_store_fragment_update {
@@ -284,6 +309,8 @@ struct vk_store_fragment_update {
     const char *error;
     int retries_used;
     bool cancel_requested;
+    bool needs_wait;
+    const char *needs_env_json;
 };
 
 /* ---------------------------------------------------------------- Names */
@@ -311,6 +338,57 @@ int vk_store_open(const char *url, struct vk_store **out, struct vk_err *err) VK
 
 /** Close the store and all its connections. Accepts NULL. No transaction may be open. */
 void vk_store_close(struct vk_store *store);
+
+/* ---------------------------------------------------------------- Leases */
+
+/**
+ * Hold the lease `name` for `holder` until now_ms + ttl_ms: taken when nobody holds it or
+ * its holder's lease expired before now_ms, renewed when `holder` holds it, refused
+ * otherwise. One conditional statement, so two replicas never both hold it (clocks of the
+ * replicas must agree to well within ttl_ms). *held receives the outcome; *taken (may be
+ * NULL) whether this call took it from another holder or from nobody. Borrows the strings.
+ * Returns 0, VK_EDB.
+ */
+int vk_store_lease_hold(struct vk_store *store, const char *name, const char *holder,
+                        int64_t ttl_ms, int64_t now_ms, bool *held, bool *taken,
+                        struct vk_err *err) VK_MUST_CHECK;
+
+/** Give the lease `name` up if `holder` holds it (a clean stop: the next replica takes it
+ * at once). Returns 0, VK_EDB. */
+int vk_store_lease_release(struct vk_store *store, const char *name, const char *holder,
+                           struct vk_err *err) VK_MUST_CHECK;
+
+/** Delete the leases whose name starts with `prefix` (borrowed) that expired before
+ * `expired_before_ms` (replicas long gone). Returns 0, VK_EDB. */
+int vk_store_lease_prune(struct vk_store *store, const char *prefix, int64_t expired_before_ms,
+                         struct vk_err *err) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Backup (SQLite) */
+
+/**
+ * Copy the SQLite database at `src` (a live server may be writing it) to the new file
+ * `dst` (created 0600; must not exist) with SQLite's online backup in one step: the copy
+ * is the one snapshot of a read transaction, and in WAL mode the server's writers are
+ * not held up meanwhile. The copy is a single file (journal mode DELETE, no WAL).
+ * Borrows both. Returns 0, VK_ENOTFOUND (no `src`), VK_EEXIST (`dst` exists), VK_EIO,
+ * VK_EDB; on failure `dst` is removed.
+ */
+int vk_store_sqlite_backup(const char *src, const char *dst, struct vk_err *err) VK_MUST_CHECK;
+
+/** What vk_store_sqlite_inspect() found. */
+struct vk_store_sqlite_info {
+    int64_t schema_version;
+    int64_t chains;
+    int64_t secrets; /**< -1 when the schema has no secrets table */
+};
+
+/**
+ * Check the SQLite database file `path` before it is used (read-only): SQLite's
+ * integrity check passes, it is a Vulcan database, and its schema is not newer than this
+ * binary. Fills `info`. Returns 0, VK_EDB (unsound, not ours), VK_EVERSION.
+ */
+int vk_store_sqlite_inspect(const char *path, struct vk_store_sqlite_info *info,
+                            struct vk_err *err) VK_MUST_CHECK;
 
 /** "sqlite" or "postgres". Returns a static string. */
 const char *vk_store_backend(const struct vk_store *store);
@@ -408,6 +486,63 @@ int vk_store_chain_unsettled(struct vk_store *store, size_t limit, struct vk_poo
 int vk_store_chain_cancel(struct vk_store *store, const char *chain_id, int64_t now_ms,
                           size_t *nflagged, struct vk_err *err) VK_MUST_CHECK;
 
+/**
+ * vk_store_chain_cancel() that also sets the chain's `error` to `reason` (may be NULL:
+ * left as it is), e.g. "cancelled by chain <id> (concurrency group `deploy-main`)".
+ */
+int vk_store_chain_cancel_reason(struct vk_store *store, const char *chain_id, int64_t now_ms,
+                                 const char *reason, size_t *nflagged,
+                                 struct vk_err *err) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Concurrency groups */
+
+/*
+ * A chain (vk_store_chain.concurrency_group) or an inline fragment (its spec's) may belong
+ * to a concurrency group, scoped by the store to the chain's org and repository. The claim
+ * (vk_store_claim()) decides in one statement, from committed rows only, so replicas on one
+ * database agree:
+ * - a fragment of a chain in a group is claimed only when no older chain of the group
+ *   (created_at, then id) is pending or running, and no other chain of the group has a
+ *   running fragment (a cancelled chain holds its group until its worker stopped it);
+ * - a fragment in a group is claimed only when no other fragment of the group runs and no
+ *   other one has been ready longer (ready_at, then id).
+ * Waiters run in that order; every one is kept (none is dropped for a newer one).
+ */
+
+/** Longest concurrency group the store keeps, bytes. */
+#define VK_STORE_MAX_CONCURRENCY_GROUP 256
+/** Most chains vk_store_concurrency_older() returns. */
+#define VK_STORE_MAX_CONCURRENCY_OLDER 64
+
+/**
+ * Who `chain_id`'s fragment `fragment_id` (NULL: the chain as a whole) waits for: the chain
+ * that holds the group into `holder`, its group into `group` (`gcap` bytes), and 0;
+ * VK_ENOTFOUND when it waits for no group. Returns VK_EDB on a database error.
+ */
+int vk_store_concurrency_holder(struct vk_store *store, const char *chain_id,
+                                const char *fragment_id, char holder[VK_UUID_LEN], char *group,
+                                size_t gcap, struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * The chains of `chain_id`'s group created before it that are still pending or running,
+ * oldest first, at most VK_STORE_MAX_CONCURRENCY_OLDER, into `ids` (a pool array of *n).
+ * With `fragment_id`, the pending or running chains (other than `chain_id`) with a
+ * running or ready fragment of that fragment's group instead.
+ */
+int vk_store_concurrency_older(struct vk_store *store, const char *chain_id,
+                               const char *fragment_id, struct vk_pool *pool,
+                               char (**ids)[VK_UUID_LEN], size_t *n,
+                               struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Announce (vk_store_tx_notify_ready()) the machine groups of the ready fragments that wait
+ * for the group of chain `chain_id` and for the group of its fragment `fragment_id` (call it
+ * when that fragment ended); with `fragment_id` NULL, for the groups of all the chain's
+ * fragments (call it when the chain was cancelled).
+ */
+int vk_store_tx_concurrency_wake(struct vk_store_tx *tx, const char *chain_id,
+                                 const char *fragment_id, struct vk_err *err) VK_MUST_CHECK;
+
 /* ---------------------------------------------------------------- Transactions */
 
 /**
@@ -446,6 +581,15 @@ int vk_store_tx_chain_get(struct vk_store_tx *tx, const char *id, struct vk_pool
 int vk_store_tx_first_pending_child(struct vk_store_tx *tx, const char *parent_id,
                                     struct vk_pool *pool, struct vk_store_fragment *out,
                                     struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * The sibling that follows `f` (next sequence under the same parent, or the next top-level
+ * fragment of f's chain) into *out (strings in `pool`): one indexed read, for a sequential
+ * group's next step when one ends. Returns 0, VK_ENOTFOUND (f is the last), VK_EDB.
+ */
+int vk_store_tx_next_sibling(struct vk_store_tx *tx, const struct vk_store_fragment *f,
+                             struct vk_pool *pool, struct vk_store_fragment *out,
+                             struct vk_err *err) VK_MUST_CHECK;
 
 /**
  * List the children of fragment `parent_id` of chain `chain_id`, or the chain's top-level
@@ -510,6 +654,44 @@ int vk_store_tx_fragment_finish(struct vk_store_tx *tx, const char *fragment_id,
                                 const char *worker_id, enum vk_store_frag_status status,
                                 bool has_exit_code, int exit_code, const char *error,
                                 int64_t now_ms, struct vk_err *err) VK_MUST_CHECK;
+
+/* ---------------------------------------------------------------- Needs (needs.c) */
+
+/**
+ * Fragment `need_id` reached a final status: each fragment that needs it has its unmet
+ * counter lowered by one, once per edge however often this is called. The dependents whose
+ * counter changed into *out (fresh rows in `pool`). Cost: the edges out of `need_id`, by
+ * index; never a scan of the chain.
+ */
+int vk_store_tx_needs_done(struct vk_store_tx *tx, const char *need_id, struct vk_pool *pool,
+                           struct vk_store_fragment **out, size_t *n,
+                           struct vk_err *err) VK_MUST_CHECK;
+
+/** Whether some fragment needs `id` and has not counted it yet (one indexed read). */
+int vk_store_tx_is_needed(struct vk_store_tx *tx, const char *id, bool *needed,
+                          struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * After a bulk change of status (vk_store_tx_chain_skip_pending): lower the counters for
+ * every edge of the chain whose needed fragment is final and was not counted yet; the
+ * fragments whose counter changed into *out. Linear in the chain's edges (failure only).
+ */
+int vk_store_tx_needs_settle(struct vk_store_tx *tx, const char *chain_id, struct vk_pool *pool,
+                             struct vk_store_fragment **out, size_t *n,
+                             struct vk_err *err) VK_MUST_CHECK;
+
+/** The fragments `fragment_id` needs, in the order of its `needs`, into *out. */
+int vk_store_tx_needs_of(struct vk_store_tx *tx, const char *fragment_id, struct vk_pool *pool,
+                         struct vk_store_fragment **out, size_t *n,
+                         struct vk_err *err) VK_MUST_CHECK;
+
+/**
+ * Record the outputs of a running attempt (fenced like vk_store_tx_fragment_finish; NULL
+ * clears them). Returns 0, VK_ECONFLICT (not that running attempt), VK_EDB.
+ */
+int vk_store_fragment_set_outputs(struct vk_store *s, const char *fragment_id, int attempt,
+                                  const char *worker_id, const char *outputs_json,
+                                  struct vk_err *err) VK_MUST_CHECK;
 
 /**
  * Announce that fragments of machine group `group` became ready. PostgreSQL: NOTIFY
@@ -759,6 +941,11 @@ int vk_store_delivery_seen(struct vk_store *store, const char *provider, const c
  * Forget a delivery (when handling it failed, so that the provider's retry is handled).
  * Returns 0 (also when it was not recorded) or VK_EDB.
  */
+/** Whether the delivery key `delivery_id` of `provider` is remembered (a read: nothing is
+ * recorded). Returns 0, VK_EINVAL, VK_EDB. */
+int vk_store_delivery_known(struct vk_store *store, const char *provider, const char *delivery_id,
+                            bool *known, struct vk_err *err) VK_MUST_CHECK;
+
 int vk_store_delivery_forget(struct vk_store *store, const char *provider, const char *delivery_id,
                              struct vk_err *err) VK_MUST_CHECK;
 
@@ -826,7 +1013,9 @@ enum vk_store_treq_kind {
     VK_STORE_TREQ_WEBHOOK = 0, /**< a verified webhook: provider, params {"headers"}, body */
     VK_STORE_TREQ_MANUAL,      /**< a manual run: params {branch, commit, workflow, inputs} */
     VK_STORE_TREQ_WORKFLOWS,   /**< list the workflows of a branch: params {branch} */
-    VK_STORE_TREQ_REFRESH      /**< refresh the schedules from the default branch */
+    VK_STORE_TREQ_REFRESH,     /**< refresh the schedules from the default branch */
+    VK_STORE_TREQ_FOLLOW       /**< a chain of a repository ended: start the workflows whose
+                                *   `chain` trigger follows it; params {chain_id, status} */
 };
 
 enum vk_store_treq_status { VK_STORE_TREQ_QUEUED = 0, VK_STORE_TREQ_RUNNING, VK_STORE_TREQ_DONE };
@@ -839,6 +1028,11 @@ struct vk_store_treq {
     enum vk_store_treq_kind kind;
     const char *provider;    /**< webhooks: the provider name */
     const char *delivery_id; /**< webhooks: the delivery id, when the provider sent one */
+    const char *dedup[2];    /**< webhooks (create only, may be NULL): keys remembered as
+                              *   delivered (webhook_deliveries of `provider`) in the same
+                              *   transaction as the request, so that a process dying in
+                              *   between leaves neither; a key remembered already makes
+                              *   vk_store_treq_create() queue nothing and return VK_EEXIST */
     const char *params;      /**< JSON object text, at most VK_STORE_TREQ_MAX_PARAMS */
     const void *body;        /**< webhooks: the raw body (not loaded by list/get; see claim) */
     size_t body_len;
@@ -856,6 +1050,14 @@ const char *vk_store_treq_kind_name(enum vk_store_treq_kind k);
 const char *vk_store_treq_status_name(enum vk_store_treq_status s);
 
 /**
+ * Inside `tx` (the transaction that gives chain `chain_id` its final `status`, so that
+ * a crash loses neither or both): queue a VK_STORE_TREQ_FOLLOW request for it when the
+ * chain belongs to a repository (nothing otherwise). Returns 0, VK_EDB.
+ */
+int vk_store_tx_treq_follow(struct vk_store_tx *tx, const char *chain_id, const char *status,
+                            int64_t now_ms, struct vk_err *err) VK_MUST_CHECK;
+
+/**
  * Queue a request: rq's kind, tenant_id, repository_id (may be ""), provider,
  * delivery_id, params, body and trace_id are stored (borrowed); the new id and
  * created_at (`now_ms`) are written back; status becomes queued. Returns 0, VK_EINVAL,
@@ -864,15 +1066,23 @@ const char *vk_store_treq_status_name(enum vk_store_treq_status s);
 int vk_store_treq_create(struct vk_store *store, struct vk_store_treq *rq, int64_t now_ms,
                          struct vk_err *err) VK_MUST_CHECK;
 
+/** The prefix of a replica's liveness lease name (the orchestrator renews
+ * VK_STORE_REPLICA_LEASE + its holder name while the replica lives). */
+#define VK_STORE_REPLICA_LEASE "replica:"
+
 /**
- * Claim the oldest queued request, or a running one claimed before `stale_before_ms`
- * (its handler died), for `claimer` (borrowed, an id of the handling thread): it becomes
- * running, attempts + 1. *out (strings and body in `pool`) is the claimed row, body
- * included. Returns 0, VK_ENOTFOUND when there is nothing to do, VK_EDB.
+ * Claim the oldest queued request, or a running one whose handler died, for `claimer`
+ * (borrowed, an id of the handling thread) of `replica` (borrowed, the claiming replica's
+ * lease holder name, or NULL in a single process): it becomes running, attempts + 1.
+ * A running request's handler died when it was claimed before `stale_before_ms`, or by a
+ * replica whose lease VK_STORE_REPLICA_LEASE + replica expired before `now_ms` (a replica
+ * killed with -9: taken over within the lease's ttl, not after stale_before_ms). *out
+ * (strings and body in `pool`) is the claimed row, body included. Returns 0, VK_ENOTFOUND
+ * when there is nothing to do, VK_EDB.
  */
-int vk_store_treq_claim(struct vk_store *store, const char *claimer, int64_t now_ms,
-                        int64_t stale_before_ms, struct vk_pool *pool, struct vk_store_treq *out,
-                        struct vk_err *err) VK_MUST_CHECK;
+int vk_store_treq_claim(struct vk_store *store, const char *claimer, const char *replica,
+                        int64_t now_ms, int64_t stale_before_ms, struct vk_pool *pool,
+                        struct vk_store_treq *out, struct vk_err *err) VK_MUST_CHECK;
 
 /**
  * Record the outcome of request `id`, fenced by `claimer` (the claim it holds): done,

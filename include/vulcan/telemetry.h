@@ -467,6 +467,9 @@ void vk_trace_span_traceparent(const struct vk_span *s, char out[VK_TRACEPARENT_
  * counted as dropped in the first case.
  */
 void vk_trace_end_span(struct vk_tracer *t, struct vk_span *s);
+/** vk_trace_end_span for work that ended at `end_ns` (CLOCK_REALTIME ns; <= 0: now), not
+ *  before the span's start. */
+void vk_trace_end_span_at(struct vk_tracer *t, struct vk_span *s, int64_t end_ns);
 
 /**
  * Wait until every span ended before this call has been exported or dropped,

@@ -329,6 +329,9 @@ typedef void (*vk_triggers_done_fn)(void *ctx, const char *id, int status, const
 #define VK_TRIGGERS_DEFAULT_POLL_MS 250         /**< look for requests of other replicas */
 #define VK_TRIGGERS_STALE_MS (15LL * 60 * 1000) /**< a claim older than this is taken over */
 #define VK_TRIGGERS_MAX_ATTEMPTS 3              /**< claims before a request is given up */
+#define VK_TRIGGERS_MAX_FOLLOW_DEPTH                                                               \
+    3 /**< `chain` triggers: a chain made by following                                             \
+       *   this deep is followed no further */
 
 struct vk_triggers_opts {
     struct vk_store *store;      /**< borrowed, required */

@@ -361,4 +361,30 @@ size_t vk_utf8_decode(const unsigned char *s, size_t len, uint32_t *cp);
  */
 bool vk_glob_match(const char *pattern, const char *s);
 
+/* ---------------------------------------------------------------- Outputs (outputs.c) */
+
+/* A fragment's outputs, written to $VULCAN_OUTPUT (docs/workflow.md, "Outputs"). */
+#define VK_OUTPUTS_MAX_BYTES (1u << 20) /**< the whole file of one attempt */
+#define VK_OUTPUTS_MAX_VALUE (1u << 16) /**< one value (it becomes an environment string) */
+#define VK_OUTPUTS_MAX_NAME 128         /**< bytes in a name */
+#define VK_OUTPUTS_MAX_COUNT 256        /**< names in one fragment's outputs */
+
+/** A name of [A-Za-z_][A-Za-z0-9_]*, at most VK_OUTPUTS_MAX_NAME bytes. */
+bool vk_output_name_ok(const char *name, size_t len);
+
+struct vk_output {
+    const char *name, *value; /**< in the caller's pool */
+};
+
+/**
+ * Parse the text of $VULCAN_OUTPUT: `NAME=VALUE` lines and the heredoc form `NAME<<DELIM`,
+ * its lines, then a line `DELIM` (the value is the lines between, joined by "\n"), as
+ * GitHub's $GITHUB_OUTPUT; "\r\n" ends a line too, empty lines are ignored, a later
+ * NAME replaces an earlier one. Refused (VK_EINVAL, the line in `why`): a bad name, a line
+ * that is neither form, a heredoc without its end, a NUL byte; VK_ETOOBIG: more than the
+ * limits above. *out (in `pool`) holds *n outputs in the order first written.
+ */
+int vk_outputs_parse(const char *data, size_t len, struct vk_pool *pool, struct vk_output **out,
+                     size_t *n, char *why, size_t why_size) VK_MUST_CHECK;
+
 #endif /* VULCAN_UTIL_H */

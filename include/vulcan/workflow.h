@@ -53,6 +53,8 @@
 #define VK_WF_MAX_COND_DEPTH 64            /**< deepest nesting of ( ) and ! in a condition */
 #define VK_WF_MAX_MATRIX 256               /**< most copies one `matrix` makes */
 #define VK_WF_MAX_MATRIX_BYTES (16u << 20) /**< most text all matrix copies of a load hold */
+#define VK_WF_MAX_NEEDS 256                /**< most names one `needs` lists */
+#define VK_WF_MAX_NEEDS_EDGES 100000       /**< most `needs` edges in one chain */
 
 /* ---------------------------------------------------------------- Errors */
 
@@ -180,7 +182,8 @@ enum vk_wf_trigger_type {
     VK_WF_TRIG_PULL_REQUEST,
     VK_WF_TRIG_TAG,
     VK_WF_TRIG_SCHEDULE,
-    VK_WF_TRIG_MANUAL
+    VK_WF_TRIG_MANUAL,
+    VK_WF_TRIG_CHAIN /**< `chain workflow="build" status="completed"`: another chain ended */
 };
 
 /** A list of strings (patterns, PR action types, choices). */
@@ -226,6 +229,8 @@ struct vk_wf_trigger {
     const char *timezone;
     struct vk_wf_input *inputs;
     size_t ninputs;
+    const char *follow_workflow; /**< chain: the name of the workflow whose chains it follows */
+    const char *follow_status;   /**< chain: "completed" (default), "failed" or "finished" */
     struct vk_wf_pos pos;
 };
 
@@ -248,6 +253,8 @@ struct vk_wf_event {
     size_t npaths;
     const char *action;
     const char *cron;
+    const char *workflow; /**< chain: the ended chain's workflow name */
+    const char *status;   /**< chain: how it ended, "completed" or "failed" */
 };
 
 /** Does `ev` match the single trigger `t` (GitHub Actions rules; see docs/workflow.md)? */
@@ -303,6 +310,20 @@ struct vk_wf_secret {
 
 #define VK_WF_MAX_SECRETS 100 /**< secrets one fragment may use */
 
+#define VK_WF_MAX_CONCURRENCY_GROUP 200 /**< longest concurrency group, bytes, once filled in */
+
+/**
+ * `concurrency group="deploy-{branch}" cancel-in-progress=#true` of a chain or of an
+ * inline fragment (docs/workflow.md, "Concurrency groups"). `group` is the text as
+ * written with `{matrix.KEY}` filled in (matrix copies); `{branch}`, `{repo}` and
+ * `{workflow}` stay and are filled in when a chain is made (vk_wf_concurrency_expand()).
+ */
+struct vk_wf_concurrency {
+    const char *group;
+    bool cancel_in_progress; /**< a newer chain of the group cancels the older ones */
+    struct vk_wf_pos pos;
+};
+
 /**
  * A node of the chain tree. Inline fragments have `run`; groups have
  * `children` (an array of `nchildren` structs). A `parallel` block is a group
@@ -347,6 +368,14 @@ struct vk_wf_fragment {
      *  inline fragment of the copy also has them in `env` as MATRIX_<KEY>. */
     struct vk_wf_kv *matrix;
     size_t nmatrix;
+    /** `needs "a" "b"`: the names as written, where each was written, and the nodes they
+     *  name (resolved when the chain has loaded; docs/workflow.md, "Needs"). */
+    const char **needs;
+    struct vk_wf_pos *needs_pos;
+    struct vk_wf_fragment **needs_frag;
+    size_t nneeds;
+    uint32_t index; /**< position in the pre-order of vk_workflow_walk() (root excluded) */
+    const struct vk_wf_concurrency *concurrency; /**< inline only: `concurrency`; NULL: none */
     struct vk_wf_fragment *children;
     size_t nchildren;
     struct vk_wf_fragment *parent; /**< NULL for the root (the chain) */
@@ -369,6 +398,7 @@ struct vk_workflow {
     struct vk_wf_secret *secrets; /**< chain.secrets and chain.secret-file */
     size_t nsecrets;
     int64_t queue_timeout_ms; /**< top-level `queue-timeout`; 0: the server's default */
+    const struct vk_wf_concurrency *concurrency; /**< chain.concurrency; NULL: none */
     struct vk_wf_trigger *triggers;
     size_t ntriggers;
     /**
@@ -498,6 +528,16 @@ bool vk_workflow_triggered_why(const struct vk_workflow *wf, const struct vk_wf_
  * fixed order, final newline) to `out`. Returns 0, VK_ENOMEM or VK_ETOOBIG.
  */
 int vk_workflow_to_json(const struct vk_workflow *wf, struct vk_buf *out) VK_MUST_CHECK;
+
+/**
+ * Fill in the placeholders of a concurrency group `group` (as loaded: only `{branch}`,
+ * `{repo}` and `{workflow}` are left) into `out` (`cap` bytes): `branch` (the chain's
+ * branch, NULL: ""), `repo` (the repository's name, NULL: ""), `workflow` (the
+ * workflow's name). Returns 0, or VK_ETOOBIG when the result is longer than
+ * VK_WF_MAX_CONCURRENCY_GROUP or `cap` - 1 bytes (then `out` holds "").
+ */
+int vk_wf_concurrency_expand(const char *group, const char *branch, const char *repo,
+                             const char *workflow, char *out, size_t cap) VK_MUST_CHECK;
 
 /** Append the readable tree shown by `vulcan parse` to `out`. Returns 0 or a vk_buf error. */
 int vk_workflow_to_text(const struct vk_workflow *wf, struct vk_buf *out) VK_MUST_CHECK;

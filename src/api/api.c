@@ -58,8 +58,16 @@ static void h_health_ready(struct vk_http_req *req, void *ctx)
         vk_http_reply_error(req, 503, "store_unavailable", "%s", err.msg);
         return;
     }
-    json_t *o = json_pack("{s:s, s:s, s:i}", "status", "ready", "store",
-                          vk_store_backend(api->opts.store), "schema_version", version);
+    /* Which singletons this replica leads (DESIGN §13): a balancer or an operator can
+     * tell where the reaper and the cron scheduler run. */
+    json_t *leads = json_array();
+    for (int s = 0; leads && s < VK_ORCH_SINGLETONS; s++)
+        if (vk_orch_leads(api->opts.orch, (enum vk_orch_singleton)s) &&
+            json_array_append_new(leads, json_string(vk_orch_singleton_name(s))) < 0)
+            break;
+    json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:o*}", "status", "ready", "store",
+                          vk_store_backend(api->opts.store), "schema_version", version, "replica",
+                          vk_orch_holder(api->opts.orch), "leads", leads);
     vk_http_reply_json(req, 200, o);
 }
 
@@ -78,6 +86,8 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
     if (api->opts.max_wait_s <= 0)
         api->opts.max_wait_s = 60;
     pthread_mutex_init(&api->lock, NULL);
+    pthread_mutex_init(&api->resolve_lock, NULL);
+    pthread_cond_init(&api->resolve_cond, NULL);
     vk__api_mask_init(api);
     struct vk_http_server_opts ho = {.listen = opts->listen,
                                      .threads = opts->http_threads,
@@ -181,6 +191,7 @@ void vk_api_stop(struct vk_api *api)
 {
     vk__api_logs_stop(api); /* followers hold stream handles: end them first */
     vk__api_treq_stop(api);
+    vk__api_resolve_wait(api); /* claims being answered after a provider */
     if (api->http)
         vk_http_server_stop(api->http); /* waiting clients get their timeout answer */
 }
@@ -192,6 +203,7 @@ void vk_api_free(struct vk_api *api)
     vk__api_logs_stop(api);
     vk__api_treq_stop(api);
     vk__api_sso_stop(api); /* its suspended requests are answered before the server stops */
+    vk__api_resolve_wait(api);
     vk_http_server_free(api->http); /* stops first: waiters are completed and freed */
     vk__api_logs_release(api);
     vk__api_auth_release(api);
@@ -201,6 +213,8 @@ void vk_api_free(struct vk_api *api)
     vk__api_mask_release(api);
     pthread_cond_destroy(&api->treq_cond);
     pthread_mutex_destroy(&api->treq_lock);
+    pthread_cond_destroy(&api->resolve_cond);
+    pthread_mutex_destroy(&api->resolve_lock);
     pthread_mutex_destroy(&api->lock);
     vk_mem_free(api);
 }

@@ -206,6 +206,10 @@ static json_t *chain_json(const struct vk_store_chain *c)
     bad |= json_object_set_new(o, "created_at", vk__api_time(c->created_at));
     bad |= json_object_set_new(o, "started_at", vk__api_time(c->started_at));
     bad |= json_object_set_new(o, "finished_at", vk__api_time(c->finished_at));
+    if (c->concurrency_group)
+        bad |= json_object_set_new(o, "concurrency",
+                                   json_pack("{s:s,s:b}", "group", c->concurrency_group,
+                                             "cancel_in_progress", c->concurrency_cancel));
     int64_t end = c->finished_at ? c->finished_at : (c->started_at ? vk_time_now_ms() : 0);
     bad |= json_object_set_new(o, "duration_ms",
                                c->started_at ? json_integer(end - c->started_at) : json_null());
@@ -217,7 +221,24 @@ struct wait_cache {
     const char *group[16];
     char why[16][160];
     size_t n;
+    const char *chain_wait; /* the chain waits for its concurrency group: why; else NULL */
+    struct vk_pool *pool;   /* the request's */
 };
+
+/* "waiting for concurrency group `G` (chain ID)" into `buf` when chain `chain_id` (with
+ * `fragment_id`: that fragment) waits for its group; NULL when it does not. */
+static const char *group_wait(struct vk_api *api, const char *chain_id, const char *fragment_id,
+                              char *buf, size_t cap)
+{
+    char holder[VK_UUID_LEN], group[VK_STORE_MAX_CONCURRENCY_GROUP + 1];
+    struct vk_err err;
+    vk_err_clear(&err);
+    if (vk_store_concurrency_holder(api->opts.store, chain_id, fragment_id, holder, group,
+                                    sizeof group, &err) != 0)
+        return NULL;
+    snprintf(buf, cap, "waiting for concurrency group `%s` (chain %s)", group, holder);
+    return buf;
+}
 
 static const char *wait_reason(struct vk_api *api, struct wait_cache *wc,
                                const struct vk_store_fragment *f)
@@ -226,6 +247,14 @@ static const char *wait_reason(struct vk_api *api, struct wait_cache *wc,
         return "waiting for the fragments before it";
     if (f->status != VK_STORE_FRAG_READY || !f->machine)
         return NULL;
+    if (wc->chain_wait)
+        return wc->chain_wait;
+    if (f->concurrency_group) {
+        /* One lookup per ready fragment with a group of its own (few: it is one index seek). */
+        char *buf = vk_pool_alloc(wc->pool, 480);
+        if (buf && group_wait(api, f->chain_id, f->id, buf, 480))
+            return buf;
+    }
     for (size_t i = 0; i < wc->n; i++) {
         if (strcmp(wc->group[i], f->machine) == 0)
             return wc->why[i];
@@ -262,6 +291,18 @@ static json_t *fragment_json(struct vk_api *api, struct wait_cache *wc,
     static const char *const whens[] = {"success", "failure", "always"};
     bad |= json_object_set_new(o, "when", json_string(whens[f->run_when]));
     bad |= json_object_set_new(o, "allow_failure", json_boolean(f->allow_failure));
+    if (f->is_matrix)
+        bad |= json_object_set_new(o, "matrix", json_true());
+    if (f->matrix_values) { /* a matrix copy: its combination, as the store keeps it */
+        json_t *mv = json_loads(f->matrix_values, 0, NULL);
+        bad |= json_object_set_new(o, "matrix_values", json_is_object(mv) ? mv : json_object());
+        if (mv && !json_is_object(mv))
+            json_decref(mv);
+    }
+    if (f->concurrency_group)
+        bad |= json_object_set_new(o, "concurrency",
+                                   json_pack("{s:s,s:b}", "group", f->concurrency_group,
+                                             "cancel_in_progress", f->concurrency_cancel));
     if (f->type == VK_STORE_FRAG_GROUP) {
         bad |= json_object_set_new(o, "max_parallel", json_integer(f->max_parallel));
         bad |= json_object_set_new(o, "fail_fast", json_boolean(!f->no_fail_fast));
@@ -275,7 +316,18 @@ static json_t *fragment_json(struct vk_api *api, struct wait_cache *wc,
                                f->has_exit_code ? json_integer(f->exit_code) : json_null());
     bad |= json_object_set_new(o, "error", vk__api_str(f->error));
     const char *why = wait_reason(api, wc, f);
+    if (f->status == VK_STORE_FRAG_PENDING && f->needs_wait && f->unmet_needs > 0)
+        why = "waiting for its needs to end";
     bad |= json_object_set_new(o, "waiting_reason", vk__api_str(why));
+    /* `needs` (names as written) and `outputs`, when there are. */
+    json_t *needs = f->needs_json ? json_loads(f->needs_json, 0, NULL) : NULL;
+    if (json_is_array(needs) && json_array_size(needs))
+        bad |= json_object_set(o, "needs", needs);
+    json_decref(needs);
+    json_t *outs = f->outputs_json ? json_loads(f->outputs_json, 0, NULL) : NULL;
+    if (json_is_object(outs) && json_object_size(outs))
+        bad |= json_object_set(o, "outputs", outs);
+    json_decref(outs);
     if (f->type == VK_STORE_FRAG_GROUP)
         bad |= json_object_set_new(o, "children", json_array());
     return vk_http_json_checked(o, bad);
@@ -298,12 +350,17 @@ static void h_chain_get(struct vk_http_req *req, void *ctx)
         return;
     }
     json_t *o = chain_json(&c);
+    struct wait_cache wc = {.n = 0, .pool = vk_http_pool(req)};
+    char chain_wait[480];
+    if (c.concurrency_group &&
+        (c.status == VK_STORE_CHAIN_PENDING || c.status == VK_STORE_CHAIN_RUNNING))
+        wc.chain_wait = group_wait(api, c.id, NULL, chain_wait, sizeof chain_wait);
+    int bad = json_object_set_new(o, "waiting_reason", vk__api_str(wc.chain_wait));
     json_t *top = json_array();
     /* Fragments come in pre-order: a parent always precedes its children, so one
      * pass with a stack of open groups builds the tree. */
     json_t **objs = vk_mem_calloc(n ? n : 1, sizeof(*objs));
-    int bad = !objs;
-    struct wait_cache wc = {.n = 0};
+    bad |= !objs;
     for (size_t i = 0; objs && i < n; i++) {
         objs[i] = fragment_json(api, &wc, &frags[i]);
         json_t *parent_list = top;

@@ -8,7 +8,8 @@
  *      the body's repository/project object (malformed JSON: 400; none: 404);
  *   2. verify the signature with each candidate's secret, in constant time (none: 401);
  *   3. normalise the event (400 on a bad payload), check it names that repository;
- *   4. a delivery id seen before: 200, nothing more;
+ *   4. a delivery id (or signed body) seen before: 200, nothing more; the keys are
+ *      remembered in the transaction that queues the request, never apart from it;
  *   5. ping, ignored events and deletions: 200, nothing more;
  *   6. queue a trigger request with the body and the headers the parser looked at: the
  *      trigger service reads the workflows at the event's commit and starts the chains
@@ -209,16 +210,13 @@ static const char *handle_delivery(struct vk_api *api, struct vk_http_req *req,
     const char *keys[2] = {digest, ev->delivery_id};
     for (size_t k = 0; k < 2 && keys[k]; k++) {
         bool seen = false;
-        rc = vk_store_delivery_seen(api->opts.store, pname, keys[k], vk_time_now_ms(), &seen, &err);
+        rc = vk_store_delivery_known(api->opts.store, pname, keys[k], &seen, &err);
         if (rc) {
             vk__api_reply_err(req, &err, rc);
             verdict = V_ERROR;
             goto out;
         }
         if (seen) {
-            if (k == 1 && vk_store_delivery_forget(api->opts.store, pname, digest, &err) != 0)
-                vk_log_write(VK_LOG_WARN, "triggers", "cannot forget a delivery digest", "error",
-                             err.msg, NULL);
             reply_result(req, json_array(), json_array(), "redelivery: handled before");
             verdict = V_IGNORED;
             goto out;
@@ -243,9 +241,12 @@ static const char *handle_delivery(struct vk_api *api, struct vk_http_req *req,
         verdict = V_ERROR;
         goto out;
     }
+    /* The keys are remembered in the transaction that queues the request (never one
+     * without the other); two copies racing past the check above meet there. */
     struct vk_store_treq rq = {.kind = VK_STORE_TREQ_WEBHOOK,
                                .provider = pname,
                                .delivery_id = ev->delivery_id,
+                               .dedup = {digest, ev->delivery_id},
                                .params = ptext,
                                .body = body,
                                .body_len = len,
@@ -256,13 +257,11 @@ static const char *handle_delivery(struct vk_api *api, struct vk_http_req *req,
         api->opts.hook_wait_ms > 0 ? api->opts.hook_wait_ms : VK_API_DEFAULT_HOOK_WAIT_MS;
     rc = vk__api_treq_submit(api, req, &rq, wait, VK__API_TREQ_LATE_202, pname);
     free(ptext);
-    verdict = rc ? V_ERROR : NULL;
-    for (size_t k = 0; rc && k < 2 && keys[k]; k++) {
-        /* not queued: let the provider's retry be handled */
-        struct vk_err e2;
-        if (vk_store_delivery_forget(api->opts.store, pname, keys[k], &e2) != 0)
-            vk_log_write(VK_LOG_WARN, "triggers", "cannot forget a failed delivery", "error",
-                         e2.msg, NULL);
+    if (rc == VK_EEXIST) {
+        reply_result(req, json_array(), json_array(), "redelivery: handled before");
+        verdict = V_IGNORED;
+    } else {
+        verdict = rc ? V_ERROR : NULL;
     }
 out:
     json_decref(headers);

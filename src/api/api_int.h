@@ -21,7 +21,14 @@ struct vk__api_waiter {
     char org_id[VK_UUID_LEN]; /* the worker's org: its job tokens act there */
     size_t ngroups;
     char *groups[VK_STORE_MAX_GROUPS];
+    bool parked; /* req is suspended with the callbacks below and in the list */
 };
+
+/* Claims whose work item asks secret providers are answered on threads of their own
+ * (api_worker.c), at most this many at once; past that, inline. */
+#define VK__API_MAX_RESOLVERS 32
+/* Wait for those threads to end and start no more (vk_api_stop, vk_api_free). */
+void vk__api_resolve_wait(struct vk_api *api);
 
 /* Log followers (api_logs.c): one thread per `?follow=1` stream, bounded. */
 struct vk__api_follow_set {
@@ -87,6 +94,10 @@ struct vk_api {
     struct vk_http_server *http;
     pthread_mutex_t lock; /* guards the waiter list */
     struct vk__api_waiter *head, *tail;
+    pthread_mutex_t resolve_lock; /* guards the three below */
+    pthread_cond_t resolve_cond;  /* signalled when `resolvers` drops */
+    unsigned resolvers;           /* live resolver threads (api_worker.c) */
+    bool resolve_stopping;
     struct vk__api_follow_set follow;
     struct vk__api_mask_set mask; /* per-attempt maskers of log ingest (api_mask.c) */
     struct vk_metrics_std m;      /* handles in opts.metrics (all NULL without metrics) */
@@ -133,6 +144,10 @@ int vk__api_mask_append(struct vk_api *api, const char *fragment_id, int attempt
                         struct vk_err *err) VK_MUST_CHECK;
 /* The attempt ended: store what its masker holds back and drop its entry (absent: nothing). */
 void vk__api_mask_end(struct vk_api *api, const char *fragment_id, int attempt);
+/* The same, and then each value of the object `outputs` (may be NULL) masked in place with
+ * the attempt's values. */
+void vk__api_mask_end_outputs(struct vk_api *api, const char *fragment_id, int attempt,
+                              json_t *outputs);
 /* Entries in the registry (tests, metrics). */
 size_t vk__api_mask_entries(struct vk_api *api);
 
@@ -165,12 +180,24 @@ int vk__api_openapi_routes(struct vk_api *api, struct vk_err *err);  /* api_open
 int vk__api_console_routes(struct vk_api *api, struct vk_err *err);  /* api_console.c */
 int vk__api_identity_routes(struct vk_api *api, struct vk_err *err); /* api_identity.c */
 int vk__api_secret_routes(struct vk_api *api, struct vk_err *err);   /* api_secrets.c */
-/* The attempt's secrets into item["secrets"] (secrets-common.md: [{"name", "value",
- * "file"}]), opened with the server's key and filtered by the exposure rules (forks,
- * protected refs); the names withheld and why into env VULCAN_SECRETS_WITHHELD. Returns 0,
- * or -1 when out of memory (api_secrets.c). */
+/* The attempt's secrets into item["secrets"] ([{"name", "value", "file"}]), opened with the
+ * server's key or asked of their secret provider, and filtered by the exposure rules
+ * (forks, protected refs); the names withheld and why into env VULCAN_SECRETS_WITHHELD.
+ * Returns 0; 1 when a provider failed, with `fail` saying why (the attempt must fail, and
+ * item gets no secret); -1 when out of memory (api_secrets.c). May block for the
+ * providers' timeout: call it without api->lock when vk__api_work_needs_providers(). */
 int vk__api_work_secrets(struct vk_api *api, const struct vk_store_work *w, struct vk_pool *pool,
-                         json_t *item, json_t *env);
+                         json_t *item, json_t *env, struct vk_err *fail);
+/* Register with `m` the stored secrets the attempt (fragment, attempt) was given, for a log
+ * whose claim this process did not see (after a restart, or a claim on another replica).
+ * A provider's value cannot be had again without asking it, so it is not (the worker's
+ * pass masks it). Returns 0 or a store error (api_secrets.c). */
+struct vk_mask;
+int vk__api_mask_stored_secrets(struct vk_api *api, const char *fragment_id, int attempt,
+                                struct vk_mask *m);
+/* Whether the claim `w` may ask a secret provider (the server has providers and the
+ * fragment names secrets): then its work item is built off the waiter lock. */
+bool vk__api_work_needs_providers(struct vk_api *api, const struct vk_store_work *w);
 
 /* Read every route's need from the embedded OpenAPI document; VK_EINTERNAL naming a route
  * without one (api_auth.c). */
@@ -250,6 +277,12 @@ void vk__api_oidc_release(struct vk_api *api);
 void vk__api_oidc_start(struct vk_api *api);
 int vk__api_oidc_routes(struct vk_api *api, struct vk_err *err);
 bool vk__api_oidc_env(struct vk_api *api, json_t *env, const char *job_token);
+/* The job's claims, as in its OIDC ID token but without iss, aud and the times: sub, org,
+ * repository, ref, sha, workflow, chain, fragment, attempt, trigger, environment, machine
+ * group, worker (api_oidc.c). Also what a secret provider is told. Returns owned, or NULL
+ * when out of memory. */
+json_t *vk__api_job_claims(const struct vk_store_chain *c, const struct vk_store_fragment *f,
+                           const char *org_slug, const char *worker_id, struct vk_pool *pool);
 
 /* With require_auth: the registration, worker or job credential the gate checked for a
  * worker-protocol request (borrowed from the request's pool); NULL without one. */
@@ -313,8 +346,9 @@ enum vk__api_treq_late {
 /*
  * Queue `rq` (vk_store_treq_create) and suspend `req` until its outcome is known, at most
  * `wait_ms`; the outcome is the reply. `provider` (may be NULL) names a webhook's provider
- * for the deliveries counter. Replies itself on every path. Returns 0 when the request is
- * waiting, else the error it answered.
+ * for the deliveries counter. Replies itself on every path but one: VK_EEXIST when one of
+ * rq->dedup was remembered already (nothing queued; the caller answers the redelivery).
+ * Returns 0 when the request is waiting, else the error it answered.
  */
 int vk__api_treq_submit(struct vk_api *api, struct vk_http_req *req, struct vk_store_treq *rq,
                         int64_t wait_ms, enum vk__api_treq_late late, const char *provider);

@@ -14,11 +14,11 @@
  * masker still holds back is stored first. Entries of attempts that ended
  * without a result (a dead worker, a cancelled chain) are swept when idle.
  *
- * The registry is memory only. After a server restart an entry is made again
- * from the first chunk of the attempt that arrives, with no values: the job
- * token (stored only as a hash) and the ID tokens issued before the restart
- * (not stored at all) cannot be re-derived; the worker's pass still masks the
- * job token and the secrets it was given.
+ * The registry is memory only. After a server restart (or for a claim made by
+ * another replica) an entry is made again from the first chunk of the attempt
+ * that arrives, with the attempt's stored secrets opened again; the job token
+ * (stored only as a hash), the ID tokens issued before (not stored at all) and
+ * providers' values cannot be re-derived; the worker's pass still masks them.
  *
  * Locking: `mask.lock` guards the list and the reference counts; each entry's
  * `mu` guards its masker, offsets and pending output, and is held across the
@@ -244,6 +244,11 @@ int vk__api_mask_append(struct vk_api *api, const char *fragment_id, int attempt
         return vk_err_set(err, rc == VK_ETOOBIG ? VK_EAGAIN : rc,
                           "too many attempts are writing logs at once");
     pthread_mutex_lock(&e->mu);
+    /* The claim was not seen here (a restart, or another replica): the attempt's stored
+     * secrets are opened again. Failing that the log is still taken: the worker masks. */
+    if (created && vk__api_mask_stored_secrets(api, fragment_id, attempt, e->mask) < 0)
+        vk_log_write(VK_LOG_WARN, "api", "cannot open an attempt's secrets again for masking",
+                     "fragment_id", fragment_id, NULL);
     if (created || (e->in_off == 0 && e->out_off == 0 && offset > 0)) {
         /* No entry had seen this attempt's log (registered at claim but no chunk yet, or
          * lost in a restart): start from what is stored. An unmasked log has the worker's
@@ -296,6 +301,31 @@ out:
 
 void vk__api_mask_end(struct vk_api *api, const char *fragment_id, int attempt)
 {
+    vk__api_mask_end_outputs(api, fragment_id, attempt, NULL);
+}
+
+/* Each string value of `outputs` masked with the entry's values (its log is flushed first,
+ * so the masker starts clean); a value that cannot be masked becomes "***". */
+static void mask_outputs(struct vk__api_mask_entry *e, json_t *outputs)
+{
+    const char *k;
+    json_t *v;
+    struct vk_buf b = VK_BUF_INIT(2 * VK_OUTPUTS_MAX_VALUE);
+    json_object_foreach(outputs, k, v)
+    {
+        if (!json_is_string(v))
+            continue;
+        vk_buf_reset(&b);
+        const char *s = json_string_value(v);
+        int rc = vk_mask_buf(e->mask, s, strlen(s), &b);
+        json_string_set(v, rc == 0 ? (b.data ? b.data : "") : "***");
+    }
+    vk_buf_release(&b);
+}
+
+void vk__api_mask_end_outputs(struct vk_api *api, const char *fragment_id, int attempt,
+                              json_t *outputs)
+{
     bool created;
     int rc;
     struct vk__api_mask_entry *e = entry_get(api, fragment_id, attempt, false, &created, &rc);
@@ -308,6 +338,8 @@ void vk__api_mask_end(struct vk_api *api, const char *fragment_id, int attempt)
     if (store_ready(api, e, &err) < 0 && err.code != VK_ECONFLICT)
         vk_log_write(VK_LOG_WARN, "api", "cannot store the end of a masked log", "fragment_id",
                      fragment_id, "error", err.msg, NULL);
+    if (outputs)
+        mask_outputs(e, outputs);
     pthread_mutex_unlock(&e->mu);
     pthread_mutex_lock(&api->mask.lock);
     e->refs--;

@@ -132,6 +132,32 @@ static const char *part(struct vk_pool *pool, const char *s)
     return c ? c : "";
 }
 
+json_t *vk__api_job_claims(const struct vk_store_chain *c, const struct vk_store_fragment *f,
+                           const char *org_slug, const char *worker_id, struct vk_pool *pool)
+{
+    char ref[600];
+    if (c->tag && *c->tag)
+        snprintf(ref, sizeof(ref), "refs/tags/%s", c->tag);
+    else if (c->trigger_ref && *c->trigger_ref)
+        snprintf(ref, sizeof(ref), "%s", c->trigger_ref);
+    else if (c->branch && *c->branch)
+        snprintf(ref, sizeof(ref), "refs/heads/%s", c->branch);
+    else
+        ref[0] = '\0';
+    const char *repo = c->repository_url && *c->repository_url ? c->repository_url : "";
+    const char *wf = c->source_file ? c->source_file : "";
+    char sub[2400];
+    snprintf(sub, sizeof(sub), "org:%s:repo:%s:ref:%s:workflow:%s:fragment:%s", org_slug,
+             part(pool, repo), part(pool, ref), part(pool, wf), part(pool, f->name));
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s}",
+                     "sub", sub, "org", org_slug, "repository", repo, "repository_url", repo, "ref",
+                     ref, "sha", c->commit_sha ? c->commit_sha : "", "workflow", wf, "chain_id",
+                     c->id, "fragment_id", f->id, "attempt", f->attempt, "trigger",
+                     c->trigger ? c->trigger : "", "environment", "", "machine_group",
+                     f->machine ? f->machine : "", "worker_id", worker_id ? worker_id : "",
+                     "fragment", f->name ? f->name : "");
+}
+
 static void h_id_token(struct vk_http_req *req, void *ctx)
 {
     struct vk_api *api = ctx;
@@ -170,35 +196,24 @@ static void h_id_token(struct vk_http_req *req, void *ctx)
         vk_http_reply_error(req, 409, "stale_attempt", "the attempt of this job token has ended");
         return;
     }
-    char ref[600];
-    if (c.tag && *c.tag)
-        snprintf(ref, sizeof(ref), "refs/tags/%s", c.tag);
-    else if (c.trigger_ref && *c.trigger_ref)
-        snprintf(ref, sizeof(ref), "%s", c.trigger_ref);
-    else if (c.branch && *c.branch)
-        snprintf(ref, sizeof(ref), "refs/heads/%s", c.branch);
-    else
-        ref[0] = '\0';
-    const char *repo = c.repository_url && *c.repository_url ? c.repository_url : "";
-    const char *wf = c.source_file ? c.source_file : "";
-    char sub[2400];
-    snprintf(sub, sizeof(sub), "org:%s:repo:%s:ref:%s:workflow:%s:fragment:%s", org.slug,
-             part(pool, repo), part(pool, ref), part(pool, wf), part(pool, f.name));
+    json_t *claims = vk__api_job_claims(&c, &f, org.slug, jc->worker_id, pool);
     char jti[33];
     if (vk_auth_random_text(jti, 32) < 0) {
+        json_decref(claims);
         vk_http_reply_error(req, 503, "unavailable", "the random generator failed");
         return;
     }
     int64_t now = vk_time_now_ms() / 1000;
-    json_t *claims = json_pack(
-        "{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, "
-        "s:s, s:s, s:s, s:s}",
-        "iss", api->issuer, "sub", sub, "aud", aud, "iat", (json_int_t)now, "nbf", (json_int_t)now,
-        "exp", (json_int_t)(now + ID_TOKEN_LIFE_S), "jti", jti, "org", org.slug, "repository", repo,
-        "repository_url", repo, "ref", ref, "sha", c.commit_sha ? c.commit_sha : "", "workflow", wf,
-        "chain_id", c.id, "fragment_id", f.id, "attempt", f.attempt, "trigger",
-        c.trigger ? c.trigger : "", "environment", "", "machine_group", f.machine ? f.machine : "",
-        "worker_id", jc->worker_id, "fragment", f.name ? f.name : "");
+    if (claims &&
+        (json_object_set_new(claims, "iss", json_string(api->issuer)) ||
+         json_object_set_new(claims, "aud", json_string(aud)) ||
+         json_object_set_new(claims, "iat", json_integer((json_int_t)now)) ||
+         json_object_set_new(claims, "nbf", json_integer((json_int_t)now)) ||
+         json_object_set_new(claims, "exp", json_integer((json_int_t)(now + ID_TOKEN_LIFE_S))) ||
+         json_object_set_new(claims, "jti", json_string(jti)))) {
+        json_decref(claims);
+        claims = NULL;
+    }
     size_t len = 0;
     char *text = claims ? vk_http_json_text(claims, JSON_COMPACT, &len) : NULL;
     json_decref(claims);

@@ -7,6 +7,8 @@
  * encryption, vulcan/secrets.h) before they reach the store.
  */
 #include "api_int.h"
+#include "vulcan/mask.h"
+#include "vulcan/secret_provider.h"
 #include "vulcan/secrets.h"
 #include "vulcan/store_secrets.h"
 
@@ -307,6 +309,16 @@ static void h_list(struct vk_http_req *req, void *ctx)
         bad |= json_array_append_new(a, secret_json(&rows[i]));
     json_t *o = json_object();
     bad |= !o || json_object_set_new(o, "secrets", a);
+    /* What the caller may do here, so a console offers no button the server refuses. */
+    bool repo = vk_http_param(req, "id") != NULL;
+    bool set = vk__api_may(api, req, "PUT",
+                           repo ? "/api/v1/repos/{id}/secrets/{name}"
+                                : "/api/v1/orgs/{org}/secrets/{name}");
+    bool del = vk__api_may(api, req, "DELETE",
+                           repo ? "/api/v1/repos/{id}/secrets/{name}"
+                                : "/api/v1/orgs/{org}/secrets/{name}");
+    bad |=
+        !o || json_object_set_new(o, "actions", json_pack("{s:b,s:b}", "set", set, "delete", del));
     vk_http_reply_json(req, 200, vk_http_json_checked(o, bad));
 }
 
@@ -373,14 +385,78 @@ static void note(char *list, size_t cap, const char *name, const char *why)
     snprintf(list + len, cap - len, "%s%s(%s)", len ? "," : "", name, why);
 }
 
-int vk__api_work_secrets(struct vk_api *api, const struct vk_store_work *w, struct vk_pool *pool,
-                         json_t *item, json_t *env)
+/* Ask the secret's provider for its value (docs/secrets.md "Providers"). Returns 0 with the
+ * value in `out` (owned), or <0 with `fail` saying why the attempt cannot run. */
+static int provider_value(struct vk_api *api, const struct vk_store_work *w,
+                          const struct vk_store_secret *s, struct vk_pool *pool,
+                          struct vk_secret_value *out, struct vk_err *fail)
 {
     const struct vk_store_fragment *f = &w->fragment;
     const struct vk_store_chain *c = &w->chain;
-    if (!f->secrets_json || !*f->secrets_json)
-        return 0;
-    json_t *want = json_loads(f->secrets_json, 0, NULL);
+    const struct vk_secret_providers *ps = api->opts.secret_providers;
+    if (!ps || !vk_secret_providers_find(ps, s->provider))
+        return vk_err_set(fail, VK_ENOTFOUND,
+                          "secret '%s' comes from secret provider '%s', which this server does "
+                          "not have: start it with --secret-provider %s=PATH",
+                          s->name, s->provider, s->provider);
+    struct vk_store_org org;
+    struct vk_err err;
+    vk_err_clear(&err);
+    if (vk_store_org_get(api->opts.store, c->tenant_id, pool, &org, &err) < 0)
+        return vk_err_set(fail, VK_EDB, "cannot read the chain's org for secret '%s': %s", s->name,
+                          err.msg);
+    json_t *claims = vk__api_job_claims(c, f, org.slug, f->worker_id, pool);
+    if (!claims)
+        return vk_err_set(fail, VK_ENOMEM, "out of memory");
+    const char *ref = json_string_value(json_object_get(claims, "ref"));
+    struct vk_secret_request rq = {
+        .org = org.slug,
+        .repository = c->repository_url && *c->repository_url ? c->repository_url : NULL,
+        .name = s->name,
+        .ref = ref && *ref ? ref : NULL,
+        .environment = NULL,
+        .key = s->provider_key,
+        .claims = claims,
+    };
+    int64_t t0 = vk_time_now_ms();
+    int rc = vk_secret_providers_resolve(ps, s->provider, &rq, out, &err);
+    json_decref(claims);
+    if (rc < 0) {
+        vk_log_write(VK_LOG_WARN, "api", "a secret provider failed", "name", s->name, "provider",
+                     s->provider, "fragment_id", f->id, "error", err.msg, NULL);
+        return vk_err_set(fail, rc, "secret '%s': %s", s->name, err.msg);
+    }
+    char ms[24];
+    snprintf(ms, sizeof(ms), "%lld", (long long)(vk_time_now_ms() - t0));
+    vk_log_write(VK_LOG_INFO, "api", "secret from a provider", "name", s->name, "provider",
+                 s->provider, "fragment_id", f->id, "duration_ms", ms, NULL);
+    return 0;
+}
+
+bool vk__api_work_needs_providers(struct vk_api *api, const struct vk_store_work *w)
+{
+    return api->opts.secret_providers && api->opts.secret_providers->n > 0 &&
+           w->fragment.secrets_json && *w->fragment.secrets_json;
+}
+
+/* What collect() does with each value an attempt may have: 0, or -1 to record it withheld
+ * as `why` (the value is still the caller's to wipe). */
+typedef int take_fn(void *ctx, const char *name, bool file, const char *v, size_t n,
+                    const char **why);
+
+/*
+ * Each secret the attempt `w` names and may have, opened with the server's key or (with
+ * `ask`) asked of its provider, given to `take`; the names withheld and why in `withheld`.
+ * Returns 0, 1 when a provider failed (`fail` says why; stop: nothing must be sent).
+ */
+static int collect(struct vk_api *api, const struct vk_store_work *w, struct vk_pool *pool,
+                   bool ask, take_fn *take, void *ctx, char *withheld, size_t cap,
+                   struct vk_err *fail)
+{
+    const struct vk_store_fragment *f = &w->fragment;
+    const struct vk_store_chain *c = &w->chain;
+    json_t *want =
+        f->secrets_json && *f->secrets_json ? json_loads(f->secrets_json, 0, NULL) : NULL;
     if (!json_is_array(want)) {
         json_decref(want);
         return 0;
@@ -392,9 +468,7 @@ int vk__api_work_secrets(struct vk_api *api, const struct vk_store_work *w, stru
                     vk_store_repo_get(api->opts.store, c->repository_id, pool, &repo, &err) == 0;
     bool fork_ok = !c->from_fork || (has_repo && repo.allow_fork_secrets);
     bool prot_ok = protected_ref(c, has_repo ? &repo : NULL);
-    json_t *out = json_array();
-    int bad = !out;
-    char withheld[2048] = "";
+    int failed = 0;
     size_t i;
     json_t *e;
     json_array_foreach(want, i, e)
@@ -404,73 +478,152 @@ int vk__api_work_secrets(struct vk_api *api, const struct vk_store_work *w, stru
         if (!name || !vk_secret_name_valid(name) || i >= VK_SECRET_MAX_PER_JOB)
             continue;
         if (!api->opts.secrets_key) {
-            note(withheld, sizeof(withheld), name, "no key");
+            note(withheld, cap, name, "no key");
             continue;
         }
         if (!fork_ok) {
-            note(withheld, sizeof(withheld), name, "fork");
+            note(withheld, cap, name, "fork");
             continue;
         }
         struct vk_store_secret s;
         int rc = vk_store_secret_resolve(api->opts.store, c->tenant_id, c->repository_id, name,
                                          pool, &s, &err);
         if (rc < 0) {
-            note(withheld, sizeof(withheld), name, rc == VK_ENOTFOUND ? "unknown" : "error");
+            note(withheld, cap, name, rc == VK_ENOTFOUND ? "unknown" : "error");
             continue;
         }
         if (s.is_protected && !prot_ok) {
-            note(withheld, sizeof(withheld), name, "protected");
+            note(withheld, cap, name, "protected");
             continue;
         }
+        /* A provider's value, or a stored one opened with the server's key. */
+        struct vk_secret_value v = {NULL, 0};
         if (s.provider) {
-            vk_log_write(VK_LOG_WARN, "api", "provider secrets are not available", "name", name,
-                         "provider", s.provider, "fragment_id", f->id, NULL);
-            note(withheld, sizeof(withheld), name, "provider");
+            if (!ask)
+                continue;
+            if (provider_value(api, w, &s, pool, &v, fail) < 0) {
+                failed = 1; /* the attempt cannot run: never with part of its secrets */
+                break;
+            }
+        } else if (!s.value || s.nonce_len != VK_SECRET_NONCE_LEN ||
+                   s.wrapped_len != VK_SECRET_WRAPPED_LEN) {
+            note(withheld, cap, name, "damaged");
             continue;
+        } else {
+            struct vk_secret_where where = {s.tenant_id, s.scope, s.scope_id, s.name, s.version};
+            rc = vk_secret_open(api->opts.secrets_key, &where, s.nonce, s.wrapped_key, s.value,
+                                s.value_len, &v.data, &v.len, &err);
+            if (rc < 0) {
+                vk_log_write(VK_LOG_ERROR, "api", "a secret does not open", "name", name,
+                             "fragment_id", f->id, "error", err.msg, NULL);
+                note(withheld, cap, name, "does not open");
+                continue;
+            }
         }
-        if (!s.value || s.nonce_len != VK_SECRET_NONCE_LEN ||
-            s.wrapped_len != VK_SECRET_WRAPPED_LEN) {
-            note(withheld, sizeof(withheld), name, "damaged");
-            continue;
-        }
-        struct vk_secret_where where = {s.tenant_id, s.scope, s.scope_id, s.name, s.version};
-        char *v = NULL;
-        size_t n = 0;
-        rc = vk_secret_open(api->opts.secrets_key, &where, s.nonce, s.wrapped_key, s.value,
-                            s.value_len, &v, &n, &err);
-        if (rc < 0) {
-            vk_log_write(VK_LOG_ERROR, "api", "a secret does not open", "name", name, "fragment_id",
-                         f->id, "error", err.msg, NULL);
-            note(withheld, sizeof(withheld), name, "does not open");
-            continue;
-        }
-        /* The server masks it in the attempt's log as well (api_mask.c): a value it
-         * cannot register is withheld rather than sent to be printed unmasked there. */
-        if (vk__api_mask_add(api, f->id, f->attempt, v, n) < 0) {
-            vk_log_write(VK_LOG_ERROR, "api", "cannot register a secret for masking", "name", name,
-                         "fragment_id", f->id, NULL);
-            note(withheld, sizeof(withheld), name, "cannot be masked");
-            vk_auth_wipe(v, n);
-            vk_mem_free(v);
-            continue;
-        }
-        json_t *o = json_object();
-        bad |= !o || json_object_set_new(o, "name", json_string(name)) ||
-               json_object_set_new(o, "value", json_stringn(v, n)) ||
-               json_object_set_new(o, "file", json_boolean(file)) || json_array_append_new(out, o);
-        vk_auth_wipe(v, n);
-        vk_mem_free(v);
+        const char *why = NULL;
+        if (take(ctx, name, file, v.data, v.len, &why) < 0)
+            note(withheld, cap, name, why);
+        vk_secret_value_release(&v);
     }
     json_decref(want);
+    return failed;
+}
+
+struct work_take {
+    struct vk_api *api;
+    const struct vk_store_fragment *f;
+    json_t *out;
+    int bad;
+};
+
+static int work_take(void *ctx, const char *name, bool file, const char *v, size_t n,
+                     const char **why)
+{
+    struct work_take *t = ctx;
+    /* The server masks it in the attempt's log as well (api_mask.c): a value it cannot
+     * register is withheld rather than sent to be printed unmasked there. */
+    if (vk__api_mask_add(t->api, t->f->id, t->f->attempt, v, n) < 0) {
+        vk_log_write(VK_LOG_ERROR, "api", "cannot register a secret for masking", "name", name,
+                     "fragment_id", t->f->id, NULL);
+        *why = "cannot be masked";
+        return -1;
+    }
+    json_t *o = json_object();
+    t->bad |= !o || json_object_set_new(o, "name", json_string(name)) ||
+              json_object_set_new(o, "value", json_stringn(v, n)) ||
+              json_object_set_new(o, "file", json_boolean(file)) ||
+              json_array_append_new(t->out, o);
+    return 0;
+}
+
+int vk__api_work_secrets(struct vk_api *api, const struct vk_store_work *w, struct vk_pool *pool,
+                         json_t *item, json_t *env, struct vk_err *fail)
+{
+    if (!w->fragment.secrets_json || !*w->fragment.secrets_json)
+        return 0;
+    struct work_take t = {api, &w->fragment, json_array(), 0};
+    char withheld[2048] = "";
+    if (!t.out)
+        return -1;
+    if (collect(api, w, pool, true, work_take, &t, withheld, sizeof(withheld), fail) == 1) {
+        /* Wipe the values already taken: the work item is never sent. */
+        size_t j;
+        json_t *o;
+        json_array_foreach(t.out, j, o)
+        {
+            json_t *val = json_object_get(o, "value");
+            if (json_is_string(val)) /* jansson keeps its own copy: overwrite it in place */
+                vk_auth_wipe((char *)json_string_value(val), json_string_length(val));
+        }
+        json_decref(t.out);
+        return 1;
+    }
+    int bad = t.bad;
     if (withheld[0]) {
         /* Names only: the script can tell why a variable is missing. */
         bad |= json_object_set_new(env, "VULCAN_SECRETS_WITHHELD", json_string(withheld));
-        vk_log_write(VK_LOG_INFO, "api", "secrets withheld from an attempt", "fragment_id", f->id,
-                     "chain_id", c->id, "secrets", withheld, NULL);
+        vk_log_write(VK_LOG_INFO, "api", "secrets withheld from an attempt", "fragment_id",
+                     w->fragment.id, "chain_id", w->chain.id, "secrets", withheld, NULL);
     }
-    if (json_array_size(out) > 0)
-        bad |= json_object_set_new(item, "secrets", out);
+    if (json_array_size(t.out) > 0)
+        bad |= json_object_set_new(item, "secrets", t.out);
     else
-        json_decref(out);
+        json_decref(t.out);
     return bad ? -1 : 0;
+}
+
+static int mask_take(void *ctx, const char *name, bool file, const char *v, size_t n,
+                     const char **why)
+{
+    (void)name;
+    (void)file;
+    *why = "cannot be masked";
+    return vk_mask_add(ctx, v, n) < 0 ? -1 : 0;
+}
+
+int vk__api_mask_stored_secrets(struct vk_api *api, const char *fragment_id, int attempt,
+                                struct vk_mask *m)
+{
+    struct vk_pool pool;
+    vk_pool_init(&pool, 8192);
+    struct vk_store_work w;
+    struct vk_err err;
+    vk_err_clear(&err);
+    int rc = vk_store_fragment_get(api->opts.store, fragment_id, &pool, &w.fragment, &err);
+    if (rc == 0 && w.fragment.attempt != attempt)
+        rc = VK_ECONFLICT; /* a later attempt: this log is refused anyway */
+    if (rc == 0 && w.fragment.secrets_json && *w.fragment.secrets_json)
+        rc = vk_store_chain_get(api->opts.store, w.fragment.chain_id, &pool, &w.chain, NULL, NULL,
+                                &err);
+    else if (rc == 0)
+        rc = 1; /* names no secret */
+    if (rc == 0) {
+        char withheld[2048] = "";
+        (void)collect(api, &w, &pool, false, mask_take, m, withheld, sizeof(withheld), NULL);
+        if (strstr(withheld, "(cannot be masked)"))
+            vk_log_write(VK_LOG_WARN, "api", "a secret cannot be masked again", "fragment_id",
+                         fragment_id, "secrets", withheld, NULL);
+    }
+    vk_pool_release(&pool);
+    return rc < 0 && rc != VK_ECONFLICT ? rc : 0;
 }

@@ -118,6 +118,8 @@ int vk__api_treq_submit(struct vk_api *api, struct vk_http_req *req, struct vk_s
     struct vk_err err;
     vk_err_clear(&err);
     int rc = vk_store_treq_create(api->opts.store, rq, vk_time_now_ms(), &err);
+    if (rc == VK_EEXIST && (rq->dedup[0] || rq->dedup[1]))
+        return rc; /* a delivery handled before: the caller answers */
     if (rc) {
         vk__api_reply_err(req, &err, rc);
         return rc;

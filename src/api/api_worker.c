@@ -94,13 +94,14 @@ static void dispatch_trace(struct vk_api *api, const struct vk_store_work *w, co
 /* The JSON work item a worker receives for a claimed fragment; `job_token` (NULL without
  * require_auth) is the attempt's credential for its log and result. */
 static json_t *work_json(struct vk_api *api, const struct vk_store_work *w, const char *worker_id,
-                         const char *job_token, struct vk_pool *pool)
+                         const char *job_token, struct vk_pool *pool, struct vk_err *fail)
 {
     const struct vk_store_fragment *f = &w->fragment;
     const struct vk_store_chain *c = &w->chain;
     json_t *env = json_object();
     int bad = env_merge(env, c->env_json);
     bad |= env_merge(env, f->env_json);
+    bad |= env_merge(env, f->needs_env_json); /* $NEEDS_<X>_…, set when it became ready */
     char num[32];
     bad |= env_set(env, "CI", "true");
     bad |= env_set(env, "VULCAN", "true");
@@ -136,7 +137,12 @@ static json_t *work_json(struct vk_api *api, const struct vk_store_work *w, cons
         bad |= json_object_set_new(o, "job_token", json_string(job_token));
         bad |= !vk__api_oidc_env(api, env, job_token);
     }
-    bad |= vk__api_work_secrets(api, w, pool, o, env) != 0;
+    int sr = vk__api_work_secrets(api, w, pool, o, env, fail);
+    if (sr == 1) { /* a secret provider failed: `fail` says why, and nothing is sent */
+        json_decref(o);
+        return NULL;
+    }
+    bad |= sr != 0;
     char tp[VK_TRACEPARENT_LEN];
     dispatch_trace(api, w, worker_id, tp);
     /* trace_id: the trace's 32 hex digits; trace_parent: what the worker's spans and
@@ -146,8 +152,185 @@ static json_t *work_json(struct vk_api *api, const struct vk_store_work *w, cons
     return vk_http_json_checked(o, bad);
 }
 
-/* Try to claim work for the waiter `w`; reply 200 when found. Returns 1 when the waiter
- * was answered, 0 when nothing was ready, <0 on a store error. Called with api->lock held. */
+/* Give back a claimed fragment without counting an attempt, so it is not lost. */
+static void hand_back(struct vk_api *api, const struct vk_store_work *work, const char *worker_id)
+{
+    struct vk_err err;
+    vk_err_clear(&err);
+    if (vk_store_requeue_fragment(api->opts.store, work->fragment.id, work->fragment.attempt,
+                                  worker_id, vk_time_now_ms(), &err) < 0)
+        vk_log_write(VK_LOG_ERROR, "api", "cannot hand back a fragment", "fragment_id",
+                     work->fragment.id, "error", err.msg, NULL);
+}
+
+/*
+ * Build the work item of the claim `work` and answer the waiter's request with it. When a
+ * secret provider fails the attempt fails with the provider's reason (as a result from the
+ * worker would: retries apply) and the worker gets 204, to ask again.
+ */
+static void answer_claim(struct vk_api *api, struct vk__api_waiter *w,
+                         const struct vk_store_work *work, const char *token, struct vk_pool *pool)
+{
+    struct vk_err fail;
+    vk_err_clear(&fail);
+    json_t *item = work_json(api, work, w->worker_id, token, pool, &fail);
+    if (!item && fail.code) {
+        const struct vk_store_fragment *f = &work->fragment;
+        vk__api_mask_end(api, f->id, f->attempt);
+        struct vk_orch_result r = {.worker_id = w->worker_id,
+                                   .fragment_id = f->id,
+                                   .attempt = f->attempt,
+                                   .error = fail.msg};
+        enum vk_store_frag_status st;
+        struct vk_err err;
+        vk_err_clear(&err);
+        if (vk_orch_result(api->opts.orch, &r, &st, &err) < 0) {
+            vk_log_write(VK_LOG_ERROR, "api", "cannot fail an attempt", "fragment_id", f->id,
+                         "error", err.msg, NULL);
+            hand_back(api, work, w->worker_id);
+        } else {
+            vk_log_write(VK_LOG_WARN, "api", "attempt failed at claim", "fragment_id", f->id,
+                         "worker_id", w->worker_id, "fragment_status",
+                         vk_store_frag_status_name(st), "error", fail.msg, NULL);
+        }
+        vk_http_reply_empty(w->req, 204);
+        return;
+    }
+    /* NULL (out of memory) is answered with a 500 and gives the fragment back below. */
+    if (vk_http_reply_json_wiped(w->req, 200, item) != 0) {
+        /* No work item, or the worker went away between claim and reply: the wake loop
+         * goes on to the next waiter, which claims it again. */
+        hand_back(api, work, w->worker_id);
+    }
+}
+
+/* A claim whose work item asks secret providers, answered on a thread of its own. */
+struct resolve_job {
+    struct vk__api_waiter *w; /* owned; w->req detained (parked) or suspended without callbacks */
+    bool detained;
+    struct vk_pool pool; /* holds `work` */
+    struct vk_store_work work;
+    bool auth;
+    char token[VK_AUTH_TOKEN_MAX];
+};
+
+static void waiter_free(struct vk__api_waiter *w);
+static void waiter_unlink(struct vk_api *api, struct vk__api_waiter *w);
+
+static void *resolve_main(void *arg)
+{
+    struct resolve_job *j = arg;
+    struct vk__api_waiter *w = j->w;
+    struct vk_api *api = w->api;
+    struct vk_http_req *req = w->req;
+    answer_claim(api, w, &j->work, j->auth ? j->token : NULL, &j->pool);
+    if (j->detained)
+        vk_http_detained_end(req);
+    else
+        vk_http_req_unref(req);
+    vk_auth_wipe(j->token, sizeof(j->token));
+    vk_pool_release(&j->pool);
+    waiter_free(w);
+    vk_mem_free(j);
+    pthread_mutex_lock(&api->resolve_lock);
+    api->resolvers--;
+    pthread_cond_broadcast(&api->resolve_cond);
+    pthread_mutex_unlock(&api->resolve_lock);
+    return NULL;
+}
+
+/*
+ * Hand the claim to a resolver thread: the waiter leaves the list for good (2), or, when
+ * its parked request was completed by its deadline or its client meanwhile, the fragment
+ * goes back and the request's callback frees the waiter (-2). 0: no thread to be had, the
+ * caller answers inline. Called with api->lock held.
+ */
+static int hand_off(struct vk__api_waiter *w, struct vk_pool *pool,
+                    const struct vk_store_work *work, bool auth, const char *token)
+{
+    struct vk_api *api = w->api;
+    pthread_mutex_lock(&api->resolve_lock);
+    bool room = !api->resolve_stopping && api->resolvers < VK__API_MAX_RESOLVERS;
+    if (room)
+        api->resolvers++;
+    pthread_mutex_unlock(&api->resolve_lock);
+    struct resolve_job *j = room ? vk_mem_calloc(1, sizeof(*j)) : NULL;
+    if (!j)
+        goto no_thread;
+    if (w->parked) {
+        if (vk_http_detain(w->req) != 0) {
+            /* Its deadline or its client ended it first: that callback frees the waiter. */
+            hand_back(api, work, w->worker_id);
+            vk_mem_free(j);
+            pthread_mutex_lock(&api->resolve_lock);
+            api->resolvers--;
+            pthread_cond_broadcast(&api->resolve_cond);
+            pthread_mutex_unlock(&api->resolve_lock);
+            return -2;
+        }
+        j->detained = true;
+        waiter_unlink(api, w); /* before the thread can free it */
+        w->parked = false;
+    } else if (vk_http_suspend(w->req, 0, NULL, NULL, NULL) != 0) {
+        vk_mem_free(j);
+        goto no_thread;
+    } else {
+        vk_http_req_ref(w->req);
+    }
+    j->w = w;
+    j->pool = *pool; /* the chunks move; the caller must not release its pool */
+    j->work = *work;
+    j->auth = auth;
+    snprintf(j->token, sizeof(j->token), "%s", token);
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int prc = pthread_create(&t, &attr, resolve_main, j);
+    pthread_attr_destroy(&attr);
+    if (prc != 0) {
+        /* Answer here after all, and complete the request as the thread would have. */
+        struct vk_http_req *req = w->req;
+        answer_claim(api, w, &j->work, auth ? j->token : NULL, &j->pool);
+        if (j->detained)
+            vk_http_detained_end(req);
+        else
+            vk_http_req_unref(req);
+        vk_auth_wipe(j->token, sizeof(j->token));
+        vk_pool_release(&j->pool);
+        vk_mem_free(j);
+        waiter_free(w);
+        pthread_mutex_lock(&api->resolve_lock);
+        api->resolvers--;
+        pthread_cond_broadcast(&api->resolve_cond);
+        pthread_mutex_unlock(&api->resolve_lock);
+    }
+    return 2;
+no_thread:
+    if (room) {
+        pthread_mutex_lock(&api->resolve_lock);
+        api->resolvers--;
+        pthread_cond_broadcast(&api->resolve_cond);
+        pthread_mutex_unlock(&api->resolve_lock);
+    }
+    return 0;
+}
+
+void vk__api_resolve_wait(struct vk_api *api)
+{
+    pthread_mutex_lock(&api->resolve_lock);
+    api->resolve_stopping = true;
+    while (api->resolvers > 0)
+        pthread_cond_wait(&api->resolve_cond, &api->resolve_lock);
+    pthread_mutex_unlock(&api->resolve_lock);
+}
+
+/*
+ * Try to claim work for the waiter `w` and answer it. Returns 1 when the waiter was
+ * answered, 2 when a resolver thread took it over (and frees it), -2 when nothing is left
+ * to do for it (its own callback frees it), 0 when nothing was ready, <0 on a store error.
+ * Called with api->lock held.
+ */
 static int serve_waiter(struct vk__api_waiter *w)
 {
     struct vk_api *api = w->api;
@@ -168,23 +351,22 @@ static int serve_waiter(struct vk__api_waiter *w)
     if (rc == VK_ENOTFOUND) {
         rc = 0;
     } else if (rc == 0) {
-        /* NULL (out of memory) is answered with a 500 and VK_ENOMEM. */
         /* The server masks the job token in the attempt's log too (api_mask.c). A token
          * that cannot be registered is no reason to lose the claim: the worker masks it. */
         if (auth && vk__api_mask_add(api, work.fragment.id, work.fragment.attempt, token,
                                      strlen(token)) < 0)
             vk_log_write(VK_LOG_WARN, "api", "cannot register the job token for masking",
                          "fragment_id", work.fragment.id, NULL);
-        json_t *item = work_json(api, &work, w->worker_id, auth ? token : NULL, &pool);
-        if (vk_http_reply_json(w->req, 200, item) != 0) {
-            /* No work item, or the worker went away between claim and reply: give the
-             * fragment back without counting an attempt, so it is not lost. The wake loop
-             * goes on to the next waiter, which claims it again. */
-            if (vk_store_requeue_fragment(api->opts.store, work.fragment.id, work.fragment.attempt,
-                                          w->worker_id, vk_time_now_ms(), &err) < 0)
-                vk_log_write(VK_LOG_ERROR, "api", "cannot hand back a fragment", "fragment_id",
-                             work.fragment.id, "error", err.msg, NULL);
+        /* A provider may take seconds: never under the waiter lock, which every claim and
+         * wake-up takes. */
+        rc = vk__api_work_needs_providers(api, &work) ? hand_off(w, &pool, &work, auth, token) : 0;
+        if (rc == 2 || rc == -2) {
+            vk_auth_wipe(token, sizeof(token));
+            if (rc == -2)
+                vk_pool_release(&pool);
+            return rc;
         }
+        answer_claim(api, w, &work, auth ? token : NULL, &pool);
         rc = 1;
     } else {
         vk_log_write(VK_LOG_WARN, "api", "claim failed", "worker_id", w->worker_id, "error",
@@ -236,6 +418,10 @@ void vk_api_wake(void *ctx, const char *group)
             if (rc == 1) {
                 waiter_unlink(api, w);
                 waiter_free(w);
+            } else if (rc == 2) {
+                /* a resolver thread took it out of the list and frees it */
+            } else if (rc == -2) {
+                break; /* its callback is waiting for this lock to unlink and free it */
             } else if (group) {
                 break; /* nothing (more) ready in this group */
             }
@@ -541,6 +727,10 @@ static void h_work_request(struct vk_http_req *req, void *ctx)
 
     pthread_mutex_lock(&api->lock);
     int rc = serve_waiter(w);
+    if (rc == 2) { /* a resolver thread answers it, and frees the waiter */
+        pthread_mutex_unlock(&api->lock);
+        return;
+    }
     if (rc != 0 || wait_s == 0) {
         if (rc == 0)
             vk_http_reply_empty(req, 204);
@@ -558,6 +748,7 @@ static void h_work_request(struct vk_http_req *req, void *ctx)
         waiter_free(w);
         return;
     }
+    w->parked = true;
     w->prev = api->tail;
     if (api->tail)
         api->tail->next = w;
@@ -648,6 +839,46 @@ static void h_log_append(struct vk_http_req *req, void *ctx)
     vk_http_reply_empty(req, 204);
 }
 
+/* A result's `outputs`: an object of at most VK_OUTPUTS_MAX_COUNT names of
+ * [A-Za-z_][A-Za-z0-9_]*, string values without NUL of at most VK_OUTPUTS_MAX_VALUE bytes,
+ * VK_OUTPUTS_MAX_BYTES in all. */
+static bool outputs_ok(json_t *o, char *why, size_t n)
+{
+    if (!json_is_object(o)) {
+        snprintf(why, n, "'outputs' must be an object of NAME: \"VALUE\"");
+        return false;
+    }
+    if (json_object_size(o) > VK_OUTPUTS_MAX_COUNT) {
+        snprintf(why, n, "'outputs' has more than %d names", VK_OUTPUTS_MAX_COUNT);
+        return false;
+    }
+    size_t total = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        if (!vk_output_name_ok(k, strlen(k))) {
+            snprintf(why, n, "output name '%.64s' is not [A-Za-z_][A-Za-z0-9_]* (at most %d bytes)",
+                     k, VK_OUTPUTS_MAX_NAME);
+            return false;
+        }
+        if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
+            snprintf(why, n, "output '%s' must be a string without NUL bytes", k);
+            return false;
+        }
+        if (json_string_length(v) > VK_OUTPUTS_MAX_VALUE) {
+            snprintf(why, n, "output '%s' holds more than %u KiB", k, VK_OUTPUTS_MAX_VALUE >> 10);
+            return false;
+        }
+        total += strlen(k) + json_string_length(v);
+    }
+    if (total > VK_OUTPUTS_MAX_BYTES) {
+        snprintf(why, n, "'outputs' hold more than %u KiB in all", VK_OUTPUTS_MAX_BYTES >> 10);
+        return false;
+    }
+    return true;
+}
+
 static void h_result(struct vk_http_req *req, void *ctx)
 {
     struct vk_api *api = ctx;
@@ -671,12 +902,21 @@ static void h_result(struct vk_http_req *req, void *ctx)
     }
     if (!job_is_caller(req, fid, json_integer_value(att), wid))
         return;
+    /* Outputs: a worker is hostile like any client; checked again here (names, sizes, NUL). */
+    json_t *outputs = json_object_get(body, "outputs");
+    char bad_out[200];
+    if (outputs && !json_is_null(outputs) && !outputs_ok(outputs, bad_out, sizeof(bad_out))) {
+        vk_http_reply_error(req, 400, "bad_outputs", "%s", bad_out);
+        return;
+    }
     struct vk_err err;
     vk_err_clear(&err);
     int rc;
     /* The attempt's log is complete: what the masker holds back is stored before the final
-     * status is, so a follower that sees the status has the whole log. */
-    vk__api_mask_end(api, fid, (int)json_integer_value(att));
+     * status is, so a follower that sees the status has the whole log. The outputs are
+     * masked with the attempt's secrets before they are stored. */
+    json_t *masked = json_is_object(outputs) ? json_deep_copy(outputs) : NULL;
+    vk__api_mask_end_outputs(api, fid, (int)json_integer_value(att), masked);
     if (json_is_true(json_object_get(body, "handback"))) {
         rc = vk_store_requeue_fragment(api->opts.store, fid, (int)json_integer_value(att), wid,
                                        vk_time_now_ms(), &err);
@@ -690,6 +930,18 @@ static void h_result(struct vk_http_req *req, void *ctx)
         vk_http_reply_json(req, 200, json_pack("{s:s}", "fragment_status", "ready"));
         return;
     }
+    char *otext = masked && json_object_size(masked) ? json_dumps(masked, JSON_COMPACT) : NULL;
+    json_decref(masked);
+    rc = vk_store_fragment_set_outputs(api->opts.store, fid, (int)json_integer_value(att), wid,
+                                       otext, &err);
+    free(otext);
+    if (rc < 0 && rc != VK_ECONFLICT) {
+        vk__api_reply_err(req, &err, rc);
+        return;
+    }
+    /* Not that running attempt: nothing was stored, and the result below says why
+     * (404, 409) as it always did. */
+    vk_err_clear(&err);
     const char *msg = vk__api_get_str(body, "error_message");
     struct vk_orch_result r = {
         .worker_id = wid,
@@ -830,6 +1082,10 @@ int vk__api_worker_routes(struct vk_api *api, struct vk_err *err)
     const struct vk_http_route_opts json = {.max_body = 64 * 1024, .json = true};
     const struct vk_http_route_opts raw = {.max_body = VK_STORE_MAX_LOG_CHUNK};
     const struct vk_http_route_opts small = {.max_body = 4096};
+    /* A result carries the attempt's outputs: VK_OUTPUTS_MAX_BYTES, 6 times over when every
+     * byte is a \u escape, and the rest of the result. */
+    const struct vk_http_route_opts result = {.max_body = 6 * VK_OUTPUTS_MAX_BYTES + 64 * 1024,
+                                              .json = true};
     struct {
         const char *method, *pattern;
         vk_http_handler_fn fn;
@@ -840,7 +1096,7 @@ int vk__api_worker_routes(struct vk_api *api, struct vk_err *err)
         {"POST", "/api/v1/workers/deregister", h_deregister, &json},
         {"POST", "/api/v1/work/request", h_work_request, &json},
         {"POST", "/api/v1/work/{id}/log", h_log_append, &raw},
-        {"POST", "/api/v1/work/result", h_result, &json},
+        {"POST", "/api/v1/work/result", h_result, &result},
         {"GET", "/api/v1/workers/{id}/busy", h_busy, NULL},
         {"POST", "/api/v1/workers/{id}/revoke", h_revoke, &small},
         {"GET", "/api/v1/workers", h_workers, NULL},

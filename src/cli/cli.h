@@ -52,6 +52,9 @@ vk_cli_fn vk__cli_secrets;         /* cmd_secrets.c */
 
 /* `vulcan admin rotate-secrets-key` (cmd_secrets.c, called by cmd_admin.c). */
 vk_cli_fn vk__cli_rotate_secrets_key;
+/* `vulcan admin backup` and `vulcan admin restore` (cmd_backup.c); argv[0] is the subcommand. */
+vk_cli_fn vk__cli_admin_backup;
+vk_cli_fn vk__cli_admin_restore;
 
 struct vk_store;
 /**
@@ -147,7 +150,7 @@ void vk__cli_age(const char *rfc3339, char *buf, size_t cap);
 
 /* ---------------------------------------------------------------- Options */
 
-enum vk__cli_opt_kind { VK_CLI_STR, VK_CLI_INT, VK_CLI_FLAG, VK_CLI_LIST };
+enum vk__cli_opt_kind { VK_CLI_STR, VK_CLI_INT, VK_CLI_FLAG, VK_CLI_LIST, VK_CLI_KEEP };
 
 /** Values of a repeatable option (`--group a --group b`, or `a,b` from env/config). */
 struct vk__cli_list {
@@ -156,9 +159,21 @@ struct vk__cli_list {
 };
 
 /**
+ * The string values a config file gave (`const char *` options point into them): owned by
+ * the command, freed by vk__cli_opts_release(). An options table that has one names it in
+ * an entry `{"", 0, VK_CLI_KEEP, &keep, NULL, false, 0, 0}` (not an option: no flag, no
+ * setting reaches it); without one, those values live until the process exits.
+ */
+struct vk__cli_keep {
+    char *items[128];
+    size_t n;
+};
+
+/**
  * One option: `--name` (and `-shortc`), its kind, where it is stored (`const char *`,
- * `long long`, `bool` or `struct vk__cli_list`), an optional environment variable,
- * whether a config file may set it, and the range of an integer.
+ * `long long`, `bool`, `struct vk__cli_list`, or for VK_CLI_KEEP `struct vk__cli_keep`), an
+ * optional environment variable, whether a config file may set it, and the range of an
+ * integer.
  */
 struct vk__cli_opt {
     const char *name;
@@ -178,7 +193,7 @@ struct vk__cli_opt {
 int vk__cli_opts_parse(const char *cmd, int argc, char **argv, struct vk__cli_opt *opts, size_t n,
                        const char **pos, int *npos, int maxpos);
 
-/** Free the values of list options. */
+/** Free the values of list options and the config file's strings (VK_CLI_KEEP). */
 void vk__cli_opts_release(struct vk__cli_opt *opts, size_t n);
 
 /* ---------------------------------------------------------------- Local workers */

@@ -27,6 +27,8 @@ static const char usage_text[] =
     "       vulcan admin create-registration-token --database URL [--org ORG]\n"
     "                                 [--groups G1,G2] [--uses N] [--expires-in DURATION]\n"
     "                                 [--name NAME]\n"
+    "       vulcan admin backup --out DIR [--data-dir DIR] [--database URL]\n"
+    "       vulcan admin restore --from DIR --data-dir DIR [--force]\n"
     "\n"
     "Work on the database directly, without a server or any credential: for the first\n"
     "user of an installation and for recovery when nobody can log in. Anyone who can\n"
@@ -58,6 +60,8 @@ static const char usage_text[] =
     "                                                              VULCAN_DATA_DIR\n"
     "  rotate-secrets-key  re-wrap every secret under a new key (servers stopped);\n"
     "                      the old key file is kept as F.old (docs/secrets.md)\n"
+    "  backup              copy a live server's database and key files (see backup --help)\n"
+    "  restore             put a backup into a data directory (see restore --help)\n"
     "  --database URL      sqlite:PATH or postgres://...           VULCAN_DATABASE\n"
     "\n"
     "Exit status: 0 done, 1 refused or failed, 2 bad usage.\n";
@@ -263,6 +267,10 @@ static int rotate_job_key(int argc, char **argv)
 
 int vk__cli_admin(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "backup") == 0) /* their own --help */
+        return vk__cli_admin_backup(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "restore") == 0)
+        return vk__cli_admin_restore(argc - 1, argv + 1);
     if (argc < 2 || vk__cli_wants_help(argc, argv)) {
         fputs(usage_text, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

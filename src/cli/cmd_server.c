@@ -355,6 +355,7 @@ int vk__cli_server(int argc, char **argv)
               max_log_bytes = VK_API_DEFAULT_MAX_LOG, max_conns = 10000, per_address = 0,
               request_timeout = 60;
     struct vk__cli_list groups = {.n = 0}, provider_specs = {.n = 0};
+    struct vk__cli_keep config_strings = {.n = 0}; /* the config file's string values */
     const char *provider_timeout = NULL;
     struct vk__cli_opt opts[] = {
         {"secret-provider", 0, VK_CLI_LIST, &provider_specs, "VULCAN_SECRET_PROVIDERS", true, 0, 0},
@@ -409,6 +410,7 @@ int vk__cli_server(int argc, char **argv)
         {"saml-groups-attribute", 0, VK_CLI_STR, &saml_groups, "VULCAN_SAML_GROUPS_ATTRIBUTE", true,
          0, 0},
         {"saml-org", 0, VK_CLI_STR, &saml_org, "VULCAN_SAML_ORG", true, 0, 0},
+        {"", 0, VK_CLI_KEEP, &config_strings, NULL, false, 0, 0},
     };
     const char *pos[1];
     int npos = 0;
@@ -642,6 +644,8 @@ int vk__cli_server(int argc, char **argv)
         .metrics = metrics,
         .tracer = tracer,
         .no_reaper = !role_orch,
+        .leases = true,
+        .singletons = (role_orch ? 1u << VK_ORCH_REAPER : 0) | (role_trig ? 1u << VK_ORCH_CRON : 0),
         .deny_network = strcmp(net_policy, "deny") == 0,
     };
     rc = vk_orch_new(store, &oo, &orch, &err);
@@ -711,6 +715,7 @@ int vk__cli_server(int argc, char **argv)
                                  .tls = tls,
                                  .secrets_key = role_api ? &secrets_key : NULL,
                                  .secrets_key_version = secrets_key_version,
+                                 .secret_providers = &providers,
                                  .heartbeat_interval_s = beat < 1   ? 1
                                                          : beat > 5 ? 5
                                                                     : (int)beat};

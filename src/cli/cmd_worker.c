@@ -62,7 +62,7 @@ static const char usage_text[] =
     "                      instead of running them\n"
     "  --log-level L       debug | info | warn | error ($VULCAN_LOG_LEVEL, default info)\n"
     "  --log-format F      json | text (default json)\n"
-    "  --otlp-endpoint URL send spans (execute, checkout, upload log) over OTLP/HTTP\n"
+    "  --otlp-endpoint URL send spans (execute and its steps) over OTLP/HTTP\n"
     "                      ($VULCAN_OTLP_ENDPOINT, e.g. http://collector:4318)\n"
     "  --metrics-listen ADDR:PORT  serve this worker's GET /metrics (Prometheus format)\n"
     "\n"

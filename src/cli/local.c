@@ -21,6 +21,16 @@ extern char **environ;
  */
 static pid_t spawn(char **argv, int log_fd, const char *reg_token)
 {
+    /* `vulcan-worker` next to this binary when it is there (the worker without the
+     * server's libraries: a third less resident memory); else this binary's `worker`. */
+    char lean[4096];
+    ssize_t ln = readlink("/proc/self/exe", lean, sizeof(lean) - sizeof("/vulcan-worker"));
+    char *slash = ln > 0 ? memrchr(lean, '/', (size_t)ln) : NULL;
+    bool use_lean = false;
+    if (slash) {
+        memcpy(slash, "/vulcan-worker", sizeof("/vulcan-worker"));
+        use_lean = access(lean, X_OK) == 0;
+    }
     static const char key[] = "VULCAN_REGISTRATION_TOKEN=";
     size_t n = 0;
     while (environ[n])
@@ -48,6 +58,8 @@ static pid_t spawn(char **argv, int log_fd, const char *reg_token)
     sigprocmask(SIG_SETMASK, &all, NULL);
     if (log_fd >= 0 && (dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0))
         _exit(127);
+    if (use_lean)
+        execve(lean, argv + 1, envp); /* argv[1] is "worker": the lean main's argv[0] */
     execve("/proc/self/exe", argv, envp);
     fprintf(stderr, "vulcan: cannot start a local worker: %s\n", strerror(errno));
     _exit(127);

@@ -65,17 +65,6 @@ static void usage(FILE *f)
           f);
 }
 
-bool vk__cli_wants_help(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0)
-            return false;
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-            return true;
-    }
-    return false;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {

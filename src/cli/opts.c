@@ -14,7 +14,8 @@
 static struct vk__cli_opt *find(struct vk__cli_opt *opts, size_t n, const char *name, size_t len)
 {
     for (size_t i = 0; i < n; i++) {
-        if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
+        if (opts[i].kind != VK_CLI_KEEP && strlen(opts[i].name) == len &&
+            strncmp(opts[i].name, name, len) == 0)
             return &opts[i];
     }
     return NULL;
@@ -58,6 +59,8 @@ static int set_value(const char *cmd, struct vk__cli_opt *o, const char *v, cons
         }
         return 0;
     }
+    case VK_CLI_KEEP: /* not an option: find() never returns it */
+        break;
     }
     return 2;
 }
@@ -74,10 +77,35 @@ void vk__cli_opts_release(struct vk__cli_opt *opts, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (opts[i].kind == VK_CLI_LIST)
             list_clear(opts[i].dst);
+        if (opts[i].kind == VK_CLI_KEEP) {
+            struct vk__cli_keep *k = opts[i].dst;
+            for (size_t j = 0; j < k->n; j++)
+                vk_mem_free(k->items[j]);
+            k->n = 0;
+        }
     }
 }
 
-/* Values from a KDL config file stay valid for the process: the document is kept. */
+/* A copy of a config file's string value, kept in the table's VK_CLI_KEEP entry when it
+ * has one (else for the life of the process); NULL after printing why when that is full. */
+static const char *keep_string(const char *path, struct vk__cli_opt *opts, size_t n,
+                               const char *text)
+{
+    struct vk__cli_keep *k = NULL;
+    for (size_t i = 0; i < n && !k; i++)
+        if (opts[i].kind == VK_CLI_KEEP)
+            k = opts[i].dst;
+    if (k && k->n == VK_ARRAY_LEN(k->items)) {
+        fprintf(stderr, "%s: error: more than %zu string settings\n", path, VK_ARRAY_LEN(k->items));
+        return NULL;
+    }
+    char *copy = vk_mem_xstrdup(text);
+    if (k)
+        k->items[k->n++] = copy;
+    return copy;
+}
+
+/* Values from a KDL config file stay valid after it is parsed: strings are copied. */
 static int load_config(const char *cmd, const char *path, struct vk__cli_opt *opts, size_t n)
 {
     struct vk_buf b = VK_BUF_INIT(VK_MAX_SMALL * 16);
@@ -123,8 +151,10 @@ static int load_config(const char *cmd, const char *path, struct vk__cli_opt *op
                 rc = 2;
                 break;
             }
-            if (o->kind == VK_CLI_STR)
-                text = vk_mem_xstrdup(text); /* kept for the life of the process */
+            if (o->kind == VK_CLI_STR && !(text = keep_string(path, opts, n, text))) {
+                rc = 2;
+                break;
+            }
             rc = set_value(cmd, o, text, "config");
         }
     }

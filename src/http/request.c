@@ -346,6 +346,73 @@ int vk_http_reply_json(struct vk_http_req *req, int status, json_t *body)
     return reply_owned(req, status, "application/json", text, len);
 }
 
+/* Every string of `j` overwritten with zeros in place (jansson's own copies). */
+static void wipe_strings(json_t *j)
+{
+    if (json_is_string(j)) {
+        explicit_bzero((char *)json_string_value(j), json_string_length(j));
+    } else if (json_is_object(j)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(j, k, v)
+        {
+            wipe_strings(v);
+        }
+    } else if (json_is_array(j)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v)
+        {
+            wipe_strings(v);
+        }
+    }
+}
+
+/* A body that is wiped when libmicrohttpd is done with it. */
+struct wiped_body {
+    size_t len;
+    char data[];
+};
+
+static void wiped_free(void *cls)
+{
+    struct wiped_body *b = cls;
+    explicit_bzero(b->data, b->len);
+    free(b);
+}
+
+int vk_http_reply_json_wiped(struct vk_http_req *req, int status, json_t *body)
+{
+    check_status(status);
+    size_t len = 0;
+    char *text = body ? vk_http_json_text(body, JSON_COMPACT | JSON_ENCODE_ANY, &len) : NULL;
+    wipe_strings(body);
+    json_decref(body);
+    struct wiped_body *b = text ? malloc(sizeof(*b) + len + 1) : NULL;
+    if (text) {
+        if (b) {
+            b->len = len;
+            memcpy(b->data, text, len);
+        }
+        explicit_bzero(text, len);
+        free(text);
+    }
+    if (!b)
+        return reply_oom(req);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback_cls(len, b->data, wiped_free, b);
+    if (!resp) {
+        wiped_free(b);
+        return VK_ENOMEM;
+    }
+    int rc = add_headers(req, resp, "application/json");
+    if (rc < 0) {
+        MHD_destroy_response(resp);
+        return rc;
+    }
+    return vk__http_submit(req, resp, (unsigned)status, NULL);
+}
+
 int vk_http_reply_error(struct vk_http_req *req, int status, const char *code, const char *fmt, ...)
 {
     char msg[512];
@@ -449,7 +516,30 @@ void vk__http_expire(struct vk_http_req *req, unsigned fallback)
             (void)rc; /* VK_ECONFLICT: a reply from another thread won */
         }
     }
-    /* A request left EXPIRING here (out of memory) would hang: close it. */
+    vk_http_detained_end(req);
+}
+
+int vk_http_detain(struct vk_http_req *req)
+{
+    struct vk_http_server *srv = req->srv;
+    pthread_mutex_lock(&srv->mu);
+    if (req->state != RS_PARKED) {
+        pthread_mutex_unlock(&srv->mu);
+        return VK_ECONFLICT;
+    }
+    /* As an expirer does: the park reference is now the caller's, and neither the
+     * deadline nor a disconnect calls back (both look for RS_PARKED). A watch added
+     * later by a connection still being suspended finds it not parked and drops it. */
+    req->state = RS_EXPIRING;
+    vk__http_watch_del(req);
+    pthread_mutex_unlock(&srv->mu);
+    return 0;
+}
+
+void vk_http_detained_end(struct vk_http_req *req)
+{
+    struct vk_http_server *srv = req->srv;
+    /* A request left EXPIRING here (no reply, or out of memory) would hang: close it. */
     pthread_mutex_lock(&srv->mu);
     bool resume = false;
     if (req->state == RS_EXPIRING) {

@@ -40,6 +40,11 @@ int vk_orch_new(struct vk_store *store, const struct vk_orch_opts *opts, struct 
         if (o->opts.reap_interval_ms < 100)
             o->opts.reap_interval_ms = 100;
     }
+    rc = vk__orch_lead_init(o, err);
+    if (rc < 0) {
+        vk_mem_free(o);
+        return rc;
+    }
     pthread_mutex_init(&o->lock, NULL);
     vk_time_cond_init(&o->cond);
     *out = o;
@@ -76,6 +81,8 @@ static void *reaper_main(void *arg)
     while (nap(o, o->opts.reap_interval_ms)) {
         struct vk_err err;
         vk_err_clear(&err);
+        if (!vk_orch_leads(o, VK_ORCH_REAPER))
+            continue; /* another replica reaps for all */
         if (vk_orch_reap(o, &err) < 0)
             vk_log_write(VK_LOG_WARN, "orchestrator", "reaper failed", "error", err.msg, NULL);
     }
@@ -148,7 +155,10 @@ int vk_orch_start(struct vk_orch *o, struct vk_err *err)
     }
     pthread_attr_destroy(&attr);
     o->started = true;
-    return 0;
+    int rc = vk__orch_lead_start(o, err);
+    if (rc < 0)
+        vk_orch_stop(o);
+    return rc;
 }
 
 void vk_orch_stop(struct vk_orch *o)
@@ -158,6 +168,7 @@ void vk_orch_stop(struct vk_orch *o)
     pthread_cond_broadcast(&o->cond);
     pthread_mutex_unlock(&o->lock);
     if (o->started) {
+        vk__orch_lead_stop(o); /* gives the leases up: the next replica takes them at once */
         if (o->reaper_on)
             pthread_join(o->reaper, NULL);
         if (o->listener_on)
@@ -237,6 +248,9 @@ int vk_orch_result(struct vk_orch *o, const struct vk_orch_result *r,
     } else {
         rc = vk__orch_after_final(tx, r->fragment_id, now, &ended, err);
     }
+    /* A group it held (or its chain's) may be free now: wake who waits for it. */
+    if (rc == 0)
+        rc = vk_store_tx_concurrency_wake(tx, f.chain_id, f.id, err);
     if (rc < 0)
         goto fail;
     rc = vk_store_tx_commit(tx, err);
@@ -257,8 +271,10 @@ out:
 int vk_orch_cancel(struct vk_orch *o, const char *chain_id, struct vk_err *err)
 {
     int rc = vk_store_chain_cancel(o->store, chain_id, vk_time_now_ms(), NULL, err);
-    if (rc == 0)
+    if (rc == 0) {
         vk__orch_report_cancel(o, chain_id);
+        vk__orch_concurrency_wake(o, chain_id);
+    }
     return rc;
 }
 
@@ -280,8 +296,11 @@ static void duration_text(int64_t ms, char *buf, size_t size)
 static int expire_one(struct vk_orch *o, const struct vk_store_expired *x, int64_t now,
                       struct vk_err *err)
 {
-    char why[256], dur[32], msg[400];
-    if (vk_store_wait_reason(o->store, x->machine, why, sizeof(why), err) < 0)
+    char why[VK_STORE_MAX_CONCURRENCY_GROUP + 128], dur[32],
+        msg[VK_STORE_MAX_CONCURRENCY_GROUP + 256];
+    if (vk__orch_concurrency_why(o, x->id, why, sizeof why))
+        ; /* it waited for a concurrency group */
+    else if (vk_store_wait_reason(o->store, x->machine, why, sizeof(why), err) < 0)
         snprintf(why, sizeof(why), "waiting for a worker of machine group '%s'", x->machine);
     duration_text(x->queue_timeout_ms, dur, sizeof(dur));
     snprintf(msg, sizeof(msg), "queue timeout (%s) reached: %s", dur, why);

@@ -18,7 +18,18 @@ struct vk_orch {
     pthread_mutex_t lock; /* guards the stop condition */
     pthread_cond_t cond;
     struct vk_metrics_std m; /* handles in opts.metrics (all NULL without metrics) */
+    /* Leadership of the singletons (lead.c). */
+    char holder[96];
+    pthread_t leaser;
+    bool leaser_on;
+    atomic_bool leads[VK_ORCH_SINGLETONS];
+    struct vk_metric *leader_changes; /* vulcan_leader_changes_total{singleton}, or NULL */
 };
+
+/* Set up leadership (the holder name, the metric); start and stop its thread (lead.c). */
+int vk__orch_lead_init(struct vk_orch *o, struct vk_err *err);
+int vk__orch_lead_start(struct vk_orch *o, struct vk_err *err);
+void vk__orch_lead_stop(struct vk_orch *o);
 
 /*
  * What a transaction finished, reported by vk__orch_report() after the commit (so a
@@ -32,6 +43,11 @@ struct vk__orch_ended {
     int64_t created_at, finished_at; /* ms */
     char trace[VK_ORCH_TRACE_MAX];   /* the chain's stored trace text ("" when none) */
     int64_t skipped;                 /* inline fragments skipped */
+    /* Fragments that became ready with a `cancel-in-progress` concurrency group: after the
+     * commit, the other chains holding or waiting for their group are cancelled. */
+    char cancel_for[8][VK_UUID_LEN];
+    char cancel_chain[8][VK_UUID_LEN]; /* the chain of cancel_for[i] */
+    int ncancel;
 };
 
 /*
@@ -55,6 +71,21 @@ int vk__orch_after_final(struct vk_store_tx *tx, const char *frag_id, int64_t no
  */
 int vk__orch_repair_chain(struct vk_store_tx *tx, const char *chain_id, int64_t now,
                           struct vk_err *err);
+
+/* ---------------------------------------------------------------- Concurrency (concurrency.c) */
+
+/* The {repo} of a concurrency group: the repository URL's path without its host, leading
+ * '/' and trailing ".git" ("acme/app"), "" for NULL. */
+void vk__orch_repo_name(const char *url, char *out, size_t cap);
+/* Cancel, as `vulcan chains cancel` does, the chains that chain `chain_id` (with
+ * `fragment_id`: that fragment of it) pushes out of its `cancel-in-progress` group, each
+ * shown as "cancelled by chain <id> (concurrency group `G`)". Failures are logged. */
+void vk__orch_concurrency_cancel(struct vk_orch *o, const char *chain_id, const char *fragment_id);
+/* True, with "waiting for concurrency group `G` (chain ID)" in `out`, when the ready
+ * fragment `fragment_id` waits for its chain's concurrency group or its own. */
+bool vk__orch_concurrency_why(struct vk_orch *o, const char *fragment_id, char *out, size_t cap);
+/* After chain `chain_id` was cancelled: wake the workers of what waits for its groups. */
+void vk__orch_concurrency_wake(struct vk_orch *o, const char *chain_id);
 
 /* ---------------------------------------------------------------- Telemetry (orch_telemetry.c)
  * Every function accepts an orchestrator without metrics or tracer (then does nothing). */

@@ -95,6 +95,9 @@ static void chain_span(struct vk_orch *o, const struct vk__orch_ended *e, const 
 
 void vk__orch_report(struct vk_orch *o, const struct vk__orch_ended *e)
 {
+    /* Not telemetry, but due after every commit that made fragments ready. */
+    for (int i = 0; i < e->ncancel; i++)
+        vk__orch_concurrency_cancel(o, e->cancel_chain[i], e->cancel_for[i]);
     if (e->skipped > 0 && o->m.fragments_total)
         vk_metrics_counter_add(vk_metrics_counter_with(o->m.fragments_total, "skipped"),
                                (uint64_t)e->skipped);

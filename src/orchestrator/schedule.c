@@ -16,6 +16,15 @@
  * with `fail-fast #false` a failure stops only its own way up to that group (what
  * has not started there is skipped); the group's other children go on, and the
  * group's own failure, when it closes, is handled the same way one level up.
+ *
+ * `needs` (docs/workflow.md, "Needs"): a fragment's turn comes as above, and it starts only
+ * when its unmet-needs counter is 0 as well. When its turn comes first it is marked
+ * needs_wait and holds its place (a sequence does not go past it); every fragment that
+ * reaches a final status lowers the counters of its dependents through the edge index
+ * (vk_store_tx_needs_done: its own edges, not a scan), and a dependent whose counter is 0
+ * and whose turn has come starts then. A dependent of a fragment that did not succeed is
+ * skipped at once ("skipped: needs `build`, which failed") unless its `when` says
+ * otherwise. Conditions and $NEEDS_<X>_… are evaluated when it starts.
  */
 #include "orch_int.h"
 
@@ -34,7 +43,27 @@ struct sched {
     int64_t now;
     struct vk_err *err;
     struct vk__orch_ended *ended; /* may be NULL: what finished, for telemetry */
+    /* `needs` work left for drain(): fragments that became final (their dependents' counters
+     * go down), dependents whose counters reached 0 (they may start), and dependents
+     * skipped while holding their turn (their way up must be walked). */
+    struct idq {
+        char (*id)[VK_UUID_LEN];
+        size_t head, n, cap;
+    } done, release, walk;
 };
+
+static int idq_push(struct sched *s, struct idq *q, const char *id)
+{
+    if (vk_array_pool_grow(&s->pool, &q->id, &q->cap, q->n + 1, 16, sizeof(*q->id)) < 0)
+        return vk_err_set(s->err, VK_ENOMEM, "out of memory");
+    snprintf(q->id[q->n++], VK_UUID_LEN, "%s", id);
+    return 0;
+}
+
+static const char *idq_pop(struct idq *q)
+{
+    return q->head < q->n ? q->id[q->head++] : NULL;
+}
 
 enum act_result { ACT_ACTIVE, ACT_DONE };
 
@@ -132,7 +161,10 @@ static int set_status(struct sched *s, const char *id, enum vk_store_frag_status
         u.set |= VK_STORE_SET_FINISHED_AT;
         u.finished_at = s->now;
     }
-    return vk_store_tx_fragment_update(s->tx, id, &u, s->err);
+    int rc = vk_store_tx_fragment_update(s->tx, id, &u, s->err);
+    if (rc == 0 && vk_store_frag_status_final(st))
+        rc = idq_push(s, &s->done, id);
+    return rc;
 }
 
 /* Mark a fragment and its whole subtree skipped (a false condition, an empty group). */
@@ -144,6 +176,8 @@ static int skip_subtree(struct sched *s, const struct vk_store_fragment *f, cons
     u.finished_at = s->now;
     u.error = why;
     int rc = vk_store_tx_fragment_update(s->tx, f->id, &u, s->err);
+    if (rc == 0)
+        rc = idq_push(s, &s->done, f->id);
     if (rc == 0 && s->ended && f->type == VK_STORE_FRAG_INLINE)
         s->ended->skipped++;
     if (rc < 0 || f->type != VK_STORE_FRAG_GROUP)
@@ -184,8 +218,8 @@ static const char *seen_lookup(void *ctx, const char *name)
  * $BRANCH). When it is false, *why (in the pool) says so with the variables it read:
  * "skipped: condition false (`$BRANCH == 'main'`, BRANCH=feature)".
  */
-static int condition_holds(struct sched *s, const struct vk_store_fragment *f, bool *holds,
-                           const char **why)
+static int condition_holds(struct sched *s, const struct vk_store_fragment *f,
+                           const char *needs_env, bool *holds, const char **why)
 {
     *holds = true;
     *why = NULL;
@@ -207,6 +241,17 @@ static int condition_holds(struct sched *s, const struct vk_store_fragment *f, b
     }
     struct vk_cond_vars vars = {s->vars, s->nvars};
     json_t *env = f->env_json && *f->env_json ? json_loads(f->env_json, 0, NULL) : NULL;
+    /* $NEEDS_<X>_…: after the fragment's env (a workflow cannot fake them), before the
+     * context. */
+    json_t *nenv = needs_env && *needs_env ? json_loads(needs_env, 0, NULL) : NULL;
+    if (json_is_object(nenv)) {
+        if (!json_is_object(env)) {
+            json_decref(env);
+            env = json_object();
+        }
+        json_object_update(env, nenv);
+    }
+    json_decref(nenv);
     if (json_is_object(env) && json_object_size(env) > 0) {
         size_t nf = json_object_size(env);
         struct vk_cond_var *all =
@@ -247,12 +292,14 @@ static int condition_holds(struct sched *s, const struct vk_store_fragment *f, b
     return 0;
 }
 
-static int activate(struct sched *s, const struct vk_store_fragment *f, enum act_result *res);
+static int activate(struct sched *s, const struct vk_store_fragment *f, const char *inherit,
+                    enum act_result *res);
 
 /* Activate children of group `g` from index `from`: all of them (parallel), or the first
- * that does not finish at once (sequential). *res: ACT_DONE when nothing is active. */
+ * that does not finish at once (sequential). *res: ACT_DONE when nothing is active.
+ * `inherit`: the $NEEDS_… environment of `g` (its own needs and its groups'), or NULL. */
 static int activate_children(struct sched *s, const struct vk_store_fragment *g,
-                             enum act_result *res)
+                             const char *inherit, enum act_result *res)
 {
     struct vk_store_fragment *kids = NULL;
     size_t n = 0;
@@ -263,7 +310,7 @@ static int activate_children(struct sched *s, const struct vk_store_fragment *g,
     int active = 0;
     for (size_t i = 0; i < n; i++) {
         enum act_result r;
-        rc = activate(s, &kids[i], &r);
+        rc = activate(s, &kids[i], inherit, &r);
         if (rc < 0)
             return rc;
         if (r == ACT_ACTIVE) {
@@ -300,31 +347,190 @@ static int group_final_status(struct sched *s, const char *chain_id, const char 
     return 0;
 }
 
-static int activate(struct sched *s, const struct vk_store_fragment *f, enum act_result *res)
+/* What a needed fragment's end means to those that need it ($NEEDS_<X>_RESULT). An allowed
+ * failure counts as a success, as it does for its group. */
+static const char *need_result(const struct vk_store_fragment *n)
+{
+    switch (n->status) {
+    case VK_STORE_FRAG_COMPLETED:
+        return "success";
+    case VK_STORE_FRAG_FAILED:
+        return n->allow_failure ? "success" : "failure";
+    case VK_STORE_FRAG_SKIPPED:
+        return "skipped";
+    case VK_STORE_FRAG_CANCELLED:
+        return "cancelled";
+    default:
+        return "pending";
+    }
+}
+
+static const char *need_verb(const char *result)
+{
+    return strcmp(result, "failure") == 0   ? "failed"
+           : strcmp(result, "skipped") == 0 ? "was skipped"
+                                            : "was cancelled";
+}
+
+static int add_upper(struct vk_buf *b, const char *x)
+{
+    int rc = 0;
+    for (const char *p = x; rc == 0 && *p; p++) {
+        char c = *p;
+        c = (c >= 'a' && c <= 'z') ? (char)(c - 'a' + 'A') : c;
+        rc = vk_buf_addch(b, (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ? c : '_');
+    }
+    return rc;
+}
+
+/* "NEEDS_<X>_<NAME>": both upper-cased, every byte but a letter or digit as '_' (output
+ * names are case-insensitive, as GitHub's are). */
+static int needs_key(struct vk_buf *b, const char *x, const char *name)
+{
+    vk_buf_reset(b);
+    int rc = vk_buf_adds(b, "NEEDS_");
+    if (rc == 0)
+        rc = add_upper(b, x);
+    if (rc == 0)
+        rc = vk_buf_addch(b, '_');
+    if (rc == 0)
+        rc = add_upper(b, name);
+    return rc;
+}
+
+/*
+ * The needs of f, whose counter is 0: whether it may start (*why: why it is skipped, in the
+ * pool) and its $NEEDS_… environment (the inherited one, then its own needs' results and
+ * outputs) as JSON text in the pool (*env, NULL when empty). *need_failed: one of its needs
+ * failed (which lets a `when "failure"` fragment run).
+ */
+static int needs_env(struct sched *s, const struct vk_store_fragment *f, const char *inherit,
+                     const char **env, const char **why, bool *need_failed)
+{
+    *env = inherit;
+    *why = NULL;
+    *need_failed = false;
+    if (!f->needs_json)
+        return 0;
+    struct vk_store_fragment *needs = NULL;
+    size_t n = 0;
+    int rc = vk_store_tx_needs_of(s->tx, f->id, &s->pool, &needs, &n, s->err);
+    if (rc < 0)
+        return rc;
+    json_t *o = inherit ? json_loads(inherit, 0, NULL) : NULL;
+    if (!json_is_object(o)) {
+        json_decref(o);
+        o = json_object();
+    }
+    struct vk_buf key = VK_BUF_INIT(VK_MAX_SMALL);
+    const struct vk_store_fragment *bad = NULL;
+    int e = o ? 0 : VK_ENOMEM;
+    for (size_t i = 0; e == 0 && i < n; i++) {
+        const char *res = need_result(&needs[i]);
+        const char *x = needs[i].name ? needs[i].name : needs[i].id;
+        if (strcmp(res, "success") != 0 && !bad)
+            bad = &needs[i];
+        *need_failed |= strcmp(res, "failure") == 0;
+        json_t *out = needs[i].outputs_json ? json_loads(needs[i].outputs_json, 0, NULL) : NULL;
+        const char *k;
+        json_t *v;
+        json_object_foreach(out, k, v)
+        {
+            if (e == 0 && json_is_string(v))
+                e = needs_key(&key, x, k);
+            if (e == 0 && json_is_string(v))
+                e = json_object_set(o, key.data, v) ? VK_ENOMEM : 0;
+        }
+        json_decref(out);
+        /* After the outputs: an output named RESULT does not hide the result. */
+        if (e == 0)
+            e = needs_key(&key, x, "RESULT");
+        if (e == 0)
+            e = json_object_set_new(o, key.data, json_string(res)) ? VK_ENOMEM : 0;
+    }
+    vk_buf_release(&key);
+    char *js = e == 0 ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(o);
+    if (!js)
+        return vk_err_set(s->err, VK_ENOMEM, "out of memory");
+    char msg[256];
+    if (bad && f->run_when == VK_STORE_WHEN_SUCCESS) {
+        snprintf(msg, sizeof(msg), "skipped: needs `%.160s`, which %s",
+                 bad->name ? bad->name : bad->id, need_verb(need_result(bad)));
+        *why = pool_strdup(s, msg);
+    } else if (strlen(js) > VK_ORCH_MAX_NEEDS_ENV) {
+        snprintf(msg, sizeof(msg),
+                 "skipped: the results and outputs of its needs hold more than %d KiB, more "
+                 "than its environment may",
+                 VK_ORCH_MAX_NEEDS_ENV >> 10);
+        *why = pool_strdup(s, msg);
+    }
+    *env = pool_strdup(s, js);
+    free(js);
+    if (!*env)
+        return vk_err_set(s->err, VK_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int activate(struct sched *s, const struct vk_store_fragment *f, const char *inherit,
+                    enum act_result *res)
 {
     *res = ACT_DONE;
     if (f->status != VK_STORE_FRAG_PENDING)
         return 0; /* already handled (e.g. skipped by a failure) */
+    if (f->unmet_needs > 0) {
+        /* Its turn has come, its needs have not ended: it holds its place and the last of
+         * them to end starts it (release). */
+        *res = ACT_ACTIVE;
+        if (f->needs_wait)
+            return 0;
+        struct vk_store_fragment_update u = {0};
+        u.set = VK_STORE_SET_NEEDS_WAIT;
+        u.needs_wait = true;
+        return vk_store_tx_fragment_update(s->tx, f->id, &u, s->err);
+    }
+    const char *nenv = NULL, *why = NULL;
+    bool need_failed = false;
+    int rc = needs_env(s, f, inherit, &nenv, &why, &need_failed);
+    if (rc < 0)
+        return rc;
+    if (why)
+        return skip_subtree(s, f, why);
     bool holds;
-    const char *why = NULL;
-    int rc = condition_holds(s, f, &holds, &why);
+    rc = condition_holds(s, f, nenv, &holds, &why);
     if (rc < 0)
         return rc;
     if (!holds)
         return skip_subtree(s, f, why ? why : "skipped: condition false");
-    if (f->run_when == VK_STORE_WHEN_FAILURE && s->chain.status != VK_STORE_CHAIN_FAILED)
+    if (f->run_when == VK_STORE_WHEN_FAILURE && s->chain.status != VK_STORE_CHAIN_FAILED &&
+        !need_failed)
         return skip_subtree(s, f, "skipped: when \"failure\", and nothing failed");
+    if (nenv) {
+        struct vk_store_fragment_update u = {0};
+        u.set = VK_STORE_SET_NEEDS_ENV;
+        u.needs_env_json = nenv;
+        rc = vk_store_tx_fragment_update(s->tx, f->id, &u, s->err);
+        if (rc < 0)
+            return rc;
+    }
     if (f->type == VK_STORE_FRAG_INLINE) {
         rc = set_status(s, f->id, VK_STORE_FRAG_READY);
+
         if (rc == 0)
             rc = vk_store_tx_notify_ready(s->tx, f->machine, s->err);
+        /* `cancel-in-progress` on the fragment: after the commit (vk__orch_report). */
+        if (rc == 0 && f->concurrency_group && f->concurrency_cancel && s->ended &&
+            s->ended->ncancel < (int)VK_ARRAY_LEN(s->ended->cancel_for)) {
+            snprintf(s->ended->cancel_for[s->ended->ncancel], VK_UUID_LEN, "%s", f->id);
+            snprintf(s->ended->cancel_chain[s->ended->ncancel++], VK_UUID_LEN, "%s", f->chain_id);
+        }
         *res = ACT_ACTIVE;
         return rc;
     }
     rc = set_status(s, f->id, VK_STORE_FRAG_RUNNING);
     if (rc < 0)
         return rc;
-    rc = activate_children(s, f, res);
+    rc = activate_children(s, f, nenv, res);
     if (rc < 0 || *res == ACT_ACTIVE)
         return rc;
     /* Every child finished at once (all skipped): the group is done too. */
@@ -349,6 +555,11 @@ static int finish_chain(struct sched *s)
             ? VK_STORE_CHAIN_FAILED
             : VK_STORE_CHAIN_COMPLETED;
     rc = vk_store_tx_chain_set(s->tx, s->chain.id, cs, 0, s->now, NULL, s->err);
+    /* a chain of a repository may be followed (`chain` triggers): queued with its end */
+    if (rc == 0 && s->chain.repository_id[0])
+        rc = vk_store_tx_treq_follow(s->tx, s->chain.id,
+                                     cs == VK_STORE_CHAIN_COMPLETED ? "completed" : "failed",
+                                     s->now, s->err);
     if (rc == 0 && s->ended) {
         struct vk__orch_ended *e = s->ended;
         e->chain_ended = true;
@@ -409,6 +620,16 @@ static int fail_chain(struct sched *s, const struct vk_store_fragment *f)
     if (rc == 0)
         rc = vk_store_tx_chain_set(s->tx, s->chain.id, VK_STORE_CHAIN_FAILED, 0, 0, msg, s->err);
     s->chain.status = VK_STORE_CHAIN_FAILED;
+    /* What the bulk skip ended lowers the counters of what it kept (`when` failure/always):
+     * those whose needs have all ended now start (drain). */
+    struct vk_store_fragment *deps = NULL;
+    size_t n = 0;
+    if (rc == 0)
+        rc = vk_store_tx_needs_settle(s->tx, s->chain.id, &s->pool, &deps, &n, s->err);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (deps[i].status == VK_STORE_FRAG_PENDING && deps[i].unmet_needs == 0 &&
+            deps[i].needs_wait)
+            rc = idq_push(s, &s->release, deps[i].id);
     return rc;
 }
 
@@ -476,64 +697,58 @@ static int on_failure(struct sched *s, const struct vk_store_fragment *x)
     return rc;
 }
 
-int vk__orch_after_final(struct vk_store_tx *tx, const char *frag_id, int64_t now,
-                         struct vk__orch_ended *ended, struct vk_err *err)
+/* Fragment f (a copy: it is changed) reached a final status: walk up from it. In a sequence
+ * the next siblings start, in a max-parallel group the next child; a group left with no
+ * unfinished child closes, and its parent is looked at in turn; at the top the chain ends. */
+static int walk_up(struct sched *s, struct vk_store_fragment f)
 {
-    struct vk_store_fragment f;
-    struct sched s;
-    struct vk_pool tmp;
-    vk_pool_init(&tmp, 4096);
-    int rc = vk_store_tx_fragment_get(tx, frag_id, &tmp, &f, err);
-    if (rc == 0)
-        rc = sched_init(&s, tx, f.chain_id, now, err);
-    else
-        memset(&s, 0, sizeof(s));
-    if (rc < 0)
-        goto out;
-    s.ended = ended;
-    if (f.status == VK_STORE_FRAG_FAILED && !f.allow_failure)
-        rc = on_failure(&s, &f);
-
-    /* Walk up from f. */
+    struct vk_store_tx *tx = s->tx;
+    struct vk_err *err = s->err;
+    int rc = 0;
     while (rc == 0) {
         const char *parent = f.parent_id[0] ? f.parent_id : NULL;
         struct vk_store_fragment p = {0};
         if (parent) {
-            rc = vk_store_tx_fragment_get(tx, parent, &s.pool, &p, err);
+            rc = vk_store_tx_fragment_get(tx, parent, &s->pool, &p, err);
             if (rc < 0)
                 break;
         }
         bool parallel = parent ? p.is_parallel : false;
-        if (!parallel && may_go_on(&s)) {
-            /* Sequential: activate the following siblings until one stays active. */
-            struct vk_store_fragment *sib = NULL;
-            size_t n = 0;
-            rc = vk_store_tx_children(tx, f.chain_id, parent, &s.pool, &sib, &n, err);
+        const char *inherit = parent ? p.needs_env_json : NULL;
+        if (!parallel && may_go_on(s)) {
+            /* Sequential: activate the following siblings until one stays active, each
+             * one indexed read (not the whole group on every result). */
             bool active = false;
-            for (size_t i = 0; rc == 0 && i < n && !active; i++) {
-                if (sib[i].sequence <= f.sequence)
-                    continue;
-                enum act_result r;
-                rc = activate(&s, &sib[i], &r);
-                active = r == ACT_ACTIVE;
-            }
-            if (rc < 0 || active)
-                break;
-        }
-        if (parallel && p.max_parallel > 0 && may_go_on(&s)) {
-            /* A child ended: the next one not started takes its place (one indexed read
-             * per candidate, not the whole group per result). */
-            bool active = false;
+            struct vk_store_fragment cur = f, next;
             while (rc == 0 && !active) {
-                struct vk_store_fragment next;
-                rc = vk_store_tx_first_pending_child(tx, parent, &s.pool, &next, err);
+                rc = vk_store_tx_next_sibling(tx, &cur, &s->pool, &next, err);
                 if (rc == VK_ENOTFOUND) {
                     rc = 0;
                     break;
                 }
                 enum act_result r = ACT_DONE;
                 if (rc == 0)
-                    rc = activate(&s, &next, &r);
+                    rc = activate(s, &next, inherit, &r);
+                active = rc == 0 && r == ACT_ACTIVE;
+                cur = next;
+            }
+            if (rc < 0 || active)
+                break;
+        }
+        if (parallel && p.max_parallel > 0 && may_go_on(s)) {
+            /* A child ended: the next one not started takes its place (one indexed read
+             * per candidate, not the whole group per result). */
+            bool active = false;
+            while (rc == 0 && !active) {
+                struct vk_store_fragment next;
+                rc = vk_store_tx_first_pending_child(tx, parent, &s->pool, &next, err);
+                if (rc == VK_ENOTFOUND) {
+                    rc = 0;
+                    break;
+                }
+                enum act_result r = ACT_DONE;
+                if (rc == 0)
+                    rc = activate(s, &next, inherit, &r);
                 active = rc == 0 && r == ACT_ACTIVE;
             }
             if (rc < 0 || active)
@@ -546,19 +761,160 @@ int vk__orch_after_final(struct vk_store_tx *tx, const char *frag_id, int64_t no
         if (rc < 0 || left)
             break;
         if (!parent) {
-            rc = finish_chain(&s);
+            rc = finish_chain(s);
             break;
         }
         enum vk_store_frag_status st = VK_STORE_FRAG_COMPLETED;
-        rc = group_final_status(&s, f.chain_id, parent, &st);
+        rc = group_final_status(s, f.chain_id, parent, &st);
         if (rc == 0)
-            rc = set_status(&s, parent, st);
+            rc = set_status(s, parent, st);
         f = p;
         f.status = st;
         /* A group that failed under a `fail-fast #false` one fails its way up from here. */
         if (rc == 0 && st == VK_STORE_FRAG_FAILED && !f.allow_failure)
-            rc = on_failure(&s, &f);
+            rc = on_failure(s, &f);
     }
+    return rc;
+}
+
+/* Fragment `id` is final: lower its dependents' counters. A dependent of a fragment that
+ * did not succeed is skipped now when its `when` is "success" (and its way up walked when
+ * its turn had come); one whose counter reached 0 while it held its turn may start. */
+static int needs_done(struct sched *s, const char *id)
+{
+    struct vk_store_fragment *deps = NULL;
+    size_t n = 0;
+    int rc = vk_store_tx_needs_done(s->tx, id, &s->pool, &deps, &n, s->err);
+    if (rc < 0 || n == 0)
+        return rc;
+    struct vk_store_fragment need;
+    rc = vk_store_tx_fragment_get(s->tx, id, &s->pool, &need, s->err);
+    const char *res = rc == 0 ? need_result(&need) : "";
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const struct vk_store_fragment *d = &deps[i];
+        if (d->status != VK_STORE_FRAG_PENDING)
+            continue;
+        if (strcmp(res, "success") != 0 && d->run_when == VK_STORE_WHEN_SUCCESS) {
+            char why[256];
+            snprintf(why, sizeof(why), "skipped: needs `%.160s`, which %s",
+                     need.name ? need.name : need.id, need_verb(res));
+            rc = skip_subtree(s, d, why);
+            if (rc == 0 && d->needs_wait)
+                rc = idq_push(s, &s->walk, d->id);
+        } else if (d->unmet_needs == 0 && d->needs_wait) {
+            rc = idq_push(s, &s->release, d->id);
+        }
+    }
+    return rc;
+}
+
+/* Start dependent `id` whose needs have all ended and whose turn had come. */
+static int release(struct sched *s, const char *id)
+{
+    struct vk_store_fragment f, p;
+    int rc = vk_store_tx_fragment_get(s->tx, id, &s->pool, &f, s->err);
+    if (rc < 0 || f.status != VK_STORE_FRAG_PENDING || !f.needs_wait || f.unmet_needs > 0 ||
+        !may_go_on(s))
+        return rc;
+    const char *inherit = NULL;
+    if (f.parent_id[0]) {
+        rc = vk_store_tx_fragment_get(s->tx, f.parent_id, &s->pool, &p, s->err);
+        inherit = p.needs_env_json;
+    }
+    enum act_result r = ACT_DONE;
+    if (rc == 0)
+        rc = activate(s, &f, inherit, &r);
+    if (rc == 0 && r == ACT_DONE) /* skipped, or a group all of whose children were */
+        rc = vk_store_tx_fragment_get(s->tx, id, &s->pool, &f, s->err);
+    if (rc == 0 && r == ACT_DONE)
+        rc = walk_up(s, f);
+    return rc;
+}
+
+/* Do the `needs` work the event left (only `done` when `only_done`). */
+static int drain(struct sched *s, bool only_done)
+{
+    int rc = 0;
+    const char *id;
+    while (rc == 0) {
+        if ((id = idq_pop(&s->done)))
+            rc = needs_done(s, id);
+        else if (only_done)
+            break;
+        else if ((id = idq_pop(&s->walk))) {
+            struct vk_store_fragment f;
+            rc = vk_store_tx_fragment_get(s->tx, id, &s->pool, &f, s->err);
+            if (rc == 0)
+                rc = walk_up(s, f);
+        } else if ((id = idq_pop(&s->release)))
+            rc = release(s, id);
+        else
+            break;
+    }
+    return rc;
+}
+
+/*
+ * The most common result of all, one child of a parallel group (without max-parallel)
+ * ending while a sibling is unfinished: nothing starts and nothing closes. Two indexed
+ * reads answer it, without the chain's row (its env, context and commit message) that
+ * the walk below reads first (issue 16). 1: that is the case, 0: walk, or a VK code.
+ */
+static int sibling_unfinished(struct vk_store_tx *tx, const struct vk_store_fragment *f,
+                              struct vk_pool *pool, struct vk_err *err)
+{
+    if (!f->parent_id[0] || (f->status == VK_STORE_FRAG_FAILED && !f->allow_failure))
+        return 0;
+    struct vk_store_fragment p;
+    int rc = vk_store_tx_fragment_get(tx, f->parent_id, pool, &p, err);
+    if (rc < 0)
+        return rc;
+    if (!p.is_parallel || p.max_parallel > 0)
+        return 0;
+    /* A fragment others need must have its dependents' counters lowered: the walk. */
+    bool needed = false;
+    rc = vk_store_tx_is_needed(tx, f->id, &needed, err);
+    if (rc < 0 || needed)
+        return rc;
+    bool left = false;
+    rc = vk_store_tx_has_unfinished(tx, f->chain_id, f->parent_id, &left, err);
+    return rc < 0 ? rc : left;
+}
+
+int vk__orch_after_final(struct vk_store_tx *tx, const char *frag_id, int64_t now,
+                         struct vk__orch_ended *ended, struct vk_err *err)
+{
+    struct vk_store_fragment f;
+    struct sched s;
+    struct vk_pool tmp;
+    vk_pool_init(&tmp, 4096);
+    int rc = vk_store_tx_fragment_get(tx, frag_id, &tmp, &f, err);
+    if (rc == 0) {
+        rc = sibling_unfinished(tx, &f, &tmp, err);
+        if (rc != 0) {
+            memset(&s, 0, sizeof(s));
+            rc = rc > 0 ? 0 : rc;
+            goto out;
+        }
+    }
+    if (rc == 0)
+        rc = sched_init(&s, tx, f.chain_id, now, err);
+    else
+        memset(&s, 0, sizeof(s));
+    if (rc < 0)
+        goto out;
+    s.ended = ended;
+    /* Its dependents first, so that those it skips say so ("needs `build`, which failed")
+     * before a failure of the chain skips what is left. */
+    rc = idq_push(&s, &s.done, f.id);
+    if (rc == 0)
+        rc = drain(&s, true);
+    if (rc == 0 && f.status == VK_STORE_FRAG_FAILED && !f.allow_failure)
+        rc = on_failure(&s, &f);
+    if (rc == 0)
+        rc = walk_up(&s, f);
+    if (rc == 0)
+        rc = drain(&s, false);
 out:
     sched_release(&s);
     vk_pool_release(&tmp);
@@ -585,11 +941,13 @@ int vk__orch_start_chain(struct vk_store_tx *tx, const char *chain_id, int64_t n
     bool active = false;
     for (size_t i = 0; rc == 0 && i < n && !active; i++) {
         enum act_result r;
-        rc = activate(&s, &top[i], &r);
+        rc = activate(&s, &top[i], NULL, &r);
         active = r == ACT_ACTIVE;
     }
     if (rc == 0 && !active)
         rc = finish_chain(&s); /* everything skipped */
+    if (rc == 0)
+        rc = drain(&s, false);
 out:
     sched_release(&s);
     return rc;

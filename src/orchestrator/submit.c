@@ -15,7 +15,20 @@ struct flatten {
     const struct vk_wf_fragment *network; /* the first inline fragment with `network #true` */
     bool chain_net_env;       /* the chain's env (or the submission's) sets VULCAN_NETWORK itself */
     int64_t queue_timeout_ms; /* the workflow's `queue-timeout` (0: none) */
+    const char *branch, *repo, *workflow;      /* what a concurrency group's placeholders get */
+    const struct vk_wf_concurrency *bad_group; /* one too long once filled in */
 };
+
+/* A concurrency group with {branch}, {repo} and {workflow} filled in, in `pool`; NULL
+ * (with *too_long) when the result is too long, or out of memory. */
+static const char *group_text(struct vk_pool *pool, const struct vk_wf_concurrency *c,
+                              const char *branch, const char *repo, const char *workflow,
+                              bool *too_long)
+{
+    char buf[VK_WF_MAX_CONCURRENCY_GROUP + 1];
+    *too_long = vk_wf_concurrency_expand(c->group, branch, repo, workflow, buf, sizeof buf) != 0;
+    return *too_long ? NULL : vk_pool_strndup(pool, buf, strlen(buf));
+}
 
 static bool kv_has(const struct vk_wf_kv *kv, size_t n, const char *key)
 {
@@ -44,6 +57,23 @@ static const char *env_json(struct vk_pool *pool, const struct vk_wf_kv *kv, siz
     return r;
 }
 
+/* A matrix copy's combination as {"KEY": "VALUE", ...} in the matrix's order (axes, then
+ * `include` variables), in the pool; NULL when out of memory. */
+static const char *matrix_json(struct vk_pool *pool, const struct vk_wf_kv *kv, size_t n)
+{
+    json_t *o = json_object();
+    int bad = !o;
+    for (size_t i = 0; i < n && !bad; i++)
+        bad |= json_object_set_new(o, kv[i].key, json_string(kv[i].value));
+    char *s = bad ? NULL : json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!s)
+        return NULL;
+    char *r = vk_pool_strndup(pool, s, strlen(s));
+    free(s);
+    return r;
+}
+
 /* [{"name": "A", "file": false}, ...] in the pool; NULL when out of memory. */
 static const char *secrets_json(struct vk_pool *pool, const struct vk_wf_secret *sec, size_t n)
 {
@@ -59,6 +89,31 @@ static const char *secrets_json(struct vk_pool *pool, const struct vk_wf_secret 
     char *r = vk_pool_strndup(pool, s, strlen(s));
     free(s);
     return r;
+}
+
+/* `needs` as ["a", "b"] in the pool, and the specs' indexes of the nodes named (the
+ * loader numbered every node in pre-order, which is the order of the specs). */
+static int needs_spec(struct vk_pool *pool, const struct vk_wf_fragment *f,
+                      struct vk_store_fragment_spec *s)
+{
+    if (!f->nneeds)
+        return 0;
+    json_t *a = json_array();
+    int *idx = vk_pool_zalloc(pool, f->nneeds * sizeof(*idx));
+    int bad = !a || !idx;
+    for (size_t i = 0; i < f->nneeds && !bad; i++) {
+        bad |= json_array_append_new(a, json_string(f->needs[i]));
+        idx[i] = (int)f->needs_frag[i]->index;
+    }
+    char *js = bad ? NULL : json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    if (!js)
+        return VK_ENOMEM;
+    s->needs_json = vk_pool_strndup(pool, js, strlen(js));
+    free(js);
+    s->needs = idx;
+    s->nneeds = f->nneeds;
+    return s->needs_json ? 0 : VK_ENOMEM;
 }
 
 /* The first secret a fragment of `wf` uses that neither the org nor the repository has,
@@ -176,6 +231,26 @@ static int visit(void *ctx, const struct vk_wf_fragment *f, unsigned depth)
         if (!s->secrets_json)
             return VK_ENOMEM;
     }
+    if (inl && f->concurrency) {
+        bool too_long = false;
+        s->concurrency_group =
+            group_text(fl->pool, f->concurrency, fl->branch, fl->repo, fl->workflow, &too_long);
+        s->concurrency_cancel = f->concurrency->cancel_in_progress;
+        if (too_long)
+            fl->bad_group = f->concurrency;
+        if (!s->concurrency_group)
+            return too_long ? VK_EINVAL : VK_ENOMEM;
+    }
+    if (f->index != fl->n) /* the loader's numbering is the walk's */
+        return VK_EINVAL;
+    if (needs_spec(fl->pool, f, s) < 0)
+        return VK_ENOMEM;
+    s->is_matrix = f->is_matrix;
+    if (f->nmatrix) {
+        s->matrix_values = matrix_json(fl->pool, f->matrix, f->nmatrix);
+        if (!s->matrix_values)
+            return VK_ENOMEM;
+    }
     fl->parents[depth] = (int)fl->n;
     fl->n++;
     return 0;
@@ -250,6 +325,10 @@ static int create_and_start(struct vk_orch *o, struct vk_store_chain *chain,
     rc = vk_store_tx_commit(tx, err);
     if (rc == 0)
         vk__orch_report(o, &ended);
+    /* `cancel-in-progress`: the new chain waits (the claim) until the older ones it cancels
+     * here have stopped. */
+    if (rc == 0 && chain->concurrency_group && chain->concurrency_cancel)
+        vk__orch_concurrency_cancel(o, chain->id, NULL);
     return rc == 0 && again ? VK_EEXIST : rc;
 }
 
@@ -265,7 +344,30 @@ int vk_orch_submit(struct vk_orch *o, const struct vk_workflow *wf, const char *
     for (size_t i = 0; ctx->env && i < ctx->nenv; i++)
         fl.chain_net_env |= ctx->env[i].name && strcmp(ctx->env[i].name, "VULCAN_NETWORK") == 0;
     fl.queue_timeout_ms = wf->queue_timeout_ms;
+    char repo[256];
+    vk__orch_repo_name(ctx->repository_url, repo, sizeof repo);
+    fl.branch = ctx->branch;
+    fl.repo = repo;
+    fl.workflow = wf->name;
     int rc = vk_workflow_walk(wf, visit, &fl);
+    const char *chain_group = NULL;
+    bool too_long = false;
+    if (rc == 0 && wf->concurrency) {
+        chain_group =
+            group_text(&pool, wf->concurrency, fl.branch, fl.repo, fl.workflow, &too_long);
+        if (too_long)
+            fl.bad_group = wf->concurrency;
+        rc = chain_group ? 0 : too_long ? VK_EINVAL : VK_ENOMEM;
+    }
+    if (rc == VK_EINVAL && fl.bad_group) {
+        const struct vk_wf_concurrency *g = fl.bad_group;
+        rc = vk_err_set(err, VK_EINVAL,
+                        "%s:%u:%u: the concurrency group '%s' is longer than %d bytes once "
+                        "{branch}, {repo} and {workflow} are filled in",
+                        g->pos.file ? g->pos.file : wf->file, g->pos.line, g->pos.col, g->group,
+                        VK_WF_MAX_CONCURRENCY_GROUP);
+        goto out;
+    }
     if (rc != 0) {
         rc = rc == VK_ENOMEM ? vk_err_set(err, VK_ENOMEM, "out of memory")
                              : vk_err_set(err, VK_ETOOBIG,
@@ -311,6 +413,8 @@ int vk_orch_submit(struct vk_orch *o, const struct vk_workflow *wf, const char *
     chain.default_machine = wf->machine;
     chain.definition = definition;
     chain.env_json = env_json(&pool, wf->env, wf->nenv, ctx->env, ctx->nenv);
+    chain.concurrency_group = chain_group;
+    chain.concurrency_cancel = wf->concurrency && wf->concurrency->cancel_in_progress;
     rc = create_and_start(o, &chain, fl.specs, fl.n, chain_id, err);
     if (rc == 0 && nfragments)
         *nfragments = fl.n;
@@ -356,6 +460,42 @@ int vk_orch_submit_failed(struct vk_orch *o, const struct vk_orch_context *ctx,
         vk__orch_report(o, &ended);
     }
     return rc;
+}
+
+/* A rerun's needs edges: each stored name (`needs_json`) to the index of the fragment of
+ * that name (names a `needs` refers to are unique in a chain: the loader saw to it). */
+static int rerun_needs(struct vk_pool *pool, const struct vk_store_fragment *frags,
+                       struct vk_store_fragment_spec *specs, size_t n, struct vk_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!specs[i].needs_json)
+            continue;
+        json_t *a = json_loads(specs[i].needs_json, 0, NULL);
+        size_t k = json_is_array(a) ? json_array_size(a) : 0;
+        int *idx = k ? vk_pool_zalloc(pool, k * sizeof(*idx)) : NULL;
+        if (k && !idx) {
+            json_decref(a);
+            return vk_err_set(err, VK_ENOMEM, "out of memory");
+        }
+        for (size_t j = 0; j < k; j++) {
+            const char *name = json_string_value(json_array_get(a, j));
+            idx[j] = -1;
+            for (size_t m = 0; name && m < n && idx[j] < 0; m++)
+                if (frags[m].name && strcmp(frags[m].name, name) == 0)
+                    idx[j] = (int)m;
+            if (idx[j] < 0) {
+                json_decref(a);
+                return vk_err_set(err, VK_EINVAL,
+                                  "fragment %zu needs '%s', which is not in the "
+                                  "chain",
+                                  i, name ? name : "?");
+            }
+        }
+        json_decref(a);
+        specs[i].needs = idx;
+        specs[i].nneeds = k;
+    }
+    return 0;
 }
 
 int vk_orch_rerun(struct vk_orch *o, const char *chain_id, char new_id[VK_UUID_LEN],
@@ -408,7 +548,15 @@ int vk_orch_rerun(struct vk_orch *o, const char *chain_id, char new_id[VK_UUID_L
         s->max_attempts = f->max_attempts;
         s->env_json = f->env_json;
         s->secrets_json = f->secrets_json;
+        s->is_matrix = f->is_matrix;
+        s->matrix_values = f->matrix_values;
+        s->needs_json = f->needs_json;
+        s->concurrency_group = f->concurrency_group;
+        s->concurrency_cancel = f->concurrency_cancel;
     }
+    rc = rerun_needs(&pool, frags, specs, n, err);
+    if (rc < 0)
+        goto out;
     struct vk_store_chain chain = old;
     memset(chain.id, 0, sizeof(chain.id));
     chain.trigger_request_id[0] = '\0'; /* a run of its own, not its request's */

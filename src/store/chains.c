@@ -9,7 +9,8 @@
 #include <string.h>
 
 #define FRAG_BATCH 64 /* rows per multi-row INSERT */
-#define FRAG_INSERT_COLS 23
+#define FRAG_INSERT_COLS 27
+#define EDGE_BATCH 256 /* needs edges per multi-row INSERT */
 
 static int nomem(struct vk_err *err)
 {
@@ -215,6 +216,10 @@ static int check_specs(const struct vk_store_chain *ch, const struct vk_store_fr
             rc = vk_err_set(err, VK_EINVAL, "fragment %zu has no script", i);
         else
             seq[i] = next[par + 1]++;
+        for (size_t k = 0; rc == 0 && k < sp[i].nneeds; k++)
+            if (sp[i].needs[k] < 0 || (size_t)sp[i].needs[k] >= n || (size_t)sp[i].needs[k] == i)
+                rc = vk_err_set(err, VK_EINVAL, "fragment %zu needs %d, not another fragment", i,
+                                sp[i].needs[k]);
     }
     vk_mem_free(next);
     return rc;
@@ -231,7 +236,8 @@ static int insert_batch(struct vk__conn *c, const struct vk_store_chain *ch,
                                " position, type, is_parallel, name, run_script, machine,"
                                " condition, source_url, timeout_ms, retries, max_attempts,"
                                " priority, env_json, queue_timeout_ms, max_parallel, fail_fast,"
-                               " run_when, allow_failure, secrets_json, status) VALUES ");
+                               " run_when, allow_failure, secrets_json, is_matrix, matrix_values,"
+                               " needs_json, unmet_needs, status) VALUES ");
     int np = 0;
     for (size_t j = 0; j < k && rc == 0; j++) {
         size_t i = from + j;
@@ -264,6 +270,10 @@ static int insert_batch(struct vk__conn *c, const struct vk_store_chain *ch,
         p[np++] = vk__int((int64_t)f->run_when);
         p[np++] = vk__int(f->allow_failure ? 1 : 0);
         p[np++] = vk__text(f->secrets_json);
+        p[np++] = vk__int(f->is_matrix ? 1 : 0);
+        p[np++] = vk__text(f->matrix_values);
+        p[np++] = vk__text(f->needs_json);
+        p[np++] = vk__int((int64_t)f->nneeds);
     }
     if (rc == 0)
         rc = vk__exec(c, k == FRAG_BATCH ? VK__STMT_FRAG_INSERT_BATCH : VK__STMT_NONE, sql.data, p,
@@ -271,6 +281,45 @@ static int insert_batch(struct vk__conn *c, const struct vk_store_chain *ch,
     else
         rc = nomem(err);
     vk_buf_release(&sql);
+    return rc;
+}
+
+/* The needs edges of every spec, EDGE_BATCH rows per INSERT. */
+static int insert_edges(struct vk__conn *c, const struct vk_store_chain *ch,
+                        const struct vk_store_fragment_spec *sp, size_t n, char (*ids)[VK_UUID_LEN],
+                        struct vk_err *err)
+{
+    struct vk__param *p = vk_mem_calloc(EDGE_BATCH * 4, sizeof(*p));
+    struct vk_buf sql = VK_BUF_INIT(VK_MAX_BODY);
+    int rc = p ? 0 : nomem(err);
+    size_t rows = 0;
+    int np = 0;
+    for (size_t i = 0; i <= n && rc == 0; i++) {
+        for (size_t k = 0; i < n && k < sp[i].nneeds && rc == 0; k++) {
+            if (rows == 0)
+                rc = vk_buf_adds(&sql, "INSERT INTO fragment_needs (need_id, fragment_id,"
+                                       " chain_id, ord) VALUES ");
+            if (rc == 0)
+                rc = vk_buf_addf(&sql, "%s($%d,$%d,$%d,$%d)", rows ? "," : "", np + 1, np + 2,
+                                 np + 3, np + 4);
+            p[np++] = vk__text(ids[sp[i].needs[k]]);
+            p[np++] = vk__text(ids[i]);
+            p[np++] = vk__text(ch->id);
+            p[np++] = vk__int((int64_t)k);
+            if (rc == 0 && ++rows == EDGE_BATCH) {
+                rc = vk__exec(c, VK__STMT_NONE, sql.data, p, np, NULL, err);
+                vk_buf_reset(&sql);
+                rows = 0;
+                np = 0;
+            }
+        }
+        if (i == n && rows && rc == 0)
+            rc = vk__exec(c, VK__STMT_NONE, sql.data, p, np, NULL, err);
+    }
+    if (rc == VK_ENOMEM && !err->msg[0])
+        rc = nomem(err);
+    vk_buf_release(&sql);
+    vk_mem_free(p);
     return rc;
 }
 
@@ -386,6 +435,10 @@ int vk_store_chain_create(struct vk_store *s, struct vk_store_chain *ch,
         size_t k = n - i < FRAG_BATCH ? n - i : FRAG_BATCH;
         rc = insert_batch(c, ch, specs, i, k, ids, seq, p, err);
     }
+    if (rc == 0)
+        rc = insert_edges(c, ch, specs, n, ids, err);
+    if (rc == 0)
+        rc = vk__concurrency_set(c, ch, specs, n, ids, err);
     rc = vk__store_end(s, c, rc, err);
     if (rc == VK_EEXIST && ch->trigger_request_id[0])
         rc = existing_chain(s, ch, err);
@@ -581,11 +634,17 @@ int vk_store_chain_unsettled(struct vk_store *s, size_t limit, struct vk_pool *p
 int vk_store_chain_cancel(struct vk_store *s, const char *chain_id, int64_t now_ms,
                           size_t *nflagged, struct vk_err *err)
 {
+    return vk_store_chain_cancel_reason(s, chain_id, now_ms, NULL, nflagged, err);
+}
+
+int vk_store_chain_cancel_reason(struct vk_store *s, const char *chain_id, int64_t now_ms,
+                                 const char *reason, size_t *nflagged, struct vk_err *err)
+{
     struct vk__conn *c = NULL;
     int rc = vk__store_begin(s, &c, err);
     if (rc)
         return rc;
-    struct vk__param p[] = {vk__text(chain_id), vk__int(now_ms)};
+    struct vk__param p[] = {vk__text(chain_id), vk__int(now_ms), vk__text(reason)};
     int64_t flagged = 0;
     struct vk__res *r = NULL;
     rc = vk__query(c, VK__STMT_NONE,
@@ -620,8 +679,9 @@ int vk_store_chain_cancel(struct vk_store *s, const char *chain_id, int64_t now_
     if (rc == 0)
         rc = vk__exec(c, VK__STMT_NONE,
                       "UPDATE chains SET status = 'cancelled', finished_at = $2,"
-                      " started_at = COALESCE(started_at, $2) WHERE id = $1",
-                      p, 2, NULL, err);
+                      " started_at = COALESCE(started_at, $2), error = COALESCE($3, error)"
+                      " WHERE id = $1",
+                      p, 3, NULL, err);
 out:
     rc = vk__store_end(s, c, rc, err);
     if (rc == 0 && nflagged)

@@ -127,6 +127,38 @@ int vk_store_tx_first_pending_child(struct vk_store_tx *tx, const char *parent_i
     return rc;
 }
 
+int vk_store_tx_next_sibling(struct vk_store_tx *tx, const struct vk_store_fragment *f,
+                             struct vk_pool *pool, struct vk_store_fragment *out,
+                             struct vk_err *err)
+{
+    struct vk__res *r = NULL;
+    int rc;
+    if (f->parent_id[0]) {
+        /* fragments_by_parent (parent_id, sequence): one seek. */
+        struct vk__param p[] = {vk__text(f->parent_id), vk__int(f->sequence)};
+        rc = vk__query(tx->conn, VK__STMT_NONE,
+                       "SELECT " VK__FRAG_COLS " FROM fragments f WHERE f.parent_id = $1"
+                       " AND f.sequence > $2 ORDER BY f.sequence LIMIT 1",
+                       p, 2, &r, err);
+    } else {
+        /* fragments_by_chain (chain_id, position): the pre-order from f on passes only
+         * f's own subtree before its next top-level sibling. */
+        struct vk__param p[] = {vk__text(f->chain_id), vk__int(f->position)};
+        rc = vk__query(tx->conn, VK__STMT_NONE,
+                       "SELECT " VK__FRAG_COLS " FROM fragments f WHERE f.chain_id = $1"
+                       " AND f.position > $2 AND f.parent_id IS NULL ORDER BY f.position LIMIT 1",
+                       p, 2, &r, err);
+    }
+    if (rc == 0)
+        rc = vk__next(r, err);
+    if (rc == 0)
+        rc = VK_ENOTFOUND;
+    else if (rc > 0)
+        rc = vk__read_frag(r, 0, pool, out, err);
+    vk__res_free(r);
+    return rc;
+}
+
 int vk_store_tx_count_unfinished(struct vk_store_tx *tx, const char *chain_id,
                                  const char *parent_id, int64_t *count, struct vk_err *err)
 {
@@ -198,6 +230,8 @@ int vk_store_tx_fragment_update(struct vk_store_tx *tx, const char *id,
     SETCOL(VK_STORE_SET_ERROR, "error", vk__text(u->error));
     SETCOL(VK_STORE_SET_RETRIES_USED, "retries_used", vk__int(u->retries_used));
     SETCOL(VK_STORE_SET_CANCEL_REQUESTED, "cancel_requested", vk__int(u->cancel_requested));
+    SETCOL(VK_STORE_SET_NEEDS_WAIT, "needs_wait", vk__int(u->needs_wait));
+    SETCOL(VK_STORE_SET_NEEDS_ENV, "needs_env_json", vk__text(u->needs_env_json));
 #undef SETCOL
     if (rc == 0) {
         p[np++] = vk__text(id);
@@ -356,12 +390,14 @@ static int claim_sql(struct vk_store *s, size_t n, struct vk_buf *sql)
                               " WHERE status = 'ready' AND machine IN (");
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = vk_buf_addf(sql, "%s$%zu", i ? ", " : "", i + 4);
-    /* A worker claims only its org's work (a worker of no org: any, as before orgs). */
+    /* A worker claims only its org's work (a worker of no org: any, as before orgs), and
+     * nothing a concurrency group holds back (VK__CONCURRENCY_CLAIM, concurrency.c). */
     if (rc == 0)
-        rc = vk_buf_adds(sql, ") AND EXISTS (SELECT 1 FROM chains c, workers w"
-                              " WHERE c.id = fragments.chain_id AND w.id = $1"
-                              " AND (w.tenant_id IS NULL OR c.tenant_id = w.tenant_id))"
-                              " ORDER BY priority DESC, ready_at, id LIMIT 1");
+        rc = vk_buf_adds(
+            sql, ") AND EXISTS (SELECT 1 FROM chains c, workers w"
+                 " WHERE c.id = fragments.chain_id AND w.id = $1"
+                 " AND (w.tenant_id IS NULL OR c.tenant_id = w.tenant_id))" VK__CONCURRENCY_CLAIM
+                 " ORDER BY priority DESC, ready_at, id LIMIT 1");
     if (rc == 0 && s->dialect == VK__PG)
         rc = vk_buf_adds(sql, " FOR UPDATE SKIP LOCKED");
     if (rc == 0)

@@ -1,14 +1,17 @@
 /*
  * store requests: the trigger service's queue (schema: migration 3 in schema.c).
- * Claims are one UPDATE of the oldest queued (or stale running) row; on PostgreSQL
- * its sub-select skips rows other replicas hold locked.
+ * Claims are one UPDATE of the oldest queued (or orphaned running) row; on PostgreSQL
+ * its sub-select skips rows other replicas hold locked. A running row is orphaned when
+ * its claim is stale or the replica that claimed it no longer renews its liveness lease
+ * (the leases table, lease.c).
  */
 #include "store_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-static const char *const kinds[] = {"webhook", "manual", "workflows", "refresh"};
+static const char *const kinds[] = {"webhook", "manual", "workflows", "refresh", "follow"};
 static const char *const statuses[] = {"queued", "running", "done"};
 
 const char *vk_store_treq_kind_name(enum vk_store_treq_kind k)
@@ -124,45 +127,92 @@ int vk_store_treq_create(struct vk_store *s, struct vk_store_treq *rq, int64_t n
     int rc = vk__store_begin(s, &c, err);
     if (rc)
         return rc;
+    /* Remembered with the request or not at all (a process killed between the two would
+     * answer the provider's redelivery "handled before" for an event never queued). */
+    for (size_t k = 0; rc == 0 && k < VK_ARRAY_LEN(rq->dedup); k++) {
+        if (!rq->dedup[k] || !rq->provider)
+            continue;
+        struct vk__param d[] = {vk__text(rq->provider), vk__text(rq->dedup[k]), vk__int(now_ms)};
+        int64_t changes = 0;
+        rc = vk__exec(c, VK__STMT_NONE,
+                      "INSERT INTO webhook_deliveries (provider, delivery_id, received_at)"
+                      " VALUES ($1, $2, $3) ON CONFLICT (provider, delivery_id) DO NOTHING",
+                      d, 3, &changes, err);
+        if (rc == 0 && changes == 0)
+            rc = vk_err_set(err, VK_EEXIST, "this delivery was handled before");
+        /* Now and then, forget deliveries older than the keep time. */
+        if (rc == 0 && k == 0 && strtoul(rq->id + VK_UUID_LEN - 3, NULL, 16) % 64 == 0) {
+            struct vk__param q[] = {vk__int(now_ms - VK_STORE_DELIVERY_KEEP_MS)};
+            rc = vk__exec(c, VK__STMT_NONE, "DELETE FROM webhook_deliveries WHERE received_at < $1",
+                          q, 1, NULL, err);
+        }
+    }
     struct vk__param p[] = {
         vk__text(rq->id),          vk__text(rq->tenant_id),
         vk__id(rq->repository_id), vk__text(kinds[rq->kind]),
         vk__text(rq->provider),    vk__text(rq->delivery_id),
         vk__text(rq->params),      rq->body ? vk__blob(rq->body, rq->body_len) : vk__text(NULL),
         vk__text(rq->trace_id),    vk__int(now_ms)};
-    rc = vk__exec(c, VK__STMT_NONE,
-                  "INSERT INTO trigger_requests (id, tenant_id, repository_id, kind, provider,"
-                  " delivery_id, params, body, trace_id, status, created_at)"
-                  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10)",
-                  p, (int)VK_ARRAY_LEN(p), NULL, err);
+    if (rc == 0)
+        rc = vk__exec(c, VK__STMT_NONE,
+                      "INSERT INTO trigger_requests (id, tenant_id, repository_id, kind, provider,"
+                      " delivery_id, params, body, trace_id, status, created_at)"
+                      " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10)",
+                      p, (int)VK_ARRAY_LEN(p), NULL, err);
     if (rc == VK_EINVAL)
         vk_err_set(err, rc, "unknown tenant or repository for the trigger request");
     return vk__store_end(s, c, rc, err);
 }
 
-int vk_store_treq_claim(struct vk_store *s, const char *claimer, int64_t now_ms,
-                        int64_t stale_before_ms, struct vk_pool *pool, struct vk_store_treq *out,
-                        struct vk_err *err)
+/* Which rows a claim may take: queued ones, and running ones whose handler died (claimed
+ * before $3, or by a replica whose liveness lease expired before $2 or is gone). */
+#define CLAIMABLE                                                                                  \
+    " FROM trigger_requests WHERE status = 'queued' OR (status = 'running' AND (claimed_at < $3"   \
+    " OR (replica IS NOT NULL AND NOT EXISTS (SELECT 1 FROM leases WHERE leases.name ="            \
+    " '" VK_STORE_REPLICA_LEASE "' || trigger_requests.replica AND leases.expires_at >= $2))))"    \
+    " ORDER BY created_at, id LIMIT 1"
+
+int vk_store_tx_treq_follow(struct vk_store_tx *tx, const char *chain_id, const char *status,
+                            int64_t now_ms, struct vk_err *err)
+{
+    char id[VK_UUID_LEN];
+    if (!vk_uuid_valid(chain_id) || (strcmp(status, "completed") != 0 && strcmp(status, "failed")))
+        return vk_err_set(err, VK_EINVAL, "a follow request needs a chain id and its end");
+    if (vk_uuid_v7(id) != 0)
+        return vk_err_set(err, VK_EIO, "the random generator failed");
+    char text[128]; /* both are checked above: nothing to escape */
+    snprintf(text, sizeof(text), "{\"chain_id\":\"%s\",\"status\":\"%s\"}", chain_id, status);
+    struct vk__param p[] = {vk__text(id), vk__text(text), vk__int(now_ms), vk__text(chain_id)};
+    int rc = vk__exec(tx->conn, VK__STMT_NONE,
+                      "INSERT INTO trigger_requests (id, tenant_id, repository_id, kind, params,"
+                      " trace_id, status, created_at) SELECT $1, tenant_id, repository_id,"
+                      " 'follow', $2, trace_id, 'queued', $3 FROM chains WHERE id = $4 AND"
+                      " repository_id IS NOT NULL",
+                      p, 4, NULL, err);
+    return rc;
+}
+
+int vk_store_treq_claim(struct vk_store *s, const char *claimer, const char *replica,
+                        int64_t now_ms, int64_t stale_before_ms, struct vk_pool *pool,
+                        struct vk_store_treq *out, struct vk_err *err)
 {
     struct vk__conn *c = NULL;
     int rc = vk__store_begin(s, &c, err);
     if (rc)
         return rc;
-    struct vk__param p[] = {vk__text(claimer), vk__int(now_ms), vk__int(stale_before_ms)};
+    struct vk__param p[] = {vk__text(claimer), vk__int(now_ms), vk__int(stale_before_ms),
+                            vk__id(replica)};
     struct vk__res *r = NULL;
     rc = vk__query(c, VK__STMT_NONE,
                    VK__SQL(s,
                            "UPDATE trigger_requests SET status = 'running', claimed_by = $1,"
-                           " claimed_at = $2, attempts = attempts + 1 WHERE id = (SELECT id"
-                           " FROM trigger_requests WHERE status = 'queued' OR (status ="
-                           " 'running' AND claimed_at < $3) ORDER BY created_at, id LIMIT 1"
-                           " FOR UPDATE SKIP LOCKED) RETURNING " TREQ_COLS,
+                           " claimed_at = $2, replica = $4, attempts = attempts + 1"
+                           " WHERE id = (SELECT id" CLAIMABLE " FOR UPDATE SKIP LOCKED)"
+                           " RETURNING " TREQ_COLS,
                            "UPDATE trigger_requests SET status = 'running', claimed_by = $1,"
-                           " claimed_at = $2, attempts = attempts + 1 WHERE id = (SELECT id"
-                           " FROM trigger_requests WHERE status = 'queued' OR (status ="
-                           " 'running' AND claimed_at < $3) ORDER BY created_at, id LIMIT 1)"
-                           " RETURNING " TREQ_COLS),
-                   p, 3, &r, err);
+                           " claimed_at = $2, replica = $4, attempts = attempts + 1"
+                           " WHERE id = (SELECT id" CLAIMABLE ") RETURNING " TREQ_COLS),
+                   p, 4, &r, err);
     if (rc == 0) {
         rc = vk__next(r, err);
         if (rc > 0)

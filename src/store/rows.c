@@ -53,6 +53,8 @@ int vk__read_chain(struct vk__res *r, int k, struct vk_pool *pool, struct vk_sto
     c->commit_message = str(r, k + 21, pool, &bad);
     c->commit_author = str(r, k + 22, pool, &bad);
     c->from_fork = vk__col_int(r, k + 23) != 0;
+    c->concurrency_group = str(r, k + 24, pool, &bad);
+    c->concurrency_cancel = vk__col_int(r, k + 25) != 0;
     return bad ? nomem(err) : 0;
 }
 
@@ -103,6 +105,15 @@ int vk__read_frag(struct vk__res *r, int k, struct vk_pool *pool, struct vk_stor
                                               : VK_STORE_WHEN_SUCCESS;
     f->allow_failure = vk__col_int(r, k + 31) != 0;
     f->secrets_json = str(r, k + 32, pool, &bad);
+    f->is_matrix = vk__col_int(r, k + 33) != 0;
+    f->matrix_values = str(r, k + 34, pool, &bad);
+    f->needs_json = str(r, k + 35, pool, &bad);
+    f->unmet_needs = (int)vk__col_int(r, k + 36);
+    f->needs_wait = vk__col_int(r, k + 37) != 0;
+    f->needs_env_json = str(r, k + 38, pool, &bad);
+    f->outputs_json = str(r, k + 39, pool, &bad);
+    f->concurrency_group = str(r, k + 40, pool, &bad);
+    f->concurrency_cancel = vk__col_int(r, k + 41) != 0;
     return bad ? nomem(err) : 0;
 }
 

@@ -240,6 +240,53 @@ static const struct migration migrations[] = {
      "ALTER TABLE fragments ADD COLUMN run_when INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE fragments ADD COLUMN allow_failure INTEGER NOT NULL DEFAULT 0"},
     {11, "secrets: the store, key check values, exposure settings", SECRETS_SQL},
+    /* `needs` (issue 17): a counter of unmet needs per fragment and the edges, indexed by
+     * the needed fragment, so a result lowers its dependents' counters without a scan. */
+    {12, "needs: unmet-needs counters, the needs edges, outputs",
+     "ALTER TABLE fragments ADD COLUMN needs_json TEXT;"
+     "ALTER TABLE fragments ADD COLUMN unmet_needs INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE fragments ADD COLUMN needs_wait INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE fragments ADD COLUMN needs_env_json TEXT;"
+     "ALTER TABLE fragments ADD COLUMN outputs_json TEXT;"
+     "CREATE TABLE fragment_needs ("
+     " need_id TEXT NOT NULL REFERENCES fragments(id) ON DELETE CASCADE,"
+     " fragment_id TEXT NOT NULL REFERENCES fragments(id) ON DELETE CASCADE,"
+     " chain_id TEXT NOT NULL REFERENCES chains(id) ON DELETE CASCADE,"
+     " ord INTEGER NOT NULL, done INTEGER NOT NULL DEFAULT 0,"
+     " PRIMARY KEY (need_id, fragment_id));"
+     "CREATE INDEX fragment_needs_by_fragment ON fragment_needs (fragment_id, ord);"
+     "CREATE INDEX fragment_needs_by_chain ON fragment_needs (chain_id) WHERE done = 0"},
+    /* Concurrency groups (src/store/concurrency.c): the group as shown and its key (org,
+     * repository and group, so a group never crosses them); on fragments also the key of
+     * their chain's group, so a claim asks one index whether another chain of the group
+     * still runs a script (a cancelled chain until its worker has stopped it). */
+    {14, "concurrency groups of chains and fragments",
+     "ALTER TABLE chains ADD COLUMN concurrency_group TEXT;"
+     "ALTER TABLE chains ADD COLUMN concurrency_key TEXT;"
+     "ALTER TABLE chains ADD COLUMN concurrency_cancel INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE fragments ADD COLUMN concurrency_group TEXT;"
+     "ALTER TABLE fragments ADD COLUMN concurrency_key TEXT;"
+     "ALTER TABLE fragments ADD COLUMN concurrency_cancel INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE fragments ADD COLUMN chain_concurrency_key TEXT;"
+     "CREATE INDEX chains_by_concurrency ON chains (concurrency_key, status, created_at, id)"
+     " WHERE concurrency_key IS NOT NULL;"
+     "CREATE INDEX fragments_by_concurrency ON fragments (concurrency_key, status, ready_at, id)"
+     " WHERE concurrency_key IS NOT NULL;"
+     "CREATE INDEX fragments_by_chain_concurrency ON fragments (chain_concurrency_key, status)"
+     " WHERE chain_concurrency_key IS NOT NULL"},
+    /* 12-14 are taken by needs/outputs, `with` and chain triggers, concurrency groups. */
+    {15, "matrix metadata on fragments: the matrix group, each copy's combination",
+     "ALTER TABLE fragments ADD COLUMN is_matrix INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE fragments ADD COLUMN matrix_values TEXT"},
+    /* DESIGN §13: who does the work one replica does for all (reaper, cron), until when. */
+    {18, "leases of the singletons",
+     "CREATE TABLE leases ("
+     " name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at BIGINT NOT NULL,"
+     " acquired_at BIGINT NOT NULL, changes BIGINT NOT NULL DEFAULT 0)"},
+    /* A trigger request claimed by a replica killed with -9 is taken over once that
+     * replica's liveness lease expired (requests.c), not after VK_TRIGGERS_STALE_MS. */
+    {19, "trigger requests: the replica that claimed each",
+     "ALTER TABLE trigger_requests ADD COLUMN replica TEXT"},
 };
 
 /* Migrations whose PostgreSQL text differs beyond BLOB (triggers are written differently). */
@@ -301,7 +348,16 @@ static int apply(struct vk_store *s, struct vk__conn *c, struct vk_err *err)
     }
     for (size_t i = 0; i < VK_ARRAY_LEN(migrations); i++) {
         const struct migration *m = &migrations[i];
-        if (m->version <= cur)
+        /* Applied or not by its own row, not by the highest: a migration numbered below
+         * one applied already (branches that added migrations side by side) still runs. */
+        struct vk__param q[] = {vk__int(m->version)};
+        int64_t done = 0;
+        rc = vk__query_int(c, VK__STMT_NONE,
+                           "SELECT COUNT(*) FROM schema_migrations WHERE version = $1", q, 1, &done,
+                           err);
+        if (rc)
+            goto out;
+        if (done)
             continue;
         char *sql = dialect_sql(s, migration_sql(s, m));
         rc = s->ops->exec_script(c, sql, err);

@@ -48,6 +48,9 @@ enum vk__stmt {
     VK__STMT_LOG_ATTEMPT,
     VK__STMT_JOB_CHECK,
     VK__STMT_CRED_CHECK,
+    VK__STMT_NEEDS_DONE,
+    VK__STMT_NEEDS_MARK,
+    VK__STMT_NEEDS_OF,
     VK__STMT_CLAIM_1, /* + (ngroups - 1), up to VK_STORE_MAX_GROUPS */
     VK__STMT_COUNT = VK__STMT_CLAIM_1 + VK_STORE_MAX_GROUPS
 };
@@ -220,23 +223,27 @@ static inline struct vk__param vk__blob(const void *b, size_t len)
     "c.id, c.tenant_id, c.repository_id, c.source_file, c.repository_url, c.commit_sha, "          \
     "c.branch, c.trigger_type, c.trigger_ref, c.pr_number, c.tag, c.default_machine, c.env_json, " \
     "c.priority, c.status, c.error, c.trace_id, c.created_at, c.started_at, c.finished_at, "       \
-    "c.trigger_request_id, c.commit_message, c.commit_author, c.from_fork"
-#define VK__CHAIN_NCOLS 24
+    "c.trigger_request_id, c.commit_message, c.commit_author, c.from_fork, "                       \
+    "c.concurrency_group, c.concurrency_cancel"
+#define VK__CHAIN_NCOLS 26
 #define VK__FRAG_COLS                                                                              \
     "f.id, f.chain_id, f.parent_id, f.sequence, f.position, f.type, f.is_parallel, f.name, "       \
     "f.run_script, f.machine, f.condition, f.source_url, f.timeout_ms, f.retries, "                \
     "f.retries_used, f.status, f.attempt, f.max_attempts, f.handbacks, f.cancel_requested, "       \
     "f.worker_id, f.ready_at, f.started_at, f.finished_at, f.exit_code, f.error, f.env_json, "     \
     "f.queue_timeout_ms, f.max_parallel, f.fail_fast, f.run_when, f.allow_failure, "               \
-    "f.secrets_json"
-#define VK__FRAG_NCOLS 33
+    "f.secrets_json, f.is_matrix, f.matrix_values, f.needs_json, f.unmet_needs, f.needs_wait, "    \
+    "f.needs_env_json, f.outputs_json, f.concurrency_group, f.concurrency_cancel"
+#define VK__FRAG_NCOLS 42
 /* Same columns without the "f." prefix, for RETURNING. */
 #define VK__FRAG_RCOLS                                                                             \
     "id, chain_id, parent_id, sequence, position, type, is_parallel, name, "                       \
     "run_script, machine, condition, source_url, timeout_ms, retries, "                            \
     "retries_used, status, attempt, max_attempts, handbacks, cancel_requested, "                   \
     "worker_id, ready_at, started_at, finished_at, exit_code, error, env_json, queue_timeout_ms, " \
-    "max_parallel, fail_fast, run_when, allow_failure, secrets_json"
+    "max_parallel, fail_fast, run_when, allow_failure, secrets_json, is_matrix, matrix_values, "   \
+    "needs_json, unmet_needs, needs_wait, needs_env_json, outputs_json, concurrency_group, "       \
+    "concurrency_cancel"
 
 int vk__read_chain(struct vk__res *r, int col0, struct vk_pool *pool, struct vk_store_chain *out,
                    struct vk_err *err);
@@ -252,5 +259,26 @@ int vk__store_migrate(struct vk_store *s, struct vk_err *err);
 /* ---- notifications (store.c) */
 void vk__store_note_local(struct vk_store *s, const char *group);
 int vk__store_notify(struct vk_store_tx *tx, const char *group, struct vk_err *err);
+
+/* ---- concurrency groups (concurrency.c) */
+/* In chain_create's transaction: the group keys of chain `ch` and of its fragments `sp`
+ * (ids[i] is sp[i]'s id). Nothing is written when neither has a group. */
+int vk__concurrency_set(struct vk__conn *c, const struct vk_store_chain *ch,
+                        const struct vk_store_fragment_spec *sp, size_t n, char (*ids)[VK_UUID_LEN],
+                        struct vk_err *err);
+/* The claim's conditions (appended inside the candidate's WHERE, `fragments` being it). */
+#define VK__CONCURRENCY_CLAIM                                                                      \
+    " AND (fragments.chain_concurrency_key IS NULL OR (NOT EXISTS (SELECT 1 FROM chains c,"        \
+    " chains o WHERE c.id = fragments.chain_id AND o.concurrency_key ="                            \
+    " fragments.chain_concurrency_key AND o.status IN ('pending', 'running') AND"                  \
+    " (o.created_at < c.created_at OR (o.created_at = c.created_at AND o.id < c.id)))"             \
+    " AND NOT EXISTS (SELECT 1 FROM fragments r WHERE r.chain_concurrency_key ="                   \
+    " fragments.chain_concurrency_key AND r.status = 'running'"                                    \
+    " AND r.chain_id <> fragments.chain_id)))"                                                     \
+    " AND (fragments.concurrency_key IS NULL OR (NOT EXISTS (SELECT 1 FROM fragments g"            \
+    " WHERE g.concurrency_key = fragments.concurrency_key AND g.status = 'running')"               \
+    " AND NOT EXISTS (SELECT 1 FROM fragments g WHERE g.concurrency_key ="                         \
+    " fragments.concurrency_key AND g.status = 'ready' AND (g.ready_at < fragments.ready_at"       \
+    " OR (g.ready_at = fragments.ready_at AND g.id < fragments.id)))))"
 
 #endif /* VULCAN_STORE_INT_H */

@@ -170,6 +170,28 @@ int vk_store_delivery_seen(struct vk_store *s, const char *provider, const char 
     return rc;
 }
 
+int vk_store_delivery_known(struct vk_store *s, const char *provider, const char *delivery_id,
+                            bool *known, struct vk_err *err)
+{
+    *known = false;
+    int rc = check_delivery(provider, delivery_id, err);
+    if (rc)
+        return rc;
+    struct vk__conn *c = NULL;
+    rc = vk__store_conn_get(s, &c, err);
+    if (rc)
+        return rc;
+    struct vk__param p[] = {vk__text(provider), vk__text(delivery_id)};
+    int64_t n = 0;
+    rc = vk__query_int(c, VK__STMT_NONE,
+                       "SELECT COUNT(*) FROM webhook_deliveries WHERE provider = $1 AND"
+                       " delivery_id = $2",
+                       p, 2, &n, err);
+    vk__store_conn_put(s, c);
+    *known = rc == 0 && n > 0;
+    return rc;
+}
+
 int vk_store_delivery_forget(struct vk_store *s, const char *provider, const char *delivery_id,
                              struct vk_err *err)
 {

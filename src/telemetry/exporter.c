@@ -486,9 +486,16 @@ void vk_trace_span_set_start(struct vk_span *s, int64_t start_ns)
 
 void vk_trace_end_span(struct vk_tracer *t, struct vk_span *s)
 {
+    vk_trace_end_span_at(t, s, 0);
+}
+
+void vk_trace_end_span_at(struct vk_tracer *t, struct vk_span *s, int64_t end_ns)
+{
     if (!s)
         return;
-    s->end_ns = vk__telemetry_now_ns();
+    s->end_ns = end_ns > 0 ? end_ns : vk__telemetry_now_ns();
+    if (s->end_ns < s->start_ns)
+        s->end_ns = s->start_ns;
     if (!t || !t->url || !(s->ctx.flags & VK_TRACE_FLAG_SAMPLED)) {
         vk_mem_free(s);
         return;

@@ -251,7 +251,10 @@ static void *cron_main(void *arg)
         pthread_mutex_unlock(&svc->lock);
         struct vk_err err;
         vk_err_clear(&err);
-        if (vk_triggers_cron_run(svc, NULL, &err) != 0)
+        /* One replica plans for all (its lease, DESIGN §13); the slot claim below stays
+         * conditional, so a lease moving mid-pass still fires a slot once. */
+        bool lead = !svc->opts.orch || vk_orch_leads(svc->opts.orch, VK_ORCH_CRON);
+        if (lead && vk_triggers_cron_run(svc, NULL, &err) != 0)
             vk_log_write(VK_LOG_WARN, "cron", "scheduler pass failed", "error", err.msg, NULL);
         pthread_mutex_lock(&svc->lock);
         struct timespec ts = vk_time_deadline(interval);

@@ -9,10 +9,11 @@
  * latest, opts.poll_ms (requests queued by other replicas).
  *
  * Failures: a store error leaves the request running; once its claim is older than
- * VK_TRIGGERS_STALE_MS any thread takes it over (chains it made already are not made
- * again: vk_orch_context.trigger_request_id). A request claimed VK_TRIGGERS_MAX_ATTEMPTS
- * times is given up with a 500. A webhook that failed forgets its delivery id, so that
- * the provider's redelivery is handled.
+ * VK_TRIGGERS_STALE_MS, or the replica that claimed it stopped renewing its liveness
+ * lease (killed: vk_orch_replica()), any thread of any replica takes it over (chains it made
+ * already are not made again: vk_orch_context.trigger_request_id). A request claimed
+ * VK_TRIGGERS_MAX_ATTEMPTS times is given up with a 500. A webhook that failed forgets its delivery
+ * id, so that the provider's redelivery is handled.
  */
 #include "service_int.h"
 
@@ -77,6 +78,8 @@ static vk__trig_handler_fn handler_of(enum vk_store_treq_kind k)
         return vk__trig_workflows;
     case VK_STORE_TREQ_REFRESH:
         return vk__trig_refresh;
+    case VK_STORE_TREQ_FOLLOW:
+        return vk__trig_follow;
     }
     return NULL;
 }
@@ -91,8 +94,8 @@ static int handle_next(struct vk_triggers_service *svc, const char *claimer, str
     vk_pool_init(&pool, 0);
     struct vk_store_treq rq;
     int64_t now = vk_time_now_ms();
-    int rc = vk_store_treq_claim(svc->opts.store, claimer, now, now - VK_TRIGGERS_STALE_MS, &pool,
-                                 &rq, err);
+    int rc = vk_store_treq_claim(svc->opts.store, claimer, vk_orch_replica(svc->opts.orch), now,
+                                 now - VK_TRIGGERS_STALE_MS, &pool, &rq, err);
     if (rc) {
         vk_pool_release(&pool);
         return rc;

@@ -95,6 +95,8 @@ int vk__trig_workflows(struct vk_triggers_service *svc, const struct vk_store_tr
                        json_t **result, struct vk_err *err); /* manual.c */
 int vk__trig_refresh(struct vk_triggers_service *svc, const struct vk_store_treq *rq, int *status,
                      json_t **result, struct vk_err *err); /* scheduler.c */
+int vk__trig_follow(struct vk_triggers_service *svc, const struct vk_store_treq *rq, int *status,
+                    json_t **result, struct vk_err *err); /* follow.c */
 
 /* {"error": code, "message": msg} with the status a VK code answers. Returns 0 or VK_ENOMEM. */
 int vk__trig_error(const struct vk_err *e, int code, int *status, json_t **result);

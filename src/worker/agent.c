@@ -510,7 +510,10 @@ int vk_worker_new(const struct vk_worker_opts *opts, struct vk_worker **out, str
         vk_time_cond_init(&s->cond);
         vk_exec_cancel_init(&s->cancel);
         vk_buf_init(&s->pending, (size_t)w->output_cap + AGENT_CHUNK_MAX);
-        rc = vk__agent_client_new(w, &s->cl, err);
+        s->xslot = vk_exec_slot_new();
+        rc = s->xslot ? 0 : vk_err_set(err, VK_ENOMEM, "out of memory");
+        if (rc == 0)
+            rc = vk__agent_client_new(w, &s->cl, err);
         if (rc == 0)
             rc = vk__agent_client_new(w, &s->log_cl, err);
         if (rc == 0)
@@ -542,6 +545,7 @@ void vk_worker_free(struct vk_worker *w)
             vk_http_client_free(s->cl);
             vk_http_client_free(s->log_cl);
             vk__agent_poller_free(s->poller);
+            vk_exec_slot_free(s->xslot);
             vk_buf_release(&s->pending);
             pthread_mutex_destroy(&s->mu);
             pthread_cond_destroy(&s->cond);

@@ -68,8 +68,9 @@ struct agent_slot {
     char fragment_id[AGENT_MAX_ID + 1];
     uint32_t attempt;
     struct vk_exec_cancel cancel;
-    atomic_bool handback;     /* grace expired: cancel and hand back */
-    bool cancelled_by_server; /* the heartbeat's cancel list named it */
+    struct vk_exec_slot *xslot; /* the executor's state kept between attempts (its cgroup) */
+    atomic_bool handback;       /* grace expired: cancel and hand back */
+    bool cancelled_by_server;   /* the heartbeat's cancel list named it */
 
     /* Upload state (slot->mu). */
     pthread_t up_thread;

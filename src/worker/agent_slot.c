@@ -44,6 +44,7 @@ struct outcome {
     int exit_code;
     bool handback;
     char message[300];
+    json_t *outputs; /* owned: {"NAME": "VALUE"} from $VULCAN_OUTPUT, masked; NULL: none */
 };
 
 static const char *jstr(json_t *obj, const char *key)
@@ -290,6 +291,52 @@ static void outcome_from(struct outcome *o, int rc, const struct vk_exec_result 
         snprintf(o->message, sizeof(o->message), "exit status %d", r->exit_code);
 }
 
+/*
+ * What the script wrote to $VULCAN_OUTPUT into o->outputs, each value masked with the
+ * attempt's credentials and secrets. A file over the cap or one that does not parse fails
+ * a successful attempt, saying why (docs/workflow.md, "Outputs").
+ */
+static void outcome_outputs(struct outcome *o, const struct vk_exec_result *r, struct work_item *it)
+{
+    char why[200] = "";
+    if (r->outputs_over) {
+        snprintf(why, sizeof(why), "holds more than %u KiB, the cap of a fragment's outputs",
+                 VK_OUTPUTS_MAX_BYTES >> 10);
+    } else if (r->outputs_why[0]) {
+        snprintf(why, sizeof(why), "%s", r->outputs_why + strlen("$VULCAN_OUTPUT "));
+    } else if (r->outputs) {
+        struct vk_pool pool;
+        vk_pool_init(&pool, 4096);
+        struct vk_output *outs = NULL;
+        size_t n = 0;
+        char perr[160];
+        int rc = vk_outputs_parse(r->outputs, r->outputs_len, &pool, &outs, &n, perr, sizeof(perr));
+        if (rc < 0) {
+            snprintf(why, sizeof(why), "%s", rc == VK_ENOMEM ? "out of memory" : perr);
+        } else if (n) {
+            o->outputs = json_object();
+            struct vk_buf m = VK_BUF_INIT(VK_OUTPUTS_MAX_VALUE * 2);
+            for (size_t i = 0; o->outputs && i < n; i++) {
+                vk_buf_reset(&m);
+                const char *v = outs[i].value;
+                if (it->mask && vk_mask_buf(it->mask, v, strlen(v), &m) == 0 && m.data)
+                    v = m.data;
+                else if (it->mask && strlen(v))
+                    v = "***"; /* could not mask: never send it as it is */
+                json_object_set_new(o->outputs, outs[i].name, json_string(v));
+            }
+            vk_buf_release(&m);
+        }
+        vk_pool_release(&pool);
+    }
+    if (why[0] && o->success) {
+        o->success = false;
+        snprintf(o->message, sizeof(o->message), "$VULCAN_OUTPUT %s", why);
+        json_decref(o->outputs);
+        o->outputs = NULL;
+    }
+}
+
 /* Post the result; retried on network and server errors for a bounded time. */
 static void post_result(struct agent_slot *s, const char *claim_id, const struct work_item *it,
                         const struct outcome *o)
@@ -301,6 +348,8 @@ static void post_result(struct agent_slot *s, const char *claim_id, const struct
                   "exit_code", o->exit_code, "error_message", o->message, "handback", o->handback);
     if (!body)
         return;
+    if (o->outputs)
+        json_object_set(body, "outputs", o->outputs);
     int64_t give_up =
         vk_time_mono_ns() +
         (int64_t)(o->handback ? AGENT_HANDBACK_RETRY_MS : AGENT_RESULT_RETRY_MS) * 1000000;
@@ -421,6 +470,36 @@ static void child_span(struct vk_worker *w, const struct vk_span *parent, const 
     vk_trace_end_span(w->tel.tracer, sp);
 }
 
+/* A child span of `parent` named `name` from `start_ns` to `end_ns` (both needed). */
+static void stage_span(struct vk_worker *w, const struct vk_span *parent, const char *name,
+                       int64_t start_ns, int64_t end_ns)
+{
+    if (!parent || start_ns <= 0 || end_ns <= 0)
+        return;
+    struct vk_span *sp = vk_trace_start_span(w->tel.tracer, name, VK_SPAN_INTERNAL, &parent->ctx);
+    vk_trace_span_set_start(sp, start_ns);
+    vk_trace_end_span_at(w->tel.tracer, sp, end_ns);
+}
+
+/* The executor's steps as child spans of the execute span (where its time went). */
+static void stage_spans(struct vk_worker *w, const struct vk_span *parent,
+                        const struct vk_exec_result *r)
+{
+    static const char *const names[VK_EXEC_STAGE_N] = {[VK_EXEC_STAGE_WORKSPACE] = "workspace",
+                                                       [VK_EXEC_STAGE_SETUP] = "set-up",
+                                                       [VK_EXEC_STAGE_EXITED] = "script",
+                                                       [VK_EXEC_STAGE_CLEANED] = "clean-up"};
+    for (int i = VK_EXEC_STAGE_WORKSPACE; parent && i < VK_EXEC_STAGE_N; i++)
+        stage_span(w, parent, names[i], r->stage_ns[i - 1], r->stage_ns[i]);
+}
+
+static int64_t real_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* The attempt's job token on the slot's clients (results, log chunks); NULL clears it. */
 static void set_job_token(struct agent_slot *s, const char *token)
 {
@@ -494,6 +573,8 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
             .files = it->files,
             .nfiles = it->nfiles,
             .mask = it->mask,
+            .outputs = true,
+            .slot = s->xslot,
         };
         struct vk_exec_result res;
         struct vk_err err;
@@ -503,6 +584,7 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
                              &s->cancel, &res, &err);
         bool handback =
             atomic_load(&s->handback) && (res.cancelled || rc == VK_EAGAIN || res.exit_code == -1);
+        stage_spans(w, span, &res);
         if (res.checkout_ms > 0) /* git ran inside the executor: only its length is known */
             child_span(w, span, "checkout", run_start_ns, "vulcan.checkout_ms", res.checkout_ms);
         if (uploading) {
@@ -518,6 +600,9 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
         }
         outcome_from(&o, rc, &res, timeout_ms);
         o.handback = handback;
+        if (!handback)
+            outcome_outputs(&o, &res, it);
+        vk_exec_result_release(&res);
         run_s = (double)res.duration_ms / 1000.0;
         char code[16], ms[24];
         snprintf(code, sizeof(code), "%d", res.exit_code);
@@ -528,7 +613,11 @@ static void run_item(struct agent_slot *s, const char *claim_id, struct work_ite
                      claim_id, "attempt", att, "exit_code", code, "duration_ms", ms, "error",
                      o.message[0] ? o.message : NULL, NULL);
     }
+    int64_t post_ns = span ? real_ns() : 0;
     post_result(s, claim_id, it, &o);
+    json_decref(o.outputs);
+    if (span)
+        stage_span(w, span, "result", post_ns, real_ns());
     set_job_token(s, NULL);
     if (it->trace_parent && *it->trace_parent)
         set_trace(s, NULL);

@@ -16,6 +16,7 @@
 
 #define MAX_METRICS_TEXT (1024u * 1024u)
 
+#ifndef VK_WORKER_LEAN
 static void h_metrics(struct vk_http_req *req, void *ctx)
 {
     struct vk_worker *w = ctx;
@@ -64,13 +65,22 @@ static int metrics_init(struct vk_worker *w, const char *listen, struct vk_err *
     }
     return rc;
 }
+#endif
 
 int vk__agent_telemetry_init(struct vk_worker *w, const struct vk_worker_opts *o,
                              struct vk_err *err)
 {
     int rc = 0;
+#ifdef VK_WORKER_LEAN
+    /* vulcan-worker links no HTTP server (src/cli/lean/worker_main.c runs `vulcan worker`
+     * for --metrics-listen); a library user of the lean build is told so. */
+    if (o->metrics_listen && *o->metrics_listen)
+        return vk_err_set(err, VK_EINVAL,
+                          "this worker build has no metrics listener: run `vulcan worker`");
+#else
     if (o->metrics_listen && *o->metrics_listen)
         rc = metrics_init(w, o->metrics_listen, err);
+#endif
     if (rc != 0)
         return rc;
     struct vk_tracer_config tc = {
@@ -84,7 +94,9 @@ int vk__agent_telemetry_init(struct vk_worker *w, const struct vk_worker_opts *o
 void vk__agent_telemetry_free(struct vk_worker *w)
 {
     struct agent_telemetry *t = &w->tel;
+#ifndef VK_WORKER_LEAN
     vk_http_server_free(t->http); /* before the registry it renders */
+#endif
     t->http = NULL;
     vk_trace_free(t->tracer, 2000); /* export what is queued, up to 2 s */
     t->tracer = NULL;

@@ -572,6 +572,13 @@ static int validate(const struct vk_exec_spec *spec, struct vk_err *err)
 
 /* ---------------------------------------------------------------- run */
 
+static int64_t real_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 struct run_state {
     const struct vk_exec_env *env;
     const struct vk_exec_spec *spec;
@@ -579,13 +586,17 @@ struct run_state {
     struct vk_pool pool;
     struct vk__exec_strv envv;
     struct vk__exec_strv argv;
-    struct vk__exec_cg cg;
+    struct vk__exec_cg cg;   /* the attempt's own cgroup (no slot) */
+    struct vk__exec_cg *cgp; /* the cgroup the attempt runs in: &cg or the slot's */
     bool cg_made;
     char ws[512];
-    char rdir[600];   /* the script's directory ("" when the script goes inline with -c) */
-    char script[700]; /* the script file ("" when inline) */
+    char rdir[600];    /* the script's directory ("" when the script goes inline with -c) */
+    char outdir[640];  /* <rdir>/out, writable in the sandbox (spec.outputs) */
+    char outfile[660]; /* <outdir>/output: $VULCAN_OUTPUT ("" without spec.outputs) */
+    char script[700];  /* the script file ("" when inline) */
     struct vk__exec_strv mirrors; /* pool strings: the mirrors the workspace borrows from */
     int env_fd;                   /* bubblewrap's --args file (the environment), or -1 */
+    int netns_fd; /* the slot's network namespace the sandbox joins (borrowed), or -1 */
     bool sandboxed;
     bool plain;   /* run under /bin/sh instead of bash (shell AUTO, plain script) */
     bool ws_made; /* the workspace exists (ours to drop) */
@@ -614,18 +625,38 @@ static int setup_cgroup(struct run_state *st, struct vk_exec_result *out, struct
     if (!want && st->env->cgroups != VK_EXEC_CGROUPS_ALWAYS)
         return 0;
     char name[VK_EXEC_MAX_ID + 64], why[320];
-    snprintf(name, sizeof name, "vulcan-%s-%u-%ld", spec->fragment_id, spec->attempt,
-             (long)gettid());
+    struct vk_exec_slot *slot = spec->slot;
     if (st->env->cgroups == VK_EXEC_CGROUPS_NEVER) {
         if (want)
             vk__exec_sink_notice(&st->sink, "[vulcan] cgroup limits unavailable: %s\n",
                                  st->env->cgroup_why);
         return 0;
     }
+    if (slot && slot->made) {
+        /* The slot's cgroup, emptied when the last attempt ended: new limits only. */
+        if (vk__exec_cg_reuse(&slot->cg, spec, why, sizeof why) == 0) {
+            st->cgp = &slot->cg;
+            st->cg_made = true;
+            out->cgroup_used = true;
+            return 0;
+        }
+        vk__exec_cg_destroy(&slot->cg);
+        slot->made = false;
+    }
+    if (slot)
+        snprintf(name, sizeof name, "vulcan-slot-%ld-%ld-%u", (long)getpid(), (long)gettid(),
+                 ++slot->seq);
+    else
+        snprintf(name, sizeof name, "vulcan-%s-%u-%ld", spec->fragment_id, spec->attempt,
+                 (long)gettid());
+    struct vk__exec_cg *cg = slot ? &slot->cg : &st->cg;
     if (st->env->cgroup_mode == VK_EXEC_CGROUP_NONE) {
         snprintf(why, sizeof why, "%s", st->env->cgroup_why);
-    } else if (vk__exec_cg_create(st->env, name, spec, &st->cg, why, sizeof why) == 0) {
+    } else if (vk__exec_cg_create(st->env, name, spec, cg, why, sizeof why) == 0) {
+        st->cgp = cg;
         st->cg_made = true;
+        if (slot)
+            slot->made = true;
         out->cgroup_used = true;
         return 0;
     }
@@ -695,6 +726,81 @@ static int write_files(struct run_state *st, struct vk_err *err)
     return 0;
 }
 
+/* <rdir>/out/output, empty, for $VULCAN_OUTPUT: a directory of its own so that the sandbox
+ * binds only it writable (the rest of <rdir> is read-only there). */
+static int make_outputs(struct run_state *st, struct vk_err *err)
+{
+    snprintf(st->outdir, sizeof st->outdir, "%s/out", st->rdir);
+    snprintf(st->outfile, sizeof st->outfile, "%s/output", st->outdir);
+    if (mkdir(st->outdir, 0700) < 0)
+        return vk_err_errno(err, "create the outputs directory");
+    int fd = open(st->outfile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return vk_err_errno(err, "create $VULCAN_OUTPUT");
+    close(fd);
+    return 0;
+}
+
+/* Read $VULCAN_OUTPUT back: a regular file (never through a link the script put there, nor
+ * a FIFO that would block), at most VK_OUTPUTS_MAX_BYTES. */
+static void read_outputs(struct run_state *st, struct vk_exec_result *out)
+{
+    int fd = open(st->outfile, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+        snprintf(out->outputs_why, sizeof out->outputs_why,
+                 "$VULCAN_OUTPUT is gone or is not a regular file");
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    if ((uint64_t)sb.st_size > VK_OUTPUTS_MAX_BYTES) {
+        out->outputs_over = true;
+        close(fd);
+        return;
+    }
+    char *buf = vk_mem_alloc((size_t)sb.st_size + 2);
+    size_t n = 0;
+    ssize_t r = 1;
+    while (buf && r > 0 && n <= VK_OUTPUTS_MAX_BYTES) {
+        r = read(fd, buf + n, (size_t)sb.st_size + 1 - n);
+        if (r > 0)
+            n += (size_t)r;
+        if (n == (size_t)sb.st_size + 1)
+            break;
+    }
+    close(fd);
+    if (!buf || r < 0) {
+        vk_mem_free(buf);
+        snprintf(out->outputs_why, sizeof out->outputs_why, "$VULCAN_OUTPUT cannot be read");
+        return;
+    }
+    if (n > (size_t)sb.st_size) { /* it grew while read: refuse rather than guess */
+        vk_mem_free(buf);
+        out->outputs_over = n > VK_OUTPUTS_MAX_BYTES;
+        if (!out->outputs_over)
+            snprintf(out->outputs_why, sizeof out->outputs_why,
+                     "$VULCAN_OUTPUT changed while it was read");
+        return;
+    }
+    buf[n] = '\0';
+    if (n == 0) {
+        vk_mem_free(buf);
+        return;
+    }
+    out->outputs = buf;
+    out->outputs_len = n;
+}
+
+void vk_exec_result_release(struct vk_exec_result *r)
+{
+    if (!r)
+        return;
+    vk_mem_free(r->outputs);
+    r->outputs = NULL;
+    r->outputs_len = 0;
+}
+
 static int build_argv(struct run_state *st, struct vk_err *err)
 {
     int rc = 0;
@@ -702,9 +808,14 @@ static int build_argv(struct run_state *st, struct vk_err *err)
         rc = vk__exec_bwrap_env_fd(&st->envv, &st->env_fd, err);
         if (rc < 0)
             return rc;
+        /* Without the network: the slot's kept namespace, when there is one (shared with
+         * bubblewrap, which then makes none). */
+        if (!st->spec->allow_network)
+            st->netns_fd = vk__exec_slot_netns(st->spec->slot);
         rc = vk__exec_bwrap_argv(st->env, &st->argv, &st->pool, st->ws,
-                                 st->rdir[0] ? st->rdir : NULL, &st->mirrors,
-                                 st->spec->allow_network, st->env_fd);
+                                 st->rdir[0] ? st->rdir : NULL, st->outfile[0] ? st->outdir : NULL,
+                                 &st->mirrors, st->spec->allow_network || st->netns_fd > 2,
+                                 st->env_fd);
     }
     if (rc == 0)
         rc = vk__exec_strv_push(&st->argv, st->plain ? "/bin/sh" : st->env->shell);
@@ -756,7 +867,7 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
     snprintf(out->workspace, sizeof out->workspace, "%s", st->ws);
     /* Small scripts go to the shell with -c: one directory per attempt, no file. */
     bool inline_script = strlen(spec->script) < VK_EXEC_INLINE_SCRIPT_MAX;
-    if (!inline_script || spec->nfiles > 0)
+    if (!inline_script || spec->nfiles > 0 || spec->outputs)
         snprintf(st->rdir, sizeof st->rdir, "%s/%s-%u", env->run_dir, spec->fragment_id,
                  spec->attempt);
     if (!inline_script)
@@ -770,13 +881,19 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
         if (mkdir(st->rdir, 0700) < 0)
             return vk_err_errno(err, "create script directory");
     }
+    if (spec->outputs && (rc = make_outputs(st, err)) < 0)
+        return rc;
     st->plain = env->shell_mode == VK_EXEC_SHELL_AUTO && env->shell_is_bash &&
                 vk_exec_script_is_plain(spec->script, spec->env, spec->nenv);
     out->plain_shell = st->plain;
     if ((rc = build_env(spec, st->ws, &st->pool, &st->envv, err)) < 0)
         return rc;
+    if (spec->outputs &&
+        (rc = set_env(&st->envv, &st->pool, "VULCAN_OUTPUT", st->outfile, err)) < 0)
+        return rc;
     if ((rc = write_files(st, err)) < 0)
         return rc;
+    out->stage_ns[VK_EXEC_STAGE_WORKSPACE] = real_ns();
     if (cancel && atomic_load(&cancel->requested)) {
         out->cancelled = true;
         return vk_err_set(err, VK_EAGAIN, "cancelled before start");
@@ -806,6 +923,7 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
         return rc;
     if ((rc = build_argv(st, err)) < 0)
         return rc;
+    out->stage_ns[VK_EXEC_STAGE_SETUP] = real_ns();
 
     char *bwrap_envp[] = {"PATH=" VK_EXEC_DEFAULT_PATH, NULL};
     struct vk__exec_child c = {
@@ -815,7 +933,7 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
         .argv = st->argv.v,
         .envp = st->sandboxed ? bwrap_envp : st->envv.v,
         .cwd = st->ws,
-        .cg = st->cg_made ? &st->cg : NULL,
+        .cg = st->cg_made ? st->cgp : NULL,
         .rlimits = true,
         .nofile = spec->nofile_limit ? spec->nofile_limit : VK_EXEC_DEFAULT_NOFILE,
         .as = spec->as_limit_bytes,
@@ -824,6 +942,7 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
         .grace_ms = spec->kill_grace_ms ? spec->kill_grace_ms : VK_EXEC_DEFAULT_KILL_GRACE_MS,
         .term_spare_leader = st->sandboxed,
         .pass_fd = st->sandboxed ? st->env_fd : -1,
+        .netns_fd = st->netns_fd,
         .cancel = cancel,
         .sink = &st->sink,
     };
@@ -831,12 +950,15 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
     rc = vk__exec_child_run(&c, &o, err);
     if (rc < 0)
         return rc;
+    out->stage_ns[VK_EXEC_STAGE_EXITED] = real_ns();
+    if (spec->outputs)
+        read_outputs(st, out);
     out->exit_code = o.exit_code;
     out->signal = o.signal;
     out->timed_out = o.timed_out;
     out->cancelled = o.cancelled;
     if (st->cg_made)
-        out->oom_killed = vk__exec_cg_oom(&st->cg);
+        out->oom_killed = vk__exec_cg_oom(st->cgp);
     if (o.timed_out)
         vk__exec_sink_notice(&st->sink, "\n[vulcan] timed out after %lld ms\n",
                              (long long)spec->timeout_ms);
@@ -846,7 +968,7 @@ static int run_steps(struct run_state *st, struct vk_exec_cancel *cancel,
         vk__exec_sink_notice(&st->sink, "\n[vulcan] killed: out of memory (limit %llu bytes)\n",
                              (unsigned long long)spec->memory_limit_bytes);
     unsigned long long refused =
-        st->cg_made && spec->pids_limit ? vk__exec_cg_pids_refused(&st->cg) : 0;
+        st->cg_made && spec->pids_limit ? vk__exec_cg_pids_refused(st->cgp) : 0;
     if (refused)
         vk__exec_sink_notice(&st->sink, "\n[vulcan] the process limit (%u) refused %llu fork(s)\n",
                              spec->pids_limit, refused);
@@ -861,8 +983,10 @@ int vk_exec_run(const struct vk_exec_env *env, const struct vk_exec_spec *spec,
     struct run_state st;
     memset(&st, 0, sizeof st);
     st.env_fd = -1;
+    st.netns_fd = -1;
     st.lock_fd = -1;
     memset(out, 0, sizeof *out);
+    out->stage_ns[VK_EXEC_STAGE_START] = real_ns();
     out->exit_code = -1;
     st.env = env;
     st.spec = spec;
@@ -884,8 +1008,13 @@ int vk_exec_run(const struct vk_exec_env *env, const struct vk_exec_spec *spec,
     }
     if (st.env_fd >= 0)
         close(st.env_fd);
-    if (st.cg_made)
+    if (st.cg_made && st.cgp == &st.cg) {
         vk__exec_cg_destroy(&st.cg);
+    } else if (st.cg_made && vk__exec_cg_empty(st.cgp) < 0) {
+        /* Something would not die: that cgroup serves no further attempt. */
+        vk__exec_cg_destroy(st.cgp);
+        spec->slot->made = false;
+    }
     if (st.rdir[0] && vk__exec_rmtree(st.rdir, NULL) < 0 && spec->nfiles)
         vk__exec_sink_notice(&st.sink, "[vulcan] the attempt's secret files were not removed\n");
     if (st.lock_fd >= 0)
@@ -914,5 +1043,6 @@ int vk_exec_run(const struct vk_exec_env *env, const struct vk_exec_spec *spec,
     vk__exec_strv_release(&st.mirrors);
     vk_pool_release(&st.pool);
     out->duration_ms = (vk_time_mono_ns() - t0) / 1000000;
+    out->stage_ns[VK_EXEC_STAGE_CLEANED] = real_ns();
     return rc;
 }

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CG_ROOT "/sys/fs/cgroup"
@@ -235,35 +236,44 @@ static char *make_leaf(const char *parent, const char *name, int *procs_fd)
     return vk_mem_xstrdup(path);
 }
 
-static int create_v2(const struct vk_exec_env *env, const char *name,
-                     const struct vk_exec_spec *spec, struct vk__exec_cg *cg, char *why,
-                     size_t whylen)
+/* The value to write for limit `v`: the number (printf of `fmt`), or `unlimited` for 0. */
+static const char *limit_text(char *buf, size_t cap, unsigned long long v, const char *fmt,
+                              const char *unlimited)
+{
+    if (!v)
+        return unlimited;
+    snprintf(buf, cap, fmt, v);
+    return buf;
+}
+
+/*
+ * Write the spec's limits into a v2 cgroup. `prev` NULL: a new cgroup, only the limits
+ * asked for are written. Otherwise the cgroup is reused (vk__exec_cg_reuse): a limit
+ * that differs from `prev` is written, "max" for none.
+ */
+static int limits_v2(struct vk__exec_cg *cg, const struct vk__exec_cg_limits *want,
+                     const struct vk__exec_cg_limits *prev, char *why, size_t whylen)
 {
     char num[64];
-    cg->dir[0] = make_leaf(env->cg_v2_parent, name, &cg->procs_fd[0]);
-    if (!cg->dir[0]) {
-        snprintf(why, whylen, "cannot create a cgroup under '%s': %s", env->cg_v2_parent,
-                 strerror(errno));
-        return VK_EIO;
-    }
-    if (spec->memory_limit_bytes) {
-        snprintf(num, sizeof num, "%llu", (unsigned long long)spec->memory_limit_bytes);
-        if (write_at(cg->dir[0], "memory.max", num) < 0) {
+    if (prev ? want->memory != prev->memory : want->memory != 0) {
+        if (write_at(cg->dir[0], "memory.max",
+                     limit_text(num, sizeof num, want->memory, "%llu", "max")) < 0) {
             snprintf(why, whylen, "the memory controller is not available");
             return VK_EIO;
         }
-        (void)write_at(cg->dir[0], "memory.swap.max", "0");
+        (void)write_at(cg->dir[0], "memory.swap.max", want->memory ? "0" : "max");
     }
-    if (spec->pids_limit) {
-        snprintf(num, sizeof num, "%u", spec->pids_limit);
-        if (write_at(cg->dir[0], "pids.max", num) < 0) {
+    if (prev ? want->pids != prev->pids : want->pids != 0) {
+        if (write_at(cg->dir[0], "pids.max",
+                     limit_text(num, sizeof num, want->pids, "%llu", "max")) < 0) {
             snprintf(why, whylen, "the pids controller is not available");
             return VK_EIO;
         }
     }
-    if (spec->cpu_millis) {
-        snprintf(num, sizeof num, "%llu 100000", (unsigned long long)spec->cpu_millis * 100u);
-        if (write_at(cg->dir[0], "cpu.max", num) < 0) {
+    if (prev ? want->cpu != prev->cpu : want->cpu != 0) {
+        if (write_at(cg->dir[0], "cpu.max",
+                     limit_text(num, sizeof num, want->cpu * 100u, "%llu 100000", "max 100000")) <
+            0) {
             snprintf(why, whylen, "the cpu controller is not available");
             return VK_EIO;
         }
@@ -271,12 +281,59 @@ static int create_v2(const struct vk_exec_env *env, const char *name,
     return 0;
 }
 
-static int create_v1(const struct vk_exec_env *env, const char *name,
-                     const struct vk_exec_spec *spec, struct vk__exec_cg *cg, char *why,
+static int create_v2(const struct vk_exec_env *env, const char *name,
+                     const struct vk__exec_cg_limits *want, struct vk__exec_cg *cg, char *why,
                      size_t whylen)
 {
-    bool want[VK__CG_N] = {spec->memory_limit_bytes > 0, spec->pids_limit > 0,
-                           spec->cpu_millis > 0};
+    cg->dir[0] = make_leaf(env->cg_v2_parent, name, &cg->procs_fd[0]);
+    if (!cg->dir[0]) {
+        snprintf(why, whylen, "cannot create a cgroup under '%s': %s", env->cg_v2_parent,
+                 strerror(errno));
+        return VK_EIO;
+    }
+    return limits_v2(cg, want, NULL, why, whylen);
+}
+
+/* The v1 counterpart of limits_v2 (-1 is "no limit" there). */
+static int limits_v1(struct vk__exec_cg *cg, const struct vk__exec_cg_limits *want,
+                     const struct vk__exec_cg_limits *prev, char *why, size_t whylen)
+{
+    char num[64];
+    if (prev ? want->memory != prev->memory : want->memory != 0) {
+        const char *v = limit_text(num, sizeof num, want->memory, "%llu", "-1");
+        /* memsw must stay >= the memory limit: open it up first, then set both. */
+        if (prev)
+            (void)write_at(cg->dir[VK__CG_MEMORY], "memory.memsw.limit_in_bytes", "-1");
+        if (write_at(cg->dir[VK__CG_MEMORY], "memory.limit_in_bytes", v) < 0) {
+            snprintf(why, whylen, "cannot set memory.limit_in_bytes");
+            return VK_EIO;
+        }
+        /* No swapping around the limit where swap accounting exists. */
+        (void)write_at(cg->dir[VK__CG_MEMORY], "memory.memsw.limit_in_bytes", v);
+    }
+    if (prev ? want->pids != prev->pids : want->pids != 0) {
+        if (write_at(cg->dir[VK__CG_PIDS], "pids.max",
+                     limit_text(num, sizeof num, want->pids, "%llu", "max")) < 0) {
+            snprintf(why, whylen, "cannot set pids.max");
+            return VK_EIO;
+        }
+    }
+    if (cg->dir[VK__CG_CPU] && (prev ? want->cpu != prev->cpu : want->cpu != 0)) {
+        if (write_at(cg->dir[VK__CG_CPU], "cpu.cfs_period_us", "100000") < 0 ||
+            write_at(cg->dir[VK__CG_CPU], "cpu.cfs_quota_us",
+                     limit_text(num, sizeof num, want->cpu * 100u, "%llu", "-1")) < 0) {
+            snprintf(why, whylen, "cannot set cpu.cfs_quota_us");
+            return VK_EIO;
+        }
+    }
+    return 0;
+}
+
+static int create_v1(const struct vk_exec_env *env, const char *name,
+                     const struct vk__exec_cg_limits *lim, struct vk__exec_cg *cg, char *why,
+                     size_t whylen)
+{
+    bool want[VK__CG_N] = {lim->memory > 0, lim->pids > 0, lim->cpu > 0};
     for (int i = 0; i < VK__CG_N; i++) {
         /* Hierarchies without a limit still help to find every process: keep memory/pids. */
         if (!env->cg_v1_parent[i] || (i == VK__CG_CPU && !want[i]))
@@ -297,32 +354,7 @@ static int create_v1(const struct vk_exec_env *env, const char *name,
         snprintf(why, whylen, "no writable memory or pids cgroup hierarchy");
         return VK_EIO;
     }
-    char num[64];
-    if (want[VK__CG_MEMORY]) {
-        snprintf(num, sizeof num, "%llu", (unsigned long long)spec->memory_limit_bytes);
-        if (write_at(cg->dir[VK__CG_MEMORY], "memory.limit_in_bytes", num) < 0) {
-            snprintf(why, whylen, "cannot set memory.limit_in_bytes");
-            return VK_EIO;
-        }
-        /* No swapping around the limit where swap accounting exists. */
-        (void)write_at(cg->dir[VK__CG_MEMORY], "memory.memsw.limit_in_bytes", num);
-    }
-    if (want[VK__CG_PIDS]) {
-        snprintf(num, sizeof num, "%u", spec->pids_limit);
-        if (write_at(cg->dir[VK__CG_PIDS], "pids.max", num) < 0) {
-            snprintf(why, whylen, "cannot set pids.max");
-            return VK_EIO;
-        }
-    }
-    if (want[VK__CG_CPU]) {
-        snprintf(num, sizeof num, "%llu", (unsigned long long)spec->cpu_millis * 100u);
-        if (write_at(cg->dir[VK__CG_CPU], "cpu.cfs_period_us", "100000") < 0 ||
-            write_at(cg->dir[VK__CG_CPU], "cpu.cfs_quota_us", num) < 0) {
-            snprintf(why, whylen, "cannot set cpu.cfs_quota_us");
-            return VK_EIO;
-        }
-    }
-    return 0;
+    return limits_v1(cg, lim, NULL, why, whylen);
 }
 
 int vk__exec_cg_create(const struct vk_exec_env *env, const char *name,
@@ -338,10 +370,13 @@ int vk__exec_cg_create(const struct vk_exec_env *env, const char *name,
         return VK_EPERM;
     }
     cg->mode = env->cgroup_mode;
-    int rc = cg->mode == VK_EXEC_CGROUP_V2 ? create_v2(env, name, spec, cg, why, whylen)
-                                           : create_v1(env, name, spec, cg, why, whylen);
+    struct vk__exec_cg_limits lim = {spec->memory_limit_bytes, spec->pids_limit, spec->cpu_millis};
+    int rc = cg->mode == VK_EXEC_CGROUP_V2 ? create_v2(env, name, &lim, cg, why, whylen)
+                                           : create_v1(env, name, &lim, cg, why, whylen);
     if (rc < 0)
         vk__exec_cg_destroy(cg);
+    else
+        cg->limits = lim;
     return rc;
 }
 
@@ -392,11 +427,18 @@ void vk__exec_cg_kill_all(const struct vk__exec_cg *cg)
         return;
     if (cg->mode == VK_EXEC_CGROUP_V2)
         (void)write_at(cg->dir[0], "cgroup.kill", "1");
-    /* Repeat: a process may fork between reading the list and the kill. ~2 s at most. */
-    for (int round = 0; round < 400; round++) {
+    /* Repeat: a process may fork between reading the list and the kill, and killed ones
+     * leave the list as they finish exiting (bubblewrap's namespace init a moment after
+     * bubblewrap: a fixed 5 ms wait was half of a sandboxed trivial fragment's latency).
+     * Waits from 50 us, doubling up to 5 ms; ~2 s at most. */
+    long wait_us = 50;
+    for (long waited = 0; waited < 2000000;
+         waited += wait_us, wait_us = wait_us < 5000 ? wait_us * 2 : 5000) {
         if (signal_members(cg, SIGKILL, 0) == 0)
             return;
-        vk__exec_sleep_ms(5);
+        struct timespec ts = {0, wait_us * 1000};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        }
     }
 }
 
@@ -414,29 +456,85 @@ static unsigned long long keyed(const char *text, const char *key)
     return 0;
 }
 
-bool vk__exec_cg_oom(const struct vk__exec_cg *cg)
+/* The cgroup's OOM-kill count so far (memory.events / memory.oom_control). */
+static unsigned long long oom_count(const struct vk__exec_cg *cg)
 {
     char buf[2048];
-    if (!cg)
-        return false;
     if (cg->mode == VK_EXEC_CGROUP_V2 && cg->dir[0])
-        return read_at(cg->dir[0], "memory.events", buf, sizeof buf) > 0 &&
-               keyed(buf, "oom_kill") > 0;
+        return read_at(cg->dir[0], "memory.events", buf, sizeof buf) > 0 ? keyed(buf, "oom_kill")
+                                                                         : 0;
     if (cg->mode == VK_EXEC_CGROUP_V1 && cg->dir[VK__CG_MEMORY])
-        return read_at(cg->dir[VK__CG_MEMORY], "memory.oom_control", buf, sizeof buf) > 0 &&
-               keyed(buf, "oom_kill") > 0;
-    return false;
+        return read_at(cg->dir[VK__CG_MEMORY], "memory.oom_control", buf, sizeof buf) > 0
+                   ? keyed(buf, "oom_kill")
+                   : 0;
+    return 0;
 }
 
-unsigned long long vk__exec_cg_pids_refused(const struct vk__exec_cg *cg)
+/* The forks the pids limit has refused so far (pids.events "max"). */
+static unsigned long long pids_count(const struct vk__exec_cg *cg)
 {
     char buf[256];
-    if (!cg)
-        return 0;
     const char *dir = cg->mode == VK_EXEC_CGROUP_V2   ? cg->dir[0]
                       : cg->mode == VK_EXEC_CGROUP_V1 ? cg->dir[VK__CG_PIDS]
                                                       : NULL;
     return dir && read_at(dir, "pids.events", buf, sizeof buf) > 0 ? keyed(buf, "max") : 0;
+}
+
+bool vk__exec_cg_oom(const struct vk__exec_cg *cg)
+{
+    return cg && oom_count(cg) > cg->oom_base;
+}
+
+unsigned long long vk__exec_cg_pids_refused(const struct vk__exec_cg *cg)
+{
+    if (!cg)
+        return 0;
+    unsigned long long n = pids_count(cg);
+    return n > cg->pids_base ? n - cg->pids_base : 0;
+}
+
+int vk__exec_cg_reuse(struct vk__exec_cg *cg, const struct vk_exec_spec *spec, char *why,
+                      size_t whylen)
+{
+    why[0] = '\0';
+    if (!cg || cg->mode == VK_EXEC_CGROUP_NONE || !member_dir(cg))
+        return VK_EINVAL;
+    struct vk__exec_cg_limits lim = {spec->memory_limit_bytes, spec->pids_limit, spec->cpu_millis};
+    /* v1 makes the cpu hierarchy's cgroup only for a quota: a new quota needs a new cgroup,
+     * as does a limit whose hierarchy the cgroup does not have. */
+    if (cg->mode == VK_EXEC_CGROUP_V1 &&
+        ((lim.cpu && !cg->dir[VK__CG_CPU]) || (lim.memory && !cg->dir[VK__CG_MEMORY]) ||
+         (lim.pids && !cg->dir[VK__CG_PIDS])))
+        return VK_EINVAL;
+    int rc = cg->mode == VK_EXEC_CGROUP_V2 ? limits_v2(cg, &lim, &cg->limits, why, whylen)
+                                           : limits_v1(cg, &lim, &cg->limits, why, whylen);
+    if (rc < 0)
+        return rc;
+    cg->limits = lim;
+    return 0;
+}
+
+int vk__exec_cg_empty(struct vk__exec_cg *cg)
+{
+    if (!cg || !member_dir(cg))
+        return VK_EINVAL;
+    vk__exec_cg_kill_all(cg);
+    /* kill_all returns when cgroup.procs lists nobody, or gives up after ~2 s. */
+    if (signal_members(cg, SIGKILL, 0) != 0)
+        return VK_EAGAIN;
+    /* Memory still charged to it (files the attempt left outside its workspace, a tmpfs
+     * with sandbox none) would count against the next attempt's limit: a new cgroup then
+     * (removing this one hands the charge to the parent). */
+    char buf[64];
+    const char *mdir = cg->mode == VK_EXEC_CGROUP_V2 ? cg->dir[0] : cg->dir[VK__CG_MEMORY];
+    const char *mfile = cg->mode == VK_EXEC_CGROUP_V2 ? "memory.current" : "memory.usage_in_bytes";
+    if (mdir && read_at(mdir, mfile, buf, sizeof buf) > 0 &&
+        strtoull(buf, NULL, 10) > VK__EXEC_CG_REUSE_MAX_CHARGE)
+        return VK_EAGAIN;
+    /* The counters are final now that nobody is left: the next attempt counts from here. */
+    cg->oom_base = oom_count(cg);
+    cg->pids_base = pids_count(cg);
+    return 0;
 }
 
 void vk__exec_cg_destroy(struct vk__exec_cg *cg)
@@ -457,4 +555,25 @@ void vk__exec_cg_destroy(struct vk__exec_cg *cg)
         cg->dir[i] = NULL;
     }
     cg->mode = VK_EXEC_CGROUP_NONE;
+}
+
+struct vk_exec_slot *vk_exec_slot_new(void)
+{
+    struct vk_exec_slot *slot = vk_mem_calloc(1, sizeof *slot);
+    for (int i = 0; slot && i < VK__CG_N; i++)
+        slot->cg.procs_fd[i] = -1;
+    if (slot)
+        slot->netns_fd = -1;
+    return slot;
+}
+
+void vk_exec_slot_free(struct vk_exec_slot *slot)
+{
+    if (!slot)
+        return;
+    if (slot->made)
+        vk__exec_cg_destroy(&slot->cg);
+    if (slot->netns_fd > 2)
+        close(slot->netns_fd);
+    vk_mem_free(slot);
 }

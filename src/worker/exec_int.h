@@ -67,11 +67,19 @@ char *vk__exec_pool_printf(struct vk_pool *pool, const char *fmt, ...) VK_PRINTF
 
 enum { VK__CG_MEMORY = 0, VK__CG_PIDS = 1, VK__CG_CPU = 2, VK__CG_N = 3 };
 
-/** One attempt's cgroup(s). v2 uses dir[0] only. */
+/** The limits written into a cgroup (0 = none). */
+struct vk__exec_cg_limits {
+    unsigned long long memory, pids, cpu; /**< bytes, tasks, millicores */
+};
+
+/** One attempt's cgroup(s), or a slot's, reused attempt after attempt. v2 uses dir[0] only. */
 struct vk__exec_cg {
     enum vk_exec_cgroup_mode mode;
     char *dir[VK__CG_N];
-    int procs_fd[VK__CG_N]; /**< cgroup.procs opened for writing; the child writes "0" */
+    int procs_fd[VK__CG_N];           /**< cgroup.procs opened for writing; the child writes "0" */
+    struct vk__exec_cg_limits limits; /**< what is written now */
+    unsigned long long oom_base;      /**< OOM kills before this attempt (a reused cgroup) */
+    unsigned long long pids_base;     /**< refused forks before this attempt */
 };
 
 /** Detect the cgroup mode and prepare parents; fills env->cgroup_mode/cgroup_why. */
@@ -93,6 +101,40 @@ void vk__exec_cg_kill_all(const struct vk__exec_cg *cg);
 bool vk__exec_cg_oom(const struct vk__exec_cg *cg);
 /** How many forks the pids limit refused (pids.events "max"); 0 when unknown. */
 unsigned long long vk__exec_cg_pids_refused(const struct vk__exec_cg *cg);
+/** A worker slot's state kept between attempts (struct vk_exec_slot in executor.h). */
+struct vk_exec_slot {
+    struct vk__exec_cg cg; /**< valid when `made` */
+    bool made;
+    unsigned seq;     /**< cgroups made so far (part of the name) */
+    int netns_fd;     /**< the slot's empty network namespace (loopback only), or -1 */
+    bool netns_tried; /**< made once: a failure is not retried every attempt */
+};
+
+/**
+ * The slot's network namespace for sandboxed attempts without the network: made at the
+ * first call (a namespace with only `lo`, up, as bubblewrap's --unshare-net makes one) and
+ * kept, so that an attempt joins it instead of bubblewrap making and tearing down one per
+ * attempt (about 3 ms of wall time each). Only for a worker that may make one itself
+ * (CAP_SYS_ADMIN: root); -1 otherwise, and bubblewrap unshares the network as before.
+ */
+int vk__exec_slot_netns(struct vk_exec_slot *slot);
+
+/**
+ * Make the (empty) cgroup `cg`, made by vk__exec_cg_create for an earlier attempt, ready
+ * for one with `spec`'s limits: the limits that differ are written again. Returns 0, or a
+ * VK code (with `why` when writing failed) when it cannot serve: destroy it and create one.
+ */
+int vk__exec_cg_reuse(struct vk__exec_cg *cg, const struct vk_exec_spec *spec, char *why,
+                      size_t whylen) VK_MUST_CHECK;
+/** A slot's cgroup still charged with more memory than this is not reused. */
+#define VK__EXEC_CG_REUSE_MAX_CHARGE (8ull << 20)
+/**
+ * End an attempt in a cgroup that stays for the next: kill every process in it, wait until
+ * it is empty and take its OOM and refused-fork counters as the next attempt's zero.
+ * Returns 0, or VK_EAGAIN when something is still in it or more than
+ * VK__EXEC_CG_REUSE_MAX_CHARGE of memory is charged to it (destroy it then).
+ */
+int vk__exec_cg_empty(struct vk__exec_cg *cg) VK_MUST_CHECK;
 /** Kill what is left, remove the directories, close the fds. Accepts an empty cg. */
 void vk__exec_cg_destroy(struct vk__exec_cg *cg);
 
@@ -114,6 +156,8 @@ struct vk__exec_child {
     struct vk__exec_sink *sink;    /**< output destination, or NULL with capture */
     const char *line_prefix;       /**< non-NULL: prefix every output line */
     int pass_fd;                   /**< > 2: left open (same number) across execve; else none */
+    int netns_fd;                  /**< > 2: the child joins this network namespace (setns)
+                                    *   before execve; else it keeps the worker's */
     struct vk_buf *capture;        /**< non-NULL: collect output here instead */
 };
 
@@ -141,12 +185,13 @@ int vk__exec_child_run(const struct vk__exec_child *c, struct vk__exec_outcome *
  * `mirrors` (the repository's and its submodules' the workspace borrows
  * objects from) read-only. The script's environment goes as `--args ENV_FD`: the file
  * made by vk__exec_bwrap_env_fd, never on the command line that every local user can read
- * in ps (issue 14 item 11).
+ * in ps (issue 14 item 11). `out_dir` (NULL: none), inside script_dir, is bound
+ * writable: the directory of $VULCAN_OUTPUT.
  */
 int vk__exec_bwrap_argv(const struct vk_exec_env *env, struct vk__exec_strv *argv,
                         struct vk_pool *pool, const char *ws, const char *script_dir,
-                        const struct vk__exec_strv *mirrors, bool allow_network,
-                        int env_fd) VK_MUST_CHECK;
+                        const char *out_dir, const struct vk__exec_strv *mirrors,
+                        bool allow_network, int env_fd) VK_MUST_CHECK;
 /**
  * A memory file (memfd, close-on-exec) holding the NUL-separated bubblewrap arguments
  * "--clearenv" and "--setenv NAME VALUE" for each of `envv`, at offset 0, into *fd (the

@@ -64,7 +64,7 @@
 #define SHARE_VM CLONE_VM
 #endif
 
-enum { STEP_SETSID = 1, STEP_CGROUP, STEP_FDS, STEP_RLIMIT, STEP_CHDIR, STEP_EXEC };
+enum { STEP_SETSID = 1, STEP_CGROUP, STEP_FDS, STEP_RLIMIT, STEP_CHDIR, STEP_NETNS, STEP_EXEC };
 
 struct child_err {
     int step;
@@ -84,6 +84,8 @@ static const char *step_name(int step)
         return "setrlimit";
     case STEP_CHDIR:
         return "chdir";
+    case STEP_NETNS:
+        return "join the network namespace";
     default:
         return "exec";
     }
@@ -147,6 +149,8 @@ static VK_NORETURN void child_main(const struct vk__exec_child *c, int in_fd, in
     }
     if (c->cwd && chdir(c->cwd) < 0)
         child_fail(efd, STEP_CHDIR);
+    if (c->netns_fd > 2 && setns(c->netns_fd, CLONE_NEWNET) < 0)
+        child_fail(efd, STEP_NETNS);
     /* Everything but 0, 1, 2 closes at exec (the error pipe must live until then). */
     if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
         for (long fd = 3; fd < maxfd; fd++)

@@ -277,10 +277,12 @@ static int push_etc(const struct vk_exec_env *env, struct vk__exec_strv *argv, s
 
 int vk__exec_bwrap_argv(const struct vk_exec_env *env, struct vk__exec_strv *argv,
                         struct vk_pool *pool, const char *ws, const char *script_dir,
-                        const struct vk__exec_strv *mirrors, bool allow_network, int env_fd)
+                        const char *out_dir, const struct vk__exec_strv *mirrors,
+                        bool allow_network, int env_fd)
 {
     char *wsd = vk_pool_strndup(pool, ws, strlen(ws));
     char *sd = script_dir ? vk_pool_strndup(pool, script_dir, strlen(script_dir)) : NULL;
+    char *od = out_dir ? vk_pool_strndup(pool, out_dir, strlen(out_dir)) : NULL;
     PUSH(env->bwrap_path);
     PUSH("--die-with-parent");
     PUSH("--unshare-all");
@@ -309,6 +311,11 @@ int vk__exec_bwrap_argv(const struct vk_exec_env *env, struct vk__exec_strv *arg
         PUSH("--ro-bind");
         PUSH(sd);
         PUSH(sd);
+    }
+    if (od) { /* after its read-only parent: $VULCAN_OUTPUT's directory is writable */
+        PUSH("--bind");
+        PUSH(od);
+        PUSH(od);
     }
     for (size_t i = 0; mirrors && i < mirrors->n; i++) {
         PUSH("--ro-bind");

@@ -3,6 +3,11 @@
  * are the imported document's top-level fragment/parallel nodes. This file
  * resolves the location (relative path, file://, http(s)://), detects cycles
  * along the import stack, fetches through opts.fetch and loads the document.
+ *
+ * Parameters: the imported file declares `param "NAME"` (optionally `default="…"`) at its
+ * top; the import gives values in `from "…" { with { NAME "value" } }`; `{with.NAME}` in
+ * the imported file's strings is filled in (vk__wf_file.with). A value for an undeclared
+ * name, or no value for a parameter without a default, is an error at the import.
  */
 #include "wf_int.h"
 
@@ -13,6 +18,8 @@
 #include <strings.h>
 
 #define MAX_LOCATION 2048
+#define MAX_PARAMS 64 /* parameters of one imported file */
+#define MAX_PARAM_NAME 64
 
 /* Lexically normalise a '/'-separated path in place: drop "." and empty
  * segments, fold "x/.." (keeping leading ".." of relative paths). */
@@ -220,15 +227,173 @@ static int fetch_error(struct vk__wf_loader *L, const struct vk_kdl_value *v, co
 
 int vk__wf_load_document(struct vk__wf_loader *L, const struct vk_kdl_doc *doc);
 
+/* A parameter name: a letter or '_', then letters, digits, '_' or '-'. */
+static bool param_name_ok(struct vk_kdl_str n)
+{
+    if (n.len == 0 || n.len > MAX_PARAM_NAME ||
+        !(isalpha((unsigned char)n.ptr[0]) || n.ptr[0] == '_'))
+        return false;
+    for (size_t i = 1; i < n.len; i++)
+        if (!isalnum((unsigned char)n.ptr[i]) && n.ptr[i] != '_' && n.ptr[i] != '-')
+            return false;
+    return true;
+}
+
+/* The values an import gives: `with { NAME "value" … }` in the block of `from`. Loaded in the
+ * importing file (its own `{with.…}` and `{matrix.…}` fill in). */
+struct given {
+    const struct vk_kdl_node *nodes[MAX_PARAMS];
+    const char *values[MAX_PARAMS];
+    size_t n;
+};
+
+static int load_with(struct vk__wf_loader *L, const struct vk_kdl_node *from, struct given *g)
+{
+    const struct vk_kdl_node *with = NULL;
+    for (const struct vk_kdl_node *c = from->children; c; c = c->next) {
+        if (!vk_kdl_str_eq(c->name, "with"))
+            return vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
+                               "unknown node '%s' in 'from'; expected: with", c->name.ptr);
+        if (with)
+            return vk__wf_fail(L, VK_WF_ERR_DUPLICATE, VK_EPARSE, VK__WF_AT(c->pos),
+                               "'with' given twice (first at line %u)", (unsigned)with->pos.line);
+        with = c;
+    }
+    if (!with)
+        return 0;
+    int rc = vk__wf_no_args(L, with);
+    if (rc == 0)
+        rc = vk__wf_no_props(L, with);
+    if (rc < 0)
+        return rc;
+    for (const struct vk_kdl_node *c = with->children; c; c = c->next) {
+        if (!param_name_ok(c->name))
+            return vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(c->pos),
+                               "invalid parameter name '%s'; expected a letter or '_', then "
+                               "letters, digits, '_' or '-' (at most %d)",
+                               c->name.ptr, MAX_PARAM_NAME);
+        for (size_t i = 0; i < g->n; i++)
+            if (vk_kdl_str_eq(c->name, g->nodes[i]->name.ptr))
+                return vk__wf_fail(L, VK_WF_ERR_DUPLICATE, VK_EPARSE, VK__WF_AT(c->pos),
+                                   "parameter '%s' given twice (first at line %u)", c->name.ptr,
+                                   (unsigned)g->nodes[i]->pos.line);
+        if (g->n == MAX_PARAMS)
+            return vk__wf_fail(L, VK_WF_ERR_LIMIT, VK_ETOOBIG, VK__WF_AT(c->pos),
+                               "more than %d parameters", MAX_PARAMS);
+        rc = vk__wf_one_string(L, c, &g->values[g->n]);
+        if (rc < 0)
+            return rc;
+        g->nodes[g->n++] = c;
+    }
+    return 0;
+}
+
+/* The imported file's `param` declarations (in file order) with the given values or their
+ * defaults, into *cell; `rest` gets the document's other top-level nodes. Declarations are
+ * checked in the imported file; what the import gave, at the import (`importer`). */
+static int bind_params(struct vk__wf_loader *L, struct vk__wf_file *importer,
+                       const struct vk_kdl_node *from, const struct vk_kdl_doc *doc,
+                       const struct given *g, struct vk__wf_cell *cell,
+                       const struct vk_kdl_node **rest)
+{
+    const struct vk_kdl_node *decl[MAX_PARAMS];
+    const char *defaults[MAX_PARAMS];
+    size_t n = 0;
+    struct vk_kdl_node *first = NULL, **tail = &first;
+    for (const struct vk_kdl_node *c = doc->nodes; c; c = c->next) {
+        if (!vk_kdl_str_eq(c->name, "param")) {
+            struct vk_kdl_node *copy = vk_pool_alloc(L->pool, sizeof(*copy));
+            if (!copy)
+                return vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+            *copy = *c;
+            copy->next = NULL;
+            *tail = copy;
+            tail = &copy->next;
+            continue;
+        }
+        int rc = vk__wf_no_children(L, c);
+        if (rc < 0)
+            return rc;
+        if (c->nargs != 1 || c->args[0].kind != VK_KDL_STRING || !param_name_ok(c->args[0].str))
+            return vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE,
+                               VK__WF_AT(c->nargs ? c->args[0].pos : c->pos),
+                               "'param' takes one name: a letter or '_', then letters, digits, "
+                               "'_' or '-' (param \"target\" default=\"x86_64\")");
+        for (size_t i = 0; i < c->nprops; i++)
+            if (!vk_kdl_str_eq(c->props[i].key, "default"))
+                return vk__wf_fail(
+                    L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(c->props[i].pos),
+                    "unknown property '%s' of 'param'; expected: default", c->props[i].key.ptr);
+        for (size_t i = 0; i < n; i++)
+            if (vk_kdl_str_eq(c->args[0].str, decl[i]->args[0].str.ptr))
+                return vk__wf_fail(L, VK_WF_ERR_DUPLICATE, VK_EPARSE, VK__WF_AT(c->pos),
+                                   "parameter '%s' declared twice (first at line %u)",
+                                   c->args[0].str.ptr, (unsigned)decl[i]->pos.line);
+        if (n == MAX_PARAMS)
+            return vk__wf_fail(L, VK_WF_ERR_LIMIT, VK_ETOOBIG, VK__WF_AT(c->pos),
+                               "more than %d parameters", MAX_PARAMS);
+        defaults[n] = NULL;
+        const struct vk_kdl_prop *d = vk_kdl_prop_get(c, "default");
+        if (d && (rc = vk__wf_string_value(L, c, &d->value, &defaults[n])) < 0)
+            return rc;
+        decl[n++] = c;
+    }
+    *rest = first;
+    cell->keys = vk_pool_alloc(L->pool, (n ? n : 1) * sizeof(*cell->keys));
+    cell->values = vk_pool_alloc(L->pool, (n ? n : 1) * sizeof(*cell->values));
+    if (!cell->keys || !cell->values)
+        return vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+    cell->n = n;
+    struct vk__wf_file *file = L->cur;
+    L->cur = importer; /* what follows is the import's fault */
+    int rc = 0;
+    for (size_t j = 0; rc == 0 && j < g->n; j++) {
+        size_t i = 0;
+        while (i < n && !vk_kdl_str_eq(g->nodes[j]->name, decl[i]->args[0].str.ptr))
+            i++;
+        if (i == n) {
+            struct vk_buf known = VK_BUF_INIT(VK_MAX_SMALL);
+            for (size_t k = 0;
+                 k < n && vk_buf_addf(&known, "%s%s", k ? ", " : "", decl[k]->args[0].str.ptr) == 0;
+                 k++)
+                ;
+            rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(g->nodes[j]->pos),
+                             "unknown parameter '%s'; '%s' declares: %s", g->nodes[j]->name.ptr,
+                             file->name, known.len ? known.data : "(none)");
+            vk_buf_release(&known);
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        cell->keys[i] = decl[i]->args[0].str.ptr;
+        cell->values[i] = defaults[i];
+        for (size_t j = 0; j < g->n; j++)
+            if (vk_kdl_str_eq(g->nodes[j]->name, cell->keys[i]))
+                cell->values[i] = g->values[j];
+        if (!cell->values[i])
+            rc = vk__wf_fail(L, VK_WF_ERR_MISSING, VK_EPARSE, VK__WF_AT(from->args[0].pos),
+                             "'%s' needs parameter '%s': from \"…\" { with { %s \"…\" } }",
+                             file->name, cell->keys[i], cell->keys[i]);
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) { /* the names live in the doc, freed soon */
+        cell->keys[i] = vk_pool_strndup(L->pool, cell->keys[i], strlen(cell->keys[i]));
+        if (!cell->keys[i])
+            rc = vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
+    }
+    L->cur = file;
+    return rc;
+}
+
 /* Load an imported document's text (already fetched) as the children of g. */
 static int load_imported(struct vk__wf_loader *L, struct vk__wf_file *file,
-                         const struct vk_kdl_node *from, struct vk_wf_fragment *g)
+                         const struct vk_kdl_node *from, const struct given *given,
+                         struct vk__wf_cell *params, struct vk_wf_fragment *g)
 {
     struct vk_kdl_doc *doc = NULL;
     struct vk_err e;
     vk_err_clear(&e);
     struct vk__wf_file *saved = L->cur;
     L->cur = file;
+    const struct vk_kdl_node *nodes = NULL;
     int rc = vk_kdl_parse(file->src, file->len, &doc, &e);
     if (rc == VK_ENOMEM) {
         rc = vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
@@ -239,15 +404,20 @@ static int load_imported(struct vk__wf_loader *L, struct vk__wf_file *file,
         goto out;
     }
     for (const struct vk_kdl_node *c = doc->nodes; c; c = c->next) {
-        if (!vk_kdl_str_eq(c->name, "fragment") && !vk_kdl_str_eq(c->name, "parallel")) {
+        if (!vk_kdl_str_eq(c->name, "fragment") && !vk_kdl_str_eq(c->name, "parallel") &&
+            !vk_kdl_str_eq(c->name, "param")) {
             rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
                              "unknown node '%s' in an imported file; expected one of: "
-                             "fragment, parallel",
+                             "fragment, parallel, param",
                              c->name.ptr);
             goto out;
         }
     }
-    rc = vk__wf_load_children(L, doc->nodes, g);
+    rc = bind_params(L, saved, from, doc, given, params, &nodes);
+    if (rc < 0)
+        goto out;
+    file->with = params;
+    rc = vk__wf_load_children(L, nodes, g);
     if (rc == 0 && g->nchildren == 0) {
         L->cur = saved;
         rc = vk__wf_fail(L, VK_WF_ERR_MISSING, VK_EPARSE, VK__WF_AT(from->args[0].pos),
@@ -264,7 +434,10 @@ int vk__wf_load_import(struct vk__wf_loader *L, const struct vk_kdl_node *n,
 {
     const char *loc = NULL;
     bool is_url = false;
-    int rc = resolve(L, v, g->import_from, &loc, &is_url);
+    struct given given = {.n = 0};
+    int rc = load_with(L, n, &given);
+    if (rc == 0)
+        rc = resolve(L, v, g->import_from, &loc, &is_url);
     if (rc < 0)
         return rc;
     /* Identity for cycles: the real path of a file when it exists. */
@@ -325,7 +498,8 @@ int vk__wf_load_import(struct vk__wf_loader *L, const struct vk_kdl_node *n,
         return vk__wf_fail(L, VK_WF_ERR_NOMEM, VK_ENOMEM, 0, 0, "out of memory");
     }
     g->source_url = L->cur->source_url;
-    rc = load_imported(L, &file, n, g);
+    struct vk__wf_cell params = {0}; /* lives as long as `file` */
+    rc = load_imported(L, &file, n, &given, &params, g);
     vk_buf_release(&body);
     return rc;
 }

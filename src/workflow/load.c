@@ -374,7 +374,8 @@ static int load_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *n,
     CHECKOUT_GET(&co, g->parent);
     CHECKOUT_SET(g, &co);
     const struct vk_kdl_node *seen_name = NULL, *seen_machine = NULL, *seen_cond = NULL,
-                             *seen_max = NULL, *seen_ff = NULL, *seen_when = NULL, *seen_af = NULL;
+                             *seen_max = NULL, *seen_ff = NULL, *seen_when = NULL, *seen_af = NULL,
+                             *seen_needs = NULL;
     size_t nfrag = 0;
     for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
         if (vk_kdl_str_eq(c->name, "fragment") || vk_kdl_str_eq(c->name, "parallel")) {
@@ -399,13 +400,15 @@ static int load_parallel(struct vk__wf_loader *L, const struct vk_kdl_node *n,
             rc = load_when(L, c, &seen_when, &g->when);
         } else if (vk_kdl_str_eq(c->name, "allow-failure")) {
             rc = load_flag(L, c, &seen_af, &g->allow_failure);
+        } else if (vk_kdl_str_eq(c->name, "needs")) {
+            rc = vk__wf_load_needs(L, c, &seen_needs, g);
         } else if (vk_kdl_str_eq(c->name, "matrix") && L->matrix) {
             continue; /* this is one of its copies (load_matrix) */
         } else {
             rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
                              "unknown node '%s' in 'parallel'; expected one of: fragment, "
                              "parallel, name, machine, condition, max-parallel, fail-fast, "
-                             "when, allow-failure, matrix",
+                             "when, allow-failure, needs, matrix",
                              c->name.ptr);
         }
     }
@@ -536,7 +539,8 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
     const struct vk_kdl_node *s_name = NULL, *s_run = NULL, *s_from = NULL, *s_machine = NULL,
                              *s_cond = NULL, *s_timeout = NULL, *s_retry = NULL, *s_env = NULL,
                              *s_network = NULL, *s_checkout = NULL, *s_qtimeout = NULL,
-                             *s_when = NULL, *s_af = NULL, *s_secrets = NULL;
+                             *s_when = NULL, *s_af = NULL, *s_secrets = NULL, *s_needs = NULL,
+                             *s_conc = NULL;
     struct vk_wf_secret *own = NULL;
     size_t nown = 0;
     f->type = VK_WF_INLINE;
@@ -555,8 +559,12 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                 rc = nonempty_string(L, c, &f->run);
         } else if (vk_kdl_str_eq(c->name, "from")) {
             rc = once(L, c, &s_from);
+            /* its block holds the import's `with` (vk__wf_load_import reads it) */
+            struct vk_kdl_node bare = *c;
+            bare.children = NULL;
+            bare.has_block = false;
             if (rc == 0)
-                rc = nonempty_string(L, c, &f->import_from);
+                rc = nonempty_string(L, &bare, &f->import_from);
         } else if (vk_kdl_str_eq(c->name, "machine")) {
             rc = once(L, c, &s_machine);
             if (rc == 0)
@@ -618,13 +626,18 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
             if (!s_secrets)
                 s_secrets = c;
             rc = load_secrets(L, c, vk_kdl_str_eq(c->name, "secret-file"), &own, &nown);
+        } else if (vk_kdl_str_eq(c->name, "needs")) {
+            rc = vk__wf_load_needs(L, c, &s_needs, f);
+        } else if (vk_kdl_str_eq(c->name, "concurrency")) {
+            rc = vk__wf_load_concurrency(L, c, &s_conc, &f->concurrency);
         } else if (vk_kdl_str_eq(c->name, "matrix") && L->matrix) {
             continue; /* this is one of its copies (load_matrix) */
         } else {
             rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
                              "unknown node '%s' in 'fragment'; expected one of: run, from, "
                              "name, machine, condition, timeout, queue-timeout, retry, env, "
-                             "network, checkout, when, allow-failure, matrix, secrets, secret-file",
+                             "network, checkout, when, allow-failure, needs, matrix, secrets, "
+                             "secret-file, concurrency",
                              c->name.ptr);
         }
     }
@@ -650,6 +663,7 @@ static int load_fragment(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                                     : s_network  ? s_network
                                     : s_checkout ? s_checkout
                                     : s_secrets  ? s_secrets
+                                    : s_conc     ? s_conc
                                                  : s_qtimeout;
     if (bad)
         return vk__wf_fail(L, VK_WF_ERR_EXCLUSIVE, VK_EPARSE, VK__WF_AT(bad->pos),
@@ -1095,6 +1109,12 @@ static int load_matrix(struct vk__wf_loader *L, const struct vk_kdl_node *n,
     /* The node's `when` and `allow-failure` are the group's too (the same in every copy). */
     g->when = g->children[0].when;
     g->allow_failure = g->children[0].allow_failure;
+    /* And its `needs`: the group waits, then its copies start (max-parallel applies). */
+    g->needs = g->children[0].needs;
+    g->needs_pos = g->children[0].needs_pos;
+    g->nneeds = g->children[0].nneeds;
+    for (size_t i = 0; i < g->nchildren; i++)
+        g->children[i].nneeds = 0;
     return 0;
 }
 
@@ -1147,7 +1167,7 @@ static int load_chain(struct vk__wf_loader *L, const struct vk_kdl_node *n)
     if (rc < 0)
         return rc;
     const struct vk_kdl_node *s_machine = NULL, *s_env = NULL, *s_network = NULL,
-                             *s_checkout = NULL;
+                             *s_checkout = NULL, *s_conc = NULL;
     struct checkout co;
     size_t nfrag = 0;
     for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
@@ -1174,10 +1194,13 @@ static int load_chain(struct vk__wf_loader *L, const struct vk_kdl_node *n)
         } else if (vk_kdl_str_eq(c->name, "secrets") || vk_kdl_str_eq(c->name, "secret-file")) {
             rc = load_secrets(L, c, vk_kdl_str_eq(c->name, "secret-file"), &wf->secrets,
                               &wf->nsecrets);
+        } else if (vk_kdl_str_eq(c->name, "concurrency")) {
+            rc = vk__wf_load_concurrency(L, c, &s_conc, &wf->concurrency);
         } else {
             rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
                              "unknown node '%s' in 'chain'; expected one of: machine, env, "
-                             "network, checkout, secrets, secret-file, fragment, parallel",
+                             "network, checkout, secrets, secret-file, concurrency, fragment, "
+                             "parallel",
                              c->name.ptr);
         }
     }
@@ -1200,7 +1223,8 @@ static int load_chain(struct vk__wf_loader *L, const struct vk_kdl_node *n)
     CHECKOUT_GET(&co, wf);
     CHECKOUT_SET(root, &co);
     root->pos = vk__wf_pos(L, n->pos);
-    return vk__wf_load_children(L, n->children, root);
+    rc = vk__wf_load_children(L, n->children, root);
+    return rc < 0 ? rc : vk__wf_resolve_needs(L);
 }
 
 static int load_version(struct vk__wf_loader *L, const struct vk_kdl_node *n)

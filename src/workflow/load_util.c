@@ -117,21 +117,20 @@ int vk__wf_no_args(struct vk__wf_loader *L, const struct vk_kdl_node *n)
 }
 
 /*
- * In a matrix copy, `{matrix.KEY}` in the string `*s` (of value `v`) becomes the copy's
- * value of KEY; an unknown KEY is an error at its column. Outside a matrix the text is left
- * as it is (a script may print braces).
+ * `{PREFIX.KEY}` (open is "{PREFIX.") in the string `*s` (of value `v`) becomes the value of
+ * KEY in `m` (a matrix copy's combination, an import's parameters); an unknown KEY is an
+ * error at its column. Without `m` the text is left as it is (a script may print braces).
  */
-static int subst_matrix(struct vk__wf_loader *L, const struct vk_kdl_value *v, const char **s)
+static int subst(struct vk__wf_loader *L, const struct vk_kdl_value *v, const char **s,
+                 const char *open, const struct vk__wf_cell *m, const char *what)
 {
-    static const char open[] = "{matrix.";
-    const struct vk__wf_cell *m = L->matrix;
     if (!m || !strstr(*s, open))
         return 0;
     struct vk_buf b = VK_BUF_INIT(VK_MAX_FILE);
     const char *p = *s, *q;
     int rc = 0;
     while (rc == 0 && (q = strstr(p, open))) {
-        const char *name = q + sizeof(open) - 1, *end = strchr(name, '}');
+        const char *name = q + strlen(open), *end = strchr(name, '}');
         size_t i = 0;
         while (end && i < m->n &&
                !(strlen(m->keys[i]) == (size_t)(end - name) &&
@@ -142,11 +141,16 @@ static int subst_matrix(struct vk__wf_loader *L, const struct vk_kdl_value *v, c
             for (size_t k = 0;
                  k < m->n && vk_buf_addf(&known, "%s%s", k ? ", " : "", m->keys[k]) == 0; k++)
                 ;
-            rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, v->pos.line,
-                             vk__wf_value_col(L, v, (size_t)(q - *s)),
-                             end ? "unknown matrix variable '%.*s'; this matrix has: %s"
-                                 : "'{matrix.' without a closing '}'%.*s; this matrix has: %s",
-                             end ? (int)(end - name) : 0, name, known.data ? known.data : "");
+            const char *has = known.len ? known.data : "(none)";
+            if (end)
+                rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, v->pos.line,
+                                 vk__wf_value_col(L, v, (size_t)(q - *s)),
+                                 "unknown %s variable '%.*s'; this %s has: %s", what,
+                                 (int)(end - name), name, what, has);
+            else
+                rc = vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, v->pos.line,
+                                 vk__wf_value_col(L, v, (size_t)(q - *s)),
+                                 "'%s' without a closing '}'; this %s has: %s", open, what, has);
             vk_buf_release(&known);
             break;
         }
@@ -175,7 +179,9 @@ static int string_value(struct vk__wf_loader *L, const struct vk_kdl_node *n,
         return vk__wf_fail(L, VK_WF_ERR_INVALID_VALUE, VK_EPARSE, VK__WF_AT(v->pos),
                            "'%s' contains a NUL character", n->name.ptr);
     *out = vk__wf_strdup(L, v->str);
-    int rc = *out ? subst_matrix(L, v, out) : VK_ENOMEM;
+    int rc = *out ? subst(L, v, out, "{matrix.", L->matrix, "matrix") : VK_ENOMEM;
+    if (rc == 0)
+        rc = subst(L, v, out, "{with.", L->cur ? L->cur->with : NULL, "import");
     /* Each copy holds its own text: 256 copies of a large node, or of many {matrix.…},
      * would multiply a small document into a large load. */
     if (rc == 0 && L->matrix && (L->matrix_bytes += strlen(*out)) > VK_WF_MAX_MATRIX_BYTES)
@@ -183,6 +189,12 @@ static int string_value(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                          "the matrix copies hold more than %u MiB of text",
                          VK_WF_MAX_MATRIX_BYTES >> 20);
     return rc;
+}
+
+int vk__wf_string_value(struct vk__wf_loader *L, const struct vk_kdl_node *n,
+                        const struct vk_kdl_value *v, const char **out)
+{
+    return string_value(L, n, v, out);
 }
 
 int vk__wf_one_string(struct vk__wf_loader *L, const struct vk_kdl_node *n, const char **out)

@@ -86,10 +86,24 @@ static json_t *jtrigger(const struct vk_wf_trigger *t)
         json_object_set_new(o, "inputs", a);
         break;
     }
+    case VK_WF_TRIG_CHAIN:
+        json_object_set_new(o, "workflow", jstr(t->follow_workflow));
+        json_object_set_new(o, "status", jstr(t->follow_status));
+        json_object_set_new(o, "branches", jlist(&t->branches));
+        json_object_set_new(o, "branches_ignore", jlist(&t->branches_ignore));
+        break;
     }
     json_object_set_new(o, "line", json_integer(t->pos.line));
     json_object_set_new(o, "col", json_integer(t->pos.col));
     return o;
+}
+
+/* {"group": "deploy-{branch}", "cancel_in_progress": false, "line": L, "col": C} */
+static json_t *jconcurrency(const struct vk_wf_concurrency *c)
+{
+    return json_pack("{s:s, s:b, s:i, s:i}", "group", c->group, "cancel_in_progress",
+                     c->cancel_in_progress ? 1 : 0, "line", (int)c->pos.line, "col",
+                     (int)c->pos.col);
 }
 
 static json_t *jfragment(const struct vk_wf_fragment *f)
@@ -124,8 +138,16 @@ static json_t *jfragment(const struct vk_wf_fragment *f)
                             json_string(f->when == VK_WF_WHEN_FAILURE ? "failure" : "always"));
     if (f->allow_failure)
         json_object_set_new(o, "allow_failure", json_true());
+    if (f->nneeds) {
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < f->nneeds; i++)
+            json_array_append_new(a, json_string(f->needs[i]));
+        json_object_set_new(o, "needs", a);
+    }
     if (f->nmatrix) /* a matrix copy: its combination */
         json_object_set_new(o, "matrix_values", jenv(f->matrix, f->nmatrix));
+    if (f->concurrency)
+        json_object_set_new(o, "concurrency", jconcurrency(f->concurrency));
     json_object_set_new(o, "source_url", jstr(f->source_url));
     json_object_set_new(o, "line", json_integer(f->pos.line));
     json_object_set_new(o, "col", json_integer(f->pos.col));
@@ -153,6 +175,8 @@ int vk_workflow_to_json(const struct vk_workflow *wf, struct vk_buf *out)
     json_object_set_new(o, "version", jstr(wf->version));
     json_object_set_new(o, "machine", jstr(wf->machine));
     json_object_set_new(o, "env", jenv(wf->env, wf->nenv));
+    if (wf->concurrency) /* only when set, so older readers see the same documents */
+        json_object_set_new(o, "concurrency", jconcurrency(wf->concurrency));
     json_t *tr = json_array();
     for (size_t i = 0; tr && i < wf->ntriggers; i++)
         json_array_append_new(tr, jtrigger(&wf->triggers[i]));
@@ -226,6 +250,8 @@ static int text_fragment(struct vk_buf *b, const struct vk_wf_fragment *f, unsig
         rc = vk_buf_addf(b, " when %s", f->when == VK_WF_WHEN_FAILURE ? "failure" : "always");
     if (rc == 0 && f->allow_failure)
         rc = vk_buf_adds(b, " allow-failure");
+    for (size_t i = 0; rc == 0 && i < f->nneeds; i++)
+        rc = vk_buf_addf(b, "%s\"%s\"", i ? " " : " needs ", f->needs[i]);
     if (rc == 0)
         rc = vk_buf_addf(b, "  (%s:%u:%u)\n", f->pos.file ? f->pos.file : "?", f->pos.line,
                          f->pos.col);
@@ -259,6 +285,8 @@ int vk_workflow_to_text(const struct vk_workflow *wf, struct vk_buf *b)
     for (size_t i = 0; rc == 0 && i < wf->ntriggers; i++) {
         const struct vk_wf_trigger *t = &wf->triggers[i];
         rc = vk_buf_addf(b, "  on %s", vk_wf_trigger_type_name(t->type));
+        if (rc == 0 && t->type == VK_WF_TRIG_CHAIN)
+            rc = vk_buf_addf(b, " of workflow '%s' %s", t->follow_workflow, t->follow_status);
         if (rc == 0)
             rc = text_list(b, "types", &t->types);
         if (rc == 0)

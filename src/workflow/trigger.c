@@ -7,9 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const type_names[] = {"push", "pull_request", "tag", "schedule", "manual"};
+static const char *const type_names[] = {"push",     "pull_request", "tag",
+                                         "schedule", "manual",       "chain"};
 
-#define EXPECTED_TRIGGERS "expected one of: push, pull_request, tag, schedule, manual"
+#define EXPECTED_TRIGGERS "expected one of: push, pull_request, tag, schedule, manual, chain"
 
 static const char *const pr_actions[] = {"opened",
                                          "synchronize",
@@ -47,6 +48,7 @@ static const struct {
     {"pull_request_target", "write 'pull_request'"},
     {"merge_request", "write 'pull_request' (merge requests of every provider)"},
     {"cron", "write schedule cron=\"…\""},
+    {"workflow_run", "write chain workflow=\"NAME\" status=\"completed\""},
 };
 
 /* Fail on an unknown trigger `name`, with a hint when it is another system's. */
@@ -76,7 +78,7 @@ static struct vk_wf_trigger *add_trigger(struct vk__wf_loader *L, enum vk_wf_tri
                                          struct vk_kdl_pos pos, struct vk_kdl_str shown)
 {
     struct vk_workflow *wf = L->wf;
-    if (type != VK_WF_TRIG_SCHEDULE) {
+    if (type != VK_WF_TRIG_SCHEDULE && type != VK_WF_TRIG_CHAIN) {
         for (size_t i = 0; i < wf->ntriggers; i++) {
             if (wf->triggers[i].type == type) {
                 vk__wf_fail(L, VK_WF_ERR_TRIGGER, VK_EPARSE, VK__WF_AT(pos),
@@ -220,6 +222,66 @@ static int load_schedule(struct vk__wf_loader *L, const struct vk_kdl_node *n,
     return rc;
 }
 
+/* chain workflow="NAME" status="completed|failed|finished" { branches …; branches-ignore … } */
+static int load_chain(struct vk__wf_loader *L, const struct vk_kdl_node *n, struct vk_wf_trigger *t)
+{
+    int rc = vk__wf_no_args(L, n);
+    if (rc < 0)
+        return rc;
+    t->follow_status = "completed";
+    for (size_t i = 0; i < n->nprops; i++) {
+        const struct vk_kdl_prop *p = &n->props[i];
+        bool wf = vk_kdl_str_eq(p->key, "workflow");
+        if (!wf && !vk_kdl_str_eq(p->key, "status"))
+            return vk__wf_fail(L, VK_WF_ERR_TRIGGER, VK_EPARSE, VK__WF_AT(p->pos),
+                               "unknown property '%s' of 'chain'; expected one of: workflow, "
+                               "status",
+                               p->key.ptr);
+        const char *v = NULL;
+        rc = vk__wf_string_value(L, n, &p->value, &v);
+        if (rc < 0)
+            return rc;
+        if (wf) {
+            if (!v[0])
+                return vk__wf_fail(L, VK_WF_ERR_TRIGGER, VK_EPARSE, VK__WF_AT(p->value.pos),
+                                   "'workflow' cannot be empty");
+            t->follow_workflow = v;
+        } else if (strcmp(v, "completed") == 0 || strcmp(v, "failed") == 0 ||
+                   strcmp(v, "finished") == 0) {
+            t->follow_status = v;
+        } else {
+            return vk__wf_fail(L, VK_WF_ERR_TRIGGER, VK_EPARSE, VK__WF_AT(p->value.pos),
+                               "unknown chain status '%s'; expected one of: completed, failed, "
+                               "finished (either)",
+                               v);
+        }
+    }
+    if (!t->follow_workflow)
+        return vk__wf_fail(L, VK_WF_ERR_MISSING, VK_EPARSE, VK__WF_AT(n->pos),
+                           "'chain' needs the workflow it follows: chain workflow=\"build\" "
+                           "status=\"completed\"");
+    const struct vk_kdl_node *bi = NULL, *b = NULL;
+    for (const struct vk_kdl_node *c = n->children; rc == 0 && c; c = c->next) {
+        if (vk_kdl_str_eq(c->name, "branches")) {
+            rc = filter_list(L, c, &t->branches);
+            b = c;
+        } else if (vk_kdl_str_eq(c->name, "branches-ignore")) {
+            rc = filter_list(L, c, &t->branches_ignore);
+            bi = c;
+        } else {
+            rc = vk__wf_fail(L, VK_WF_ERR_UNKNOWN_NODE, VK_EPARSE, VK__WF_AT(c->pos),
+                             "unknown filter '%s' in 'chain'; expected one of: branches, "
+                             "branches-ignore",
+                             c->name.ptr);
+        }
+        if (rc == 0 && b && bi)
+            rc = vk__wf_fail(L, VK_WF_ERR_TRIGGER, VK_EPARSE, VK__WF_AT(c->pos),
+                             "'branches' and 'branches-ignore' cannot both filter one event; "
+                             "use 'branches' with '!' patterns instead");
+    }
+    return rc;
+}
+
 static int load_input(struct vk__wf_loader *L, const struct vk_kdl_node *n, struct vk_wf_input *in)
 {
     int rc = vk__wf_no_props(L, n);
@@ -336,6 +398,10 @@ int vk__wf_load_triggers(struct vk__wf_loader *L, const struct vk_kdl_node *n)
         int ty = type_of(v->str);
         if (ty < 0)
             return unknown_trigger(L, v->pos, v->str.ptr);
+        if (ty == VK_WF_TRIG_CHAIN)
+            return vk__wf_fail(L, VK_WF_ERR_MISSING, VK_EPARSE, VK__WF_AT(v->pos),
+                               "'chain' needs the workflow it follows: triggers { chain "
+                               "workflow=\"build\" status=\"completed\" }");
         if (!add_trigger(L, (enum vk_wf_trigger_type)ty, v->pos, v->str))
             return VK_EPARSE;
     }
@@ -357,6 +423,9 @@ int vk__wf_load_triggers(struct vk__wf_loader *L, const struct vk_kdl_node *n)
             break;
         case VK_WF_TRIG_MANUAL:
             rc = load_manual(L, c, t);
+            break;
+        case VK_WF_TRIG_CHAIN:
+            rc = load_chain(L, c, t);
             break;
         }
         if (rc < 0)
@@ -526,6 +595,17 @@ bool vk_wf_trigger_explain(const struct vk_wf_trigger *t, const struct vk_wf_eve
         break;
     case VK_WF_TRIG_MANUAL:
         break;
+    case VK_WF_TRIG_CHAIN:
+        if (!ev->workflow || strcmp(t->follow_workflow, ev->workflow) != 0)
+            snprintf(why, cap, "chain: follows workflow '%s', not '%s'", t->follow_workflow,
+                     ev->workflow ? ev->workflow : "");
+        else if (strcmp(t->follow_status, "finished") != 0 &&
+                 (!ev->status || strcmp(t->follow_status, ev->status) != 0))
+            snprintf(why, cap, "chain: follows %s chains of '%s', this one %s", t->follow_status,
+                     t->follow_workflow, ev->status ? ev->status : "ended");
+        else
+            why_branch_paths(t, ev, strip(ev->branch, "refs/heads/"), why, cap);
+        break;
     }
     return false;
 }
@@ -584,6 +664,11 @@ bool vk_wf_trigger_matches(const struct vk_wf_trigger *t, const struct vk_wf_eve
         return !t->cron || !ev->cron || strcmp(t->cron, ev->cron) == 0;
     case VK_WF_TRIG_MANUAL:
         return true;
+    case VK_WF_TRIG_CHAIN:
+        return ev->workflow && ev->status && strcmp(t->follow_workflow, ev->workflow) == 0 &&
+               (strcmp(t->follow_status, "finished") == 0 ||
+                strcmp(t->follow_status, ev->status) == 0) &&
+               branch_ok(t, strip(ev->branch, "refs/heads/"));
     }
     return false;
 }

@@ -19,6 +19,10 @@ struct vk__wf_file {
     const char *key; /* identity for cycle detection (real path or URL) */
     struct vk__wf_file *parent;
     unsigned depth;
+    /* An imported file's parameters (its `param` declarations, valued by the import's
+     * `with` block or their defaults): `{with.NAME}` fills in; NULL in the top-level
+     * document, whose text keeps its braces. */
+    const struct vk__wf_cell *with;
 };
 
 /* One combination of a matrix: the copy being loaded. keys[i] is an axis name (or an
@@ -64,6 +68,16 @@ int vk__wf_one_string(struct vk__wf_loader *L, const struct vk_kdl_node *n, cons
 int vk__wf_string_list(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                        struct vk_wf_strlist *out);
 
+/* A string value `v` of node `n` (an argument or a property) into *out, with `{matrix.KEY}`
+ * filled in inside a matrix copy. */
+int vk__wf_string_value(struct vk__wf_loader *L, const struct vk_kdl_node *n,
+                        const struct vk_kdl_value *v, const char **out);
+
+/* `concurrency group="…" cancel-in-progress=#true` (load_concurrency.c) into *out; `seen`
+ * rejects a second one. */
+int vk__wf_load_concurrency(struct vk__wf_loader *L, const struct vk_kdl_node *n,
+                            const struct vk_kdl_node **seen, const struct vk_wf_concurrency **out);
+
 /* Parse the `triggers` node into L->wf->triggers. */
 int vk__wf_load_triggers(struct vk__wf_loader *L, const struct vk_kdl_node *n);
 
@@ -76,6 +90,14 @@ int vk__wf_load_children(struct vk__wf_loader *L, const struct vk_kdl_node *firs
 /* Expand `from` (the value `v` of fragment node `n`) into group `g`. */
 int vk__wf_load_import(struct vk__wf_loader *L, const struct vk_kdl_node *n,
                        const struct vk_kdl_value *v, struct vk_wf_fragment *g);
+
+/* `needs "a" "b"` (node `c`, first seen at *seen) into f->needs (load_needs.c). */
+int vk__wf_load_needs(struct vk__wf_loader *L, const struct vk_kdl_node *c,
+                      const struct vk_kdl_node **seen, struct vk_wf_fragment *f);
+
+/* Once the whole chain has loaded: number the nodes (index), resolve every `needs` name
+ * to its node, and refuse unknown or ambiguous names and cycles (load_needs.c). */
+int vk__wf_resolve_needs(struct vk__wf_loader *L);
 
 /* Convert a byte offset inside the string value `v` to its column in the file. */
 uint32_t vk__wf_value_col(struct vk__wf_loader *L, const struct vk_kdl_value *v, size_t off);

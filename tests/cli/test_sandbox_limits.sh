@@ -123,7 +123,8 @@ grep -q 'the process limit (64) refused [0-9]* fork' "$tmp/log"
 check "and the log says the process limit refused forks" $?
 
 # Fork bomb, unbounded: it is held at the limit until its timeout ends it, and the worker
-# goes on working. Its processes are counted from the host by their cgroup.
+# goes on working. Its processes are counted from the host by their cgroup: the worker's
+# slot cgroup (vulcan-slot-<worker pid>-...), which every attempt of the slot reuses.
 submit 5s <<'SH'
 bash -c 'b() { b | b & }; b; sleep 60'
 SH
@@ -136,7 +137,7 @@ for _ in $(seq 1 50); do
 done
 peak=0
 for _ in $(seq 1 40); do
-    now=$(grep -l "vulcan-$fid-" /proc/[0-9]*/cgroup 2>/dev/null | wc -l)
+    now=$(grep -l "vulcan-slot-$wpid-" /proc/[0-9]*/cgroup 2>/dev/null | wc -l)
     [ "$now" -gt "$peak" ] && peak=$now
     sleep 0.1
 done
@@ -146,6 +147,9 @@ echo "fork bomb: at most $peak processes in the attempt's cgroup"
 check "a fork bomb is held at the limit of 64 processes (peak $peak) and fails" $?
 grep -q 'timed out' "$tmp/log"
 check "the fork bomb ends at its timeout" $?
+left=$(grep -l "vulcan-slot-$wpid-" /proc/[0-9]*/cgroup 2>/dev/null | wc -l)
+[ "$left" -eq 0 ]
+check "nothing of the bomb is left in the slot's cgroup once the attempt ended ($left)" $?
 
 # Memory hog: 600 MiB against a 64 MiB limit.
 submit 60s <<'SH'
@@ -176,6 +180,19 @@ submit 60s <"$tmp/alive.sh"
 finished 30
 [ "$status" = completed ] && grep -q alive "$tmp/log"
 check "the worker keeps working after the bomb and the hogs" $?
+# The slot's cgroup is reused: the OOM kill and the refused forks of the attempts before
+# are not this attempt's.
+! grep -q 'out of memory\|refused' "$tmp/log"
+check "a later attempt in the reused cgroup reports no earlier OOM kill or refused fork" $?
+# A process left behind in the background does not outlive its attempt.
+submit 60s <<'SH'
+setsid sleep 300 </dev/null >/dev/null 2>&1 &
+echo started
+SH
+finished 30
+left=$(grep -l "vulcan-slot-$wpid-" /proc/[0-9]*/cgroup 2>/dev/null | wc -l)
+[ "$status" = completed ] && [ "$left" -eq 0 ]
+check "a background process does not outlive its attempt in the reused cgroup ($left left)" $?
 kill "$wpid"
 wait "$wpid" 2>/dev/null
 

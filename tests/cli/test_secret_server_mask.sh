@@ -3,6 +3,8 @@
 # script, speaking the worker protocol with curl and the credentials of a real registration)
 # claims an attempt whose workflow uses a secret, finds its value in the work item and
 # posts it raw in a log chunk, cut in two uploads; the stored log has `***` in its place.
+# Then the same after a server restart between the claim and the log: the new process never
+# saw the claim, opens the attempt's stored secrets again and still masks the value.
 # Usage: test_secret_server_mask.sh VULCAN_BINARY
 set -u
 vulcan=$1
@@ -10,16 +12,20 @@ vulcan=$1
 spid=
 trap '[ -n "$spid" ] && kill -9 $spid 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
 
-"$vulcan" server --listen 127.0.0.1:0 --data-dir "$tmp/data" --workers 0 \
-    --log-format text >"$tmp/server.log" 2>&1 &
-spid=$!
-url=
-for _ in $(seq 1 100); do
-    url=$(sed -n 's/.*vulcan server started" url=\(http:[^ ]*\).*/\1/p' "$tmp/server.log")
-    [ -n "$url" ] && curl -fs "$url/health" >/dev/null 2>&1 && break
-    sleep 0.1
-done
-[ -n "$url" ]
+start() { # log -> $url, $spid
+    : >"$1"
+    "$vulcan" server --listen 127.0.0.1:0 --data-dir "$tmp/data" --workers 0 \
+        --log-format text >"$1" 2>&1 &
+    spid=$!
+    url=
+    for _ in $(seq 1 100); do
+        url=$(sed -n 's/.*vulcan server started" url=\(http:[^ ]*\).*/\1/p' "$1")
+        [ -n "$url" ] && curl -fs "$url/health" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    [ -n "$url" ]
+}
+start "$tmp/server.log"
 check "the server starts" $?
 admin=$(cat "$tmp/data/initial-admin-token")
 value="srv-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
@@ -78,4 +84,33 @@ curl -s -H "Authorization: Bearer $admin" "$url/api/v1/fragments/$fid/log" >"$tm
 check "the stored log is 'before *** after'" $?
 ! grep -qF "$value" "$tmp/log" "$tmp/server.log"
 check "the value is neither in the stored log nor in the server log" $?
+
+# ---- a restart between the claim and the log
+VULCAN_TOKEN=$admin "$vulcan" submit --server "$url" "$tmp/wf.kdl" >"$tmp/sub.out" 2>&1 &&
+    curl -s -H 'Content-Type: application/json' -H "Authorization: Bearer $wtok" \
+        -d "{\"worker_id\":\"$wid\",\"wait_s\":10}" "$url/api/v1/work/request" >"$tmp/work.json" &&
+    python3 - "$tmp/work.json" "$value" >"$tmp/work.sh" <<'PY'
+import json, sys
+w = json.load(open(sys.argv[1]))
+s = {x["name"]: x["value"] for x in w.get("secrets", [])}
+assert s.get("DEPLOY_KEY") == sys.argv[2], w.keys()
+print("fid=%s attempt=%d jtok=%s" % (w["fragment_id"], w["attempt"], w["job_token"]))
+PY
+check "a second attempt is claimed with the secret" $?
+. "$tmp/work.sh"
+kill "$spid" && wait "$spid" 2>/dev/null
+start "$tmp/server2.log"
+check "the server starts again" $?
+printf 'after restart %s end\n' "$value" >"$tmp/c3"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $jtok" \
+    -H 'Content-Type: application/octet-stream' --data-binary @"$tmp/c3" \
+    "$url/api/v1/work/$fid/log?attempt=$attempt&offset=0")
+[ "$code" = 204 ]
+check "the raw value is posted to the new server process (204)" $?
+curl -s -H 'Content-Type: application/json' -H "Authorization: Bearer $jtok" \
+    -d "{\"worker_id\":\"$wid\",\"fragment_id\":\"$fid\",\"attempt\":$attempt,\"success\":true,\"exit_code\":0}" \
+    "$url/api/v1/work/result" >/dev/null
+curl -s -H "Authorization: Bearer $admin" "$url/api/v1/fragments/$fid/log" >"$tmp/log"
+[ "$(cat "$tmp/log")" = "after restart *** end" ] && ! grep -qF "$value" "$tmp/log" "$tmp/server2.log"
+check "after the restart the stored log is still masked ('after restart *** end')" $?
 finish

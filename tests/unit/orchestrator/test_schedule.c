@@ -201,6 +201,40 @@ static void test_sequential_order(void **state)
     assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_COMPLETED);
 }
 
+/* Issue 16: the next step of a sequence is one indexed read of the following sibling
+ * (vk_store_tx_next_sibling), past a group's subtree and past a skipped sibling. */
+static void test_sequence_next_sibling(void **state)
+{
+    struct fixture *fx = *state;
+    char chain[VK_UUID_LEN], id[VK_UUID_LEN], ids[2][VK_UUID_LEN], name[64];
+    int a, att[2];
+    submit(fx,
+           "version \"0.1\"\ntriggers \"push\"\nchain {\n machine \"default\"\n"
+           " fragment { name \"one\"; run \"true\" }\n"
+           " parallel {\n  fragment { name \"p1\"; run \"true\" }\n"
+           "  fragment { name \"p2\"; run \"true\" }\n }\n"
+           " fragment { name \"never\"; condition \"$BRANCH == 'nope'\"; run \"true\" }\n"
+           " fragment { name \"last\"; run \"true\" }\n}\n",
+           "main", chain);
+    assert_true(claim(fx, name, id, &a));
+    assert_string_equal(name, "one");
+    assert_false(claim(fx, name, ids[0], &att[0]));
+    finish(fx, id, a, true);
+    for (int i = 0; i < 2; i++) {
+        assert_true(claim(fx, name, ids[i], &att[i]));
+        assert_true(name[0] == 'p');
+    }
+    finish(fx, ids[0], att[0], true);
+    assert_false(claim(fx, name, id, &a));
+    finish(fx, ids[1], att[1], true);
+    assert_true(claim(fx, name, id, &a));
+    assert_string_equal(name, "last");
+    assert_int_equal(frag_status(fx, chain, "never"), VK_STORE_FRAG_SKIPPED);
+    assert_false(claim(fx, name, ids[0], &att[0]));
+    finish(fx, id, a, true);
+    assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_COMPLETED);
+}
+
 static void test_parallel_and_nested(void **state)
 {
     struct fixture *fx = *state;
@@ -772,10 +806,88 @@ static void test_reconcile_lost_claim(void **state)
     assert_int_equal(chain_status(fx, chain), VK_STORE_CHAIN_COMPLETED);
 }
 
+/* `needs` (issue 17): in a parallel group a fragment starts only when what it needs has
+ * ended, its outputs reach the dependent's work item, a failure skips its dependents saying
+ * so while a `when "always"` one runs, a sequence waits for a fragment holding its turn,
+ * and a rerun keeps the edges. Both backends (the _pg variant). */
+static void test_needs(void **state)
+{
+    struct fixture *fx = *state;
+    const char *kdl = "version \"0.1\"\ntriggers \"push\"\nchain {\n machine \"default\"\n"
+                      " parallel {\n"
+                      "  fragment { name \"c\"; needs \"a\" \"b\"; run \"c\" }\n"
+                      "  fragment { name \"a\"; run \"a\" }\n"
+                      "  fragment { name \"b\"; needs \"a\"; run \"b\" }\n"
+                      " }\n"
+                      " fragment { name \"d\"; run \"d\" }\n"
+                      "}\n";
+    char id[VK_UUID_LEN], fid[VK_UUID_LEN], name[64];
+    int att;
+    submit(fx, kdl, "main", id);
+    assert_true(claim(fx, name, fid, &att));
+    assert_string_equal(name, "a"); /* c and b wait */
+    assert_false(claim(fx, name, fid, &att));
+    assert_int_equal(
+        vk_store_fragment_set_outputs(fx->store, fid, att, fx->worker, "{\"v\":\"7\"}", NULL), 0);
+    finish(fx, fid, att, true);
+    struct vk_pool pool;
+    vk_pool_init(&pool, 0);
+    struct vk_store_work w;
+    struct vk_err err;
+    assert_int_equal(vk_orch_claim(fx->orch, fx->worker, default_groups, 2, &pool, &w, &err), 0);
+    assert_string_equal(w.fragment.name, "b");
+    assert_non_null(strstr(w.fragment.needs_env_json, "\"NEEDS_A_V\":\"7\""));
+    assert_non_null(strstr(w.fragment.needs_env_json, "\"NEEDS_A_RESULT\":\"success\""));
+    assert_false(claim(fx, name, fid, &att)); /* c still needs b */
+    finish(fx, w.fragment.id, w.fragment.attempt, true);
+    vk_pool_release(&pool);
+    assert_true(claim(fx, name, fid, &att));
+    assert_string_equal(name, "c");
+    finish(fx, fid, att, true);
+    assert_true(claim(fx, name, fid, &att));
+    assert_string_equal(name, "d");
+    finish(fx, fid, att, true);
+    assert_int_equal(chain_status(fx, id), VK_STORE_CHAIN_COMPLETED);
+
+    char again[VK_UUID_LEN];
+    assert_int_equal(vk_orch_rerun(fx->orch, id, again, &err), 0);
+    assert_true(claim(fx, name, fid, &att));
+    assert_string_equal(name, "a"); /* the rerun has the edges too */
+    assert_false(claim(fx, name, fid, &att));
+    finish(fx, fid, att, false);
+    assert_int_equal(frag_status(fx, again, "b"), VK_STORE_FRAG_SKIPPED);
+    assert_string_equal(frag_error(fx, again, "b"), "skipped: needs `a`, which failed");
+    assert_int_equal(chain_status(fx, again), VK_STORE_CHAIN_FAILED);
+
+    /* A sequence waits for a fragment that holds its turn; `when "always"` runs after a
+     * failure it needs. */
+    const char *seq = "version \"0.1\"\ntriggers \"push\"\nchain {\n machine \"default\"\n"
+                      " parallel {\n"
+                      "  fragment { name \"x\"; run \"x\" }\n"
+                      "  fragment { name \"y\"; needs \"x\"; when \"always\"; run \"y\" }\n"
+                      " }\n"
+                      " fragment { name \"z\"; when \"always\"; run \"z\" }\n"
+                      "}\n";
+    submit(fx, seq, "main", id);
+    assert_true(claim(fx, name, fid, &att));
+    assert_string_equal(name, "x");
+    assert_false(claim(fx, name, fid, &att));
+    finish(fx, fid, att, false);
+    assert_true(claim(fx, name, fid, &att));
+    assert_string_equal(name, "y");
+    assert_false(claim(fx, name, fid, &att));
+    finish(fx, fid, att, true);
+    assert_true(claim(fx, name, fid, &att));
+    assert_string_equal(name, "z");
+    finish(fx, fid, att, true);
+    assert_int_equal(chain_status(fx, id), VK_STORE_CHAIN_FAILED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sequential_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sequence_next_sibling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parallel_and_nested, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_parallel_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_condition_skips, setup, teardown),
@@ -790,6 +902,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_and_rerun, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reaper_requeues_then_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_lost_claim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_needs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -348,9 +348,10 @@ static void test_trigger_requests(void **state)
     struct vk_store *s2 = NULL;
     assert_int_equal(vk_store_open(f->url, &s2, &err), 0);
     struct vk_store_treq c1, c2, c3;
-    assert_int_equal(vk_store_treq_claim(f->s, "one", 3000, 0, &f->pool, &c1, &err), 0);
-    assert_int_equal(vk_store_treq_claim(s2, "two", 3000, 0, &f->pool, &c2, &err), 0);
-    assert_int_equal(vk_store_treq_claim(f->s, "one", 3000, 0, &f->pool, &c3, &err), VK_ENOTFOUND);
+    assert_int_equal(vk_store_treq_claim(f->s, "one", NULL, 3000, 0, &f->pool, &c1, &err), 0);
+    assert_int_equal(vk_store_treq_claim(s2, "two", NULL, 3000, 0, &f->pool, &c2, &err), 0);
+    assert_int_equal(vk_store_treq_claim(f->s, "one", NULL, 3000, 0, &f->pool, &c3, &err),
+                     VK_ENOTFOUND);
     assert_string_equal(c1.id, rq.id);
     assert_string_equal(c2.id, second.id);
     assert_int_equal(c1.kind, VK_STORE_TREQ_WEBHOOK);
@@ -377,9 +378,9 @@ static void test_trigger_requests(void **state)
     assert_null(got.body);
 
     /* a claim whose handler died is taken over once stale, attempts counting */
-    assert_int_equal(vk_store_treq_claim(f->s, "three", 5000, 2999, &f->pool, &c3, &err),
+    assert_int_equal(vk_store_treq_claim(f->s, "three", NULL, 5000, 2999, &f->pool, &c3, &err),
                      VK_ENOTFOUND);
-    assert_int_equal(vk_store_treq_claim(f->s, "three", 5000, 3001, &f->pool, &c3, &err), 0);
+    assert_int_equal(vk_store_treq_claim(f->s, "three", NULL, 5000, 3001, &f->pool, &c3, &err), 0);
     assert_string_equal(c3.id, second.id);
     assert_int_equal(c3.attempts, 2);
     assert_int_equal(vk_store_treq_finish(s2, second.id, "two", 200, "{}", 6000, &err),
@@ -418,6 +419,130 @@ static void test_trigger_requests(void **state)
     vk_store_close(s2);
 }
 
+/* A delivery's keys are remembered in the transaction that queues its request: never one
+ * without the other (a process killed in between used to leave the key alone, and the
+ * provider's redelivery was answered "handled before" for an event never queued). */
+static void test_delivery_with_request(void **state)
+{
+    struct fx *f = *state;
+    struct vk_err err = {0};
+    struct vk_store_repo a;
+    make_repo(f, "https://example.com/dd.git", &a);
+    bool known = true;
+    struct vk_store_treq rq = {.kind = VK_STORE_TREQ_WEBHOOK,
+                               .provider = "github",
+                               .delivery_id = "dd-1",
+                               .dedup = {"body:x:abc", "dd-1"}};
+    memcpy(rq.tenant_id, f->tenant, VK_UUID_LEN);
+    memcpy(rq.repository_id, a.id, VK_UUID_LEN);
+    assert_int_equal(vk_store_delivery_known(f->s, "github", "dd-1", &known, &err), 0);
+    assert_false(known);
+    assert_int_equal(vk_store_treq_create(f->s, &rq, 1000, &err), 0);
+    assert_int_equal(vk_store_delivery_known(f->s, "github", "dd-1", &known, &err), 0);
+    assert_true(known);
+    assert_int_equal(vk_store_delivery_known(f->s, "github", "body:x:abc", &known, &err), 0);
+    assert_true(known);
+    /* The same delivery again, or the same body under another id: nothing is queued. */
+    struct vk_store_treq again = rq;
+    assert_int_equal(vk_store_treq_create(f->s, &again, 2000, &err), VK_EEXIST);
+    again.dedup[1] = "dd-2";
+    again.delivery_id = "dd-2";
+    assert_int_equal(vk_store_treq_create(f->s, &again, 2000, &err), VK_EEXIST);
+    assert_int_equal(vk_store_delivery_known(f->s, "github", "dd-2", &known, &err), 0);
+    assert_false(known); /* rolled back with the refusal */
+    struct vk_store_treq c1, c2;
+    assert_int_equal(vk_store_treq_claim(f->s, "one", NULL, 3000, 0, &f->pool, &c1, &err), 0);
+    assert_string_equal(c1.id, rq.id);
+    assert_int_equal(vk_store_treq_claim(f->s, "one", NULL, 3000, 0, &f->pool, &c2, &err),
+                     VK_ENOTFOUND);
+    /* A request that cannot be queued leaves its keys unknown: the redelivery is handled. */
+    struct vk_store_treq lost = {.kind = VK_STORE_TREQ_WEBHOOK,
+                                 .provider = "github",
+                                 .delivery_id = "dd-3",
+                                 .dedup = {"body:x:def", "dd-3"}};
+    memcpy(lost.tenant_id, "00000000-0000-4000-8000-000000000000", VK_UUID_LEN);
+    assert_int_not_equal(vk_store_treq_create(f->s, &lost, 4000, &err), 0);
+    assert_int_equal(vk_store_delivery_known(f->s, "github", "dd-3", &known, &err), 0);
+    assert_false(known);
+    assert_int_equal(vk_store_delivery_known(f->s, "github", "body:x:def", &known, &err), 0);
+    assert_false(known);
+}
+
+/* A replica killed with -9 stops renewing its liveness lease: what it claimed is taken over
+ * as soon as that lease expired, long before the claim is stale; a live replica's claim
+ * is left alone. */
+static void test_claim_of_dead_replica(void **state)
+{
+    struct fx *f = *state;
+    struct vk_err err;
+    struct vk_store_treq a = {.kind = VK_STORE_TREQ_REFRESH}, b = {.kind = VK_STORE_TREQ_REFRESH};
+    memcpy(a.tenant_id, f->tenant, VK_UUID_LEN);
+    memcpy(b.tenant_id, f->tenant, VK_UUID_LEN);
+    assert_int_equal(vk_store_treq_create(f->s, &a, 1000, &err), 0);
+    assert_int_equal(vk_store_treq_create(f->s, &b, 1001, &err), 0);
+    bool held = false;
+    assert_int_equal(
+        vk_store_lease_hold(f->s, VK_STORE_REPLICA_LEASE "r1", "r1", 3000, 1000, &held, NULL, &err),
+        0);
+    assert_true(held);
+    assert_int_equal(
+        vk_store_lease_hold(f->s, VK_STORE_REPLICA_LEASE "r2", "r2", 3000, 1000, &held, NULL, &err),
+        0);
+    assert_true(held);
+    struct vk_store_treq c1, c2, c3;
+    assert_int_equal(vk_store_treq_claim(f->s, "r1-0", "r1", 1500, 0, &f->pool, &c1, &err), 0);
+    assert_string_equal(c1.id, a.id);
+    assert_int_equal(vk_store_treq_claim(f->s, "r2-0", "r2", 1500, 0, &f->pool, &c2, &err), 0);
+    assert_string_equal(c2.id, b.id);
+    /* both replicas alive: nothing to take */
+    assert_int_equal(vk_store_treq_claim(f->s, "r2-1", "r2", 3500, 0, &f->pool, &c3, &err),
+                     VK_ENOTFOUND);
+    /* r2 renews, r1 was killed: after r1's lease expired (at 4000) r2 takes its request */
+    assert_int_equal(
+        vk_store_lease_hold(f->s, VK_STORE_REPLICA_LEASE "r2", "r2", 3000, 3900, &held, NULL, &err),
+        0);
+    assert_int_equal(vk_store_treq_claim(f->s, "r2-1", "r2", 4000, 0, &f->pool, &c3, &err),
+                     VK_ENOTFOUND);
+    assert_int_equal(vk_store_treq_claim(f->s, "r2-1", "r2", 4001, 0, &f->pool, &c3, &err), 0);
+    assert_string_equal(c3.id, a.id);
+    assert_int_equal(c3.attempts, 2);
+    /* the dead replica's outcome is fenced off; the taker's is kept */
+    assert_int_equal(vk_store_treq_finish(f->s, a.id, "r1-0", 200, "{}", 4100, &err), VK_ECONFLICT);
+    assert_int_equal(vk_store_treq_finish(f->s, a.id, "r2-1", 200, "{}", 4100, &err), 0);
+    /* a replica whose lease row is gone altogether counts as dead too */
+    struct vk_store_treq d = {.kind = VK_STORE_TREQ_REFRESH};
+    memcpy(d.tenant_id, f->tenant, VK_UUID_LEN);
+    assert_int_equal(vk_store_treq_create(f->s, &d, 1002, &err), 0);
+    assert_int_equal(vk_store_treq_claim(f->s, "r9-0", "r9", 4200, 0, &f->pool, &c1, &err), 0);
+    assert_string_equal(c1.id, d.id);
+    assert_int_equal(vk_store_treq_claim(f->s, "r2-1", "r2", 4300, 0, &f->pool, &c3, &err), 0);
+    assert_string_equal(c3.id, d.id);
+    /* without a replica (one process) a claim is only taken over once stale */
+    assert_int_equal(vk_store_treq_finish(f->s, b.id, "r2-0", 200, "{}", 4350, &err), 0);
+    assert_int_equal(vk_store_treq_finish(f->s, d.id, "r2-1", 200, "{}", 4350, &err), 0);
+    struct vk_store_treq e = {.kind = VK_STORE_TREQ_REFRESH};
+    memcpy(e.tenant_id, f->tenant, VK_UUID_LEN);
+    assert_int_equal(vk_store_treq_create(f->s, &e, 1003, &err), 0);
+    assert_int_equal(vk_store_treq_claim(f->s, "solo", NULL, 4400, 0, &f->pool, &c1, &err), 0);
+    assert_string_equal(c1.id, e.id);
+    assert_int_equal(vk_store_treq_claim(f->s, "r2-1", "r2", 4500, 0, &f->pool, &c3, &err),
+                     VK_ENOTFOUND);
+    assert_int_equal(vk_store_treq_claim(f->s, "r2-1", "r2", 4500, 4401, &f->pool, &c3, &err), 0);
+    assert_string_equal(c3.id, e.id);
+    /* the leases of replicas long gone are pruned, the live ones' kept */
+    assert_int_equal(vk_store_lease_prune(f->s, VK_STORE_REPLICA_LEASE, 4001, &err), 0);
+    assert_int_equal(
+        vk_store_lease_hold(f->s, VK_STORE_REPLICA_LEASE "r2", "x", 3000, 5000, &held, NULL, &err),
+        0);
+    assert_false(held);
+    bool taken = false;
+    assert_int_equal(
+        vk_store_lease_hold(f->s, VK_STORE_REPLICA_LEASE "r1", "x", 3000, 1, &held, &taken, &err),
+        0);
+    assert_true(held); /* the row was gone: taken even at a time r1's lease had not expired */
+    assert_true(taken);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -429,8 +554,14 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        T(test_schema_version), T(test_repo_update_delete), T(test_deliveries),
-        T(test_schedules),      T(test_slots_exactly_once), T(test_trigger_requests),
+        T(test_schema_version),
+        T(test_repo_update_delete),
+        T(test_deliveries),
+        T(test_schedules),
+        T(test_slots_exactly_once),
+        T(test_trigger_requests),
+        T(test_delivery_with_request),
+        T(test_claim_of_dead_replica),
     };
     int failed = cmocka_run_group_tests_name(
         is_pg() ? "store_triggers_postgres" : "store_triggers_sqlite", tests, NULL, NULL);

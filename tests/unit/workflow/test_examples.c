@@ -13,8 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const examples[] = {"simple",   "parallel", "conditional", "imports",
-                                       "triggers", "hello",    "matrix"};
+static const char *const examples[] = {"simple",  "parallel",     "conditional",
+                                       "imports", "triggers",     "hello",
+                                       "matrix",  "ci-c-library", "concurrency"};
 
 static void test_examples_golden(void **state)
 {

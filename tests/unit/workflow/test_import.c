@@ -190,7 +190,7 @@ static void test_imported_errors(void **state)
     assert_int_equal(e.line, 2);
     assert_int_equal(e.col, 1);
     assert_string_equal(e.msg, "unknown node 'version' in an imported file; expected one of: "
-                               "fragment, parallel");
+                               "fragment, parallel, param");
     assert_non_null(strstr(e.rendered, "    2 | version \"0.1\"\n"));
     vk_wf_error_release(&e);
 
@@ -222,6 +222,86 @@ static void test_imported_errors(void **state)
     assert_int_equal(e.kind, VK_WF_ERR_EXCLUSIVE);
     assert_string_equal(e.file, "bad5.kdl");
     vk_wf_error_release(&e);
+}
+
+/* `from "…" { with { … } }` fills the imported file's `{with.NAME}`; its `param`
+ * declarations say which names exist and which have defaults. */
+static void test_with(void **state)
+{
+    (void)state;
+    put("p/test.kdl", "param \"target\"\nparam \"opt\" default=\"-O2\"\n"
+                      "fragment {\n    name \"test {with.target}\"\n"
+                      "    machine \"{with.target}\"\n    env { CFLAGS \"{with.opt}\" }\n"
+                      "    run \"make TARGET={with.target} && echo {with.opt}\"\n}\n"
+                      "fragment { from \"inner.kdl\" { with { who \"{with.target}-inner\" } } }\n");
+    put("p/inner.kdl", "param \"who\"\nfragment { run \"echo {with.who}\" }\n");
+    put("w.kdl",
+        WF("    fragment { from \"p/test.kdl\" { with { target \"x86_64\" } } }\n"
+           "    fragment { from \"p/test.kdl\" { with { target \"arm64\"; opt \"-O0\" } } }\n"
+           "    fragment { run \"echo {with.kept}\" }\n"));
+    struct vk_workflow *wf = NULL;
+    struct vk_wf_error e;
+    if (load("w.kdl", NULL, &wf, &e) != 0)
+        fail_msg("%s", e.rendered);
+    const struct vk_wf_fragment *a = &wf->root.children[0].children[0];
+    assert_string_equal(a->name, "test x86_64");
+    assert_string_equal(a->machine, "x86_64");
+    assert_string_equal(a->run, "make TARGET=x86_64 && echo -O2");
+    assert_int_equal(a->nenv, 1);
+    assert_string_equal(a->env[0].value, "-O2");
+    assert_string_equal(wf->root.children[0].children[1].children[0].run, "echo x86_64-inner");
+    const struct vk_wf_fragment *b = &wf->root.children[1].children[0];
+    assert_string_equal(b->name, "test arm64");
+    assert_string_equal(b->run, "make TARGET=arm64 && echo -O0");
+    assert_string_equal(wf->root.children[1].children[1].children[0].run, "echo arm64-inner");
+    /* the top-level file is not an import: its braces are its own */
+    assert_string_equal(wf->root.children[2].run, "echo {with.kept}");
+    vk_workflow_free(wf);
+
+    static const struct {
+        const char *top, *file;
+        unsigned line, col;
+        enum vk_wf_errkind kind;
+        const char *msg;
+    } bad[] = {
+        {"    fragment { from \"p/test.kdl\" }\n", "w2.kdl", 5, 21, VK_WF_ERR_MISSING,
+         "'p/test.kdl' needs parameter 'target': from \"…\" { with { target \"…\" } }"},
+        {"    fragment { from \"p/test.kdl\" { with { target \"x\"; arch \"y\" } } }\n", "w2.kdl",
+         5, 55, VK_WF_ERR_INVALID_VALUE,
+         "unknown parameter 'arch'; 'p/test.kdl' declares: target, opt"},
+        {"    fragment { from \"p/test.kdl\" { with { target \"x\"; target \"y\" } } }\n", "w2.kdl",
+         5, 55, VK_WF_ERR_DUPLICATE, "parameter 'target' given twice (first at line 5)"},
+        {"    fragment { from \"p/test.kdl\" { using { target \"x\" } } }\n", "w2.kdl", 5, 36,
+         VK_WF_ERR_UNKNOWN_NODE, "unknown node 'using' in 'from'; expected: with"},
+        {"    fragment { from \"p/test.kdl\" { with { target 1 } } }\n", "w2.kdl", 5, 50,
+         VK_WF_ERR_INVALID_VALUE, "'target' takes a string, not integer"},
+        {"    fragment { from \"p/undeclared.kdl\" }\n", "p/undeclared.kdl", 1, 22,
+         VK_WF_ERR_INVALID_VALUE, "unknown import variable 'x'; this import has: (none)"},
+        {"    fragment { from \"p/badparam.kdl\" }\n", "p/badparam.kdl", 1, 7,
+         VK_WF_ERR_INVALID_VALUE,
+         "'param' takes one name: a letter or '_', then letters, digits, '_' or '-' (param "
+         "\"target\" default=\"x86_64\")"},
+        {"    fragment { from \"p/twice.kdl\" }\n", "p/twice.kdl", 2, 1, VK_WF_ERR_DUPLICATE,
+         "parameter 'a' declared twice (first at line 1)"},
+    };
+    put("p/undeclared.kdl", "fragment { run \"echo {with.x}\" }\n");
+    put("p/badparam.kdl", "param \"1x\"\nfragment { run \"true\" }\n");
+    put("p/twice.kdl", "param \"a\" default=\"1\"\nparam \"a\"\nfragment { run \"true\" }\n");
+    int failed = 0;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[1024];
+        snprintf(text, sizeof(text), WF("%s"), bad[i].top);
+        put("w2.kdl", text);
+        assert_int_equal(load("w2.kdl", NULL, &wf, &e), VK_EPARSE);
+        if (strcmp(e.msg, bad[i].msg) != 0 || strcmp(e.file, bad[i].file) != 0 ||
+            e.line != bad[i].line || e.col != bad[i].col || e.kind != bad[i].kind) {
+            print_message("case %zu: got %s:%u:%u (%d) %s\n", i, e.file, (unsigned)e.line,
+                          (unsigned)e.col, (int)e.kind, e.msg);
+            failed++;
+        }
+        vk_wf_error_release(&e);
+    }
+    assert_int_equal(failed, 0);
 }
 
 static void test_limits(void **state)
@@ -463,7 +543,7 @@ int main(void)
         cmocka_unit_test(test_relative), cmocka_unit_test(test_base_path),
         cmocka_unit_test(test_cycles),   cmocka_unit_test(test_imported_errors),
         cmocka_unit_test(test_limits),   cmocka_unit_test(test_fetcher),
-        cmocka_unit_test(test_http),
+        cmocka_unit_test(test_http),     cmocka_unit_test(test_with),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

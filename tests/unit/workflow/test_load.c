@@ -329,13 +329,13 @@ static const struct bad bads[] = {
      3, 42,
      "unknown node 'script' in 'fragment'; expected one of: run, from, name, machine, "
      "condition, timeout, queue-timeout, retry, env, network, checkout, when, allow-failure, "
-     "matrix, secrets, secret-file"},
+     "needs, matrix, secrets, secret-file, concurrency"},
     {HEAD "jobs {}\n" C1, VK_WF_ERR_UNKNOWN_NODE, 3, 1,
      "unknown node 'jobs'; expected one of: version, name, queue-timeout, "
      "triggers, chain"},
     {HEAD "chain { machine \"m\"; step { run \"x\" } }\n", VK_WF_ERR_UNKNOWN_NODE, 3, 22,
      "unknown node 'step' in 'chain'; expected one of: machine, env, network, checkout, secrets, "
-     "secret-file, fragment, parallel"},
+     "secret-file, concurrency, fragment, parallel"},
     /* secrets */
     {HEAD "chain { machine \"m\"; secrets \"npm\"; fragment { run \"x\" } }\n",
      VK_WF_ERR_INVALID_VALUE, 3, 30,
@@ -354,7 +354,7 @@ static const struct bad bads[] = {
     {HEAD "chain { machine \"m\"; parallel { retry 1; fragment { run \"x\" } } }\n",
      VK_WF_ERR_UNKNOWN_NODE, 3, 33,
      "unknown node 'retry' in 'parallel'; expected one of: fragment, parallel, name, machine, "
-     "condition, max-parallel, fail-fast, when, allow-failure, matrix"},
+     "condition, max-parallel, fail-fast, when, allow-failure, needs, matrix"},
     {HEAD "fragment { run \"x\" }\n" C1, VK_WF_ERR_UNKNOWN_NODE, 3, 1,
      "'fragment' must be inside 'chain' (only fragment files, which are imported, hold "
      "fragments at the top level)"},
@@ -440,14 +440,15 @@ static const struct bad bads[] = {
      "'tags' is not a push filter: tags are a trigger of their own, tag { patterns \"v*\"; "
      "ignore \"v*-rc*\" } beside push"},
     {"version \"0.1\"\ntriggers { commit }\n" C1, VK_WF_ERR_TRIGGER, 2, 12,
-     "unknown trigger 'commit'; expected one of: push, pull_request, tag, schedule, manual"},
+     "unknown trigger 'commit'; expected one of: push, pull_request, tag, schedule, manual, chain"},
     {"version \"0.1\"\ntriggers \"push\" \"push\"\n" C1, VK_WF_ERR_TRIGGER, 2, 17,
      "trigger 'push' is declared twice (first at line 2)"},
     {"version \"0.1\"\ntriggers 1\n" C1, VK_WF_ERR_TRIGGER, 2, 10,
      "a trigger must be a string, not integer; expected one of: push, pull_request, tag, "
-     "schedule, manual"},
+     "schedule, manual, chain"},
     {"version \"0.1\"\ntriggers\n" C1, VK_WF_ERR_MISSING, 2, 1,
-     "'triggers' names no trigger; expected one of: push, pull_request, tag, schedule, manual"},
+     "'triggers' names no trigger; expected one of: push, pull_request, tag, schedule, manual, "
+     "chain"},
     {"version \"0.1\"\ntriggers { push { branches \"a\"; branches-ignore \"b\" } }\n" C1,
      VK_WF_ERR_TRIGGER, 2, 33,
      "'branches' and 'branches-ignore' cannot both filter one event; use 'branches' with '!' "
@@ -901,6 +902,82 @@ static void test_secrets(void **state)
     vk_workflow_free(wf);
 }
 
+/* `needs`: resolution to nodes (a matrix by its name is its group), and the load errors:
+ * unknown and ambiguous names, cycles through needs and through sequences, with places
+ * (issue 17). */
+static void test_needs(void **state)
+{
+    (void)state;
+    struct vk_workflow *wf =
+        load_ok(HEAD "chain { machine \"m\"\n"
+                     "  parallel {\n"
+                     "    fragment { name \"lint\"; run \"l\" }\n"
+                     "    fragment { name \"b\"; matrix { cc \"gcc\" \"clang\" }; "
+                     "needs \"lint\"; run \"x\" }\n"
+                     "    fragment { name \"rel\"; needs \"b\" \"lint\"; run \"r\" }\n"
+                     "  }\n"
+                     "  fragment { name \"after\"; needs \"rel\"; run \"a\" }\n"
+                     "}\n");
+    const struct vk_wf_fragment *p = &wf->root.children[0], *lint = &p->children[0],
+                                *b = &p->children[1], *rel = &p->children[2];
+    assert_true(b->is_matrix);
+    assert_int_equal(b->nneeds, 1); /* on the matrix group, not on its copies */
+    assert_ptr_equal(b->needs_frag[0], lint);
+    assert_int_equal(b->children[0].nneeds, 0);
+    assert_int_equal(rel->nneeds, 2);
+    assert_ptr_equal(rel->needs_frag[0], b);
+    assert_ptr_equal(rel->needs_frag[1], lint);
+    assert_int_equal(rel->needs_pos[1].line, 7);
+    assert_int_equal(rel->needs_pos[1].col, 38);
+    assert_int_equal(wf->root.children[1].needs_frag[0]->index, rel->index);
+    assert_int_equal(lint->index, 1);
+    assert_int_equal(rel->index, 5);
+    vk_workflow_free(wf);
+    /* Duplicate names are fine while nothing needs them. */
+    wf = load_ok(HEAD "chain { machine \"m\"; fragment { name \"x\"; run \"1\" }; fragment { name "
+                      "\"x\"; run \"2\" } }\n");
+    vk_workflow_free(wf);
+#define P3 HEAD "chain { machine \"m\"; parallel { "
+    const struct bad bad[] = {
+        {HEAD "chain { machine \"m\"; fragment { name \"a\"; needs \"zz\"; run \"x\" } }\n",
+         VK_WF_ERR_INVALID_VALUE, 3, 49,
+         "unknown fragment 'zz' in 'needs': no fragment or group of this chain is named so"},
+        {HEAD "chain { machine \"m\"; fragment { name \"a\"; needs \"a\"; run \"x\" } }\n",
+         VK_WF_ERR_CYCLE, 3, 49, "needs cycle: `a` needs `a`"},
+        {HEAD "chain { machine \"m\"; fragment { name \"a\"; needs \"b\"; run \"x\" }\n"
+              "fragment { name \"b\"; run \"y\" } }\n",
+         VK_WF_ERR_CYCLE, 3, 49,
+         "needs cycle: `b` comes after `a` in its sequence → `a` needs `b`"},
+        {P3 "fragment { name \"a\"; needs \"c\"; run \"x\" }\n"
+            "fragment { name \"b\"; needs \"a\"; run \"x\" }\n"
+            "fragment { name \"c\"; needs \"b\"; run \"x\" } } }\n",
+         VK_WF_ERR_CYCLE, 4, 28, "needs cycle: `b` needs `a` → `c` needs `b` → `a` needs `c`"},
+        {HEAD "chain { machine \"m\"; parallel { name \"g\"; needs \"k\"; fragment { name \"k\"; "
+              "run \"x\" } } }\n",
+         VK_WF_ERR_CYCLE, 3, 49, "needs cycle: `k` is inside `g` → `g` needs `k`"},
+        {HEAD "chain { machine \"m\"; fragment { name \"x\"; run \"1\" }\n"
+              "fragment { name \"x\"; run \"2\" }\nfragment { needs \"x\"; run \"3\" } }\n",
+         VK_WF_ERR_DUPLICATE, 5, 18,
+         "'needs' names 'x', which more than one fragment is named (t.kdl:3 and t.kdl:4); a "
+         "name that 'needs' refers to must be unique in the chain"},
+        {HEAD "chain { machine \"m\"; fragment { name \"a\"; needs \"b\" \"b\"; run \"x\" } }\n",
+         VK_WF_ERR_DUPLICATE, 3, 53, "'needs' names 'b' twice"},
+        {HEAD "chain { machine \"m\"; fragment { name \"a\"; needs; run \"x\" } }\n",
+         VK_WF_ERR_MISSING, 3, 43, "'needs' needs at least one value: needs \"…\""},
+        {HEAD "chain { machine \"m\"; fragment { needs \"b\"; needs \"c\"; run \"x\" } }\n",
+         VK_WF_ERR_DUPLICATE, 3, 44,
+         "duplicate 'needs' (first at line 3): list every name in one needs \"a\" \"b\""},
+        {HEAD "chain { machine \"m\"; fragment { name \"b\"; run \"y\" }; parallel { max-parallel "
+              "1; fragment { needs \"b\"; run \"x\" } } }\n",
+         VK_WF_ERR_INVALID_VALUE, 3, 98,
+         "'needs' cannot be used on a child of a group with max-parallel ('parallel'): put it on "
+         "the group"},
+    };
+#undef P3
+    for (size_t i = 0; i < VK_ARRAY_LEN(bad); i++)
+        check_bad(&bad[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -910,7 +987,7 @@ int main(void)
         cmocka_unit_test(test_limits),         cmocka_unit_test(test_io_error),
         cmocka_unit_test(test_alloc_failure),  cmocka_unit_test(test_network),
         cmocka_unit_test(test_checkout),       cmocka_unit_test(test_matrix),
-        cmocka_unit_test(test_secrets),
+        cmocka_unit_test(test_secrets),        cmocka_unit_test(test_needs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

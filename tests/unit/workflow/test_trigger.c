@@ -265,8 +265,12 @@ static void test_matcher_table(void **state)
         size_t n = 0;
         while (n < 4 && r->paths[n])
             n++;
-        struct vk_wf_event ev = {r->type, r->branch, r->tag, r->unknown ? NULL : r->paths,
-                                 n,       r->action, NULL};
+        struct vk_wf_event ev = {.type = r->type,
+                                 .branch = r->branch,
+                                 .tag = r->tag,
+                                 .paths = r->unknown ? NULL : r->paths,
+                                 .npaths = n,
+                                 .action = r->action};
         bool got = vk_workflow_triggered(wf, &ev);
         if (got != r->expect)
             fail_msg("row %zu: triggers %s, event %s branch=%s tag=%s action=%s: expected %d", i,
@@ -280,11 +284,84 @@ static void test_schedule_cron_match(void **state)
 {
     (void)state;
     struct vk_workflow *wf = load("{ schedule cron=\"0 2 * * *\"; schedule cron=\"@hourly\" }");
-    struct vk_wf_event ev = {SCHED, NULL, NULL, NULL, 0, NULL, "@hourly"};
+    struct vk_wf_event ev = {.type = SCHED, .cron = "@hourly"};
     assert_true(vk_workflow_triggered(wf, &ev));
     ev.cron = "5 5 * * *";
     assert_false(vk_workflow_triggered(wf, &ev));
     vk_workflow_free(wf);
+}
+
+/* chain workflow="…" status="…": the ended chain's workflow, how it ended, its branch. */
+static void test_chain_trigger(void **state)
+{
+    (void)state;
+    struct vk_workflow *wf =
+        load("{ chain workflow=\"build\" { branches \"main\" }; chain workflow=\"lint\" "
+             "status=\"failed\"; chain workflow=\"nightly\" status=\"finished\" }");
+    assert_int_equal(wf->ntriggers, 3);
+    assert_string_equal(wf->triggers[0].follow_status, "completed");
+    static const struct {
+        const char *workflow, *status, *branch;
+        bool expect;
+    } ev_rows[] = {
+        {"build", "completed", "main", true}, {"build", "failed", "main", false},
+        {"build", "completed", "dev", false}, {"lint", "failed", "dev", true},
+        {"lint", "completed", "dev", false},  {"nightly", "failed", "x", true},
+        {"nightly", "completed", "x", true},  {"deploy", "completed", "main", false},
+    };
+    for (size_t i = 0; i < VK_ARRAY_LEN(ev_rows); i++) {
+        struct vk_wf_event ev = {.type = VK_WF_TRIG_CHAIN,
+                                 .branch = ev_rows[i].branch,
+                                 .workflow = ev_rows[i].workflow,
+                                 .status = ev_rows[i].status};
+        if (vk_workflow_triggered(wf, &ev) != ev_rows[i].expect)
+            fail_msg("row %zu: %s %s %s: expected %d", i, ev_rows[i].workflow, ev_rows[i].status,
+                     ev_rows[i].branch, ev_rows[i].expect);
+    }
+    char why[256];
+    struct vk_wf_event ev = {
+        .type = VK_WF_TRIG_CHAIN, .branch = "main", .workflow = "build", .status = "failed"};
+    assert_false(vk_wf_trigger_explain(&wf->triggers[0], &ev, why, sizeof(why)));
+    assert_string_equal(why, "chain: follows completed chains of 'build', this one failed");
+    /* a push never starts a chain-triggered workflow */
+    struct vk_wf_event push = {.type = PUSH, .branch = "main"};
+    assert_false(vk_workflow_triggered(wf, &push));
+    vk_workflow_free(wf);
+
+    static const struct {
+        const char *triggers, *msg;
+    } bad[] = {
+        {"\"chain\"", "'chain' needs the workflow it follows: triggers { chain "
+                      "workflow=\"build\" status=\"completed\" }"},
+        {"{ chain status=\"failed\" }",
+         "'chain' needs the workflow it follows: chain workflow=\"build\" status=\"completed\""},
+        {"{ chain workflow=\"b\" status=\"cancelled\" }",
+         "unknown chain status 'cancelled'; expected one of: completed, failed, finished "
+         "(either)"},
+        {"{ chain workflow=\"b\" when=\"x\" }",
+         "unknown property 'when' of 'chain'; expected one of: workflow, status"},
+        {"{ chain workflow=\"b\" { paths \"x\" } }",
+         "unknown filter 'paths' in 'chain'; expected one of: branches, branches-ignore"},
+        {"{ workflow_run }", NULL},
+    };
+    for (size_t i = 0; i < VK_ARRAY_LEN(bad); i++) {
+        char src[1024];
+        snprintf(src, sizeof(src),
+                 "version \"0.1\"\ntriggers %s\nchain { machine \"m\"; fragment { run \"x\" "
+                 "} }\n",
+                 bad[i].triggers);
+        struct vk_workflow *w = NULL;
+        struct vk_wf_error e;
+        vk_wf_error_init(&e);
+        assert_int_equal(vk_workflow_load_buffer(src, strlen(src), "t.kdl", NULL, &w, &e),
+                         VK_EPARSE);
+        if (bad[i].msg)
+            assert_string_equal(e.msg, bad[i].msg);
+        else
+            assert_non_null(strstr(e.msg, "chain workflow="));
+        assert_int_equal(e.line, 2);
+        vk_wf_error_release(&e);
+    }
 }
 
 static void test_cron(void **state)
@@ -364,9 +441,8 @@ static void test_timezone(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matcher_table),
-        cmocka_unit_test(test_schedule_cron_match),
-        cmocka_unit_test(test_cron),
+        cmocka_unit_test(test_matcher_table), cmocka_unit_test(test_schedule_cron_match),
+        cmocka_unit_test(test_chain_trigger), cmocka_unit_test(test_cron),
         cmocka_unit_test(test_timezone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
