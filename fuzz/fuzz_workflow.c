@@ -44,8 +44,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (vk_workflow_walk(wf, visit, &n) != 0 || n != vk_workflow_count_fragments(wf))
             __builtin_trap();
         const char *paths[] = {"src/a.c", "docs/x.md"};
-        struct vk_wf_event ev = {VK_WF_TRIG_PUSH, "main", "v1", paths, 2, "opened", NULL};
-        for (int t = 0; t <= VK_WF_TRIG_MANUAL; t++) {
+        struct vk_wf_event ev = {.type = VK_WF_TRIG_PUSH,
+                                 .branch = "main",
+                                 .tag = "v1",
+                                 .paths = paths,
+                                 .npaths = 2,
+                                 .action = "opened",
+                                 .workflow = "build",
+                                 .status = "completed"};
+        for (int t = 0; t <= VK_WF_TRIG_CHAIN; t++) {
             ev.type = (enum vk_wf_trigger_type)t;
             (void)vk_workflow_triggered(wf, &ev);
         }
