@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential cmake ninja-build pkg-config clang clang-format clang-tidy cppcheck
 libclang-rt-14-dev libcmocka-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libargon2-dev libxmlsec1-dev libxml2-dev zlib1g-dev
-libgnutls28-dev libssl-dev openssl libsqlite3-dev libpq-dev postgresql bubblewrap git git-lfs ca-certificates curl procps
+libgnutls28-dev libssl-dev openssl libsqlite3-dev sqlite3 libpq-dev postgresql bubblewrap git git-lfs ca-certificates curl procps
 prometheus chromium nodejs python3 python3-jwt python3-cryptography age pass gnupg
 simplesamlphp php-cli php-xml php-mbstring php-curl
 systemd python3-yaml haproxy"

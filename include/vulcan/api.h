@@ -25,6 +25,7 @@
 #include "vulcan/util.h"
 
 struct vk_secret_key; /* vulcan/secrets.h */
+struct vk_audit;      /* vulcan/audit.h */
 
 #include <stdint.h>
 
@@ -59,6 +60,8 @@ struct vk_api_opts {
                                  *   HTTP and webhook metrics are recorded and the queue and
                                  *   worker gauges are registered (docs/observability.md) */
     struct vk_tracer *tracer;   /**< borrowed, may be NULL: request and dispatch spans */
+    struct vk_audit *audit;     /**< borrowed, may be NULL: every state-changing request, refusal
+                                 *   and login goes to this audit recorder (docs/audit.md) */
     bool require_auth;          /**< user routes need a personal access token and the role
                                  *   their operation names (docs/security.md); off: only
                                  *   every route's role is checked to exist */

@@ -100,7 +100,7 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
                                      .tls_key_pem = opts->tls_key_pem};
     api->opts.tls = opts->tls_cert_pem != NULL;
     api->opts.tls_cert_pem = api->opts.tls_key_pem = NULL; /* borrowed: not kept */
-    if (opts->metrics) {
+    if (opts->metrics || opts->audit) {
         ho.on_complete = vk__api_http_complete;
         ho.on_complete_ctx = api;
     }
@@ -150,6 +150,8 @@ int vk_api_new(const struct vk_api_opts *opts, struct vk_api **out, struct vk_er
         rc = vk__api_identity_routes(api, err); /* api_identity.c */
     if (rc == 0 && json_api)
         rc = vk__api_secret_routes(api, err); /* api_secrets.c */
+    if (rc == 0 && json_api)
+        rc = vk__api_audit_routes(api, err); /* api_audit.c */
     if (rc == 0)
         rc = vk__api_metrics_routes(api, err); /* api_metrics.c */
     if (rc == 0)

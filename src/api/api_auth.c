@@ -467,8 +467,8 @@ static int gate_session(struct vk_api *api, struct vk_http_req *req,
  * `default`. An unknown slug gives VK_ENOTFOUND, which the gate answers like "no role"
  * (404 "not found"), so a caller cannot probe which orgs exist.
  */
-static int request_org(struct vk_api *api, struct vk_http_req *req, char org_id[VK_UUID_LEN],
-                       struct vk_err *err)
+int vk__api_request_org(struct vk_api *api, struct vk_http_req *req, char org_id[VK_UUID_LEN],
+                        struct vk_err *err)
 {
     const char *slug = vk_http_param(req, "org");
     if (!slug) {
@@ -523,7 +523,10 @@ int vk__api_gate(struct vk_http_req *req, void *ctx, struct vk_http_refusal *no)
     memcpy(p->user_id, u.id, VK_UUID_LEN);
     p->login = u.login;
     p->site_admin = u.site_admin;
-    rc = request_org(api, req, p->org_id, &err);
+    /* Known from here even when refused below: the audit log names who was refused. The
+     * handler never runs for a refused request, so nothing else sees it. */
+    vk_http_req_set_principal(req, p);
+    rc = vk__api_request_org(api, req, p->org_id, &err);
     if (rc == VK_ENOTFOUND)
         return refuse(no, 404, "not_found", NULL, "not found");
     if (rc < 0)

@@ -297,6 +297,21 @@ bool vk__api_group_allowed(const char *list, const char *group);
 bool vk__api_may(const struct vk_api *api, const struct vk_http_req *req, const char *method,
                  const char *pattern);
 
+/* The org a request acts in: its {org} path parameter's (VK_ENOTFOUND when there is no such
+ * org), else the default org (api_auth.c). */
+int vk__api_request_org(struct vk_api *api, struct vk_http_req *req, char org_id[VK_UUID_LEN],
+                        struct vk_err *err);
+
+/* ---- the audit log (api_audit.c, docs/audit.md) */
+/* Record what request `req` did, answered `status` (from the completion hook): every
+ * state-changing request but the worker protocol's own traffic, and every refusal. */
+void vk__api_audit_request(struct vk_api *api, const struct vk_http_req *req, int status);
+/* Record `action` by `actor` (NULL: the request's principal) with `outcome`, now: for
+ * handlers that know more than the hook (a login's name). `details` borrowed, may be NULL. */
+void vk__api_audit(struct vk_api *api, const struct vk_http_req *req, const char *action,
+                   const char *actor, const char *outcome, json_t *details);
+int vk__api_audit_routes(struct vk_api *api, struct vk_err *err);
+
 /* End every log follower and wait for their threads (api_logs.c). Idempotent. */
 void vk__api_logs_stop(struct vk_api *api);
 /* Release what vk__api_log_routes set up (after vk__api_logs_stop). */

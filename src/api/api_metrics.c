@@ -147,6 +147,7 @@ void vk__api_http_complete(const struct vk_http_req *req, int status, int64_t du
                            void *ctx)
 {
     struct vk_api *api = ctx;
+    vk__api_audit_request(api, req, status); /* api_audit.c */
     if (!api->m.http_requests_total)
         return;
     const char *method = method_label(vk_http_method(req));

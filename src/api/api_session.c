@@ -76,6 +76,18 @@ int vk__api_session_open(struct vk_api *api, struct vk_http_req *req, const stru
     return 0;
 }
 
+/* A password login in the audit log: auth.login, or auth.login_failed and why. The login
+ * name is the one given (a failed one may not exist); never the password. */
+static void login_audit(struct vk_api *api, struct vk_http_req *req, const char *login,
+                        const char *outcome, const char *why)
+{
+    char actor[VK_STORE_MAX_LOGIN + 8];
+    snprintf(actor, sizeof(actor), "user:%s", login);
+    json_t *d = why ? json_pack("{s:s}", "reason", why) : NULL;
+    vk__api_audit(api, req, why ? "auth.login_failed" : "auth.login", actor, outcome, d);
+    json_decref(d);
+}
+
 static void h_login(struct vk_http_req *req, void *ctx)
 {
     struct vk_api *api = ctx;
@@ -115,6 +127,7 @@ static void h_login(struct vk_http_req *req, void *ctx)
             vk_log_write(VK_LOG_WARN, "api", "cannot set Retry-After", NULL);
         vk_log_write(VK_LOG_WARN, "api", "login refused: too many failures", "login", login,
                      "address", vk_http_remote_addr(req), NULL);
+        login_audit(api, req, login, "denied", "too many failed logins");
         vk_http_reply_error(req, 429, "too_many_requests",
                             "too many failed logins; try again in %lld minutes",
                             (long long)(FAIL_WINDOW_MS / 60000));
@@ -138,6 +151,7 @@ static void h_login(struct vk_http_req *req, void *ctx)
             vk_log_write(VK_LOG_WARN, "api", "cannot count a failed login", "error", err.msg, NULL);
         vk_log_write(VK_LOG_WARN, "api", "login failed", "login", login, "address",
                      vk_http_remote_addr(req), NULL);
+        login_audit(api, req, login, "unauthenticated", "wrong login or password");
         vk_http_reply_error(req, 401, "unauthenticated", "wrong login or password");
         return;
     }
@@ -162,6 +176,7 @@ static void h_login(struct vk_http_req *req, void *ctx)
     if (sso_org) {
         vk_log_write(VK_LOG_WARN, "api", "password login refused: the org is SSO-only", "login",
                      login, "org", sso_org, "address", vk_http_remote_addr(req), NULL);
+        login_audit(api, req, login, "denied", "the org allows single sign-on only");
         vk_http_reply_error(req, 403, "sso_required",
                             "org '%s' allows single sign-on only: log in with SSO", sso_org);
         return;
@@ -173,6 +188,7 @@ static void h_login(struct vk_http_req *req, void *ctx)
         vk__api_reply_err(req, &err, rc);
         return;
     }
+    login_audit(api, req, u.login, "success", NULL);
     vk_http_reply_json(req, 200,
                        json_pack("{s:s, s:b, s:s, s:o}", "login", u.login, "site_admin",
                                  u.site_admin, "csrf_token", csrf, "expires_at",

@@ -52,11 +52,25 @@ vk_cli_fn vk__cli_secrets;         /* cmd_secrets.c */
 
 /* `vulcan admin rotate-secrets-key` (cmd_secrets.c, called by cmd_admin.c). */
 vk_cli_fn vk__cli_rotate_secrets_key;
+/* `vulcan audit` and `vulcan admin rotate-audit-key` (cmd_audit.c). */
+vk_cli_fn vk__cli_audit;
+vk_cli_fn vk__cli_rotate_audit_key;
 /* `vulcan admin backup` and `vulcan admin restore` (cmd_backup.c); argv[0] is the subcommand. */
 vk_cli_fn vk__cli_admin_backup;
 vk_cli_fn vk__cli_admin_restore;
 
 struct vk_store;
+struct vk_audit;
+struct vk_audit_key;
+/** The audit key file (`key_file`, else DATA_DIR/audit.key) and its keyring (KEY.pub). */
+void vk__cli_audit_paths(const char *data_dir, const char *key_file, char *key, size_t kcap,
+                         char *ring, size_t rcap);
+/**
+ * The server's audit recorder: load (or make) the audit key and start a recorder on `store`
+ * that signs a checkpoint every `every` records. Returns 0, or 2 after printing why.
+ */
+int vk__cli_audit_open(struct vk_store *store, const char *data_dir, const char *key_file,
+                       long long every, struct vk_audit_key **key, struct vk_audit **audit);
 /**
  * First start of a database: make the site admin `admin` and write their token to
  * DATA_DIR/initial-admin-token (0600, never overwritten), saying where. Returns 0, or 1

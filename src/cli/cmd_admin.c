@@ -23,6 +23,7 @@ static const char usage_text[] =
     "       vulcan admin set-password --database URL LOGIN   (the password on stdin)\n"
     "       vulcan admin rotate-job-key [--data-dir DIR]\n"
     "       vulcan admin rotate-secrets-key --database URL [--data-dir DIR]\n"
+    "       vulcan admin rotate-audit-key [--data-dir DIR] [--audit-key-file F]\n"
     "                                 [--secrets-key-file F] [--old-key-out PATH]\n"
     "       vulcan admin create-registration-token --database URL [--org ORG]\n"
     "                                 [--groups G1,G2] [--uses N] [--expires-in DURATION]\n"
@@ -60,6 +61,8 @@ static const char usage_text[] =
     "                                                              VULCAN_DATA_DIR\n"
     "  rotate-secrets-key  re-wrap every secret under a new key (servers stopped);\n"
     "                      the old key file is kept as F.old (docs/secrets.md)\n"
+    "  rotate-audit-key    make a new audit signing key; the keyring DIR/audit.key.pub\n"
+    "                      keeps the old public keys (docs/audit.md)\n"
     "  backup              copy a live server's database and key files (see backup --help)\n"
     "  restore             put a backup into a data directory (see restore --help)\n"
     "  --database URL      sqlite:PATH or postgres://...           VULCAN_DATABASE\n"
@@ -280,6 +283,8 @@ int vk__cli_admin(int argc, char **argv)
         return rotate_job_key(argc, argv);
     if (strcmp(sub, "rotate-secrets-key") == 0)
         return vk__cli_rotate_secrets_key(argc - 1, argv + 1);
+    if (strcmp(sub, "rotate-audit-key") == 0)
+        return vk__cli_rotate_audit_key(argc - 1, argv + 1);
     bool is_user = strcmp(sub, "create-user") == 0, is_token = strcmp(sub, "create-token") == 0,
          is_reg = strcmp(sub, "create-registration-token") == 0,
          is_pw = strcmp(sub, "set-password") == 0 || strcmp(sub, "reset-password") == 0;

@@ -5,6 +5,7 @@
  */
 #include "cli/cli.h"
 #include "vulcan/api.h"
+#include "vulcan/audit.h"
 #include "vulcan/executor.h"
 #include "vulcan/orchestrator.h"
 #include "vulcan/secret_provider.h"
@@ -49,6 +50,14 @@ static const char usage_text[] =
     "  --data-dir DIR           state of this server (default ./vulcan-data)  VULCAN_DATA_DIR\n"
     "  --secrets-key-file F     the secrets key (32 bytes, 0600; default DIR/secrets.key, made\n"
     "                           when absent)                       VULCAN_SECRETS_KEY_FILE\n"
+    "  --audit-key-file F       the audit log's signing key (Ed25519, 0600; default\n"
+    "                           DIR/audit.key, made when absent; public keys in F.pub)\n"
+    "                                                              VULCAN_AUDIT_KEY_FILE\n"
+    "  --audit-checkpoint-every N  sign the audit chain's head every N records (default\n"
+    "                           1000; also every 10 minutes and at stop)\n"
+    "                                                    VULCAN_AUDIT_CHECKPOINT_EVERY\n"
+    "  --no-audit               record nothing in the audit log (for measuring its cost;\n"
+    "                           a gap in the log is visible to no one)  VULCAN_NO_AUDIT\n"
     "  --roles LIST             parts to run, comma-separated: api, orchestrator,\n"
     "                           triggers, console (default all four)        VULCAN_ROLES\n"
     "                           Every process answers /health and /metrics.\n"
@@ -331,6 +340,27 @@ static void release_tls_files(struct vk_buf *cert, struct vk_buf *key)
     vk_buf_release(cert);
 }
 
+/* The server's own start and stop in the default org's audit log, by `system`. */
+static void server_event(struct vk_audit *audit, struct vk_store *store, const char *action,
+                         const char *roles, const char *url)
+{
+    if (!audit)
+        return;
+    struct vk_store_org org;
+    struct vk_pool pool;
+    vk_pool_init(&pool, 0);
+    struct vk_err err;
+    vk_err_clear(&err);
+    if (vk_store_org_find(store, "default", &pool, &org, &err) == 0) {
+        json_t *d = json_pack("{s:s, s:s, s:s}", "version", VK_VERSION, "roles", roles, "url", url);
+        struct vk_audit_event ev = {
+            .org = org.id, .actor = "system", .action = action, .outcome = "success", .details = d};
+        vk_audit_record(audit, &ev);
+        json_decref(d);
+    }
+    vk_pool_release(&pool);
+}
+
 int vk__cli_server(int argc, char **argv)
 {
     if (vk__cli_wants_help(argc, argv)) {
@@ -344,13 +374,14 @@ int vk__cli_server(int argc, char **argv)
                *repo_hosts = NULL, *worker_cgroups = "auto";
     bool allow_file_repos = false;
     long long http_threads = 4;
-    const char *tls_cert = NULL, *tls_key = NULL, *secrets_key_file = NULL;
+    const char *tls_cert = NULL, *tls_key = NULL, *secrets_key_file = NULL, *audit_key_file = NULL;
+    long long audit_every = 1000;
     struct vk_secret_key secrets_key;
     int secrets_key_version = 0;
     const char *oidc_issuer = NULL, *oidc_client_id = NULL, *oidc_secret_file = NULL,
                *oidc_groups = NULL, *oidc_org = NULL, *oidc_ca = NULL;
     const char *saml_metadata = NULL, *saml_entity = NULL, *saml_groups = NULL, *saml_org = NULL;
-    bool require_auth = false, no_auth = false;
+    bool require_auth = false, no_auth = false, no_audit = false;
     long long workers = 0, worker_timeout = 30, max_attempts = 3, trigger_threads = 2,
               max_log_bytes = VK_API_DEFAULT_MAX_LOG, max_conns = 10000, per_address = 0,
               request_timeout = 60;
@@ -385,6 +416,7 @@ int vk__cli_server(int argc, char **argv)
         {"public-url", 0, VK_CLI_STR, &public_url, "VULCAN_PUBLIC_URL", true, 0, 0},
         {"require-auth", 0, VK_CLI_FLAG, &require_auth, "VULCAN_REQUIRE_AUTH", true, 0, 0},
         {"no-auth", 0, VK_CLI_FLAG, &no_auth, "VULCAN_NO_AUTH", true, 0, 0},
+        {"no-audit", 0, VK_CLI_FLAG, &no_audit, "VULCAN_NO_AUDIT", true, 0, 0},
         {"max-log-bytes", 0, VK_CLI_INT, &max_log_bytes, "VULCAN_MAX_LOG_BYTES", true, 4096,
          1LL << 36},
         {"max-connections", 0, VK_CLI_INT, &max_conns, "VULCAN_MAX_CONNECTIONS", true, 1, 1000000},
@@ -402,6 +434,9 @@ int vk__cli_server(int argc, char **argv)
         {"oidc-groups-claim", 0, VK_CLI_STR, &oidc_groups, "VULCAN_OIDC_GROUPS_CLAIM", true, 0, 0},
         {"oidc-org", 0, VK_CLI_STR, &oidc_org, "VULCAN_OIDC_ORG", true, 0, 0},
         {"oidc-ca-cert", 0, VK_CLI_STR, &oidc_ca, "VULCAN_OIDC_CA_CERT", true, 0, 0},
+        {"audit-key-file", 0, VK_CLI_STR, &audit_key_file, "VULCAN_AUDIT_KEY_FILE", true, 0, 0},
+        {"audit-checkpoint-every", 0, VK_CLI_INT, &audit_every, "VULCAN_AUDIT_CHECKPOINT_EVERY",
+         true, 1, 1000000},
         {"secrets-key-file", 0, VK_CLI_STR, &secrets_key_file, "VULCAN_SECRETS_KEY_FILE", true, 0,
          0},
         {"saml-idp-metadata", 0, VK_CLI_STR, &saml_metadata, "VULCAN_SAML_IDP_METADATA", true, 0,
@@ -604,6 +639,8 @@ int vk__cli_server(int argc, char **argv)
     struct vk_err err;
     vk_err_clear(&err);
     struct vk_store *store = NULL;
+    struct vk_audit *audit = NULL;
+    struct vk_audit_key *audit_key = NULL;
     struct vk_orch *orch = NULL;
     struct vk_api *api = NULL;
     struct vk_triggers_service *trig = NULL;
@@ -634,6 +671,14 @@ int vk__cli_server(int argc, char **argv)
     }
     if (role_api && vk__cli_secrets_key(store, data_dir, secrets_key_file, &secrets_key,
                                         &secrets_key_version) != 0) {
+        status = 2;
+        goto out;
+    }
+    if (no_audit)
+        vk_log_write(VK_LOG_WARN, "server", "--no-audit: nothing is recorded in the audit log",
+                     NULL);
+    else if (role_api && vk__cli_audit_open(store, data_dir, audit_key_file, audit_every,
+                                            &audit_key, &audit) != 0) {
         status = 2;
         goto out;
     }
@@ -690,6 +735,7 @@ int vk__cli_server(int argc, char **argv)
                                  .no_console = !role_console,
                                  .metrics = metrics,
                                  .tracer = tracer,
+                                 .audit = audit,
                                  .require_auth = require_auth,
                                  .public_url = public_url,
                                  .allowed_hosts = allowed_hosts,
@@ -752,6 +798,7 @@ int vk__cli_server(int argc, char **argv)
                      NULL);
     vk_log_write(VK_LOG_INFO, "server", "vulcan server started", "url", url[0] ? url : NULL,
                  "store", vk_store_backend(store), "roles", roles, NULL);
+    server_event(audit, store, "server.start", roles, url);
     for (size_t i = 0; i < providers.n; i++)
         vk_log_write(VK_LOG_INFO, "server", "secret provider configured", "name",
                      providers.items[i].name, "path", providers.items[i].argv[0], NULL);
@@ -825,6 +872,7 @@ int vk__cli_server(int argc, char **argv)
         vk__cli_local_check(&local);
     }
     vk_log_write(VK_LOG_INFO, "server", "stopping", NULL);
+    server_event(audit, store, "server.stop", roles, url);
     status = 0;
 out:
     vk__cli_local_stop(&local, 10000);
@@ -840,6 +888,8 @@ out:
     vk_api_free(api);
     vk_triggers_service_free(trig);
     vk_orch_free(orch);
+    vk_audit_free(audit); /* after the API: it records every request until then */
+    vk_audit_key_free(audit_key);
     vk_store_close(store);
     vk_secret_key_wipe(&secrets_key);
     vk_trace_free(tracer, 2000); /* export what is queued, up to 2 s */

@@ -15,8 +15,8 @@ static int cmd_version(int argc, char **argv)
 }
 
 /* Client commands: they take the global options --token, --token-file and --ca-cert. */
-static const char *const client_cmds[] = {"submit", "repos",   "trigger", "chains",
-                                          "logs",   "workers", "login",   "secrets"};
+static const char *const client_cmds[] = {"submit",  "repos", "trigger", "chains", "logs",
+                                          "workers", "login", "secrets", "audit"};
 
 static const struct vk_cli_cmd commands[] = {
     {"version", "print the version", cmd_version},
@@ -44,6 +44,7 @@ static const struct vk_cli_cmd commands[] = {
     {"secret-provider", "the age and pass secret providers; test a configured provider",
      vk__cli_secret_provider},
     {"secrets", "set, list and remove write-only secrets of an org or repository", vk__cli_secrets},
+    {"audit", "list, export and verify the tamper-evident audit log", vk__cli_audit},
 };
 
 static void usage(FILE *f)
@@ -55,7 +56,7 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %-20s %s\n", commands[i].name, commands[i].summary);
     fputs("\nClient commands (submit, repos, trigger, chains, logs, workers, whoami, tokens,\n"
-          "users, orgs, teams, grants, registration-tokens, login, secrets) also take,\n"
+          "users, orgs, teams, grants, registration-tokens, login, secrets, audit) also take,\n"
           "anywhere on the line: --token T (visible in ps; prefer the others), --token-file\n"
           "FILE, --ca-cert FILE (PEM CA certificates for an https:// server; $VULCAN_CA_CERT).\n"
           "Without --token or --token-file: $VULCAN_TOKEN, else the server and token that\n"

@@ -137,6 +137,39 @@ struct migration {
     "ALTER TABLE chains ADD COLUMN from_fork INTEGER NOT NULL DEFAULT 0;"                          \
     "ALTER TABLE fragments ADD COLUMN secrets_json TEXT"
 
+/* DESIGN §9: the audit log, one hash chain per org (src/store/audit.c), and the signed
+ * checkpoints of each chain's head. No foreign key: records outlive their org. Rows are
+ * never updated or deleted (the triggers refuse it); `vulcan audit verify` proves it. */
+#define AUDIT_TABLES_SQL                                                                           \
+    "CREATE TABLE audit_log ("                                                                     \
+    " tenant_id TEXT NOT NULL, seq BIGINT NOT NULL, at BIGINT NOT NULL, actor TEXT NOT NULL,"      \
+    " source TEXT, action TEXT NOT NULL, target TEXT, outcome TEXT NOT NULL, details TEXT,"        \
+    " request_id TEXT, trace_id TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL,"                \
+    " PRIMARY KEY (tenant_id, seq));"                                                              \
+    "CREATE INDEX audit_log_by_at ON audit_log (tenant_id, at);"                                   \
+    "CREATE TABLE audit_checkpoints ("                                                             \
+    " tenant_id TEXT NOT NULL, seq BIGINT NOT NULL, at BIGINT NOT NULL, hash TEXT NOT NULL,"       \
+    " key_id TEXT NOT NULL, signature TEXT NOT NULL, PRIMARY KEY (tenant_id, seq));"
+#define AUDIT_SQLITE_TRIGGER(table, op)                                                            \
+    "CREATE TRIGGER " table "_no_" op " BEFORE " op " ON " table                                   \
+    " BEGIN SELECT RAISE(ABORT, 'audit records cannot be changed or deleted'); END;"
+#define AUDIT_SQL                                                                                  \
+    AUDIT_TABLES_SQL                                                                               \
+    AUDIT_SQLITE_TRIGGER("audit_log", "UPDATE")                                                    \
+    AUDIT_SQLITE_TRIGGER("audit_log", "DELETE")                                                    \
+    AUDIT_SQLITE_TRIGGER("audit_checkpoints", "UPDATE")                                            \
+    AUDIT_SQLITE_TRIGGER("audit_checkpoints", "DELETE")
+#define AUDIT_PG_TRIGGER(table)                                                                    \
+    "CREATE TRIGGER " table "_immutable BEFORE UPDATE OR DELETE ON " table                         \
+    " FOR EACH ROW EXECUTE FUNCTION vulcan_audit_immutable();"                                     \
+    "CREATE TRIGGER " table "_no_truncate BEFORE TRUNCATE ON " table                               \
+    " FOR EACH STATEMENT EXECUTE FUNCTION vulcan_audit_immutable();"
+#define AUDIT_PG                                                                                   \
+    AUDIT_TABLES_SQL                                                                               \
+    "CREATE FUNCTION vulcan_audit_immutable() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN"       \
+    " RAISE EXCEPTION 'audit records cannot be changed or deleted'; END $f$;" AUDIT_PG_TRIGGER(    \
+        "audit_log") AUDIT_PG_TRIGGER("audit_checkpoints")
+
 static const struct migration migrations[] = {
     {1, "initial schema",
      "CREATE TABLE tenants ("
@@ -287,11 +320,13 @@ static const struct migration migrations[] = {
      * replica's liveness lease expired (requests.c), not after VK_TRIGGERS_STALE_MS. */
     {19, "trigger requests: the replica that claimed each",
      "ALTER TABLE trigger_requests ADD COLUMN replica TEXT"},
+    {20, "the audit log: hash-chained records and signed checkpoints", AUDIT_SQL},
 };
 
 /* Migrations whose PostgreSQL text differs beyond BLOB (triggers are written differently). */
 static const struct migration pg_migrations[] = {
     {4, "commit statuses: repository tokens and the status outbox", STATUS_PG},
+    {20, "the audit log: hash-chained records and signed checkpoints", AUDIT_PG},
 };
 
 /* The text of migration `m` for the store's dialect. */

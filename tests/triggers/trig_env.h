@@ -11,6 +11,7 @@
 
 #include "../unit/vk_sh.h"
 #include "vulcan/api.h"
+#include "vulcan/audit.h"
 #include "vulcan/http.h"
 #include "vulcan/orchestrator.h"
 #include "vulcan/store.h"
@@ -46,6 +47,8 @@ struct te {
     struct vk_orch *orch;
     struct vk_triggers_service *trig;
     struct vk_api *api;
+    struct vk_audit *audit; /* with $VK_BENCH_AUDIT set: every request recorded (bench) */
+    struct vk_audit_key *audit_key;
     char base_url[64];
     char repo_id[VK_UUID_LEN];
     int64_t clock; /* the scheduler's clock */
@@ -221,10 +224,22 @@ static inline int te_server(struct te *t, const char *tag, unsigned threads)
         fprintf(stderr, "triggers: %s\n", err.msg);
         return -1;
     }
+    if (getenv("VK_BENCH_AUDIT")) {
+        char key[420], ring[430];
+        snprintf(key, sizeof(key), "%s/audit.key", t->tmp);
+        snprintf(ring, sizeof(ring), "%s.pub", key);
+        struct vk_audit_opts au = {.store = t->store};
+        if (vk_audit_key_load(key, true, ring, &t->audit_key, &err) ||
+            (au.key = t->audit_key, vk_audit_new(&au, &t->audit, &err))) {
+            fprintf(stderr, "audit: %s\n", err.msg);
+            return -1;
+        }
+    }
     struct vk_api_opts ao = {.listen = "127.0.0.1:0",
                              .store = t->store,
                              .orch = t->orch,
                              .triggers = t->trig,
+                             .audit = t->audit,
                              .http_threads = threads};
     if (vk_api_new(&ao, &t->api, &err) || vk_api_start(t->api, &err) ||
         vk_triggers_service_start(t->trig, &err)) {
@@ -241,6 +256,10 @@ static inline void te_stop(struct te *t)
     vk_triggers_service_free(t->trig);
     vk_api_free(t->api);
     vk_orch_free(t->orch);
+    vk_audit_free(t->audit);
+    vk_audit_key_free(t->audit_key);
+    t->audit = NULL;
+    t->audit_key = NULL;
     vk_store_close(t->store);
     t->api = NULL;
     t->trig = NULL;
