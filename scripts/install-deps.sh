@@ -8,7 +8,7 @@ libclang-rt-14-dev libcmocka-dev libmicrohttpd-dev libcurl4-openssl-dev libjanss
 libgnutls28-dev libssl-dev openssl libsqlite3-dev sqlite3 libpq-dev postgresql bubblewrap git git-lfs ca-certificates curl procps
 prometheus chromium nodejs python3 python3-jwt python3-cryptography age pass gnupg
 simplesamlphp php-cli php-xml php-mbstring php-curl
-systemd python3-yaml haproxy"
+systemd python3-yaml haproxy rsyslog"
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 

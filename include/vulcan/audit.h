@@ -158,11 +158,18 @@ struct vk_audit_opts {
     int64_t checkpoint_every;       /**< 0: 1000 */
     int64_t checkpoint_ms;          /**< 0: 10 minutes */
     size_t queue;                   /**< events waiting at most; 0: 16384 */
+    /* The live copy of each stored record, for a SIEM; both may be given, or neither. */
+    const char *copy_file;   /**< append JSON lines (as an export's records) to this file */
+    const char *copy_syslog; /**< "tcp://HOST:PORT" or "udp://HOST:PORT": RFC 5424 messages
+                              *   (facility 13 "log audit", MSGID the action, MSG the JSON;
+                              *   TCP with octet-counting framing, reconnected) */
+    size_t copy_queue;       /**< records waiting for the copy at most; 0: 4096 */
 };
 
 struct vk_audit;
 
-/** Start a recorder (its writer thread). */
+/** Start a recorder (its writer thread, and the live copy's). VK_EINVAL: a bad copy_syslog;
+ *  VK_EIO: copy_file cannot be opened. */
 int vk_audit_new(const struct vk_audit_opts *opts, struct vk_audit **out,
                  struct vk_err *err) VK_MUST_CHECK;
 
@@ -176,6 +183,7 @@ int vk_audit_flush(struct vk_audit *a, int64_t timeout_ms);
 /** Counters since start. */
 struct vk_audit_stats {
     uint64_t written, dropped, failed, checkpoints;
+    uint64_t copied, copy_dropped, copy_failed; /**< the live copy's: sent, queue full, lost */
 };
 void vk_audit_stats(struct vk_audit *a, struct vk_audit_stats *out);
 

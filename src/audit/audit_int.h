@@ -13,4 +13,15 @@
 int vk__audit_check_signature(const struct vk_audit_keyring *keys,
                               const struct vk_store_audit_checkpoint *cp);
 
+/* The live copy (sink.c): NULL *out when neither a file nor a syslog URL is given. */
+struct vk__audit_sink;
+int vk__audit_sink_new(const char *file, const char *syslog_url, size_t queue,
+                       struct vk__audit_sink **out, struct vk_err *err);
+/* Queue a stored record (copied); never blocks; dropped and counted when the queue is full. */
+void vk__audit_sink_push(struct vk__audit_sink *s, const struct vk_store_audit_rec *rec);
+void vk__audit_sink_stats(struct vk__audit_sink *s, uint64_t *sent, uint64_t *dropped,
+                          uint64_t *failed);
+/* Deliver what is queued, then stop. Accepts NULL. */
+void vk__audit_sink_free(struct vk__audit_sink *s);
+
 #endif

@@ -28,6 +28,7 @@ struct vk_audit {
     bool stopping;
     pthread_t thread;
     struct vk_audit_stats stats;
+    struct vk__audit_sink *sink; /* the live copy, or NULL */
     char last_error[256];
 };
 
@@ -92,9 +93,12 @@ static int write_batch(struct vk_audit *a, struct slot *batch, size_t n, size_t 
     for (size_t i = 0; i < n; i++)
         to_rec(&batch[i], &recs[i]);
     struct vk_store_audit_policy pol = {a->opts.checkpoint_every, a->opts.checkpoint_ms};
-    return vk_store_audit_append(a->opts.store, recs, n, vk_audit_seal_cb,
-                                 a->opts.key ? vk_audit_sign_cb : NULL, (void *)a->opts.key, &pol,
-                                 cps, err);
+    int rc = vk_store_audit_append(a->opts.store, recs, n, vk_audit_seal_cb,
+                                   a->opts.key ? vk_audit_sign_cb : NULL, (void *)a->opts.key, &pol,
+                                   cps, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) /* stored: now copied */
+        vk__audit_sink_push(a->sink, &recs[i]);
+    return rc;
 }
 
 static void *writer(void *arg)
@@ -158,6 +162,13 @@ int vk_audit_new(const struct vk_audit_opts *opts, struct vk_audit **out, struct
         vk_mem_free(a);
         return vk_err_set(err, VK_ENOMEM, "out of memory");
     }
+    int rc =
+        vk__audit_sink_new(opts->copy_file, opts->copy_syslog, opts->copy_queue, &a->sink, err);
+    if (rc) {
+        vk_mem_free(a->ring);
+        vk_mem_free(a);
+        return rc;
+    }
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->wake, NULL);
     vk_time_cond_init(&a->drained);
@@ -165,6 +176,7 @@ int vk_audit_new(const struct vk_audit_opts *opts, struct vk_audit **out, struct
         pthread_cond_destroy(&a->drained);
         pthread_cond_destroy(&a->wake);
         pthread_mutex_destroy(&a->lock);
+        vk__audit_sink_free(a->sink);
         vk_mem_free(a->ring);
         vk_mem_free(a);
         return vk_err_set(err, VK_EINTERNAL, "cannot start the audit writer");
@@ -214,6 +226,7 @@ void vk_audit_stats(struct vk_audit *a, struct vk_audit_stats *out)
     pthread_mutex_lock(&a->lock);
     *out = a->stats;
     pthread_mutex_unlock(&a->lock);
+    vk__audit_sink_stats(a->sink, &out->copied, &out->copy_dropped, &out->copy_failed);
 }
 
 void vk_audit_last_error(struct vk_audit *a, char *buf, size_t cap)
@@ -244,6 +257,7 @@ void vk_audit_free(struct vk_audit *a)
                                           &err) < 0)
             n = 0; /* the next start signs what this one could not */
     }
+    vk__audit_sink_free(a->sink); /* after the writer: it pushed its last records */
     pthread_cond_destroy(&a->drained);
     pthread_cond_destroy(&a->wake);
     pthread_mutex_destroy(&a->lock);

@@ -67,10 +67,12 @@ void vk__cli_audit_paths(const char *data_dir, const char *key_file, char *key, 
                          char *ring, size_t rcap);
 /**
  * The server's audit recorder: load (or make) the audit key and start a recorder on `store`
- * that signs a checkpoint every `every` records. Returns 0, or 2 after printing why.
+ * that signs a checkpoint every `every` records and copies each record to `copy_file` and
+ * `copy_syslog` (NULL: none). Returns 0, or 2 after printing why.
  */
 int vk__cli_audit_open(struct vk_store *store, const char *data_dir, const char *key_file,
-                       long long every, struct vk_audit_key **key, struct vk_audit **audit);
+                       long long every, const char *copy_file, const char *copy_syslog,
+                       struct vk_audit_key **key, struct vk_audit **audit);
 /**
  * First start of a database: make the site admin `admin` and write their token to
  * DATA_DIR/initial-admin-token (0600, never overwritten), saying where. Returns 0, or 1

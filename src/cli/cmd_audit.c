@@ -56,7 +56,8 @@ void vk__cli_audit_paths(const char *data_dir, const char *key_file, char *key, 
 }
 
 int vk__cli_audit_open(struct vk_store *store, const char *data_dir, const char *key_file,
-                       long long every, struct vk_audit_key **key, struct vk_audit **audit)
+                       long long every, const char *copy_file, const char *copy_syslog,
+                       struct vk_audit_key **key, struct vk_audit **audit)
 {
     char kp[4096], rp[4200];
     vk__cli_audit_paths(data_dir, key_file, kp, sizeof(kp), rp, sizeof(rp));
@@ -73,7 +74,11 @@ int vk__cli_audit_open(struct vk_store *store, const char *data_dir, const char 
     if (made)
         vk_log_write(VK_LOG_INFO, "server", "made a new audit signing key (keep a backup)", "path",
                      kp, "keyring", rp, "key_id", vk_audit_key_id(*key), NULL);
-    struct vk_audit_opts o = {.store = store, .key = *key, .checkpoint_every = every};
+    struct vk_audit_opts o = {.store = store,
+                              .key = *key,
+                              .checkpoint_every = every,
+                              .copy_file = copy_file,
+                              .copy_syslog = copy_syslog};
     if (vk_audit_new(&o, audit, &err) < 0) {
         fprintf(stderr, "vulcan server: the audit log: %s\n", err.msg);
         vk_audit_key_free(*key);

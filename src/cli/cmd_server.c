@@ -56,6 +56,10 @@ static const char usage_text[] =
     "  --audit-checkpoint-every N  sign the audit chain's head every N records (default\n"
     "                           1000; also every 10 minutes and at stop)\n"
     "                                                    VULCAN_AUDIT_CHECKPOINT_EVERY\n"
+    "  --audit-copy-file F      also append each audit record to F (JSON lines)\n"
+    "                                                             VULCAN_AUDIT_COPY_FILE\n"
+    "  --audit-syslog URL       also send each audit record to syslog: tcp://HOST:PORT or\n"
+    "                           udp://HOST:PORT (RFC 5424, facility 13)  VULCAN_AUDIT_SYSLOG\n"
     "  --no-audit               record nothing in the audit log (for measuring its cost;\n"
     "                           a gap in the log is visible to no one)  VULCAN_NO_AUDIT\n"
     "  --roles LIST             parts to run, comma-separated: api, orchestrator,\n"
@@ -376,6 +380,7 @@ int vk__cli_server(int argc, char **argv)
     long long http_threads = 4;
     const char *tls_cert = NULL, *tls_key = NULL, *secrets_key_file = NULL, *audit_key_file = NULL;
     long long audit_every = 1000;
+    const char *audit_copy_file = NULL, *audit_syslog = NULL;
     struct vk_secret_key secrets_key;
     int secrets_key_version = 0;
     const char *oidc_issuer = NULL, *oidc_client_id = NULL, *oidc_secret_file = NULL,
@@ -435,6 +440,8 @@ int vk__cli_server(int argc, char **argv)
         {"oidc-org", 0, VK_CLI_STR, &oidc_org, "VULCAN_OIDC_ORG", true, 0, 0},
         {"oidc-ca-cert", 0, VK_CLI_STR, &oidc_ca, "VULCAN_OIDC_CA_CERT", true, 0, 0},
         {"audit-key-file", 0, VK_CLI_STR, &audit_key_file, "VULCAN_AUDIT_KEY_FILE", true, 0, 0},
+        {"audit-copy-file", 0, VK_CLI_STR, &audit_copy_file, "VULCAN_AUDIT_COPY_FILE", true, 0, 0},
+        {"audit-syslog", 0, VK_CLI_STR, &audit_syslog, "VULCAN_AUDIT_SYSLOG", true, 0, 0},
         {"audit-checkpoint-every", 0, VK_CLI_INT, &audit_every, "VULCAN_AUDIT_CHECKPOINT_EVERY",
          true, 1, 1000000},
         {"secrets-key-file", 0, VK_CLI_STR, &secrets_key_file, "VULCAN_SECRETS_KEY_FILE", true, 0,
@@ -677,8 +684,9 @@ int vk__cli_server(int argc, char **argv)
     if (no_audit)
         vk_log_write(VK_LOG_WARN, "server", "--no-audit: nothing is recorded in the audit log",
                      NULL);
-    else if (role_api && vk__cli_audit_open(store, data_dir, audit_key_file, audit_every,
-                                            &audit_key, &audit) != 0) {
+    else if (role_api &&
+             vk__cli_audit_open(store, data_dir, audit_key_file, audit_every, audit_copy_file,
+                                audit_syslog, &audit_key, &audit) != 0) {
         status = 2;
         goto out;
     }
