@@ -52,30 +52,49 @@ static const struct {
     {"POST", "/api/v1/work/result", "work.result", true, false},
 };
 
-/* The generic action of a route: its resource (the last fixed segment, before the
- * parameters; "repos" → "repo") and a verb from the method, or the last fixed segment after
- * a parameter as the verb ("/repos/{id}/refresh" → "repo.refresh"). */
+/* The generic action of a route, from its fixed segments (after /api/v1) and parameters:
+ *   …/NOUNS/{p}            → noun.<verb of the method>   DELETE /repos/{id}/secrets/{name}
+ *   …/NOUNS/{p}/ACTION     → noun.action                 POST /repos/{id}/refresh
+ *   …/{p}/NOUNS, …/NOUNS   → noun.<verb of the method>   POST /orgs/{org}/teams
+ * where a last segment ending in 's' is a collection, anything else an action; "repos" →
+ * "repo", '-' → '_'. The verb of POST is create, of DELETE delete, else update. */
 static void generic_action(const char *method, const char *pattern, char *out, size_t cap)
 {
-    char resource[48] = "", verb[48] = "";
-    const char *p = pattern;
-    bool after_param = false;
-    while (*p) {
+    struct seg {
+        const char *p;
+        size_t n;
+        bool param;
+    } seg[16];
+    memset(seg, 0, sizeof(seg));
+    size_t ns = 0;
+    const char *p = strncmp(pattern, "/api/v1/", 8) == 0 ? pattern + 8 : pattern;
+    while (*p && ns < VK_ARRAY_LEN(seg)) {
         while (*p == '/')
             p++;
         const char *e = strchr(p, '/');
         size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n && p[0] == '{') {
-            after_param = true;
-        } else if (n) {
-            if (after_param && resource[0])
-                snprintf(verb, sizeof(verb), "%.*s", (int)n, p);
-            else if (!(n == 3 && strncmp(p, "api", 3) == 0) &&
-                     !(n == 2 && strncmp(p, "v1", 2) == 0))
-                snprintf(resource, sizeof(resource), "%.*s", (int)n, p), verb[0] = '\0';
-            after_param = false;
+        if (n) {
+            struct seg one = {p, n, p[0] == '{'};
+            seg[ns++] = one;
         }
         p += n;
+    }
+    const char *verb = strcmp(method, "POST") == 0     ? "create"
+                       : strcmp(method, "DELETE") == 0 ? "delete"
+                                                       : "update";
+    char resource[48] = "api", action[48];
+    snprintf(action, sizeof(action), "%s", verb);
+    size_t last = ns ? ns - 1 : 0;
+    if (ns && !seg[last].param && seg[last].p[seg[last].n - 1] != 's' && ns >= 2 &&
+        seg[last - 1].param) {
+        snprintf(action, sizeof(action), "%.*s", (int)seg[last].n, seg[last].p);
+        last--; /* the noun is the one before the parameter */
+    }
+    for (size_t i = ns ? last + 1 : 0; i-- > 0;) {
+        if (!seg[i].param) {
+            snprintf(resource, sizeof(resource), "%.*s", (int)seg[i].n, seg[i].p);
+            break;
+        }
     }
     size_t rn = strlen(resource);
     if (rn > 2 && resource[rn - 1] == 's' && resource[rn - 2] != 's' && resource[rn - 2] != 'u')
@@ -83,13 +102,7 @@ static void generic_action(const char *method, const char *pattern, char *out, s
     for (char *q = resource; *q; q++)
         if (*q == '-')
             *q = '_';
-    if (!verb[0]) {
-        const char *v = strcmp(method, "POST") == 0     ? "create"
-                        : strcmp(method, "DELETE") == 0 ? "delete"
-                                                        : "update";
-        snprintf(verb, sizeof(verb), "%s", v);
-    }
-    snprintf(out, cap, "%s.%s", resource[0] ? resource : "api", verb);
+    snprintf(out, cap, "%s.%s", resource, action);
 }
 
 static void actor_of(const struct vk__api_principal *p, char *out, size_t cap)

@@ -62,6 +62,8 @@ check "a read-only token is made" $?
 ro=$(python3 -c 'import json; print(json.load(open("body.json"))["token"])')
 [ "$(api PUT /api/v1/orgs/default/secrets/NPM_TOKEN '{"value": "s3cr3t-value-never-logged"}')" = 201 ]
 check "a secret is set ($(head -c 200 body.json))" $?
+[ "$(api DELETE /api/v1/orgs/default/secrets/NPM_TOKEN)" = 204 ]
+check "the secret is removed" $?
 [ "$(api POST /api/v1/repos '{"url": "https://git.example.com/b.git", "provider": "github"}' "$ro")" = 403 ]
 check "the read-only token may not make a repository" $?
 [ "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$url/api/v1/tokens/00000000-0000-4000-8000-000000000000")" = 401 ]
@@ -84,7 +86,8 @@ want = sorted([
     ("server.start", "system", "success"), ("server.stop", "system", "success"),
     ("server.start", "system", "success"),
     ("repo.create", "user", "success"), ("token.create", "user", "success"),
-    ("secret.update", "user", "success"), ("repo.create", "user", "denied"),
+    ("secret.update", "user", "success"), ("secret.delete", "user", "success"),
+    ("repo.create", "user", "denied"),
     ("token.revoke", "anonymous", "unauthenticated"),
     ("auth.login_failed", "user", "unauthenticated"),
 ])
