@@ -119,7 +119,11 @@ static int get(const char *cmd, struct vk_http_client *cl, const char *org, stru
                json_t **answer)
 {
     char path[8192];
-    snprintf(path, sizeof(path), "/api/v1/orgs/%s/audit?%s", org, q->data ? q->data : "");
+    int n = snprintf(path, sizeof(path), "/api/v1/orgs/%s/audit?%s", org, q->data ? q->data : "");
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        fprintf(stderr, "vulcan %s: the filters are too long\n", cmd);
+        return 2;
+    }
     long status = 0;
     return vk__cli_call(cmd, cl, "GET", path, NULL, &status, answer);
 }

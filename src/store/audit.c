@@ -247,7 +247,7 @@ static int read_rec(struct vk__res *r, struct vk_pool *pool, struct vk_store_aud
 #define AUDIT_WHERE                                                                                \
     " AND (CAST($2 AS TEXT) IS NULL OR actor = CAST($2 AS TEXT))"                                  \
     " AND (CAST($3 AS TEXT) IS NULL OR action = CAST($3 AS TEXT))"                                 \
-    " AND (CAST($4 AS TEXT) IS NULL OR action LIKE CAST($4 AS TEXT))"                              \
+    " AND (CAST($4 AS TEXT) IS NULL OR action LIKE CAST($4 AS TEXT) ESCAPE '!')"                   \
     " AND (CAST($5 AS TEXT) IS NULL OR target = CAST($5 AS TEXT))"                                 \
     " AND at >= CAST($6 AS BIGINT) AND (CAST($7 AS BIGINT) = 0 OR at < CAST($7 AS BIGINT))"        \
     " AND seq > CAST($8 AS BIGINT) AND (CAST($9 AS BIGINT) = 0 OR seq < CAST($9 AS BIGINT))"
@@ -265,14 +265,18 @@ int vk_store_audit_list(struct vk_store *s, const char *tenant_id,
         f->limit && f->limit < VK_STORE_AUDIT_MAX_LIST ? f->limit : VK_STORE_AUDIT_MAX_LIST;
     size_t alen = f->action ? strlen(f->action) : 0;
     bool prefix = alen > 0 && f->action[alen - 1] == '.';
-    char like[160] = "";
+    char like[2 * 96 + 2] = ""; /* an action is at most 96 bytes, each may be escaped */
     if (prefix) {
-        if (alen >= sizeof(like) - 1)
+        if (alen > 96)
             return vk_err_set(err, VK_EINVAL, "action filter too long");
-        snprintf(like, sizeof(like), "%s%%", f->action);
-        for (char *q = like; *q && q[1]; q++) /* '_' and '%' in the prefix match themselves */
-            if (*q == '_' || *q == '%')
-                return vk_err_set(err, VK_EINVAL, "an action prefix has only letters and dots");
+        size_t o = 0;
+        for (size_t i = 0; i < alen; i++) { /* '_', '%' and '!' match themselves */
+            if (f->action[i] == '_' || f->action[i] == '%' || f->action[i] == '!')
+                like[o++] = '!';
+            like[o++] = f->action[i];
+        }
+        like[o++] = '%';
+        like[o] = '\0';
     }
     struct vk__param p[] = {vk__text(tenant_id),
                             vk__text(f->actor),

@@ -138,6 +138,10 @@ static void test_chain_and_checkpoints(void **state)
     assert_true(recs[0].seq > recs[1].seq);
     assert_string_equal(recs[0].action, "repo.create");
     assert_int_equal(strlen(recs[0].hash), 64);
+    /* '_' in a prefix is itself, not any character */
+    struct vk_store_audit_filter us = {.action = "secret_.", .limit = 3};
+    assert_int_equal(vk_store_audit_list(f->s, f->tenant, &us, &f->pool, &recs, &n, &err), 0);
+    assert_int_equal(n, 0);
 
     /* the store refuses changes and deletions */
     assert_int_not_equal(raw(f, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 2"), 0);
